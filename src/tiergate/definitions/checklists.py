@@ -1,0 +1,249 @@
+"""Loading and validating Tier 2 checklists (``checklists/<id>.yaml``)."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urldefrag, urljoin
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
+from pydantic import ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from tiergate.definitions.models import Checklist, Roles
+from tiergate.definitions.problems import ProblemList
+from tiergate.definitions.yamlfile import YamlDocument, load_yaml, parse_yaml, pointer
+from tiergate.errors import DefinitionError
+from tiergate.jsonutil import content_hash
+from tiergate.templating import check_syntax
+
+SCHEMA_DIR = "schemas"
+
+
+@dataclass
+class ChecklistDefinition:
+    """A checklist with its referenced schema files: everything a run needs, pinned by ``version``."""
+
+    checklist: Checklist
+    resources: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @cached_property
+    def version(self) -> str:
+        return content_hash(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"kind": "checklist", "checklist": self.checklist.model_dump(mode="json"),
+                "resources": self.resources}
+
+    @classmethod
+    def from_snapshot(cls, body: dict[str, Any]) -> "ChecklistDefinition":
+        return cls(checklist=Checklist.model_validate(body["checklist"]), resources=body.get("resources", {}))
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry().with_resources(
+            (uri, Resource.from_contents(schema, default_specification=DRAFT202012))
+            for uri, schema in self.resources.items()
+        )
+
+    def validator(self, schema: dict[str, Any]) -> Draft202012Validator:
+        return Draft202012Validator(schema, registry=self.registry, format_checker=FormatChecker())
+
+
+def _refs(node: Any, ptr: str = "") -> Iterator[tuple[str, str]]:
+    """Every external ``$ref`` in a schema, with the pointer where it sits."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = f"{ptr}/{key}"
+            if key == "$ref" and isinstance(value, str) and not value.startswith("#"):
+                yield child, value
+            else:
+                yield from _refs(value, child)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _refs(value, f"{ptr}/{index}")
+
+
+def _check_schema(schema: Any, ptr: str, problems: ProblemList, what: str) -> bool:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        inner = ptr + pointer(list(exc.absolute_path))
+        problems.add(inner, f"{what} is not a valid JSON Schema (draft 2020-12) at {inner}: {exc.message}. "
+                     "See https://json-schema.org/draft/2020-12 for the keywords.")
+        return False
+    return True
+
+
+def _load_schema_file(path: Path) -> Any:
+    if path.suffix == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    return parse_yaml(path.read_text(encoding="utf-8"), path).data
+
+
+def _collect_resources(schema: Any, base_uri: str, ptr: str, folder: Path, resources: dict[str, Any],
+                       problems: ProblemList, display_folder: str) -> None:
+    for ref_ptr, ref in _refs(schema, ptr):
+        target, _fragment = urldefrag(urljoin(base_uri, ref))
+        if not target:
+            continue
+        normal = posixpath.normpath(target)
+        if not normal.startswith(SCHEMA_DIR + "/") or ".." in normal.split("/") or "://" in target:
+            problems.add(ref_ptr, f"$ref '{ref}' must name a file under {display_folder}/{SCHEMA_DIR}/ "
+                         f"(write it as '{SCHEMA_DIR}/NAME.json').")
+            continue
+        if target in resources:
+            continue
+        file = folder / normal
+        if not file.is_file():
+            problems.add(ref_ptr, f"$ref '{ref}' points to {display_folder}/{normal}, which does not exist. "
+                         "Create the file or fix the reference.")
+            continue
+        try:
+            contents = _load_schema_file(file)
+        except (json.JSONDecodeError, DefinitionError) as exc:
+            message = exc.message if isinstance(exc, DefinitionError) else str(exc)
+            problems.add(ref_ptr, f"$ref '{ref}': {display_folder}/{normal} is not valid JSON/YAML: {message}")
+            continue
+        if not _check_schema(contents, ref_ptr, problems, f"{display_folder}/{normal} (referenced here)"):
+            continue
+        resources[target] = contents
+        _collect_resources(contents, target, ref_ptr, folder, resources, problems, display_folder)
+
+
+def _check_graph(checklist: Checklist, problems: ProblemList) -> None:
+    ids = [s.id for s in checklist.steps]
+    seen: set[str] = set()
+    for index, step in enumerate(checklist.steps):
+        if step.id in seen:
+            problems.add(f"/steps/{index}/id", f"step id '{step.id}' is used twice. Step ids must be unique.")
+        seen.add(step.id)
+    preds: dict[str, list[str]] = {}
+    for index, step in enumerate(checklist.steps):
+        preds[step.id] = checklist.predecessors(step.id)
+        for j, other in enumerate(step.after or []):
+            if other not in ids:
+                problems.add(f"/steps/{index}/after/{j}", f"step '{step.id}' waits for '{other}', which is not a "
+                             f"step of this checklist. Known steps: {', '.join(ids)}.")
+            elif other == step.id:
+                problems.add(f"/steps/{index}/after/{j}", f"step '{step.id}' waits for itself. Remove it from `after`.")
+    # Depth-first search for cycles; report each cycle once, at its first step.
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in preds.get(node, []):
+            if nxt not in preds or nxt == node:
+                continue
+            if state.get(nxt) == 1:
+                cycle = trail[trail.index(nxt):] + [nxt] if nxt in trail else [node, nxt]
+                problems.add(f"/steps/{ids.index(nxt)}/after", "steps form a cycle through `after`: "
+                             f"{' -> '.join(cycle)}. Break the cycle so some step can become ready.")
+            elif state.get(nxt) is None:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for step_id in ids:
+        if state.get(step_id) is None:
+            visit(step_id, [step_id])
+
+    def ancestors(step_id: str) -> set[str]:
+        found: set[str] = set()
+        stack = list(preds.get(step_id, []))
+        while stack:
+            current = stack.pop()
+            if current in found or current not in preds:
+                continue
+            found.add(current)
+            stack.extend(preds[current])
+        return found
+
+    for index, step in enumerate(checklist.steps):
+        if step.distinct_from is None:
+            continue
+        if step.distinct_from not in ids:
+            problems.add(f"/steps/{index}/distinct_from", f"distinct_from names '{step.distinct_from}', which is "
+                         "not a step of this checklist.")
+        elif step.distinct_from not in ancestors(step.id):
+            problems.add(f"/steps/{index}/distinct_from", f"distinct_from '{step.distinct_from}' is not a step "
+                         f"that '{step.id}' waits for, so its actor is not known in time. Add it to `after`.")
+
+
+def validate_checklist(document: YamlDocument, display_path: str, roles: Roles | None,
+                       decision_ids: set[str] | None) -> tuple[ChecklistDefinition | None, ProblemList]:
+    """Validate one parsed checklist file. Returns the definition (None on errors) and its problems.
+
+    ``decision_ids`` is the set of decisions available to ``decide`` steps, or None when the
+    decision engine is not available to this home.
+    """
+    problems = ProblemList(display_path, document)
+    data = document.data
+    if not isinstance(data, dict):
+        problems.add("", "a checklist must be a YAML mapping with id, title, owner, expected_minutes and steps.")
+        return None, problems
+    try:
+        checklist = Checklist.model_validate(data)
+    except ValidationError as exc:
+        problems.add_validation_error(exc, data)
+        return None, problems
+
+    stem = document.path.name.rsplit(".", 1)[0]
+    if checklist.id != stem:
+        problems.add("/id", f"id '{checklist.id}' does not match the file name '{document.path.name}'. "
+                     f"Rename the file to {checklist.id}.yaml or change the id.")
+    if roles is not None and checklist.owner not in roles.roles:
+        problems.add("/owner", f"owner '{checklist.owner}' is not a role in tiers/roles.yaml.")
+    resources: dict[str, Any] = {}
+    folder = document.path.parent
+    display_folder = posixpath.dirname(display_path) or "."
+    if _check_schema(checklist.inputs, "/inputs", problems, "inputs"):
+        _collect_resources(checklist.inputs, "", "/inputs", folder, resources, problems, display_folder)
+    _check_graph(checklist, problems)
+    for index, step in enumerate(checklist.steps):
+        base = f"/steps/{index}"
+        if step.done_when is None and step.decide is None:
+            problems.add(base, f"step '{step.id}' has no done_when gate. Every step needs one: a JSON Schema "
+                         "its evidence must pass (or make it a `decide` step).")
+        if step.done_when is not None:
+            if _check_schema(step.done_when, f"{base}/done_when", problems, f"done_when of step '{step.id}'"):
+                _collect_resources(step.done_when, "", f"{base}/done_when", folder, resources, problems,
+                                   display_folder)
+        for j, role in enumerate(step.roles):
+            if roles is not None and role not in roles.roles:
+                problems.add(f"{base}/roles/{j}", f"role '{role}' is not defined in tiers/roles.yaml. "
+                             f"Defined roles: {', '.join(sorted(roles.roles))}.")
+        if step.decide is not None:
+            if decision_ids is None:
+                problems.add(f"{base}/decide", f"step '{step.id}' uses `decide`, but no decisions are available "
+                             "in this home (decisions/ is missing or its models failed to load).")
+            elif step.decide not in decision_ids:
+                problems.add(f"{base}/decide", f"decision '{step.decide}' does not exist. Available decisions: "
+                             f"{', '.join(sorted(decision_ids)) or 'none'}.")
+        if step.instructions:
+            error = check_syntax(step.instructions)
+            if error is not None:
+                line = document.line_of(f"{base}/instructions") + (error[0] if "\n" in step.instructions else 0)
+                problems.add(f"{base}/instructions", f"instructions of step '{step.id}': template syntax error: "
+                             f"{error[1]}.", line=line)
+    if problems.has_errors:
+        return None, problems
+    return ChecklistDefinition(checklist=checklist, resources=resources, source=display_path), problems
+
+
+def load_checklist_file(path: Path, display_path: str, roles: Roles | None,
+                        decision_ids: set[str] | None) -> tuple[ChecklistDefinition | None, ProblemList]:
+    try:
+        document = load_yaml(path)
+    except DefinitionError as exc:
+        problems = ProblemList(display_path)
+        problems.add("", f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line.",
+                     line=exc.details.get("line", 1))
+        return None, problems
+    return validate_checklist(document, display_path, roles, decision_ids)

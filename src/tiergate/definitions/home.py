@@ -1,0 +1,174 @@
+"""The home folder: where definitions live, found by folder convention.
+
+    <home>/tiers/catalog.yaml        every process and its risk facts
+    <home>/tiers/roles.yaml          roles and their members
+    <home>/tiers/guidance/           guidance wrappers, one per tier
+    <home>/tiers/conventions/        Tier 3 conventions, <id>.md.j2
+    <home>/checklists/<id>.yaml      Tier 2 checklists (+ schemas/)
+    <home>/processes/<id>.bpmn       Tier 1 processes (+ schemas/)
+    <home>/decisions/<id>.dmn        DMN decisions (+ tests/)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from tiergate.definitions.checklists import ChecklistDefinition, load_checklist_file
+from tiergate.definitions.models import Catalog, Roles
+from tiergate.definitions.problems import Problem, ProblemList
+from tiergate.definitions.yamlfile import load_yaml
+from tiergate.errors import DefinitionError, NotFoundError
+
+
+class Home:
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "tiers" / "catalog.yaml"
+
+    @property
+    def roles_path(self) -> Path:
+        return self.root / "tiers" / "roles.yaml"
+
+    @property
+    def checklists_dir(self) -> Path:
+        return self.root / "checklists"
+
+    @property
+    def processes_dir(self) -> Path:
+        return self.root / "processes"
+
+    @property
+    def decisions_dir(self) -> Path:
+        return self.root / "decisions"
+
+    @property
+    def conventions_dir(self) -> Path:
+        return self.root / "tiers" / "conventions"
+
+    @property
+    def guidance_dir(self) -> Path:
+        return self.root / "tiers" / "guidance"
+
+    def display(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def checklist_files(self) -> list[Path]:
+        if not self.checklists_dir.is_dir():
+            return []
+        return sorted(p for p in self.checklists_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+    def definition_files(self, process_id: str) -> list[Path]:
+        """Every file that defines ``process_id`` in some tier folder."""
+        candidates = [self.checklists_dir / f"{process_id}.yaml", self.checklists_dir / f"{process_id}.yml",
+                      self.processes_dir / f"{process_id}.bpmn", self.conventions_dir / f"{process_id}.md.j2"]
+        return [p for p in candidates if p.is_file()]
+
+
+@dataclass
+class Definitions:
+    """Everything loaded from one home, plus the problems found on the way."""
+
+    home: Home
+    catalog: Catalog | None = None
+    roles: Roles | None = None
+    checklists: dict[str, ChecklistDefinition] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def problems_in(self, display_path: str) -> list[Problem]:
+        return [p for p in self.errors if p.path == display_path]
+
+    def require_catalog(self) -> Catalog:
+        if self.catalog is None:
+            raise DefinitionError(self._broken_message(self.home.display(self.home.catalog_path), "the catalog"),
+                                  details={"problems": [p.to_dict() for p in self.errors]})
+        return self.catalog
+
+    def checklist(self, process_id: str) -> ChecklistDefinition:
+        if process_id in self.checklists:
+            return self.checklists[process_id]
+        for path in self.home.definition_files(process_id):
+            shown = self.home.display(path)
+            if self.problems_in(shown):
+                raise DefinitionError(self._broken_message(shown, f"checklist '{process_id}'"),
+                                      details={"problems": [p.to_dict() for p in self.problems_in(shown)]})
+        raise NotFoundError(f"no checklist '{process_id}' in {self.home.display(self.home.checklists_dir)}/. "
+                            "Run `tiergate processes` to see what exists.", details={"process": process_id})
+
+    def _broken_message(self, shown: str, what: str) -> str:
+        lines = "\n".join(f"  {p}" for p in self.problems_in(shown)) or f"  {shown}: missing"
+        return f"{what} cannot be used until its problems are fixed:\n{lines}\nRun `tiergate check` for everything."
+
+
+def _load_model(path: Path, home: Home, model: type, problems: list[Problem], what: str):  # type: ignore[no-untyped-def]
+    shown = home.display(path)
+    if not path.is_file():
+        problems.append(Problem(shown, 1, f"{what} is missing. Create {shown}."))
+        return None
+    try:
+        document = load_yaml(path)
+    except DefinitionError as exc:
+        problems.append(Problem(shown, exc.details.get("line", 1),
+                                f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line."))
+        return None
+    found = ProblemList(shown, document)
+    try:
+        value = model.model_validate(document.data if document.data is not None else {})
+    except ValidationError as exc:
+        found.add_validation_error(exc, document.data)
+        problems.extend(found)
+        return None
+    return value, found
+
+
+def load_definitions(home: Home, *, decision_ids: set[str] | None = None) -> Definitions:
+    """Load and validate every definition in ``home``. Never raises for a bad file: it becomes a problem."""
+    defs = Definitions(home=home)
+    loaded = _load_model(home.roles_path, home, Roles, defs.problems, "tiers/roles.yaml")
+    if loaded:
+        defs.roles, _ = loaded
+    loaded = _load_model(home.catalog_path, home, Catalog, defs.problems, "the catalog")
+    if loaded:
+        catalog, found = loaded
+        seen: set[str] = set()
+        for index, entry in enumerate(catalog.processes):
+            if entry.id in seen:
+                found.add(f"/processes/{index}/id", f"process id '{entry.id}' is listed twice in the catalog.")
+            seen.add(entry.id)
+            if defs.roles is not None and entry.owner not in defs.roles.roles:
+                found.add(f"/processes/{index}/owner", f"owner '{entry.owner}' of '{entry.id}' is not a role "
+                          "in tiers/roles.yaml. Add the role or fix the owner.")
+            if not home.definition_files(entry.id):
+                found.add(f"/processes/{index}", f"'{entry.id}' has no definition yet: expected "
+                          f"checklists/{entry.id}.yaml, processes/{entry.id}.bpmn or "
+                          f"tiers/conventions/{entry.id}.md.j2. This is a warning while Tier 1 and Tier 3 "
+                          "definitions are still arriving; add the file.", severity="warning")
+        defs.problems.extend(found)
+        if not found.has_errors:
+            defs.catalog = catalog
+
+    for path in home.checklist_files():
+        shown = home.display(path)
+        definition, found = load_checklist_file(path, shown, defs.roles, decision_ids)
+        defs.problems.extend(found)
+        if definition is None:
+            continue
+        process_id = definition.checklist.id
+        if defs.catalog is not None and defs.catalog.get(process_id) is None:
+            defs.problems.append(Problem(shown, 1, f"checklist '{process_id}' is not in tiers/catalog.yaml. "
+                                         "Add an entry for it there (id, title, area, owner, expected_minutes, facts)."))
+            continue
+        defs.checklists[process_id] = definition
+    return defs
