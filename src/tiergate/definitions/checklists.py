@@ -26,7 +26,7 @@ from tiergate.templating import check_syntax
 SCHEMA_DIR = "schemas"
 
 
-@dataclass
+@dataclass(eq=False)
 class ChecklistDefinition:
     """A checklist with its referenced schema files: everything a run needs, pinned by ``version``."""
 

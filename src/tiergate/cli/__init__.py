@@ -1,0 +1,35 @@
+"""The `tiergate` command line: thin commands over one Engine call each."""
+
+from __future__ import annotations
+
+import click
+
+from tiergate import __version__
+from tiergate.cli.db import db
+from tiergate.cli.definitions import check, processes, schema
+from tiergate.cli.logs import log
+from tiergate.cli.runs import cancel, complete, runs, skip, start, status
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tiergate")
+@click.option("--home", type=click.Path(file_okay=False), default=None,
+              help="Home folder with tiers/, checklists/, processes/, decisions/ (default: TIERGATE_HOME or .).")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """tiergate keeps agents and people on their defined processes.
+
+    The engine decides what step comes next; nothing moves until the step's evidence passes
+    its gate. Every command takes --json and then answers {"ok": true, "data": ...} or
+    {"ok": false, "error": {"code", "message", "details"}}.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+for command in (check, processes, schema, start, status, complete, skip, cancel, runs, log, db):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="tiergate")

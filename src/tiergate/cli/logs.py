@@ -1,0 +1,53 @@
+"""The `log` command: read the execution log, or verify its hash chains."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from tiergate.cli.output import common_options, run_command, table
+from tiergate.engine import Engine
+
+
+def _show(out: Console, data: Any) -> None:
+    if isinstance(data, dict) and "entries" in data and "ok" in data:
+        if data["ok"]:
+            out.print(f"[green]ok[/]: {data['entries']} entries in {data['runs']} runs; every hash chain is intact")
+        else:
+            b = data["broken"]
+            where = f"entry id {b['entry_id']}" if b["entry_id"] is not None else "after the last entry"
+            out.print(f"[red]broken[/]: run {b['run_id']}, seq {b['seq']} ({where}): {escape(b['problem'])}")
+        return
+    if not data:
+        out.print("no log entries")
+        return
+    grid = table("at", "run", "seq", "step", "event", "actor", "detail")
+    for e in data:
+        detail = json.dumps(e["detail"], ensure_ascii=False)
+        grid.add_row(e["at"], e["run"], str(e["seq"]), e["step"] or "", e["event"], e["actor"],
+                     escape(detail if len(detail) <= 80 else detail[:77] + "..."))
+    out.print(grid)
+
+
+@click.command()
+@click.argument("run", required=False, metavar="[RUN | verify]")
+@common_options
+@run_command(_show, failed=lambda data: isinstance(data, dict) and data.get("ok") is False)
+def log(engine: Engine, run: str | None) -> Any:
+    """Show the execution log, oldest first (one run's, or all), or `log verify`.
+
+    `tiergate log verify` checks every run's hash chain and exits 1, naming the first broken
+    entry, if an entry was edited, deleted or reordered.
+    """
+    if run == "verify":
+        result = engine.verify_log()
+        if not result["ok"]:
+            b = result["broken"]
+            result.update(code="log_tampered",
+                          message=f"the log of run {b['run_id']} is broken at seq {b['seq']}: {b['problem']}")
+        return result
+    return engine.log(run)

@@ -1,0 +1,124 @@
+"""How the CLI answers: one JSON envelope for machines, short aligned text for people.
+
+    {"ok": true,  "data": ...}
+    {"ok": false, "error": {"code": "...", "message": "...", "details": {...}}}
+
+The same envelope is what the MCP tools return (``tiergate.envelope``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from tiergate.engine import Engine
+from tiergate.envelope import failure, success
+from tiergate.errors import TiergateError, UsageError
+from tiergate.jsonutil import to_jsonable
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(highlight=False, soft_wrap=True, stderr=stderr)
+
+
+def table(*columns: str) -> Table:
+    result = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in columns:
+        result.add_column(column, overflow="fold")
+    return result
+
+
+def parse_json_option(value: str | None, option: str) -> Any:
+    """Parse ``--data``/``--evidence``: inline JSON, or ``@FILE`` (``@-`` for standard input)."""
+    if value is None:
+        return None
+    source = option
+    text = value
+    if value.startswith("@"):
+        name = value[1:]
+        source = f"{option} file {name}"
+        try:
+            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{option}: cannot read {name}: {exc.strerror}. Give a readable file after '@'.",
+                             code="usage") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}. "
+                         f"Pass a JSON object, e.g. {option} '{{\"key\": \"value\"}}' or {option} @file.json.",
+                         code="invalid_json", details={"line": exc.lineno, "column": exc.colno}) from None
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--json and --home on every command."""
+    func = click.option("--json", "as_json", is_flag=True, help="Answer with the JSON envelope.")(func)
+    func = click.option("--home", type=click.Path(file_okay=False), default=None,
+                        help="Home folder (default: TIERGATE_HOME or the current directory).")(func)
+    return func
+
+
+def actor_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--actor", default=None, metavar="KIND:ID",
+                        help="Who is acting: agent:NAME or human:NAME (default: TIERGATE_ACTOR).")(func)
+
+
+def run_command(human: Callable[[Console, Any], None] | None = None, *,
+                failed: Callable[[Any], bool] | None = None) -> Callable[..., Any]:
+    """Wrap a command body ``(engine, **options) -> data`` with engine set-up and output.
+
+    ``human`` prints ``data`` for people; ``failed(data)`` marks answers that must exit 1
+    (``tiergate check`` with problems) while still printing them.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, as_json: bool, home: str | None, **kwargs: Any) -> None:
+            ctx = click.get_current_context()
+            home = home or (ctx.obj or {}).get("home")
+            engine: Engine | None = None
+            try:
+                engine = Engine(home=home)
+                data = func(engine, *args, **kwargs)
+            except TiergateError as err:
+                _fail(err, as_json)
+            finally:
+                if engine is not None:
+                    engine.close()
+            bad = failed(data) if failed else False
+            if as_json:
+                if bad:
+                    details = {k: v for k, v in data.items() if k not in ("code", "message")}
+                    answer = failure(data.get("code", "failed"), data.get("message", ""), to_jsonable(details))
+                else:
+                    answer = success(to_jsonable(data))
+                click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+            elif human is not None:
+                human(console(), data)
+            if bad:
+                sys.exit(EXIT_FAILURE)
+
+        return wrapper
+
+    return decorate
+
+
+def _fail(err: TiergateError, as_json: bool) -> None:
+    code = EXIT_USAGE if isinstance(err, UsageError) else EXIT_FAILURE
+    if as_json:
+        click.echo(json.dumps(failure(err.code, err.message, to_jsonable(err.details)), indent=2,
+                              ensure_ascii=False))
+    else:
+        console(stderr=True).print(f"[bold red]error[/] ({err.code}): {escape(err.message)}")
+    sys.exit(code)

@@ -1,0 +1,126 @@
+"""Commands that start and move runs: start, status, complete, skip, cancel, runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from tiergate.cli.output import actor_option, common_options, parse_json_option, run_command, table
+from tiergate.engine import Engine, RunInfo
+from tiergate.errors import UsageError
+
+STATE_STYLE = {"done": "green", "ready": "bold cyan", "locked": "dim", "skipped": "yellow"}
+
+
+def _show_run(out: Console, run: dict[str, Any], *, with_data: bool = True) -> None:
+    out.print(f"[bold]run {run['id']}[/]  {escape(run['title'])} ({run['process']}, tier {run['tier']})  "
+              f"status: [bold]{run['status']}[/]")
+    grid = table("state", "step", "title", "by", "at")
+    for step in run["steps"]:
+        style = STATE_STYLE.get(step["state"], "")
+        title = step["title"] + (" (optional)" if step["optional"] else "")
+        grid.add_row(f"[{style}]{step['state']}[/]", step["id"], escape(title), step["actor"] or "",
+                     step["at"] or "")
+    out.print(grid)
+    for step in run["steps"]:
+        if step["state"] != "ready":
+            continue
+        out.print(f"\n[bold cyan]ready:[/] [bold]{step['id']}[/] — {escape(step['title'])}")
+        if step["instructions"]:
+            out.print(escape(step["instructions"].rstrip()))
+        if step["done_when"]:
+            out.print(f"[dim]evidence must pass:[/] {escape(json.dumps(step['done_when'], ensure_ascii=False))}")
+        if step["decide"]:
+            out.print(f"[dim]decided by the engine with {step['decide']}[/]")
+    if with_data:
+        out.print("\n[bold]data[/]")
+        out.print(escape(json.dumps(run["data"], indent=2, ensure_ascii=False)))
+
+
+def _show_run_brief(out: Console, run: dict[str, Any]) -> None:
+    _show_run(out, run, with_data=False)
+
+
+@click.command()
+@click.argument("process")
+@click.option("--data", default=None, metavar="JSON|@FILE", help="Start data: a JSON object, or @file.json.")
+@actor_option
+@common_options
+@run_command(_show_run_brief)
+def start(engine: Engine, process: str, data: str | None, actor: str | None) -> dict[str, Any]:
+    """Start a run of PROCESS; print its id and the steps ready now."""
+    parsed = parse_json_option(data, "--data")
+    if parsed is not None and not isinstance(parsed, dict):
+        raise UsageError("--data must be a JSON object.", code="invalid_data")
+    return engine.start(process, parsed or {}, actor=actor).to_dict()
+
+
+@click.command()
+@click.argument("run")
+@common_options
+@run_command(_show_run)
+def status(engine: Engine, run: str) -> dict[str, Any]:
+    """Show each step of RUN (done, ready, locked, skipped) and the run's data."""
+    return engine.status(run).to_dict()
+
+
+@click.command()
+@click.argument("run")
+@click.argument("step")
+@click.option("--evidence", default=None, metavar="JSON|@FILE", help="Evidence for the step's gate: JSON or @file.")
+@actor_option
+@common_options
+@run_command(_show_run_brief)
+def complete(engine: Engine, run: str, step: str, evidence: str | None, actor: str | None) -> dict[str, Any]:
+    """Complete STEP of RUN with evidence that must pass the step's gate."""
+    parsed = parse_json_option(evidence, "--evidence")
+    info: RunInfo = engine.complete(run, step, parsed if parsed is not None else {}, actor=actor)
+    return info.to_dict()
+
+
+@click.command()
+@click.argument("run")
+@click.argument("step")
+@click.option("--reason", required=True, help="Why the step is not needed (logged).")
+@actor_option
+@common_options
+@run_command(_show_run_brief)
+def skip(engine: Engine, run: str, step: str, reason: str, actor: str | None) -> dict[str, Any]:
+    """Skip an optional STEP of RUN, with a reason."""
+    return engine.skip(run, step, reason, actor=actor).to_dict()
+
+
+@click.command()
+@click.argument("run")
+@click.option("--reason", required=True, help="Why the run is cancelled (logged).")
+@actor_option
+@common_options
+@run_command(_show_run_brief)
+def cancel(engine: Engine, run: str, reason: str, actor: str | None) -> dict[str, Any]:
+    """Cancel RUN, with a reason. Agents may cancel only runs they started."""
+    return engine.cancel(run, reason, actor=actor).to_dict()
+
+
+def _show_runs(out: Console, data: list[dict[str, Any]]) -> None:
+    if not data:
+        out.print("no runs")
+        return
+    grid = table("run", "process", "tier", "status", "started by", "started", "ended")
+    for r in data:
+        grid.add_row(r["id"], r["process"], str(r["tier"]), r["status"], r["started_by"], r["created_at"],
+                     r["ended_at"] or "")
+    out.print(grid)
+
+
+@click.command()
+@click.option("--process", default=None, help="Only runs of this process.")
+@click.option("--status", "status_", default=None, help="Only runs in this status (active, completed, ...).")
+@common_options
+@run_command(_show_runs)
+def runs(engine: Engine, process: str | None, status_: str | None) -> list[dict[str, Any]]:
+    """List runs, newest first."""
+    return engine.runs(process=process, status=status_)

@@ -1,0 +1,293 @@
+"""The Engine: the one API that the CLI, the MCP server and programs call.
+
+    engine = Engine(home="path/to/home")            # database from TIERGATE_DATABASE_URL or the home
+    run = engine.start("support-triage", {"ticket_id": "SUP-1234", ...}, actor="agent:triage-bot")
+    engine.complete(run.id, "read-ticket", {"summary": "..."}, actor="agent:triage-bot")
+    engine.status(run.id).steps
+
+Every change of a run and its log entries commit in one transaction. An attempt that breaks
+the process raises (``RefusedError``, ``GateFailedError``) after its ``refused``/``gate_failed``
+entry has been committed to the log; the run itself is unchanged.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+from tiergate import log as execution_log
+from tiergate.actors import Actor
+from tiergate.definitions.checklists import ChecklistDefinition
+from tiergate.definitions.home import Definitions, Home, load_definitions
+from tiergate.definitions.problems import Problem
+from tiergate.errors import (ConflictError, DefinitionError, GateFailedError, NotFoundError, RefusedError,
+                             TiergateError, UsageError)
+from tiergate.lifecycle import RunStatus, require_active
+from tiergate.log import LogEvent, format_time
+from tiergate.runners.base import RunContext, Runner, StepView, Transition
+from tiergate.runners.checklist import ChecklistRunner
+from tiergate.settings import resolve
+from tiergate.store import runs as store
+from tiergate.store.db import Database, default_sqlite_url
+from tiergate.templating import render
+
+MAX_ATTEMPTS = 8
+
+
+class _Retry(Exception):
+    """The run moved under us: roll back and try again on fresh state."""
+
+
+@dataclass
+class RunInfo:
+    id: str
+    process: str
+    title: str
+    tier: int
+    status: str
+    started_by: str
+    created_at: str
+    ended_at: str | None
+    definition_version: str
+    data: dict[str, Any]
+    steps: list[StepView] = field(default_factory=list)
+
+    @property
+    def ready_steps(self) -> list[StepView]:
+        return [s for s in self.steps if s.state == "ready"]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["steps"] = [s.to_dict() for s in self.steps]
+        out["ready"] = [s.id for s in self.ready_steps]
+        return out
+
+
+class Engine:
+    def __init__(self, home: str | Path | None = None, database_url: str | None = None,
+                 clock: Callable[[], datetime] | None = None):
+        settings = resolve({"home": str(home) if home is not None else None, "database_url": database_url})
+        self.home = Home(Path(settings["home"]))
+        self.database_url: str = settings["database_url"] or default_sqlite_url(self.home.root)
+        self.default_actor: str | None = settings["actor"]
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.runners: dict[int, Runner] = {2: ChecklistRunner()}
+        self._definitions_by_version: dict[str, ChecklistDefinition] = {}
+        self._db: Database | None = None
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            database = Database(self.database_url)
+            database.ensure_ready()
+            self._db = database
+        return self._db
+
+    def raw_database(self) -> Database:
+        """The database without the schema check (for `tiergate db upgrade`)."""
+        return Database(self.database_url)
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        return load_definitions(self.home)
+
+    def reload(self) -> None:
+        self.__dict__.pop("definitions", None)
+
+    def actor(self, claimed: str | Actor | None) -> Actor:
+        if isinstance(claimed, Actor):
+            if claimed.kind == "system":
+                raise UsageError("the actor kind 'system' cannot be claimed.", code="actor_invalid")
+            return claimed
+        return Actor.parse(claimed if claimed is not None else self.default_actor)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+
+    # --- definitions ---------------------------------------------------------------------
+
+    def check(self) -> list[Problem]:
+        self.reload()
+        return list(self.definitions.problems)
+
+    def processes(self) -> list[dict[str, Any]]:
+        catalog = self.definitions.require_catalog()
+        out = []
+        for entry in catalog.processes:
+            files = [self.home.display(p) for p in self.home.definition_files(entry.id)]
+            info = entry.model_dump(mode="json")
+            info["definitions"] = files
+            checklist = self.definitions.checklists.get(entry.id)
+            if checklist is not None:
+                info["inputs"] = checklist.checklist.inputs
+                info["steps"] = [s.id for s in checklist.checklist.steps]
+            out.append(info)
+        return out
+
+    def _runner_and_definition(self, process_id: str) -> tuple[Runner, ChecklistDefinition]:
+        catalog = self.definitions.require_catalog()
+        if catalog.get(process_id) is None:
+            known = ", ".join(p.id for p in catalog.processes)
+            raise NotFoundError(f"process '{process_id}' is not in the catalog (tiers/catalog.yaml). "
+                                f"Known processes: {known}.", details={"process": process_id})
+        return self.runners[2], self.definitions.checklist(process_id)
+
+    def _pinned(self, conn: Any, run: store.RunRecord) -> ChecklistDefinition:
+        cached = self._definitions_by_version.get(run.definition_version)
+        if cached is not None:
+            return cached
+        body = store.load_definition(conn, run.definition_version)
+        if body is None:
+            raise DefinitionError(f"run {run.id} is pinned to definition version {run.definition_version[:12]}, "
+                                  "which is missing from the database.", code="definition_missing")
+        definition = ChecklistDefinition.from_snapshot(body)
+        self._definitions_by_version[run.definition_version] = definition
+        return definition
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def start(self, process_id: str, data: dict[str, Any] | None = None, actor: str | Actor | None = None) -> RunInfo:
+        who = self.actor(actor)
+        runner, definition = self._runner_and_definition(process_id)
+        now = self.clock()
+        run_id = secrets.token_hex(6)
+        ctx = RunContext(run_id=run_id, actor=who, now=now, roles=self.definitions.roles)
+        transition = runner.start(definition, data or {}, ctx)
+        self._definitions_by_version.setdefault(definition.version, definition)
+        with self.db.write() as conn:
+            store.save_definition(conn, definition.version, process_id, runner.kind, definition.source,
+                                  definition.snapshot(), now)
+            record = store.insert_run(conn, run_id=run_id, process_id=process_id,
+                                      definition_version=definition.version, tier=runner.tier,
+                                      status=transition.status, state=transition.state, started_by=str(who),
+                                      events=transition.events, now=now)
+        return self._info(record, definition)
+
+    def status(self, run_id: str) -> RunInfo:
+        with self.db.read() as conn:
+            run = self._get(conn, run_id)
+            definition = self._pinned(conn, run)
+        return self._info(run, definition)
+
+    def complete(self, run_id: str, step_id: str, evidence: Any, actor: str | Actor | None = None) -> RunInfo:
+        who = self.actor(actor)
+        return self._act(run_id, who, step_id, "complete", {"evidence": evidence},
+                         lambda runner, definition, state, ctx: runner.complete_step(definition, state, step_id,
+                                                                                     evidence, ctx))
+
+    def skip(self, run_id: str, step_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
+        who = self.actor(actor)
+        return self._act(run_id, who, step_id, "skip", {"reason": reason},
+                         lambda runner, definition, state, ctx: runner.skip_step(definition, state, step_id,
+                                                                                 reason, ctx))
+
+    def cancel(self, run_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
+        who = self.actor(actor)
+        if not reason or not reason.strip():
+            raise UsageError("a cancel needs a reason (--reason): it goes into the log.", code="reason_missing")
+
+        def cancel(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
+            return runner.cancel(definition, state, reason, ctx)
+
+        return self._act(run_id, who, None, "cancel", {"reason": reason}, cancel)
+
+    def _act(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
+             change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
+        for _ in range(MAX_ATTEMPTS):
+            now = self.clock()
+            refusal: TiergateError | None = None
+            try:
+                with self.db.write() as conn:
+                    run = self._get(conn, run_id)
+                    definition = self._pinned(conn, run)
+                    runner = self.runners[run.tier]
+                    ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.definitions.roles)
+                    try:
+                        require_active(run.id, run.status)
+                        if attempt == "cancel":
+                            self._may_cancel(run, who)
+                        transition = change(runner, definition, run.state, ctx)
+                    except (RefusedError, GateFailedError) as err:
+                        refusal = err
+                        event = "gate_failed" if isinstance(err, GateFailedError) else "refused"
+                        detail = {"attempt": attempt, **tried, **err.details, "message": err.message}
+                        detail.pop("run", None)
+                        if not execution_log.append_detached(conn, run.head, [LogEvent(event, who, step=step_id,
+                                                                                       detail=detail)], now):
+                            raise _Retry
+                    else:
+                        if not store.save_transition(conn, run, transition.state, transition.status,
+                                                     transition.events, now):
+                            raise _Retry
+                        run.state, run.status = transition.state, transition.status
+            except _Retry:
+                continue
+            if refusal is not None:
+                raise refusal
+            return self._info(run, definition)
+        raise ConflictError(f"run {run_id} kept changing while this attempt was made ({MAX_ATTEMPTS} tries). "
+                            f"Check `tiergate status {run_id}` and try again.", details={"run": run_id})
+
+    @staticmethod
+    def _may_cancel(run: store.RunRecord, who: Actor) -> None:
+        if who.kind == "human" or str(who) == run.started_by:
+            return
+        raise RefusedError(f"{who} may not cancel run {run.id}: agents can only cancel runs they started "
+                           f"(this one was started by {run.started_by}). Ask a person to cancel it.",
+                           reason="actor_not_allowed", details={"run": run.id, "actor": str(who)})
+
+    def _get(self, conn: Any, run_id: str) -> store.RunRecord:
+        run = store.get_run(conn, run_id)
+        if run is None:
+            raise NotFoundError(f"no run '{run_id}'. `tiergate runs` lists the runs.", details={"run": run_id})
+        return run
+
+    def _info(self, run: store.RunRecord, definition: ChecklistDefinition) -> RunInfo:
+        runner = self.runners[run.tier]
+        data = runner.data(run.state)
+        views = runner.steps(definition, run.state, run={"id": run.id})
+        context = {"data": data, "run": {"id": run.id, "process": run.process_id},
+                   "steps": {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}}
+        for view in views:
+            view.instructions = (render(view.instructions, context, where=f"instructions of step '{view.id}'")
+                                 if view.state == "ready" and view.instructions else "")
+        return RunInfo(id=run.id, process=run.process_id, title=definition.checklist.title, tier=run.tier,
+                       status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),
+                       ended_at=format_time(run.ended_at) if run.ended_at else None,
+                       definition_version=run.definition_version, data=data, steps=views)
+
+    def runs(self, process: str | None = None, status: str | None = None,
+             started_by: str | None = None) -> list[dict[str, Any]]:
+        if status is not None and status not in {s.value for s in RunStatus}:
+            raise UsageError(f"unknown status '{status}'. Use one of: {', '.join(s.value for s in RunStatus)}.",
+                             code="usage")
+        with self.db.read() as conn:
+            records = store.list_runs(conn, process_id=process, status=status, started_by=started_by)
+        return [{"id": r.id, "process": r.process_id, "tier": r.tier, "status": r.status.value,
+                 "started_by": r.started_by, "created_at": format_time(r.created_at),
+                 "ended_at": format_time(r.ended_at) if r.ended_at else None} for r in records]
+
+    # --- the log -------------------------------------------------------------------------
+
+    def log(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            if run_id is not None:
+                self._get(conn, run_id)
+            rows = execution_log.entries(conn, run_id)
+        return [{"id": r["id"], "at": format_time(r["at"]), "run": r["run_id"], "seq": r["seq"],
+                 "process": r["process_id"], "version": r["definition_version"], "tier": r["tier"],
+                 "step": r["step"], "event": r["event"], "actor": f"{r['actor_kind']}:{r['actor_id']}",
+                 "duration_s": r["duration_s"], "detail": r["detail"], "hash": r["hash"]} for r in rows]
+
+    def verify_log(self) -> dict[str, Any]:
+        with self.db.read() as conn:
+            runs, entries, broken = execution_log.verify(conn)
+        return {"runs": runs, "entries": entries, "ok": broken is None,
+                "broken": None if broken is None else broken.__dict__}

@@ -1,0 +1,64 @@
+"""Evidence gates: a step's ``done_when`` JSON Schema, checked the same way in every tier.
+
+Evidence is data. It is validated, stored and logged, never rendered or evaluated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from tiergate.definitions.yamlfile import pointer
+from tiergate.errors import GateFailedError, UsageError
+from tiergate.jsonutil import canonical_json
+
+MAX_EVIDENCE_BYTES = 256 * 1024
+
+
+def _describe(error: ValidationError) -> dict[str, Any]:
+    at = pointer(list(error.absolute_path))
+    expected: Any = error.validator_value
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if isinstance(error.instance, dict)
+                   and name not in error.instance]
+        at_missing = [f"{at}/{name}" for name in missing]
+        return {"pointer": at_missing[0] if len(at_missing) == 1 else at or "/", "keyword": "required",
+                "message": f"missing required field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
+                "expected": missing}
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set((error.schema.get("properties") or {}).keys())
+        extra = sorted(k for k in error.instance if k not in allowed)
+        return {"pointer": at or "/", "keyword": "additionalProperties",
+                "message": f"unexpected field{'s' if len(extra) > 1 else ''}: {', '.join(extra)}; "
+                           f"allowed: {', '.join(sorted(allowed)) or 'none'}", "expected": sorted(allowed)}
+    return {"pointer": at or "/", "keyword": error.validator, "message": error.message,
+            "expected": expected if isinstance(expected, (str, int, float, bool, list, type(None))) else None}
+
+
+def gate_errors(validator: Draft202012Validator, evidence: Any) -> list[dict[str, Any]]:
+    """Every way ``evidence`` fails the gate, one entry per failing field, ordered by pointer."""
+    errors = [_describe(e) for e in validator.iter_errors(evidence)]
+    return sorted(errors, key=lambda e: (e["pointer"], e["keyword"]))
+
+
+def check_evidence_size(evidence: Any) -> None:
+    size = len(canonical_json(evidence).encode("utf-8"))
+    if size > MAX_EVIDENCE_BYTES:
+        raise UsageError(f"evidence is {size} bytes; the limit is {MAX_EVIDENCE_BYTES}. Store large artefacts "
+                         "elsewhere and submit a link to them as evidence.", code="evidence_too_large")
+
+
+def enforce(validator: Draft202012Validator, evidence: Any, *, run_id: str, step_id: str) -> None:
+    """Raise GateFailedError listing each failing field by JSON pointer."""
+    errors = gate_errors(validator, evidence)
+    if not errors:
+        return
+    lines = "\n".join(f"  {e['pointer']}: {e['message']}" for e in errors)
+    raise GateFailedError(
+        f"evidence for step '{step_id}' does not pass its gate ({len(errors)} problem"
+        f"{'s' if len(errors) > 1 else ''}):\n{lines}\nFix the evidence and submit it again; "
+        f"`tiergate status {run_id}` shows what the step requires.",
+        details={"run": run_id, "step": step_id, "errors": errors},
+    )

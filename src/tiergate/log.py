@@ -1,0 +1,186 @@
+"""The execution log: one append-only table for every tier. This is the only module that writes it.
+
+Each entry is chained to the previous entry of the same run: ``hash = sha256(canonical JSON of
+the entry's fields + prev_hash)``. The run row keeps the newest ``seq`` and ``hash`` (``log_seq``,
+``log_head``), so ``verify`` detects an edited, deleted, reordered or truncated chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import Connection, insert, select, update
+
+from tiergate.actors import Actor
+from tiergate.jsonutil import canonical_json, to_jsonable
+from tiergate.store.tables import LogEntry, Run
+
+GENESIS = "0" * 64
+
+#: The event vocabulary (architecture.md). Extend it; never rename an event.
+EVENTS = frozenset({
+    "routed", "started", "step_ready", "step_completed", "step_skipped", "gate_failed", "refused",
+    "decision_evaluated", "timer_fired", "escalated", "guidance_served", "completed", "cancelled", "failed",
+})
+
+_log = LogEntry.__table__
+_runs = Run.__table__
+
+
+@dataclass
+class LogEvent:
+    """One thing that happened, before it is chained and stored."""
+
+    event: str
+    actor: Actor
+    step: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.event not in EVENTS:
+            raise ValueError(f"unknown log event '{self.event}'")
+
+
+@dataclass(frozen=True)
+class RunHead:
+    """What the log needs to know about a run to append to its chain."""
+
+    run_id: str
+    process_id: str
+    definition_version: str
+    tier: int
+    log_seq: int
+    log_head: str
+
+
+def utc(value: datetime) -> datetime:
+    """Stored times come back naive from SQLite and in the session zone from PostgreSQL."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def format_time(value: datetime) -> str:
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(row: dict[str, Any]) -> str:
+    material = {
+        "run": row["run_id"], "seq": row["seq"], "at": format_time(row["at"]), "process": row["process_id"],
+        "version": row["definition_version"], "tier": row["tier"], "step": row["step"], "event": row["event"],
+        "actor": [row["actor_kind"], row["actor_id"]], "duration_s": row["duration_s"], "detail": row["detail"],
+        "prev": row["prev_hash"],
+    }
+    return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
+
+
+def chain(head: RunHead, events: Iterable[LogEvent], now: datetime) -> list[dict[str, Any]]:
+    """Turn events into rows chained after ``head``. Pure: nothing is written."""
+    rows = []
+    seq, prev = head.log_seq, head.log_head
+    for item in events:
+        seq += 1
+        row = {
+            "run_id": head.run_id, "seq": seq, "at": utc(now), "process_id": head.process_id,
+            "definition_version": head.definition_version, "tier": head.tier, "step": item.step,
+            "event": item.event, "actor_kind": item.actor.kind, "actor_id": item.actor.id,
+            "duration_s": None if item.duration_s is None else round(item.duration_s, 6),
+            "detail": to_jsonable(item.detail), "prev_hash": prev,
+        }
+        row["hash"] = prev = entry_hash(row)
+        rows.append(row)
+    return rows
+
+
+def write(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(_log), rows)
+
+
+def append_detached(conn: Connection, head: RunHead, events: list[LogEvent], now: datetime) -> bool:
+    """Append entries without touching the run's state, e.g. a refusal.
+
+    Moves the run's chain anchor only if nobody else appended meanwhile; returns False if
+    someone did (the caller retries with a fresh head).
+    """
+    rows = chain(head, events, now)
+    moved = conn.execute(
+        update(_runs).where(_runs.c.id == head.run_id, _runs.c.log_seq == head.log_seq)
+        .values(log_seq=rows[-1]["seq"], log_head=rows[-1]["hash"])
+    ).rowcount
+    if moved != 1:
+        return False
+    write(conn, rows)
+    return True
+
+
+def entries(conn: Connection, run_id: str | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+    query = select(_log)
+    if run_id is not None:
+        query = query.where(_log.c.run_id == run_id).order_by(_log.c.seq)
+    else:
+        query = query.order_by(_log.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+@dataclass
+class Break:
+    run_id: str
+    seq: int
+    entry_id: int | None
+    problem: str
+
+
+def verify(conn: Connection) -> tuple[int, int, Break | None]:
+    """Check every run's chain. Returns (runs checked, entries checked, first break or None)."""
+    heads = {row.id: (row.log_seq, row.log_head) for row in conn.execute(select(_runs.c.id, _runs.c.log_seq,
+                                                                                 _runs.c.log_head))}
+    checked_entries = 0
+    seen_runs: set[str] = set()
+    first: Break | None = None
+
+    def rows_by_run() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        current: str | None = None
+        bucket: list[dict[str, Any]] = []
+        for row in conn.execute(select(_log).order_by(_log.c.run_id, _log.c.seq)):
+            mapping = dict(row._mapping)
+            if mapping["run_id"] != current and current is not None:
+                yield current, bucket
+                bucket = []
+            current = mapping["run_id"]
+            bucket.append(mapping)
+        if current is not None:
+            yield current, bucket
+
+    for run_id, rows in rows_by_run():
+        seen_runs.add(run_id)
+        prev = GENESIS
+        for expected_seq, row in enumerate(rows, start=1):
+            checked_entries += 1
+            problem = None
+            if row["seq"] != expected_seq:
+                problem = f"entry seq {expected_seq} is missing (found seq {row['seq']} next): an entry was deleted"
+            elif row["prev_hash"] != prev:
+                problem = "its prev_hash does not match the entry before it: entries were deleted or reordered"
+            elif entry_hash(row) != row["hash"]:
+                problem = "its content does not match its hash: the entry was edited"
+            if problem:
+                first = first or Break(run_id, row["seq"], row["id"], problem)
+                break
+            prev = row["hash"]
+        else:
+            head = heads.get(run_id)
+            if head is None:
+                first = first or Break(run_id, len(rows), None, "entries exist for a run that has no run row")
+            elif head != (len(rows), prev):
+                first = first or Break(run_id, len(rows) + 1, None,
+                                       f"the run's anchor expects {head[0]} entries, the log has {len(rows)}: "
+                                       "the newest entries were deleted or replaced")
+    for run_id, (seq, _head) in heads.items():
+        if run_id not in seen_runs and seq > 0:
+            first = first or Break(run_id, 1, None, f"the run's anchor expects {seq} entries, the log has none")
+    return len(heads), checked_entries, first

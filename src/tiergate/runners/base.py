@@ -1,0 +1,110 @@
+"""The runner contract: what every tier's runner does, and what it must never do.
+
+A runner turns a definition and a run's stored state into the next state. It is pure with
+respect to storage: it never opens a transaction, never writes the log and never prints.
+The ``Engine`` reads the run, calls the runner, and commits the returned ``Transition``
+(new state, new status, log events) in one transaction, or nothing at all.
+
+Contract, for every runner:
+
+* ``start(definition, data, ctx)`` validates the start data and returns the first state,
+  with a ``started`` event and a ``step_ready`` event for each step ready at once.
+* ``steps(definition, state)`` lists every step with one of the states ``done``, ``ready``,
+  ``locked`` or ``skipped``.
+* ``complete_step(definition, state, step, evidence, ctx)`` checks, in this order, that the
+  step exists and is ready (``RefusedError`` with reason ``unknown_step``, ``not_ready`` or
+  ``already_done``), that the actor may do it (``actor_not_allowed``, ``same_actor``), and that
+  the evidence passes the step's gate (``GateFailedError``). Only then does it return a
+  transition with ``step_completed``, any ``step_ready`` that follow, and ``completed`` when
+  the run is finished. A refused attempt raises and changes nothing; the engine logs it.
+* ``skip_step`` is the same for optional steps, with a reason (``not_optional`` otherwise).
+* Whether the run is active is checked by the engine before any runner is called.
+
+One test suite (``tests/test_runner_contract.py``) holds every runner to this.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, ClassVar
+
+from tiergate.actors import Actor
+from tiergate.definitions.models import Roles
+from tiergate.lifecycle import RunStatus
+from tiergate.log import LogEvent
+
+#: Evaluates a decision on data: returns (outputs, matched rule ids). Supplied by the engine.
+DecisionEvaluator = Callable[[str, dict[str, Any]], tuple[dict[str, Any], list[str]]]
+
+
+@dataclass
+class RunContext:
+    """Everything a runner may know besides the definition and the state."""
+
+    run_id: str
+    actor: Actor
+    now: datetime
+    roles: Roles | None = None
+    decide: DecisionEvaluator | None = None
+
+
+@dataclass
+class Transition:
+    state: dict[str, Any]
+    status: RunStatus
+    events: list[LogEvent] = field(default_factory=list)
+
+
+@dataclass
+class StepView:
+    """One step as a person or an agent sees it."""
+
+    id: str
+    title: str
+    state: str  # done | ready | locked | skipped
+    optional: bool = False
+    actors: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    instructions: str = ""
+    done_when: dict[str, Any] | None = None
+    waits_for: list[str] = field(default_factory=list)
+    decide: str | None = None
+    distinct_from: str | None = None
+    actor: str | None = None
+    at: str | None = None
+    ready_at: str | None = None
+    evidence: dict[str, Any] | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Runner(ABC):
+    tier: ClassVar[int]
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def start(self, definition: Any, data: dict[str, Any], ctx: RunContext) -> Transition: ...
+
+    @abstractmethod
+    def steps(self, definition: Any, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]: ...
+
+    @abstractmethod
+    def complete_step(self, definition: Any, state: dict[str, Any], step_id: str, evidence: Any,
+                      ctx: RunContext) -> Transition: ...
+
+    @abstractmethod
+    def skip_step(self, definition: Any, state: dict[str, Any], step_id: str, reason: str,
+                  ctx: RunContext) -> Transition: ...
+
+    def cancel(self, definition: Any, state: dict[str, Any], reason: str, ctx: RunContext) -> Transition:
+        """Cancel the run. Runners with resources to release override this."""
+        return Transition(state=state, status=RunStatus.CANCELLED,
+                          events=[LogEvent("cancelled", ctx.actor, detail={"reason": reason})])
+
+    def data(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The run's data: start data plus what its steps produced."""
+        return dict(state.get("data", {}))

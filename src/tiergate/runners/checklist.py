@@ -1,0 +1,249 @@
+"""Tier 2: the checklist runner.
+
+State of a checklist run (stored as JSON in the run row)::
+
+    {"data":    {...start data, then each done step's evidence merged in completion order...},
+     "sources": {"<data key>": "inputs" | "<step id>"},       # who set each key, for clashes
+     "steps":   {"<step id>": {"status": "locked|ready|done|skipped", "ready_at", "at",
+                               "actor", "evidence", "reason"}}}
+
+A step is ready when every step it waits for is done or skipped. ``decide`` steps are run by
+the engine the moment they become ready. The run completes when every required step is done;
+optional steps still open then are closed as skipped by the system.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from tiergate.actors import SYSTEM, Actor
+from tiergate.definitions.checklists import ChecklistDefinition
+from tiergate.definitions.models import Roles, Step
+from tiergate.errors import EvaluationError, RefusedError, UsageError
+from tiergate.gates import check_evidence_size, enforce, gate_errors
+from tiergate.lifecycle import RunStatus
+from tiergate.log import LogEvent, format_time
+from tiergate.runners.base import RunContext, Runner, StepView, Transition
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@lru_cache(maxsize=256)
+def _validators(definition: ChecklistDefinition) -> dict[str, Draft202012Validator]:
+    out = {step.id: definition.validator(step.done_when) for step in definition.checklist.steps
+           if step.done_when is not None}
+    out["__inputs__"] = definition.validator(definition.checklist.inputs)
+    return out
+
+
+def actor_may_act(step: Step, actor: Actor, roles: Roles | None, run_id: str) -> None:
+    """Refuse unless ``actor``'s kind is allowed and, if the step names roles, they hold one."""
+    if actor.kind not in step.actors:
+        raise RefusedError(
+            f"step '{step.id}' can only be done by {' or '.join(k + 's' for k in step.actors)}; {actor} is "
+            f"{'an' if actor.kind == 'agent' else 'a'} {actor.kind}. Hand the step to someone allowed.",
+            reason="actor_not_allowed", details={"run": run_id, "step": step.id, "actor": str(actor),
+                                                 "allowed_kinds": list(step.actors)})
+    if step.roles:
+        members = set()
+        for role in step.roles:
+            if roles is not None and role in roles.roles:
+                members.update(roles.roles[role].members)
+        if str(actor) not in members:
+            raise RefusedError(
+                f"step '{step.id}' needs a member of {', '.join(step.roles)}; {actor} is not one "
+                "(tiers/roles.yaml). Ask a member to do it, or have the role's owner add you.",
+                reason="actor_not_allowed", details={"run": run_id, "step": step.id, "actor": str(actor),
+                                                     "roles": list(step.roles)})
+
+
+class ChecklistRunner(Runner):
+    tier = 2
+    kind = "checklist"
+
+    # --- reading -------------------------------------------------------------------------
+
+    def steps(self, definition: ChecklistDefinition, state: dict[str, Any], *,
+              run: dict[str, Any]) -> list[StepView]:
+        views = []
+        checklist = definition.checklist
+        for step in checklist.steps:
+            st = state["steps"][step.id]
+            views.append(StepView(
+                id=step.id, title=step.title, state=st["status"], optional=step.optional,
+                actors=list(step.actors), roles=list(step.roles), instructions=step.instructions,
+                done_when=step.done_when, waits_for=checklist.predecessors(step.id), decide=step.decide,
+                distinct_from=step.distinct_from, actor=st.get("actor"), at=st.get("at"),
+                ready_at=st.get("ready_at"), evidence=st.get("evidence"), reason=st.get("reason")))
+        return views
+
+    # --- changing ------------------------------------------------------------------------
+
+    def start(self, definition: ChecklistDefinition, data: dict[str, Any], ctx: RunContext) -> Transition:
+        if not isinstance(data, dict):
+            raise UsageError("start data must be a JSON object.", code="invalid_data")
+        errors = gate_errors(_validators(definition)["__inputs__"], data)
+        if errors:
+            lines = "\n".join(f"  {e['pointer']}: {e['message']}" for e in errors)
+            raise UsageError(f"start data for '{definition.checklist.id}' is not valid:\n{lines}\n"
+                             f"`tiergate processes --json` shows each process's inputs schema.",
+                             code="invalid_data", details={"errors": errors})
+        state: dict[str, Any] = {
+            "data": copy.deepcopy(data),
+            "sources": {key: "inputs" for key in data},
+            "steps": {s.id: {"status": "locked"} for s in definition.checklist.steps},
+        }
+        events = [LogEvent("started", ctx.actor, detail={"data": data})]
+        return self._advance(definition, state, events, ctx)
+
+    def complete_step(self, definition: ChecklistDefinition, state: dict[str, Any], step_id: str, evidence: Any,
+                      ctx: RunContext) -> Transition:
+        step = self._ready_step(definition, state, step_id, ctx.run_id)
+        if step.decide is not None:
+            raise RefusedError(f"step '{step_id}' is decided by the engine (decision '{step.decide}'); "
+                               "nobody completes it by hand.", reason="actor_not_allowed",
+                               details={"run": ctx.run_id, "step": step_id})
+        actor_may_act(step, ctx.actor, ctx.roles, ctx.run_id)
+        self._four_eyes(step, state, ctx)
+        if not isinstance(evidence, dict):
+            raise UsageError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
+                             f"{type(evidence).__name__}.", code="invalid_evidence")
+        check_evidence_size(evidence)
+        enforce(_validators(definition)[step_id], evidence, run_id=ctx.run_id, step_id=step_id)
+        state = copy.deepcopy(state)
+        overwritten = self._merge(step, state, evidence, ctx.run_id)
+        duration = self._record(state, step_id, "done", ctx, evidence=evidence)
+        detail: dict[str, Any] = {"evidence": evidence}
+        if overwritten:
+            detail["overwrote"] = overwritten
+        events = [LogEvent("step_completed", ctx.actor, step=step_id, detail=detail, duration_s=duration)]
+        return self._advance(definition, state, events, ctx)
+
+    def skip_step(self, definition: ChecklistDefinition, state: dict[str, Any], step_id: str, reason: str,
+                  ctx: RunContext) -> Transition:
+        step = self._ready_step(definition, state, step_id, ctx.run_id)
+        if not step.optional:
+            raise RefusedError(f"step '{step_id}' is required and cannot be skipped. Complete it with "
+                               f"`tiergate complete {ctx.run_id} {step_id} --evidence ...`.", reason="not_optional",
+                               details={"run": ctx.run_id, "step": step_id})
+        if not reason.strip():
+            raise UsageError("a skip needs a reason: say why the step is not needed (--reason).",
+                             code="reason_missing")
+        actor_may_act(step, ctx.actor, ctx.roles, ctx.run_id)
+        state = copy.deepcopy(state)
+        duration = self._record(state, step_id, "skipped", ctx, reason=reason)
+        events = [LogEvent("step_skipped", ctx.actor, step=step_id, detail={"reason": reason}, duration_s=duration)]
+        return self._advance(definition, state, events, ctx)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _ready_step(self, definition: ChecklistDefinition, state: dict[str, Any], step_id: str,
+                    run_id: str) -> Step:
+        step = definition.checklist.step(step_id)
+        if step is None:
+            known = ", ".join(s.id for s in definition.checklist.steps)
+            raise RefusedError(f"run {run_id} has no step '{step_id}'. Its steps are: {known}.",
+                               reason="unknown_step", details={"run": run_id, "step": step_id})
+        st = state["steps"][step_id]
+        if st["status"] in ("done", "skipped"):
+            verb = "completed" if st["status"] == "done" else "skipped"
+            raise RefusedError(f"step '{step_id}' was already {verb} by {st.get('actor')} at {st.get('at')}. "
+                               f"Nothing to do; `tiergate status {run_id}` shows what is ready.",
+                               reason="already_done", details={"run": run_id, "step": step_id,
+                                                               "by": st.get("actor"), "at": st.get("at")})
+        if st["status"] != "ready":
+            waiting = [p for p in definition.checklist.predecessors(step_id)
+                       if state["steps"][p]["status"] not in ("done", "skipped")]
+            raise RefusedError(f"step '{step_id}' is not ready: it waits for {', '.join(waiting)}. "
+                               "Finish those first.", reason="not_ready",
+                               details={"run": run_id, "step": step_id, "waiting_for": waiting})
+        return step
+
+    def _four_eyes(self, step: Step, state: dict[str, Any], ctx: RunContext) -> None:
+        if step.distinct_from is None:
+            return
+        earlier = state["steps"][step.distinct_from]
+        if earlier.get("status") == "done" and earlier.get("actor") == str(ctx.actor):
+            raise RefusedError(f"step '{step.id}' must be done by someone other than who did "
+                               f"'{step.distinct_from}' ({ctx.actor}). Ask another person or agent.",
+                               reason="same_actor", details={"run": ctx.run_id, "step": step.id,
+                                                             "distinct_from": step.distinct_from})
+
+    def _merge(self, step: Step, state: dict[str, Any], evidence: dict[str, Any], run_id: str) -> dict[str, Any]:
+        data, sources = state["data"], state["sources"]
+        clashes = {k: sources.get(k) for k, v in evidence.items()
+                   if k in data and data[k] != v and k not in step.may_overwrite}
+        if clashes:
+            listed = ", ".join(f"'{k}' (set by {src})" for k, src in clashes.items())
+            raise RefusedError(f"evidence for step '{step.id}' would replace {listed} with a different value. "
+                               "Use another key, or list it under may_overwrite in the checklist if the step is "
+                               "meant to change it.", reason="data_conflict",
+                               details={"run": run_id, "step": step.id, "keys": sorted(clashes)})
+        overwritten = {k: {"was": data[k], "by": sources.get(k)} for k, v in evidence.items()
+                       if k in data and data[k] != v}
+        for key, value in evidence.items():
+            data[key] = copy.deepcopy(value)
+            sources[key] = step.id
+        return overwritten
+
+    @staticmethod
+    def _record(state: dict[str, Any], step_id: str, status: str, ctx: RunContext, *,
+                evidence: Any = None, reason: str | None = None, actor: Actor | None = None) -> float | None:
+        st = state["steps"][step_id]
+        st.update(status=status, at=format_time(ctx.now), actor=str(actor or ctx.actor))
+        if evidence is not None:
+            st["evidence"] = evidence
+        if reason is not None:
+            st["reason"] = reason
+        ready_at = st.get("ready_at")
+        return (ctx.now - _parse(ready_at)).total_seconds() if ready_at else None
+
+    def _advance(self, definition: ChecklistDefinition, state: dict[str, Any], events: list[LogEvent],
+                 ctx: RunContext) -> Transition:
+        """Unlock what became ready, run decide steps, and finish the run when it is done."""
+        checklist = definition.checklist
+        changed = True
+        while changed:
+            changed = False
+            for step in checklist.steps:
+                st = state["steps"][step.id]
+                if st["status"] != "locked":
+                    continue
+                if all(state["steps"][p]["status"] in ("done", "skipped") for p in checklist.predecessors(step.id)):
+                    st.update(status="ready", ready_at=format_time(ctx.now))
+                    events.append(LogEvent("step_ready", SYSTEM, step=step.id))
+                    changed = True
+                    if step.decide is not None:
+                        self._decide(step, state, events, ctx)
+        required = [s for s in checklist.steps if not s.optional]
+        if all(state["steps"][s.id]["status"] == "done" for s in required):
+            for step in checklist.steps:
+                st = state["steps"][step.id]
+                if st["status"] in ("ready", "locked"):
+                    self._record(state, step.id, "skipped", ctx, reason="not done before the run completed",
+                                 actor=SYSTEM)
+                    events.append(LogEvent("step_skipped", SYSTEM, step=step.id,
+                                           detail={"reason": "not done before the run completed"}))
+            events.append(LogEvent("completed", SYSTEM))
+            return Transition(state=state, status=RunStatus.COMPLETED, events=events)
+        return Transition(state=state, status=RunStatus.ACTIVE, events=events)
+
+    def _decide(self, step: Step, state: dict[str, Any], events: list[LogEvent], ctx: RunContext) -> None:
+        assert step.decide is not None
+        if ctx.decide is None:
+            raise EvaluationError(f"step '{step.id}' needs decision '{step.decide}', but no decision engine is "
+                                  "available.", details={"step": step.id, "decision": step.decide})
+        outputs, matched = ctx.decide(step.decide, state["data"])
+        events.append(LogEvent("decision_evaluated", SYSTEM, step=step.id,
+                               detail={"decision": step.decide, "outputs": outputs, "matched_rules": matched}))
+        self._merge(step, state, outputs, ctx.run_id)
+        duration = self._record(state, step.id, "done", ctx, evidence=outputs, actor=SYSTEM)
+        events.append(LogEvent("step_completed", SYSTEM, step=step.id, detail={"evidence": outputs},
+                               duration_s=duration))

@@ -1,0 +1,123 @@
+"""Reading and writing runs and definition snapshots (SQLAlchemy Core on the hot path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from tiergate.lifecycle import RunStatus
+from tiergate.log import GENESIS, RunHead, chain, utc, write
+from tiergate.log import LogEvent
+from tiergate.store.tables import Definition, Run
+
+_runs = Run.__table__
+_definitions = Definition.__table__
+
+
+@dataclass
+class RunRecord:
+    id: str
+    process_id: str
+    definition_version: str
+    tier: int
+    status: RunStatus
+    state: dict[str, Any]
+    version: int
+    started_by: str
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    log_seq: int
+    log_head: str
+
+    @property
+    def head(self) -> RunHead:
+        return RunHead(self.id, self.process_id, self.definition_version, self.tier, self.log_seq, self.log_head)
+
+    @classmethod
+    def from_row(cls, row: Any) -> "RunRecord":
+        m = row._mapping
+        return cls(id=m["id"], process_id=m["process_id"], definition_version=m["definition_version"],
+                   tier=m["tier"], status=RunStatus(m["status"]), state=m["state"], version=m["version"],
+                   started_by=m["started_by"], created_at=utc(m["created_at"]), updated_at=utc(m["updated_at"]),
+                   ended_at=utc(m["ended_at"]) if m["ended_at"] else None, log_seq=m["log_seq"],
+                   log_head=m["log_head"])
+
+
+def save_definition(conn: Connection, version: str, process_id: str, kind: str, source: str,
+                    body: dict[str, Any], now: datetime) -> None:
+    """Store a definition snapshot once per version; a second insert of the same version is a no-op."""
+    values = {"version": version, "process_id": process_id, "kind": kind, "source": source, "body": body,
+              "created_at": utc(now)}
+    dialect = conn.dialect.name
+    stmt = (pg_insert(_definitions) if dialect == "postgresql" else sqlite_insert(_definitions)).values(values)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
+
+
+def load_definition(conn: Connection, version: str) -> dict[str, Any] | None:
+    row = conn.execute(select(_definitions.c.body).where(_definitions.c.version == version)).first()
+    return None if row is None else row[0]
+
+
+def get_run(conn: Connection, run_id: str) -> RunRecord | None:
+    row = conn.execute(select(_runs).where(_runs.c.id == run_id)).first()
+    return None if row is None else RunRecord.from_row(row)
+
+
+def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_version: str, tier: int,
+               status: RunStatus, state: dict[str, Any], started_by: str, events: list[LogEvent],
+               now: datetime) -> RunRecord:
+    head = RunHead(run_id, process_id, definition_version, tier, 0, GENESIS)
+    rows = chain(head, events, now)
+    record = RunRecord(id=run_id, process_id=process_id, definition_version=definition_version, tier=tier,
+                       status=status, state=state, version=1, started_by=started_by, created_at=utc(now),
+                       updated_at=utc(now), ended_at=utc(now) if status.is_final else None,
+                       log_seq=rows[-1]["seq"] if rows else 0, log_head=rows[-1]["hash"] if rows else GENESIS)
+    conn.execute(insert(_runs).values(
+        id=record.id, process_id=process_id, definition_version=definition_version, tier=tier,
+        status=status.value, state=state, version=1, started_by=started_by, created_at=record.created_at,
+        updated_at=record.updated_at, ended_at=record.ended_at, log_seq=record.log_seq, log_head=record.log_head))
+    write(conn, rows)
+    return record
+
+
+def save_transition(conn: Connection, run: RunRecord, state: dict[str, Any], status: RunStatus,
+                    events: list[LogEvent], now: datetime) -> bool:
+    """Write a run's new state and its log entries, if nobody changed the run since it was read.
+
+    Returns False when the run's version or log anchor moved (the caller decides between a
+    retry and a conflict). Must run inside the caller's transaction.
+    """
+    rows = chain(run.head, events, now)
+    values: dict[str, Any] = {"state": state, "status": status.value, "version": run.version + 1,
+                              "updated_at": utc(now)}
+    if rows:
+        values.update(log_seq=rows[-1]["seq"], log_head=rows[-1]["hash"])
+    if status.is_final and run.ended_at is None:
+        values["ended_at"] = utc(now)
+    changed = conn.execute(
+        update(_runs).where(_runs.c.id == run.id, _runs.c.version == run.version, _runs.c.log_seq == run.log_seq)
+        .values(**values)
+    ).rowcount
+    if changed != 1:
+        return False
+    write(conn, rows)
+    return True
+
+
+def list_runs(conn: Connection, *, process_id: str | None = None, status: str | None = None,
+              started_by: str | None = None, limit: int = 1000) -> list[RunRecord]:
+    query = select(_runs)
+    if process_id:
+        query = query.where(_runs.c.process_id == process_id)
+    if status:
+        query = query.where(_runs.c.status == status)
+    if started_by:
+        query = query.where(_runs.c.started_by == started_by)
+    query = query.order_by(_runs.c.created_at.desc(), _runs.c.id).limit(limit)
+    return [RunRecord.from_row(row) for row in conn.execute(query)]
