@@ -227,6 +227,8 @@ class Engine:
                                                      transition.events, now):
                             raise _Retry
                         run.state, run.status = transition.state, transition.status
+                        if run.status.is_final and run.ended_at is None:
+                            run.ended_at = now
             except _Retry:
                 continue
             if refusal is not None:

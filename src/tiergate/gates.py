@@ -10,37 +10,36 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from tiergate.definitions.yamlfile import pointer
+from tiergate.definitions.yamlfile import escape_pointer_token, pointer
 from tiergate.errors import GateFailedError, UsageError
 from tiergate.jsonutil import canonical_json
 
 MAX_EVIDENCE_BYTES = 256 * 1024
 
 
-def _describe(error: ValidationError) -> dict[str, Any]:
+def _describe(error: ValidationError) -> list[dict[str, Any]]:
     at = pointer(list(error.absolute_path))
-    expected: Any = error.validator_value
-    if error.validator == "required":
-        missing = [name for name in error.validator_value if isinstance(error.instance, dict)
-                   and name not in error.instance]
-        at_missing = [f"{at}/{name}" for name in missing]
-        return {"pointer": at_missing[0] if len(at_missing) == 1 else at or "/", "keyword": "required",
-                "message": f"missing required field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
-                "expected": missing}
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        return [{"pointer": f"{at}/{escape_pointer_token(name)}", "keyword": "required",
+                 "message": f"required field '{name}' is missing", "expected": "present"} for name in missing]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set((error.schema.get("properties") or {}).keys())
-        extra = sorted(k for k in error.instance if k not in allowed)
-        return {"pointer": at or "/", "keyword": "additionalProperties",
-                "message": f"unexpected field{'s' if len(extra) > 1 else ''}: {', '.join(extra)}; "
-                           f"allowed: {', '.join(sorted(allowed)) or 'none'}", "expected": sorted(allowed)}
-    return {"pointer": at or "/", "keyword": error.validator, "message": error.message,
-            "expected": expected if isinstance(expected, (str, int, float, bool, list, type(None))) else None}
+        return [{"pointer": f"{at}/{escape_pointer_token(name)}", "keyword": "additionalProperties",
+                 "message": f"field '{name}' is not allowed here; allowed fields: {', '.join(sorted(allowed)) or 'none'}",
+                 "expected": sorted(allowed)} for name in sorted(error.instance) if name not in allowed]
+    expected: Any = error.validator_value
+    return [{"pointer": at or "/", "keyword": error.validator, "message": error.message,
+             "expected": expected if isinstance(expected, (str, int, float, bool, list, type(None))) else None}]
 
 
 def gate_errors(validator: Draft202012Validator, evidence: Any) -> list[dict[str, Any]]:
     """Every way ``evidence`` fails the gate, one entry per failing field, ordered by pointer."""
-    errors = [_describe(e) for e in validator.iter_errors(evidence)]
-    return sorted(errors, key=lambda e: (e["pointer"], e["keyword"]))
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for error in validator.iter_errors(evidence):
+        for item in _describe(error):
+            found.setdefault((item["pointer"], item["keyword"]), item)
+    return [found[key] for key in sorted(found)]
 
 
 def check_evidence_size(evidence: Any) -> None:

@@ -1,0 +1,554 @@
+"""Turns FEEL syntax trees into Python closures, once; evaluating is calling the closure.
+
+``compile_expression(ast, scope)`` gives ``f(env) -> value`` and ``compile_tests(ast, scope)``
+gives ``t(input_value, env) -> True | False | None``. ``env`` is a plain dict of the names in
+scope. Nothing here evaluates Python source: every node maps to one of the small functions
+below, and the only operations on values are the FEEL ones in ``ops.py`` and ``builtins``.
+Path access (``a.b``) reads dict entries and the documented properties of temporal values,
+never Python attributes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from decimal import Decimal
+from typing import Any, Callable
+
+from ...errors import FEELError
+from . import ops
+from .builtins import BUILTINS, invoke
+from .types import FEELFunction, Range, YearsMonthsDuration, builtin_type, conforms_builtin
+
+Fn = Callable[[dict], Any]
+Test = Callable[[Any, dict], Any]
+
+_ARITH = {"+": ops.add, "-": ops.sub, "*": ops.mul, "/": ops.div, "**": ops.power}
+
+
+class CompileInfo:
+    """Facts gathered while compiling one text: free names, use of ``?``."""
+
+    def __init__(self, type_check: Callable[[str], Callable[[Any], bool] | None] | None = None):
+        self.free: set[str] = set()
+        self.soft_free: set[str] = set()  # names inside filters: may be entries of the items
+        self.uses_q = False
+        self.type_check = type_check
+
+
+class Scope:
+    __slots__ = ("bound", "info", "in_filter")
+
+    def __init__(self, bound: frozenset[str], info: CompileInfo, in_filter: bool = False):
+        self.bound, self.info, self.in_filter = bound, info, in_filter
+
+    def with_names(self, names) -> "Scope":
+        return Scope(self.bound | frozenset(names), self.info, self.in_filter)
+
+
+def compile_expression(node: tuple, scope: Scope) -> Fn:
+    return _COMPILERS[node[0]](node, scope)
+
+
+def constant(node: tuple) -> tuple[bool, Any]:
+    """(True, value) when the node is a literal."""
+    if node[0] == "lit":
+        return True, node[1]
+    return False, None
+
+
+# ---------------------------------------------------------------------------------------------
+# expressions
+
+def _lit(node, scope):
+    value = node[1]
+    return lambda env: value
+
+
+def _var(node, scope):
+    name = node[1]
+    if name not in scope.bound:
+        (scope.info.soft_free if scope.in_filter else scope.info.free).add(name)
+    fallback = BUILTINS.get(name)
+    if fallback is not None:
+        return lambda env: env.get(name, fallback)
+    return lambda env: env.get(name)
+
+
+def _qmark(node, scope):
+    scope.info.uses_q = True
+    return lambda env: env.get("?")
+
+
+def _builtin(node, scope):
+    fn = BUILTINS[node[1]]
+    return lambda env: fn
+
+
+def _neg(node, scope):
+    f, neg = compile_expression(node[1], scope), ops.neg
+    return lambda env: neg(f(env))
+
+
+def _arith(node, scope):
+    op = _ARITH[node[1]]
+    fa, fb = compile_expression(node[2], scope), compile_expression(node[3], scope)
+    return lambda env: op(fa(env), fb(env))
+
+
+def _cmp(node, scope):
+    op = ops.COMPARATORS[node[1]]
+    fa, fb = compile_expression(node[2], scope), compile_expression(node[3], scope)
+    return lambda env: op(fa(env), fb(env))
+
+
+def _and(node, scope):
+    fa, fb = compile_expression(node[1], scope), compile_expression(node[2], scope)
+
+    def run(env):
+        a = fa(env)
+        if a is False:
+            return False
+        return ops.truth_and(a, fb(env))
+
+    return run
+
+
+def _or(node, scope):
+    fa, fb = compile_expression(node[1], scope), compile_expression(node[2], scope)
+
+    def run(env):
+        a = fa(env)
+        if a is True:
+            return True
+        return ops.truth_or(a, fb(env))
+
+    return run
+
+
+def _between(node, scope):
+    fx, flo, fhi = (compile_expression(n, scope) for n in node[1:4])
+
+    def run(env):
+        x = fx(env)
+        return ops.truth_and(ops.ge(x, flo(env)), ops.le(x, fhi(env)))
+
+    return run
+
+
+def _in(node, scope):
+    fx = compile_expression(node[1], scope)
+    test = _disjunction([compile_test(t, scope) for t in node[2]])
+    return lambda env: test(fx(env), env)
+
+
+def _instance(node, scope):
+    f, type_name = compile_expression(node[1], scope), node[2]
+    check = type_predicate(type_name, scope.info)
+    return lambda env: check(f(env))
+
+
+def type_predicate(type_name: str, info: CompileInfo) -> Callable[[Any], bool]:
+    builtin = builtin_type(type_name)
+    if builtin is not None:
+        if builtin == "Null":
+            return lambda v: v is None
+        return lambda v: v is not None and conforms_builtin(v, builtin)
+    check = info.type_check(type_name) if info.type_check else None
+    if check is None:
+        raise FEELError(f'unknown type "{type_name}" after "instance of": use a FEEL type or an '
+                        "itemDefinition of the model", details={"type": type_name})
+    return lambda v: v is not None and check(v)
+
+
+def _if(node, scope):
+    fc, fa, fb = (compile_expression(n, scope) for n in node[1:4])
+    return lambda env: fa(env) if fc(env) is True else fb(env)
+
+
+class _Abort(Exception):
+    pass
+
+
+def _iteration_values(coll: Any, end: Any, has_end: bool) -> list:
+    if has_end:
+        if coll.__class__ is not Decimal or end.__class__ is not Decimal:
+            raise _Abort
+        if coll != coll.to_integral_value() or end != end.to_integral_value():
+            raise _Abort
+        a, b = int(coll), int(end)
+        step = 1 if b >= a else -1
+        return [Decimal(i) for i in range(a, b + step, step)]
+    if coll is None:
+        raise _Abort
+    return coll if coll.__class__ is list else [coll]
+
+
+def _for(node, scope):
+    its = []
+    inner = scope
+    for name, e, end in node[1]:
+        its.append((name, compile_expression(e, inner), compile_expression(end, inner) if end else None))
+        inner = inner.with_names([name])
+    body = compile_expression(node[2], inner.with_names(["partial"]))
+
+    def run(env):
+        results: list = []
+
+        def loop(i, env):
+            if i == len(its):
+                results.append(body(env))
+                return
+            name, fe, fend = its[i]
+            coll = fe(env)
+            for item in _iteration_values(coll, fend(env) if fend else None, fend is not None):
+                inner_env = dict(env)
+                inner_env[name] = item
+                inner_env["partial"] = results
+                loop(i + 1, inner_env)
+
+        try:
+            loop(0, env)
+        except _Abort:
+            return None
+        return results
+
+    return run
+
+
+def _quant(node, scope):
+    kind = node[1]
+    its = []
+    inner = scope
+    for name, e in node[2]:
+        its.append((name, compile_expression(e, inner)))
+        inner = inner.with_names([name])
+    cond = compile_expression(node[3], inner)
+
+    def outcomes(env, i):
+        if i == len(its):
+            yield cond(env)
+            return
+        name, fe = its[i]
+        coll = fe(env)
+        for item in _iteration_values(coll, None, False):
+            inner_env = dict(env)
+            inner_env[name] = item
+            yield from outcomes(inner_env, i + 1)
+
+    def run(env):
+        try:
+            if kind == "some":
+                return any(r is True for r in outcomes(env, 0))
+            return all(r is True for r in outcomes(env, 0))
+        except _Abort:
+            return None
+
+    return run
+
+
+def _func(node, scope):
+    params = [p[0] for p in node[1]]
+    checks = [type_predicate(t, scope.info) if t else None for _, t in node[1]]
+    body = compile_expression(node[2], scope.with_names(params))
+
+    def run(env):
+        captured = env
+
+        def impl(*args):
+            call_env = dict(captured)
+            for name, value, check in zip(params, args, checks):
+                if check is not None and value is not None and not check(value):
+                    return None
+                call_env[name] = value
+            return body(call_env)
+
+        return FEELFunction("anonymous function", params, impl)
+
+    return run
+
+
+_DATE_PROPS = {"year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
+               "weekday": lambda d: d.isoweekday()}
+_TIME_PROPS = {"hour": lambda t: t.hour, "minute": lambda t: t.minute,
+               "second": lambda t: Decimal(t.second) + Decimal(t.microsecond) / 1000000}
+
+
+def _offset(t):
+    off = t.utcoffset()
+    return off if off is not None else None
+
+
+def _zone(t):
+    tz = t.tzinfo
+    key = getattr(tz, "key", None) if tz is not None and type(tz).__name__ == "ZoneInfo" else None
+    return key
+
+
+def get_path(value: Any, name: str) -> Any:
+    """FEEL path step: a context entry, each list item's entry, or a temporal property."""
+    cls = value.__class__
+    if cls is dict:
+        return value.get(name)
+    if cls is list:
+        return [get_path(item, name) for item in value]
+    prop = None
+    if cls is _dt.date or cls is _dt.datetime:
+        prop = _DATE_PROPS.get(name)
+    if prop is None and (cls is _dt.time or cls is _dt.datetime):
+        prop = _TIME_PROPS.get(name)
+        if name == "time offset":
+            return _offset(value)
+        if name == "timezone":
+            return _zone(value)
+    if prop is not None:
+        out = prop(value)
+        return Decimal(out) if isinstance(out, int) else out
+    if cls is _dt.timedelta:
+        return _duration_prop(value, name)
+    if cls is YearsMonthsDuration:
+        if name == "years":
+            return Decimal(value.years)
+        if name == "months":
+            return Decimal(value.months)
+        return None
+    if cls is Range:
+        return {"start": value.start, "end": value.end, "start included": value.start_included,
+                "end included": value.end_included}.get(name)
+    return None
+
+
+def _duration_prop(td: _dt.timedelta, name: str) -> Any:
+    sign = -1 if td < _dt.timedelta(0) else 1
+    td = abs(td)
+    if name == "days":
+        return Decimal(sign * td.days)
+    if name == "hours":
+        return Decimal(sign * (td.seconds // 3600))
+    if name == "minutes":
+        return Decimal(sign * (td.seconds // 60 % 60))
+    if name == "seconds":
+        return sign * (Decimal(td.seconds % 60) + Decimal(td.microseconds) / 1000000)
+    return None
+
+
+def _path(node, scope):
+    f, name = compile_expression(node[1], scope), node[2]
+    return lambda env: get_path(f(env), name)
+
+
+def _filter(node, scope):
+    f = compile_expression(node[1], scope)
+    is_const, index = constant(node[2])
+    if is_const and index.__class__ is Decimal:
+        return lambda env: _index(f(env), index)
+    cond = compile_expression(node[2], Scope(scope.bound | {"item"}, scope.info, True))
+
+    def run(env):
+        value = f(env)
+        if value is None:
+            return None
+        items = value if value.__class__ is list else [value]
+        first = cond(env)
+        if first.__class__ is Decimal:
+            return _index(items, first)
+        out = []
+        for item in items:
+            inner = dict(env)
+            if item.__class__ is dict:
+                inner.update(item)
+            inner["item"] = item
+            if cond(inner) is True:
+                out.append(item)
+        return out
+
+    return run
+
+
+def _index(value: Any, index: Decimal) -> Any:
+    items = value if value.__class__ is list else ([] if value is None else [value])
+    if index != index.to_integral_value():
+        return None
+    i = int(index)
+    if i > 0 and i <= len(items):
+        return items[i - 1]
+    if i < 0 and -i <= len(items):
+        return items[i]
+    return None
+
+
+def _call(node, scope):
+    fn_node, args, named = node[1], node[2], node[3]
+    fargs = [compile_expression(a, scope) for a in args] if args is not None else None
+    fnamed = [(n, compile_expression(a, scope)) for n, a in named] if named is not None else None
+    if fn_node[0] == "builtin":
+        target = BUILTINS[fn_node[1]]
+    elif fn_node[0] == "var" and fn_node[1] not in scope.bound and fn_node[1] in BUILTINS:
+        target = BUILTINS[fn_node[1]]  # not shadowed by a name in scope: bind now
+    else:
+        target = None
+    if target is not None:
+        if fnamed is None:
+            return lambda env: invoke(target, [a(env) for a in fargs], None)
+        return lambda env: invoke(target, None, {n: a(env) for n, a in fnamed})
+    ffn = compile_expression(fn_node, scope)
+
+    def run(env):
+        fn = ffn(env)
+        if fn.__class__ is not FEELFunction:
+            return None
+        if fnamed is None:
+            return invoke(fn, [a(env) for a in fargs], None)
+        return invoke(fn, None, {n: a(env) for n, a in fnamed})
+
+    return run
+
+
+def _list(node, scope):
+    items = [compile_expression(e, scope) for e in node[1]]
+    return lambda env: [f(env) for f in items]
+
+
+def _context(node, scope):
+    entries = []
+    inner = scope
+    for key, e in node[1]:
+        entries.append((key, compile_expression(e, inner)))
+        inner = inner.with_names([key])
+
+    def run(env):
+        local = dict(env)
+        out = {}
+        for key, f in entries:
+            value = f(local)
+            out[key] = value
+            local[key] = value
+        return out
+
+    return run
+
+
+def _interval(node, scope):
+    start_incl, end_incl = node[1], node[4]
+    flo, fhi = compile_expression(node[2], scope), compile_expression(node[3], scope)
+
+    def run(env):
+        lo, hi = flo(env), fhi(env)
+        if lo is None or hi is None or ops.compare(lo, hi) is None:
+            return None
+        return Range(lo, hi, start_incl, end_incl)
+
+    return run
+
+
+_COMPILERS: dict[str, Callable[[tuple, Scope], Fn]] = {
+    "lit": _lit, "var": _var, "qmark": _qmark, "builtin": _builtin, "neg": _neg, "arith": _arith,
+    "cmp": _cmp, "and": _and, "or": _or, "between": _between, "in": _in, "instance": _instance,
+    "if": _if, "for": _for, "quant": _quant, "func": _func, "path": _path, "filter": _filter,
+    "call": _call, "list": _list, "context": _context, "interval": _interval,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# unary tests
+
+def compile_tests(node: tuple, scope: Scope) -> Test:
+    """``("tests", [...])`` to ``t(value, env)``: True when the value passes the tests."""
+    return _disjunction([compile_test(t, scope) for t in node[1]])
+
+
+def _disjunction(tests: list[Test]) -> Test:
+    if len(tests) == 1:
+        return tests[0]
+
+    def run(v, env):
+        seen_null = False
+        for t in tests:
+            r = t(v, env)
+            if r is True:
+                return True
+            if r is None:
+                seen_null = True
+        return None if seen_null else False
+
+    return run
+
+
+def compile_test(node: tuple, scope: Scope) -> Test:
+    tag = node[0]
+    if tag == "t_any":
+        return lambda v, env: True
+    if tag == "t_not":
+        inner = _disjunction([compile_test(t, scope) for t in node[1]])
+
+        def negated(v, env):
+            r = inner(v, env)
+            return None if r is None else not r
+
+        return negated
+    if tag == "t_cmp":
+        return _cmp_test(node[1], node[2], scope)
+    return _expr_test(node[1], scope)
+
+
+def _cmp_test(op: str, e: tuple, scope: Scope) -> Test:
+    is_const, c = constant(e)
+    if is_const and c.__class__ in (Decimal, str):
+        cls = c.__class__
+        if op == "<":
+            return lambda v, env: v < c if v.__class__ is cls else None
+        if op == "<=":
+            return lambda v, env: v <= c if v.__class__ is cls else None
+        if op == ">":
+            return lambda v, env: v > c if v.__class__ is cls else None
+        if op == ">=":
+            return lambda v, env: v >= c if v.__class__ is cls else None
+    cmp = ops.COMPARATORS[op]
+    f = compile_expression(e, scope)
+    return lambda v, env: cmp(v, f(env))
+
+
+def match_value(v: Any, r: Any) -> bool | None:
+    """Whether input ``v`` satisfies a test whose expression gave ``r`` (no ``?`` used)."""
+    if r is None:
+        return v is None
+    cls = r.__class__
+    if cls is Range:
+        return ops.in_range(v, r)
+    if cls is list and v.__class__ is not list:
+        seen_null = False
+        for x in r:
+            e = ops.eq(v, x)
+            if e is True:
+                return True
+            seen_null = seen_null or e is None
+        return None if seen_null else False
+    if cls is bool and v.__class__ is not bool and v is not None:
+        return r
+    return ops.eq(v, r)
+
+
+def _expr_test(e: tuple, scope: Scope) -> Test:
+    is_const, c = constant(e)
+    if is_const:
+        cls = c.__class__
+        if c is None:
+            return lambda v, env: v is None
+        if cls is bool:
+            return lambda v, env: v is c if v.__class__ is bool else (False if v is None else None)
+        if cls in (Decimal, str):
+            return lambda v, env: v == c if v.__class__ is cls else (False if v is None else None)
+    sub = CompileInfo(scope.info.type_check)
+    f = compile_expression(e, Scope(scope.bound, sub, scope.in_filter))
+    scope.info.free |= sub.free
+    scope.info.soft_free |= sub.soft_free
+    if sub.uses_q:
+        def with_q(v, env):
+            inner = dict(env)
+            inner["?"] = v
+            r = f(inner)
+            if r is True or r is False:
+                return r
+            return match_value(v, r) if r is not None else None
+
+        return with_q
+    return lambda v, env: match_value(v, f(env))
