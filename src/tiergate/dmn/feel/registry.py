@@ -45,7 +45,8 @@ def feel(name: str, *params: str, nulls: bool = True, alt: tuple[tuple[str, ...]
                     if a is None:
                         return None
                 return _fn(*args)
-        f = FEELFunction(name, params, impl, varargs=varargs, min_args=required)
+        positional = sum(1 for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD)
+        f = FEELFunction(name, params, impl, varargs=varargs, min_args=required, max_args=positional)
         f.alt_params = alt  # type: ignore[attr-defined]
         BUILTINS[name] = f
         return fn
@@ -72,7 +73,7 @@ def invoke(fn: FEELFunction, args: list | None, named: dict[str, Any] | None) ->
     if fn.min_args is not None and n < fn.min_args:
         if not fn.varargs or n < fn.min_args:
             return None
-    if not fn.varargs and n > len(fn.params):
+    if not fn.varargs and n > (fn.max_args if fn.max_args is not None else len(fn.params)):
         return None
     while args and args[-1] is MISSING:
         args = args[:-1]

@@ -86,6 +86,7 @@ class FEELFunction:
     impl: Callable[[list], Any]
     varargs: bool = False
     min_args: int | None = None
+    max_args: int | None = None
 
     def __repr__(self) -> str:
         return f"<FEEL function {self.name}({', '.join(self.params)})>"
