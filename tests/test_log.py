@@ -1,0 +1,96 @@
+"""The execution log: one chain per run, and `log verify` finds every kind of tampering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tiergate.engine import Engine
+
+GOOD = {"summary": "Payslip totals are off by one cent", "severity": "S2"}
+
+
+def _two_runs(engine: Engine) -> tuple[str, str]:
+    first = engine.start("demo", {"ticket_id": "T-1"}, actor="agent:bot").id
+    engine.complete(first, "gather", GOOD, actor="agent:bot")
+    engine.skip(first, "extra", "n/a", actor="agent:bot")
+    second = engine.start("demo", {"ticket_id": "T-2"}, actor="agent:bot").id
+    engine.complete(second, "gather", GOOD, actor="agent:bot")
+    return first, second
+
+
+def _sql(engine: Engine, statement: str, **params: Any) -> None:
+    with engine.db.write() as conn:
+        conn.execute(sa.text(statement), params)
+
+
+def _entry_id(engine: Engine, run_id: str, seq: int) -> int:
+    return next(e["id"] for e in engine.log(run_id) if e["seq"] == seq)
+
+
+def test_chain_links_each_entry_to_the_one_before(engine: Engine) -> None:
+    first, second = _two_runs(engine)
+    for run_id in (first, second):
+        entries = engine.log(run_id)
+        assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+        assert len({e["hash"] for e in entries}) == len(entries)
+    result = engine.verify_log()
+    assert result == {"runs": 2, "entries": len(engine.log()), "ok": True, "broken": None}
+
+
+def test_edited_entry_is_named(engine: Engine) -> None:
+    first, second = _two_runs(engine)
+    target = _entry_id(engine, second, 3)
+    _sql(engine, "UPDATE log_entries SET actor_id = 'someone-else' WHERE id = :id", id=target)
+    broken = engine.verify_log()["broken"]
+    assert broken["run_id"] == second and broken["seq"] == 3 and broken["entry_id"] == target
+    assert "edited" in broken["problem"]
+
+
+def test_edited_detail_is_named(engine: Engine) -> None:
+    first, _ = _two_runs(engine)
+    target = _entry_id(engine, first, 3)
+    _sql(engine, "UPDATE log_entries SET detail = :d WHERE id = :id",
+         d='{"evidence": {"summary": "something nicer", "severity": "S4"}}', id=target)
+    broken = engine.verify_log()["broken"]
+    assert (broken["run_id"], broken["seq"], broken["entry_id"]) == (first, 3, target)
+
+
+def test_deleted_entry_is_named(engine: Engine) -> None:
+    first, _ = _two_runs(engine)
+    _sql(engine, "DELETE FROM log_entries WHERE id = :id", id=_entry_id(engine, first, 2))
+    broken = engine.verify_log()["broken"]
+    assert broken["run_id"] == first and broken["seq"] == 3
+    assert "seq 2 is missing" in broken["problem"]
+
+
+def test_reordered_entries_are_named(engine: Engine) -> None:
+    first, _ = _two_runs(engine)
+    a, b = _entry_id(engine, first, 3), _entry_id(engine, first, 4)
+    _sql(engine, "UPDATE log_entries SET seq = -1 WHERE id = :a", a=a)
+    _sql(engine, "UPDATE log_entries SET seq = 3 WHERE id = :b", b=b)
+    _sql(engine, "UPDATE log_entries SET seq = 4 WHERE id = :a", a=a)
+    broken = engine.verify_log()["broken"]
+    assert broken["run_id"] == first and broken["seq"] == 3 and broken["entry_id"] == b
+    assert "reordered" in broken["problem"]
+
+
+def test_truncated_chain_is_found(engine: Engine) -> None:
+    first, _ = _two_runs(engine)
+    last = max(e["seq"] for e in engine.log(first))
+    _sql(engine, "DELETE FROM log_entries WHERE id = :id", id=_entry_id(engine, first, last))
+    broken = engine.verify_log()["broken"]
+    assert broken["run_id"] == first and broken["seq"] == last
+    assert "newest entries were deleted" in broken["problem"]
+
+
+def test_log_lists_all_runs_oldest_first(engine: Engine) -> None:
+    first, second = _two_runs(engine)
+    everything = engine.log()
+    assert [e["id"] for e in everything] == sorted(e["id"] for e in everything)
+    assert everything[0]["run"] == first and everything[-1]["run"] == second
+    entry = everything[2]
+    assert set(entry) == {"id", "at", "run", "seq", "process", "version", "tier", "step", "event", "actor",
+                          "duration_s", "detail", "hash"}
+    assert entry["process"] == "demo" and entry["tier"] == 2 and len(entry["version"]) == 64
