@@ -1,0 +1,80 @@
+"""Compiling the FEEL texts of a model, with errors that say where they are."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any, Iterable
+
+from lxml import etree
+
+from ..errors import DMNError, FEELError
+from .feel import CompiledFEEL, compile_feel
+from .feel.builtins import BUILTINS
+from .feel.parser import FEELSyntaxError
+from .model import DMNSyntaxError
+from .typeref import TypeRegistry
+from .xml import Reader
+
+#: Rule ids matched during the current ``evaluate`` call (tables append to it).
+TRACE: ContextVar[list | None] = ContextVar("tiergate_dmn_trace", default=None)
+
+
+class Compiler:
+    """Compiles the FEEL texts of one model; knows the model's names and types."""
+
+    def __init__(self, reader: Reader, types: TypeRegistry):
+        self.reader = reader
+        self.types = types
+        #: When set, the names every compiled text reads are added to it (for dependencies).
+        self.free_sink: set[str] | None = None
+
+    def location(self, el: etree._Element, where: dict[str, Any]) -> str:
+        parts = [self.reader.label]
+        if where.get("decision"):
+            parts.append(f"decision {where['decision']!r}")
+        if where.get("rule"):
+            parts.append(f"rule {where['rule']!r} (#{where.get('rule_index')})")
+        if where.get("column_kind"):
+            label = f" {where['column_label']!r}" if where.get("column_label") else ""
+            parts.append(f"{where['column_kind']} column {where['column']}{label}")
+        parts.append(f"line {el.sourceline}")
+        return ", ".join(parts)
+
+    def compile(self, text: str | None, kind: str, names: Iterable[str], el: etree._Element,
+                where: dict[str, Any], check_names: bool = True) -> CompiledFEEL:
+        names = frozenset(names)
+        if text is None:
+            raise self.reader.error(el, "the expression has no <text>; add one")
+        try:
+            compiled = compile_feel(text, kind, names, self.types.type_check)
+        except FEELSyntaxError as exc:
+            col = exc.details.get("column")
+            raise DMNSyntaxError(
+                f"{self.location(el, where)}: FEEL syntax error at column {col} of {text!r}: "
+                f"{exc.message.split(': ', 1)[-1]}",
+                details={**exc.details, **where, "file": self.reader.label, "line": el.sourceline},
+            ) from None
+        except FEELError as exc:
+            raise DMNError(f"{self.location(el, where)}: {exc.message}",
+                           details={**exc.details, **where, "file": self.reader.label,
+                                    "line": el.sourceline}) from None
+        if self.free_sink is not None:
+            self.free_sink |= compiled.free | compiled.soft_free
+        if check_names:
+            unknown = sorted(n for n in compiled.free if n not in names and n not in BUILTINS)
+            if unknown:
+                shown = ", ".join(repr(n) for n in unknown)
+                raise DMNError(
+                    f"{self.location(el, where)}: {text!r} uses unknown name(s) {shown}. Names in "
+                    f"scope: {', '.join(sorted(names)) or 'none'}. Add an inputData/decision/"
+                    "requirement with that name or fix the spelling.",
+                    details={**where, "unknown_names": unknown, "expression": text,
+                             "file": self.reader.label, "line": el.sourceline},
+                )
+        return compiled
+
+    def expr(self, text, names, el, where, check_names=True) -> CompiledFEEL:
+        return self.compile(text, "expr", names, el, where, check_names)
+
+    def tests(self, text, names, el, where, check_names=True) -> CompiledFEEL:
+        return self.compile(text, "tests", names, el, where, check_names)

@@ -1,0 +1,301 @@
+"""A loaded DMN model: its decision requirements graph, compiled once, and ``evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from lxml import etree
+
+from ..errors import EvaluationError, FEELError, NotFoundError
+from .boxed import BoxedCompiler
+from .compiling import TRACE, Compiler
+from .feel.types import FEELFunction, kind, to_feel
+from .model import DecisionInfo, DecisionResult
+from .typeref import FAIL, TypeRegistry, TypeSpec
+from .xml import Reader, parse_xml
+
+_IGNORED = {"description", "extensionElements", "itemDefinition", "inputData", "decision",
+            "businessKnowledgeModel", "knowledgeSource", "textAnnotation", "association", "group",
+            "elementCollection", "performanceIndicator", "organizationUnit", "DMNDI"}
+
+
+class _Decision:
+    __slots__ = ("id", "name", "el", "spec", "kind", "fn", "inputs", "decisions", "knowledge",
+                 "table", "literal", "free")
+
+
+class _Step:
+    __slots__ = ("id", "name", "fn", "spec")
+
+    def __init__(self, d: _Decision):
+        self.id, self.name, self.fn, self.spec = d.id, d.name, d.fn, d.spec
+
+
+def _href(reader: Reader, el: etree._Element) -> str:
+    href = (el.get("href") or "").strip()
+    if not href.startswith("#"):
+        raise reader.error(el, f"reference {href!r} points outside this file; imports are not supported")
+    return href[1:]
+
+
+class DMNModel:
+    """A compiled DMN model. Build it with :func:`tiergate.dmn.load_dmn`."""
+
+    def __init__(self, source: str | Path | bytes):
+        root, ns, label = parse_xml(source)
+        r = self._reader = Reader(ns, label)
+        self.name = root.get("name")
+        self.namespace = root.get("namespace")
+        self.source = label
+        for child in r.children(root):
+            tag = r.local(child)
+            if tag not in _IGNORED:
+                raise r.error(child, f"<{tag}> is not supported by tiergate's DMN engine; remove it "
+                              "or express it with decisions, inputData and business knowledge models")
+        self._types = TypeRegistry(r, root)
+        self._compiler = Compiler(r, self._types)
+        self._input_specs: dict[str, TypeSpec | None] = {}
+        self._input_by_id: dict[str, str] = {}
+        names: dict[str, etree._Element] = {}
+
+        def claim(el: etree._Element, what: str) -> str:
+            var = r.child(el, "variable")
+            name = el.get("name") or (var.get("name") if var is not None else None)
+            if not name:
+                raise r.error(el, f"{what} without a name; give it a name")
+            if name in names:
+                raise r.error(el, f"the name {name!r} is used twice (also at line "
+                              f"{names[name].sourceline}); names of inputData, decisions and "
+                              "business knowledge models must be unique")
+            if not el.get("id"):
+                el.set("id", name)
+            names[name] = el
+            return name
+
+        for el in r.children(root, "inputData"):
+            name = claim(el, "inputData")
+            var = r.child(el, "variable")
+            self._input_specs[name] = self._types.get(var.get("typeRef") if var is not None else None,
+                                                      var if var is not None else el)
+            self._input_by_id[el.get("id")] = name
+        bkm_els = list(r.children(root, "businessKnowledgeModel"))
+        self._bkm_by_id = {}
+        for el in bkm_els:
+            self._bkm_by_id[el.get("id") or ""] = claim(el, "businessKnowledgeModel")
+        decision_els = list(r.children(root, "decision"))
+        self._decisions: dict[str, _Decision] = {}
+        for el in decision_els:
+            d = _Decision()
+            d.name = claim(el, "decision")
+            d.id, d.el = el.get("id"), el
+            self._decisions[d.id] = d
+        self._by_name = {d.name: d for d in self._decisions.values()}
+        self._all_names = frozenset(names)
+
+        self._base_env: dict[str, Any] = {}
+        self._compile_bkms(bkm_els)
+        for d in self._decisions.values():
+            self._compile_decision(d)
+        self._plans: dict[str, list[_Step]] = {}
+        self._needed: dict[str, list[str]] = {}
+        for d in self._decisions.values():
+            order = self._order(d)
+            self._plans[d.id] = [_Step(x) for x in order]
+            needed = {name for x in order for name in x.inputs}
+            self._needed[d.id] = [n for n in self._input_specs if n in needed]
+        self.decisions: list[DecisionInfo] = [self._info(d) for d in self._decisions.values()]
+
+    # -- loading
+
+    def _compile_bkms(self, bkm_els: list[etree._Element]) -> None:
+        r = self._reader
+        bkm_names = frozenset(self._bkm_by_id.values())
+        for el in bkm_els:
+            name = self._bkm_by_id[el.get("id") or ""]
+            logic = r.child(el, "encapsulatedLogic")
+            if logic is None:
+                raise r.error(el, "business knowledge model without <encapsulatedLogic>")
+            boxed = BoxedCompiler(self._compiler, el.get("id") or name)
+            make = boxed.function(logic, bkm_names, name)
+            self._base_env[name] = make(self._base_env)  # sees every BKM, filled in this loop
+
+    def _compile_decision(self, d: _Decision) -> None:
+        r = self._reader
+        el = d.el
+        var = r.child(el, "variable")
+        d.spec = self._types.get(var.get("typeRef") if var is not None else None,
+                                 var if var is not None else el)
+        boxed = BoxedCompiler(self._compiler, d.id)
+        odd = boxed.unsupported_child(el)
+        if odd is not None:
+            raise r.error(odd, f"<{r.local(odd)}> in a decision is not supported")
+        expr = boxed.find(el)
+        if expr is None:
+            raise r.error(el, "decision without decision logic (a decisionTable, literalExpression, "
+                          "context, invocation, ...); add one")
+        scope = self._all_names - {d.name}
+        used: set[str] = set()
+        self._compiler.free_sink = used
+        try:
+            d.kind, d.fn = boxed.compile(expr, scope)
+        finally:
+            self._compiler.free_sink = None
+        d.table, d.literal = boxed.table_info, boxed.literal_text if d.kind == "literal" else None
+        declared_inputs, declared_decisions, knowledge = [], [], []
+        for req in r.children(el, "informationRequirement"):
+            for ref in r.children(req, "requiredInput"):
+                target = _href(r, ref)
+                if target not in self._input_by_id:
+                    raise r.error(ref, f"requiredInput points to {target!r}, which is no inputData")
+                declared_inputs.append(self._input_by_id[target])
+            for ref in r.children(req, "requiredDecision"):
+                target = _href(r, ref)
+                if target not in self._decisions:
+                    raise r.error(ref, f"requiredDecision points to {target!r}, which is no decision")
+                declared_decisions.append(self._decisions[target].name)
+        for req in r.children(el, "knowledgeRequirement"):
+            for ref in r.children(req, "requiredKnowledge"):
+                target = _href(r, ref)
+                if target not in self._bkm_by_id:
+                    raise r.error(ref, f"requiredKnowledge points to {target!r}, which is no "
+                                  "business knowledge model")
+                knowledge.append(self._bkm_by_id[target])
+        d.inputs = _merge(declared_inputs, [n for n in self._input_specs if n in used])
+        d.decisions = _merge(declared_decisions, [n for n in self._by_name if n in used])
+        d.knowledge = _merge(knowledge, [n for n in self._base_env if n in used])
+
+    def _order(self, target: _Decision) -> list[_Decision]:
+        order: list[_Decision] = []
+        state: dict[str, int] = {}
+
+        def visit(d: _Decision, path: list[str]) -> None:
+            if state.get(d.id) == 2:
+                return
+            if state.get(d.id) == 1:
+                cycle = path[path.index(d.name):] + [d.name]
+                raise self._reader.error(d.el, "the decisions require each other in a cycle: "
+                                         + " -> ".join(cycle), cycle=cycle)
+            state[d.id] = 1
+            for name in d.decisions:
+                visit(self._by_name[name], path + [d.name])
+            state[d.id] = 2
+            order.append(d)
+
+        visit(target, [])
+        return order
+
+    def _info(self, d: _Decision) -> DecisionInfo:
+        var = self._reader.child(d.el, "variable")
+        return DecisionInfo(
+            id=d.id, name=d.name, kind=d.kind, type_ref=var.get("typeRef") if var is not None else None,
+            required_inputs=tuple(self._needed[d.id]), required_decisions=tuple(d.decisions),
+            required_knowledge=tuple(d.knowledge), table=d.table, expression=d.literal,
+            line=d.el.sourceline)
+
+    # -- public API
+
+    def _find(self, decision: str) -> _Decision:
+        d = self._decisions.get(decision) or self._by_name.get(decision)
+        if d is None:
+            available = [f"{x.name!r} (id {x.id!r})" for x in self._decisions.values()]
+            raise NotFoundError(
+                f"no decision {decision!r} in {self.source}; available: {', '.join(available) or 'none'}",
+                details={"decision": decision, "available": [x.id for x in self._decisions.values()]})
+        return d
+
+    def decision(self, decision: str) -> DecisionInfo:
+        """The descriptor of a decision, by id or name."""
+        d = self._find(decision)
+        return next(info for info in self.decisions if info.id == d.id)
+
+    def input_names(self, decision: str) -> list[str]:
+        """The inputData names ``decision`` needs, directly or through required decisions."""
+        return list(self._needed[self._find(decision).id])
+
+    def evaluate(self, decision: str, inputs: Mapping[str, Any] | None = None, *,
+                 strict: bool = False) -> DecisionResult:
+        """Evaluate ``decision`` (id or name) with ``inputs`` (inputData name -> Python value).
+
+        A missing input is null; with ``strict=True`` a missing input, or one that does not
+        conform to its inputData typeRef, raises EvaluationError naming it.
+        """
+        d = self._find(decision)
+        inputs = {} if inputs is None else inputs
+        if not isinstance(inputs, Mapping):
+            raise EvaluationError(f"inputs must be a mapping of input names to values, not "
+                                  f"{type(inputs).__name__}", details={"decision": d.id})
+        env = dict(self._base_env)
+        warnings: list[str] = []
+        missing = []
+        for name in self._needed[d.id]:
+            if name not in inputs:
+                missing.append(name)
+                env[name] = None
+                continue
+            env[name] = self._input_value(d, name, inputs[name], strict, warnings)
+        if missing and strict:
+            raise EvaluationError(
+                f"decision {d.name!r}: missing input(s) {', '.join(map(repr, missing))}; "
+                f"it needs {', '.join(map(repr, self._needed[d.id]))}",
+                details={"decision": d.id, "missing": missing})
+        trace: list[str] = []
+        token = TRACE.set(trace)
+        values: dict[str, Any] = {}
+        try:
+            for step in self._plans[d.id]:
+                value = step.fn(env)
+                if step.spec is not None and value is not None:
+                    converted = step.spec.coerce(value)
+                    if converted is FAIL:
+                        msg = (f"decision {step.name!r}: the result ({kind(value)}) does not conform to "
+                               f"its type {step.spec.describe()}")
+                        if strict:
+                            raise EvaluationError(msg, details={"decision": step.id})
+                        warnings.append(msg + "; it is null")
+                        converted = None
+                    value = converted
+                env[step.name] = value
+                values[step.name] = value
+        except RecursionError:
+            raise FEELError(f"decision {d.name!r}: evaluation recursed too deeply",
+                            details={"decision": d.id}) from None
+        finally:
+            TRACE.reset(token)
+        return DecisionResult(d.id, d.name, values[d.name], trace, values, warnings)
+
+    def _input_value(self, d: _Decision, name: str, raw: Any, strict: bool, warnings: list) -> Any:
+        try:
+            value = to_feel(raw)
+        except TypeError as exc:
+            raise EvaluationError(f"decision {d.name!r}: input {name!r}: {exc}",
+                                  details={"decision": d.id, "input": name,
+                                           "type": type(raw).__name__}) from None
+        spec = self._input_specs.get(name)
+        if spec is None or value is None:
+            return value
+        converted = spec.coerce(value)
+        if converted is FAIL:
+            msg = (f"input {name!r} should be {spec.describe()}"
+                   + (f" with allowed values {spec.allowed_text}" if spec.allowed_text else "")
+                   + f", got {kind(value)} {raw!r}")
+            if strict:
+                raise EvaluationError(f"decision {d.name!r}: {msg}",
+                                      details={"decision": d.id, "input": name,
+                                               "expected": spec.describe(), "actual": kind(value)})
+            warnings.append(msg + "; it is null")
+            return None
+        return converted
+
+    def __repr__(self) -> str:
+        return f"<DMNModel {self.name!r}: {', '.join(d.name for d in self.decisions)}>"
+
+
+def _merge(first: list[str], second: list[str]) -> list[str]:
+    out = list(dict.fromkeys(first))
+    out.extend(n for n in second if n not in out)
+    return out
+
+
+def is_function(value: Any) -> bool:
+    return isinstance(value, FEELFunction)
