@@ -114,8 +114,7 @@ def compile_table(c: Compiler, el: etree._Element, decision_id: str, names: froz
 
 def _priority_tests(c: Compiler, text: str, el: etree._Element, where: dict) -> list:
     compiled = c.tests(text, (), el, where)  # validates the text and reports errors with location
-    info = CompileInfo()
-    return [compile_test(t, Scope(frozenset(), info)) for t in compiled.ast[1]]
+    return [compile_test(t, Scope(frozenset(), CompileInfo())) for t in compiled.ast[1]]
 
 
 def _make_runner(hit, aggregation, input_fns, rules, out_names, priorities, defaults, coercers,

@@ -23,7 +23,7 @@ class CompiledFEEL:
     """One compiled FEEL text.
 
     ``fn``: ``fn(env)`` for expressions, ``fn(value, env)`` for unary tests. ``free``: names the
-    text reads that are not bound inside it nor in the names it was compiled with;
+    text reads that it does not bind itself (loop variables, parameters, context entries);
     ``soft_free``: such names inside filters (they may be entries of the filtered items).
     """
 
@@ -42,8 +42,8 @@ def compile_feel(text: str, kind: str = "expr", names: Iterable[str] = (),
     """
     names = frozenset(names)
     ast = parse(text, "tests" if kind == "tests" else "expr", name_index(names | _BUILTIN_NAMES))
-    info = CompileInfo(type_check)
-    scope = Scope(names, info)
+    info = CompileInfo(type_check, names)
+    scope = Scope(frozenset(), info)
     if kind == "tests":
         fn = compile_tests(ast, scope)
     else:

@@ -28,7 +28,9 @@ _ARITH = {"+": ops.add, "-": ops.sub, "*": ops.mul, "/": ops.div, "**": ops.powe
 class CompileInfo:
     """Facts gathered while compiling one text: free names, use of ``?``."""
 
-    def __init__(self, type_check: Callable[[str], Callable[[Any], bool] | None] | None = None):
+    def __init__(self, type_check: Callable[[str], Callable[[Any], bool] | None] | None = None,
+                 known: frozenset[str] = frozenset()):
+        self.known = known  # names of the enclosing scope (inputs, decisions, context keys)
         self.free: set[str] = set()
         self.soft_free: set[str] = set()  # names inside filters: may be entries of the items
         self.uses_q = False
@@ -382,7 +384,8 @@ def _call(node, scope):
     fnamed = [(n, compile_expression(a, scope)) for n, a in named] if named is not None else None
     if fn_node[0] == "builtin":
         target = BUILTINS[fn_node[1]]
-    elif fn_node[0] == "var" and fn_node[1] not in scope.bound and fn_node[1] in BUILTINS:
+    elif (fn_node[0] == "var" and fn_node[1] not in scope.bound and fn_node[1] not in scope.info.known
+          and fn_node[1] in BUILTINS):
         target = BUILTINS[fn_node[1]]  # not shadowed by a name in scope: bind now
     else:
         target = None
@@ -537,7 +540,7 @@ def _expr_test(e: tuple, scope: Scope) -> Test:
             return lambda v, env: v is c if v.__class__ is bool else (False if v is None else None)
         if cls in (Decimal, str):
             return lambda v, env: v == c if v.__class__ is cls else (False if v is None else None)
-    sub = CompileInfo(scope.info.type_check)
+    sub = CompileInfo(scope.info.type_check, scope.info.known)
     f = compile_expression(e, Scope(scope.bound, sub, scope.in_filter))
     scope.info.free |= sub.free
     scope.info.soft_free |= sub.soft_free
