@@ -86,3 +86,10 @@ def test_unsupported_database_url_is_explained(tmp_path: Path) -> None:
         Database("mysql://localhost/x")
     with pytest.raises(DatabaseError, match="is not a database URL"):
         Database("not a url")
+
+
+def test_head_revision_constant_matches_the_migrations(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    database = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    assert ScriptDirectory.from_config(database.alembic_config()).get_current_head() == database.head_revision

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from tiergate.cli.output import common_options, run_command, table
+from tiergate.cli.output import common_options, run_command
 from tiergate.engine import Engine
 
 
@@ -25,12 +25,13 @@ def _show(out: Console, data: Any) -> None:
     if not data:
         out.print("no log entries")
         return
-    grid = table("at", "run", "seq", "step", "event", "actor", "detail")
     for e in data:
-        detail = json.dumps(e["detail"], ensure_ascii=False)
-        grid.add_row(e["at"], e["run"], str(e["seq"]), e["step"] or "", e["event"], e["actor"],
-                     escape(detail if len(detail) <= 80 else detail[:77] + "..."))
-    out.print(grid)
+        detail = json.dumps(e["detail"], ensure_ascii=False) if e["detail"] else ""
+        if len(detail) > 100:
+            detail = detail[:97] + "..."
+        took = f" {e['duration_s']:.0f}s" if e["duration_s"] is not None else ""
+        out.print(f"{e['at'][:19].replace('T', ' ')}  {e['run']} {e['seq']:>3}  {e['event']:<18} "
+                  f"{(e['step'] or '-'):<20} {e['actor']:<24}{took}  [dim]{escape(detail)}[/]")
 
 
 @click.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -29,7 +30,10 @@ EXIT_USAGE = 2
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(highlight=False, soft_wrap=True, stderr=stderr)
+    out = Console(highlight=False, soft_wrap=True, stderr=stderr)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = 160  # piped output: do not fold tables at 80 columns
+    return out
 
 
 def table(*columns: str) -> Table:

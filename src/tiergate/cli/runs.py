@@ -13,6 +13,11 @@ from tiergate.cli.output import actor_option, common_options, parse_json_option,
 from tiergate.engine import Engine, RunInfo
 from tiergate.errors import UsageError
 
+def _minute(stamp: str | None) -> str:
+    """2026-11-25T19:37:52.506497Z -> 2026-11-25 19:37 (UTC), for people."""
+    return stamp[:16].replace("T", " ") if stamp else ""
+
+
 STATE_STYLE = {"done": "green", "ready": "bold cyan", "locked": "dim", "skipped": "yellow"}
 
 
@@ -24,7 +29,7 @@ def _show_run(out: Console, run: dict[str, Any], *, with_data: bool = True) -> N
         style = STATE_STYLE.get(step["state"], "")
         title = step["title"] + (" (optional)" if step["optional"] else "")
         grid.add_row(f"[{style}]{step['state']}[/]", step["id"], escape(title), step["actor"] or "",
-                     step["at"] or "")
+                     _minute(step["at"]))
     out.print(grid)
     for step in run["steps"]:
         if step["state"] != "ready":
@@ -111,8 +116,8 @@ def _show_runs(out: Console, data: list[dict[str, Any]]) -> None:
         return
     grid = table("run", "process", "tier", "status", "started by", "started", "ended")
     for r in data:
-        grid.add_row(r["id"], r["process"], str(r["tier"]), r["status"], r["started_by"], r["created_at"],
-                     r["ended_at"] or "")
+        grid.add_row(r["id"], r["process"], str(r["tier"]), r["status"], r["started_by"], _minute(r["created_at"]),
+                     _minute(r["ended_at"]))
     out.print(grid)
 
 
