@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
 
-from ...errors import EvaluationError
+from ...errors import EvaluationError, FEELError
 from .builtins import BUILTINS, TYPE_NAMES
 from .interpreter import CompileInfo, Scope, compile_expression, compile_tests
 from .parser import FEELSyntaxError, name_index, parse
@@ -41,14 +41,25 @@ def compile_feel(text: str, kind: str = "expr", names: Iterable[str] = (),
     Raises FEELSyntaxError (a FEELError) with ``details["column"]`` when the text does not parse.
     """
     names = frozenset(names)
-    ast = parse(text, "tests" if kind == "tests" else "expr", name_index(names | _BUILTIN_NAMES))
-    info = CompileInfo(type_check, names)
-    scope = Scope(frozenset(), info)
-    if kind == "tests":
-        fn = compile_tests(ast, scope)
-    else:
-        fn = compile_expression(ast, scope)
+    try:
+        ast = parse(text, "tests" if kind == "tests" else "expr", name_index(names | _BUILTIN_NAMES))
+        info = CompileInfo(type_check, names)
+        scope = Scope(frozenset(), info)
+        if kind == "tests":
+            fn = compile_tests(ast, scope)
+        else:
+            fn = compile_expression(ast, scope)
+    except RecursionError:
+        raise FEELSyntaxError(f"the FEEL expression is nested too deeply: {text[:80]!r}...",
+                              details={"expression": text[:200], "column": 1}) from None
     return CompiledFEEL(text, kind, fn, info, ast)
+
+
+def _run(fn, *args):
+    try:
+        return fn(*args)
+    except RecursionError:
+        raise FEELError("FEEL evaluation recursed too deeply", details={}) from None
 
 
 @lru_cache(maxsize=1024)
@@ -78,7 +89,7 @@ def evaluate_expression(text: str, context: Mapping[str, Any] | None = None) -> 
     types give ``None``; a syntax error raises FEELSyntaxError.
     """
     env = _env(context)
-    return _cached(text, "expr", frozenset(env)).fn(env)
+    return _run(_cached(text, "expr", frozenset(env)).fn, env)
 
 
 def evaluate_unary_tests(text: str, input_value: Any, context: Mapping[str, Any] | None = None) -> bool:
@@ -88,7 +99,7 @@ def evaluate_unary_tests(text: str, input_value: Any, context: Mapping[str, Any]
         value = to_feel(input_value)
     except TypeError as exc:
         raise EvaluationError(f"input value: {exc}", details={"type": type(input_value).__name__}) from None
-    return _cached(text, "tests", frozenset(env)).fn(value, env) is True
+    return _run(_cached(text, "tests", frozenset(env)).fn, value, env) is True
 
 
 __all__ = [
