@@ -298,7 +298,7 @@ def test_syntax_error_in_cell_names_rule_and_column(dmn):
     d = err.details
     assert (d["decision"], d["rule"], d["rule_index"], d["column_kind"], d["column"]) == (
         "decision", "r2", 2, "input", 1)
-    assert d["expression"] == "< 18 +" and d["column"] == 1 and isinstance(d["line"], int)
+    assert d["expression"] == "< 18 +" and d["position"] == 7 and isinstance(d["line"], int)
     assert "r2" in err.message and "input column 1" in err.message and "'< 18 +'" in err.message
 
 

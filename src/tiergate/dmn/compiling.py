@@ -49,10 +49,11 @@ class Compiler:
             compiled = compile_feel(text, kind, names, self.types.type_check)
         except FEELSyntaxError as exc:
             col = exc.details.get("column")
+            what = exc.message.split(": ", 1)[-1]
             raise DMNSyntaxError(
-                f"{self.location(el, where)}: FEEL syntax error at column {col} of {text!r}: "
-                f"{exc.message.split(': ', 1)[-1]}",
-                details={**exc.details, **where, "file": self.reader.label, "line": el.sourceline},
+                f"{self.location(el, where)}: FEEL syntax error at character {col} of {text!r}: {what}",
+                details={"expression": text, "position": col, **where, "file": self.reader.label,
+                         "line": el.sourceline},
             ) from None
         except FEELError as exc:
             raise DMNError(f"{self.location(el, where)}: {exc.message}",

@@ -13,7 +13,9 @@ class DMNSyntaxError(FEELSyntaxError, DMNError):
     """A FEEL syntax error inside a DMN model, found by ``load_dmn``.
 
     It is both a FEELError (what is wrong: the FEEL text) and a DMNError (where: the model
-    cannot be loaded). ``details``: file, decision id, rule id and index, column, line, expression.
+    cannot be loaded). ``details``: ``expression``, ``position`` (1-based character in it),
+    ``decision``, and for table cells ``rule``, ``rule_index``, ``column_kind`` ("input" or
+    "output"), ``column`` (1-based), ``column_label``; plus ``file`` and ``line``.
     """
 
     code = "feel_syntax"
