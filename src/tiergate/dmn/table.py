@@ -10,7 +10,8 @@ from lxml import etree
 from ..errors import EvaluationError
 from .compiling import TRACE, Compiler
 from .feel import ops
-from .feel.interpreter import CompileInfo, Scope, compile_test
+from .feel.interpreter import CompileInfo, Scope
+from .feel.unary import compile_test
 from .model import InputClauseInfo, OutputClauseInfo, RuleInfo, TableInfo
 from .typeref import FAIL
 

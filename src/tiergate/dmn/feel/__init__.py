@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ...errors import EvaluationError, FEELError
 from .builtins import BUILTINS, TYPE_NAMES
-from .interpreter import CompileInfo, Scope, compile_expression, compile_tests
+from .interpreter import CompileInfo, Scope, compile_expression
+from .unary import compile_tests
 from .parser import FEELSyntaxError, name_index, parse
 from .types import FEELFunction, Range, YearsMonthsDuration, to_feel
 

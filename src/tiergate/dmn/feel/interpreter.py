@@ -1,7 +1,6 @@
 """Turns FEEL syntax trees into Python closures, once; evaluating is calling the closure.
 
-``compile_expression(ast, scope)`` gives ``f(env) -> value`` and ``compile_tests(ast, scope)``
-gives ``t(input_value, env) -> True | False | None``. ``env`` is a plain dict of the names in
+``compile_expression(ast, scope)`` gives ``f(env) -> value`` (unary tests: ``unary.py``). ``env`` is a plain dict of the names in
 scope. Nothing here evaluates Python source: every node maps to one of the small functions
 below, and the only operations on values are the FEEL ones in ``ops.py`` and ``builtins``.
 Path access (``a.b``) reads dict entries and the documented properties of temporal values,
@@ -10,17 +9,16 @@ never Python attributes.
 
 from __future__ import annotations
 
-import datetime as _dt
 from decimal import Decimal
 from typing import Any, Callable
 
 from ...errors import FEELError
 from . import ops
 from .builtins import BUILTINS, invoke
-from .types import FEELFunction, Range, YearsMonthsDuration, builtin_type, conforms_builtin
+from .paths import get_path
+from .types import FEELFunction, Range, builtin_type, conforms_builtin
 
 Fn = Callable[[dict], Any]
-Test = Callable[[Any, dict], Any]
 
 _ARITH = {"+": ops.add, "-": ops.sub, "*": ops.mul, "/": ops.div, "**": ops.power}
 
@@ -138,8 +136,10 @@ def _between(node, scope):
 
 
 def _in(node, scope):
+    from .unary import compile_test, disjunction
+
     fx = compile_expression(node[1], scope)
-    test = _disjunction([compile_test(t, scope) for t in node[2]])
+    test = disjunction([compile_test(t, scope) for t in node[2]])
     return lambda env: test(fx(env), env)
 
 
@@ -269,70 +269,6 @@ def _func(node, scope):
     return run
 
 
-_DATE_PROPS = {"year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
-               "weekday": lambda d: d.isoweekday()}
-_TIME_PROPS = {"hour": lambda t: t.hour, "minute": lambda t: t.minute,
-               "second": lambda t: Decimal(t.second) + Decimal(t.microsecond) / 1000000}
-
-
-def _offset(t):
-    off = t.utcoffset()
-    return off if off is not None else None
-
-
-def _zone(t):
-    tz = t.tzinfo
-    key = getattr(tz, "key", None) if tz is not None and type(tz).__name__ == "ZoneInfo" else None
-    return key
-
-
-def get_path(value: Any, name: str) -> Any:
-    """FEEL path step: a context entry, each list item's entry, or a temporal property."""
-    cls = value.__class__
-    if cls is dict:
-        return value.get(name)
-    if cls is list:
-        return [get_path(item, name) for item in value]
-    prop = None
-    if cls is _dt.date or cls is _dt.datetime:
-        prop = _DATE_PROPS.get(name)
-    if prop is None and (cls is _dt.time or cls is _dt.datetime):
-        prop = _TIME_PROPS.get(name)
-        if name == "time offset":
-            return _offset(value)
-        if name == "timezone":
-            return _zone(value)
-    if prop is not None:
-        out = prop(value)
-        return Decimal(out) if isinstance(out, int) else out
-    if cls is _dt.timedelta:
-        return _duration_prop(value, name)
-    if cls is YearsMonthsDuration:
-        if name == "years":
-            return Decimal(value.years)
-        if name == "months":
-            return Decimal(value.months)
-        return None
-    if cls is Range:
-        return {"start": value.start, "end": value.end, "start included": value.start_included,
-                "end included": value.end_included}.get(name)
-    return None
-
-
-def _duration_prop(td: _dt.timedelta, name: str) -> Any:
-    sign = -1 if td < _dt.timedelta(0) else 1
-    td = abs(td)
-    if name == "days":
-        return Decimal(sign * td.days)
-    if name == "hours":
-        return Decimal(sign * (td.seconds // 3600))
-    if name == "minutes":
-        return Decimal(sign * (td.seconds // 60 % 60))
-    if name == "seconds":
-        return sign * (Decimal(td.seconds % 60) + Decimal(td.microseconds) / 1000000)
-    return None
-
-
 def _path(node, scope):
     f, name = compile_expression(node[1], scope), node[2]
     return lambda env: get_path(f(env), name)
@@ -449,109 +385,3 @@ _COMPILERS: dict[str, Callable[[tuple, Scope], Fn]] = {
     "if": _if, "for": _for, "quant": _quant, "func": _func, "path": _path, "filter": _filter,
     "call": _call, "list": _list, "context": _context, "interval": _interval,
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# unary tests
-
-def compile_tests(node: tuple, scope: Scope) -> Test:
-    """``("tests", [...])`` to ``t(value, env)``: True when the value passes the tests."""
-    return _disjunction([compile_test(t, scope) for t in node[1]])
-
-
-def _disjunction(tests: list[Test]) -> Test:
-    if len(tests) == 1:
-        return tests[0]
-
-    def run(v, env):
-        seen_null = False
-        for t in tests:
-            r = t(v, env)
-            if r is True:
-                return True
-            if r is None:
-                seen_null = True
-        return None if seen_null else False
-
-    return run
-
-
-def compile_test(node: tuple, scope: Scope) -> Test:
-    tag = node[0]
-    if tag == "t_any":
-        return lambda v, env: True
-    if tag == "t_not":
-        inner = _disjunction([compile_test(t, scope) for t in node[1]])
-
-        def negated(v, env):
-            r = inner(v, env)
-            return None if r is None else not r
-
-        return negated
-    if tag == "t_cmp":
-        return _cmp_test(node[1], node[2], scope)
-    return _expr_test(node[1], scope)
-
-
-def _cmp_test(op: str, e: tuple, scope: Scope) -> Test:
-    is_const, c = constant(e)
-    if is_const and c.__class__ in (Decimal, str):
-        cls = c.__class__
-        if op == "<":
-            return lambda v, env: v < c if v.__class__ is cls else None
-        if op == "<=":
-            return lambda v, env: v <= c if v.__class__ is cls else None
-        if op == ">":
-            return lambda v, env: v > c if v.__class__ is cls else None
-        if op == ">=":
-            return lambda v, env: v >= c if v.__class__ is cls else None
-    cmp = ops.COMPARATORS[op]
-    f = compile_expression(e, scope)
-    return lambda v, env: cmp(v, f(env))
-
-
-def match_value(v: Any, r: Any) -> bool | None:
-    """Whether input ``v`` satisfies a test whose expression gave ``r`` (no ``?`` used)."""
-    if r is None:
-        return v is None
-    cls = r.__class__
-    if cls is Range:
-        return ops.in_range(v, r)
-    if cls is list and v.__class__ is not list:
-        seen_null = False
-        for x in r:
-            e = ops.eq(v, x)
-            if e is True:
-                return True
-            seen_null = seen_null or e is None
-        return None if seen_null else False
-    if cls is bool and v.__class__ is not bool and v is not None:
-        return r
-    return ops.eq(v, r)
-
-
-def _expr_test(e: tuple, scope: Scope) -> Test:
-    is_const, c = constant(e)
-    if is_const:
-        cls = c.__class__
-        if c is None:
-            return lambda v, env: v is None
-        if cls is bool:
-            return lambda v, env: v is c if v.__class__ is bool else (False if v is None else None)
-        if cls in (Decimal, str):
-            return lambda v, env: v == c if v.__class__ is cls else (False if v is None else None)
-    sub = CompileInfo(scope.info.type_check, scope.info.known)
-    f = compile_expression(e, Scope(scope.bound, sub, scope.in_filter))
-    scope.info.free |= sub.free
-    scope.info.soft_free |= sub.soft_free
-    if sub.uses_q:
-        def with_q(v, env):
-            inner = dict(env)
-            inner["?"] = v
-            r = f(inner)
-            if r is True or r is False:
-                return r
-            return match_value(v, r) if r is not None else None
-
-        return with_q
-    return lambda v, env: match_value(v, f(env))
