@@ -88,6 +88,8 @@ named_arg: name ":" expression
         | IVL_OPEN expression ".." endpoint interval_close -> interval_open_start
         | "(" expression ".." endpoint interval_close -> interval_open_start
         | NOT "(" [arguments] ")" -> not_call
+        | "and" "(" [arguments] ")" -> and_call
+        | "or" "(" [arguments] ")" -> or_call
 
 !interval_close: "]" | "[" | ")"
 

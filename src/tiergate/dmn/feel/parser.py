@@ -254,6 +254,12 @@ class AstBuilder(Transformer):
     def not_call(self, c):
         return _call(("builtin", "not"), c[1])
 
+    def and_call(self, c):  # DMN 1.1 name of all()
+        return _call(("builtin", "all"), c[0])
+
+    def or_call(self, c):  # DMN 1.1 name of any()
+        return _call(("builtin", "any"), c[0])
+
     # -- structures
     def list_(self, c):
         return ("list", _tests(c))
