@@ -261,6 +261,21 @@ BOXED = """
     <then><literalExpression><text>"big"</text></literalExpression></then>
     <else><literalExpression><text>"small"</text></literalExpression></else>
   </conditional></decision>
+<decision id="d_for" name="Squares">
+  <for iteratorVariable="x">
+    <in><literalExpression><text>[1, 2, n]</text></literalExpression></in>
+    <return><literalExpression><text>x * x</text></literalExpression></return>
+  </for></decision>
+<decision id="d_every" name="AllPositive">
+  <every iteratorVariable="x">
+    <in><literalExpression><text>[1, 2, n]</text></literalExpression></in>
+    <satisfies><literalExpression><text>x > 0</text></literalExpression></satisfies>
+  </every></decision>
+<decision id="d_filter" name="Big">
+  <filter>
+    <in><literalExpression><text>[{v: 1}, {v: 5}, {v: n}]</text></literalExpression></in>
+    <match><literalExpression><text>v > 2</text></literalExpression></match>
+  </filter></decision>
 """
 
 
@@ -271,7 +286,11 @@ def test_boxed_expressions(dmn):
     assert m.evaluate("Lst", {"n": 2}).value == [D(2), D(3)]
     assert m.evaluate("Rel", {"n": 2}).value == [{"a": D(1), "b": "x"}, {"a": D(2), "b": "y"}]
     assert m.evaluate("Cond", {"n": 2}).value == "big"
-    assert [d.kind for d in m.decisions] == ["context", "context", "list", "relation", "conditional"]
+    assert m.evaluate("Squares", {"n": 3}).value == [D(1), D(4), D(9)]
+    assert m.evaluate("AllPositive", {"n": -1}).value is False
+    assert m.evaluate("Big", {"n": 9}).value == [{"v": D(5)}, {"v": D(9)}]
+    assert [d.kind for d in m.decisions] == ["context", "context", "list", "relation", "conditional",
+                                             "for", "every", "filter"]
 
 
 def test_unsupported_element_names_id_and_line(dmn):

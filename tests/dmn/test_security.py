@@ -50,6 +50,13 @@ def test_parameter_entity_in_utf16_is_refused():
         load_dmn(xml16.encode("utf-16"))
 
 
+def test_utf16_without_bom_is_refused():
+    xml = _hostile('<!DOCTYPE d [<!ENTITY x "y">]>', "&x;").decode()
+    xml = xml.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16LE"?>')
+    with pytest.raises(DMNError):
+        load_dmn(xml.encode("utf-16-le"))
+
+
 def test_malformed_xml_is_a_dmn_error():
     with pytest.raises(DMNError) as info:
         load_dmn(b"<definitions><decision></definitions>")

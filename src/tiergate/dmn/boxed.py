@@ -33,6 +33,7 @@ class BoxedCompiler:
         self.owner_id = owner_id
         self.table_info = None
         self.literal_text: str | None = None
+        self.in_filter = False  # inside a <filter> match, names may be entries of the items
 
     def find(self, el: etree._Element) -> etree._Element | None:
         for child in self.r.children(el):
@@ -76,7 +77,7 @@ class BoxedCompiler:
             raise self.r.error(el, "literalExpression without <text>")
         if self.literal_text is None:
             self.literal_text = text
-        return "literal", self.c.expr(text, names, el, self._where()).fn
+        return "literal", self.c.expr(text, names, el, self._where(), not self.in_filter).fn
 
     def _decisiontable(self, el, names):
         run, info = compile_table(self.c, el, self.owner_id, names)
@@ -233,7 +234,11 @@ class BoxedCompiler:
 
     def _filter(self, el, names):
         source = self._part(el, "in", names)
-        match = self._part(el, "match", names | {"item"})
+        outer, self.in_filter = self.in_filter, True
+        try:
+            match = self._part(el, "match", names | {"item"})
+        finally:
+            self.in_filter = outer
 
         def run(env):
             coll = source(env)

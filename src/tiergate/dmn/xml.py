@@ -51,8 +51,9 @@ def read_source(source: str | Path | bytes) -> tuple[bytes, str]:
 
 def _refuse_declarations(data: bytes, label: str) -> None:
     probes = [data]
-    for enc in ("utf-16", "utf-32"):
-        if data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff") or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    if b"\x00" in data[:512]:  # UTF-16/32, with or without a byte order mark
+        probes.append(data.replace(b"\x00", b""))
+        for enc in ("utf-16", "utf-32"):
             try:
                 probes.append(data.decode(enc).encode("utf-8"))
             except UnicodeError:
