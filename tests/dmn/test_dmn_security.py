@@ -11,7 +11,7 @@ import tiergate.dmn
 from tiergate.dmn import FEELSyntaxError, evaluate_expression as E, load_dmn
 from tiergate.errors import DMNError, EvaluationError, FEELError
 
-from conftest import definitions, table
+from dmn_helpers import definitions, table
 
 SECRET_FILE = "/etc/hostname"
 
