@@ -10,7 +10,7 @@ from lxml import etree
 from ..errors import EvaluationError, FEELError, NotFoundError
 from .boxed import BoxedCompiler
 from .compiling import TRACE, Compiler
-from .feel.types import FEELFunction, kind, to_feel
+from .feel.types import kind, to_feel
 from .model import DecisionInfo, DecisionResult
 from .typeref import FAIL, TypeRegistry, TypeSpec
 from .xml import Reader, parse_xml
@@ -295,7 +295,3 @@ def _merge(first: list[str], second: list[str]) -> list[str]:
     out = list(dict.fromkeys(first))
     out.extend(n for n in second if n not in out)
     return out
-
-
-def is_function(value: Any) -> bool:
-    return isinstance(value, FEELFunction)

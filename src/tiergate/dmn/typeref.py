@@ -7,13 +7,15 @@ collection is expected is wrapped), or :data:`FAIL` when it does not conform.
 
 from __future__ import annotations
 
+import datetime as _dt
+from decimal import Decimal
 from typing import Any, Callable
 
 from lxml import etree
 
 from .feel import compile_feel
 from .feel.parser import FEELSyntaxError
-from .feel.types import builtin_type, conforms_builtin, kind
+from .feel.types import builtin_type, conforms_builtin
 from .xml import Reader
 
 FAIL: Any = type("Fail", (), {"__repr__": lambda self: "FAIL"})()
@@ -31,6 +33,12 @@ class TypeSpec:
         self.allowed: Callable[[Any, dict], Any] | None = None
         self.allowed_text: str | None = None
         self.components: dict[str, TypeSpec] | None = None
+        self._fast: frozenset | None = None  # classes that conform as they are
+
+    def _fast_classes(self) -> frozenset:
+        if self.is_collection or self.ref is not None or self.allowed is not None or self.base is None:
+            return frozenset()
+        return _CLASSES.get(self.base, frozenset())
 
     def __repr__(self) -> str:
         return f"<TypeSpec {self.name}>"
@@ -41,6 +49,11 @@ class TypeSpec:
     def coerce(self, value: Any) -> Any:
         if value is None:
             return None
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = self._fast_classes()
+        if value.__class__ in fast:
+            return value
         if self.is_collection:
             items = value if value.__class__ is list else [value]
             out = []
@@ -85,6 +98,11 @@ class TypeSpec:
             return FAIL
         return value
 
+
+_CLASSES = {"number": frozenset([Decimal]), "string": frozenset([str]), "boolean": frozenset([bool]),
+            "date": frozenset([_dt.date]), "time": frozenset([_dt.time]),
+            "date and time": frozenset([_dt.datetime]), "days and time duration": frozenset([_dt.timedelta]),
+            "context": frozenset([dict]), "list": frozenset([list])}
 
 ANY = TypeSpec("Any")
 ANY.base = "Any"
@@ -195,7 +213,3 @@ def _local_name(type_ref: str) -> str:
     if "." in type_ref:  # namespace-qualified with an import name
         return type_ref
     return type_ref
-
-
-def describe_value(value: Any) -> str:
-    return kind(value)
