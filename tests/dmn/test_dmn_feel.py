@@ -121,6 +121,14 @@ def test_functions_and_invocation():
     assert E("unknownFunction(1)") is None
 
 
+def test_variables_named_like_builtins():
+    ctx = {"date": dt.date(2020, 1, 1), "count": 3, "sum": 10}
+    assert E('date("2021-02-03")', ctx) == dt.date(2021, 2, 3)
+    assert E("date.year + count", ctx) == D(2023)
+    assert E("sum + 1", ctx) == D(11)
+    assert E("{f: function(x) x + 1, r: f(1)}.r", ctx) == D(2)
+
+
 def test_paths_contexts_lists_filters():
     assert E('{a: 1, "b c": 2, d: {e: a + 1}}') == {"a": D(1), "b c": D(2), "d": {"e": D(2)}}
     assert E("{a: 1, b: a + 1}.b") == D(2)

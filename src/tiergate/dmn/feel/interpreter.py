@@ -330,11 +330,15 @@ def _call(node, scope):
             return lambda env: invoke(target, [a(env) for a in fargs], None)
         return lambda env: invoke(target, None, {n: a(env) for n, a in fnamed})
     ffn = compile_expression(fn_node, scope)
+    # a variable named like a built-in (an input called "date") does not hide the function
+    fallback = BUILTINS.get(fn_node[1]) if fn_node[0] == "var" else None
 
     def run(env):
         fn = ffn(env)
         if fn.__class__ is not FEELFunction:
-            return None
+            if fallback is None:
+                return None
+            fn = fallback
         if fnamed is None:
             return invoke(fn, [a(env) for a in fargs], None)
         return invoke(fn, None, {n: a(env) for n, a in fnamed})
