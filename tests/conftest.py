@@ -20,15 +20,9 @@ from typing import Any, Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
+from support import BACKEND, PG_ADMIN_URL, REPO, TEMPLATE_DB, CLIResult, HomeBuilder, DEMO  # noqa: F401
 from tiergate.engine import Engine
 from tiergate.store.db import Database
-
-REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
-PG_ADMIN_URL = os.environ.get("TIERGATE_TEST_DATABASE_URL", "")
-BACKEND = "postgresql" if PG_ADMIN_URL.startswith("postgresql") else "sqlite"
-TEMPLATE_DB = "tiergate_test_template"
-
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"tiergate test database backend: {BACKEND}"
@@ -96,92 +90,9 @@ def empty_db_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]:
     admin.dispose()
 
 
-ROLES = """\
-roles:
-  lead:
-    description: Leads the team.
-    members: [human:alice, human:bob]
-  reviewer:
-    description: Reviews work.
-    members: [human:carol, agent:reviewer-bot]
-"""
-
-
-def catalog_yaml(*ids: str) -> str:
-    entries = "".join(textwrap.dedent(f"""\
-      - id: {pid}
-        title: {pid.replace('-', ' ').title()}
-        area: testing
-        owner: lead
-        expected_minutes: 15
-        facts: {{compliance_critical: false, touches_live_systems: false, client_data: false, structured: true}}
-    """) for pid in ids)
-    return "processes:\n" + textwrap.indent(entries, "  ")
-
-
-class HomeBuilder:
-    """Writes a small home folder for one test."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        (root / "tiers").mkdir(parents=True, exist_ok=True)
-        (root / "checklists" / "schemas").mkdir(parents=True, exist_ok=True)
-        self.write("tiers/roles.yaml", ROLES)
-
-    def write(self, relative: str, text: str) -> Path:
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text), encoding="utf-8")
-        return path
-
-    def checklist(self, process_id: str, text: str, *, catalog: bool = True) -> Path:
-        path = self.write(f"checklists/{process_id}.yaml", text)
-        if catalog:
-            ids = sorted({p.stem for p in (self.root / "checklists").glob("*.yaml")})
-            self.write("tiers/catalog.yaml", catalog_yaml(*ids))
-        return path
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> HomeBuilder:
     return HomeBuilder(tmp_path / "home")
-
-
-DEMO = """\
-id: demo
-title: Demo checklist
-owner: lead
-expected_minutes: 10
-inputs:
-  type: object
-  required: [ticket_id]
-  properties:
-    ticket_id: {type: string, pattern: "^T-[0-9]+$"}
-steps:
-  - id: gather
-    title: Gather the facts
-    instructions: "Look at {{ data.ticket_id }}."
-    done_when:
-      type: object
-      required: [summary, severity]
-      properties:
-        summary: {type: string, minLength: 10}
-        severity: {enum: [S1, S2, S3, S4]}
-  - id: extra
-    title: Optional extra check
-    optional: true
-    done_when: {type: object, required: [note], properties: {note: {type: string}}}
-  - id: review
-    title: Review by a person
-    actors: [human]
-    roles: [lead]
-    distinct_from: gather
-    after: [gather, extra]
-    done_when:
-      type: object
-      required: [approved]
-      properties: {approved: {const: true}}
-"""
 
 
 @pytest.fixture
@@ -208,20 +119,6 @@ def make_engine(db_url: str) -> Iterator[Callable[..., Engine]]:
 @pytest.fixture
 def engine(demo_home: HomeBuilder, make_engine: Callable[..., Engine]) -> Engine:
     return make_engine(demo_home)
-
-
-class CLIResult:
-    def __init__(self, proc: subprocess.CompletedProcess[str]):
-        self.returncode = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    def __repr__(self) -> str:
-        return f"<exit {self.returncode}\nstdout: {self.stdout}\nstderr: {self.stderr}>"
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DEMO, HomeBuilder, catalog_yaml
+from support import DEMO, HomeBuilder, catalog_yaml
 from tiergate.definitions.home import Home, load_definitions
 
 
@@ -134,7 +134,8 @@ def test_catalog_entry_without_definition_is_a_warning(home: HomeBuilder) -> Non
 
 def test_decide_needs_a_known_decision(home: HomeBuilder) -> None:
     home.checklist("demo", DEMO.replace("    optional: true\n", "    optional: true\n    decide: no_such_table\n"))
-    assert "decision 'no_such_table' does not exist" in problems(home, decision_ids={"support_triage"})[0]
+    assert problems(home)[0].startswith("checklists/demo.yaml:23: decision 'no_such_table' does not exist or failed "
+                                        "to load (decisions/no_such_table.dmn). Available decisions: tier_routing.")
 
 
 @pytest.mark.parametrize("broken, expected", [

@@ -33,7 +33,11 @@ def test_start_shows_ready_steps_with_rendered_instructions(engine: Engine) -> N
     assert [s.id for s in run.ready_steps] == ["gather"]
     assert run.ready_steps[0].instructions == "Look at T-42."
     assert states(engine, run.id) == {"gather": "ready", "extra": "locked", "review": "locked"}
-    assert events(engine, run.id) == [(None, "started", "agent:bot"), ("gather", "step_ready", "system:tiergate")]
+    assert events(engine, run.id) == [(None, "routed", "system:tiergate"), (None, "started", "agent:bot"),
+                                      ("gather", "step_ready", "system:tiergate")]
+    routed = engine.log(run.id)[0]["detail"]
+    assert routed["tier"] == 2 and routed["matched_rule"] == "rule_tier2_structured"
+    assert routed["inputs"]["process_id"] == "demo" and routed["inputs"]["structured"] is True
 
 
 def test_start_data_is_checked_against_inputs(engine: Engine) -> None:
@@ -61,7 +65,7 @@ def test_full_run_with_skip_and_four_eyes(engine: Engine) -> None:
     assert done.status == "completed" and done.ended_at is not None
     assert done.data == {"ticket_id": "T-1", **GOOD, "approved": True}
     assert events(engine, run.id) == [
-        (None, "started", "agent:bot"), ("gather", "step_ready", "system:tiergate"),
+        (None, "routed", "system:tiergate"), (None, "started", "agent:bot"), ("gather", "step_ready", "system:tiergate"),
         ("gather", "step_completed", "agent:bot"), ("extra", "step_ready", "system:tiergate"),
         ("extra", "step_skipped", "agent:bot"), ("review", "step_ready", "system:tiergate"),
         ("review", "step_completed", "human:alice"), (None, "completed", "system:tiergate"),
@@ -304,7 +308,7 @@ def test_evidence_is_data_not_template(engine: Engine) -> None:
     engine.complete(run.id, "gather", hostile, actor="agent:bot")
     info = engine.status(run.id)
     assert info.data["summary"] == hostile["summary"]
-    assert engine.log(run.id)[2]["detail"]["evidence"]["summary"] == hostile["summary"]
+    assert engine.log(run.id)[3]["detail"]["evidence"]["summary"] == hostile["summary"]
 
 
 def test_runs_listing_filters(engine: Engine) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from conftest import REPO, CLIResult, HomeBuilder
+from support import REPO, CLIResult, HomeBuilder
 from tiergate.definitions.models import checklist_json_schema
 
 GOOD = {"summary": "Payslip totals are off by one cent", "severity": "S2"}
@@ -152,7 +152,7 @@ def test_check_exit_codes_and_format(cli: Cli, demo_home: HomeBuilder) -> None:
 
 def test_log_verify_names_the_tampered_entry(cli: Cli, demo_home: HomeBuilder, db_url: str) -> None:
     run_id = _start(cli, demo_home)
-    assert cli("log", "verify", home=demo_home).stdout.startswith("ok: 2 entries in 1 runs")
+    assert cli("log", "verify", home=demo_home).stdout.startswith("ok: 3 entries in 1 runs")
     engine = sa.create_engine(db_url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE log_entries SET event = 'completed' WHERE run_id = :r AND seq = 2"), {"r": run_id})

@@ -6,7 +6,7 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
-from conftest import HomeBuilder
+from support import HomeBuilder
 from test_checklist_runtime import PARALLEL
 
 from tiergate.engine import Engine

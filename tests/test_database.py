@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from conftest import BACKEND, HomeBuilder
+from support import BACKEND, HomeBuilder
 from tiergate.errors import SchemaOutdatedError
 from tiergate.store.db import Database
 from tiergate.store.tables import SQLModel

@@ -7,7 +7,7 @@ import re
 import click
 import pytest
 
-from conftest import REPO
+from support import REPO
 from tiergate.cli import cli
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import DEMO, HomeBuilder
+from support import DEMO, HomeBuilder
 
 GOOD = {"summary": "Payslip totals are off by one cent", "severity": "S2"}
 

@@ -20,15 +20,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tiergate import log as execution_log
-from tiergate.actors import Actor
+from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.checklists import ChecklistDefinition
+from tiergate.definitions.decision_tests import DecisionReport, run_tests
+from tiergate.definitions.decisions import Decision
 from tiergate.definitions.home import Definitions, Home, load_definitions
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, DefinitionError, GateFailedError, NotFoundError, RefusedError,
                              TiergateError, UsageError)
+from tiergate.impact import impact
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext, Runner, StepView, Transition
+from tiergate.router import ROUTING_DECISION, Route, Router
 from tiergate.runners.checklist import ChecklistRunner
 from tiergate.settings import resolve
 from tiergate.store import runs as store
@@ -124,6 +128,11 @@ class Engine:
             files = [self.home.display(p) for p in self.home.definition_files(entry.id)]
             info = entry.model_dump(mode="json")
             info["definitions"] = files
+            try:
+                route = self.router().route(entry.id)
+                info["tier"], info["rationale"] = route.tier, route.rationale
+            except TiergateError as err:
+                info["tier"], info["rationale"] = None, f"cannot route: {err.message}"
             checklist = self.definitions.checklists.get(entry.id)
             if checklist is not None:
                 info["inputs"] = checklist.checklist.inputs
@@ -131,13 +140,27 @@ class Engine:
             out.append(info)
         return out
 
-    def _runner_and_definition(self, process_id: str) -> tuple[Runner, ChecklistDefinition]:
-        catalog = self.definitions.require_catalog()
-        if catalog.get(process_id) is None:
-            known = ", ".join(p.id for p in catalog.processes)
-            raise NotFoundError(f"process '{process_id}' is not in the catalog (tiers/catalog.yaml). "
-                                f"Known processes: {known}.", details={"process": process_id})
-        return self.runners[2], self.definitions.checklist(process_id)
+    def router(self) -> Router:
+        return Router(self.definitions.decisions, self.definitions.require_catalog())
+
+    def route(self, process_id: str | None = None, data: dict[str, Any] | None = None) -> list[Route]:
+        """Where runs of one process (or of every process) go, and why."""
+        router = self.router()
+        if process_id is not None:
+            return [router.route(process_id, data)]
+        return [router.route(entry.id, data) for entry in router.catalog.processes]
+
+    def _runner_and_definition(self, route: Route) -> tuple[Runner, ChecklistDefinition]:
+        expected = {1: f"processes/{route.process}.bpmn", 2: f"checklists/{route.process}.yaml",
+                    3: f"tiers/conventions/{route.process}.md.j2"}[route.tier]
+        runner = self.runners.get(route.tier)
+        if runner is None or not (self.home.root / expected).is_file():
+            raise RefusedError(f"'{route.process}' is routed to tier {route.tier} by rule {route.matched_rule} of "
+                               f"decisions/tier_routing.dmn ({route.rationale}), but {expected} does not exist. "
+                               f"Write it, or change the routing rule.", reason="tier_definition_missing",
+                               details={"process": route.process, "tier": route.tier, "rule": route.matched_rule,
+                                        "missing": expected})
+        return runner, self.definitions.checklist(route.process)
 
     def _pinned(self, conn: Any, run: store.RunRecord) -> ChecklistDefinition:
         cached = self._definitions_by_version.get(run.definition_version)
@@ -155,11 +178,15 @@ class Engine:
 
     def start(self, process_id: str, data: dict[str, Any] | None = None, actor: str | Actor | None = None) -> RunInfo:
         who = self.actor(actor)
-        runner, definition = self._runner_and_definition(process_id)
+        route = self.router().route(process_id, data)
+        runner, definition = self._runner_and_definition(route)
         now = self.clock()
         run_id = secrets.token_hex(6)
         ctx = RunContext(run_id=run_id, actor=who, now=now, roles=self.definitions.roles)
         transition = runner.start(definition, data or {}, ctx)
+        routed = LogEvent("routed", SYSTEM, detail={"decision": ROUTING_DECISION, "inputs": route.inputs,
+                                                    "matched_rule": route.matched_rule, "tier": route.tier,
+                                                    "rationale": route.rationale})
         self._definitions_by_version.setdefault(definition.version, definition)
         with self.db.write() as conn:
             store.save_definition(conn, definition.version, process_id, runner.kind, definition.source,
@@ -167,7 +194,7 @@ class Engine:
             record = store.insert_run(conn, run_id=run_id, process_id=process_id,
                                       definition_version=definition.version, tier=runner.tier,
                                       status=transition.status, state=transition.state, started_by=str(who),
-                                      events=transition.events, now=now)
+                                      events=[routed, *transition.events], now=now)
         return self._info(record, definition)
 
     def status(self, run_id: str) -> RunInfo:
@@ -283,10 +310,50 @@ class Engine:
             if run_id is not None:
                 self._get(conn, run_id)
             rows = execution_log.entries(conn, run_id)
+        return self._log_rows(rows)
+
+    @staticmethod
+    def _log_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{"id": r["id"], "at": format_time(r["at"]), "run": r["run_id"], "seq": r["seq"],
                  "process": r["process_id"], "version": r["definition_version"], "tier": r["tier"],
                  "step": r["step"], "event": r["event"], "actor": f"{r['actor_kind']}:{r['actor_id']}",
                  "duration_s": r["duration_s"], "detail": r["detail"], "hash": r["hash"]} for r in rows]
+
+    # --- decisions -----------------------------------------------------------------------
+
+    def decision_tests(self, only: list[str] | None = None) -> list[DecisionReport]:
+        decisions = self.definitions.decisions
+        unknown = [d for d in only or [] if d not in decisions]
+        if unknown:
+            raise NotFoundError(f"no decision {', '.join(unknown)} in decisions/. Known: "
+                                f"{', '.join(sorted(decisions)) or 'none'}.", details={"decisions": unknown})
+        broken = [p for p in self.definitions.errors if p.path.startswith("decisions/")]
+        reports = []
+        for problem in broken:
+            report = DecisionReport(decision=Path(problem.path).stem, source=problem.path)
+            report.problems.append(str(problem))
+            reports.append(report)
+        for decision_id in sorted(only or decisions):
+            path = self.home.decisions_dir / "tests" / f"{decision_id}.yaml"
+            reports.append(run_tests(decisions[decision_id], path, self.home.display(path)))
+        return reports
+
+    def decision_impact(self, new_file: str | Path, against: str | Path) -> dict[str, Any]:
+        new_path, old_path = Path(new_file), Path(against)
+        for path in (new_path, old_path):
+            if not path.is_file():
+                raise NotFoundError(f"{path} does not exist. Give two DMN files: the edited one and --against "
+                                    "the one in use (e.g. from `git show main:decisions/tier_routing.dmn`).")
+        decision_id = new_path.name.split(".")[0]
+        new = Decision(id=decision_id, xml=new_path.read_bytes(), source=str(new_path))
+        old = Decision(id=decision_id, xml=old_path.read_bytes(), source=str(old_path))
+        for decision in (new, old):
+            decision.model.decision(decision_id)  # a clear error if the file lacks it
+        with self.db.read() as conn:
+            events = ["routed"] if decision_id == ROUTING_DECISION else ["decision_evaluated"]
+            logged = [e for e in self._log_rows(execution_log.entries(conn, events=events))
+                      if e["event"] == "routed" or e["detail"].get("decision") == decision_id]
+        return impact(new, old, self.definitions.catalog, logged)
 
     def verify_log(self) -> dict[str, Any]:
         with self.db.read() as conn:

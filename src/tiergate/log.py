@@ -116,8 +116,11 @@ def append_detached(conn: Connection, head: RunHead, events: list[LogEvent], now
     return True
 
 
-def entries(conn: Connection, run_id: str | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+def entries(conn: Connection, run_id: str | None = None, *, events: Iterable[str] | None = None,
+            limit: int | None = None) -> list[dict[str, Any]]:
     query = select(_log)
+    if events is not None:
+        query = query.where(_log.c.event.in_(list(events)))
     if run_id is not None:
         query = query.where(_log.c.run_id == run_id).order_by(_log.c.seq)
     else:

@@ -6,6 +6,7 @@ import click
 
 from tiergate import __version__
 from tiergate.cli.db import db
+from tiergate.cli.decisions import decisions, route
 from tiergate.cli.definitions import check, processes, schema
 from tiergate.cli.logs import log
 from tiergate.cli.runs import cancel, complete, runs, skip, start, status
@@ -27,7 +28,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
     ctx.obj["home"] = home
 
 
-for command in (check, processes, schema, start, status, complete, skip, cancel, runs, log, db):
+for command in (check, processes, route, decisions, schema, start, status, complete, skip, cancel, runs, log, db):
     cli.add_command(command)
 
 

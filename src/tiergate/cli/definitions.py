@@ -38,9 +38,9 @@ def check(engine: Engine) -> dict[str, Any]:
 
 
 def _show_processes(out: Console, data: list[dict[str, Any]]) -> None:
-    grid = table("id", "title", "area", "owner", "minutes", "definition")
+    grid = table("id", "tier", "title", "area", "owner", "minutes", "definition")
     for p in data:
-        grid.add_row(p["id"], p["title"], p["area"], p["owner"], str(p["expected_minutes"]),
+        grid.add_row(p["id"], str(p["tier"] or "?"), p["title"], p["area"], p["owner"], str(p["expected_minutes"]),
                      ", ".join(p["definitions"]) or "-")
     out.print(grid)
 
@@ -49,7 +49,7 @@ def _show_processes(out: Console, data: list[dict[str, Any]]) -> None:
 @common_options
 @run_command(_show_processes)
 def processes(engine: Engine) -> list[dict[str, Any]]:
-    """List the catalog: every process with its owner, expected time and definition."""
+    """List the catalog: every process with its routed tier, owner, expected time and definition."""
     return engine.processes()
 
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Checklist, Roles
 from tiergate.definitions.problems import ProblemList
 from tiergate.definitions.yamlfile import YamlDocument, load_yaml, parse_yaml, pointer
@@ -33,6 +34,8 @@ class ChecklistDefinition:
     checklist: Checklist
     resources: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    decisions: dict[str, str] = field(default_factory=dict)
+    """The DMN XML of every decision its ``decide`` steps use, pinned with the checklist."""
 
     @cached_property
     def version(self) -> str:
@@ -40,11 +43,19 @@ class ChecklistDefinition:
 
     def snapshot(self) -> dict[str, Any]:
         return {"kind": "checklist", "checklist": self.checklist.model_dump(mode="json"),
-                "resources": self.resources}
+                "resources": self.resources, "decisions": self.decisions}
 
     @classmethod
     def from_snapshot(cls, body: dict[str, Any]) -> "ChecklistDefinition":
-        return cls(checklist=Checklist.model_validate(body["checklist"]), resources=body.get("resources", {}))
+        return cls(checklist=Checklist.model_validate(body["checklist"]), resources=body.get("resources", {}),
+                   decisions=body.get("decisions", {}))
+
+    def decision(self, decision_id: str) -> Decision:
+        cache = self.__dict__.setdefault("_decision_cache", {})
+        if decision_id not in cache:
+            cache[decision_id] = Decision(id=decision_id, xml=self.decisions[decision_id].encode("utf-8"),
+                                          source=f"decisions/{decision_id}.dmn")
+        return cache[decision_id]
 
     @cached_property
     def registry(self) -> Registry:
@@ -176,12 +187,62 @@ def _check_graph(checklist: Checklist, problems: ProblemList) -> None:
                          f"that '{step.id}' waits for, so its actor is not known in time. Add it to `after`.")
 
 
+def _required_keys(schema: Any, resources: dict[str, Any]) -> set[str]:
+    """Top-level keys a schema makes required (following $ref into shared files and allOf)."""
+    if not isinstance(schema, dict):
+        return set()
+    keys = set(schema.get("required") or [])
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and not ref.startswith("#"):
+        target, fragment = urldefrag(ref)
+        node: Any = resources.get(target)
+        for part in [p for p in fragment.split("/") if p]:
+            node = node.get(part) if isinstance(node, dict) else None
+        keys |= _required_keys(node, resources)
+    for sub in schema.get("allOf") or []:
+        keys |= _required_keys(sub, resources)
+    return keys
+
+
+def _check_decision_inputs(checklist: Checklist, index: int, decisions: dict[str, Decision],
+                           resources: dict[str, Any], problems: ProblemList) -> None:
+    """A decide step's decision must only read keys that are sure to be in the run's data by then."""
+    step = checklist.steps[index]
+    assert step.decide is not None
+    decision = decisions[step.decide]
+    available = _required_keys(checklist.inputs, resources)
+    stack, seen = checklist.predecessors(step.id), set()
+    while stack:
+        current = stack.pop()
+        if current in seen or checklist.step(current) is None:
+            continue
+        seen.add(current)
+        earlier = checklist.step(current)
+        assert earlier is not None
+        if earlier.optional:
+            stack.extend(checklist.predecessors(current))
+            continue
+        available |= _required_keys(earlier.done_when, resources)
+        if earlier.decide is not None and earlier.decide in decisions:
+            available |= set(decisions[earlier.decide].output_names)
+        stack.extend(checklist.predecessors(current))
+    try:
+        needed = decision.input_names
+    except Exception:  # noqa: BLE001 - the decision's own problems are reported with its file
+        return
+    missing = [name for name in needed if name not in available]
+    if missing:
+        problems.add(f"/steps/{index}/decide", f"decision '{decision.id}' reads {', '.join(missing)}, which neither "
+                     "the start data nor an earlier required step's gate guarantees. Require "
+                     f"{'it' if len(missing) == 1 else 'them'} in `inputs` or in the done_when of a step "
+                     f"'{step.id}' waits for.")
+
+
 def validate_checklist(document: YamlDocument, display_path: str, roles: Roles | None,
-                       decision_ids: set[str] | None) -> tuple[ChecklistDefinition | None, ProblemList]:
+                       decisions: dict[str, Decision]) -> tuple[ChecklistDefinition | None, ProblemList]:
     """Validate one parsed checklist file. Returns the definition (None on errors) and its problems.
 
-    ``decision_ids`` is the set of decisions available to ``decide`` steps, or None when the
-    decision engine is not available to this home.
+    ``decisions`` are the home's decisions that loaded without problems.
     """
     problems = ProblemList(display_path, document)
     data = document.data
@@ -201,6 +262,7 @@ def validate_checklist(document: YamlDocument, display_path: str, roles: Roles |
     if roles is not None and checklist.owner not in roles.roles:
         problems.add("/owner", f"owner '{checklist.owner}' is not a role in tiers/roles.yaml.")
     resources: dict[str, Any] = {}
+    used: dict[str, str] = {}
     folder = document.path.parent
     display_folder = posixpath.dirname(display_path) or "."
     if _check_schema(checklist.inputs, "/inputs", problems, "inputs"):
@@ -220,12 +282,13 @@ def validate_checklist(document: YamlDocument, display_path: str, roles: Roles |
                 problems.add(f"{base}/roles/{j}", f"role '{role}' is not defined in tiers/roles.yaml. "
                              f"Defined roles: {', '.join(sorted(roles.roles))}.")
         if step.decide is not None:
-            if decision_ids is None:
-                problems.add(f"{base}/decide", f"step '{step.id}' uses `decide`, but no decisions are available "
-                             "in this home (decisions/ is missing or its models failed to load).")
-            elif step.decide not in decision_ids:
-                problems.add(f"{base}/decide", f"decision '{step.decide}' does not exist. Available decisions: "
-                             f"{', '.join(sorted(decision_ids)) or 'none'}.")
+            if step.decide not in decisions:
+                problems.add(f"{base}/decide", f"decision '{step.decide}' does not exist or failed to load "
+                             f"(decisions/{step.decide}.dmn). Available decisions: "
+                             f"{', '.join(sorted(decisions)) or 'none'}.")
+            else:
+                _check_decision_inputs(checklist, index, decisions, resources, problems)
+                used[step.decide] = decisions[step.decide].xml.decode("utf-8")
         if step.instructions:
             error = check_syntax(step.instructions)
             if error is not None:
@@ -234,11 +297,12 @@ def validate_checklist(document: YamlDocument, display_path: str, roles: Roles |
                              f"{error[1]}.", line=line)
     if problems.has_errors:
         return None, problems
-    return ChecklistDefinition(checklist=checklist, resources=resources, source=display_path), problems
+    return ChecklistDefinition(checklist=checklist, resources=resources, source=display_path,
+                               decisions=used), problems
 
 
 def load_checklist_file(path: Path, display_path: str, roles: Roles | None,
-                        decision_ids: set[str] | None) -> tuple[ChecklistDefinition | None, ProblemList]:
+                        decisions: dict[str, Decision]) -> tuple[ChecklistDefinition | None, ProblemList]:
     try:
         document = load_yaml(path)
     except DefinitionError as exc:
@@ -246,4 +310,4 @@ def load_checklist_file(path: Path, display_path: str, roles: Roles | None,
         problems.add("", f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line.",
                      line=exc.details.get("line", 1))
         return None, problems
-    return validate_checklist(document, display_path, roles, decision_ids)
+    return validate_checklist(document, display_path, roles, decisions)

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tiergate.definitions.checklists import ChecklistDefinition, load_checklist_file
+from tiergate.definitions.decisions import Decision, load_decisions
 from tiergate.definitions.models import Catalog, Roles
 from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.definitions.yamlfile import load_yaml
@@ -81,6 +82,7 @@ class Definitions:
     catalog: Catalog | None = None
     roles: Roles | None = None
     checklists: dict[str, ChecklistDefinition] = field(default_factory=dict)
+    decisions: dict[str, Decision] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -133,9 +135,11 @@ def _load_model(path: Path, home: Home, model: type, problems: list[Problem], wh
     return value, found
 
 
-def load_definitions(home: Home, *, decision_ids: set[str] | None = None) -> Definitions:
+def load_definitions(home: Home) -> Definitions:
     """Load and validate every definition in ``home``. Never raises for a bad file: it becomes a problem."""
     defs = Definitions(home=home)
+    defs.decisions, found_in_decisions = load_decisions(home.decisions_dir, home.display)
+    defs.problems.extend(found_in_decisions)
     loaded = _load_model(home.roles_path, home, Roles, defs.problems, "tiers/roles.yaml")
     if loaded:
         defs.roles, _ = loaded
@@ -161,7 +165,7 @@ def load_definitions(home: Home, *, decision_ids: set[str] | None = None) -> Def
 
     for path in home.checklist_files():
         shown = home.display(path)
-        definition, found = load_checklist_file(path, shown, defs.roles, decision_ids)
+        definition, found = load_checklist_file(path, shown, defs.roles, defs.decisions)
         defs.problems.extend(found)
         if definition is None:
             continue

@@ -27,6 +27,12 @@ class Compiler:
         self.types = types
         #: When set, the names every compiled text reads are added to it (for dependencies).
         self.free_sink: set[str] | None = None
+        #: Set while a decision compiles: the implicit inputs its tables' input expressions
+        #: introduce are appended to it, in column order. None (in BKMs): unknown names are errors.
+        self.implicit_sink: list[str] | None = None
+        #: Names of the model's inputData, decisions and BKMs: never implicit inputs (a decision
+        #: reading its own name is an error, not an input).
+        self.model_names: frozenset[str] = frozenset()
 
     def location(self, el: etree._Element, where: dict[str, Any]) -> str:
         parts = [self.reader.label]
@@ -62,20 +68,48 @@ class Compiler:
         if self.free_sink is not None:
             self.free_sink |= compiled.free | compiled.soft_free
         if check_names:
-            unknown = sorted(n for n in compiled.free if n not in names and n not in BUILTINS)
+            unknown = _unknown(compiled, names)
             if unknown:
-                shown = ", ".join(repr(n) for n in unknown)
-                raise DMNError(
-                    f"{self.location(el, where)}: {text!r} uses unknown name(s) {shown}. Names in "
-                    f"scope: {', '.join(sorted(names)) or 'none'}. Add an inputData/decision/"
-                    "requirement with that name or fix the spelling.",
-                    details={**where, "unknown_names": unknown, "expression": text,
-                             "file": self.reader.label, "line": el.sourceline},
-                )
+                raise self._unknown_error(text, sorted(unknown), names, el, where)
         return compiled
+
+    def _unknown_error(self, text: str, unknown: list[str], names: frozenset[str],
+                       el: etree._Element, where: dict[str, Any]) -> DMNError:
+        shown = ", ".join(repr(n) for n in unknown)
+        return DMNError(
+            f"{self.location(el, where)}: {text!r} uses unknown name(s) {shown}. Names in "
+            f"scope: {', '.join(sorted(names)) or 'none'}. Add an inputData/decision/"
+            "requirement with that name or fix the spelling.",
+            details={**where, "unknown_names": unknown, "expression": text,
+                     "file": self.reader.label, "line": el.sourceline},
+        )
+
+    def input_expr(self, text, names, el, where) -> tuple[CompiledFEEL, list[str]]:
+        """Compile a decision table's input expression: (compiled, its implicit inputs).
+
+        Inside a decision (``implicit_sink`` set), a name it reads that is not in scope is an
+        implicit input of the decision -- a variable of the caller's context, as in tables
+        written by Camunda Modeler / dmn-js -- and is appended to the sink. Elsewhere (BKMs)
+        it is a load error, like in any other text.
+        """
+        names = frozenset(names)
+        compiled = self.compile(text, "expr", names, el, where, check_names=False)
+        unknown = _unknown(compiled, names)
+        if not unknown:
+            return compiled, []
+        if self.implicit_sink is None or unknown & self.model_names:
+            raise self._unknown_error(text, sorted(unknown), names, el, where)
+        implicit = [n for n in compiled.free_order if n in unknown]
+        self.implicit_sink.extend(n for n in implicit if n not in self.implicit_sink)
+        return compiled, implicit
 
     def expr(self, text, names, el, where, check_names=True) -> CompiledFEEL:
         return self.compile(text, "expr", names, el, where, check_names)
 
     def tests(self, text, names, el, where, check_names=True) -> CompiledFEEL:
         return self.compile(text, "tests", names, el, where, check_names)
+
+
+def _unknown(compiled: CompiledFEEL, names: frozenset[str]) -> set[str]:
+    """The free names of ``compiled`` that are neither in ``names`` nor built-ins."""
+    return {n for n in compiled.free if n not in names and n not in BUILTINS}

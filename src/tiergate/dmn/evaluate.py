@@ -21,8 +21,8 @@ _IGNORED = {"description", "extensionElements", "itemDefinition", "inputData", "
 
 
 class _Decision:
-    __slots__ = ("id", "name", "el", "spec", "kind", "fn", "inputs", "decisions", "knowledge",
-                 "table", "literal", "free")
+    __slots__ = ("id", "name", "el", "spec", "kind", "fn", "inputs", "implicit", "decisions",
+                 "knowledge", "table", "literal", "free")
 
 
 class _Step:
@@ -91,7 +91,7 @@ class DMNModel:
             d.id, d.el = el.get("id"), el
             self._decisions[d.id] = d
         self._by_name = {d.name: d for d in self._decisions.values()}
-        self._all_names = frozenset(names)
+        self._all_names = self._compiler.model_names = frozenset(names)
 
         self._base_env: dict[str, Any] = {}
         self._compile_bkms(bkm_els)
@@ -103,7 +103,9 @@ class DMNModel:
             order = self._order(d)
             self._plans[d.id] = [_Step(x) for x in order]
             needed = {name for x in order for name in x.inputs}
-            self._needed[d.id] = [n for n in self._input_specs if n in needed]
+            # inputData first (model order), then implicit inputs in evaluation order
+            self._needed[d.id] = _merge([n for n in self._input_specs if n in needed],
+                                        [name for x in order for name in x.implicit])
         self.decisions: list[DecisionInfo] = [self._info(d) for d in self._decisions.values()]
 
     # -- loading
@@ -136,11 +138,13 @@ class DMNModel:
                           "context, invocation, ...); add one")
         scope = self._all_names - {d.name}
         used: set[str] = set()
-        self._compiler.free_sink = used
+        implicit: list[str] = []
+        self._compiler.free_sink, self._compiler.implicit_sink = used, implicit
         try:
             d.kind, d.fn = boxed.compile(expr, scope)
         finally:
-            self._compiler.free_sink = None
+            self._compiler.free_sink = self._compiler.implicit_sink = None
+        d.implicit = tuple(implicit)
         d.table, d.literal = boxed.table_info, boxed.literal_text if d.kind == "literal" else None
         declared_inputs, declared_decisions, knowledge = [], [], []
         for req in r.children(el, "informationRequirement"):
@@ -189,9 +193,9 @@ class DMNModel:
         var = self._reader.child(d.el, "variable")
         return DecisionInfo(
             id=d.id, name=d.name, kind=d.kind, type_ref=var.get("typeRef") if var is not None else None,
-            required_inputs=tuple(self._needed[d.id]), required_decisions=tuple(d.decisions),
-            required_knowledge=tuple(d.knowledge), table=d.table, expression=d.literal,
-            line=d.el.sourceline)
+            required_inputs=tuple(n for n in self._needed[d.id] if n in self._input_specs),
+            required_decisions=tuple(d.decisions), required_knowledge=tuple(d.knowledge),
+            table=d.table, expression=d.literal, line=d.el.sourceline, implicit_inputs=d.implicit)
 
     # -- public API
 
@@ -210,13 +214,19 @@ class DMNModel:
         return next(info for info in self.decisions if info.id == d.id)
 
     def input_names(self, decision: str) -> list[str]:
-        """The inputData names ``decision`` needs, directly or through required decisions."""
+        """The input names ``decision`` needs, directly or through required decisions.
+
+        inputData names first (in model order), then the implicit inputs of its tables
+        (``DecisionInfo.implicit_inputs``) in evaluation order: required decisions first, each
+        in column order, without duplicates.
+        """
         return list(self._needed[self._find(decision).id])
 
     def evaluate(self, decision: str, inputs: Mapping[str, Any] | None = None, *,
                  strict: bool = False) -> DecisionResult:
-        """Evaluate ``decision`` (id or name) with ``inputs`` (inputData name -> Python value).
+        """Evaluate ``decision`` (id or name) with ``inputs`` (input name -> Python value).
 
+        Input names are those of ``input_names(decision)``: inputData and implicit inputs.
         A missing input is null; with ``strict=True`` a missing input, or one that does not
         conform to its inputData typeRef, raises EvaluationError naming it.
         """

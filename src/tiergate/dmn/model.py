@@ -73,7 +73,8 @@ class DecisionInfo:
     """How the decision is expressed: table, literal, context, invocation, list, relation, function."""
     type_ref: str | None
     required_inputs: tuple[str, ...]
-    """inputData names this decision needs, directly or through required decisions."""
+    """inputData names this decision needs, directly or through required decisions (implicit
+    inputs are in ``implicit_inputs``)."""
     required_decisions: tuple[str, ...]
     """Names of the decisions it needs directly."""
     required_knowledge: tuple[str, ...]
@@ -82,6 +83,10 @@ class DecisionInfo:
     expression: str | None = None
     """The FEEL text of a literal-expression decision."""
     line: int | None = None
+    implicit_inputs: tuple[str, ...] = ()
+    """Names this decision's tables read in their input expressions that are no inputData,
+    decision, BKM or built-in: variables of the caller's context, as in tables written by
+    Camunda Modeler / dmn-js. Direct only (``model.input_names`` gives the transitive set)."""
 
     @property
     def hit_policy(self) -> str | None:

@@ -42,16 +42,21 @@ def compile_table(c: Compiler, el: etree._Element, decision_id: str, names: froz
                       "must be SUM, MIN, MAX or COUNT")
     base = {"decision": decision_id}
 
-    input_fns, input_infos = [], []
+    input_fns, input_infos, implicit = [], [], []
     for i, inp in enumerate(r.children(el, "input"), 1):
         expr_el = r.child(inp, "inputExpression")
         if expr_el is None:
             raise r.error(inp, "input clause without <inputExpression>")
         text = r.text(expr_el)
         where = {**base, "column_kind": "input", "column": i, "column_label": inp.get("label")}
-        input_fns.append(c.expr(text, names, expr_el, where).fn)
+        compiled, new_names = c.input_expr(text, names, expr_el, where)
+        input_fns.append(compiled.fn)
+        implicit.extend(new_names)
         input_infos.append(InputClauseInfo(inp.get("id"), inp.get("label"), text or "",
                                            expr_el.get("typeRef"), r.text(r.child(inp, "inputValues"))))
+    # implicit inputs (names the input expressions read that are not in scope, see
+    # Compiler.input_expr) are in scope for this table's cells and default outputs
+    names = names | frozenset(implicit)
 
     outputs = list(r.children(el, "output"))
     if not outputs:

@@ -28,16 +28,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from tiergate.actors import Actor
 from tiergate.definitions.models import Roles
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent
-
-#: Evaluates a decision on data: returns (outputs, matched rule ids). Supplied by the engine.
-DecisionEvaluator = Callable[[str, dict[str, Any]], tuple[dict[str, Any], list[str]]]
-
 
 @dataclass
 class RunContext:
@@ -47,7 +43,6 @@ class RunContext:
     actor: Actor
     now: datetime
     roles: Roles | None = None
-    decide: DecisionEvaluator | None = None
 
 
 @dataclass

@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator
 from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.checklists import ChecklistDefinition
 from tiergate.definitions.models import Roles, Step
-from tiergate.errors import EvaluationError, RefusedError, UsageError
+from tiergate.errors import RefusedError, TiergateError, UsageError
 from tiergate.gates import check_evidence_size, enforce, gate_errors
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
@@ -220,8 +220,8 @@ class ChecklistRunner(Runner):
                     st.update(status="ready", ready_at=format_time(ctx.now))
                     events.append(LogEvent("step_ready", SYSTEM, step=step.id))
                     changed = True
-                    if step.decide is not None:
-                        self._decide(step, state, events, ctx)
+                    if step.decide is not None and not self._decide(step, state, events, ctx, definition):
+                        return Transition(state=state, status=RunStatus.FAILED, events=events)
         required = [s for s in checklist.steps if not s.optional]
         if all(state["steps"][s.id]["status"] == "done" for s in required):
             for step in checklist.steps:
@@ -235,15 +235,23 @@ class ChecklistRunner(Runner):
             return Transition(state=state, status=RunStatus.COMPLETED, events=events)
         return Transition(state=state, status=RunStatus.ACTIVE, events=events)
 
-    def _decide(self, step: Step, state: dict[str, Any], events: list[LogEvent], ctx: RunContext) -> None:
+    def _decide(self, step: Step, state: dict[str, Any], events: list[LogEvent], ctx: RunContext,
+                definition: ChecklistDefinition) -> bool:
+        """Evaluate a decide step. False if the decision failed (the run then fails)."""
         assert step.decide is not None
-        if ctx.decide is None:
-            raise EvaluationError(f"step '{step.id}' needs decision '{step.decide}', but no decision engine is "
-                                  "available.", details={"step": step.id, "decision": step.decide})
-        outputs, matched = ctx.decide(step.decide, state["data"])
+        try:
+            decision = definition.decision(step.decide)
+            outputs, matched = decision.evaluate(state["data"])
+            self._merge(step, state, outputs, ctx.run_id)
+        except TiergateError as err:
+            state["steps"][step.id]["error"] = err.message
+            events.append(LogEvent("failed", SYSTEM, step=step.id,
+                                   detail={"decision": step.decide, "error": err.message, "code": err.code}))
+            return False
         events.append(LogEvent("decision_evaluated", SYSTEM, step=step.id,
-                               detail={"decision": step.decide, "outputs": outputs, "matched_rules": matched}))
-        self._merge(step, state, outputs, ctx.run_id)
+                               detail={"decision": step.decide, "outputs": outputs, "matched_rules": matched,
+                                       "inputs": {n: state["data"].get(n) for n in decision.input_names}}))
         duration = self._record(state, step.id, "done", ctx, evidence=outputs, actor=SYSTEM)
         events.append(LogEvent("step_completed", SYSTEM, step=step.id, detail={"evidence": outputs},
                                duration_s=duration))
+        return True

@@ -26,13 +26,15 @@ class CompiledFEEL:
     ``fn``: ``fn(env)`` for expressions, ``fn(value, env)`` for unary tests. ``free``: names the
     text reads that it does not bind itself (loop variables, parameters, context entries);
     ``soft_free``: such names inside filters (they may be entries of the filtered items).
+    ``free_order``: the names of ``free`` in the order the text first reads them.
     """
 
-    __slots__ = ("text", "kind", "fn", "free", "soft_free", "uses_q", "ast")
+    __slots__ = ("text", "kind", "fn", "free", "free_order", "soft_free", "uses_q", "ast")
 
     def __init__(self, text: str, kind: str, fn: Callable, info: CompileInfo, ast: tuple):
         self.text, self.kind, self.fn, self.ast = text, kind, fn, ast
-        self.free, self.soft_free, self.uses_q = frozenset(info.free), frozenset(info.soft_free), info.uses_q
+        self.free, self.free_order = frozenset(info.free), tuple(info.free)
+        self.soft_free, self.uses_q = frozenset(info.soft_free), info.uses_q
 
 
 def compile_feel(text: str, kind: str = "expr", names: Iterable[str] = (),

@@ -29,7 +29,7 @@ class CompileInfo:
     def __init__(self, type_check: Callable[[str], Callable[[Any], bool] | None] | None = None,
                  known: frozenset[str] = frozenset()):
         self.known = known  # names of the enclosing scope (inputs, decisions, context keys)
-        self.free: set[str] = set()
+        self.free: dict[str, None] = {}  # an ordered set: first read first
         self.soft_free: set[str] = set()  # names inside filters: may be entries of the items
         self.uses_q = False
         self.type_check = type_check
@@ -67,7 +67,10 @@ def _lit(node, scope):
 def _var(node, scope):
     name = node[1]
     if name not in scope.bound:
-        (scope.info.soft_free if scope.in_filter else scope.info.free).add(name)
+        if scope.in_filter:
+            scope.info.soft_free.add(name)
+        else:
+            scope.info.free[name] = None
     fallback = BUILTINS.get(name)
     if fallback is not None:
         return lambda env: env.get(name, fallback)

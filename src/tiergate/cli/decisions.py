@@ -1,0 +1,95 @@
+"""Commands for leads: route, decisions test, decisions impact."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from tiergate.cli.output import common_options, parse_json_option, run_command, table
+from tiergate.engine import Engine
+from tiergate.errors import UsageError
+
+
+def _show_routes(out: Console, data: list[dict[str, Any]]) -> None:
+    grid = table("process", "tier", "rule", "rationale")
+    for route in data:
+        grid.add_row(route["process"], str(route["tier"]), route["matched_rule"] or "-", escape(route["rationale"]))
+    out.print(grid)
+
+
+@click.command()
+@click.argument("process", required=False)
+@click.option("--data", default=None, metavar="JSON|@FILE", help="Start data the routing table may read.")
+@common_options
+@run_command(_show_routes)
+def route(engine: Engine, process: str | None, data: str | None) -> list[dict[str, Any]]:
+    """Show the tier decisions/tier_routing.dmn gives PROCESS (or every process), and why."""
+    parsed = parse_json_option(data, "--data")
+    if parsed is not None and not isinstance(parsed, dict):
+        raise UsageError("--data must be a JSON object.", code="invalid_data")
+    return [r.to_dict() for r in engine.route(process, parsed)]
+
+
+@click.group()
+def decisions() -> None:
+    """Test DMN decisions and see the impact of a change."""
+
+
+def _show_tests(out: Console, data: dict[str, Any]) -> None:
+    for report in data["reports"]:
+        mark = "[green]ok[/]" if report["ok"] else "[red]FAILED[/]"
+        out.print(f"{mark}  {report['decision']}: {report['passed']} passed, {report['failed']} failed; "
+                  f"rules covered {report['covered']}/{report['rules']}")
+        for problem in report["problems"]:
+            out.print(f"    [red]{escape(problem)}[/]")
+        for failure in report["failures"]:
+            out.print(f"    {escape(report['source'])}:{failure['line']}: {escape(failure['case'])}: "
+                      f"{escape(failure['message'])}")
+        if report["uncovered"]:
+            out.print(f"    [yellow]no case reaches rule(s): {', '.join(report['uncovered'])}[/]")
+    out.print(f"{data['passed']} passed, {data['failed']} failed")
+
+
+@decisions.command("test")
+@click.argument("decision", nargs=-1)
+@common_options
+@run_command(_show_tests, failed=lambda data: not data["ok"])
+def decisions_test(engine: Engine, decision: tuple[str, ...]) -> dict[str, Any]:
+    """Run the test cases in decisions/tests/ and report rule coverage. Exits 1 on a failure."""
+    reports = [r.to_dict() for r in engine.decision_tests(list(decision) or None)]
+    ok = all(r["ok"] for r in reports)
+    return {"ok": ok, "reports": reports, "passed": sum(r["passed"] for r in reports),
+            "failed": sum(r["failed"] for r in reports) + sum(len(r["problems"]) for r in reports),
+            "code": "decision_tests_failed", "message": "decision tests failed; see details.reports"}
+
+
+def _show_impact(out: Console, data: dict[str, Any]) -> None:
+    if data["catalog"]:
+        grid = table("process", "tier now", "tier after", "rule after")
+        for row in data["catalog"]:
+            if "error" in row:
+                grid.add_row(row["process"], "-", "-", escape(row["error"]))
+            else:
+                grid.add_row(row["process"], str(row["old_tier"]), str(row["new_tier"]), row["new_rule"] or "-")
+        out.print(grid)
+    elif data["decision"] == "tier_routing":
+        out.print("no catalog process changes tier")
+    out.print(f"{data['changed']} of {data['replayed']} logged decisions would have gone differently")
+    for example in data["examples"]:
+        out.print(f"  run {example['run']} ({example['process']}, {example['at'][:16]}): "
+                  f"{escape(json.dumps(example['old']))} -> {escape(json.dumps(example['new']))}")
+
+
+@decisions.command("impact")
+@click.argument("dmn_file", type=click.Path(dir_okay=False))
+@click.option("--against", required=True, type=click.Path(dir_okay=False),
+              help="The version in use, to compare with (e.g. saved from git).")
+@common_options
+@run_command(_show_impact)
+def decisions_impact(engine: Engine, dmn_file: str, against: str) -> dict[str, Any]:
+    """Compare an edited DMN_FILE with --against: tier changes and replayed log decisions."""
+    return engine.decision_impact(dmn_file, against)

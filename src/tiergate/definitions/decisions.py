@@ -1,0 +1,116 @@
+"""The home's DMN decisions (``decisions/<id>.dmn``), loaded with tiergate's own DMN engine.
+
+Each file holds one decision the platform calls by id: the file ``support_triage.dmn`` must
+contain a decision with id ``support_triage`` (it may hold required decisions too). Its test
+cases live in ``decisions/tests/<id>.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tiergate.definitions.problems import Problem
+from tiergate.dmn import DMNModel, load_dmn
+from tiergate.errors import EvaluationError, TiergateError
+from tiergate.jsonutil import to_jsonable
+
+
+@dataclass(eq=False)
+class Decision:
+    """One decision file, compiled."""
+
+    id: str
+    xml: bytes
+    source: str = ""
+
+    @cached_property
+    def model(self) -> DMNModel:
+        return load_dmn(self.xml)
+
+    @cached_property
+    def output_names(self) -> list[str]:
+        info = self.model.decision(self.id)
+        if info.table is not None:
+            return [o.name or o.label or f"output{n}" for n, o in enumerate(info.table.outputs, 1)]
+        return [info.name]
+
+    @cached_property
+    def input_names(self) -> list[str]:
+        """The names the decision reads: its inputData, or (for a bare table) its input expressions."""
+        names = self.model.input_names(self.id)
+        if names:
+            return names
+        info = self.model.decision(self.id)
+        if info.table is None:
+            return []
+        return [clause.expression.strip() for clause in info.table.inputs]
+
+    def rule_ids(self) -> list[str]:
+        """Every rule of every table this decision evaluates (itself and what it requires)."""
+        seen: list[str] = []
+        wanted = {self.id}
+        for info in self.model.decisions:
+            if info.id in wanted or info.name in self._required_names():
+                if info.table is not None:
+                    seen.extend(rule.id for rule in info.table.rules)
+        return seen
+
+    def _required_names(self) -> set[str]:
+        names: set[str] = set()
+        stack = [self.model.decision(self.id)]
+        while stack:
+            info = stack.pop()
+            for name in info.required_decisions:
+                if name not in names:
+                    names.add(name)
+                    stack.append(self.model.decision(name))
+        return names
+
+    def evaluate(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Evaluate on ``inputs``; returns (outputs by name as plain JSON values, matched rule ids).
+
+        A table that matches no rule is an error here: a decision the platform relies on must
+        always answer.
+        """
+        given = {name: inputs.get(name) for name in self.input_names}
+        # strict: an input of the wrong type is an error, not a silent null (missing ones are null).
+        result = self.model.evaluate(self.id, given, strict=True)
+        value = result.value
+        if value is None:
+            raise EvaluationError(f"decision '{self.id}' matched no rule for inputs {to_jsonable(given)}. "
+                                  "Add a rule (or a catch-all last rule) to the table.",
+                                  details={"decision": self.id, "inputs": to_jsonable(given)})
+        if not isinstance(value, dict):
+            value = {self.output_names[0]: value}
+        return to_jsonable(value), list(result.matched_rules)
+
+
+def load_decisions(folder: Path, display: Any) -> tuple[dict[str, Decision], list[Problem]]:
+    """Load every ``*.dmn`` in ``folder``. ``display(path)`` gives the path shown in problems."""
+    decisions: dict[str, Decision] = {}
+    problems: list[Problem] = []
+    if not folder.is_dir():
+        return decisions, problems
+    for path in sorted(folder.glob("*.dmn")):
+        shown = display(path)
+        decision = Decision(id=path.stem, xml=path.read_bytes(), source=shown)
+        try:
+            ids = {info.id for info in decision.model.decisions}
+        except TiergateError as err:
+            line = err.details.get("line") or 1
+            problems.append(Problem(shown, int(line), err.message))
+            continue
+        if decision.id not in ids:
+            problems.append(Problem(shown, 1, f"{path.name} has no decision with id '{decision.id}' (it has "
+                                    f"{', '.join(sorted(ids)) or 'none'}). The file name must be the id of the "
+                                    "decision the platform calls."))
+            continue
+        if not (folder / "tests" / f"{decision.id}.yaml").is_file():
+            problems.append(Problem(shown, 1, f"decision '{decision.id}' has no test cases: add "
+                                    f"{display(folder / 'tests' / (decision.id + '.yaml'))} and run "
+                                    "`tiergate decisions test`."))
+        decisions[decision.id] = decision
+    return decisions, problems

@@ -1,0 +1,117 @@
+"""Helpers shared by the tests (the fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+PG_ADMIN_URL = os.environ.get("TIERGATE_TEST_DATABASE_URL", "")
+BACKEND = "postgresql" if PG_ADMIN_URL.startswith("postgresql") else "sqlite"
+TEMPLATE_DB = "tiergate_test_template"
+
+
+ROLES = """\
+roles:
+  lead:
+    description: Leads the team.
+    members: [human:alice, human:bob]
+  reviewer:
+    description: Reviews work.
+    members: [human:carol, agent:reviewer-bot]
+"""
+
+
+def catalog_yaml(*ids: str) -> str:
+    entries = "".join(textwrap.dedent(f"""\
+      - id: {pid}
+        title: {pid.replace('-', ' ').title()}
+        area: testing
+        owner: lead
+        expected_minutes: 15
+        facts: {{compliance_critical: false, touches_live_systems: false, client_data: false, structured: true}}
+    """) for pid in ids)
+    return "processes:\n" + textwrap.indent(entries, "  ")
+
+
+class HomeBuilder:
+    """Writes a small home folder for one test."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "tiers").mkdir(parents=True, exist_ok=True)
+        (root / "checklists" / "schemas").mkdir(parents=True, exist_ok=True)
+        self.write("tiers/roles.yaml", ROLES)
+        # Every home routes with the platform's own routing table.
+        for relative in ("decisions/tier_routing.dmn", "decisions/tests/tier_routing.yaml"):
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_bytes((REPO / relative).read_bytes())
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    def checklist(self, process_id: str, text: str, *, catalog: bool = True) -> Path:
+        path = self.write(f"checklists/{process_id}.yaml", text)
+        if catalog:
+            ids = sorted({p.stem for p in (self.root / "checklists").glob("*.yaml")})
+            self.write("tiers/catalog.yaml", catalog_yaml(*ids))
+        return path
+
+
+DEMO = """\
+id: demo
+title: Demo checklist
+owner: lead
+expected_minutes: 10
+inputs:
+  type: object
+  required: [ticket_id]
+  properties:
+    ticket_id: {type: string, pattern: "^T-[0-9]+$"}
+steps:
+  - id: gather
+    title: Gather the facts
+    instructions: "Look at {{ data.ticket_id }}."
+    done_when:
+      type: object
+      required: [summary, severity]
+      properties:
+        summary: {type: string, minLength: 10}
+        severity: {enum: [S1, S2, S3, S4]}
+  - id: extra
+    title: Optional extra check
+    optional: true
+    done_when: {type: object, required: [note], properties: {note: {type: string}}}
+  - id: review
+    title: Review by a person
+    actors: [human]
+    roles: [lead]
+    distinct_from: gather
+    after: [gather, extra]
+    done_when:
+      type: object
+      required: [approved]
+      properties: {approved: {const: true}}
+"""
+
+
+class CLIResult:
+    def __init__(self, proc: subprocess.CompletedProcess[str]):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:
+        return f"<exit {self.returncode}\nstdout: {self.stdout}\nstderr: {self.stderr}>"
