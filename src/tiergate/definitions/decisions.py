@@ -25,10 +25,12 @@ class Decision:
     id: str
     xml: bytes
     source: str = ""
+    path: Path | None = None
+    """Where the file was read from, so load errors name it; None for a pinned snapshot."""
 
     @cached_property
     def model(self) -> DMNModel:
-        return load_dmn(self.xml)
+        return load_dmn(self.path if self.path is not None and self.path.read_bytes() == self.xml else self.xml)
 
     @cached_property
     def output_names(self) -> list[str]:
@@ -96,7 +98,7 @@ def load_decisions(folder: Path, display: Any) -> tuple[dict[str, Decision], lis
         return decisions, problems
     for path in sorted(folder.glob("*.dmn")):
         shown = display(path)
-        decision = Decision(id=path.stem, xml=path.read_bytes(), source=shown)
+        decision = Decision(id=path.stem, xml=path.read_bytes(), source=shown, path=path)
         try:
             ids = {info.id for info in decision.model.decisions}
         except TiergateError as err:

@@ -18,10 +18,10 @@ from pydantic import ValidationError
 
 from tiergate.definitions.checklists import ChecklistDefinition, load_checklist_file
 from tiergate.definitions.decisions import Decision, load_decisions
-from tiergate.definitions.models import Catalog, Roles
+from tiergate.definitions.models import Catalog, CatalogEntry, Roles
 from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.definitions.yamlfile import load_yaml
-from tiergate.errors import DefinitionError, NotFoundError
+from tiergate.errors import DefinitionError, NotFoundError, TiergateError
 
 
 class Home:
@@ -135,6 +135,35 @@ def _load_model(path: Path, home: Home, model: type, problems: list[Problem], wh
     return value, found
 
 
+TIER_FILES = {1: "processes/{id}.bpmn", 2: "checklists/{id}.yaml", 3: "tiers/conventions/{id}.md.j2"}
+
+
+def _check_routed_definition(home: Home, decisions: dict[str, Decision], entry: CatalogEntry, index: int,
+                             found: ProblemList) -> None:
+    """The definition for the tier the router gives a process must exist (a warning for now)."""
+    from tiergate.router import ROUTING_DECISION, Router
+
+    routing = decisions.get(ROUTING_DECISION)
+    if routing is None:
+        if not home.definition_files(entry.id):
+            found.add(f"/processes/{index}", f"'{entry.id}' has no definition yet: expected "
+                      f"checklists/{entry.id}.yaml, processes/{entry.id}.bpmn or tiers/conventions/{entry.id}.md.j2. "
+                      "This is a warning while Tier 1 and Tier 3 definitions are still arriving; add the file.",
+                      severity="warning")
+        return
+    try:
+        route = Router.route_with(routing, entry, None)
+    except TiergateError as err:
+        found.add(f"/processes/{index}", f"'{entry.id}' cannot be routed: {err.message}")
+        return
+    expected = TIER_FILES[route.tier].format(id=entry.id)
+    if not (home.root / expected).is_file():
+        found.add(f"/processes/{index}", f"'{entry.id}' is routed to tier {route.tier} by rule {route.matched_rule} "
+                  f"of decisions/tier_routing.dmn, but {expected} does not exist, so its runs will be refused. "
+                  "This is a warning while Tier 1 and Tier 3 definitions are still arriving; add the file or "
+                  "change the rule.", severity="warning")
+
+
 def load_definitions(home: Home) -> Definitions:
     """Load and validate every definition in ``home``. Never raises for a bad file: it becomes a problem."""
     defs = Definitions(home=home)
@@ -154,11 +183,7 @@ def load_definitions(home: Home) -> Definitions:
             if defs.roles is not None and entry.owner not in defs.roles.roles:
                 found.add(f"/processes/{index}/owner", f"owner '{entry.owner}' of '{entry.id}' is not a role "
                           "in tiers/roles.yaml. Add the role or fix the owner.")
-            if not home.definition_files(entry.id):
-                found.add(f"/processes/{index}", f"'{entry.id}' has no definition yet: expected "
-                          f"checklists/{entry.id}.yaml, processes/{entry.id}.bpmn or "
-                          f"tiers/conventions/{entry.id}.md.j2. This is a warning while Tier 1 and Tier 3 "
-                          "definitions are still arriving; add the file.", severity="warning")
+            _check_routed_definition(home, defs.decisions, entry, index, found)
         defs.problems.extend(found)
         if not found.has_errors:
             defs.catalog = catalog
