@@ -21,17 +21,16 @@ from typing import Any, Callable
 
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM, Actor
-from tiergate.definitions.checklists import ChecklistDefinition
 from tiergate.definitions.decision_tests import DecisionReport, run_tests
 from tiergate.definitions.decisions import Decision
-from tiergate.definitions.home import Definitions, Home, load_definitions
+from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, DefinitionError, GateFailedError, NotFoundError, RefusedError,
                              TiergateError, UsageError)
 from tiergate.impact import impact
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
-from tiergate.runners.base import RunContext, Runner, StepView, Transition
+from tiergate.runners.base import Definition, RunContext, Runner, StepView, Transition
 from tiergate.router import ROUTING_DECISION, Route, Router
 from tiergate.runners.checklist import ChecklistRunner
 from tiergate.settings import resolve
@@ -80,7 +79,7 @@ class Engine:
         self.default_actor: str | None = settings["actor"]
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.runners: dict[int, Runner] = {2: ChecklistRunner()}
-        self._definitions_by_version: dict[str, ChecklistDefinition] = {}
+        self._definitions_by_version: dict[str, Definition] = {}
         self._db: Database | None = None
 
     # --- plumbing ------------------------------------------------------------------------
@@ -133,10 +132,12 @@ class Engine:
                 info["tier"], info["rationale"] = route.tier, route.rationale
             except TiergateError as err:
                 info["tier"], info["rationale"] = None, f"cannot route: {err.message}"
-            checklist = self.definitions.checklists.get(entry.id)
-            if checklist is not None:
-                info["inputs"] = checklist.checklist.inputs
-                info["steps"] = [s.id for s in checklist.checklist.steps]
+            runner = self.runners.get(info["tier"]) if info.get("tier") else None
+            if runner is not None and (self.home.root / runner.definition_path.format(id=entry.id)).is_file():
+                try:
+                    info.update(runner.describe(runner.load_definition(self.definitions, entry.id)))
+                except TiergateError:
+                    pass  # `tiergate check` reports it
             out.append(info)
         return out
 
@@ -150,9 +151,8 @@ class Engine:
             return [router.route(process_id, data)]
         return [router.route(entry.id, data) for entry in router.catalog.processes]
 
-    def _runner_and_definition(self, route: Route) -> tuple[Runner, ChecklistDefinition]:
-        expected = {1: f"processes/{route.process}.bpmn", 2: f"checklists/{route.process}.yaml",
-                    3: f"tiers/conventions/{route.process}.md.j2"}[route.tier]
+    def _runner_and_definition(self, route: Route) -> tuple[Runner, Definition]:
+        expected = TIER_FILES[route.tier].format(id=route.process)
         runner = self.runners.get(route.tier)
         if runner is None or not (self.home.root / expected).is_file():
             raise RefusedError(f"'{route.process}' is routed to tier {route.tier} by rule {route.matched_rule} of "
@@ -160,9 +160,9 @@ class Engine:
                                f"Write it, or change the routing rule.", reason="tier_definition_missing",
                                details={"process": route.process, "tier": route.tier, "rule": route.matched_rule,
                                         "missing": expected})
-        return runner, self.definitions.checklist(route.process)
+        return runner, runner.load_definition(self.definitions, route.process)
 
-    def _pinned(self, conn: Any, run: store.RunRecord) -> ChecklistDefinition:
+    def _pinned(self, conn: Any, run: store.RunRecord) -> Definition:
         cached = self._definitions_by_version.get(run.definition_version)
         if cached is not None:
             return cached
@@ -170,7 +170,7 @@ class Engine:
         if body is None:
             raise DefinitionError(f"run {run.id} is pinned to definition version {run.definition_version[:12]}, "
                                   "which is missing from the database.", code="definition_missing")
-        definition = ChecklistDefinition.from_snapshot(body)
+        definition = self.runners[run.tier].from_snapshot(body)
         self._definitions_by_version[run.definition_version] = definition
         return definition
 
@@ -278,7 +278,7 @@ class Engine:
             raise NotFoundError(f"no run '{run_id}'. `tiergate runs` lists the runs.", details={"run": run_id})
         return run
 
-    def _info(self, run: store.RunRecord, definition: ChecklistDefinition) -> RunInfo:
+    def _info(self, run: store.RunRecord, definition: Definition) -> RunInfo:
         runner = self.runners[run.tier]
         data = runner.data(run.state)
         views = runner.steps(definition, run.state, run={"id": run.id})
@@ -287,7 +287,7 @@ class Engine:
         for view in views:
             view.instructions = (render(view.instructions, context, where=f"instructions of step '{view.id}'")
                                  if view.state == "ready" and view.instructions else "")
-        return RunInfo(id=run.id, process=run.process_id, title=definition.checklist.title, tier=run.tier,
+        return RunInfo(id=run.id, process=run.process_id, title=definition.title, tier=run.tier,
                        status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),
                        ended_at=format_time(run.ended_at) if run.ended_at else None,
                        definition_version=run.definition_version, data=data, steps=views)

@@ -41,6 +41,10 @@ class ChecklistDefinition:
     def version(self) -> str:
         return content_hash(self.snapshot())
 
+    @property
+    def title(self) -> str:
+        return self.checklist.title
+
     def snapshot(self) -> dict[str, Any]:
         return {"kind": "checklist", "checklist": self.checklist.model_dump(mode="json"),
                 "resources": self.resources, "decisions": self.decisions}

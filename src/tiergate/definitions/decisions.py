@@ -41,14 +41,8 @@ class Decision:
 
     @cached_property
     def input_names(self) -> list[str]:
-        """The names the decision reads: its inputData, or (for a bare table) its input expressions."""
-        names = self.model.input_names(self.id)
-        if names:
-            return names
-        info = self.model.decision(self.id)
-        if info.table is None:
-            return []
-        return [clause.expression.strip() for clause in info.table.inputs]
+        """The names the decision reads: its inputData and the implicit inputs of modeler-written tables."""
+        return self.model.input_names(self.id)
 
     def rule_ids(self) -> list[str]:
         """Every rule of every table this decision evaluates (itself and what it requires)."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from tiergate.actors import Actor
 from tiergate.definitions.models import Roles
@@ -77,9 +77,37 @@ class StepView:
         return dict(self.__dict__)
 
 
+class Definition(Protocol):
+    """What every tier's definition offers the engine."""
+
+    source: str
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
 class Runner(ABC):
     tier: ClassVar[int]
     kind: ClassVar[str]
+    #: Where this tier's definition of a process lives, relative to the home.
+    definition_path: ClassVar[str]
+
+    @abstractmethod
+    def load_definition(self, definitions: Any, process_id: str) -> Definition:
+        """The current definition of ``process_id`` from the home's files (raises if broken)."""
+
+    @abstractmethod
+    def from_snapshot(self, body: dict[str, Any]) -> Definition:
+        """Rebuild a pinned definition from its stored snapshot."""
+
+    def describe(self, definition: Any) -> dict[str, Any]:
+        """Extra facts for `tiergate processes --json` (inputs schema, step ids)."""
+        return {}
 
     @abstractmethod
     def start(self, definition: Any, data: dict[str, Any], ctx: RunContext) -> Transition: ...

@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 
 from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.checklists import ChecklistDefinition
+from tiergate.definitions.home import TIER_FILES
 from tiergate.definitions.models import Roles, Step
 from tiergate.errors import RefusedError, TiergateError, UsageError
 from tiergate.gates import check_evidence_size, enforce, gate_errors
@@ -67,6 +68,16 @@ def actor_may_act(step: Step, actor: Actor, roles: Roles | None, run_id: str) ->
 class ChecklistRunner(Runner):
     tier = 2
     kind = "checklist"
+    definition_path = TIER_FILES[2]
+
+    def load_definition(self, definitions: Any, process_id: str) -> ChecklistDefinition:
+        return definitions.checklist(process_id)
+
+    def from_snapshot(self, body: dict[str, Any]) -> ChecklistDefinition:
+        return ChecklistDefinition.from_snapshot(body)
+
+    def describe(self, definition: ChecklistDefinition) -> dict[str, Any]:
+        return {"inputs": definition.checklist.inputs, "steps": [s.id for s in definition.checklist.steps]}
 
     # --- reading -------------------------------------------------------------------------
 
