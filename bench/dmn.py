@@ -1,15 +1,14 @@
 """Benchmark: tiergate's DMN engine against SpiffWorkflow 3.2.0's DMNEngine.
 
-    python bench/dmn.py                         # the inline routing table, both engines
+    python bench/dmn.py                         # decisions/tier_routing.dmn, both engines
     python bench/dmn.py -n 50000                # more evaluations
     python bench/dmn.py --decisions-file decisions/routing.dmn --decision routing \
         --inputs '{"client_data": true}'        # a real FEEL model (tiergate only)
 
-The inline table is a routing-like FIRST table: inputs compliance_critical, touches_live_systems,
-client_data, structured (booleans) and process_id (string); outputs tier (number) and rationale
-(string); 10 rules. SpiffWorkflow gets the same table with its Python-expression cell syntax
-(it evaluates cells with Python ``eval``), tiergate the FEEL one. Both evaluate the same input
-rows in the same order; the script checks they agree before timing.
+tiergate evaluates the platform's own ``decisions/tier_routing.dmn`` (FEEL, as a modeler writes
+it). SpiffWorkflow gets the same six rules written in its Python-expression cell syntax (it
+evaluates cells with Python ``eval``). Both evaluate the same rows (every catalog process with
+its real facts, plain and raised by start data); the script checks the tiers agree first.
 """
 
 from __future__ import annotations
@@ -22,57 +21,43 @@ from decimal import Decimal
 from itertools import cycle, islice
 from pathlib import Path
 
-# (compliance_critical, touches_live_systems, client_data, structured, process_id) -> (tier, why)
-# Each cell: (FEEL unary test, Spiff Python test); None = any value.
+# The platform's decisions/tier_routing.dmn (FIRST), written again in SpiffWorkflow's cell syntax:
+# Python expressions evaluated with ``eval``. Columns, in the file's order:
+INPUTS = ["process_id", "compliance_critical", "touches_live_systems", "client_data", "structured",
+          "human_approval", "reversible", "environment", "emergency"]
+# Each rule: a Python test per column (None = any), then (tier, rationale).
 RULES = [
-    (("true", "True"), None, None, None, None, 3, "compliance-critical work"),
-    (None, ("true", "True"), ("true", "True"), None, None, 3, "live systems with client data"),
-    (None, None, None, None, ('"incident-response","payroll-run"', ' in ["incident-response", "payroll-run"]'),
-     3, "process always at tier 3"),
-    (None, ("true", "True"), None, None, None, 2, "touches live systems"),
-    (None, None, ("true", "True"), ("false", "False"), None, 2, "unstructured client data"),
-    (None, None, None, ("false", "False"), ('"release-train"', '"release-train"'), 2, "unstructured release"),
-    (None, None, ("true", "True"), None, None, 2, "client data"),
-    (None, None, None, ("true", "True"), ('"docs-update"', '"docs-update"'), 0, "structured docs update"),
-    (None, None, None, ("false", "False"), None, 1, "unstructured internal work"),
-    (None, None, None, None, None, 1, "default"),
+    ([None, "False", "False", None, "True", None, None, '"production"', None], 1, "Raised to Tier 1: production run"),
+    ([None, "False", "False", None, "True", None, None, None, "True"], 1, "Raised to Tier 1: emergency run"),
+    ([None, "True", None, None, None, None, None, None, None], 1, "Tier 1: compliance-critical"),
+    ([None, None, "True", None, None, None, None, None, None], 1, "Tier 1: touches live systems"),
+    ([None, None, None, None, "True", None, None, None, None], 2, "Tier 2: structured"),
+    ([None] * 9, 3, "Tier 3: unstructured and low stakes"),
 ]
-INPUTS = ["compliance_critical", "touches_live_systems", "client_data", "structured", "process_id"]
-ROWS = [
-    {"compliance_critical": False, "touches_live_systems": False, "client_data": False, "structured": True,
-     "process_id": "docs-update"},
-    {"compliance_critical": False, "touches_live_systems": False, "client_data": False, "structured": False,
-     "process_id": "refactor"},
-    {"compliance_critical": False, "touches_live_systems": True, "client_data": False, "structured": True,
-     "process_id": "deploy"},
-    {"compliance_critical": False, "touches_live_systems": False, "client_data": True, "structured": True,
-     "process_id": "report"},
-    {"compliance_critical": True, "touches_live_systems": False, "client_data": False, "structured": True,
-     "process_id": "audit"},
-    {"compliance_critical": False, "touches_live_systems": False, "client_data": False, "structured": True,
-     "process_id": "payroll-run"},
-    {"compliance_critical": False, "touches_live_systems": False, "client_data": False, "structured": True,
-     "process_id": "misc"},
-    {"compliance_critical": False, "touches_live_systems": True, "client_data": True, "structured": False,
-     "process_id": "migration"},
-]
+REPO = Path(__file__).resolve().parents[1]
 
 
-def table_xml(syntax: int) -> str:
-    """The routing table as DMN 1.3 XML; ``syntax`` 0 = FEEL, 1 = SpiffWorkflow's Python."""
+def routing_rows() -> list[dict]:
+    """Every catalog process with its real facts, and each again as a production and an emergency run."""
+    import yaml
+
+    catalog = yaml.safe_load((REPO / "tiers" / "catalog.yaml").read_text())["processes"]
+    base = [{"process_id": p["id"], "human_approval": False, "reversible": True, **p["facts"],
+             "environment": None, "emergency": None} for p in catalog]
+    return base + [{**r, "environment": "production"} for r in base] + [{**r, "emergency": True} for r in base]
+
+
+def table_xml() -> str:
+    """The routing table in SpiffWorkflow's Python cell syntax, as DMN 1.3 XML."""
     inputs = "".join(
-        f'<input id="in_{name}" label="{name}"><inputExpression id="ie_{name}" typeRef="'
-        f'{"string" if name == "process_id" else "boolean"}"><text>{name}</text></inputExpression></input>'
-        for name in INPUTS)
+        f'<input id="in_{name}" label="{name}"><inputExpression id="ie_{name}" typeRef="string">'
+        f'<text>{name}</text></inputExpression></input>' for name in INPUTS)
     rules = []
-    for i, rule in enumerate(RULES, 1):
-        cells = "".join(
-            f'<inputEntry id="r{i}_i{j}"><text>{_esc(c[syntax]) if c else "-"}</text></inputEntry>'
-            for j, c in enumerate(rule[:5]))
-        outs = (f'<outputEntry id="r{i}_o1"><text>{rule[5]}</text></outputEntry>'
-                f'<outputEntry id="r{i}_o2"><text>"{rule[6]}"</text></outputEntry>')
-        rules.append(f'<rule id="rule_{i}">{cells}{outs}</rule>')
-    variables = "".join(f'<inputData id="id_{n}" name="{n}"/>' for n in INPUTS) if syntax == 0 else ""
+    for i, (cells, tier, why) in enumerate(RULES, 1):
+        entries = "".join(f'<inputEntry id="r{i}_i{j}"><text>{_esc(c) if c else "-"}</text></inputEntry>'
+                          for j, c in enumerate(cells))
+        rules.append(f'<rule id="rule_{i}">{entries}<outputEntry id="r{i}_o1"><text>{tier}</text></outputEntry>'
+                     f'<outputEntry id="r{i}_o2"><text>"{why}"</text></outputEntry></rule>')
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="bench" name="bench" '
@@ -80,7 +65,7 @@ def table_xml(syntax: int) -> str:
         '<decision id="routing" name="routing"><decisionTable id="routing_table" hitPolicy="FIRST">'
         f'{inputs}<output id="out_tier" name="tier" typeRef="number"/>'
         f'<output id="out_rationale" name="rationale" typeRef="string"/>{"".join(rules)}'
-        f'</decisionTable></decision>{variables}</definitions>')
+        '</decisionTable></decision></definitions>')
 
 
 def _esc(text: str) -> str:
@@ -151,14 +136,16 @@ def main(argv: list[str] | None = None) -> int:
               f"(value {result.value!r}, rules {result.matched_rules})")
         return 0
 
-    model, ours = tiergate_engine(table_xml(0).encode(), "routing")
-    theirs = spiff_engine(table_xml(1))
-    for row in ROWS:  # same answers before timing anything
+    model, ours = tiergate_engine(REPO / "decisions" / "tier_routing.dmn", "tier_routing")
+    theirs = spiff_engine(table_xml())
+    inputs = routing_rows()
+    for row in inputs:  # the same tiers before timing anything
         mine, spiff = ours(row).value, theirs(row)
-        assert mine == {"tier": Decimal(spiff["tier"]), "rationale": spiff["rationale"]}, (row, mine, spiff)
-    us_ours = time_it(ours, ROWS, args.n)
-    us_spiff = time_it(theirs, ROWS, max(args.n // 10, 1000))
-    print(f"routing table: {len(RULES)} rules, {len(INPUTS)} inputs, FIRST, {len(ROWS)} input rows")
+        assert mine["tier"] == Decimal(spiff["tier"]), (row, mine, spiff)
+    us_ours = time_it(ours, inputs, args.n)
+    us_spiff = time_it(theirs, inputs, max(args.n // 10, 1000))
+    print(f"decisions/tier_routing.dmn: {len(RULES)} rules, {len(INPUTS)} inputs, FIRST, {len(inputs)} input rows "
+          "(the catalog's 11 processes, plain, production and emergency runs)")
     print(f"tiergate.dmn        {us_ours:8.1f} us per evaluation")
     print(f"SpiffWorkflow 3.2.0 {us_spiff:8.1f} us per evaluation")
     print(f"ratio               {us_spiff / us_ours:8.1f}x faster")
