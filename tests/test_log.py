@@ -94,3 +94,12 @@ def test_log_lists_all_runs_oldest_first(engine: Engine) -> None:
     assert set(entry) == {"id", "at", "run", "seq", "process", "version", "tier", "step", "event", "actor",
                           "duration_s", "detail", "hash"}
     assert entry["process"] == "demo" and entry["tier"] == 2 and len(entry["version"]) == 64
+
+
+def test_the_earliest_break_is_named_when_several_runs_are_broken(engine: Engine) -> None:
+    first, second = _two_runs(engine)
+    later = _entry_id(engine, second, 3)
+    earlier = _entry_id(engine, first, 3)
+    _sql(engine, "UPDATE log_entries SET actor_id = 'x' WHERE id IN (:a, :b)", a=later, b=earlier)
+    broken = engine.verify_log()["broken"]
+    assert broken["entry_id"] == earlier == min(earlier, later)

@@ -139,12 +139,12 @@ class Break:
 
 
 def verify(conn: Connection) -> tuple[int, int, Break | None]:
-    """Check every run's chain. Returns (runs checked, entries checked, first break or None)."""
+    """Check every run's chain. Returns (runs checked, entries checked, the earliest break or None)."""
     heads = {row.id: (row.log_seq, row.log_head) for row in conn.execute(select(_runs.c.id, _runs.c.log_seq,
                                                                                  _runs.c.log_head))}
     checked_entries = 0
     seen_runs: set[str] = set()
-    first: Break | None = None
+    breaks: list[Break] = []
 
     def rows_by_run() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         current: str | None = None
@@ -172,18 +172,20 @@ def verify(conn: Connection) -> tuple[int, int, Break | None]:
             elif entry_hash(row) != row["hash"]:
                 problem = "its content does not match its hash: the entry was edited"
             if problem:
-                first = first or Break(run_id, row["seq"], row["id"], problem)
+                breaks.append(Break(run_id, row["seq"], row["id"], problem))
                 break
             prev = row["hash"]
         else:
             head = heads.get(run_id)
             if head is None:
-                first = first or Break(run_id, len(rows), None, "entries exist for a run that has no run row")
+                breaks.append(Break(run_id, len(rows), rows[-1]["id"], "entries exist for a run that has no run row"))
             elif head != (len(rows), prev):
-                first = first or Break(run_id, len(rows) + 1, None,
-                                       f"the run's anchor expects {head[0]} entries, the log has {len(rows)}: "
-                                       "the newest entries were deleted or replaced")
+                breaks.append(Break(run_id, len(rows) + 1, None,
+                                    f"the run's anchor expects {head[0]} entries, the log has {len(rows)}: "
+                                    "the newest entries were deleted or replaced"))
     for run_id, (seq, _head) in heads.items():
         if run_id not in seen_runs and seq > 0:
-            first = first or Break(run_id, 1, None, f"the run's anchor expects {seq} entries, the log has none")
+            breaks.append(Break(run_id, 1, None, f"the run's anchor expects {seq} entries, the log has none"))
+    # The first break in the order entries were written (a truncated chain sorts last).
+    first = min(breaks, key=lambda b: (b.entry_id is None, b.entry_id or 0, b.run_id), default=None)
     return len(heads), checked_entries, first
