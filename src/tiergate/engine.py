@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
+from tiergate import guidance
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.decision_tests import DecisionReport, run_tests
@@ -27,12 +28,14 @@ from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_defini
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, DefinitionError, GateFailedError, NotFoundError, RefusedError,
                              TiergateError, UsageError)
+from tiergate.guidance import Channel
 from tiergate.impact import impact
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import Definition, RunContext, Runner, StepView, Transition
 from tiergate.router import ROUTING_DECISION, Route, Router
 from tiergate.runners.checklist import ChecklistRunner
+from tiergate.runners.conventions import ConventionsRunner
 from tiergate.settings import resolve
 from tiergate.store import runs as store
 from tiergate.store.db import Database, default_sqlite_url
@@ -78,7 +81,7 @@ class Engine:
         self.database_url: str = settings["database_url"] or default_sqlite_url(self.home.root)
         self.default_actor: str | None = settings["actor"]
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.runners: dict[int, Runner] = {2: ChecklistRunner()}
+        self.runners: dict[int, Runner] = {2: ChecklistRunner(), 3: ConventionsRunner()}
         self._definitions_by_version: dict[str, Definition] = {}
         self._db: Database | None = None
 
@@ -203,8 +206,11 @@ class Engine:
             definition = self._pinned(conn, run)
         return self._info(run, definition)
 
-    def complete(self, run_id: str, step_id: str, evidence: Any, actor: str | Actor | None = None) -> RunInfo:
+    def complete(self, run_id: str, step_id: str | None, evidence: Any, actor: str | Actor | None = None) -> RunInfo:
+        """Complete a step. ``step_id`` None closes a Tier 3 run, with ``evidence`` as its optional outcome."""
         who = self.actor(actor)
+        if step_id is None:
+            self._may_close_without_step(run_id)
         return self._act(run_id, who, step_id, "complete", {"evidence": evidence},
                          lambda runner, definition, state, ctx: runner.complete_step(definition, state, step_id,
                                                                                      evidence, ctx))
@@ -263,6 +269,24 @@ class Engine:
             return self._info(run, definition)
         raise ConflictError(f"run {run_id} kept changing while this attempt was made ({MAX_ATTEMPTS} tries). "
                             f"Check `tiergate status {run_id}` and try again.", details={"run": run_id})
+
+    def _may_close_without_step(self, run_id: str) -> None:
+        info = self.status(run_id)
+        if info.tier != ConventionsRunner.tier:
+            ready = [s.id for s in info.ready_steps if s.decide is None]
+            raise UsageError(f"run {run_id} is a tier {info.tier} run: name the step to complete, "
+                             f"`tiergate complete {run_id} STEP`. Ready now: {', '.join(ready) or 'none'}. Only a "
+                             "tier 3 run is closed without a step.", code="usage",
+                             details={"run": run_id, "tier": info.tier, "ready": ready})
+
+    def guide(self, run_id: str, *, actor: str | Actor | None = None, channel: Channel = "cli") -> dict[str, Any]:
+        """What to read now for RUN: its tier's guidance wrapper rendered, and each ready step's gate in words."""
+        reader = self.actor(actor) if actor is not None or self.default_actor else None
+        with self.db.read() as conn:
+            run = self._get(conn, run_id)
+            definition = self._pinned(conn, run)
+        return guidance.guide(self._info(run, definition), definition, run.state, self.definitions,
+                              channel=channel, actor=reader)
 
     @staticmethod
     def _may_cancel(run: store.RunRecord, who: Actor) -> None:

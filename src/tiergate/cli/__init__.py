@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tiergate import __version__
+from tiergate.cli.agents import guide, mcp
 from tiergate.cli.db import db
 from tiergate.cli.decisions import decisions, route
 from tiergate.cli.definitions import check, processes, schema
@@ -28,7 +29,8 @@ def cli(ctx: click.Context, home: str | None) -> None:
     ctx.obj["home"] = home
 
 
-for command in (check, processes, route, decisions, schema, start, status, complete, skip, cancel, runs, log, db):
+for command in (check, processes, route, decisions, schema, start, status, guide, complete, skip, cancel, runs, log,
+                db, mcp):
     cli.add_command(command)
 
 

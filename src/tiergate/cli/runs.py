@@ -75,14 +75,20 @@ def status(engine: Engine, run: str) -> dict[str, Any]:
 
 @click.command()
 @click.argument("run")
-@click.argument("step")
-@click.option("--evidence", default=None, metavar="JSON|@FILE", help="Evidence for the step's gate: JSON or @file.")
+@click.argument("step", required=False)
+@click.option("--evidence", "--outcome", "evidence", default=None, metavar="JSON|@FILE",
+              help="Evidence for the step's gate: JSON or @file. For a tier 3 run, the optional outcome.")
 @actor_option
 @common_options
 @run_command(_show_run_brief)
-def complete(engine: Engine, run: str, step: str, evidence: str | None, actor: str | None) -> dict[str, Any]:
-    """Complete STEP of RUN with evidence that must pass the step's gate."""
-    parsed = parse_json_option(evidence, "--evidence")
+def complete(engine: Engine, run: str, step: str | None, evidence: str | None, actor: str | None) -> dict[str, Any]:
+    """Complete STEP of RUN with evidence that must pass the step's gate.
+
+    Without STEP, closes a tier 3 run, with --outcome as its optional outcome.
+    """
+    parsed = parse_json_option(evidence, "--evidence" if step is not None else "--outcome")
+    if step is None:
+        return engine.complete(run, None, parsed, actor=actor).to_dict()
     info: RunInfo = engine.complete(run, step, parsed if parsed is not None else {}, actor=actor)
     return info.to_dict()
 

@@ -17,11 +17,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tiergate.definitions.checklists import ChecklistDefinition, load_checklist_file
+from tiergate.definitions.conventions import ConventionsDefinition, load_conventions
 from tiergate.definitions.decisions import Decision, load_decisions
 from tiergate.definitions.models import Catalog, CatalogEntry, Roles
 from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.definitions.yamlfile import load_yaml
 from tiergate.errors import DefinitionError, NotFoundError, TiergateError
+from tiergate.guidance.render import check_overrides
 
 
 class Home:
@@ -82,6 +84,7 @@ class Definitions:
     catalog: Catalog | None = None
     roles: Roles | None = None
     checklists: dict[str, ChecklistDefinition] = field(default_factory=dict)
+    conventions: dict[str, ConventionsDefinition] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
@@ -107,6 +110,16 @@ class Definitions:
                 raise DefinitionError(self._broken_message(shown, f"checklist '{process_id}'"),
                                       details={"problems": [p.to_dict() for p in self.problems_in(shown)]})
         raise NotFoundError(f"no checklist '{process_id}' in {self.home.display(self.home.checklists_dir)}/. "
+                            "Run `tiergate processes` to see what exists.", details={"process": process_id})
+
+    def conventions_definition(self, process_id: str) -> ConventionsDefinition:
+        if process_id in self.conventions:
+            return self.conventions[process_id]
+        shown = self.home.display(self.home.conventions_dir / f"{process_id}.md.j2")
+        if self.problems_in(shown):
+            raise DefinitionError(self._broken_message(shown, f"the conventions of '{process_id}'"),
+                                  details={"problems": [p.to_dict() for p in self.problems_in(shown)]})
+        raise NotFoundError(f"no conventions '{process_id}' in tiers/conventions/ (expected {shown}). "
                             "Run `tiergate processes` to see what exists.", details={"process": process_id})
 
     def _broken_message(self, shown: str, what: str) -> str:
@@ -200,4 +213,7 @@ def load_definitions(home: Home) -> Definitions:
                                          "Add an entry for it there (id, title, area, owner, expected_minutes, facts)."))
             continue
         defs.checklists[process_id] = definition
+    defs.conventions, found_in_conventions = load_conventions(home.conventions_dir, home.display, defs.catalog)
+    defs.problems.extend(found_in_conventions)
+    defs.problems.extend(check_overrides(home.guidance_dir, home.display))
     return defs

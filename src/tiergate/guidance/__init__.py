@@ -1,0 +1,41 @@
+"""Guidance: what an agent (or person) should read now for a run, written for the run's tier.
+
+    answer = guide(run_info, definition, state, definitions, channel="mcp", actor=agent)
+    answer["text"]       # the tier's wrapper rendered: markdown
+    answer["ready"]      # each ready step with its instructions, gate in words and as a schema
+
+The wrapper is ``tiers/guidance/tier<N>.md.j2`` in the home, or the packaged default
+(``tiergate/guidance/templates/``). It renders from one typed context
+(``GuidanceContext``, documented in docs/guidance.md) in the sandbox, with run data and
+evidence only ever as values. ``words`` turns each evidence gate into plain words.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tiergate.actors import Actor
+from tiergate.guidance.context import Channel, GuidanceContext, ProcessView, StepGuide, build_context
+from tiergate.guidance.render import guidance_answer, render_guidance, sample_context
+from tiergate.guidance.words import EvidenceWords, describe, evidence_words, inline_refs
+
+if TYPE_CHECKING:
+    from tiergate.definitions.home import Definitions
+
+__all__ = ["Channel", "EvidenceWords", "GuidanceContext", "ProcessView", "StepGuide", "build_context", "describe",
+           "evidence_words", "guidance_answer", "guide", "inline_refs", "render_guidance", "sample_context"]
+
+
+def guide(run: Any, definition: Any, state: dict[str, Any], definitions: "Definitions", *, channel: Channel = "cli",
+          actor: Actor | None = None) -> dict[str, Any]:
+    """Render the guidance of one run (``run`` is the engine's ``RunInfo``, ``definition`` its pinned definition)."""
+    entry = definitions.catalog.get(run.process) if definitions.catalog is not None else None
+    process = ProcessView(id=run.process, title=run.title) if entry is None else ProcessView(
+        id=entry.id, title=entry.title, area=entry.area, owner=entry.owner, expected_minutes=entry.expected_minutes,
+        description=entry.description)
+    context = build_context(run, process=process, resources=getattr(definition, "resources", None) or {},
+                            channel=channel, actor=actor, roles=definitions.roles,
+                            conventions=state.get("conventions"))
+    home = definitions.home
+    text, template = render_guidance(context, home.guidance_dir, display=home.display)
+    return guidance_answer(context, text, template)

@@ -1,0 +1,260 @@
+"""tiergate as an MCP server: the tools an agent uses to work through runs, over stdio.
+
+    tiergate mcp --actor agent:triage-bot        # started by the MCP client (Claude Code, ...)
+
+    server = build_server(Engine(home="."), Actor.parse("agent:triage-bot"))
+    server.run()                                 # stdio until the client closes it
+
+Built on the official MCP SDK's ``MCPServer``. The actor is fixed when the server starts and
+must be an agent: no tool takes an actor argument, so an agent cannot act as a person. Every
+tool calls the same ``Engine`` method the CLI calls and answers with the same JSON envelope as
+``--json`` (``tiergate.envelope``): ``{"ok": true, "data": ...}``, or, as a tool *error*,
+``{"ok": false, "error": {"code", "message", "details"}}``. Refusals and gate failures are
+logged by the engine exactly as for the CLI. Each run's guidance is also a resource
+(``tiergate://runs/{run}/guidance``), and ``work_on_run`` is a prompt that starts an agent on a run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Annotated, Any, Callable, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+
+from tiergate import __version__
+from tiergate.actors import Actor
+from tiergate.engine import Engine
+from tiergate.envelope import failure, success
+from tiergate.errors import NotFoundError, TiergateError, UsageError
+from tiergate.jsonutil import to_jsonable
+
+INSTRUCTIONS = """\
+tiergate keeps you on a defined business process. It decides which step comes next; you do the
+work of that step and submit evidence, and nothing moves until the evidence passes the step's
+gate. Every attempt, accepted or not, is logged.
+
+How to work:
+1. list_processes to find the process for your task; start_run(process, data) to start a run
+   (or list_my_runs to pick up one you started).
+2. get_guidance(run) before each step: it says what to do now, who may do it, and exactly what
+   evidence passes (in words and as a JSON Schema).
+3. Do the work, then complete_step(run, step, evidence). If the answer is an error, read
+   error.code and error.details (gate_failed lists every failing field by JSON pointer), fix
+   the evidence and try again. skip_step is only for optional steps, with a reason.
+4. Repeat until get_run shows the run completed. Steps marked as decided by the engine happen
+   by themselves.
+
+You act as the agent this server was started for; you cannot act as a person. Steps that need
+a person say so: hand them over instead of attempting them.
+"""
+
+RunId = Annotated[str, Field(description="The run id (12 hex characters), as returned by start_run or list_my_runs.",
+                             min_length=1, max_length=64)]
+StepId = Annotated[str, Field(description="The step id from get_guidance or get_run, e.g. 'gather-context'. "
+                                          "For a tier 3 run the only step is 'work'.", min_length=1, max_length=64)]
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine code: refused, gate_failed, not_found, invalid_data, usage, ...")
+    message: str = Field(description="What is wrong, where, and what to do.")
+    details: dict[str, Any] = Field(description="Specifics: details.reason for refused, details.errors for "
+                                                "gate_failed (each failing field by JSON pointer).")
+
+
+class Envelope(BaseModel):
+    """The answer of every tool: the same envelope as the CLI's --json."""
+
+    ok: bool = Field(description="true on success (then `data`), false on failure (then `error`).")
+    data: Any = Field(None, description="The answer, on success.")
+    error: ErrorBody | None = Field(None, description="What went wrong, on failure.")
+
+
+Answer = Annotated[CallToolResult, Envelope]
+
+
+def _result(envelope: dict[str, Any]) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(envelope, indent=2, ensure_ascii=False))],
+                          structured_content=envelope, is_error=not envelope["ok"])
+
+
+def _argument_errors(tool: str, error: ValidationError) -> dict[str, Any]:
+    problems = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "arguments"
+        problems.append({"argument": name, "message": "is missing" if item["type"] == "missing" else item["msg"]})
+    listed = "; ".join(f"'{p['argument']}' {p['message']}" for p in problems)
+    return failure("usage", f"{tool}: bad arguments: {listed}. The tool's input schema says what each argument "
+                   "must be.", {"tool": tool, "errors": problems})
+
+
+class _Server(MCPServer):  # type: ignore[type-arg]
+    """MCPServer whose argument errors come back as the tiergate envelope, like every other error."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                return _result(_argument_errors(name, exc.__cause__))
+            raise
+
+
+def agent_actor(engine: Engine, claimed: str | None) -> Actor:
+    """The actor the server acts as: ``--actor`` or TIERGATE_ACTOR, and it must be an agent."""
+    actor = engine.actor(claimed)
+    if actor.kind != "agent":
+        raise UsageError(f"tiergate mcp serves agents only, and {actor} is a person. People act through the CLI "
+                         "under their own name (`tiergate complete RUN STEP --actor human:NAME`). Start the server "
+                         "with --actor agent:NAME.", code="actor_invalid", details={"actor": str(actor)})
+    return actor
+
+
+def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[type-arg]
+    """The MCP server for ``actor`` (an agent) over ``engine``. Call ``.run()`` to serve stdio."""
+    if actor.kind != "agent":
+        raise UsageError(f"tiergate mcp serves agents only; {actor} is not an agent.", code="actor_invalid")
+    lock = threading.Lock()  # tools run in worker threads; one engine call at a time
+
+    def call(body: Callable[[], Any]) -> CallToolResult:
+        try:
+            with lock:
+                return _result(success(to_jsonable(body())))
+        except TiergateError as err:
+            return _result(failure(err.code, err.message, to_jsonable(err.details)))
+
+    def fresh() -> Engine:
+        engine.reload()  # pick up edited definitions; runs in progress stay on their pinned version
+        return engine
+
+    app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,
+                  log_level="WARNING", description=f"Processes with enforced steps, acting as {actor}.")
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                                open_world_hint=False)
+    changes = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                              open_world_hint=False)
+
+    @app.tool(annotations=read_only)
+    def list_processes() -> Answer:
+        """List every process tiergate knows, to find the one for your task.
+
+        Each has: id, title, area, owner, expected_minutes, tier (1 = strict BPMN process,
+        2 = checklist with evidence gates, 3 = conventions only) with the routing rationale,
+        its risk facts, and `inputs`: the JSON Schema the start data of start_run must pass.
+        """
+        return call(lambda: fresh().processes())
+
+    @app.tool(annotations=changes)
+    def start_run(
+        process: Annotated[str, Field(description="A process id from list_processes, e.g. 'support-triage'.",
+                                      min_length=1, max_length=64)],
+        data: Annotated[dict[str, Any], Field(description="Start data: a JSON object that passes the process's "
+                                                          "`inputs` schema (see list_processes). {} if it needs none.")],
+    ) -> Answer:
+        """Start a run of a process, as you. The tier router decides how strict the run is.
+
+        Returns the run: id, tier, status, every step with its state, and the steps ready now
+        with their instructions and evidence gates. Next, call get_guidance(run). Start data
+        that does not pass the `inputs` schema is refused (error code invalid_data, with each
+        failing field) and no run is created.
+        """
+        return call(lambda: fresh().start(process, data, actor=actor).to_dict())
+
+    @app.tool(annotations=read_only)
+    def get_guidance(run: RunId) -> Answer:
+        """What to do now in a run, written for its tier. Read it before every step.
+
+        `data.text` is the guidance (markdown): the checklist or the one step to do now, or
+        the tier 3 conventions. `data.ready` lists each ready step with its instructions, who
+        may do it (`you_may`, `why_not`), and its evidence gate both in plain words
+        (`evidence_words`) and as a self-contained JSON Schema (`evidence_schema`).
+        """
+        return call(lambda: engine.guide(run, actor=actor, channel="mcp"))
+
+    @app.tool(annotations=changes)
+    def complete_step(
+        run: RunId,
+        step: StepId,
+        evidence: Annotated[dict[str, Any], Field(description="A JSON object that passes the step's gate (see "
+                                                              "`evidence_words`/`evidence_schema` in get_guidance). "
+                                                              "For a tier 3 run: an optional outcome, or {}.")],
+    ) -> Answer:
+        """Submit evidence for a ready step; tiergate checks it before anything moves.
+
+        Checked in order: the run is active; the step exists and is ready; you may do it
+        (agent or person, role, four eyes); the evidence passes the step's gate. If a check
+        fails, nothing changes, the attempt is logged, and the answer is an error: code
+        `refused` (details.reason says why: not_ready, actor_not_allowed, ...) or
+        `gate_failed` (details.errors lists each failing field by JSON pointer). Fix it and
+        call again. On success, returns the run with the steps that are ready next.
+        For a tier 3 run, completing step 'work' closes the run.
+        """
+        return call(lambda: engine.complete(run, step, evidence, actor=actor).to_dict())
+
+    @app.tool(annotations=changes)
+    def skip_step(
+        run: RunId,
+        step: StepId,
+        reason: Annotated[str, Field(description="Why the step is not needed; it goes into the log.",
+                                     min_length=1, max_length=2000)],
+    ) -> Answer:
+        """Skip an optional ready step, with a reason. Required steps cannot be skipped.
+
+        A required step is refused (error code `refused`, details.reason `not_optional`); do
+        it with complete_step instead. Returns the run with the steps ready next.
+        """
+        return call(lambda: engine.skip(run, step, reason, actor=actor).to_dict())
+
+    @app.tool(annotations=read_only)
+    def get_run(run: RunId) -> Answer:
+        """The state of a run: its status, each step (done, ready, locked or skipped) with who
+        did it and when, the ready steps' instructions and gates, and the run's data."""
+        return call(lambda: engine.status(run).to_dict())
+
+    @app.tool(annotations=read_only)
+    def list_my_runs(
+        status: Annotated[Literal["active", "completed", "cancelled", "failed"] | None,
+                          Field(description="Only runs in this status; omit for all.")] = None,
+    ) -> Answer:
+        """The runs you started, newest first (id, process, tier, status, started and ended).
+
+        Use it to pick up your work after a restart: then call get_guidance on an active run.
+        """
+        return call(lambda: engine.runs(status=status, started_by=str(actor)))
+
+    def guidance_text(run: str) -> str:
+        with lock:
+            return str(engine.guide(run, actor=actor, channel="mcp")["text"])
+
+    @app.resource("tiergate://runs/{run}/guidance", name="run-guidance", title="Guidance of a run",
+                  mime_type="text/markdown",
+                  description="What to do now in a run (the same text as get_guidance), for clients that attach "
+                              "resources to the conversation.")
+    def run_guidance(run: str) -> str:
+        try:
+            return guidance_text(run)
+        except NotFoundError as err:
+            raise ResourceNotFoundError(f"not_found: {err.message}") from None
+        except TiergateError as err:
+            raise ResourceError(f"{err.code}: {err.message}") from None
+
+    @app.prompt(name="work_on_run", title="Work on a tiergate run",
+                description="Start working through a tiergate run: the rules, then its current guidance.")
+    def work_on_run(run: Annotated[str, Field(description="The run id to work on.")]) -> str:
+        try:
+            text = guidance_text(run)
+        except TiergateError as err:
+            raise MCPError(INVALID_PARAMS, err.message, failure(err.code, err.message, to_jsonable(err.details))) \
+                from None
+        return (f"Work on tiergate run {run} as {actor}, one step at a time. tiergate decides what comes next: "
+                "for each ready step, do the work its instructions describe, then call complete_step with "
+                "evidence that passes its gate. If the answer is an error, read error.message and error.details, "
+                "fix the evidence and try again; never try another step to get around one. Call get_guidance "
+                "after every step. Hand steps you may not do to a person. Stop when get_run shows the run "
+                "completed.\n\nThe current guidance:\n\n" + text)
+
+    return app
