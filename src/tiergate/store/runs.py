@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -17,6 +17,18 @@ from tiergate.store.tables import Definition, Run
 
 _runs = Run.__table__
 _definitions = Definition.__table__
+
+# The hot path's statements, built once: building a Core statement per call costs more than
+# executing it on a fast database.
+_SELECT_RUN = select(_runs).where(_runs.c.id == bindparam("run_id"))
+_UPDATE_RUN = (
+    update(_runs)
+    .where(_runs.c.id == bindparam("b_id"), _runs.c.version == bindparam("b_version"),
+           _runs.c.log_seq == bindparam("b_log_seq"))
+    .values(state=bindparam("state"), status=bindparam("status"), version=bindparam("version"),
+            updated_at=bindparam("updated_at"), ended_at=bindparam("ended_at"), log_seq=bindparam("log_seq"),
+            log_head=bindparam("log_head"))
+)
 
 
 @dataclass
@@ -65,7 +77,7 @@ def load_definition(conn: Connection, version: str) -> dict[str, Any] | None:
 
 
 def get_run(conn: Connection, run_id: str) -> RunRecord | None:
-    row = conn.execute(select(_runs).where(_runs.c.id == run_id)).first()
+    row = conn.execute(_SELECT_RUN, {"run_id": run_id}).first()
     return None if row is None else RunRecord.from_row(row)
 
 
@@ -94,16 +106,13 @@ def save_transition(conn: Connection, run: RunRecord, state: dict[str, Any], sta
     retry and a conflict). Must run inside the caller's transaction.
     """
     rows = chain(run.head, events, now)
-    values: dict[str, Any] = {"state": state, "status": status.value, "version": run.version + 1,
-                              "updated_at": utc(now)}
-    if rows:
-        values.update(log_seq=rows[-1]["seq"], log_head=rows[-1]["hash"])
-    if status.is_final and run.ended_at is None:
-        values["ended_at"] = utc(now)
-    changed = conn.execute(
-        update(_runs).where(_runs.c.id == run.id, _runs.c.version == run.version, _runs.c.log_seq == run.log_seq)
-        .values(**values)
-    ).rowcount
+    ended_at = run.ended_at if run.ended_at is not None or not status.is_final else utc(now)
+    changed = conn.execute(_UPDATE_RUN, {
+        "b_id": run.id, "b_version": run.version, "b_log_seq": run.log_seq,
+        "state": state, "status": status.value, "version": run.version + 1, "updated_at": utc(now),
+        "ended_at": ended_at, "log_seq": rows[-1]["seq"] if rows else run.log_seq,
+        "log_head": rows[-1]["hash"] if rows else run.log_head,
+    }).rowcount
     if changed != 1:
         return False
     write(conn, rows)
