@@ -30,8 +30,9 @@ def guide(run: Any, definition: Any, state: dict[str, Any], definitions: "Defini
           actor: Actor | None = None) -> dict[str, Any]:
     """Render the guidance of one run (``run`` is the engine's ``RunInfo``, ``definition`` its pinned definition)."""
     entry = definitions.catalog.get(run.process) if definitions.catalog is not None else None
+    # The title is the pinned definition's, as `status` shows it; the rest comes from the catalog.
     process = ProcessView(id=run.process, title=run.title) if entry is None else ProcessView(
-        id=entry.id, title=entry.title, area=entry.area, owner=entry.owner, expected_minutes=entry.expected_minutes,
+        id=entry.id, title=run.title, area=entry.area, owner=entry.owner, expected_minutes=entry.expected_minutes,
         description=entry.description)
     context = build_context(run, process=process, resources=getattr(definition, "resources", None) or {},
                             channel=channel, actor=actor, roles=definitions.roles,
