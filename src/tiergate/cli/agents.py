@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from tiergate.cli.output import _fail, actor_option, common_options, run_command
+from tiergate.cli.output import _fail, common_options, run_command
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
 
