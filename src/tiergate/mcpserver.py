@@ -70,8 +70,8 @@ class Envelope(BaseModel):
     """The answer of every tool: the same envelope as the CLI's --json."""
 
     ok: bool = Field(description="true on success (then `data`), false on failure (then `error`).")
-    data: Any = Field(None, description="The answer, on success.")
-    error: ErrorBody | None = Field(None, description="What went wrong, on failure.")
+    data: Any = Field(default=None, description="The answer, on success.")
+    error: ErrorBody | None = Field(default=None, description="What went wrong, on failure.")
 
 
 Answer = Annotated[CallToolResult, Envelope]

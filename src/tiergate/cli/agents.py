@@ -56,6 +56,7 @@ def mcp(actor: str | None, as_json: bool, home: str | None) -> None:
         if engine is not None:
             engine.close()
         _fail(err, as_json)
+        return
     try:
         server.run()
     finally:

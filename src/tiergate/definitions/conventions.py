@@ -36,7 +36,7 @@ class ConventionsDefinition(BaseModel):
     expected_minutes: int = Field(gt=0)
     description: str = ""
     template: str = Field(description="The Jinja source of tiers/conventions/<id>.md.j2.")
-    source: str = Field("", description="Where the template was read from (not part of the version).")
+    source: str = Field(default="", description="Where the template was read from (not part of the version).")
 
     @property
     def version(self) -> str:

@@ -58,21 +58,21 @@ class StepGuide(_Model):
     title: str
     state: str = Field(description="done, ready, locked or skipped")
     optional: bool = False
-    instructions: str = Field("", description="Rendered instructions (only while the step is ready).")
-    evidence: EvidenceWords | None = Field(None, description="The gate in words, and as a self-contained schema.")
-    who: str = Field("", description="Who may do the step, in words.")
+    instructions: str = Field(default="", description="Rendered instructions (only while the step is ready).")
+    evidence: EvidenceWords | None = Field(default=None, description="The gate in words, and as a self-contained schema.")
+    who: str = Field(default="", description="Who may do the step, in words.")
     actors: list[str] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
     waits_for: list[str] = Field(default_factory=list)
     distinct_from: str | None = None
-    decide: str | None = Field(None, description="Set on steps the engine decides itself (a DMN decision).")
-    you_may: bool | None = Field(None, description="Whether the reading actor may do it; None if unknown.")
-    why_not: str = Field("", description="Why the reading actor may not do it.")
-    submit: str = Field("", description="How to complete it: the command or tool call.")
-    skip: str = Field("", description="How to skip it (optional steps only).")
-    actor: str | None = Field(None, description="Who completed or skipped it.")
+    decide: str | None = Field(default=None, description="Set on steps the engine decides itself (a DMN decision).")
+    you_may: bool | None = Field(default=None, description="Whether the reading actor may do it; None if unknown.")
+    why_not: str = Field(default="", description="Why the reading actor may not do it.")
+    submit: str = Field(default="", description="How to complete it: the command or tool call.")
+    skip: str = Field(default="", description="How to skip it (optional steps only).")
+    actor: str | None = Field(default=None, description="Who completed or skipped it.")
     at: str | None = None
-    reason: str | None = Field(None, description="Why it was skipped.")
+    reason: str | None = Field(default=None, description="Why it was skipped.")
 
 
 class HowTo(_Model):
@@ -80,7 +80,7 @@ class HowTo(_Model):
 
     status: str
     guide: str
-    close: str = Field("", description="Tier 3: how to close the run, with an optional outcome.")
+    close: str = Field(default="", description="Tier 3: how to close the run, with an optional outcome.")
     cancel: str
 
 
@@ -90,16 +90,16 @@ class GuidanceContext(_Model):
     tier: int
     tier_name: str
     channel: Channel
-    actor: str | None = Field(None, description="Who is reading, if known (agent:NAME or human:NAME).")
+    actor: str | None = Field(default=None, description="Who is reading, if known (agent:NAME or human:NAME).")
     process: ProcessView
     run: RunView
     data: dict[str, Any]
     data_json: str = Field(description="The run's data as indented JSON.")
     steps: list[StepGuide]
     ready: list[StepGuide] = Field(description="Steps ready now that a person or agent does (not decide steps).")
-    current: StepGuide | None = Field(None, description="The one step to do now: the first of `ready`.")
+    current: StepGuide | None = Field(default=None, description="The one step to do now: the first of `ready`.")
     done: list[StepGuide]
-    conventions: str | None = Field(None, description="Tier 3: the conventions, rendered with the start data.")
+    conventions: str | None = Field(default=None, description="Tier 3: the conventions, rendered with the start data.")
     how: HowTo
 
     def template_context(self) -> dict[str, Any]:

@@ -224,7 +224,7 @@ class Merger:
             m.items.append((schema["items"], scope))
         if "contains" in schema:
             m.contains.append((schema["contains"], scope))
-        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        properties: dict[str, Any] = schema["properties"] if isinstance(schema.get("properties"), dict) else {}
         for name, sub in properties.items():
             m.properties.setdefault(name, []).append((sub, scope))
         for name in schema.get("required") or []:
@@ -256,8 +256,9 @@ TYPE_ORDER = ["object", "array", "string", "integer", "number", "boolean", "null
 
 
 def copy_merged(m: Merged) -> Merged:
-    clone = Merged(**{k: (v.copy() if isinstance(v, (list, dict, set)) else v) for k, v in m.__dict__.items()})
-    return clone
+    """A copy whose lists, dicts and sets can change without changing ``m``."""
+    values: dict[str, Any] = {k: (v.copy() if isinstance(v, (list, dict, set)) else v) for k, v in m.__dict__.items()}
+    return Merged(**values)
 
 
 def conjoin(a: Merged, b: Merged) -> Merged:

@@ -117,9 +117,10 @@ class _Describer(Merger):
             return self._object(m, top=top, depth=depth)
         if kind == "array":
             return self._array(m, depth=depth)
-        words = {"string": self._string, "integer": self._number, "number": self._number}.get(kind)
-        if words is not None:
-            return self._with_raw(words(m, kind), m), []
+        if kind == "string":
+            return self._with_raw(self._string(m, kind), m), []
+        if kind in ("integer", "number"):
+            return self._with_raw(self._number(m, kind), m), []
         if kind == "boolean":
             return self._with_raw("`true` or `false`", m), []
         if kind == "null":
