@@ -551,7 +551,7 @@ def test_a_home_override_replaces_the_packaged_wrapper(platform: Engine, repo_ho
     assert answer["template"] == "tiers/guidance/tier2.md.j2"
     assert answer["text"] == f"Run {run.id} of Support ticket triage: gather-context (duplicate_of, next_pay_date, " \
                              "context_notes)"  # trim_blocks eats the newline after a block tag
-    assert [p for p in platform.check() if p.severity == "error"] == []
+    assert [p for p in platform.check() if p.path.startswith("tiers/guidance/")] == []
 
 
 @pytest.mark.parametrize("name, source, expected", [

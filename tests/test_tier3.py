@@ -138,7 +138,7 @@ def test_processes_describes_tier3_entries(platform: Engine) -> None:
 
 def test_platform_check_has_no_tier3_warnings(platform: Engine) -> None:
     problems = platform.check()
-    assert not [p for p in problems if p.severity == "error"]
+    assert not [p for p in problems if p.path.startswith(("tiers/conventions/", "tiers/guidance/"))]
     for process in ("knowledge-qa", "report-generation", "general-search"):
         assert not [p for p in problems if f"'{process}'" in p.message]
 
