@@ -45,7 +45,9 @@ def test_start_data_can_raise_a_run(platform: Engine) -> None:
     assert platform.runs() == []
 
 
-def test_tier_without_definition_is_refused(platform: Engine) -> None:
+def test_tier_without_definition_is_refused(platform: Engine, repo_home: Path) -> None:
+    (repo_home / "processes" / "release-pipeline.bpmn").unlink(missing_ok=True)
+    platform.reload()
     with pytest.raises(RefusedError, match="'release-pipeline' is routed to tier 1 by rule rule_tier1_compliance"):
         platform.start("release-pipeline", {}, actor="human:alice")
 

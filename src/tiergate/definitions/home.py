@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -23,6 +24,9 @@ from tiergate.definitions.models import Catalog, CatalogEntry, Roles
 from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.definitions.yamlfile import load_yaml
 from tiergate.errors import DefinitionError, NotFoundError, TiergateError
+
+if TYPE_CHECKING:
+    from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.guidance.render import check_overrides
 
 
@@ -69,6 +73,11 @@ class Home:
             return []
         return sorted(p for p in self.checklists_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
+    def process_files(self) -> list[Path]:
+        if not self.processes_dir.is_dir():
+            return []
+        return sorted(p for p in self.processes_dir.iterdir() if p.suffix == ".bpmn" and p.is_file())
+
     def definition_files(self, process_id: str) -> list[Path]:
         """Every file that defines ``process_id`` in some tier folder."""
         candidates = [self.checklists_dir / f"{process_id}.yaml", self.checklists_dir / f"{process_id}.yml",
@@ -84,6 +93,7 @@ class Definitions:
     catalog: Catalog | None = None
     roles: Roles | None = None
     checklists: dict[str, ChecklistDefinition] = field(default_factory=dict)
+    processes: dict[str, "BpmnDefinition"] = field(default_factory=dict)
     conventions: dict[str, ConventionsDefinition] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
@@ -120,6 +130,17 @@ class Definitions:
             raise DefinitionError(self._broken_message(shown, f"the conventions of '{process_id}'"),
                                   details={"problems": [p.to_dict() for p in self.problems_in(shown)]})
         raise NotFoundError(f"no conventions '{process_id}' in tiers/conventions/ (expected {shown}). "
+                            "Run `tiergate processes` to see what exists.", details={"process": process_id})
+
+    def process(self, process_id: str) -> "BpmnDefinition":
+        """The Tier 1 definition ``processes/<id>.bpmn`` (tiergate.bpmn)."""
+        if process_id in self.processes:
+            return self.processes[process_id]
+        shown = self.home.display(self.home.processes_dir / f"{process_id}.bpmn")
+        if self.problems_in(shown):
+            raise DefinitionError(self._broken_message(shown, f"process '{process_id}'"),
+                                  details={"problems": [p.to_dict() for p in self.problems_in(shown)]})
+        raise NotFoundError(f"no Tier 1 process '{process_id}' (expected {shown}). "
                             "Run `tiergate processes` to see what exists.", details={"process": process_id})
 
     def _broken_message(self, shown: str, what: str) -> str:
@@ -213,6 +234,21 @@ def load_definitions(home: Home) -> Definitions:
                                          "Add an entry for it there (id, title, area, owner, expected_minutes, facts)."))
             continue
         defs.checklists[process_id] = definition
+    if home.process_files():
+        from tiergate.bpmn.definition import load_process_file
+
+        for path in home.process_files():
+            shown = home.display(path)
+            process, found_in_process = load_process_file(path, shown, defs.roles, defs.decisions)
+            defs.problems.extend(found_in_process)
+            if process is None:
+                continue
+            if defs.catalog is not None and defs.catalog.get(process.process_id) is None:
+                defs.problems.append(Problem(shown, 1, f"process '{process.process_id}' is not in tiers/catalog.yaml. "
+                                             "Add an entry for it there (id, title, area, owner, expected_minutes, "
+                                             "facts)."))
+                continue
+            defs.processes[process.process_id] = process
     defs.conventions, found_in_conventions = load_conventions(home.conventions_dir, home.display, defs.catalog)
     defs.problems.extend(found_in_conventions)
     defs.problems.extend(check_overrides(home.guidance_dir, home.display))

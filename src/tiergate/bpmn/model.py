@@ -1,0 +1,254 @@
+"""What tiergate itself reads from a BPMN process: steps, lanes, gates, flows, timers, decisions.
+
+SpiffWorkflow executes the process; this module reads, straight from the XML, the facts the
+conventions give meaning to (docs/tier1.md): the extension properties of tasks and sequence
+flows in either the Camunda or the SpiffWorkflow namespace, lanes, documentation, decision
+references, boundary timers, each with the line it sits on. No I/O: it takes a parsed tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from lxml import etree
+
+from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, NSMAP, SPIFF_NS, BpmnError, local
+
+STEP_KINDS = frozenset({"userTask", "manualTask"})
+TASK_KINDS = frozenset({"userTask", "manualTask", "task", "scriptTask", "businessRuleTask", "serviceTask",
+                        "sendTask", "receiveTask", "callActivity", "subProcess", "transaction", "adHocSubProcess"})
+EVENT_KINDS = frozenset({"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
+                         "boundaryEvent"})
+GATEWAY_KINDS = frozenset({"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway",
+                           "complexGateway"})
+FLOW_NODE_KINDS = TASK_KINDS | EVENT_KINDS | GATEWAY_KINDS
+CONTAINER_KINDS = frozenset({"subProcess", "transaction", "adHocSubProcess"})
+TIMER_KINDS = ("timeDate", "timeDuration", "timeCycle")
+
+
+@dataclass(frozen=True)
+class Timer:
+    kind: str  # timeDate | timeDuration | timeCycle
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """One flow node (task, event or gateway) of the process or of an embedded subprocess."""
+
+    id: str
+    kind: str
+    name: str
+    line: int
+    container: str
+    lane: str | None = None
+    documentation: str = ""
+    properties: dict[str, str] = field(default_factory=dict)
+    property_lines: dict[str, int] = field(default_factory=dict)
+    decision: str | None = None
+    result_variable: str | None = None
+    attached_to: str | None = None
+    cancel_activity: bool = True
+    timer: Timer | None = None
+    event_definitions: tuple[str, ...] = ()
+    script: str | None = None
+    script_format: str | None = None
+    default_flow: str | None = None
+    loop: str | None = None
+    triggered_by_event: bool = False
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+    @property
+    def is_step(self) -> bool:
+        return self.kind in STEP_KINDS
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    source: str
+    target: str
+    line: int
+    name: str = ""
+    condition: str | None = None
+    condition_line: int | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deviation(self) -> bool:
+        return self.properties.get("deviation", "").strip().lower() == "true"
+
+
+@dataclass(frozen=True)
+class Lane:
+    id: str
+    name: str
+    line: int
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+@dataclass
+class ProcessModel:
+    id: str
+    name: str
+    line: int
+    executable: bool
+    nodes: dict[str, Node] = field(default_factory=dict)
+    flows: dict[str, Flow] = field(default_factory=dict)
+    lanes: dict[str, Lane] = field(default_factory=dict)
+    has_diagram: bool = False
+    properties: dict[str, str] = field(default_factory=dict)
+    property_lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.is_step]
+
+    def step(self, step_id: str) -> Node | None:
+        node = self.nodes.get(step_id)
+        return node if node is not None and node.is_step else None
+
+    def outgoing(self, node_id: str) -> list[Flow]:
+        return [f for f in self.flows.values() if f.source == node_id]
+
+    def flows_between(self, source: str, target: str) -> list[Flow]:
+        return [f for f in self.flows.values() if f.source == source and f.target == target]
+
+    def boundary_events(self, node_id: str) -> list[Node]:
+        return [n for n in self.nodes.values() if n.attached_to == node_id]
+
+
+def _text(element: etree._Element | None) -> str:
+    return "" if element is None else "".join(element.itertext()).strip()
+
+
+def read_properties(element: etree._Element) -> tuple[dict[str, str], dict[str, int]]:
+    """Extension properties in the Camunda or SpiffWorkflow namespace (first one wins per name)."""
+    values: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for prop in element.xpath("./bpmn:extensionElements/camunda:properties/camunda:property | "
+                              "./bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property",
+                              namespaces=NSMAP):
+        name = prop.get("name")
+        if name is None or name in values:
+            continue
+        values[name] = prop.get("value") if prop.get("value") is not None else _text(prop)
+        lines[name] = prop.sourceline or element.sourceline or 1
+    return values, lines
+
+
+def _timer(element: etree._Element) -> Timer | None:
+    for definition in element.xpath("./bpmn:timerEventDefinition", namespaces=NSMAP):
+        for kind in TIMER_KINDS:
+            found = definition.find(f"{{{BPMN_NS}}}{kind}")
+            if found is not None:
+                return Timer(kind, _text(found), found.sourceline or definition.sourceline or 1)
+        return Timer("", "", definition.sourceline or 1)
+    return None
+
+
+def _decision(element: etree._Element) -> str | None:
+    ref = element.get(f"{{{CAMUNDA_NS}}}decisionRef")
+    if ref:
+        return ref.strip()
+    found = element.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}calledDecisionId")
+    if found is not None and _text(found):
+        return _text(found).strip("'\" ")
+    return None
+
+
+def _lanes(process: etree._Element) -> tuple[dict[str, Lane], dict[str, str]]:
+    lanes: dict[str, Lane] = {}
+    node_lane: dict[str, str] = {}
+
+    def visit(lane_set: etree._Element) -> None:
+        for lane in lane_set.findall(f"{{{BPMN_NS}}}lane"):
+            lane_id = lane.get("id") or f"lane-{lane.sourceline}"
+            lanes[lane_id] = Lane(lane_id, (lane.get("name") or "").strip(), lane.sourceline or 1)
+            for ref in lane.findall(f"{{{BPMN_NS}}}flowNodeRef"):
+                if ref.text and ref.text.strip():
+                    node_lane[ref.text.strip()] = lane_id  # children visited later win: innermost lane
+            child = lane.find(f"{{{BPMN_NS}}}childLaneSet")
+            if child is not None:
+                visit(child)
+
+    for lane_set in process.findall(f"{{{BPMN_NS}}}laneSet"):
+        visit(lane_set)
+    return lanes, node_lane
+
+
+def _walk(container: etree._Element) -> Iterator[tuple[etree._Element, etree._Element]]:
+    """Every flow node and sequence flow, with the process or subprocess element that holds it."""
+    for child in container:
+        name = local(child)
+        if name in FLOW_NODE_KINDS or name == "sequenceFlow":
+            yield child, container
+        if name in CONTAINER_KINDS:
+            yield from _walk(child)
+
+
+def read_process(tree: etree._ElementTree, process_id: str, source: str) -> ProcessModel:
+    root = tree.getroot()
+    found = [p for p in root.findall(f"{{{BPMN_NS}}}process") if p.get("id") == process_id]
+    if not found:
+        ids = [p.get("id") for p in root.findall(f"{{{BPMN_NS}}}process")]
+        raise BpmnError(f"{source}:{root.sourceline or 1}: no <bpmn:process id=\"{process_id}\"> in the file (it has "
+                        f"{', '.join(str(i) for i in ids) or 'no process'}). The process id must be the catalog id "
+                        f"and the file name.", line=root.sourceline or 1, source=source)
+    process = found[0]
+    lanes, node_lane = _lanes(process)
+    process_properties, process_property_lines = read_properties(process)
+    model = ProcessModel(id=process_id, name=process.get("name") or process_id, line=process.sourceline or 1,
+                         executable=(process.get("isExecutable") or "").strip().lower() == "true", lanes=lanes,
+                         has_diagram=bool(root.findall(f".//{{{NSMAP['bpmndi']}}}BPMNDiagram")),
+                         properties=process_properties, property_lines=process_property_lines)
+    container_lane: dict[str, str | None] = {}
+    for element, container in _walk(process):
+        kind = local(element)
+        element_id = element.get("id") or ""
+        line = element.sourceline or 1
+        if not element_id:
+            raise BpmnError(f"{source}:{line}: a <bpmn:{kind}> has no id attribute. Give every element an id.",
+                            line=line, source=source)
+        properties, property_lines = read_properties(element)
+        if kind == "sequenceFlow":
+            condition_node = element.find(f"{{{BPMN_NS}}}conditionExpression")
+            condition = _text(condition_node) or None
+            model.flows[element_id] = Flow(
+                id=element_id, source=element.get("sourceRef") or "", target=element.get("targetRef") or "",
+                line=line, name=element.get("name") or "", condition=condition,
+                condition_line=condition_node.sourceline if condition_node is not None else None,
+                properties=properties)
+            continue
+        container_id = container.get("id") or process_id
+        lane_id = node_lane.get(element_id) or (container_lane.get(container_id) if container is not process else None)
+        if kind in CONTAINER_KINDS:
+            container_lane[element_id] = lane_id
+        script_node = element.find(f"{{{BPMN_NS}}}script")
+        loop = None
+        for marker in ("standardLoopCharacteristics", "multiInstanceLoopCharacteristics"):
+            if element.find(f"{{{BPMN_NS}}}{marker}") is not None:
+                loop = marker
+        events = tuple(local(e) for e in element if local(e).endswith("EventDefinition"))
+        model.nodes[element_id] = Node(
+            id=element_id, kind=kind, name=(element.get("name") or "").strip(), line=line,
+            container=container_id if container is not process else process_id,
+            lane=lanes[lane_id].label if lane_id in lanes else None,
+            documentation=_text(element.find(f"{{{BPMN_NS}}}documentation")),
+            properties=properties, property_lines=property_lines, decision=_decision(element),
+            result_variable=element.get(f"{{{CAMUNDA_NS}}}resultVariable"),
+            attached_to=element.get("attachedToRef"),
+            cancel_activity=(element.get("cancelActivity") or "true").strip().lower() != "false",
+            timer=_timer(element), event_definitions=events,
+            script=script_node.text if script_node is not None else None,
+            script_format=element.get("scriptFormat"), default_flow=element.get("default"), loop=loop,
+            triggered_by_event=(element.get("triggeredByEvent") or "").lower() == "true")
+    return model

@@ -1,0 +1,116 @@
+"""Turning a parsed BPMN tree into SpiffWorkflow specs.
+
+SpiffWorkflow's Camunda parser does the work, with one change and one pass afterwards:
+
+* Business rule tasks become ``DecisionTask``: the decision is named by ``camunda:decisionRef``
+  or by SpiffWorkflow's ``spiffworkflow:calledDecisionId``, and evaluated with tiergate's own
+  DMN engine (``RestrictedScriptEngine.decide``) from the decisions pinned with the run.
+  SpiffWorkflow's DMN engine (Python ``eval`` in every cell) is never used.
+* After parsing, every timer definition is replaced by its clock-aware version
+  (``tiergate.bpmn.timers``), with plain ISO 8601 literals quoted.
+
+The parser is only ever given a tree from ``tiergate.bpmn.xml.parse_bpmn``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.util import full_tag
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins import BpmnSpecMixin
+from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
+
+from tiergate.bpmn.model import ProcessModel
+from tiergate.bpmn.timers import clock_timer, literal_or_expression
+from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, BpmnError
+
+
+class DecisionTask(BpmnSpecMixin):
+    """A business rule task, decided by tiergate's DMN engine."""
+
+    def __init__(self, wf_spec: Any, bpmn_id: str, decision_id: str, result_variable: str | None = None,
+                 **kwargs: Any):
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.decision_id = decision_id
+        self.result_variable = result_variable
+
+    def _run_hook(self, my_task: Any) -> bool:
+        my_task.workflow.script_engine.decide(my_task, self.decision_id, self.result_variable)
+        return bool(super()._run_hook(my_task))
+
+
+class DecisionTaskParser(CamundaTaskParser):
+    @staticmethod
+    def get_decision_ref(node: etree._Element) -> str:
+        """The decision id, from ``camunda:decisionRef`` or ``spiffworkflow:calledDecisionId`` ("" if none)."""
+        decision = node.get(f"{{{CAMUNDA_NS}}}decisionRef")
+        if not decision:
+            found = node.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}calledDecisionId")
+            decision = (found.text or "").strip().strip("'\"") if found is not None else ""
+        return (decision or "").strip()
+
+    def create_task(self) -> DecisionTask:
+        decision = self.get_decision_ref(self.node)
+        if not decision:
+            self.raise_validation_exception("a business rule task must name its decision with camunda:decisionRef "
+                                            "or spiffworkflow:calledDecisionId")
+        return DecisionTask(self.spec, self.bpmn_id, decision_id=decision,
+                            result_variable=self.node.get(f"{{{CAMUNDA_NS}}}resultVariable"), **self.bpmn_attributes)
+
+
+class TiergateParser(CamundaParser):
+    OVERRIDE_PARSER_CLASSES = {
+        **CamundaParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
+    }
+
+
+def _clock_timers(spec: Any, model: ProcessModel) -> None:
+    for task_spec in spec.task_specs.values():
+        definition = getattr(task_spec, "event_definition", None)
+        if definition is None:
+            continue
+        node = model.nodes.get(getattr(task_spec, "bpmn_id", None) or "")
+        kind = node.timer.kind if node is not None and node.timer is not None else ""
+        if isinstance(definition, TimerEventDefinition):
+            task_spec.event_definition = _converted(definition, kind)
+        elif isinstance(definition, MultipleEventDefinition):
+            definition.event_definitions = [_converted(d, kind) if isinstance(d, TimerEventDefinition) else d
+                                            for d in definition.event_definitions]
+
+
+def _converted(definition: TimerEventDefinition, kind: str) -> TimerEventDefinition:
+    replacement = clock_timer(definition)
+    replacement.expression = literal_or_expression(kind, definition.expression or "")
+    return replacement
+
+
+def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str) -> tuple[Any, dict[str, Any]]:
+    """The SpiffWorkflow spec of ``model.id`` and of its subprocesses. Raises BpmnError with element and line."""
+    parser = TiergateParser()
+    try:
+        parser.add_bpmn_xml(tree, filename=source)
+        spec = parser.get_spec(model.id)
+        subprocess_specs = parser.get_subprocess_specs(model.id)
+    except ValidationException as exc:
+        element = getattr(exc, "id", "") or None
+        node = model.nodes.get(element or "") or model.flows.get(element or "")
+        line = node.line if node is not None else model.line
+        message = str(exc).split(". ")[0].rstrip(".")
+        where = f" (element '{element}')" if element else ""
+        raise BpmnError(f"{source}:{line}: SpiffWorkflow cannot execute this process{where}: {message}.",
+                        line=line, element=element, source=source) from None
+    except (KeyError, AttributeError, TypeError, ValueError, IndexError) as exc:
+        raise BpmnError(f"{source}:{model.line}: SpiffWorkflow cannot read this process: {exc!r}. Check the "
+                        "elements `tiergate check` lists, or simplify the diagram.", line=model.line,
+                        source=source) from None
+    _clock_timers(spec, model)
+    for sub in subprocess_specs.values():
+        if sub is not None:
+            _clock_timers(sub, model)
+    return spec, subprocess_specs

@@ -1,0 +1,320 @@
+"""A Tier 1 run's SpiffWorkflow state: stored without its spec, and kept small.
+
+**Spec left out.** SpiffWorkflow's serializer writes the whole process spec into every state.
+Here the spec comes from the run's pinned definition (parsed once per definition version and
+cached), so the stored state is the task tree, the data and the subprocesses only.
+
+**Pruning.** SpiffWorkflow keeps every task a run ever had. The tree grows with each loop
+iteration: serializing, restoring and stepping all get slower, and past about 250 iterations
+its depth-limited tree walk (``max_depth=1000``) stops finding tasks, so a run silently
+stops. The execution log already holds the history, so ``prune`` removes what the engine can
+no longer need, after every engine pass:
+
+* Kept: the root; every task that is not finished (predicted, future, waiting, ready,
+  started) or is in error; the parent of each of those (the data a task inherits, and what
+  joins and boundary events look at); for a live boundary-event join, every ancestor up to
+  its split (it looks the split up by walking up the tree); the cancelled arrivals at a
+  parallel or inclusive join that has not fired yet, with their parents (how the join
+  counts which branches arrived).
+* Removed: every other finished task. A removed task's children are re-attached to its
+  nearest kept ancestor, in order, so the tree stays a tree of bounded depth.
+* When a join fires, the cancelled arrivals of that round are removed at once
+  (``forget_join_round``): they belong to the finished round, and SpiffWorkflow would
+  otherwise count them again when a loop brings the process back to the same join.
+* The subprocess of a finished subprocess task is deleted.
+
+The engine steps themselves (``advance``) run one pass at a time and prune between passes, so
+even a loop of scripts that never waits for a person keeps a shallow tree.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.specs.Join import Join
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
+
+#: Engine passes one advance may take before the run is failed as an endless loop.
+MAX_PASSES = 100_000
+FORMAT = 1
+_DONE = TaskState.COMPLETED | TaskState.CANCELLED
+
+
+class SpecFreeWorkflowConverter(BpmnWorkflowConverter):
+    """Like SpiffWorkflow's converter, without the spec; the spec is given back on restore."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], spec: Any = None, subprocess_specs: Any = None,
+                  engine: RestrictedScriptEngine | None = None) -> RestrictedWorkflow:
+        workflow = self.target_class(spec, subprocess_specs, script_engine=engine, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _registry() -> Any:
+    config = {cls: converter for cls, converter in DEFAULT_CONFIG.items() if cls is not BpmnWorkflow}
+    config[RestrictedWorkflow] = SpecFreeWorkflowConverter
+    return BpmnWorkflowSerializer.configure(config)
+
+
+_REGISTRY = _registry()
+
+
+def dump(workflow: RestrictedWorkflow) -> dict[str, Any]:
+    """The workflow's state as plain JSON, without its spec."""
+    return {"format": FORMAT, **_REGISTRY.convert(workflow)}
+
+
+def restore(state: dict[str, Any], spec: Any, subprocess_specs: dict[str, Any],
+            engine: RestrictedScriptEngine) -> RestrictedWorkflow:
+    """Rebuild a workflow from ``dump`` output, always with the given restricted engine."""
+    dct = {k: v for k, v in state.items() if k != "format"}
+    dct["subprocesses"] = dict(dct.get("subprocesses") or {})
+    dct.pop("typename", None)
+    return _REGISTRY.convert_from_dict["RestrictedWorkflow"](dct, spec=spec, subprocess_specs=subprocess_specs,
+                                                            engine=engine)
+
+
+def new_workflow(spec: Any, subprocess_specs: dict[str, Any], engine: RestrictedScriptEngine) -> RestrictedWorkflow:
+    return RestrictedWorkflow(spec, subprocess_specs, script_engine=engine)
+
+
+# --- pruning -------------------------------------------------------------------------------
+
+def _live(task: Task) -> bool:
+    return not task.has_state(_DONE)
+
+
+def forget_join_round(workflow: Any, fired: Task) -> None:
+    """When an instance of a parallel/inclusive join completes, drop the round's cancelled arrivals."""
+    spec = fired.task_spec
+    stale = [t for t in fired.workflow.tasks.values()
+             if t.task_spec is spec and t is not fired and t.state == TaskState.CANCELLED]
+    for task in stale:
+        _detach(task)
+
+
+def _detach(task: Task) -> None:
+    workflow = task.workflow
+    stack = [task]
+    while stack:
+        current = stack.pop()
+        stack.extend(current.children)
+        workflow.tasks.pop(current.id, None)
+    parent = workflow.tasks.get(task._parent) if task._parent is not None else None
+    if parent is not None and task.id in parent._children:
+        parent._children.remove(task.id)
+
+
+def _prune_one(workflow: Any) -> int:
+    tasks: dict[UUID, Task] = workflow.tasks
+    root = workflow.task_tree
+    keep: set[UUID] = {root.id}
+    for task in tasks.values():
+        spec = task.task_spec
+        if _live(task):
+            keep.add(task.id)
+            if task._parent is not None:
+                keep.add(task._parent)
+            if isinstance(spec, Join) and not isinstance(spec, UnstructuredJoin) and spec.split_task:
+                ancestor = task.parent
+                while ancestor is not None and ancestor.id not in (root.id,):
+                    keep.add(ancestor.id)
+                    if ancestor.task_spec.name == spec.split_task:
+                        break
+                    ancestor = ancestor.parent
+        elif task.state == TaskState.CANCELLED and isinstance(spec, UnstructuredJoin):
+            keep.add(task.id)
+            if task._parent is not None:
+                keep.add(task._parent)
+    if len(keep) == len(tasks):
+        return 0
+    new_children: dict[UUID, list[UUID]] = {task_id: [] for task_id in keep}
+    # Depth-first, in child order, remembering the nearest kept ancestor.
+    stack: list[tuple[Task, UUID]] = [(root, root.id)]
+    while stack:
+        task, kept_above = stack.pop()
+        pending = []
+        for child_id in task._children:
+            child = tasks.get(child_id)
+            if child is None:
+                continue
+            if child_id in keep:
+                new_children[kept_above].append(child_id)
+                child._parent = kept_above
+                pending.append((child, child_id))
+            else:
+                pending.append((child, kept_above))
+        stack.extend(reversed(pending))
+    removed = 0
+    for task_id in list(tasks):
+        if task_id not in keep:
+            del tasks[task_id]
+            removed += 1
+    for task_id in keep:
+        if task_id in tasks:
+            tasks[task_id]._children = new_children[task_id]
+    if workflow.last_task is not None and workflow.last_task.id not in tasks:
+        workflow.last_task = None
+    return removed
+
+
+def prune(workflow: RestrictedWorkflow) -> int:
+    """Remove what the engine can no longer need (see the module docstring). Returns tasks removed."""
+    removed = _prune_one(workflow)
+    for sub in list(workflow.subprocesses.values()):
+        removed += _prune_one(sub)
+    changed = True
+    while changed:
+        changed = False
+        for owner_id in list(workflow.subprocesses):
+            owner = _find_task(workflow, owner_id)
+            if owner is None or (owner.has_state(_DONE)):
+                sub = workflow.subprocesses.pop(owner_id)
+                removed += len(sub.tasks)
+                changed = True
+    return removed
+
+
+def _find_task(workflow: RestrictedWorkflow, task_id: UUID) -> Task | None:
+    if task_id in workflow.tasks:
+        return workflow.tasks[task_id]
+    for sub in workflow.subprocesses.values():
+        if task_id in sub.tasks:
+            return sub.tasks[task_id]
+    return None
+
+
+def all_tasks(workflow: RestrictedWorkflow) -> list[Task]:
+    found = list(workflow.tasks.values())
+    for sub in workflow.subprocesses.values():
+        found.extend(sub.tasks.values())
+    return found
+
+
+# --- running engine steps ------------------------------------------------------------------
+
+@dataclass
+class StepFailure(Exception):
+    """An engine step (script, condition, gateway, decision, timer) failed."""
+
+    task: Task
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _error_message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.rstrip(". ") or type(exc).__name__
+
+
+def _failing_task(exc: BaseException, running: Task) -> Task:
+    task = getattr(exc, "task", None)
+    if isinstance(task, Task):
+        return task
+    return running
+
+
+def _one_pass(top: RestrictedWorkflow, did_run: Callable[[Task], None]) -> bool:
+    ran = 0
+    before = len(top.get_active_subprocesses())
+
+    def run_ready(wf: Any) -> int:
+        count = 0
+        for task in wf.get_tasks(state=TaskState.READY):
+            if task.task_spec.manual or task.state != TaskState.READY:
+                continue
+            try:
+                task.run()
+            except Exception as exc:  # noqa: BLE001 - every engine failure fails the run, named by element
+                raise StepFailure(_failing_task(exc, task), _error_message(exc)) from exc
+            count += 1
+            did_run(task)
+        return count
+
+    for sub in sorted(top.get_active_subprocesses(), key=lambda s: s.depth, reverse=True):
+        count = run_ready(sub)
+        ran += count
+        if count == 0 and sub.parent_task_id is not None:
+            owner = top.get_task_from_id(sub.parent_task_id)
+            try:
+                owner.task_spec._update(owner)
+            except Exception as exc:  # noqa: BLE001
+                raise StepFailure(_failing_task(exc, owner), _error_message(exc)) from exc
+    ran += run_ready(top)
+    return ran > 0 or len(top.get_active_subprocesses()) > before
+
+
+def _ready_engine_task(top: RestrictedWorkflow) -> bool:
+    return any(t.state == TaskState.READY and not t.task_spec.manual for t in all_tasks(top))
+
+
+def advance(top: RestrictedWorkflow, did_run: Callable[[Task], None] | None = None,
+            max_passes: int = MAX_PASSES) -> int:
+    """Run engine steps and due timers until only people's tasks and future timers remain.
+
+    Prunes after every pass. Raises StepFailure naming the failing task. Returns passes run.
+    """
+    callback = did_run or (lambda task: None)
+    passes = 0
+    while True:
+        progressed = _one_pass(top, callback)
+        prune(top)
+        if progressed:
+            passes += 1
+            if passes > max_passes:
+                raise StepFailure(top.task_tree, f"the process ran {max_passes} automatic steps without waiting "
+                                                 "for a person or a timer: is there an endless loop?")
+            continue
+        waiting = [t for t in top.event_manager.tasks.values()
+                   if isinstance(t.task_spec, CatchingEvent) and t.state == TaskState.WAITING]
+        for task in waiting:
+            try:
+                task.task_spec._update(task)
+            except Exception as exc:  # noqa: BLE001
+                raise StepFailure(_failing_task(exc, task), _error_message(exc)) from exc
+        if not _ready_engine_task(top):
+            return passes
+
+
+def is_subprocess_task(task: Task) -> bool:
+    return isinstance(task.task_spec, SubWorkflowTask)
+
+
+def connect_join_listeners(spec: Any) -> None:
+    """Attach ``forget_join_round`` to every parallel/inclusive join of a (cached) spec, once."""
+    for task_spec in spec.task_specs.values():
+        if isinstance(task_spec, UnstructuredJoin) and not task_spec.completed_event.is_connected(_on_join):
+            task_spec.completed_event.connect(_on_join)
+
+
+def _on_join(workflow: Any, task: Task) -> None:
+    forget_join_round(workflow, task)
+
+
+def copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(state)

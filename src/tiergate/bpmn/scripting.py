@@ -1,0 +1,127 @@
+"""The script engine every Tier 1 workflow runs with.
+
+SpiffWorkflow sends every expression it evaluates through the workflow's script engine:
+gateway conditions, script tasks, timer values, multi-instance cardinalities and a few
+internal ones that call ``engine.environment.evaluate`` directly. ``RestrictedScriptEngine``
+replaces both the engine methods and its ``environment`` with the restricted interpreter of
+``tiergate.bpmn.expressions``; nothing reaches Python's ``eval`` or ``exec``.
+
+The engine is not serialized with a workflow. ``RestrictedWorkflow`` (below) always builds
+one, so a workflow restored from the database can never run with SpiffWorkflow's default,
+unrestricted engine.
+
+The engine also carries what one advance of a run needs besides the data: the clock timers
+compare against (``now``), the run's pinned DMN decisions, and a ``journal`` of what happened
+(decisions evaluated, timers fired) for the runner to log.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+
+from tiergate.bpmn import expressions
+from tiergate.bpmn.expressions import ExpressionError
+from tiergate.definitions.decisions import Decision
+from tiergate.errors import TiergateError
+from tiergate.jsonutil import to_jsonable
+
+
+@dataclass
+class JournalEntry:
+    event: str
+    element: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
+    """The environment SpiffWorkflow calls directly in a few places; same interpreter."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def evaluate(self, expression: Any, context: dict[str, Any], external_context: Any = None) -> Any:
+        if expression is None or not str(expression).strip():
+            raise ExpressionError("the expression is empty")
+        return expressions.evaluate(str(expression), context, external_context or None)
+
+    def execute(self, script: Any, context: dict[str, Any], external_context: Any = None) -> bool:
+        result = expressions.execute(script or "", context, external_context or None)
+        context.clear()
+        context.update(result)
+        return True
+
+    def call_service(self, context: dict[str, Any], **kwargs: Any) -> Any:
+        raise ExpressionError("service tasks are not supported in Tier 1 processes")
+
+
+class RestrictedScriptEngine(PythonScriptEngine):
+    def __init__(self, decisions: Mapping[str, Decision] | None = None, now: datetime | None = None):
+        super().__init__(environment=RestrictedEnvironment())
+        self.decisions: Mapping[str, Decision] = decisions or {}
+        self.now: datetime = now or datetime.now(timezone.utc)
+        self.journal: list[JournalEntry] = []
+
+    def validate(self, expression: str) -> None:
+        expressions.check(expression, "eval")
+
+    def evaluate(self, task: Any, expression: Any, external_context: Any = None) -> Any:
+        try:
+            return self.environment.evaluate(expression, task.data, external_context)
+        except ExpressionError as err:
+            raise WorkflowTaskException(f"expression {str(expression).strip()!r} failed: {err}", task=task) from None
+
+    def execute(self, task: Any, script: Any, external_context: Any = None) -> bool:
+        try:
+            return self.environment.execute(script, task.data, external_context)
+        except ExpressionError as err:
+            raise WorkflowTaskException(f"script failed at {err}", task=task) from None
+
+    def call_service(self, task: Any, **kwargs: Any) -> Any:
+        raise WorkflowTaskException("service tasks are not supported in Tier 1 processes", task=task)
+
+    def decide(self, task: Any, decision_id: str, result_variable: str | None) -> None:
+        """Evaluate a business rule task with tiergate's DMN engine and merge the outputs."""
+        decision = self.decisions.get(decision_id)
+        if decision is None:
+            raise WorkflowTaskException(f"decision '{decision_id}' is not pinned with this run "
+                                        f"(decisions/{decision_id}.dmn)", task=task)
+        try:
+            outputs, matched = decision.evaluate(task.data)
+            inputs = to_jsonable({name: task.data.get(name) for name in decision.input_names})
+        except TiergateError as err:
+            raise WorkflowTaskException(f"decision '{decision_id}' failed: {err.message}", task=task) from None
+        if result_variable:
+            task.data[result_variable] = copy.deepcopy(outputs)
+        else:
+            task.data.update(copy.deepcopy(outputs))
+        self.journal.append(JournalEntry("decision_evaluated", task.task_spec.bpmn_id,
+                                         {"decision": decision_id, "inputs": inputs, "outputs": outputs,
+                                          "matched_rules": matched}))
+
+
+class RestrictedWorkflow(BpmnWorkflow):
+    """A BpmnWorkflow that can only ever hold a RestrictedScriptEngine."""
+
+    def __init__(self, spec: Any, subprocess_specs: Any = None, script_engine: RestrictedScriptEngine | None = None,
+                 **kwargs: Any):
+        # Set before SpiffWorkflow builds the task tree, which may already evaluate expressions.
+        self._tiergate_engine = script_engine or RestrictedScriptEngine()
+        super().__init__(spec, subprocess_specs, script_engine=self._tiergate_engine, **kwargs)
+
+    @property
+    def script_engine(self) -> RestrictedScriptEngine:
+        return self._tiergate_engine
+
+    @script_engine.setter
+    def script_engine(self, engine: RestrictedScriptEngine) -> None:
+        if not isinstance(engine, RestrictedScriptEngine):
+            raise TypeError("a Tier 1 workflow only runs with tiergate's RestrictedScriptEngine")
+        self._tiergate_engine = engine
