@@ -7,6 +7,8 @@
   newest entries is detected too.
 - ``LogEntry``: the append-only execution log shared by all tiers. Only ``tiergate.log``
   writes it.
+- ``Gap``: a pattern in the log worth a process change (``tiergate.metrics.gaps`` keeps it),
+  with when it was first and last seen.
 
 Schema changes go through Alembic migrations in ``tiergate/store/migrations``; the tables here
 and the migrations must agree (a test compares them).
@@ -17,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -57,6 +59,23 @@ class LogEntry(SQLModel, table=True):
         UniqueConstraint("run_id", "seq", name="uq_log_entries_run_seq"),
         Index("ix_log_entries_process_event", "process_id", "event"),
         Index("ix_log_entries_at", "at"),
+        # For metrics: migration 0003 says why each exists. The partial indexes' predicates are
+        # spelled as in tiergate.metrics.deviations (a test checks).
+        Index("ix_log_entries_event_step", "event", "process_id", "tier", "step", "actor_kind", "duration_s"),
+        Index("ix_log_entries_event_run", "event", "process_id", "tier", "run_id", "step", "actor_kind", "at"),
+        Index("ix_log_entries_off_path", "run_id", "process_id", "tier", "step",
+              sqlite_where=text("json_extract(detail, '$.off_path') = 1"),
+              postgresql_where=text("(detail ->> 'off_path') = 'true'")),
+        Index("ix_log_entries_refused_order", "process_id", "tier", "step", "actor_kind",
+              sqlite_where=text("event = 'refused' AND json_extract(detail, '$.reason') IN "
+                                "('not_ready', 'already_done', 'unknown_step', 'run_not_active')"),
+              postgresql_where=text("event = 'refused' AND (detail ->> 'reason') IN "
+                                    "('not_ready', 'already_done', 'unknown_step', 'run_not_active')")),
+        Index("ix_log_entries_refused_actor", "process_id", "tier", "step", "actor_kind",
+              sqlite_where=text("event = 'refused' AND json_extract(detail, '$.reason') IN "
+                                "('actor_not_allowed', 'same_actor')"),
+              postgresql_where=text("event = 'refused' AND (detail ->> 'reason') IN "
+                                    "('actor_not_allowed', 'same_actor')")),
     )
 
     id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
@@ -74,3 +93,27 @@ class LogEntry(SQLModel, table=True):
     detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class Gap(SQLModel, table=True):
+    __tablename__ = "gaps"
+    __table_args__ = (UniqueConstraint("key", name="uq_gaps_key"),)
+
+    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    key: str = Field(sa_column=Column(String(300), nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    process_id: str = Field(sa_column=Column(String(64), nullable=False))
+    tier: int = Field(sa_column=Column(Integer, nullable=False))
+    step: Optional[str] = Field(default=None, sa_column=Column(String(128), nullable=True))
+    category: str = Field(sa_column=Column(String(32), nullable=False))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    matched_rule: Optional[str] = Field(default=None, sa_column=Column(String(128), nullable=True))
+    occurrences: int = Field(sa_column=Column(Integer, nullable=False))
+    measure: float = Field(sa_column=Column(Float, nullable=False))
+    threshold: float = Field(sa_column=Column(Float, nullable=False))
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    evidence: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    first_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    times_seen: int = Field(sa_column=Column(Integer, nullable=False))
+    resolved_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
