@@ -1191,3 +1191,102 @@ def test_a_gate_refuses_evidence_that_would_mislead_the_next_decision() -> None:
     assert not gate_validator(c, "verify_in_uat").is_valid({**EVIDENCE["verify_in_uat"], "mismatch_count": 3})
     assert not gate_validator(c, "approve_change").is_valid(
         {k_: v for k_, v in EVIDENCE["approve_change"].items() if k_ != "change_window_start"})
+
+
+# --- 8. the same walk-throughs through tiergate's Engine (the Tier 1 runner) --------------------
+
+def _actor(m: Model, step: str, done_by: dict[str, str], *, requester: str = "human:ivan") -> str:
+    """Someone the step's lane and actors allow, and not whoever did its distinct_from step."""
+    lane = m.lane_of[step][0]
+    kinds = set((m.properties[step].get("actors") or "agent,human").split(","))
+    if lane == "human":
+        candidates = [requester]
+    elif lane == "agent":
+        candidates = ["agent:platform-bot"]
+    else:
+        candidates = [member for member in roles()[lane] if member.split(":")[0] in kinds]
+    other = m.properties[step].get("distinct_from")
+    candidates = [c for c in candidates if not other or done_by.get(other) != c]
+    assert candidates, f"nobody may do {step}"
+    return candidates[0]
+
+
+@pytest.fixture
+def tier1_engine(repo_home: Path, make_engine: Any) -> Any:
+    pytest.importorskip("tiergate.runners.bpmn")
+    return make_engine(repo_home)
+
+
+@pytest.mark.parametrize("name", list(WALKS))
+def test_walk_through_runs_to_completion_in_the_engine(name: str, tier1_engine: Any) -> None:
+    run_pass = pytest.importorskip("tiergate.worker").run_pass
+    walk, m = WALKS[name], model(WALKS[name].process)
+    first = walk.steps[0][0]
+    run = tier1_engine.start(walk.process, {}, actor=_actor(m, first, {}))
+    assert run.tier == 1 and run.status == "active"
+    done_by: dict[str, str] = {}
+    info = run
+    for step, evidence in walk.steps:
+        if step == "timer":
+            fired = run_pass(tier1_engine, now=datetime.now(timezone.utc) + timedelta(days=4))
+            assert [f.run for f in fired] == [run.id], f"{evidence['event']} did not fire"
+            info = tier1_engine.status(run.id)
+            continue
+        ready = {s.id: s for s in info.ready_steps}
+        assert step in ready, f"{step} is not ready; ready: {sorted(ready)}"
+        assert ready[step].instructions.strip() and "{{" not in ready[step].instructions
+        actor = _actor(m, step, done_by)
+        info = tier1_engine.complete(run.id, step, evidence, actor=actor)
+        done_by[step] = actor
+    assert info.status == "completed", f"still ready: {[s.id for s in info.ready_steps]}"
+    log = tier1_engine.log(run.id)
+    events = [e["event"] for e in log]
+    assert events[:2] == ["routed", "started"] and events[-1] == "completed"
+    completed = [e["step"] for e in log if e["event"] == "step_completed" and e["actor"] != "system:tiergate"]
+    assert completed == [step for step, _ in walk.steps if step != "timer"]
+    timers = [evidence["event"] for step, evidence in walk.steps if step == "timer"]
+    assert [e["detail"]["timer"] for e in log if e["event"] == "timer_fired"] == timers
+    assert events.count("escalated") == len(timers)
+    decided = [e["step"] for e in log if e["event"] == "decision_evaluated"]
+    assert set(decided) == set(m.of_kind("businessRuleTask")) or not m.of_kind("businessRuleTask") and not decided
+    off_path = {e["detail"]["flow"] for e in log if e["event"] == "step_ready" and e["detail"].get("off_path")}
+    assert off_path <= {f.id for f in m.flows.values() if f.deviation}
+    loops_or_escalations = len(timers) + sum(1 for i, (s, _) in enumerate(walk.steps) if s in {x for x, _ in walk.steps[:i]})
+    assert bool(off_path) == bool(loops_or_escalations), f"off-path steps logged: {sorted(off_path)}"
+    assert tier1_engine.verify_log()["ok"] is True
+
+
+def test_the_engine_refuses_the_wrong_people_on_the_platform_processes(tier1_engine: Any) -> None:
+    from tiergate.errors import RefusedError
+
+    # Only a human approves statutory knowledge, and only an agent extracts it.
+    k = tier1_engine.start("knowledge-ingestion", {}, actor="agent:platform-bot")
+    with pytest.raises(RefusedError) as err:
+        tier1_engine.complete(k.id, "extract_item", EVIDENCE["extract_item"], actor="human:judy")
+    assert err.value.reason == "actor_not_allowed"
+    tier1_engine.complete(k.id, "extract_item", EVIDENCE["extract_item"], actor="agent:platform-bot")
+    for who in ("agent:platform-bot", "agent:qa-bot", "human:judy"):  # an agent; a curator is not compliance
+        with pytest.raises(RefusedError) as err:
+            tier1_engine.complete(k.id, "approve_statutory_item", EVIDENCE["approve_statutory_item"], actor=who)
+        assert err.value.reason == "actor_not_allowed", who
+    assert tier1_engine.log(k.id)[-1]["event"] == "refused"
+    tier1_engine.complete(k.id, "approve_statutory_item", EVIDENCE["approve_statutory_item"], actor="human:grace")
+
+    # A client lead may not approve the change they requested.
+    c = tier1_engine.start("client-config-change", {}, actor="human:ivan")
+    tier1_engine.complete(c.id, "request_change", EVIDENCE["request_change"], actor="human:ivan")
+    tier1_engine.complete(c.id, "assess_impact", EVIDENCE["assess_impact"], actor="agent:platform-bot")
+    with pytest.raises(RefusedError) as err:
+        tier1_engine.complete(c.id, "approve_change", EVIDENCE["approve_change"], actor="human:ivan")
+    assert err.value.reason == "same_actor"
+    info = tier1_engine.complete(c.id, "approve_change", EVIDENCE["approve_change"], actor="human:nina")
+    assert [s.id for s in info.ready_steps] == ["apply_in_uat"]
+
+    # The compliance sign-off is not optional.
+    p = tier1_engine.start("pay-scenario-test", {}, actor="human:carol")
+    for step in ("define_scenarios", "run_scenarios", "compare_pay"):
+        tier1_engine.complete(p.id, step, EVIDENCE[step], actor="human:carol")
+    with pytest.raises(RefusedError) as err:
+        tier1_engine.skip(p.id, "compliance_signoff", "in a hurry", actor="human:grace")
+    assert err.value.reason == "not_optional"
+    assert tier1_engine.verify_log()["ok"] is True
