@@ -38,7 +38,19 @@ def _demo_home(root: Path) -> Path:
     return builder.root
 
 
+def _bpmn_home(root: Path) -> Path:
+    from tier1_helpers import LINEAR, tier1_home
+
+    return tier1_home(root / "home", {"linear": LINEAR}).root
+
+
 CASES = [
+    ContractCase(
+        name="tier1-bpmn", tier=1, make_home=_bpmn_home, process="linear", data={"ticket": "T-1"},
+        script=[("draft", {"note": "Change the overtime rate"}, "agent:drafter"),
+                ("approve", {"approved": True}, "human:alice")],
+        bad_evidence={"note": "x"}, refused=(1, "human:mallory"),
+    ),
     ContractCase(
         name="tier2-checklist", tier=2, make_home=_demo_home, process="demo", data={"ticket_id": "T-1"},
         script=[("gather", {"summary": "Payslip totals are off by one cent", "severity": "S2"}, "agent:bot"),

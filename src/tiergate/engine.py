@@ -34,11 +34,13 @@ from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import Definition, RunContext, Runner, StepView, Transition
 from tiergate.router import ROUTING_DECISION, Route, Router
+from tiergate.runners.bpmn import BpmnRunner
 from tiergate.runners.checklist import ChecklistRunner
 from tiergate.runners.conventions import ConventionsRunner
 from tiergate.settings import resolve
 from tiergate.store import runs as store
 from tiergate.store.db import Database, default_sqlite_url
+from tiergate.store.timers import set_due_at
 from tiergate.templating import render
 
 MAX_ATTEMPTS = 8
@@ -81,7 +83,7 @@ class Engine:
         self.database_url: str = settings["database_url"] or default_sqlite_url(self.home.root)
         self.default_actor: str | None = settings["actor"]
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.runners: dict[int, Runner] = {2: ChecklistRunner(), 3: ConventionsRunner()}
+        self.runners: dict[int, Runner] = {1: BpmnRunner(), 2: ChecklistRunner(), 3: ConventionsRunner()}
         self._definitions_by_version: dict[str, Definition] = {}
         self._db: Database | None = None
 
@@ -198,6 +200,7 @@ class Engine:
                                       definition_version=definition.version, tier=runner.tier,
                                       status=transition.status, state=transition.state, started_by=str(who),
                                       events=[routed, *transition.events], now=now)
+            self._schedule(conn, run_id, runner, transition.state)
         return self._info(record, definition)
 
     def status(self, run_id: str) -> RunInfo:
@@ -231,6 +234,33 @@ class Engine:
 
         return self._act(run_id, who, None, "cancel", {"reason": reason}, cancel)
 
+    def retry(self, run_id: str, step_id: str, data: dict[str, Any] | None = None,
+              actor: str | Actor | None = None) -> RunInfo:
+        """Run the failed element ``step_id`` of a failed Tier 1 run again, after merging ``data`` into its data."""
+        who = self.actor(actor)
+
+        def retry(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
+            if not hasattr(runner, "retry"):
+                raise UsageError(f"run {run_id} is a tier {runner.tier} run; `tiergate retry` is for Tier 1 runs.",
+                                 code="usage", details={"run": run_id})
+            return runner.retry(definition, state, step_id, data or {}, ctx)  # type: ignore[attr-defined]
+
+        return self._act(run_id, who, step_id, "retry", {"data": data or {}}, retry)
+
+    @staticmethod
+    def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any]) -> None:
+        """Keep the run's next timer due time in its row (Tier 1), for `tiergate worker`."""
+        due_at = getattr(runner, "due_at", None)
+        if due_at is not None:
+            set_due_at(conn, run_id, due_at(state))
+
+    @staticmethod
+    def _may_retry(run: store.RunRecord) -> None:
+        if run.status != RunStatus.FAILED:
+            raise RefusedError(f"run {run.id} is {run.status.value}, not failed: there is nothing to retry. "
+                               f"`tiergate status {run.id}` shows where it is.", reason="not_failed",
+                               details={"run": run.id, "status": run.status.value})
+
     def _act(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
              change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
         for _ in range(MAX_ATTEMPTS):
@@ -243,7 +273,10 @@ class Engine:
                     runner = self.runners[run.tier]
                     ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.definitions.roles)
                     try:
-                        require_active(run.id, run.status)
+                        if attempt == "retry":
+                            self._may_retry(run)
+                        elif not (attempt == "cancel" and run.status == RunStatus.FAILED):
+                            require_active(run.id, run.status)
                         if attempt == "cancel":
                             self._may_cancel(run, who)
                         transition = change(runner, definition, run.state, ctx)
@@ -259,6 +292,7 @@ class Engine:
                         if not store.save_transition(conn, run, transition.state, transition.status,
                                                      transition.events, now):
                             raise _Retry
+                        self._schedule(conn, run.id, runner, transition.state)
                         run.state, run.status = transition.state, transition.status
                         if run.status.is_final and run.ended_at is None:
                             run.ended_at = now

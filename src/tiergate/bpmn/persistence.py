@@ -15,7 +15,9 @@ no longer need, after every engine pass:
   joins and boundary events look at); for a live boundary-event join, every ancestor up to
   its split (it looks the split up by walking up the tree); the cancelled arrivals at a
   parallel or inclusive join that has not fired yet, with their parents (how the join
-  counts which branches arrived).
+  counts which branches arrived). The process's implicit end join is the exception: a path
+  that ends while the rest goes on (a reminder) is not waited for, so its data is not
+  carried into the run's final data unless it ends together with the run.
 * Removed: every other finished task. A removed task's children are re-attached to its
   nearest kept ancestor, in order, so the tree stays a tree of bounded depth.
 * When a join fires, the cancelled arrivals of that round are removed at once
@@ -37,6 +39,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.control import _EndJoin
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
@@ -108,12 +111,50 @@ def _live(task: Task) -> bool:
 
 
 def forget_join_round(workflow: Any, fired: Task) -> None:
-    """When an instance of a parallel/inclusive join completes, drop the round's cancelled arrivals."""
+    """When an instance of a parallel/inclusive join completes, merge its branches' data and drop
+    the round's cancelled arrivals."""
     spec = fired.task_spec
     stale = [t for t in fired.workflow.tasks.values()
              if t.task_spec is spec and t is not fired and t.state == TaskState.CANCELLED]
+    arrivals = [t.parent for t in sorted(stale, key=lambda t: t.last_state_change) if t.parent is not None]
+    if fired.parent is not None:
+        arrivals.append(fired.parent)
+    if len(arrivals) > 1:
+        fired.data = merge_branches(arrivals)
     for task in stale:
         _detach(task)
+
+
+def _ancestors(task: Task) -> list[Task]:
+    chain = []
+    current: Task | None = task
+    while current is not None:
+        chain.append(current)
+        current = current.parent
+    return chain
+
+
+def merge_branches(arrivals: list[Task]) -> dict[str, Any]:
+    """The data after a join: what the branches started from, plus what each branch changed.
+
+    SpiffWorkflow merges whole copies, so a branch that did not touch a key overwrites the
+    branch that did with the value it copied at the split. Here a key takes the value of the
+    branch that changed it (the last to arrive, if several did); a key a branch deleted goes.
+    """
+    common = set(t.id for t in _ancestors(arrivals[0]))
+    for task in arrivals[1:]:
+        common &= {t.id for t in _ancestors(task)}
+    base_task = next((t for t in _ancestors(arrivals[0]) if t.id in common), None)
+    base = base_task.data if base_task is not None else {}
+    merged = copy.deepcopy(base)
+    for arrival in arrivals:
+        for key, value in arrival.data.items():
+            if key not in base or base[key] != value:
+                merged[key] = copy.deepcopy(value)
+        for key in base:
+            if key not in arrival.data:
+                merged.pop(key, None)
+    return merged
 
 
 def _detach(task: Task) -> None:
@@ -145,7 +186,8 @@ def _prune_one(workflow: Any) -> int:
                     if ancestor.task_spec.name == spec.split_task:
                         break
                     ancestor = ancestor.parent
-        elif task.state == TaskState.CANCELLED and isinstance(spec, UnstructuredJoin):
+        elif task.state == TaskState.CANCELLED and isinstance(spec, UnstructuredJoin) \
+                and not isinstance(spec, _EndJoin):
             keep.add(task.id)
             if task._parent is not None:
                 keep.add(task._parent)

@@ -60,6 +60,11 @@ def _element(task: Task) -> str | None:
     return None
 
 
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy to change: everything but the workflow, which is only ever replaced whole."""
+    return {key: value if key == "workflow" else copy.deepcopy(value) for key, value in state.items()}
+
+
 def _is_step(task: Task) -> bool:
     return bool(task.task_spec.manual) and _element(task) is not None
 
@@ -373,14 +378,14 @@ class BpmnRunner(Runner):
         return self._finish_step(definition, state, step_id, ctx, apply)
 
     def cancel(self, definition: BpmnDefinition, state: dict[str, Any], reason: str, ctx: RunContext) -> Transition:
-        state = copy.deepcopy(state)
+        state = _copy_state(state)
         state["due_at"], state["timers"] = None, []
         return Transition(state=state, status=RunStatus.CANCELLED,
                           events=[LogEvent("cancelled", ctx.actor, detail={"reason": reason})])
 
     def fire_timers(self, definition: BpmnDefinition, state: dict[str, Any], ctx: RunContext) -> Transition:
         """Run the timers due by ``ctx.now`` (the worker calls this) and whatever follows them."""
-        state = copy.deepcopy(state)
+        state = _copy_state(state)
         events: list[LogEvent] = []
         move = _Advance(self, definition, state, ctx, events)
         move.restore()
@@ -401,7 +406,7 @@ class BpmnRunner(Runner):
         if not isinstance(data, dict):
             raise UsageError("--data for a retry must be a JSON object of fields to set.", code="invalid_data")
         check_evidence_size(data)
-        state = copy.deepcopy(state)
+        state = _copy_state(state)
         events = [LogEvent("step_ready", ctx.actor, step=element,
                            detail={"retry": True, "data": data, "error": error.get("message")})]
         move = _Advance(self, definition, state, ctx, events)
@@ -427,7 +432,7 @@ class BpmnRunner(Runner):
 
     def _finish_step(self, definition: BpmnDefinition, state: dict[str, Any], step_id: str, ctx: RunContext,
                      apply: Callable[[Task, dict[str, Any], list[LogEvent], float | None], None]) -> Transition:
-        state = copy.deepcopy(state)
+        state = _copy_state(state)
         events: list[LogEvent] = []
         move = _Advance(self, definition, state, ctx, events)
         move.restore()

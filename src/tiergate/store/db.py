@@ -24,7 +24,7 @@ from tiergate.errors import DatabaseError, SchemaOutdatedError
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked on every start without importing Alembic (a test keeps it in
 #: step with the migrations folder).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def default_sqlite_url(home: Path) -> str:

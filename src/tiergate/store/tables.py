@@ -36,7 +36,7 @@ class Definition(SQLModel, table=True):
 
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_process_status", "process_id", "status"),)
+    __table_args__ = (Index("ix_runs_process_status", "process_id", "status"), Index("ix_runs_due_at", "due_at"))
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
     process_id: str = Field(sa_column=Column(String(64), nullable=False))
@@ -51,6 +51,8 @@ class Run(SQLModel, table=True):
     ended_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     log_seq: int = Field(sa_column=Column(Integer, nullable=False))
     log_head: str = Field(sa_column=Column(String(64), nullable=False))
+    # Tier 1: when the run's next timer is due (tiergate.store.timers; NULL when nothing waits).
+    due_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class LogEntry(SQLModel, table=True):

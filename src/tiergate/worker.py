@@ -1,0 +1,126 @@
+"""The timer worker: fires Tier 1 timers when they are due (``tiergate worker``).
+
+A pass takes due runs one at a time, oldest due first, each in its own write transaction:
+claim the run (``tiergate.store.timers.claim_due_run``: on PostgreSQL ``FOR UPDATE SKIP LOCKED``,
+so workers never take the same run and never wait for each other), restore it, fire what is
+due and run the engine on to the next people's tasks, then commit the new state, its log
+entries (``timer_fired``, ``escalated``, ``step_ready``, ...) and the next due time together.
+
+A worker killed at any point loses nothing: the run it held is rolled back with its
+transaction and is still due for the next worker; every run it had committed keeps its next
+due time, so nothing fires twice.
+
+    from tiergate.worker import run_pass
+    fired = run_pass(Engine(home="."))      # one pass; returns what happened per run
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from tiergate.actors import SYSTEM
+from tiergate.engine import Engine
+from tiergate.errors import TiergateError
+from tiergate.log import format_time
+from tiergate.runners.base import RunContext
+from tiergate.store import runs as store
+from tiergate.store.timers import claim_due_run, set_due_at
+
+#: Tests set this to "PATH" or "PATH:N": after claiming its Nth run (default 1), the worker
+#: writes PATH and waits inside the open transaction, so it can be killed mid-pass.
+HOLD_ENV = "TIERGATE_TEST_WORKER_HOLD"
+
+
+@dataclass
+class Fired:
+    run: str
+    process: str
+    status: str
+    events: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _hold(claimed: int) -> None:
+    spec = os.environ.get(HOLD_ENV)
+    if not spec:
+        return
+    path, _, nth = spec.partition(":")
+    if claimed != int(nth or 1):
+        return
+    Path(path).write_text(str(os.getpid()), encoding="utf-8")
+    while True:  # until killed
+        time.sleep(0.05)
+
+
+def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | None:
+    moment = now or engine.clock()
+    with engine.db.write() as conn:
+        run_id = claim_due_run(conn, moment, skip=seen)
+        if run_id is None:
+            return None
+        seen.append(run_id)
+        _hold(len(seen))
+        run = store.get_run(conn, run_id)
+        assert run is not None
+        runner = engine.runners[run.tier]
+        fire = getattr(runner, "fire_timers", None)
+        if fire is None:
+            set_due_at(conn, run.id, None)
+            return Fired(run.id, run.process_id, run.status.value, error="this tier has no timers")
+        try:
+            definition = engine._pinned(conn, run)
+            ctx = RunContext(run_id=run.id, actor=SYSTEM, now=moment, roles=None)
+            transition = fire(definition, run.state, ctx)
+        except TiergateError as err:
+            return Fired(run.id, run.process_id, run.status.value, error=err.message)
+        if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment):
+            return Fired(run.id, run.process_id, run.status.value, error="the run changed meanwhile; next pass")
+        set_due_at(conn, run.id, runner.due_at(transition.state))  # type: ignore[attr-defined]
+    return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
+
+
+def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None = None) -> list[Fired]:
+    """Fire every timer due by ``now`` (default: the engine's clock), at most ``limit`` runs."""
+    seen: list[str] = []
+    results: list[Fired] = []
+    while limit is None or len(results) < limit:
+        outcome = _fire_one(engine, seen, now)
+        if outcome is None:
+            break
+        results.append(outcome)
+    return results
+
+
+def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
+                report: Callable[[list[Fired], datetime], None] | None = None) -> None:
+    """Pass after pass, ``interval`` seconds apart, until SIGINT or SIGTERM (after the current run)."""
+    stopping = False
+
+    def stop(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        started = engine.clock()
+        fired = run_pass(engine, limit=limit)
+        if report is not None:
+            report(fired, started)
+        waited = 0.0
+        while not stopping and waited < interval:
+            time.sleep(min(0.2, interval - waited))
+            waited += 0.2
+
+
+def describe(fired: list[Fired], at: datetime) -> dict[str, Any]:
+    return {"at": format_time(at), "runs": len(fired), "fired": [f.to_dict() for f in fired]}
