@@ -590,3 +590,22 @@ def test_sample_context_renders_every_packaged_wrapper() -> None:
     for tier in (1, 2, 3):
         text, template = render_guidance(sample_context(tier))
         assert template.endswith(f"tier{tier}.md.j2") and "Sample process" in text
+
+
+def test_cli_guide_for_people_and_scripts(cli: Callable[..., CLIResult], repo_home: Path) -> None:
+    started = cli("start", "support-triage", "--data", json.dumps(TRIAGE), "--actor", "agent:triage-bot", "--json",
+                  home=repo_home)
+    run_id = started.json["data"]["id"]
+    as_json = cli("guide", run_id, "--actor", "agent:triage-bot", "--json", home=repo_home)
+    assert as_json.returncode == 0 and as_json.json["ok"] is True
+    data = as_json.json["data"]
+    assert set(data) == {"run", "process", "tier", "status", "template", "text", "ready"}
+    for_people = cli("guide", run_id, "--actor", "agent:triage-bot", home=repo_home)
+    assert for_people.returncode == 0
+    assert for_people.stdout == data["text"].rstrip() + "\n"  # printed as is: no markup, no wrapping
+    assert "- [ ] `gather-context` — Read the ticket and gather client context — **ready**" in for_people.stdout
+    missing = cli("guide", "nope", home=repo_home)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error (not_found): no run 'nope'. `tiergate runs` lists the runs."
+    bad_actor = cli("guide", run_id, "--actor", "robot", home=repo_home)
+    assert bad_actor.returncode == 2 and bad_actor.stderr.startswith("error (actor_invalid): actor 'robot' is not valid")

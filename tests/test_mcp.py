@@ -161,6 +161,12 @@ def test_an_agent_runs_a_tier3_run_to_completion(repo_home: Path, db_url: str, t
         closed = await call(session, "complete_step", run=run, step="work",
                             evidence={"answered": True, "confidence": "high", "sources": ["KB-1234"]})
         assert closed["data"]["status"] == "completed"
+        # The server sees edited definitions, as a new CLI command would.
+        path = repo_home / "tiers" / "conventions" / "knowledge-qa.md.j2"
+        path.write_text(path.read_text().replace("### Never state", "### Never, ever state"))
+        again = await call(session, "start_run", process="knowledge-qa", data={})
+        assert "### Never, ever state" in again["data"]["steps"][0]["instructions"]
+        found["again"] = again["data"]["id"]
 
     run_session(repo_home, db_url, "agent:kb-bot", tmp_path, agent)
     log = platform.log(found["run"])

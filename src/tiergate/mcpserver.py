@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
 from mcp.server.mcpserver import MCPServer
@@ -104,6 +105,20 @@ class _Server(MCPServer):  # type: ignore[type-arg]
             raise
 
 
+DEFINITION_FOLDERS = ("tiers", "checklists", "processes", "decisions")
+
+
+def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every definition file with its modification time and size: cheap to take, changes on any edit."""
+    found = []
+    for folder in DEFINITION_FOLDERS:
+        for path in (root / folder).rglob("*") if (root / folder).is_dir() else ():
+            if path.is_file():
+                stat = path.stat()
+                found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(found))
+
+
 def agent_actor(engine: Engine, claimed: str | None) -> Actor:
     """The actor the server acts as: ``--actor`` or TIERGATE_ACTOR, and it must be an agent."""
     actor = engine.actor(claimed)
@@ -119,17 +134,25 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
     if actor.kind != "agent":
         raise UsageError(f"tiergate mcp serves agents only; {actor} is not an agent.", code="actor_invalid")
     lock = threading.Lock()  # tools run in worker threads; one engine call at a time
+    seen = [_fingerprint(engine.home.root)]
 
-    def call(body: Callable[[], Any]) -> CallToolResult:
+    def current() -> Engine:
+        """The engine, with definitions reloaded if a file changed: what a CLI command would see now.
+
+        Runs in progress stay on their pinned definition version either way.
+        """
+        now = _fingerprint(engine.home.root)
+        if now != seen[0]:
+            engine.reload()
+            seen[0] = now
+        return engine
+
+    def call(body: Callable[[Engine], Any]) -> CallToolResult:
         try:
             with lock:
-                return _result(success(to_jsonable(body())))
+                return _result(success(to_jsonable(body(current()))))
         except TiergateError as err:
             return _result(failure(err.code, err.message, to_jsonable(err.details)))
-
-    def fresh() -> Engine:
-        engine.reload()  # pick up edited definitions; runs in progress stay on their pinned version
-        return engine
 
     app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,
                   log_level="WARNING", description=f"Processes with enforced steps, acting as {actor}.")
@@ -146,7 +169,7 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         2 = checklist with evidence gates, 3 = conventions only) with the routing rationale,
         its risk facts, and `inputs`: the JSON Schema the start data of start_run must pass.
         """
-        return call(lambda: fresh().processes())
+        return call(lambda e: e.processes())
 
     @app.tool(annotations=changes)
     def start_run(
@@ -162,7 +185,7 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         that does not pass the `inputs` schema is refused (error code invalid_data, with each
         failing field) and no run is created.
         """
-        return call(lambda: fresh().start(process, data, actor=actor).to_dict())
+        return call(lambda e: e.start(process, data, actor=actor).to_dict())
 
     @app.tool(annotations=read_only)
     def get_guidance(run: RunId) -> Answer:
@@ -173,7 +196,7 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         may do it (`you_may`, `why_not`), and its evidence gate both in plain words
         (`evidence_words`) and as a self-contained JSON Schema (`evidence_schema`).
         """
-        return call(lambda: engine.guide(run, actor=actor, channel="mcp"))
+        return call(lambda e: e.guide(run, actor=actor, channel="mcp"))
 
     @app.tool(annotations=changes)
     def complete_step(
@@ -193,7 +216,7 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         call again. On success, returns the run with the steps that are ready next.
         For a tier 3 run, completing step 'work' closes the run.
         """
-        return call(lambda: engine.complete(run, step, evidence, actor=actor).to_dict())
+        return call(lambda e: e.complete(run, step, evidence, actor=actor).to_dict())
 
     @app.tool(annotations=changes)
     def skip_step(
@@ -207,13 +230,13 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         A required step is refused (error code `refused`, details.reason `not_optional`); do
         it with complete_step instead. Returns the run with the steps ready next.
         """
-        return call(lambda: engine.skip(run, step, reason, actor=actor).to_dict())
+        return call(lambda e: e.skip(run, step, reason, actor=actor).to_dict())
 
     @app.tool(annotations=read_only)
     def get_run(run: RunId) -> Answer:
         """The state of a run: its status, each step (done, ready, locked or skipped) with who
         did it and when, the ready steps' instructions and gates, and the run's data."""
-        return call(lambda: engine.status(run).to_dict())
+        return call(lambda e: e.status(run).to_dict())
 
     @app.tool(annotations=read_only)
     def list_my_runs(
@@ -224,11 +247,11 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
 
         Use it to pick up your work after a restart: then call get_guidance on an active run.
         """
-        return call(lambda: engine.runs(status=status, started_by=str(actor)))
+        return call(lambda e: e.runs(status=status, started_by=str(actor)))
 
     def guidance_text(run: str) -> str:
         with lock:
-            return str(engine.guide(run, actor=actor, channel="mcp")["text"])
+            return str(current().guide(run, actor=actor, channel="mcp")["text"])
 
     @app.resource("tiergate://runs/{run}/guidance", name="run-guidance", title="Guidance of a run",
                   mime_type="text/markdown",
