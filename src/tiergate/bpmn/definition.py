@@ -24,7 +24,7 @@ from referencing.jsonschema import DRAFT202012
 from tiergate.bpmn import expressions
 from tiergate.bpmn.model import STEP_KINDS, Node, ProcessModel, read_process
 from tiergate.bpmn.timers import is_literal
-from tiergate.bpmn.xml import BpmnError, parse_bpmn
+from tiergate.bpmn.xml import BPMN_NS, BpmnError, parse_bpmn
 from tiergate.definitions.checklists import _check_schema, _collect_resources
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Roles
@@ -270,6 +270,13 @@ def _check_elements(check: _Check) -> None:
     _check_parallel_merges(check)
 
 
+def _check_document(check: _Check, tree: Any) -> None:
+    """What SpiffWorkflow would need an implementation for, anywhere in the file."""
+    for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
+        check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
+                    "run (gates and scripts) and link to external stores in the evidence.")
+
+
 def _check_expression(check: _Check, source: str, mode: str, line: int, element: str, what: str) -> None:
     try:
         expressions.check(source, mode)
@@ -418,6 +425,7 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         check.error(model.line, model.id, "the process has no userTask or manualTask: there is nothing for a person "
                     "or agent to do, so it does not need Tier 1.", "warning")
     _check_elements(check)
+    _check_document(check, tree)
     lanes = _resolve_lanes(check, roles)
     resources: dict[str, Any] = {}
     folder = schema_folder if schema_folder is not None else Path(".")
@@ -443,7 +451,8 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         except BpmnError as err:
             check.error(err.line or model.line, None, err.message.split(": ", 1)[-1] if err.message.startswith(shown)
                         else err.message)
-    return (None if check.has_errors else definition), check.problems
+    problems = sorted(check.problems, key=lambda p: p.line)
+    return (None if check.has_errors else definition), problems
 
 
 def load_process_file(path: Path, shown: str, roles: Roles | None,

@@ -172,7 +172,7 @@ def _lanes(process: etree._Element) -> tuple[dict[str, Lane], dict[str, str]]:
     def visit(lane_set: etree._Element) -> None:
         for lane in lane_set.findall(f"{{{BPMN_NS}}}lane"):
             lane_id = lane.get("id") or f"lane-{lane.sourceline}"
-            lanes[lane_id] = Lane(lane_id, (lane.get("name") or "").strip(), lane.sourceline or 1)
+            lanes[lane_id] = Lane(lane_id, " ".join((lane.get("name") or "").split()), lane.sourceline or 1)
             for ref in lane.findall(f"{{{BPMN_NS}}}flowNodeRef"):
                 if ref.text and ref.text.strip():
                     node_lane[ref.text.strip()] = lane_id  # children visited later win: innermost lane
@@ -206,7 +206,8 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
     process = found[0]
     lanes, node_lane = _lanes(process)
     process_properties, process_property_lines = read_properties(process)
-    model = ProcessModel(id=process_id, name=process.get("name") or process_id, line=process.sourceline or 1,
+    model = ProcessModel(id=process_id, name=" ".join((process.get("name") or "").split()) or process_id,
+                         line=process.sourceline or 1,
                          executable=(process.get("isExecutable") or "").strip().lower() == "true", lanes=lanes,
                          has_diagram=bool(root.findall(f".//{{{NSMAP['bpmndi']}}}BPMNDiagram")),
                          properties=process_properties, property_lines=process_property_lines)
@@ -239,7 +240,7 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
                 loop = marker
         events = tuple(local(e) for e in element if local(e).endswith("EventDefinition"))
         model.nodes[element_id] = Node(
-            id=element_id, kind=kind, name=(element.get("name") or "").strip(), line=line,
+            id=element_id, kind=kind, name=" ".join((element.get("name") or "").split()), line=line,
             container=container_id if container is not process else process_id,
             lane=lanes[lane_id].label if lane_id in lanes else None,
             documentation=_text(element.find(f"{{{BPMN_NS}}}documentation")),
