@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from tiergate import guidance
 from tiergate import log as execution_log
+from tiergate import metrics as log_metrics
 from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.decision_tests import DecisionReport, run_tests
 from tiergate.definitions.decisions import Decision
@@ -418,3 +419,22 @@ class Engine:
             runs, entries, broken = execution_log.verify(conn)
         return {"runs": runs, "entries": entries, "ok": broken is None,
                 "broken": None if broken is None else broken.__dict__}
+
+    # --- metrics, gaps and the report (tiergate.metrics; definitions in docs/metrics.md) ---
+
+    def metrics(self, process: str | None = None, tier: int | None = None,
+                since: str | datetime | None = None) -> dict[str, Any]:
+        """Completion, deviations, step times and interventions per process, tier and overall."""
+        return log_metrics.measure(self, process=process, tier=tier, since=since)
+
+    def gaps(self, since: str | datetime | None = None) -> dict[str, Any]:
+        """Find, classify (decisions/gap_classification.dmn) and remember gaps in the log."""
+        return log_metrics.find_gaps(self, since=since)
+
+    def gaps_export(self, fmt: str = "md", since: str | datetime | None = None) -> dict[str, Any]:
+        """The open gaps as feedback items, Markdown (``md``) or JSON: {format, items, content}."""
+        return log_metrics.export_gaps(self, fmt, since=since)
+
+    def report(self, path: str | Path, since: str | datetime | None = None) -> dict[str, Any]:
+        """Write the self-contained HTML report for leads."""
+        return log_metrics.write_report(self, path, since=since)

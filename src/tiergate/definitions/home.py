@@ -252,4 +252,7 @@ def load_definitions(home: Home) -> Definitions:
     defs.conventions, found_in_conventions = load_conventions(home.conventions_dir, home.display, defs.catalog)
     defs.problems.extend(found_in_conventions)
     defs.problems.extend(check_overrides(home.guidance_dir, home.display))
+    from tiergate.metrics.settings import settings_problems  # thresholds of metrics and gaps
+
+    defs.problems.extend(settings_problems(home.root, home.display))
     return defs

@@ -65,18 +65,18 @@ class LogEntry(SQLModel, table=True):
         # spelled as in tiergate.metrics.deviations (a test checks).
         Index("ix_log_entries_event_step", "event", "process_id", "tier", "step", "actor_kind", "duration_s"),
         Index("ix_log_entries_event_run", "event", "process_id", "tier", "run_id", "step", "actor_kind", "at"),
-        Index("ix_log_entries_off_path", "run_id", "process_id", "tier", "step",
-              sqlite_where=text("json_extract(detail, '$.off_path') = 1"),
-              postgresql_where=text("(detail ->> 'off_path') = 'true'")),
+        Index("ix_log_entries_off_path", "process_id", "tier", "step", "run_id",
+              sqlite_where=text("json_type(detail, '$.off_path') = 'true'"),
+              postgresql_where=text("((detail -> 'off_path')::text) = 'true'")),
         Index("ix_log_entries_refused_order", "process_id", "tier", "step", "actor_kind",
-              sqlite_where=text("event = 'refused' AND json_extract(detail, '$.reason') IN "
+              sqlite_where=text("json_type(detail, '$.attempt') = 'text' AND json_extract(detail, '$.reason') IN "
                                 "('not_ready', 'already_done', 'unknown_step', 'run_not_active')"),
-              postgresql_where=text("event = 'refused' AND (detail ->> 'reason') IN "
+              postgresql_where=text("(detail ->> 'attempt') IS NOT NULL AND (detail ->> 'reason') IN "
                                     "('not_ready', 'already_done', 'unknown_step', 'run_not_active')")),
         Index("ix_log_entries_refused_actor", "process_id", "tier", "step", "actor_kind",
-              sqlite_where=text("event = 'refused' AND json_extract(detail, '$.reason') IN "
+              sqlite_where=text("json_type(detail, '$.attempt') = 'text' AND json_extract(detail, '$.reason') IN "
                                 "('actor_not_allowed', 'same_actor')"),
-              postgresql_where=text("event = 'refused' AND (detail ->> 'reason') IN "
+              postgresql_where=text("(detail ->> 'attempt') IS NOT NULL AND (detail ->> 'reason') IN "
                                     "('actor_not_allowed', 'same_actor')")),
     )
 

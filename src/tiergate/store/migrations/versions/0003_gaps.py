@@ -29,19 +29,21 @@ branch_labels = None
 depends_on = None
 
 OFF_PATH_SQL = {
-    "sqlite": "json_extract(detail, '$.off_path') = 1",
-    "postgresql": "(detail ->> 'off_path') = 'true'",
+    "sqlite": "json_type(detail, '$.off_path') = 'true'",
+    "postgresql": "((detail -> 'off_path')::text) = 'true'",
 }
 REFUSED_SQL = {
     "order": {
-        "sqlite": "event = 'refused' AND json_extract(detail, '$.reason') IN "
+        "sqlite": "json_type(detail, '$.attempt') = 'text' AND json_extract(detail, '$.reason') IN "
                   "('not_ready', 'already_done', 'unknown_step', 'run_not_active')",
-        "postgresql": "event = 'refused' AND (detail ->> 'reason') IN "
+        "postgresql": "(detail ->> 'attempt') IS NOT NULL AND (detail ->> 'reason') IN "
                       "('not_ready', 'already_done', 'unknown_step', 'run_not_active')",
     },
     "actor": {
-        "sqlite": "event = 'refused' AND json_extract(detail, '$.reason') IN ('actor_not_allowed', 'same_actor')",
-        "postgresql": "event = 'refused' AND (detail ->> 'reason') IN ('actor_not_allowed', 'same_actor')",
+        "sqlite": "json_type(detail, '$.attempt') = 'text' AND json_extract(detail, '$.reason') IN "
+                  "('actor_not_allowed', 'same_actor')",
+        "postgresql": "(detail ->> 'attempt') IS NOT NULL AND (detail ->> 'reason') IN "
+                      "('actor_not_allowed', 'same_actor')",
     },
 }
 
@@ -73,7 +75,7 @@ def upgrade() -> None:
                     ["event", "process_id", "tier", "step", "actor_kind", "duration_s"])
     op.create_index("ix_log_entries_event_run", "log_entries",
                     ["event", "process_id", "tier", "run_id", "step", "actor_kind", "at"])
-    op.create_index("ix_log_entries_off_path", "log_entries", ["run_id", "process_id", "tier", "step"],
+    op.create_index("ix_log_entries_off_path", "log_entries", ["process_id", "tier", "step", "run_id"],
                     sqlite_where=sa.text(OFF_PATH_SQL["sqlite"]),
                     postgresql_where=sa.text(OFF_PATH_SQL["postgresql"]))
     for name, predicate in REFUSED_SQL.items():

@@ -1,0 +1,89 @@
+"""Metrics, deviations and gaps from the one execution log; the report for leads.
+
+    from tiergate.engine import Engine
+    engine = Engine(home=".")
+    engine.metrics(process="support-triage", since="2025-03-01")   # -> measure()
+    engine.gaps()                                                   # -> find_gaps()
+    engine.report("report.html")                                    # -> write_report()
+
+Everything is computed from the log (and the catalog's expected_minutes); the definitions of
+every number are in docs/metrics.md, the thresholds in ``tiers/gaps.yaml`` (``settings``).
+The ``Engine`` methods are thin: they call the functions here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tiergate.errors import NotFoundError, UsageError
+from tiergate.log import format_time
+from tiergate.metrics.compute import compute_metrics
+from tiergate.metrics.export import FORMATS, render
+from tiergate.metrics.gaps import GAP_DECISION, classify, detect, remember
+from tiergate.metrics.scope import Scope, parse_since
+from tiergate.metrics.settings import load_settings
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine
+
+
+def measure(engine: "Engine", *, process: str | None = None, tier: int | None = None,
+            since: str | datetime | None = None) -> dict[str, Any]:
+    """Every metric for the runs in scope (docs/metrics.md)."""
+    scope = Scope(now=engine.clock(), process=process, tier=tier,
+                  since=parse_since(since) if isinstance(since, str) or since is None else since)
+    settings = load_settings(engine.home.root)
+    catalog = {p.id: (p.title, p.expected_minutes) for p in engine.definitions.require_catalog().processes}
+    with engine.db.read() as conn:
+        answer = compute_metrics(conn, scope, catalog, settings)
+    if process is not None and process not in catalog and not answer["processes"]:
+        raise NotFoundError(f"process '{process}' is not in the catalog (tiers/catalog.yaml) and has no runs in the "
+                            "log. `tiergate processes` lists the processes.", details={"process": process})
+    return answer
+
+
+def find_gaps(engine: "Engine", *, since: str | datetime | None = None) -> dict[str, Any]:
+    """Detect gaps, classify them with decisions/gap_classification.dmn, and remember them."""
+    return _gaps_in(engine, measure(engine, since=since))
+
+
+def _gaps_in(engine: "Engine", answer: dict[str, Any]) -> dict[str, Any]:
+    settings = load_settings(engine.home.root)
+    gaps = classify(detect(answer, settings), engine.definitions.decisions.get(GAP_DECISION))
+    with engine.db.write() as conn:
+        result = remember(conn, gaps, engine.clock())
+    result["scope"] = answer["scope"]
+    return result
+
+
+def export_gaps(engine: "Engine", fmt: str = "md", *, since: str | datetime | None = None) -> dict[str, Any]:
+    """The open gaps, freshly detected, as Markdown or JSON feedback items: {format, items, content}."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format '{fmt}'. Use --format md or --format json.", code="usage",
+                         details={"format": fmt})
+    found = find_gaps(engine, since=since)
+    return {"format": fmt, "items": len(found["gaps"]),
+            "content": render(found["gaps"], fmt, format_time(engine.clock()))}
+
+
+def write_report(engine: "Engine", path: str | Path, *, since: str | datetime | None = None) -> dict[str, Any]:
+    """Write the self-contained HTML report for leads to ``path``; returns what it shows."""
+    from tiergate.metrics.report import render_report
+
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder. Give a file name for the report, e.g. {target / 'report.html'}.",
+                         code="usage")
+    if not target.parent.is_dir():
+        raise UsageError(f"cannot write {target}: the folder {target.parent} does not exist.", code="usage")
+    answer = measure(engine, since=since)
+    found = _gaps_in(engine, answer)
+    html = render_report(answer, found)
+    try:
+        target.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}.", code="usage") from None
+    return {"path": str(target), "bytes": len(html.encode("utf-8")), "processes": len(answer["processes"]),
+            "runs": answer["totals"]["runs"], "open_gaps": len(found["gaps"])}

@@ -1,0 +1,87 @@
+"""The partial indexes metrics read through: the same predicate in the tables, the migration and the queries."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Callable
+
+import pytest
+import sqlalchemy as sa
+
+from support import BACKEND, DEMO, HomeBuilder
+from tiergate.engine import Engine
+from tiergate.metrics.deviations import OFF_PATH_SQL, REFUSAL_GROUPS, refusal_kind, refused_sql
+from tiergate.store.db import MIGRATIONS
+from tiergate.store.tables import LogEntry
+
+PARTIAL = {"ix_log_entries_off_path": OFF_PATH_SQL,
+           "ix_log_entries_refused_order": {d: refused_sql(d, "out_of_order") for d in ("sqlite", "postgresql")},
+           "ix_log_entries_refused_actor": {d: refused_sql(d, "wrong_actor") for d in ("sqlite", "postgresql")}}
+
+
+def migration() -> Any:
+    spec = importlib.util.spec_from_file_location("m0003", MIGRATIONS / "versions" / "0003_gaps.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(PARTIAL))
+def test_the_table_declares_the_queries_predicate(name: str) -> None:
+    index = next(i for i in LogEntry.__table__.indexes if i.name == name)
+    for dialect in ("sqlite", "postgresql"):
+        assert str(index.dialect_options[dialect]["where"]) == PARTIAL[name][dialect]
+
+
+def test_the_migration_spells_the_predicates_the_same() -> None:
+    m = migration()
+    assert m.OFF_PATH_SQL == OFF_PATH_SQL
+    for group, kind in (("order", "out_of_order"), ("actor", "wrong_actor")):
+        for dialect in ("sqlite", "postgresql"):
+            assert m.REFUSED_SQL[group][dialect] == refused_sql(dialect, kind)
+
+
+def test_every_refusal_reason_of_the_engine_has_a_kind() -> None:
+    from tiergate.errors import RefusedError
+
+    reasons = set(RefusedError.__doc__.split("reason`` is one of:")[1].split(".")[0].replace(",", " ").split())
+    assert reasons == {"not_ready", "already_done", "actor_not_allowed", "same_actor", "run_not_active",
+                       "not_optional", "unknown_step", "data_conflict"}
+    assert {refusal_kind(r) for r in reasons} == {"out_of_order", "wrong_actor", "refused_other"}
+    assert refusal_kind("not_optional") == refusal_kind("data_conflict") == "refused_other"
+    assert set(REFUSAL_GROUPS) == {"out_of_order", "wrong_actor"}
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="reads SQLite's query plans")
+def test_sqlite_answers_from_the_partial_indexes(demo_home: HomeBuilder, make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(demo_home)
+    engine.start("demo", {"ticket_id": "T-1"}, actor="agent:bot")
+    with engine.db.read() as conn:
+        for name, predicate in PARTIAL.items():
+            plan = " ".join(str(row[-1]) for row in conn.execute(sa.text(
+                f"EXPLAIN QUERY PLAN SELECT process_id, tier, step, count(*) FROM log_entries "
+                f"WHERE {predicate['sqlite']} GROUP BY process_id, tier, step")))
+            assert name in plan, plan
+
+
+def test_off_path_is_read_from_the_detail_flag_only(demo_home: HomeBuilder, make_engine: Callable[..., Engine]) -> None:
+    """`"off_path": true` counts; a string, false, or the flag nested deeper does not."""
+    from tiergate import log as execution_log
+    from tiergate.actors import SYSTEM
+    from tiergate.log import LogEvent
+    from tiergate.store import runs as store
+
+    engine = make_engine(demo_home)
+    run = engine.start("demo", {"ticket_id": "T-1"}, actor="agent:bot")
+    details = [{"off_path": True}, {"off_path": "true"}, {"off_path": False}, {"flow": {"off_path": True}}]
+    with engine.db.write() as conn:
+        record = store.get_run(conn, run.id)
+        assert record is not None
+        assert execution_log.append_detached(conn, record.head, [LogEvent("timer_fired", SYSTEM, step="gather",
+                                                                          detail=d) for d in details],
+                                             engine.clock())
+    demo = engine.metrics()["processes"][0]
+    assert demo["deviations"]["by_kind"]["off_path"]["count"] == 1
+    assert next(s for s in demo["steps"] if s["step"] == "gather")["off_path"] == 1
+    assert DEMO  # the checklist these runs use
