@@ -314,9 +314,9 @@ class _Describer(Merger):
             pieces.append(_also_required(new_required))
         for name, parts in m.properties.items():
             sub = self.merge(parts)
-            narrowing = _narrowing(sub)
+            narrowing = self._narrowing(sub)
             if narrowing is not None:
-                pieces.append(f"`{name}` must {narrowing}")
+                pieces.append(f"`{name}` must {' and '.join(verb for verb, _ in narrowing)}")
                 continue
             words, lines = self.phrase(sub, depth=depth + 1)
             if lines:
@@ -327,6 +327,56 @@ class _Describer(Merger):
         if has_constraints(leftover):
             pieces.append(f"the evidence must also pass the JSON Schema `{self.json([part])}`")
         return "; ".join(pieces) if pieces else "nothing more"
+
+    def _narrowing(self, m: Merged, depth: int = 0) -> list[tuple[str, str]] | None:
+        """A bare narrowing (``{minItems: 1}`` in a ``then``) as (verb, adjective) phrases, or None.
+
+        It adds to what the field's own bullet already says: "`x` must have at least 1 item",
+        "`checks` must have `result` exactly `"pass"` in every item".
+        """
+        if m.types is not None or m.alternatives or m.raw or m.conditionals or m.closed or depth > 4:
+            return None
+        said: list[tuple[str, str]] = []
+        if m.consts:
+            said.append((f"be exactly {_lit(m.consts[0])}", f"exactly {_lit(m.consts[0])}"))
+        elif m.enum is not None:
+            values = ", ".join(_lit(v) for v in m.enum)
+            said.append((f"be one of {values}", f"one of {values}"))
+        for count, word in ((m.min_items, "at least"), (m.max_items, "at most")):
+            if count is not None:
+                items = f"{count} item{'s' if count != 1 else ''}"
+                said.append((f"have {word} {items}", f"with {word} {items}"))
+        for count, word in ((m.min_length, "at least"), (m.max_length, "at most")):
+            if count is not None:
+                said.append((f"have {word} {_chars(count)}", f"of {word} {_chars(count)}"))
+        for bound, word in ((m.minimum, "at least"), (m.maximum, "at most")):
+            if bound is not None:
+                said.append((f"be {word} {_num(bound)}", f"{word} {_num(bound)}"))
+        for pattern in m.patterns:
+            said.append((f"match the regular expression `{pattern}`", f"matching the regular expression `{pattern}`"))
+        for name in m.required:
+            said.append((f"have `{name}` given", f"with `{name}` given"))
+        for name, parts in m.properties.items():
+            inner = self._narrowing(self.merge(parts), depth + 1)
+            if inner is None:
+                return None
+            adjectives = " and ".join(adjective for _, adjective in inner)
+            said.append((f"have `{name}` {adjectives}", f"with `{name}` {adjectives}"))
+        if m.items:
+            inner = self._narrowing(self.merge(m.items), depth + 1)
+            if inner is None:
+                return None
+            adjectives = " and ".join(adjective for _, adjective in inner)
+            said.append((f"have {adjectives.removeprefix('with ')} in every item", f"with every item {adjectives}"))
+        rest = copy_merged(m)
+        for attr in ("consts", "patterns", "descriptions", "sources", "required", "items"):
+            setattr(rest, attr, [])
+        rest.properties = {}
+        rest.enum = rest.min_items = rest.max_items = rest.min_length = rest.max_length = None
+        rest.minimum = rest.maximum = None
+        if not said or has_constraints(rest):
+            return None
+        return said
 
     def _with_raw(self, words: str, m: Merged) -> str:
         if m.unresolved:
@@ -371,39 +421,6 @@ def _condition_clause(name: str, m: Merged) -> str | None:
     if clauses and not has_constraints(others):
         return " and ".join(clauses)
     return None
-
-
-def _narrowing(m: Merged) -> str | None:
-    """Words for a bare narrowing (`{minItems: 1}` in a `then`) that adds to what the field already says."""
-    if m.types is not None or m.alternatives or m.properties or m.items or m.raw or m.conditionals:
-        return None
-    said = []
-    if m.consts:
-        said.append(f"be {_lit(m.consts[0])}")
-    elif m.enum is not None:
-        said.append("be one of " + ", ".join(_lit(v) for v in m.enum))
-    if m.min_items is not None:
-        said.append(f"have at least {m.min_items} item{'s' if m.min_items != 1 else ''}")
-    if m.max_items is not None:
-        said.append(f"have at most {m.max_items} item{'s' if m.max_items != 1 else ''}")
-    if m.min_length is not None:
-        said.append(f"have at least {_chars(m.min_length)}")
-    if m.max_length is not None:
-        said.append(f"have at most {_chars(m.max_length)}")
-    if m.minimum is not None:
-        said.append(f"be at least {_num(m.minimum)}")
-    if m.maximum is not None:
-        said.append(f"be at most {_num(m.maximum)}")
-    for pattern in m.patterns:
-        said.append(f"match the regular expression `{pattern}`")
-    rest = copy_merged(m)
-    for attr in ("consts", "patterns", "descriptions", "sources"):
-        setattr(rest, attr, [])
-    rest.enum = rest.min_items = rest.max_items = rest.min_length = rest.max_length = None
-    rest.minimum = rest.maximum = None
-    if not said or has_constraints(rest):
-        return None
-    return " and ".join(said)
 
 
 def _also_required(names: list[str]) -> str:
