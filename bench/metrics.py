@@ -56,8 +56,8 @@ COLUMNS = ("run_id", "seq", "at", "process_id", "definition_version", "tier", "s
            "actor_id", "duration_s", "detail", "prev_hash", "hash")
 #: Share of runs per process (the catalog's processes; Tier 1 steps are made up until their BPMN exists).
 MIX = {"support-triage": 30, "defect-capture": 8, "documentation-generation": 6, "standard-data-import": 6,
-       "knowledge-ingestion": 8, "client-config-change": 12, "release-pipeline": 6, "pay-scenario-test": 8,
-       "knowledge-qa": 8, "report-generation": 4, "general-search": 4}
+       "knowledge-ingestion": 9, "client-config-change": 13, "release-pipeline": 7, "pay-scenario-test": 9,
+       "knowledge-qa": 6, "report-generation": 3, "general-search": 3}
 TIER1_STEPS = ["intake", "analyse-impact", "prepare-change", "peer-review", "test-scenarios", "review-results",
                "approve", "schedule-window", "apply", "verify", "notify-client", "close"]
 AGENTS = ["agent:triage-bot", "agent:qa-bot", "agent:docs-writer", "agent:import-bot", "agent:report-bot"]
@@ -146,6 +146,10 @@ class RunSimulator:
         elif fate < 0.12:
             stop_after = rng.randint(0, max(0, len(self.steps[process]) - 1))   # left open
         per_step = self.expected[process] / max(1, len(self.steps[process]))
+        # A Tier 1 run that leaves its expected path (a rejection, a rework loop) from some step
+        # on: as the BPMN runner does, every step reached after that is marked off path.
+        off_from = rng.randint(1, len(self.steps[process])) if tier == 1 and rng.random() < 0.1 else None
+        position = {s.id: n for n, s in enumerate(self.steps[process])}
         state = {s.id: "locked" for s in self.steps[process]}
         ready_at: dict[str, datetime] = {}
         done = 0
@@ -155,7 +159,8 @@ class RunSimulator:
                 if state[s.id] == "locked" and all(state[p] in ("done", "skipped") for p in s.after):
                     state[s.id] = "ready"
                     ready_at[s.id] = clock[0]
-                    detail = {"off_path": True, "flow": f"flow_back_to_{s.id}"} if tier == 1 and rng.random() < 0.03 else {}
+                    off = off_from is not None and position[s.id] >= off_from
+                    detail = {"off_path": True, "flow": "flow_rework"} if off else {}
                     add("step_ready", "system:tiergate", s.id, detail)
 
         unlock()

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from tiergate.metrics.deviations import DEVIATION_KINDS
 from datetime import timedelta
 
-from tiergate.metrics.queries import Ended, LogQueries, StepCounts, median_and_p90
+from tiergate.metrics.queries import Completions, Ended, LogQueries, StepCounts
 from tiergate.metrics.scope import Scope
 from tiergate.metrics.settings import MetricsSettings
 
@@ -141,28 +141,14 @@ class StepTally:
         }
 
 
-@dataclass
-class CompletionTimes:
-    """Seconds from start to completion of a process's completed runs, sorted."""
-
-    seconds: list[float]
-    expected_minutes: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        n = len(self.seconds)
-        median_s, p90_s = median_and_p90(n, {i + 1: v for i, v in enumerate(self.seconds)}) if n else (None, None)
-        limit = self.expected_minutes * 60 if self.expected_minutes else None
-        return {"expected_minutes": self.expected_minutes,
-                "mean_minutes": minutes(sum(self.seconds) / n) if n else None,
-                "median_minutes": minutes(median_s), "p90_minutes": minutes(p90_s),
-                "median_over_expected": round(median_s / limit, 2) if median_s is not None and limit else None}
-
-    @property
-    def over_expected(self) -> int:
-        if not self.expected_minutes:
-            return 0
-        limit = self.expected_minutes * 60
-        return sum(1 for v in self.seconds if v > limit)
+def completion_times(item: Completions | None, expected_minutes: int | None) -> dict[str, Any]:
+    if item is None or not item.count:
+        return {"expected_minutes": expected_minutes, "mean_minutes": None, "median_minutes": None,
+                "p90_minutes": None, "median_over_expected": None}
+    return {"expected_minutes": expected_minutes, "mean_minutes": minutes(item.total_seconds / item.count),
+            "median_minutes": minutes(item.median), "p90_minutes": minutes(item.p90),
+            "median_over_expected": (round(item.median / (expected_minutes * 60), 2)
+                                     if item.median is not None and expected_minutes else None)}
 
 
 def compute_metrics(conn: Connection, scope: Scope, catalog: dict[str, tuple[str, int]],
@@ -175,7 +161,7 @@ def compute_metrics(conn: Connection, scope: Scope, catalog: dict[str, tuple[str
     expected = {pid: minutes_ for pid, (_title, minutes_) in catalog.items()}
     stale_before = {(pid, tier): scope.now - timedelta(minutes=minutes_ * settings.abandoned_after.factor(tier))
                     for pid, minutes_ in expected.items() for tier in (1, 2, 3)}
-    q = LogQueries(conn, scope, stale_before)
+    q = LogQueries(conn, scope, stale_before, expected)
     tallies: dict[Key, Tally] = defaultdict(Tally)
     steps: dict[StepKey, StepTally] = defaultdict(StepTally)
 
@@ -183,12 +169,11 @@ def compute_metrics(conn: Connection, scope: Scope, catalog: dict[str, tuple[str
     for key, counts in q.run_counts().items():
         tallies[key].runs, tallies[key].agent_runs = counts["runs"], counts["agent_runs"]
         stale[key] = counts["stale"]
-    durations: dict[Key, CompletionTimes] = {}
-    for key, (seconds, stale_completed) in q.completions().items():
-        durations[key] = times = CompletionTimes(seconds, expected.get(key[0]))
-        tallies[key].completed = tallies[key].timed = len(seconds)
-        tallies[key].over_expected = times.over_expected
-        stale[key] = stale.get(key, 0) - stale_completed
+    durations = q.completions()
+    for key, item in durations.items():
+        tallies[key].completed = tallies[key].timed = item.count
+        tallies[key].over_expected = item.over_expected
+        stale[key] = stale.get(key, 0) - item.stale
     human_runs = _outcomes(q.ended(), tallies, stale)
 
     for (event, process, tier, step), entries in q.step_counts(STEP_EVENTS).items():
@@ -271,7 +256,7 @@ def _outcomes(ended: list[Ended], tallies: dict[Key, Tally], stale: dict[Key, in
 
 
 def _assemble(scope: Scope, catalog: dict[str, tuple[str, int]], settings: MetricsSettings,
-              tallies: dict[Key, Tally], steps: dict[StepKey, StepTally], durations: dict[Key, CompletionTimes],
+              tallies: dict[Key, Tally], steps: dict[StepKey, StepTally], durations: dict[Key, Completions],
               order: dict[Key, list[str]]) -> dict[str, Any]:
     keys = sorted(k for k, t in tallies.items() if t.runs)
     total = Tally()
@@ -284,8 +269,7 @@ def _assemble(scope: Scope, catalog: dict[str, tuple[str, int]], settings: Metri
         by_tier[tier].add(tally)
         info = tally.to_dict()
         title, expected_minutes = catalog.get(process, (None, None))
-        times = durations.get(key, CompletionTimes([], expected_minutes))
-        info["time_to_complete"].update(times.to_dict())
+        info["time_to_complete"].update(completion_times(durations.get(key), expected_minutes))
         known = order.get(key, [])
         here = [s for (p, t, s) in steps if (p, t) == key]
         ordered = [s for s in known if s in here] + sorted((s for s in here if s not in known), key=lambda s: s or "")

@@ -56,6 +56,18 @@ class StepCounts:
 
 
 @dataclass
+class Completions:
+    """Time to completion of one process's completed runs (seconds), and how many are stale."""
+
+    count: int
+    total_seconds: float
+    median: float | None
+    p90: float | None
+    over_expected: int
+    stale: int
+
+
+@dataclass
 class Ended:
     """A run in scope with a ``cancelled`` or ``failed`` entry."""
 
@@ -73,13 +85,15 @@ class LogQueries:
     """The metrics queries for one scope, on one read transaction.
 
     ``stale_before`` maps (process, tier) to the time before which a run of it that is still
-    open counts as abandoned.
+    open counts as abandoned; ``expected_minutes`` is the catalog's expected time per process.
     """
 
-    def __init__(self, conn: Connection, scope: Scope, stale_before: dict[Key, datetime]):
+    def __init__(self, conn: Connection, scope: Scope, stale_before: dict[Key, datetime],
+                 expected_minutes: dict[str, int]):
         self.conn = conn
         self.scope = scope
         self.stale_before = stale_before
+        self.expected_seconds = {pid: minutes * 60.0 for pid, minutes in expected_minutes.items()}
         self.dialect = conn.dialect.name
         self._times: dict[GroupKey, tuple[int, float | None, float | None]] = {}
         if self.dialect == "sqlite":
@@ -158,27 +172,41 @@ class LogQueries:
             out[(process, tier)]["stale"] = int(stale or 0)
         return out
 
-    def completions(self) -> dict[Key, tuple[list[float], int]]:
-        """Per (process, tier): seconds from ``started`` to ``completed`` of each completed run
-        (sorted), and how many of those runs are old enough to be abandoned had they been open."""
+    def completions(self) -> dict[Key, Completions]:
+        """Per (process, tier): time from ``started`` to ``completed`` of the completed runs.
+
+        PostgreSQL computes the median and p90 itself; SQLite, which has no percentile
+        function, sends each run's whole milliseconds (a few bytes a run) to be sorted here.
+        """
         c, s = _log.alias("c"), _log.alias("s")
+        seconds = self.epoch(c.c.at) - self.epoch(s.c.at)
         if self.dialect == "sqlite":
-            # Whole milliseconds: SQLite turns integers into text much faster than floats.
-            collected: Any = func.group_concat(cast((func.julianday(c.c.at) - func.julianday(s.c.at)) * 86400000.0,
-                                                    Integer))
+            # Integers: SQLite turns them into text much faster than floats.
+            columns: list[Any] = [func.group_concat(cast((func.julianday(c.c.at) - func.julianday(s.c.at))
+                                                         * 86400000.0, Integer))]
         else:
-            collected = func.array_agg(self.epoch(c.c.at) - self.epoch(s.c.at))
-        query = (select(c.c.process_id, c.c.tier, collected, func.sum(self.stale(s)))
+            over = case((seconds > case(self.expected_seconds, value=c.c.process_id, else_=None), 1), else_=0)
+            columns = [func.count(), func.sum(seconds), func.percentile_cont(0.5).within_group(seconds),
+                       func.percentile_disc(0.9).within_group(seconds), func.sum(over)]
+        query = (select(c.c.process_id, c.c.tier, func.sum(self.stale(s)), *columns)
                  .select_from(c.join(s, and_(s.c.event == "started", self.same_run(s, c))))
                  .where(c.c.event == "completed", *self.started_in_scope(s))
                  .group_by(c.c.process_id, c.c.tier))
         if self.scope.process is not None:
             query = query.where(c.c.process_id == self.scope.process)
-        out: dict[Key, tuple[list[float], int]] = {}
-        for process, tier, values, stale in self.conn.execute(query):
-            if isinstance(values, str):
-                values = [int(v) / 1000 for v in values.split(",")]
-            out[(process, tier)] = (sorted(float(v) for v in values), int(stale or 0))
+        out: dict[Key, Completions] = {}
+        for process, tier, stale, *values in self.conn.execute(query):
+            if self.dialect == "sqlite":
+                times = sorted(int(v) / 1000 for v in values[0].split(","))
+                limit = self.expected_seconds.get(process)
+                median, p90 = median_and_p90(len(times), {n + 1: v for n, v in enumerate(times)})
+                out[(process, tier)] = Completions(len(times), sum(times), median, p90,
+                                                   sum(1 for v in times if limit is not None and v > limit),
+                                                   int(stale or 0))
+            else:
+                count, total, median, p90, over_expected = values
+                out[(process, tier)] = Completions(count, float(total), float(median), float(p90),
+                                                   int(over_expected or 0), int(stale or 0))
         return out
 
     def ended(self) -> list[Ended]:
@@ -206,6 +234,15 @@ class LogQueries:
         e = _log.alias("e")
         out: dict[tuple[str, str, int, str | None], StepCounts] = {}
         for event in events:
+            if event == "step_ready":
+                # Only the engine makes steps ready: a plain count, the cheapest pass over the most
+                # frequent event of the log.
+                ready = (select(e.c.process_id, e.c.tier, e.c.step, func.count()).where(e.c.event == event,
+                                                                                   *self.in_scope(e))
+                         .group_by(e.c.process_id, e.c.tier, e.c.step))
+                for process, tier, step, count in self.conn.execute(ready):
+                    out[(event, process, tier, step)] = StepCounts({"system": count}, {"system": 0.0})
+                continue
             columns = [e.c.process_id, e.c.tier, e.c.step, e.c.actor_kind, func.count(), func.sum(e.c.duration_s)]
             timed = event == "step_completed" and self.dialect == "postgresql"
             if timed:
