@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select, update
 from tiergate.log import utc
 from tiergate.store.tables import Run
 
-_runs = Run.__table__
+_runs = Run.__table__  # type: ignore[attr-defined]
 
 
 def set_due_at(conn: Connection, run_id: str, due_at: datetime | None) -> None:

@@ -1,0 +1,247 @@
+"""The checks `tiergate check` runs on a Tier 1 file, each problem at its line and element.
+
+``tiergate.bpmn.definition.load_process`` runs them in order; each adds ``Problem``s to a
+``FileCheck``. What the checks refuse is what SpiffWorkflow cannot run safely or tiergate cannot
+drive (no message channel, no external services), or what would deadlock or be silently wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from tiergate.bpmn import expressions
+from tiergate.bpmn.model import Node, ProcessModel
+from tiergate.bpmn.steps import KINDS, parse_gate, resolve_lane
+from tiergate.bpmn.timers import is_literal
+from tiergate.bpmn.xml import BPMN_NS
+from tiergate.definitions.checklists import _check_schema, _collect_resources
+from tiergate.definitions.decisions import Decision
+from tiergate.definitions.models import Roles
+from tiergate.definitions.problems import Problem, ProblemList
+from tiergate.templating import check_syntax
+
+UNSUPPORTED = {
+    "serviceTask": "service tasks are not supported: tiergate calls no external services. Use a userTask for the "
+                   "agent or person who calls the service, with a gate for the result",
+    "sendTask": "send tasks are not supported (tiergate has no message channel)",
+    "receiveTask": "receive tasks are not supported (tiergate has no message channel)",
+    "callActivity": "call activities are not supported: draw the called steps as an embedded subProcess",
+    "transaction": "transactions are not supported; use an embedded subProcess",
+    "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
+    "eventBasedGateway": "event-based gateways are not supported; use a boundary timer on the user task",
+    "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
+}
+UNSUPPORTED_EVENTS = {
+    "messageEventDefinition": "message events are not supported (tiergate has no message channel)",
+    "signalEventDefinition": "signal events are not supported",
+    "conditionalEventDefinition": "conditional events are not supported; use a gateway condition",
+    "compensateEventDefinition": "compensation events are not supported",
+    "linkEventDefinition": "link events are not supported; draw the sequence flow",
+    "cancelEventDefinition": "cancel events are not supported (they belong to transactions)",
+}
+class AtLine(ProblemList):
+    """Problems about one element: every one is reported at the element's line."""
+
+    def __init__(self, display_path: str, line: int, element: str):
+        super().__init__(display_path)
+        self.line = line
+        self.element = element
+
+    def add(self, ptr: str, message: str, *, severity: str = "error", line: int | None = None) -> None:  # type: ignore[override]
+        super().add(ptr, f"{self.element}: {message}", severity=severity,  # type: ignore[arg-type]
+                    line=self.line if line is None else line)
+
+
+class FileCheck:
+    def __init__(self, shown: str, model: ProcessModel):
+        self.shown = shown
+        self.model = model
+        self.problems: list[Problem] = []
+
+    def error(self, line: int, element: str | None, message: str, severity: str = "error") -> None:
+        prefix = f"{element}: " if element else ""
+        self.problems.append(Problem(self.shown, line, prefix + message, severity))  # type: ignore[arg-type]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.severity == "error" for p in self.problems)
+
+
+def check_elements(check: FileCheck) -> None:
+    model = check.model
+    for node in model.nodes.values():
+        if node.kind in UNSUPPORTED:
+            check.error(node.line, node.id, UNSUPPORTED[node.kind] + ".")
+        for event in node.event_definitions:
+            if event in UNSUPPORTED_EVENTS:
+                check.error(node.line, node.id, UNSUPPORTED_EVENTS[event] + ".")
+        if node.loop:
+            check.error(node.line, node.id, f"{node.loop} markers are not supported: draw the loop with a gateway "
+                        "and a sequence flow back (docs/tier1.md).")
+        if node.triggered_by_event:
+            check.error(node.line, node.id, "event subprocesses are not supported; use a boundary event.")
+        if node.kind == "startEvent" and node.event_definitions:
+            check.error(node.line, node.id, "start events must be plain: runs are started with `tiergate start`.")
+        if node.kind == "task":
+            check.error(node.line, node.id, "a plain task completes by itself, with no gate and nobody doing it. "
+                        "Make it a userTask or manualTask (with a gate) if someone must do it.", "warning")
+        if node.kind == "scriptTask":
+            if node.script_format and node.script_format.strip().lower() not in ("python", "text/x-python", "py"):
+                check.error(node.line, node.id, f"scriptFormat '{node.script_format}' is not supported; scripts are "
+                            "restricted Python (docs/tier1.md).")
+            if not (node.script or "").strip():
+                check.error(node.line, node.id, "the script task has no script.")
+            else:
+                _check_expression(check, node.script or "", "exec", node.line, node.id, "script")
+        if node.timer is not None:
+            _check_timer(check, node)
+        if node.kind == "boundaryEvent" and node.attached_to not in model.nodes:
+            check.error(node.line, node.id, f"attachedToRef '{node.attached_to}' is not an element of the process.")
+    for flow in model.flows.values():
+        for end, ref in (("sourceRef", flow.source), ("targetRef", flow.target)):
+            if ref not in model.nodes:
+                check.error(flow.line, flow.id, f"{end} '{ref}' is not an element of the process.")
+        if flow.condition:
+            _check_expression(check, flow.condition, "eval", flow.condition_line or flow.line, flow.id, "condition")
+        value = flow.properties.get("deviation")
+        if value is not None and value.strip().lower() not in ("true", "false"):
+            check.error(flow.line, flow.id, f"deviation must be true or false, not '{value}'.")
+    _check_parallel_merges(check)
+
+
+def check_document(check: FileCheck, tree: Any) -> None:
+    """What SpiffWorkflow would need an implementation for, anywhere in the file."""
+    for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
+        check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
+                    "run (gates and scripts) and link to external stores in the evidence.")
+
+
+def _check_expression(check: FileCheck, source: str, mode: str, line: int, element: str, what: str) -> None:
+    try:
+        expressions.check(source, mode)
+    except expressions.ExpressionError as err:
+        offset = (err.line or 1) - 1 if mode == "exec" else 0
+        check.error(line + offset, element, f"{what}: {err.message} (see docs/tier1.md for what expressions may do).")
+
+
+def _check_timer(check: FileCheck, node: Node) -> None:
+    timer = node.timer
+    assert timer is not None
+    if not timer.kind or not timer.text:
+        check.error(timer.line, node.id, "the timer has no timeDuration, timeDate or timeCycle value.")
+        return
+    if is_literal(timer.kind, timer.text):
+        return
+    if re.fullmatch(r"[A-Za-z0-9:/+.\-]+", timer.text.strip()) and timer.text.strip()[:1] in "PRpr0123456789":
+        check.error(timer.line, node.id, f"{timer.kind} '{timer.text}' is not valid ISO 8601 (e.g. PT48H, P2D, "
+                    "2026-12-01T09:00:00Z, R3/PT1H).")
+        return
+    _check_expression(check, timer.text, "eval", timer.line, node.id, f"{timer.kind} expression")
+
+
+def _reachable(model: ProcessModel, start: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [f.target for f in model.outgoing(start)]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(f.target for f in model.outgoing(current))
+        stack.extend(n.id for n in model.boundary_events(current))
+    return seen
+
+
+def _check_parallel_merges(check: FileCheck) -> None:
+    model = check.model
+    for node in model.nodes.values():
+        if node.kind != "parallelGateway":
+            continue
+        incoming = [f for f in model.flows.values() if f.target == node.id]
+        if len(incoming) < 2:
+            continue
+        after = _reachable(model, node.id)
+        looped = [f for f in incoming if f.source in after]
+        if looped and len(looped) < len(incoming):
+            check.error(node.line, node.id, f"the parallel gateway is reached again by the loop through "
+                        f"{looped[0].id} and also from outside the loop. A parallel gateway waits for a token on "
+                        "every incoming flow, so the second round would wait forever. Merge the loop with an "
+                        "exclusive gateway in front of it.")
+
+
+def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_folder: str,
+                 resources: dict[str, Any], lanes: dict[str, dict[str, list[str]]]) -> None:
+    model = check.model
+    step_ids = {n.id for n in model.steps}
+    for node in model.steps:
+        props, lines = node.properties, node.property_lines
+        gate_text = props.get("gate")
+        if not gate_text:
+            check.error(node.line, node.id, f"{node.kind} '{node.title}' has no gate. Every step needs one: add the "
+                        "extension property `gate` with a JSON Schema (inline, or schemas/NAME.json under "
+                        "processes/schemas/).")
+        else:
+            found = AtLine(check.shown, lines.get("gate", node.line), node.id)
+            try:
+                schema = parse_gate(gate_text)
+            except (ValueError, json.JSONDecodeError) as exc:
+                found.add("", f"gate is not valid: {exc}.")
+            else:
+                if _check_schema(schema, "", found, "the gate"):
+                    _collect_resources(schema, "", "", folder, resources, found, display_folder)
+            check.problems.extend(found)
+        actors = [a.strip() for a in props.get("actors", "").split(",") if a.strip()]
+        bad = [a for a in actors if a not in KINDS]
+        if bad or ("actors" in props and not actors):
+            check.error(lines.get("actors", node.line), node.id, f"actors must be agent, human or agent,human, not "
+                        f"'{props.get('actors')}'.")
+        distinct = (props.get("distinct_from") or "").strip()
+        if "distinct_from" in props and distinct not in step_ids - {node.id}:
+            check.error(lines.get("distinct_from", node.line), node.id, f"distinct_from names '{distinct}', which is "
+                        f"not another user or manual task of this process. Steps: {', '.join(sorted(step_ids))}.")
+        optional = props.get("optional")
+        if optional is not None and optional.strip().lower() not in ("true", "false"):
+            check.error(lines.get("optional", node.line), node.id, f"optional must be true or false, not "
+                        f"'{optional}'.")
+        if node.documentation:
+            error = check_syntax(node.documentation)
+            if error is not None:
+                check.error(node.line, node.id, f"instructions (documentation) template syntax error on its line "
+                            f"{error[0]}: {error[1]}.")
+        if node.lane is not None:
+            lane = lanes.get(node.lane)
+            if lane is None:
+                known = ", ".join(sorted(roles.roles)) if roles is not None else ""
+                check.error(node.line, node.id, f"it is in lane '{node.lane}', which is neither a role in "
+                            f"tiers/roles.yaml nor agent or human. Rename the lane to a role ({known}).")
+            elif actors and not set(actors) & set(lane["actors"]):
+                check.error(node.line, node.id, f"actors '{props.get('actors')}' leaves nobody: its lane "
+                            f"'{node.lane}' only allows {', '.join(lane['actors'])}.")
+
+
+def resolve_lanes(check: FileCheck, roles: Roles | None) -> dict[str, dict[str, list[str]]]:
+    resolved: dict[str, dict[str, list[str]]] = {}
+    for lane in check.model.lanes.values():
+        answer = resolve_lane(lane.label, lane.id, roles)
+        if answer is not None:
+            resolved[lane.label] = answer
+    return resolved
+
+
+def check_decisions(check: FileCheck, decisions: dict[str, Decision]) -> dict[str, str]:
+    used: dict[str, str] = {}
+    for node in check.model.nodes.values():
+        if node.kind != "businessRuleTask":
+            continue
+        if not node.decision:
+            check.error(node.line, node.id, "the business rule task names no decision: set camunda:decisionRef (or "
+                        "spiffworkflow:calledDecisionId) to the id of a decision in decisions/.")
+        elif node.decision not in decisions:
+            check.error(node.line, node.id, f"decision '{node.decision}' does not exist or failed to load "
+                        f"(decisions/{node.decision}.dmn). Available: {', '.join(sorted(decisions)) or 'none'}.")
+        else:
+            used[node.decision] = decisions[node.decision].xml.decode("utf-8")
+    return used
