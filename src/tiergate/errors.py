@@ -72,7 +72,8 @@ class RefusedError(TiergateError):
     """An attempt out of order, by the wrong actor, or on a finished run.
 
     ``reason`` is one of: not_ready, already_done, actor_not_allowed, same_actor,
-    run_not_active, not_optional, unknown_step, data_conflict.
+    run_not_active, not_optional, unknown_step, data_conflict, not_failed (a retry of a run
+    that has not failed), tier_definition_missing (at start: the routed tier has no definition).
     """
 
     code = "refused"

@@ -1,7 +1,8 @@
 """Definition types: the catalog, roles and Tier 2 checklists.
 
 These are frozen pydantic models with ``extra="forbid"`` and no I/O. Reading files and
-reporting problems with their lines is the loader's job (``tiergate.definitions.loader``).
+reporting problems with their lines is the loaders' job (``tiergate.definitions.home`` and the
+modules it calls).
 The JSON Schema of the checklist format shipped in ``tiergate/schemas/`` is generated from
 ``Checklist`` (``tiergate schema checklist``), so the format has one source of truth.
 """
