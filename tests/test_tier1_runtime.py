@@ -389,3 +389,25 @@ def test_a_process_that_fails_its_check_cannot_start(tmp_path: Path, make_engine
     with pytest.raises(Exception, match="cannot be used until its problems are fixed"):
         engine.start("attack", {}, actor="agent:a")
     assert not marker.exists()
+
+
+def test_a_timer_value_that_fails_is_retried_and_its_step_announced(tmp_path: Path,
+                                                                   make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("late", '<bpmn:startEvent id="start"/>' + user("intake") + user("review")
+               + '<bpmn:boundaryEvent id="deadline" attachedToRef="review"><bpmn:timerEventDefinition>'
+                 '<bpmn:timeDuration>review_period</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:boundaryEvent>'
+               + user("chase") + '<bpmn:endEvent id="end"/>' + chain("start", "intake", "review", "end")
+               + flow("f_chase", "deadline", "chase") + flow("f_chase_end", "chase", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"late": xml}))
+    run = engine.start("late", {}, actor="agent:a")
+    info = engine.complete(run.id, "intake", {"review_period": 3}, actor="agent:a")  # not ISO text
+    assert info.status == "failed"
+    failed = engine.log(run.id)[-1]
+    assert (failed["event"], failed["step"]) == ("failed", "deadline")
+    assert "must be ISO 8601 text" in failed["detail"]["error"]
+    again = engine.retry(run.id, "deadline", {"review_period": "P3D"}, actor="human:alice")
+    assert again.status == "active" and [s.id for s in again.ready_steps] == ["review"]
+    assert [(e["step"], e["event"]) for e in engine.log(run.id)][-2:] == [("deadline", "step_ready"),
+                                                                           ("review", "step_ready")]
+    assert again.data["review_period"] == "P3D"
+    assert engine.complete(run.id, "review", {}, actor="agent:a").status == "completed"

@@ -75,11 +75,15 @@ class Move:
     def restore(self) -> RestrictedWorkflow:
         spec, subprocess_specs = self.definition.specs
         self.workflow = persistence.restore(self.state["workflow"], spec, subprocess_specs, self.engine)
+        # Ready steps already announced by a step_ready entry; one that became ready in a move
+        # that then failed is announced by the next move that succeeds (after `tiergate retry`).
         self.ready_before = set()
         for task in persistence.all_tasks(self.workflow):
-            if task.state == TaskState.READY and is_step(task):
+            element = element_of(task) or ""
+            if task.state == TaskState.READY and is_step(task) \
+                    and self.state.get("steps", {}).get(element, {}).get("status") == "ready":
                 self.ready_before.add(task.id)
-                self.ready_elements[task.id] = element_of(task) or ""
+                self.ready_elements[task.id] = element
         return self.workflow
 
     def create(self, data: dict[str, Any]) -> RestrictedWorkflow:

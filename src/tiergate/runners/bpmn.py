@@ -181,7 +181,13 @@ class BpmnRunner(Runner):
         if task.state == TaskState.ERROR:
             task._set_state(TaskState.READY)
         elif is_timer(task):
+            # A timer takes its data from its parent each time it is updated, and shares it with
+            # the task it sits on: the fix goes to all of them.
             task.internal_data.pop("event_value", None)
+            if task.parent is not None:
+                for related in (task.parent, *task.parent.children):
+                    if not related.has_state(TaskState.COMPLETED | TaskState.CANCELLED) or related is task.parent:
+                        related.data.update(copy.deepcopy(data))
         status = move.run()
         transition(ctx.run_id, transition(ctx.run_id, RunStatus.FAILED, RunStatus.ACTIVE), status)
         return Transition(state=state, status=status, events=events)
