@@ -212,3 +212,49 @@ def test_two_thousand_iterations_through_the_engine(tmp_path: Path, make_engine:
     assert info.status == "completed"
     assert abs(sizes[1990] - sizes[10]) < 100
     assert len([e for e in engine.log(run.id) if e["event"] == "step_completed"]) == 2000
+
+
+INCLUSIVE_LOOP = bpmn("incl", (
+    '<bpmn:startEvent id="start"/><bpmn:exclusiveGateway id="merge"/><bpmn:inclusiveGateway id="split"/>'
+    '<bpmn:inclusiveGateway id="join"/>' + user("a") + user("b") + user("c")
+    + '<bpmn:exclusiveGateway id="more" default="f_done"/><bpmn:endEvent id="end"/>'
+    + chain("start", "merge", "split") + flow("fa", "split", "a", "want_a") + flow("fb", "split", "b", "want_b")
+    + flow("fc", "split", "c", "want_c") + flow("faj", "a", "join") + flow("fbj", "b", "join")
+    + flow("fcj", "c", "join") + chain("join", "more")
+    + flow("f_again", "more", "merge", "again", deviation=True) + flow("f_done", "more", "end")))
+
+NESTED_LOOP = bpmn("nest", (
+    '<bpmn:startEvent id="start"/><bpmn:exclusiveGateway id="merge"/>'
+    '<bpmn:subProcess id="outer"><bpmn:startEvent id="o_s"/><bpmn:subProcess id="inner"><bpmn:startEvent id="i_s"/>'
+    + user("deep") + '<bpmn:endEvent id="i_e"/>' + chain("i_s", "deep", "i_e", prefix="i") + '</bpmn:subProcess>'
+    + '<bpmn:endEvent id="o_e"/>' + chain("o_s", "inner", "o_e", prefix="o") + '</bpmn:subProcess>'
+    + '<bpmn:exclusiveGateway id="more" default="f_done"/><bpmn:endEvent id="end"/>'
+    + chain("start", "merge", "outer", "more") + flow("f_again", "more", "merge", "again")
+    + flow("f_done", "more", "end")))
+
+
+def test_inclusive_joins_wait_for_the_branches_taken_round_after_round() -> None:
+    run = Driver(INCLUSIVE_LOOP, "incl", {"want_a": True, "want_b": False, "want_c": True})
+    sizes = {}
+    for i in range(120):
+        expected = ["a", "b", "c"] if run.state["data"].get("want_b") else ["a", "c"]
+        assert run.ready() == expected, i
+        run.complete("c", {})
+        if "b" in expected:
+            run.complete("b", {"want_b": False})
+        assert run.ready() == ["a"], i  # the join waits for a
+        run.complete("a", {"again": i < 119, "want_b": i % 2 == 0})
+        if i in (10, 110):
+            sizes[i] = run.tasks
+    assert run.status == "completed" and sizes[110] == sizes[10]
+
+
+def test_nested_subprocesses_in_a_loop_stay_bounded() -> None:
+    run = Driver(NESTED_LOOP, "nest", {})
+    sizes = {}
+    for i in range(300):
+        assert run.ready() == ["deep"], i
+        run.complete("deep", {"again": i < 299})
+        if i in (10, 290):
+            sizes[i] = run.tasks
+    assert run.status == "completed" and sizes[290] == sizes[10]

@@ -411,3 +411,35 @@ def test_a_timer_value_that_fails_is_retried_and_its_step_announced(tmp_path: Pa
                                                                            ("review", "step_ready")]
     assert again.data["review_period"] == "P3D"
     assert engine.complete(run.id, "review", {}, actor="agent:a").status == "completed"
+
+
+def test_a_terminate_end_closes_the_other_ready_steps(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("term", '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>' + user("x") + user("y")
+               + '<bpmn:endEvent id="stop"><bpmn:terminateEventDefinition/></bpmn:endEvent>'
+               + chain("start", "split") + flow("f1", "split", "x") + flow("f2", "split", "y")
+               + flow("f3", "x", "stop") + flow("f4", "y", "stop"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"term": xml}))
+    run = engine.start("term", {}, actor="agent:a")
+    assert engine.complete(run.id, "x", {}, actor="agent:a").status == "completed"
+    assert [(e["step"], e["event"], e["detail"]) for e in engine.log(run.id)][-2:] == [
+        ("y", "step_skipped", {"reason": "cancelled: the process moved on without it"}), (None, "completed", {})]
+    assert states(engine, run.id) == {"x": "done", "y": "skipped"}
+
+
+def test_an_error_thrown_in_a_subprocess_is_caught_by_its_boundary(tmp_path: Path,
+                                                                   make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("err", '<bpmn:startEvent id="start"/><bpmn:subProcess id="sub"><bpmn:startEvent id="s_s"/>'
+               + user("inside") + '<bpmn:exclusiveGateway id="ok" default="s_fine"/><bpmn:endEvent id="s_end"/>'
+               + '<bpmn:endEvent id="s_err"><bpmn:errorEventDefinition errorRef="bad"/></bpmn:endEvent>'
+               + chain("s_s", "inside", "ok", prefix="s") + flow("s_fail", "ok", "s_err", "broken")
+               + flow("s_fine", "ok", "s_end") + '</bpmn:subProcess>'
+               + '<bpmn:boundaryEvent id="caught" attachedToRef="sub"><bpmn:errorEventDefinition errorRef="bad"/>'
+               + '</bpmn:boundaryEvent>' + user("handle") + user("normal") + '<bpmn:endEvent id="end"/>'
+               + chain("start", "sub", "normal", "end") + flow("f_h", "caught", "handle", deviation=True)
+               + flow("f_he", "handle", "end")).replace("<bpmn:process ", '<bpmn:error id="bad" errorCode="E1"/>'
+                                                                            "<bpmn:process ")
+    engine = make_engine(tier1_home(tmp_path / "home", {"err": xml}))
+    run = engine.start("err", {}, actor="agent:a")
+    info = engine.complete(run.id, "inside", {"broken": True}, actor="agent:a")
+    assert [s.id for s in info.ready_steps] == ["handle"]
+    assert engine.log(run.id)[-1]["detail"] == {"off_path": True, "flow": "f_h"}
