@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from support import BACKEND, CLIResult
 from tier1_helpers import bpmn, chain, flow, tier1_home, user
 from tiergate.engine import Engine
-from tiergate.log import utc
+from tiergate.log import format_time, utc
 from tiergate.store.tables import Run
 from tiergate.worker import run_pass
 
@@ -78,7 +78,7 @@ def test_due_times_are_kept_per_run_and_timers_fire_in_order(approval_home: Any,
     timer = next(e for e in log if e["event"] == "timer_fired")
     assert (timer["step"], timer["actor"]) == ("approve", "system:tiergate")
     assert timer["detail"] == {"timer": "remind_approver", "task": "approve", "interrupting": False,
-                               "due": (T0 + timedelta(hours=4)).isoformat()}
+                               "due": format_time(T0 + timedelta(hours=4))}
     escalated = next(e for e in log if e["event"] == "escalated")
     assert escalated["detail"] == {"task": "approve", "timer": "remind_approver", "flows": ["f_remind"],
                                    "to": ["nudge"], "interrupting": False}
@@ -290,3 +290,25 @@ def test_worker_without_once_polls_until_terminated(approval_home: Any, make_eng
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.strip().splitlines()[0].startswith('{"ok": true')
+
+
+def test_intermediate_timers_and_timers_inside_subprocesses(tmp_path: Path,
+                                                            make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("wait", '<bpmn:startEvent id="start"/>' + user("a")
+               + '<bpmn:intermediateCatchEvent id="pause"><bpmn:timerEventDefinition><bpmn:timeDuration>P1D'
+                 '</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>'
+               + '<bpmn:subProcess id="sub"><bpmn:startEvent id="ss"/>' + user("b")
+               + _timer("sb", "b", "timeDuration", "PT1H") + user("c") + '<bpmn:endEvent id="se"/>'
+               + chain("ss", "b", "se", prefix="s") + flow("sfc", "sb", "c") + flow("sfce", "c", "se")
+               + '</bpmn:subProcess><bpmn:endEvent id="end"/>' + chain("start", "a", "pause", "sub", "end"))
+    engine = _engine_at(make_engine, tier1_home(tmp_path / "home", {"wait": xml}), T0)
+    run = engine.start("wait", {}, actor="agent:a")
+    assert engine.complete(run.id, "a", {}, actor="agent:a").ready_steps == []
+    assert _due_at(engine, run.id) == T0 + timedelta(days=1)
+    assert run_pass(engine, now=T0 + timedelta(days=1))[0].events == ["timer_fired", "step_ready"]
+    fired = engine.log(run.id)[-2]
+    assert (fired["step"], fired["detail"]["timer"], fired["detail"]["task"]) == ("pause", "pause", None)
+    assert _due_at(engine, run.id) == T0 + timedelta(days=1, hours=1)
+    events = run_pass(engine, now=T0 + timedelta(days=2))[0].events
+    assert events == ["timer_fired", "escalated", "step_skipped", "step_ready"]
+    assert engine.complete(run.id, "c", {}, actor="agent:a").status == "completed"

@@ -24,7 +24,7 @@ from tiergate.actors import SYSTEM
 from tiergate.bpmn import persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
-from tiergate.bpmn.timers import due_of
+from tiergate.bpmn.timers import due_of, parse_datetime
 from tiergate.jsonutil import to_jsonable
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
@@ -163,6 +163,8 @@ class Move:
             elif entry.event == "timer_fired":
                 attached = node.attached_to if node is not None else None
                 detail = {"timer": entry.element, "task": attached, **entry.detail}
+                if detail.get("due"):
+                    detail["due"] = format_time(parse_datetime(detail["due"]))
                 if node is not None and node.kind == "boundaryEvent":
                     detail["interrupting"] = node.cancel_activity
                 self.events.append(LogEvent("timer_fired", SYSTEM, step=attached or entry.element, detail=detail))
