@@ -176,7 +176,7 @@ def test_a_loop_back_is_off_path_and_data_moves_on(tmp_path: Path, make_engine: 
     done = engine.complete(run.id, "review", {"decision": "approve"}, actor="human:carol")
     assert done.status == "completed" and done.data["note"] == "second try"
     overwrote = [e for e in engine.log(run.id) if e["event"] == "step_completed"][-1]["detail"]["overwrote"]
-    assert overwrote == {"decision": {"was": "reject"}}
+    assert overwrote == {"decision": {"was": "reject", "by": "review"}}
 
 
 PARALLEL = bpmn("parallel", (

@@ -13,6 +13,7 @@ State of a Tier 1 run (JSON in the run row)::
      "data":     {...the run's data as people see it...},
      "steps":    {"<task id>": {"status": "locked|ready|done|skipped", "ready_at", "at", "actor",
                                 "evidence", "reason", "times"}},
+     "sources":  {"<data key>": "inputs" | "<task id>"},        # who set each key last (start or a step)
      "timers":   [{"timer", "task", "due"}], "due_at": "...",    # waiting timers; the worker reads due_at
      "error":    {"element", "message", "task"} | null}           # why the run failed, for `tiergate retry`
 """
@@ -82,7 +83,7 @@ class BpmnRunner(Runner):
             raise UsageError(f"start data for '{definition.process_id}' is not valid:\n{lines}\n"
                              f"`tiergate processes --json` shows each process's inputs schema.",
                              code="invalid_data", details={"errors": errors})
-        state: dict[str, Any] = {"workflow": {}, "data": copy.deepcopy(data),
+        state: dict[str, Any] = {"workflow": {}, "data": copy.deepcopy(data), "sources": {k: "inputs" for k in data},
                                  "steps": {step_id: {"status": "locked"} for step_id in definition.steps},
                                  "timers": [], "due_at": None, "error": None}
         events = [LogEvent("started", ctx.actor, detail={"data": data})]
@@ -102,10 +103,12 @@ class BpmnRunner(Runner):
         check_evidence_size(evidence)
         enforce(definition.validator(step_id), evidence, run_id=ctx.run_id, step_id=step_id)
 
-        def apply(task: Task, record: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
-            overwritten = {k: {"was": task.data[k]} for k, v in evidence.items() if k in task.data
-                           and task.data[k] != v}
+        def apply(task: Task, state: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
+            record, sources = state["steps"][step_id], state.setdefault("sources", {})
+            overwritten = {k: {"was": task.data[k], "by": sources.get(k)} for k, v in evidence.items()
+                           if k in task.data and task.data[k] != v}
             task.data.update(copy.deepcopy(evidence))
+            sources.update({key: step_id for key in evidence})
             record.update(status="done", at=format_time(ctx.now), actor=str(ctx.actor), evidence=evidence,
                           times=record.get("times", 0) + 1)
             record.pop("reason", None)
@@ -128,7 +131,8 @@ class BpmnRunner(Runner):
                              code="reason_missing")
         actor_may_act(rules, ctx.actor, ctx.roles, ctx.run_id)  # type: ignore[arg-type]
 
-        def apply(task: Task, record: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
+        def apply(task: Task, state: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
+            record = state["steps"][step_id]
             record.update(status="skipped", at=format_time(ctx.now), actor=str(ctx.actor), reason=reason)
             events.append(LogEvent("step_skipped", ctx.actor, step=step_id, detail={"reason": reason},
                                    duration_s=duration))
@@ -196,6 +200,7 @@ class BpmnRunner(Runner):
 
     def _finish_step(self, definition: BpmnDefinition, state: dict[str, Any], step_id: str, ctx: RunContext,
                      apply: Callable[[Task, dict[str, Any], list[LogEvent], float | None], None]) -> Transition:
+        """Complete (or skip) the ready task of ``step_id``: ``apply`` records it, then the engine runs on."""
         state = copy_state(state)
         events: list[LogEvent] = []
         move = Move(definition, state, ctx, events)
@@ -208,7 +213,7 @@ class BpmnRunner(Runner):
         record = state["steps"].setdefault(step_id, {})
         ready_at = record.get("ready_at")
         duration = (ctx.now - parse_datetime(ready_at)).total_seconds() if ready_at else None
-        apply(task, record, events, duration)
+        apply(task, state, events, duration)
         try:
             task.run()
         except Exception as exc:  # noqa: BLE001 - a failing completion hook fails the run like any step
