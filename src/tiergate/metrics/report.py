@@ -168,8 +168,8 @@ def render_report(answer: dict[str, Any], found: dict[str, Any]) -> str:
             "<h3>Per tier</h3>", _deviation_chart(tiers, "Deviations per run, per tier"),
             "<h3>Per process</h3>", _deviation_chart(by_process, "Deviations per run, per process"),
             "<h2>Time against expected time</h2>",
-            '<p class="note">Median (dark; red when over) and p90 (light) minutes from start to completion; the '
-            "line is the catalog's expected_minutes.</p>",
+            '<p class="note">Median (dark; red when over) and p90 (light) minutes from start to completion, '
+            "each process on its own scale; the line is the catalog's expected_minutes.</p>",
             against_expected([(_process_label(p), p["time_to_complete"]["median_minutes"],
                                p["time_to_complete"]["p90_minutes"], p["time_to_complete"]["expected_minutes"])
                               for p in processes], "Time to completion against expected time"),

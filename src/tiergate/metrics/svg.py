@@ -63,12 +63,13 @@ def stacked(rows: list[tuple[str, list[Segment], str]], caption: str, scale: flo
 def against_expected(rows: list[tuple[str, float | None, float | None, float | None]], caption: str) -> str:
     """Median and p90 minutes per row, against a mark at the expected minutes.
 
-    Each row is (label, median, p90, expected); the scale is the largest of all three.
+    Each row is (label, median, p90, expected) and has its own scale (the largest of the three),
+    so every process's times read against its own expected time; the minutes are written out.
     """
-    top = max((v for _l, *values in rows for v in values if v), default=0) or 1
     span = WIDTH - LABEL - RIGHT
     body = []
     for n, (label, median, p90, expected) in enumerate(rows):
+        top = max((v for v in (median, p90, expected) if v), default=0) * 1.05 or 1
         y = 5 + n * ROW
         body.append(_label(y, label))
         if p90:
