@@ -1,0 +1,148 @@
+"""What every metrics query shares: the scope's conditions, lookups within a run, the result types.
+
+``queries.LogQueries`` puts the queries together; ``run_queries`` and ``step_queries`` hold them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, and_, case, cast, func, literal, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+
+from tiergate.metrics.scope import Scope
+from tiergate.store.tables import LogEntry
+
+_log = LogEntry.__table__  # type: ignore[attr-defined]
+Key = tuple[str, int]                        # (process, tier)
+StepKey = tuple[str, int, str | None]         # (process, tier, step)
+GroupKey = tuple[str, int, str | None, str]   # (process, tier, step, actor kind)
+
+
+@dataclass
+class StepCounts:
+    """Entries of one event at one step, by actor kind, with the durations they recorded."""
+
+    by_kind: dict[str, int] = field(default_factory=dict)
+    seconds_by_kind: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return sum(self.by_kind.values())
+
+    def of(self, kind: str) -> int:
+        return self.by_kind.get(kind, 0)
+
+
+@dataclass
+class Completions:
+    """Time to completion of one process's completed runs (seconds), and how many are stale."""
+
+    count: int
+    total_seconds: float
+    median: float | None
+    p90: float | None
+    over_expected: int
+    stale: int
+
+
+@dataclass
+class Ended:
+    """A run in scope with a ``cancelled`` or ``failed`` entry."""
+
+    run_id: str
+    process: str
+    tier: int
+    event: str
+    actor_kind: str
+    started_by_kind: str
+    stale: bool
+    completed: bool
+
+
+class QueryBase:
+    """The metrics queries for one scope, on one read transaction.
+
+    ``stale_before`` maps (process, tier) to the time before which a run of it that is still
+    open counts as abandoned; ``expected_minutes`` is the catalog's expected time per process.
+    """
+
+    def __init__(self, conn: Connection, scope: Scope, stale_before: dict[Key, datetime],
+                 expected_minutes: dict[str, int]):
+        self.conn = conn
+        self.scope = scope
+        self.stale_before = stale_before
+        self.expected_seconds = {pid: minutes * 60.0 for pid, minutes in expected_minutes.items()}
+        self.dialect = conn.dialect.name
+        self._times: dict[GroupKey, tuple[int, float | None, float | None]] = {}
+        if self.dialect == "sqlite":
+            # Map the file instead of copying each page into this connection's small cache: the
+            # index scans below take about half the time. Affects this connection only.
+            conn.exec_driver_sql("PRAGMA mmap_size=4294967296")
+        else:
+            # Room to sort and hash tens of thousands of runs in memory; this transaction only.
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+
+    # --- building blocks ---------------------------------------------------------------
+
+    def epoch(self, column: Any) -> ColumnElement[float]:
+        """A timestamp column as seconds since 1970."""
+        if self.dialect == "sqlite":
+            return (func.julianday(column) - 2440587.5) * 86400.0
+        return cast(func.extract("epoch", column), Float)
+
+    def in_scope(self, entry: Any, *, since_only: bool = False) -> list[ColumnElement[bool]]:
+        """Conditions that keep entries of runs in scope (process and tier are on every entry)."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.scope.process is not None and not since_only:
+            conditions.append(entry.c.process_id == self.scope.process)
+        if self.scope.tier is not None and not since_only:
+            conditions.append(entry.c.tier == self.scope.tier)
+        if self.scope.since is not None:
+            s = _log.alias("scope_started")
+            conditions.append(entry.c.run_id.in_(
+                select(s.c.run_id).where(s.c.event == "started", s.c.at >= self.scope.since)))
+        return conditions
+
+    def started_in_scope(self, started: Any) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = [started.c.event == "started"]
+        if self.scope.process is not None:
+            conditions.append(started.c.process_id == self.scope.process)
+        if self.scope.tier is not None:
+            conditions.append(started.c.tier == self.scope.tier)
+        if self.scope.since is not None:
+            conditions.append(started.c.at >= self.scope.since)
+        return conditions
+
+    @staticmethod
+    def same_run(other: Any, entry: Any) -> ColumnElement[bool]:
+        """``other`` belongs to the run of ``entry`` (spelled so one index lookup answers it)."""
+        return and_(other.c.process_id == entry.c.process_id, other.c.tier == entry.c.tier,
+                    other.c.run_id == entry.c.run_id)
+
+    def stale(self, started: Any) -> ColumnElement[int]:
+        """1 if the run of this ``started`` entry is old enough to be abandoned if still open."""
+        by_tier: dict[int, Any] = {}
+        for tier in (1, 2, 3):
+            cutoffs = {p: at for (p, t), at in self.stale_before.items() if t == tier}
+            if cutoffs:
+                by_tier[tier] = case(cutoffs, value=started.c.process_id, else_=None)
+        if not by_tier:
+            return literal(0)
+        cutoff = case(by_tier, value=started.c.tier, else_=None)
+        return case((started.c.at < cutoff, 1), else_=0)
+
+
+def p90_rank(n: int) -> int:
+    """Nearest rank of the 90th percentile: the smallest rank with at least 90% of values at or below it."""
+    return -(-9 * n // 10)
+
+
+def median_and_p90(n: int, at_rank: dict[int, float]) -> tuple[float | None, float | None]:
+    """Median (the mean of the two middle values when ``n`` is even) and p90 (nearest rank)."""
+    if n <= 0:
+        return None, None
+    return (at_rank[(n + 1) // 2] + at_rank[(n + 2) // 2]) / 2, at_rank[p90_rank(n)]
