@@ -93,3 +93,31 @@ def test_head_revision_constant_matches_the_migrations(tmp_path: Path) -> None:
 
     database = Database(f"sqlite:///{tmp_path / 'x.db'}")
     assert ScriptDirectory.from_config(database.alembic_config()).get_current_head() == database.head_revision
+
+
+def _upgrade_after(url: str, barrier: Any, results: Any) -> None:
+    barrier.wait(timeout=60)
+    database = Database(url)
+    try:
+        results.put(database.upgrade()[1])
+    except Exception as err:  # noqa: BLE001 - the test reports what went wrong
+        results.put(repr(err))
+    finally:
+        database.dispose()
+
+
+def test_processes_migrating_a_new_database_at_once_queue(empty_db_url: str) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_upgrade_after, args=(empty_db_url, barrier, results)) for _ in range(3)]
+    for proc in procs:
+        proc.start()
+    answers = [results.get(timeout=180) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    database = Database(empty_db_url)
+    assert answers == [database.head_revision] * 3
+    assert database.current_revision() == database.head_revision
+    database.dispose()

@@ -113,9 +113,13 @@ class Database:
 
     def current_revision(self) -> str | None:
         with self._connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                return None
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return self._revision(conn)
+
+    @staticmethod
+    def _revision(conn: Connection) -> str | None:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     def has_tables(self) -> bool:
         with self._connect() as conn:
@@ -125,12 +129,19 @@ class Database:
         """Apply every pending migration. Returns (revision before, revision after)."""
         from alembic import command
 
-        before = self.current_revision()
         config = self.alembic_config()
         with self._connect() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-            conn.commit()
+            # One write transaction under a lock (BEGIN IMMEDIATE on SQLite, an advisory lock on
+            # PostgreSQL): processes migrating at the same moment queue, the later ones find it done.
+            conn = conn.execution_options(tiergate_write=True)
+            with conn.begin():
+                if not self.is_sqlite:
+                    # PostgreSQL has no database-wide write lock: take tiergate's migration lock.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7142026)"))
+                before = self._revision(conn)
+                if before != self.head_revision:
+                    config.attributes["connection"] = conn
+                    command.upgrade(config, "head")
         return before, self.head_revision
 
     def ensure_ready(self) -> None:
