@@ -8,6 +8,7 @@ fresh PostgreSQL database instead, cloned from a migrated template.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import os
 import secrets
 import shutil
@@ -54,22 +55,31 @@ def pg_template() -> Iterator[str | None]:
     admin.dispose()
 
 
+@contextmanager
+def _postgres_database(template: str | None) -> Iterator[str]:
+    """A new PostgreSQL database (a copy of ``template``, or empty), dropped afterwards."""
+    name = f"tg_{secrets.token_hex(5)}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    try:
+        yield _pg_url(name)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        admin.dispose()
+
+
 @pytest.fixture
 def db_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]:
     """A fresh, migrated database for this test: a SQLite file, or a new PostgreSQL database."""
     if pg_template is None:
         yield f"sqlite:///{(tmp_path / 'db' / 'tiergate.db').as_posix()}"
         return
-    name = f"tg_{secrets.token_hex(5)}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()")
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-    admin.dispose()
+    with _postgres_database(pg_template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -78,16 +88,8 @@ def empty_db_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]:
     if pg_template is None:
         yield f"sqlite:///{(tmp_path / 'empty' / 'tiergate.db').as_posix()}"
         return
-    name = f"tg_{secrets.token_hex(5)}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()")
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-    admin.dispose()
+    with _postgres_database(None) as url:
+        yield url
 
 
 @pytest.fixture

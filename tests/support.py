@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 PG_ADMIN_URL = os.environ.get("TIERGATE_TEST_DATABASE_URL", "")
 BACKEND = "postgresql" if PG_ADMIN_URL.startswith("postgresql") else "sqlite"
-TEMPLATE_DB = "tiergate_test_template"
+# One template per test session, so suites sharing a PostgreSQL server do not collide.
+TEMPLATE_DB = f"tiergate_test_template_{os.getpid()}"
 
 
 ROLES = """\
