@@ -96,9 +96,9 @@ def test_head_revision_constant_matches_the_migrations(tmp_path: Path) -> None:
 
 
 def _upgrade_after(url: str, barrier: Any, results: Any) -> None:
-    barrier.wait(timeout=60)
     database = Database(url)
     try:
+        barrier.wait(timeout=600)  # spawned interpreters start slowly on a loaded machine
         results.put(database.upgrade()[1])
     except Exception as err:  # noqa: BLE001 - the test reports what went wrong
         results.put(repr(err))
@@ -114,7 +114,7 @@ def test_processes_migrating_a_new_database_at_once_queue(empty_db_url: str) -> 
     procs = [ctx.Process(target=_upgrade_after, args=(empty_db_url, barrier, results)) for _ in range(3)]
     for proc in procs:
         proc.start()
-    answers = [results.get(timeout=180) for _ in procs]
+    answers = [results.get(timeout=900) for _ in procs]
     for proc in procs:
         proc.join(timeout=60)
     database = Database(empty_db_url)
