@@ -116,3 +116,19 @@ class CLIResult:
 
     def __repr__(self) -> str:
         return f"<exit {self.returncode}\nstdout: {self.stdout}\nstderr: {self.stderr}>"
+
+
+# Reading a run back in tests: its row, its log as (step, event, actor), its step states.
+def row(engine: Any, run_id: str) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    with engine.db.read() as conn:
+        return dict(conn.execute(sa.text("SELECT * FROM runs WHERE id = :id"), {"id": run_id}).one()._mapping)
+
+
+def events(engine: Any, run_id: str) -> list[tuple[str | None, str, str]]:
+    return [(e["step"], e["event"], e["actor"]) for e in engine.log(run_id)]
+
+
+def states(engine: Any, run_id: str) -> dict[str, str]:
+    return {s.id: s.state for s in engine.status(run_id).steps}

@@ -6,25 +6,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
+from support import events, row, states
 from tiergate.engine import Engine
 from tiergate.errors import GateFailedError, NotFoundError, RefusedError, UsageError
 
 GOOD = {"summary": "Payslip totals are off by one cent", "severity": "S2"}
 
-
-def row(engine: Engine, run_id: str) -> dict[str, Any]:
-    with engine.db.read() as conn:
-        return dict(conn.execute(sa.text("SELECT * FROM runs WHERE id = :id"), {"id": run_id}).one()._mapping)
-
-
-def events(engine: Engine, run_id: str) -> list[tuple[str | None, str, str]]:
-    return [(e["step"], e["event"], e["actor"]) for e in engine.log(run_id)]
-
-
-def states(engine: Engine, run_id: str) -> dict[str, str]:
-    return {s.id: s.state for s in engine.status(run_id).steps}
 
 
 def test_start_shows_ready_steps_with_rendered_instructions(engine: Engine) -> None:

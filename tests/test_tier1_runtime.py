@@ -6,25 +6,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-import sqlalchemy as sa
 
-from support import CLIResult
+from support import CLIResult, events, row, states
 from tier1_helpers import (GATE_NOTE, LINEAR, bpmn, chain, dmn_table, flow, props, tier1_home, user)
 from tiergate.engine import Engine
 from tiergate.errors import GateFailedError, RefusedError, UsageError
 
-
-def row(engine: Engine, run_id: str) -> dict[str, Any]:
-    with engine.db.read() as conn:
-        return dict(conn.execute(sa.text("SELECT * FROM runs WHERE id = :id"), {"id": run_id}).one()._mapping)
-
-
-def events(engine: Engine, run_id: str) -> list[tuple[str | None, str, str]]:
-    return [(e["step"], e["event"], e["actor"]) for e in engine.log(run_id)]
-
-
-def states(engine: Engine, run_id: str) -> dict[str, str]:
-    return {s.id: s.state for s in engine.status(run_id).steps}
 
 
 def refused(engine: Engine, run_id: str, call: Callable[[], Any], reason: str) -> RefusedError:
