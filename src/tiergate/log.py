@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select
 
 from tiergate.actors import Actor
 from tiergate.jsonutil import canonical_json, to_jsonable
+from tiergate.store.db import DriverSQL, bind_time, driver_cursor, encode_json
 from tiergate.store.tables import LogEntry, Run
 
 GENESIS = "0" * 64
@@ -62,8 +64,15 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+# A step formats the same moment several times (its state, each log entry, the answer).
+@lru_cache(maxsize=64)
 def format_time(value: datetime) -> str:
-    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-12-03T16:22:44.158141Z``. Hashed into the log: the spelling must never change."""
+    value = utc(value)
+    if value.year < 1000:  # strftime does not pad the year to 4 digits; isoformat does
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), in a fraction of its time.
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def entry_hash(row: dict[str, Any]) -> str:
@@ -94,9 +103,55 @@ def chain(head: RunHead, events: Iterable[LogEvent], now: datetime) -> list[dict
     return rows
 
 
-def write(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(_log), rows)
+_COLUMNS = ("run_id", "seq", "at", "process_id", "definition_version", "tier", "step", "event", "actor_kind",
+            "actor_id", "duration_s", "detail", "prev_hash", "hash")
+_COLUMN_LIST = ", ".join(_COLUMNS)
+# duration_s and detail need their types spelled out where PostgreSQL cannot infer them (VALUES).
+_ROW = "(" + ", ".join("{float}" if c == "duration_s" else "{json}" if c == "detail" else "{p}" for c in _COLUMNS) + ")"
+_INSERT = DriverSQL(f"INSERT INTO log_entries ({_COLUMN_LIST}) VALUES {_ROW}")
+_MOVE_ANCHOR = DriverSQL("UPDATE runs SET log_seq = {p}, log_head = {p} WHERE id = {p} AND log_seq = {p}")
+
+#: A guard for ``write``: an UPDATE of the run row (its SQL for the connection's dialect, and its
+#: parameters) that matches the row only if nobody changed the run since it was read.
+Guard = tuple[str, tuple[Any, ...]]
+
+
+@lru_cache(maxsize=64)
+def _insert_after_guard(guard_sql: str, rows: int) -> str:
+    """PostgreSQL: the guard and the inserts as one statement; the rows go in only if the guard matched."""
+    values = ", ".join([DriverSQL(_ROW)("postgresql")] * rows)
+    return (f"WITH moved AS ({guard_sql} RETURNING 1) INSERT INTO log_entries ({_COLUMN_LIST}) "
+            f"SELECT entry.* FROM moved, (VALUES {values}) AS entry")
+
+
+def _params(dialect: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["run_id"], row["seq"], bind_time(dialect, row["at"]), row["process_id"], row["definition_version"],
+            row["tier"], row["step"], row["event"], row["actor_kind"], row["actor_id"], row["duration_s"],
+            encode_json(row["detail"]), row["prev_hash"], row["hash"])
+
+
+def write(conn: Connection, rows: list[dict[str, Any]], guard: Guard | None = None) -> bool:
+    """Insert chained rows in the caller's transaction.
+
+    With a ``guard``, the rows go in only if the guard's UPDATE matched the run row; returns
+    whether it did (False: the caller rolls back and retries on fresh state). On PostgreSQL
+    the guard and the inserts are one statement, one round trip.
+    """
+    dialect = conn.dialect.name
+    with driver_cursor(conn) as cursor:
+        if guard is not None and rows and dialect == "postgresql":
+            params = [*guard[1]]
+            for row in rows:
+                params.extend(_params(dialect, row))
+            cursor.execute(_insert_after_guard(guard[0], len(rows)), params)
+            return bool(cursor.rowcount == len(rows))
+        if guard is not None:
+            cursor.execute(*guard)
+            if cursor.rowcount != 1:
+                return False
+        if rows:
+            cursor.executemany(_INSERT(dialect), [_params(dialect, row) for row in rows])
+    return True
 
 
 def append_detached(conn: Connection, head: RunHead, events: list[LogEvent], now: datetime) -> bool:
@@ -106,14 +161,8 @@ def append_detached(conn: Connection, head: RunHead, events: list[LogEvent], now
     someone did (the caller retries with a fresh head).
     """
     rows = chain(head, events, now)
-    moved = conn.execute(
-        update(_runs).where(_runs.c.id == head.run_id, _runs.c.log_seq == head.log_seq)
-        .values(log_seq=rows[-1]["seq"], log_head=rows[-1]["hash"])
-    ).rowcount
-    if moved != 1:
-        return False
-    write(conn, rows)
-    return True
+    guard = (_MOVE_ANCHOR(conn.dialect.name), (rows[-1]["seq"], rows[-1]["hash"], head.run_id, head.log_seq))
+    return write(conn, rows, guard)
 
 
 def entries(conn: Connection, run_id: str | None = None, *, events: Iterable[str] | None = None,

@@ -4,20 +4,32 @@ SQLite (the embedded default) and PostgreSQL run the same code. On SQLite every 
 transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock before reading, so two
 processes completing the same step are serialised instead of failing half-way with "database
 is locked". On PostgreSQL, writers race optimistically on the run's ``version`` column.
+
+Connections are pooled on both. A SQLite connection is opened and configured once (WAL,
+``synchronous=FULL``, busy timeout, foreign keys), not per transaction: opening, configuring and
+closing one (which checkpoints the WAL) cost more than a step's SQL. A pooled PostgreSQL
+connection is checked without a round trip before use (see ``_server_hung_up``).
+
+The hot path (``tiergate.store.runs``, ``tiergate.log``) runs a few fixed statements on the
+DBAPI cursor of the transaction's connection, spelled once per dialect (``DriverSQL``),
+through ``driver_cursor``: SQLAlchemy's statement and result handling costs more than the
+statements themselves on a fast database.
 """
 
 from __future__ import annotations
 
+import json
+import select
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import Connection, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 
 from tiergate.errors import DatabaseError, SchemaOutdatedError
 
@@ -29,6 +41,99 @@ HEAD_REVISION = "0004"
 
 def default_sqlite_url(home: Path) -> str:
     return f"sqlite:///{(home / '.tiergate' / 'tiergate.db').as_posix()}"
+
+
+def _server_hung_up(dbapi_connection: Any) -> bool:
+    """Whether the PostgreSQL server closed this idle connection, found without a round trip.
+
+    An idle connection has nothing to read unless the server sent something unasked: mostly
+    its goodbye (a FATAL message, then end of file) on shutdown or when its backend was
+    terminated. libpq reads what is there (which copes with TLS records too); reading the end
+    of file fails. Anything else (a notice, a parameter change) is read and harmless; a
+    connection that keeps sending is treated as gone, which costs only a reconnect.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        return True
+    from psycopg import OperationalError as DriverOperationalError
+    from psycopg.pq import ConnStatus
+
+    pgconn = dbapi_connection.pgconn
+    try:
+        for _ in range(8):
+            if not _readable(pgconn.socket):
+                return pgconn.status != ConnStatus.OK
+            pgconn.consume_input()
+    except DriverOperationalError:  # end of file: the server hung up
+        return True
+    return True
+
+
+def _readable(socket: int) -> bool:
+    if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select()
+        poller = select.poll()
+        poller.register(socket, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([socket], [], [], 0)[0])  # Windows: select() takes sockets
+
+
+class DriverSQL:
+    """One hot-path statement spelled for each dialect, written once with placeholders:
+
+    ``{p}`` a parameter, ``{json}`` a JSON parameter (text from ``encode_json``), ``{float}`` a
+    float parameter that may be NULL in every row (PostgreSQL cannot infer its type then).
+    """
+
+    _SPELLING = {"sqlite": {"p": "?", "json": "?", "float": "?"},
+                 "postgresql": {"p": "%s", "json": "CAST(%s AS JSON)", "float": "CAST(%s AS DOUBLE PRECISION)"}}
+
+    def __init__(self, template: str):
+        self.template = template
+        self._by_dialect = {name: template.format(**spelling) for name, spelling in self._SPELLING.items()}
+
+    def __call__(self, dialect: str) -> str:
+        return self._by_dialect[dialect]
+
+
+def encode_json(value: Any) -> str:
+    """A JSON column's text, spelled as SQLAlchemy's JSON type writes it (json.dumps)."""
+    return json.dumps(value)
+
+
+def bind_time(dialect: str, value: datetime) -> Any:
+    """A UTC datetime as a DateTime(timezone=True) column takes it: SQLite stores SQLAlchemy's
+    text form (naive, UTC), PostgreSQL a timestamptz."""
+    if dialect == "sqlite":
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value
+
+
+def read_time(value: Any) -> datetime:
+    """A stored DateTime(timezone=True) as an aware UTC datetime (SQLite returns SQLAlchemy's text form)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+@contextmanager
+def driver_cursor(conn: Connection) -> Iterator[Any]:
+    """A DBAPI cursor in ``conn``'s transaction, for statements from ``DriverSQL``.
+
+    Driver errors come out as SQLAlchemy's, and a lost connection is invalidated so that it
+    does not go back to the pool, as with ``conn.execute``.
+    """
+    dbapi_connection = conn.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except conn.dialect.loaded_dbapi.Error as err:
+        lost = conn.dialect.is_disconnect(err, dbapi_connection, cursor)  # type: ignore[arg-type]
+        if lost:
+            conn.invalidate(err)
+        raise DBAPIError.instance(None, None, err, conn.dialect.loaded_dbapi.Error, connection_invalidated=lost,
+                                  dialect=conn.dialect) from err
+    finally:
+        if not conn.invalidated:  # invalidating closed the connection, and with it the cursor
+            cursor.close()
 
 
 class Database:
@@ -54,7 +159,9 @@ class Database:
     @cached_property
     def engine(self) -> SAEngine:
         if self.is_sqlite:
-            engine = create_engine(self.url, connect_args={"timeout": 60}, poolclass=NullPool)
+            # SQLAlchemy pools file databases with QueuePool (a pooled connection may serve
+            # another thread) and :memory: with SingletonThreadPool; dispose() closes them all.
+            engine = create_engine(self.url, connect_args={"timeout": 60})
 
             @event.listens_for(engine, "connect")
             def _configure(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -70,10 +177,20 @@ class Database:
             @event.listens_for(engine, "begin")
             def _begin(connection):  # type: ignore[no-untyped-def]
                 mode = connection.get_execution_options().get("tiergate_write", False)
-                connection.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
+                connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if mode else "BEGIN")
 
             return engine
-        return create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        # No pool_pre_ping: it costs a round trip per transaction. A connection the server has
+        # closed (restart, pg_terminate_backend, idle timeout) is found without one at checkout;
+        # pool_recycle retires connections a middlebox may have dropped silently.
+        engine = create_engine(self.url, pool_size=5, max_overflow=5, pool_recycle=1800)
+
+        @event.listens_for(engine, "checkout")
+        def _check_alive(dbapi_connection, _record, _proxy):  # type: ignore[no-untyped-def]
+            if _server_hung_up(dbapi_connection):
+                raise DisconnectionError("the server closed this pooled connection")  # the pool reconnects
+
+        return engine
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -1,34 +1,41 @@
-"""Reading and writing runs and definition snapshots (SQLAlchemy Core on the hot path)."""
+"""Reading and writing runs and definition snapshots.
+
+The hot path (``get_run``, ``save_transition``) runs fixed statements on the DBAPI cursor
+(``tiergate.store.db.DriverSQL``); the rest uses SQLAlchemy Core. Both read and write the same
+columns the same way: JSON as ``json.dumps`` text, times as aware UTC datetimes.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tiergate.lifecycle import RunStatus
 from tiergate.log import GENESIS, RunHead, chain, utc, write
 from tiergate.log import LogEvent
+from tiergate.store.db import DriverSQL, bind_time, driver_cursor, encode_json, read_time
 from tiergate.store.tables import Definition, Run
 
 _runs = Run.__table__
 _definitions = Definition.__table__
 
-# The hot path's statements, built once: building a Core statement per call costs more than
-# executing it on a fast database.
-_SELECT_RUN = select(_runs).where(_runs.c.id == bindparam("run_id"))
-_UPDATE_RUN = (
-    update(_runs)
-    .where(_runs.c.id == bindparam("b_id"), _runs.c.version == bindparam("b_version"),
-           _runs.c.log_seq == bindparam("b_log_seq"))
-    .values(state=bindparam("state"), status=bindparam("status"), version=bindparam("version"),
-            updated_at=bindparam("updated_at"), ended_at=bindparam("ended_at"), log_seq=bindparam("log_seq"),
-            log_head=bindparam("log_head"))
-)
+_SELECT_RUN = DriverSQL(
+    "SELECT id, process_id, definition_version, tier, status, CAST(state AS TEXT), version, started_by, created_at, "
+    "updated_at, ended_at, log_seq, log_head FROM runs WHERE id = {p}")
+# Two spellings of the guarded update: a step that leaves the status as it was does not assign
+# it, so SQLite leaves the two status indexes alone (two fewer pages written per commit).
+_UPDATE_RUN = DriverSQL(
+    "UPDATE runs SET status = {p}, state = {json}, version = {p}, updated_at = {p}, ended_at = {p}, log_seq = {p}, "
+    "log_head = {p} WHERE id = {p} AND version = {p} AND log_seq = {p}")
+_UPDATE_RUN_SAME_STATUS = DriverSQL(
+    "UPDATE runs SET state = {json}, version = {p}, updated_at = {p}, ended_at = {p}, log_seq = {p}, "
+    "log_head = {p} WHERE id = {p} AND version = {p} AND log_seq = {p}")
 
 
 @dataclass
@@ -77,8 +84,18 @@ def load_definition(conn: Connection, version: str) -> dict[str, Any] | None:
 
 
 def get_run(conn: Connection, run_id: str) -> RunRecord | None:
-    row = conn.execute(_SELECT_RUN, {"run_id": run_id}).first()
-    return None if row is None else RunRecord.from_row(row)
+    dialect = conn.dialect.name
+    with driver_cursor(conn) as cursor:
+        cursor.execute(_SELECT_RUN(dialect), (run_id,))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (id_, process_id, definition_version, tier, status, state, version, started_by, created_at, updated_at,
+     ended_at, log_seq, log_head) = row
+    return RunRecord(id=id_, process_id=process_id, definition_version=definition_version, tier=tier,
+                     status=RunStatus(status), state=json.loads(state), version=version, started_by=started_by,
+                     created_at=read_time(created_at), updated_at=read_time(updated_at),
+                     ended_at=read_time(ended_at) if ended_at else None, log_seq=log_seq, log_head=log_head)
 
 
 def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_version: str, tier: int,
@@ -107,16 +124,14 @@ def save_transition(conn: Connection, run: RunRecord, state: dict[str, Any], sta
     """
     rows = chain(run.head, events, now)
     ended_at = run.ended_at if run.ended_at is not None or not status.is_final else utc(now)
-    changed = conn.execute(_UPDATE_RUN, {
-        "b_id": run.id, "b_version": run.version, "b_log_seq": run.log_seq,
-        "state": state, "status": status.value, "version": run.version + 1, "updated_at": utc(now),
-        "ended_at": ended_at, "log_seq": rows[-1]["seq"] if rows else run.log_seq,
-        "log_head": rows[-1]["hash"] if rows else run.log_head,
-    }).rowcount
-    if changed != 1:
-        return False
-    write(conn, rows)
-    return True
+    dialect = conn.dialect.name
+    params: tuple[Any, ...] = (
+        encode_json(state), run.version + 1, bind_time(dialect, utc(now)),
+        None if ended_at is None else bind_time(dialect, ended_at), rows[-1]["seq"] if rows else run.log_seq,
+        rows[-1]["hash"] if rows else run.log_head, run.id, run.version, run.log_seq)
+    if status == run.status:
+        return write(conn, rows, (_UPDATE_RUN_SAME_STATUS(dialect), params))
+    return write(conn, rows, (_UPDATE_RUN(dialect), (status.value, *params)))
 
 
 def list_runs(conn: Connection, *, process_id: str | None = None, status: str | None = None,
