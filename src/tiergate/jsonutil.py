@@ -21,15 +21,20 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+# Built once: json.dumps with non-default options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default,
+                              allow_nan=False)
+_decode = json.JSONDecoder().decode
+
+
 def canonical_json(value: Any) -> str:
     """One spelling per value: sorted keys, no spaces, UTF-8. Hashes are taken over this."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default,
-                      allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON types only (Decimal, dates and durations converted)."""
-    return json.loads(canonical_json(value))
+    return _decode(canonical_json(value))
 
 
 def content_hash(value: Any) -> str:

@@ -36,6 +36,19 @@ def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a checklist state that the runner may change without touching ``state``.
+
+    The runner only ever sets keys of ``data``, ``sources`` and the step dicts, and never changes
+    a value in place, so copying those dicts is enough (a deep copy cost more than a gate check).
+    """
+    new = dict(state)
+    new["data"] = dict(state["data"])
+    new["sources"] = dict(state["sources"])
+    new["steps"] = {step_id: dict(st) for step_id, st in state["steps"].items()}
+    return new
+
+
 @lru_cache(maxsize=256)
 def _validators(definition: ChecklistDefinition) -> dict[str, Draft202012Validator]:
     out = {step.id: definition.validator(step.done_when) for step in definition.checklist.steps
@@ -128,7 +141,7 @@ class ChecklistRunner(Runner):
                              f"{type(evidence).__name__}.", code="invalid_evidence")
         check_evidence_size(evidence)
         enforce(_validators(definition)[step_id], evidence, run_id=ctx.run_id, step_id=step_id)
-        state = copy.deepcopy(state)
+        state = _copy_state(state)
         overwritten = self._merge(step, state, evidence, ctx.run_id)
         duration = self._record(state, step_id, "done", ctx, evidence=evidence)
         detail: dict[str, Any] = {"evidence": evidence}
@@ -148,7 +161,7 @@ class ChecklistRunner(Runner):
             raise UsageError("a skip needs a reason: say why the step is not needed (--reason).",
                              code="reason_missing")
         actor_may_act(step, ctx.actor, ctx.roles, ctx.run_id)
-        state = copy.deepcopy(state)
+        state = _copy_state(state)
         duration = self._record(state, step_id, "skipped", ctx, reason=reason)
         events = [LogEvent("step_skipped", ctx.actor, step=step_id, detail={"reason": reason}, duration_s=duration)]
         return self._advance(definition, state, events, ctx)
