@@ -6,15 +6,20 @@
     python bench/metrics.py --runs 5000 --json                      # smaller, machine-readable
 
 Fills the log with ``--runs`` runs (default 50,000, about 1,000,000 entries) by bulk insert,
-then times, in the same process and on the same data:
+folds the whole log into the log summary once (timed: what the first metrics call after
+``tiergate db upgrade`` costs), then times, in the same process and on the same data:
 
 * the baseline: ``SELECT count(*) FROM log_entries``;
-* ``Engine.metrics()`` over the whole log;
+* ``Engine.metrics()`` over the whole log, which first folds what was logged since the last call;
+* ``Engine.metrics(from_log=True)``: the same answer, counted from the log's entries;
 * ``Engine.gaps()`` (detection, classification and storing the gaps).
 
-After one untimed round (warm caches), ``--repeat`` rounds run the three back to back, so they
-share the machine's background load; reported are the median times and the median of the
-per-round ratios. The goal (docs/performance.md) is metrics under 10x the baseline.
+Before each round, ``--new-runs`` more simulated runs (default 50, about 1,000 entries) are
+added to the log, untimed, so every timed ``metrics`` and ``gaps`` folds new entries as in
+service. After one untimed round (warm caches), ``--repeat`` rounds run the four back to back,
+so they share the machine's background load; reported are the median times and the median of
+the per-round ratios. The goal (docs/performance.md) is metrics under 10x the baseline. Each
+round also checks that the summary's answer equals the one counted from the log.
 
 The runs are simulated from this repository's own definitions, so the event mix is that of
 real runs: the Tier 2 checklists' real steps (their order, ``after``, optional and ``decide``
@@ -218,8 +223,11 @@ class RunSimulator:
         return rows
 
 
-def generate(home: Path, runs: int, seed: int, now: datetime) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``runs`` simulated runs, started over the 60 days before ``now``, oldest first."""
+def generate(home: Path, runs: int, seed: int, now: datetime, prefix: str = "") -> Iterator[tuple[Any, ...]]:
+    """Rows of ``runs`` simulated runs, started over the 60 days before ``now``, oldest first.
+
+    Run ids are ``prefix`` and a hex number, 12 characters in all.
+    """
     rng = random.Random(seed)
     tiers, expected, steps = process_specs(home)
     simulator = RunSimulator(rng, tiers, expected, steps)
@@ -229,7 +237,7 @@ def generate(home: Path, runs: int, seed: int, now: datetime) -> Iterator[tuple[
     starts = sorted(rng.random() * span for _ in range(runs))
     for n, offset in enumerate(starts):
         start = now - timedelta(days=60) + timedelta(seconds=offset)
-        yield from simulator.run(f"{n:012x}", rng.choices(processes, weights)[0], start)
+        yield from simulator.run(f"{prefix}{n:0{12 - len(prefix)}x}", rng.choices(processes, weights)[0], start)
 
 
 # --- filling ---------------------------------------------------------------------------------
@@ -263,6 +271,7 @@ def fill(database: Database, rows: Iterator[tuple[Any, ...]], batch: int = 20000
             entries += len(chunk)
             _insert_runs(cursor, heads, "?")
             cursor.execute("COMMIT")
+            cursor.execute("PRAGMA synchronous=FULL")  # the connection may go back to a pool
         else:
             with cursor.copy(f"COPY log_entries ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
@@ -302,25 +311,37 @@ def analyse(database: Database) -> None:
 
 # --- timing ----------------------------------------------------------------------------------
 
-def rounds(engine: Engine, repeat: int) -> dict[str, Any]:
-    """Time the baseline, metrics and gaps in alternating rounds, after one untimed round.
+def rounds(engine: Engine, repeat: int, add_entries: Callable[[int], int]) -> dict[str, Any]:
+    """Time the baseline, metrics (from the summary and from the log) and gaps in rounds.
 
-    Each round runs all three back to back, so they see the same background load; the ratios
-    are taken within each round. Returns the median times, the median ratios and the answers.
+    Before each round ``add_entries(round)`` logs more runs, untimed. Each round runs all four
+    back to back, so they see the same background load; the ratios are taken within each round.
+    Returns the median times, the median ratios, the answers and the entries added per round.
     """
-    times: dict[str, list[float]] = {"baseline": [], "metrics": [], "gaps": []}
+    times: dict[str, list[float]] = {"baseline": [], "metrics": [], "from_log": [], "gaps": []}
     answers: dict[str, Any] = {}
-    work = {"baseline": lambda: count_all(engine.db), "metrics": engine.metrics, "gaps": engine.gaps}
+    added: list[int] = []
+    work = {"baseline": lambda: count_all(engine.db), "metrics": engine.metrics,
+            "from_log": lambda: engine.metrics(from_log=True), "gaps": engine.gaps}
     for n in range(repeat + 1):
+        added.append(add_entries(n))
         for name, func in work.items():
             began = time.perf_counter()
             answers[name] = func()
             if n:
                 times[name].append(time.perf_counter() - began)
+        if answers["metrics"] != answers["from_log"]:
+            raise SystemExit(f"round {n}: the summary's answer differs from the one counted from the log")
     ratios = {name: statistics.median(t / b for t, b in zip(times[name], times["baseline"]))
-              for name in ("metrics", "gaps")}
+              for name in ("metrics", "from_log", "gaps")}
     return {"median_s": {name: statistics.median(values) for name, values in times.items()},
-            "ratio": ratios, "answers": answers}
+            "ratio": ratios, "answers": answers, "added": added}
+
+
+def _timed(func: Callable[[], Any]) -> float:
+    began = time.perf_counter()
+    func()
+    return time.perf_counter() - began
 
 
 def count_all(database: Database) -> int:
@@ -360,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None, help="SQLite file URL (new) or PostgreSQL admin URL.")
     parser.add_argument("--runs", type=int, default=50_000, help="Runs to simulate (default 50,000: ~1M entries).")
     parser.add_argument("--repeat", type=int, default=7, help="Timed rounds (baseline, metrics, gaps).")
+    parser.add_argument("--new-runs", type=int, default=50, help="Runs added to the log before each round.")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--home", type=Path, default=REPO, help="Definitions to simulate and measure with.")
     parser.add_argument("--reuse", action="store_true", help="Bench on the existing log instead of filling.")
@@ -393,8 +415,16 @@ def _bench(url: str, args: argparse.Namespace, now: datetime) -> int:
     with database.read() as conn:
         runs = int(conn.execute(sa.text("SELECT count(*) FROM runs")).scalar_one())
     engine = Engine(home=args.home, database_url=url, clock=lambda: now)
+
+    def add_entries(n: int) -> int:
+        return fill(database, generate(args.home, args.new_runs, args.seed + 1 + n, now, prefix=f"r{n}-"))[1]
+
     try:
-        measured = rounds(engine, args.repeat)
+        began = time.perf_counter()
+        refolded = engine.refold_summary()
+        cold_fold = time.perf_counter() - began
+        cold_baseline = min(_timed(lambda: count_all(engine.db)) for _ in range(3))
+        measured = rounds(engine, args.repeat, add_entries)
     finally:
         engine.close()
         database.dispose()
@@ -403,7 +433,11 @@ def _bench(url: str, args: argparse.Namespace, now: datetime) -> int:
     figures = {
         "backend": database.url.get_backend_name(), "runs": runs, "entries": entries,
         "filled_in_s": None if filled_in is None else round(filled_in, 1),
+        "cold_fold_entries": refolded, "cold_fold_s": round(cold_fold, 2),
+        "cold_fold_ratio": round(cold_fold / cold_baseline, 1),
+        "new_entries_per_round": round(statistics.median(measured["added"][1:])),
         "baseline_count_s": round(baseline, 4), "metrics_s": round(metrics_s, 4), "gaps_s": round(gaps_s, 4),
+        "from_log_s": round(median["from_log"], 4), "from_log_ratio": round(ratio["from_log"], 1),
         "metrics_ratio": round(ratio["metrics"], 1), "gaps_ratio": round(ratio["gaps"], 1),
         "rounds": args.repeat, "runs_measured": answers["metrics"]["totals"]["runs"],
         "gaps_found": len(answers["gaps"]["gaps"]), "python": platform.python_version(),
@@ -413,8 +447,13 @@ def _bench(url: str, args: argparse.Namespace, now: datetime) -> int:
     else:
         print(f"{figures['backend']}: {entries:,} entries over {runs:,} runs"
               + (f" (filled in {figures['filled_in_s']} s)" if filled_in is not None else ""))
+        print(f"  first fold of the whole log {cold_fold:8.2f} s    ({refolded:,} entries; "
+              f"{figures['cold_fold_ratio']:.0f}x a count(*))")
+        print(f"  each round adds {figures['new_entries_per_round']:,} entries; the summary's answer equals the log's")
         print(f"  baseline  SELECT count(*)  {baseline * 1000:9.1f} ms   (median of {args.repeat} rounds)")
         print(f"  metrics                    {metrics_s * 1000:9.1f} ms   {figures['metrics_ratio']:5.1f}x baseline")
+        print(f"  metrics --from-log         {median['from_log'] * 1000:9.1f} ms   "
+              f"{figures['from_log_ratio']:5.1f}x baseline")
         print(f"  gaps                       {gaps_s * 1000:9.1f} ms   {figures['gaps_ratio']:5.1f}x baseline")
         print(f"  ({figures['runs_measured']:,} runs measured, {figures['gaps_found']} gaps found)")
     return 0

@@ -145,3 +145,9 @@ def test_the_cli_on_the_platform_log(platform: Engine, cli: Callable[..., CLIRes
     report = cli("report", "--html", str(tmp_path / "platform.html"), home=home)
     assert report.returncode == 0, report
     assert "knowledge-ingestion (tier 1)" in (tmp_path / "platform.html").read_text()
+
+
+def test_the_summary_of_real_runs_answers_as_the_log_does(platform: Engine) -> None:
+    """Tier 1 off-path entries and escalations, Tier 2 refusals, Tier 3 runs: the summary adds them up alike."""
+    for scope in ({}, {"tier": 1}, {"tier": 2}, {"tier": 3}, {"process": "support-triage"}):
+        assert platform.metrics(**scope) == platform.metrics(**scope, from_log=True), scope  # type: ignore[arg-type]

@@ -423,9 +423,16 @@ class Engine:
     # --- metrics, gaps and the report (tiergate.metrics; definitions in docs/metrics.md) ---
 
     def metrics(self, process: str | None = None, tier: int | None = None,
-                since: str | datetime | None = None) -> dict[str, Any]:
-        """Completion, deviations, step times and interventions per process, tier and overall."""
-        return log_metrics.measure(self, process=process, tier=tier, since=since)
+                since: str | datetime | None = None, from_log: bool = False) -> dict[str, Any]:
+        """Completion, deviations, step times and interventions per process, tier and overall.
+
+        Read from the log summary (``from_log`` counts the log's entries instead: same numbers).
+        """
+        return log_metrics.measure(self, process=process, tier=tier, since=since, from_log=from_log)
+
+    def refold_summary(self) -> int:
+        """Rebuild the log summary from the whole log; returns the entries folded."""
+        return log_metrics.summary.refold(self.db)
 
     def gaps(self, since: str | datetime | None = None) -> dict[str, Any]:
         """Find, classify (decisions/gap_classification.dmn) and remember gaps in the log."""

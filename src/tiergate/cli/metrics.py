@@ -80,15 +80,21 @@ def _show_metrics(out: Console, data: dict[str, Any]) -> None:
 @click.option("--process", default=None, help="Only runs of this process (and show its steps).")
 @click.option("--tier", type=int, default=None, help="Only runs of this tier (1, 2 or 3).")
 @since_option
+@click.option("--from-log", is_flag=True, help="Count the log's entries instead of reading its summary (slower; "
+              "the same numbers).")
+@click.option("--refold", is_flag=True, help="Rebuild the log summary from the whole log first.")
 @common_options
 @run_command(_show_metrics)
-def metrics(engine: Engine, process: str | None, tier: int | None, since: str | None) -> dict[str, Any]:
+def metrics(engine: Engine, process: str | None, tier: int | None, since: str | None, from_log: bool,
+            refold: bool) -> dict[str, Any]:
     """Completion, deviations, time and interventions per process and tier, from the log.
 
     Every number is defined in docs/metrics.md. Thresholds (when an open run counts as
     abandoned) come from tiers/gaps.yaml.
     """
-    return engine.metrics(process=process, tier=tier, since=since)
+    if refold:
+        engine.refold_summary()
+    return engine.metrics(process=process, tier=tier, since=since, from_log=from_log)
 
 
 def _show_gaps(out: Console, data: dict[str, Any]) -> None:

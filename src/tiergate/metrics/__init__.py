@@ -19,25 +19,36 @@ from typing import TYPE_CHECKING, Any
 
 from tiergate.errors import NotFoundError, UsageError
 from tiergate.log import format_time
+from tiergate.metrics import summary
 from tiergate.metrics.compute import compute_metrics
 from tiergate.metrics.export import FORMATS, render
 from tiergate.metrics.gaps import GAP_DECISION, classify, detect, remember
+from tiergate.metrics.queries import LogQueries
 from tiergate.metrics.scope import Scope, parse_since
 from tiergate.metrics.settings import load_settings
+from tiergate.metrics.summary_queries import SummaryQueries
 
 if TYPE_CHECKING:
     from tiergate.engine import Engine
 
 
 def measure(engine: "Engine", *, process: str | None = None, tier: int | None = None,
-            since: str | datetime | None = None) -> dict[str, Any]:
-    """Every metric for the runs in scope (docs/metrics.md)."""
+            since: str | datetime | None = None, from_log: bool = False) -> dict[str, Any]:
+    """Every metric for the runs in scope (docs/metrics.md).
+
+    Whole processes and tiers are read from the log summary, after folding in what was logged
+    since the last call; a ``since`` scope, or ``from_log``, counts the log's entries instead.
+    """
     scope = Scope(now=engine.clock(), process=process, tier=tier,
                   since=parse_since(since) if isinstance(since, str) or since is None else since)
     settings = load_settings(engine.home.root)
     catalog = {p.id: (p.title, p.expected_minutes) for p in engine.definitions.require_catalog().processes}
+    queries: type[LogQueries] = LogQueries
+    if scope.since is None and not from_log:
+        summary.fold(engine.db)
+        queries = SummaryQueries
     with engine.db.read() as conn:
-        answer = compute_metrics(conn, scope, catalog, settings)
+        answer = compute_metrics(conn, scope, catalog, settings, queries)
     if process is not None and process not in catalog and not answer["processes"]:
         raise NotFoundError(f"process '{process}' is not in the catalog (tiers/catalog.yaml) and has no runs in the "
                             "log. `tiergate processes` lists the processes.", details={"process": process})

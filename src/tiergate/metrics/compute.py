@@ -152,16 +152,25 @@ def completion_times(item: Completions | None, expected_minutes: int | None) -> 
 
 
 def compute_metrics(conn: Connection, scope: Scope, catalog: dict[str, tuple[str, int]],
-                    settings: MetricsSettings) -> dict[str, Any]:
+                    settings: MetricsSettings, queries: type[LogQueries] = LogQueries) -> dict[str, Any]:
     """Every metric of docs/metrics.md for the runs in ``scope``.
 
     ``catalog`` maps a process id to its (title, expected_minutes); processes missing from it
-    are still measured, without time against expected or abandonment.
+    are still measured, without time against expected or abandonment. ``queries`` counts the
+    log itself (``LogQueries``) or reads its summary (``summary_queries.SummaryQueries``).
     """
     expected = {pid: minutes_ for pid, (_title, minutes_) in catalog.items()}
     stale_before = {(pid, tier): scope.now - timedelta(minutes=minutes_ * settings.abandoned_after.factor(tier))
                     for pid, minutes_ in expected.items() for tier in (1, 2, 3)}
-    q = LogQueries(conn, scope, stale_before, expected)
+    q = queries(conn, scope, stale_before, expected)
+    try:
+        return _compute(q, scope, catalog, settings)
+    finally:
+        q.close()
+
+
+def _compute(q: LogQueries, scope: Scope, catalog: dict[str, tuple[str, int]],
+             settings: MetricsSettings) -> dict[str, Any]:
     tallies: dict[Key, Tally] = defaultdict(Tally)
     steps: dict[StepKey, StepTally] = defaultdict(StepTally)
 

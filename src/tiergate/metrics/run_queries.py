@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal, null, select, union_all
+from sqlalchemy import Float, and_, case, cast, func, literal, null, select, union_all
 
 from tiergate.metrics.deviations import off_path_predicate
 from tiergate.metrics.sql import Completions, Ended, Key, QueryBase, StepKey, _log, median_and_p90
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
 
 
 class RunQueries(QueryBase):
@@ -37,29 +42,36 @@ class RunQueries(QueryBase):
         function, sends each run's whole milliseconds (a few bytes a run) to be sorted here.
         """
         c, s = _log.alias("c"), _log.alias("s")
-        seconds = self.epoch(c.c.at) - self.epoch(s.c.at)
-        if self.dialect == "sqlite":
-            # Integers: SQLite turns them into text much faster than floats.
-            columns: list[Any] = [func.group_concat(cast((func.julianday(c.c.at) - func.julianday(s.c.at))
-                                                         * 86400000.0, Integer))]
-        else:
-            over = case((seconds > case(self.expected_seconds, value=c.c.process_id, else_=None), 1), else_=0)
-            columns = [func.count(), func.sum(seconds), func.percentile_cont(0.5).within_group(seconds),
-                       func.percentile_disc(0.9).within_group(seconds), func.sum(over)]
-        query = (select(c.c.process_id, c.c.tier, func.sum(self.stale(s)), *columns)
+        query = (self.time_to_complete(self.whole_ms(c.c.at, s.c.at), s)
                  .select_from(c.join(s, and_(s.c.event == "started", self.same_run(s, c))))
-                 .where(c.c.event == "completed", *self.started_in_scope(s))
-                 .group_by(c.c.process_id, c.c.tier))
+                 .where(c.c.event == "completed", *self.started_in_scope(s)))
         if self.scope.process is not None:
             query = query.where(c.c.process_id == self.scope.process)
+        return self.completion_stats(query)
+
+    def time_to_complete(self, ms: Any, started: Any) -> Any:
+        """Per process and tier of ``started`` (a ``started`` entry, or a row like it, with ``at``):
+        the completed runs' times (whole milliseconds ``ms``), and how many of them are stale."""
+        if self.dialect == "sqlite":
+            columns: list[Any] = [func.group_concat(ms)]
+        else:
+            seconds = cast(ms, Float) / 1000.0
+            over = case((seconds > case(self.expected_seconds, value=started.c.process_id, else_=None), 1), else_=0)
+            columns = [func.count(), func.sum(seconds), func.percentile_cont(0.5).within_group(seconds),
+                       func.percentile_disc(0.9).within_group(seconds), func.sum(over)]
+        return (select(started.c.process_id, started.c.tier, func.sum(self.stale(started)), *columns)
+                .group_by(started.c.process_id, started.c.tier))
+
+    def completion_stats(self, query: Any) -> dict[Key, Completions]:
         out: dict[Key, Completions] = {}
         for process, tier, stale, *values in self.conn.execute(query):
             if self.dialect == "sqlite":
-                times = sorted(int(v) / 1000 for v in values[0].split(","))
+                # Whole milliseconds, sorted here; seconds only for the answer's few numbers.
+                ms = sorted(map(int, values[0].split(",")))
                 limit = self.expected_seconds.get(process)
-                median, p90 = median_and_p90(len(times), {n + 1: v for n, v in enumerate(times)})
-                out[(process, tier)] = Completions(len(times), sum(times), median, p90,
-                                                   sum(1 for v in times if limit is not None and v > limit),
+                median, p90 = median_and_p90(len(ms), {n + 1: v for n, v in enumerate(ms)})
+                over = 0 if limit is None else len(ms) - bisect.bisect_right(ms, limit * 1000)
+                out[(process, tier)] = Completions(len(ms), sum(ms) / 1000, _seconds(median), _seconds(p90), over,
                                                    int(stale or 0))
             else:
                 count, total, median, p90, over_expected = values

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from sqlalchemy import and_, func, or_, select, text
 
@@ -34,8 +34,7 @@ class StepQueries(QueryBase):
             columns = [e.c.process_id, e.c.tier, e.c.step, e.c.actor_kind, func.count(), func.sum(e.c.duration_s)]
             timed = event == "step_completed" and self.dialect == "postgresql"
             if timed:
-                columns += [func.count(e.c.duration_s), func.percentile_cont(0.5).within_group(e.c.duration_s),
-                            func.percentile_disc(0.9).within_group(e.c.duration_s)]
+                columns += self.time_columns(e)
             query = (select(*columns).where(e.c.event == event, *self.in_scope(e))
                      .group_by(e.c.process_id, e.c.tier, e.c.step, e.c.actor_kind))
             for row in self.conn.execute(query):
@@ -44,10 +43,18 @@ class StepQueries(QueryBase):
                 counts.by_kind[kind] = count
                 counts.seconds_by_kind[kind] = float(total or 0.0)
                 if timed:
-                    self._times[(process, tier, step, kind)] = (
-                        int(row[6]), None if row[7] is None else float(row[7]),
-                        None if row[8] is None else float(row[8]))
+                    self.keep_times((process, tier, step, kind), row[6:])
         return out
+
+    @staticmethod
+    def time_columns(e: Any) -> list[Any]:
+        """PostgreSQL: the completions with a duration, their median and p90, as aggregate columns."""
+        return [func.count(e.c.duration_s), func.percentile_cont(0.5).within_group(e.c.duration_s),
+                func.percentile_disc(0.9).within_group(e.c.duration_s)]
+
+    def keep_times(self, key: GroupKey, values: Sequence[Any]) -> None:
+        timed, median, p90 = values
+        self._times[key] = (int(timed), None if median is None else float(median), None if p90 is None else float(p90))
 
     def refusals(self) -> dict[tuple[str, str, int, str | None], StepCounts]:
         """Refusals out of order and by the wrong actor, per (kind, process, tier, step), by actor kind.
@@ -133,9 +140,12 @@ class StepQueries(QueryBase):
     def step_order(self) -> dict[Key, list[str]]:
         """Steps in the order one completed run of each (process, tier) did them (the greatest run id)."""
         c = _log.alias("c")
-        chosen = [run_id for (run_id,) in self.conn.execute(
+        return self.steps_done_by([run_id for (run_id,) in self.conn.execute(
             select(func.max(c.c.run_id)).where(c.c.event == "completed", *self.in_scope(c))
-            .group_by(c.c.process_id, c.c.tier))]
+            .group_by(c.c.process_id, c.c.tier))])
+
+    def steps_done_by(self, chosen: list[str]) -> dict[Key, list[str]]:
+        """The steps each of the ``chosen`` runs completed or skipped, in order, per (process, tier)."""
         # The run ids as values, so the lookup goes through the (run_id, seq) index whatever the statistics.
         query = (select(_log.c.process_id, _log.c.tier, _log.c.step)
                  .where(_log.c.run_id.in_(chosen), _log.c.event.in_(["step_completed", "step_skipped"]))

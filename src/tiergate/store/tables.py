@@ -9,6 +9,10 @@
   writes it.
 - ``Gap``: a pattern in the log worth a process change (``tiergate.metrics.gaps`` keeps it),
   with when it was first and last seen.
+- ``SummaryRun``, ``SummaryGroup``, ``SummaryStep``, ``SummaryAgentFailure``, ``SummaryFold``: the log summary
+  (``tiergate.metrics.summary``), what the metrics need of the log folded into a few rows per
+  run and per step. Derived from log entries only, by one folding function, and rebuilt from the
+  log on demand; never written by the runners.
 
 Schema changes go through Alembic migrations in ``tiergate/store/migrations``; the tables here
 and the migrations must agree (a test compares them).
@@ -19,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -119,3 +123,96 @@ class Gap(SQLModel, table=True):
     last_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     times_seen: int = Field(sa_column=Column(Integer, nullable=False))
     resolved_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+# --- the log summary (tiergate.metrics.summary folds log entries into these; nothing else writes them) ---
+
+
+class SummaryRun(SQLModel, table=True):
+    """One run as the metrics see it, from its log entries. Flags are 0/1 integers (summed in SQL)."""
+
+    __tablename__ = "summary_runs"
+    # Covering indexes: the runs' counts by start time, their times to completion (with the start,
+    # for staleness), and the few runs that were cancelled or failed, without reading the table.
+    __table_args__ = (Index("ix_summary_runs_group", "process_id", "tier", "at"),
+                      Index("ix_summary_runs_completed", "process_id", "tier", "completed_ms", "at"),
+                      Index("ix_summary_runs_ended", "ended", "process_id", "tier", "cancelled", "cancelled_by_human",
+                            "failed", "started_by_kind", "at", "completed_at", "run_id"))
+
+    run_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    process_id: str = Field(sa_column=Column(String(64), nullable=False))
+    tier: int = Field(sa_column=Column(Integer, nullable=False))
+    # The run's `started` entry: its time and who started it (NULL until that entry is folded).
+    at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    started_by_kind: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
+    completed_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    # Time to completion in whole milliseconds (tiergate.metrics.sql.whole_ms), once both are known.
+    completed_ms: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    cancelled: int = Field(sa_column=Column(Integer, nullable=False))
+    cancelled_by_human: int = Field(sa_column=Column(Integer, nullable=False))
+    failed: int = Field(sa_column=Column(Integer, nullable=False))
+    deviated: int = Field(sa_column=Column(Integer, nullable=False))
+    flagged: int = Field(sa_column=Column(Integer, nullable=False))
+    ended: int = Field(sa_column=Column(Integer, nullable=False))  # cancelled or failed
+
+
+class SummaryGroup(SQLModel, table=True):
+    """Per process and tier: counts of runs that only a run's whole history decides, kept as runs change."""
+
+    __tablename__ = "summary_groups"
+
+    process_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    tier: int = Field(sa_column=Column(Integer, primary_key=True))
+    runs_with_deviation: int = Field(sa_column=Column(Integer, nullable=False))
+    intervened: int = Field(sa_column=Column(Integer, nullable=False))  # completed runs with a deviation or failure
+    last_completed_run: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
+
+
+class SummaryStep(SQLModel, table=True):
+    """Entries per (process, tier, step, event, actor kind, refusal kind), with their recorded seconds.
+
+    ``step`` and ``refusal`` are '' where the entry has none (key columns cannot be NULL).
+    """
+
+    __tablename__ = "summary_steps"
+
+    process_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    tier: int = Field(sa_column=Column(Integer, primary_key=True))
+    step: str = Field(sa_column=Column(String(128), primary_key=True))
+    event: str = Field(sa_column=Column(String(32), primary_key=True))
+    actor_kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    refusal: str = Field(sa_column=Column(String(32), primary_key=True))
+    entries: int = Field(sa_column=Column(Integer, nullable=False))
+    seconds: float = Field(sa_column=Column(Float, nullable=False))
+    off_path: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class SummaryAgentFailure(SQLModel, table=True):
+    """A step of a run whose gate an agent failed, and the greatest actor kind that completed it since."""
+
+    __tablename__ = "summary_agent_failures"
+    __table_args__ = (Index("ix_summary_agent_failures_step", "process_id", "tier", "step", "finisher"),
+                      Index("ix_summary_agent_failures_finisher", "finisher", "run_id", "process_id", "tier", "step"))
+
+    run_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    step: str = Field(sa_column=Column(String(128), primary_key=True))
+    process_id: str = Field(sa_column=Column(String(64), nullable=False))
+    tier: int = Field(sa_column=Column(Integer, nullable=False))
+    finisher: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
+
+
+class SummaryFold(SQLModel, table=True):
+    """How far the summary has read the log: one row (id 1).
+
+    ``high_water``: every entry with an id up to it was folded, except ``holes``: ids below it
+    that were not visible yet (PostgreSQL transactions may commit out of id order), each with
+    the transaction horizon after which a still-missing id is known to have been rolled back.
+    """
+
+    __tablename__ = "summary_fold"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    high_water: int = Field(sa_column=Column(Integer, nullable=False))
+    holes: list[Any] = Field(sa_column=Column(JSON, nullable=False))
+    entries: int = Field(sa_column=Column(Integer, nullable=False))
+    updated_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))

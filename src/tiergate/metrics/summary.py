@@ -1,0 +1,289 @@
+"""The log summary: what the metrics need of the log, folded into a few rows per run and per step.
+
+    folded = fold(engine.db)      # read the entries written since the last fold; returns how many
+    refold(engine.db)             # forget the summary and fold the whole log again
+
+The log stays the only source: the summary tables (``tiergate.store.tables``, migration 0005)
+hold nothing that is not recounted from log entries, this module is the only writer, and the
+runners never touch them, so writing a step costs what it did. Metrics over whole processes and
+tiers read the summary instead of counting a million entries each time; ``--since`` scopes and
+``--from-log`` count the log itself (``metrics.queries``), and a test holds both answers equal.
+
+Every fact folded is a sum, a minimum, a maximum or an "any", so entries may be folded in any
+order and in batches of any size. The fold remembers the greatest entry id it read. On SQLite
+writers hold the database's write lock while they append, so entries become visible in id
+order. On PostgreSQL they need not: a transaction may commit entry 101 while entry 100's is still
+open. Ids below the high-water mark that were not visible are kept as *holes*, with the
+snapshot's ``xmax``; each fold reads the holes again, and forgets one once every transaction
+that was running when it was seen has ended (the id was rolled back, as retried moves do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, case, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from tiergate.metrics.deviations import REFUSAL_GROUPS, off_path_predicate, refused_sql
+from tiergate.store.db import Database
+from tiergate.metrics.sql import whole_ms
+from tiergate.store.tables import LogEntry, SummaryAgentFailure, SummaryFold, SummaryGroup, SummaryRun, SummaryStep
+
+_log = LogEntry.__table__  # type: ignore[attr-defined]
+RUNS = SummaryRun.__table__  # type: ignore[attr-defined]
+GROUPS = SummaryGroup.__table__  # type: ignore[attr-defined]
+STEPS = SummaryStep.__table__  # type: ignore[attr-defined]
+FAILURES = SummaryAgentFailure.__table__  # type: ignore[attr-defined]
+_state = SummaryFold.__table__  # type: ignore[attr-defined]
+
+#: Entries read and folded per transaction: bounds how long a fold holds SQLite's write lock.
+BATCH = 20_000
+#: The advisory lock that queues PostgreSQL folds (SQLite's BEGIN IMMEDIATE queues them there).
+FOLD_LOCK = 7142027
+#: Run ids per IN list.
+_CHUNK = 900
+#: Events that are deviations whoever logged them (step_skipped only when a person or agent skipped).
+_DEVIATION_EVENTS = frozenset({"refused", "gate_failed", "escalated"})
+_FLAGS = ("cancelled", "cancelled_by_human", "failed", "deviated", "flagged")
+
+
+def pending(conn: Connection) -> bool:
+    """True if the log holds entries the summary has not folded (or holes to look at again)."""
+    high_water, holes = conn.execute(select(_state.c.high_water, _state.c.holes).where(_state.c.id == 1)).one()
+    newest = conn.execute(select(func.max(_log.c.id))).scalar()
+    return bool(holes) or (newest or 0) > high_water
+
+
+def fold(db: Database, batch: int = BATCH) -> int:
+    """Fold every entry written since the last fold into the summary; returns how many were folded."""
+    with db.read() as conn:
+        if not pending(conn):
+            return 0
+    folded = 0
+    while True:
+        count, more = _fold_batch(db, batch)
+        folded += count
+        if not more:
+            return folded
+
+
+def refold(db: Database, batch: int = BATCH) -> int:
+    """Forget the summary and fold the whole log again."""
+    with db.write() as conn:
+        _lock(conn)
+        for table in (RUNS, GROUPS, STEPS, FAILURES):
+            conn.execute(delete(table))
+        conn.execute(update(_state).where(_state.c.id == 1).values(high_water=0, holes=[], entries=0))
+    return fold(db, batch)
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FOLD_LOCK})
+
+
+def _entries_query(dialect: str) -> Any:
+    """The columns of an entry that the summary needs, with its off-path flag and refusal kind."""
+    refusal = case(*((text(refused_sql(dialect, kind)), kind) for kind in REFUSAL_GROUPS), else_="")
+    return select(_log.c.id, _log.c.run_id, _log.c.process_id, _log.c.tier, _log.c.step, _log.c.event,
+                  _log.c.actor_kind, _log.c.at, _log.c.duration_s,
+                  case((off_path_predicate(dialect), 1), else_=0).label("off_path"), refusal.label("refusal"))
+
+
+def _fold_batch(db: Database, batch: int) -> tuple[int, bool]:
+    with db.write() as conn:
+        _lock(conn)
+        high_water, holes = conn.execute(select(_state.c.high_water, _state.c.holes).where(_state.c.id == 1)).one()
+        query = _entries_query(conn.dialect.name)
+        rows = list(conn.execute(query.where(_log.c.id > high_water).order_by(_log.c.id).limit(batch)))
+        late = list(conn.execute(query.where(_log.c.id.in_([h[0] for h in holes])))) if holes else []
+        top = rows[-1].id if rows else high_water
+        if conn.dialect.name == "postgresql":
+            holes = _holes(conn, holes, {r.id for r in late}, high_water, top, {r.id for r in rows})
+        if not rows and not late:
+            conn.execute(update(_state).where(_state.c.id == 1).values(holes=holes))
+            return 0, False
+        _apply(conn, rows + late)
+        conn.execute(update(_state).where(_state.c.id == 1).values(
+            high_water=top, holes=holes, entries=_state.c.entries + len(rows) + len(late),
+            updated_at=datetime.now(timezone.utc)))
+        return len(rows) + len(late), len(rows) == batch
+
+
+def _holes(conn: Connection, holes: list[list[int]], found: set[int], low: int, top: int,
+           seen: set[int]) -> list[list[int]]:
+    """The ids still to look for: old holes not found whose writer may still commit, and new gaps.
+
+    Read after the entries, the snapshot's xmin and xmax are at least as new as the entries'
+    own: an id missing from them belonged to a transaction that was running (or had ended)
+    before ``xmax``. Once ``xmin`` passes that, no such transaction runs any more.
+    """
+    xmin, xmax = (int(v) for v in conn.execute(text(
+        "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text FROM pg_current_snapshot() AS s")).one())
+    kept = [h for h in holes if h[0] not in found and xmin < h[1]]
+    return kept + [[i, xmax] for i in range(low + 1, top) if i not in seen]
+
+
+def _apply(conn: Connection, rows: Sequence[Any]) -> None:
+    runs: dict[str, dict[str, Any]] = {}
+    steps: dict[tuple[str, int, str, str, str, str], list[Any]] = {}
+    failures: dict[tuple[str, str], tuple[str, int]] = {}
+    completions: dict[tuple[str, str], str | None] = {}
+    for r in rows:
+        key = (r.process_id, r.tier, r.step or "", r.event, r.actor_kind, r.refusal or "")
+        counts = steps.get(key)
+        if counts is None:
+            counts = steps[key] = [0, 0.0, 0]
+        counts[0] += 1
+        counts[1] += r.duration_s or 0.0
+        counts[2] += r.off_path
+        run = runs.get(r.run_id)
+        if run is None:
+            run = runs[r.run_id] = _empty_run(r.run_id, r.process_id, r.tier)
+        event = r.event
+        if event == "started":
+            _merge_start(run, r.at, r.actor_kind)
+        elif event == "completed":
+            run["completed_at"] = _later(run["completed_at"], r.at)
+        elif event == "cancelled":
+            run["cancelled"] = 1
+            if r.actor_kind == "human":
+                run["cancelled_by_human"] = 1
+        elif event == "failed":
+            run["failed"] = run["flagged"] = 1
+        if event in _DEVIATION_EVENTS or (event == "step_skipped" and r.actor_kind != "system") or r.off_path:
+            run["deviated"] = run["flagged"] = 1
+        if r.step is not None:
+            if event == "gate_failed" and r.actor_kind == "agent":
+                failures[(r.run_id, r.step)] = (r.process_id, r.tier)
+            elif event == "step_completed":
+                completions[(r.run_id, r.step)] = _greatest(completions.get((r.run_id, r.step)), r.actor_kind)
+    _save_runs(conn, runs)
+    _save_steps(conn, steps)
+    _save_failures(conn, failures, completions)
+
+
+def _empty_run(run_id: str, process_id: str, tier: int) -> dict[str, Any]:
+    return {"run_id": run_id, "process_id": process_id, "tier": tier, "at": None, "started_by_kind": None,
+            "completed_at": None, **{flag: 0 for flag in _FLAGS}}
+
+
+def _merge_start(run: dict[str, Any], at: datetime | None, kind: str | None) -> None:
+    if at is not None and (run["at"] is None or at < run["at"]):
+        run["at"], run["started_by_kind"] = at, kind
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _greatest(a: str | None, b: str | None) -> str | None:
+    """The greater of two strings, as SQL's max() orders them (actor kinds: 'system' > 'human' > 'agent')."""
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _chunks(items: Iterable[str]) -> Iterable[list[str]]:
+    items = list(items)
+    for i in range(0, len(items), _CHUNK):
+        yield items[i:i + _CHUNK]
+
+
+def _upsert(conn: Connection, table: Any, keys: list[str], set_: Any) -> Any:
+    insert = pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
+    return insert.on_conflict_do_update(index_elements=keys, set_=set_(insert.excluded))
+
+
+def _save_runs(conn: Connection, runs: dict[str, dict[str, Any]]) -> None:
+    """Merge the runs' new facts into their rows, and move their groups' counts by what changed."""
+    if not runs:
+        return
+    groups: dict[tuple[str, int], dict[str, Any]] = {}
+    before: dict[str, tuple[int, int]] = {}
+    for chunk in _chunks(runs):
+        for old in conn.execute(select(RUNS).where(RUNS.c.run_id.in_(chunk))):
+            run = runs[old.run_id]
+            before[old.run_id] = _group_facts(old._mapping)
+            _merge_start(run, old.at, old.started_by_kind)
+            run["completed_at"] = _later(run["completed_at"], old.completed_at)
+            for flag in _FLAGS:
+                run[flag] = max(run[flag], getattr(old, flag))
+    for run_id, run in runs.items():
+        run["ended"] = run["cancelled"] | run["failed"]
+        deviated, intervened = _group_facts(run)
+        was_deviated, was_intervened = before.get(run_id, (0, 0))
+        group = groups.setdefault((run["process_id"], run["tier"]),
+                                  {"runs_with_deviation": 0, "intervened": 0, "last_completed_run": None})
+        group["runs_with_deviation"] += deviated - was_deviated
+        group["intervened"] += intervened - was_intervened
+        if run["completed_at"] is not None:
+            group["last_completed_run"] = _greatest(group["last_completed_run"], run_id)
+    columns = [c.name for c in RUNS.columns if c.name not in ("run_id", "completed_ms")]
+    conn.execute(_upsert(conn, RUNS, ["run_id"], lambda new: {c: new[c] for c in columns}), list(runs.values()))
+    for chunk in _chunks(r for r, run in runs.items() if run["completed_at"] is not None and run["at"] is not None):
+        conn.execute(update(RUNS).where(RUNS.c.run_id.in_(chunk))
+                     .values(completed_ms=whole_ms(conn.dialect.name, RUNS.c.completed_at, RUNS.c.at)))
+    _save_groups(conn, groups)
+
+
+def _group_facts(run: Any) -> tuple[int, int]:
+    """(had a deviation, completed and needed intervention) of one run's row."""
+    return run["deviated"], int(bool(run["flagged"]) and run["completed_at"] is not None)
+
+
+def _save_groups(conn: Connection, groups: dict[tuple[str, int], dict[str, Any]]) -> None:
+    for (process_id, tier), delta in groups.items():
+        old = conn.execute(select(GROUPS).where(GROUPS.c.process_id == process_id, GROUPS.c.tier == tier)).first()
+        if old is not None:
+            delta["runs_with_deviation"] += old.runs_with_deviation
+            delta["intervened"] += old.intervened
+            delta["last_completed_run"] = _greatest(delta["last_completed_run"], old.last_completed_run)
+        delta.update(process_id=process_id, tier=tier)
+    if groups:
+        conn.execute(_upsert(conn, GROUPS, ["process_id", "tier"], lambda new: {
+            "runs_with_deviation": new.runs_with_deviation, "intervened": new.intervened,
+            "last_completed_run": new.last_completed_run}), list(groups.values()))
+
+
+def _save_steps(conn: Connection, steps: dict[tuple[str, int, str, str, str, str], list[Any]]) -> None:
+    if not steps:
+        return
+    rows = [{"process_id": k[0], "tier": k[1], "step": k[2], "event": k[3], "actor_kind": k[4], "refusal": k[5],
+             "entries": n, "seconds": seconds, "off_path": off} for k, (n, seconds, off) in steps.items()]
+    keys = ["process_id", "tier", "step", "event", "actor_kind", "refusal"]
+    conn.execute(_upsert(conn, STEPS, keys, lambda new: {
+        "entries": STEPS.c.entries + new.entries, "seconds": STEPS.c.seconds + new.seconds,
+        "off_path": STEPS.c.off_path + new.off_path}), rows)
+
+
+def _save_failures(conn: Connection, failures: dict[tuple[str, str], tuple[str, int]],
+                   completions: dict[tuple[str, str], str | None]) -> None:
+    """Record the steps agents failed, and who completed them (the greatest actor kind, as ever)."""
+    known: dict[tuple[str, str], dict[str, Any]] = {}
+    for chunk in _chunks({run for run, _step in [*failures, *completions]}):
+        for stored in conn.execute(select(FAILURES).where(FAILURES.c.run_id.in_(chunk))):
+            known[(stored.run_id, stored.step)] = dict(stored._mapping)
+    new = [pair for pair in failures if pair not in known]
+    # A step an agent failed for the first time may have been completed already (a loop in Tier 1,
+    # or entries folded out of order): ask the log. max() takes each completion once or twice alike.
+    done_before: dict[tuple[str, str], str] = {}
+    for chunk in _chunks({run for run, _step in new}):
+        query = (select(_log.c.run_id, _log.c.step, func.max(_log.c.actor_kind))
+                 .where(_log.c.run_id.in_(chunk), _log.c.event == "step_completed")
+                 .group_by(_log.c.run_id, _log.c.step))
+        done_before.update({(run, step): kind for run, step, kind in conn.execute(query)})
+    changed = []
+    for pair in new:
+        process_id, tier = failures[pair]
+        finisher = _greatest(done_before.get(pair), completions.get(pair))
+        changed.append({"run_id": pair[0], "step": pair[1], "process_id": process_id, "tier": tier,
+                        "finisher": finisher})
+    for pair, row in known.items():
+        finisher = _greatest(row["finisher"], completions.get(pair))
+        if finisher != row["finisher"]:
+            changed.append({**row, "finisher": finisher})
+    if changed:
+        conn.execute(_upsert(conn, FAILURES, ["run_id", "step"], lambda new_: {"finisher": new_.finisher}), changed)
