@@ -96,7 +96,8 @@ def chain(head: RunHead, events: Iterable[LogEvent], now: datetime) -> list[dict
             "definition_version": head.definition_version, "tier": head.tier, "step": item.step,
             "event": item.event, "actor_kind": item.actor.kind, "actor_id": item.actor.id,
             "duration_s": None if item.duration_s is None else round(item.duration_s, 6),
-            "detail": to_jsonable(item.detail), "prev_hash": prev,
+            # Most step_ready entries carry no detail: nothing to convert.
+            "detail": {} if item.detail == {} else to_jsonable(item.detail), "prev_hash": prev,
         }
         row["hash"] = prev = entry_hash(row)
         rows.append(row)

@@ -57,6 +57,14 @@ def _validators(definition: ChecklistDefinition) -> dict[str, Draft202012Validat
     return out
 
 
+@lru_cache(maxsize=256)
+def _waits_for(definition: ChecklistDefinition) -> dict[str, tuple[str, ...]]:
+    """Each step's predecessors, worked out once per definition (every step view and every
+    advance asks for all of them)."""
+    checklist = definition.checklist
+    return {step.id: tuple(checklist.predecessors(step.id)) for step in checklist.steps}
+
+
 def actor_may_act(step: Step, actor: Actor, roles: Roles | None, run_id: str) -> None:
     """Refuse unless ``actor``'s kind is allowed and, if the step names roles, they hold one."""
     if actor.kind not in step.actors:
@@ -97,13 +105,13 @@ class ChecklistRunner(Runner):
     def steps(self, definition: ChecklistDefinition, state: dict[str, Any], *,
               run: dict[str, Any]) -> list[StepView]:
         views = []
-        checklist = definition.checklist
-        for step in checklist.steps:
+        waits_for = _waits_for(definition)
+        for step in definition.checklist.steps:
             st = state["steps"][step.id]
             views.append(StepView(
                 id=step.id, title=step.title, state=st["status"], optional=step.optional,
                 actors=list(step.actors), roles=list(step.roles), instructions=step.instructions,
-                done_when=step.done_when, waits_for=checklist.predecessors(step.id), decide=step.decide,
+                done_when=step.done_when, waits_for=list(waits_for[step.id]), decide=step.decide,
                 distinct_from=step.distinct_from, actor=st.get("actor"), at=st.get("at"),
                 ready_at=st.get("ready_at"), evidence=st.get("evidence"), reason=st.get("reason")))
         return views
@@ -233,6 +241,7 @@ class ChecklistRunner(Runner):
                  ctx: RunContext) -> Transition:
         """Unlock what became ready, run decide steps, and finish the run when it is done."""
         checklist = definition.checklist
+        waits_for = _waits_for(definition)
         changed = True
         while changed:
             changed = False
@@ -240,7 +249,7 @@ class ChecklistRunner(Runner):
                 st = state["steps"][step.id]
                 if st["status"] != "locked":
                     continue
-                if all(state["steps"][p]["status"] in ("done", "skipped") for p in checklist.predecessors(step.id)):
+                if all(state["steps"][p]["status"] in ("done", "skipped") for p in waits_for[step.id]):
                     st.update(status="ready", ready_at=format_time(ctx.now))
                     events.append(LogEvent("step_ready", SYSTEM, step=step.id))
                     changed = True
