@@ -40,6 +40,7 @@ import hashlib
 import json
 import platform
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -416,8 +417,10 @@ def _bench(url: str, args: argparse.Namespace, now: datetime) -> int:
         runs = int(conn.execute(sa.text("SELECT count(*) FROM runs")).scalar_one())
     engine = Engine(home=args.home, database_url=url, clock=lambda: now)
 
+    batch = secrets.token_hex(2)  # run ids of this invocation's added runs, distinct from a --reuse'd log's
+
     def add_entries(n: int) -> int:
-        return fill(database, generate(args.home, args.new_runs, args.seed + 1 + n, now, prefix=f"r{n}-"))[1]
+        return fill(database, generate(args.home, args.new_runs, args.seed + 1 + n, now, prefix=f"{batch}{n}-"))[1]
 
     try:
         began = time.perf_counter()

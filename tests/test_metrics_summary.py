@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from support import BACKEND
-from test_metrics import NOW, T0, Story, metrics_home, tell_the_story
+from test_metrics import GOOD, NOW, T0, Story, metrics_home, tell_the_story
 from tiergate import log as execution_log
 from tiergate.actors import Actor
 from tiergate.engine import Engine
@@ -182,3 +183,28 @@ def test_an_entry_committed_after_a_later_one_is_still_folded(story: tuple[Engin
         # Committed: folded now. Rolled back: forgotten once no transaction of its time runs.
         assert holes == [] and folded == count
         assert_same_as_the_log(engine)
+
+
+def test_ranks_read_through_buckets_match_the_log(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """Many runs whose step times share buckets, tie, and whose times to completion sit on the expected time."""
+    clock = [T0]
+    engine = make_engine(metrics_home(tmp_path / "home"), clock=lambda: clock[0])
+    gather_minutes = [1, 1, 1, 2, 2.5, 3, 3, 3.01, 4, 7, 7, 7, 9.5, 12, 30, 61, 61, 125, 0.01, 0]
+    for n, minutes in enumerate(gather_minutes * 2):
+        start = T0 + timedelta(hours=n)
+        clock[0] = start
+        run = engine.start("demo", {"ticket_id": f"T-{n}"}, actor="agent:bot").id
+        clock[0] = start + timedelta(minutes=minutes)
+        engine.complete(run, "gather", GOOD, actor="agent:bot" if n % 3 else "human:alice")
+        engine.skip(run, "extra", "not needed", actor="agent:bot" if n % 3 else "human:alice")
+        # Completed exactly at the expected 15 minutes, a millisecond over, or well over.
+        clock[0] = max(clock[0], start + [timedelta(minutes=15), timedelta(minutes=15, milliseconds=1),
+                                          timedelta(minutes=40)][n % 3])
+        engine.complete(run, "review", {"approved": True}, actor="human:bob")
+    clock[0] = T0 + timedelta(days=3)
+    answer = engine.metrics(process="demo")
+    assert answer == engine.metrics(process="demo", from_log=True)
+    demo = answer["processes"][0]
+    gather = next(s for s in demo["steps"] if s["step"] == "gather")
+    assert gather["time"]["by_actor"]["agent"]["timed"] == 26 and gather["time"]["by_actor"]["human"]["timed"] == 14
+    assert demo["time_to_complete"]["completed"] == 40 and demo["time_to_complete"]["over_expected"] > 0

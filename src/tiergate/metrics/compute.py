@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from tiergate.metrics.deviations import DEVIATION_KINDS
 from datetime import timedelta
 
-from tiergate.metrics.queries import Completions, Ended, LogQueries, StepCounts
+from tiergate.metrics.queries import Completions, LogQueries, StepCounts
 from tiergate.metrics.scope import Scope
 from tiergate.metrics.settings import MetricsSettings
 
@@ -183,7 +183,15 @@ def _compute(q: LogQueries, scope: Scope, catalog: dict[str, tuple[str, int]],
         tallies[key].completed = tallies[key].timed = item.count
         tallies[key].over_expected = item.over_expected
         stale[key] = stale.get(key, 0) - item.stale
-    human_runs = _outcomes(q.ended(), tallies, stale)
+    for key, ended in q.outcomes().items():
+        group = tallies[key]
+        group.cancelled, group.human_cancels, group.failed = ended.cancelled, ended.human_cancels, ended.failed
+        stale[key] = stale.get(key, 0) - ended.stale_unfinished
+    for key, group in tallies.items():
+        # Old enough to be abandoned, and not completed, cancelled or failed: abandoned.
+        open_runs = group.runs - group.completed - group.cancelled - group.failed
+        group.abandoned = max(0, stale.get(key, 0))
+        group.in_progress = open_runs - group.abandoned
 
     for (event, process, tier, step), entries in q.step_counts(STEP_EVENTS).items():
         tally, totals = steps[(process, tier, step)], tallies[(process, tier)]
@@ -213,55 +221,19 @@ def _compute(q: LogQueries, scope: Scope, catalog: dict[str, tuple[str, int]],
         tallies[key].runs_with_deviation = flags["runs_with_deviation"]
         tallies[key].intervened = flags["intervened"]
 
-    per_step, takeovers = q.failed_gates()
-    for step_key, values in per_step.items():
+    for step_key, values in q.failed_gates().items():
         steps[step_key].failed_first = values["failed_first"]
         steps[step_key].agent_done_after_failure = values["agent_done_after_failure"]
-    for run_id, process, tier, step in takeovers:
-        steps[(process, tier, step)].takeovers += 1
-        tallies[(process, tier)].takeovers += 1
-        human_runs[(process, tier)].add(run_id)
-    for key, runs in human_runs.items():
-        tallies[key].runs_with_human_intervention = len(runs)
+        steps[step_key].takeovers = values["takeovers"]
+        tallies[(step_key[0], step_key[1])].takeovers += values["takeovers"]
+    for key, runs in q.human_intervened_runs().items():
+        tallies[key].runs_with_human_intervention = runs
 
     groups = {(p, t, s, kind): n for (p, t, s), tally in steps.items() for kind, n in tally.completed.by_kind.items()}
     for (process, tier, step, kind), step_times in q.step_times(groups).items():
         steps[(process, tier, step)].times[kind] = step_times
 
     return _assemble(scope, catalog, settings, tallies, steps, durations, q.step_order())
-
-
-def _outcomes(ended: list[Ended], tallies: dict[Key, Tally], stale: dict[Key, int]) -> dict[Key, set[str]]:
-    """Cancelled, failed, abandoned and in-progress runs; returns runs where a person cancelled an agent's run.
-
-    ``stale`` holds, per (process, tier), the runs old enough to be abandoned that did not
-    complete; cancelled and failed ones are taken off here, and what is left was abandoned.
-    """
-    runs: dict[str, list[Ended]] = defaultdict(list)
-    for entry in ended:
-        runs[entry.run_id].append(entry)
-    human_runs: dict[Key, set[str]] = defaultdict(set)
-    for run_id, entries in runs.items():
-        first = entries[0]
-        key = (first.process, first.tier)
-        events = {e.event for e in entries}
-        if "cancelled" in events:
-            tallies[key].cancelled += 1
-            if any(e.event == "cancelled" and e.actor_kind == "human" for e in entries) \
-                    and first.started_by_kind == "agent":
-                tallies[key].human_cancels += 1
-                human_runs[key].add(run_id)
-        elif first.completed:
-            continue  # failed, then retried to completion: counted as completed
-        else:
-            tallies[key].failed += 1
-        if first.stale and not first.completed:
-            stale[key] = stale.get(key, 0) - 1
-    for key, tally in tallies.items():
-        open_runs = tally.runs - tally.completed - tally.cancelled - tally.failed
-        tally.abandoned = max(0, stale.get(key, 0))
-        tally.in_progress = open_runs - tally.abandoned
-    return human_runs
 
 
 def _assemble(scope: Scope, catalog: dict[str, tuple[str, int]], settings: MetricsSettings,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import bisect
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, func, literal, null, select, union_all
 
 from tiergate.metrics.deviations import off_path_predicate
-from tiergate.metrics.sql import Completions, Ended, Key, QueryBase, StepKey, _log, median_and_p90
+from tiergate.metrics.sql import Completions, Ended, Key, Outcomes, QueryBase, StepKey, _log, median_and_p90
 
 
 def _seconds(ms: float | None) -> float | None:
@@ -49,17 +50,19 @@ class RunQueries(QueryBase):
             query = query.where(c.c.process_id == self.scope.process)
         return self.completion_stats(query)
 
-    def time_to_complete(self, ms: Any, started: Any) -> Any:
+    def time_to_complete(self, ms: Any, started: Any, stale: bool = True) -> Any:
         """Per process and tier of ``started`` (a ``started`` entry, or a row like it, with ``at``):
-        the completed runs' times (whole milliseconds ``ms``), and how many of them are stale."""
+        the completed runs' times (whole milliseconds ``ms``), and how many of them are stale
+        (0 unless ``stale``)."""
         if self.dialect == "sqlite":
             columns: list[Any] = [func.group_concat(ms)]
         else:
-            seconds = cast(ms, Float) / 1000.0
-            over = case((seconds > case(self.expected_seconds, value=started.c.process_id, else_=None), 1), else_=0)
-            columns = [func.count(), func.sum(seconds), func.percentile_cont(0.5).within_group(seconds),
-                       func.percentile_disc(0.9).within_group(seconds), func.sum(over)]
-        return (select(started.c.process_id, started.c.tier, func.sum(self.stale(started)), *columns)
+            limit_ms = case({p: s * 1000 for p, s in self.expected_seconds.items()}, value=started.c.process_id,
+                            else_=None)
+            columns = [func.count(), func.sum(ms), func.percentile_cont(0.5).within_group(cast(ms, Float)),
+                       func.percentile_disc(0.9).within_group(ms), func.sum(case((ms > limit_ms, 1), else_=0))]
+        stale_runs = func.sum(self.stale(started)) if stale else literal(0)
+        return (select(started.c.process_id, started.c.tier, stale_runs, *columns)
                 .group_by(started.c.process_id, started.c.tier))
 
     def completion_stats(self, query: Any) -> dict[Key, Completions]:
@@ -74,9 +77,9 @@ class RunQueries(QueryBase):
                 out[(process, tier)] = Completions(len(ms), sum(ms) / 1000, _seconds(median), _seconds(p90), over,
                                                    int(stale or 0))
             else:
-                count, total, median, p90, over_expected = values
-                out[(process, tier)] = Completions(count, float(total), float(median), float(p90),
-                                                   int(over_expected or 0), int(stale or 0))
+                count, total_ms, median, p90, over_expected = values
+                out[(process, tier)] = Completions(count, int(total_ms) / 1000, _seconds(float(median)),
+                                                   _seconds(float(p90)), int(over_expected or 0), int(stale or 0))
         return out
 
     def ended(self) -> list[Ended]:
@@ -92,6 +95,40 @@ class RunQueries(QueryBase):
         return [Ended(run_id, process, tier, event, kind, starter, bool(stale), done is not None)
                 for run_id, process, tier, event, kind, starter, stale, done in self.conn.execute(query)
                 if starter is not None]
+
+    def outcomes(self) -> dict[Key, Outcomes]:
+        """Per (process, tier): cancelled and failed runs, from ``ended``; remembers which runs a
+        person cancelled, for ``human_intervened_runs``."""
+        runs: dict[str, list[Ended]] = defaultdict(list)
+        for entry in self.ended():
+            runs[entry.run_id].append(entry)
+        out: dict[Key, Outcomes] = defaultdict(Outcomes)
+        self._human_cancels: dict[Key, set[str]] = defaultdict(set)
+        for run_id, entries in runs.items():
+            first = entries[0]
+            key = (first.process, first.tier)
+            events = {e.event for e in entries}
+            if "cancelled" in events:
+                out[key].cancelled += 1
+                if any(e.event == "cancelled" and e.actor_kind == "human" for e in entries) \
+                        and first.started_by_kind == "agent":
+                    out[key].human_cancels += 1
+                    self._human_cancels[key].add(run_id)
+            elif first.completed:
+                continue  # failed, then retried to completion: counted as completed
+            else:
+                out[key].failed += 1
+            if first.stale and not first.completed:
+                out[key].stale_unfinished += 1
+        return out
+
+    def human_intervened_runs(self) -> dict[Key, int]:
+        """Per (process, tier): runs with a takeover or a person's cancel of an agent's run.
+
+        Reads what ``outcomes`` and ``failed_gates`` found, so it is asked after them.
+        """
+        keys = set(self._human_cancels) | set(self._takeover_runs)
+        return {key: len(self._human_cancels.get(key, set()) | self._takeover_runs.get(key, set())) for key in keys}
 
     # --- deviations and interventions ----------------------------------------------------
 
@@ -122,12 +159,12 @@ class RunQueries(QueryBase):
         return {(p, t): {"runs_with_deviation": int(dev or 0), "intervened": int(done or 0)}
                 for p, t, dev, done in self.conn.execute(query)}
 
-    def failed_gates(self) -> tuple[dict[StepKey, dict[str, int]], list[tuple[str, str, int, str]]]:
+    def failed_gates(self) -> dict[StepKey, dict[str, int]]:
         """Steps where an agent's gate check failed, and who completed them afterwards.
 
         Per (process, tier, step): ``failed_first`` (runs where an agent failed the step's
-        gate) and ``agent_done_after_failure`` (of those, runs an agent then completed it in);
-        and the takeovers: (run, process, tier, step) where a person completed the step.
+        gate), ``agent_done_after_failure`` (of those, runs an agent then completed it in) and
+        ``takeovers`` (runs a person then completed it in; remembered for ``human_intervened_runs``).
         """
         a = _log.alias("a")
         pairs = (select(a.c.process_id, a.c.tier, a.c.run_id, a.c.step)
@@ -158,7 +195,11 @@ class RunQueries(QueryBase):
                 union_all(per_step, takeovers)):
             if level == "step":
                 steps[(process, tier, step)] = {"failed_first": int(failed), "agent_done_after_failure":
-                                                int(agent_done or 0)}
+                                                int(agent_done or 0), "takeovers": 0}
             else:
                 taken.append((run_id, process, tier, step))
-        return steps, taken
+        self._takeover_runs: dict[Key, set[str]] = defaultdict(set)
+        for run_id, process, tier, step in taken:
+            steps[(process, tier, step)]["takeovers"] += 1
+            self._takeover_runs[(process, tier)].add(run_id)
+        return steps

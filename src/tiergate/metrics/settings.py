@@ -10,6 +10,7 @@ refuse to run on one. The defaults and their meaning are listed in docs/metrics.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,23 @@ def settings_problems(home_root: Path, display: Any) -> list[Problem]:
 
 
 def load_settings(home_root: Path) -> MetricsSettings:
-    """The home's settings; a broken file is an error naming each problem's line."""
-    settings, problems = read_settings(home_root / SETTINGS_FILE, SETTINGS_FILE)
+    """The home's settings; a broken file is an error naming each problem's line.
+
+    Parsed once per version of the file (its size and modification time): YAML parsing costs
+    more than a metrics answer read from the log summary.
+    """
+    path = home_root / SETTINGS_FILE
+    try:
+        stat = path.stat()
+        version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
+    return _load_settings(path, version)
+
+
+@lru_cache(maxsize=16)
+def _load_settings(path: Path, version: tuple[int, int] | None) -> MetricsSettings:
+    settings, problems = read_settings(path, SETTINGS_FILE)
     if settings is None:
         lines = "\n".join(f"  {p}" for p in problems)
         raise DefinitionError(f"{SETTINGS_FILE} has problems:\n{lines}\nFix them (docs/metrics.md lists the "

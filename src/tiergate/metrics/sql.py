@@ -63,6 +63,21 @@ class Ended:
     completed: bool
 
 
+@dataclass
+class Outcomes:
+    """How the runs in scope of one (process, tier) ended, besides completing.
+
+    ``failed`` counts failed runs never retried to completion (nor cancelled);
+    ``stale_unfinished``, the cancelled and failed runs among those old enough to be abandoned
+    that did not complete (they are not abandoned: their end is known).
+    """
+
+    cancelled: int = 0
+    human_cancels: int = 0   # runs an agent started and a person cancelled
+    failed: int = 0
+    stale_unfinished: int = 0
+
+
 class QueryBase:
     """The metrics queries for one scope, on one read transaction.
 

@@ -28,15 +28,18 @@ from sqlalchemy import Connection, case, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tiergate.metrics import ranks
 from tiergate.metrics.deviations import REFUSAL_GROUPS, off_path_predicate, refused_sql
 from tiergate.store.db import Database
 from tiergate.metrics.sql import whole_ms
-from tiergate.store.tables import LogEntry, SummaryAgentFailure, SummaryFold, SummaryGroup, SummaryRun, SummaryStep
+from tiergate.store.tables import (LogEntry, SummaryAgentFailure, SummaryBucket, SummaryFold, SummaryGroup, SummaryRun,
+                                   SummaryStep)
 
 _log = LogEntry.__table__  # type: ignore[attr-defined]
 RUNS = SummaryRun.__table__  # type: ignore[attr-defined]
 GROUPS = SummaryGroup.__table__  # type: ignore[attr-defined]
 STEPS = SummaryStep.__table__  # type: ignore[attr-defined]
+BUCKETS = SummaryBucket.__table__  # type: ignore[attr-defined]
 FAILURES = SummaryAgentFailure.__table__  # type: ignore[attr-defined]
 _state = SummaryFold.__table__  # type: ignore[attr-defined]
 
@@ -75,7 +78,7 @@ def refold(db: Database, batch: int = BATCH) -> int:
     """Forget the summary and fold the whole log again."""
     with db.write() as conn:
         _lock(conn)
-        for table in (RUNS, GROUPS, STEPS, FAILURES):
+        for table in (RUNS, GROUPS, STEPS, BUCKETS, FAILURES):
             conn.execute(delete(table))
         conn.execute(update(_state).where(_state.c.id == 1).values(high_water=0, holes=[], entries=0))
     return fold(db, batch)
@@ -133,37 +136,41 @@ def _apply(conn: Connection, rows: Sequence[Any]) -> None:
     steps: dict[tuple[str, int, str, str, str, str], list[Any]] = {}
     failures: dict[tuple[str, str], tuple[str, int]] = {}
     completions: dict[tuple[str, str], str | None] = {}
-    for r in rows:
-        key = (r.process_id, r.tier, r.step or "", r.event, r.actor_kind, r.refusal or "")
+    buckets: dict[tuple[str, str, int, str, str, int], list[Any]] = {}
+    # Plain tuples: reading a Row's fields by name costs more than the rest of the loop.
+    for _id, run_id, process_id, tier, step, event, kind, at, duration, off_path, refusal in map(tuple, rows):
+        key = (process_id, tier, step or "", event, kind, refusal or "")
         counts = steps.get(key)
         if counts is None:
             counts = steps[key] = [0, 0.0, 0]
         counts[0] += 1
-        counts[1] += r.duration_s or 0.0
-        counts[2] += r.off_path
-        run = runs.get(r.run_id)
+        counts[1] += duration or 0.0
+        counts[2] += off_path
+        run = runs.get(run_id)
         if run is None:
-            run = runs[r.run_id] = _empty_run(r.run_id, r.process_id, r.tier)
-        event = r.event
+            run = runs[run_id] = _empty_run(run_id, process_id, tier)
         if event == "started":
-            _merge_start(run, r.at, r.actor_kind)
+            _merge_start(run, at, kind)
         elif event == "completed":
-            run["completed_at"] = _later(run["completed_at"], r.at)
+            run["completed_at"] = _later(run["completed_at"], at)
         elif event == "cancelled":
             run["cancelled"] = 1
-            if r.actor_kind == "human":
+            if kind == "human":
                 run["cancelled_by_human"] = 1
         elif event == "failed":
             run["failed"] = run["flagged"] = 1
-        if event in _DEVIATION_EVENTS or (event == "step_skipped" and r.actor_kind != "system") or r.off_path:
+        if event in _DEVIATION_EVENTS or (event == "step_skipped" and kind != "system") or off_path:
             run["deviated"] = run["flagged"] = 1
-        if r.step is not None:
-            if event == "gate_failed" and r.actor_kind == "agent":
-                failures[(r.run_id, r.step)] = (r.process_id, r.tier)
+        if step is not None:
+            if event == "gate_failed" and kind == "agent":
+                failures[(run_id, step)] = (process_id, tier)
             elif event == "step_completed":
-                completions[(r.run_id, r.step)] = _greatest(completions.get((r.run_id, r.step)), r.actor_kind)
-    _save_runs(conn, runs)
+                completions[(run_id, step)] = _greatest(completions.get((run_id, step)), kind)
+                if duration is not None:
+                    _count(buckets, ("step", process_id, tier, step, kind, ranks.bucket_of(duration)), duration)
+    _save_runs(conn, runs, buckets)
     _save_steps(conn, steps)
+    _save_buckets(conn, buckets)
     _save_failures(conn, failures, completions)
 
 
@@ -197,16 +204,27 @@ def _upsert(conn: Connection, table: Any, keys: list[str], set_: Any) -> Any:
     return insert.on_conflict_do_update(index_elements=keys, set_=set_(insert.excluded))
 
 
-def _save_runs(conn: Connection, runs: dict[str, dict[str, Any]]) -> None:
+def _count(buckets: dict[Any, list[Any]], key: Any, value: float, times: int = 1) -> None:
+    counts = buckets.get(key)
+    if counts is None:
+        counts = buckets[key] = [0, 0.0]
+    counts[0] += times
+    counts[1] += times * value
+
+
+def _save_runs(conn: Connection, runs: dict[str, dict[str, Any]], buckets: dict[Any, list[Any]]) -> None:
     """Merge the runs' new facts into their rows, and move their groups' counts by what changed."""
     if not runs:
         return
     groups: dict[tuple[str, int], dict[str, Any]] = {}
     before: dict[str, tuple[int, int]] = {}
+    old_ms: dict[str, int] = {}
     for chunk in _chunks(runs):
         for old in conn.execute(select(RUNS).where(RUNS.c.run_id.in_(chunk))):
             run = runs[old.run_id]
             before[old.run_id] = _group_facts(old._mapping)
+            if old.completed_ms is not None:
+                old_ms[old.run_id] = old.completed_ms
             _merge_start(run, old.at, old.started_by_kind)
             run["completed_at"] = _later(run["completed_at"], old.completed_at)
             for flag in _FLAGS:
@@ -226,7 +244,19 @@ def _save_runs(conn: Connection, runs: dict[str, dict[str, Any]]) -> None:
     for chunk in _chunks(r for r, run in runs.items() if run["completed_at"] is not None and run["at"] is not None):
         conn.execute(update(RUNS).where(RUNS.c.run_id.in_(chunk))
                      .values(completed_ms=whole_ms(conn.dialect.name, RUNS.c.completed_at, RUNS.c.at)))
+        # A run's time moves from the bucket of its old time (if it had one) to that of its new.
+        for run_id, ms in conn.execute(select(RUNS.c.run_id, RUNS.c.completed_ms).where(RUNS.c.run_id.in_(chunk))):
+            if old_ms.get(run_id) == ms:
+                continue
+            run = runs[run_id]
+            if run_id in old_ms:
+                _count(buckets, _run_bucket(run, old_ms[run_id]), old_ms[run_id], -1)
+            _count(buckets, _run_bucket(run, ms), ms)
     _save_groups(conn, groups)
+
+
+def _run_bucket(run: dict[str, Any], ms: int) -> tuple[str, str, int, str, str, int]:
+    return ("run", run["process_id"], run["tier"], "", "", ranks.bucket_of(ms, ranks.BOUNDS_MS))
 
 
 def _group_facts(run: Any) -> tuple[int, int]:
@@ -257,6 +287,35 @@ def _save_steps(conn: Connection, steps: dict[tuple[str, int, str, str, str, str
     conn.execute(_upsert(conn, STEPS, keys, lambda new: {
         "entries": STEPS.c.entries + new.entries, "seconds": STEPS.c.seconds + new.seconds,
         "off_path": STEPS.c.off_path + new.off_path}), rows)
+
+
+def _save_buckets(conn: Connection, buckets: dict[tuple[str, str, int, str, str, int], list[Any]]) -> None:
+    """Add the values counted per bucket to their groups' rows (read, added to, written back).
+
+    A row's ``counts`` holds only the buckets that have values: ``{"bucket": values}``.
+    """
+    if not buckets:
+        return
+    groups: dict[tuple[str, str, int, str, str], dict[str, Any]] = {}
+    for (measure, process_id, tier, step, kind, bucket), (n, total) in buckets.items():
+        group = groups.setdefault((measure, process_id, tier, step, kind), {
+            "measure": measure, "process_id": process_id, "tier": tier, "step": step, "actor_kind": kind,
+            "entries": 0, "total": 0.0, "counts": {}})
+        group["entries"] += n
+        group["total"] += total
+        group["counts"][str(bucket)] = group["counts"].get(str(bucket), 0) + n
+    processes = sorted({key[1] for key in groups})
+    for old in conn.execute(select(BUCKETS).where(BUCKETS.c.process_id.in_(processes))):
+        stored = groups.get((old.measure, old.process_id, old.tier, old.step, old.actor_kind))
+        if stored is not None:
+            stored["entries"] += old.entries
+            stored["total"] += old.total
+            for bucket, n in old.counts.items():
+                stored["counts"][bucket] = stored["counts"].get(bucket, 0) + n
+    for group in groups.values():
+        group["counts"] = {b: n for b, n in sorted(group["counts"].items(), key=lambda item: int(item[0])) if n}
+    conn.execute(_upsert(conn, BUCKETS, ["measure", "process_id", "tier", "step", "actor_kind"], lambda new: {
+        "entries": new.entries, "total": new.total, "counts": new.counts}), list(groups.values()))
 
 
 def _save_failures(conn: Connection, failures: dict[tuple[str, str], tuple[str, int]],

@@ -10,18 +10,34 @@ and the order of one completed run's steps.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from typing import Any, Iterator, Sequence
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import case, func, select, union
 from sqlalchemy.sql import ColumnElement
 
 from tiergate.metrics.queries import LogQueries
-from tiergate.metrics.sql import Completions, Ended, GroupKey, Key, StepCounts, StepKey, _log
-from tiergate.metrics.summary import FAILURES, GROUPS, RUNS, STEPS
+from tiergate.metrics.sql import Completions, GroupKey, Key, Outcomes, StepCounts, StepKey, median_and_p90
+from tiergate.metrics import ranks
+from tiergate.metrics.summary import BUCKETS, FAILURES, GROUPS, RUNS, STEPS
 
 
 def _step(value: str) -> str | None:
     return value or None
+
+
+def _ms_at_least(bound: float) -> int:
+    """The smallest whole millisecond at or above ``bound``: an integer, so PostgreSQL compares it
+    with the bigint column through the index instead of turning every value into a float."""
+    return -(2 ** 62) if bound == float("-inf") else 2 ** 62 if bound == float("inf") else math.ceil(bound)
+
+
+#: One seek: the value at an offset from a bucket's lower bound, in the index holding the group in order.
+_STEP_SEEK = ("SELECT duration_s FROM log_entries WHERE event = 'step_completed' AND process_id = ? AND tier = ? "
+              "AND step = ? AND actor_kind = ? AND duration_s >= ? ORDER BY duration_s LIMIT 1 OFFSET ?")
+_RUN_SEEK = ("SELECT completed_ms FROM summary_runs WHERE process_id = ? AND tier = ? AND completed_ms >= ? "
+             "ORDER BY completed_ms LIMIT 1 OFFSET ?")
+_SEEKS_PER_STATEMENT = 100
 
 
 class SummaryQueries(LogQueries):
@@ -46,7 +62,7 @@ class SummaryQueries(LogQueries):
     # --- runs ----------------------------------------------------------------------------
 
     def run_counts(self) -> dict[Key, dict[str, int]]:
-        """Runs are their ``started`` entries, as in the log; the stale ones a range of the runs' index each."""
+        """Runs are their ``started`` entries, as in the log."""
         query = (select(STEPS.c.process_id, STEPS.c.tier, STEPS.c.actor_kind, func.sum(STEPS.c.entries))
                  .where(STEPS.c.event == "started", *self.filters(STEPS))
                  .group_by(STEPS.c.process_id, STEPS.c.tier, STEPS.c.actor_kind))
@@ -56,32 +72,68 @@ class SummaryQueries(LogQueries):
             counts["runs"] += int(runs)
             if kind == "agent":
                 counts["agent_runs"] += int(runs)
-        stale = (select(func.count()).where(RUNS.c.process_id == bindparam("p"), RUNS.c.tier == bindparam("t"),
-                                            RUNS.c.at < bindparam("before")))
-        for (process, tier), counts in out.items():
-            before = self.stale_before.get((process, tier))
-            if before is not None:
-                counts["stale"] = int(self.conn.execute(stale, {"p": process, "t": tier, "before": before}).scalar_one())
+        for key, counts in out.items():
+            counts["stale"] = counts["runs"] - self._recent(key)
         return out
+
+    def _recent(self, key: Key, completed: bool = False) -> int:
+        """Runs of ``key`` started at or after its abandonment cutoff (only completed ones if ``completed``).
+
+        The recent runs are the few at the end of the group's range of ``ix_summary_runs_group``
+        (start order), so counting them and taking them off the total reads little.
+        """
+        before = self.stale_before.get(key)
+        if before is None:
+            return self._count(key, completed)
+        query = select(func.count()).where(RUNS.c.process_id == key[0], RUNS.c.tier == key[1], RUNS.c.at >= before)
+        if completed:
+            query = query.where(RUNS.c.completed_ms.is_not(None))
+        return int(self.conn.execute(query).scalar_one())
+
+    def _count(self, key: Key, completed: bool) -> int:
+        query = select(func.count()).where(RUNS.c.process_id == key[0], RUNS.c.tier == key[1], RUNS.c.at.is_not(None))
+        if completed:
+            query = query.where(RUNS.c.completed_ms.is_not(None))
+        return int(self.conn.execute(query).scalar_one())
 
     def completions(self) -> dict[Key, Completions]:
-        query = self.time_to_complete(RUNS.c.completed_ms, RUNS).where(RUNS.c.completed_ms.is_not(None),
-                                                                       *self.filters(RUNS))
-        return self.completion_stats(query)
-
-    def ended(self) -> list[Ended]:
-        """One ``Ended`` per way a run ended: cancelled (by a person, if one did) and failed."""
-        query = (select(RUNS.c.run_id, RUNS.c.process_id, RUNS.c.tier, RUNS.c.cancelled, RUNS.c.cancelled_by_human,
-                        RUNS.c.failed, RUNS.c.started_by_kind, self.stale(RUNS), RUNS.c.completed_at.is_not(None))
-                 .where(RUNS.c.ended == 1, *self._started()))
-        out = []
-        for run_id, process, tier, cancelled, by_human, failed, starter, stale, completed in self.conn.execute(query):
-            if cancelled:
-                out.append(Ended(run_id, process, tier, "cancelled", "human" if by_human else "agent", starter,
-                                 bool(stale), bool(completed)))
-            if failed:
-                out.append(Ended(run_id, process, tier, "failed", "system", starter, bool(stale), bool(completed)))
+        """Times to completion from the run buckets: counts and sums added up, ranks read by seeking."""
+        out: dict[Key, Completions] = {}
+        groups = self._located("run")
+        values = self._seek(_RUN_SEEK, [(process, tier, _ms_at_least(ranks.lower_bound(bucket, ranks.BOUNDS_MS)), skip)
+                                        for (process, tier, _s, _k), (_n, _t, located, _c) in groups.items()
+                                        for bucket, skip in located.values()])
+        for (process, tier, _step, _kind), (n, total_ms, located, counts) in groups.items():
+            at_rank = {r: next(values) for r in located}
+            median, p90 = median_and_p90(n, at_rank)
+            limit = self.expected_seconds.get(process)
+            over = 0 if limit is None else self._over(process, tier, counts, limit * 1000)
+            completed_recent = self._recent((process, tier), completed=True)
+            out[(process, tier)] = Completions(n, round(total_ms) / 1000, median / 1000 if median is not None else None,
+                                               p90 / 1000 if p90 is not None else None, over, n - completed_recent)
         return out
+
+    def outcomes(self) -> dict[Key, Outcomes]:
+        """Counted over the few cancelled and failed runs (``ix_summary_runs_ended`` covers them)."""
+        unfinished = RUNS.c.completed_at.is_(None)
+        query = (select(RUNS.c.process_id, RUNS.c.tier, func.sum(RUNS.c.cancelled),
+                        func.sum(case((RUNS.c.cancelled_by_human == 1, case((RUNS.c.started_by_kind == "agent", 1),
+                                                                           else_=0)), else_=0)),
+                        func.sum(case(((RUNS.c.cancelled == 0) & unfinished, 1), else_=0)),
+                        func.sum(case((unfinished, self.stale(RUNS)), else_=0)))
+                 .where(RUNS.c.ended == 1, *self._started()).group_by(RUNS.c.process_id, RUNS.c.tier))
+        return {(p, t): Outcomes(int(cancelled), int(human), int(failed), int(stale))
+                for p, t, cancelled, human, failed, stale in self.conn.execute(query)}
+
+    def human_intervened_runs(self) -> dict[Key, int]:
+        """Runs with a takeover, or an agent's run a person cancelled, counted once each."""
+        taken = select(FAILURES.c.run_id, FAILURES.c.process_id, FAILURES.c.tier).where(
+            FAILURES.c.finisher == "human", *self.filters(FAILURES))
+        cancels = select(RUNS.c.run_id, RUNS.c.process_id, RUNS.c.tier).where(
+            RUNS.c.ended == 1, RUNS.c.cancelled_by_human == 1, RUNS.c.started_by_kind == "agent", *self._started())
+        both = union(taken, cancels).subquery("intervened")
+        query = select(both.c.process_id, both.c.tier, func.count()).group_by(both.c.process_id, both.c.tier)
+        return {(p, t): int(n) for p, t, n in self.conn.execute(query)}
 
     def flagged_runs(self) -> dict[Key, dict[str, int]]:
         query = select(GROUPS.c.process_id, GROUPS.c.tier, GROUPS.c.runs_with_deviation, GROUPS.c.intervened).where(
@@ -120,15 +172,14 @@ class SummaryQueries(LogQueries):
                  .group_by(STEPS.c.process_id, STEPS.c.tier, STEPS.c.step))
         return {(p, t, _step(s)): int(n) for p, t, s, n in self.conn.execute(query)}
 
-    def failed_gates(self) -> tuple[dict[StepKey, dict[str, int]], list[tuple[str, str, int, str]]]:
+    def failed_gates(self) -> dict[StepKey, dict[str, int]]:
         query = (select(FAILURES.c.process_id, FAILURES.c.tier, FAILURES.c.step, func.count(),
-                        func.sum(case((FAILURES.c.finisher == "agent", 1), else_=0)))
+                        func.sum(case((FAILURES.c.finisher == "agent", 1), else_=0)),
+                        func.sum(case((FAILURES.c.finisher == "human", 1), else_=0)))
                  .where(*self.filters(FAILURES)).group_by(FAILURES.c.process_id, FAILURES.c.tier, FAILURES.c.step))
-        steps = {(p, t, s): {"failed_first": int(n), "agent_done_after_failure": int(done or 0)}
-                 for p, t, s, n, done in self.conn.execute(query)}
-        taken = (select(FAILURES.c.run_id, FAILURES.c.process_id, FAILURES.c.tier, FAILURES.c.step)
-                 .where(FAILURES.c.finisher == "human", *self.filters(FAILURES)))
-        return steps, [(run_id, p, t, s) for run_id, p, t, s in self.conn.execute(taken)]
+        return {(p, t, s): {"failed_first": int(n), "agent_done_after_failure": int(done or 0),
+                            "takeovers": int(taken or 0)}
+                for p, t, s, n, done, taken in self.conn.execute(query)}
 
     def step_order(self) -> dict[Key, list[str]]:
         query = select(GROUPS.c.last_completed_run).where(GROUPS.c.last_completed_run.is_not(None),
@@ -136,11 +187,74 @@ class SummaryQueries(LogQueries):
         return self.steps_done_by([run_id for (run_id,) in self.conn.execute(query)])
 
     def step_times(self, groups: dict[GroupKey, int]) -> dict[GroupKey, tuple[int, float | None, float | None]]:
-        if self.dialect == "postgresql":
-            e = _log.alias("e")
-            query = (select(e.c.process_id, e.c.tier, e.c.step, e.c.actor_kind, *self.time_columns(e))
-                     .where(e.c.event == "step_completed", *self.in_scope(e))
-                     .group_by(e.c.process_id, e.c.tier, e.c.step, e.c.actor_kind))
-            for process, tier, step, kind, *values in self.conn.execute(query):
-                self.keep_times((process, tier, step, kind), values)
-        return super().step_times(groups)
+        """Median and p90 of each group's step times: the step buckets say where, a seek reads the value."""
+        located = self._located("step")
+        found = {key: located[(key[0], key[1], key[2], key[3])] for key in groups
+                 if key[2] is not None and (key[0], key[1], key[2], key[3]) in located}
+        values = self._seek(_STEP_SEEK, [(process, tier, step, kind, ranks.lower_bound(bucket), skip)
+                                         for (process, tier, step, kind), (_n, _t, where, _c) in found.items()
+                                         for bucket, skip in where.values()])
+        out: dict[GroupKey, tuple[int, float | None, float | None]] = {}
+        for key in groups:
+            if key not in found:
+                out[key] = (0, None, None)
+                continue
+            n, _total, where, _counts = found[key]
+            out[key] = (n, *median_and_p90(n, {r: next(values) for r in where}))
+        return out
+
+    # --- reading ranks -------------------------------------------------------------------
+
+    def _located(self, measure: str) -> dict[tuple[str, int, str, str], tuple[int, float, dict[int, tuple[int, int]],
+                                                                         dict[str, int]]]:
+        """Per group of ``measure``: its count, its sum, where each rank ``median_and_p90`` reads
+        lies (bucket, values of the bucket before it), and the counts per bucket."""
+        query = (select(BUCKETS.c.process_id, BUCKETS.c.tier, BUCKETS.c.step, BUCKETS.c.actor_kind, BUCKETS.c.entries,
+                        BUCKETS.c.total, BUCKETS.c.counts)
+                 .where(BUCKETS.c.measure == measure, BUCKETS.c.entries > 0, *self.filters(BUCKETS)))
+        return {(process, tier, step, kind): (n, total, ranks.locate(counts, ranks.needed_ranks(n)), counts)
+                for process, tier, step, kind, n, total, counts in self.conn.execute(query)}
+
+    def _driver_rows(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """A statement run on the DBAPI cursor (``?`` placeholders; its rows): hundreds of tiny
+        seeks, or thousands of tiny rows, cost less there than through SQLAlchemy's statement
+        and result handling."""
+        if self._cursor is None:
+            self._cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if self.dialect != "sqlite":
+            sql = sql.replace("?", "%s")
+        self._cursor.execute(sql, params)
+        return self._cursor
+
+    def _driver(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first row of ``_driver_rows``."""
+        return self._driver_rows(sql, params).fetchone()
+
+    _cursor: Any = None
+
+    def _seek(self, arm: str, requests: list[tuple[Any, ...]]) -> Iterator[float]:
+        """The value each seek of ``requests`` reads (``arm`` filled with its parameters), in order.
+
+        The seeks go in statements of many scalar subqueries each, so a server is asked once
+        per hundred, not once per seek.
+        """
+        for i in range(0, len(requests), _SEEKS_PER_STATEMENT):
+            chunk = requests[i:i + _SEEKS_PER_STATEMENT]
+            sql = " UNION ALL ".join(f"SELECT {n} AS n, ({arm}) AS v" for n in range(len(chunk)))
+            rows = sorted(self._driver_rows(sql, tuple(p for params in chunk for p in params)).fetchall())
+            yield from (float(value) for _n, value in rows)
+
+    def _over(self, process: str, tier: int, counts: dict[str, int], limit_ms: float) -> int:
+        """Completed runs that took longer than ``limit_ms``: the buckets above it added up, and a
+        count of the part of its own bucket above it."""
+        edge = ranks.bucket_of(limit_ms, ranks.BOUNDS_MS)
+        (inside,) = self._driver(
+            "SELECT count(*) FROM summary_runs WHERE process_id = ? AND tier = ? AND completed_ms > ? "
+            "AND completed_ms < ?",
+            (process, tier, math.floor(limit_ms), _ms_at_least(ranks.upper_bound(edge, ranks.BOUNDS_MS))))
+        return sum(n for bucket, n in counts.items() if int(bucket) > edge) + int(inside)
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+        super().close()

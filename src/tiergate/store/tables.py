@@ -9,7 +9,8 @@
   writes it.
 - ``Gap``: a pattern in the log worth a process change (``tiergate.metrics.gaps`` keeps it),
   with when it was first and last seen.
-- ``SummaryRun``, ``SummaryGroup``, ``SummaryStep``, ``SummaryAgentFailure``, ``SummaryFold``: the log summary
+- ``SummaryRun``, ``SummaryGroup``, ``SummaryStep``, ``SummaryBucket``, ``SummaryAgentFailure``,
+  ``SummaryFold``: the log summary
   (``tiergate.metrics.summary``), what the metrics need of the log folded into a few rows per
   run and per step. Derived from log entries only, by one folding function, and rebuilt from the
   log on demand; never written by the runners.
@@ -134,7 +135,7 @@ class SummaryRun(SQLModel, table=True):
     __tablename__ = "summary_runs"
     # Covering indexes: the runs' counts by start time, their times to completion (with the start,
     # for staleness), and the few runs that were cancelled or failed, without reading the table.
-    __table_args__ = (Index("ix_summary_runs_group", "process_id", "tier", "at"),
+    __table_args__ = (Index("ix_summary_runs_group", "process_id", "tier", "at", "completed_ms"),
                       Index("ix_summary_runs_completed", "process_id", "tier", "completed_ms", "at"),
                       Index("ix_summary_runs_ended", "ended", "process_id", "tier", "cancelled", "cancelled_by_human",
                             "failed", "started_by_kind", "at", "completed_at", "run_id"))
@@ -185,6 +186,27 @@ class SummaryStep(SQLModel, table=True):
     entries: int = Field(sa_column=Column(Integer, nullable=False))
     seconds: float = Field(sa_column=Column(Float, nullable=False))
     off_path: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class SummaryBucket(SQLModel, table=True):
+    """A group's values counted per bucket of ``tiergate.metrics.ranks``: how many, their sum, and
+    ``counts``, how many fall into each bucket that has any (``{"<bucket>": values}``).
+
+    ``measure`` is ``step`` (``duration_s`` of step completions, seconds; the group is process,
+    tier, step and actor kind) or ``run`` (time to completion, whole milliseconds; step and
+    actor kind are '').
+    """
+
+    __tablename__ = "summary_buckets"
+
+    measure: str = Field(sa_column=Column(String(8), primary_key=True))
+    process_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    tier: int = Field(sa_column=Column(Integer, primary_key=True))
+    step: str = Field(sa_column=Column(String(128), primary_key=True))
+    actor_kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    entries: int = Field(sa_column=Column(Integer, nullable=False))
+    total: float = Field(sa_column=Column(Float, nullable=False))
+    counts: dict[str, int] = Field(sa_column=Column(JSON, nullable=False))
 
 
 class SummaryAgentFailure(SQLModel, table=True):

@@ -14,6 +14,9 @@ summary; the first metrics call folds the whole log in.
   needed intervention, and the newest completed run (whose steps give the funnel's order).
 - ``summary_steps``: entries per process, tier, step, event, actor kind and refusal kind, with the
   seconds they recorded and how many were off the expected path.
+- ``summary_buckets``: per step (and actor kind) and per process, how many step times and times
+  to completion fall into each bucket of a logarithmic scale, so a median or p90 is read with a
+  seek instead of a walk (``tiergate.metrics.ranks``).
 - ``summary_agent_failures``: the steps of runs where an agent failed the gate, with who completed
   them afterwards.
 - ``summary_fold``: how far the log has been read (one row).
@@ -45,7 +48,7 @@ def upgrade() -> None:
         sa.Column("flagged", sa.Integer, nullable=False),
         sa.Column("ended", sa.Integer, nullable=False),
     )
-    op.create_index("ix_summary_runs_group", "summary_runs", ["process_id", "tier", "at"])
+    op.create_index("ix_summary_runs_group", "summary_runs", ["process_id", "tier", "at", "completed_ms"])
     op.create_index("ix_summary_runs_completed", "summary_runs", ["process_id", "tier", "completed_ms", "at"])
     op.create_index("ix_summary_runs_ended", "summary_runs", ["ended", "process_id", "tier", "cancelled",
                                                               "cancelled_by_human", "failed", "started_by_kind", "at",
@@ -69,6 +72,17 @@ def upgrade() -> None:
         sa.Column("entries", sa.Integer, nullable=False),
         sa.Column("seconds", sa.Float, nullable=False),
         sa.Column("off_path", sa.Integer, nullable=False),
+    )
+    op.create_table(
+        "summary_buckets",
+        sa.Column("measure", sa.String(8), primary_key=True),
+        sa.Column("process_id", sa.String(64), primary_key=True),
+        sa.Column("tier", sa.Integer, primary_key=True),
+        sa.Column("step", sa.String(128), primary_key=True),
+        sa.Column("actor_kind", sa.String(16), primary_key=True),
+        sa.Column("entries", sa.Integer, nullable=False),
+        sa.Column("total", sa.Float, nullable=False),
+        sa.Column("counts", sa.JSON, nullable=False),
     )
     op.create_table(
         "summary_agent_failures",
@@ -98,6 +112,7 @@ def downgrade() -> None:
     for index in ("ix_summary_agent_failures_finisher", "ix_summary_agent_failures_step"):
         op.drop_index(index, table_name="summary_agent_failures")
     op.drop_table("summary_agent_failures")
+    op.drop_table("summary_buckets")
     op.drop_table("summary_steps")
     op.drop_table("summary_groups")
     for index in ("ix_summary_runs_ended", "ix_summary_runs_completed", "ix_summary_runs_group"):
