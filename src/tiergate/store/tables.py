@@ -64,8 +64,6 @@ class LogEntry(SQLModel, table=True):
     __tablename__ = "log_entries"
     __table_args__ = (
         UniqueConstraint("run_id", "seq", name="uq_log_entries_run_seq"),
-        Index("ix_log_entries_process_event", "process_id", "event"),
-        Index("ix_log_entries_at", "at"),
         # For metrics: migration 0003 says why each exists. The partial indexes' predicates are
         # spelled as in tiergate.metrics.deviations (a test checks).
         Index("ix_log_entries_event_step", "event", "process_id", "tier", "step", "actor_kind", "duration_s"),
