@@ -208,3 +208,33 @@ def test_ranks_read_through_buckets_match_the_log(tmp_path: Path, make_engine: C
     gather = next(s for s in demo["steps"] if s["step"] == "gather")
     assert gather["time"]["by_actor"]["agent"]["timed"] == 26 and gather["time"]["by_actor"]["human"]["timed"] == 14
     assert demo["time_to_complete"]["completed"] == 40 and demo["time_to_complete"]["over_expected"] > 0
+
+
+def test_folds_at_the_same_moment_count_each_entry_once(story: tuple[Engine, Story], db_url: str) -> None:
+    """Four engines (as four CLI processes would) fold a log none has folded, at once, a few entries a batch."""
+    engine, _ = story
+    engines = [Engine(home=engine.home.root, database_url=db_url, clock=engine.clock) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    folded: list[int] = []
+    errors: list[BaseException] = []
+
+    def fold(other: Engine) -> None:
+        try:
+            barrier.wait(30)
+            folded.append(summary.fold(other.db, batch=3))
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fold, args=(other,)) for other in engines]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for other in engines:
+            other.close()
+    assert not errors, errors
+    _, _, in_summary, count, _ = fold_state(engine)
+    assert sum(folded) == in_summary == count
+    assert_same_as_the_log(engine)
