@@ -7,7 +7,7 @@ counts give the bucket it falls in and its place there; the database then seeks 
 bucket's lower bound in an index that holds the group's values in order, and steps over the
 few values before it (``LIMIT 1 OFFSET k``), instead of over every smaller value of the group.
 
-    counts[str(bucket_of(seconds))] += 1            # the fold, for each value
+    counts[bucket_of(seconds)] += 1                 # the fold, for each value (kept as [[bucket, n], ...])
     locate(counts, needed_ranks(n))                 # {rank: (bucket, values of it before the rank)}
     ... duration_s >= lower_bound(bucket) ORDER BY duration_s LIMIT 1 OFFSET skip   # the seek
 """
@@ -41,13 +41,13 @@ def upper_bound(bucket: int, bounds: Sequence[float] = BOUNDS) -> float:
     return float("inf") if bucket >= len(bounds) else bounds[bucket]
 
 
-def locate(counts: dict[str, int], wanted: set[int]) -> dict[int, tuple[int, int]]:
+def locate(counts: Sequence[Sequence[int]], wanted: set[int]) -> dict[int, tuple[int, int]]:
     """For each 1-based rank: (its bucket, values of that bucket before it), from the counts of
-    the buckets that have values (``{"bucket": values}`` in bucket order, as the summary keeps them)."""
+    the buckets that have values (``[[bucket, values], ...]`` in bucket order, as the summary keeps them)."""
     where: dict[int, tuple[int, int]] = {}
     todo = sorted(wanted)
     seen = 0
-    for bucket, count in sorted((int(b), n) for b, n in counts.items()):
+    for bucket, count in counts:
         while todo and todo[0] <= seen + count:
             rank = todo.pop(0)
             where[rank] = (bucket, rank - seen - 1)

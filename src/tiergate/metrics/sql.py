@@ -94,10 +94,11 @@ class QueryBase:
         self.dialect = conn.dialect.name
         self._times: dict[GroupKey, tuple[int, float | None, float | None]] = {}
         if self.dialect == "sqlite":
-            # Map the file instead of copying each page into this connection's small cache: the
-            # index scans below take about half the time. ``close`` turns it off again before the
-            # pooled connection serves anything else.
-            conn.exec_driver_sql("PRAGMA mmap_size=4294967296")
+            if self.maps_the_file:
+                # Map the file instead of copying each page into this connection's small cache:
+                # the index scans below take about half the time. ``close`` turns it off again
+                # before the pooled connection serves anything else.
+                conn.exec_driver_sql("PRAGMA mmap_size=4294967296")
         else:
             # One snapshot for every query of the answer, so a fold or a step committed meanwhile
             # cannot make two numbers disagree; and room to sort and hash tens of thousands of runs
@@ -105,8 +106,11 @@ class QueryBase:
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
 
+    #: Whether the queries scan enough of a SQLite file to be worth mapping it.
+    maps_the_file = True
+
     def close(self) -> None:
-        if self.dialect == "sqlite":
+        if self.dialect == "sqlite" and self.maps_the_file:
             self.conn.exec_driver_sql("PRAGMA mmap_size=0")
 
     # --- building blocks ---------------------------------------------------------------

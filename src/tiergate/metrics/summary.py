@@ -200,8 +200,18 @@ def _chunks(items: Iterable[str]) -> Iterable[list[str]]:
 
 
 def _upsert(conn: Connection, table: Any, keys: list[str], set_: Any) -> Any:
-    insert = pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
-    return insert.on_conflict_do_update(index_elements=keys, set_=set_(insert.excluded))
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET set_(excluded), built once per dialect and table
+    (each table has one): building and keying a statement costs more than a small fold's SQL."""
+    cache_key = (conn.dialect.name, table.name)
+    statement = _UPSERTS.get(cache_key)
+    if statement is None:
+        insert = pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
+        statement = _UPSERTS[cache_key] = insert.on_conflict_do_update(index_elements=keys,
+                                                                       set_=set_(insert.excluded))
+    return statement
+
+
+_UPSERTS: dict[tuple[str, str], Any] = {}
 
 
 def _count(buckets: dict[Any, list[Any]], key: Any, value: float, times: int = 1) -> None:
@@ -265,12 +275,15 @@ def _group_facts(run: Any) -> tuple[int, int]:
 
 
 def _save_groups(conn: Connection, groups: dict[tuple[str, int], dict[str, Any]]) -> None:
-    for (process_id, tier), delta in groups.items():
-        old = conn.execute(select(GROUPS).where(GROUPS.c.process_id == process_id, GROUPS.c.tier == tier)).first()
-        if old is not None:
+    if not groups:
+        return
+    for old in conn.execute(select(GROUPS).where(GROUPS.c.process_id.in_(sorted({p for p, _t in groups})))):
+        delta = groups.get((old.process_id, old.tier))
+        if delta is not None:
             delta["runs_with_deviation"] += old.runs_with_deviation
             delta["intervened"] += old.intervened
             delta["last_completed_run"] = _greatest(delta["last_completed_run"], old.last_completed_run)
+    for (process_id, tier), delta in groups.items():
         delta.update(process_id=process_id, tier=tier)
     if groups:
         conn.execute(_upsert(conn, GROUPS, ["process_id", "tier"], lambda new: {
@@ -292,7 +305,7 @@ def _save_steps(conn: Connection, steps: dict[tuple[str, int, str, str, str, str
 def _save_buckets(conn: Connection, buckets: dict[tuple[str, str, int, str, str, int], list[Any]]) -> None:
     """Add the values counted per bucket to their groups' rows (read, added to, written back).
 
-    A row's ``counts`` holds only the buckets that have values: ``{"bucket": values}``.
+    A row's ``counts`` holds only the buckets that have values, in order: ``[[bucket, values], ...]``.
     """
     if not buckets:
         return
@@ -303,17 +316,17 @@ def _save_buckets(conn: Connection, buckets: dict[tuple[str, str, int, str, str,
             "entries": 0, "total": 0.0, "counts": {}})
         group["entries"] += n
         group["total"] += total
-        group["counts"][str(bucket)] = group["counts"].get(str(bucket), 0) + n
+        group["counts"][bucket] = group["counts"].get(bucket, 0) + n
     processes = sorted({key[1] for key in groups})
     for old in conn.execute(select(BUCKETS).where(BUCKETS.c.process_id.in_(processes))):
         stored = groups.get((old.measure, old.process_id, old.tier, old.step, old.actor_kind))
         if stored is not None:
             stored["entries"] += old.entries
             stored["total"] += old.total
-            for bucket, n in old.counts.items():
+            for bucket, n in old.counts:
                 stored["counts"][bucket] = stored["counts"].get(bucket, 0) + n
     for group in groups.values():
-        group["counts"] = {b: n for b, n in sorted(group["counts"].items(), key=lambda item: int(item[0])) if n}
+        group["counts"] = [[b, n] for b, n in sorted(group["counts"].items()) if n]
     conn.execute(_upsert(conn, BUCKETS, ["measure", "process_id", "tier", "step", "actor_kind"], lambda new: {
         "entries": new.entries, "total": new.total, "counts": new.counts}), list(groups.values()))
 

@@ -19,6 +19,7 @@ from sqlalchemy.sql import ColumnElement
 from tiergate.metrics.queries import LogQueries
 from tiergate.metrics.sql import Completions, GroupKey, Key, Outcomes, StepCounts, StepKey, median_and_p90
 from tiergate.metrics import ranks
+from tiergate.store.db import bind_time
 from tiergate.metrics.summary import BUCKETS, FAILURES, GROUPS, RUNS, STEPS
 
 
@@ -42,6 +43,8 @@ _SEEKS_PER_STATEMENT = 100
 
 class SummaryQueries(LogQueries):
     """``LogQueries`` over the summary tables; the scope must have no ``since``."""
+
+    maps_the_file = False  # a few thousand small rows and index seeks
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,34 +75,38 @@ class SummaryQueries(LogQueries):
             counts["runs"] += int(runs)
             if kind == "agent":
                 counts["agent_runs"] += int(runs)
+        recent = self._recent(list(out))
         for key, counts in out.items():
-            counts["stale"] = counts["runs"] - self._recent(key)
+            counts["stale"] = counts["runs"] - recent.get(key, (0, 0))[0]
         return out
 
-    def _recent(self, key: Key, completed: bool = False) -> int:
-        """Runs of ``key`` started at or after its abandonment cutoff (only completed ones if ``completed``).
+    def _recent(self, keys: list[Key]) -> dict[Key, tuple[int, int]]:
+        """Per (process, tier): (runs, completed runs) started at or after its abandonment cutoff.
 
-        The recent runs are the few at the end of the group's range of ``ix_summary_runs_group``
-        (start order), so counting them and taking them off the total reads little.
+        The recent runs are the few at the end of each group's range of ``ix_summary_runs_group``
+        (start order), so counting them and taking them off the totals reads little. Groups with
+        no cutoff (not in the catalog) are never abandoned: all their runs count as recent.
         """
-        before = self.stale_before.get(key)
-        if before is None:
-            return self._count(key, completed)
-        query = select(func.count()).where(RUNS.c.process_id == key[0], RUNS.c.tier == key[1], RUNS.c.at >= before)
-        if completed:
-            query = query.where(RUNS.c.completed_ms.is_not(None))
-        return int(self.conn.execute(query).scalar_one())
-
-    def _count(self, key: Key, completed: bool) -> int:
-        query = select(func.count()).where(RUNS.c.process_id == key[0], RUNS.c.tier == key[1], RUNS.c.at.is_not(None))
-        if completed:
-            query = query.where(RUNS.c.completed_ms.is_not(None))
-        return int(self.conn.execute(query).scalar_one())
+        arms: list[tuple[str, tuple[Any, ...]]] = []
+        for process, tier in keys:
+            before = self.stale_before.get((process, tier))
+            since = "" if before is None else " AND at >= ?"
+            arms.append(("SELECT ?, ?, count(*), count(completed_ms) FROM summary_runs WHERE process_id = ? AND "
+                         f"tier = ? AND at IS NOT NULL{since}",
+                         (process, tier, process, tier) + (() if before is None else (bind_time(self.dialect, before),))))
+        out: dict[Key, tuple[int, int]] = {}
+        for i in range(0, len(arms), _SEEKS_PER_STATEMENT):
+            chunk = arms[i:i + _SEEKS_PER_STATEMENT]
+            sql = " UNION ALL ".join(arm for arm, _params in chunk)
+            for process, tier, runs, completed in self._driver_rows(sql, tuple(p for _a, ps in chunk for p in ps)):
+                out[(process, int(tier))] = (int(runs), int(completed))
+        return out
 
     def completions(self) -> dict[Key, Completions]:
         """Times to completion from the run buckets: counts and sums added up, ranks read by seeking."""
         out: dict[Key, Completions] = {}
         groups = self._located("run")
+        recent = self._recent([(process, tier) for process, tier, _s, _k in groups])
         values = self._seek(_RUN_SEEK, [(process, tier, _ms_at_least(ranks.lower_bound(bucket, ranks.BOUNDS_MS)), skip)
                                         for (process, tier, _s, _k), (_n, _t, located, _c) in groups.items()
                                         for bucket, skip in located.values()])
@@ -108,7 +115,7 @@ class SummaryQueries(LogQueries):
             median, p90 = median_and_p90(n, at_rank)
             limit = self.expected_seconds.get(process)
             over = 0 if limit is None else self._over(process, tier, counts, limit * 1000)
-            completed_recent = self._recent((process, tier), completed=True)
+            completed_recent = recent.get((process, tier), (0, 0))[1]
             out[(process, tier)] = Completions(n, round(total_ms) / 1000, median / 1000 if median is not None else None,
                                                p90 / 1000 if p90 is not None else None, over, n - completed_recent)
         return out
@@ -206,7 +213,7 @@ class SummaryQueries(LogQueries):
     # --- reading ranks -------------------------------------------------------------------
 
     def _located(self, measure: str) -> dict[tuple[str, int, str, str], tuple[int, float, dict[int, tuple[int, int]],
-                                                                         dict[str, int]]]:
+                                                                         list[list[int]]]]:
         """Per group of ``measure``: its count, its sum, where each rank ``median_and_p90`` reads
         lies (bucket, values of the bucket before it), and the counts per bucket."""
         query = (select(BUCKETS.c.process_id, BUCKETS.c.tier, BUCKETS.c.step, BUCKETS.c.actor_kind, BUCKETS.c.entries,
@@ -244,7 +251,7 @@ class SummaryQueries(LogQueries):
             rows = sorted(self._driver_rows(sql, tuple(p for params in chunk for p in params)).fetchall())
             yield from (float(value) for _n, value in rows)
 
-    def _over(self, process: str, tier: int, counts: dict[str, int], limit_ms: float) -> int:
+    def _over(self, process: str, tier: int, counts: list[list[int]], limit_ms: float) -> int:
         """Completed runs that took longer than ``limit_ms``: the buckets above it added up, and a
         count of the part of its own bucket above it."""
         edge = ranks.bucket_of(limit_ms, ranks.BOUNDS_MS)
@@ -252,7 +259,7 @@ class SummaryQueries(LogQueries):
             "SELECT count(*) FROM summary_runs WHERE process_id = ? AND tier = ? AND completed_ms > ? "
             "AND completed_ms < ?",
             (process, tier, math.floor(limit_ms), _ms_at_least(ranks.upper_bound(edge, ranks.BOUNDS_MS))))
-        return sum(n for bucket, n in counts.items() if int(bucket) > edge) + int(inside)
+        return sum(n for bucket, n in counts if bucket > edge) + int(inside)
 
     def close(self) -> None:
         if self._cursor is not None:

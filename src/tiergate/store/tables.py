@@ -188,7 +188,7 @@ class SummaryStep(SQLModel, table=True):
 
 class SummaryBucket(SQLModel, table=True):
     """A group's values counted per bucket of ``tiergate.metrics.ranks``: how many, their sum, and
-    ``counts``, how many fall into each bucket that has any (``{"<bucket>": values}``).
+    ``counts``, how many fall into each bucket that has any (``[[bucket, values], ...]`` in order).
 
     ``measure`` is ``step`` (``duration_s`` of step completions, seconds; the group is process,
     tier, step and actor kind) or ``run`` (time to completion, whole milliseconds; step and
@@ -204,7 +204,7 @@ class SummaryBucket(SQLModel, table=True):
     actor_kind: str = Field(sa_column=Column(String(16), primary_key=True))
     entries: int = Field(sa_column=Column(Integer, nullable=False))
     total: float = Field(sa_column=Column(Float, nullable=False))
-    counts: dict[str, int] = Field(sa_column=Column(JSON, nullable=False))
+    counts: list[list[int]] = Field(sa_column=Column(JSON, nullable=False))
 
 
 class SummaryAgentFailure(SQLModel, table=True):
