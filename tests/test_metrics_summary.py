@@ -238,3 +238,14 @@ def test_folds_at_the_same_moment_count_each_entry_once(story: tuple[Engine, Sto
     _, _, in_summary, count, _ = fold_state(engine)
     assert sum(folded) == in_summary == count
     assert_same_as_the_log(engine)
+
+
+def test_a_fold_leaves_the_pooled_connection_durable(story: tuple[Engine, Story]) -> None:
+    """The fold commits without waiting for the disk (its data is refolded if lost); writers still wait."""
+    engine, _ = story
+    assert engine.metrics()["totals"]["runs"] == 9
+    with engine.db.write() as conn:
+        if BACKEND == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        else:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"

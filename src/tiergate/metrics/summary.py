@@ -24,12 +24,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, select, text, update
+from sqlalchemy import Connection, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tiergate.metrics import ranks
-from tiergate.metrics.deviations import REFUSAL_GROUPS, off_path_predicate, refused_sql
+from tiergate.metrics.deviations import OFF_PATH_SQL, REFUSAL_GROUPS, refused_sql
 from tiergate.store.db import Database
 from tiergate.metrics.sql import whole_ms
 from tiergate.store.tables import (LogEntry, SummaryAgentFailure, SummaryBucket, SummaryFold, SummaryGroup, SummaryRun,
@@ -89,24 +89,46 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FOLD_LOCK})
 
 
-def _entries_query(dialect: str) -> Any:
-    """The columns of an entry that the summary needs, with its off-path flag and refusal kind."""
-    refusal = case(*((text(refused_sql(dialect, kind)), kind) for kind in REFUSAL_GROUPS), else_="")
-    return select(_log.c.id, _log.c.run_id, _log.c.process_id, _log.c.tier, _log.c.step, _log.c.event,
-                  _log.c.actor_kind, _log.c.at, _log.c.duration_s,
-                  case((off_path_predicate(dialect), 1), else_=0).label("off_path"), refusal.label("refusal"))
+def _entries_sql(dialect: str, where: str) -> str:
+    """The columns of an entry that the summary needs, with its off-path flag and refusal kind,
+    for the entries ``where`` picks (``?`` placeholders), in id order."""
+    refusal = " ".join(f"WHEN {refused_sql(dialect, kind)} THEN '{kind}'" for kind in REFUSAL_GROUPS)
+    return ("SELECT id, run_id, process_id, tier, step, event, actor_kind, at, duration_s, "
+            f"CASE WHEN {OFF_PATH_SQL[dialect]} THEN 1 ELSE 0 END, CASE {refusal} ELSE '' END "
+            f"FROM log_entries WHERE {where}")
+
+
+def _entries(conn: Connection, where: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Entries read on the DBAPI cursor: SQLAlchemy's result handling would cost more than the
+    fold itself. Times stay as the driver gives them until ``_time`` reads the few that matter."""
+    dialect = conn.dialect.name
+    sql = _entries_sql(dialect, where)
+    if dialect != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _time(value: Any) -> datetime:
+    """An entry's time as SQLAlchemy reads the column (naive UTC on SQLite, aware on PostgreSQL)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _fold_batch(db: Database, batch: int) -> tuple[int, bool]:
-    with db.write() as conn:
+    # The summary is rebuilt from the log: a fold lost to a power cut is folded again.
+    with db.write(durable=False) as conn:
         _lock(conn)
         high_water, holes = conn.execute(select(_state.c.high_water, _state.c.holes).where(_state.c.id == 1)).one()
-        query = _entries_query(conn.dialect.name)
-        rows = list(conn.execute(query.where(_log.c.id > high_water).order_by(_log.c.id).limit(batch)))
-        late = list(conn.execute(query.where(_log.c.id.in_([h[0] for h in holes])))) if holes else []
-        top = rows[-1].id if rows else high_water
+        rows = _entries(conn, "id > ? ORDER BY id LIMIT ?", (high_water, batch))
+        hole_ids = [h[0] for h in holes]
+        late = _entries(conn, f"id IN ({', '.join('?' * len(hole_ids))})", tuple(hole_ids)) if hole_ids else []
+        top = rows[-1][0] if rows else high_water
         if conn.dialect.name == "postgresql":
-            holes = _holes(conn, holes, {r.id for r in late}, high_water, top, {r.id for r in rows})
+            holes = _holes(conn, holes, {r[0] for r in late}, high_water, top, {r[0] for r in rows})
         if not rows and not late:
             conn.execute(update(_state).where(_state.c.id == 1).values(holes=holes))
             return 0, False
@@ -138,7 +160,7 @@ def _apply(conn: Connection, rows: Sequence[Any]) -> None:
     completions: dict[tuple[str, str], str | None] = {}
     buckets: dict[tuple[str, str, int, str, str, int], list[Any]] = {}
     # Plain tuples: reading a Row's fields by name costs more than the rest of the loop.
-    for _id, run_id, process_id, tier, step, event, kind, at, duration, off_path, refusal in map(tuple, rows):
+    for _id, run_id, process_id, tier, step, event, kind, at, duration, off_path, refusal in rows:
         key = (process_id, tier, step or "", event, kind, refusal or "")
         counts = steps.get(key)
         if counts is None:
@@ -150,9 +172,9 @@ def _apply(conn: Connection, rows: Sequence[Any]) -> None:
         if run is None:
             run = runs[run_id] = _empty_run(run_id, process_id, tier)
         if event == "started":
-            _merge_start(run, at, kind)
+            _merge_start(run, _time(at), kind)
         elif event == "completed":
-            run["completed_at"] = _later(run["completed_at"], at)
+            run["completed_at"] = _later(run["completed_at"], _time(at))
         elif event == "cancelled":
             run["cancelled"] = 1
             if kind == "human":

@@ -193,12 +193,28 @@ class Database:
         return engine
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction: commits on success, rolls back on any exception."""
+    def write(self, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction: commits on success, rolls back on any exception.
+
+        ``durable=False`` is for data derived from what is durable (the log summary): its commit
+        does not wait for the disk (SQLite ``synchronous=NORMAL`` for this transaction, PostgreSQL
+        ``synchronous_commit=off``). A power cut may then lose the transaction, never half of it,
+        and never anything committed durably.
+        """
         with self._connect() as conn:
             conn = conn.execution_options(tiergate_write=True)
-            with conn.begin():
-                yield conn
+            # SQLite takes the setting outside a transaction only: straight on the driver's connection.
+            relaxed = not durable and self.is_sqlite
+            if relaxed:
+                conn.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
+            try:
+                with conn.begin():
+                    if not durable and not self.is_sqlite:
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                    yield conn
+            finally:
+                if relaxed and not conn.invalidated:
+                    conn.connection.driver_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
