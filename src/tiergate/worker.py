@@ -28,6 +28,7 @@ from tiergate.actors import SYSTEM
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
 from tiergate.log import format_time
+from tiergate.metrics import summary
 from tiergate.runners.base import RunContext
 from tiergate.store import runs as store
 from tiergate.store.timers import claim_due_run, set_due_at
@@ -102,7 +103,10 @@ def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None =
 
 def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
                 report: Callable[[list[Fired], datetime], None] | None = None) -> None:
-    """Pass after pass, ``interval`` seconds apart, until SIGINT or SIGTERM (after the current run)."""
+    """Pass after pass, ``interval`` seconds apart, until SIGINT or SIGTERM (after the current run).
+
+    After each pass it also folds what was logged since into the log summary (``metrics.summary``).
+    """
     stopping = False
 
     def stop(_signum: int, _frame: Any) -> None:
@@ -116,6 +120,8 @@ def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
         fired = run_pass(engine, limit=limit)
         if report is not None:
             report(fired, started)
+        # Between passes, keep the log summary current, so `tiergate metrics` finds little to fold.
+        summary.fold(engine.db)
         waited = 0.0
         while not stopping and waited < interval:
             time.sleep(min(0.2, interval - waited))
