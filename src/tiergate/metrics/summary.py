@@ -9,8 +9,9 @@ runners never touch them, so writing a step costs what it did. Metrics over whol
 tiers read the summary instead of counting a million entries each time; ``--since`` scopes and
 ``--from-log`` count the log itself (``metrics.queries``), and a test holds both answers equal.
 
-Every fact folded is a sum, a minimum, a maximum or an "any", so entries may be folded in any
-order and in batches of any size. The fold remembers the greatest entry id it read. On SQLite
+Every fact folded is a sum, a minimum, a maximum or an "any" (and the per-group counts of runs
+move by what each run's change changed), so entries may be folded in any order and in batches
+of any size. The fold remembers the greatest entry id it read. On SQLite
 writers hold the database's write lock while they append, so entries become visible in id
 order. On PostgreSQL they need not: a transaction may commit entry 101 while entry 100's is still
 open. Ids below the high-water mark that were not visible are kept as *holes*, with the
@@ -30,8 +31,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tiergate.metrics import ranks
 from tiergate.metrics.deviations import OFF_PATH_SQL, REFUSAL_GROUPS, refused_sql
-from tiergate.store.db import Database
 from tiergate.metrics.sql import whole_ms
+from tiergate.store.db import Database
 from tiergate.store.tables import (LogEntry, SummaryAgentFailure, SummaryBucket, SummaryFold, SummaryGroup, SummaryRun,
                                    SummaryStep)
 
@@ -90,8 +91,8 @@ def _lock(conn: Connection) -> None:
 
 
 def _entries_sql(dialect: str, where: str) -> str:
-    """The columns of an entry that the summary needs, with its off-path flag and refusal kind,
-    for the entries ``where`` picks (``?`` placeholders), in id order."""
+    """The columns of an entry that the summary needs, with its off-path flag and refusal kind
+    (the partial indexes' predicates of migration 0003), for the entries ``where`` picks."""
     refusal = " ".join(f"WHEN {refused_sql(dialect, kind)} THEN '{kind}'" for kind in REFUSAL_GROUPS)
     return ("SELECT id, run_id, process_id, tier, step, event, actor_kind, at, duration_s, "
             f"CASE WHEN {OFF_PATH_SQL[dialect]} THEN 1 ELSE 0 END, CASE {refusal} ELSE '' END "

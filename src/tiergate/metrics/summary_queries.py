@@ -3,9 +3,9 @@
 ``SummaryQueries`` answers the same questions as ``LogQueries``, with the same types, for a
 scope without ``--since`` (a scope of whole processes and tiers, which is what the summary
 adds up). A run's rows in the summary carry its process and tier, so ``--process`` and
-``--tier`` are plain conditions. Two questions still read the log itself, through the indexes of
-migration 0003, because they need each completion's duration: the step times' medians and p90s,
-and the order of one completed run's steps.
+``--tier`` are plain conditions. Two questions still touch the log, through its indexes: the
+value of each step-time rank (a seek into ``ix_log_entries_event_step``, where the summary's
+buckets say to start; ``tiergate.metrics.ranks``), and the order of one completed run's steps.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any, Iterator, Sequence
 from sqlalchemy import case, func, select, union
 from sqlalchemy.sql import ColumnElement
 
+from tiergate.metrics import ranks
 from tiergate.metrics.queries import LogQueries
 from tiergate.metrics.sql import Completions, GroupKey, Key, Outcomes, StepCounts, StepKey, median_and_p90
-from tiergate.metrics import ranks
-from tiergate.store.db import bind_time
 from tiergate.metrics.summary import BUCKETS, FAILURES, GROUPS, RUNS, STEPS
+from tiergate.store.db import bind_time
 
 
 def _step(value: str) -> str | None:
@@ -90,9 +90,9 @@ class SummaryQueries(LogQueries):
         arms: list[tuple[str, tuple[Any, ...]]] = []
         for process, tier in keys:
             before = self.stale_before.get((process, tier))
-            since = "" if before is None else " AND at >= ?"
+            recent_only = "" if before is None else " AND at >= ?"
             arms.append(("SELECT ?, ?, count(*), count(completed_ms) FROM summary_runs WHERE process_id = ? AND "
-                         f"tier = ? AND at IS NOT NULL{since}",
+                         f"tier = ? AND at IS NOT NULL{recent_only}",
                          (process, tier, process, tier) + (() if before is None else (bind_time(self.dialect, before),))))
         out: dict[Key, tuple[int, int]] = {}
         for i in range(0, len(arms), _SEEKS_PER_STATEMENT):
