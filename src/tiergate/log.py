@@ -28,8 +28,8 @@ EVENTS = frozenset({
     "decision_evaluated", "timer_fired", "escalated", "guidance_served", "completed", "cancelled", "failed",
 })
 
-_log = LogEntry.__table__
-_runs = Run.__table__
+_log = LogEntry.__table__  # type: ignore[attr-defined]
+_runs = Run.__table__  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from sqlalchemy import and_, func, or_, select, text
 
@@ -34,7 +34,8 @@ class StepQueries(QueryBase):
             columns = [e.c.process_id, e.c.tier, e.c.step, e.c.actor_kind, func.count(), func.sum(e.c.duration_s)]
             timed = event == "step_completed" and self.dialect == "postgresql"
             if timed:
-                columns += self.time_columns(e)
+                columns += [func.count(e.c.duration_s), func.percentile_cont(0.5).within_group(e.c.duration_s),
+                            func.percentile_disc(0.9).within_group(e.c.duration_s)]
             query = (select(*columns).where(e.c.event == event, *self.in_scope(e))
                      .group_by(e.c.process_id, e.c.tier, e.c.step, e.c.actor_kind))
             for row in self.conn.execute(query):
@@ -43,18 +44,10 @@ class StepQueries(QueryBase):
                 counts.by_kind[kind] = count
                 counts.seconds_by_kind[kind] = float(total or 0.0)
                 if timed:
-                    self.keep_times((process, tier, step, kind), row[6:])
+                    self._times[(process, tier, step, kind)] = (
+                        int(row[6]), None if row[7] is None else float(row[7]),
+                        None if row[8] is None else float(row[8]))
         return out
-
-    @staticmethod
-    def time_columns(e: Any) -> list[Any]:
-        """PostgreSQL: the completions with a duration, their median and p90, as aggregate columns."""
-        return [func.count(e.c.duration_s), func.percentile_cont(0.5).within_group(e.c.duration_s),
-                func.percentile_disc(0.9).within_group(e.c.duration_s)]
-
-    def keep_times(self, key: GroupKey, values: Sequence[Any]) -> None:
-        timed, median, p90 = values
-        self._times[key] = (int(timed), None if median is None else float(median), None if p90 is None else float(p90))
 
     def refusals(self) -> dict[tuple[str, str, int, str | None], StepCounts]:
         """Refusals out of order and by the wrong actor, per (kind, process, tier, step), by actor kind.

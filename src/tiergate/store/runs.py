@@ -22,8 +22,8 @@ from tiergate.log import LogEvent
 from tiergate.store.db import DriverSQL, bind_time, driver_cursor, encode_json, read_time
 from tiergate.store.tables import Definition, Run
 
-_runs = Run.__table__
-_definitions = Definition.__table__
+_runs = Run.__table__  # type: ignore[attr-defined]
+_definitions = Definition.__table__  # type: ignore[attr-defined]
 
 _SELECT_RUN = DriverSQL(
     "SELECT id, process_id, definition_version, tier, status, CAST(state AS TEXT), version, started_by, created_at, "
