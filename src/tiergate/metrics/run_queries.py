@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Float, and_, case, cast, func, literal, null, select, union_all
 
 from tiergate.metrics.deviations import off_path_predicate
-from tiergate.metrics.sql import Completions, Ended, Key, Outcomes, QueryBase, StepKey, _log, median_and_p90
+from tiergate.metrics.sql import (Completions, Ended, Key, Outcomes, QueryBase, StepKey, _log, median_and_p90,
+                                  whole_ms)
 
 
 def _seconds(ms: float | None) -> float | None:
@@ -37,45 +38,37 @@ class RunQueries(QueryBase):
         return out
 
     def completions(self) -> dict[Key, Completions]:
-        """Per (process, tier): time from ``started`` to ``completed`` of the completed runs.
+        """Per (process, tier): time from ``started`` to ``completed`` of the completed runs, in
+        whole milliseconds (``sql.whole_ms``, as the log summary keeps them).
 
         PostgreSQL computes the median and p90 itself; SQLite, which has no percentile
         function, sends each run's whole milliseconds (a few bytes a run) to be sorted here.
         """
         c, s = _log.alias("c"), _log.alias("s")
-        query = (self.time_to_complete(self.whole_ms(c.c.at, s.c.at), s)
-                 .select_from(c.join(s, and_(s.c.event == "started", self.same_run(s, c))))
-                 .where(c.c.event == "completed", *self.started_in_scope(s)))
-        if self.scope.process is not None:
-            query = query.where(c.c.process_id == self.scope.process)
-        return self.completion_stats(query)
-
-    def time_to_complete(self, ms: Any, started: Any, stale: bool = True) -> Any:
-        """Per process and tier of ``started`` (a ``started`` entry, or a row like it, with ``at``):
-        the completed runs' times (whole milliseconds ``ms``), and how many of them are stale
-        (0 unless ``stale``)."""
+        ms = whole_ms(self.dialect, c.c.at, s.c.at)
         if self.dialect == "sqlite":
             columns: list[Any] = [func.group_concat(ms)]
         else:
-            limit_ms = case({p: s * 1000 for p, s in self.expected_seconds.items()}, value=started.c.process_id,
+            limit_ms = case({p: sec * 1000 for p, sec in self.expected_seconds.items()}, value=c.c.process_id,
                             else_=None)
             columns = [func.count(), func.sum(ms), func.percentile_cont(0.5).within_group(cast(ms, Float)),
                        func.percentile_disc(0.9).within_group(ms), func.sum(case((ms > limit_ms, 1), else_=0))]
-        stale_runs = func.sum(self.stale(started)) if stale else literal(0)
-        return (select(started.c.process_id, started.c.tier, stale_runs, *columns)
-                .group_by(started.c.process_id, started.c.tier))
-
-    def completion_stats(self, query: Any) -> dict[Key, Completions]:
+        query = (select(c.c.process_id, c.c.tier, func.sum(self.stale(s)), *columns)
+                 .select_from(c.join(s, and_(s.c.event == "started", self.same_run(s, c))))
+                 .where(c.c.event == "completed", *self.started_in_scope(s))
+                 .group_by(c.c.process_id, c.c.tier))
+        if self.scope.process is not None:
+            query = query.where(c.c.process_id == self.scope.process)
         out: dict[Key, Completions] = {}
         for process, tier, stale, *values in self.conn.execute(query):
             if self.dialect == "sqlite":
                 # Whole milliseconds, sorted here; seconds only for the answer's few numbers.
-                ms = sorted(map(int, values[0].split(",")))
+                times = sorted(map(int, values[0].split(",")))
                 limit = self.expected_seconds.get(process)
-                median, p90 = median_and_p90(len(ms), {n + 1: v for n, v in enumerate(ms)})
-                over = 0 if limit is None else len(ms) - bisect.bisect_right(ms, limit * 1000)
-                out[(process, tier)] = Completions(len(ms), sum(ms) / 1000, _seconds(median), _seconds(p90), over,
-                                                   int(stale or 0))
+                median, p90 = median_and_p90(len(times), {n + 1: v for n, v in enumerate(times)})
+                over = 0 if limit is None else len(times) - bisect.bisect_right(times, limit * 1000)
+                out[(process, tier)] = Completions(len(times), sum(times) / 1000, _seconds(median), _seconds(p90),
+                                                   over, int(stale or 0))
             else:
                 count, total_ms, median, p90, over_expected = values
                 out[(process, tier)] = Completions(count, int(total_ms) / 1000, _seconds(float(median)),

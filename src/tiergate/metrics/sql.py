@@ -115,9 +115,6 @@ class QueryBase:
 
     # --- building blocks ---------------------------------------------------------------
 
-    def whole_ms(self, done_at: Any, started_at: Any) -> ColumnElement[int]:
-        return whole_ms(self.dialect, done_at, started_at)
-
     def in_scope(self, entry: Any, *, since_only: bool = False) -> list[ColumnElement[bool]]:
         """Conditions that keep entries of runs in scope (process and tier are on every entry)."""
         conditions: list[ColumnElement[bool]] = []

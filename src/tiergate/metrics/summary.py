@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -53,6 +53,7 @@ _CHUNK = 900
 #: Events that are deviations whoever logged them (step_skipped only when a person or agent skipped).
 _DEVIATION_EVENTS = frozenset({"refused", "gate_failed", "escalated"})
 _FLAGS = ("cancelled", "cancelled_by_human", "failed", "deviated", "flagged")
+_T = TypeVar("_T", str, datetime)
 
 
 def pending(conn: Connection) -> bool:
@@ -175,7 +176,7 @@ def _apply(conn: Connection, rows: Sequence[Any]) -> None:
         if event == "started":
             _merge_start(run, _time(at), kind)
         elif event == "completed":
-            run["completed_at"] = _later(run["completed_at"], _time(at))
+            run["completed_at"] = _greatest(run["completed_at"], _time(at))
         elif event == "cancelled":
             run["cancelled"] = 1
             if kind == "human":
@@ -207,13 +208,10 @@ def _merge_start(run: dict[str, Any], at: datetime | None, kind: str | None) -> 
         run["at"], run["started_by_kind"] = at, kind
 
 
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    return b if a is None else a if b is None else max(a, b)
-
-
-def _greatest(a: str | None, b: str | None) -> str | None:
-    """The greater of two strings, as SQL's max() orders them (actor kinds: 'system' > 'human' > 'agent')."""
-    return b if a is None else a if b is None else max(a, b)
+def _greatest(a: _T | None, b: _T | None) -> _T | None:
+    """The greater of two values, None counting as missing, as SQL's max() does (so actor kinds
+    order 'system' > 'human' > 'agent')."""
+    return b if a is None else a if b is None else max(a, b)  # type: ignore[type-var]
 
 
 def _chunks(items: Iterable[str]) -> Iterable[list[str]]:
@@ -259,7 +257,7 @@ def _save_runs(conn: Connection, runs: dict[str, dict[str, Any]], buckets: dict[
             if old.completed_ms is not None:
                 old_ms[old.run_id] = old.completed_ms
             _merge_start(run, old.at, old.started_by_kind)
-            run["completed_at"] = _later(run["completed_at"], old.completed_at)
+            run["completed_at"] = _greatest(run["completed_at"], old.completed_at)
             for flag in _FLAGS:
                 run[flag] = max(run[flag], getattr(old, flag))
     for run_id, run in runs.items():
@@ -308,10 +306,9 @@ def _save_groups(conn: Connection, groups: dict[tuple[str, int], dict[str, Any]]
             delta["last_completed_run"] = _greatest(delta["last_completed_run"], old.last_completed_run)
     for (process_id, tier), delta in groups.items():
         delta.update(process_id=process_id, tier=tier)
-    if groups:
-        conn.execute(_upsert(conn, GROUPS, ["process_id", "tier"], lambda new: {
-            "runs_with_deviation": new.runs_with_deviation, "intervened": new.intervened,
-            "last_completed_run": new.last_completed_run}), list(groups.values()))
+    conn.execute(_upsert(conn, GROUPS, ["process_id", "tier"], lambda new: {
+        "runs_with_deviation": new.runs_with_deviation, "intervened": new.intervened,
+        "last_completed_run": new.last_completed_run}), list(groups.values()))
 
 
 def _save_steps(conn: Connection, steps: dict[tuple[str, int, str, str, str, str], list[Any]]) -> None:

@@ -38,7 +38,7 @@ _STEP_SEEK = ("SELECT duration_s FROM log_entries WHERE event = 'step_completed'
               "AND step = ? AND actor_kind = ? AND duration_s >= ? ORDER BY duration_s LIMIT 1 OFFSET ?")
 _RUN_SEEK = ("SELECT completed_ms FROM summary_runs WHERE process_id = ? AND tier = ? AND completed_ms >= ? "
              "ORDER BY completed_ms LIMIT 1 OFFSET ?")
-_SEEKS_PER_STATEMENT = 100
+_ARMS_PER_STATEMENT = 100
 
 
 class SummaryQueries(LogQueries):
@@ -94,13 +94,8 @@ class SummaryQueries(LogQueries):
             arms.append(("SELECT ?, ?, count(*), count(completed_ms) FROM summary_runs WHERE process_id = ? AND "
                          f"tier = ? AND at IS NOT NULL{recent_only}",
                          (process, tier, process, tier) + (() if before is None else (bind_time(self.dialect, before),))))
-        out: dict[Key, tuple[int, int]] = {}
-        for i in range(0, len(arms), _SEEKS_PER_STATEMENT):
-            chunk = arms[i:i + _SEEKS_PER_STATEMENT]
-            sql = " UNION ALL ".join(arm for arm, _params in chunk)
-            for process, tier, runs, completed in self._driver_rows(sql, tuple(p for _a, ps in chunk for p in ps)):
-                out[(process, int(tier))] = (int(runs), int(completed))
-        return out
+        return {(process, int(tier)): (int(runs), int(completed))
+                for process, tier, runs, completed in self._union_all(arms)}
 
     def completions(self) -> dict[Key, Completions]:
         """Times to completion from the run buckets: counts and sums added up, ranks read by seeking."""
@@ -196,8 +191,7 @@ class SummaryQueries(LogQueries):
     def step_times(self, groups: dict[GroupKey, int]) -> dict[GroupKey, tuple[int, float | None, float | None]]:
         """Median and p90 of each group's step times: the step buckets say where, a seek reads the value."""
         located = self._located("step")
-        found = {key: located[(key[0], key[1], key[2], key[3])] for key in groups
-                 if key[2] is not None and (key[0], key[1], key[2], key[3]) in located}
+        found = {key: located[key] for key in groups if key in located}  # type: ignore[index]
         values = self._seek(_STEP_SEEK, [(process, tier, step, kind, ranks.lower_bound(bucket), skip)
                                          for (process, tier, step, kind), (_n, _t, where, _c) in found.items()
                                          for bucket, skip in where.values()])
@@ -239,17 +233,19 @@ class SummaryQueries(LogQueries):
 
     _cursor: Any = None
 
-    def _seek(self, arm: str, requests: list[tuple[Any, ...]]) -> Iterator[float]:
-        """The value each seek of ``requests`` reads (``arm`` filled with its parameters), in order.
+    def _union_all(self, arms: list[tuple[str, tuple[Any, ...]]]) -> Iterator[tuple[Any, ...]]:
+        """The rows of many small statements (``(sql, params)``), asked a hundred to a statement
+        joined by UNION ALL, so a server is asked once per hundred, not once per statement."""
+        for i in range(0, len(arms), _ARMS_PER_STATEMENT):
+            chunk = arms[i:i + _ARMS_PER_STATEMENT]
+            sql = " UNION ALL ".join(arm for arm, _params in chunk)
+            yield from self._driver_rows(sql, tuple(p for _arm, params in chunk for p in params)).fetchall()
 
-        The seeks go in statements of many scalar subqueries each, so a server is asked once
-        per hundred, not once per seek.
-        """
-        for i in range(0, len(requests), _SEEKS_PER_STATEMENT):
-            chunk = requests[i:i + _SEEKS_PER_STATEMENT]
-            sql = " UNION ALL ".join(f"SELECT {n} AS n, ({arm}) AS v" for n in range(len(chunk)))
-            rows = sorted(self._driver_rows(sql, tuple(p for params in chunk for p in params)).fetchall())
-            yield from (float(value) for _n, value in rows)
+    def _seek(self, arm: str, requests: list[tuple[Any, ...]]) -> Iterator[float]:
+        """The value each seek of ``requests`` reads (``arm`` filled with its parameters), in order."""
+        numbered = sorted(self._union_all([(f"SELECT {n} AS n, ({arm}) AS v", params)
+                                           for n, params in enumerate(requests)]))
+        return (float(value) for _n, value in numbered)
 
     def _over(self, process: str, tier: int, counts: list[list[int]], limit_ms: float) -> int:
         """Completed runs that took longer than ``limit_ms``: the buckets above it added up, and a
