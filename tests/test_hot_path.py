@@ -91,7 +91,7 @@ def test_a_stale_run_writes_nothing(engine: Any) -> None:
         with engine.db.write() as conn:
             events = [execution_log.LogEvent("cancelled", SYSTEM, detail={"reason": "stale"})]
             assert store.save_transition(conn, stale, {"data": {}, "steps": {}}, status, events,
-                                         engine.clock()) is False
+                                         engine.clock()) is None
     with engine.db.read() as conn:
         after = store.get_run(conn, run.id)
         assert len(execution_log.entries(conn, run.id)) == entries_before
@@ -139,3 +139,90 @@ def test_postgresql_pooled_connections_the_server_dropped_are_replaced(engine: A
     assert info.steps[0].state == "done"
     with engine.db.read() as conn:
         assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+
+
+# --- the runs an engine remembers (store.RecentRuns) ------------------------------------------
+
+
+def _completions(engine: Any, run_id: str, step: str) -> list[dict[str, Any]]:
+    with engine.db.read() as conn:
+        return [e for e in execution_log.entries(conn, run_id) if e["event"] == "step_completed" and e["step"] == step]
+
+
+def test_a_run_changed_by_another_engine_is_read_again(demo_home: HomeBuilder, make_engine: Any) -> None:
+    """Engine A remembers the run it wrote; B changes the run; A's next change starts from B's."""
+    a, b = make_engine(demo_home), make_engine(demo_home)
+    run = a.start("demo", {"ticket_id": "T-7"}, actor="agent:bot")
+    a.complete(run.id, "gather", EVIDENCE, actor="agent:bot")          # A remembers: extra and review ready
+    b.skip(run.id, "extra", "nothing extra to check", actor="agent:other")
+    info = a.complete(run.id, "review", {"approved": True}, actor="human:alice")
+    assert info.status == "completed"
+    assert [s.state for s in info.steps] == ["done", "skipped", "done"]
+    assert info.steps[1].actor == "agent:other"  # B's skip, which A never saw itself
+    assert a.verify_log()["ok"] is True
+    assert [e["event"] for e in a.log(run.id)].count("step_skipped") == 1
+
+
+def test_a_refusal_is_judged_on_the_run_as_stored(demo_home: HomeBuilder, make_engine: Any) -> None:
+    """A remembers `extra` as ready; B completes it; A's attempt is refused as already done, not written."""
+    a, b = make_engine(demo_home), make_engine(demo_home)
+    run = a.start("demo", {"ticket_id": "T-8"}, actor="agent:bot")
+    a.complete(run.id, "gather", EVIDENCE, actor="agent:bot")
+    b.complete(run.id, "extra", {"note": "checked by B"}, actor="agent:other")
+    with pytest.raises(Exception) as err:
+        a.complete(run.id, "extra", {"note": "checked by A"}, actor="agent:bot")
+    assert getattr(err.value, "reason", None) == "already_done"
+    completions = _completions(a, run.id, "extra")
+    assert [c["detail"]["evidence"]["note"] for c in completions] == ["checked by B"]
+    refused = [e for e in a.log(run.id) if e["event"] == "refused"]
+    assert len(refused) == 1 and refused[0]["detail"]["reason"] == "already_done"
+    assert a.status(run.id).data["note"] == "checked by B"
+
+
+def test_changing_an_answer_does_not_change_what_the_engine_remembers(engine: Any) -> None:
+    run = engine.start("demo", {"ticket_id": "T-9"}, actor="agent:bot")
+    evidence = dict(EVIDENCE)
+    info = engine.complete(run.id, "gather", evidence, actor="agent:bot")
+    info.data["severity"] = "S1"                     # a caller edits what it was given, or what it gave
+    info.steps[0].evidence["summary"] = "edited"      # type: ignore[index]
+    evidence["severity"] = "S3"
+    done = engine.complete(run.id, "extra", {"note": "fine"}, actor="agent:bot")
+    assert done.data["severity"] == "S2"
+    assert done.steps[0].evidence == EVIDENCE
+    with engine.db.read() as conn:
+        stored = store.get_run(conn, run.id)
+    assert stored is not None and stored.state["data"]["severity"] == "S2"
+
+
+def test_an_error_on_a_remembered_run_is_checked_against_the_database(demo_home: HomeBuilder,
+                                                                       make_engine: Any) -> None:
+    """B cancels the run A remembers as active: A is told the run is cancelled, and writes nothing else."""
+    a, b = make_engine(demo_home), make_engine(demo_home)
+    run = a.start("demo", {"ticket_id": "T-10"}, actor="agent:bot")
+    a.complete(run.id, "gather", EVIDENCE, actor="agent:bot")
+    b.cancel(run.id, "duplicate of T-1", actor="human:alice")
+    with pytest.raises(Exception) as err:
+        a.complete(run.id, "extra", {"note": "late"}, actor="agent:bot")
+    assert getattr(err.value, "reason", None) == "run_not_active"
+    assert _completions(a, run.id, "extra") == []
+    assert a.status(run.id).status == "cancelled"
+    assert a.verify_log()["ok"] is True
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="traces the statements on SQLite's connection")
+def test_a_remembered_run_is_not_read_back(engine: Any) -> None:
+    run = engine.start("demo", {"ticket_id": "T-11"}, actor="agent:bot")
+    with engine.db.read() as conn:
+        connection = conn.connection.dbapi_connection
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+    try:
+        engine.complete(run.id, "gather", EVIDENCE, actor="agent:bot")
+        other = engine.start("demo", {"ticket_id": "T-12"}, actor="agent:bot")
+        engine._recent_runs.take(other.id)  # forgotten: read back as before
+        engine.complete(other.id, "gather", EVIDENCE, actor="agent:bot")
+    finally:
+        connection.set_trace_callback(None)
+    reads = [s for s in statements if s.startswith("SELECT") and "FROM runs" in s]
+    assert len(reads) == 1 and f"'{other.id}'" in reads[0]
+    assert engine.verify_log()["ok"] is True

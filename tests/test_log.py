@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -103,3 +104,36 @@ def test_the_earliest_break_is_named_when_several_runs_are_broken(engine: Engine
     _sql(engine, "UPDATE log_entries SET actor_id = 'x' WHERE id IN (:a, :b)", a=later, b=earlier)
     broken = engine.verify_log()["broken"]
     assert broken["entry_id"] == earlier == min(earlier, later)
+
+
+def test_entry_hash_is_the_sha256_of_the_entrys_canonical_json() -> None:
+    """The hash's spelling is fixed for ever: the canonical JSON (sorted keys, no spaces, UTF-8)
+    of the entry's fields. ``chain`` puts the text together from parts; it must be that text."""
+    import decimal
+    import hashlib
+    from datetime import datetime, timezone
+
+    from tiergate.actors import SYSTEM, Actor
+    from tiergate.jsonutil import canonical_json, to_jsonable
+    from tiergate.log import GENESIS, LogEvent, RunHead, chain, entry_hash, format_time
+
+    events = [
+        LogEvent("step_completed", Actor("agent", "bot"), step="gather", duration_s=1.0000004,
+                 detail={"evidence": {"z": [1, 2.5, None, True], "a": "é \" \\ \n 日本", "n": decimal.Decimal("3")}}),
+        LogEvent("step_ready", SYSTEM, step="extra"),
+        LogEvent("completed", SYSTEM, detail={"nested": {"b": {}, "a": []}, "when": (1, 2)}, duration_s=-0.0),
+    ]
+    head = RunHead("run-1", "demo", "v" * 64, 2, 3, "f" * 64)
+    rows = chain(head, events, datetime(2026, 12, 3, 18, 0, 0, 5, tzinfo=timezone.utc))
+    prev = "f" * 64
+    for row, event in zip(rows, events):
+        material = {"run": "run-1", "seq": row["seq"], "at": format_time(row["at"]), "process": "demo",
+                    "version": "v" * 64, "tier": 2, "step": event.step, "event": event.event,
+                    "actor": [event.actor.kind, event.actor.id], "duration_s": row["duration_s"],
+                    "detail": to_jsonable(event.detail), "prev": prev}
+        assert row["hash"] == hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
+        assert row["detail_json"] == canonical_json(to_jsonable(event.detail))
+        # What verify recomputes from a stored entry (the detail read back as JSON) is the same hash.
+        assert entry_hash({**row, "detail": json.loads(row["detail_json"])}) == row["hash"]
+        prev = row["hash"]
+    assert [r["seq"] for r in rows] == [4, 5, 6] and GENESIS != prev

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from tiergate.errors import UsageError
@@ -27,22 +28,29 @@ class Actor:
     @classmethod
     def parse(cls, text: str | None) -> "Actor":
         """Parse a claimed actor. ``system`` and unknown kinds are refused."""
-        if text is None or not text.strip():
-            raise UsageError("no actor given. Say who is acting with --actor agent:NAME or --actor human:NAME "
-                             "(or set TIERGATE_ACTOR).", code="actor_missing")
-        match = _ACTOR.match(text.strip())
-        if match is None:
-            raise UsageError(f"actor '{text}' is not valid. Write it as agent:NAME or human:NAME "
-                             "(NAME: letters, digits, '.', '_', '@', '-').", code="actor_invalid",
-                             details={"actor": text})
-        kind = match.group("kind")
-        if kind == "system":
-            raise UsageError("the actor kind 'system' is reserved for the engine itself and cannot be claimed. "
-                             "Use agent:NAME or human:NAME.", code="actor_invalid", details={"actor": text})
-        if kind not in ("agent", "human"):
-            raise UsageError(f"actor kind '{kind}' is unknown. Use agent:NAME or human:NAME.",
-                             code="actor_invalid", details={"actor": text})
-        return cls(kind, match.group("id"))  # type: ignore[arg-type]
+        return _parse(text)
+
+
+# A long-lived process (the MCP server, a program) names the same few actors on every call;
+# an Actor is immutable, so one parse serves them all.
+@lru_cache(maxsize=256)
+def _parse(text: str | None) -> Actor:
+    if text is None or not text.strip():
+        raise UsageError("no actor given. Say who is acting with --actor agent:NAME or --actor human:NAME "
+                         "(or set TIERGATE_ACTOR).", code="actor_missing")
+    match = _ACTOR.match(text.strip())
+    if match is None:
+        raise UsageError(f"actor '{text}' is not valid. Write it as agent:NAME or human:NAME "
+                         "(NAME: letters, digits, '.', '_', '@', '-').", code="actor_invalid",
+                         details={"actor": text})
+    kind = match.group("kind")
+    if kind == "system":
+        raise UsageError("the actor kind 'system' is reserved for the engine itself and cannot be claimed. "
+                         "Use agent:NAME or human:NAME.", code="actor_invalid", details={"actor": text})
+    if kind not in ("agent", "human"):
+        raise UsageError(f"actor kind '{kind}' is unknown. Use agent:NAME or human:NAME.",
+                         code="actor_invalid", details={"actor": text})
+    return Actor(kind, match.group("id"))  # type: ignore[arg-type]
 
 
 SYSTEM = Actor("system", "tiergate")

@@ -86,6 +86,7 @@ class Engine:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.runners: dict[int, Runner] = {1: BpmnRunner(), 2: ChecklistRunner(), 3: ConventionsRunner()}
         self._definitions_by_version: dict[str, Definition] = {}
+        self._recent_runs = store.RecentRuns()
         self._db: Database | None = None
 
     # --- plumbing ------------------------------------------------------------------------
@@ -202,6 +203,7 @@ class Engine:
                                       status=transition.status, state=transition.state, started_by=str(who),
                                       events=[routed, *transition.events], now=now)
             self._schedule(conn, run_id, runner, transition.state)
+        self._recent_runs.put(record)
         return self._info(record, definition)
 
     def status(self, run_id: str) -> RunInfo:
@@ -264,12 +266,16 @@ class Engine:
 
     def _act(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
              change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
+        # The run as this engine stored it last, if it did: a change computed from it is written
+        # only if the run is still exactly that (see store.RecentRuns). Anything else (a refusal,
+        # a failed gate, an error) is judged again on the run as read from the database.
+        recent = self._recent_runs.take(run_id)
         for _ in range(MAX_ATTEMPTS):
             now = self.clock()
             refusal: TiergateError | None = None
             try:
                 with self.db.write() as conn:
-                    run = self._get(conn, run_id)
+                    run = recent if recent is not None else self._get(conn, run_id)
                     definition = self._pinned(conn, run)
                     runner = self.runners[run.tier]
                     ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.definitions.roles)
@@ -282,6 +288,8 @@ class Engine:
                             self._may_cancel(run, who)
                         transition = change(runner, definition, run.state, ctx)
                     except (RefusedError, GateFailedError) as err:
+                        if recent is not None:
+                            raise _Retry from None
                         refusal = err
                         event = "gate_failed" if isinstance(err, GateFailedError) else "refused"
                         detail = {"attempt": attempt, **tried, **err.details, "message": err.message}
@@ -290,17 +298,23 @@ class Engine:
                                                                                        detail=detail)], now):
                             raise _Retry
                     else:
-                        if not store.save_transition(conn, run, transition.state, transition.status,
-                                                     transition.events, now):
+                        saved = store.save_transition(conn, run, transition.state, transition.status,
+                                                      transition.events, now)
+                        if saved is None:
                             raise _Retry
                         self._schedule(conn, run.id, runner, transition.state)
-                        run.state, run.status = transition.state, transition.status
-                        if run.status.is_final and run.ended_at is None:
-                            run.ended_at = now
+                        run = saved
             except _Retry:
+                recent = None
+                continue
+            except TiergateError:
+                if recent is None:
+                    raise
+                recent = None  # perhaps only because the remembered run is out of date: ask the database
                 continue
             if refusal is not None:
                 raise refusal
+            self._recent_runs.put(run)
             return self._info(run, definition)
         raise ConflictError(f"run {run_id} kept changing while this attempt was made ({MAX_ATTEMPTS} tries). "
                             f"Check `tiergate status {run_id}` and try again.", details={"run": run_id})

@@ -16,8 +16,8 @@ from typing import Any, Iterable, Iterator
 from sqlalchemy import Connection, select
 
 from tiergate.actors import Actor
-from tiergate.jsonutil import canonical_json, to_jsonable
-from tiergate.store.db import DriverSQL, bind_time, driver_cursor, encode_json
+from tiergate.jsonutil import canonical_json
+from tiergate.store.db import DriverSQL, bind_time, driver_cursor
 from tiergate.store.tables import LogEntry, Run
 
 GENESIS = "0" * 64
@@ -75,31 +75,44 @@ def format_time(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def entry_hash(row: dict[str, Any]) -> str:
-    material = {
-        "run": row["run_id"], "seq": row["seq"], "at": format_time(row["at"]), "process": row["process_id"],
-        "version": row["definition_version"], "tier": row["tier"], "step": row["step"], "event": row["event"],
-        "actor": [row["actor_kind"], row["actor_id"]], "duration_s": row["duration_s"], "detail": row["detail"],
-        "prev": row["prev_hash"],
-    }
-    return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
+def entry_hash(row: dict[str, Any], detail_json: str | None = None) -> str:
+    """sha256 of the canonical JSON of the entry's fields and ``prev``.
+
+    The fields, by key: actor ``[kind, id]``, at, detail, duration_s, event, prev, process, run,
+    seq, step, tier, version. ``detail_json`` is the detail's canonical JSON when the caller
+    has it already (``chain``). The text is put together from the canonical JSON of the keys
+    sorted before and after ``detail``, which is the canonical JSON of the whole object: keys
+    sorted, one spelling per value.
+    """
+    detail = canonical_json(row["detail"]) if detail_json is None else detail_json
+    before = canonical_json({"actor": [row["actor_kind"], row["actor_id"]], "at": format_time(row["at"])})
+    after = canonical_json({
+        "duration_s": row["duration_s"], "event": row["event"], "prev": row["prev_hash"], "process": row["process_id"],
+        "run": row["run_id"], "seq": row["seq"], "step": row["step"], "tier": row["tier"],
+        "version": row["definition_version"]})
+    material = f'{before[:-1]},"detail":{detail},{after[1:]}'
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
 def chain(head: RunHead, events: Iterable[LogEvent], now: datetime) -> list[dict[str, Any]]:
-    """Turn events into rows chained after ``head``. Pure: nothing is written."""
+    """Turn events into rows chained after ``head``. Pure: nothing is written.
+
+    Each row's ``detail_json`` is its detail's canonical JSON: what is hashed is what is stored.
+    """
     rows = []
     seq, prev = head.log_seq, head.log_head
+    at = utc(now)
     for item in events:
         seq += 1
+        detail_json = "{}" if item.detail == {} else canonical_json(item.detail)  # step_ready: no detail
         row = {
-            "run_id": head.run_id, "seq": seq, "at": utc(now), "process_id": head.process_id,
+            "run_id": head.run_id, "seq": seq, "at": at, "process_id": head.process_id,
             "definition_version": head.definition_version, "tier": head.tier, "step": item.step,
             "event": item.event, "actor_kind": item.actor.kind, "actor_id": item.actor.id,
             "duration_s": None if item.duration_s is None else round(item.duration_s, 6),
-            # Most step_ready entries carry no detail: nothing to convert.
-            "detail": {} if item.detail == {} else to_jsonable(item.detail), "prev_hash": prev,
+            "detail_json": detail_json, "prev_hash": prev,
         }
-        row["hash"] = prev = entry_hash(row)
+        row["hash"] = prev = entry_hash(row, detail_json)
         rows.append(row)
     return rows
 
@@ -128,7 +141,7 @@ def _insert_after_guard(guard_sql: str, rows: int) -> str:
 def _params(dialect: str, row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["run_id"], row["seq"], bind_time(dialect, row["at"]), row["process_id"], row["definition_version"],
             row["tier"], row["step"], row["event"], row["actor_kind"], row["actor_id"], row["duration_s"],
-            encode_json(row["detail"]), row["prev_hash"], row["hash"])
+            row["detail_json"], row["prev_hash"], row["hash"])
 
 
 def write(conn: Connection, rows: list[dict[str, Any]], guard: Guard | None = None) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Float, and_, case, cast, func, literal, null, select, union_all
 
 from tiergate.metrics.deviations import off_path_predicate
-from tiergate.metrics.sql import (Completions, Ended, Key, Outcomes, QueryBase, StepKey, _log, median_and_p90,
-                                  whole_ms)
+from tiergate.metrics.sql import (Completions, Ended, Key, Outcomes, QueryBase, StepKey, _log, is_event,
+                                  median_and_p90, whole_ms)
 
 
 def _seconds(ms: float | None) -> float | None:
@@ -54,8 +54,8 @@ class RunQueries(QueryBase):
             columns = [func.count(), func.sum(ms), func.percentile_cont(0.5).within_group(cast(ms, Float)),
                        func.percentile_disc(0.9).within_group(ms), func.sum(case((ms > limit_ms, 1), else_=0))]
         query = (select(c.c.process_id, c.c.tier, func.sum(self.stale(s)), *columns)
-                 .select_from(c.join(s, and_(s.c.event == "started", self.same_run(s, c))))
-                 .where(c.c.event == "completed", *self.started_in_scope(s))
+                 .select_from(c.join(s, and_(is_event(s, "started"), self.same_run(s, c))))
+                 .where(is_event(c, "completed"), *self.started_in_scope(s))
                  .group_by(c.c.process_id, c.c.tier))
         if self.scope.process is not None:
             query = query.where(c.c.process_id == self.scope.process)
@@ -80,11 +80,12 @@ class RunQueries(QueryBase):
         x, s, c = _log.alias("x"), _log.alias("s"), _log.alias("c")
         # LEFT JOINs keep SQLite from reading all `started` entries first: the few cancelled and
         # failed entries drive the lookups. Runs whose start is out of scope get no `s` row.
-        query = (select(x.c.run_id, x.c.process_id, x.c.tier, x.c.event, x.c.actor_kind, s.c.actor_kind,
-                        self.stale(s), c.c.run_id)
-                 .select_from(x.outerjoin(s, and_(self.same_run(s, x), *self.started_in_scope(s)))
-                              .outerjoin(c, and_(c.c.event == "completed", self.same_run(c, x))))
-                 .where(x.c.event.in_(["cancelled", "failed"])))
+        # One arm per event, so that each is read through the partial index of run events.
+        query = union_all(*(select(x.c.run_id, x.c.process_id, x.c.tier, x.c.event, x.c.actor_kind, s.c.actor_kind,
+                                   self.stale(s), c.c.run_id)
+                            .select_from(x.outerjoin(s, and_(self.same_run(s, x), *self.started_in_scope(s)))
+                                         .outerjoin(c, and_(is_event(c, "completed"), self.same_run(c, x))))
+                            .where(is_event(x, event)) for event in ("cancelled", "failed")))
         return [Ended(run_id, process, tier, event, kind, starter, bool(stale), done is not None)
                 for run_id, process, tier, event, kind, starter, stale, done in self.conn.execute(query)
                 if starter is not None]
@@ -132,14 +133,14 @@ class RunQueries(QueryBase):
         """
         e1, e2, e4 = _log.alias("e1"), _log.alias("e2"), _log.alias("e4")
         arms = [
-            select(e1.c.run_id, e1.c.process_id, e1.c.tier, literal(1).label("deviation"))
-            .where(e1.c.event.in_(["refused", "gate_failed", "escalated"]), *self.in_scope(e1)),
+            *(select(e1.c.run_id, e1.c.process_id, e1.c.tier, literal(1).label("deviation"))
+              .where(is_event(e1, event), *self.in_scope(e1)) for event in ("refused", "gate_failed", "escalated")),
             select(e2.c.run_id, e2.c.process_id, e2.c.tier, literal(1).label("deviation"))
-            .where(e2.c.event == "step_skipped", e2.c.actor_kind != "system", *self.in_scope(e2)),
+            .where(is_event(e2, "step_skipped"), e2.c.actor_kind != "system", *self.in_scope(e2)),
             select(_log.c.run_id, _log.c.process_id, _log.c.tier, literal(1).label("deviation"))
             .where(off_path_predicate(self.dialect), *self.in_scope(_log)),
             select(e4.c.run_id, e4.c.process_id, e4.c.tier, literal(0).label("deviation"))
-            .where(e4.c.event == "failed", *self.in_scope(e4)),
+            .where(is_event(e4, "failed"), *self.in_scope(e4)),
         ]
         entries = union_all(*arms).subquery("flag_entries")
         flagged = (select(entries.c.run_id, entries.c.process_id, entries.c.tier,
@@ -147,7 +148,7 @@ class RunQueries(QueryBase):
                    .group_by(entries.c.run_id, entries.c.process_id, entries.c.tier).subquery("flagged"))
         c = _log.alias("c")
         query = (select(flagged.c.process_id, flagged.c.tier, func.sum(flagged.c.deviated), func.count(c.c.run_id))
-                 .select_from(flagged.outerjoin(c, and_(c.c.event == "completed", self.same_run(c, flagged))))
+                 .select_from(flagged.outerjoin(c, and_(is_event(c, "completed"), self.same_run(c, flagged))))
                  .group_by(flagged.c.process_id, flagged.c.tier))
         return {(p, t): {"runs_with_deviation": int(dev or 0), "intervened": int(done or 0)}
                 for p, t, dev, done in self.conn.execute(query)}
@@ -161,11 +162,13 @@ class RunQueries(QueryBase):
         """
         a = _log.alias("a")
         pairs = (select(a.c.process_id, a.c.tier, a.c.run_id, a.c.step)
-                 .where(a.c.event == "gate_failed", a.c.actor_kind == "agent", a.c.step.is_not(None),
+                 .where(is_event(a, "gate_failed"), a.c.actor_kind == "agent", a.c.step.is_not(None),
                         *self.in_scope(a))
                  .group_by(a.c.process_id, a.c.tier, a.c.run_id, a.c.step).subquery("agent_failed"))
         d = _log.alias("d")
-        finished = and_(d.c.event == "step_completed", self.same_run(d, pairs), d.c.step == pairs.c.step)
+        # By run id alone: the run's entries (its log chain's index), not the step's completions in
+        # every run (the completions index, which the process and tier would select).
+        finished = and_(is_event(d, "step_completed"), d.c.run_id == pairs.c.run_id, d.c.step == pairs.c.step)
         if self.dialect == "sqlite":
             # One index lookup per pair; SQLite would sort the pairs again for a join's GROUP BY.
             finisher = select(func.max(d.c.actor_kind)).where(finished).scalar_subquery()

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, case, cast, func, literal, select
+from sqlalchemy import BigInteger, Integer, and_, case, cast, func, literal, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
+from tiergate.log import EVENTS
 from tiergate.metrics.scope import Scope
 from tiergate.store.tables import LogEntry
 
@@ -20,6 +21,18 @@ _log = LogEntry.__table__  # type: ignore[attr-defined]
 Key = tuple[str, int]                        # (process, tier)
 StepKey = tuple[str, int, str | None]         # (process, tier, step)
 GroupKey = tuple[str, int, str | None, str]   # (process, tier, step, actor kind)
+
+
+def is_event(entry: Any, event: str) -> ColumnElement[bool]:
+    """``entry.event = 'EVENT'``, the name written into the SQL rather than bound.
+
+    The log's metrics indexes are partial (``tiergate.store.tables``): a database uses one only
+    when it can see that the query's event is among the index's, and SQLite sees it by reading
+    the same term in the query. One event per term: an IN list never matches.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown log event '{event}'")
+    return entry.c.event == literal_column(f"'{event}'")
 
 
 @dataclass
@@ -125,11 +138,11 @@ class QueryBase:
         if self.scope.since is not None:
             s = _log.alias("scope_started")
             conditions.append(entry.c.run_id.in_(
-                select(s.c.run_id).where(s.c.event == "started", s.c.at >= self.scope.since)))
+                select(s.c.run_id).where(is_event(s, "started"), s.c.at >= self.scope.since)))
         return conditions
 
     def started_in_scope(self, started: Any) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = [started.c.event == "started"]
+        conditions: list[ColumnElement[bool]] = [is_event(started, "started")]
         if self.scope.process is not None:
             conditions.append(started.c.process_id == self.scope.process)
         if self.scope.tier is not None:

@@ -7,7 +7,8 @@ from typing import Sequence
 from sqlalchemy import and_, func, or_, select, text
 
 from tiergate.metrics.deviations import REFUSAL_GROUPS, off_path_predicate, refused_sql
-from tiergate.metrics.sql import GroupKey, Key, QueryBase, StepCounts, StepKey, _log, median_and_p90, p90_rank
+from tiergate.metrics.sql import (GroupKey, Key, QueryBase, StepCounts, StepKey, _log, is_event, median_and_p90,
+                                  p90_rank)
 
 
 class StepQueries(QueryBase):
@@ -25,7 +26,7 @@ class StepQueries(QueryBase):
             if event == "step_ready":
                 # Only the engine makes steps ready: a plain count, the cheapest pass over the most
                 # frequent event of the log.
-                ready = (select(e.c.process_id, e.c.tier, e.c.step, func.count()).where(e.c.event == event,
+                ready = (select(e.c.process_id, e.c.tier, e.c.step, func.count()).where(is_event(e, event),
                                                                                    *self.in_scope(e))
                          .group_by(e.c.process_id, e.c.tier, e.c.step))
                 for process, tier, step, count in self.conn.execute(ready):
@@ -36,7 +37,7 @@ class StepQueries(QueryBase):
             if timed:
                 columns += [func.count(e.c.duration_s), func.percentile_cont(0.5).within_group(e.c.duration_s),
                             func.percentile_disc(0.9).within_group(e.c.duration_s)]
-            query = (select(*columns).where(e.c.event == event, *self.in_scope(e))
+            query = (select(*columns).where(is_event(e, event), *self.in_scope(e))
                      .group_by(e.c.process_id, e.c.tier, e.c.step, e.c.actor_kind))
             for row in self.conn.execute(query):
                 process, tier, step, kind, count, total = row[:6]
@@ -76,7 +77,7 @@ class StepQueries(QueryBase):
         """Per (process, tier, step, actor kind): completions with a duration, their median and p90 seconds.
 
         ``groups`` maps each group to its completions (from ``step_counts``). On SQLite each
-        rank is read straight off ``ix_log_entries_event_step``, which holds a group's
+        rank is read straight off ``ix_log_entries_completed_steps``, which holds a group's
         completions in duration order (``LIMIT 1 OFFSET rank``); with ``--since`` the
         completions in scope are ranked instead.
         """
@@ -114,7 +115,7 @@ class StepQueries(QueryBase):
         ranked = (select(*part, e.c.duration_s,
                          func.row_number().over(partition_by=part, order_by=e.c.duration_s).label("rn"),
                          func.count().over(partition_by=part).label("n"))
-                  .where(e.c.event == "step_completed", e.c.duration_s.is_not(None), *self.in_scope(e))
+                  .where(is_event(e, "step_completed"), e.c.duration_s.is_not(None), *self.in_scope(e))
                   .subquery("ranked"))
         rn, n = ranked.c.rn, ranked.c.n
         query = select(ranked).where(or_(and_(2 * rn >= n, 2 * rn <= n + 2),          # the middle one or two
@@ -134,7 +135,7 @@ class StepQueries(QueryBase):
         """Steps in the order one completed run of each (process, tier) did them (the greatest run id)."""
         c = _log.alias("c")
         return self.steps_done_by([run_id for (run_id,) in self.conn.execute(
-            select(func.max(c.c.run_id)).where(c.c.event == "completed", *self.in_scope(c))
+            select(func.max(c.c.run_id)).where(is_event(c, "completed"), *self.in_scope(c))
             .group_by(c.c.process_id, c.c.tier))])
 
     def steps_done_by(self, chosen: list[str]) -> dict[Key, list[str]]:

@@ -4,7 +4,7 @@
 scope without ``--since`` (a scope of whole processes and tiers, which is what the summary
 adds up). A run's rows in the summary carry its process and tier, so ``--process`` and
 ``--tier`` are plain conditions. Two questions still touch the log, through its indexes: the
-value of each step-time rank (a seek into ``ix_log_entries_event_step``, where the summary's
+value of each step-time rank (a seek into ``ix_log_entries_completed_steps``, where the summary's
 buckets say to start; ``tiergate.metrics.ranks``), and the order of one completed run's steps.
 """
 

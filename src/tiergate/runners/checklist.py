@@ -221,7 +221,8 @@ class ChecklistRunner(Runner):
         overwritten = {k: {"was": data[k], "by": sources.get(k)} for k, v in evidence.items()
                        if k in data and data[k] != v}
         for key, value in evidence.items():
-            data[key] = copy.deepcopy(value)
+            # Strings, numbers, booleans and null are immutable: only the rest needs copying.
+            data[key] = value if value is None or isinstance(value, (str, int, float)) else copy.deepcopy(value)
             sources[key] = step.id
         return overwritten
 

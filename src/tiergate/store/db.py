@@ -36,7 +36,7 @@ from tiergate.errors import DatabaseError, SchemaOutdatedError
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked on every start without importing Alembic (a test keeps it in
 #: step with the migrations folder).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 def default_sqlite_url(home: Path) -> str:

@@ -8,7 +8,8 @@ columns the same way: JSON as ``json.dumps`` text, times as aware UTC datetimes.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,8 @@ class RunRecord:
     ended_at: datetime | None
     log_seq: int
     log_head: str
+    #: ``state`` as stored (its JSON text), when this record is what a write just stored.
+    state_json: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def head(self) -> RunHead:
@@ -106,7 +109,8 @@ def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_ver
     record = RunRecord(id=run_id, process_id=process_id, definition_version=definition_version, tier=tier,
                        status=status, state=state, version=1, started_by=started_by, created_at=utc(now),
                        updated_at=utc(now), ended_at=utc(now) if status.is_final else None,
-                       log_seq=rows[-1]["seq"] if rows else 0, log_head=rows[-1]["hash"] if rows else GENESIS)
+                       log_seq=rows[-1]["seq"] if rows else 0, log_head=rows[-1]["hash"] if rows else GENESIS,
+                       state_json=encode_json(state))
     conn.execute(insert(_runs).values(
         id=record.id, process_id=process_id, definition_version=definition_version, tier=tier,
         status=status.value, state=state, version=1, started_by=started_by, created_at=record.created_at,
@@ -116,22 +120,64 @@ def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_ver
 
 
 def save_transition(conn: Connection, run: RunRecord, state: dict[str, Any], status: RunStatus,
-                    events: list[LogEvent], now: datetime) -> bool:
+                    events: list[LogEvent], now: datetime) -> RunRecord | None:
     """Write a run's new state and its log entries, if nobody changed the run since it was read.
 
-    Returns False when the run's version or log anchor moved (the caller decides between a
-    retry and a conflict). Must run inside the caller's transaction.
+    Returns the run as now stored, or None when the run's version or log anchor moved (the
+    caller decides between a retry and a conflict). Must run inside the caller's transaction.
     """
     rows = chain(run.head, events, now)
     ended_at = run.ended_at if run.ended_at is not None or not status.is_final else utc(now)
     dialect = conn.dialect.name
+    state_json = encode_json(state)
+    log_seq, log_head = (rows[-1]["seq"], rows[-1]["hash"]) if rows else (run.log_seq, run.log_head)
     params: tuple[Any, ...] = (
-        encode_json(state), run.version + 1, bind_time(dialect, utc(now)),
-        None if ended_at is None else bind_time(dialect, ended_at), rows[-1]["seq"] if rows else run.log_seq,
-        rows[-1]["hash"] if rows else run.log_head, run.id, run.version, run.log_seq)
-    if status == run.status:
-        return write(conn, rows, (_UPDATE_RUN_SAME_STATUS(dialect), params))
-    return write(conn, rows, (_UPDATE_RUN(dialect), (status.value, *params)))
+        state_json, run.version + 1, bind_time(dialect, utc(now)),
+        None if ended_at is None else bind_time(dialect, ended_at), log_seq, log_head, run.id, run.version,
+        run.log_seq)
+    guard = ((_UPDATE_RUN_SAME_STATUS(dialect), params) if status == run.status
+             else (_UPDATE_RUN(dialect), (status.value, *params)))
+    if not write(conn, rows, guard):
+        return None
+    return RunRecord(id=run.id, process_id=run.process_id, definition_version=run.definition_version,
+                     tier=run.tier, status=status, state=state, version=run.version + 1, started_by=run.started_by,
+                     created_at=run.created_at, updated_at=utc(now), ended_at=ended_at, log_seq=log_seq,
+                     log_head=log_head, state_json=state_json)
+
+
+class RecentRuns:
+    """The runs one engine stored last, kept as stored, so that its next change of one of them
+    need not read the run back first.
+
+    Safe because a change is written by the guarded UPDATE of ``save_transition``: it matches
+    the run's row only at the version and log anchor the change was computed from, and every
+    change of a run moves one of them (``store.save_transition``, ``log.append_detached``). If
+    another process or engine changed the run meanwhile, the UPDATE matches nothing and the
+    caller computes the change again on the row read fresh. A run is taken out when it is used
+    and put back only after a commit, so a failed transaction leaves nothing behind. The state
+    is kept as its JSON text and parsed on each use: no caller can change the kept copy.
+    """
+
+    def __init__(self, size: int = 512):
+        self.size = size
+        self._runs: OrderedDict[str, RunRecord] = OrderedDict()
+
+    def take(self, run_id: str) -> RunRecord | None:
+        kept = self._runs.pop(run_id, None)
+        if kept is None or kept.state_json is None:
+            return None
+        return RunRecord(id=kept.id, process_id=kept.process_id, definition_version=kept.definition_version,
+                         tier=kept.tier, status=kept.status, state=json.loads(kept.state_json),
+                         version=kept.version, started_by=kept.started_by, created_at=kept.created_at,
+                         updated_at=kept.updated_at, ended_at=kept.ended_at, log_seq=kept.log_seq,
+                         log_head=kept.log_head, state_json=kept.state_json)
+
+    def put(self, record: RunRecord) -> None:
+        if record.state_json is None:
+            return
+        self._runs[record.id] = record
+        if len(self._runs) > self.size:
+            self._runs.popitem(last=False)
 
 
 def list_runs(conn: Connection, *, process_id: str | None = None, status: str | None = None,
