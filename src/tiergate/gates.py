@@ -42,11 +42,14 @@ def gate_errors(validator: Draft202012Validator, evidence: Any) -> list[dict[str
     return [found[key] for key in sorted(found)]
 
 
-def check_evidence_size(evidence: Any) -> None:
-    size = len(canonical_json(evidence).encode("utf-8"))
+def check_evidence_size(evidence: Any) -> str:
+    """Refuse evidence over the size limit; returns its canonical JSON (what the log will store)."""
+    text = canonical_json(evidence)
+    size = len(text.encode("utf-8"))
     if size > MAX_EVIDENCE_BYTES:
         raise UsageError(f"evidence is {size} bytes; the limit is {MAX_EVIDENCE_BYTES}. Store large artefacts "
                          "elsewhere and submit a link to them as evidence.", code="evidence_too_large")
+    return text
 
 
 def enforce(validator: Draft202012Validator, evidence: Any, *, run_id: str, step_id: str) -> None:

@@ -8,6 +8,7 @@ the entry's fields + prev_hash)``. The run row keeps the newest ``seq`` and ``ha
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -41,6 +42,8 @@ class LogEvent:
     step: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     duration_s: float | None = None
+    #: ``detail`` as canonical JSON (``canonical_json``), when the caller has it already.
+    detail_json: str | None = None
 
     def __post_init__(self) -> None:
         if self.event not in EVENTS:
@@ -75,22 +78,37 @@ def format_time(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def entry_hash(row: dict[str, Any], detail_json: str | None = None) -> str:
-    """sha256 of the canonical JSON of the entry's fields and ``prev``.
+# How canonical_json spells a string (UTF-8, not ASCII-escaped).
+_json_string = json.encoder.encode_basestring
 
-    The fields, by key: actor ``[kind, id]``, at, detail, duration_s, event, prev, process, run,
-    seq, step, tier, version. ``detail_json`` is the detail's canonical JSON when the caller
-    has it already (``chain``). The text is put together from the canonical JSON of the keys
-    sorted before and after ``detail``, which is the canonical JSON of the whole object: keys
-    sorted, one spelling per value.
+
+def _scalar(value: Any) -> str:
+    """One field of an entry as canonical JSON: a string, an integer, a number or null."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if kind is int:
+        return str(value)
+    return canonical_json(value)
+
+
+def entry_hash(row: dict[str, Any], detail_json: str | None = None) -> str:
+    """sha256 of the canonical JSON (``canonical_json``: keys sorted, no spaces, UTF-8) of
+
+    ``{"actor": [kind, id], "at", "detail", "duration_s", "event", "prev", "process", "run",
+    "seq", "step", "tier", "version"}``. ``detail_json`` is the detail's canonical JSON when the
+    caller has it (``chain``). The object is spelled here key by key, in that (sorted) order,
+    each value as canonical_json spells it; a test holds it to canonical_json of the object.
     """
     detail = canonical_json(row["detail"]) if detail_json is None else detail_json
-    before = canonical_json({"actor": [row["actor_kind"], row["actor_id"]], "at": format_time(row["at"])})
-    after = canonical_json({
-        "duration_s": row["duration_s"], "event": row["event"], "prev": row["prev_hash"], "process": row["process_id"],
-        "run": row["run_id"], "seq": row["seq"], "step": row["step"], "tier": row["tier"],
-        "version": row["definition_version"]})
-    material = f'{before[:-1]},"detail":{detail},{after[1:]}'
+    material = (f'{{"actor":[{_scalar(row["actor_kind"])},{_scalar(row["actor_id"])}],'
+                f'"at":{_scalar(format_time(row["at"]))},"detail":{detail},'
+                f'"duration_s":{_scalar(row["duration_s"])},"event":{_scalar(row["event"])},'
+                f'"prev":{_scalar(row["prev_hash"])},"process":{_scalar(row["process_id"])},'
+                f'"run":{_scalar(row["run_id"])},"seq":{_scalar(row["seq"])},"step":{_scalar(row["step"])},'
+                f'"tier":{_scalar(row["tier"])},"version":{_scalar(row["definition_version"])}}}')
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
@@ -104,7 +122,9 @@ def chain(head: RunHead, events: Iterable[LogEvent], now: datetime) -> list[dict
     at = utc(now)
     for item in events:
         seq += 1
-        detail_json = "{}" if item.detail == {} else canonical_json(item.detail)  # step_ready: no detail
+        detail_json = item.detail_json
+        if detail_json is None:
+            detail_json = "{}" if item.detail == {} else canonical_json(item.detail)  # step_ready: no detail
         row = {
             "run_id": head.run_id, "seq": seq, "at": at, "process_id": head.process_id,
             "definition_version": head.definition_version, "tier": head.tier, "step": item.step,

@@ -10,7 +10,7 @@ compiled as template source, so ``{{ 7*7 }}`` inside evidence stays literal text
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, MutableMapping
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
@@ -24,10 +24,23 @@ def _tojson(value: Any) -> str:
     return canonical_json(value)
 
 
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, with each template's globals (``range``, ``namespace``, ...) as one plain dict.
+
+    Jinja keeps them as a ChainMap over the environment's, so that changing the environment's
+    globals later shows in templates already loaded; every render then merges that ChainMap
+    into the new context twice, which cost more than rendering a step's instructions. The
+    globals here are set once, before any template is compiled, and never changed.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
-                               trim_blocks=True, lstrip_blocks=True)
+    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, trim_blocks=True,
+                   lstrip_blocks=True)
     env.filters["tojson"] = _tojson
     return env
 

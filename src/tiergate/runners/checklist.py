@@ -147,7 +147,7 @@ class ChecklistRunner(Runner):
         if not isinstance(evidence, dict):
             raise UsageError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
                              f"{type(evidence).__name__}.", code="invalid_evidence")
-        check_evidence_size(evidence)
+        evidence_json = check_evidence_size(evidence)
         enforce(_validators(definition)[step_id], evidence, run_id=ctx.run_id, step_id=step_id)
         state = _copy_state(state)
         overwritten = self._merge(step, state, evidence, ctx.run_id)
@@ -155,7 +155,9 @@ class ChecklistRunner(Runner):
         detail: dict[str, Any] = {"evidence": evidence}
         if overwritten:
             detail["overwrote"] = overwritten
-        events = [LogEvent("step_completed", ctx.actor, step=step_id, detail=detail, duration_s=duration)]
+        events = [LogEvent("step_completed", ctx.actor, step=step_id, detail=detail, duration_s=duration,
+                           # The evidence is encoded once, for its size and for the log.
+                           detail_json=None if overwritten else f'{{"evidence":{evidence_json}}}')]
         return self._advance(definition, state, events, ctx)
 
     def skip_step(self, definition: ChecklistDefinition, state: dict[str, Any], step_id: str, reason: str,
