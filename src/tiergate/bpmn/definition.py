@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -28,6 +28,7 @@ from tiergate.definitions.checklists import _check_schema, _collect_resources
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Roles
 from tiergate.definitions.problems import Problem
+from tiergate.gates import gate_validator
 from tiergate.jsonutil import content_hash
 
 __all__ = ["BpmnDefinition", "StepRules", "load_process", "load_process_file", "parse_gate"]
@@ -105,13 +106,13 @@ class BpmnDefinition:
             return {"type": "object"}
 
     @cached_property
-    def _validators(self) -> dict[str, Draft202012Validator]:
-        found = {step_id: Draft202012Validator(rules.gate, registry=self.registry, format_checker=FormatChecker())
+    def _validators(self) -> dict[str, Validator]:
+        found = {step_id: gate_validator(rules.gate, self.registry)
                  for step_id, rules in self.steps.items()}
-        found["__inputs__"] = Draft202012Validator(self.inputs, registry=self.registry, format_checker=FormatChecker())
+        found["__inputs__"] = gate_validator(self.inputs, self.registry)
         return found
 
-    def validator(self, step_id: str) -> Draft202012Validator:
+    def validator(self, step_id: str) -> Validator:
         return self._validators[step_id]
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urldefrag, urljoin
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
+from jsonschema.protocols import Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 from referencing import Registry, Resource
@@ -21,6 +22,7 @@ from tiergate.definitions.models import Checklist, Roles
 from tiergate.definitions.problems import ProblemList
 from tiergate.definitions.yamlfile import YamlDocument, load_yaml, parse_yaml, pointer
 from tiergate.errors import DefinitionError
+from tiergate.gates import gate_validator
 from tiergate.jsonutil import content_hash
 from tiergate.templating import check_syntax
 
@@ -68,8 +70,8 @@ class ChecklistDefinition:
             for uri, schema in self.resources.items()
         )
 
-    def validator(self, schema: dict[str, Any]) -> Draft202012Validator:
-        return Draft202012Validator(schema, registry=self.registry, format_checker=FormatChecker())
+    def validator(self, schema: dict[str, Any]) -> Validator:
+        return gate_validator(schema, self.registry)
 
 
 def _refs(node: Any, ptr: str = "") -> Iterator[tuple[str, str]]:

@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema.protocols import Validator
 
 from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.checklists import ChecklistDefinition
@@ -50,7 +50,7 @@ def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=256)
-def _validators(definition: ChecklistDefinition) -> dict[str, Draft202012Validator]:
+def _validators(definition: ChecklistDefinition) -> dict[str, Validator]:
     out = {step.id: definition.validator(step.done_when) for step in definition.checklist.steps
            if step.done_when is not None}
     out["__inputs__"] = definition.validator(definition.checklist.inputs)
@@ -63,6 +63,12 @@ def _waits_for(definition: ChecklistDefinition) -> dict[str, tuple[str, ...]]:
     advance asks for all of them)."""
     checklist = definition.checklist
     return {step.id: tuple(checklist.predecessors(step.id)) for step in checklist.steps}
+
+
+@lru_cache(maxsize=256)
+def _required(definition: ChecklistDefinition) -> tuple[str, ...]:
+    """The steps a run must have done to complete."""
+    return tuple(step.id for step in definition.checklist.steps if not step.optional)
 
 
 def actor_may_act(step: Step, actor: Actor, roles: Roles | None, run_id: str) -> None:
@@ -245,21 +251,24 @@ class ChecklistRunner(Runner):
         """Unlock what became ready, run decide steps, and finish the run when it is done."""
         checklist = definition.checklist
         waits_for = _waits_for(definition)
-        changed = True
-        while changed:
-            changed = False
+        steps = state["steps"]
+        # A step that becomes ready unlocks nothing (steps wait for done or skipped ones); another
+        # pass is needed only after a decide step was done in this one.
+        decided = True
+        while decided:
+            decided = False
             for step in checklist.steps:
-                st = state["steps"][step.id]
+                st = steps[step.id]
                 if st["status"] != "locked":
                     continue
-                if all(state["steps"][p]["status"] in ("done", "skipped") for p in waits_for[step.id]):
+                if all(steps[p]["status"] in ("done", "skipped") for p in waits_for[step.id]):
                     st.update(status="ready", ready_at=format_time(ctx.now))
                     events.append(LogEvent("step_ready", SYSTEM, step=step.id))
-                    changed = True
-                    if step.decide is not None and not self._decide(step, state, events, ctx, definition):
-                        return Transition(state=state, status=RunStatus.FAILED, events=events)
-        required = [s for s in checklist.steps if not s.optional]
-        if all(state["steps"][s.id]["status"] == "done" for s in required):
+                    if step.decide is not None:
+                        if not self._decide(step, state, events, ctx, definition):
+                            return Transition(state=state, status=RunStatus.FAILED, events=events)
+                        decided = True
+        if all(steps[step_id]["status"] == "done" for step_id in _required(definition)):
             for step in checklist.steps:
                 st = state["steps"][step.id]
                 if st["status"] in ("ready", "locked"):
