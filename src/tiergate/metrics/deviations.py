@@ -51,15 +51,19 @@ REFUSAL_GROUPS = {
     "out_of_order": ("not_ready", "already_done", "unknown_step", "run_not_active"),
     "wrong_actor": ("actor_not_allowed", "same_actor"),
 }
-#: A refusal's detail holds the attempt refused and the reason code (engine.Engine._act); no
-#: other entry has both. The predicates name no column the other indexes lead with, so that
-#: SQLite, which usually has no statistics, cannot prefer reading the table through those.
-_ATTEMPT = {"sqlite": "json_type(detail, '$.attempt') = 'text'", "postgresql": "(detail ->> 'attempt') IS NOT NULL"}
+#: A refusal is a ``refused`` entry whose detail holds the attempt refused and the reason code
+#: (engine.Engine._act). The event comes first: a database tests the predicate of every partial
+#: index on every entry written, and for the entries of a step (never refusals) the event alone
+#: answers it without reading the detail's JSON (migration 0007). On SQLite the event is written
+#: ``+event``, SQLite's way to keep a term from choosing an index: else the planner, which has no
+#: statistics, would read refusals through the run-events index instead of their own.
+_ATTEMPT = {"sqlite": "+event = 'refused' AND json_type(detail, '$.attempt') = 'text'",
+            "postgresql": "event = 'refused' AND (detail ->> 'attempt') IS NOT NULL"}
 _REASON = {"sqlite": "json_extract(detail, '$.reason')", "postgresql": "(detail ->> 'reason')"}
 
 
 def refused_sql(dialect: str, kind: str) -> str:
-    """The predicate of the partial index for one refusal group, spelled as in migration 0003."""
+    """The predicate of the partial index for one refusal group, spelled as in migration 0007."""
     reasons = ", ".join(f"'{reason}'" for reason in REFUSAL_GROUPS[kind])
     return f"{_ATTEMPT[dialect]} AND {_REASON[dialect]} IN ({reasons})"
 

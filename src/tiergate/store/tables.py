@@ -87,15 +87,17 @@ class LogEntry(SQLModel, table=True):
               sqlite_where=text("json_type(detail, '$.off_path') = 'true'"),
               postgresql_where=text("((detail -> 'off_path')::text) = 'true'")),
         Index("ix_log_entries_refused_order", "process_id", "tier", "step", "actor_kind",
-              sqlite_where=text("json_type(detail, '$.attempt') = 'text' AND json_extract(detail, '$.reason') IN "
+              sqlite_where=text("+event = 'refused' AND json_type(detail, '$.attempt') = 'text' AND "
+                                "json_extract(detail, '$.reason') IN "
                                 "('not_ready', 'already_done', 'unknown_step', 'run_not_active')"),
-              postgresql_where=text("(detail ->> 'attempt') IS NOT NULL AND (detail ->> 'reason') IN "
+              postgresql_where=text("event = 'refused' AND (detail ->> 'attempt') IS NOT NULL AND "
+                                    "(detail ->> 'reason') IN "
                                     "('not_ready', 'already_done', 'unknown_step', 'run_not_active')")),
         Index("ix_log_entries_refused_actor", "process_id", "tier", "step", "actor_kind",
-              sqlite_where=text("json_type(detail, '$.attempt') = 'text' AND json_extract(detail, '$.reason') IN "
-                                "('actor_not_allowed', 'same_actor')"),
-              postgresql_where=text("(detail ->> 'attempt') IS NOT NULL AND (detail ->> 'reason') IN "
-                                    "('actor_not_allowed', 'same_actor')")),
+              sqlite_where=text("+event = 'refused' AND json_type(detail, '$.attempt') = 'text' AND "
+                                "json_extract(detail, '$.reason') IN ('actor_not_allowed', 'same_actor')"),
+              postgresql_where=text("event = 'refused' AND (detail ->> 'attempt') IS NOT NULL AND "
+                                    "(detail ->> 'reason') IN ('actor_not_allowed', 'same_actor')")),
     )
 
     id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
