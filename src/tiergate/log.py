@@ -103,12 +103,13 @@ def entry_hash(row: dict[str, Any], detail_json: str | None = None) -> str:
     each value as canonical_json spells it; a test holds it to canonical_json of the object.
     """
     detail = canonical_json(row["detail"]) if detail_json is None else detail_json
-    material = (f'{{"actor":[{_scalar(row["actor_kind"])},{_scalar(row["actor_id"])}],'
-                f'"at":{_scalar(format_time(row["at"]))},"detail":{detail},'
-                f'"duration_s":{_scalar(row["duration_s"])},"event":{_scalar(row["event"])},'
-                f'"prev":{_scalar(row["prev_hash"])},"process":{_scalar(row["process_id"])},'
-                f'"run":{_scalar(row["run_id"])},"seq":{_scalar(row["seq"])},"step":{_scalar(row["step"])},'
-                f'"tier":{_scalar(row["tier"])},"version":{_scalar(row["definition_version"])}}}')
+    text = _json_string  # the fields that are always strings
+    material = (f'{{"actor":[{text(row["actor_kind"])},{text(row["actor_id"])}],'
+                f'"at":{text(format_time(row["at"]))},"detail":{detail},'
+                f'"duration_s":{_scalar(row["duration_s"])},"event":{text(row["event"])},'
+                f'"prev":{text(row["prev_hash"])},"process":{text(row["process_id"])},'
+                f'"run":{text(row["run_id"])},"seq":{_scalar(row["seq"])},"step":{_scalar(row["step"])},'
+                f'"tier":{_scalar(row["tier"])},"version":{text(row["definition_version"])}}}')
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

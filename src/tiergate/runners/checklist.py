@@ -33,7 +33,7 @@ from tiergate.runners.base import RunContext, Runner, StepView, Transition
 
 
 def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)  # Python 3.11 reads the trailing Z
 
 
 def _copy_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import json
 import select
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -99,6 +99,8 @@ def encode_json(value: Any) -> str:
     return json.dumps(value)
 
 
+# A step binds the same moment several times (the run's update, each log entry).
+@lru_cache(maxsize=64)
 def bind_time(dialect: str, value: datetime) -> Any:
     """A UTC datetime as a DateTime(timezone=True) column takes it: SQLite stores SQLAlchemy's
     text form (naive, UTC), PostgreSQL a timestamptz."""
