@@ -282,6 +282,29 @@ def test_since_counts_the_runs_started_since(story: tuple[Engine, Story]) -> Non
     assert answer["scope"]["since"] == "2025-01-06T11:00:00Z"
 
 
+def test_since_answers_for_few_runs_and_for_most(story: tuple[Engine, Story]) -> None:
+    """Each start time of the story as --since, from one run in scope to all nine: SQLite reads a
+    few runs by run and many by event (sql.QueryBase._broad_scope); both agree with the log."""
+    engine, _ = story
+    log = engine.log()
+    starts = sorted({e["at"] for e in log if e["event"] == "started"})
+    in_scope = []
+    for since in starts:
+        runs = {e["run"] for e in log if e["event"] == "started" and e["at"] >= since}
+        in_scope.append(len(runs))
+        answer = engine.metrics(since=since)
+        assert answer["totals"]["runs"] == len(runs), since
+        for process in answer["processes"]:
+            for step in process["steps"]:
+                mine = [e for e in log if e["run"] in runs and e["step"] == step["step"]
+                        and e["process"] == process["process"]]
+                assert step["ready"] == sum(e["event"] == "step_ready" for e in mine), (since, step["step"])
+                assert step["completed"] == sum(e["event"] == "step_completed" for e in mine), (since, step["step"])
+        gate_failures = sum(e["event"] == "gate_failed" for e in log if e["run"] in runs)
+        assert sum(kinds(p)["gate_failed"] for p in answer["processes"]) == gate_failures, since
+    assert in_scope[0] == 9 and in_scope[-1] * 3 < 9  # all of them, and few enough to be read by run
+
+
 def test_process_and_tier_filters(story: tuple[Engine, Story]) -> None:
     engine, _ = story
     only_notes = engine.metrics(tier=3)
