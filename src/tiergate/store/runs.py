@@ -8,6 +8,7 @@ columns the same way: JSON as ``json.dumps`` text, times as aware UTC datetimes.
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -161,9 +162,11 @@ class RecentRuns:
     def __init__(self, size: int = 512):
         self.size = size
         self._runs: OrderedDict[str, RunRecord] = OrderedDict()
+        self._lock = threading.Lock()  # a program may share its engine between threads
 
     def take(self, run_id: str) -> RunRecord | None:
-        kept = self._runs.pop(run_id, None)
+        with self._lock:
+            kept = self._runs.pop(run_id, None)
         if kept is None or kept.state_json is None:
             return None
         return RunRecord(id=kept.id, process_id=kept.process_id, definition_version=kept.definition_version,
@@ -175,9 +178,10 @@ class RecentRuns:
     def put(self, record: RunRecord) -> None:
         if record.state_json is None:
             return
-        self._runs[record.id] = record
-        if len(self._runs) > self.size:
-            self._runs.popitem(last=False)
+        with self._lock:
+            self._runs[record.id] = record
+            if len(self._runs) > self.size:
+                self._runs.popitem(last=False)
 
 
 def list_runs(conn: Connection, *, process_id: str | None = None, status: str | None = None,
