@@ -119,7 +119,8 @@ def test_entry_hash_is_the_sha256_of_the_entrys_canonical_json() -> None:
 
     events = [
         LogEvent("step_completed", Actor("agent", "bot"), step="gather", duration_s=1.0000004,
-                 detail={"evidence": {"z": [1, 2.5, None, True], "a": "é \" \\ \n 日本", "n": decimal.Decimal("3")}}),
+                 detail={"evidence": {"z": [1, 2.5, None, True], "a": "é \" \\ \n 日本",
+                                      "n": decimal.Decimal("3")}}),
         LogEvent("step_ready", SYSTEM, step="extra"),
         LogEvent("completed", SYSTEM, detail={"nested": {"b": {}, "a": []}, "when": (1, 2)}, duration_s=-0.0),
     ]
