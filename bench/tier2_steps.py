@@ -5,7 +5,8 @@
     python bench/tier2_steps.py --database-url postgresql+psycopg://postgres@127.0.0.1:54340/postgres
     python bench/tier2_steps.py --database-url ... --clients 8 -n 600 --json
 
-One "engine op" is one ``Engine.complete(run, step, evidence, actor)``: read the run, check the
+One "engine op" is one ``Engine.complete(run, step, evidence, actor)``: read the run (from the
+engine's remembered runs, ``store.RecentRuns``, as a long-lived client's engine does), check the
 actor and the ``done_when`` gate, compute the new state, update the run row, append the chained
 log entries, commit, and build the returned RunInfo. One "raw op" is one single-row INSERT
 into a bench table plus COMMIT, through ``tiergate.store.db.Database(url).write()``, so both
