@@ -79,8 +79,9 @@ def _readable(socket: int) -> bool:
 class DriverSQL:
     """One hot-path statement spelled for each dialect, written once with placeholders:
 
-    ``{p}`` a parameter, ``{json}`` a JSON parameter (text from ``encode_json``), ``{float}`` a
-    float parameter that may be NULL in every row (PostgreSQL cannot infer its type then).
+    ``{p}`` a parameter, ``{json}`` a JSON parameter (JSON text: ``encode_json``, or the log's
+    canonical JSON), ``{float}`` a float parameter that may be NULL in every row (PostgreSQL
+    cannot infer its type then).
     """
 
     _SPELLING = {"sqlite": {"p": "?", "json": "?", "float": "?"},

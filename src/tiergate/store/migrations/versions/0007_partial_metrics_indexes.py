@@ -13,9 +13,10 @@ alone. The indexes become partial, each holding what its queries read:
 - ``ix_log_entries_run_events`` (same columns as ``event_run``): a run's routing, start, end,
   deviations and decisions, looked up per run.
 
-The two partial indexes of refusals (0003) get ``event = 'refused'`` first in their predicates:
-a database tests every partial index's predicate on every entry written, and the event alone
-now answers it for the entries of a step, without parsing their detail's JSON.
+The two partial indexes of refusals (0003) get ``event = 'refused'`` first in their predicates
+(``+event`` on SQLite, so that the term chooses no index): a database tests every partial
+index's predicate on every entry written, and the event alone now answers it for the entries
+of a step, without parsing their detail's JSON.
 
 ``step_ready`` entries are counted only by ``metrics --since`` and ``--from-log``, through the
 runs in scope or a pass over the log; the log summary counts them as it folds. The predicates
