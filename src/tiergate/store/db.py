@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import select
+import weakref
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import cached_property, lru_cache
@@ -43,14 +44,35 @@ def default_sqlite_url(home: Path) -> str:
     return f"sqlite:///{(home / '.tiergate' / 'tiergate.db').as_posix()}"
 
 
+#: Pooled PostgreSQL connections whose server said it is closing them (a FATAL or PANIC message
+#: while they were idle). The hang-up that follows may reach the socket a moment later.
+_TOLD_GOODBYE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _listen_for_goodbye(dbapi_connection: Any) -> None:
+    """Note the server's last words on this connection (see ``_server_hung_up``)."""
+    connection = weakref.ref(dbapi_connection)
+
+    def on_notice(diagnostic: Any) -> None:
+        severity = diagnostic.severity_nonlocalized or diagnostic.severity
+        alive = connection()
+        if severity in ("FATAL", "PANIC") and alive is not None:
+            _TOLD_GOODBYE.add(alive)
+
+    dbapi_connection.add_notice_handler(on_notice)
+
+
 def _server_hung_up(dbapi_connection: Any) -> bool:
     """Whether the PostgreSQL server closed this idle connection, found without a round trip.
 
     An idle connection has nothing to read unless the server sent something unasked: mostly
     its goodbye (a FATAL message, then end of file) on shutdown or when its backend was
-    terminated. libpq reads what is there (which copes with TLS records too); reading the end
-    of file fails. Anything else (a notice, a parameter change) is read and harmless; a
-    connection that keeps sending is treated as gone, which costs only a reconnect.
+    terminated. libpq reads what is there (which copes with TLS records too) and parses it: an
+    error on an idle connection goes to the notice handlers, where ``_listen_for_goodbye`` notes
+    it, so the connection counts as gone even while the end of file is still on its way.
+    Reading the end of file fails, which also counts. Anything else (a notice, a parameter
+    change) is read and harmless; a connection that keeps sending is treated as gone, which
+    costs only a reconnect.
     """
     if dbapi_connection.closed or dbapi_connection.broken:
         return True
@@ -61,7 +83,8 @@ def _server_hung_up(dbapi_connection: Any) -> bool:
     try:
         for _ in range(8):
             if not _readable(pgconn.socket):
-                return pgconn.status != ConnStatus.OK
+                pgconn.is_busy()  # parses what was read; an error goes to the notice handlers
+                return dbapi_connection in _TOLD_GOODBYE or pgconn.status != ConnStatus.OK
             pgconn.consume_input()
     except DriverOperationalError:  # end of file: the server hung up
         return True
@@ -187,6 +210,10 @@ class Database:
         # closed (restart, pg_terminate_backend, idle timeout) is found without one at checkout;
         # pool_recycle retires connections a middlebox may have dropped silently.
         engine = create_engine(self.url, pool_size=5, max_overflow=5, pool_recycle=1800)
+
+        @event.listens_for(engine, "connect")
+        def _listen(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            _listen_for_goodbye(dbapi_connection)
 
         @event.listens_for(engine, "checkout")
         def _check_alive(dbapi_connection, _record, _proxy):  # type: ignore[no-untyped-def]
