@@ -8,8 +8,6 @@ and meanings, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import select
-import socket
-import threading
 import time
 from datetime import timezone
 from typing import Any
@@ -141,92 +139,6 @@ def test_postgresql_pooled_connections_the_server_dropped_are_replaced(engine: A
     assert info.steps[0].state == "done"
     with engine.db.read() as conn:
         assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
-
-
-class HangUpHeldBack:
-    """A TCP relay to PostgreSQL that passes on everything the server sends except its hang-up.
-
-    When the server closes a connection, the relay keeps the client's side open until the client
-    sends again (then it closes it, as the server would have) or ``close()``: until then the
-    client has the server's goodbye (a FATAL message) but no end of file, as on a loaded machine
-    in the moment between the two.
-    """
-
-    def __init__(self, url: str):
-        self.upstream = sa.make_url(url)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = self.upstream.set(host="127.0.0.1", port=self.listener.getsockname()[1])
-        self.server_hung_up = threading.Event()
-        self._sockets: list[socket.socket] = [self.listener]
-        self._closing = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:  # closed by close()
-                return
-            server = socket.create_connection((self.upstream.host or "127.0.0.1", self.upstream.port or 5432))
-            self._sockets += [client, server]
-            gone, let_go = threading.Event(), threading.Event()
-            threading.Thread(target=self._from_client, args=(client, server, gone, let_go), daemon=True).start()
-            threading.Thread(target=self._from_server, args=(server, client, gone, let_go), daemon=True).start()
-
-    def _from_client(self, client: socket.socket, server: socket.socket, gone: threading.Event,
-                     let_go: threading.Event) -> None:
-        try:
-            while (chunk := client.recv(65536)) and not gone.is_set():
-                server.sendall(chunk)
-        except OSError:
-            pass
-        let_go.set()
-        server.close()
-
-    def _from_server(self, server: socket.socket, client: socket.socket, gone: threading.Event,
-                     let_go: threading.Event) -> None:
-        try:
-            while chunk := server.recv(65536):
-                client.sendall(chunk)
-        except OSError:
-            pass
-        gone.set()
-        self.server_hung_up.set()
-        while not (let_go.wait(0.1) or self._closing.is_set()):
-            pass
-        client.close()
-
-    def close(self) -> None:
-        self._closing.set()
-        for sock in self._sockets:
-            sock.close()
-
-
-@pytest.mark.skipif(BACKEND != "postgresql", reason="a server that drops connections: PostgreSQL")
-def test_postgresql_a_goodbye_whose_hang_up_has_not_arrived_is_enough(demo_home: HomeBuilder,
-                                                                     make_engine: Any, db_url: str) -> None:
-    """The pooled connection has read the server's FATAL message but not its end of file."""
-    relay = HangUpHeldBack(db_url)
-    try:
-        engine = make_engine(demo_home, database_url=relay.url.render_as_string(hide_password=False))
-        run = engine.start("demo", {"ticket_id": "T-61"}, actor="agent:bot")
-        with engine.db.read() as conn:
-            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-            pooled = conn.connection.dbapi_connection
-        admin = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
-        with admin.connect() as conn:
-            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})").scalar() is True
-        admin.dispose()
-        assert relay.server_hung_up.wait(30)  # its goodbye was passed on; the hang-up is held back
-        assert select.select([pooled.pgconn.socket], [], [], 30)[0]
-        info = engine.complete(run.id, "gather", EVIDENCE, actor="agent:bot")
-        assert info.steps[0].state == "done"
-        with engine.db.read() as conn:
-            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
-        assert engine.verify_log()["ok"] is True
-        engine.close()
-    finally:
-        relay.close()
 
 
 # --- the runs an engine remembers (store.RecentRuns) ------------------------------------------

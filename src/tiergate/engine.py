@@ -27,8 +27,8 @@ from tiergate.definitions.decision_tests import DecisionReport, run_tests
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
 from tiergate.definitions.problems import Problem
-from tiergate.errors import (ConflictError, DefinitionError, GateFailedError, NotFoundError, RefusedError,
-                             TiergateError, UsageError)
+from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError, NotFoundError,
+                             RefusedError, TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.impact import impact
 from tiergate.lifecycle import RunStatus, require_active
@@ -270,6 +270,7 @@ class Engine:
         # only if the run is still exactly that (see store.RecentRuns). Anything else (a refusal,
         # a failed gate, an error) is judged again on the run as read from the database.
         recent = self._recent_runs.take(run_id)
+        reconnected = False
         for _ in range(MAX_ATTEMPTS):
             now = self.clock()
             refusal: TiergateError | None = None
@@ -306,6 +307,14 @@ class Engine:
                         run = saved
             except _Retry:
                 recent = None
+                continue
+            except ConnectionLostError as err:
+                # Broken before the commit was sent: nothing was written, so the attempt is made
+                # once more on a new connection. Broken during the commit: only the caller can
+                # read back whether it was recorded.
+                if err.committed is not False or reconnected:
+                    raise
+                reconnected, recent = True, None
                 continue
             except TiergateError:
                 if recent is None:

@@ -99,5 +99,20 @@ class SchemaOutdatedError(DatabaseError):
     code = "schema_outdated"
 
 
+class ConnectionLostError(DatabaseError):
+    """The database connection broke during a transaction.
+
+    ``committed`` is False when it broke before the commit was sent: nothing was recorded and
+    the attempt may be made again. It is None when it broke during the commit: the server may
+    have recorded the change or not, and only reading the data again tells which.
+    """
+
+    code = "connection_lost"
+
+    def __init__(self, message: str, *, committed: bool | None, details: dict[str, Any] | None = None):
+        super().__init__(message, details={"committed": committed, **(details or {})})
+        self.committed = committed
+
+
 class IntegrityError(TiergateError):
     code = "log_tampered"

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 
-from tiergate.errors import DatabaseError, SchemaOutdatedError
+from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked on every start without importing Alembic (a test keeps it in
@@ -237,11 +237,17 @@ class Database:
             relaxed = not durable and self.is_sqlite
             if relaxed:
                 conn.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
+            committing = False
             try:
                 with conn.begin():
                     if not durable and not self.is_sqlite:
                         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                     yield conn
+                    committing = True
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                raise self._lost(exc, committed=None if committing else False) from exc
             finally:
                 if relaxed and not conn.invalidated:
                     conn.connection.driver_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
@@ -249,8 +255,24 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self._connect() as conn:
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                raise self._lost(exc, committed=False) from exc
+
+    def _lost(self, exc: DBAPIError, *, committed: bool | None) -> ConnectionLostError:
+        where = self.url.render_as_string(hide_password=True)
+        if committed is None:
+            return ConnectionLostError(
+                f"the connection to the database {where} broke while the change was being committed "
+                f"({str(exc.orig).strip()}): it may or may not have been recorded. Read it back "
+                "(`tiergate status RUN` or `tiergate log RUN`) before you try again.", committed=None)
+        return ConnectionLostError(
+            f"the connection to the database {where} broke ({str(exc.orig).strip()}); nothing was "
+            "recorded. Run the command again once the database is reachable.", committed=False)
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
