@@ -80,12 +80,14 @@ def _server_hung_up(dbapi_connection: Any) -> bool:
     from psycopg.pq import ConnStatus
 
     pgconn = dbapi_connection.pgconn
+    if not _readable(pgconn.socket):  # nothing sent unasked: the usual case, and the cheap one
+        return pgconn.status != ConnStatus.OK
     try:
         for _ in range(8):
+            pgconn.consume_input()
             if not _readable(pgconn.socket):
                 pgconn.is_busy()  # parses what was read; an error goes to the notice handlers
                 return dbapi_connection in _TOLD_GOODBYE or pgconn.status != ConnStatus.OK
-            pgconn.consume_input()
     except DriverOperationalError:  # end of file: the server hung up
         return True
     return True
