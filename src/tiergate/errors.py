@@ -109,8 +109,8 @@ class ConnectionLostError(DatabaseError):
 
     code = "connection_lost"
 
-    def __init__(self, message: str, *, committed: bool | None, details: dict[str, Any] | None = None):
-        super().__init__(message, details={"committed": committed, **(details or {})})
+    def __init__(self, message: str, *, committed: bool | None):
+        super().__init__(message, details={"committed": committed})
         self.committed = committed
 
 
