@@ -239,35 +239,36 @@ class Database:
             relaxed = not durable and self.is_sqlite
             if relaxed:
                 conn.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
-            committing = False
             try:
-                with conn.begin():
+                with self._transaction(conn, writes=True):
                     if not durable and not self.is_sqlite:
                         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                     yield conn
-                    committing = True
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
-                raise self._lost(exc, committed=None if committing else False) from exc
             finally:
                 if relaxed and not conn.invalidated:
                     conn.connection.driver_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self._connect() as conn:
-            try:
-                with conn.begin():
-                    yield conn
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
-                raise self._lost(exc, committed=False) from exc
+        with self._connect() as conn, self._transaction(conn, writes=False):
+            yield conn
 
-    def _lost(self, exc: DBAPIError, *, committed: bool | None) -> ConnectionLostError:
+    @contextmanager
+    def _transaction(self, conn: Connection, *, writes: bool) -> Iterator[None]:
+        """``conn.begin()``, with a connection that broke on the way told as ConnectionLostError."""
+        committing = False
+        try:
+            with conn.begin():
+                yield
+                committing = writes
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            raise self._lost(exc, during_commit=committing) from exc
+
+    def _lost(self, exc: DBAPIError, *, during_commit: bool) -> ConnectionLostError:
         where = self.url.render_as_string(hide_password=True)
-        if committed is None:
+        if during_commit:
             return ConnectionLostError(
                 f"the connection to the database {where} broke while the change was being committed "
                 f"({str(exc.orig).strip()}): it may or may not have been recorded. Read it back "
