@@ -30,9 +30,10 @@ class Relay:
     ``cut(*patterns, deliver=..., times=1)`` arms a cut: once the client has sent chunks
     containing the patterns in turn, the last one is either dropped with the connection
     (``deliver=False``: the server never sees it) or passed on, and then the server's answer is
-    dropped with the connection (``deliver=True``); ``times`` cuts are made so. With ``hold_hang_ups``, a connection the server closes stays
-    open on the client's side until the client sends again: the client has the server's goodbye
-    (a FATAL message) but not yet its end of file, as on a loaded machine between the two.
+    dropped with the connection (``deliver=True``); ``times`` cuts are made so. With
+    ``hold_hang_ups``, a connection the server closes stays open on the client's side until the
+    client sends again: the client has the server's goodbye (a FATAL message) but not yet its end
+    of file, as on a loaded machine between the two.
     """
 
     def __init__(self, url: str, *, hold_hang_ups: bool = False):
@@ -43,7 +44,7 @@ class Relay:
             .render_as_string(hide_password=False)
         self.server_hung_up = threading.Event()
         self.cut_made = threading.Event()
-        self._plan: tuple[list[bytes], bool, int] | None = None
+        self._plan: tuple[tuple[bytes, ...], bool, int] | None = None
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -52,7 +53,7 @@ class Relay:
 
     def cut(self, *patterns: bytes, deliver: bool, times: int = 1) -> None:
         with self._lock:
-            self._plan, self._pending = (list(patterns), deliver, times), list(patterns)
+            self._plan, self._pending = (patterns, deliver, times), list(patterns)
 
     def close(self) -> None:
         self._closing.set()
