@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS = REPO / "tests" / "data"
 PG_ADMIN_URL = os.environ.get("TIERGATE_TEST_DATABASE_URL", "")
 BACKEND = "postgresql" if PG_ADMIN_URL.startswith("postgresql") else "sqlite"
 # One template per test session, so suites sharing a PostgreSQL server do not collide.

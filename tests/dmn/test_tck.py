@@ -27,7 +27,7 @@ from tiergate.dmn import load_dmn
 from tiergate.dmn.feel.types import parse_date, parse_date_and_time, parse_duration, parse_time
 from tiergate.errors import TiergateError
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "data"
 TCK = CORPUS / "dmn-tck" / "compliance-level-2"
 NS = "{http://www.omg.org/spec/DMN/20160719/testcase}"
 XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
