@@ -28,16 +28,40 @@ roles:
 """
 
 
-def catalog_yaml(*ids: str) -> str:
+SHARED_FACTS = ("title", "owner", "expected_minutes")
+
+
+def catalog_yaml(*ids: str, facts: dict[str, dict[str, str]] | None = None) -> str:
+    """A catalog of ``ids``; ``facts`` gives a process's title, owner or expected_minutes (as YAML text)."""
+    def fact(pid: str, name: str, default: str) -> str:
+        return (facts or {}).get(pid, {}).get(name, default)
+
     entries = "".join(textwrap.dedent(f"""\
       - id: {pid}
-        title: {pid.replace('-', ' ').title()}
+        title: {fact(pid, "title", pid.replace('-', ' ').title())}
         area: testing
-        owner: lead
-        expected_minutes: 15
+        owner: {fact(pid, "owner", "lead")}
+        expected_minutes: {fact(pid, "expected_minutes", "15")}
         facts: {{compliance_critical: false, touches_live_systems: false, client_data: false, structured: true}}
     """) for pid in ids)
     return "processes:\n" + textwrap.indent(entries, "  ")
+
+
+def split_shared_facts(text: str) -> tuple[str, dict[str, str]]:
+    """A checklist's text with its top-level title, owner and expected_minutes moved out, and those facts.
+
+    Each fact is said once: tests write them in the checklist, the builder moves them to the catalog.
+    A moved line stays as a comment, so the lines of the file stay where the test wrote them.
+    """
+    kept, found = [], {}
+    for line in textwrap.dedent(text).splitlines(keepends=True):
+        name, sep, value = line.partition(":")
+        if sep and name in SHARED_FACTS and not line.startswith(" "):
+            found[name] = value.strip()
+            kept.append(f"# {name}: in the catalog\n")
+        else:
+            kept.append(line)
+    return "".join(kept), found
 
 
 class HomeBuilder:
@@ -45,6 +69,7 @@ class HomeBuilder:
 
     def __init__(self, root: Path):
         self.root = root
+        self.facts: dict[str, dict[str, str]] = {}
         (root / "tiers").mkdir(parents=True, exist_ok=True)
         (root / "checklists" / "schemas").mkdir(parents=True, exist_ok=True)
         self.write("tiers/roles.yaml", ROLES)
@@ -60,10 +85,15 @@ class HomeBuilder:
         return path
 
     def checklist(self, process_id: str, text: str, *, catalog: bool = True) -> Path:
+        """Write ``checklists/<id>.yaml``; with ``catalog``, list every checklist in the catalog, with the
+        title, owner and expected_minutes the checklist text gives moved there (one source for each)."""
+        if catalog:
+            text, facts = split_shared_facts(text)
+            self.facts[process_id] = facts
         path = self.write(f"checklists/{process_id}.yaml", text)
         if catalog:
             ids = sorted({p.stem for p in (self.root / "checklists").glob("*.yaml")})
-            self.write("tiers/catalog.yaml", catalog_yaml(*ids))
+            self.write("tiers/catalog.yaml", catalog_yaml(*ids, facts=self.facts))
         return path
 
 

@@ -26,8 +26,8 @@ def test_yaml_syntax_error_has_its_line(home: HomeBuilder) -> None:
 
 
 def test_duplicate_key_is_a_yaml_error(home: HomeBuilder) -> None:
-    home.checklist("demo", DEMO.replace("title: Demo checklist\n", "title: Demo checklist\ntitle: Again\n"))
-    assert problems(home)[0].startswith("checklists/demo.yaml:3: YAML syntax error: found duplicate key \"title\"")
+    home.checklist("demo", DEMO.replace("id: demo\n", "id: demo\nid: again\n"))
+    assert problems(home)[0].startswith("checklists/demo.yaml:2: YAML syntax error: found duplicate key \"id\"")
 
 
 def test_unknown_keys_are_named_with_their_line(home: HomeBuilder) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from support import events, row, states
 from tiergate.engine import Engine
-from tiergate.errors import GateFailedError, NotFoundError, RefusedError, UsageError
+from tiergate.errors import GateFailedError, InvalidDataError, NotFoundError, RefusedError, UsageError
 
 GOOD = {"summary": "Payslip totals are off by one cent", "severity": "S2"}
 
@@ -29,7 +29,7 @@ def test_start_shows_ready_steps_with_rendered_instructions(engine: Engine) -> N
 
 
 def test_start_data_is_checked_against_inputs(engine: Engine) -> None:
-    with pytest.raises(UsageError) as err:
+    with pytest.raises(InvalidDataError) as err:
         engine.start("demo", {"ticket_id": "X-1"}, actor="agent:bot")
     assert err.value.code == "invalid_data"
     assert err.value.details["errors"][0]["pointer"] == "/ticket_id"

@@ -87,7 +87,7 @@ def test_gate_failure_exact_text_and_exit_code(cli: Cli, demo_home: HomeBuilder)
         "error (gate_failed): evidence for step 'gather' does not pass its gate (2 problems):\n"
         "  /severity: 'S9' is not one of ['S1', 'S2', 'S3', 'S4']\n"
         "  /summary: 'short' is too short\n"
-        f"Fix the evidence and submit it again; `tiergate status {run_id}` shows what the step requires.\n")
+        f"Fix the evidence and submit it again. `tiergate guide {run_id}` says what each ready step needs.\n")
 
 
 def test_refusal_exact_text(cli: Cli, demo_home: HomeBuilder) -> None:

@@ -29,7 +29,9 @@ EXPECTED = {
     # key: (occurrences, measure, category, owner, matched rule)
     "gate_failure:demo:2:gather": (2, 0.5, "agent-guidance", "platform-lead", "rule_gate_failure_occasional"),
     "frequent_skip:demo:2:extra": (2, 0.4, "process-design", "platform-lead", "rule_skip"),
-    "refusals:demo:2:review": (3, 1.0, "agent-guidance", "platform-lead", "rule_refusals_occasional"),
+    # Two of the three refusals were the rules on who may act (a process-design question for the
+    # process's owner, `lead` in the catalog), not an agent-guidance gap.
+    "rule_refusals:demo:2:review": (3, 1.0, "process-design", "lead", "rule_rule_refusals"),
     "timer_escalation:demo:2:review": (1, round(1 / 3, 4), "process-design", "platform-lead",
                                        "rule_timer_escalation_isolated"),
     "slow_process:demo:2:-": (1, 0.8, "staffing", "support-lead", "rule_slow_occasional"),

@@ -221,8 +221,8 @@ def test_refusals_come_back_as_tool_errors_and_are_logged(demo_home: HomeBuilder
         assert guidance["ready"][0]["you_may"] is False
         assert "**You (agent:bot) cannot do this step**: it needs a person; hand it over." in guidance["text"]
         missing = (await call(session, "get_run", run="nope"))["error"]
-        assert missing == {"code": "not_found", "message": "no run 'nope'. `tiergate runs` lists the runs.",
-                           "details": {"run": "nope"}}
+        assert missing == {"code": "not_found", "message": "no run 'nope'. list_my_runs lists the runs you started.",
+                           "details": {"run": "nope", "see": "runs"}}
         bad = (await call(session, "complete_step", run=run, step="review", evidence=["not", "an", "object"]))["error"]
         assert bad["code"] == "usage" and bad["details"]["errors"][0]["argument"] == "evidence"
         assert bad["message"].startswith("complete_step: bad arguments: 'evidence' Input should be a valid dictionary")

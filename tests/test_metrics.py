@@ -183,7 +183,8 @@ def test_demo_process_numbers_by_hand(story: tuple[Engine, Story]) -> None:
     assert (demo["tier"], demo["title"], demo["runs"], demo["agent_runs"]) == (2, "Demo checklist", 7, 6)
     assert demo["outcomes"] == {"completed": 3, "cancelled": 2, "failed": 0, "abandoned": 1, "in_progress": 1}
     # settled = 3 completed + 2 cancelled + 1 abandoned; R2 is the only clean completion.
-    assert demo["completion"] == {"settled": 6, "rate": 0.5, "clean": 1, "clean_rate": round(1 / 6, 4),
+    assert demo["completion"] == {"settled": 6, "rate": 0.5, "rate_of_all": round(3 / 7, 4), "clean": 1,
+                                  "clean_rate": round(1 / 6, 4),
                                   "intervened": 2, "intervened_share": round(2 / 3, 4)}
     assert kinds(demo) == {"out_of_order": 1, "wrong_actor": 2, "refused_other": 1, "gate_failed": 3,
                            "skipped": 2, "escalated": 1, "off_path": 1}
@@ -231,6 +232,8 @@ def test_demo_steps_by_hand(story: tuple[Engine, Story]) -> None:
     # The agent (wrong kind) and alice (four eyes) in R3; alice too early in R4.
     assert (review["refusals"], review["refusals_by"], review["escalations"], review["off_path"]) == \
         (3, {"agent": 1, "human": 2}, 1, 1)
+    # Two of them were the rules on who may act (wrong kind, four eyes), one was out of order.
+    assert review["refusals_by_reason"] == {"out_of_order": 1, "wrong_actor": 2, "other": 0}
     # Ready at +5, +7, +7; reviewed at +12, +20, +10: 7, 13 and 3 minutes.
     assert review["time"]["by_actor"]["human"] == {"timed": 3, "mean_minutes": 7.67, "median_minutes": 7.0,
                                                    "p90_minutes": 13.0}
@@ -252,7 +255,8 @@ def test_tier3_tiers_and_totals_by_hand(story: tuple[Engine, Story]) -> None:
     totals = answer["totals"]
     assert (totals["runs"], totals["agent_runs"]) == (9, 8)
     assert totals["outcomes"] == {"completed": 4, "cancelled": 2, "failed": 0, "abandoned": 2, "in_progress": 1}
-    assert totals["completion"] == {"settled": 8, "rate": 0.5, "clean": 2, "clean_rate": 0.25, "intervened": 2,
+    assert totals["completion"] == {"settled": 8, "rate": 0.5, "rate_of_all": round(4 / 9, 4), "clean": 2,
+                                    "clean_rate": 0.25, "intervened": 2,
                                     "intervened_share": 0.5}
     assert totals["deviations"]["total"] == 11 and totals["deviations"]["per_run"] == round(11 / 9, 4)
     assert totals["time_to_complete"] == {"completed": 4, "over_expected": 1, "over_share": 0.25}

@@ -212,7 +212,7 @@ def test_a_commit_whose_answer_was_lost_says_so_from_the_cli(demo_home: HomeBuil
     assert result.returncode == 1, result.stderr
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "connection_lost" and error["details"] == {"committed": None}
-    assert "may or may not have been recorded" in error["message"] and "tiergate status" in error["message"]
+    assert "may or may not have been recorded" in error["message"] and "Read the run back" in error["message"]
     # Here the server had committed it: reading back shows the step done, once.
     assert engine.status(run.id).steps[0].state == "done"
     assert _completions(engine, run.id) == [("gather", "step_completed", "agent:bot")]

@@ -105,7 +105,7 @@ def test_report_shows_the_numbers_and_the_gaps(report: tuple[Engine, Path]) -> N
     for heading in ("Completion", "Deviations", "Time against expected time", "Steps: where runs stop or fail",
                     "Open gaps", "demo (tier 2)", "notes (tier 3)"):
         assert f">{heading}<" in html, heading
-    assert "<b>9</b><span>runs</span>" in html and "<b>50%</b><span>completed (of settled)</span>" in html
+    assert "<b>9</b><span>runs</span>" in html and "<b>50%</b><span>completed (of settled runs)</span>" in html
     assert "<b>7</b><span>open gaps</span>" in html
     assert "completed clean: 1 of 7 runs" in html and "abandoned: 1 of 2 runs" in html
     assert "12 / 20 min" in html          # demo: median and p90 minutes

@@ -10,7 +10,7 @@ import pytest
 from support import CLIResult, events, row, states
 from tier1_helpers import (GATE_NOTE, LINEAR, bpmn, chain, dmn_table, flow, props, tier1_home, user)
 from tiergate.engine import Engine
-from tiergate.errors import GateFailedError, RefusedError, UsageError
+from tiergate.errors import GateFailedError, InvalidDataError, RefusedError, UsageError
 
 
 
@@ -127,7 +127,7 @@ def test_start_data_must_pass_the_process_inputs(tmp_path: Path, make_engine: Ca
     xml = bpmn("inp", '<bpmn:startEvent id="s"/>' + user("t") + '<bpmn:endEvent id="e"/>' + chain("s", "t", "e"),
                process_props=props(inputs=schema))
     engine = make_engine(tier1_home(tmp_path / "home", {"inp": xml}))
-    with pytest.raises(UsageError) as err:
+    with pytest.raises(InvalidDataError) as err:
         engine.start("inp", {"client": "x"}, actor="agent:a")
     assert err.value.code == "invalid_data" and err.value.details["errors"][0]["pointer"] == "/client_id"
     assert engine.runs() == []

@@ -221,12 +221,12 @@ def test_cli_complete_without_step_on_a_checklist_is_a_usage_error(cli: Cli, rep
     run_id = started.json["data"]["id"]
     result = cli("complete", run_id, "--actor", "agent:triage-bot", home=repo_home)
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"error (usage): run {run_id} is a tier 2 run: name the step to complete, "
-                                     f"`tiergate complete {run_id} STEP`. Ready now: gather-context. Only a tier 3 "
-                                     "run is closed without a step.")
+    assert result.stderr.strip() == (f"error (usage): run {run_id} is a tier 2 run: name the step to complete. "
+                                     "Ready now: gather-context. Only a tier 3 run is closed without a step. "
+                                     f"`tiergate guide {run_id}` says what each ready step needs.")
     as_json = cli("complete", run_id, "--actor", "agent:triage-bot", "--json", home=repo_home)
     assert as_json.returncode == 2
-    assert as_json.json["error"]["details"] == {"run": run_id, "tier": 2, "ready": ["gather-context"]}
+    assert as_json.json["error"]["details"] == {"run": run_id, "tier": 2, "ready": ["gather-context"], "see": "guide"}
     # Nothing was logged for a malformed command.
     log = cli("log", run_id, "--json", home=repo_home).json["data"]
     assert [e["event"] for e in log] == ["routed", "started", "step_ready"]

@@ -17,32 +17,29 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from tiergate import guidance
 from tiergate import log as execution_log
-from tiergate import metrics as log_metrics
 from tiergate.actors import SYSTEM, Actor
-from tiergate.definitions.decision_tests import DecisionReport, run_tests
-from tiergate.definitions.decisions import Decision
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError, NotFoundError,
                              RefusedError, TiergateError, UsageError)
 from tiergate.guidance import Channel
-from tiergate.impact import impact
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
+from tiergate.runners import Runners
 from tiergate.runners.base import Definition, RunContext, Runner, StepView, Transition
-from tiergate.router import ROUTING_DECISION, Route, Router
-from tiergate.runners.bpmn import BpmnRunner
-from tiergate.runners.checklist import ChecklistRunner
-from tiergate.runners.conventions import ConventionsRunner
 from tiergate.settings import resolve
 from tiergate.store import runs as store
 from tiergate.store.db import Database, default_sqlite_url
 from tiergate.store.timers import set_due_at
 from tiergate.templating import render
+
+if TYPE_CHECKING:  # loaded by the commands that use them, so `status` does not pay for DMN or metrics
+    from tiergate.definitions.decision_tests import DecisionReport
+    from tiergate.router import Route, Router
 
 MAX_ATTEMPTS = 8
 
@@ -84,7 +81,7 @@ class Engine:
         self.database_url: str = settings["database_url"] or default_sqlite_url(self.home.root)
         self.default_actor: str | None = settings["actor"]
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.runners: dict[int, Runner] = {1: BpmnRunner(), 2: ChecklistRunner(), 3: ConventionsRunner()}
+        self.runners = Runners()
         self._definitions_by_version: dict[str, Definition] = {}
         self._recent_runs = store.RecentRuns()
         self._db: Database | None = None
@@ -149,6 +146,8 @@ class Engine:
         return out
 
     def router(self) -> Router:
+        from tiergate.router import Router
+
         return Router(self.definitions.decisions, self.definitions.require_catalog())
 
     def route(self, process_id: str | None = None, data: dict[str, Any] | None = None) -> list[Route]:
@@ -191,6 +190,8 @@ class Engine:
         run_id = secrets.token_hex(6)
         ctx = RunContext(run_id=run_id, actor=who, now=now, roles=self.definitions.roles)
         transition = runner.start(definition, data or {}, ctx)
+        from tiergate.router import ROUTING_DECISION
+
         routed = LogEvent("routed", SYSTEM, detail={"decision": ROUTING_DECISION, "inputs": route.inputs,
                                                     "matched_rule": route.matched_rule, "tier": route.tier,
                                                     "rationale": route.rationale})
@@ -260,9 +261,8 @@ class Engine:
     @staticmethod
     def _may_retry(run: store.RunRecord) -> None:
         if run.status != RunStatus.FAILED:
-            raise RefusedError(f"run {run.id} is {run.status.value}, not failed: there is nothing to retry. "
-                               f"`tiergate status {run.id}` shows where it is.", reason="not_failed",
-                               details={"run": run.id, "status": run.status.value})
+            raise RefusedError(f"run {run.id} is {run.status.value}, not failed: there is nothing to retry.",
+                               reason="not_failed", details={"run": run.id, "status": run.status.value, "see": "status"})
 
     def _act(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
              change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
@@ -326,16 +326,30 @@ class Engine:
             self._recent_runs.put(run)
             return self._info(run, definition)
         raise ConflictError(f"run {run_id} kept changing while this attempt was made ({MAX_ATTEMPTS} tries). "
-                            f"Check `tiergate status {run_id}` and try again.", details={"run": run_id})
+                            "Read the run again, then try again.", details={"run": run_id, "see": "status"})
 
     def _may_close_without_step(self, run_id: str) -> None:
         info = self.status(run_id)
-        if info.tier != ConventionsRunner.tier:
+        if info.tier != 3:  # only a tier 3 run (conventions) closes without a step
             ready = [s.id for s in info.ready_steps if s.decide is None]
-            raise UsageError(f"run {run_id} is a tier {info.tier} run: name the step to complete, "
-                             f"`tiergate complete {run_id} STEP`. Ready now: {', '.join(ready) or 'none'}. Only a "
-                             "tier 3 run is closed without a step.", code="usage",
-                             details={"run": run_id, "tier": info.tier, "ready": ready})
+            raise UsageError(f"run {run_id} is a tier {info.tier} run: name the step to complete. Ready now: "
+                             f"{', '.join(ready) or 'none'}. Only a tier 3 run is closed without a step.", code="usage",
+                             details={"run": run_id, "tier": info.tier, "ready": ready, "see": "guide"})
+
+    def ready_in_words(self, info: RunInfo) -> dict[str, dict[str, str]]:
+        """Each ready step in words, as `tiergate guide` says it: ``who`` may do it, and its gate
+        (``gate``, with ``$ref``s followed) when it has one. By step id."""
+        definition = self._definitions_by_version.get(info.definition_version)
+        if definition is None:
+            with self.db.read() as conn:
+                definition = self._pinned(conn, self._get(conn, info.id))
+        resources = getattr(definition, "resources", {})
+        words: dict[str, dict[str, str]] = {}
+        for step in info.ready_steps:
+            words[step.id] = {"who": guidance.who_may(step)}
+            if step.done_when is not None:
+                words[step.id]["gate"] = guidance.evidence_words(step.done_when, resources).text
+        return words
 
     def guide(self, run_id: str, *, actor: str | Actor | None = None, channel: Channel = "cli") -> dict[str, Any]:
         """What to read now for RUN: its tier's guidance wrapper rendered, and each ready step's gate in words."""
@@ -357,7 +371,7 @@ class Engine:
     def _get(self, conn: Any, run_id: str) -> store.RunRecord:
         run = store.get_run(conn, run_id)
         if run is None:
-            raise NotFoundError(f"no run '{run_id}'. `tiergate runs` lists the runs.", details={"run": run_id})
+            raise NotFoundError(f"no run '{run_id}'.", details={"run": run_id, "see": "runs"})
         return run
 
     def _info(self, run: store.RunRecord, definition: Definition) -> RunInfo:
@@ -404,6 +418,8 @@ class Engine:
     # --- decisions -----------------------------------------------------------------------
 
     def decision_tests(self, only: list[str] | None = None) -> list[DecisionReport]:
+        from tiergate.definitions.decision_tests import DecisionReport, run_tests
+
         decisions = self.definitions.decisions
         unknown = [d for d in only or [] if d not in decisions]
         if unknown:
@@ -421,6 +437,10 @@ class Engine:
         return reports
 
     def decision_impact(self, new_file: str | Path, against: str | Path) -> dict[str, Any]:
+        from tiergate.definitions.decisions import Decision
+        from tiergate.impact import impact
+        from tiergate.router import ROUTING_DECISION
+
         new_path, old_path = Path(new_file), Path(against)
         for path in (new_path, old_path):
             if not path.is_file():
@@ -451,20 +471,30 @@ class Engine:
 
         Read from the log summary (``from_log`` counts the log's entries instead: same numbers).
         """
+        from tiergate import metrics as log_metrics
+
         return log_metrics.measure(self, process=process, tier=tier, since=since, from_log=from_log)
 
     def refold_summary(self) -> int:
         """Rebuild the log summary from the whole log; returns the entries folded."""
+        from tiergate import metrics as log_metrics
+
         return log_metrics.summary.refold(self.db)
 
     def gaps(self, since: str | datetime | None = None) -> dict[str, Any]:
         """Find, classify (decisions/gap_classification.dmn) and remember gaps in the log."""
+        from tiergate import metrics as log_metrics
+
         return log_metrics.find_gaps(self, since=since)
 
     def gaps_export(self, fmt: str = "md", since: str | datetime | None = None) -> dict[str, Any]:
         """The open gaps as feedback items, Markdown (``md``) or JSON: {format, items, content}."""
+        from tiergate import metrics as log_metrics
+
         return log_metrics.export_gaps(self, fmt, since=since)
 
     def report(self, path: str | Path, since: str | datetime | None = None) -> dict[str, Any]:
         """Write the self-contained HTML report for leads."""
+        from tiergate import metrics as log_metrics
+
         return log_metrics.write_report(self, path, since=since)

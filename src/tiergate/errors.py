@@ -11,6 +11,7 @@ file and line).
     ├── EvaluationError            an expression or decision failed while being evaluated
     │   └── FEELError              FEEL syntax or runtime error
     ├── UsageError                 a bad argument: malformed --data JSON, bad actor, ...
+    ├── InvalidDataError           well-formed data that does not fit: start data against `inputs`
     ├── NotFoundError              an unknown process, run, step or decision
     ├── RefusedError               an attempt that breaks the process (logged as `refused`)
     ├── GateFailedError            evidence that does not pass a step's gate (logged as `gate_failed`)
@@ -19,7 +20,7 @@ file and line).
     │   └── SchemaOutdatedError    run `tiergate db upgrade`
     └── IntegrityError             the execution log's hash chain is broken
 
-The CLI turns these into exit status 1 and, with ``--json``, into the error envelope
+The CLI turns these into exit status 1 (2 for a ``UsageError``) and, with ``--json``, into the error envelope
 ``{"ok": false, "error": {"code", "message", "details"}}``. Nothing below the CLI prints.
 """
 
@@ -62,6 +63,15 @@ class FEELError(EvaluationError):
 
 class UsageError(TiergateError):
     code = "usage"
+
+
+class InvalidDataError(TiergateError):
+    """Data that is well-formed but does not fit: not a JSON object, or failing the process's ``inputs``.
+
+    Not a usage error: the command was right, the data was not (exit 1, like a failed gate).
+    """
+
+    code = "invalid_data"
 
 
 class NotFoundError(TiergateError):

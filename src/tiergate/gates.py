@@ -113,7 +113,6 @@ def enforce(validator: Validator, evidence: Any, *, run_id: str, step_id: str) -
     lines = "\n".join(f"  {e['pointer']}: {e['message']}" for e in errors)
     raise GateFailedError(
         f"evidence for step '{step_id}' does not pass its gate ({len(errors)} problem"
-        f"{'s' if len(errors) > 1 else ''}):\n{lines}\nFix the evidence and submit it again; "
-        f"`tiergate status {run_id}` shows what the step requires.",
-        details={"run": run_id, "step": step_id, "errors": errors},
+        f"{'s' if len(errors) > 1 else ''}):\n{lines}\nFix the evidence and submit it again.",
+        details={"run": run_id, "step": step_id, "errors": errors, "see": "guide"},
     )

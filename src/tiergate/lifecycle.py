@@ -38,6 +38,5 @@ def transition(run_id: str, current: RunStatus, target: RunStatus) -> RunStatus:
 
 def require_active(run_id: str, current: RunStatus) -> None:
     if current != RunStatus.ACTIVE:
-        raise RefusedError(f"run {run_id} is {current.value}, not active: nothing more can be done in it. "
-                           f"Check `tiergate status {run_id}`.", reason="run_not_active",
-                           details={"run": run_id, "status": current.value})
+        raise RefusedError(f"run {run_id} is {current.value}, not active: nothing more can be done in it.",
+                           reason="run_not_active", details={"run": run_id, "status": current.value, "see": "status"})

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tiergate import __version__
 from tiergate.actors import Actor
 from tiergate.engine import Engine
-from tiergate.envelope import failure, success
+from tiergate.envelope import failure, success, with_next_step
 from tiergate.errors import NotFoundError, TiergateError, UsageError
 from tiergate.jsonutil import to_jsonable
 
@@ -93,10 +93,23 @@ def _argument_errors(tool: str, error: ValidationError) -> dict[str, Any]:
                    "must be.", {"tool": tool, "errors": problems})
 
 
+def _unknown_arguments(tool: str, unknown: list[str], known: list[str]) -> dict[str, Any]:
+    hint = (" The actor is fixed when the server starts: no tool takes one." if "actor" in unknown else "")
+    return failure("usage", f"{tool}: unknown argument{'s' if len(unknown) > 1 else ''} "
+                   f"{', '.join(repr(u) for u in unknown)}; it takes {', '.join(repr(k) for k in known) or 'none'}."
+                   + hint, {"tool": tool, "unknown": unknown, "arguments": known})
+
+
 class _Server(MCPServer):  # type: ignore[type-arg]
     """MCPServer whose argument errors come back as the tiergate envelope, like every other error."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        schema = self._tool_input_schema(name)
+        if schema is not None:
+            known = set(schema.get("properties", {}))
+            unknown = sorted(set(arguments) - known)
+            if unknown:
+                return _result(_unknown_arguments(name, unknown, sorted(known)))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -152,7 +165,7 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
             with lock:
                 return _result(success(to_jsonable(body(current()))))
         except TiergateError as err:
-            return _result(failure(err.code, err.message, to_jsonable(err.details)))
+            return _result(failure(err.code, with_next_step(err.message, err.details, "mcp"), to_jsonable(err.details)))
 
     app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,
                   log_level="WARNING", description=f"Processes with enforced steps, acting as {actor}.")
@@ -261,9 +274,9 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         try:
             return guidance_text(run)
         except NotFoundError as err:
-            raise ResourceNotFoundError(f"not_found: {err.message}") from None
+            raise ResourceNotFoundError(f"not_found: {with_next_step(err.message, err.details, 'mcp')}") from None
         except TiergateError as err:
-            raise ResourceError(f"{err.code}: {err.message}") from None
+            raise ResourceError(f"{err.code}: {with_next_step(err.message, err.details, 'mcp')}") from None
 
     @app.prompt(name="work_on_run", title="Work on a tiergate run",
                 description="Start working through a tiergate run: the rules, then its current guidance.")
@@ -271,8 +284,8 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         try:
             text = guidance_text(run)
         except TiergateError as err:
-            raise MCPError(INVALID_PARAMS, err.message, failure(err.code, err.message, to_jsonable(err.details))) \
-                from None
+            message = with_next_step(err.message, err.details, "mcp")
+            raise MCPError(INVALID_PARAMS, message, failure(err.code, message, to_jsonable(err.details))) from None
         return (f"Work on tiergate run {run} as {actor}, one step at a time. tiergate decides what comes next: "
                 "for each ready step, do the work its instructions describe, then call complete_step with "
                 "evidence that passes its gate. If the answer is an error, read error.message and error.details, "

@@ -50,8 +50,8 @@ class Router:
     def decision(self) -> Decision:
         decision = self.decisions.get(ROUTING_DECISION)
         if decision is None:
-            raise DefinitionError(f"{self.source} is missing or failed to load, so no run can be routed to a tier. "
-                                  "Run `tiergate check`.", code="routing_missing")
+            raise DefinitionError(f"{self.source} is missing or failed to load, so no run can be routed to a tier.",
+                                  code="routing_missing", details={"see": "check"})
         return decision
 
     def entry(self, process_id: str) -> CatalogEntry:
@@ -59,7 +59,7 @@ class Router:
         if entry is None:
             known = ", ".join(p.id for p in self.catalog.processes)
             raise NotFoundError(f"process '{process_id}' is not in the catalog (tiers/catalog.yaml). "
-                                f"Known processes: {known}.", details={"process": process_id})
+                                f"Known processes: {known}.", details={"process": process_id, "see": "catalog"})
         return entry
 
     def route(self, process_id: str, data: dict[str, Any] | None = None) -> Route:

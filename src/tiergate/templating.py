@@ -65,8 +65,8 @@ def render(source: str, context: dict[str, Any], *, where: str = "template") -> 
         return _compile(source).render(**context)
     except TemplateSyntaxError as exc:
         raise DefinitionError(f"{where}: template syntax error on its line {exc.lineno}: {exc.message}. "
-                              "Fix the template and run `tiergate check`.", code="template_error",
-                              details={"where": where, "line": exc.lineno}) from None
+                              "Fix the template.", code="template_error",
+                              details={"where": where, "line": exc.lineno, "see": "check"}) from None
     except UndefinedError as exc:
         raise DefinitionError(f"{where}: {exc.message}. The template uses a name the run does not have; "
                               "guard it with `{% if ... is defined %}` or fix the name.", code="template_error",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
 from tiergate.cli.output import _fail, common_options, run_command
-from tiergate.engine import Engine
 from tiergate.errors import TiergateError
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine
 
 
 def _show_guide(out: Console, data: dict[str, Any]) -> None:
@@ -43,6 +45,7 @@ def mcp(actor: str | None, as_json: bool, home: str | None) -> None:
     standard input and output. Tools: list_processes, start_run, get_guidance, complete_step,
     skip_step, get_run, list_my_runs. The actor is fixed here; a human: actor is refused.
     """
+    from tiergate.engine import Engine
     from tiergate.mcpserver import agent_actor, build_server  # the MCP SDK loads only for this command
 
     home = home or (click.get_current_context().obj or {}).get("home")

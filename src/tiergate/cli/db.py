@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tiergate.cli.output import common_options, run_command
-from tiergate.engine import Engine
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine
 
 
 @click.group()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from tiergate.cli.output import common_options, parse_json_option, run_command, table
-from tiergate.engine import Engine
-from tiergate.errors import UsageError
+from tiergate.errors import InvalidDataError
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine
 
 
 def _show_routes(out: Console, data: list[dict[str, Any]]) -> None:
@@ -30,7 +32,7 @@ def route(engine: Engine, process: str | None, data: str | None) -> list[dict[st
     """Show the tier decisions/tier_routing.dmn gives PROCESS (or every process), and why."""
     parsed = parse_json_option(data, "--data")
     if parsed is not None and not isinstance(parsed, dict):
-        raise UsageError("--data must be a JSON object.", code="invalid_data")
+        raise InvalidDataError("--data must be a JSON object.")
     return [r.to_dict() for r in engine.route(process, parsed)]
 
 

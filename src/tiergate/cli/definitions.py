@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -11,7 +11,9 @@ from rich.markup import escape
 
 from tiergate.cli.output import common_options, run_command, table
 from tiergate.definitions.models import checklist_json_schema
-from tiergate.engine import Engine
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine
 
 
 def _show_check(out: Console, data: dict[str, Any]) -> None:

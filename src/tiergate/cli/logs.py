@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from tiergate.cli.output import common_options, run_command
-from tiergate.engine import Engine
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine
 
 
 def _show(out: Console, data: Any) -> None:

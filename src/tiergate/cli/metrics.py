@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from tiergate.cli.output import common_options, run_command, table
-from tiergate.engine import Engine
 from tiergate.errors import UsageError
 from tiergate.metrics.export import FORMATS
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine
 
 since_option = click.option("--since", default=None, metavar="DATE",
                             help="Only runs started at or after DATE (YYYY-MM-DD, or an ISO 8601 time; UTC).")
@@ -26,6 +28,31 @@ def _num(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+#: The columns of `tiergate metrics`, each with what it counts (printed under the table; docs/metrics.md).
+LEGEND = (
+    ("process", "the process; then each tier's and all runs' totals"),
+    ("tier", "the tier its runs were routed to"),
+    ("runs", "runs started in scope"),
+    ("done/settled", "completed runs of the settled ones (completed, cancelled, failed or abandoned)"),
+    ("done/all", "completed runs of all runs, those still in progress included"),
+    ("clean", "completed with no deviation and no retry, of the settled runs"),
+    ("dev/run", "deviations (refusals, gate failures, escalations, off-path) per run"),
+    ("median min", "median minutes from start to completion"),
+    ("expected", "expected minutes (tiers/catalog.yaml)"),
+    ("over", "completed runs that took longer than expected"),
+    ("abandoned", "runs left open past the abandon limit (a multiple of expected)"),
+    ("open", "runs in progress, not yet abandoned"),
+    ("human", "runs a person stepped into (took over a step, or cancelled an agent's run)"),
+)
+
+
+def _done(group: dict[str, Any]) -> str:
+    completion = group["completion"]
+    if not completion["settled"]:
+        return "-"
+    return f"{_pct(completion['rate'])} ({group['outcomes']['completed']}/{completion['settled']})"
+
+
 def _show_metrics(out: Console, data: dict[str, Any]) -> None:
     scope = data["scope"]
     where = ", ".join(f"{k} {v}" for k, v in scope.items() if v is not None and k != "as_of")
@@ -33,26 +60,26 @@ def _show_metrics(out: Console, data: dict[str, Any]) -> None:
     if not data["processes"]:
         out.print("no runs in scope")
         return
-    grid = table("process", "tier", "runs", "completed", "clean", "dev/run", "median min", "expected",
-                 "over", "abandoned", "open", "human")
+    grid = table(*(name for name, _ in LEGEND))
     for p in data["processes"]:
         time = p["time_to_complete"]
-        grid.add_row(p["process"], str(p["tier"]), str(p["runs"]), _pct(p["completion"]["rate"]),
+        grid.add_row(p["process"], str(p["tier"]), str(p["runs"]), _done(p), _pct(p["completion"]["rate_of_all"]),
                      _pct(p["completion"]["clean_rate"]), _num(p["deviations"]["per_run"]),
                      _num(time["median_minutes"]), _num(time["expected_minutes"]), _pct(time["over_share"]),
                      str(p["outcomes"]["abandoned"]), str(p["outcomes"]["in_progress"]),
                      _pct(p["human_intervention"]["rate"]))
     for t in data["tiers"]:
-        grid.add_row(f"[bold]tier {t['tier']}[/]", str(t["tier"]), str(t["runs"]), _pct(t["completion"]["rate"]),
-                     _pct(t["completion"]["clean_rate"]), _num(t["deviations"]["per_run"]), "", "",
+        grid.add_row(f"[bold]tier {t['tier']}[/]", str(t["tier"]), str(t["runs"]), _done(t),
+                     _pct(t["completion"]["rate_of_all"]), _pct(t["completion"]["clean_rate"]), _num(t["deviations"]["per_run"]), "", "",
                      _pct(t["time_to_complete"]["over_share"]), str(t["outcomes"]["abandoned"]),
                      str(t["outcomes"]["in_progress"]), _pct(t["human_intervention"]["rate"]))
     total = data["totals"]
-    grid.add_row("[bold]all[/]", "", str(total["runs"]), _pct(total["completion"]["rate"]),
+    grid.add_row("[bold]all[/]", "", str(total["runs"]), _done(total), _pct(total["completion"]["rate_of_all"]),
                  _pct(total["completion"]["clean_rate"]), _num(total["deviations"]["per_run"]), "", "",
                  _pct(total["time_to_complete"]["over_share"]), str(total["outcomes"]["abandoned"]),
                  str(total["outcomes"]["in_progress"]), _pct(total["human_intervention"]["rate"]))
     out.print(grid)
+    out.print("\n[dim]" + "\n".join(f"{name:<13} {escape(meaning)}" for name, meaning in LEGEND) + "[/]")
     kinds = {k: v["count"] for k, v in total["deviations"]["by_kind"].items() if v["count"]}
     if kinds:
         out.print("\n[bold]deviations[/]: " + ", ".join(f"{k} {n}" for k, n in kinds.items()))
@@ -63,6 +90,7 @@ def _show_metrics(out: Console, data: dict[str, Any]) -> None:
             fails.add_row(f["process"], str(f["tier"]), f["step"] or "-", str(f["gate_failures"]), str(f["refusals"]),
                           _pct(f["agent_share"]))
         out.print(fails)
+        out.print("[dim]by agents: the share of those failures and refusals that were an agent's attempts[/]")
     if scope["process"]:
         for p in data["processes"]:
             out.print(f"\n[bold]steps of {escape(p['process'])}[/] (tier {p['tier']})")

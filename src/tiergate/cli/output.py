@@ -13,17 +13,19 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tiergate.engine import Engine
-from tiergate.envelope import failure, success
+from tiergate.envelope import failure, success, with_next_step
 from tiergate.errors import TiergateError, UsageError
 from tiergate.jsonutil import to_jsonable
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -91,6 +93,8 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
         def wrapper(*args: Any, as_json: bool, home: str | None, **kwargs: Any) -> None:
             ctx = click.get_current_context()
             home = home or (ctx.obj or {}).get("home")
+            from tiergate.engine import Engine  # loaded when a command runs, not for --help
+
             engine: Engine | None = None
             try:
                 engine = Engine(home=home)
@@ -120,9 +124,9 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
 
 def _fail(err: TiergateError, as_json: bool) -> None:
     code = EXIT_USAGE if isinstance(err, UsageError) else EXIT_FAILURE
+    message = with_next_step(err.message, err.details, "cli")
     if as_json:
-        click.echo(json.dumps(failure(err.code, err.message, to_jsonable(err.details)), indent=2,
-                              ensure_ascii=False))
+        click.echo(json.dumps(failure(err.code, message, to_jsonable(err.details)), indent=2, ensure_ascii=False))
     else:
-        console(stderr=True).print(f"[bold red]error[/] ({err.code}): {escape(err.message)}")
+        console(stderr=True).print(f"[bold red]error[/] ({err.code}): {escape(message)}")
     sys.exit(code)

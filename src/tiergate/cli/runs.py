@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from tiergate.cli.output import actor_option, common_options, parse_json_option, run_command, table
-from tiergate.engine import Engine, RunInfo
-from tiergate.errors import UsageError
+from tiergate.errors import InvalidDataError
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine, RunInfo
 
 def _minute(stamp: str | None) -> str:
     """2026-11-25T19:37:52.506497Z -> 2026-11-25 19:37 (UTC), for people."""
@@ -37,31 +39,55 @@ def _show_run(out: Console, run: dict[str, Any], *, with_data: bool = True) -> N
         out.print(f"\n[bold cyan]ready:[/] [bold]{step['id']}[/] — {escape(step['title'])}")
         if step["instructions"]:
             out.print(escape(step["instructions"].rstrip()))
-        if step["done_when"]:
+        if step.get("who"):
+            out.print(f"[dim]who may do it:[/] {escape(step['who'])}")
+        if step.get("gate_words"):
+            out.print(f"[dim]evidence:[/] {escape(step['gate_words'])}")
+        elif step["done_when"]:
             out.print(f"[dim]evidence must pass:[/] {escape(json.dumps(step['done_when'], ensure_ascii=False))}")
-        if step["decide"]:
+        if step["decide"] and not step.get("who"):
             out.print(f"[dim]decided by the engine with {step['decide']}[/]")
     if with_data:
         out.print("\n[bold]data[/]")
         out.print(escape(json.dumps(run["data"], indent=2, ensure_ascii=False)))
 
 
+def _with_gate_words(engine: Engine, info: RunInfo) -> dict[str, Any]:
+    """The run as a dict, each ready step with ``who`` may do it and ``gate_words``, as `tiergate guide` words them."""
+    words = engine.ready_in_words(info)
+    answer = info.to_dict()
+    for step in answer["steps"]:
+        if step["id"] in words:
+            step["who"] = words[step["id"]]["who"]
+            if "gate" in words[step["id"]]:
+                step["gate_words"] = words[step["id"]]["gate"]
+    return answer
+
+
 def _show_run_brief(out: Console, run: dict[str, Any]) -> None:
     _show_run(out, run, with_data=False)
+
+
+def _show_started(out: Console, run: dict[str, Any]) -> None:
+    if click.get_current_context().params.get("quiet"):
+        click.echo(run["id"])  # plain, for RUN=$(tiergate start ... --quiet)
+    else:
+        _show_run(out, run, with_data=False)
 
 
 @click.command()
 @click.argument("process")
 @click.option("--data", default=None, metavar="JSON|@FILE", help="Start data: a JSON object, or @file.json.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the new run's id (for scripts; errors still go to stderr).")
 @actor_option
 @common_options
-@run_command(_show_run_brief)
-def start(engine: Engine, process: str, data: str | None, actor: str | None) -> dict[str, Any]:
+@run_command(_show_started)
+def start(engine: Engine, process: str, data: str | None, actor: str | None, quiet: bool) -> dict[str, Any]:
     """Start a run of PROCESS; print its id and the steps ready now."""
     parsed = parse_json_option(data, "--data")
     if parsed is not None and not isinstance(parsed, dict):
-        raise UsageError("--data must be a JSON object.", code="invalid_data")
-    return engine.start(process, parsed or {}, actor=actor).to_dict()
+        raise InvalidDataError("--data must be a JSON object.")
+    return _with_gate_words(engine, engine.start(process, parsed or {}, actor=actor))
 
 
 @click.command()
@@ -70,7 +96,7 @@ def start(engine: Engine, process: str, data: str | None, actor: str | None) -> 
 @run_command(_show_run)
 def status(engine: Engine, run: str) -> dict[str, Any]:
     """Show each step of RUN (done, ready, locked, skipped) and the run's data."""
-    return engine.status(run).to_dict()
+    return _with_gate_words(engine, engine.status(run))
 
 
 @click.command()
@@ -89,8 +115,7 @@ def complete(engine: Engine, run: str, step: str | None, evidence: str | None, a
     parsed = parse_json_option(evidence, "--evidence" if step is not None else "--outcome")
     if step is None:
         return engine.complete(run, None, parsed, actor=actor).to_dict()
-    info: RunInfo = engine.complete(run, step, parsed if parsed is not None else {}, actor=actor)
-    return info.to_dict()
+    return _with_gate_words(engine, engine.complete(run, step, parsed if parsed is not None else {}, actor=actor))
 
 
 @click.command()
@@ -102,7 +127,7 @@ def complete(engine: Engine, run: str, step: str | None, evidence: str | None, a
 @run_command(_show_run_brief)
 def skip(engine: Engine, run: str, step: str, reason: str, actor: str | None) -> dict[str, Any]:
     """Skip an optional STEP of RUN, with a reason."""
-    return engine.skip(run, step, reason, actor=actor).to_dict()
+    return _with_gate_words(engine, engine.skip(run, step, reason, actor=actor))
 
 
 @click.command()
@@ -113,7 +138,7 @@ def skip(engine: Engine, run: str, step: str, reason: str, actor: str | None) ->
 @run_command(_show_run_brief)
 def cancel(engine: Engine, run: str, reason: str, actor: str | None) -> dict[str, Any]:
     """Cancel RUN, with a reason. Agents may cancel only runs they started."""
-    return engine.cancel(run, reason, actor=actor).to_dict()
+    return _with_gate_words(engine, engine.cancel(run, reason, actor=actor))
 
 
 def _show_runs(out: Console, data: list[dict[str, Any]]) -> None:

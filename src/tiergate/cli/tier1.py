@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from tiergate.cli.output import actor_option, common_options, parse_json_option, run_command, table
-from tiergate.cli.runs import _show_run_brief
-from tiergate.engine import Engine
-from tiergate.errors import UsageError
+from tiergate.cli.runs import _show_run_brief, _with_gate_words
+from tiergate.errors import InvalidDataError
+
+if TYPE_CHECKING:
+    from tiergate.engine import Engine
 
 
 def _show_pass(out: Console, data: dict[str, Any]) -> None:
@@ -78,8 +80,8 @@ def retry(engine: Engine, run: str, step: str, data: str | None, actor: str | No
     """Run the failed element STEP of a failed Tier 1 RUN again, after fixing its data with --data."""
     parsed = parse_json_option(data, "--data")
     if parsed is not None and not isinstance(parsed, dict):
-        raise UsageError("--data must be a JSON object of fields to set.", code="invalid_data")
-    return engine.retry(run, step, parsed or {}, actor=actor).to_dict()
+        raise InvalidDataError("--data must be a JSON object of fields to set.")
+    return _with_gate_words(engine, engine.retry(run, step, parsed or {}, actor=actor))
 
 
 @click.group()

@@ -7,7 +7,7 @@ import posixpath
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urldefrag, urljoin
 
 from jsonschema import Draft202012Validator
@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Checklist, Roles
 from tiergate.definitions.problems import ProblemList
 from tiergate.definitions.yamlfile import YamlDocument, load_yaml, parse_yaml, pointer
@@ -25,6 +24,9 @@ from tiergate.errors import DefinitionError
 from tiergate.gates import gate_validator
 from tiergate.jsonutil import content_hash
 from tiergate.templating import check_syntax
+
+if TYPE_CHECKING:
+    from tiergate.definitions.decisions import Decision
 
 SCHEMA_DIR = "schemas"
 
@@ -45,7 +47,7 @@ class ChecklistDefinition:
 
     @property
     def title(self) -> str:
-        return self.checklist.title
+        return self.checklist.title or self.checklist.id
 
     def snapshot(self) -> dict[str, Any]:
         return {"kind": "checklist", "checklist": self.checklist.model_dump(mode="json"),
@@ -59,6 +61,8 @@ class ChecklistDefinition:
     def decision(self, decision_id: str) -> Decision:
         cache = self.__dict__.setdefault("_decision_cache", {})
         if decision_id not in cache:
+            from tiergate.definitions.decisions import Decision  # DMN loads for decide steps only
+
             cache[decision_id] = Decision(id=decision_id, xml=self.decisions[decision_id].encode("utf-8"),
                                           source=f"decisions/{decision_id}.dmn")
         return cache[decision_id]
@@ -253,7 +257,7 @@ def validate_checklist(document: YamlDocument, display_path: str, roles: Roles |
     problems = ProblemList(display_path, document)
     data = document.data
     if not isinstance(data, dict):
-        problems.add("", "a checklist must be a YAML mapping with id, title, owner, expected_minutes and steps.")
+        problems.add("", "a checklist must be a YAML mapping with an id and steps.")
         return None, problems
     try:
         checklist = Checklist.model_validate(data)
@@ -265,7 +269,7 @@ def validate_checklist(document: YamlDocument, display_path: str, roles: Roles |
     if checklist.id != stem:
         problems.add("/id", f"id '{checklist.id}' does not match the file name '{document.path.name}'. "
                      f"Rename the file to {checklist.id}.yaml or change the id.")
-    if roles is not None and checklist.owner not in roles.roles:
+    if roles is not None and checklist.owner is not None and checklist.owner not in roles.roles:
         problems.add("/owner", f"owner '{checklist.owner}' is not a role in tiers/roles.yaml.")
     resources: dict[str, Any] = {}
     used: dict[str, str] = {}

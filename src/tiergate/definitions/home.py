@@ -11,15 +11,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from tiergate.definitions.checklists import ChecklistDefinition, load_checklist_file
 from tiergate.definitions.conventions import ConventionsDefinition, load_conventions
-from tiergate.definitions.decisions import Decision, load_decisions
 from tiergate.definitions.models import Catalog, CatalogEntry, Roles
 from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.definitions.yamlfile import load_yaml
@@ -27,6 +26,7 @@ from tiergate.errors import DefinitionError, NotFoundError, TiergateError
 
 if TYPE_CHECKING:
     from tiergate.bpmn.definition import BpmnDefinition
+    from tiergate.definitions.decisions import Decision
 from tiergate.guidance.render import check_overrides
 
 
@@ -118,9 +118,9 @@ class Definitions:
             shown = self.home.display(path)
             if self.problems_in(shown):
                 raise DefinitionError(self._broken_message(shown, f"checklist '{process_id}'"),
-                                      details={"problems": [p.to_dict() for p in self.problems_in(shown)]})
+                                      details={"problems": [p.to_dict() for p in self.problems_in(shown)], "see": "check"})
         raise NotFoundError(f"no checklist '{process_id}' in {self.home.display(self.home.checklists_dir)}/. "
-                            "Run `tiergate processes` to see what exists.", details={"process": process_id})
+                            "It is not a process of this home.", details={"process": process_id, "see": "catalog"})
 
     def conventions_definition(self, process_id: str) -> ConventionsDefinition:
         if process_id in self.conventions:
@@ -128,9 +128,9 @@ class Definitions:
         shown = self.home.display(self.home.conventions_dir / f"{process_id}.md.j2")
         if self.problems_in(shown):
             raise DefinitionError(self._broken_message(shown, f"the conventions of '{process_id}'"),
-                                  details={"problems": [p.to_dict() for p in self.problems_in(shown)]})
+                                  details={"problems": [p.to_dict() for p in self.problems_in(shown)], "see": "check"})
         raise NotFoundError(f"no conventions '{process_id}' in tiers/conventions/ (expected {shown}). "
-                            "Run `tiergate processes` to see what exists.", details={"process": process_id})
+                            "It is not a process of this home.", details={"process": process_id, "see": "catalog"})
 
     def process(self, process_id: str) -> "BpmnDefinition":
         """The Tier 1 definition ``processes/<id>.bpmn`` (tiergate.bpmn)."""
@@ -139,13 +139,13 @@ class Definitions:
         shown = self.home.display(self.home.processes_dir / f"{process_id}.bpmn")
         if self.problems_in(shown):
             raise DefinitionError(self._broken_message(shown, f"process '{process_id}'"),
-                                  details={"problems": [p.to_dict() for p in self.problems_in(shown)]})
+                                  details={"problems": [p.to_dict() for p in self.problems_in(shown)], "see": "check"})
         raise NotFoundError(f"no Tier 1 process '{process_id}' (expected {shown}). "
-                            "Run `tiergate processes` to see what exists.", details={"process": process_id})
+                            "It is not a process of this home.", details={"process": process_id, "see": "catalog"})
 
     def _broken_message(self, shown: str, what: str) -> str:
         lines = "\n".join(f"  {p}" for p in self.problems_in(shown)) or f"  {shown}: missing"
-        return f"{what} cannot be used until its problems are fixed:\n{lines}\nRun `tiergate check` for everything."
+        return f"{what} cannot be used until its problems are fixed:\n{lines}"
 
 
 def _load_model(path: Path, home: Home, model: type, problems: list[Problem], what: str):  # type: ignore[no-untyped-def]
@@ -198,17 +198,57 @@ def _check_routed_definition(home: Home, decisions: dict[str, Decision], entry: 
                   "change the rule.", severity="warning")
 
 
+#: Facts of a process that the catalog and a checklist may both state; each must be said once.
+SHARED_FACTS = ("title", "owner", "expected_minutes")
+
+
+def _one_source(definition: ChecklistDefinition, catalog: Catalog, catalog_lines: ProblemList,
+                checklist_lines: ProblemList, problems: list[Problem]) -> ChecklistDefinition:
+    """Check that the checklist and the catalog do not disagree on a shared fact; fill what it leaves out."""
+    checklist = definition.checklist
+    index, entry = next((i, e) for i, e in enumerate(catalog.processes) if e.id == checklist.id)
+    missing: dict[str, Any] = {}
+    for fact in SHARED_FACTS:
+        here, there = getattr(checklist, fact), getattr(entry, fact)
+        if here is None:
+            missing[fact] = there
+            continue
+        doc = catalog_lines.document
+        catalog_at = f"{catalog_lines.display_path}:{doc.line_of(f'/processes/{index}/{fact}') if doc else 1}"
+        if here != there:
+            checklist_lines_problem = (f"{fact} is {here!r} here but {there!r} in the catalog ({catalog_at}). Say it "
+                                       f"once: remove `{fact}` from this checklist (the catalog's is used), or make "
+                                       "the two agree.")
+            problems.append(Problem(checklist_lines.display_path, _line(checklist_lines, f"/{fact}"),
+                                    checklist_lines_problem, "error", f"/{fact}"))
+        else:
+            problems.append(Problem(checklist_lines.display_path, _line(checklist_lines, f"/{fact}"),
+                                    f"{fact} is also said in the catalog ({catalog_at}). Say it once: remove it "
+                                    "from this checklist; the catalog's is used.", "warning", f"/{fact}"))
+    if not missing:
+        return definition
+    return replace(definition, checklist=checklist.model_copy(update=missing))
+
+
+def _line(found: ProblemList, ptr: str) -> int:
+    return found.document.line_of(ptr) if found.document is not None else 1
+
+
 def load_definitions(home: Home) -> Definitions:
     """Load and validate every definition in ``home``. Never raises for a bad file: it becomes a problem."""
     defs = Definitions(home=home)
+    from tiergate.definitions.decisions import load_decisions  # DMN loads only when definitions do
+
     defs.decisions, found_in_decisions = load_decisions(home.decisions_dir, home.display)
     defs.problems.extend(found_in_decisions)
     loaded = _load_model(home.roles_path, home, Roles, defs.problems, "tiers/roles.yaml")
     if loaded:
         defs.roles, _ = loaded
     loaded = _load_model(home.catalog_path, home, Catalog, defs.problems, "the catalog")
+    catalog_lines: ProblemList | None = None
     if loaded:
         catalog, found = loaded
+        catalog_lines = found
         seen: set[str] = set()
         for index, entry in enumerate(catalog.processes):
             if entry.id in seen:
@@ -233,6 +273,8 @@ def load_definitions(home: Home) -> Definitions:
             defs.problems.append(Problem(shown, 1, f"checklist '{process_id}' is not in tiers/catalog.yaml. "
                                          "Add an entry for it there (id, title, area, owner, expected_minutes, facts)."))
             continue
+        if defs.catalog is not None and catalog_lines is not None:
+            definition = _one_source(definition, defs.catalog, catalog_lines, found, defs.problems)
         defs.checklists[process_id] = definition
     if home.process_files():
         from tiergate.bpmn.definition import load_process_file

@@ -104,9 +104,9 @@ class Checklist(Frozen):
     """A Tier 2 checklist: ``checklists/<id>.yaml``."""
 
     id: Slug = Field(description="The process id; must match the catalog and the file name.")
-    title: str
-    owner: str = Field(description="A role from tiers/roles.yaml.")
-    expected_minutes: int = Field(gt=0)
+    title: str | None = Field(None, description="Said once: here or in tiers/catalog.yaml (taken from there if left out).")
+    owner: str | None = Field(None, description="A role from tiers/roles.yaml. Said once: here or in the catalog.")
+    expected_minutes: int | None = Field(None, gt=0, description="Said once: here or in the catalog.")
     description: str = ""
     inputs: dict[str, Any] = Field(
         default_factory=lambda: {"type": "object"},

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tiergate.actors import Actor
-from tiergate.guidance.context import Channel, GuidanceContext, ProcessView, StepGuide, build_context
+from tiergate.guidance.context import Channel, GuidanceContext, ProcessView, StepGuide, build_context, who_may
 from tiergate.guidance.render import guidance_answer, render_guidance, sample_context
 from tiergate.guidance.words import EvidenceWords, describe, evidence_words, inline_refs
 
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from tiergate.definitions.home import Definitions
 
 __all__ = ["Channel", "EvidenceWords", "GuidanceContext", "ProcessView", "StepGuide", "build_context", "describe",
-           "evidence_words", "guidance_answer", "guide", "inline_refs", "render_guidance", "sample_context"]
+           "evidence_words", "guidance_answer", "guide", "inline_refs", "render_guidance", "sample_context",
+           "who_may"]
 
 
 def guide(run: Any, definition: Any, state: dict[str, Any], definitions: "Definitions", *, channel: Channel = "cli",

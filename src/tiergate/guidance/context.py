@@ -181,7 +181,8 @@ def _submit(run_id: str, step_id: str, channel: Channel, actor: Actor | None) ->
             f"tiergate skip {run_id} {step_id} --reason '...' --actor {who}")
 
 
-def _who(view: _StepLike) -> str:
+def who_may(view: _StepLike) -> str:
+    """Who may do a step, in words: "an agent or a person with the role `support-engineer`"."""
     if view.decide is not None:
         return f"the engine (decision `{view.decide}`); nobody completes it by hand"
     kinds = {"agent": "an agent", "human": "a person"}
@@ -222,7 +223,7 @@ def _step(view: _StepLike, run: _RunLike, channel: Channel, actor: Actor | None,
     evidence = evidence_words(view.done_when, resources) if view.done_when is not None else None
     return StepGuide(
         id=view.id, title=view.title, state=view.state, optional=view.optional, instructions=view.instructions or "",
-        evidence=evidence, who=_who(view), actors=list(view.actors), roles=list(view.roles),
+        evidence=evidence, who=who_may(view), actors=list(view.actors), roles=list(view.roles),
         waits_for=list(view.waits_for), distinct_from=view.distinct_from, decide=view.decide, you_may=may,
         why_not=why, submit=submit if view.decide is None else "", skip=skip if view.optional else "",
         actor=view.actor, at=view.at, reason=view.reason)

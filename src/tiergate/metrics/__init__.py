@@ -62,7 +62,9 @@ def find_gaps(engine: "Engine", *, since: str | datetime | None = None) -> dict[
 
 def _gaps_in(engine: "Engine", answer: dict[str, Any]) -> dict[str, Any]:
     settings = load_settings(engine.home.root)
-    gaps = classify(detect(answer, settings), engine.definitions.decisions.get(GAP_DECISION))
+    catalog = engine.definitions.catalog
+    owners = {entry.id: entry.owner for entry in catalog.processes} if catalog is not None else {}
+    gaps = classify(detect(answer, settings), engine.definitions.decisions.get(GAP_DECISION), owners)
     with engine.db.write() as conn:
         result = remember(conn, gaps, engine.clock())
     result["scope"] = answer["scope"]

@@ -73,7 +73,8 @@ class Tally:
             "agent_runs": self.agent_runs,
             "outcomes": {"completed": self.completed, "cancelled": self.cancelled, "failed": self.failed,
                          "abandoned": self.abandoned, "in_progress": self.in_progress},
-            "completion": {"settled": settled, "rate": rate(self.completed, settled), "clean": clean,
+            "completion": {"settled": settled, "rate": rate(self.completed, settled),
+                           "rate_of_all": rate(self.completed, self.runs), "clean": clean,
                            "clean_rate": rate(clean, settled), "intervened": self.intervened,
                            "intervened_share": rate(self.intervened, self.completed)},
             "deviations": {"total": total_deviations, "per_run": rate(total_deviations, self.runs),
@@ -99,6 +100,7 @@ class StepTally:
     escalated: StepCounts = field(default_factory=StepCounts)
     ready: int = 0
     refused: Counter[str] = field(default_factory=Counter)          # by actor kind
+    refused_by_reason: Counter[str] = field(default_factory=Counter)  # by refusal group (deviations.REFUSAL_GROUPS)
     off_path: int = 0
     failed_first: int = 0
     agent_done_after_failure: int = 0
@@ -129,6 +131,9 @@ class StepTally:
             "gate_failures_by": {"agent": self.gate_failed.of("agent"), "human": self.gate_failed.of("human")},
             "refusals": sum(self.refused.values()),
             "refusals_by": {"agent": self.refused["agent"], "human": self.refused["human"]},
+            "refusals_by_reason": {"out_of_order": self.refused_by_reason["out_of_order"],
+                                   "wrong_actor": self.refused_by_reason["wrong_actor"],
+                                   "other": sum(self.refused.values()) - sum(self.refused_by_reason.values())},
             "escalations": self.escalated.count,
             "off_path": self.off_path,
             "agent_first_attempts": first_attempts,
@@ -211,8 +216,9 @@ def _compute(q: LogQueries, scope: Scope, catalog: dict[str, tuple[str, int]],
         elif event == "escalated":
             tally.escalated = entries
             totals.deviations["escalated"] += entries.count
-    for (kind, process, tier, _step), refused in q.refusals().items():
+    for (kind, process, tier, step), refused in q.refusals().items():
         tallies[(process, tier)].deviations[kind] += refused.count
+        steps[(process, tier, step)].refused_by_reason[kind] += refused.count
         tallies[(process, tier)].deviations["refused_other"] -= refused.count
     for (process, tier, step), count in q.off_path().items():
         steps[(process, tier, step)].off_path += count

@@ -26,6 +26,8 @@ from tiergate.metrics.settings import MetricsSettings
 from tiergate.store.tables import Gap
 
 GAP_DECISION = "gap_classification"
+#: The owner the table gives for "the catalog's owner of the gap's process".
+PROCESS_OWNER = "process-owner"
 _gaps = Gap.__table__  # type: ignore[attr-defined]
 
 #: What each kind of gap usually asks of its owner (the feedback item's suggested action).
@@ -33,8 +35,11 @@ ACTIONS = {
     "gate_failure": "Compare the step's done_when schema with the evidence agents actually have; fix the schema "
                     "or say in the instructions exactly what evidence is needed.",
     "frequent_skip": "Decide whether the step is needed: remove it, or make it required.",
-    "refusals": "Find which client or agent attempts the step out of order or without the right role, and fix "
-                "its integration or guidance (`tiergate guide RUN` shows the ready steps).",
+    "refusals": "Find which client or agent attempts the step out of order, and fix its integration or guidance "
+                "(`tiergate guide RUN` shows the ready steps).",
+    "rule_refusals": "The rules held: the step was attempted by actors it does not allow (kind, role or four "
+                     "eyes). Decide whether the roles or the step's actors fit the work, or hand the step to "
+                     "those it allows.",
     "timer_escalation": "Check the timer's duration against the real work, and who is free to act in time.",
     "slow_process": "Find the slow steps (time per step in `tiergate metrics`) and fix the process, the "
                     "staffing, or the catalog's expected_minutes if it is wrong.",
@@ -115,11 +120,16 @@ def _step_gaps(pid: str, tier: int, step: dict[str, Any], runs: int, settings: M
     base = ready or runs
     if step["refusals"] >= refused.min_refusals and base and step["refusals"] / base > refused.refusals_per_ready:
         per = round(step["refusals"] / base, 4)
-        out.append(Finding("refusals", pid, tier, name, step["refusals"], per, refused.refusals_per_ready,
-                           f"{step['refusals']} attempts at {where} were refused "
+        by_rules = step["refusals_by_reason"]["wrong_actor"]
+        # Mostly refusals the rules were right to make (wrong kind of actor, no role, four eyes):
+        # nothing to fix in an agent's guidance; whether the rules fit the work is the owner's call.
+        kind, why = (("rule_refusals", " by the step's rules on who may do it") if 2 * by_rules >= step["refusals"]
+                     else ("refusals", ""))
+        out.append(Finding(kind, pid, tier, name, step["refusals"], per, refused.refusals_per_ready,
+                           f"{step['refusals']} attempts at {where} were refused{why} "
                            f"({per} per {'time it became ready' if ready else 'run'})",
                            {"refusals": step["refusals"], "by_agents": step["refusals_by"]["agent"],
-                            "by_people": step["refusals_by"]["human"], "ready": ready}))
+                            "by_people": step["refusals_by"]["human"], "by_rules": by_rules, "ready": ready}))
     timer = settings.timer_escalation
     if step["escalations"] >= timer.min_escalations and base and step["escalations"] / base > timer.escalations_per_ready:
         per = round(step["escalations"] / base, 4)
@@ -130,8 +140,12 @@ def _step_gaps(pid: str, tier: int, step: dict[str, Any], runs: int, settings: M
     return out
 
 
-def classify(findings: list[Finding], decision: Decision | None) -> list[dict[str, Any]]:
-    """Each finding with the category and owner ``decisions/gap_classification.dmn`` gives it."""
+def classify(findings: list[Finding], decision: Decision | None,
+             owners: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Each finding with the category and owner ``decisions/gap_classification.dmn`` gives it.
+
+    The owner ``process-owner`` is the catalog's owner of the finding's process (``owners``).
+    """
     if decision is None:
         raise DefinitionError(f"decisions/{GAP_DECISION}.dmn is missing or failed to load, so gaps cannot be "
                               "classified. Run `tiergate check`.", code="decision_missing",
@@ -146,11 +160,17 @@ def classify(findings: list[Finding], decision: Decision | None) -> list[dict[st
                             details={"inputs": inputs, **err.details}) from None
         out.append({"key": finding.key, "kind": finding.kind, "process": finding.process, "tier": finding.tier,
                     "step": finding.step, "category": str(outputs.get("category")),
-                    "owner": str(outputs.get("owner")), "matched_rule": matched[0] if matched else None,
+                    "owner": _owner(str(outputs.get("owner")), finding.process, owners or {}), "matched_rule": matched[0] if matched else None,
                     "occurrences": finding.occurrences, "measure": finding.measure,
                     "threshold": finding.threshold, "summary": finding.summary, "evidence": finding.evidence,
                     "action": ACTIONS.get(finding.kind, "")})
     return out
+
+
+def _owner(owner: str, process: str, owners: dict[str, str]) -> str:
+    if owner != PROCESS_OWNER:
+        return owner
+    return owners.get(process, owner)  # a process missing from the catalog keeps the placeholder
 
 
 def remember(conn: Connection, gaps: list[dict[str, Any]], now: datetime) -> dict[str, Any]:

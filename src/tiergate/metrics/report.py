@@ -132,7 +132,8 @@ def render_report(answer: dict[str, Any], found: dict[str, Any]) -> str:
     scope, totals = answer["scope"], answer["totals"]
     processes = answer["processes"]
     window = f"runs started since {scope['since']}" if scope["since"] else "every run in the log"
-    tiles = [(str(totals["runs"]), "runs"), (_pct(totals["completion"]["rate"]), "completed (of settled)"),
+    tiles = [(str(totals["runs"]), "runs"), (_pct(totals["completion"]["rate"]), "completed (of settled runs)"),
+             (_pct(totals["completion"]["rate_of_all"]), "completed (of all runs)"),
              (_pct(totals["completion"]["clean_rate"]), "completed clean"),
              (f"{totals['deviations']['per_run'] or 0:.2f}", "deviations per run"),
              (_pct(totals["time_to_complete"]["over_share"]), "over expected time"),

@@ -33,7 +33,7 @@ from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, is_timer
 from tiergate.bpmn.timers import parse_datetime
 from tiergate.definitions.home import TIER_FILES
-from tiergate.errors import RefusedError, UsageError
+from tiergate.errors import InvalidDataError, RefusedError, UsageError
 from tiergate.gates import check_evidence_size, enforce, gate_errors
 from tiergate.lifecycle import RunStatus, transition
 from tiergate.log import LogEvent, format_time
@@ -76,13 +76,12 @@ class BpmnRunner(Runner):
 
     def start(self, definition: BpmnDefinition, data: dict[str, Any], ctx: RunContext) -> Transition:
         if not isinstance(data, dict):
-            raise UsageError("start data must be a JSON object.", code="invalid_data")
+            raise InvalidDataError("start data must be a JSON object.")
         errors = gate_errors(definition.validator("__inputs__"), data)
         if errors:
             lines = "\n".join(f"  {e['pointer']}: {e['message']}" for e in errors)
-            raise UsageError(f"start data for '{definition.process_id}' is not valid:\n{lines}\n"
-                             f"`tiergate processes --json` shows each process's inputs schema.",
-                             code="invalid_data", details={"errors": errors})
+            raise InvalidDataError(f"start data for '{definition.process_id}' is not valid:\n{lines}\nFix those fields.",
+                                   details={"errors": errors, "see": "processes"})
         state: dict[str, Any] = {"workflow": {}, "data": copy.deepcopy(data), "sources": {k: "inputs" for k in data},
                                  "steps": {step_id: {"status": "locked"} for step_id in definition.steps},
                                  "timers": [], "due_at": None, "error": None}
@@ -123,9 +122,9 @@ class BpmnRunner(Runner):
                   ctx: RunContext) -> Transition:
         rules = self._ready_step(definition, state, step_id, ctx.run_id)
         if not rules.optional:
-            raise RefusedError(f"step '{step_id}' is required and cannot be skipped. Complete it with "
-                               f"`tiergate complete {ctx.run_id} {step_id} --evidence ...`.", reason="not_optional",
-                               details={"run": ctx.run_id, "step": step_id})
+            raise RefusedError(f"step '{step_id}' is required and cannot be skipped: complete it, with evidence "
+                               "that passes its gate.", reason="not_optional",
+                               details={"run": ctx.run_id, "step": step_id, "see": "guide"})
         if not reason.strip():
             raise UsageError("a skip needs a reason: say why the step is not needed (--reason).",
                              code="reason_missing")
@@ -166,7 +165,7 @@ class BpmnRunner(Runner):
                                f"with `tiergate retry {ctx.run_id} {error.get('element')}`.", reason="unknown_step",
                                details={"run": ctx.run_id, "step": element, "failed_at": error.get("element")})
         if not isinstance(data, dict):
-            raise UsageError("--data for a retry must be a JSON object of fields to set.", code="invalid_data")
+            raise InvalidDataError("--data for a retry must be a JSON object of fields to set.")
         check_evidence_size(data)
         state = copy_state(state)
         events = [LogEvent("step_ready", ctx.actor, step=element,
@@ -236,8 +235,8 @@ class BpmnRunner(Runner):
         if status in ("done", "skipped"):
             verb = "completed" if status == "done" else "skipped"
             raise RefusedError(f"step '{step_id}' was already {verb} by {record.get('actor')} at {record.get('at')}. "
-                               f"Nothing to do; `tiergate status {run_id}` shows what is ready.",
-                               reason="already_done", details={"run": run_id, "step": step_id,
+                               "Nothing to do.",
+                               reason="already_done", details={"run": run_id, "step": step_id, "see": "guide",
                                                                "by": record.get("actor"), "at": record.get("at")})
         if status != "ready":
             waiting = [s for s, r in state.get("steps", {}).items() if r.get("status") == "ready"]

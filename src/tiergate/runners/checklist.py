@@ -25,7 +25,7 @@ from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.checklists import ChecklistDefinition
 from tiergate.definitions.home import TIER_FILES
 from tiergate.definitions.models import Roles, Step
-from tiergate.errors import RefusedError, TiergateError, UsageError
+from tiergate.errors import InvalidDataError, RefusedError, TiergateError, UsageError
 from tiergate.gates import check_evidence_size, enforce, gate_errors
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
@@ -126,13 +126,12 @@ class ChecklistRunner(Runner):
 
     def start(self, definition: ChecklistDefinition, data: dict[str, Any], ctx: RunContext) -> Transition:
         if not isinstance(data, dict):
-            raise UsageError("start data must be a JSON object.", code="invalid_data")
+            raise InvalidDataError("start data must be a JSON object.")
         errors = gate_errors(_validators(definition)["__inputs__"], data)
         if errors:
             lines = "\n".join(f"  {e['pointer']}: {e['message']}" for e in errors)
-            raise UsageError(f"start data for '{definition.checklist.id}' is not valid:\n{lines}\n"
-                             f"`tiergate processes --json` shows each process's inputs schema.",
-                             code="invalid_data", details={"errors": errors})
+            raise InvalidDataError(f"start data for '{definition.checklist.id}' is not valid:\n{lines}\nFix those fields.",
+                                   details={"errors": errors, "see": "processes"})
         state: dict[str, Any] = {
             "data": copy.deepcopy(data),
             "sources": {key: "inputs" for key in data},
@@ -170,9 +169,9 @@ class ChecklistRunner(Runner):
                   ctx: RunContext) -> Transition:
         step = self._ready_step(definition, state, step_id, ctx.run_id)
         if not step.optional:
-            raise RefusedError(f"step '{step_id}' is required and cannot be skipped. Complete it with "
-                               f"`tiergate complete {ctx.run_id} {step_id} --evidence ...`.", reason="not_optional",
-                               details={"run": ctx.run_id, "step": step_id})
+            raise RefusedError(f"step '{step_id}' is required and cannot be skipped: complete it, with evidence "
+                               "that passes its gate.", reason="not_optional",
+                               details={"run": ctx.run_id, "step": step_id, "see": "guide"})
         if not reason.strip():
             raise UsageError("a skip needs a reason: say why the step is not needed (--reason).",
                              code="reason_missing")
@@ -195,8 +194,8 @@ class ChecklistRunner(Runner):
         if st["status"] in ("done", "skipped"):
             verb = "completed" if st["status"] == "done" else "skipped"
             raise RefusedError(f"step '{step_id}' was already {verb} by {st.get('actor')} at {st.get('at')}. "
-                               f"Nothing to do; `tiergate status {run_id}` shows what is ready.",
-                               reason="already_done", details={"run": run_id, "step": step_id,
+                               "Nothing to do.",
+                               reason="already_done", details={"run": run_id, "step": step_id, "see": "guide",
                                                                "by": st.get("actor"), "at": st.get("at")})
         if st["status"] != "ready":
             waiting = [p for p in definition.checklist.predecessors(step_id)

@@ -22,7 +22,7 @@ from typing import Any
 from tiergate.actors import SYSTEM
 from tiergate.definitions.conventions import WORK_STEP, ConventionsDefinition, template_context
 from tiergate.definitions.home import TIER_FILES
-from tiergate.errors import RefusedError, UsageError
+from tiergate.errors import InvalidDataError, RefusedError, UsageError
 from tiergate.gates import check_evidence_size
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
@@ -55,7 +55,7 @@ class ConventionsRunner(Runner):
 
     def start(self, definition: ConventionsDefinition, data: dict[str, Any], ctx: RunContext) -> Transition:
         if not isinstance(data, dict):
-            raise UsageError("start data must be a JSON object.", code="invalid_data")
+            raise InvalidDataError("start data must be a JSON object.")
         check_evidence_size(data)
         text = render(definition.template, template_context(definition.process_id, data, ctx.run_id),
                       where=f"conventions of '{definition.process_id}' ({definition.source})")
@@ -93,9 +93,9 @@ class ConventionsRunner(Runner):
     def skip_step(self, definition: ConventionsDefinition, state: dict[str, Any], step_id: str, reason: str,
                   ctx: RunContext) -> Transition:
         self._work(state, step_id, ctx.run_id)
-        raise RefusedError(f"the work of tier 3 run {ctx.run_id} cannot be skipped. Close the run with "
-                           f"`tiergate complete {ctx.run_id}` (say in the outcome that nothing was needed), or "
-                           "cancel it.", reason="not_optional", details={"run": ctx.run_id, "step": step_id})
+        raise RefusedError(f"the work of tier 3 run {ctx.run_id} cannot be skipped. Close the run by completing its "
+                           "work (say in the outcome that nothing was needed), or cancel it.", reason="not_optional",
+                           details={"run": ctx.run_id, "step": step_id, "see": "guide"})
 
     @staticmethod
     def _work(state: dict[str, Any], step_id: str | None, run_id: str) -> None:

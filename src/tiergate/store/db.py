@@ -271,8 +271,8 @@ class Database:
         if during_commit:
             return ConnectionLostError(
                 f"the connection to the database {where} broke while the change was being committed "
-                f"({str(exc.orig).strip()}): it may or may not have been recorded. Read it back "
-                "(`tiergate status RUN` or `tiergate log RUN`) before you try again.", committed=None)
+                f"({str(exc.orig).strip()}): it may or may not have been recorded. Read the run back "
+                "(its status or its log) before you try again.", committed=None)
         return ConnectionLostError(
             f"the connection to the database {where} broke ({str(exc.orig).strip()}); nothing was "
             "recorded. Run the command again once the database is reachable.", committed=False)
