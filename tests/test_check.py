@@ -147,3 +147,25 @@ def test_roles_file_problems(home: HomeBuilder, broken: str, expected: str) -> N
     home.checklist("demo", DEMO)
     home.write("tiers/roles.yaml", broken)
     assert any(p.startswith(expected) for p in problems(home)), problems(home)
+
+
+def test_title_owner_and_expected_minutes_are_said_once(home: HomeBuilder) -> None:
+    """The catalog and a checklist may not disagree on a process's title, owner or expected time:
+    an error names both places; saying the same thing twice is a warning; said once, it is used."""
+    home.write("tiers/catalog.yaml", catalog_yaml("demo", facts={"demo": {"title": "Demo", "expected_minutes": "10"}}))
+    home.write("checklists/demo.yaml", DEMO)  # says title: Demo checklist, owner: lead, expected_minutes: 10
+    found = load_definitions(Home(home.root)).problems
+    assert [str(p) for p in found] == [
+        "checklists/demo.yaml:2: title is 'Demo checklist' here but 'Demo' in the catalog (tiers/catalog.yaml:3). "
+        "Say it once: remove `title` from this checklist (the catalog's is used), or make the two agree.",
+        "checklists/demo.yaml:3: warning: owner is also said in the catalog (tiers/catalog.yaml:5). Say it once: "
+        "remove it from this checklist; the catalog's is used.",
+        "checklists/demo.yaml:4: warning: expected_minutes is also said in the catalog (tiers/catalog.yaml:6). Say "
+        "it once: remove it from this checklist; the catalog's is used."]
+    home.write("checklists/demo.yaml", "".join(line for line in DEMO.splitlines(keepends=True)
+                                               if not line.startswith(("title:", "owner:", "expected_minutes:"))))
+    definitions = load_definitions(Home(home.root))
+    assert definitions.problems == []
+    checklist = definitions.checklists["demo"].checklist
+    assert (checklist.title, checklist.owner, checklist.expected_minutes) == ("Demo", "lead", 10)
+    assert definitions.checklists["demo"].title == "Demo"

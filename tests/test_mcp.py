@@ -271,3 +271,29 @@ def test_the_server_refuses_to_start_on_an_unreachable_database(cli: Cli, repo_h
                  env={"TIERGATE_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
     assert result.returncode == 1, result
     assert result.stderr.startswith("error (database_error)"), result
+
+
+def test_errors_speak_mcp_and_unknown_arguments_are_refused(demo_home: HomeBuilder, db_url: str,
+                                                           tmp_path: Path) -> None:
+    """An agent on MCP is pointed at tools, never at a shell command; an argument no tool takes
+    (an actor, say) is refused, not dropped."""
+
+    async def agent(session: ClientSession) -> None:
+        run = (await call(session, "start_run", process="demo", data={"ticket_id": "T-8"}))["data"]["id"]
+        posing = (await call(session, "complete_step", run=run, step="gather", actor="human:alice",
+                             evidence={"summary": "Payslip totals are off by one cent", "severity": "S2"}))["error"]
+        assert posing["code"] == "usage" and posing["details"] == {
+            "tool": "complete_step", "unknown": ["actor"], "arguments": ["evidence", "run", "step"]}
+        assert posing["message"] == ("complete_step: unknown argument 'actor'; it takes 'evidence', 'run', 'step'. "
+                                     "The actor is fixed when the server starts: no tool takes one.")
+        assert (await call(session, "get_run", run=run))["data"]["steps"][0]["state"] == "ready"  # nothing moved
+        failed = (await call(session, "complete_step", run=run, step="gather", evidence={"severity": "S9"}))["error"]
+        assert failed["code"] == "gate_failed"
+        assert failed["message"].endswith(f'Fix the evidence and submit it again. Call get_guidance(run="{run}") '
+                                          "for what each ready step needs.")
+        early = (await call(session, "skip_step", run=run, step="gather", reason="no"))["error"]
+        assert early["details"]["reason"] == "not_optional"
+        for error in (posing, failed, early):
+            assert "tiergate " not in error["message"] and "`tiergate" not in error["message"]
+
+    run_session(demo_home.root, db_url, "agent:bot", tmp_path, agent)

@@ -1,8 +1,8 @@
 """The README's quick start, run as written: install, start a run, carry it to `completed`.
 
 The commands run in a copy of the repository with a virtual environment's `python3` and
-`tiergate` first on PATH, exactly as the README spells them (a venv that sees this machine's
-packages, so `pip install .` builds tiergate and installs nothing else).
+`tiergate` first on PATH, exactly as the README spells them (a venv that sees the test
+environment's packages, so `pip install .` builds tiergate and installs nothing else).
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ def test_the_quick_start_runs_as_written_from_start_to_completed(tmp_path: Path,
     assert install_and_start.startswith("python3 -m pip install . && tiergate start support-triage --actor ")
     repo = _copy_of_the_repository(tmp_path / "tiergate")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # The venv sees the packages of the environment running the tests (which may itself be a
+    # venv), so `pip install .` finds every dependency installed and builds only tiergate.
+    purelib = subprocess.run([str(venv / "bin" / "python3"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    parents = [p for p in sys.path if p.endswith("-packages") and Path(p).is_dir()]
+    (Path(purelib) / "_tests_parent_environment.pth").write_text("\n".join(parents) + "\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_") and k != "PYTHONPATH"}
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", NO_COLOR="1", COLUMNS="200",
                PIP_DISABLE_PIP_VERSION_CHECK="1")
