@@ -370,3 +370,37 @@ def test_checkpoint_is_posted_to_a_witness_over_http(cli: Any, demo_home: HomeBu
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_worker_writes_a_checkpoint_every_n_entries(demo_home: HomeBuilder, make_engine: Any, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiergate import worker
+    from tiergate.metrics import summary
+
+    key = notes.generate("example.com/worker-log")
+    monkeypatch.setenv("TIERGATE_LOG_KEY", key.text())
+    monkeypatch.setenv("TIERGATE_LOG_CHECKPOINTS", str(tmp_path / "cps"))
+    monkeypatch.setenv("TIERGATE_LOG_CHECKPOINT_ENTRIES", "10")
+    monkeypatch.setenv("TIERGATE_LOG_CHECKPOINT_MINUTES", "0")
+    engine = make_engine(demo_home)
+    schedule = checkpoints.Schedule()
+    assert checkpoints.maybe_write(engine, schedule) is None  # an empty log: nothing to sign
+    engine.start("demo", {"ticket_id": "T-0"}, actor="agent:bot")
+    worker.run_pass(engine)
+    summary.fold(engine.db)
+    first = checkpoints.maybe_write(engine, schedule)
+    assert first is not None and first["size"] == len(_hashes(engine))
+    written = [first["size"]]
+    for n in range(1, 8):
+        engine.start("demo", {"ticket_id": f"T-{n}"}, actor="agent:bot")
+        summary.fold(engine.db)
+        again = checkpoints.maybe_write(engine, schedule)
+        size = len(_hashes(engine))
+        if again is None:
+            assert size - written[-1] < 10
+        else:
+            assert again["size"] == size and size - written[-1] >= 10
+            written.append(size)
+    assert len(written) >= 2
+    files = sorted((tmp_path / "cps").glob("checkpoint-*.txt"))
+    assert [spec_checkpoint(f.read_text(), key.verifier.text())[1] for f in files] == written
