@@ -29,7 +29,7 @@ import secrets
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from tiergate.store.tables import LogEntry
 
 
 def _fill(database: Database, start: int, count: int) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [{"run_id": f"r{(start + i) // 8}", "seq": (start + i) % 8 + 1, "at": now, "process_id": "bench",
              "definition_version": "v" * 64, "tier": 2, "step": "s", "event": "step_ready",
              "actor_kind": "system", "actor_id": "tiergate", "duration_s": None, "detail": {},

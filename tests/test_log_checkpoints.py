@@ -23,8 +23,8 @@ import pytest
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from support import HomeBuilder
+
 from tiergate import checkpoints, logproof, notes, witness
 from tiergate.engine import Engine
 from tiergate.errors import CheckpointError

@@ -92,7 +92,7 @@ def load_verifier(pub_file: str) -> notes.Verifier:
     return notes.parse_verifier(read_text(Path(pub_file), "public key"), pub_file)
 
 
-def default_dir(engine: "Engine") -> Path:
+def default_dir(engine: Engine) -> Path:
     return engine.home.root / ".tiergate" / "checkpoints"
 
 
@@ -107,7 +107,7 @@ def listing(folder: Path, verifier: notes.Verifier | None = None) -> list[Checkp
     return sorted(found, key=lambda c: (c.size, str(c.path)))
 
 
-def sign_tree(engine: "Engine", signer: notes.Signer) -> Checkpoint:
+def sign_tree(engine: Engine, signer: notes.Signer) -> Checkpoint:
     """Bring the tree up to date (the summary fold) and sign its head."""
     summary.fold(engine.db)
     with engine.db.read() as conn:
@@ -133,7 +133,7 @@ def save(checkpoint: Checkpoint, folder: Path) -> Path:
     return path
 
 
-def write_checkpoint(engine: "Engine", signer: notes.Signer, folder: Path | None = None,
+def write_checkpoint(engine: Engine, signer: notes.Signer, folder: Path | None = None,
                      witness_url: str | None = None) -> dict[str, Any]:
     """Sign the current tree head, write it to ``folder`` and, when given, ask a witness to cosign."""
     folder = folder or default_dir(engine)
@@ -150,7 +150,7 @@ def write_checkpoint(engine: "Engine", signer: notes.Signer, folder: Path | None
     return answer
 
 
-def engine_setting(engine: "Engine", name: str) -> Any:
+def engine_setting(engine: Engine, name: str) -> Any:
     return (getattr(engine, "settings", None) or {}).get(name)
 
 
@@ -162,7 +162,7 @@ class Schedule:
     at: float = 0.0
 
 
-def maybe_write(engine: "Engine", schedule: Schedule) -> dict[str, Any] | None:
+def maybe_write(engine: Engine, schedule: Schedule) -> dict[str, Any] | None:
     """Write a checkpoint if a key is configured and ``log_checkpoint_entries`` entries or
     ``log_checkpoint_minutes`` minutes passed since the last one (and the tree grew)."""
     if not (engine_setting(engine, "log_key") or os.environ.get(KEY_ENV)):

@@ -17,7 +17,7 @@ still waits for (the fold's *holes*), so a leaf is never inserted behind the tre
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select, update
 
@@ -63,7 +63,7 @@ def extend(conn: Connection, upto_id: int, limit: int) -> tuple[int, bool]:
         frontier.append(_leaf(entry_hash))
     conn.execute(update(_tree).where(_tree.c.id == 1).values(
         size=frontier.size, last_id=rows[-1][0], frontier=[n.hex() for n in frontier.nodes],
-        root=frontier.root().hex(), updated_at=datetime.now(timezone.utc)))
+        root=frontier.root().hex(), updated_at=datetime.now(UTC)))
     return len(rows), len(rows) == limit
 
 

@@ -32,8 +32,8 @@ class Frontier:
     """A tree that grows at the right: its size and the roots of its perfect subtrees."""
 
     def __init__(self, size: int = 0, nodes: Sequence[bytes] = ()):
-        if len(nodes) != bin(size).count("1"):
-            raise ValueError(f"a tree of {size} leaves has {bin(size).count('1')} subtree roots, not {len(nodes)}")
+        if len(nodes) != size.bit_count():
+            raise ValueError(f"a tree of {size} leaves has {size.bit_count()} subtree roots, not {len(nodes)}")
         self.size = size
         self.nodes = list(nodes)
 

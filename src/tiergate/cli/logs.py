@@ -117,7 +117,7 @@ def verify(engine: Engine, folder: str | None, public_key: str | None) -> Any:
     return result
 
 
-from tiergate.cli import logsign  # noqa: E402 - the signing commands join the group
+from tiergate.cli import logsign
 
 for _command in (logsign.keygen, logsign.checkpoint, logsign.prove, logsign.check_proof, logsign.witness):
     log.add_command(_command)
