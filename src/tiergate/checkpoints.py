@@ -84,8 +84,13 @@ def load_signer(key: str | None) -> notes.Signer:
         raise SigningKeyError(f"no log signing key: pass --key FILE or set {KEY_ENV} "
                               "(create one with `tiergate log keygen --out DIR`).")
     if value.startswith("PRIVATE+KEY+"):
-        return notes.parse_signer(value, "--key" if key else KEY_ENV)
-    return notes.parse_signer(read_text(Path(value), "private key"), value)
+        signer = notes.parse_signer(value, "--key" if key else KEY_ENV)
+    else:
+        signer = notes.parse_signer(read_text(Path(value), "private key"), value)
+    if signer.kind != notes.NOTE:
+        raise SigningKeyError(f"{value if not value.startswith('PRIVATE') else KEY_ENV}: a witness's cosigning key, "
+                              "not a log signing key (log-signing.key).")
+    return signer
 
 
 def load_verifier(pub_file: str) -> notes.Verifier:

@@ -183,6 +183,9 @@ def witness(request_file: str | None, log_key: str, key_file: str, state_dir: st
 
         verifier = checkpoints.load_verifier(log_key)
         signer = notes.parse_signer(checkpoints.read_text(Path(key_file), "witness key"), key_file)
+        if signer.kind != notes.COSIGNATURE:
+            raise UsageError(f"{key_file}: a log signing key; a witness cosigns with its own key "
+                             "(`tiergate log keygen --witness`).", code="key_invalid")
         state = Path(state_dir) if state_dir else engine.home.root / ".tiergate" / "witness"
         if listen is not None:
             host, _, port = listen.rpartition(":")
