@@ -171,3 +171,20 @@ def test_each_change_binds_the_runs_state_and_an_edited_state_is_named(engine: E
     broken = engine.verify_log()["broken"]
     assert broken["run_id"] == second and broken["entry_id"] == newest["id"]
     assert "runs.state was edited" in broken["problem"]
+
+
+def test_a_change_of_state_that_logs_nothing_else_is_bound_by_a_state_saved_entry(engine: Engine) -> None:
+    from tiergate.store import runs as store
+
+    first, _ = _two_runs(engine)
+    with engine.db.write() as conn:
+        run = store.get_run(conn, first)
+        assert run is not None
+        changed = {**run.state, "note": "kept by a runner that logged nothing"}
+        saved = store.save_transition(conn, run, changed, run.status, [], engine.clock())
+        assert saved is not None
+        unchanged = store.save_transition(conn, saved, changed, saved.status, [], engine.clock())
+        assert unchanged is not None and unchanged.log_seq == saved.log_seq  # no change, no entry
+    newest = engine.log(first)[-1]
+    assert (newest["event"], newest["actor"]) == ("state_saved", "system:tiergate")
+    assert engine.verify_log()["ok"] is True

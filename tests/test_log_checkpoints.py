@@ -211,7 +211,6 @@ def test_an_edited_run_state_is_found_and_named(engine: Engine, history: dict[st
     edited = json.loads(_state(engine, second))
     edited["data"] = {"ticket_id": "T-forged"}
     _sql(engine, "UPDATE runs SET state = :s WHERE id = :r", s=json.dumps(edited), r=second)
-    (tmp_path / "log.pub").write_text(notes.generate("x").verifier.text())  # any key: the chain breaks first
     result = cli("log", "verify", "--json", home=demo_home)
     assert result.returncode == 1 and result.json["error"]["code"] == "log_tampered"
     assert f"the log of run {second}" in result.json["error"]["message"]
