@@ -167,13 +167,25 @@ class Schedule:
     at: float = 0.0
 
 
+def _number(engine: "Engine", name: str, kind: type) -> Any:
+    value = engine_setting(engine, name)
+    try:
+        number = kind(value or 0)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0:
+        raise SigningKeyError(f"setting {name} (TIERGATE_{name.upper()}) is {value!r}: give a number, 0 to turn "
+                              "it off.", code="config_invalid")
+    return number
+
+
 def maybe_write(engine: Engine, schedule: Schedule) -> dict[str, Any] | None:
     """Write a checkpoint if a key is configured and ``log_checkpoint_entries`` entries or
     ``log_checkpoint_minutes`` minutes passed since the last one (and the tree grew)."""
     if not (engine_setting(engine, "log_key") or os.environ.get(KEY_ENV)):
         return None
-    every = int(engine_setting(engine, "log_checkpoint_entries") or 0)
-    minutes = float(engine_setting(engine, "log_checkpoint_minutes") or 0)
+    every = _number(engine, "log_checkpoint_entries", int)
+    minutes = _number(engine, "log_checkpoint_minutes", float)
     with engine.db.read() as conn:
         size = logtree.head(conn).size
     if size <= max(schedule.size, 0):

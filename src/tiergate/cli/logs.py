@@ -66,6 +66,8 @@ def log(ctx: click.Context, as_json: bool, home: str | None) -> None:
     run's state; keygen, checkpoint, prove, check-proof and witness work with signed
     checkpoints of the log's Merkle tree (docs/log.md).
     """
+    if home is not None:  # `tiergate log --home DIR RUN`: the subcommand reads it from here
+        ctx.ensure_object(dict)["home"] = home
     if ctx.invoked_subcommand is None:
         ctx.invoke(show, run=None, as_json=as_json, home=home)
 
