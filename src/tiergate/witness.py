@@ -152,7 +152,8 @@ def serve(host: str, port: int, log_key: notes.Verifier, witness_key: notes.Sign
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            header = self.headers.get("Content-Length") or "0"
+            length = int(header) if header.isdigit() else 0
             if self.path != "/add-checkpoint" or not 0 < length <= MAX_REQUEST:
                 self._answer(404 if self.path != "/add-checkpoint" else 400, "POST a request to /add-checkpoint\n")
                 return
