@@ -62,7 +62,10 @@ def main() -> None:
         home = Path(folder) / "home"
         for part in ("tiers", "checklists", "processes", "decisions"):
             shutil.copytree(REPO / part, home / part)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
+        # Bytecode is cached as for any installed program (an environment that forbids writing it
+        # would have tiergate's modules compiled on every call, and click's not).
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("TIERGATE_") and k != "PYTHONDONTWRITEBYTECODE"}
         env.update(TIERGATE_ACTOR="agent:triage-bot", NO_COLOR="1")
         tg = [sys.executable, "-m", "tiergate"]
         # One run for the read commands; a fresh run per round for `complete`.

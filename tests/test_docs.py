@@ -32,7 +32,7 @@ COMMANDS = _commands(cli)
 
 def test_there_are_commands() -> None:
     names = {name for name, _ in COMMANDS}
-    assert {"check", "processes", "start", "status", "complete", "skip", "cancel", "runs", "log", "db upgrade",
+    assert {"check", "processes", "start", "status", "complete", "skip", "cancel", "runs", "log show", "log verify", "db upgrade",
             "schema checklist"} <= names
 
 

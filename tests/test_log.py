@@ -125,16 +125,66 @@ def test_entry_hash_is_the_sha256_of_the_entrys_canonical_json() -> None:
         LogEvent("completed", SYSTEM, detail={"nested": {"b": {}, "a": []}, "when": (1, 2)}, duration_s=-0.0),
     ]
     head = RunHead("run-1", "demo", "v" * 64, 2, 3, "f" * 64)
-    rows = chain(head, events, datetime(2026, 12, 3, 18, 0, 0, 5, tzinfo=timezone.utc))
+    rows = chain(head, events, datetime(2026, 12, 3, 18, 0, 0, 5, tzinfo=timezone.utc), state="5" * 64)
     prev = "f" * 64
     for row, event in zip(rows, events):
         material = {"run": "run-1", "seq": row["seq"], "at": format_time(row["at"]), "process": "demo",
                     "version": "v" * 64, "tier": 2, "step": event.step, "event": event.event,
                     "actor": [event.actor.kind, event.actor.id], "duration_s": row["duration_s"],
-                    "detail": to_jsonable(event.detail), "prev": prev}
+                    "detail": to_jsonable(event.detail), "prev": prev, "state": "5" * 64}
         assert row["hash"] == hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
         assert row["detail_json"] == canonical_json(to_jsonable(event.detail))
         # What verify recomputes from a stored entry (the detail read back as JSON) is the same hash.
         assert entry_hash({**row, "detail": json.loads(row["detail_json"])}) == row["hash"]
         prev = row["hash"]
     assert [r["seq"] for r in rows] == [4, 5, 6] and GENESIS != prev
+    # An entry that binds no state (a refusal, or one written before 0008) hashes without the key.
+    bare = chain(head, events[:1], datetime(2026, 12, 3, 18, 0, 0, 5, tzinfo=timezone.utc))[0]
+    material = {"run": "run-1", "seq": 4, "at": format_time(bare["at"]), "process": "demo", "version": "v" * 64,
+                "tier": 2, "step": "gather", "event": "step_completed", "actor": ["agent", "bot"],
+                "duration_s": bare["duration_s"], "detail": to_jsonable(events[0].detail), "prev": "f" * 64}
+    assert bare["hash"] == hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
+
+
+def test_each_change_binds_the_runs_state_and_an_edited_state_is_named(engine: Engine) -> None:
+    import hashlib
+
+    first, second = _two_runs(engine)
+    with engine.db.read() as conn:
+        stored = conn.execute(sa.text("SELECT CAST(state AS TEXT) FROM runs WHERE id = :id"), {"id": second}).scalar()
+    newest = engine.log(second)[-1]
+    with engine.db.read() as conn:
+        bound = conn.execute(sa.text("SELECT state_hash FROM log_entries WHERE id = :id"),
+                             {"id": newest["id"]}).scalar()
+    assert bound == hashlib.sha256(json.dumps(json.loads(stored)).encode()).hexdigest()
+    # A refusal changes no state and binds none; the state check still reads the entry before it.
+    engine.cancel(first, "done with it", actor="human:ann")
+    try:
+        engine.complete(first, "gather", GOOD, actor="agent:bot")
+    except Exception:  # noqa: BLE001 - refused: the run is cancelled
+        pass
+    assert engine.log(first)[-1]["event"] == "refused"
+    assert engine.verify_log()["ok"] is True
+    edited = json.loads(stored)
+    edited["data"] = {"ticket_id": "T-999"}
+    _sql(engine, "UPDATE runs SET state = :s WHERE id = :id", s=json.dumps(edited), id=second)
+    broken = engine.verify_log()["broken"]
+    assert broken["run_id"] == second and broken["entry_id"] == newest["id"]
+    assert "runs.state was edited" in broken["problem"]
+
+
+def test_a_change_of_state_that_logs_nothing_else_is_bound_by_a_state_saved_entry(engine: Engine) -> None:
+    from tiergate.store import runs as store
+
+    first, _ = _two_runs(engine)
+    with engine.db.write() as conn:
+        run = store.get_run(conn, first)
+        assert run is not None
+        changed = {**run.state, "note": "kept by a runner that logged nothing"}
+        saved = store.save_transition(conn, run, changed, run.status, [], engine.clock())
+        assert saved is not None
+        unchanged = store.save_transition(conn, saved, changed, saved.status, [], engine.clock())
+        assert unchanged is not None and unchanged.log_seq == saved.log_seq  # no change, no entry
+    newest = engine.log(first)[-1]
+    assert (newest["event"], newest["actor"]) == ("state_saved", "system:tiergate")
+    assert engine.verify_log()["ok"] is True

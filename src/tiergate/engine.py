@@ -77,6 +77,7 @@ class Engine:
     def __init__(self, home: str | Path | None = None, database_url: str | None = None,
                  clock: Callable[[], datetime] | None = None):
         settings = resolve({"home": str(home) if home is not None else None, "database_url": database_url})
+        self.settings = settings
         self.home = Home(Path(settings["home"]))
         self.database_url: str = settings["database_url"] or default_sqlite_url(self.home.root)
         self.default_actor: str | None = settings["actor"]

@@ -11,6 +11,7 @@ file and line).
     ├── EvaluationError            an expression or decision failed while being evaluated
     │   └── FEELError              FEEL syntax or runtime error
     ├── UsageError                 a bad argument: malformed --data JSON, bad actor, ...
+    │   └── SigningKeyError        a log or witness key missing or malformed
     ├── InvalidDataError           well-formed data that does not fit: start data against `inputs`
     ├── NotFoundError              an unknown process, run, step or decision
     ├── RefusedError               an attempt that breaks the process (logged as `refused`)
@@ -18,7 +19,8 @@ file and line).
     ├── ConflictError              someone else changed the run first; re-read and retry
     ├── DatabaseError              the database is unreachable or at the wrong schema
     │   └── SchemaOutdatedError    run `tiergate db upgrade`
-    └── IntegrityError             the execution log's hash chain is broken
+    ├── IntegrityError             the execution log's hash chain is broken
+    └── CheckpointError            a checkpoint, signature or proof that does not hold
 
 The CLI turns these into exit status 1 (2 for a ``UsageError``) and, with ``--json``, into the error envelope
 ``{"ok": false, "error": {"code", "message", "details"}}``. Nothing below the CLI prints.
@@ -126,3 +128,16 @@ class ConnectionLostError(DatabaseError):
 
 class IntegrityError(TiergateError):
     code = "log_tampered"
+
+
+class CheckpointError(TiergateError):
+    """A checkpoint, signed note, cosignature or proof that does not hold (codes: checkpoint_invalid,
+    signature_invalid, proof_invalid, log_forked, witness_refused)."""
+
+    code = "checkpoint_invalid"
+
+
+class SigningKeyError(UsageError):
+    """A log or witness key that is missing, unreadable or malformed."""
+
+    code = "key_invalid"

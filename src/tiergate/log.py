@@ -2,7 +2,11 @@
 
 Each entry is chained to the previous entry of the same run: ``hash = sha256(canonical JSON of
 the entry's fields + prev_hash)``. The run row keeps the newest ``seq`` and ``hash`` (``log_seq``,
-``log_head``), so ``verify`` detects an edited, deleted, reordered or truncated chain.
+``log_head``), so ``verify`` detects an edited, deleted, reordered or truncated chain. An entry
+written with a change of the run's state also binds the sha256 of that state (``state_hash``),
+so ``verify`` finds an edited ``runs.state`` too. What the chain cannot find (a rewrite by
+someone who can write the whole database) the Merkle tree and signed checkpoints do
+(``tiergate.logtree``, ``tiergate.checkpoints``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Text, cast, select
 
 from tiergate.actors import Actor
 from tiergate.jsonutil import canonical_json
@@ -27,6 +31,7 @@ GENESIS = "0" * 64
 EVENTS = frozenset({
     "routed", "started", "step_ready", "step_completed", "step_skipped", "gate_failed", "refused",
     "decision_evaluated", "timer_fired", "escalated", "guidance_served", "completed", "cancelled", "failed",
+    "state_saved",  # a change of a run's state that logged nothing else: it binds the new state
 })
 
 _log = LogEntry.__table__  # type: ignore[attr-defined]
@@ -94,29 +99,39 @@ def _scalar(value: Any) -> str:
     return canonical_json(value)
 
 
+def state_hash(state_json: str) -> str:
+    """sha256 of a run's state as stored (``store.db.encode_json``): what an entry binds."""
+    return hashlib.sha256(state_json.encode("utf-8")).hexdigest()
+
+
 def entry_hash(row: dict[str, Any], detail_json: str | None = None) -> str:
     """sha256 of the canonical JSON (``canonical_json``: keys sorted, no spaces, UTF-8) of
 
     ``{"actor": [kind, id], "at", "detail", "duration_s", "event", "prev", "process", "run",
-    "seq", "step", "tier", "version"}``. ``detail_json`` is the detail's canonical JSON when the
+    "seq", "state", "step", "tier", "version"}`` (``"state"`` only for an entry that binds the
+    run's state: older entries and refusals hash without it). ``detail_json`` is the detail's canonical JSON when the
     caller has it (``chain``). The object is spelled here key by key, in that (sorted) order,
     each value as canonical_json spells it; a test holds it to canonical_json of the object.
     """
     detail = canonical_json(row["detail"]) if detail_json is None else detail_json
     text = _json_string  # the fields that are always strings
+    bound = row.get("state_hash")
+    state = "" if bound is None else f'"state":{text(bound)},'
     material = (f'{{"actor":[{text(row["actor_kind"])},{text(row["actor_id"])}],'
                 f'"at":{text(format_time(row["at"]))},"detail":{detail},'
                 f'"duration_s":{_scalar(row["duration_s"])},"event":{text(row["event"])},'
                 f'"prev":{text(row["prev_hash"])},"process":{text(row["process_id"])},'
-                f'"run":{text(row["run_id"])},"seq":{_scalar(row["seq"])},"step":{_scalar(row["step"])},'
+                f'"run":{text(row["run_id"])},"seq":{_scalar(row["seq"])},{state}"step":{_scalar(row["step"])},'
                 f'"tier":{_scalar(row["tier"])},"version":{text(row["definition_version"])}}}')
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-def chain(head: RunHead, events: Iterable[LogEvent], now: datetime) -> list[dict[str, Any]]:
+def chain(head: RunHead, events: Iterable[LogEvent], now: datetime,
+          state: str | None = None) -> list[dict[str, Any]]:
     """Turn events into rows chained after ``head``. Pure: nothing is written.
 
     Each row's ``detail_json`` is its detail's canonical JSON: what is hashed is what is stored.
+    ``state``: the hash of the run's state after this change (``state_hash``), bound by every row.
     """
     rows = []
     seq, prev = head.log_seq, head.log_head
@@ -131,7 +146,7 @@ def chain(head: RunHead, events: Iterable[LogEvent], now: datetime) -> list[dict
             "definition_version": head.definition_version, "tier": head.tier, "step": item.step,
             "event": item.event, "actor_kind": item.actor.kind, "actor_id": item.actor.id,
             "duration_s": None if item.duration_s is None else round(item.duration_s, 6),
-            "detail_json": detail_json, "prev_hash": prev,
+            "detail_json": detail_json, "prev_hash": prev, "state_hash": state,
         }
         row["hash"] = prev = entry_hash(row, detail_json)
         rows.append(row)
@@ -139,7 +154,7 @@ def chain(head: RunHead, events: Iterable[LogEvent], now: datetime) -> list[dict
 
 
 _COLUMNS = ("run_id", "seq", "at", "process_id", "definition_version", "tier", "step", "event", "actor_kind",
-            "actor_id", "duration_s", "detail", "prev_hash", "hash")
+            "actor_id", "duration_s", "detail", "prev_hash", "hash", "state_hash")
 _COLUMN_LIST = ", ".join(_COLUMNS)
 # duration_s and detail need their types spelled out where PostgreSQL cannot infer them (VALUES).
 _ROW = "(" + ", ".join("{float}" if c == "duration_s" else "{json}" if c == "detail" else "{p}" for c in _COLUMNS) + ")"
@@ -162,7 +177,7 @@ def _insert_after_guard(guard_sql: str, rows: int) -> str:
 def _params(dialect: str, row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["run_id"], row["seq"], bind_time(dialect, row["at"]), row["process_id"], row["definition_version"],
             row["tier"], row["step"], row["event"], row["actor_kind"], row["actor_id"], row["duration_s"],
-            row["detail_json"], row["prev_hash"], row["hash"])
+            row["detail_json"], row["prev_hash"], row["hash"], row["state_hash"])
 
 
 def write(conn: Connection, rows: list[dict[str, Any]], guard: Guard | None = None) -> bool:
@@ -222,10 +237,18 @@ class Break:
     problem: str
 
 
+def _stored_state_hash(state_text: str | None) -> str:
+    """The state hash of a run's stored state, read back as text (spelled as it was written)."""
+    return state_hash(json.dumps(json.loads(state_text if state_text is not None else "null")))
+
+
 def verify(conn: Connection) -> tuple[int, int, Break | None]:
-    """Check every run's chain. Returns (runs checked, entries checked, the earliest break or None)."""
-    heads = {row.id: (row.log_seq, row.log_head) for row in conn.execute(select(_runs.c.id, _runs.c.log_seq,
-                                                                                 _runs.c.log_head))}
+    """Check every run's chain, and each run's current state and definition version against its
+    newest entry that binds them. Returns (runs checked, entries checked, the earliest break or None)."""
+    runs = {row.id: row for row in conn.execute(select(
+        _runs.c.id, _runs.c.log_seq, _runs.c.log_head, _runs.c.definition_version,
+        cast(_runs.c.state, Text).label("state")))}
+    heads = {run_id: (row.log_seq, row.log_head) for run_id, row in runs.items()}
     checked_entries = 0
     seen_runs: set[str] = set()
     breaks: list[Break] = []
@@ -267,9 +290,34 @@ def verify(conn: Connection) -> tuple[int, int, Break | None]:
                 breaks.append(Break(run_id, len(rows) + 1, None,
                                     f"the run's anchor expects {head[0]} entries, the log has {len(rows)}: "
                                     "the newest entries were deleted or replaced"))
+            else:
+                found = _state_break(run_id, rows, runs[run_id])
+                if found is not None:
+                    breaks.append(found)
     for run_id, (seq, _head) in heads.items():
         if run_id not in seen_runs and seq > 0:
             breaks.append(Break(run_id, 1, None, f"the run's anchor expects {seq} entries, the log has none"))
     # The first break in the order entries were written (a truncated chain sorts last).
     first = min(breaks, key=lambda b: (b.entry_id is None, b.entry_id or 0, b.run_id), default=None)
     return len(heads), checked_entries, first
+
+
+def _state_break(run_id: str, rows: list[dict[str, Any]], run: Any) -> Break | None:
+    """The run row's state and definition version against the newest entry that binds them."""
+    last = rows[-1]
+    if run.definition_version != last["definition_version"]:
+        return Break(run_id, last["seq"], last["id"],
+                     f"the run's definition version {run.definition_version[:12]} is not the version "
+                     f"{last['definition_version'][:12]} its log entries bind: runs.definition_version was edited")
+    bound = next((row for row in reversed(rows) if row.get("state_hash") is not None), None)
+    if bound is None:  # written before states were bound (migration 0008)
+        return None
+    try:
+        current = _stored_state_hash(run.state)
+    except ValueError:
+        current = None
+    if current != bound["state_hash"]:
+        return Break(run_id, bound["seq"], bound["id"],
+                     f"the run's stored state does not match the state its entry seq {bound['seq']} binds: "
+                     "runs.state was edited")
+    return None

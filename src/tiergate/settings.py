@@ -28,6 +28,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", "TIERGATE_DATABASE_URL", None, "SQLAlchemy URL of the database. Default: "
             "sqlite:///<home>/.tiergate/tiergate.db. PostgreSQL: postgresql+psycopg://USER:PASS@HOST/DB."),
     Setting("actor", "TIERGATE_ACTOR", None, "Who is acting: agent:NAME or human:NAME."),
+    # Signed checkpoints of the log (docs/log.md): written by `tiergate worker` when a key is set.
+    Setting("log_key", "TIERGATE_LOG_KEY", None, "The log's private signing key: its file, or the key itself. "
+            "Never stored in the database."),
+    Setting("log_checkpoints", "TIERGATE_LOG_CHECKPOINTS", None, "Folder for checkpoints. Default: "
+            "<home>/.tiergate/checkpoints."),
+    Setting("log_checkpoint_entries", "TIERGATE_LOG_CHECKPOINT_ENTRIES", 10000, "The worker writes a checkpoint "
+            "once the log grew by this many entries (0: not by count)."),
+    Setting("log_checkpoint_minutes", "TIERGATE_LOG_CHECKPOINT_MINUTES", 60, "... or this many minutes after the "
+            "last one, if the log grew (0: not by time)."),
+    Setting("log_witness_url", "TIERGATE_LOG_WITNESS_URL", None, "A witness's add-checkpoint URL (C2SP "
+            "tlog-witness): each checkpoint is sent there to be cosigned."),
 )
 
 

@@ -28,6 +28,7 @@ from tiergate.actors import SYSTEM
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
 from tiergate.log import format_time
+from tiergate import checkpoints
 from tiergate.metrics import summary
 from tiergate.runners.base import RunContext
 from tiergate.store import runs as store
@@ -102,12 +103,15 @@ def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None =
 
 
 def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
-                report: Callable[[list[Fired], datetime], None] | None = None) -> None:
+                report: Callable[[list[Fired], datetime], None] | None = None,
+                report_error: Callable[[TiergateError], None] | None = None) -> None:
     """Pass after pass, ``interval`` seconds apart, until SIGINT or SIGTERM (after the current run).
 
-    After each pass it also folds what was logged since into the log summary (``metrics.summary``).
+    After each pass it also folds what was logged since into the log summary (``metrics.summary``)
+    and, with a log key set, writes a checkpoint every N entries or minutes (``checkpoints.maybe_write``).
     """
     stopping = False
+    schedule = checkpoints.Schedule()
 
     def stop(_signum: int, _frame: Any) -> None:
         nonlocal stopping
@@ -120,8 +124,14 @@ def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
         fired = run_pass(engine, limit=limit)
         if report is not None:
             report(fired, started)
-        # Between passes, keep the log summary current, so `tiergate metrics` finds little to fold.
+        # Between passes, keep the log summary (and the log's Merkle tree) current, so `tiergate
+        # metrics` finds little to fold; and sign a checkpoint when one is due (a key is set).
         summary.fold(engine.db)
+        try:
+            checkpoints.maybe_write(engine, schedule)
+        except TiergateError as err:  # a bad key or folder: say so, keep firing timers
+            if report_error is not None:
+                report_error(err)
         waited = 0.0
         while not stopping and waited < interval:
             time.sleep(min(0.2, interval - waited))

@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "cancel": ("tiergate.cli.runs", "cancel", "Cancel RUN, with a reason."),
     "runs": ("tiergate.cli.runs", "runs", "List runs, newest first."),
     "log": ("tiergate.cli.logs", "log",
-            "Show the execution log, oldest first (one run's, or all), or `log verify`."),
+            "Show the execution log, oldest first (one run's, or all), verify it, or sign and prove it."),
     "db": ("tiergate.cli.db", "db", "Database schema management (Alembic migrations)."),
     "mcp": ("tiergate.cli.agents", "mcp", "Serve tiergate to an MCP client over stdio, acting as one agent."),
     "worker": ("tiergate.cli.tier1", "worker",

@@ -1,4 +1,8 @@
-"""The `log` command: read the execution log, or verify its hash chains."""
+"""The `log` commands: read the execution log, verify it, and sign, prove and witness it.
+
+`tiergate log [RUN]` shows the log (the same as `tiergate log show [RUN]`); the subcommands
+verify its chains and checkpoints (`verify`) and work with signed checkpoints (`cli.logsign`).
+"""
 
 from __future__ import annotations
 
@@ -15,15 +19,24 @@ if TYPE_CHECKING:
     from tiergate.engine import Engine
 
 
-def _show(out: Console, data: Any) -> None:
-    if isinstance(data, dict) and "entries" in data and "ok" in data:
-        if data["ok"]:
-            out.print(f"[green]ok[/]: {data['entries']} entries in {data['runs']} runs; every hash chain is intact")
-        else:
-            b = data["broken"]
-            where = f"entry id {b['entry_id']}" if b["entry_id"] is not None else "after the last entry"
-            out.print(f"[red]broken[/]: run {b['run_id']}, seq {b['seq']} ({where}): {escape(b['problem'])}")
+def _show_verify(out: Console, data: dict[str, Any]) -> None:
+    if data["ok"]:
+        out.print(f"[green]ok[/]: {data['entries']} entries in {data['runs']} runs; every hash chain is intact")
+    elif data["broken"] is not None:
+        b = data["broken"]
+        where = f"entry id {b['entry_id']}" if b["entry_id"] is not None else "after the last entry"
+        out.print(f"[red]broken[/]: run {b['run_id']}, seq {b['seq']} ({where}): {escape(b['problem'])}")
+    audit = data.get("checkpoints")
+    if audit is None:
         return
+    if audit["broken"] is None:
+        out.print(f"[green]ok[/]: the log ({audit['tree_size']} entries) extends all {audit['checkpoints']} "
+                  f"checkpoints in {escape(audit['folder'])}")
+    else:
+        out.print(f"[red]rewritten[/]: {escape(audit['broken']['problem'])}")
+
+
+def _show_entries(out: Console, data: Any) -> None:
     if not data:
         out.print("no log entries")
         return
@@ -36,21 +49,79 @@ def _show(out: Console, data: Any) -> None:
                   f"{(e['step'] or '-'):<20} {e['actor']:<24}{took}  [dim]{escape(detail)}[/]")
 
 
-@click.command()
-@click.argument("run", required=False, metavar="[RUN | verify]")
-@common_options
-@run_command(_show, failed=lambda data: isinstance(data, dict) and data.get("ok") is False)
-def log(engine: Engine, run: str | None) -> Any:
-    """Show the execution log, oldest first (one run's, or all), or `log verify`.
+class _LogGroup(click.Group):
+    """`tiergate log RUN` is `tiergate log show RUN`: a first word that is no subcommand is a run."""
 
-    `tiergate log verify` checks every run's hash chain and exits 1, naming the first broken
-    entry, if an entry was edited, deleted or reordered.
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[Any, Any, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_LogGroup, invoke_without_command=True)
+@common_options
+@click.pass_context
+def log(ctx: click.Context, as_json: bool, home: str | None) -> None:
+    """Show the execution log, oldest first (one run's, or all), verify it, or sign and prove it.
+
+    `tiergate log [RUN]` shows entries; `tiergate log verify` checks every hash chain and each
+    run's state; keygen, checkpoint, prove, check-proof and witness work with signed
+    checkpoints of the log's Merkle tree (docs/log.md).
     """
-    if run == "verify":
-        result = engine.verify_log()
-        if not result["ok"]:
-            b = result["broken"]
-            result.update(code="log_tampered",
-                          message=f"the log of run {b['run_id']} is broken at seq {b['seq']}: {b['problem']}")
-        return result
+    if home is not None:  # `tiergate log --home DIR RUN`: the subcommand reads it from here
+        ctx.ensure_object(dict)["home"] = home
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(show, run=None, as_json=as_json, home=home)
+
+
+@log.command()
+@click.argument("run", required=False)
+@common_options
+@run_command(_show_entries)
+def show(engine: Engine, run: str | None) -> Any:
+    """Show the execution log, oldest first: every run's entries, or one run's (`tiergate log RUN`)."""
     return engine.log(run)
+
+
+@log.command()
+@click.option("--checkpoints", "folder", type=click.Path(file_okay=False), default=None,
+              help="A folder of signed checkpoints: check that the log still extends each of them.")
+@click.option("--public-key", "public_key", type=click.Path(dir_okay=False), default=None,
+              help="The log's public key (log-signing.pub), to check the checkpoints' signatures.")
+@common_options
+@run_command(_show_verify, failed=lambda data: data.get("ok") is False)
+def verify(engine: Engine, folder: str | None, public_key: str | None) -> Any:
+    """Check every run's hash chain and current state, and (with --checkpoints) the whole log
+    against signed checkpoints.
+
+    Exits 1 naming the first broken entry (edited, deleted, reordered, or a run's state edited),
+    or the first checkpoint the log no longer extends (a rewrite of the whole database since).
+    """
+    from tiergate.errors import UsageError
+
+    if (folder is None) != (public_key is None):
+        raise UsageError("--checkpoints and --public-key go together: the checkpoints' signatures are checked "
+                         "with the log's public key.")
+    result = engine.verify_log()
+    if folder is not None and public_key is not None:
+        from pathlib import Path
+
+        from tiergate import checkpoints, logproof
+
+        verifier = checkpoints.load_verifier(public_key)
+        with engine.db.read() as conn:
+            result["checkpoints"] = logproof.audit(conn, Path(folder), verifier)
+        if result["checkpoints"]["broken"] is not None:
+            result["ok"] = False
+    if not result["ok"]:
+        b = result["broken"]
+        message = (f"the log of run {b['run_id']} is broken at seq {b['seq']}: {b['problem']}" if b is not None
+                   else result["checkpoints"]["broken"]["problem"])
+        result.update(code="log_tampered", message=message)
+    return result
+
+
+from tiergate.cli import logsign
+
+for _command in (logsign.keygen, logsign.checkpoint, logsign.prove, logsign.check_proof, logsign.witness):
+    log.add_command(_command)

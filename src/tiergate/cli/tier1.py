@@ -63,7 +63,11 @@ def worker(once: bool, interval: float, limit: int | None, as_json: bool, home: 
             elif fired:
                 _show_pass(Console(highlight=False, soft_wrap=True), data)
 
-        run_forever(engine, interval=interval, limit=limit, report=report)
+        def report_error(err: Any) -> None:
+            Console(highlight=False, soft_wrap=True, stderr=True).print(
+                f"[bold red]error[/] ({err.code}): {escape(err.message)}")
+
+        run_forever(engine, interval=interval, limit=limit, report=report, report_error=report_error)
 
     ctx.invoke(forever, as_json=False, home=home)
 

@@ -17,6 +17,9 @@ order. On PostgreSQL they need not: a transaction may commit entry 101 while ent
 open. Ids below the high-water mark that were not visible are kept as *holes*, with the
 snapshot's ``xmax``; each fold reads the holes again, and forgets one once every transaction
 that was running when it was seen has ended (the id was rolled back, as retried moves do).
+
+Each fold also extends the Merkle tree over the log (``tiergate.logtree``) up to the first id it
+still waits for, in the same transaction and batches.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy import Connection, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tiergate import logtree
 from tiergate.metrics import ranks
 from tiergate.metrics.deviations import OFF_PATH_SQL, REFUSAL_GROUPS, refused_sql
 from tiergate.metrics.sql import whole_ms
@@ -57,10 +61,11 @@ _T = TypeVar("_T", str, datetime)
 
 
 def pending(conn: Connection) -> bool:
-    """True if the log holds entries the summary has not folded (or holes to look at again)."""
+    """True if the log holds entries the summary (or the Merkle tree) has not folded, or holes to
+    look at again."""
     high_water, holes = conn.execute(select(_state.c.high_water, _state.c.holes).where(_state.c.id == 1)).one()
-    newest = conn.execute(select(func.max(_log.c.id))).scalar()
-    return bool(holes) or (newest or 0) > high_water
+    newest = conn.execute(select(func.max(_log.c.id))).scalar() or 0
+    return bool(holes) or newest > high_water or newest > logtree.head(conn).last_id
 
 
 def fold(db: Database, batch: int = BATCH) -> int:
@@ -131,14 +136,16 @@ def _fold_batch(db: Database, batch: int) -> tuple[int, bool]:
         top = rows[-1][0] if rows else high_water
         if conn.dialect.name == "postgresql":
             holes = _holes(conn, holes, {r[0] for r in late}, high_water, top, {r[0] for r in rows})
+        # The Merkle tree grows over the ids known complete: below the first one still awaited.
+        _added, tree_more = logtree.extend(conn, min([top, *(h[0] - 1 for h in holes)]), batch)
         if not rows and not late:
             conn.execute(update(_state).where(_state.c.id == 1).values(holes=holes))
-            return 0, False
+            return 0, tree_more
         _apply(conn, rows + late)
         conn.execute(update(_state).where(_state.c.id == 1).values(
             high_water=top, holes=holes, entries=_state.c.entries + len(rows) + len(late),
             updated_at=datetime.now(timezone.utc)))
-        return len(rows) + len(late), len(rows) == batch
+        return len(rows) + len(late), len(rows) == batch or tree_more
 
 
 def _holes(conn: Connection, holes: list[list[int]], found: set[int], low: int, top: int,

@@ -18,8 +18,9 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tiergate.actors import SYSTEM
 from tiergate.lifecycle import RunStatus
-from tiergate.log import GENESIS, RunHead, chain, utc, write
+from tiergate.log import GENESIS, RunHead, chain, state_hash, utc, write
 from tiergate.log import LogEvent
 from tiergate.store.db import DriverSQL, bind_time, driver_cursor, encode_json, read_time
 from tiergate.store.tables import Definition, Run
@@ -106,12 +107,13 @@ def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_ver
                status: RunStatus, state: dict[str, Any], started_by: str, events: list[LogEvent],
                now: datetime) -> RunRecord:
     head = RunHead(run_id, process_id, definition_version, tier, 0, GENESIS)
-    rows = chain(head, events, now)
+    state_json = encode_json(state)
+    rows = chain(head, events, now, state_hash(state_json))
     record = RunRecord(id=run_id, process_id=process_id, definition_version=definition_version, tier=tier,
                        status=status, state=state, version=1, started_by=started_by, created_at=utc(now),
                        updated_at=utc(now), ended_at=utc(now) if status.is_final else None,
                        log_seq=rows[-1]["seq"] if rows else 0, log_head=rows[-1]["hash"] if rows else GENESIS,
-                       state_json=encode_json(state))
+                       state_json=state_json)
     conn.execute(insert(_runs).values(
         id=record.id, process_id=process_id, definition_version=definition_version, tier=tier,
         status=status.value, state=state, version=1, started_by=started_by, created_at=record.created_at,
@@ -127,10 +129,13 @@ def save_transition(conn: Connection, run: RunRecord, state: dict[str, Any], sta
     Returns the run as now stored, or None when the run's version or log anchor moved (the
     caller decides between a retry and a conflict). Must run inside the caller's transaction.
     """
-    rows = chain(run.head, events, now)
+    state_json = encode_json(state)
+    if not events and state_json != (run.state_json or encode_json(run.state)):
+        # Every change of state is bound by an entry (log.verify re-hashes the state against it).
+        events = [LogEvent("state_saved", SYSTEM)]
+    rows = chain(run.head, events, now, state_hash(state_json))
     ended_at = run.ended_at if run.ended_at is not None or not status.is_final else utc(now)
     dialect = conn.dialect.name
-    state_json = encode_json(state)
     log_seq, log_head = (rows[-1]["seq"], rows[-1]["hash"]) if rows else (run.log_seq, run.log_head)
     params: tuple[Any, ...] = (
         state_json, run.version + 1, bind_time(dialect, utc(now)),

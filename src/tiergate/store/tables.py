@@ -7,6 +7,8 @@
   newest entries is detected too.
 - ``LogEntry``: the append-only execution log shared by all tiers. Only ``tiergate.log``
   writes it.
+- ``LogTree``: the Merkle tree over the whole log, kept as its compact range (``tiergate.logtree``),
+  extended by the log summary's fold; checkpoints sign its size and root.
 - ``Gap``: a pattern in the log worth a process change (``tiergate.metrics.gaps`` keeps it),
   with when it was first and last seen.
 - ``SummaryRun``, ``SummaryGroup``, ``SummaryStep``, ``SummaryBucket``, ``SummaryAgentFailure``,
@@ -115,6 +117,9 @@ class LogEntry(SQLModel, table=True):
     detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # sha256 of the run's state after the change this entry belongs to (NULL: the entry changed no
+    # state, e.g. a refusal, or was written before migration 0008). Part of the entry's hash.
+    state_hash: Optional[str] = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class Gap(SQLModel, table=True):
@@ -252,4 +257,22 @@ class SummaryFold(SQLModel, table=True):
     high_water: int = Field(sa_column=Column(Integer, nullable=False))
     holes: list[Any] = Field(sa_column=Column(JSON, nullable=False))
     entries: int = Field(sa_column=Column(Integer, nullable=False))
+    updated_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class LogTree(SQLModel, table=True):
+    """The Merkle tree over the log's entry hashes in id order (RFC 9162), one row (id 1).
+
+    ``size`` leaves, the newest being entry ``last_id``; ``frontier`` is the compact range (the
+    roots of the perfect subtrees, largest first, as hex), enough to extend the tree and compute
+    its ``root``. Derived from the log only (``tiergate.logtree``); never trusted by ``log verify``.
+    """
+
+    __tablename__ = "log_tree"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    frontier: list[Any] = Field(sa_column=Column(JSON, nullable=False))
+    root: str = Field(sa_column=Column(String(64), nullable=False))
     updated_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
