@@ -49,7 +49,6 @@ param: name [":" type]
 
 in_rhs: COMPARE instance -> in_cmp
       | instance -> in_expr
-      | "(" COMPARE instance ")" -> in_cmp
       | "(" in_test "," in_test ("," in_test)* ")" -> in_list
 in_test: COMPARE instance -> cmp_test
        | expression -> expr_test
@@ -61,13 +60,13 @@ type: name ("." name)*
 ?additive: multiplicative
          | additive "+" multiplicative -> add
          | additive "-" multiplicative -> sub
-?multiplicative: unary
-               | multiplicative "*" unary -> mul
-               | multiplicative "/" unary -> div
-?unary: power
+?multiplicative: power
+               | multiplicative "*" power -> mul
+               | multiplicative "/" power -> div
+?power: unary
+      | power "**" unary -> pow
+?unary: postfix
       | "-" unary -> neg
-?power: postfix
-      | postfix "**" unary -> pow
 
 ?postfix: primary
         | postfix "." name -> path
@@ -82,6 +81,7 @@ named_arg: name ":" expression
         | name -> var
         | QMARK -> qmark
         | "(" expression ")"
+        | "(" COMPARE instance ")" -> cmp_range
         | "[" [expression ("," expression)*] "]" -> list_
         | "{" [context_entry ("," context_entry)*] "}" -> context
         | "[" expression ".." endpoint interval_close -> interval_closed_start
@@ -122,7 +122,7 @@ NOT: "not"
 EXTERNAL: "external"
 QMARK: "?"
 COMPARE: "<=" | ">=" | "!=" | "<" | ">" | "="
-NUMBER: /\d+(\.\d+)?|\.\d+/
+NUMBER: /(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?/
 STRING: /"(\\.|[^"\\])*"/
 AT_STRING: /@"(\\.|[^"\\])*"/
 NAME: /[^\W\d][\w']*/

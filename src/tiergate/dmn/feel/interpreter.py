@@ -379,9 +379,33 @@ def _interval(node, scope):
 
     def run(env):
         lo, hi = flo(env), fhi(env)
-        if lo is None or hi is None or ops.compare(lo, hi) is None:
+        if lo is None or hi is None:  # an unbounded end: (null..10) is < 10
+            return None if lo is hi else Range(lo, hi, start_incl, end_incl)
+        if ops.compare(lo, hi) is None:
             return None
         return Range(lo, hi, start_incl, end_incl)
+
+    return run
+
+
+_CMP_RANGE = {"<": (False, None, False), "<=": (False, None, True),
+              ">": (True, False, None), ">=": (True, True, None), "=": (True, True, True)}
+
+
+def _cmp_range(node, scope):
+    """``(< 10)``: the range of a comparison test, ``(null..10)``."""
+    if node[1] not in _CMP_RANGE:  # (!= 1) is a test, not a range: null outside of ``in``
+        return lambda env: None
+    low_end, a, b = _CMP_RANGE[node[1]]
+    fx = compile_expression(node[2], scope)
+
+    def run(env):
+        x = fx(env)
+        if x is None:
+            return None
+        if node[1] == "=":
+            return Range(x, x, True, True)
+        return Range(x, None, a, False) if low_end else Range(None, x, False, b)
 
     return run
 
@@ -391,4 +415,5 @@ _COMPILERS: dict[str, Callable[[tuple, Scope], Fn]] = {
     "cmp": _cmp, "and": _and, "or": _or, "between": _between, "in": _in, "instance": _instance,
     "if": _if, "for": _for, "quant": _quant, "func": _func, "path": _path, "filter": _filter,
     "call": _call, "list": _list, "context": _context, "interval": _interval,
+    "cmp_range": _cmp_range,
 }

@@ -138,8 +138,7 @@ class AstBuilder(Transformer):
     def at_literal(self, c):
         tok = c[0]
         value = _at_literal(unescape(str(tok)[2:-1]))
-        if value is None:
-            raise _LiteralError(f"{tok} is not a valid date, time, date and time or duration", tok)
+        # not a valid date, time, date and time or duration: null at run time, as the spec says
         return ("lit", value)
 
     def true(self, c):
@@ -191,7 +190,12 @@ class AstBuilder(Transformer):
     def in_cmp(self, c):
         return [("t_cmp", str(c[0]), c[1])]
 
+    def cmp_range(self, c):
+        return ("cmp_range", str(c[0]), c[1])
+
     def in_expr(self, c):
+        if c[0][0] == "cmp_range":  # x in (< 10): the comparison test itself
+            return [("t_cmp", c[0][1], c[0][2])]
         return [("t_expr", c[0])]
 
     def in_list(self, c):
