@@ -56,6 +56,7 @@ in_test: COMPARE instance -> cmp_test
 ?instance: additive
          | additive "instance" "of" type -> instance_of
 type: name ("." name)*
+    | TYPE_GENERIC -> generic_type
 
 ?additive: multiplicative
          | additive "+" multiplicative -> add
@@ -128,7 +129,7 @@ AT_STRING: /@"(\\.|[^"\\])*"/
 NAME: /[^\W\d][\w']*/
 OTHER.-1: /[^\s]/
 
-%declare IVL_OPEN
+%declare IVL_OPEN TYPE_GENERIC
 
 COMMENT: /\/\/[^\n]*/ | /\/\*(.|\n)*?\*\//
 %ignore COMMENT

@@ -30,6 +30,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, Un
 
 from ...errors import FEELError
 from .types import parse_date, parse_date_and_time, parse_duration, parse_time
+from .typesyntax import TypeSyntaxError, merge_generic_types, parse_type
 
 
 class FEELSyntaxError(FEELError):
@@ -206,6 +207,12 @@ class AstBuilder(Transformer):
 
     def type(self, c):
         return ".".join(c)
+
+    def generic_type(self, c):
+        try:
+            return parse_type(str(c[0]))
+        except TypeSyntaxError as exc:
+            raise _LiteralError(str(exc), c[0]) from None
 
     # -- textual expressions
     def if_expr(self, c):
@@ -402,7 +409,7 @@ def parse(text: str, start: str = "expr", names: Iterable[str] | NameIndex | Non
         raise _syntax_error(str(text), 1, "the expression is not text")
     index = names if isinstance(names, NameIndex) or names is None else name_index(frozenset(names))
     try:
-        tokens = _mark_interval_opens(merge_names(_lex(text), index))
+        tokens = _mark_interval_opens(merge_generic_types(merge_names(_lex(text), index), text))
     except UnexpectedCharacters as exc:
         raise _syntax_error(text, exc.column, f"unexpected character {text[exc.pos_in_stream]!r}") from None
     if not tokens:
