@@ -9,6 +9,7 @@ from lxml import etree
 
 from .compiling import Compiler
 from .feel.builtins import invoke
+from .feel.limits import budgeted_call
 from .feel.types import FEELFunction
 from .table import compile_table
 from .typeref import FAIL
@@ -182,7 +183,7 @@ class BoxedCompiler:
                     call_env[name] = value
                 for name in params[len(args):]:
                     call_env[name] = None
-                return body(call_env)
+                return budgeted_call(body, call_env)
 
             return FEELFunction(fn_name, params, impl, min_args=0, max_args=len(params))
 

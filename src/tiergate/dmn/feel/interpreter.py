@@ -15,6 +15,7 @@ from typing import Any, Callable
 from ...errors import FEELError
 from . import ops
 from .builtins import BUILTINS, invoke
+from .limits import budgeted_call, check_items, check_time, start_clock, stop_clock
 from .paths import get_path
 from .types import FEELFunction, Range, builtin_type, conforms_builtin
 
@@ -204,6 +205,7 @@ def _iteration_values(coll: Any, end: Any, has_end: bool) -> list:
         if coll != coll.to_integral_value() or end != end.to_integral_value():
             raise _Abort
         a, b = int(coll), int(end)
+        check_items(abs(b - a) + 1)
         step = 1 if b >= a else -1
         return [Decimal(i) for i in range(a, b + step, step)]
     if coll is None:
@@ -225,6 +227,9 @@ def _for(node, scope):
         def loop(i, env):
             if i == len(its):
                 results.append(body(env))
+                if not len(results) & 1023:
+                    check_items(len(results))
+                    check_time()
                 return
             name, fe, fend = its[i]
             coll = fe(env)
@@ -234,10 +239,13 @@ def _for(node, scope):
                 inner_env["partial"] = results
                 loop(i + 1, inner_env)
 
+        token = start_clock()
         try:
             loop(0, env)
         except _Abort:
             return None
+        finally:
+            stop_clock(token)
         return results
 
     return run
@@ -288,7 +296,7 @@ def _func(node, scope):
                 if check is not None and value is not None and not check(value):
                     return None
                 call_env[name] = value
-            return body(call_env)
+            return budgeted_call(body, call_env)
 
         return FEELFunction("anonymous function", params, impl)
 

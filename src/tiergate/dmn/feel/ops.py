@@ -11,6 +11,7 @@ import datetime as _dt
 from decimal import Decimal, DecimalException
 from typing import Any
 
+from .limits import FEEL_LIMITS, over
 from .types import DECIMAL_CONTEXT as _C
 from .types import FEELFunction, Range, YearsMonthsDuration
 
@@ -42,6 +43,8 @@ def add(a: Any, b: Any) -> Any:
         if ca is Decimal and cb is Decimal:
             return _C.add(a, b)
         if ca is str and cb is str:
+            if len(a) + len(b) > FEEL_LIMITS.string_chars:
+                raise over("string_chars", FEEL_LIMITS.string_chars, "a string concatenation too long")
             return a + b
         if ca is _TD and cb is _TD:
             return a + b
