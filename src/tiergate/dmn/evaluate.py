@@ -11,7 +11,7 @@ from ..errors import EvaluationError, FEELError, NotFoundError
 from .boxed import BoxedCompiler
 from .compiling import TRACE, Compiler
 from .feel.types import kind, to_feel
-from .model import DecisionInfo, DecisionResult
+from .model import DecisionInfo, DecisionResult, DecisionServiceInfo
 from .services import DecisionService
 from .typeref import FAIL, TypeRegistry, TypeSpec
 from .xml import Reader, parse_xml
@@ -117,6 +117,10 @@ class DMNModel:
             self._needed[d.id] = _merge([n for n in self._input_specs if n in needed],
                                         [name for x in order for name in x.implicit])
         self.decisions: list[DecisionInfo] = [self._info(d) for d in self._decisions.values()]
+        self.services: list[DecisionServiceInfo] = [
+            DecisionServiceInfo(s.id, s.name, tuple(self._decisions[i].name for i in s.outputs),
+                                tuple(s.params), s.el.sourceline)
+            for key, s in self._services.items() if key == s.id]
 
     # -- loading
 
@@ -232,6 +236,9 @@ class DMNModel:
         (``DecisionInfo.implicit_inputs``) in evaluation order: required decisions first, each
         in column order, without duplicates.
         """
+        svc = self._services.get(decision)
+        if svc is not None and decision not in self._decisions and decision not in self._by_name:
+            return list(svc.params)
         return list(self._needed[self._find(decision).id])
 
     def evaluate(self, decision: str, inputs: Mapping[str, Any] | None = None, *,
