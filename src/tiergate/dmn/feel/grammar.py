@@ -126,7 +126,7 @@ COMPARE: "<=" | ">=" | "!=" | "<" | ">" | "="
 NUMBER: /(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?/
 STRING: /"(\\.|[^"\\])*"/
 AT_STRING: /@"(\\.|[^"\\])*"/
-NAME: /[^\W\d][\w']*/
+NAME: /(?:[^\W\d]|[\U00010000-\U000EFFFF])(?:[\w']|[\U00010000-\U000EFFFF])*/
 OTHER.-1: /[^\s]/
 
 %declare IVL_OPEN TYPE_GENERIC
