@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
-from decimal import Decimal, DecimalException
+from decimal import ROUND_DOWN, Decimal, DecimalException
 from typing import Any
 
 from .limits import FEEL_LIMITS, over
@@ -88,10 +88,10 @@ def sub(a: Any, b: Any) -> Any:
             return _YM(a.months_total - b.months_total)
         if ca in (_DATE, _DATETIME, _TIME) and cb in (_TD, _YM):
             return add(a, neg(b))
-        if ca in (_DATE, _DATETIME) and cb in (_DATE, _DATETIME):
+        if ca in (_DATE, _DATETIME) and ca is cb:
             x, y = _as_datetime(a), _as_datetime(b)
             if (x.tzinfo is None) != (y.tzinfo is None):
-                x, y = x.replace(tzinfo=None), y.replace(tzinfo=None)
+                return None  # a local and a zoned date and time: no defined difference
             return x - y
         if ca is _TIME and cb is _TIME:
             if (a.tzinfo is None) != (b.tzinfo is None):
@@ -113,7 +113,7 @@ def mul(a: Any, b: Any) -> Any:
         if ca is _TD and cb is Decimal:
             return _micro_td(_C.multiply(_td_micros(a), b))
         if ca is _YM and cb is Decimal:
-            return _YM(int(_C.multiply(Decimal(a.months_total), b).to_integral_value()))
+            return _YM(int(_C.multiply(Decimal(a.months_total), b).to_integral_value(ROUND_DOWN)))
     except (DecimalException, OverflowError, ValueError):
         return None
     return None
@@ -127,7 +127,7 @@ def div(a: Any, b: Any) -> Any:
         if ca is _TD and cb is Decimal:
             return None if not b else _micro_td(_C.divide(_td_micros(a), b))
         if ca is _YM and cb is Decimal:
-            return None if not b else _YM(int(_C.divide(Decimal(a.months_total), b).to_integral_value()))
+            return None if not b else _YM(int(_C.divide(Decimal(a.months_total), b).to_integral_value(ROUND_DOWN)))
         if ca is _TD and cb is _TD:
             return None if not b else _C.divide(_td_micros(a), _td_micros(b))
         if ca is _YM and cb is _YM:

@@ -162,7 +162,13 @@ def parse_date_and_time(text: str) -> _dt.datetime | _dt.date | None:
     d, t = parse_date(date_part), parse_time(time_part)
     if d is None or t is None:
         return None
-    return _dt.datetime.combine(d, t, tzinfo=t.tzinfo)
+    value = _dt.datetime.combine(d, t, tzinfo=t.tzinfo)
+    if time_part.startswith("24"):  # 24:00:00 is the end of the day: midnight of the next one
+        try:
+            value += _dt.timedelta(days=1)
+        except OverflowError:
+            return None
+    return value
 
 
 def parse_duration(text: str) -> _dt.timedelta | YearsMonthsDuration | None:
