@@ -9,6 +9,7 @@ never Python attributes.
 
 from __future__ import annotations
 
+import datetime as _dt
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -200,6 +201,11 @@ class _Abort(Exception):
 
 def _iteration_values(coll: Any, end: Any, has_end: bool) -> list:
     if has_end:
+        if coll.__class__ is _dt.date and end.__class__ is _dt.date:  # day by day
+            days = (end - coll).days
+            check_items(abs(days) + 1)
+            step = 1 if days >= 0 else -1
+            return [coll + _dt.timedelta(days=i) for i in range(0, days + step, step)]
         if coll.__class__ is not Decimal or end.__class__ is not Decimal:
             raise _Abort
         if coll != coll.to_integral_value() or end != end.to_integral_value():
@@ -208,7 +214,7 @@ def _iteration_values(coll: Any, end: Any, has_end: bool) -> list:
         check_items(abs(b - a) + 1)
         step = 1 if b >= a else -1
         return [Decimal(i) for i in range(a, b + step, step)]
-    if coll is None:
+    if coll is None or coll.__class__ is Range:  # iterating a range literal: an error
         raise _Abort
     return coll if coll.__class__ is list else [coll]
 
@@ -410,9 +416,7 @@ def _interval(node, scope):
 
     def run(env):
         lo, hi = flo(env), fhi(env)
-        if lo is None or hi is None:  # an unbounded end: (null..10) is < 10
-            return None if lo is hi else Range(lo, hi, start_incl, end_incl)
-        if ops.compare(lo, hi) is None:
+        if lo is None or hi is None or ops.compare(lo, hi) is None:  # (null..10) is not < 10
             return None
         return Range(lo, hi, start_incl, end_incl)
 

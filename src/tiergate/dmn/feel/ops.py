@@ -168,8 +168,6 @@ def eq(a: Any, b: Any) -> bool | None:
         return a is None and b is None
     ca, cb = a.__class__, b.__class__
     if ca is not cb:
-        if {ca, cb} == {_TD, _YM}:  # only the zero durations are equal across kinds
-            return False
         return None
     if ca in _SCALARS:
         try:
