@@ -182,7 +182,8 @@ class DMNModel:
                                   "business knowledge model")
                 knowledge.append(self._bkm_by_id[target])
         d.inputs = _merge(declared_inputs, [n for n in self._input_specs if n in used])
-        d.decisions = _merge(declared_decisions, [n for n in self._by_name if n in used])
+        # a name it reads that is its own is a context entry named like the decision, never a cycle
+        d.decisions = _merge(declared_decisions, [n for n in self._by_name if n in used and n != d.name])
         d.knowledge = _merge(knowledge, [n for n in self._base_env if n in used])
 
     def _order(self, target: _Decision) -> list[_Decision]:
