@@ -107,6 +107,7 @@ def load_decisions(folder: Path, display: Any) -> tuple[dict[str, Decision], lis
             line = err.details.get("line") or 1
             problems.append(Problem(shown, int(line), err.message))
             continue
+        problems.extend(Problem(shown, line, message) for line, message in decision.model.incomplete)
         if decision.id not in ids:
             problems.append(Problem(shown, 1, f"{path.name} has no decision with id '{decision.id}' (it has "
                                     f"{', '.join(sorted(ids)) or 'none'}). The file name must be the id of the "

@@ -68,14 +68,9 @@ class BoxedCompiler:
         return {"decision": self.owner_id}
 
     def _literalexpression(self, el, names):
-        lang = (el.get("expressionLanguage") or "").strip().lower()
-        if lang and "feel" not in lang:
-            raise self.r.error(el, f"expressionLanguage {lang!r} is not supported; only FEEL is")
         if self.r.child(el, "importedValues") is not None:
             raise self.r.error(el, "importedValues are not supported")
-        text = self.r.text(el)
-        if text is None:
-            raise self.r.error(el, "literalExpression without <text>")
+        text = self.r.text(el)  # no text or another expressionLanguage: the compiler says so
         if self.literal_text is None:
             self.literal_text = text
         return "literal", self.c.expr(text, names, el, self._where(), not self.in_filter).fn

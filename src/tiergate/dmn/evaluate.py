@@ -101,6 +101,8 @@ class DMNModel:
         self._all_names = self._compiler.model_names = frozenset(names)
 
         self._base_env: dict[str, Any] = {}
+        #: (line, message) of each decision without logic: it loads (DMN allows it), `check` says so
+        self.incomplete: list[tuple[int, str]] = []
         for svc in self._services.values():
             svc.bind(self)
             self._base_env[svc.name] = svc.function
@@ -150,6 +152,8 @@ class DMNModel:
         scope = self._all_names - {d.name}
         if expr is None:  # allowed by DMN (a decision taken by people); evaluating it is an error
             d.kind, d.fn = "none", _no_logic(r.where(el), d)
+            self.incomplete.append((el.sourceline or 1, f"{r.where(el)}: the decision has no decision "
+                                    "logic yet; add a decisionTable, literalExpression, context, ..."))
             d.implicit, d.table, d.literal = (), None, None
             d.inputs, d.decisions, d.knowledge = [], [], []
             return
