@@ -305,7 +305,7 @@ def context_put(m, key, value):
 @feel("context merge", "contexts")
 def context_merge(contexts):
     out: dict = {}
-    for m in seq(contexts):
+    for m in ([contexts] if contexts.__class__ is dict else seq(contexts)):
         out.update(_context(m))
     return out
 
@@ -313,7 +313,7 @@ def context_merge(contexts):
 @feel("context", "entries")
 def context(entries):
     out: dict = {}
-    for entry in seq(entries):
+    for entry in ([entries] if entries.__class__ is dict else seq(entries)):
         entry = _context(entry)
         if "key" not in entry or "value" not in entry:
             raise Null

@@ -132,7 +132,7 @@ def split(s, delimiter):
 
 @feel("string join", "list", "delimiter", nulls=False)
 def string_join(items, delimiter=MISSING):
-    items = seq(items)
+    items = [items] if items.__class__ is str else seq(items)  # a single string is a one-item list
     sep = "" if delimiter is MISSING or delimiter is None else text(delimiter)
     parts = []
     for item in items:
@@ -154,8 +154,14 @@ def _scale(scale) -> int:
 
 def _round(n, scale, mode) -> Decimal:
     n = num(n)
-    exp = Decimal(1).scaleb(-_scale(scale))
-    return n.quantize(exp, rounding=mode, context=_C) if n else Decimal(0).quantize(exp)
+    places = _scale(scale)
+    exp = Decimal(1).scaleb(-places)
+    try:
+        return n.quantize(exp, rounding=mode, context=_C) if n else Decimal(0).quantize(exp)
+    except ArithmeticError:  # more places than 34 digits hold: the number has fewer already
+        if n.as_tuple().exponent >= -places:
+            return n
+        raise
 
 
 @feel("decimal", "n", "scale")
