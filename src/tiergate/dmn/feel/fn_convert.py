@@ -170,13 +170,23 @@ def to_string(v) -> str | None:
     if cls is list:
         return "[" + ", ".join(_nested_text(x) for x in v) + "]"
     if cls is dict:
-        return "{" + ", ".join(f"{k}: {_nested_text(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_key_text(k)}: {_nested_text(x)}" for k, x in v.items()) + "}"
     if cls is Range:
         return (("[" if v.start_included else "(") + _nested_text(v.start) + ".."
                 + _nested_text(v.end) + ("]" if v.end_included else ")"))
     if cls is FEELFunction:
         return f"function {v.name}"
     return None
+
+
+_PLAIN_KEY = re.compile(r"(?:[^\W\d]|[\U00010000-\U000EFFFF])(?:[\w' ]|[\U00010000-\U000EFFFF])*")
+
+
+def _key_text(key: str) -> str:
+    """A context key as FEEL writes it: a name as is, anything else as a string literal."""
+    if _PLAIN_KEY.fullmatch(key) and not key.endswith(" "):
+        return key
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _nested_text(v) -> str:
