@@ -296,7 +296,7 @@ def get_entries(m):
     return [{"key": k, "value": v} for k, v in _context(m).items()]
 
 
-@feel("context put", "context", "key", "value", nulls=False)
+@feel("context put", "context", "key", "value", nulls=False, alt=(("context", "keys", "value"),))
 def context_put(m, key, value):
     m = dict(_context(m))
     if key.__class__ is list:

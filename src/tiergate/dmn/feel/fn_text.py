@@ -29,7 +29,7 @@ def substring(s, start, length=MISSING):
     length = num(length)
     if length < 0:
         raise Null
-    count = int(length.to_integral_value(ROUND_HALF_EVEN))
+    count = int(length.to_integral_value(ROUND_DOWN))
     return "".join(chars[begin:begin + count])
 
 
@@ -79,7 +79,7 @@ def ends_with(s, match):
 
 def _regex(pattern, flags):
     """The XSD regex on RE2 (linear time; see xsdregex.py); an invalid pattern or flag is null."""
-    return compile_xsd(text(pattern), "" if flags is MISSING else text(flags))
+    return compile_xsd(text(pattern), "" if flags is MISSING or flags is None else text(flags))
 
 
 def _replacement(template: str) -> str:
@@ -106,8 +106,8 @@ def _replacement(template: str) -> str:
     return "".join(out)
 
 
-@feel("matches", "input", "pattern", "flags")
-def matches(s, pattern, flags=MISSING):
+@feel("matches", "input", "pattern", "flags", nulls=False)
+def matches(s, pattern, flags=MISSING):  # null flags are no flags
     return _regex(pattern, flags).search(text(s)) is not None
 
 

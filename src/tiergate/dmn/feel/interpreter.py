@@ -332,9 +332,9 @@ def _filter(node, scope):
         out = []
         for item in items:
             inner = dict(env)
-            if item.__class__ is dict:
-                inner.update(item)
             inner["item"] = item
+            if item.__class__ is dict:  # the item's entries win, even one named "item"
+                inner.update(item)
             if cond(inner) is True:
                 out.append(item)
         return out

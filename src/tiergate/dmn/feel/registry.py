@@ -119,6 +119,6 @@ def items_of(args: tuple) -> list:
     """The items of a function taking either one list or several values (``min(1, 2)``)."""
     if len(args) == 1 and args[0].__class__ is list:
         return args[0]
-    if len(args) == 1 and args[0] is None:
+    if not args or (len(args) == 1 and args[0] is None):  # min(), sum(): no list at all
         raise Null
     return list(args)

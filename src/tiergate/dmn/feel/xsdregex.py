@@ -42,7 +42,7 @@ def compile_xsd(pattern: str, flags: str = ""):
         body = "".join("\\" + c if not c.isalnum() and c != " " else c for c in pattern)
         body = body.replace("\n", "\\n")
     else:
-        body = _translate(pattern, "x" in flags)
+        body = _translate(pattern, "x" in flags, "s" in flags)
     inline = "".join(f for f in "smi" if f in flags)
     try:
         return re2.compile((f"(?{inline})" if inline else "") + body, _options())
@@ -50,12 +50,17 @@ def compile_xsd(pattern: str, flags: str = ""):
         raise ValueError(str(exc)) from None
 
 
-def _translate(p: str, extended: bool) -> str:
+def _translate(p: str, extended: bool, dotall: bool = False) -> str:
     out: list[str] = []
     i, n = 0, len(p)
     while i < n:
         c = p[i]
         if c == "\\":
+            if extended:  # x: whitespace goes before escapes are read ("\ s" is "\s")
+                j = i + 1
+                while j < n and p[j] in " \t\n\r":
+                    j += 1
+                p, n = p[:i + 1] + p[j:], n - (j - i - 1)
             esc, i = _escape(p, i)
             out.append(esc)
             continue
@@ -68,6 +73,10 @@ def _translate(p: str, extended: bool) -> str:
             continue
         if c == "(" and p.startswith("(?", i) and not p.startswith("(?:", i):
             raise ValueError("(? groups other than (?: are not XSD syntax")
+        if c == "." and not dotall:  # XSD's . matches neither \n nor \r
+            out.append("[^\\n\\r]")
+            i += 1
+            continue
         out.append(c)
         i += 1
     return "".join(out)
