@@ -93,8 +93,7 @@ def years_and_months_duration(start, end):
     if start.__class__ not in (_dt.date, _dt.datetime) or end.__class__ not in (_dt.date, _dt.datetime):
         raise Null
     months = (end.year - start.year) * 12 + (end.month - start.month)
-    start_rest = (start.day, getattr(start, "time", lambda: _dt.time())())
-    end_rest = (end.day, getattr(end, "time", lambda: _dt.time())())
+    start_rest, end_rest = start.day, end.day  # whole months between the dates; times do not count
     if months > 0 and end_rest < start_rest:
         months -= 1
     elif months < 0 and end_rest > start_rest:

@@ -424,7 +424,7 @@ def _interval(node, scope):
 
 
 _CMP_RANGE = {"<": (False, None, False), "<=": (False, None, True),
-              ">": (True, False, None), ">=": (True, True, None), "=": (True, True, True)}
+              ">": (True, False, None), ">=": (True, True, None)}
 
 
 def _cmp_range(node, scope):
@@ -438,8 +438,6 @@ def _cmp_range(node, scope):
         x = fx(env)
         if x is None:
             return None
-        if node[1] == "=":
-            return Range(x, x, True, True)
         return Range(x, None, a, False) if low_end else Range(None, x, False, b)
 
     return run

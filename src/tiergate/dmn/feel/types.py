@@ -95,7 +95,7 @@ class FEELFunction:
 # ---------------------------------------------------------------------------------------------
 # temporal literals
 
-_DATE_RE = re.compile(r"(-?\d{4,9})-(\d\d)-(\d\d)$")
+_DATE_RE = re.compile(r"(-?(?:[1-9]\d{4,8}|\d{4}))-(\d\d)-(\d\d)$")  # no leading 0 past 4 digits
 _TIME_RE = re.compile(
     r"(\d\d):(\d\d):(\d\d)(\.\d+)?(?:(Z|z)|([+-])(\d\d):(\d\d)(?::(\d\d))?|@([A-Za-z_][\w/+\-]*))?$"
 )
