@@ -397,6 +397,8 @@ def _context(node, scope):
     for key, e in node[1]:
         entries.append((key, compile_expression(e, inner)))
         inner = inner.with_names([key])
+    if len({key for key, _ in entries}) != len(entries):  # {a: 1, a: 2}: an error, null
+        return lambda env: None
 
     def run(env):
         local = dict(env)
