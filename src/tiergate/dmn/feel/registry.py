@@ -93,6 +93,8 @@ def invoke(fn: FEELFunction, args: list | None, named: dict[str, Any] | None) ->
 
 def num(v: Any) -> Decimal:
     if v.__class__ is not Decimal:
+        if v.__class__ is list and len(v) == 1 and v[0].__class__ is Decimal:  # a singleton list
+            return v[0]
         raise Null
     return v
 
@@ -105,6 +107,8 @@ def integer(v: Any) -> int:
 
 def text(v: Any) -> str:
     if v.__class__ is not str:
+        if v.__class__ is list and len(v) == 1 and v[0].__class__ is str:  # a singleton list
+            return v[0]
         raise Null
     return v
 
