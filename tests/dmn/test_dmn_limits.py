@@ -20,8 +20,12 @@ def _limit(text: str, context=None) -> str:
     return info.value.details["limit"]
 
 
-def test_for_over_a_huge_range_is_refused_before_it_allocates():
+def test_for_over_a_huge_range_is_refused_before_it_allocates(monkeypatch):
     assert _limit("for i in 1..20000000 return i") == "feel.list_items"
+    from tiergate.dmn.feel import limits
+
+    # nested loops: counted as they go (a small item limit, so the clock never decides)
+    monkeypatch.setattr(limits, "FEEL_LIMITS", limits.FEELLimits(list_items=5000, seconds=600))
     assert _limit("count(for i in 1..2000, j in 1..2000 return 0)") == "feel.list_items"
 
 

@@ -53,8 +53,10 @@ def date_and_time(a, t=MISSING):
     raise Null
 
 
-@feel("time", "from", alt=(("hour", "minute", "second", "offset"),))
+@feel("time", "from", alt=(("hour", "minute", "second", "offset"),), nulls=False)
 def time(a, minute=MISSING, second=MISSING, offset=MISSING):
+    if a is None or minute is None or second is None:  # a null offset is no offset
+        raise Null
     if minute is not MISSING:
         sec = num(second)
         whole = int(sec)

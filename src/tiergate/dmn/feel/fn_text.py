@@ -146,7 +146,7 @@ def string_join(items, delimiter=MISSING):
 # numbers
 
 def _scale(scale) -> int:
-    s = integer(num(scale))
+    s = int(num(scale))  # a fractional scale is truncated
     if not -6111 <= s <= 6176:
         raise Null
     return s
