@@ -1,4 +1,4 @@
-"""Benchmark: tiergate's DMN engine against SpiffWorkflow 3.2.0's DMNEngine.
+"""Benchmark: tiergate's DMN engine against SpiffWorkflow 3.2.0's DMNEngine and GoRules' zen-engine.
 
     python bench/dmn.py                         # decisions/tier_routing.dmn, both engines
     python bench/dmn.py -n 50000                # more evaluations
@@ -9,6 +9,8 @@ tiergate evaluates the platform's own ``decisions/tier_routing.dmn`` (FEEL, as a
 it). SpiffWorkflow gets the same six rules written in its Python-expression cell syntax (it
 evaluates cells with Python ``eval``). Both evaluate the same rows (every catalog process with
 its real facts, plain and raised by start data); the script checks the tiers agree first.
+GoRules' zen-engine (a Rust engine with Python bindings, ``pip install zen-engine``) gets the
+same table in its JSON decision model (JDM).
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
 def time_it(fn, rows: list, n: int) -> float:
     """Microseconds per call of ``fn(row)`` over ``n`` calls (best of 3 runs)."""
     best = float("inf")
@@ -115,6 +123,37 @@ def spiff_engine(xml: str):
     return lambda row: engine.result(Task(dict(row)))
 
 
+def zen_content() -> dict:
+    """The same table in GoRules' JSON decision model (JDM): input -> decision table -> output.
+    Cells are zen unary tests: ``false``, ``"production"``; an empty cell matches anything."""
+    inputs = [{"id": f"in_{name}", "name": name, "field": name} for name in INPUTS]
+    outputs = [{"id": "out_tier", "name": "tier", "field": "tier"},
+               {"id": "out_rationale", "name": "rationale", "field": "rationale"}]
+    rules = []
+    for i, (cells, tier, why) in enumerate(RULES, 1):
+        rule = {"_id": f"rule_{i}", "out_tier": str(tier), "out_rationale": json.dumps(why)}
+        for name, cell in zip(INPUTS, cells):
+            rule[f"in_{name}"] = "" if cell is None else {"True": "true", "False": "false"}.get(cell, cell)
+        rules.append(rule)
+    table = {"id": "routing", "type": "decisionTableNode", "name": "routing",
+             "position": {"x": 200, "y": 0},
+             "content": {"hitPolicy": "first", "inputs": inputs, "outputs": outputs, "rules": rules}}
+    return {"contentType": "application/vnd.gorules.decision",
+            "nodes": [{"id": "request", "type": "inputNode", "name": "Request", "position": {"x": 0, "y": 0}},
+                      table,
+                      {"id": "response", "type": "outputNode", "name": "Response", "position": {"x": 400, "y": 0}}],
+            "edges": [{"id": "e1", "sourceId": "request", "targetId": "routing", "type": "edge"},
+                      {"id": "e2", "sourceId": "routing", "targetId": "response", "type": "edge"}]}
+
+
+def zen_engine():
+    """GoRules zen-engine (Rust, Python bindings): the table compiled once, evaluated per row."""
+    import zen
+
+    decision = zen.ZenEngine().create_decision(json.dumps(zen_content()))
+    return lambda row: decision.evaluate(row)["result"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=20000, help="evaluations per timing run (default 20000)")
@@ -138,17 +177,21 @@ def main(argv: list[str] | None = None) -> int:
 
     model, ours = tiergate_engine(REPO / "decisions" / "tier_routing.dmn", "tier_routing")
     theirs = spiff_engine(table_xml())
+    zen = zen_engine()
     inputs = routing_rows()
     for row in inputs:  # the same tiers before timing anything
-        mine, spiff = ours(row).value, theirs(row)
+        mine, spiff, gorules = ours(row).value, theirs(row), zen(row)
         assert mine["tier"] == Decimal(spiff["tier"]), (row, mine, spiff)
+        assert mine["tier"] == Decimal(str(gorules["tier"])), (row, mine, gorules)
     us_ours = time_it(ours, inputs, args.n)
+    us_zen = time_it(zen, inputs, args.n)
     us_spiff = time_it(theirs, inputs, max(args.n // 10, 1000))
     print(f"decisions/tier_routing.dmn: {len(RULES)} rules, {len(INPUTS)} inputs, FIRST, {len(inputs)} input rows "
           "(the catalog's 11 processes, plain, production and emergency runs)")
     print(f"tiergate.dmn        {us_ours:8.1f} us per evaluation")
-    print(f"SpiffWorkflow 3.2.0 {us_spiff:8.1f} us per evaluation")
-    print(f"ratio               {us_spiff / us_ours:8.1f}x faster")
+    print(f"zen-engine {_version('zen-engine'):8} {us_zen:8.1f} us per evaluation   "
+          f"(tiergate {us_zen / us_ours:.1f}x faster)")
+    print(f"SpiffWorkflow 3.2.0 {us_spiff:8.1f} us per evaluation   (tiergate {us_spiff / us_ours:.1f}x faster)")
     return 0
 
 

@@ -63,6 +63,12 @@ class FEELError(EvaluationError):
     code = "feel_error"
 
 
+class LimitExceededError(FEELError):
+    """An evaluation went over one of its budgets (time, items, characters); ``details["limit"]``."""
+
+    code = "limit_exceeded"
+
+
 class UsageError(TiergateError):
     code = "usage"
 

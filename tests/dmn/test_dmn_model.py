@@ -304,8 +304,42 @@ def test_unsupported_element_names_id_and_line(dmn):
 def test_non_feel_expression_language_is_refused(dmn):
     body = ('<decision id="d" name="d"><literalExpression expressionLanguage="python">'
             "<text>1</text></literalExpression></decision>")
-    with pytest.raises(DMNError, match="only FEEL"):
+    with pytest.raises(DMNError, match="written in Python .*FEEL only"):
         load_dmn(dmn.definitions(body))
+
+
+_TABLE = ('<decision id="d1" name="D"><decisionTable id="t1"><input id="in1" label="Age">'
+          '<inputExpression id="ie1" typeRef="number"{lang}>{text}</inputExpression></input>'
+          '<output id="o1" name="r"/><rule id="r1"><inputEntry id="e1"><text>-</text></inputEntry>'
+          '<outputEntry id="oe1"><text>1</text></outputEntry></rule></decisionTable></decision>')
+
+
+@pytest.mark.parametrize("body, says", [
+    (_TABLE.format(lang="", text="<text></text>"),
+     r"input column 1 'Age'.*<inputExpression> id 'ie1' is empty .*modeler.*name of an input"),
+    (_TABLE.format(lang="", text=""), r"<inputExpression> id 'ie1' is empty"),
+    ('<decision id="d1" name="D"><literalExpression id="le1"/></decision>',
+     r"decision 'd1'.*<literalExpression> id 'le1' is empty .*write its FEEL expression"),
+    (_TABLE.format(lang=' expressionLanguage="juel"', text="<text>${age}</text>"),
+     r"<inputExpression> id 'ie1' '\$\{age\}' is written in JUEL \(Camunda 7\)"),
+    (_TABLE.format(lang="", text="<text>${age}</text>"), r"is written in JUEL"),
+])
+def test_modeler_templates_and_other_languages_get_a_clear_error(dmn, body, says):
+    with pytest.raises(DMNError, match=says) as info:
+        load_dmn(dmn.definitions(body))
+    assert info.value.details["line"] == 1
+
+
+def test_the_dmn_1_1_namespace_loads(dmn):
+    body = '<decision id="d1" name="D"><literalExpression id="le1"><text>1 + 1</text></literalExpression></decision>'
+    model = load_dmn(dmn.definitions(body, ns="http://www.omg.org/spec/DMN/20151101/dmn.xsd"))
+    assert model.evaluate("D").value == 2
+
+
+def test_a_decision_without_logic_loads_and_says_so_when_evaluated(dmn):
+    model = load_dmn(dmn.definitions('<decision id="d1" name="D"><variable name="D"/></decision>'))
+    with pytest.raises(EvaluationError, match=r"<decision>, id 'd1', name 'D'.*no decision logic yet"):
+        model.evaluate("D")
 
 
 def test_syntax_error_in_cell_names_rule_and_column(dmn):

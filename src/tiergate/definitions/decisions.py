@@ -33,8 +33,15 @@ class Decision:
         return load_dmn(self.path if self.path is not None and self.path.read_bytes() == self.xml else self.xml)
 
     @cached_property
+    def _service(self):
+        """The decision service this file's id names (None: the id names a decision)."""
+        return next((s for s in self.model.services if s.id == self.id), None)
+
+    @cached_property
     def output_names(self) -> list[str]:
-        info = self.model.decision(self.id)
+        if self._service is not None and len(self._service.output_decisions) > 1:
+            return list(self._service.output_decisions)
+        info = self.model.decision(self._service.output_decisions[0] if self._service else self.id)
         if info.table is not None:
             return [o.name or o.label or f"output{n}" for n, o in enumerate(info.table.outputs, 1)]
         return [info.name]
@@ -47,16 +54,17 @@ class Decision:
     def rule_ids(self) -> list[str]:
         """Every rule of every table this decision evaluates (itself and what it requires)."""
         seen: list[str] = []
-        wanted = {self.id}
+        roots = list(self._service.output_decisions) if self._service else [self.id]
+        wanted, required = set(roots), set().union(*(self._required_names(r) for r in roots))
         for info in self.model.decisions:
-            if info.id in wanted or info.name in self._required_names():
+            if info.id in wanted or info.name in wanted or info.name in required:
                 if info.table is not None:
                     seen.extend(rule.id for rule in info.table.rules)
         return seen
 
-    def _required_names(self) -> set[str]:
+    def _required_names(self, root: str) -> set[str]:
         names: set[str] = set()
-        stack = [self.model.decision(self.id)]
+        stack = [self.model.decision(root)]
         while stack:
             info = stack.pop()
             for name in info.required_decisions:
@@ -94,11 +102,12 @@ def load_decisions(folder: Path, display: Any) -> tuple[dict[str, Decision], lis
         shown = display(path)
         decision = Decision(id=path.stem, xml=path.read_bytes(), source=shown, path=path)
         try:
-            ids = {info.id for info in decision.model.decisions}
+            ids = {info.id for info in decision.model.decisions} | {s.id for s in decision.model.services}
         except TiergateError as err:
             line = err.details.get("line") or 1
             problems.append(Problem(shown, int(line), err.message))
             continue
+        problems.extend(Problem(shown, line, message) for line, message in decision.model.incomplete)
         if decision.id not in ids:
             problems.append(Problem(shown, 1, f"{path.name} has no decision with id '{decision.id}' (it has "
                                     f"{', '.join(sorted(ids)) or 'none'}). The file name must be the id of the "

@@ -17,7 +17,7 @@ from .evaluate import DMNModel
 from .feel import evaluate_expression, evaluate_unary_tests
 from .feel.parser import FEELSyntaxError
 from .feel.types import FEELFunction, Range, YearsMonthsDuration
-from .model import (DecisionInfo, DecisionResult, DMNSyntaxError, InputClauseInfo, OutputClauseInfo,
+from .model import (DecisionInfo, DecisionResult, DecisionServiceInfo, DMNSyntaxError, InputClauseInfo, OutputClauseInfo,
                     RuleInfo, TableInfo)
 
 
@@ -31,7 +31,7 @@ def load_dmn(source: str | Path | bytes) -> DMNModel:
 
 
 __all__ = [
-    "DMNModel", "DMNSyntaxError", "DecisionInfo", "DecisionResult", "FEELFunction", "FEELSyntaxError",
+    "DMNModel", "DMNSyntaxError", "DecisionInfo", "DecisionResult", "DecisionServiceInfo", "FEELFunction", "FEELSyntaxError",
     "InputClauseInfo", "OutputClauseInfo", "Range", "RuleInfo", "TableInfo", "YearsMonthsDuration",
     "evaluate_expression", "evaluate_unary_tests", "load_dmn",
 ]

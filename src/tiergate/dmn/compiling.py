@@ -49,8 +49,11 @@ class Compiler:
     def compile(self, text: str | None, kind: str, names: Iterable[str], el: etree._Element,
                 where: dict[str, Any], check_names: bool = True) -> CompiledFEEL:
         names = frozenset(names)
-        if text is None:
-            raise self.reader.error(el, "the expression has no <text>; add one")
+        if text is None or (kind == "expr" and not text.strip()):
+            raise self._template_error(el, where)
+        lang = _language(el)
+        if lang is not None or "${" in text or "#{" in text:
+            raise self._language_error(text, lang, el, where)
         try:
             compiled = compile_feel(text, kind, names, self.types.type_check)
         except FEELSyntaxError as exc:
@@ -72,6 +75,30 @@ class Compiler:
             if unknown:
                 raise self._unknown_error(text, sorted(unknown), names, el, where)
         return compiled
+
+    def _what(self, el: etree._Element) -> str:
+        tag = self.reader.local(el) or "expression"
+        return f"<{tag}>" + (f" id {el.get('id')!r}" if el.get("id") else "")
+
+    def _template_error(self, el: etree._Element, where: dict[str, Any]) -> DMNError:
+        tag = self.reader.local(el)
+        todo = ("the FEEL expression whose value the column tests (usually the name of an input)"
+                if tag == "inputExpression" else "its FEEL expression")
+        return DMNError(
+            f"{self.location(el, where)}: {self._what(el)} is empty (a template the modeler left "
+            f"unfilled); write {todo}",
+            details={**where, "element": tag, "id": el.get("id"), "missing": "text",
+                     "file": self.reader.label, "line": el.sourceline})
+
+    def _language_error(self, text: str, lang: str | None, el: etree._Element,
+                        where: dict[str, Any]) -> DMNError:
+        named = _LANGUAGES.get((lang or "").lower(), lang) if lang else "JUEL (${...}, Camunda 7)"
+        return DMNError(
+            f"{self.location(el, where)}: {self._what(el)} {text!r} is written in {named}"
+            + (f" (expressionLanguage {lang!r})" if lang else "")
+            + "; tiergate evaluates FEEL only: rewrite it in FEEL (see docs/dmn.md)",
+            details={**where, "expression": text, "expression_language": lang or "juel",
+                     "file": self.reader.label, "line": el.sourceline})
 
     def _unknown_error(self, text: str, unknown: list[str], names: frozenset[str],
                        el: etree._Element, where: dict[str, Any]) -> DMNError:
@@ -108,6 +135,22 @@ class Compiler:
 
     def tests(self, text, names, el, where, check_names=True) -> CompiledFEEL:
         return self.compile(text, "tests", names, el, where, check_names)
+
+
+_LANGUAGES = {"juel": "JUEL (Camunda 7)", "javascript": "JavaScript", "js": "JavaScript",
+              "text/javascript": "JavaScript", "groovy": "Groovy", "python": "Python",
+              "jruby": "JRuby", "mvel": "MVEL", "spel": "Spring EL", "xpath": "XPath"}
+
+
+def _language(el: etree._Element) -> str | None:
+    """The expressionLanguage in force at ``el`` when it is not FEEL (None: FEEL)."""
+    node = el
+    while node is not None:
+        lang = node.get("expressionLanguage") if isinstance(node.tag, str) else None
+        if lang:
+            return None if "feel" in lang.lower() else lang
+        node = node.getparent()
+    return None
 
 
 def _unknown(compiled: CompiledFEEL, names: frozenset[str]) -> set[str]:

@@ -11,13 +11,15 @@ from ..errors import EvaluationError, FEELError, NotFoundError
 from .boxed import BoxedCompiler
 from .compiling import TRACE, Compiler
 from .feel.types import kind, to_feel
-from .model import DecisionInfo, DecisionResult
+from .model import DecisionInfo, DecisionResult, DecisionServiceInfo
+from .services import DecisionService
 from .typeref import FAIL, TypeRegistry, TypeSpec
 from .xml import Reader, parse_xml
 
 _IGNORED = {"description", "extensionElements", "itemDefinition", "inputData", "decision",
             "businessKnowledgeModel", "knowledgeSource", "textAnnotation", "association", "group",
-            "elementCollection", "performanceIndicator", "organizationUnit", "DMNDI"}
+            "elementCollection", "performanceIndicator", "organizationUnit", "DMNDI",
+            "decisionService"}
 
 
 class _Decision:
@@ -91,9 +93,19 @@ class DMNModel:
             d.id, d.el = el.get("id"), el
             self._decisions[d.id] = d
         self._by_name = {d.name: d for d in self._decisions.values()}
+        self._services: dict[str, DecisionService] = {}
+        for el in r.children(root, "decisionService"):
+            svc = DecisionService(self, el, claim(el, "decisionService"), lambda x: _href(r, x))
+            self._services[svc.id] = self._services[svc.name] = svc
+            self._bkm_by_id[svc.id] = svc.name
         self._all_names = self._compiler.model_names = frozenset(names)
 
         self._base_env: dict[str, Any] = {}
+        #: (line, message) of each decision without logic: it loads (DMN allows it), `check` says so
+        self.incomplete: list[tuple[int, str]] = []
+        for svc in self._services.values():
+            svc.bind(self)
+            self._base_env[svc.name] = svc.function
         self._compile_bkms(bkm_els)
         for d in self._decisions.values():
             self._compile_decision(d)
@@ -107,6 +119,10 @@ class DMNModel:
             self._needed[d.id] = _merge([n for n in self._input_specs if n in needed],
                                         [name for x in order for name in x.implicit])
         self.decisions: list[DecisionInfo] = [self._info(d) for d in self._decisions.values()]
+        self.services: list[DecisionServiceInfo] = [
+            DecisionServiceInfo(s.id, s.name, tuple(self._decisions[i].name for i in s.outputs),
+                                tuple(s.params), s.el.sourceline)
+            for key, s in self._services.items() if key == s.id]
 
     # -- loading
 
@@ -133,10 +149,14 @@ class DMNModel:
         if odd is not None:
             raise r.error(odd, f"<{r.local(odd)}> in a decision is not supported")
         expr = boxed.find(el)
-        if expr is None:
-            raise r.error(el, "decision without decision logic (a decisionTable, literalExpression, "
-                          "context, invocation, ...); add one")
         scope = self._all_names - {d.name}
+        if expr is None:  # allowed by DMN (a decision taken by people); evaluating it is an error
+            d.kind, d.fn = "none", _no_logic(r.where(el), d)
+            self.incomplete.append((el.sourceline or 1, f"{r.where(el)}: the decision has no decision "
+                                    "logic yet; add a decisionTable, literalExpression, context, ..."))
+            d.implicit, d.table, d.literal = (), None, None
+            d.inputs, d.decisions, d.knowledge = [], [], []
+            return
         used: set[str] = set()
         implicit: list[str] = []
         self._compiler.free_sink, self._compiler.implicit_sink = used, implicit
@@ -166,7 +186,8 @@ class DMNModel:
                                   "business knowledge model")
                 knowledge.append(self._bkm_by_id[target])
         d.inputs = _merge(declared_inputs, [n for n in self._input_specs if n in used])
-        d.decisions = _merge(declared_decisions, [n for n in self._by_name if n in used])
+        # a name it reads that is its own is a context entry named like the decision, never a cycle
+        d.decisions = _merge(declared_decisions, [n for n in self._by_name if n in used and n != d.name])
         d.knowledge = _merge(knowledge, [n for n in self._base_env if n in used])
 
     def _order(self, target: _Decision) -> list[_Decision]:
@@ -220,6 +241,9 @@ class DMNModel:
         (``DecisionInfo.implicit_inputs``) in evaluation order: required decisions first, each
         in column order, without duplicates.
         """
+        svc = self._services.get(decision)
+        if svc is not None and decision not in self._decisions and decision not in self._by_name:
+            return list(svc.params)
         return list(self._needed[self._find(decision).id])
 
     def evaluate(self, decision: str, inputs: Mapping[str, Any] | None = None, *,
@@ -230,7 +254,11 @@ class DMNModel:
         A missing input is null; with ``strict=True`` a missing input, or one that does not
         conform to its inputData typeRef, raises EvaluationError naming it.
         """
-        d = self._find(decision)
+        d = self._decisions.get(decision) or self._by_name.get(decision)
+        if d is None:
+            if decision in self._services:
+                return self._evaluate_service(self._services[decision], inputs, strict)
+            d = self._find(decision)
         inputs = {} if inputs is None else inputs
         if not isinstance(inputs, Mapping):
             raise EvaluationError(f"inputs must be a mapping of input names to values, not "
@@ -274,6 +302,37 @@ class DMNModel:
             TRACE.reset(token)
         return DecisionResult(d.id, d.name, values[d.name], trace, values, warnings)
 
+    def _evaluate_service(self, svc: DecisionService, inputs: Mapping[str, Any] | None,
+                          strict: bool) -> DecisionResult:
+        """A decision service through the decision API: its parameters are the inputs."""
+        inputs = {} if inputs is None else inputs
+        if not isinstance(inputs, Mapping):
+            raise EvaluationError("inputs must be a mapping of input names to values",
+                                  details={"decision_service": svc.id})
+        missing = [p for p in svc.params if p not in inputs]
+        if missing and strict:
+            raise EvaluationError(f"decision service {svc.name!r}: missing input(s) "
+                                  f"{', '.join(map(repr, missing))}", details={"decision_service": svc.id,
+                                                                               "missing": missing})
+        args = {}
+        for name in svc.params:
+            try:
+                args[name] = to_feel(inputs.get(name))
+            except TypeError as exc:
+                raise EvaluationError(f"decision service {svc.name!r}: input {name!r}: {exc}",
+                                      details={"decision_service": svc.id, "input": name}) from None
+        trace: list[str] = []
+        values: dict[str, Any] = {}
+        token = TRACE.set(trace)
+        try:
+            value = svc.call(self, args, values)
+        except RecursionError:
+            raise FEELError(f"decision service {svc.name!r}: evaluation recursed too deeply",
+                            details={"decision_service": svc.id}) from None
+        finally:
+            TRACE.reset(token)
+        return DecisionResult(svc.id, svc.name, value, trace, values, [])
+
     def _input_value(self, d: _Decision, name: str, raw: Any, strict: bool, warnings: list) -> Any:
         try:
             value = to_feel(raw)
@@ -299,6 +358,14 @@ class DMNModel:
 
     def __repr__(self) -> str:
         return f"<DMNModel {self.name!r}: {', '.join(d.name for d in self.decisions)}>"
+
+
+def _no_logic(where: str, d: _Decision):
+    def run(env):
+        raise EvaluationError(f"{where}: decision {d.name!r} has no decision logic yet (no "
+                              "decisionTable, literalExpression, context, invocation, ...); add "
+                              "one in the modeler", details={"decision": d.id})
+    return run
 
 
 def _merge(first: list[str], second: list[str]) -> list[str]:

@@ -93,6 +93,18 @@ class DecisionInfo:
         return self.table.hit_policy if self.table else None
 
 
+@dataclass(frozen=True)
+class DecisionServiceInfo:
+    """A ``<decisionService>``: ``evaluate(name, inputs)`` answers its output decisions (the one
+    value, or a context by decision name); ``parameters`` are its inputs, inputData first."""
+
+    id: str
+    name: str
+    output_decisions: tuple[str, ...]
+    parameters: tuple[str, ...]
+    line: int | None = None
+
+
 @dataclass
 class DecisionResult:
     """What ``model.evaluate`` returns.

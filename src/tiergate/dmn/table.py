@@ -141,8 +141,10 @@ def _make_runner(hit, aggregation, input_fns, rules, out_names, priorities, defa
             return values[0]
         return dict(zip(out_names, values))
 
+    has_default = any(d is not None for d in defaults)
+
     def default(env):
-        if all(d is None for d in defaults):
+        if not has_default:
             return None
         values = [d(env) if d is not None else None for d in defaults]
         return values[0] if single_output else dict(zip(out_names, values))
@@ -174,7 +176,7 @@ def _make_runner(hit, aggregation, input_fns, rules, out_names, priorities, defa
         if trace is not None:
             trace.extend(rule.id for rule in matched)
         if not matched:
-            if hit in _MULTI:
+            if hit in _MULTI and not has_default:  # the default output answers any hit policy
                 if aggregation == "COUNT":
                     return Decimal(0)
                 return None if aggregation else []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import fn_convert, fn_list, fn_text  # noqa: F401  (importing registers the functions)
+from . import fn_convert, fn_list, fn_range, fn_text  # noqa: F401  (importing registers the functions)
 from .registry import BUILTINS, MISSING, invoke
 
 #: Names of the FEEL built-in types that contain spaces or keywords (merged into one name token).

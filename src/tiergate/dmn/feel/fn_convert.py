@@ -53,8 +53,10 @@ def date_and_time(a, t=MISSING):
     raise Null
 
 
-@feel("time", "from", alt=(("hour", "minute", "second", "offset"),))
+@feel("time", "from", alt=(("hour", "minute", "second", "offset"),), nulls=False)
 def time(a, minute=MISSING, second=MISSING, offset=MISSING):
+    if a is None or minute is None or second is None:  # a null offset is no offset
+        raise Null
     if minute is not MISSING:
         sec = num(second)
         whole = int(sec)
@@ -93,8 +95,7 @@ def years_and_months_duration(start, end):
     if start.__class__ not in (_dt.date, _dt.datetime) or end.__class__ not in (_dt.date, _dt.datetime):
         raise Null
     months = (end.year - start.year) * 12 + (end.month - start.month)
-    start_rest = (start.day, getattr(start, "time", lambda: _dt.time())())
-    end_rest = (end.day, getattr(end, "time", lambda: _dt.time())())
+    start_rest, end_rest = start.day, end.day  # whole months between the dates; times do not count
     if months > 0 and end_rest < start_rest:
         months -= 1
     elif months < 0 and end_rest > start_rest:
@@ -170,13 +171,23 @@ def to_string(v) -> str | None:
     if cls is list:
         return "[" + ", ".join(_nested_text(x) for x in v) + "]"
     if cls is dict:
-        return "{" + ", ".join(f"{k}: {_nested_text(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_key_text(k)}: {_nested_text(x)}" for k, x in v.items()) + "}"
     if cls is Range:
         return (("[" if v.start_included else "(") + _nested_text(v.start) + ".."
                 + _nested_text(v.end) + ("]" if v.end_included else ")"))
     if cls is FEELFunction:
         return f"function {v.name}"
     return None
+
+
+_PLAIN_KEY = re.compile(r"(?:[^\W\d]|[\U00010000-\U000EFFFF])(?:[\w' ]|[\U00010000-\U000EFFFF])*")
+
+
+def _key_text(key: str) -> str:
+    """A context key as FEEL writes it: a name as is, anything else as a string literal."""
+    if _PLAIN_KEY.fullmatch(key) and not key.endswith(" "):
+        return key
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _nested_text(v) -> str:
@@ -286,7 +297,7 @@ def get_entries(m):
     return [{"key": k, "value": v} for k, v in _context(m).items()]
 
 
-@feel("context put", "context", "key", "value", nulls=False)
+@feel("context put", "context", "key", "value", nulls=False, alt=(("context", "keys", "value"),))
 def context_put(m, key, value):
     m = dict(_context(m))
     if key.__class__ is list:
@@ -305,7 +316,7 @@ def context_put(m, key, value):
 @feel("context merge", "contexts")
 def context_merge(contexts):
     out: dict = {}
-    for m in seq(contexts):
+    for m in ([contexts] if contexts.__class__ is dict else seq(contexts)):
         out.update(_context(m))
     return out
 
@@ -313,7 +324,7 @@ def context_merge(contexts):
 @feel("context", "entries")
 def context(entries):
     out: dict = {}
-    for entry in seq(entries):
+    for entry in ([entries] if entries.__class__ is dict else seq(entries)):
         entry = _context(entry)
         if "key" not in entry or "value" not in entry:
             raise Null

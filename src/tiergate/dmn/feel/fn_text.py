@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from decimal import (ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_DOWN, ROUND_HALF_EVEN,
                      ROUND_HALF_UP, ROUND_UP, Decimal)
 
+from .limits import check_string
 from .registry import MISSING, Null, feel, integer, num, seq, text
 from .types import DECIMAL_CONTEXT as _C
 from .types import YearsMonthsDuration
+from .xsdregex import compile_xsd
 
 
 # ---------------------------------------------------------------------------------------------
@@ -28,7 +29,7 @@ def substring(s, start, length=MISSING):
     length = num(length)
     if length < 0:
         raise Null
-    count = int(length.to_integral_value(ROUND_HALF_EVEN))
+    count = int(length.to_integral_value(ROUND_DOWN))
     return "".join(chars[begin:begin + count])
 
 
@@ -76,20 +77,9 @@ def ends_with(s, match):
     return text(s).endswith(text(match))
 
 
-_FLAG_MAP = {"i": re.IGNORECASE, "s": re.DOTALL, "m": re.MULTILINE, "x": re.VERBOSE, "q": 0}
-
-
-def _regex(pattern, flags) -> re.Pattern:
-    bits = 0
-    flags = "" if flags is MISSING else text(flags)
-    for ch in flags:
-        if ch not in _FLAG_MAP:
-            raise Null
-        bits |= _FLAG_MAP[ch]
-    pattern = text(pattern)
-    if "q" in flags:
-        pattern = re.escape(pattern)
-    return re.compile(pattern, bits)
+def _regex(pattern, flags):
+    """The XSD regex on RE2 (linear time; see xsdregex.py); an invalid pattern or flag is null."""
+    return compile_xsd(text(pattern), "" if flags is MISSING or flags is None else text(flags))
 
 
 def _replacement(template: str) -> str:
@@ -116,24 +106,33 @@ def _replacement(template: str) -> str:
     return "".join(out)
 
 
-@feel("matches", "input", "pattern", "flags")
-def matches(s, pattern, flags=MISSING):
+@feel("matches", "input", "pattern", "flags", nulls=False)
+def matches(s, pattern, flags=MISSING):  # null flags are no flags
     return _regex(pattern, flags).search(text(s)) is not None
 
 
 @feel("replace", "input", "pattern", "replacement", "flags")
 def replace(s, pattern, replacement, flags=MISSING):
-    return _regex(pattern, flags).sub(_replacement(text(replacement)), text(s))
+    rx = _regex(pattern, flags)
+    if rx.search("") is not None:  # XPath: a pattern that matches "" is an error
+        raise Null
+    template = text(replacement)
+    if "q" in ("" if flags is MISSING else flags):
+        return check_string(rx.sub(lambda m: template, text(s)))
+    return check_string(rx.sub(_replacement(template), text(s)))
 
 
 @feel("split", "string", "delimiter")
 def split(s, delimiter):
-    return re.split(text(delimiter), text(s))
+    rx = compile_xsd(text(delimiter), "")
+    if rx.search("") is not None:
+        raise Null
+    return rx.split(text(s))
 
 
 @feel("string join", "list", "delimiter", nulls=False)
 def string_join(items, delimiter=MISSING):
-    items = seq(items)
+    items = [items] if items.__class__ is str else seq(items)  # a single string is a one-item list
     sep = "" if delimiter is MISSING or delimiter is None else text(delimiter)
     parts = []
     for item in items:
@@ -147,7 +146,7 @@ def string_join(items, delimiter=MISSING):
 # numbers
 
 def _scale(scale) -> int:
-    s = integer(num(scale))
+    s = int(num(scale))  # a fractional scale is truncated
     if not -6111 <= s <= 6176:
         raise Null
     return s
@@ -155,8 +154,14 @@ def _scale(scale) -> int:
 
 def _round(n, scale, mode) -> Decimal:
     n = num(n)
-    exp = Decimal(1).scaleb(-_scale(scale))
-    return n.quantize(exp, rounding=mode, context=_C) if n else Decimal(0).quantize(exp)
+    places = _scale(scale)
+    exp = Decimal(1).scaleb(-places)
+    try:
+        return n.quantize(exp, rounding=mode, context=_C) if n else Decimal(0).quantize(exp)
+    except ArithmeticError:  # more places than 34 digits hold: the number has fewer already
+        if n.as_tuple().exponent >= -places:
+            return n
+        raise
 
 
 @feel("decimal", "n", "scale")

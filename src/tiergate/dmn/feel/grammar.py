@@ -49,7 +49,6 @@ param: name [":" type]
 
 in_rhs: COMPARE instance -> in_cmp
       | instance -> in_expr
-      | "(" COMPARE instance ")" -> in_cmp
       | "(" in_test "," in_test ("," in_test)* ")" -> in_list
 in_test: COMPARE instance -> cmp_test
        | expression -> expr_test
@@ -57,17 +56,18 @@ in_test: COMPARE instance -> cmp_test
 ?instance: additive
          | additive "instance" "of" type -> instance_of
 type: name ("." name)*
+    | TYPE_GENERIC -> generic_type
 
 ?additive: multiplicative
          | additive "+" multiplicative -> add
          | additive "-" multiplicative -> sub
-?multiplicative: unary
-               | multiplicative "*" unary -> mul
-               | multiplicative "/" unary -> div
-?unary: power
+?multiplicative: power
+               | multiplicative "*" power -> mul
+               | multiplicative "/" power -> div
+?power: unary
+      | power "**" unary -> pow
+?unary: postfix
       | "-" unary -> neg
-?power: postfix
-      | postfix "**" unary -> pow
 
 ?postfix: primary
         | postfix "." name -> path
@@ -82,6 +82,7 @@ named_arg: name ":" expression
         | name -> var
         | QMARK -> qmark
         | "(" expression ")"
+        | "(" COMPARE instance ")" -> cmp_range
         | "[" [expression ("," expression)*] "]" -> list_
         | "{" [context_entry ("," context_entry)*] "}" -> context
         | "[" expression ".." endpoint interval_close -> interval_closed_start
@@ -122,13 +123,13 @@ NOT: "not"
 EXTERNAL: "external"
 QMARK: "?"
 COMPARE: "<=" | ">=" | "!=" | "<" | ">" | "="
-NUMBER: /\d+(\.\d+)?|\.\d+/
+NUMBER: /(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?/
 STRING: /"(\\.|[^"\\])*"/
 AT_STRING: /@"(\\.|[^"\\])*"/
-NAME: /[^\W\d][\w']*/
+NAME: /(?:[^\W\d]|[\U00010000-\U000EFFFF])(?:[\w']|[\U00010000-\U000EFFFF])*/
 OTHER.-1: /[^\s]/
 
-%declare IVL_OPEN
+%declare IVL_OPEN TYPE_GENERIC
 
 COMMENT: /\/\/[^\n]*/ | /\/\*(.|\n)*?\*\//
 %ignore COMMENT

@@ -9,12 +9,14 @@ never Python attributes.
 
 from __future__ import annotations
 
+import datetime as _dt
 from decimal import Decimal
 from typing import Any, Callable
 
 from ...errors import FEELError
 from . import ops
 from .builtins import BUILTINS, invoke
+from .limits import budgeted_call, check_items, check_time, start_clock, stop_clock
 from .paths import get_path
 from .types import FEELFunction, Range, builtin_type, conforms_builtin
 
@@ -152,17 +154,40 @@ def _instance(node, scope):
     return lambda env: check(f(env))
 
 
-def type_predicate(type_name: str, info: CompileInfo) -> Callable[[Any], bool]:
-    builtin = builtin_type(type_name)
+def type_predicate(type_name: Any, info: CompileInfo) -> Callable[[Any], bool]:
+    """``v instance of T``: false for null (except ``Null``), true when v conforms to T."""
+    check = _conforms(type_name, info)
+    if isinstance(type_name, str) and builtin_type(type_name) == "Null":
+        return check
+    return lambda v: v is not None and check(v)
+
+
+def _conforms(t: Any, info: CompileInfo) -> Callable[[Any], bool]:
+    """Conformance to a type (null conforms to every type, as items and entries of generics)."""
+    if isinstance(t, tuple):
+        if t[0] == "list":
+            item = _conforms(t[1], info)
+            return lambda v: v.__class__ is list and all(item(x) for x in v)
+        if t[0] == "range":
+            end = _conforms(t[1], info)
+            return lambda v: v.__class__ is Range and end(v.start) and end(v.end)
+        if t[0] == "context":
+            entries = [(k, _conforms(kt, info)) for k, kt in t[1]]
+            return lambda v: v.__class__ is dict and all(k in v and c(v[k]) for k, c in entries)
+        arity = len(t[1])
+        return lambda v: v.__class__ is FEELFunction and (
+            v.varargs or (v.min_args if v.min_args is not None else len(v.params)) <= arity <= (
+                v.max_args if v.max_args is not None else len(v.params)))
+    builtin = builtin_type(t)
     if builtin is not None:
         if builtin == "Null":
             return lambda v: v is None
-        return lambda v: v is not None and conforms_builtin(v, builtin)
-    check = info.type_check(type_name) if info.type_check else None
+        return lambda v: v is None or conforms_builtin(v, builtin)
+    check = info.type_check(t) if info.type_check else None
     if check is None:
-        raise FEELError(f'unknown type "{type_name}" after "instance of": use a FEEL type or an '
-                        "itemDefinition of the model", details={"type": type_name})
-    return lambda v: v is not None and check(v)
+        raise FEELError(f'unknown type "{t}" after "instance of": use a FEEL type or an '
+                        "itemDefinition of the model", details={"type": t})
+    return lambda v: v is None or check(v)
 
 
 def _if(node, scope):
@@ -176,14 +201,20 @@ class _Abort(Exception):
 
 def _iteration_values(coll: Any, end: Any, has_end: bool) -> list:
     if has_end:
+        if coll.__class__ is _dt.date and end.__class__ is _dt.date:  # day by day
+            days = (end - coll).days
+            check_items(abs(days) + 1)
+            step = 1 if days >= 0 else -1
+            return [coll + _dt.timedelta(days=i) for i in range(0, days + step, step)]
         if coll.__class__ is not Decimal or end.__class__ is not Decimal:
             raise _Abort
         if coll != coll.to_integral_value() or end != end.to_integral_value():
             raise _Abort
         a, b = int(coll), int(end)
+        check_items(abs(b - a) + 1)
         step = 1 if b >= a else -1
         return [Decimal(i) for i in range(a, b + step, step)]
-    if coll is None:
+    if coll is None or coll.__class__ is Range:  # iterating a range literal: an error
         raise _Abort
     return coll if coll.__class__ is list else [coll]
 
@@ -202,6 +233,9 @@ def _for(node, scope):
         def loop(i, env):
             if i == len(its):
                 results.append(body(env))
+                if not len(results) & 1023:
+                    check_items(len(results))
+                    check_time()
                 return
             name, fe, fend = its[i]
             coll = fe(env)
@@ -211,10 +245,13 @@ def _for(node, scope):
                 inner_env["partial"] = results
                 loop(i + 1, inner_env)
 
+        token = start_clock()
         try:
             loop(0, env)
         except _Abort:
             return None
+        finally:
+            stop_clock(token)
         return results
 
     return run
@@ -265,7 +302,7 @@ def _func(node, scope):
                 if check is not None and value is not None and not check(value):
                     return None
                 call_env[name] = value
-            return body(call_env)
+            return budgeted_call(body, call_env)
 
         return FEELFunction("anonymous function", params, impl)
 
@@ -295,9 +332,9 @@ def _filter(node, scope):
         out = []
         for item in items:
             inner = dict(env)
-            if item.__class__ is dict:
-                inner.update(item)
             inner["item"] = item
+            if item.__class__ is dict:  # the item's entries win, even one named "item"
+                inner.update(item)
             if cond(inner) is True:
                 out.append(item)
         return out
@@ -360,6 +397,8 @@ def _context(node, scope):
     for key, e in node[1]:
         entries.append((key, compile_expression(e, inner)))
         inner = inner.with_names([key])
+    if len({key for key, _ in entries}) != len(entries):  # {a: 1, a: 2}: an error, null
+        return lambda env: None
 
     def run(env):
         local = dict(env)
@@ -379,9 +418,29 @@ def _interval(node, scope):
 
     def run(env):
         lo, hi = flo(env), fhi(env)
-        if lo is None or hi is None or ops.compare(lo, hi) is None:
+        if lo is None or hi is None or ops.compare(lo, hi) is None:  # (null..10) is not < 10
             return None
         return Range(lo, hi, start_incl, end_incl)
+
+    return run
+
+
+_CMP_RANGE = {"<": (False, None, False), "<=": (False, None, True),
+              ">": (True, False, None), ">=": (True, True, None)}
+
+
+def _cmp_range(node, scope):
+    """``(< 10)``: the range of a comparison test, ``(null..10)``."""
+    if node[1] not in _CMP_RANGE:  # (!= 1) is a test, not a range: null outside of ``in``
+        return lambda env: None
+    low_end, a, b = _CMP_RANGE[node[1]]
+    fx = compile_expression(node[2], scope)
+
+    def run(env):
+        x = fx(env)
+        if x is None:
+            return None
+        return Range(x, None, a, False) if low_end else Range(None, x, False, b)
 
     return run
 
@@ -391,4 +450,5 @@ _COMPILERS: dict[str, Callable[[tuple, Scope], Fn]] = {
     "cmp": _cmp, "and": _and, "or": _or, "between": _between, "in": _in, "instance": _instance,
     "if": _if, "for": _for, "quant": _quant, "func": _func, "path": _path, "filter": _filter,
     "call": _call, "list": _list, "context": _context, "interval": _interval,
+    "cmp_range": _cmp_range,
 }

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
-from decimal import Decimal, DecimalException
+from decimal import ROUND_DOWN, Decimal, DecimalException
 from typing import Any
 
+from .limits import FEEL_LIMITS, over
 from .types import DECIMAL_CONTEXT as _C
 from .types import FEELFunction, Range, YearsMonthsDuration
 
@@ -42,6 +43,8 @@ def add(a: Any, b: Any) -> Any:
         if ca is Decimal and cb is Decimal:
             return _C.add(a, b)
         if ca is str and cb is str:
+            if len(a) + len(b) > FEEL_LIMITS.string_chars:
+                raise over("string_chars", FEEL_LIMITS.string_chars, "a string concatenation too long")
             return a + b
         if ca is _TD and cb is _TD:
             return a + b
@@ -85,10 +88,10 @@ def sub(a: Any, b: Any) -> Any:
             return _YM(a.months_total - b.months_total)
         if ca in (_DATE, _DATETIME, _TIME) and cb in (_TD, _YM):
             return add(a, neg(b))
-        if ca in (_DATE, _DATETIME) and cb in (_DATE, _DATETIME):
+        if ca in (_DATE, _DATETIME) and ca is cb:
             x, y = _as_datetime(a), _as_datetime(b)
             if (x.tzinfo is None) != (y.tzinfo is None):
-                x, y = x.replace(tzinfo=None), y.replace(tzinfo=None)
+                return None  # a local and a zoned date and time: no defined difference
             return x - y
         if ca is _TIME and cb is _TIME:
             if (a.tzinfo is None) != (b.tzinfo is None):
@@ -110,7 +113,7 @@ def mul(a: Any, b: Any) -> Any:
         if ca is _TD and cb is Decimal:
             return _micro_td(_C.multiply(_td_micros(a), b))
         if ca is _YM and cb is Decimal:
-            return _YM(int(_C.multiply(Decimal(a.months_total), b).to_integral_value()))
+            return _YM(int(_C.multiply(Decimal(a.months_total), b).to_integral_value(ROUND_DOWN)))
     except (DecimalException, OverflowError, ValueError):
         return None
     return None
@@ -124,7 +127,7 @@ def div(a: Any, b: Any) -> Any:
         if ca is _TD and cb is Decimal:
             return None if not b else _micro_td(_C.divide(_td_micros(a), b))
         if ca is _YM and cb is Decimal:
-            return None if not b else _YM(int(_C.divide(Decimal(a.months_total), b).to_integral_value()))
+            return None if not b else _YM(int(_C.divide(Decimal(a.months_total), b).to_integral_value(ROUND_DOWN)))
         if ca is _TD and cb is _TD:
             return None if not b else _C.divide(_td_micros(a), _td_micros(b))
         if ca is _YM and cb is _YM:
@@ -165,8 +168,6 @@ def eq(a: Any, b: Any) -> bool | None:
         return a is None and b is None
     ca, cb = a.__class__, b.__class__
     if ca is not cb:
-        if {ca, cb} == {_TD, _YM}:  # only the zero durations are equal across kinds
-            return False
         return None
     if ca in _SCALARS:
         try:

@@ -30,6 +30,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, Un
 
 from ...errors import FEELError
 from .types import parse_date, parse_date_and_time, parse_duration, parse_time
+from .typesyntax import TypeSyntaxError, merge_generic_types, parse_type
 
 
 class FEELSyntaxError(FEELError):
@@ -138,8 +139,7 @@ class AstBuilder(Transformer):
     def at_literal(self, c):
         tok = c[0]
         value = _at_literal(unescape(str(tok)[2:-1]))
-        if value is None:
-            raise _LiteralError(f"{tok} is not a valid date, time, date and time or duration", tok)
+        # not a valid date, time, date and time or duration: null at run time, as the spec says
         return ("lit", value)
 
     def true(self, c):
@@ -191,7 +191,12 @@ class AstBuilder(Transformer):
     def in_cmp(self, c):
         return [("t_cmp", str(c[0]), c[1])]
 
+    def cmp_range(self, c):
+        return ("cmp_range", str(c[0]), c[1])
+
     def in_expr(self, c):
+        if c[0][0] == "cmp_range":  # x in (< 10): the comparison test itself
+            return [("t_cmp", c[0][1], c[0][2])]
         return [("t_expr", c[0])]
 
     def in_list(self, c):
@@ -202,6 +207,12 @@ class AstBuilder(Transformer):
 
     def type(self, c):
         return ".".join(c)
+
+    def generic_type(self, c):
+        try:
+            return parse_type(str(c[0]))
+        except TypeSyntaxError as exc:
+            raise _LiteralError(str(exc), c[0]) from None
 
     # -- textual expressions
     def if_expr(self, c):
@@ -360,6 +371,39 @@ _ENDS_OPERAND = {"NAME", "NUMBER", "STRING", "AT_STRING", "QMARK", "RPAR", "RSQB
                  "FALSE", "NULL", "LSQB"}
 
 
+_NAME_SYMBOLS = {"+", "-", "*", "/", "."}
+
+
+def _merge_context_keys(tokens: list[Token], text: str) -> list[Token]:
+    """A context key with name symbols (``{foo+bar: 1}``, ``{a.b: 1}``) becomes one NAME token."""
+    if "{" not in text:
+        return tokens
+    out: list[Token] = []
+    stack: list[str] = []
+    i, n = 0, len(tokens)
+    while i < n:
+        tok = tokens[i]
+        v = str(tok)
+        out.append(tok)
+        i += 1
+        if v in ("(", "[", "{"):
+            stack.append(v)
+        elif v in (")", "]", "}") and stack:
+            stack.pop()
+        if v in ("{", ",") and stack and stack[-1] == "{":
+            j = i
+            while j < n and (tokens[j].type == "NAME" or str(tokens[j]) in _NAME_SYMBOLS):
+                j += 1
+            if (j < n and str(tokens[j]) == ":" and j - i > 1
+                    and any(str(t) in _NAME_SYMBOLS for t in tokens[i:j])):
+                name = " ".join(text[tokens[i].start_pos:tokens[j - 1].end_pos].split())
+                merged = Token("NAME", name, tokens[i].start_pos, tokens[i].line, tokens[i].column)
+                merged.end_pos = tokens[j - 1].end_pos
+                out.append(merged)
+                i = j
+    return out
+
+
 def _mark_interval_opens(tokens: list[Token]) -> list[Token]:
     prev = None
     for i, tok in enumerate(tokens):
@@ -398,7 +442,8 @@ def parse(text: str, start: str = "expr", names: Iterable[str] | NameIndex | Non
         raise _syntax_error(str(text), 1, "the expression is not text")
     index = names if isinstance(names, NameIndex) or names is None else name_index(frozenset(names))
     try:
-        tokens = _mark_interval_opens(merge_names(_lex(text), index))
+        tokens = _mark_interval_opens(_merge_context_keys(
+            merge_generic_types(merge_names(_lex(text), index), text), text))
     except UnexpectedCharacters as exc:
         raise _syntax_error(text, exc.column, f"unexpected character {text[exc.pos_in_stream]!r}") from None
     if not tokens:

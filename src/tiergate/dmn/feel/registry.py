@@ -93,6 +93,8 @@ def invoke(fn: FEELFunction, args: list | None, named: dict[str, Any] | None) ->
 
 def num(v: Any) -> Decimal:
     if v.__class__ is not Decimal:
+        if v.__class__ is list and len(v) == 1 and v[0].__class__ is Decimal:  # a singleton list
+            return v[0]
         raise Null
     return v
 
@@ -105,6 +107,8 @@ def integer(v: Any) -> int:
 
 def text(v: Any) -> str:
     if v.__class__ is not str:
+        if v.__class__ is list and len(v) == 1 and v[0].__class__ is str:  # a singleton list
+            return v[0]
         raise Null
     return v
 
@@ -119,6 +123,6 @@ def items_of(args: tuple) -> list:
     """The items of a function taking either one list or several values (``min(1, 2)``)."""
     if len(args) == 1 and args[0].__class__ is list:
         return args[0]
-    if len(args) == 1 and args[0] is None:
+    if not args or (len(args) == 1 and args[0] is None):  # min(), sum(): no list at all
         raise Null
     return list(args)

@@ -95,12 +95,12 @@ class FEELFunction:
 # ---------------------------------------------------------------------------------------------
 # temporal literals
 
-_DATE_RE = re.compile(r"(-?\d{4,9})-(\d\d)-(\d\d)$")
+_DATE_RE = re.compile(r"(-?(?:[1-9]\d{4,8}|\d{4}))-(\d\d)-(\d\d)$")  # no leading 0 past 4 digits
 _TIME_RE = re.compile(
     r"(\d\d):(\d\d):(\d\d)(\.\d+)?(?:(Z|z)|([+-])(\d\d):(\d\d)(?::(\d\d))?|@([A-Za-z_][\w/+\-]*))?$"
 )
 _DURATION_RE = re.compile(
-    r"(-)?P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+    r"(-)?P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d*)?)S)?)?$"
 )
 
 
@@ -162,7 +162,13 @@ def parse_date_and_time(text: str) -> _dt.datetime | _dt.date | None:
     d, t = parse_date(date_part), parse_time(time_part)
     if d is None or t is None:
         return None
-    return _dt.datetime.combine(d, t, tzinfo=t.tzinfo)
+    value = _dt.datetime.combine(d, t, tzinfo=t.tzinfo)
+    if time_part.startswith("24"):  # 24:00:00 is the end of the day: midnight of the next one
+        try:
+            value += _dt.timedelta(days=1)
+        except OverflowError:
+            return None
+    return value
 
 
 def parse_duration(text: str) -> _dt.timedelta | YearsMonthsDuration | None:

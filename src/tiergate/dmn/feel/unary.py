@@ -76,14 +76,12 @@ def match_value(v: Any, r: Any) -> bool | None:
     cls = r.__class__
     if cls is Range:
         return ops.in_range(v, r)
-    if cls is list and v.__class__ is not list:
-        seen_null = False
+    if cls is list:  # a list of values and ranges: any of them (a list value may equal an item)
         for x in r:
-            e = ops.eq(v, x)
+            e = ops.in_range(v, x) if x.__class__ is Range else ops.eq(v, x)
             if e is True:
                 return True
-            seen_null = seen_null or e is None
-        return None if seen_null else False
+        return True if v.__class__ is list and ops.eq(v, r) is True else False
     if cls is bool and v.__class__ is not bool and v is not None:
         return r
     return ops.eq(v, r)

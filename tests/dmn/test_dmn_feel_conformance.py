@@ -1,0 +1,76 @@
+"""FEEL features added for the TCK's level 3 (the TCK covers them too; these pin the behaviour)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+
+from tiergate.dmn import Range
+from tiergate.dmn import evaluate_expression as E
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1.23e4 = 12300", True),
+    ("3 ** 4 ** 5", D(3) ** 20),                       # left-associative
+    ("-3 ** 2", D(9)),                                 # negation binds tighter
+    ("(< 10) = (null..10)", False),                    # a null end is not unbounded
+    ("(< 10).end", D(10)),
+    ("5 in (< 10)", True),
+    ("5 in [[1..3], [4..6]]", True),
+    ("[1,2] in [[1,2,3], [1,2]]", True),
+    ("[1, 2] instance of list<number>", True),
+    ('[1, "a"] instance of list<number>', False),
+    ('{a: "x"} instance of context<a: string>', True),
+    ('{a: 1} instance of context<a: string>', False),
+    ("(function(x) x) instance of function<Any> -> Any", True),
+    ("(function(x, y) x) instance of function<Any> -> Any", False),
+    ("[1..2] instance of range<number>", True),
+    ("{foo+bar: 1, b: 2}.b", D(2)),
+    ('string({"{": 1})', '{"{": 1}'),
+    ("{a: 1, a: 2}", None),                            # duplicate keys: an error
+    ('@"not a date"', None),
+    ('@"2021-01-01T24:00:00"', dt.datetime(2021, 1, 2)),
+])
+def test_expressions(text, expected):
+    assert E(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('range("[1..3]")', Range(D(1), D(3), True, True)),
+    ('range(">= 10")', None),                          # a unary test is no range literal
+    ('range("[x..3]")', None),                         # endpoints must be literals
+    ('range("[3..1]")', None),
+    ("before(1, 2)", True),
+    ("before([1..5], 5)", False),
+    ("before([1..5), 5)", True),
+    ("after(10, [1..10))", True),
+    ("meets([1..5], [5..10])", True),
+    ("meets([1..5), [5..10])", False),
+    ("overlaps([1..5], [3..8])", True),
+    ("overlaps before([1..5], [3..8])", True),
+    ("finishes(10, [1..10])", True),
+    ("includes([1..10], [2..3])", True),
+    ("during(5, [1..10])", True),
+    ("starts(1, [1..10])", True),
+    ("started by([1..10], [1..5])", True),
+    ("coincides([1..5], [1..5])", True),
+    ("before(point1: 1, point2: 2)", True),
+    ('before(1, "a")', None),
+    ("list replace([1, 2, 3], 2, 9)", [D(1), D(9), D(3)]),
+    ("list replace([1, 2, 3], -1, 9)", [D(1), D(2), D(9)]),
+    ("list replace([1, 2, 3], function(item, newItem) item > 1, 0)", [D(1), D(0), D(0)]),
+    ("list replace([1, 2, 3], 4, 9)", None),
+    ('string join("a", "X")', "a"),
+    ('context merge({"a": 1})', {"a": D(1)}),
+    ("sum()", None),
+])
+def test_builtins(text, expected):
+    assert E(text) == expected
+
+
+def test_for_over_dates_goes_day_by_day():
+    assert E('for d in @"1980-01-01"..@"1980-01-03" return d') == [
+        dt.date(1980, 1, 1), dt.date(1980, 1, 2), dt.date(1980, 1, 3)]
+    assert E("for i in [1..3] return i") is None       # a range literal is not iterable
