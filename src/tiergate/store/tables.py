@@ -7,6 +7,9 @@
   newest entries is detected too.
 - ``LogEntry``: the append-only execution log shared by all tiers. Only ``tiergate.log``
   writes it.
+- ``Principal``, ``Token``, ``CredentialEvent``: who may come through the server's doors, their
+  credentials (only a hash of each token), and the append-only record of who added, disabled,
+  issued or revoked them (``tiergate.store.credentials``).
 - ``Gap``: a pattern in the log worth a process change (``tiergate.metrics.gaps`` keeps it),
   with when it was first and last seen.
 - ``SummaryRun``, ``SummaryGroup``, ``SummaryStep``, ``SummaryBucket``, ``SummaryAgentFailure``,
@@ -115,6 +118,8 @@ class LogEntry(SQLModel, table=True):
     detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # The door the entry came through: ``direct``, ``token:<id>`` or ``session:<id>`` (NULL before 0010).
+    door: Optional[str] = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class Gap(SQLModel, table=True):
@@ -253,3 +258,53 @@ class SummaryFold(SQLModel, table=True):
     holes: list[Any] = Field(sa_column=Column(JSON, nullable=False))
     entries: int = Field(sa_column=Column(Integer, nullable=False))
     updated_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+# --- principals and their credentials (tiergate.store.credentials) ---
+
+
+class Principal(SQLModel, table=True):
+    """Someone who may come through the server's doors: ``human:alice`` or ``agent:triage-bot``."""
+
+    __tablename__ = "principals"
+
+    id: str = Field(sa_column=Column(String(160), primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    email: Optional[str] = Field(default=None, sa_column=Column(String(320), nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_by: str = Field(sa_column=Column(String(160), nullable=False))
+    disabled_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class Token(SQLModel, table=True):
+    """A bearer token of a principal. Only the SHA-256 of the secret is kept (``secret_hash``)."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (UniqueConstraint("secret_hash", name="uq_tokens_secret_hash"),
+                      Index("ix_tokens_principal", "principal_id"))
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    principal_id: str = Field(sa_column=Column(String(160), nullable=False))
+    secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_by: str = Field(sa_column=Column(String(160), nullable=False))
+    expires_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    last_used_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    revoked_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    revoked_by: Optional[str] = Field(default=None, sa_column=Column(String(160), nullable=True))
+
+
+class CredentialEvent(SQLModel, table=True):
+    """Append-only: a principal added or disabled, a token issued or revoked, and who did it, through which door."""
+
+    __tablename__ = "credential_events"
+
+    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    event: str = Field(sa_column=Column(String(32), nullable=False))
+    principal_id: str = Field(sa_column=Column(String(160), nullable=False))
+    token_id: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
+    actor: str = Field(sa_column=Column(String(160), nullable=False))
+    door: str = Field(sa_column=Column(String(64), nullable=False))
+    detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
