@@ -45,6 +45,16 @@ from tiergate.store.timers import set_due_at
 from tiergate.templating import render
 
 MAX_ATTEMPTS = 8
+#: The door of an actor that names none: a program or the CLI on the database directly.
+DIRECT = "direct"
+
+
+def _through(events: list[LogEvent], who: Actor) -> list[LogEvent]:
+    """Record on each entry of an attempt the door its actor came through."""
+    door = who.door or DIRECT
+    for item in events:
+        item.door = door
+    return events
 
 
 class _Retry(Exception):
@@ -201,7 +211,7 @@ class Engine:
             record = store.insert_run(conn, run_id=run_id, process_id=process_id,
                                       definition_version=definition.version, tier=runner.tier,
                                       status=transition.status, state=transition.state, started_by=str(who),
-                                      events=[routed, *transition.events], now=now)
+                                      events=_through([routed, *transition.events], who), now=now)
             self._schedule(conn, run_id, runner, transition.state)
         self._recent_runs.put(record)
         return self._info(record, definition)
@@ -295,12 +305,12 @@ class Engine:
                         event = "gate_failed" if isinstance(err, GateFailedError) else "refused"
                         detail = {"attempt": attempt, **tried, **err.details, "message": err.message}
                         detail.pop("run", None)
-                        if not execution_log.append_detached(conn, run.head, [LogEvent(event, who, step=step_id,
-                                                                                       detail=detail)], now):
+                        if not execution_log.append_detached(conn, run.head, _through(
+                                [LogEvent(event, who, step=step_id, detail=detail)], who), now):
                             raise _Retry
                     else:
                         saved = store.save_transition(conn, run, transition.state, transition.status,
-                                                      transition.events, now)
+                                                      _through(transition.events, who), now)
                         if saved is None:
                             raise _Retry
                         self._schedule(conn, run.id, runner, transition.state)
@@ -399,7 +409,8 @@ class Engine:
         return [{"id": r["id"], "at": format_time(r["at"]), "run": r["run_id"], "seq": r["seq"],
                  "process": r["process_id"], "version": r["definition_version"], "tier": r["tier"],
                  "step": r["step"], "event": r["event"], "actor": f"{r['actor_kind']}:{r['actor_id']}",
-                 "duration_s": r["duration_s"], "detail": r["detail"], "hash": r["hash"]} for r in rows]
+                 "duration_s": r["duration_s"], "detail": r["detail"], "door": r.get("door"),
+                 "hash": r["hash"]} for r in rows]
 
     # --- decisions -----------------------------------------------------------------------
 
