@@ -199,6 +199,14 @@ class Credentials:
         assert row is not None
         return _token_view(row, now)
 
+    def record_refusal(self, who: Actor, door: str, *, attempt: str, claimed: str) -> None:
+        """An attempt through ``door`` that named another actor than its principal, outside any run."""
+        now = self.engine.clock()
+        with self.engine.db.write() as conn:
+            self._record(conn, "actor_mismatch", str(who), str(who), door, now,
+                         token_id=door.split(":", 1)[1] if door.startswith("token:") else None,
+                         attempt=attempt, claimed=claimed)
+
     def events(self, principal: str | None = None) -> list[dict[str, Any]]:
         who = str(canonical_principal(principal)) if principal is not None else None
         with self.engine.db.read() as conn:

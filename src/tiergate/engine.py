@@ -260,6 +260,19 @@ class Engine:
 
         return self._act(run_id, who, step_id, "retry", {"data": data or {}}, retry)
 
+    def refuse(self, run_id: str, actor: str | Actor, step_id: str | None, attempt: str,
+               error: RefusedError) -> RunInfo:
+        """Log ``error`` as a refused ``attempt`` on RUN by ``actor`` and raise it.
+
+        For refusals decided before the runner is asked (a door's check, e.g. ``actor_mismatch``).
+        """
+        who = self.actor(actor)
+
+        def refuse(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
+            raise error
+
+        return self._act(run_id, who, step_id, attempt, {}, refuse)
+
     @staticmethod
     def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any]) -> None:
         """Keep the run's next timer due time in its row (Tier 1), for `tiergate worker`."""
