@@ -139,14 +139,15 @@ def agent_actor(engine: Engine, claimed: str | None) -> Actor:
 caller_key = "tiergate.caller"
 
 
-def build_server(engine: Engine, actor: Actor | None = None) -> MCPServer:  # type: ignore[type-arg]
+def build_server(engine: Engine, actor: Actor | None = None,
+                 lock: threading.Lock | None = None) -> MCPServer:  # type: ignore[type-arg]
     """The MCP server over ``engine``: for ``actor`` (an agent) over stdio (call ``.run()``), or,
     without one, for the callers ``tiergate.server`` authenticates per HTTP request."""
     if actor is not None and actor.kind != "agent":
         raise UsageError(f"tiergate mcp serves agents only; {actor} is not an agent.", code="actor_invalid")
     fixed = Caller.fixed(actor) if actor is not None else None
     operations = Operations(engine)
-    lock = threading.Lock()  # tools run in worker threads; one engine call at a time
+    lock = lock or threading.Lock()  # tools run in worker threads; one engine call at a time
     seen = [_fingerprint(engine.home.root)]
 
     def current() -> Engine:

@@ -12,6 +12,7 @@ from tiergate.cli.definitions import check, processes, schema
 from tiergate.cli.logs import log
 from tiergate.cli.metrics import gaps, metrics, report
 from tiergate.cli.principals import principals, tokens
+from tiergate.cli.serve import serve
 from tiergate.cli.runs import cancel, complete, runs, skip, start, status
 from tiergate.cli.tier1 import retry, scaffold, worker
 
@@ -39,7 +40,7 @@ for command in (worker, retry, scaffold):  # Tier 1
     cli.add_command(command)
 for command in (metrics, gaps, report):  # metrics, deviations and gaps from the log
     cli.add_command(command)
-for command in (principals, tokens):  # operators: who may come through the server's doors
+for command in (serve, principals, tokens):  # the server, and who may come through its doors
     cli.add_command(command)
 
 
