@@ -212,3 +212,26 @@ def test_mcp_over_http_acts_as_the_tokens_principal(server: Server, demo_home: H
     assert {e["door"] for e in entries} == {f"token:{bot['id']}"}
     assert entries[-1]["event"] == "refused" and entries[-1]["actor"] == "agent:bot"
     assert bot["token"] not in _log_text(engine) + server.errlog.read_text()
+
+
+def test_the_inbox_and_claims_through_the_api(server: Server, demo_home: HomeBuilder,
+                                              cli: Callable[..., CLIResult]) -> None:
+    bot, alice, bob = (_issue(cli, demo_home, p) for p in ("agent:bot", "human:alice", "human:bob"))
+    with server.client(bot["token"]) as http:
+        run = http.post("/api/runs", json={"process": "demo", "data": {"ticket_id": "T-1"}}).json()["data"]["id"]
+        http.post(f"/api/runs/{run}/steps/gather/complete", json={"evidence": GATHER})
+        http.post(f"/api/runs/{run}/steps/extra/skip", json={"reason": "not needed"})
+        assert http.get("/api/inbox").json()["data"] == []  # the review needs a person
+    with server.client(alice["token"]) as http:
+        items = http.get("/api/inbox").json()["data"]
+        assert [(i["run"], i["process"], i["step"], i["claimed_by"]) for i in items] == [(run, "demo", "review", None)]
+        assert items[0]["ready_at"]
+        claimed = http.post(f"/api/runs/{run}/steps/review/claim")
+        assert claimed.status_code == 200 and claimed.json()["data"]["claimed_by"] == "human:alice"
+    with server.client(bob["token"]) as http:
+        assert http.get("/api/inbox").json()["data"] == []
+        refused = http.post(f"/api/runs/{run}/steps/review/complete", json={"evidence": {"approved": True}})
+        assert refused.status_code == 409 and refused.json()["error"]["details"]["reason"] == "claimed_by_other"
+    with server.client(alice["token"]) as http:
+        done = http.post(f"/api/runs/{run}/steps/review/complete", json={"evidence": {"approved": True}})
+        assert done.json()["data"]["status"] == "completed", done.text

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-from tiergate import guidance
+from tiergate import claims, guidance
 from tiergate import log as execution_log
 from tiergate import metrics as log_metrics
 from tiergate.actors import SYSTEM, Actor
@@ -93,6 +93,7 @@ class Engine:
         self.home = Home(Path(settings["home"]))
         self.database_url: str = settings["database_url"] or default_sqlite_url(self.home.root)
         self.default_actor: str | None = settings["actor"]
+        self.claim_timeout = timedelta(minutes=float(settings["claim_timeout_minutes"]))
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.runners: dict[int, Runner] = {1: BpmnRunner(), 2: ChecklistRunner(), 3: ConventionsRunner()}
         self._definitions_by_version: dict[str, Definition] = {}
@@ -310,6 +311,8 @@ class Engine:
                             require_active(run.id, run.status)
                         if attempt == "cancel":
                             self._may_cancel(run, who)
+                        if step_id is not None and attempt in ("complete", "skip"):
+                            claims.require_unclaimed(conn, run.id, step_id, who, now, self.claim_timeout)
                         transition = change(runner, definition, run.state, ctx)
                     except (RefusedError, GateFailedError) as err:
                         if recent is not None:
@@ -326,6 +329,8 @@ class Engine:
                                                       _through(transition.events, who), now)
                         if saved is None:
                             raise _Retry
+                        if step_id is not None and attempt in ("complete", "skip"):
+                            claims.release(conn, run.id, step_id)
                         self._schedule(conn, run.id, runner, transition.state)
                         run = saved
             except _Retry:
@@ -350,6 +355,26 @@ class Engine:
             return self._info(run, definition)
         raise ConflictError(f"run {run_id} kept changing while this attempt was made ({MAX_ATTEMPTS} tries). "
                             f"Check `tiergate status {run_id}` and try again.", details={"run": run_id})
+
+    # --- the inbox and claims (tiergate.claims) ----------------------------------------------
+
+    def inbox(self, actor: str | Actor | None = None) -> list[dict[str, Any]]:
+        """Every ready step of an active run that ``actor`` may do now, oldest first (with who claimed it)."""
+        return claims.inbox(self, self.actor(actor))
+
+    def claim(self, run_id: str, step_id: str, actor: str | Actor | None = None) -> dict[str, Any]:
+        """Take on a ready step: others are refused it (``claimed_by_other``) until released or timed out."""
+        return claims.change_claim(self, run_id, step_id, self.actor(actor), "claim")
+
+    def unclaim(self, run_id: str, step_id: str, actor: str | Actor | None = None) -> dict[str, Any]:
+        """Release a claim (one's own; the process owner's role may release anyone's)."""
+        return claims.change_claim(self, run_id, step_id, self.actor(actor), "unclaim")
+
+    def assign(self, run_id: str, step_id: str, assignee: str | Actor,
+               actor: str | Actor | None = None) -> dict[str, Any]:
+        """Claim a ready step for ``assignee`` (members of the process owner's role only)."""
+        target = assignee if isinstance(assignee, Actor) else Actor.parse(assignee)
+        return claims.change_claim(self, run_id, step_id, self.actor(actor), "assign", target)
 
     def _may_close_without_step(self, run_id: str) -> None:
         info = self.status(run_id)

@@ -279,6 +279,16 @@ def build_server(engine: Engine, actor: Actor | None = None,
         """
         return call(ctx, lambda ops, who: ops.runs(who, status=status, mine=True))
 
+    @app.tool(annotations=read_only)
+    def list_my_work(ctx: Context) -> Answer:  # type: ignore[type-arg]
+        """Every ready step, in any active run, that you may do now, oldest first.
+
+        Each item: run, process, step, step_title, ready_at, due, and claimed_by (you, or none).
+        Steps others have claimed, and steps that need a person or another role, are left out.
+        Then call get_guidance(run) and complete_step.
+        """
+        return call(ctx, lambda ops, who: ops.inbox(who))
+
     def guidance_text(run: str) -> str:
         with lock:
             current()

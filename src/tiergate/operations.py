@@ -140,6 +140,22 @@ class Operations:
             started_by = str(caller.principal)
         return self.engine.runs(process=process, status=status, started_by=started_by)
 
+    # --- the inbox and claims --------------------------------------------------------------
+
+    def inbox(self, caller: Caller, actor: str | None = None) -> list[dict[str, Any]]:
+        """Every ready step the caller's principal (or, on the direct door, ``actor``) may do now."""
+        return self.engine.inbox(self.acting(caller, actor, attempt="inbox"))
+
+    def claim(self, caller: Caller, run: str, step: str, actor: str | None = None) -> dict[str, Any]:
+        return self.engine.claim(run, step, self.acting(caller, actor, run=run, step=step, attempt="claim"))
+
+    def unclaim(self, caller: Caller, run: str, step: str, actor: str | None = None) -> dict[str, Any]:
+        return self.engine.unclaim(run, step, self.acting(caller, actor, run=run, step=step, attempt="unclaim"))
+
+    def assign(self, caller: Caller, run: str, step: str, assignee: str, actor: str | None = None) -> dict[str, Any]:
+        who = self.acting(caller, actor, run=run, step=step, attempt="assign")
+        return self.engine.assign(run, step, canonical_principal(assignee), actor=who)
+
     # --- the log, metrics and gaps ------------------------------------------------------------
 
     def log(self, caller: Caller, run: str | None = None) -> list[dict[str, Any]]:

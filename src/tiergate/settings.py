@@ -28,6 +28,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", "TIERGATE_DATABASE_URL", None, "SQLAlchemy URL of the database. Default: "
             "sqlite:///<home>/.tiergate/tiergate.db. PostgreSQL: postgresql+psycopg://USER:PASS@HOST/DB."),
     Setting("actor", "TIERGATE_ACTOR", None, "Who is acting: agent:NAME or human:NAME."),
+    Setting("claim_timeout_minutes", "TIERGATE_CLAIM_TIMEOUT_MINUTES", 480, "How long a claim on a step holds "
+            "before others may take the step (minutes)."),
 )
 
 

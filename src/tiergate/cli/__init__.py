@@ -11,6 +11,7 @@ from tiergate.cli.decisions import decisions, route
 from tiergate.cli.definitions import check, processes, schema
 from tiergate.cli.logs import log
 from tiergate.cli.metrics import gaps, metrics, report
+from tiergate.cli.inbox import assign, claim, inbox, unclaim
 from tiergate.cli.principals import principals, tokens
 from tiergate.cli.serve import serve
 from tiergate.cli.runs import cancel, complete, runs, skip, start, status
@@ -39,6 +40,8 @@ for command in (check, processes, route, decisions, schema, start, status, guide
 for command in (worker, retry, scaffold):  # Tier 1
     cli.add_command(command)
 for command in (metrics, gaps, report):  # metrics, deviations and gaps from the log
+    cli.add_command(command)
+for command in (inbox, claim, unclaim, assign):  # work waiting for people and agents
     cli.add_command(command)
 for command in (serve, principals, tokens):  # the server, and who may come through its doors
     cli.add_command(command)

@@ -10,6 +10,7 @@
 - ``Principal``, ``Token``, ``CredentialEvent``: who may come through the server's doors, their
   credentials (only a hash of each token), and the append-only record of who added, disabled,
   issued or revoked them (``tiergate.store.credentials``).
+- ``Claim``: who has claimed a ready step (``tiergate.claims``); gone once the step is done.
 - ``Gap``: a pattern in the log worth a process change (``tiergate.metrics.gaps`` keeps it),
   with when it was first and last seen.
 - ``SummaryRun``, ``SummaryGroup``, ``SummaryStep``, ``SummaryBucket``, ``SummaryAgentFailure``,
@@ -308,3 +309,16 @@ class CredentialEvent(SQLModel, table=True):
     actor: str = Field(sa_column=Column(String(160), nullable=False))
     door: str = Field(sa_column=Column(String(64), nullable=False))
     detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Claim(SQLModel, table=True):
+    """A ready step someone took on (or was assigned): others are refused it until it is released
+    or the claim times out. Deleted when the step is completed or skipped."""
+
+    __tablename__ = "claims"
+
+    run_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    step: str = Field(sa_column=Column(String(128), primary_key=True))
+    claimed_by: str = Field(sa_column=Column(String(160), nullable=False))
+    claimed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    assigned_by: Optional[str] = Field(default=None, sa_column=Column(String(160), nullable=True))

@@ -1,4 +1,4 @@
-"""Principals, their tokens, the record of credential changes, and the door of each log entry.
+"""Principals, their tokens, the record of credential changes, claims, and the door of each log entry.
 
 Revision ID: 0010
 Revises: 0007
@@ -7,6 +7,7 @@ Revises: 0007
 - ``tokens``: bearer tokens; only the SHA-256 of each secret is stored (``secret_hash``).
 - ``credential_events``: append-only, who added or disabled a principal and issued or revoked a
   token, through which door.
+- ``claims``: who has claimed (or was assigned) a ready step; deleted when the step is done.
 - ``log_entries.door``: the door an entry came through (``direct``, ``token:<id>``,
   ``session:<id>``); NULL for entries written before this revision.
 """
@@ -56,6 +57,14 @@ def upgrade() -> None:
         sa.Column("door", sa.String(64), nullable=False),
         sa.Column("detail", sa.JSON, nullable=False),
     )
+    op.create_table(
+        "claims",
+        sa.Column("run_id", sa.String(32), primary_key=True),
+        sa.Column("step", sa.String(128), primary_key=True),
+        sa.Column("claimed_by", sa.String(160), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("assigned_by", sa.String(160), nullable=True),
+    )
     with op.batch_alter_table("log_entries") as batch:
         batch.add_column(sa.Column("door", sa.String(64), nullable=True))
 
@@ -63,6 +72,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("log_entries") as batch:
         batch.drop_column("door")
+    op.drop_table("claims")
     op.drop_table("credential_events")
     op.drop_index("ix_tokens_principal", table_name="tokens")
     op.drop_table("tokens")
