@@ -235,3 +235,50 @@ def test_the_inbox_and_claims_through_the_api(server: Server, demo_home: HomeBui
     with server.client(alice["token"]) as http:
         done = http.post(f"/api/runs/{run}/steps/review/complete", json={"evidence": {"approved": True}})
         assert done.json()["data"]["status"] == "completed", done.text
+
+
+def test_the_cli_as_a_client_acts_as_the_tokens_principal(server: Server, demo_home: HomeBuilder,
+                                                         cli: Callable[..., CLIResult], make_engine: Any) -> None:
+    bot = _issue(cli, demo_home, "agent:bot")
+    # The database URL points nowhere: in client mode the CLI must not need it.
+    as_bot = {"TIERGATE_URL": server.url, "TIERGATE_TOKEN": bot["token"],
+              "TIERGATE_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    started = cli("start", "demo", "--data", '{"ticket_id": "T-5"}', "--json", home=demo_home, env=as_bot)
+    assert started.returncode == 0, started
+    run = started.json["data"]["id"]
+    assert started.json["data"]["started_by"] == "agent:bot"
+    done = cli("complete", run, "gather", "--evidence", json.dumps(GATHER), "--actor", "agent:bot", "--json",
+               home=demo_home, env=as_bot)
+    assert done.returncode == 0 and done.json["data"]["ready"] == ["extra"], done
+    assert cli("skip", run, "extra", "--reason", "not needed", home=demo_home, env=as_bot).returncode == 0
+    status = cli("status", run, home=demo_home, env=as_bot)
+    assert status.returncode == 0 and "review" in status.stdout and "agent:bot" in status.stdout
+
+    mismatch = cli("complete", run, "review", "--evidence", '{"approved": true}', "--actor", "human:x", "--json",
+                   home=demo_home, env=as_bot)
+    assert mismatch.returncode == 1 and mismatch.json["error"]["code"] == "actor_mismatch", mismatch
+    people = cli("complete", run, "review", "--evidence", '{"approved": true}', home=demo_home, env=as_bot)
+    assert people.returncode == 1 and "(refused)" in people.stderr and "Traceback" not in people.stderr
+    assert cli("inbox", "--json", home=demo_home, env=as_bot).json["data"] == []
+
+    revoked = cli("tokens", "revoke", bot["id"], home=demo_home, env={"TIERGATE_URL": server.url})
+    assert revoked.returncode == 0, revoked  # an operator command: always on the database directly
+    refused = cli("status", run, "--json", home=demo_home, env=as_bot)
+    assert refused.returncode == 1 and refused.json["error"]["code"] == "unauthorized"
+    assert bot["token"] not in refused.stdout + refused.stderr + mismatch.stdout
+
+    log = make_engine(demo_home).log(run)
+    assert [(e["actor"], e["detail"].get("reason"), e["detail"].get("claimed")) for e in log
+            if e["event"] == "refused"] == [("agent:bot", "actor_mismatch", "human:x"),
+                                            ("agent:bot", "actor_not_allowed", None)]
+    assert {e["door"] for e in log} == {f"token:{bot['id']}"}
+
+
+def test_the_client_without_a_token_or_a_server_is_explained(demo_home: HomeBuilder,
+                                                            cli: Callable[..., CLIResult]) -> None:
+    no_token = cli("status", "abc", "--json", home=demo_home, env={"TIERGATE_URL": "http://127.0.0.1:9"})
+    assert no_token.returncode == 2 and no_token.json["error"]["code"] == "token_missing"
+    no_server = cli("status", "abc", "--json", home=demo_home,
+                    env={"TIERGATE_URL": f"http://127.0.0.1:{_free_port()}", "TIERGATE_TOKEN": "tg_secret"})
+    assert no_server.returncode == 1 and no_server.json["error"]["code"] == "server_unreachable"
+    assert "tg_secret" not in no_server.stdout

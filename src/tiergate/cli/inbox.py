@@ -1,4 +1,8 @@
-"""The work inbox and claims: `tiergate inbox`, `claim`, `unclaim`, `assign`."""
+"""The work inbox and claims: `tiergate inbox`, `claim`, `unclaim`, `assign`.
+
+On the database directly, or through the server when TIERGATE_URL is set (the engine is then a
+``tiergate.client.RemoteEngine``, and the actor is the token's).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from rich.console import Console
 
 from tiergate.cli.output import actor_option, common_options, run_command, table
 from tiergate.engine import Engine
-from tiergate.operations import Caller, Operations
 
 
 def _show_inbox(out: Console, data: list[dict[str, Any]]) -> None:
@@ -37,7 +40,7 @@ def inbox(engine: Engine, actor: str | None) -> list[dict[str, Any]]:
 
     A step shows if your kind, role and four-eyes rules allow it and nobody else has claimed it.
     """
-    return Operations(engine).inbox(Caller(), actor)
+    return engine.inbox(actor)
 
 
 @click.command()
@@ -48,7 +51,7 @@ def inbox(engine: Engine, actor: str | None) -> list[dict[str, Any]]:
 @run_command(_show_claim)
 def claim(engine: Engine, run: str, step: str, actor: str | None) -> dict[str, Any]:
     """Claim ready STEP of RUN: others are refused it until you release it or the claim times out."""
-    return Operations(engine).claim(Caller(), run, step, actor)
+    return engine.claim(run, step, actor)
 
 
 @click.command()
@@ -59,7 +62,7 @@ def claim(engine: Engine, run: str, step: str, actor: str | None) -> dict[str, A
 @run_command(_show_claim)
 def unclaim(engine: Engine, run: str, step: str, actor: str | None) -> dict[str, Any]:
     """Release the claim on STEP of RUN (your own; the process owner's role may release any)."""
-    return Operations(engine).unclaim(Caller(), run, step, actor)
+    return engine.unclaim(run, step, actor)
 
 
 @click.command()
@@ -71,4 +74,4 @@ def unclaim(engine: Engine, run: str, step: str, actor: str | None) -> dict[str,
 @run_command(_show_claim)
 def assign(engine: Engine, run: str, step: str, assignee: str, actor: str | None) -> dict[str, Any]:
     """Assign ready STEP of RUN to ASSIGNEE (members of the process owner's role only)."""
-    return Operations(engine).assign(Caller(), run, step, assignee, actor)
+    return engine.assign(run, step, assignee, actor)

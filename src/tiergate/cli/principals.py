@@ -1,7 +1,7 @@
 """Operator commands on the database directly: `tiergate principals ...` and `tiergate tokens ...`.
 
 They take no --actor: they are recorded as the operating-system user (``os:<user>``) through
-the ``direct`` door.
+the ``direct`` door, and they always work on the database, also when TIERGATE_URL is set.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def principals() -> None:
 @click.option("--name", default=None, help="Display name (default: the id).")
 @click.option("--email", default=None, help="E-mail address, for notifications.")
 @common_options
-@run_command(_show_principal)
+@run_command(_show_principal, direct=True)
 def principals_add(engine: Engine, principal: str, name: str | None, email: str | None) -> dict[str, Any]:
     """Register PRINCIPAL (human:NAME or agent:NAME)."""
     return Credentials(engine).add_principal(principal, name=name, email=email, by=operator())
@@ -51,7 +51,7 @@ def principals_add(engine: Engine, principal: str, name: str | None, email: str 
 
 @principals.command("list")
 @common_options
-@run_command(_show_principals)
+@run_command(_show_principals, direct=True)
 def principals_list(engine: Engine) -> list[dict[str, Any]]:
     """List the registered principals."""
     return Credentials(engine).principals()
@@ -60,7 +60,7 @@ def principals_list(engine: Engine) -> list[dict[str, Any]]:
 @principals.command("disable")
 @click.argument("principal", metavar="KIND:ID")
 @common_options
-@run_command(_show_principal)
+@run_command(_show_principal, direct=True)
 def principals_disable(engine: Engine, principal: str) -> dict[str, Any]:
     """Disable PRINCIPAL: its tokens are revoked and stop working at once."""
     return Credentials(engine).disable_principal(principal, by=operator())
@@ -98,7 +98,7 @@ def tokens() -> None:
 @click.option("--expires", default=None, metavar="DURATION",
               help="Lifetime: 45m, 12h, 30d, 2w or 'never' (default: 90d).")
 @common_options
-@run_command(_show_issued)
+@run_command(_show_issued, direct=True)
 def tokens_issue(engine: Engine, principal: str, expires: str | None) -> dict[str, Any]:
     """Issue a token for PRINCIPAL and print it once (registering PRINCIPAL if it is new)."""
     return Credentials(engine).issue_token(principal, expires=expires, by=operator())
@@ -107,7 +107,7 @@ def tokens_issue(engine: Engine, principal: str, expires: str | None) -> dict[st
 @tokens.command("list")
 @click.option("--principal", default=None, metavar="KIND:ID", help="Only this principal's tokens.")
 @common_options
-@run_command(_show_tokens)
+@run_command(_show_tokens, direct=True)
 def tokens_list(engine: Engine, principal: str | None) -> list[dict[str, Any]]:
     """List tokens: id, principal, state, created, expires, last used. Never the secret."""
     return Credentials(engine).tokens(principal)
@@ -116,7 +116,7 @@ def tokens_list(engine: Engine, principal: str | None) -> list[dict[str, Any]]:
 @tokens.command("revoke")
 @click.argument("token_id", metavar="ID")
 @common_options
-@run_command(_show_token)
+@run_command(_show_token, direct=True)
 def tokens_revoke(engine: Engine, token_id: str) -> dict[str, Any]:
     """Revoke token ID: it stops working at once."""
     return Credentials(engine).revoke_token(token_id, by=operator())
