@@ -282,3 +282,22 @@ def test_the_client_without_a_token_or_a_server_is_explained(demo_home: HomeBuil
                     env={"TIERGATE_URL": f"http://127.0.0.1:{_free_port()}", "TIERGATE_TOKEN": "tg_secret"})
     assert no_server.returncode == 1 and no_server.json["error"]["code"] == "server_unreachable"
     assert "tg_secret" not in no_server.stdout
+
+
+def test_metrics_in_prometheus_text_format(server: Server, demo_home: HomeBuilder,
+                                           cli: Callable[..., CLIResult]) -> None:
+    bot = _issue(cli, demo_home, "agent:bot")
+    with server.client(bot["token"]) as http:
+        run = http.post("/api/runs", json={"process": "demo", "data": {"ticket_id": "T-1"}}).json()["data"]["id"]
+        http.post(f"/api/runs/{run}/steps/gather/complete", json={"evidence": {"summary": "short"}})
+        http.post(f"/api/runs/{run}/steps/gather/complete", json={"evidence": GATHER})
+        http.post(f"/api/runs/{run}/steps/review/complete", json={"evidence": {"approved": True}})
+        scraped = http.get("/metrics")
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = scraped.text.splitlines()
+    assert 'tiergate_runs{process="demo",status="active"} 1' in lines
+    assert 'tiergate_steps_completed_total{process="demo"} 1' in lines
+    assert 'tiergate_gate_failures_total{process="demo"} 1' in lines
+    assert 'tiergate_refusals_total{process="demo",reason="not_ready"} 1' in lines
+    assert "# TYPE tiergate_timers_overdue gauge" in lines and "tiergate_timers_due 0" in lines
+    assert any(line.startswith("tiergate_log_fold_lag_entries ") for line in lines)

@@ -8,6 +8,7 @@ Routes:
 - ``/mcp``: MCP over streamable HTTP (stateless, JSON answers), the same tools as
   ``tiergate mcp``, each call as the principal of its bearer token;
 - ``/api/...``: the JSON API (``tiergate.server.api``), described at ``/api/openapi.json``;
+- ``/metrics``: Prometheus' text format (``tiergate.server.prometheus``);
 - ``/healthz``: for probes.
 
 Only ``/healthz`` and ``/api/openapi.json`` answer without a token (``tiergate.server.doors``).
@@ -20,7 +21,8 @@ import threading
 from typing import Any, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from tiergate import __version__
@@ -30,7 +32,7 @@ from tiergate.envelope import failure, success
 from tiergate.gates import MAX_EVIDENCE_BYTES
 from tiergate.mcpserver import build_server
 from tiergate.operations import Operations
-from tiergate.server import api
+from tiergate.server import api, prometheus
 from tiergate.server.doors import Doors
 
 DEFAULT_HOST = "127.0.0.1"
@@ -60,7 +62,11 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
             return JSONResponse(failure(code, getattr(err, "message", "the database is not ready.")), 503)
         return JSONResponse(success({"status": "ok", "version": __version__}))
 
-    app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]),
+    async def metrics(request: Request) -> PlainTextResponse:
+        body = await run_in_threadpool(run_locked, prometheus.exposition, engine, engine.clock())
+        return PlainTextResponse(body, media_type=prometheus.CONTENT_TYPE)
+
+    app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"]),
                               *api.routes(operations, max_body=max_body, run_locked=run_locked)])
     return Doors(app, Credentials(engine), max_body)
 
