@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -26,12 +26,13 @@ from tiergate.guidance.context import _may_act as may_act
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time, utc
 from tiergate.store import runs as run_store
-from tiergate.store.tables import Claim
+from tiergate.store.tables import Claim, Run
 
 if TYPE_CHECKING:
     from tiergate.engine import Engine
 
 _claims = Claim.__table__  # type: ignore[attr-defined]
+_runs = Run.__table__  # type: ignore[attr-defined]
 MAX_ATTEMPTS = 8
 
 
@@ -149,7 +150,7 @@ def _judge(engine: "Engine", conn: Connection, run: Any, views: list[Any], step:
                                "role may (tiers/catalog.yaml owner, tiers/roles.yaml).", reason="actor_not_allowed",
                                details={"run": run.id, "actor": str(who)})
         target = assignee
-    allowed, why = may_act(view, _Run(run.id, views), target, engine.definitions.roles)
+    allowed, why = may_act(view, cast(Any, _Run(run.id, views)), target, engine.definitions.roles)
     if not allowed:
         raise RefusedError(f"{target} may not do step '{step}' of run {run.id}: {why}.", reason="actor_not_allowed",
                            details={"run": run.id, "step": step, "actor": str(target)})
@@ -171,24 +172,26 @@ def inbox(engine: "Engine", who: Actor) -> list[dict[str, Any]]:
     items = []
     with engine.db.read() as conn:
         claims = {(r.run_id, r.step): r for r in conn.execute(select(_claims))}
+        due = {r.id: r.due_at for r in conn.execute(select(_runs.c.id, _runs.c.due_at).where(
+            _runs.c.status == RunStatus.ACTIVE.value, _runs.c.due_at.is_not(None)))}
         for run in run_store.list_runs(conn, status=RunStatus.ACTIVE.value, limit=100_000):
             definition = engine._pinned(conn, run)
-            views = runner_views = engine.runners[run.tier].steps(definition, run.state, run={"id": run.id})
+            views = engine.runners[run.tier].steps(definition, run.state, run={"id": run.id})
             for view in views:
                 if view.state != "ready" or view.decide is not None:
                     continue
-                allowed, _ = may_act(view, _Run(run.id, runner_views), who, roles)
+                allowed, _ = may_act(view, cast(Any, _Run(run.id, views)), who, roles)
                 claim = claims.get((run.id, view.id))
-                held = claim is not None and now - utc(claim.claimed_at) < engine.claim_timeout
-                if not allowed or (held and claim.claimed_by != str(who)):
+                holder = claim if claim is not None and now - utc(claim.claimed_at) < engine.claim_timeout else None
+                if not allowed or (holder is not None and holder.claimed_by != str(who)):
                     continue
                 items.append({
                     "run": run.id, "process": run.process_id, "title": definition.title, "tier": run.tier,
                     "step": view.id, "step_title": view.title, "optional": view.optional,
                     "ready_at": view.ready_at or format_time(run.created_at),
-                    "due": format_time(run.due_at) if getattr(run, "due_at", None) else None,
-                    "claimed_by": claim.claimed_by if held else None,
-                    "claimed_at": format_time(claim.claimed_at) if held else None,
+                    "due": format_time(due[run.id]) if due.get(run.id) is not None else None,
+                    "claimed_by": holder.claimed_by if holder is not None else None,
+                    "claimed_at": format_time(holder.claimed_at) if holder is not None else None,
                 })
     items.sort(key=lambda item: (item["ready_at"], item["run"], item["step"]))
     return items

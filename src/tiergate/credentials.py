@@ -140,9 +140,9 @@ class Credentials:
                 store.disable_principal(conn, str(who), now)
                 revoked = store.revoke_tokens_of(conn, str(who), now, by)
                 self._record(conn, "principal_disabled", str(who), by, door, now, revoked_tokens=revoked)
-            row = store.get_principal(conn, str(who))
-        assert row is not None
-        return _principal_view(row)
+            after = store.get_principal(conn, str(who))
+        assert after is not None
+        return _principal_view(after)
 
     @staticmethod
     def _require_principal(conn: Any, who: Actor) -> dict[str, Any]:
