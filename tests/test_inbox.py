@@ -95,3 +95,31 @@ def test_inbox_claim_and_unclaim_on_the_command_line(demo_home: HomeBuilder, cli
     assert cli("unclaim", run, "gather", "--actor", "human:alice", home=demo_home).returncode == 0
     assert [i["step"] for i in cli("inbox", "--actor", "human:bob", "--json", home=demo_home).json["data"]] == \
         ["gather"]
+
+
+def test_two_people_claiming_one_step_at_once_get_one_claim(demo_home: HomeBuilder, make_engine: Any) -> None:
+    import threading
+
+    first = make_engine(demo_home)
+    run = first.start("demo", {"ticket_id": "T-1"}, actor="agent:bot").id
+    engines = [make_engine(demo_home) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    outcomes: list[str] = []
+
+    def claim(engine: Any, who: str) -> None:
+        barrier.wait(timeout=120)
+        try:
+            engine.claim(run, "gather", actor=who)
+            outcomes.append("claimed")
+        except RefusedError as err:
+            outcomes.append(err.reason)
+
+    threads = [threading.Thread(target=claim, args=(e, f"human:p{i}")) for i, e in enumerate(engines)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["claimed"] + ["claimed_by_other"] * 3
+    holders = [e["detail"]["claimed_by"] for e in first.log(run) if e["event"] == "claimed"]
+    assert len(holders) == 1 and first.inbox(holders[0])[0]["claimed_by"] == holders[0]
+    assert first.verify_log()["ok"]

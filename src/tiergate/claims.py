@@ -121,8 +121,14 @@ def _attempt(engine: "Engine", run_id: str, step: str, who: Actor, action: str, 
         else:
             events = [LogEvent(event, who, step=step, detail={"claimed_by": holder} if holder else {},
                                door=who.door or "direct")]
+        # The log first: its guard on the run row serialises attempts on the run, so two claims of
+        # one step cannot both pass (the later one is judged again, and sees the first).
         if not execution_log.append_detached(conn, run.head, events, now):
             raise _Retry
+        if refusal is None and holder is None:
+            release(conn, run.id, step)
+        elif refusal is None and holder is not None:
+            _hold(conn, run.id, step, holder, now, str(who) if action == "assign" else None)
     return refusal, holder
 
 
@@ -140,7 +146,6 @@ def _judge(engine: "Engine", conn: Connection, run: Any, views: list[Any], step:
             raise RefusedError(f"step '{step}' is claimed by {current['claimed_by']}; only they or the process "
                                "owner's role may release it.", reason="claimed_by_other",
                                details={"run": run.id, "step": step, "claimed_by": current["claimed_by"]})
-        release(conn, run.id, step)
         return "unclaimed", None
     target = who
     if action == "assign":
@@ -158,11 +163,14 @@ def _judge(engine: "Engine", conn: Connection, run: Any, views: list[Any], step:
         raise RefusedError(f"step '{step}' of run {run.id} is already claimed by {current['claimed_by']}.",
                            reason="claimed_by_other",
                            details={"run": run.id, "step": step, "claimed_by": current["claimed_by"]})
-    values = {"claimed_by": str(target), "claimed_at": now, "assigned_by": str(who) if action == "assign" else None}
-    if conn.execute(update(_claims).where(_claims.c.run_id == run.id, _claims.c.step == step)
-                    .values(**values)).rowcount == 0:
-        conn.execute(insert(_claims).values(run_id=run.id, step=step, **values))
     return ("assigned" if action == "assign" else "claimed"), str(target)
+
+
+def _hold(conn: Connection, run_id: str, step: str, holder: str, now: datetime, assigned_by: str | None) -> None:
+    values = {"claimed_by": holder, "claimed_at": now, "assigned_by": assigned_by}
+    if conn.execute(update(_claims).where(_claims.c.run_id == run_id, _claims.c.step == step)
+                    .values(**values)).rowcount == 0:
+        conn.execute(insert(_claims).values(run_id=run_id, step=step, **values))
 
 
 def inbox(engine: "Engine", who: Actor) -> list[dict[str, Any]]:
