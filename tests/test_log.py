@@ -93,7 +93,8 @@ def test_log_lists_all_runs_oldest_first(engine: Engine) -> None:
     assert everything[0]["run"] == first and everything[-1]["run"] == second
     entry = everything[2]
     assert set(entry) == {"id", "at", "run", "seq", "process", "version", "tier", "step", "event", "actor",
-                          "duration_s", "detail", "hash"}
+                          "duration_s", "detail", "door", "hash"}
+    assert {e["door"] for e in everything} == {"direct"}  # an Engine in-process is on the database directly
     assert entry["process"] == "demo" and entry["tier"] == 2 and len(entry["version"]) == 64
 
 
@@ -123,6 +124,7 @@ def test_entry_hash_is_the_sha256_of_the_entrys_canonical_json() -> None:
                                       "n": decimal.Decimal("3")}}),
         LogEvent("step_ready", SYSTEM, step="extra"),
         LogEvent("completed", SYSTEM, detail={"nested": {"b": {}, "a": []}, "when": (1, 2)}, duration_s=-0.0),
+        LogEvent("refused", Actor("human", "al"), step="gather", detail={"reason": "x"}, door="token:0a1b2c"),
     ]
     head = RunHead("run-1", "demo", "v" * 64, 2, 3, "f" * 64)
     rows = chain(head, events, datetime(2026, 12, 3, 18, 0, 0, 5, tzinfo=timezone.utc), state="5" * 64)
@@ -132,12 +134,14 @@ def test_entry_hash_is_the_sha256_of_the_entrys_canonical_json() -> None:
                     "version": "v" * 64, "tier": 2, "step": event.step, "event": event.event,
                     "actor": [event.actor.kind, event.actor.id], "duration_s": row["duration_s"],
                     "detail": to_jsonable(event.detail), "prev": prev, "state": "5" * 64}
+        if event.door is not None:  # entries before migration 0010 have no door, and hash without one
+            material["door"] = event.door
         assert row["hash"] == hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
         assert row["detail_json"] == canonical_json(to_jsonable(event.detail))
         # What verify recomputes from a stored entry (the detail read back as JSON) is the same hash.
         assert entry_hash({**row, "detail": json.loads(row["detail_json"])}) == row["hash"]
         prev = row["hash"]
-    assert [r["seq"] for r in rows] == [4, 5, 6] and GENESIS != prev
+    assert [r["seq"] for r in rows] == [4, 5, 6, 7] and GENESIS != prev
     # An entry that binds no state (a refusal, or one written before 0008) hashes without the key.
     bare = chain(head, events[:1], datetime(2026, 12, 3, 18, 0, 0, 5, tzinfo=timezone.utc))[0]
     material = {"run": "run-1", "seq": 4, "at": format_time(bare["at"]), "process": "demo", "version": "v" * 64,

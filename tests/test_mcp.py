@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,8 @@ from support import CLIResult, HomeBuilder
 from tiergate.engine import Engine
 
 Cli = Callable[..., CLIResult]
-TOOLS = {"list_processes", "start_run", "get_guidance", "complete_step", "skip_step", "get_run", "list_my_runs"}
+TOOLS = {"list_processes", "start_run", "get_guidance", "complete_step", "skip_step", "get_run", "list_my_runs",
+         "list_my_work"}
 TRIAGE = {"ticket_id": "SUP-10234", "client_id": "CL-0042", "client_tier": "gold",
           "summary": "Payslips show the wrong overtime rate since the last release"}
 
@@ -27,7 +29,9 @@ async def agent_session(home: Path, db_url: str, actor: str, errlog: Path) -> As
     """An MCP client session with `tiergate mcp --actor ACTOR` started as a real subprocess."""
     params = StdioServerParameters(command=sys.executable, args=["-m", "tiergate", "--home", str(home), "mcp",
                                                                  "--actor", actor],
-                                   env={"TIERGATE_DATABASE_URL": db_url, "NO_COLOR": "1"}, cwd=str(home))
+                                   env={"TIERGATE_DATABASE_URL": db_url, "NO_COLOR": "1",
+                                        # the tiergate under test, also when run from another checkout
+                                        "PYTHONPATH": os.environ.get("PYTHONPATH", "")}, cwd=str(home))
     with errlog.open("w") as stderr:
         async with stdio_client(params, errlog=stderr) as (read, write):
             async with ClientSession(read, write) as session:

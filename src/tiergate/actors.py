@@ -7,7 +7,7 @@ Actors are written ``agent:NAME`` or ``human:NAME`` on the command line (``--act
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -21,9 +21,16 @@ _ACTOR = re.compile(r"^(?P<kind>[a-z]+):(?P<id>[A-Za-z0-9][A-Za-z0-9._@-]{0,127}
 class Actor:
     kind: ActorKindName
     id: str
+    #: The door this actor came through (``direct``, ``token:<id>``, ``session:<id>``), recorded
+    #: with every log entry of its attempts. Not part of who the actor is: equal actors may differ.
+    door: str | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.id}"
+
+    def through(self, door: str) -> "Actor":
+        """The same actor, arriving through ``door``."""
+        return replace(self, door=door)
 
     @classmethod
     def parse(cls, text: str | None) -> "Actor":

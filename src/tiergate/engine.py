@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from tiergate import guidance
+from tiergate import claims, guidance
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
@@ -42,6 +42,16 @@ if TYPE_CHECKING:  # loaded by the commands that use them, so `status` does not 
     from tiergate.router import Route, Router
 
 MAX_ATTEMPTS = 8
+#: The door of an actor that names none: a program or the CLI on the database directly.
+DIRECT = "direct"
+
+
+def _through(events: list[LogEvent], who: Actor) -> list[LogEvent]:
+    """Record on each entry of an attempt the door its actor came through."""
+    door = who.door or DIRECT
+    for item in events:
+        item.door = door
+    return events
 
 
 class _Retry(Exception):
@@ -81,6 +91,7 @@ class Engine:
         self.home = Home(Path(settings["home"]))
         self.database_url: str = settings["database_url"] or default_sqlite_url(self.home.root)
         self.default_actor: str | None = settings["actor"]
+        self.claim_timeout = timedelta(minutes=float(settings["claim_timeout_minutes"]))
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.runners = Runners()
         self._definitions_by_version: dict[str, Definition] = {}
@@ -203,7 +214,7 @@ class Engine:
             record = store.insert_run(conn, run_id=run_id, process_id=process_id,
                                       definition_version=definition.version, tier=runner.tier,
                                       status=transition.status, state=transition.state, started_by=str(who),
-                                      events=[routed, *transition.events], now=now)
+                                      events=_through([routed, *transition.events], who), now=now)
             self._schedule(conn, run_id, runner, transition.state)
         self._recent_runs.put(record)
         return self._info(record, definition)
@@ -252,6 +263,19 @@ class Engine:
 
         return self._act(run_id, who, step_id, "retry", {"data": data or {}}, retry)
 
+    def refuse(self, run_id: str, actor: str | Actor, step_id: str | None, attempt: str,
+               error: RefusedError) -> RunInfo:
+        """Log ``error`` as a refused ``attempt`` on RUN by ``actor`` and raise it.
+
+        For refusals decided before the runner is asked (a door's check, e.g. ``actor_mismatch``).
+        """
+        who = self.actor(actor)
+
+        def refuse(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
+            raise error
+
+        return self._act(run_id, who, step_id, attempt, {}, refuse)
+
     @staticmethod
     def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any]) -> None:
         """Keep the run's next timer due time in its row (Tier 1), for `tiergate worker`."""
@@ -288,6 +312,8 @@ class Engine:
                             require_active(run.id, run.status)
                         if attempt == "cancel":
                             self._may_cancel(run, who)
+                        if step_id is not None and attempt in ("complete", "skip"):
+                            claims.require_unclaimed(conn, run.id, step_id, who, now, self.claim_timeout)
                         transition = change(runner, definition, run.state, ctx)
                     except (RefusedError, GateFailedError) as err:
                         if recent is not None:
@@ -296,14 +322,16 @@ class Engine:
                         event = "gate_failed" if isinstance(err, GateFailedError) else "refused"
                         detail = {"attempt": attempt, **tried, **err.details, "message": err.message}
                         detail.pop("run", None)
-                        if not execution_log.append_detached(conn, run.head, [LogEvent(event, who, step=step_id,
-                                                                                       detail=detail)], now):
+                        if not execution_log.append_detached(conn, run.head, _through(
+                                [LogEvent(event, who, step=step_id, detail=detail)], who), now):
                             raise _Retry
                     else:
                         saved = store.save_transition(conn, run, transition.state, transition.status,
-                                                      transition.events, now)
+                                                      _through(transition.events, who), now)
                         if saved is None:
                             raise _Retry
+                        if step_id is not None and attempt in ("complete", "skip"):
+                            claims.release(conn, run.id, step_id)
                         self._schedule(conn, run.id, runner, transition.state)
                         run = saved
             except _Retry:
@@ -328,6 +356,26 @@ class Engine:
             return self._info(run, definition)
         raise ConflictError(f"run {run_id} kept changing while this attempt was made ({MAX_ATTEMPTS} tries). "
                             "Read the run again, then try again.", details={"run": run_id, "see": "status"})
+
+    # --- the inbox and claims (tiergate.claims) ----------------------------------------------
+
+    def inbox(self, actor: str | Actor | None = None) -> list[dict[str, Any]]:
+        """Every ready step of an active run that ``actor`` may do now, oldest first (with who claimed it)."""
+        return claims.inbox(self, self.actor(actor))
+
+    def claim(self, run_id: str, step_id: str, actor: str | Actor | None = None) -> dict[str, Any]:
+        """Take on a ready step: others are refused it (``claimed_by_other``) until released or timed out."""
+        return claims.change_claim(self, run_id, step_id, self.actor(actor), "claim")
+
+    def unclaim(self, run_id: str, step_id: str, actor: str | Actor | None = None) -> dict[str, Any]:
+        """Release a claim (one's own; the process owner's role may release anyone's)."""
+        return claims.change_claim(self, run_id, step_id, self.actor(actor), "unclaim")
+
+    def assign(self, run_id: str, step_id: str, assignee: str | Actor,
+               actor: str | Actor | None = None) -> dict[str, Any]:
+        """Claim a ready step for ``assignee`` (members of the process owner's role only)."""
+        target = assignee if isinstance(assignee, Actor) else Actor.parse(assignee)
+        return claims.change_claim(self, run_id, step_id, self.actor(actor), "assign", target)
 
     def _may_close_without_step(self, run_id: str) -> None:
         info = self.status(run_id)
@@ -414,7 +462,8 @@ class Engine:
         return [{"id": r["id"], "at": format_time(r["at"]), "run": r["run_id"], "seq": r["seq"],
                  "process": r["process_id"], "version": r["definition_version"], "tier": r["tier"],
                  "step": r["step"], "event": r["event"], "actor": f"{r['actor_kind']}:{r['actor_id']}",
-                 "duration_s": r["duration_s"], "detail": r["detail"], "hash": r["hash"]} for r in rows]
+                 "duration_s": r["duration_s"], "detail": r["detail"], "door": r.get("door"),
+                 "hash": r["hash"]} for r in rows]
 
     # --- decisions -----------------------------------------------------------------------
 

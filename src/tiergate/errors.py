@@ -16,6 +16,8 @@ file and line).
     ├── NotFoundError              an unknown process, run, step or decision
     ├── RefusedError               an attempt that breaks the process (logged as `refused`)
     ├── GateFailedError            evidence that does not pass a step's gate (logged as `gate_failed`)
+    │   └── ActorMismatchError     a door's credential is one principal, the attempt names another
+    ├── UnauthorizedError          no credential, or a revoked, expired or unknown one (HTTP 401)
     ├── ConflictError              someone else changed the run first; re-read and retry
     ├── DatabaseError              the database is unreachable or at the wrong schema
     │   └── SchemaOutdatedError    run `tiergate db upgrade`
@@ -99,6 +101,24 @@ class RefusedError(TiergateError):
     def __init__(self, message: str, *, reason: str, details: dict[str, Any] | None = None):
         super().__init__(message, details={"reason": reason, **(details or {})})
         self.reason = reason
+
+
+class ActorMismatchError(RefusedError):
+    """``--actor`` (or an actor argument) names someone other than the credential's principal."""
+
+    code = "actor_mismatch"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None):
+        super().__init__(message, reason="actor_mismatch", details=details)
+
+
+class UnauthorizedError(TiergateError):
+    """No credential, or one that is unknown, revoked, expired or of a disabled principal.
+
+    The message never repeats the credential itself.
+    """
+
+    code = "unauthorized"
 
 
 class GateFailedError(TiergateError):

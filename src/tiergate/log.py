@@ -32,6 +32,7 @@ EVENTS = frozenset({
     "routed", "started", "step_ready", "step_completed", "step_skipped", "gate_failed", "refused",
     "decision_evaluated", "timer_fired", "escalated", "guidance_served", "completed", "cancelled", "failed",
     "state_saved",  # a change of a run's state that logged nothing else: it binds the new state
+    "claimed", "unclaimed", "assigned",
 })
 
 _log = LogEntry.__table__  # type: ignore[attr-defined]
@@ -49,6 +50,8 @@ class LogEvent:
     duration_s: float | None = None
     #: ``detail`` as canonical JSON (``canonical_json``), when the caller has it already.
     detail_json: str | None = None
+    #: The door the attempt came through: ``direct``, ``token:<id>``, ``session:<id>`` (the Engine sets it).
+    door: str | None = None
 
     def __post_init__(self) -> None:
         if self.event not in EVENTS:
@@ -107,9 +110,10 @@ def state_hash(state_json: str) -> str:
 def entry_hash(row: dict[str, Any], detail_json: str | None = None) -> str:
     """sha256 of the canonical JSON (``canonical_json``: keys sorted, no spaces, UTF-8) of
 
-    ``{"actor": [kind, id], "at", "detail", "duration_s", "event", "prev", "process", "run",
+    ``{"actor": [kind, id], "at", "detail", "door", "duration_s", "event", "prev", "process", "run",
     "seq", "state", "step", "tier", "version"}`` (``"state"`` only for an entry that binds the
-    run's state: older entries and refusals hash without it). ``detail_json`` is the detail's canonical JSON when the
+    run's state: older entries and refusals hash without it; ``door`` only when it is set: entries
+    written before migration 0010 have none). ``detail_json`` is the detail's canonical JSON when the
     caller has it (``chain``). The object is spelled here key by key, in that (sorted) order,
     each value as canonical_json spells it; a test holds it to canonical_json of the object.
     """
@@ -117,8 +121,11 @@ def entry_hash(row: dict[str, Any], detail_json: str | None = None) -> str:
     text = _json_string  # the fields that are always strings
     bound = row.get("state_hash")
     state = "" if bound is None else f'"state":{text(bound)},'
+    door = row.get("door")
+    door_field = "" if door is None else f'"door":{text(door)},'
     material = (f'{{"actor":[{text(row["actor_kind"])},{text(row["actor_id"])}],'
                 f'"at":{text(format_time(row["at"]))},"detail":{detail},'
+                f'{door_field}'
                 f'"duration_s":{_scalar(row["duration_s"])},"event":{text(row["event"])},'
                 f'"prev":{text(row["prev_hash"])},"process":{text(row["process_id"])},'
                 f'"run":{text(row["run_id"])},"seq":{_scalar(row["seq"])},{state}"step":{_scalar(row["step"])},'
@@ -146,7 +153,7 @@ def chain(head: RunHead, events: Iterable[LogEvent], now: datetime,
             "definition_version": head.definition_version, "tier": head.tier, "step": item.step,
             "event": item.event, "actor_kind": item.actor.kind, "actor_id": item.actor.id,
             "duration_s": None if item.duration_s is None else round(item.duration_s, 6),
-            "detail_json": detail_json, "prev_hash": prev, "state_hash": state,
+            "detail_json": detail_json, "prev_hash": prev, "state_hash": state, "door": item.door,
         }
         row["hash"] = prev = entry_hash(row, detail_json)
         rows.append(row)
@@ -154,7 +161,7 @@ def chain(head: RunHead, events: Iterable[LogEvent], now: datetime,
 
 
 _COLUMNS = ("run_id", "seq", "at", "process_id", "definition_version", "tier", "step", "event", "actor_kind",
-            "actor_id", "duration_s", "detail", "prev_hash", "hash", "state_hash")
+            "actor_id", "duration_s", "detail", "prev_hash", "hash", "state_hash", "door")
 _COLUMN_LIST = ", ".join(_COLUMNS)
 # duration_s and detail need their types spelled out where PostgreSQL cannot infer them (VALUES).
 _ROW = "(" + ", ".join("{float}" if c == "duration_s" else "{json}" if c == "detail" else "{p}" for c in _COLUMNS) + ")"
@@ -177,7 +184,7 @@ def _insert_after_guard(guard_sql: str, rows: int) -> str:
 def _params(dialect: str, row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["run_id"], row["seq"], bind_time(dialect, row["at"]), row["process_id"], row["definition_version"],
             row["tier"], row["step"], row["event"], row["actor_kind"], row["actor_id"], row["duration_s"],
-            row["detail_json"], row["prev_hash"], row["hash"], row["state_hash"])
+            row["detail_json"], row["prev_hash"], row["hash"], row["state_hash"], row["door"])
 
 
 def write(conn: Connection, rows: list[dict[str, Any]], guard: Guard | None = None) -> bool:

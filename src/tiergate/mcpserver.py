@@ -1,13 +1,18 @@
-"""tiergate as an MCP server: the tools an agent uses to work through runs, over stdio.
+"""tiergate as an MCP server: the tools an agent uses to work through runs, over stdio or HTTP.
 
     tiergate mcp --actor agent:triage-bot        # started by the MCP client (Claude Code, ...)
 
     server = build_server(Engine(home="."), Actor.parse("agent:triage-bot"))
     server.run()                                 # stdio until the client closes it
 
-Built on the official MCP SDK's ``MCPServer``. The actor is fixed when the server starts and
-must be an agent: no tool takes an actor argument, so an agent cannot act as a person. Every
-tool calls the same ``Engine`` method the CLI calls and answers with the same JSON envelope as
+    server = build_server(engine)                # `tiergate serve`: MCP over streamable HTTP at /mcp,
+                                                 # each call as the principal of its bearer token
+
+Built on the official MCP SDK's ``MCPServer``. Over stdio the actor is fixed when the server
+starts and must be an agent; over HTTP each request's caller is the one ``tiergate.server``
+authenticated from its ``Authorization: Bearer`` token (``caller_key`` in the request scope).
+No tool takes an actor argument, so an agent cannot act as a person. Every tool calls the same
+operation (``tiergate.operations``) the CLI and the HTTP API call and answers with the same JSON envelope as
 ``--json`` (``tiergate.envelope``): ``{"ok": true, "data": ...}``, or, as a tool *error*,
 ``{"ok": false, "error": {"code", "message", "details"}}``. Refusals and gate failures are
 logged by the engine exactly as for the CLI. Each run's guidance is also a resource
@@ -21,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
@@ -31,7 +36,8 @@ from tiergate import __version__
 from tiergate.actors import Actor
 from tiergate.engine import Engine
 from tiergate.envelope import failure, success, with_next_step
-from tiergate.errors import NotFoundError, TiergateError, UsageError
+from tiergate.errors import NotFoundError, TiergateError, UnauthorizedError, UsageError
+from tiergate.operations import Caller, Operations
 from tiergate.jsonutil import to_jsonable
 
 INSTRUCTIONS = """\
@@ -142,11 +148,19 @@ def agent_actor(engine: Engine, claimed: str | None) -> Actor:
     return actor
 
 
-def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[type-arg]
-    """The MCP server for ``actor`` (an agent) over ``engine``. Call ``.run()`` to serve stdio."""
-    if actor.kind != "agent":
+#: Where ``tiergate.server`` puts the authenticated ``Caller`` of an HTTP request (its ASGI scope).
+caller_key = "tiergate.caller"
+
+
+def build_server(engine: Engine, actor: Actor | None = None,
+                 lock: threading.Lock | None = None) -> MCPServer:  # type: ignore[type-arg]
+    """The MCP server over ``engine``: for ``actor`` (an agent) over stdio (call ``.run()``), or,
+    without one, for the callers ``tiergate.server`` authenticates per HTTP request."""
+    if actor is not None and actor.kind != "agent":
         raise UsageError(f"tiergate mcp serves agents only; {actor} is not an agent.", code="actor_invalid")
-    lock = threading.Lock()  # tools run in worker threads; one engine call at a time
+    fixed = Caller.fixed(actor) if actor is not None else None
+    operations = Operations(engine)
+    lock = lock or threading.Lock()  # tools run in worker threads; one engine call at a time
     seen = [_fingerprint(engine.home.root)]
 
     def current() -> Engine:
@@ -160,32 +174,45 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
             seen[0] = now
         return engine
 
-    def call(body: Callable[[Engine], Any]) -> CallToolResult:
+    def caller(ctx: Context | None) -> Caller:  # type: ignore[type-arg]
+        if fixed is not None:
+            return fixed
+        request = getattr(getattr(ctx, "request_context", None), "request", None) if ctx is not None else None
+        found = request.scope.get(caller_key) if request is not None else None
+        if not isinstance(found, Caller):  # the server answers 401 before a tool is reached
+            raise UnauthorizedError("no valid token. Send `Authorization: Bearer tg_...`.")
+        return found
+
+    def call(ctx: Context, body: Callable[[Operations, Caller], Any]) -> CallToolResult:  # type: ignore[type-arg]
         try:
+            who = caller(ctx)
             with lock:
-                return _result(success(to_jsonable(body(current()))))
+                current()
+                return _result(success(to_jsonable(body(operations, who))))
         except TiergateError as err:
             return _result(failure(err.code, with_next_step(err.message, err.details, "mcp"), to_jsonable(err.details)))
 
+    acting_as = f"acting as {actor}" if actor is not None else "acting as the principal of your token"
     app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,
-                  log_level="WARNING", description=f"Processes with enforced steps, acting as {actor}.")
+                  log_level="WARNING", description=f"Processes with enforced steps, {acting_as}.")
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                                 open_world_hint=False)
     changes = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
                               open_world_hint=False)
 
     @app.tool(annotations=read_only)
-    def list_processes() -> Answer:
+    def list_processes(ctx: Context) -> Answer:  # type: ignore[type-arg]
         """List every process tiergate knows, to find the one for your task.
 
         Each has: id, title, area, owner, expected_minutes, tier (1 = strict BPMN process,
         2 = checklist with evidence gates, 3 = conventions only) with the routing rationale,
         its risk facts, and `inputs`: the JSON Schema the start data of start_run must pass.
         """
-        return call(lambda e: e.processes())
+        return call(ctx, lambda ops, who: ops.processes(who))
 
     @app.tool(annotations=changes)
     def start_run(
+        ctx: Context,  # type: ignore[type-arg]
         process: Annotated[str, Field(description="A process id from list_processes, e.g. 'support-triage'.",
                                       min_length=1, max_length=64)],
         data: Annotated[dict[str, Any], Field(description="Start data: a JSON object that passes the process's "
@@ -198,10 +225,10 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         that does not pass the `inputs` schema is refused (error code invalid_data, with each
         failing field) and no run is created.
         """
-        return call(lambda e: e.start(process, data, actor=actor).to_dict())
+        return call(ctx, lambda ops, who: ops.start(who, process, data))
 
     @app.tool(annotations=read_only)
-    def get_guidance(run: RunId) -> Answer:
+    def get_guidance(ctx: Context, run: RunId) -> Answer:  # type: ignore[type-arg]
         """What to do now in a run, written for its tier. Read it before every step.
 
         `data.text` is the guidance (markdown): the checklist or the one step to do now, or
@@ -209,10 +236,11 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         may do it (`you_may`, `why_not`), and its evidence gate both in plain words
         (`evidence_words`) and as a self-contained JSON Schema (`evidence_schema`).
         """
-        return call(lambda e: e.guide(run, actor=actor, channel="mcp"))
+        return call(ctx, lambda ops, who: ops.guide(who, run, channel="mcp"))
 
     @app.tool(annotations=changes)
     def complete_step(
+        ctx: Context,  # type: ignore[type-arg]
         run: RunId,
         step: StepId,
         evidence: Annotated[dict[str, Any], Field(description="A JSON object that passes the step's gate (see "
@@ -229,10 +257,11 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         call again. On success, returns the run with the steps that are ready next.
         For a tier 3 run, completing step 'work' closes the run.
         """
-        return call(lambda e: e.complete(run, step, evidence, actor=actor).to_dict())
+        return call(ctx, lambda ops, who: ops.complete(who, run, step, evidence))
 
     @app.tool(annotations=changes)
     def skip_step(
+        ctx: Context,  # type: ignore[type-arg]
         run: RunId,
         step: StepId,
         reason: Annotated[str, Field(description="Why the step is not needed; it goes into the log.",
@@ -243,16 +272,17 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         A required step is refused (error code `refused`, details.reason `not_optional`); do
         it with complete_step instead. Returns the run with the steps ready next.
         """
-        return call(lambda e: e.skip(run, step, reason, actor=actor).to_dict())
+        return call(ctx, lambda ops, who: ops.skip(who, run, step, reason))
 
     @app.tool(annotations=read_only)
-    def get_run(run: RunId) -> Answer:
+    def get_run(ctx: Context, run: RunId) -> Answer:  # type: ignore[type-arg]
         """The state of a run: its status, each step (done, ready, locked or skipped) with who
         did it and when, the ready steps' instructions and gates, and the run's data."""
-        return call(lambda e: e.status(run).to_dict())
+        return call(ctx, lambda ops, who: ops.status(who, run))
 
     @app.tool(annotations=read_only)
     def list_my_runs(
+        ctx: Context,  # type: ignore[type-arg]
         status: Annotated[Literal["active", "completed", "cancelled", "failed"] | None,
                           Field(description="Only runs in this status; omit for all.")] = None,
     ) -> Answer:
@@ -260,11 +290,22 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
 
         Use it to pick up your work after a restart: then call get_guidance on an active run.
         """
-        return call(lambda e: e.runs(status=status, started_by=str(actor)))
+        return call(ctx, lambda ops, who: ops.runs(who, status=status, mine=True))
+
+    @app.tool(annotations=read_only)
+    def list_my_work(ctx: Context) -> Answer:  # type: ignore[type-arg]
+        """Every ready step, in any active run, that you may do now, oldest first.
+
+        Each item: run, process, step, step_title, ready_at, due, and claimed_by (you, or none).
+        Steps others have claimed, and steps that need a person or another role, are left out.
+        Then call get_guidance(run) and complete_step.
+        """
+        return call(ctx, lambda ops, who: ops.inbox(who))
 
     def guidance_text(run: str) -> str:
         with lock:
-            return str(current().guide(run, actor=actor, channel="mcp")["text"])
+            current()
+            return str(engine.guide(run, actor=actor, channel="mcp")["text"])
 
     @app.resource("tiergate://runs/{run}/guidance", name="run-guidance", title="Guidance of a run",
                   mime_type="text/markdown",
@@ -286,7 +327,7 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         except TiergateError as err:
             message = with_next_step(err.message, err.details, "mcp")
             raise MCPError(INVALID_PARAMS, message, failure(err.code, message, to_jsonable(err.details))) from None
-        return (f"Work on tiergate run {run} as {actor}, one step at a time. tiergate decides what comes next: "
+        return (f"Work on tiergate run {run} as {actor or 'yourself'}, one step at a time. tiergate decides what comes "
                 "for each ready step, do the work its instructions describe, then call complete_step with "
                 "evidence that passes its gate. If the answer is an error, read error.message and error.details, "
                 "fix the evidence and try again; never try another step to get around one. Call get_guidance "

@@ -50,6 +50,19 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "Find patterns in the log worth a process change, classify and remember them."),
     "report": ("tiergate.cli.metrics", "report",
                "Write one self-contained HTML page for leads: charts per tier and process, funnels, gaps."),
+    "inbox": ("tiergate.cli.inbox", "inbox", "List every ready step, in any active run, that you may do now, oldest first."),
+    "claim": ("tiergate.cli.inbox", "claim",
+              "Claim ready STEP of RUN: others are refused it until you release it or the claim times out."),
+    "unclaim": ("tiergate.cli.inbox", "unclaim",
+                "Release the claim on STEP of RUN (your own; the process owner's role may release any)."),
+    "assign": ("tiergate.cli.inbox", "assign",
+               "Assign ready STEP of RUN to ASSIGNEE (members of the process owner's role only)."),
+    "serve": ("tiergate.cli.serve", "serve",
+              "Serve MCP over HTTP at /mcp, the JSON API under /api/ and /healthz, in one process."),
+    "principals": ("tiergate.cli.principals", "principals",
+                   "Register the people and agents who may use the server (operators only)."),
+    "tokens": ("tiergate.cli.principals", "tokens",
+               "Issue, list and revoke the bearer tokens of principals (operators only)."),
 }
 
 

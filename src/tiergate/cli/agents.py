@@ -42,8 +42,8 @@ def mcp(actor: str | None, as_json: bool, home: str | None) -> None:
     """Serve tiergate to an MCP client over stdio, acting as one agent.
 
     The client (Claude Code, Claude Desktop, ...) starts this command and talks MCP on its
-    standard input and output. Tools: list_processes, start_run, get_guidance, complete_step,
-    skip_step, get_run, list_my_runs. The actor is fixed here; a human: actor is refused.
+    standard input and output. Tools: list_my_work, list_processes, start_run, get_guidance,
+    complete_step, skip_step, get_run, list_my_runs. The actor is fixed here; a human: actor is refused.
     """
     from tiergate.engine import Engine
     from tiergate.mcpserver import agent_actor, build_server  # the MCP SDK loads only for this command

@@ -81,11 +81,12 @@ def actor_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_command(human: Callable[[Console, Any], None] | None = None, *,
-                failed: Callable[[Any], bool] | None = None) -> Callable[..., Any]:
+                failed: Callable[[Any], bool] | None = None, direct: bool = False) -> Callable[..., Any]:
     """Wrap a command body ``(engine, **options) -> data`` with engine set-up and output.
 
     ``human`` prints ``data`` for people; ``failed(data)`` marks answers that must exit 1
-    (``tiergate check`` with problems) while still printing them.
+    (``tiergate check`` with problems) while still printing them. With TIERGATE_URL set the
+    body gets a ``tiergate.client.RemoteEngine`` instead, unless ``direct`` (operator commands).
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,11 +94,9 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
         def wrapper(*args: Any, as_json: bool, home: str | None, **kwargs: Any) -> None:
             ctx = click.get_current_context()
             home = home or (ctx.obj or {}).get("home")
-            from tiergate.engine import Engine  # loaded when a command runs, not for --help
-
             engine: Engine | None = None
             try:
-                engine = Engine(home=home)
+                engine = _engine(home, direct)
                 data = func(engine, *args, **kwargs)
             except TiergateError as err:
                 _fail(err, as_json)
@@ -120,6 +119,19 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
         return wrapper
 
     return decorate
+
+
+def _engine(home: str | None, direct: bool) -> Any:
+    """The database, or the server when TIERGATE_URL is set (the CLI as a client)."""
+    if not direct:
+        from tiergate.client import RemoteEngine
+
+        remote = RemoteEngine.from_environment()
+        if remote is not None:
+            return remote
+    from tiergate.engine import Engine  # loaded when a command runs on the database, not for --help or a client
+
+    return Engine(home=home)
 
 
 def _fail(err: TiergateError, as_json: bool) -> None:

@@ -37,7 +37,8 @@ from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedEr
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked on every start without importing Alembic (a test keeps it in
 #: step with the migrations folder).
-HEAD_REVISION = "0008"
+
+HEAD_REVISION = "0010"
 
 
 def default_sqlite_url(home: Path) -> str:

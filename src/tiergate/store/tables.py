@@ -9,6 +9,10 @@
   writes it.
 - ``LogTree``: the Merkle tree over the whole log, kept as its compact range (``tiergate.logtree``),
   extended by the log summary's fold; checkpoints sign its size and root.
+- ``Principal``, ``Token``, ``CredentialEvent``: who may come through the server's doors, their
+  credentials (only a hash of each token), and the append-only record of who added, disabled,
+  issued or revoked them (``tiergate.store.credentials``).
+- ``Claim``: who has claimed a ready step (``tiergate.claims``); gone once the step is done.
 - ``Gap``: a pattern in the log worth a process change (``tiergate.metrics.gaps`` keeps it),
   with when it was first and last seen.
 - ``SummaryRun``, ``SummaryGroup``, ``SummaryStep``, ``SummaryBucket``, ``SummaryAgentFailure``,
@@ -120,6 +124,8 @@ class LogEntry(SQLModel, table=True):
     # sha256 of the run's state after the change this entry belongs to (NULL: the entry changed no
     # state, e.g. a refusal, or was written before migration 0008). Part of the entry's hash.
     state_hash: Optional[str] = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # The door the entry came through: ``direct``, ``token:<id>`` or ``session:<id>`` (NULL before 0010).
+    door: Optional[str] = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class Gap(SQLModel, table=True):
@@ -276,3 +282,64 @@ class LogTree(SQLModel, table=True):
     frontier: list[Any] = Field(sa_column=Column(JSON, nullable=False))
     root: str = Field(sa_column=Column(String(64), nullable=False))
     updated_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+# --- principals and their credentials (tiergate.store.credentials) ---
+
+
+class Principal(SQLModel, table=True):
+    """Someone who may come through the server's doors: ``human:alice`` or ``agent:triage-bot``."""
+
+    __tablename__ = "principals"
+
+    id: str = Field(sa_column=Column(String(160), primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    email: Optional[str] = Field(default=None, sa_column=Column(String(320), nullable=True))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_by: str = Field(sa_column=Column(String(160), nullable=False))
+    disabled_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class Token(SQLModel, table=True):
+    """A bearer token of a principal. Only the SHA-256 of the secret is kept (``secret_hash``)."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (UniqueConstraint("secret_hash", name="uq_tokens_secret_hash"),
+                      Index("ix_tokens_principal", "principal_id"))
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    principal_id: str = Field(sa_column=Column(String(160), nullable=False))
+    secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_by: str = Field(sa_column=Column(String(160), nullable=False))
+    expires_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    last_used_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    revoked_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    revoked_by: Optional[str] = Field(default=None, sa_column=Column(String(160), nullable=True))
+
+
+class CredentialEvent(SQLModel, table=True):
+    """Append-only: a principal added or disabled, a token issued or revoked, and who did it, through which door."""
+
+    __tablename__ = "credential_events"
+
+    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    event: str = Field(sa_column=Column(String(32), nullable=False))
+    principal_id: str = Field(sa_column=Column(String(160), nullable=False))
+    token_id: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
+    actor: str = Field(sa_column=Column(String(160), nullable=False))
+    door: str = Field(sa_column=Column(String(64), nullable=False))
+    detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Claim(SQLModel, table=True):
+    """A ready step someone took on (or was assigned): others are refused it until it is released
+    or the claim times out. Deleted when the step is completed or skipped."""
+
+    __tablename__ = "claims"
+
+    run_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    step: str = Field(sa_column=Column(String(128), primary_key=True))
+    claimed_by: str = Field(sa_column=Column(String(160), nullable=False))
+    claimed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    assigned_by: Optional[str] = Field(default=None, sa_column=Column(String(160), nullable=True))

@@ -1,0 +1,79 @@
+"""`tiergate serve`: one process that alone holds the database, and its doors over HTTP.
+
+    app = build_app(Engine(home="."))            # a Starlette (ASGI) application
+    serve(engine, host="127.0.0.1", port=8470)   # the same, run by uvicorn
+
+Routes:
+
+- ``/mcp``: MCP over streamable HTTP (stateless, JSON answers), the same tools as
+  ``tiergate mcp``, each call as the principal of its bearer token;
+- ``/api/...``: the JSON API (``tiergate.server.api``), described at ``/api/openapi.json``;
+- ``/metrics``: Prometheus' text format (``tiergate.server.prometheus``);
+- ``/healthz``: for probes.
+
+Only ``/healthz`` and ``/api/openapi.json`` answer without a token (``tiergate.server.doors``).
+Every door calls ``tiergate.operations``; one engine serves them all, one call at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from starlette.requests import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from tiergate import __version__
+from tiergate.credentials import Credentials
+from tiergate.engine import Engine
+from tiergate.envelope import failure, success
+from tiergate.gates import MAX_EVIDENCE_BYTES
+from tiergate.mcpserver import build_server
+from tiergate.operations import Operations
+from tiergate.server import api, prometheus
+from tiergate.server.doors import Doors
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8470
+#: A request body may hold the largest evidence and the envelope around it.
+MAX_BODY_BYTES = MAX_EVIDENCE_BYTES + 16 * 1024
+
+
+def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_BODY_BYTES) -> Doors:
+    """The server's ASGI application over ``engine``."""
+    lock = threading.Lock()  # one engine call at a time, whichever door it came through
+    operations = Operations(engine)
+
+    def run_locked(handler: Callable[..., Any], *args: Any) -> Any:
+        with lock:
+            return handler(*args)
+
+    mcp = build_server(engine, lock=lock)
+    app = mcp.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
+                                  max_request_body_size=max_body, host=host)
+
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            _ = engine.db  # reachable and at the current schema
+        except Exception as err:  # noqa: BLE001 - a probe reports any failure as unhealthy
+            code = getattr(err, "code", "database_error")
+            return JSONResponse(failure(code, getattr(err, "message", "the database is not ready.")), 503)
+        return JSONResponse(success({"status": "ok", "version": __version__}))
+
+    async def metrics(request: Request) -> PlainTextResponse:
+        body = await run_in_threadpool(run_locked, prometheus.exposition, engine, engine.clock())
+        return PlainTextResponse(body, media_type=prometheus.CONTENT_TYPE)
+
+    app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"]),
+                              *api.routes(operations, max_body=max_body, run_locked=run_locked)])
+    return Doors(app, Credentials(engine), max_body)
+
+
+def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve until interrupted (uvicorn; Ctrl-C or SIGTERM stops it)."""
+    import uvicorn
+
+    uvicorn.run(build_app(engine, host=host), host=host, port=port, log_level="warning", access_log=False,
+                server_header=False)

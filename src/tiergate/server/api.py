@@ -1,0 +1,217 @@
+"""The JSON API under ``/api/``: one route per operation, answered with the ``--json`` envelope.
+
+Each route names an operation of ``tiergate.operations`` and what it reads from the request;
+the OpenAPI document (``/api/openapi.json``) is generated from the same table, so the two
+cannot drift. Errors answer the same envelope and codes as the CLI, with an HTTP status that
+says the kind (``STATUS``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tiergate import __version__
+from tiergate.envelope import failure, success
+from tiergate.errors import TiergateError, UsageError
+from tiergate.jsonutil import to_jsonable
+from tiergate.mcpserver import caller_key
+from tiergate.operations import Caller, Operations
+from tiergate.server.doors import too_large
+
+#: HTTP status per error code; other codes are 400, and a refusal's is 409 unless its reason says otherwise.
+STATUS = {"unauthorized": 401, "actor_mismatch": 403, "not_found": 404, "conflict": 409, "gate_failed": 422,
+          "invalid_data": 422, "body_too_large": 413, "database_error": 503, "connection_lost": 503,
+          "schema_outdated": 503, "log_tampered": 409}
+REFUSAL_STATUS = {"actor_not_allowed": 403, "same_actor": 403, "claimed_by_other": 409}
+
+Body = dict[str, Any]
+Handler = Callable[[Operations, Caller, dict[str, str], Body], Any]
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    method: str
+    path: str
+    summary: str
+    handler: Handler
+    query: tuple[str, ...] = ()
+    body: dict[str, Any] | None = None  # JSON Schema of the body
+    tag: str = "runs"
+    changes: bool = field(default=False)
+
+
+def _obj(**properties: Any) -> dict[str, Any]:
+    required = [name.rstrip("?") for name in properties if not name.endswith("?")]
+    return {"type": "object", "required": required,
+            "properties": {name.rstrip("?"): schema for name, schema in properties.items()}}
+
+
+_STR = {"type": "string"}
+_ANY_OBJECT = {"type": "object"}
+
+
+def _q(query: dict[str, str], name: str) -> str | None:
+    return query.get(name) or None
+
+
+ROUTES: tuple[ApiRoute, ...] = (
+    ApiRoute("GET", "/api/processes", "Every process, with its tier and start-data schema.",
+             lambda ops, who, q, b: ops.processes(who), tag="processes"),
+    ApiRoute("GET", "/api/route", "Where runs of a process (or of all) are routed, and why.",
+             lambda ops, who, q, b: ops.route(who, _q(q, "process")), query=("process",), tag="processes"),
+    ApiRoute("POST", "/api/runs", "Start a run, as the token's principal.",
+             lambda ops, who, q, b: ops.start(who, b.get("process", ""), b.get("data"), actor=b.get("actor")),
+             body=_obj(process=_STR, **{"data?": _ANY_OBJECT, "actor?": _STR}), changes=True),
+    ApiRoute("GET", "/api/runs", "Runs, newest first (mine=1: only those the caller started).",
+             lambda ops, who, q, b: ops.runs(who, process=_q(q, "process"), status=_q(q, "status"),
+                                             mine=q.get("mine") in ("1", "true")),
+             query=("process", "status", "mine")),
+    ApiRoute("GET", "/api/runs/{run}", "A run: its status, steps and data.",
+             lambda ops, who, q, b: ops.status(who, q["run"])),
+    ApiRoute("GET", "/api/runs/{run}/guide", "What to do now in a run, for the caller.",
+             lambda ops, who, q, b: ops.guide(who, q["run"], actor=_q(q, "actor"),
+                                              channel="cli" if q.get("channel") == "cli" else "mcp"),
+             query=("actor", "channel")),
+    ApiRoute("POST", "/api/runs/{run}/steps/{step}/complete", "Complete a step with evidence for its gate.",
+             lambda ops, who, q, b: ops.complete(who, q["run"], q["step"], b.get("evidence", {}),
+                                                 actor=b.get("actor")),
+             body=_obj(**{"evidence?": _ANY_OBJECT, "actor?": _STR}), changes=True),
+    ApiRoute("POST", "/api/runs/{run}/steps/{step}/skip", "Skip an optional step, with a reason.",
+             lambda ops, who, q, b: ops.skip(who, q["run"], q["step"], b.get("reason", ""), actor=b.get("actor")),
+             body=_obj(reason=_STR, **{"actor?": _STR}), changes=True),
+    ApiRoute("POST", "/api/runs/{run}/steps/{step}/retry", "Run a failed Tier 1 element again.",
+             lambda ops, who, q, b: ops.retry(who, q["run"], q["step"], b.get("data"), actor=b.get("actor")),
+             body=_obj(**{"data?": _ANY_OBJECT, "actor?": _STR}), changes=True),
+    ApiRoute("POST", "/api/runs/{run}/cancel", "Cancel a run, with a reason.",
+             lambda ops, who, q, b: ops.cancel(who, q["run"], b.get("reason", ""), actor=b.get("actor")),
+             body=_obj(reason=_STR, **{"actor?": _STR}), changes=True),
+    ApiRoute("GET", "/api/inbox", "Every ready step the caller may do now, oldest first, with who claimed it.",
+             lambda ops, who, q, b: ops.inbox(who, actor=_q(q, "actor")), query=("actor",), tag="inbox"),
+    ApiRoute("POST", "/api/runs/{run}/steps/{step}/claim", "Claim a ready step: others are refused it.",
+             lambda ops, who, q, b: ops.claim(who, q["run"], q["step"], actor=b.get("actor")),
+             body=_obj(**{"actor?": _STR}), tag="inbox", changes=True),
+    ApiRoute("POST", "/api/runs/{run}/steps/{step}/unclaim", "Release a claim.",
+             lambda ops, who, q, b: ops.unclaim(who, q["run"], q["step"], actor=b.get("actor")),
+             body=_obj(**{"actor?": _STR}), tag="inbox", changes=True),
+    ApiRoute("POST", "/api/runs/{run}/steps/{step}/assign", "Assign a ready step (the process owner's role).",
+             lambda ops, who, q, b: ops.assign(who, q["run"], q["step"], b.get("assignee", ""),
+                                               actor=b.get("actor")),
+             body=_obj(assignee=_STR, **{"actor?": _STR}), tag="inbox", changes=True),
+    ApiRoute("GET", "/api/runs/{run}/log", "A run's execution log.",
+             lambda ops, who, q, b: ops.log(who, q["run"]), tag="log"),
+    ApiRoute("GET", "/api/log", "The whole execution log, oldest first.",
+             lambda ops, who, q, b: ops.log(who), tag="log"),
+    ApiRoute("GET", "/api/log/verify", "Check every run's hash chain.",
+             lambda ops, who, q, b: ops.verify_log(who), tag="log"),
+    ApiRoute("GET", "/api/metrics", "Completion, deviations and step times.",
+             lambda ops, who, q, b: ops.metrics(who, process=_q(q, "process"),
+                                                tier=int(q["tier"]) if q.get("tier", "").isdigit() else None,
+                                                since=_q(q, "since")),
+             query=("process", "tier", "since"), tag="metrics"),
+    ApiRoute("GET", "/api/gaps", "Gaps found in the log, classified.",
+             lambda ops, who, q, b: ops.gaps(who, since=_q(q, "since")), query=("since",), tag="metrics"),
+)
+
+
+def http_status(err: TiergateError) -> int:
+    if err.code == "refused":
+        return REFUSAL_STATUS.get(str(err.details.get("reason")), 409)
+    return STATUS.get(err.code, 500 if err.code == "error" else 400)
+
+
+async def _read_body(request: Request, limit: int) -> Body:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"the request body is not valid JSON ({exc}). Send a JSON object.",
+                         code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise UsageError("the request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def routes(operations: Operations, *, max_body: int, run_locked: Callable[..., Any]) -> list[Route]:
+    """Starlette routes for ``ROUTES`` and the OpenAPI document."""
+
+    def endpoint(route: ApiRoute) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> JSONResponse:
+            try:
+                body = await _read_body(request, max_body) if route.method == "POST" else {}
+                params = {**request.query_params, **request.path_params}
+                data = await run_in_threadpool(run_locked, route.handler, operations, request.scope[caller_key],
+                                               params, body)
+            except _TooLarge:
+                return JSONResponse(too_large(max_body), status_code=413)
+            except TiergateError as err:
+                return JSONResponse(failure(err.code, err.message, to_jsonable(err.details)),
+                                    status_code=http_status(err))
+            return JSONResponse(success(to_jsonable(data)), status_code=201 if route.path == "/api/runs"
+                                and route.method == "POST" else 200)
+
+        return handle
+
+    async def openapi_document(request: Request) -> JSONResponse:
+        return JSONResponse(openapi())
+
+    return [Route("/api/openapi.json", openapi_document, methods=["GET"]),
+            *(Route(r.path, endpoint(r), methods=[r.method]) for r in ROUTES)]
+
+
+_ENVELOPE = {
+    "type": "object", "required": ["ok"],
+    "properties": {"ok": {"type": "boolean"}, "data": {},
+                   "error": _obj(code=_STR, message=_STR, details=_ANY_OBJECT)},
+}
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API, from ``ROUTES``."""
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        parameters = [{"name": name, "in": "path", "required": True, "schema": _STR}
+                      for name in ("run", "step") if "{" + name + "}" in route.path]
+        parameters += [{"name": name, "in": "query", "required": False, "schema": _STR} for name in route.query]
+        operation: dict[str, Any] = {
+            "summary": route.summary, "tags": [route.tag], "parameters": parameters,
+            "responses": {
+                "200" if not (route.path == "/api/runs" and route.method == "POST") else "201":
+                    {"description": "The envelope with `data`.",
+                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
+                "401": {"description": "No token, or a revoked or expired one."},
+                "default": {"description": "The envelope with `error` (code, message, details).",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
+            },
+        }
+        if route.body is not None:
+            operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": route.body}}}
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "tiergate API", "version": __version__,
+                 "description": "Processes with enforced steps. Every answer is the envelope "
+                                "{ok, data} or {ok: false, error: {code, message, details}}."},
+        "paths": paths,
+        "components": {"schemas": {"Envelope": _ENVELOPE},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }
