@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-from tiergate import guidance
+from tiergate import deployments, guidance
 from tiergate import log as execution_log
 from tiergate import metrics as log_metrics
 from tiergate.actors import SYSTEM, Actor
@@ -78,7 +78,7 @@ class RunInfo:
 
 class Engine:
     def __init__(self, home: str | Path | None = None, database_url: str | None = None,
-                 clock: Callable[[], datetime] | None = None):
+                 clock: Callable[[], datetime] | None = None, drafts: bool = False):
         settings = resolve({"home": str(home) if home is not None else None, "database_url": database_url})
         self.home = Home(Path(settings["home"]))
         self.database_url: str = settings["database_url"] or default_sqlite_url(self.home.root)
@@ -88,6 +88,8 @@ class Engine:
         self._definitions_by_version: dict[str, Definition] = {}
         self._recent_runs = store.RecentRuns()
         self._db: Database | None = None
+        #: Start runs from the files even when something is deployed (`--drafts`, for development).
+        self.drafts = drafts
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -104,11 +106,35 @@ class Engine:
         return Database(self.database_url)
 
     @cached_property
-    def definitions(self) -> Definitions:
+    def draft_definitions(self) -> Definitions:
+        """The home's files as they are now (what `check` and `test` read)."""
         return load_definitions(self.home)
 
+    @cached_property
+    def deployment(self) -> dict[str, Any] | None:
+        """The latest deployment (None before the first `tiergate deploy`: the files are live)."""
+        with self.db.read() as conn:
+            return deployments.latest(conn)
+
+    @property
+    def deployment_number(self) -> int | str | None:
+        """What new runs start from: a deployment number, "drafts" on a deployed database, or None."""
+        if self.deployment is None:
+            return None
+        return "drafts" if self.drafts else int(self.deployment["number"])
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        """The definitions runs start from: the latest deployment, or the files (drafts)."""
+        if self.drafts or self.deployment is None:
+            return self.draft_definitions
+        with self.db.read() as conn:
+            files = deployments.files_of(conn, self.deployment)
+        return load_definitions(Home(deployments.materialize(self.home.root, self.deployment, files)))
+
     def reload(self) -> None:
-        self.__dict__.pop("definitions", None)
+        for name in ("definitions", "draft_definitions", "deployment"):
+            self.__dict__.pop(name, None)
 
     def actor(self, claimed: str | Actor | None) -> Actor:
         if isinstance(claimed, Actor):
@@ -125,7 +151,7 @@ class Engine:
 
     def check(self) -> list[Problem]:
         self.reload()
-        return list(self.definitions.problems)
+        return list(self.draft_definitions.problems)
 
     def processes(self) -> list[dict[str, Any]]:
         catalog = self.definitions.require_catalog()
@@ -161,7 +187,7 @@ class Engine:
     def _runner_and_definition(self, route: Route) -> tuple[Runner, Definition]:
         expected = TIER_FILES[route.tier].format(id=route.process)
         runner = self.runners.get(route.tier)
-        if runner is None or not (self.home.root / expected).is_file():
+        if runner is None or not (self.definitions.home.root / expected).is_file():
             raise RefusedError(f"'{route.process}' is routed to tier {route.tier} by rule {route.matched_rule} of "
                                f"decisions/tier_routing.dmn ({route.rationale}), but {expected} does not exist. "
                                f"Write it, or change the routing rule.", reason="tier_definition_missing",
@@ -194,6 +220,7 @@ class Engine:
         routed = LogEvent("routed", SYSTEM, detail={"decision": ROUTING_DECISION, "inputs": route.inputs,
                                                     "matched_rule": route.matched_rule, "tier": route.tier,
                                                     "rationale": route.rationale})
+        deployments.stamp([routed, *transition.events], self.deployment_number)
         self._definitions_by_version.setdefault(definition.version, definition)
         with self.db.write() as conn:
             store.save_definition(conn, definition.version, process_id, runner.kind, definition.source,
@@ -299,6 +326,7 @@ class Engine:
                                                                                        detail=detail)], now):
                             raise _Retry
                     else:
+                        deployments.stamp_run(conn, run.id, transition.events)
                         saved = store.save_transition(conn, run, transition.state, transition.status,
                                                       transition.events, now)
                         if saved is None:
@@ -404,12 +432,12 @@ class Engine:
     # --- decisions -----------------------------------------------------------------------
 
     def decision_tests(self, only: list[str] | None = None) -> list[DecisionReport]:
-        decisions = self.definitions.decisions
+        decisions = self.draft_definitions.decisions
         unknown = [d for d in only or [] if d not in decisions]
         if unknown:
             raise NotFoundError(f"no decision {', '.join(unknown)} in decisions/. Known: "
                                 f"{', '.join(sorted(decisions)) or 'none'}.", details={"decisions": unknown})
-        broken = [p for p in self.definitions.errors if p.path.startswith("decisions/")]
+        broken = [p for p in self.draft_definitions.errors if p.path.startswith("decisions/")]
         reports = []
         for problem in broken:
             report = DecisionReport(decision=Path(problem.path).stem, source=problem.path)
@@ -420,15 +448,23 @@ class Engine:
             reports.append(run_tests(decisions[decision_id], path, self.home.display(path)))
         return reports
 
-    def decision_impact(self, new_file: str | Path, against: str | Path) -> dict[str, Any]:
-        new_path, old_path = Path(new_file), Path(against)
-        for path in (new_path, old_path):
+    def decision_impact(self, new_file: str | Path, against: str | Path | None = None) -> dict[str, Any]:
+        """Replay the logged decisions through an edited DMN file and the version in use (``against``,
+        by default the deployed one); ``new_file`` may also be a decision id (its draft file)."""
+        new_path = Path(new_file)
+        if not new_path.suffix and not new_path.exists():
+            new_path = self.home.decisions_dir / f"{new_file}.dmn"
+        for path in (new_path, *([Path(against)] if against is not None else [])):
             if not path.is_file():
-                raise NotFoundError(f"{path} does not exist. Give two DMN files: the edited one and --against "
-                                    "the one in use (e.g. from `git show main:decisions/tier_routing.dmn`).")
+                raise NotFoundError(f"{path} does not exist. Give the edited DMN file (or a decision id), and "
+                                    "--against the version in use if nothing is deployed.")
         decision_id = new_path.name.split(".")[0]
         new = Decision(id=decision_id, xml=new_path.read_bytes(), source=str(new_path))
-        old = Decision(id=decision_id, xml=old_path.read_bytes(), source=str(old_path))
+        if against is None:
+            old = Decision(id=decision_id, xml=deployments.deployed_decision(self, decision_id),
+                           source=f"deployed decisions/{decision_id}.dmn")
+        else:
+            old = Decision(id=decision_id, xml=Path(against).read_bytes(), source=str(against))
         for decision in (new, old):
             decision.model.decision(decision_id)  # a clear error if the file lacks it
         with self.db.read() as conn:
@@ -436,6 +472,20 @@ class Engine:
             logged = [e for e in self._log_rows(execution_log.entries(conn, events=events))
                       if e["event"] == "routed" or e["detail"].get("decision") == decision_id]
         return impact(new, old, self.definitions.catalog, logged)
+
+    # --- deployments (tiergate.deployments) ------------------------------------------------
+
+    def deploy(self, actor: str | Actor | None = None, from_number: int | None = None) -> dict[str, Any]:
+        """Record the home's files (or deployment ``from_number``'s again) as the next deployment."""
+        return deployments.deploy(self, actor, from_number=from_number)
+
+    def deployments(self) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return deployments.listing(conn)
+
+    def decision_diff(self, old: str, new: str) -> dict[str, Any]:
+        """Rules added, removed and changed per table between two deployments (numbers) or `drafts`."""
+        return deployments.decision_diff(self, old, new)
 
     def verify_log(self) -> dict[str, Any]:
         with self.db.read() as conn:

@@ -12,6 +12,7 @@ from tiergate.cli.definitions import check, processes, schema
 from tiergate.cli.logs import log
 from tiergate.cli.metrics import gaps, metrics, report
 from tiergate.cli.runs import cancel, complete, runs, skip, start, status
+from tiergate.cli.change import deploy, deployments
 from tiergate.cli.testing import test
 from tiergate.cli.tier1 import retry, scaffold, timers, worker
 
@@ -39,7 +40,7 @@ for command in (worker, timers, retry, scaffold):  # Tier 1
     cli.add_command(command)
 for command in (metrics, gaps, report):  # metrics, deviations and gaps from the log
     cli.add_command(command)
-for command in (test,):  # safe change
+for command in (test, deploy, deployments):  # safe change
     cli.add_command(command)
 
 

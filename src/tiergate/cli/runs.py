@@ -53,11 +53,13 @@ def _show_run_brief(out: Console, run: dict[str, Any]) -> None:
 @click.command()
 @click.argument("process")
 @click.option("--data", default=None, metavar="JSON|@FILE", help="Start data: a JSON object, or @file.json.")
+@click.option("--drafts", is_flag=True, help="Start from the files, not the latest deployment (development).")
 @actor_option
 @common_options
 @run_command(_show_run_brief)
-def start(engine: Engine, process: str, data: str | None, actor: str | None) -> dict[str, Any]:
+def start(engine: Engine, process: str, data: str | None, drafts: bool, actor: str | None) -> dict[str, Any]:
     """Start a run of PROCESS; print its id and the steps ready now."""
+    engine.drafts = drafts
     parsed = parse_json_option(data, "--data")
     if parsed is not None and not isinstance(parsed, dict):
         raise UsageError("--data must be a JSON object.", code="invalid_data")

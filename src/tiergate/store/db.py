@@ -37,7 +37,7 @@ from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedEr
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked on every start without importing Alembic (a test keeps it in
 #: step with the migrations folder).
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0009"
 
 
 def default_sqlite_url(home: Path) -> str:

@@ -15,6 +15,9 @@
   run and per step. Derived from log entries only, by one folding function, and rebuilt from the
   log on demand; never written by the runners.
 
+- ``Deployment``, ``DeploymentFile``: the home's definition files as deployed (``tiergate deploy``),
+  numbered; each file's text is stored once by its SHA-256 (``tiergate.deployments``).
+
 Schema changes go through Alembic migrations in ``tiergate/store/migrations``; the tables here
 and the migrations must agree (a test compares them).
 """
@@ -253,3 +256,27 @@ class SummaryFold(SQLModel, table=True):
     holes: list[Any] = Field(sa_column=Column(JSON, nullable=False))
     entries: int = Field(sa_column=Column(Integer, nullable=False))
     updated_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class Deployment(SQLModel, table=True):
+    """One numbered deployment of the home's definition files: what runs start from."""
+
+    __tablename__ = "deployments"
+
+    number: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    actor: str = Field(sa_column=Column(String(128), nullable=False))
+    #: {"kind": "bootstrap" | "direct" | "rollback", ...}: what allowed it.
+    approval: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    #: {relative path: SHA-256 of its text}
+    manifest: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    #: what changed against the deployment before it: files and decision rules
+    changes: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    redeploy_of: Optional[int] = Field(default=None, sa_column=Column(Integer, nullable=True))
+
+
+class DeploymentFile(SQLModel, table=True):
+    __tablename__ = "deployment_files"
+
+    sha256: str = Field(sa_column=Column(String(64), primary_key=True))
+    body: str = Field(sa_column=Column(Text, nullable=False))
