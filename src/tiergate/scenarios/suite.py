@@ -27,7 +27,7 @@ def scenario_files(root: Path) -> list[Path]:
 
 
 def run_suite(engine: Engine) -> dict[str, Any]:
-    definitions = engine.definitions
+    definitions = engine.draft_definitions   # the files, even on a deployed database
     decision_reports = engine.decision_tests()
     catalog = definitions.catalog
     known = [entry.id for entry in catalog.processes] if catalog is not None else []
@@ -56,7 +56,7 @@ def run_suite(engine: Engine) -> dict[str, Any]:
 
 
 def _process_coverage(engine: Engine, hits: Hits, files: list[FileReport]) -> list[dict[str, Any]]:
-    definitions = engine.definitions
+    definitions = engine.draft_definitions
     tested = {f.process for f in files if f.process}
     out = []
     for process_id, checklist in sorted(definitions.checklists.items()):
@@ -92,7 +92,7 @@ def _process_coverage(engine: Engine, hits: Hits, files: list[FileReport]) -> li
 def _decision_coverage(engine: Engine, reports: list[Any], hits: Hits) -> list[dict[str, Any]]:
     out = []
     by_id = {r.decision: r for r in reports}
-    for decision_id, decision in sorted(engine.definitions.decisions.items()):
+    for decision_id, decision in sorted(engine.draft_definitions.decisions.items()):
         try:
             rules = decision.rule_ids()
         except Exception:  # noqa: BLE001 - a broken decision is reported by its tests
