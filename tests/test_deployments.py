@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from support import CLIResult, HomeBuilder
+
 from tiergate.engine import Engine
 from tiergate.errors import NotFoundError, UsageError
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import pytest
-
 from support import CLIResult, HomeBuilder
 from test_tier1_timers import APPROVAL
 from tier1_helpers import tier1_home
+
 from tiergate.engine import Engine
 
 PLATFORM_PROCESSES = {"client-config-change", "knowledge-ingestion", "pay-scenario-test", "release-pipeline"}

@@ -86,6 +86,11 @@ def latest(conn: Connection) -> dict[str, Any] | None:
     return dict(row._mapping) if row is not None else None
 
 
+def latest_number(conn: Connection) -> int | None:
+    value = conn.execute(select(func.max(_deployments.c.number))).scalar()
+    return int(value) if value is not None else None
+
+
 def get(conn: Connection, number: int) -> dict[str, Any]:
     row = conn.execute(select(_deployments).where(_deployments.c.number == number)).first()
     if row is None:

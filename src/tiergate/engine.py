@@ -116,6 +116,11 @@ class Engine:
         with self.db.read() as conn:
             return deployments.latest(conn)
 
+    def latest_deployment_number(self) -> int | None:
+        """The newest deployment's number, read now (None before the first deployment)."""
+        with self.db.read() as conn:
+            return deployments.latest_number(conn)
+
     @property
     def deployment_number(self) -> int | str | None:
         """What new runs start from: a deployment number, "drafts" on a deployed database, or None."""

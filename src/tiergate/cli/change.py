@@ -11,7 +11,6 @@ from rich.markup import escape
 from tiergate.cli.output import actor_option, common_options, run_command, table
 from tiergate.engine import Engine
 
-
 SHOWN_FILES = 15
 
 

@@ -73,7 +73,7 @@ class Action(Frozen):
     refused: str | None = None
 
     @model_validator(mode="after")
-    def _one_action(self) -> "Action":
+    def _one_action(self) -> Action:
         given = [name for name in ACTIONS if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"each step of a scenario is exactly one of {', '.join(ACTIONS)}; "

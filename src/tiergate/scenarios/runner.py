@@ -21,7 +21,12 @@ from tiergate.definitions.decision_tests import same
 from tiergate.definitions.problems import ProblemList
 from tiergate.definitions.yamlfile import YamlDocument, load_yaml
 from tiergate.engine import Engine, RunInfo
-from tiergate.errors import DefinitionError, GateFailedError, RefusedError, TiergateError
+from tiergate.errors import (
+    DefinitionError,
+    GateFailedError,
+    RefusedError,
+    TiergateError,
+)
 from tiergate.scenarios.model import Action, Expect, Scenario, ScenarioFile
 
 RUNNER_ACTOR = "human:scenario-runner"
@@ -164,7 +169,9 @@ def _act(engine: Engine, clock: TestClock, run_id: str, scenario: Scenario, acti
         assert action.after is not None
         if not LITERALS["timeDuration"].match(action.after.strip()):
             raise _Failed(line, f"after: '{action.after}' is not an ISO 8601 duration such as PT49H or P2D.")
-        from tiergate.worker import run_pass  # the worker's own pass, on the scenario engine's test clock
+        from tiergate.worker import (
+            run_pass,  # the worker's own pass, on the scenario engine's test clock
+        )
 
         clock.now = add_duration(clock.now, action.after)
         for fired in run_pass(engine):
@@ -216,9 +223,9 @@ def _check(engine: Engine, run_id: str, expect: Expect, line: int, trace: list[t
             wrong.append(f"ready: expected {sorted(expect.ready)}, got {ready}")
     for state, wanted in (("done", expect.done), ("skipped", expect.skipped)):
         have = {s.id for s in info.steps if s.state == state}
-        missing = [s for s in wanted or [] if s not in have]
-        if missing:
-            wrong.append(f"{state}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not {state} "
+        absent = [s for s in wanted or [] if s not in have]
+        if absent:
+            wrong.append(f"{state}: {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not {state} "
                          f"({state} now: {', '.join(sorted(have)) or 'none'})")
     for key, value in (expect.data or {}).items():
         if key not in info.data or not same(value, info.data[key]):
