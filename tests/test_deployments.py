@@ -171,3 +171,42 @@ def test_impact_without_a_deployment_asks_for_against(demo_home: HomeBuilder, cl
     result = cli("decisions", "impact", "tier_routing", "--json", home=demo_home)
     assert result.returncode == 2
     assert result.json["error"]["message"].startswith("nothing is deployed yet")
+
+
+def test_tiergate_test_reads_the_drafts_on_a_deployed_database(demo_home: HomeBuilder,
+                                                                make_engine: Callable[..., Engine]) -> None:
+    from tiergate.scenarios.suite import run_suite
+
+    make_engine(demo_home).deploy("human:alice")
+    path = demo_home.root / "checklists" / "demo.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + """\
+  - id: close
+    title: Close the ticket
+    done_when: {type: object, required: [closed], properties: {closed: {const: true}}}
+""", encoding="utf-8")
+    engine = make_engine(demo_home)
+    report = run_suite(engine)
+    [item] = report["coverage"]["processes"]
+    assert item["uncovered_steps"] == ["gather", "extra", "review", "close"]
+    # New runs still start from the deployment, which has no `close` step.
+    run = engine.start("demo", {"ticket_id": "T-1"}, actor="agent:bot")
+    assert [s.id for s in run.steps] == ["gather", "extra", "review"]
+
+
+def test_a_deployment_row_with_a_path_outside_the_home_is_never_written(demo_home: HomeBuilder,
+                                                                         make_engine: Callable[..., Engine],
+                                                                         tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from tiergate.store.tables import Deployment
+
+    engine = make_engine(demo_home)
+    engine.deploy("human:alice")
+    table = Deployment.__table__  # type: ignore[attr-defined]
+    with engine.db.write() as conn:
+        row = conn.execute(sa.select(table.c.manifest)).scalar_one()
+        digest = row["tiers/roles.yaml"]
+        conn.execute(sa.update(table).values(manifest={**row, "decisions/../../../escaped.yaml": digest}))
+    with pytest.raises(UsageError, match="names files outside the definition folders"):
+        make_engine(demo_home).start("demo", {"ticket_id": "T-1"}, actor="agent:bot")
+    assert not list(tmp_path.rglob("escaped.yaml"))

@@ -135,8 +135,19 @@ def record(conn: Connection, *, number: int, at: datetime, actor: str, approval:
                             "Check `tiergate deployments` and deploy again.", details={"deployment": number}) from None
 
 
+def _safe(relative: str) -> bool:
+    parts = relative.split("/")
+    return parts[0] in DEFINITION_FOLDERS and len(parts) > 1 and "\\" not in relative and \
+        all(part not in ("", ".", "..") and not part.startswith(".") for part in parts)
+
+
 def materialize(root: Path, deployment: dict[str, Any], files: dict[str, str]) -> Path:
     """A folder holding the deployment's files (written once), to load like a home."""
+    unsafe = sorted(p for p in files if not _safe(p))
+    if unsafe:   # the database is data: a path from it never leaves the folder
+        raise UsageError(f"deployment {deployment['number']} names files outside the definition folders "
+                         f"({', '.join(unsafe[:3])}); it was not written by tiergate deploy.",
+                         code="deploy_invalid", details={"deployment": deployment["number"]})
     tag = hashlib.sha256("".join(sorted(f"{p}:{d}" for p, d in deployment["manifest"].items())).encode()).hexdigest()
     name = f"{deployment['number']}-{tag[:12]}"
     for parent in (root / ".tiergate" / "deployed", Path(tempfile.gettempdir()) / "tiergate-deployed"):

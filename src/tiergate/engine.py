@@ -160,9 +160,10 @@ class Engine:
 
     def processes(self) -> list[dict[str, Any]]:
         catalog = self.definitions.require_catalog()
+        home = self.definitions.home   # the deployed files, or the drafts
         out = []
         for entry in catalog.processes:
-            files = [self.home.display(p) for p in self.home.definition_files(entry.id)]
+            files = [home.display(p) for p in home.definition_files(entry.id)]
             info = entry.model_dump(mode="json")
             info["definitions"] = files
             try:
@@ -171,7 +172,7 @@ class Engine:
             except TiergateError as err:
                 info["tier"], info["rationale"] = None, f"cannot route: {err.message}"
             runner = self.runners.get(info["tier"]) if info.get("tier") else None
-            if runner is not None and (self.home.root / runner.definition_path.format(id=entry.id)).is_file():
+            if runner is not None and (home.root / runner.definition_path.format(id=entry.id)).is_file():
                 try:
                     info.update(runner.describe(runner.load_definition(self.definitions, entry.id)))
                 except TiergateError:
