@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from tiergate import claims, guidance
+from tiergate import claims, deployments, guidance
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
@@ -85,7 +85,7 @@ class RunInfo:
 
 class Engine:
     def __init__(self, home: str | Path | None = None, database_url: str | None = None,
-                 clock: Callable[[], datetime] | None = None):
+                 clock: Callable[[], datetime] | None = None, drafts: bool = False):
         settings = resolve({"home": str(home) if home is not None else None, "database_url": database_url})
         self.settings = settings
         self.home = Home(Path(settings["home"]))
@@ -97,6 +97,8 @@ class Engine:
         self._definitions_by_version: dict[str, Definition] = {}
         self._recent_runs = store.RecentRuns()
         self._db: Database | None = None
+        #: Start runs from the files even when something is deployed (`--drafts`, for development).
+        self.drafts = drafts
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -113,11 +115,40 @@ class Engine:
         return Database(self.database_url)
 
     @cached_property
-    def definitions(self) -> Definitions:
+    def draft_definitions(self) -> Definitions:
+        """The home's files as they are now (what `check` and `test` read)."""
         return load_definitions(self.home)
 
+    @cached_property
+    def deployment(self) -> dict[str, Any] | None:
+        """The latest deployment (None before the first `tiergate deploy`: the files are live)."""
+        with self.db.read() as conn:
+            return deployments.latest(conn)
+
+    def latest_deployment_number(self) -> int | None:
+        """The newest deployment's number, read now (None before the first deployment)."""
+        with self.db.read() as conn:
+            return deployments.latest_number(conn)
+
+    @property
+    def deployment_number(self) -> int | str | None:
+        """What new runs start from: a deployment number, "drafts" on a deployed database, or None."""
+        if self.deployment is None:
+            return None
+        return "drafts" if self.drafts else int(self.deployment["number"])
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        """The definitions runs start from: the latest deployment, or the files (drafts)."""
+        if self.drafts or self.deployment is None:
+            return self.draft_definitions
+        with self.db.read() as conn:
+            files = deployments.files_of(conn, self.deployment)
+        return load_definitions(Home(deployments.materialize(self.home.root, self.deployment, files)))
+
     def reload(self) -> None:
-        self.__dict__.pop("definitions", None)
+        for name in ("definitions", "draft_definitions", "deployment"):
+            self.__dict__.pop(name, None)
 
     def actor(self, claimed: str | Actor | None) -> Actor:
         if isinstance(claimed, Actor):
@@ -134,13 +165,14 @@ class Engine:
 
     def check(self) -> list[Problem]:
         self.reload()
-        return list(self.definitions.problems)
+        return list(self.draft_definitions.problems)
 
     def processes(self) -> list[dict[str, Any]]:
         catalog = self.definitions.require_catalog()
+        home = self.definitions.home   # the deployed files, or the drafts
         out = []
         for entry in catalog.processes:
-            files = [self.home.display(p) for p in self.home.definition_files(entry.id)]
+            files = [home.display(p) for p in home.definition_files(entry.id)]
             info = entry.model_dump(mode="json")
             info["definitions"] = files
             try:
@@ -149,7 +181,7 @@ class Engine:
             except TiergateError as err:
                 info["tier"], info["rationale"] = None, f"cannot route: {err.message}"
             runner = self.runners.get(info["tier"]) if info.get("tier") else None
-            if runner is not None and (self.home.root / runner.definition_path.format(id=entry.id)).is_file():
+            if runner is not None and (home.root / runner.definition_path.format(id=entry.id)).is_file():
                 try:
                     info.update(runner.describe(runner.load_definition(self.definitions, entry.id)))
                 except TiergateError:
@@ -172,7 +204,7 @@ class Engine:
     def _runner_and_definition(self, route: Route) -> tuple[Runner, Definition]:
         expected = TIER_FILES[route.tier].format(id=route.process)
         runner = self.runners.get(route.tier)
-        if runner is None or not (self.home.root / expected).is_file():
+        if runner is None or not (self.definitions.home.root / expected).is_file():
             raise RefusedError(f"'{route.process}' is routed to tier {route.tier} by rule {route.matched_rule} of "
                                f"decisions/tier_routing.dmn ({route.rationale}), but {expected} does not exist. "
                                f"Write it, or change the routing rule.", reason="tier_definition_missing",
@@ -207,6 +239,7 @@ class Engine:
         routed = LogEvent("routed", SYSTEM, detail={"decision": ROUTING_DECISION, "inputs": route.inputs,
                                                     "matched_rule": route.matched_rule, "tier": route.tier,
                                                     "rationale": route.rationale})
+        deployments.stamp([routed, *transition.events], self.deployment_number)
         self._definitions_by_version.setdefault(definition.version, definition)
         with self.db.write() as conn:
             store.save_definition(conn, definition.version, process_id, runner.kind, definition.source,
@@ -326,6 +359,7 @@ class Engine:
                                 [LogEvent(event, who, step=step_id, detail=detail)], who), now):
                             raise _Retry
                     else:
+                        deployments.stamp_run(conn, run.id, transition.events)
                         saved = store.save_transition(conn, run, transition.state, transition.status,
                                                       _through(transition.events, who), now)
                         if saved is None:
@@ -470,12 +504,12 @@ class Engine:
     def decision_tests(self, only: list[str] | None = None) -> list[DecisionReport]:
         from tiergate.definitions.decision_tests import DecisionReport, run_tests
 
-        decisions = self.definitions.decisions
+        decisions = self.draft_definitions.decisions
         unknown = [d for d in only or [] if d not in decisions]
         if unknown:
             raise NotFoundError(f"no decision {', '.join(unknown)} in decisions/. Known: "
                                 f"{', '.join(sorted(decisions)) or 'none'}.", details={"decisions": unknown})
-        broken = [p for p in self.definitions.errors if p.path.startswith("decisions/")]
+        broken = [p for p in self.draft_definitions.errors if p.path.startswith("decisions/")]
         reports = []
         for problem in broken:
             report = DecisionReport(decision=Path(problem.path).stem, source=problem.path)
@@ -486,19 +520,27 @@ class Engine:
             reports.append(run_tests(decisions[decision_id], path, self.home.display(path)))
         return reports
 
-    def decision_impact(self, new_file: str | Path, against: str | Path) -> dict[str, Any]:
+    def decision_impact(self, new_file: str | Path, against: str | Path | None = None) -> dict[str, Any]:
+        """Replay the logged decisions through an edited DMN file and the version in use (``against``,
+        by default the deployed one); ``new_file`` may also be a decision id (its draft file)."""
         from tiergate.definitions.decisions import Decision
         from tiergate.impact import impact
         from tiergate.router import ROUTING_DECISION
 
-        new_path, old_path = Path(new_file), Path(against)
-        for path in (new_path, old_path):
+        new_path = Path(new_file)
+        if not new_path.suffix and not new_path.exists():
+            new_path = self.home.decisions_dir / f"{new_file}.dmn"
+        for path in (new_path, *([Path(against)] if against is not None else [])):
             if not path.is_file():
-                raise NotFoundError(f"{path} does not exist. Give two DMN files: the edited one and --against "
-                                    "the one in use (e.g. from `git show main:decisions/tier_routing.dmn`).")
+                raise NotFoundError(f"{path} does not exist. Give the edited DMN file (or a decision id), and "
+                                    "--against the version in use if nothing is deployed.")
         decision_id = new_path.name.split(".")[0]
         new = Decision(id=decision_id, xml=new_path.read_bytes(), source=str(new_path))
-        old = Decision(id=decision_id, xml=old_path.read_bytes(), source=str(old_path))
+        if against is None:
+            old = Decision(id=decision_id, xml=deployments.deployed_decision(self, decision_id),
+                           source=f"deployed decisions/{decision_id}.dmn")
+        else:
+            old = Decision(id=decision_id, xml=Path(against).read_bytes(), source=str(against))
         for decision in (new, old):
             decision.model.decision(decision_id)  # a clear error if the file lacks it
         with self.db.read() as conn:
@@ -506,6 +548,20 @@ class Engine:
             logged = [e for e in self._log_rows(execution_log.entries(conn, events=events))
                       if e["event"] == "routed" or e["detail"].get("decision") == decision_id]
         return impact(new, old, self.definitions.catalog, logged)
+
+    # --- deployments (tiergate.deployments) ------------------------------------------------
+
+    def deploy(self, actor: str | Actor | None = None, from_number: int | None = None) -> dict[str, Any]:
+        """Record the home's files (or deployment ``from_number``'s again) as the next deployment."""
+        return deployments.deploy(self, actor, from_number=from_number)
+
+    def deployments(self) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return deployments.listing(conn)
+
+    def decision_diff(self, old: str, new: str) -> dict[str, Any]:
+        """Rules added, removed and changed per table between two deployments (numbers) or `drafts`."""
+        return deployments.decision_diff(self, old, new)
 
     def verify_log(self) -> dict[str, Any]:
         with self.db.read() as conn:

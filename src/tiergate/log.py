@@ -32,7 +32,7 @@ EVENTS = frozenset({
     "routed", "started", "step_ready", "step_completed", "step_skipped", "gate_failed", "refused",
     "decision_evaluated", "timer_fired", "escalated", "guidance_served", "completed", "cancelled", "failed",
     "state_saved",  # a change of a run's state that logged nothing else: it binds the new state
-    "claimed", "unclaimed", "assigned",
+    "claimed", "unclaimed", "assigned", "sent_back",
 })
 
 _log = LogEntry.__table__  # type: ignore[attr-defined]

@@ -161,14 +161,15 @@ def build_server(engine: Engine, actor: Actor | None = None,
     fixed = Caller.fixed(actor) if actor is not None else None
     operations = Operations(engine)
     lock = lock or threading.Lock()  # tools run in worker threads; one engine call at a time
-    seen = [_fingerprint(engine.home.root)]
+    seen: list[Any] = [(_fingerprint(engine.home.root), None)]
 
     def current() -> Engine:
         """The engine, with definitions reloaded if a file changed: what a CLI command would see now.
 
         Runs in progress stay on their pinned definition version either way.
         """
-        now = _fingerprint(engine.home.root)
+        # A new deployment changes what runs start from as much as an edited file does.
+        now = (_fingerprint(engine.home.root), engine.latest_deployment_number())
         if now != seen[0]:
             engine.reload()
             seen[0] = now

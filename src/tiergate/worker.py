@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from tiergate import deployments
 from tiergate.actors import SYSTEM
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
@@ -84,6 +85,7 @@ def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | 
             transition = fire(definition, run.state, ctx)
         except TiergateError as err:
             return Fired(run.id, run.process_id, run.status.value, error=err.message)
+        deployments.stamp_run(conn, run.id, transition.events)
         if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment):
             return Fired(run.id, run.process_id, run.status.value, error="the run changed meanwhile; next pass")
         set_due_at(conn, run.id, runner.due_at(transition.state))  # type: ignore[attr-defined]

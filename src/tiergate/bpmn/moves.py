@@ -12,6 +12,7 @@ reached through a ``deviation`` flow), and ``failed`` or ``completed``.
 from __future__ import annotations
 
 import copy
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +32,11 @@ from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext
 
 _SPLIT = ".BoundaryEventSplit"
+
+#: Set only by scenario tests (``tiergate.scenarios``) to learn which elements and flows a run
+#: took: each element a move reaches is appended with the element it came from. Nothing else
+#: reads or sets it, and a run's state and log do not depend on it.
+PATH_TRACE: ContextVar[list[tuple[str | None, str]] | None] = ContextVar("tiergate_path_trace", default=None)
 
 
 def element_of(task: Task) -> str | None:
@@ -125,7 +131,25 @@ class Move:
             return self.tainted.get(parent.id) or self.incoming_taint(parent, depth + 1)
         return self._deviation(source, target) or self.tainted.get(parent.id)
 
+    @staticmethod
+    def trace(task: Task) -> None:
+        path = PATH_TRACE.get()
+        target = element_of(task)
+        if path is None or target is None:
+            return
+        parent, source = task.parent, None
+        for _ in range(50):
+            if parent is None:
+                break
+            element = element_of(parent)
+            if element is not None and element != target:
+                source = element
+                break
+            parent = parent.parent
+        path.append((source, target))
+
     def did_run(self, task: Task) -> None:
+        self.trace(task)
         taint = self.incoming_taint(task)
         if taint:
             self.tainted[task.id] = taint
@@ -217,6 +241,7 @@ class Move:
                 continue
             element = element_of(task)
             assert element is not None
+            self.trace(task)
             record = self.state["steps"].setdefault(element, {"status": "locked"})
             if element in seen:
                 continue

@@ -63,6 +63,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                    "Register the people and agents who may use the server (operators only)."),
     "tokens": ("tiergate.cli.principals", "tokens",
                "Issue, list and revoke the bearer tokens of principals (operators only)."),
+    "timers": ("tiergate.cli.tier1", "timers", "List the Tier 1 timers that would fire by TIME, and what each would log."),
+    "test": ("tiergate.cli.testing", "test",
+             "Run every decision test and every scenario (processes/tests/, checklists/tests/) and report coverage: "
+             "steps, flows and rules no scenario reaches."),
+    "deploy": ("tiergate.cli.change", "deploy",
+               "Record the home's definition files as the next numbered deployment; new runs start from it."),
+    "deployments": ("tiergate.cli.change", "deployments",
+                    "List the deployments: number, when, who, what allowed it, and what changed."),
 }
 
 

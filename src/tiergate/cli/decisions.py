@@ -1,4 +1,4 @@
-"""Commands for leads: route, decisions test, decisions impact."""
+"""Commands for leads: route, decisions test, decisions impact, decisions diff."""
 
 from __future__ import annotations
 
@@ -87,11 +87,49 @@ def _show_impact(out: Console, data: dict[str, Any]) -> None:
 
 
 @decisions.command("impact")
-@click.argument("dmn_file", type=click.Path(dir_okay=False))
-@click.option("--against", required=True, type=click.Path(dir_okay=False),
-              help="The version in use, to compare with (e.g. saved from git).")
+@click.argument("dmn_file", metavar="DECISION|DMN_FILE")
+@click.option("--against", default=None, type=click.Path(dir_okay=False),
+              help="The version to compare with (default: the deployed one).")
 @common_options
 @run_command(_show_impact)
-def decisions_impact(engine: Engine, dmn_file: str, against: str) -> dict[str, Any]:
-    """Compare an edited DMN_FILE with --against: tier changes and replayed log decisions."""
+def decisions_impact(engine: Engine, dmn_file: str, against: str | None) -> dict[str, Any]:
+    """Compare an edited decision (its draft, or a DMN file) with the deployed version or --against:
+    tier changes and replayed log decisions."""
     return engine.decision_impact(dmn_file, against)
+
+
+def _show_diff(out: Console, data: dict[str, Any]) -> None:
+    out.print(f"{data['old']} -> {data['new']}: rules {data['rules']['added']} added, {data['rules']['changed']} "
+              f"changed, {data['rules']['removed']} removed")
+    for item in data["decisions"]:
+        if item["status"] == "same":
+            continue
+        out.print(f"[bold]{item['decision']}[/] ({item['status']})")
+        for error in item["errors"]:
+            out.print(f"  [red]{escape(error)}[/]")
+        for tbl in item["tables"]:
+            out.print(f"  table {tbl['table']}")
+            for setting in tbl["settings"]:
+                out.print(f"    {setting['what']}: {escape(str(setting['old']))} -> {escape(str(setting['new']))}")
+            for rule in tbl["added"]:
+                cells = ", ".join(f"{k} = {v}" for k, v in rule["cells"].items())
+                out.print(f"    [green]+ {rule['rule']}[/] (#{rule['index']}): {escape(cells)}")
+            for rule in tbl["removed"]:
+                out.print(f"    [red]- {rule['rule']}[/] (#{rule['index']})")
+            for rule in tbl["changed"]:
+                out.print(f"    [yellow]~ {rule['rule']}[/] (#{rule['index']})")
+                for cell in rule["cells"]:
+                    out.print(f"        {escape(cell['column'])}: {escape(str(cell['old']))} -> "
+                              f"{escape(str(cell['new']))}")
+            for move in tbl["moved"]:
+                out.print(f"    moved {move['rule']}: #{move['old']} -> #{move['new']}")
+
+
+@decisions.command("diff")
+@click.argument("old", metavar="A")
+@click.argument("new", metavar="B")
+@common_options
+@run_command(_show_diff)
+def decisions_diff(engine: Engine, old: str, new: str) -> dict[str, Any]:
+    """Rules added, removed and changed, cell by cell, per table, from A to B (deployment numbers or `drafts`)."""
+    return engine.decision_diff(old, new)

@@ -78,12 +78,15 @@ def _show_started(out: Console, run: dict[str, Any]) -> None:
 @click.command()
 @click.argument("process")
 @click.option("--data", default=None, metavar="JSON|@FILE", help="Start data: a JSON object, or @file.json.")
+@click.option("--drafts", is_flag=True, help="Start from the files, not the latest deployment (development).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the new run's id (for scripts; errors still go to stderr).")
 @actor_option
 @common_options
 @run_command(_show_started)
-def start(engine: Engine, process: str, data: str | None, actor: str | None, quiet: bool) -> dict[str, Any]:
+def start(engine: Engine, process: str, data: str | None, drafts: bool, actor: str | None,
+          quiet: bool) -> dict[str, Any]:
     """Start a run of PROCESS; print its id and the steps ready now."""
+    engine.drafts = drafts
     parsed = parse_json_option(data, "--data")
     if parsed is not None and not isinstance(parsed, dict):
         raise InvalidDataError("--data must be a JSON object.")

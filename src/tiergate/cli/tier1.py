@@ -1,4 +1,4 @@
-"""Tier 1 commands: worker (timers), retry (failed runs), scaffold bpmn (from a checklist)."""
+"""Tier 1 commands: worker (timers), timers --at (what would fire), retry (failed runs), scaffold bpmn."""
 
 from __future__ import annotations
 
@@ -70,6 +70,34 @@ def worker(once: bool, interval: float, limit: int | None, as_json: bool, home: 
         run_forever(engine, interval=interval, limit=limit, report=report, report_error=report_error)
 
     ctx.invoke(forever, as_json=False, home=home)
+
+
+def _show_timers(out: Console, data: dict[str, Any]) -> None:
+    when = data["at"][:19].replace("T", " ")
+    if not data["runs"]:
+        out.print(f"no timers due by {when} UTC")
+        return
+    out.print(f"due by {when} UTC (nothing was changed; `tiergate worker` fires them when they are due):")
+    grid = table("run", "process", "timer", "due", "would log", "status after")
+    for item in data["runs"]:
+        timers = ", ".join(f"{t['timer']}" + (f" (on {t['task']})" if t.get("task") else "") for t in item["timers"])
+        due = ", ".join(t["due"][:16].replace("T", " ") for t in item["timers"])
+        logged = item["error"] or ", ".join(e["event"] + (f" {e['step']}" if e["step"] else "")
+                                            for e in item["would_log"])
+        grid.add_row(item["run"], item["process"], escape(timers), due, escape(logged), item["status"])
+    out.print(grid)
+
+
+@click.command()
+@click.option("--at", "at", required=True, metavar="TIME",
+              help="An ISO 8601 time (UTC if no zone is given) or a duration from now, e.g. PT49H or P2D.")
+@common_options
+@run_command(_show_timers)
+def timers(engine: Engine, at: str) -> dict[str, Any]:
+    """List the Tier 1 timers that would fire by TIME, and what each would log. Changes nothing."""
+    from tiergate.timers import parse_at, preview
+
+    return preview(engine, parse_at(at, engine.clock()))
 
 
 @click.command()

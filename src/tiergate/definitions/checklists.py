@@ -187,6 +187,19 @@ def _check_graph(checklist: Checklist, problems: ProblemList) -> None:
         return found
 
     for index, step in enumerate(checklist.steps):
+        if step.sends_back is None:
+            continue
+        if step.decide is not None:
+            problems.add(f"/steps/{index}/sends_back", f"step '{step.id}' is decided by the engine and cannot send "
+                         "back. Put sends_back on a step a person or an agent completes.")
+        for j, target in enumerate(step.sends_back.to):
+            if target not in ids:
+                problems.add(f"/steps/{index}/sends_back/to/{j}", f"sends_back names '{target}', which is not a step "
+                             f"of this checklist. Known steps: {', '.join(ids)}.")
+            elif target not in ancestors(step.id):
+                problems.add(f"/steps/{index}/sends_back/to/{j}", f"sends_back can only reopen earlier steps, and "
+                             f"'{step.id}' does not wait for '{target}'. Name a step it waits for (see `after`).")
+    for index, step in enumerate(checklist.steps):
         if step.distinct_from is None:
             continue
         if step.distinct_from not in ids:
@@ -286,6 +299,14 @@ def validate_checklist(document: YamlDocument, display_path: str, roles: Roles |
         if step.done_when is not None:
             if _check_schema(step.done_when, f"{base}/done_when", problems, f"done_when of step '{step.id}'"):
                 _collect_resources(step.done_when, "", f"{base}/done_when", folder, resources, problems,
+                                   display_folder)
+        if step.sends_back is not None:
+            if step.done_when is None:
+                problems.add(f"{base}/sends_back", f"step '{step.id}' sends back on evidence that its done_when "
+                             "gate lets through, but it has no done_when. Give it a gate that allows the \"no\".")
+            if _check_schema(step.sends_back.when, f"{base}/sends_back/when", problems,
+                             f"sends_back.when of step '{step.id}'"):
+                _collect_resources(step.sends_back.when, "", f"{base}/sends_back/when", folder, resources, problems,
                                    display_folder)
         for j, role in enumerate(step.roles):
             if roles is not None and role not in roles.roles:

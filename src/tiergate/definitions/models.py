@@ -59,6 +59,20 @@ class Roles(Frozen):
     roles: dict[Slug, Role]
 
 
+class SendBack(Frozen):
+    """A review's "no": evidence that passes ``when`` sends the run back to the steps in ``to``."""
+
+    when: dict[str, Any] = Field(
+        description="A JSON Schema (draft 2020-12). Evidence that passes the step's gate and also this schema "
+        "does not finish the step: it reopens the steps in `to`, with their earlier evidence shown.",
+    )
+    to: list[Slug] = Field(
+        min_length=1,
+        description="Earlier steps (ones this step waits for, directly or through others) to reopen. Every step "
+        "after them, this one included, reopens too.",
+    )
+
+
 class Step(Frozen):
     """One step of a checklist. A step is ready once every step in ``after`` is done or skipped."""
 
@@ -98,6 +112,11 @@ class Step(Frozen):
         default_factory=list,
         description="Keys of the run's data this step's evidence may replace. Any other clash is refused.",
     )
+    sends_back: SendBack | None = Field(
+        None,
+        description="Send-back: evidence matching `when` reopens the earlier steps in `to` instead of finishing "
+        "this step (a review that says no). Logged as `sent_back`, counted as rework.",
+    )
 
 
 class Checklist(Frozen):
@@ -116,6 +135,18 @@ class Checklist(Frozen):
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps if s.id == step_id), None)
+
+    def successors(self, step_ids: list[str]) -> list[str]:
+        """``step_ids`` and every step that waits for one of them, directly or through others, in file order."""
+        found = set(step_ids)
+        changed = True
+        while changed:
+            changed = False
+            for step in self.steps:
+                if step.id not in found and any(p in found for p in self.predecessors(step.id)):
+                    found.add(step.id)
+                    changed = True
+        return [s.id for s in self.steps if s.id in found]
 
     def predecessors(self, step_id: str) -> list[str]:
         """The ``after`` list with the default (the previous step) applied."""

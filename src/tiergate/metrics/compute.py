@@ -26,7 +26,7 @@ from tiergate.metrics.settings import MetricsSettings
 Key = tuple[str, int]                  # (process, tier)
 StepKey = tuple[str, int, str | None]   # (process, tier, step)
 TOP_FAILURE_STEPS = 10
-STEP_EVENTS = ("step_ready", "step_completed", "step_skipped", "gate_failed", "refused", "escalated")
+STEP_EVENTS = ("step_ready", "step_completed", "step_skipped", "gate_failed", "refused", "escalated", "sent_back")
 
 
 def rate(part: float, whole: float) -> float | None:
@@ -56,6 +56,7 @@ class Tally:
     runs_with_human_intervention: int = 0
     timed: int = 0
     over_expected: int = 0
+    sent_back: int = 0
 
     def add(self, other: "Tally") -> None:
         for name, value in other.__dict__.items():
@@ -85,6 +86,7 @@ class Tally:
                                        for kind in DEVIATION_KINDS}},
             "time_to_complete": {"completed": self.timed, "over_expected": self.over_expected,
                                  "over_share": rate(self.over_expected, self.timed)},
+            "rework": {"sent_back": self.sent_back, "per_run": rate(self.sent_back, self.runs)},
             "human_intervention": {"interventions": self.takeovers + self.human_cancels,
                                    "takeovers": self.takeovers, "cancels_of_agent_runs": self.human_cancels,
                                    "runs": self.runs_with_human_intervention,
@@ -99,6 +101,7 @@ class StepTally:
     gate_failed: StepCounts = field(default_factory=StepCounts)
     escalated: StepCounts = field(default_factory=StepCounts)
     ready: int = 0
+    sent_back: int = 0
     refused: Counter[str] = field(default_factory=Counter)          # by actor kind
     refused_by_reason: Counter[str] = field(default_factory=Counter)  # by refusal group (deviations.REFUSAL_GROUPS)
     off_path: int = 0
@@ -126,7 +129,8 @@ class StepTally:
             "completed_by": {kind: done.of(kind) for kind in ("agent", "human", "system")},
             "skipped": skipped.count - skipped.of("system"),
             "closed_unused": skipped.of("system"),
-            "left_ready": max(0, self.ready - done.count - skipped.count),
+            "left_ready": max(0, self.ready - done.count - skipped.count - self.sent_back),
+            "sent_back": self.sent_back,
             "gate_failures": self.gate_failed.count,
             "gate_failures_by": {"agent": self.gate_failed.of("agent"), "human": self.gate_failed.of("human")},
             "refusals": sum(self.refused.values()),
@@ -216,6 +220,9 @@ def _compute(q: LogQueries, scope: Scope, catalog: dict[str, tuple[str, int]],
         elif event == "escalated":
             tally.escalated = entries
             totals.deviations["escalated"] += entries.count
+        elif event == "sent_back":  # rework, not a deviation: a review said no, as the checklist allows
+            tally.sent_back = entries.count
+            totals.sent_back += entries.count
     for (kind, process, tier, step), refused in q.refusals().items():
         tallies[(process, tier)].deviations[kind] += refused.count
         steps[(process, tier, step)].refused_by_reason[kind] += refused.count

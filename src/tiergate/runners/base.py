@@ -72,6 +72,8 @@ class StepView:
     ready_at: str | None = None
     evidence: dict[str, Any] | None = None
     reason: str | None = None
+    earlier: dict[str, Any] | None = None
+    """A step reopened by a send-back: its evidence, actor and time before, and who sent it back why."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

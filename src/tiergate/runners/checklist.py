@@ -5,11 +5,15 @@ State of a checklist run (stored as JSON in the run row)::
     {"data":    {...start data, then each done step's evidence merged in completion order...},
      "sources": {"<data key>": "inputs" | "<step id>"},       # who set each key, for clashes
      "steps":   {"<step id>": {"status": "locked|ready|done|skipped", "ready_at", "at",
-                               "actor", "evidence", "reason"}}}
+                               "actor", "evidence", "reason", "earlier"}}}
 
 A step is ready when every step it waits for is done or skipped. ``decide`` steps are run by
 the engine the moment they become ready. The run completes when every required step is done;
 optional steps still open then are closed as skipped by the system.
+
+A step with ``sends_back`` whose evidence passes both its gate and ``sends_back.when`` is a
+"no": the steps in ``sends_back.to`` and every step after them (the sender included) go back to
+``locked``, keep what they had as ``earlier``, and become ready again as usual (``sent_back``).
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ def _validators(definition: ChecklistDefinition) -> dict[str, Validator]:
     out = {step.id: definition.validator(step.done_when) for step in definition.checklist.steps
            if step.done_when is not None}
     out["__inputs__"] = definition.validator(definition.checklist.inputs)
+    for step in definition.checklist.steps:
+        if step.sends_back is not None:
+            out[f"{step.id}#sends_back"] = definition.validator(step.sends_back.when)
     return out
 
 
@@ -119,7 +126,8 @@ class ChecklistRunner(Runner):
                 actors=list(step.actors), roles=list(step.roles), instructions=step.instructions,
                 done_when=step.done_when, waits_for=list(waits_for[step.id]), decide=step.decide,
                 distinct_from=step.distinct_from, actor=st.get("actor"), at=st.get("at"),
-                ready_at=st.get("ready_at"), evidence=st.get("evidence"), reason=st.get("reason")))
+                ready_at=st.get("ready_at"), evidence=st.get("evidence"), reason=st.get("reason"),
+                earlier=st.get("earlier")))
         return views
 
     # --- changing ------------------------------------------------------------------------
@@ -153,7 +161,10 @@ class ChecklistRunner(Runner):
             raise UsageError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
                              f"{type(evidence).__name__}.", code="invalid_evidence")
         evidence_json = check_evidence_size(evidence)
-        enforce(_validators(definition)[step_id], evidence, run_id=ctx.run_id, step_id=step_id)
+        validators = _validators(definition)
+        enforce(validators[step_id], evidence, run_id=ctx.run_id, step_id=step_id)
+        if step.sends_back is not None and not gate_errors(validators[f"{step_id}#sends_back"], evidence):
+            return self._send_back(definition, state, step, evidence, ctx)
         state = _copy_state(state)
         overwritten = self._merge(step, state, evidence, ctx.run_id)
         duration = self._record(state, step_id, "done", ctx, evidence=evidence)
@@ -205,6 +216,29 @@ class ChecklistRunner(Runner):
                                details={"run": run_id, "step": step_id, "waiting_for": waiting})
         return step
 
+    def _send_back(self, definition: ChecklistDefinition, state: dict[str, Any], step: Step,
+                   evidence: dict[str, Any], ctx: RunContext) -> Transition:
+        """Reopen ``step.sends_back.to`` and every step after them; the sender's evidence is not merged."""
+        assert step.sends_back is not None
+        state = _copy_state(state)
+        when = format_time(ctx.now)
+        ready_at = state["steps"][step.id].get("ready_at")
+        duration = (ctx.now - _parse(ready_at)).total_seconds() if ready_at else None
+        reopened = definition.checklist.successors(list(step.sends_back.to))
+        sent = {"step": step.id, "actor": str(ctx.actor), "at": when, "evidence": evidence}
+        for step_id in reopened:
+            old = state["steps"][step_id]
+            earlier = dict(old.get("earlier") or {})
+            if old["status"] in ("done", "skipped"):
+                earlier.update(status=old["status"], evidence=old.get("evidence"), actor=old.get("actor"),
+                               at=old.get("at"), reason=old.get("reason"))
+            earlier["sent_back"] = sent
+            earlier["rework"] = int(earlier.get("rework", 0)) + 1
+            state["steps"][step_id] = {"status": "locked", "earlier": earlier}
+        events = [LogEvent("sent_back", ctx.actor, step=step.id, duration_s=duration,
+                           detail={"evidence": evidence, "to": list(step.sends_back.to), "reopened": reopened})]
+        return self._advance(definition, state, events, ctx)
+
     def _four_eyes(self, step: Step, state: dict[str, Any], ctx: RunContext) -> None:
         if step.distinct_from is None:
             return
@@ -216,9 +250,11 @@ class ChecklistRunner(Runner):
                                                              "distinct_from": step.distinct_from})
 
     def _merge(self, step: Step, state: dict[str, Any], evidence: dict[str, Any], run_id: str) -> dict[str, Any]:
-        data, sources = state["data"], state["sources"]
+        data, sources, steps = state["data"], state["sources"], state["steps"]
+        # A key set by a step that was sent back since (or by this step, redone) is stale: set it again.
         clashes = {k: sources.get(k) for k, v in evidence.items()
-                   if k in data and data[k] != v and k not in step.may_overwrite}
+                   if k in data and data[k] != v and k not in step.may_overwrite
+                   and not (sources.get(k) in steps and steps[sources[k]].get("status") != "done")}
         if clashes:
             listed = ", ".join(f"'{k}' (set by {src})" for k, src in clashes.items())
             raise RefusedError(f"evidence for step '{step.id}' would replace {listed} with a different value. "

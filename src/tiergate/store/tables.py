@@ -21,6 +21,9 @@
   run and per step. Derived from log entries only, by one folding function, and rebuilt from the
   log on demand; never written by the runners.
 
+- ``Deployment``, ``DeploymentFile``: the home's definition files as deployed (``tiergate deploy``),
+  numbered; each file's text is stored once by its SHA-256 (``tiergate.deployments``).
+
 Schema changes go through Alembic migrations in ``tiergate/store/migrations``; the tables here
 and the migrations must agree (a test compares them).
 """
@@ -282,6 +285,8 @@ class LogTree(SQLModel, table=True):
     frontier: list[Any] = Field(sa_column=Column(JSON, nullable=False))
     root: str = Field(sa_column=Column(String(64), nullable=False))
     updated_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
 # --- principals and their credentials (tiergate.store.credentials) ---
 
 
@@ -343,3 +348,27 @@ class Claim(SQLModel, table=True):
     claimed_by: str = Field(sa_column=Column(String(160), nullable=False))
     claimed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     assigned_by: Optional[str] = Field(default=None, sa_column=Column(String(160), nullable=True))
+
+
+class Deployment(SQLModel, table=True):
+    """One numbered deployment of the home's definition files: what runs start from."""
+
+    __tablename__ = "deployments"
+
+    number: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    actor: str = Field(sa_column=Column(String(128), nullable=False))
+    #: {"kind": "bootstrap" | "direct" | "rollback", ...}: what allowed it.
+    approval: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    #: {relative path: SHA-256 of its text}
+    manifest: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    #: what changed against the deployment before it: files and decision rules
+    changes: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    redeploy_of: Optional[int] = Field(default=None, sa_column=Column(Integer, nullable=True))
+
+
+class DeploymentFile(SQLModel, table=True):
+    __tablename__ = "deployment_files"
+
+    sha256: str = Field(sa_column=Column(String(64), primary_key=True))
+    body: str = Field(sa_column=Column(Text, nullable=False))

@@ -41,3 +41,11 @@ def count_due(conn: Connection, now: datetime) -> int:
 
     return int(conn.execute(select(func.count()).select_from(_runs).where(
         _runs.c.status == "active", _runs.c.due_at.is_not(None), _runs.c.due_at <= utc(now))).scalar() or 0)
+
+
+def due_runs(conn: Connection, now: datetime) -> list[str]:
+    """The ids of active runs with a timer due by ``now``, oldest due first (nothing locked)."""
+    query = (select(_runs.c.id).where(_runs.c.status == "active", _runs.c.due_at.is_not(None),
+                                      _runs.c.due_at <= utc(now))
+             .order_by(_runs.c.due_at, _runs.c.id))
+    return [row[0] for row in conn.execute(query)]

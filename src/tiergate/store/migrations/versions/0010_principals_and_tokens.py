@@ -1,7 +1,7 @@
 """Principals, their tokens, the record of credential changes, claims, and the door of each log entry.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0008
 
 - ``principals``: who may come through the server's doors (``human:alice``, ``agent:bot``).
 - ``tokens``: bearer tokens; only the SHA-256 of each secret is stored (``secret_hash``).
