@@ -36,7 +36,6 @@ UNSUPPORTED = {
 }
 UNSUPPORTED_EVENTS = {
     "messageEventDefinition": "message events are not supported (tiergate has no message channel)",
-    "signalEventDefinition": "signal events are not supported",
     "conditionalEventDefinition": "conditional events are not supported; use a gateway condition",
     "compensateEventDefinition": "compensation events are not supported",
     "linkEventDefinition": "link events are not supported; draw the sequence flow",
@@ -81,9 +80,7 @@ def check_elements(check: FileCheck) -> None:
         if node.loop:
             check.error(node.line, node.id, f"{node.loop} markers are not supported: draw the loop with a gateway "
                         "and a sequence flow back (docs/tier1.md).")
-        if node.triggered_by_event:
-            check.error(node.line, node.id, "event subprocesses are not supported; use a boundary event.")
-        if node.kind == "startEvent" and node.event_definitions:
+        if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node):
             check.error(node.line, node.id, "start events must be plain: runs are started with `tiergate start`.")
         if node.kind == "task":
             check.error(node.line, node.id, "a plain task completes by itself, with no gate and nobody doing it. "
@@ -110,6 +107,11 @@ def check_elements(check: FileCheck) -> None:
         if value is not None and value.strip().lower() not in ("true", "false"):
             check.error(flow.line, flow.id, f"deviation must be true or false, not '{value}'.")
     _check_parallel_merges(check)
+
+
+def _in_event_subprocess(model: ProcessModel, node: Node) -> bool:
+    container = model.nodes.get(node.container)
+    return container is not None and container.triggered_by_event
 
 
 def check_document(check: FileCheck, tree: Any) -> None:

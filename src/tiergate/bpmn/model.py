@@ -247,7 +247,8 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             properties=properties, property_lines=property_lines, decision=_decision(element),
             result_variable=element.get(f"{{{CAMUNDA_NS}}}resultVariable"),
             attached_to=element.get("attachedToRef"),
-            cancel_activity=(element.get("cancelActivity") or "true").strip().lower() != "false",
+            cancel_activity=(element.get("cancelActivity") or element.get("isInterrupting") or "true"
+                             ).strip().lower() != "false",
             timer=_timer(element), event_definitions=events,
             script=script_node.text if script_node is not None else None,
             script_format=element.get("scriptFormat"), default_flow=element.get("default"), loop=loop,

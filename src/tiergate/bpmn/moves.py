@@ -21,6 +21,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
+from tiergate.bpmn import events as bpmn_events
 from tiergate.bpmn import persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -71,6 +72,7 @@ class Move:
         self.workflow: RestrictedWorkflow | None = None
         self.ready_before: set[UUID] = set()
         self.ready_elements: dict[UUID, str] = {}
+        self.thrown: list[bpmn_events.Thrown] = []
 
     def restore(self) -> RestrictedWorkflow:
         spec, subprocess_specs = self.definition.specs
@@ -129,6 +131,18 @@ class Move:
         taint = self.incoming_taint(task)
         if taint:
             self.tainted[task.id] = taint
+        element = element_of(task)
+        if element is None:
+            return
+        entry = bpmn_events.caught(task, element, self.model)
+        if entry is not None:
+            self.events.append(entry)
+            scope = self.model.nodes.get(entry.step or "")
+            if entry.detail["interrupting"] and scope is not None and scope.triggered_by_event:
+                bpmn_events.interrupt_scope(task)
+        thrown = bpmn_events.thrown_error(task, element)
+        if thrown is not None:
+            self.thrown.append(thrown)
 
     # -- running --
 
@@ -139,6 +153,9 @@ class Move:
             persistence.advance(self.workflow, self.did_run)
         except persistence.StepFailure as exc:
             failure = exc
+        if failure is None:
+            failure = self._uncaught_error()
+        self.workflow.bpmn_events = []
         self.journal()
         if failure is not None:
             return self.failed(failure)
@@ -175,24 +192,42 @@ class Move:
                         "to": [f.target for f in outgoing], "interrupting": node.cancel_activity}))
         self.engine.journal.clear()
 
+    def _uncaught_error(self) -> persistence.StepFailure | None:
+        assert self.workflow is not None
+        for event in bpmn_events.uncaught_errors(self.workflow):
+            code = bpmn_events.code_of(event.event_definition)
+            thrown = next((t for t in reversed(self.thrown) if t.code == code), None)
+            where = thrown.task if thrown is not None else self.workflow.task_tree
+            return persistence.StepFailure(where, f"error '{code}' was thrown and no boundary event or event "
+                                                  "subprocess catches it; add one that catches this error code, or "
+                                                  "end the path with a plain end event", retryable=False)
+        return None
+
     def failed(self, failure: persistence.StepFailure) -> RunStatus:
         assert self.workflow is not None
         element = element_of(failure.task) or self.definition.process_id
         node = self.model.nodes.get(element)
         self.state["error"] = {"element": element, "message": failure.message, "task": str(failure.task.id)}
+        hint = f"fix the data, then `tiergate retry RUN {element} --data '{{...}}'`"
+        if not failure.retryable:
+            self.state["error"]["retryable"] = False
+            hint = "the run cannot go on: cancel it with `tiergate cancel RUN --reason ...`"
         self.state["workflow"] = persistence.dump(self.workflow)
         self.state["data"] = self._data_view()
         self._timers()
         self.events.append(LogEvent("failed", SYSTEM, step=element, detail={
             "element": element, "kind": node.kind if node is not None else None, "error": failure.message,
-            "retry": f"fix the data, then `tiergate retry RUN {element} --data '{{...}}'`"}))
+            "retry": hint}))
         return RunStatus.FAILED
 
     def _cancelled_steps(self) -> None:
         assert self.workflow is not None
         present = {t.id: t for t in persistence.all_tasks(self.workflow)}
-        interrupted = {e.detail.get("task"): e.detail.get("timer") for e in self.events
+        interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}
+        interrupted.update({self._interrupts(e.detail): f"{e.detail['event']} '{e.detail.get('code')}' (caught by "
+                            f"'{e.detail['by']}')" for e in self.events
+                            if e.event == "escalated" and e.detail.get("event") and e.detail.get("interrupting")})
         for task_id in self.ready_before:
             task = present.get(task_id)
             if task is not None and not task.has_state(TaskState.CANCELLED):
@@ -202,12 +237,27 @@ class Move:
                 continue
             if self.ready_task(element) is not None:
                 continue
-            timer = interrupted.get(element)
-            reason = (f"interrupted by timer '{timer}'" if timer else
-                      "cancelled: the process moved on without it")
+            cause = next((interrupted[c] for c in self._containers(element) if c in interrupted), None)
+            reason = f"interrupted by {cause}" if cause else "cancelled: the process moved on without it"
             record = self.state["steps"][element]
             record.update(status="skipped", at=format_time(self.ctx.now), actor=str(SYSTEM), reason=reason)
             self.events.append(LogEvent("step_skipped", SYSTEM, step=element, detail={"reason": reason}))
+
+    def _interrupts(self, detail: dict[str, Any]) -> str | None:
+        """What an interrupting catch cancels: the activity it sits on, or the scope of an event subprocess."""
+        scope = self.model.nodes.get(detail.get("task") or "")
+        if scope is not None and scope.triggered_by_event:
+            return scope.container
+        return detail.get("task")
+
+    def _containers(self, element: str) -> list[str]:
+        """The element, then each subprocess around it, innermost first."""
+        found: list[str] = []
+        node = self.model.nodes.get(element)
+        while node is not None and len(found) < 50:
+            found.append(node.id)
+            node = self.model.nodes.get(node.container) if node.container != node.id else None
+        return found + [self.model.id]
 
     def _newly_ready(self) -> None:
         assert self.workflow is not None

@@ -21,8 +21,12 @@ from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.defaults import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins import BpmnSpecMixin
+from SpiffWorkflow.bpmn.parser.event_parsers import (ERROR_EVENT_XPATH, ESCALATION_EVENT_XPATH, MESSAGE_EVENT_XPATH,
+                                                     SIGNAL_EVENT_XPATH, TIMER_EVENT_XPATH)
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.camunda.parser.event_parsers import CamundaStartEventParser
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
 from tiergate.bpmn.model import ProcessModel
@@ -63,10 +67,22 @@ class DecisionTaskParser(CamundaTaskParser):
                             result_variable=self.node.get(f"{{{CAMUNDA_NS}}}resultVariable"), **self.bpmn_attributes)
 
 
+class EventStartParser(CamundaStartEventParser):
+    """Start events, also with an error or escalation definition (event subprocesses catch those)."""
+
+    def create_task(self) -> Any:
+        event_definition = self.get_event_definition([MESSAGE_EVENT_XPATH, SIGNAL_EVENT_XPATH, TIMER_EVENT_XPATH,
+                                                      ERROR_EVENT_XPATH, ESCALATION_EVENT_XPATH])
+        task = self._create_task(event_definition)
+        self.spec.start.connect(task)
+        return task
+
+
 class TiergateParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
+        full_tag("startEvent"): (EventStartParser, StartEvent),
     }
 
 

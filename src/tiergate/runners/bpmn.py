@@ -161,6 +161,10 @@ class BpmnRunner(Runner):
         if not error:
             raise RefusedError(f"run {ctx.run_id} has no failed element to retry.", reason="not_failed",
                                details={"run": ctx.run_id, "step": element})
+        if error.get("retryable") is False:
+            raise RefusedError(f"run {ctx.run_id} failed at '{error.get('element')}' in a way a retry cannot mend: "
+                               f"{error.get('message')}. Cancel the run with `tiergate cancel {ctx.run_id} --reason "
+                               "...`.", reason="not_retryable", details={"run": ctx.run_id, "step": element})
         if error.get("element") != element:
             raise RefusedError(f"run {ctx.run_id} failed at '{error.get('element')}', not at '{element}'. Retry "
                                f"with `tiergate retry {ctx.run_id} {error.get('element')}`.", reason="unknown_step",
