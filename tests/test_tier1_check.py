@@ -62,8 +62,9 @@ def spread(xml: str) -> str:
     ('<bpmn:businessRuleTask id="anon"/>', "anon", "names no decision"),
     ('<bpmn:intermediateCatchEvent id="msg"><bpmn:messageEventDefinition/></bpmn:intermediateCatchEvent>', "msg",
      "message events are not supported"),
-    (user("looped") .replace("</bpmn:userTask>", "<bpmn:standardLoopCharacteristics/></bpmn:userTask>"), "looped",
-     "standardLoopCharacteristics markers are not supported"),
+    ('<bpmn:userTask id="looped"><bpmn:standardLoopCharacteristics><bpmn:loopCondition>x.__class__'
+     '</bpmn:loopCondition></bpmn:standardLoopCharacteristics></bpmn:userTask>',
+     "looped", "loopCondition: attribute '.__class__' is not allowed"),
 ])
 def test_each_element_problem_names_the_element_and_its_line(body: str, element: str, message: str) -> None:
     xml = spread(bpmn("p", '<bpmn:startEvent id="start"/>' + body + '<bpmn:endEvent id="end"/>'

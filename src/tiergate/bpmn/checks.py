@@ -77,9 +77,8 @@ def check_elements(check: FileCheck) -> None:
         for event in node.event_definitions:
             if event in UNSUPPORTED_EVENTS:
                 check.error(node.line, node.id, UNSUPPORTED_EVENTS[event] + ".")
-        if node.loop:
-            check.error(node.line, node.id, f"{node.loop} markers are not supported: draw the loop with a gateway "
-                        "and a sequence flow back (docs/tier1.md).")
+        for what, text, line in node.loop_expressions:
+            _check_expression(check, text, "eval", line, node.id, what)
         if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node):
             check.error(node.line, node.id, "start events must be plain: runs are started with `tiergate start`.")
         if node.kind == "task":

@@ -58,6 +58,9 @@ class Node:
     default_flow: str | None = None
     loop: str | None = None
     triggered_by_event: bool = False
+    #: Expressions of a loop or multi-instance marker: (what, text, line).
+    loop_expressions: tuple[tuple[str, str, int], ...] = ()
+    sequential: bool = False
 
     @property
     def title(self) -> str:
@@ -234,10 +237,16 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
         if kind in CONTAINER_KINDS:
             container_lane[element_id] = lane_id
         script_node = element.find(f"{{{BPMN_NS}}}script")
-        loop = None
+        loop, loop_expressions, sequential = None, [], False
         for marker in ("standardLoopCharacteristics", "multiInstanceLoopCharacteristics"):
-            if element.find(f"{{{BPMN_NS}}}{marker}") is not None:
+            found_marker = element.find(f"{{{BPMN_NS}}}{marker}")
+            if found_marker is not None:
                 loop = marker
+                sequential = (found_marker.get("isSequential") or "").strip().lower() == "true"
+                for part in ("loopCardinality", "completionCondition", "loopCondition"):
+                    inner = found_marker.find(f"{{{BPMN_NS}}}{part}")
+                    if inner is not None and _text(inner):
+                        loop_expressions.append((part, _text(inner), inner.sourceline or line))
         events = tuple(local(e) for e in element if local(e).endswith("EventDefinition"))
         model.nodes[element_id] = Node(
             id=element_id, kind=kind, name=" ".join((element.get("name") or "").split()), line=line,
@@ -252,5 +261,6 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             timer=_timer(element), event_definitions=events,
             script=script_node.text if script_node is not None else None,
             script_format=element.get("scriptFormat"), default_flow=element.get("default"), loop=loop,
-            triggered_by_event=(element.get("triggeredByEvent") or "").lower() == "true")
+            triggered_by_event=(element.get("triggeredByEvent") or "").lower() == "true",
+            loop_expressions=tuple(loop_expressions), sequential=sequential)
     return model

@@ -22,7 +22,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import persistence
+from tiergate.bpmn import instances, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
@@ -47,6 +47,12 @@ def element_of(task: Task) -> str | None:
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     """A copy to change: everything but the workflow, which is only ever replaced whole."""
     return {key: value if key == "workflow" else copy.deepcopy(value) for key, value in state.items()}
+
+
+def step_of(task: Task) -> str | None:
+    """The step id of a task: its element, with the instance key for a multi-instance or loop instance."""
+    element = element_of(task)
+    return None if element is None else instances.step_id(element, instances.instance_key(task))
 
 
 def is_step(task: Task) -> bool:
@@ -81,7 +87,7 @@ class Move:
         # that then failed is announced by the next move that succeeds (after `tiergate retry`).
         self.ready_before = set()
         for task in persistence.all_tasks(self.workflow):
-            element = element_of(task) or ""
+            element = step_of(task) or ""
             if task.state == TaskState.READY and is_step(task) \
                     and self.state.get("steps", {}).get(element, {}).get("status") == "ready":
                 self.ready_before.add(task.id)
@@ -97,7 +103,7 @@ class Move:
     def ready_task(self, step_id: str) -> Task | None:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
-            if task.state == TaskState.READY and element_of(task) == step_id and is_step(task):
+            if task.state == TaskState.READY and step_of(task) == step_id and is_step(task):
                 return task
         return None
 
@@ -237,7 +243,8 @@ class Move:
                 continue
             if self.ready_task(element) is not None:
                 continue
-            cause = next((interrupted[c] for c in self._containers(element) if c in interrupted), None)
+            cause = next((interrupted[c] for c in self._containers(instances.split(element)[0])
+                          if c in interrupted), None)
             reason = f"interrupted by {cause}" if cause else "cancelled: the process moved on without it"
             record = self.state["steps"][element]
             record.update(status="skipped", at=format_time(self.ctx.now), actor=str(SYSTEM), reason=reason)
@@ -265,13 +272,15 @@ class Move:
         for task in persistence.all_tasks(self.workflow):
             if task.state != TaskState.READY or not is_step(task) or task.id in self.ready_before:
                 continue
-            element = element_of(task)
+            element = step_of(task)
             assert element is not None
             record = self.state["steps"].setdefault(element, {"status": "locked"})
             if element in seen:
                 continue
             seen.add(element)
             record.update(status="ready", ready_at=format_time(self.ctx.now))
+            if element != element_of(task):
+                record["item"] = to_jsonable(instances.instance_item(task))
             detail: dict[str, Any] = {}
             taint = self.incoming_taint(task)
             if taint:
@@ -283,7 +292,7 @@ class Move:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
             if task.state == TaskState.READY and is_step(task):
-                record = self.state["steps"].setdefault(element_of(task) or "", {})
+                record = self.state["steps"].setdefault(step_of(task) or "", {})
                 if record.get("status") != "ready":
                     record["status"] = "ready"
                     record.setdefault("ready_at", format_time(self.ctx.now))

@@ -18,6 +18,7 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.util import full_tag
+from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
@@ -29,6 +30,7 @@ from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.event_parsers import CamundaStartEventParser
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
+from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
 from tiergate.bpmn.timers import clock_timer, literal_or_expression
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, BpmnError
@@ -78,12 +80,17 @@ class EventStartParser(CamundaStartEventParser):
         return task
 
 
+_CLASSES = {
+    **CamundaParser.OVERRIDE_PARSER_CLASSES,
+    full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
+    full_tag("startEvent"): (EventStartParser, StartEvent),
+}
+
+
 class TiergateParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {
-        **CamundaParser.OVERRIDE_PARSER_CLASSES,
-        full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
-        full_tag("startEvent"): (EventStartParser, StartEvent),
-    }
+        tag: (with_instances(parser) if issubclass(parser, TaskParser) else parser, spec)
+        for tag, (parser, spec) in _CLASSES.items()}
 
 
 def _clock_timers(spec: Any, model: ProcessModel) -> None:

@@ -32,6 +32,10 @@ class StepRules:
     distinct_from: str | None
     optional: bool
     instructions: str
+    #: A multi-instance or loop task: one step per instance, ``ID[KEY]`` (tiergate.bpmn.instances).
+    repeats: bool = False
+    #: The BPMN element (``id`` is the step id, which for an instance carries its key).
+    element: str = ""
 
 
 def parse_gate(value: str) -> dict[str, Any]:
@@ -62,7 +66,7 @@ def step_rules(node: Node, lanes: dict[str, dict[str, list[str]]]) -> StepRules:
                      roles=tuple(lane.get("roles") or ()), lane=node.lane,
                      distinct_from=(node.properties.get("distinct_from") or "").strip() or None,
                      optional=node.properties.get("optional", "").strip().lower() == "true",
-                     instructions=node.documentation)
+                     instructions=node.documentation, repeats=node.loop is not None, element=node.id)
 
 
 def resolve_lane(label: str, lane_id: str, roles: Roles | None) -> dict[str, list[str]] | None:
