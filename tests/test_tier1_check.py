@@ -60,8 +60,8 @@ def spread(xml: str) -> str:
     ('<bpmn:businessRuleTask id="rule" camunda:decisionRef="nowhere"/>', "rule",
      "decision 'nowhere' does not exist or failed to load"),
     ('<bpmn:businessRuleTask id="anon"/>', "anon", "names no decision"),
-    ('<bpmn:intermediateCatchEvent id="msg"><bpmn:messageEventDefinition/></bpmn:intermediateCatchEvent>', "msg",
-     "message events are not supported"),
+    ('<bpmn:intermediateCatchEvent id="msg"><bpmn:linkEventDefinition name="x"/></bpmn:intermediateCatchEvent>',
+     "msg", "link events are not supported"),
     ('<bpmn:userTask id="looped"><bpmn:standardLoopCharacteristics><bpmn:loopCondition>x.__class__'
      '</bpmn:loopCondition></bpmn:standardLoopCharacteristics></bpmn:userTask>',
      "looped", "loopCondition: attribute '.__class__' is not allowed"),

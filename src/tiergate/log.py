@@ -27,6 +27,7 @@ GENESIS = "0" * 64
 EVENTS = frozenset({
     "routed", "started", "step_ready", "step_completed", "step_skipped", "gate_failed", "refused",
     "decision_evaluated", "timer_fired", "escalated", "guidance_served", "completed", "cancelled", "failed",
+    "message_received", "message_sent",
 })
 
 _log = LogEntry.__table__  # type: ignore[attr-defined]

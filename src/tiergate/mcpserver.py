@@ -232,6 +232,21 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
         """
         return call(lambda e: e.skip(run, step, reason, actor=actor).to_dict())
 
+    @app.tool(annotations=changes)
+    def send_message(
+        name: Annotated[str, Field(description="The message name a Tier 1 run waits for.", min_length=1,
+                                   max_length=200)],
+        correlate: Annotated[dict[str, str], Field(description="Values the waiting run must have, e.g. "
+                                                               "{\"change_id\": \"CH-7\"}.")],
+        data: Annotated[dict[str, Any], Field(description="Fields the message brings into the run's data.")],
+    ) -> Answer:
+        """Deliver a message to the one Tier 1 run waiting for it, matched by its correlation values.
+
+        Logged `message_received` with you as the sender. A message that matches no waiting run
+        (details.reason `no_waiting_run`) or several (`message_ambiguous`) is refused, not delivered.
+        """
+        return call(lambda e: e.message(name, correlate, data, actor=actor).to_dict())
+
     @app.tool(annotations=read_only)
     def get_run(run: RunId) -> Answer:
         """The state of a run: its status, each step (done, ready, locked or skipped) with who

@@ -26,16 +26,12 @@ from tiergate.templating import check_syntax
 UNSUPPORTED = {
     "serviceTask": "service tasks are not supported: tiergate calls no external services. Use a userTask for the "
                    "agent or person who calls the service, with a gate for the result",
-    "sendTask": "send tasks are not supported (tiergate has no message channel)",
-    "receiveTask": "receive tasks are not supported (tiergate has no message channel)",
     "callActivity": "call activities are not supported: draw the called steps as an embedded subProcess",
     "transaction": "transactions are not supported; use an embedded subProcess",
     "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
-    "eventBasedGateway": "event-based gateways are not supported; use a boundary timer on the user task",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
 }
 UNSUPPORTED_EVENTS = {
-    "messageEventDefinition": "message events are not supported (tiergate has no message channel)",
     "conditionalEventDefinition": "conditional events are not supported; use a gateway condition",
     "compensateEventDefinition": "compensation events are not supported",
     "linkEventDefinition": "link events are not supported; draw the sequence flow",

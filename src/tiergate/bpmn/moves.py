@@ -15,6 +15,7 @@ import copy
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.task import Task
@@ -22,7 +23,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import instances, persistence
+from tiergate.bpmn import instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
@@ -60,8 +61,13 @@ def is_step(task: Task) -> bool:
 
 
 def is_timer(task: Task) -> bool:
-    return isinstance(task.task_spec, CatchingEvent) and isinstance(task.task_spec.event_definition,
-                                                                     TimerEventDefinition)
+    """A timer event, or an event-based gateway with a timer among its events."""
+    if not isinstance(task.task_spec, CatchingEvent):
+        return False
+    definition = task.task_spec.event_definition
+    if isinstance(definition, MultipleEventDefinition):
+        return any(isinstance(d, TimerEventDefinition) for d in definition.event_definitions)
+    return isinstance(definition, TimerEventDefinition)
 
 
 class Move:
@@ -161,6 +167,8 @@ class Move:
             failure = exc
         if failure is None:
             failure = self._uncaught_error()
+        for name in messages.unsent(self.workflow):
+            self.events.append(LogEvent("message_sent", SYSTEM, detail={"message": name}))
         self.workflow.bpmn_events = []
         self.journal()
         if failure is not None:
@@ -169,12 +177,13 @@ class Move:
         self._newly_ready()
         self._sync_ready()
         self._timers()
+        self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
         self.state["error"] = None
         self.state["workflow"] = persistence.dump(self.workflow)
         self.state["data"] = self._data_view()
         if self.workflow.is_completed():
             self.events.append(LogEvent("completed", SYSTEM))
-            self.state["due_at"], self.state["timers"] = None, []
+            self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
             return RunStatus.COMPLETED
         return RunStatus.ACTIVE
 
@@ -196,7 +205,19 @@ class Move:
                     self.events.append(LogEvent("escalated", SYSTEM, step=attached, detail={
                         "task": attached, "timer": entry.element, "flows": [f.id for f in outgoing],
                         "to": [f.target for f in outgoing], "interrupting": node.cancel_activity}))
+                if node is not None and node.kind == "eventBasedGateway":
+                    self.events.append(self._gateway_timeout(node.id))
         self.engine.journal.clear()
+
+    def _gateway_timeout(self, gateway: str) -> LogEvent:
+        """The timer after an event-based gateway came first: the messages it waited for never did."""
+        after = [self.model.nodes[f.target] for f in self.model.outgoing(gateway) if f.target in self.model.nodes]
+        timer = next((n.id for n in after if n.timer is not None), None)
+        outgoing = self.model.outgoing(timer or "")
+        return LogEvent("escalated", SYSTEM, step=gateway, detail={
+            "event": "timer", "task": gateway, "timer": timer, "by": timer,
+            "instead_of": [n.id for n in after if n.timer is None], "flows": [f.id for f in outgoing],
+            "to": [f.target for f in outgoing], "interrupting": True})
 
     def _uncaught_error(self) -> persistence.StepFailure | None:
         assert self.workflow is not None

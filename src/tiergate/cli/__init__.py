@@ -12,7 +12,7 @@ from tiergate.cli.definitions import check, processes, schema
 from tiergate.cli.logs import log
 from tiergate.cli.metrics import gaps, metrics, report
 from tiergate.cli.runs import cancel, complete, runs, skip, start, status
-from tiergate.cli.tier1 import retry, scaffold, worker
+from tiergate.cli.tier1 import message, retry, scaffold, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,7 +34,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
 for command in (check, processes, route, decisions, schema, start, status, guide, complete, skip, cancel, runs, log,
                 db, mcp):
     cli.add_command(command)
-for command in (worker, retry, scaffold):  # Tier 1
+for command in (worker, retry, message, scaffold):  # Tier 1
     cli.add_command(command)
 for command in (metrics, gaps, report):  # metrics, deviations and gaps from the log
     cli.add_command(command)

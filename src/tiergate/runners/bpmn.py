@@ -29,9 +29,9 @@ from uuid import UUID
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import instances, persistence
+from tiergate.bpmn import instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
-from tiergate.bpmn.moves import Move, copy_state, is_timer
+from tiergate.bpmn.moves import Move, copy_state, element_of, is_timer
 from tiergate.bpmn.timers import parse_datetime
 from tiergate.definitions.home import TIER_FILES
 from tiergate.errors import RefusedError, UsageError
@@ -162,6 +162,32 @@ class BpmnRunner(Runner):
         status = move.run()
         return Transition(state=state, status=status, events=events)
 
+    def deliver_message(self, definition: BpmnDefinition, state: dict[str, Any], name: str,
+                        correlate: dict[str, Any], data: dict[str, Any], ctx: RunContext) -> Transition:
+        """Hand message ``name`` to the catch of this run that waits for it (``tiergate.bpmn.messages``)."""
+        if not isinstance(data, dict):
+            raise UsageError("--data for a message must be a JSON object of fields.", code="invalid_data")
+        check_evidence_size(data)
+        state = copy_state(state)
+        events: list[LogEvent] = []
+        move = Move(definition, state, ctx, events)
+        workflow = move.restore()
+        for task in persistence.all_tasks(workflow):
+            entry = next((e for e in messages.waiting([task], definition.model, element_of)
+                          if messages.matches(e, name, correlate)), None)
+            if entry is not None:
+                break
+        else:
+            raise RefusedError(f"run {ctx.run_id} does not wait for message '{name}' with {correlate or 'no keys'}.",
+                               reason="not_waiting", details={"run": ctx.run_id, "message": name,
+                                                              "waiting_for": state.get("messages", [])})
+        events.append(LogEvent("message_received", ctx.actor, step=entry["element"], detail={
+            "message": name, "correlate": correlate, "data": data, "sender": str(ctx.actor)}))
+        state.setdefault("sources", {}).update({key: f"message:{name}" for key in data})
+        messages.deliver(task, name, data)
+        status = move.run()
+        return Transition(state=state, status=status, events=events)
+
     def retry(self, definition: BpmnDefinition, state: dict[str, Any], element: str, data: dict[str, Any],
               ctx: RunContext) -> Transition:
         """Run the failed element again, after merging ``data`` into its task's data."""
@@ -262,6 +288,8 @@ class BpmnRunner(Runner):
         if status != "ready":
             waiting = [s for s, r in state.get("steps", {}).items() if r.get("status") == "ready"]
             timers = [f"timer {t['timer']} (due {t['due']})" for t in state.get("timers", [])]
+            timers += [f"message '{m['message']}' at {m['element']}" + (f" for {m['correlate']}" if m["correlate"]
+                                                                       else "") for m in state.get("messages", [])]
             what = ", ".join(waiting + timers) or "steps that are not reached yet"
             raise RefusedError(f"step '{step_id}' is not ready: it waits for {what}. Finish those first.",
                                reason="not_ready", details={"run": run_id, "step": step_id, "waiting_for": waiting})
