@@ -26,7 +26,6 @@ from tiergate.templating import check_syntax
 UNSUPPORTED = {
     "serviceTask": "service tasks are not supported: tiergate calls no external services. Use a userTask for the "
                    "agent or person who calls the service, with a gate for the result",
-    "callActivity": "call activities are not supported: draw the called steps as an embedded subProcess",
     "transaction": "transactions are not supported; use an embedded subProcess",
     "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",

@@ -61,6 +61,8 @@ class Node:
     #: Expressions of a loop or multi-instance marker: (what, text, line).
     loop_expressions: tuple[tuple[str, str, int], ...] = ()
     sequential: bool = False
+    #: A call activity's ``calledElement``: the id of the process it calls.
+    called: str | None = None
 
     @property
     def title(self) -> str:
@@ -262,5 +264,5 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             script=script_node.text if script_node is not None else None,
             script_format=element.get("scriptFormat"), default_flow=element.get("default"), loop=loop,
             triggered_by_event=(element.get("triggeredByEvent") or "").lower() == "true",
-            loop_expressions=tuple(loop_expressions), sequential=sequential)
+            loop_expressions=tuple(loop_expressions), sequential=sequential, called=element.get("calledElement"))
     return model

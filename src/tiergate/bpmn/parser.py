@@ -136,11 +136,17 @@ def _converted(definition: TimerEventDefinition, kind: str) -> TimerEventDefinit
     return replacement
 
 
-def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str) -> tuple[Any, dict[str, Any]]:
-    """The SpiffWorkflow spec of ``model.id`` and of its subprocesses. Raises BpmnError with element and line."""
+def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
+                called: list[etree._ElementTree] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The SpiffWorkflow spec of ``model.id`` and of its subprocesses and the processes it calls.
+
+    Raises BpmnError with element and line.
+    """
     parser = TiergateParser()
     try:
         parser.add_bpmn_xml(tree, filename=source)
+        for other in called or []:
+            parser.add_bpmn_xml(other, filename=source)
         spec = parser.get_spec(model.id)
         subprocess_specs = parser.get_subprocess_specs(model.id)
     except ValidationException as exc:
