@@ -50,7 +50,7 @@ def spread(xml: str) -> str:
     (user("pair", distinct_from="ghost"), "pair", "distinct_from names 'ghost', which is not another user"),
     (user("maybe", optional="perhaps"), "maybe", "optional must be true or false"),
     (user("tpl", docs="{% if %}"), "tpl", "template syntax error"),
-    ('<bpmn:serviceTask id="svc"/>', "svc", "service tasks are not supported"),
+    ('<bpmn:serviceTask id="svc"/>', "svc", "serviceTask 'svc' has no gate"),
     ('<bpmn:callActivity id="call" calledElement="x"/>', "call", "calls 'x', but processes/x.bpmn does not exist"),
     ('<bpmn:task id="plain"/>', "plain", "a plain task completes by itself"),
     ('<bpmn:scriptTask id="js" scriptFormat="javascript"><bpmn:script>x = 1</bpmn:script></bpmn:scriptTask>', "js",

@@ -24,8 +24,6 @@ from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.templating import check_syntax
 
 UNSUPPORTED = {
-    "serviceTask": "service tasks are not supported: tiergate calls no external services. Use a userTask for the "
-                   "agent or person who calls the service, with a gate for the result",
     "transaction": "transactions are not supported; use an embedded subProcess",
     "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
@@ -190,6 +188,10 @@ def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_fol
                     _collect_resources(schema, "", "", folder, resources, found, display_folder)
             check.problems.extend(found)
         actors = [a.strip() for a in props.get("actors", "").split(",") if a.strip()]
+        if node.kind == "serviceTask" and ("human" in actors or (node.lane and node.lane in lanes
+                                                                  and "agent" not in lanes[node.lane]["actors"])):
+            check.error(lines.get("actors", node.line), node.id, "a service task is work for an agent (agents are the "
+                        "workers): make it a userTask if a person does it, or put it in a lane agents may work in.")
         bad = [a for a in actors if a not in KINDS]
         if bad or ("actors" in props and not actors):
             check.error(lines.get("actors", node.line), node.id, f"actors must be agent, human or agent,human, not "

@@ -15,7 +15,7 @@ from lxml import etree
 
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, NSMAP, SPIFF_NS, BpmnError, local
 
-STEP_KINDS = frozenset({"userTask", "manualTask"})
+STEP_KINDS = frozenset({"userTask", "manualTask", "serviceTask"})
 TASK_KINDS = frozenset({"userTask", "manualTask", "task", "scriptTask", "businessRuleTask", "serviceTask",
                         "sendTask", "receiveTask", "callActivity", "subProcess", "transaction", "adHocSubProcess"})
 EVENT_KINDS = frozenset({"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
@@ -63,6 +63,8 @@ class Node:
     sequential: bool = False
     #: A call activity's ``calledElement``: the id of the process it calls.
     called: str | None = None
+    #: A service task's topic (``camunda:topic``, or the property ``topic``): the kind of work for agents.
+    topic: str | None = None
 
     @property
     def title(self) -> str:
@@ -264,5 +266,6 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             script=script_node.text if script_node is not None else None,
             script_format=element.get("scriptFormat"), default_flow=element.get("default"), loop=loop,
             triggered_by_event=(element.get("triggeredByEvent") or "").lower() == "true",
-            loop_expressions=tuple(loop_expressions), sequential=sequential, called=element.get("calledElement"))
+            loop_expressions=tuple(loop_expressions), sequential=sequential, called=element.get("calledElement"),
+            topic=(properties.get("topic") or element.get(f"{{{CAMUNDA_NS}}}topic") or "").strip() or None)
     return model

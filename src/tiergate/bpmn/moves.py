@@ -306,6 +306,9 @@ class Move:
             taint = self.incoming_taint(task)
             if taint:
                 detail = {"off_path": True, "flow": taint}
+            node = self.model.nodes.get(element_of(task) or "")
+            if node is not None and node.topic:  # a service task: workers ask for their kind of work by topic
+                record["topic"] = detail["topic"] = node.topic
             self.events.append(LogEvent("step_ready", SYSTEM, step=element, detail=detail))
 
     def _sync_ready(self) -> None:

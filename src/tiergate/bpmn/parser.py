@@ -28,7 +28,7 @@ from SpiffWorkflow.bpmn.parser.event_parsers import (
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+from SpiffWorkflow.bpmn.specs.defaults import ManualTask, StartEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins import BpmnSpecMixin
@@ -94,6 +94,8 @@ _CLASSES = {
     **CamundaParser.OVERRIDE_PARSER_CLASSES,
     full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
     full_tag("startEvent"): (EventStartParser, StartEvent),
+    # A service task is a step for an agent: it waits, like a manual task, until one completes it.
+    full_tag("serviceTask"): (CamundaTaskParser, ManualTask),
 }
 
 
