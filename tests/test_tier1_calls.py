@@ -108,3 +108,15 @@ def test_call_activity_problems_name_the_element(tmp_path: Path, make_engine: Ca
     engine = make_engine(tier1_home(tmp_path / "home", {"p": caller, **files}))
     problems = [p.message for p in engine.check() if p.severity == "error" and p.path.endswith("p.bpmn")]
     assert any(m.startswith(message) for m in problems), problems
+
+
+def test_a_call_to_a_process_of_the_same_file(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    inner = ('<bpmn:process id="helper" isExecutable="true"><bpmn:startEvent id="h_s"/>' + user("help")
+             + '<bpmn:endEvent id="h_e"/>' + chain("h_s", "help", "h_e") + '</bpmn:process>')
+    caller = bpmn("main", '<bpmn:startEvent id="start"/><bpmn:callActivity id="c" calledElement="helper"/>'
+                  + '<bpmn:endEvent id="end"/>' + chain("start", "c", "end")).replace("<bpmndi:", inner + "<bpmndi:", 1)
+    engine = make_engine(tier1_home(tmp_path / "home", {"main": caller}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("main", {}, actor="agent:a")
+    assert ready(run) == ["help"]
+    assert engine.complete(run.id, "help", {}, actor="agent:a").status == "completed"

@@ -21,17 +21,22 @@ from typing import Any
 from lxml import etree
 
 from tiergate.bpmn.model import ProcessModel, read_process
-from tiergate.bpmn.xml import BpmnError, parse_bpmn
+from tiergate.bpmn.xml import BPMN_NS, BpmnError, parse_bpmn
 
 MAX_DEPTH = 10
 
 
-def read_called(model: ProcessModel, folder: Path | dict[str, str], shown: str, error: Any) -> dict[str, str]:
-    """Merge every process ``model`` calls into it, read from ``folder`` (or from pinned XML by id);
-    ``error(line, element, message)`` reports problems. Returns the called processes' XML by id.
+def read_called(model: ProcessModel, folder: Path | dict[str, str], shown: str, error: Any,
+                tree: etree._ElementTree | None = None) -> dict[str, str]:
+    """Merge every process ``model`` calls into it, read from ``folder`` (or from pinned XML by id),
+    or from ``tree`` when the called process is in the same file; ``error(line, element, message)``
+    reports problems. Returns the XML of the called processes of other files, by id.
     """
     called: dict[str, str] = {}
-    _visit(model, model, folder, shown, error, called, [model.id], None)
+    same_file = {p.get("id"): tree for p in tree.getroot().iter(f"{{{BPMN_NS}}}process")} if tree is not None else {}
+    _visit(model, model, folder, shown, error, called, [model.id], None, same_file)
+    for process_id in same_file:
+        called.pop(process_id or "", None)
     return called
 
 
@@ -44,7 +49,7 @@ def _read(folder: Path | dict[str, str], target: str) -> str:
 
 
 def _visit(root: ProcessModel, caller: ProcessModel, folder: Path | dict[str, str], shown: str, report: Any,
-           called: dict[str, str], path: list[str], top: int | None) -> None:
+           called: dict[str, str], path: list[str], top: int | None, same_file: dict[Any, Any]) -> None:
     for node in list(caller.nodes.values()):
         if node.kind != "callActivity":
             continue
@@ -70,8 +75,11 @@ def _visit(root: ProcessModel, caller: ProcessModel, folder: Path | dict[str, st
             continue
         display = f"{shown.rsplit('/', 1)[0]}/{target}.bpmn" if "/" in shown else f"{target}.bpmn"
         try:
-            text = _read(folder, target)
-            child = read_process(parse_bpmn(text, display), target, display)
+            if target in same_file:
+                text, child = "", read_process(same_file[target], target, shown)
+            else:
+                text = _read(folder, target)
+                child = read_process(parse_bpmn(text, display), target, display)
         except OSError:
             error(node.line, node.id, f"calls '{target}', but {display} does not exist. Set calledElement to a "
                                       "process of processes/.")
@@ -86,7 +94,8 @@ def _visit(root: ProcessModel, caller: ProcessModel, folder: Path | dict[str, st
                                       "here. Ids must be unique across a process and the processes it calls.")
             continue
         merge(root, child, node.id)
-        _visit(root, child, folder, shown, report, called, [*path, target], node.line if top is None else top)
+        _visit(root, child, folder, shown, report, called, [*path, target], node.line if top is None else top,
+               same_file)
 
 
 def merge(root: ProcessModel, child: ProcessModel, call: str) -> None:

@@ -75,8 +75,8 @@ class BpmnDefinition:
     def model(self) -> ProcessModel:
         """The process, with the elements of the processes it calls (checked when it was loaded)."""
         model = read_process(self.tree, self.process_id, self.source)
-        if self.called:
-            calls.read_called(model, self.called, self.source, lambda *problem: None)
+        if any(n.kind == "callActivity" for n in model.nodes.values()):
+            calls.read_called(model, self.called, self.source, lambda *problem: None, self.tree)
         return model
 
     @cached_property
@@ -136,7 +136,8 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         return None, [Problem(shown, err.line or 1, err.message.split(": ", 1)[-1] if err.message.startswith(shown)
                               else err.message)]
     check = checks.FileCheck(shown, model)
-    called = calls.read_called(model, schema_folder if schema_folder is not None else Path("."), shown, check.error)
+    called = calls.read_called(model, schema_folder if schema_folder is not None else Path("."), shown, check.error,
+                               tree)
     if not model.executable:
         check.error(model.line, model.id, 'the process must be marked executable: isExecutable="true".')
     if not model.has_diagram:
