@@ -183,3 +183,15 @@ def test_tiergate_message_from_the_command_line(tmp_path: Path, cli: Callable[..
                "--actor", "agent:ci", "--json", home=home.root)
     assert done.returncode == 0, done
     assert done.json["data"]["id"] == run_id and done.json["data"]["ready"] == ["deploy"]
+
+
+def test_the_guidance_says_what_message_the_run_waits_for(tmp_path: Path,
+                                                          make_engine: Callable[..., Engine]) -> None:
+    engine = open_engine(tmp_path, make_engine, "ci", WAIT_FOR_CI)
+    run = engine.start("ci", {"change_id": "CH-5"}, actor="agent:a")
+    engine.complete(run.id, "submit", {}, actor="agent:a")
+    text = engine.guide(run.id, actor="agent:a")["text"]
+    assert ("The process waits for:\n- message `ci_passed` at `wait_ci` (its sender delivers it with "
+            "`tiergate message ci_passed --correlate change_id=CH-5 --data '{...}'`)") in text
+    engine.message("ci_passed", {"change_id": "CH-5"}, {}, actor="agent:ci")
+    assert "The process waits for" not in engine.guide(run.id, actor="agent:a")["text"]
