@@ -47,6 +47,7 @@ def test_parallel_instances_over_a_list_each_a_step_with_its_gate_actor_and_four
     run = engine.start("roll", {"tenants": ["acme", "globex", "initech"]}, actor="agent:a")
     info = engine.complete(run.id, "prepare", {}, actor="agent:reviewer-bot")
     assert ready(info) == ["verify[0]", "verify[1]", "verify[2]"]
+    assert info.data["tenants"] == ["acme", "globex", "initech"]  # shown, though no instance carries a copy
     assert [s.title for s in info.ready_steps] == ["Verify tenant [acme]", "Verify tenant [globex]",
                                                    "Verify tenant [initech]"]
     assert all(s.done_when == GATE_NOTE and s.roles == ["reviewer"] for s in info.ready_steps)

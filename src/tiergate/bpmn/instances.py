@@ -62,6 +62,15 @@ class _MergeWithoutItem:
     def merge_after(self, my_task: Task) -> None:
         raise NotImplementedError
 
+    def create_child(self, my_task: Task, item: Any, key_or_index: Any = None) -> None:
+        """Each instance gets the data without the input collection: it has its item, and a copy of
+        the whole collection in each of N instances would make a run's state grow with N squared."""
+        spec: Any = self
+        MultiInstanceTask.create_child(spec, my_task, item, key_or_index)
+        collection = getattr(spec.data_input, "bpmn_id", None)
+        if collection and isinstance(spec.data_input, TaskDataReference) and my_task.children:
+            my_task.children[-1].data.pop(collection, None)
+
 
 class ParallelInstances(_MergeWithoutItem, ParallelMultiInstanceTask):
     def merge_after(self, my_task: Task) -> None:

@@ -348,5 +348,7 @@ class Move:
             chosen = [t for t in tasks if t.state == TaskState.WAITING and element_of(t) is not None]
         merged: dict[str, Any] = {}
         for task in chosen or [self.workflow.task_tree]:
+            if instances.instance_key(task) is not None and task.parent is not None:
+                merged.update(task.parent.data)  # an instance's data leaves out the collection its activity has
             merged.update(task.data)
         return to_jsonable(merged)
