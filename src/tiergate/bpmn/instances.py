@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from lxml import etree
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
 from SpiffWorkflow.bpmn.specs.defaults import (
@@ -38,6 +39,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn.language import ExpressionError
 from tiergate.bpmn.xml import CAMUNDA_NS
 
 CHILD_SUFFIX = " [child]"
@@ -61,6 +63,20 @@ class _MergeWithoutItem:
 
     def merge_after(self, my_task: Task) -> None:
         raise NotImplementedError
+
+    def check_completion_condition(self, my_task: Task) -> Any:
+        """The condition sees the activity's data (with the collection) under the finishing instance's."""
+        spec: Any = self
+        merged = my_task.internal_data.get("merged", [])
+        if not merged or spec.condition is None:
+            return None
+        last = next(c for c in my_task.children if str(c.id) == merged[-1])
+        engine = my_task.workflow.script_engine
+        try:
+            return engine.environment.evaluate(spec.condition, {**my_task.data, **last.data})
+        except ExpressionError as err:
+            raise WorkflowTaskException(f"completion condition {spec.condition.strip()!r} failed: {err}",
+                                        task=last) from None
 
     def create_child(self, my_task: Task, item: Any, key_or_index: Any = None) -> None:
         """Each instance gets the data without the input collection: it has its item, and a copy of
