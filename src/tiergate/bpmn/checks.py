@@ -74,6 +74,9 @@ def check_elements(check: FileCheck) -> None:
             _check_expression(check, text, "eval", line, node.id, what)
         if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node):
             check.error(node.line, node.id, "start events must be plain: runs are started with `tiergate start`.")
+        elif node.kind == "startEvent" and "messageEventDefinition" in node.event_definitions:
+            check.error(node.line, node.id, "an event subprocess cannot start on a message yet: use a message "
+                        "boundary event, or a signal start event.")
         if node.kind == "task":
             check.error(node.line, node.id, "a plain task completes by itself, with no gate and nobody doing it. "
                         "Make it a userTask or manualTask (with a gate) if someone must do it.", "warning")
