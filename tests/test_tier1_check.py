@@ -50,8 +50,8 @@ def spread(xml: str) -> str:
     (user("pair", distinct_from="ghost"), "pair", "distinct_from names 'ghost', which is not another user"),
     (user("maybe", optional="perhaps"), "maybe", "optional must be true or false"),
     (user("tpl", docs="{% if %}"), "tpl", "template syntax error"),
-    ('<bpmn:serviceTask id="svc"/>', "svc", "service tasks are not supported"),
-    ('<bpmn:callActivity id="call" calledElement="x"/>', "call", "call activities are not supported"),
+    ('<bpmn:serviceTask id="svc"/>', "svc", "serviceTask 'svc' has no gate"),
+    ('<bpmn:callActivity id="call" calledElement="x"/>', "call", "calls 'x', but processes/x.bpmn does not exist"),
     ('<bpmn:task id="plain"/>', "plain", "a plain task completes by itself"),
     ('<bpmn:scriptTask id="js" scriptFormat="javascript"><bpmn:script>x = 1</bpmn:script></bpmn:scriptTask>', "js",
      "scriptFormat 'javascript' is not supported"),
@@ -60,10 +60,11 @@ def spread(xml: str) -> str:
     ('<bpmn:businessRuleTask id="rule" camunda:decisionRef="nowhere"/>', "rule",
      "decision 'nowhere' does not exist or failed to load"),
     ('<bpmn:businessRuleTask id="anon"/>', "anon", "names no decision"),
-    ('<bpmn:intermediateCatchEvent id="msg"><bpmn:messageEventDefinition/></bpmn:intermediateCatchEvent>', "msg",
-     "message events are not supported"),
-    (user("looped") .replace("</bpmn:userTask>", "<bpmn:standardLoopCharacteristics/></bpmn:userTask>"), "looped",
-     "standardLoopCharacteristics markers are not supported"),
+    ('<bpmn:intermediateCatchEvent id="msg"><bpmn:linkEventDefinition name="x"/></bpmn:intermediateCatchEvent>',
+     "msg", "link events are not supported"),
+    ('<bpmn:userTask id="looped"><bpmn:standardLoopCharacteristics><bpmn:loopCondition>x.__class__'
+     '</bpmn:loopCondition></bpmn:standardLoopCharacteristics></bpmn:userTask>',
+     "looped", "loopCondition: attribute '.__class__' is not allowed"),
 ])
 def test_each_element_problem_names_the_element_and_its_line(body: str, element: str, message: str) -> None:
     xml = spread(bpmn("p", '<bpmn:startEvent id="start"/>' + body + '<bpmn:endEvent id="end"/>'

@@ -309,6 +309,18 @@ class Engine:
 
         return self._act(run_id, who, step_id, attempt, {}, refuse)
 
+    def message(self, name: str, correlate: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                actor: str | Actor | None = None) -> RunInfo:
+        """Deliver message ``name`` to the one active Tier 1 run waiting for it (tiergate.messaging)."""
+        from tiergate.messaging import find_waiting_run
+
+        who, correlate, data = self.actor(actor), dict(correlate or {}), data if data is not None else {}
+        with self.db.read() as conn:
+            run_id = find_waiting_run(conn, name, correlate)
+        return self._act(run_id, who, None, "message", {"message": name, "correlate": correlate, "data": data},
+                         lambda runner, definition, state, ctx: runner.deliver_message(  # type: ignore[attr-defined]
+                             definition, state, name, correlate, data, ctx))
+
     @staticmethod
     def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any]) -> None:
         """Keep the run's next timer due time in its row (Tier 1), for `tiergate worker`."""

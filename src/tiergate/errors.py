@@ -93,7 +93,8 @@ class RefusedError(TiergateError):
 
     ``reason`` is one of: not_ready, already_done, actor_not_allowed, same_actor,
     run_not_active, not_optional, unknown_step, data_conflict, not_failed (a retry of a run
-    that has not failed), tier_definition_missing (at start: the routed tier has no definition).
+    that has not failed), not_retryable (a retry of a run a retry cannot mend),
+    tier_definition_missing (at start: the routed tier has no definition).
     """
 
     code = "refused"

@@ -33,6 +33,7 @@ EVENTS = frozenset({
     "decision_evaluated", "timer_fired", "escalated", "guidance_served", "completed", "cancelled", "failed",
     "state_saved",  # a change of a run's state that logged nothing else: it binds the new state
     "claimed", "unclaimed", "assigned", "sent_back",
+    "message_received", "message_sent",
 })
 
 _log = LogEntry.__table__  # type: ignore[attr-defined]

@@ -275,6 +275,22 @@ def build_server(engine: Engine, actor: Actor | None = None,
         """
         return call(ctx, lambda ops, who: ops.skip(who, run, step, reason))
 
+    @app.tool(annotations=changes)
+    def send_message(
+        ctx: Context,  # type: ignore[type-arg]
+        name: Annotated[str, Field(description="The message name a Tier 1 run waits for.", min_length=1,
+                                   max_length=200)],
+        correlate: Annotated[dict[str, str], Field(description="Values the waiting run must have, e.g. "
+                                                               "{\"change_id\": \"CH-7\"}.")],
+        data: Annotated[dict[str, Any], Field(description="Fields the message brings into the run's data.")],
+    ) -> Answer:
+        """Deliver a message to the one Tier 1 run waiting for it, matched by its correlation values.
+
+        Logged `message_received` with you as the sender. A message that matches no waiting run
+        (details.reason `no_waiting_run`) or several (`message_ambiguous`) is refused, not delivered.
+        """
+        return call(ctx, lambda ops, who: ops.message(who, name, correlate, data))
+
     @app.tool(annotations=read_only)
     def get_run(ctx: Context, run: RunId) -> Answer:  # type: ignore[type-arg]
         """The state of a run: its status, each step (done, ready, locked or skipped) with who

@@ -130,6 +130,12 @@ class Operations:
         who = self.acting(caller, actor, run=run, step=step, attempt="retry")
         return self.engine.retry(run, step, data, actor=who).to_dict()
 
+    def message(self, caller: Caller, name: str, correlate: dict[str, Any] | None = None,
+                data: dict[str, Any] | None = None, actor: str | None = None) -> dict[str, Any]:
+        """Deliver message ``name`` to the one Tier 1 run waiting for it; the caller is its sender."""
+        who = self.acting(caller, actor, attempt="message")
+        return self.engine.message(name, correlate, data, actor=who).to_dict()
+
     def runs(self, caller: Caller, process: str | None = None, status: str | None = None,
              mine: bool = False) -> list[dict[str, Any]]:
         """Runs, newest first; ``mine``: only those the caller's principal started."""

@@ -24,19 +24,11 @@ from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.templating import check_syntax
 
 UNSUPPORTED = {
-    "serviceTask": "service tasks are not supported: tiergate calls no external services. Use a userTask for the "
-                   "agent or person who calls the service, with a gate for the result",
-    "sendTask": "send tasks are not supported (tiergate has no message channel)",
-    "receiveTask": "receive tasks are not supported (tiergate has no message channel)",
-    "callActivity": "call activities are not supported: draw the called steps as an embedded subProcess",
     "transaction": "transactions are not supported; use an embedded subProcess",
     "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
-    "eventBasedGateway": "event-based gateways are not supported; use a boundary timer on the user task",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
 }
 UNSUPPORTED_EVENTS = {
-    "messageEventDefinition": "message events are not supported (tiergate has no message channel)",
-    "signalEventDefinition": "signal events are not supported",
     "conditionalEventDefinition": "conditional events are not supported; use a gateway condition",
     "compensateEventDefinition": "compensation events are not supported",
     "linkEventDefinition": "link events are not supported; draw the sequence flow",
@@ -78,13 +70,13 @@ def check_elements(check: FileCheck) -> None:
         for event in node.event_definitions:
             if event in UNSUPPORTED_EVENTS:
                 check.error(node.line, node.id, UNSUPPORTED_EVENTS[event] + ".")
-        if node.loop:
-            check.error(node.line, node.id, f"{node.loop} markers are not supported: draw the loop with a gateway "
-                        "and a sequence flow back (docs/tier1.md).")
-        if node.triggered_by_event:
-            check.error(node.line, node.id, "event subprocesses are not supported; use a boundary event.")
-        if node.kind == "startEvent" and node.event_definitions:
+        for what, text, line in node.loop_expressions:
+            _check_expression(check, text, "eval", line, node.id, what)
+        if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node):
             check.error(node.line, node.id, "start events must be plain: runs are started with `tiergate start`.")
+        elif node.kind == "startEvent" and "messageEventDefinition" in node.event_definitions:
+            check.error(node.line, node.id, "an event subprocess cannot start on a message yet: use a message "
+                        "boundary event, or a signal start event.")
         if node.kind == "task":
             check.error(node.line, node.id, "a plain task completes by itself, with no gate and nobody doing it. "
                         "Make it a userTask or manualTask (with a gate) if someone must do it.", "warning")
@@ -110,6 +102,11 @@ def check_elements(check: FileCheck) -> None:
         if value is not None and value.strip().lower() not in ("true", "false"):
             check.error(flow.line, flow.id, f"deviation must be true or false, not '{value}'.")
     _check_parallel_merges(check)
+
+
+def _in_event_subprocess(model: ProcessModel, node: Node) -> bool:
+    container = model.nodes.get(node.container)
+    return container is not None and container.triggered_by_event
 
 
 def check_document(check: FileCheck, tree: Any) -> None:
@@ -194,6 +191,10 @@ def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_fol
                     _collect_resources(schema, "", "", folder, resources, found, display_folder)
             check.problems.extend(found)
         actors = [a.strip() for a in props.get("actors", "").split(",") if a.strip()]
+        if node.kind == "serviceTask" and ("human" in actors or (node.lane and node.lane in lanes
+                                                                  and "agent" not in lanes[node.lane]["actors"])):
+            check.error(lines.get("actors", node.line), node.id, "a service task is work for an agent (agents are the "
+                        "workers): make it a userTask if a person does it, or put it in a lane agents may work in.")
         bad = [a for a in actors if a not in KINDS]
         if bad or ("actors" in props and not actors):
             check.error(lines.get("actors", node.line), node.id, f"actors must be agent, human or agent,human, not "

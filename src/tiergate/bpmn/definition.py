@@ -20,7 +20,7 @@ from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tiergate.bpmn import checks
+from tiergate.bpmn import calls, checks
 from tiergate.bpmn.model import ProcessModel, read_process
 from tiergate.bpmn.steps import StepRules, parse_gate, step_rules
 from tiergate.bpmn.xml import BpmnError, parse_bpmn
@@ -43,6 +43,8 @@ class BpmnDefinition:
     decisions: dict[str, str] = field(default_factory=dict)
     lanes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     """Lane label -> {"roles": [...], "actors": [...]}, resolved against tiers/roles.yaml at load."""
+    called: dict[str, str] = field(default_factory=dict)
+    """Process id -> BPMN XML of the processes its call activities call, pinned with it (tiergate.bpmn.calls)."""
 
     @cached_property
     def version(self) -> str:
@@ -53,14 +55,17 @@ class BpmnDefinition:
         return self.model.name
 
     def snapshot(self) -> dict[str, Any]:
-        return {"kind": "bpmn", "process": self.process_id, "bpmn": self.xml, "resources": self.resources,
+        body = {"kind": "bpmn", "process": self.process_id, "bpmn": self.xml, "resources": self.resources,
                 "decisions": self.decisions, "lanes": self.lanes}
+        if self.called:
+            body["called"] = self.called
+        return body
 
     @classmethod
     def from_snapshot(cls, body: dict[str, Any]) -> "BpmnDefinition":
         return cls(process_id=body["process"], xml=body["bpmn"], source=f"processes/{body['process']}.bpmn",
                    resources=body.get("resources", {}), decisions=body.get("decisions", {}),
-                   lanes=body.get("lanes", {}))
+                   lanes=body.get("lanes", {}), called=body.get("called", {}))
 
     @cached_property
     def tree(self) -> Any:
@@ -68,14 +73,18 @@ class BpmnDefinition:
 
     @cached_property
     def model(self) -> ProcessModel:
-        return read_process(self.tree, self.process_id, self.source)
+        """The process, with the elements of the processes it calls (checked when it was loaded)."""
+        model = read_process(self.tree, self.process_id, self.source)
+        if any(n.kind == "callActivity" for n in model.nodes.values()):
+            calls.read_called(model, self.called, self.source, lambda *problem: None, self.tree)
+        return model
 
     @cached_property
     def specs(self) -> tuple[Any, dict[str, Any]]:
         from tiergate.bpmn.parser import build_specs
         from tiergate.bpmn.persistence import connect_join_listeners
 
-        spec, subprocess_specs = build_specs(self.tree, self.model, self.source)
+        spec, subprocess_specs = build_specs(self.tree, self.model, self.source, calls.called_trees(self.called))
         for one in (spec, *subprocess_specs.values()):
             if one is not None:
                 connect_join_listeners(one)
@@ -127,6 +136,8 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         return None, [Problem(shown, err.line or 1, err.message.split(": ", 1)[-1] if err.message.startswith(shown)
                               else err.message)]
     check = checks.FileCheck(shown, model)
+    called = calls.read_called(model, schema_folder if schema_folder is not None else Path("."), shown, check.error,
+                               tree)
     if not model.executable:
         check.error(model.line, model.id, 'the process must be marked executable: isExecutable="true".')
     if not model.has_diagram:
@@ -155,7 +166,7 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
     used = checks.check_decisions(check, decisions or {})
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
     definition = BpmnDefinition(process_id=process_id, xml=text, source=shown, resources=resources, decisions=used,
-                                lanes=lanes)
+                                lanes=lanes, called=called)
     if not check.has_errors:
         try:
             definition.specs

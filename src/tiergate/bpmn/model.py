@@ -15,7 +15,7 @@ from lxml import etree
 
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, NSMAP, SPIFF_NS, BpmnError, local
 
-STEP_KINDS = frozenset({"userTask", "manualTask"})
+STEP_KINDS = frozenset({"userTask", "manualTask", "serviceTask"})
 TASK_KINDS = frozenset({"userTask", "manualTask", "task", "scriptTask", "businessRuleTask", "serviceTask",
                         "sendTask", "receiveTask", "callActivity", "subProcess", "transaction", "adHocSubProcess"})
 EVENT_KINDS = frozenset({"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
@@ -58,6 +58,13 @@ class Node:
     default_flow: str | None = None
     loop: str | None = None
     triggered_by_event: bool = False
+    #: Expressions of a loop or multi-instance marker: (what, text, line).
+    loop_expressions: tuple[tuple[str, str, int], ...] = ()
+    sequential: bool = False
+    #: A call activity's ``calledElement``: the id of the process it calls.
+    called: str | None = None
+    #: A service task's topic (``camunda:topic``, or the property ``topic``): the kind of work for agents.
+    topic: str | None = None
 
     @property
     def title(self) -> str:
@@ -234,10 +241,16 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
         if kind in CONTAINER_KINDS:
             container_lane[element_id] = lane_id
         script_node = element.find(f"{{{BPMN_NS}}}script")
-        loop = None
+        loop, loop_expressions, sequential = None, [], False
         for marker in ("standardLoopCharacteristics", "multiInstanceLoopCharacteristics"):
-            if element.find(f"{{{BPMN_NS}}}{marker}") is not None:
+            found_marker = element.find(f"{{{BPMN_NS}}}{marker}")
+            if found_marker is not None:
                 loop = marker
+                sequential = (found_marker.get("isSequential") or "").strip().lower() == "true"
+                for part in ("loopCardinality", "completionCondition", "loopCondition"):
+                    inner = found_marker.find(f"{{{BPMN_NS}}}{part}")
+                    if inner is not None and _text(inner):
+                        loop_expressions.append((part, _text(inner), inner.sourceline or line))
         events = tuple(local(e) for e in element if local(e).endswith("EventDefinition"))
         model.nodes[element_id] = Node(
             id=element_id, kind=kind, name=" ".join((element.get("name") or "").split()), line=line,
@@ -247,9 +260,12 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             properties=properties, property_lines=property_lines, decision=_decision(element),
             result_variable=element.get(f"{{{CAMUNDA_NS}}}resultVariable"),
             attached_to=element.get("attachedToRef"),
-            cancel_activity=(element.get("cancelActivity") or "true").strip().lower() != "false",
+            cancel_activity=(element.get("cancelActivity") or element.get("isInterrupting") or "true"
+                             ).strip().lower() != "false",
             timer=_timer(element), event_definitions=events,
             script=script_node.text if script_node is not None else None,
             script_format=element.get("scriptFormat"), default_flow=element.get("default"), loop=loop,
-            triggered_by_event=(element.get("triggeredByEvent") or "").lower() == "true")
+            triggered_by_event=(element.get("triggeredByEvent") or "").lower() == "true",
+            loop_expressions=tuple(loop_expressions), sequential=sequential, called=element.get("calledElement"),
+            topic=(properties.get("topic") or element.get(f"{{{CAMUNDA_NS}}}topic") or "").strip() or None)
     return model

@@ -16,13 +16,15 @@ from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
-from tiergate.bpmn import persistence
+from tiergate.bpmn import events as bpmn_events
+from tiergate.bpmn import instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
@@ -54,13 +56,24 @@ def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     return {key: value if key == "workflow" else copy.deepcopy(value) for key, value in state.items()}
 
 
+def step_of(task: Task) -> str | None:
+    """The step id of a task: its element, with the instance key for a multi-instance or loop instance."""
+    element = element_of(task)
+    return None if element is None else instances.step_id(element, instances.instance_key(task))
+
+
 def is_step(task: Task) -> bool:
     return bool(task.task_spec.manual) and element_of(task) is not None
 
 
 def is_timer(task: Task) -> bool:
-    return isinstance(task.task_spec, CatchingEvent) and isinstance(task.task_spec.event_definition,
-                                                                     TimerEventDefinition)
+    """A timer event, or an event-based gateway with a timer among its events."""
+    if not isinstance(task.task_spec, CatchingEvent):
+        return False
+    definition = task.task_spec.event_definition
+    if isinstance(definition, MultipleEventDefinition):
+        return any(isinstance(d, TimerEventDefinition) for d in definition.event_definitions)
+    return isinstance(definition, TimerEventDefinition)
 
 
 class Move:
@@ -77,6 +90,7 @@ class Move:
         self.workflow: RestrictedWorkflow | None = None
         self.ready_before: set[UUID] = set()
         self.ready_elements: dict[UUID, str] = {}
+        self.thrown: list[bpmn_events.Thrown] = []
 
     def restore(self) -> RestrictedWorkflow:
         spec, subprocess_specs = self.definition.specs
@@ -85,7 +99,7 @@ class Move:
         # that then failed is announced by the next move that succeeds (after `tiergate retry`).
         self.ready_before = set()
         for task in persistence.all_tasks(self.workflow):
-            element = element_of(task) or ""
+            element = step_of(task) or ""
             if task.state == TaskState.READY and is_step(task) \
                     and self.state.get("steps", {}).get(element, {}).get("status") == "ready":
                 self.ready_before.add(task.id)
@@ -101,7 +115,7 @@ class Move:
     def ready_task(self, step_id: str) -> Task | None:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
-            if task.state == TaskState.READY and element_of(task) == step_id and is_step(task):
+            if task.state == TaskState.READY and step_of(task) == step_id and is_step(task):
                 return task
         return None
 
@@ -153,6 +167,18 @@ class Move:
         taint = self.incoming_taint(task)
         if taint:
             self.tainted[task.id] = taint
+        element = element_of(task)
+        if element is None:
+            return
+        entry = bpmn_events.caught(task, element, self.model)
+        if entry is not None:
+            self.events.append(entry)
+            scope = self.model.nodes.get(entry.step or "")
+            if entry.detail["interrupting"] and scope is not None and scope.triggered_by_event:
+                bpmn_events.interrupt_scope(task)
+        thrown = bpmn_events.thrown_error(task, element)
+        if thrown is not None:
+            self.thrown.append(thrown)
 
     # -- running --
 
@@ -163,6 +189,11 @@ class Move:
             persistence.advance(self.workflow, self.did_run)
         except persistence.StepFailure as exc:
             failure = exc
+        if failure is None:
+            failure = self._uncaught_error()
+        for name in messages.unsent(self.workflow):
+            self.events.append(LogEvent("message_sent", SYSTEM, detail={"message": name}))
+        self.workflow.bpmn_events = []
         self.journal()
         if failure is not None:
             return self.failed(failure)
@@ -170,12 +201,13 @@ class Move:
         self._newly_ready()
         self._sync_ready()
         self._timers()
+        self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
         self.state["error"] = None
         self.state["workflow"] = persistence.dump(self.workflow)
         self.state["data"] = self._data_view()
         if self.workflow.is_completed():
             self.events.append(LogEvent("completed", SYSTEM))
-            self.state["due_at"], self.state["timers"] = None, []
+            self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
             return RunStatus.COMPLETED
         return RunStatus.ACTIVE
 
@@ -197,26 +229,56 @@ class Move:
                     self.events.append(LogEvent("escalated", SYSTEM, step=attached, detail={
                         "task": attached, "timer": entry.element, "flows": [f.id for f in outgoing],
                         "to": [f.target for f in outgoing], "interrupting": node.cancel_activity}))
+                if node is not None and node.kind == "eventBasedGateway":
+                    self.events.append(self._gateway_timeout(node.id))
         self.engine.journal.clear()
+
+    def _gateway_timeout(self, gateway: str) -> LogEvent:
+        """The timer after an event-based gateway came first: the messages it waited for never did."""
+        after = [self.model.nodes[f.target] for f in self.model.outgoing(gateway) if f.target in self.model.nodes]
+        timer = next((n.id for n in after if n.timer is not None), None)
+        outgoing = self.model.outgoing(timer or "")
+        return LogEvent("escalated", SYSTEM, step=gateway, detail={
+            "event": "timer", "task": gateway, "timer": timer, "by": timer,
+            "instead_of": [n.id for n in after if n.timer is None], "flows": [f.id for f in outgoing],
+            "to": [f.target for f in outgoing], "interrupting": True})
+
+    def _uncaught_error(self) -> persistence.StepFailure | None:
+        assert self.workflow is not None
+        for event in bpmn_events.uncaught_errors(self.workflow):
+            code = bpmn_events.code_of(event.event_definition)
+            thrown = next((t for t in reversed(self.thrown) if t.code == code), None)
+            where = thrown.task if thrown is not None else self.workflow.task_tree
+            return persistence.StepFailure(where, f"error '{code}' was thrown and no boundary event or event "
+                                                  "subprocess catches it; add one that catches this error code, or "
+                                                  "end the path with a plain end event", retryable=False)
+        return None
 
     def failed(self, failure: persistence.StepFailure) -> RunStatus:
         assert self.workflow is not None
         element = element_of(failure.task) or self.definition.process_id
         node = self.model.nodes.get(element)
         self.state["error"] = {"element": element, "message": failure.message, "task": str(failure.task.id)}
+        hint = f"fix the data, then `tiergate retry RUN {element} --data '{{...}}'`"
+        if not failure.retryable:
+            self.state["error"]["retryable"] = False
+            hint = "the run cannot go on: cancel it with `tiergate cancel RUN --reason ...`"
         self.state["workflow"] = persistence.dump(self.workflow)
         self.state["data"] = self._data_view()
         self._timers()
         self.events.append(LogEvent("failed", SYSTEM, step=element, detail={
             "element": element, "kind": node.kind if node is not None else None, "error": failure.message,
-            "retry": f"fix the data, then `tiergate retry RUN {element} --data '{{...}}'`"}))
+            "retry": hint}))
         return RunStatus.FAILED
 
     def _cancelled_steps(self) -> None:
         assert self.workflow is not None
         present = {t.id: t for t in persistence.all_tasks(self.workflow)}
-        interrupted = {e.detail.get("task"): e.detail.get("timer") for e in self.events
+        interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}
+        interrupted.update({self._interrupts(e.detail): f"{e.detail['event']} '{e.detail.get('code')}' (caught by "
+                            f"'{e.detail['by']}')" for e in self.events
+                            if e.event == "escalated" and e.detail.get("event") and e.detail.get("interrupting")})
         for task_id in self.ready_before:
             task = present.get(task_id)
             if task is not None and not task.has_state(TaskState.CANCELLED):
@@ -226,12 +288,28 @@ class Move:
                 continue
             if self.ready_task(element) is not None:
                 continue
-            timer = interrupted.get(element)
-            reason = (f"interrupted by timer '{timer}'" if timer else
-                      "cancelled: the process moved on without it")
+            cause = next((interrupted[c] for c in self._containers(instances.split(element)[0])
+                          if c in interrupted), None)
+            reason = f"interrupted by {cause}" if cause else "cancelled: the process moved on without it"
             record = self.state["steps"][element]
             record.update(status="skipped", at=format_time(self.ctx.now), actor=str(SYSTEM), reason=reason)
             self.events.append(LogEvent("step_skipped", SYSTEM, step=element, detail={"reason": reason}))
+
+    def _interrupts(self, detail: dict[str, Any]) -> str | None:
+        """What an interrupting catch cancels: the activity it sits on, or the scope of an event subprocess."""
+        scope = self.model.nodes.get(detail.get("task") or "")
+        if scope is not None and scope.triggered_by_event:
+            return scope.container
+        return detail.get("task")
+
+    def _containers(self, element: str) -> list[str]:
+        """The element, then each subprocess around it, innermost first."""
+        found: list[str] = []
+        node = self.model.nodes.get(element)
+        while node is not None and len(found) < 50:
+            found.append(node.id)
+            node = self.model.nodes.get(node.container) if node.container != node.id else None
+        return found + [self.model.id]
 
     def _newly_ready(self) -> None:
         assert self.workflow is not None
@@ -239,7 +317,7 @@ class Move:
         for task in persistence.all_tasks(self.workflow):
             if task.state != TaskState.READY or not is_step(task) or task.id in self.ready_before:
                 continue
-            element = element_of(task)
+            element = step_of(task)
             assert element is not None
             self.trace(task)
             record = self.state["steps"].setdefault(element, {"status": "locked"})
@@ -247,10 +325,15 @@ class Move:
                 continue
             seen.add(element)
             record.update(status="ready", ready_at=format_time(self.ctx.now))
+            if element != element_of(task):
+                record["item"] = to_jsonable(instances.instance_item(task))
             detail: dict[str, Any] = {}
             taint = self.incoming_taint(task)
             if taint:
                 detail = {"off_path": True, "flow": taint}
+            node = self.model.nodes.get(element_of(task) or "")
+            if node is not None and node.topic:  # a service task: workers ask for their kind of work by topic
+                record["topic"] = detail["topic"] = node.topic
             self.events.append(LogEvent("step_ready", SYSTEM, step=element, detail=detail))
 
     def _sync_ready(self) -> None:
@@ -258,7 +341,7 @@ class Move:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
             if task.state == TaskState.READY and is_step(task):
-                record = self.state["steps"].setdefault(element_of(task) or "", {})
+                record = self.state["steps"].setdefault(step_of(task) or "", {})
                 if record.get("status") != "ready":
                     record["status"] = "ready"
                     record.setdefault("ready_at", format_time(self.ctx.now))
@@ -290,5 +373,7 @@ class Move:
             chosen = [t for t in tasks if t.state == TaskState.WAITING and element_of(t) is not None]
         merged: dict[str, Any] = {}
         for task in chosen or [self.workflow.task_tree]:
+            if instances.instance_key(task) is not None and task.parent is not None:
+                merged.update(task.parent.data)  # an instance's data leaves out the collection its activity has
             merged.update(task.data)
         return to_jsonable(merged)

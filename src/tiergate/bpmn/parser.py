@@ -17,16 +17,32 @@ from __future__ import annotations
 from typing import Any
 
 from lxml import etree
+from SpiffWorkflow.bpmn.parser.event_parsers import (
+    ERROR_EVENT_XPATH,
+    ESCALATION_EVENT_XPATH,
+    MESSAGE_EVENT_XPATH,
+    SIGNAL_EVENT_XPATH,
+    TIMER_EVENT_XPATH,
+    EventDefinitionParser,
+)
+from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.defaults import ManualTask, StartEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins import BpmnSpecMixin
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.camunda.parser.event_parsers import (
+    CamundaEventDefinitionParser,
+    CamundaStartEventParser,
+)
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
+from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
-from tiergate.bpmn.timers import clock_timer, literal_or_expression
+from tiergate.bpmn.model import TIMER_KINDS
+from tiergate.bpmn.timers import clock_timer, is_literal, literal_or_expression
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, BpmnError
 
 
@@ -63,11 +79,41 @@ class DecisionTaskParser(CamundaTaskParser):
                             result_variable=self.node.get(f"{{{CAMUNDA_NS}}}resultVariable"), **self.bpmn_attributes)
 
 
+class EventStartParser(CamundaStartEventParser):
+    """Start events, also with an error or escalation definition (event subprocesses catch those)."""
+
+    def create_task(self) -> Any:
+        event_definition = self.get_event_definition([MESSAGE_EVENT_XPATH, SIGNAL_EVENT_XPATH, TIMER_EVENT_XPATH,
+                                                      ERROR_EVENT_XPATH, ESCALATION_EVENT_XPATH])
+        task = self._create_task(event_definition)
+        self.spec.start.connect(task)
+        return task
+
+
+_CLASSES = {
+    **CamundaParser.OVERRIDE_PARSER_CLASSES,
+    full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
+    full_tag("startEvent"): (EventStartParser, StartEvent),
+    # A service task is a step for an agent: it waits, like a manual task, until one completes it.
+    full_tag("serviceTask"): (CamundaTaskParser, ManualTask),
+}
+
+
+class StandardMessages:
+    """Message events as BPMN has them (payload: the task data), not Camunda's expression/result variable."""
+
+    def parse_message_event(self, message_event: etree._Element) -> Any:
+        return EventDefinitionParser.parse_message_event(self, message_event)  # type: ignore[arg-type]
+
+
+def _adapted(parser: type) -> type:
+    if issubclass(parser, CamundaEventDefinitionParser):
+        parser = type(f"Tiergate{parser.__name__}", (StandardMessages, parser), {})
+    return with_instances(parser) if issubclass(parser, TaskParser) else parser
+
+
 class TiergateParser(CamundaParser):
-    OVERRIDE_PARSER_CLASSES = {
-        **CamundaParser.OVERRIDE_PARSER_CLASSES,
-        full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
-    }
+    OVERRIDE_PARSER_CLASSES = {tag: (_adapted(parser), spec) for tag, (parser, spec) in _CLASSES.items()}
 
 
 def _clock_timers(spec: Any, model: ProcessModel) -> None:
@@ -85,16 +131,24 @@ def _clock_timers(spec: Any, model: ProcessModel) -> None:
 
 
 def _converted(definition: TimerEventDefinition, kind: str) -> TimerEventDefinition:
+    if not kind:  # a timer after an event-based gateway: the gateway holds it; tell its kind by its value
+        kind = next((k for k in TIMER_KINDS if is_literal(k, (definition.expression or "").strip())), "")
     replacement = clock_timer(definition)
     replacement.expression = literal_or_expression(kind, definition.expression or "")
     return replacement
 
 
-def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str) -> tuple[Any, dict[str, Any]]:
-    """The SpiffWorkflow spec of ``model.id`` and of its subprocesses. Raises BpmnError with element and line."""
+def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
+                called: list[etree._ElementTree] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The SpiffWorkflow spec of ``model.id`` and of its subprocesses and the processes it calls.
+
+    Raises BpmnError with element and line.
+    """
     parser = TiergateParser()
     try:
         parser.add_bpmn_xml(tree, filename=source)
+        for other in called or []:
+            parser.add_bpmn_xml(other, filename=source)
         spec = parser.get_spec(model.id)
         subprocess_specs = parser.get_subprocess_specs(model.id)
     except ValidationException as exc:

@@ -264,6 +264,8 @@ class StepFailure(Exception):
 
     task: Task
     message: str
+    #: False when running the element again cannot help (an error nothing catches).
+    retryable: bool = True
 
     def __str__(self) -> str:
         return self.message

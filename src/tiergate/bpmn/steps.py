@@ -32,6 +32,12 @@ class StepRules:
     distinct_from: str | None
     optional: bool
     instructions: str
+    #: A multi-instance or loop task: one step per instance, ``ID[KEY]`` (tiergate.bpmn.instances).
+    repeats: bool = False
+    #: The BPMN element (``id`` is the step id, which for an instance carries its key).
+    element: str = ""
+    #: A service task: work for an agent, of this kind (None: any).
+    topic: str | None = None
 
 
 def parse_gate(value: str) -> dict[str, Any]:
@@ -54,6 +60,8 @@ def step_rules(node: Node, lanes: dict[str, dict[str, list[str]]]) -> StepRules:
     narrowed = [a.strip() for a in node.properties.get("actors", "").split(",") if a.strip()]
     if narrowed:
         actors = [a for a in actors if a in narrowed]
+    if node.kind == "serviceTask":  # agents are the workers
+        actors = [a for a in actors if a == "agent"]
     try:
         gate = parse_gate(node.properties.get("gate", "")) if node.properties.get("gate") else {}
     except (ValueError, json.JSONDecodeError):
@@ -62,7 +70,8 @@ def step_rules(node: Node, lanes: dict[str, dict[str, list[str]]]) -> StepRules:
                      roles=tuple(lane.get("roles") or ()), lane=node.lane,
                      distinct_from=(node.properties.get("distinct_from") or "").strip() or None,
                      optional=node.properties.get("optional", "").strip().lower() == "true",
-                     instructions=node.documentation)
+                     instructions=node.documentation, repeats=node.loop is not None, element=node.id,
+                     topic=node.topic)
 
 
 def resolve_lane(label: str, lane_id: str, roles: Roles | None) -> dict[str, list[str]] | None:

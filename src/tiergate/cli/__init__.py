@@ -63,6 +63,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                    "Register the people and agents who may use the server (operators only)."),
     "tokens": ("tiergate.cli.principals", "tokens",
                "Issue, list and revoke the bearer tokens of principals (operators only)."),
+    "message": ("tiergate.cli.tier1", "message",
+                "Deliver message NAME to the one Tier 1 run waiting for it, matched by --correlate values."),
     "timers": ("tiergate.cli.tier1", "timers", "List the Tier 1 timers that would fire by TIME, and what each would log."),
     "test": ("tiergate.cli.testing", "test",
              "Run every decision test and every scenario (processes/tests/, checklists/tests/) and report coverage: "

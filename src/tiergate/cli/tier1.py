@@ -1,4 +1,5 @@
-"""Tier 1 commands: worker (timers), timers --at (what would fire), retry (failed runs), scaffold bpmn."""
+"""Tier 1 commands: worker (timers), timers --at (what would fire), retry (failed runs), message (to a
+waiting run), scaffold bpmn."""
 
 from __future__ import annotations
 
@@ -114,6 +115,32 @@ def retry(engine: Engine, run: str, step: str, data: str | None, actor: str | No
     if parsed is not None and not isinstance(parsed, dict):
         raise InvalidDataError("--data must be a JSON object of fields to set.")
     return _with_gate_words(engine, engine.retry(run, step, parsed or {}, actor=actor))
+
+
+@click.command()
+@click.argument("name")
+@click.option("--correlate", "correlate", multiple=True, metavar="KEY=VALUE",
+              help="A value the waiting run must have (repeatable): the catch's `correlate` fields.")
+@click.option("--data", default=None, metavar="JSON|@FILE", help="Fields the message brings into the run's data.")
+@actor_option
+@common_options
+@run_command(_show_run_brief)
+def message(engine: Engine, name: str, correlate: tuple[str, ...], data: str | None,
+            actor: str | None) -> dict[str, Any]:
+    """Deliver message NAME to the one Tier 1 run waiting for it, matched by --correlate values.
+
+    A message that matches no waiting run, or more than one, is refused and not delivered.
+    """
+    keys: dict[str, str] = {}
+    for item in correlate:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--correlate '{item}' is not KEY=VALUE, e.g. --correlate change_id=CH-7.", code="usage")
+        keys[key.strip()] = value
+    parsed = parse_json_option(data, "--data")
+    if parsed is not None and not isinstance(parsed, dict):
+        raise UsageError("--data must be a JSON object of fields.", code="invalid_data")
+    return engine.message(name, keys, parsed or {}, actor=actor).to_dict()
 
 
 @click.group()

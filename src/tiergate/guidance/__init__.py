@@ -37,7 +37,17 @@ def guide(run: Any, definition: Any, state: dict[str, Any], definitions: "Defini
         description=entry.description)
     context = build_context(run, process=process, resources=getattr(definition, "resources", None) or {},
                             channel=channel, actor=actor, roles=definitions.roles,
-                            conventions=state.get("conventions"))
+                            conventions=state.get("conventions"), waiting=_waiting(state))
     home = definitions.home
     text, template = render_guidance(context, home.guidance_dir, display=home.display)
     return guidance_answer(context, text, template)
+
+
+def _waiting(state: dict[str, Any]) -> list[str]:
+    """Tier 1: the timers and messages a run waits for, each in words an agent can act on."""
+    found = [f"timer `{t['timer']}`, due {t['due']}" for t in state.get("timers") or []]
+    for entry in state.get("messages") or []:
+        keys = " ".join(f"--correlate {k}={v}" for k, v in (entry.get("correlate") or {}).items())
+        found.append(f"message `{entry['message']}` at `{entry['element']}` (its sender delivers it with "
+                     f"`tiergate message {entry['message']}{' ' + keys if keys else ''} --data '{{...}}'`)")
+    return found

@@ -100,6 +100,8 @@ class GuidanceContext(_Model):
     current: StepGuide | None = Field(default=None, description="The one step to do now: the first of `ready`.")
     done: list[StepGuide]
     conventions: str | None = Field(default=None, description="Tier 3: the conventions, rendered with the start data.")
+    waiting: list[str] = Field(default_factory=list, description="Tier 1: what the run waits for besides people "
+                                                                 "(timers, messages), in words.")
     how: HowTo
 
     def template_context(self) -> dict[str, Any]:
@@ -140,7 +142,7 @@ class _RunLike(Protocol):
 
 def build_context(run: _RunLike, *, process: ProcessView | None = None, resources: Mapping[str, Any] | None = None,
                   channel: Channel = "cli", actor: Actor | None = None, roles: Roles | None = None,
-                  conventions: str | None = None) -> GuidanceContext:
+                  conventions: str | None = None, waiting: list[str] | None = None) -> GuidanceContext:
     """The guidance context of one run, as ``Engine.status`` sees it (any tier's ``RunInfo``)."""
     how = _how(run.id, channel, actor)
     steps = [_step(view, run, channel, actor, roles, resources or {}) for view in run.steps]
@@ -154,7 +156,8 @@ def build_context(run: _RunLike, *, process: ProcessView | None = None, resource
         data=run.data, data_json=json.dumps(run.data, indent=2, ensure_ascii=False, sort_keys=True),
         steps=steps, ready=ready if run.status == "active" else [],
         current=ready[0] if ready and run.status == "active" else None,
-        done=[s for s in steps if s.state == "done"], conventions=conventions, how=how)
+        done=[s for s in steps if s.state == "done"], conventions=conventions,
+        waiting=list(waiting or []) if run.status == "active" else [], how=how)
 
 
 def _actor_text(actor: Actor | None) -> str:

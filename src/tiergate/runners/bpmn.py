@@ -21,6 +21,7 @@ State of a Tier 1 run (JSON in the run row)::
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable
 from uuid import UUID
@@ -28,9 +29,9 @@ from uuid import UUID
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import persistence
+from tiergate.bpmn import instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
-from tiergate.bpmn.moves import Move, copy_state, is_timer
+from tiergate.bpmn.moves import Move, copy_state, element_of, is_timer
 from tiergate.bpmn.timers import parse_datetime
 from tiergate.definitions.home import TIER_FILES
 from tiergate.errors import InvalidDataError, RefusedError, UsageError
@@ -58,14 +59,21 @@ class BpmnRunner(Runner):
 
     def steps(self, definition: BpmnDefinition, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]:
         views = []
+        records = state.get("steps", {})
         for rules in definition.steps.values():
-            record = state.get("steps", {}).get(rules.id, {})
-            views.append(StepView(
-                id=rules.id, title=rules.title, state=record.get("status", "locked"), optional=rules.optional,
-                actors=list(rules.actors), roles=list(rules.roles), instructions=rules.instructions,
-                done_when=rules.gate, distinct_from=rules.distinct_from, actor=record.get("actor"),
-                at=record.get("at"), ready_at=record.get("ready_at"), evidence=record.get("evidence"),
-                reason=record.get("reason")))
+            ids = [rules.id]
+            if rules.repeats:
+                ids = [step for step in records if instances.split(step)[0] == rules.id and step != rules.id] or ids
+            for step_id in ids:
+                record = records.get(step_id, {})
+                key = instances.split(step_id)[1]
+                title = rules.title if key is None else f"{rules.title} [{_item_label(record, key)}]"
+                views.append(StepView(
+                    id=step_id, title=title, state=record.get("status", "locked"), optional=rules.optional,
+                    actors=list(rules.actors), roles=list(rules.roles), instructions=rules.instructions,
+                    done_when=rules.gate, distinct_from=self._distinct(rules, step_id, state),
+                    actor=record.get("actor"), at=record.get("at"), ready_at=record.get("ready_at"),
+                    evidence=record.get("evidence"), reason=record.get("reason")))
         return views
 
     def due_at(self, state: dict[str, Any]) -> datetime | None:
@@ -100,7 +108,7 @@ class BpmnRunner(Runner):
             raise UsageError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
                              f"{type(evidence).__name__}.", code="invalid_evidence")
         check_evidence_size(evidence)
-        enforce(definition.validator(step_id), evidence, run_id=ctx.run_id, step_id=step_id)
+        enforce(definition.validator(rules.element), evidence, run_id=ctx.run_id, step_id=step_id)
 
         def apply(task: Task, state: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
             record, sources = state["steps"][step_id], state.setdefault("sources", {})
@@ -153,6 +161,32 @@ class BpmnRunner(Runner):
         status = move.run()
         return Transition(state=state, status=status, events=events)
 
+    def deliver_message(self, definition: BpmnDefinition, state: dict[str, Any], name: str,
+                        correlate: dict[str, Any], data: dict[str, Any], ctx: RunContext) -> Transition:
+        """Hand message ``name`` to the catch of this run that waits for it (``tiergate.bpmn.messages``)."""
+        if not isinstance(data, dict):
+            raise UsageError("--data for a message must be a JSON object of fields.", code="invalid_data")
+        check_evidence_size(data)
+        state = copy_state(state)
+        events: list[LogEvent] = []
+        move = Move(definition, state, ctx, events)
+        workflow = move.restore()
+        for task in persistence.all_tasks(workflow):
+            entry = next((e for e in messages.waiting([task], definition.model, element_of)
+                          if messages.matches(e, name, correlate)), None)
+            if entry is not None:
+                break
+        else:
+            raise RefusedError(f"run {ctx.run_id} does not wait for message '{name}' with {correlate or 'no keys'}.",
+                               reason="not_waiting", details={"run": ctx.run_id, "message": name,
+                                                              "waiting_for": state.get("messages", [])})
+        events.append(LogEvent("message_received", ctx.actor, step=entry["element"], detail={
+            "message": name, "correlate": correlate, "data": data, "sender": str(ctx.actor)}))
+        state.setdefault("sources", {}).update({key: f"message:{name}" for key in data})
+        messages.deliver(task, name, data)
+        status = move.run()
+        return Transition(state=state, status=status, events=events)
+
     def retry(self, definition: BpmnDefinition, state: dict[str, Any], element: str, data: dict[str, Any],
               ctx: RunContext) -> Transition:
         """Run the failed element again, after merging ``data`` into its task's data."""
@@ -160,6 +194,10 @@ class BpmnRunner(Runner):
         if not error:
             raise RefusedError(f"run {ctx.run_id} has no failed element to retry.", reason="not_failed",
                                details={"run": ctx.run_id, "step": element})
+        if error.get("retryable") is False:
+            raise RefusedError(f"run {ctx.run_id} failed at '{error.get('element')}' in a way a retry cannot mend: "
+                               f"{error.get('message')}. Cancel the run with `tiergate cancel {ctx.run_id} --reason "
+                               "...`.", reason="not_retryable", details={"run": ctx.run_id, "step": element})
         if error.get("element") != element:
             raise RefusedError(f"run {ctx.run_id} failed at '{error.get('element')}', not at '{element}'. Retry "
                                f"with `tiergate retry {ctx.run_id} {error.get('element')}`.", reason="unknown_step",
@@ -225,11 +263,19 @@ class BpmnRunner(Runner):
 
     def _ready_step(self, definition: BpmnDefinition, state: dict[str, Any], step_id: str,
                     run_id: str) -> StepRules:
-        rules = definition.steps.get(step_id)
-        if rules is None:
+        base, key = instances.split(step_id)
+        rules = definition.steps.get(base)
+        if rules is None or (key is not None and not rules.repeats):
             known = ", ".join(definition.steps)
             raise RefusedError(f"run {run_id} has no step '{step_id}'. Its steps are: {known}.",
                                reason="unknown_step", details={"run": run_id, "step": step_id})
+        if rules.repeats and key is None:
+            ready = [s for s, r in state.get("steps", {}).items()
+                     if instances.split(s)[0] == base and s != base and r.get("status") == "ready"]
+            raise RefusedError(f"step '{step_id}' runs once per item: name the instance, e.g. "
+                               f"{(ready or [base + '[0]'])[0]}. Ready now: {', '.join(ready) or 'none'}.",
+                               reason="unknown_step", details={"run": run_id, "step": step_id, "ready": ready})
+        rules = replace(rules, id=step_id, distinct_from=self._distinct(rules, step_id, state))
         record = state.get("steps", {}).get(step_id, {})
         status = record.get("status", "locked")
         if status in ("done", "skipped"):
@@ -241,10 +287,21 @@ class BpmnRunner(Runner):
         if status != "ready":
             waiting = [s for s, r in state.get("steps", {}).items() if r.get("status") == "ready"]
             timers = [f"timer {t['timer']} (due {t['due']})" for t in state.get("timers", [])]
+            timers += [f"message '{m['message']}' at {m['element']}" + (f" for {m['correlate']}" if m["correlate"]
+                                                                       else "") for m in state.get("messages", [])]
             what = ", ".join(waiting + timers) or "steps that are not reached yet"
             raise RefusedError(f"step '{step_id}' is not ready: it waits for {what}. Finish those first.",
                                reason="not_ready", details={"run": run_id, "step": step_id, "waiting_for": waiting})
         return rules
+
+    @staticmethod
+    def _distinct(rules: StepRules, step_id: str, state: dict[str, Any]) -> str | None:
+        """Four eyes per instance: ``verify[2]`` against ``prepare[2]`` when ``prepare`` repeats too."""
+        other, key = rules.distinct_from, instances.split(step_id)[1]
+        if other is None or key is None:
+            return other
+        same = f"{other}[{key}]"
+        return same if same in state.get("steps", {}) else other
 
     def _four_eyes(self, rules: StepRules, state: dict[str, Any], ctx: RunContext) -> None:
         if rules.distinct_from is None:
@@ -256,3 +313,8 @@ class BpmnRunner(Runner):
                                reason="same_actor", details={"run": ctx.run_id, "step": rules.id,
                                                              "distinct_from": rules.distinct_from})
 
+
+
+def _item_label(record: dict[str, Any], key: str) -> str:
+    item = record.get("item")
+    return str(item) if isinstance(item, (str, int, float)) and len(str(item)) <= 60 else key

@@ -92,6 +92,11 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/api/runs/{run}/cancel", "Cancel a run, with a reason.",
              lambda ops, who, q, b: ops.cancel(who, q["run"], b.get("reason", ""), actor=b.get("actor")),
              body=_obj(reason=_STR, **{"actor?": _STR}), changes=True),
+    ApiRoute("POST", "/api/messages", "Deliver a message to the one Tier 1 run waiting for it (the caller is the "
+             "sender).",
+             lambda ops, who, q, b: ops.message(who, b.get("name", ""), b.get("correlate"), b.get("data"),
+                                                actor=b.get("actor")),
+             body=_obj(name=_STR, **{"correlate?": _ANY_OBJECT, "data?": _ANY_OBJECT, "actor?": _STR}), changes=True),
     ApiRoute("GET", "/api/inbox", "Every ready step the caller may do now, oldest first, with who claimed it.",
              lambda ops, who, q, b: ops.inbox(who, actor=_q(q, "actor")), query=("actor",), tag="inbox"),
     ApiRoute("POST", "/api/runs/{run}/steps/{step}/claim", "Claim a ready step: others are refused it.",

@@ -1,0 +1,110 @@
+"""Call activities: the called process runs inside the caller's run, pinned with it.
+
+A call activity's ``calledElement`` names another Tier 1 process of the home
+(``processes/<id>.bpmn``). When the caller is loaded, the called process is read too (and what
+it calls, in turn), its XML is pinned in the caller's definition (so a run keeps the version of
+the called process it started with, whatever happens to the file later), and its elements join
+the caller's: **the called process's steps are steps of the caller's run**, with their own ids,
+gates and lanes, shown by ``tiergate status`` and logged in the caller's log. The called
+process gets a copy of the caller's data and gives all of its data back when it ends.
+
+Ids must be unique across the caller and what it calls (a step id names one step of a run):
+``tiergate check`` reports a clash, a missing called process and a cycle of calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from tiergate.bpmn.model import ProcessModel, read_process
+from tiergate.bpmn.xml import BPMN_NS, BpmnError, parse_bpmn
+
+MAX_DEPTH = 10
+
+
+def read_called(model: ProcessModel, folder: Path | dict[str, str], shown: str, error: Any,
+                tree: etree._ElementTree | None = None) -> dict[str, str]:
+    """Merge every process ``model`` calls into it, read from ``folder`` (or from pinned XML by id),
+    or from ``tree`` when the called process is in the same file; ``error(line, element, message)``
+    reports problems. Returns the XML of the called processes of other files, by id.
+    """
+    called: dict[str, str] = {}
+    same_file = {p.get("id"): tree for p in tree.getroot().iter(f"{{{BPMN_NS}}}process")} if tree is not None else {}
+    _visit(model, model, folder, shown, error, called, [model.id], None, same_file)
+    for process_id in same_file:
+        called.pop(process_id or "", None)
+    return called
+
+
+def _read(folder: Path | dict[str, str], target: str) -> str:
+    if isinstance(folder, dict):
+        if target not in folder:
+            raise OSError(target)
+        return folder[target]
+    return (folder / f"{target}.bpmn").read_text(encoding="utf-8")
+
+
+def _visit(root: ProcessModel, caller: ProcessModel, folder: Path | dict[str, str], shown: str, report: Any,
+           called: dict[str, str], path: list[str], top: int | None, same_file: dict[Any, Any]) -> None:
+    for node in list(caller.nodes.values()):
+        if node.kind != "callActivity":
+            continue
+
+        def error(line: int, element: str, message: str, at: int | None = top) -> None:
+            """Problems inside a called process are reported at the call activity of this file that leads there."""
+            report(line if at is None else at, element, message if at is None else
+                   f"{message} (in processes/{caller.id}.bpmn, line {line})")
+
+        target = (node.called or "").strip()
+        if not target:
+            error(node.line, node.id, "the call activity names no process: set calledElement to the id of a process "
+                                      "in processes/.")
+            continue
+        if target in path:
+            error(node.line, node.id, f"calls '{target}', which calls back into {' -> '.join(path)}: a process "
+                                      "cannot call itself.")
+            continue
+        if len(path) > MAX_DEPTH:
+            error(node.line, node.id, f"calls nested more than {MAX_DEPTH} deep.")
+            continue
+        if target in called:
+            continue
+        display = f"{shown.rsplit('/', 1)[0]}/{target}.bpmn" if "/" in shown else f"{target}.bpmn"
+        try:
+            if target in same_file:
+                text, child = "", read_process(same_file[target], target, shown)
+            else:
+                text = _read(folder, target)
+                child = read_process(parse_bpmn(text, display), target, display)
+        except OSError:
+            error(node.line, node.id, f"calls '{target}', but {display} does not exist. Set calledElement to a "
+                                      "process of processes/.")
+            continue
+        except BpmnError as err:
+            error(node.line, node.id, f"calls '{target}', which cannot be read: {err.message}")
+            continue
+        called[target] = text
+        clash = sorted((set(child.nodes) | set(child.flows)) & (set(root.nodes) | set(root.flows)))
+        if clash:
+            error(node.line, node.id, f"calls '{target}', whose element ids {', '.join(clash[:5])} are also used "
+                                      "here. Ids must be unique across a process and the processes it calls.")
+            continue
+        merge(root, child, node.id)
+        _visit(root, child, folder, shown, report, called, [*path, target], node.line if top is None else top,
+               same_file)
+
+
+def merge(root: ProcessModel, child: ProcessModel, call: str) -> None:
+    for node_id, node in child.nodes.items():
+        root.nodes[node_id] = replace(node, container=call if node.container == child.id else node.container)
+    root.flows.update(child.flows)
+    for lane_id, lane in child.lanes.items():
+        root.lanes.setdefault(lane_id, lane)
+
+
+def called_trees(called: dict[str, str]) -> list[etree._ElementTree]:
+    return [parse_bpmn(xml, f"processes/{process_id}.bpmn") for process_id, xml in sorted(called.items())]

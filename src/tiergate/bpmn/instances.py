@@ -1,0 +1,171 @@
+"""Multi-instance and loop activities: how they are parsed and how each instance is named.
+
+**Parsing.** SpiffWorkflow reads the standard BPMN form (``loopDataInputRef``/``inputDataItem``,
+``loopDataOutputRef``/``outputDataItem``, ``loopCardinality``, ``completionCondition``). Its
+Camunda parser reads Camunda Modeler's ``camunda:collection``/``camunda:elementVariable`` by
+changing the shared task spec while a run goes (not safe for a spec cached across runs), so
+here the Camunda form is turned into the standard one when parsing: the collection is the
+input, the element variable the input item. Every expression (cardinality, completion
+condition, loop condition) goes through tiergate's restricted script engine like any other.
+
+**Data.** Each instance works on a copy of the data with its own item. When the activity names
+no output (``loopDataOutputRef``), what the instances set is merged back into the activity's
+data when each finishes, without the item (so a sequential activity can set the item again for
+the next one). With an output, SpiffWorkflow collects each instance's output item into it.
+
+**Names.** Each instance of a multi-instance or loop user task is its own step, named
+``ELEMENT[KEY]``: the index in the input list (from 0), the key of the input dict, the number
+of the instance for a cardinality, or the iteration of a loop (from 0).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
+from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
+from SpiffWorkflow.bpmn.specs.defaults import (
+    ParallelMultiInstanceTask,
+    SequentialMultiInstanceTask,
+)
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import (
+    LoopTask,
+    MultiInstanceTask,
+)
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.deep_merge import DeepMerge
+from SpiffWorkflow.util.task import TaskState
+
+from tiergate.bpmn.language import ExpressionError
+from tiergate.bpmn.xml import CAMUNDA_NS
+
+CHILD_SUFFIX = " [child]"
+_INSTANCE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<key>[^\[\]]*)\]$")
+
+
+class _MergeWithoutItem:
+    """Merge an instance's data back without its input item, when there is no output."""
+
+    def merge_child(self, workflow: Any, child: Task) -> None:
+        spec: Any = self
+        if spec.data_output is not None and spec.output_item is not None:
+            MultiInstanceTask.merge_child(spec, workflow, child)
+        else:
+            data = dict(child.data)
+            if spec.input_item is not None:
+                data.pop(spec.input_item.bpmn_id, None)
+            DeepMerge.merge(child.parent.data, data)
+            child.parent.internal_data["merged"].append(str(child.id))
+        self.merge_after(child.parent)
+
+    def merge_after(self, my_task: Task) -> None:
+        raise NotImplementedError
+
+    def check_completion_condition(self, my_task: Task) -> Any:
+        """The condition sees the activity's data (with the collection) under the finishing instance's."""
+        spec: Any = self
+        merged = my_task.internal_data.get("merged", [])
+        if not merged or spec.condition is None:
+            return None
+        last = next(c for c in my_task.children if str(c.id) == merged[-1])
+        engine = my_task.workflow.script_engine
+        try:
+            return engine.environment.evaluate(spec.condition, {**my_task.data, **last.data})
+        except ExpressionError as err:
+            raise WorkflowTaskException(f"completion condition {spec.condition.strip()!r} failed: {err}",
+                                        task=last) from None
+
+    def create_child(self, my_task: Task, item: Any, key_or_index: Any = None) -> None:
+        """Each instance gets the data without the input collection: it has its item, and a copy of
+        the whole collection in each of N instances would make a run's state grow with N squared."""
+        spec: Any = self
+        MultiInstanceTask.create_child(spec, my_task, item, key_or_index)
+        collection = getattr(spec.data_input, "bpmn_id", None)
+        if collection and isinstance(spec.data_input, TaskDataReference) and my_task.children:
+            my_task.children[-1].data.pop(collection, None)
+
+
+class ParallelInstances(_MergeWithoutItem, ParallelMultiInstanceTask):
+    def merge_after(self, my_task: Task) -> None:
+        if self.check_completion_condition(my_task):
+            for other in self._instances(my_task):
+                other.cancel()
+            my_task._set_state(TaskState.READY)
+        elif self.children_complete(my_task):
+            my_task._set_state(TaskState.READY)
+
+
+class SequentialInstances(_MergeWithoutItem, SequentialMultiInstanceTask):
+    def merge_after(self, my_task: Task) -> None:
+        if self.children_complete(my_task) or self.check_completion_condition(my_task):
+            my_task._set_state(TaskState.READY)
+        else:
+            self.add_next_child(my_task)
+
+
+class InstanceParsing:
+    """Mixed into every task parser tiergate uses: the Camunda collection form, read safely."""
+
+    PARALLEL_MI_CLASS = ParallelInstances
+    SEQUENTIAL_MI_CLASS = SequentialInstances
+
+    def _add_multiinstance_task(self, loop_characteristics: etree._Element) -> None:
+        parser: Any = self
+        collection = loop_characteristics.get(f"{{{CAMUNDA_NS}}}collection")
+        if not collection:
+            TaskParser._add_multiinstance_task(parser, loop_characteristics)
+            return
+        element = loop_characteristics.get(f"{{{CAMUNDA_NS}}}elementVariable")
+        condition = parser.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:completionCondition")
+        original = parser.spec.task_specs.pop(parser.task.name)
+        params = {"task_spec": "", "cardinality": None, "data_input": TaskDataReference(collection.strip()),
+                  "data_output": None, "input_item": TaskDataReference(element.strip()) if element else None,
+                  "output_item": None, "condition": condition[0].text if len(condition) else None}
+        sequential = loop_characteristics.get("isSequential") == "true"
+        cls = self.SEQUENTIAL_MI_CLASS if sequential else self.PARALLEL_MI_CLASS
+        parser.task = cls(parser.spec, original.name, description="MultiInstance", **params)
+        parser._copy_task_attrs(original, loop_characteristics)
+
+
+def with_instances(parser_class: type) -> type:
+    return type(f"Tiergate{parser_class.__name__}", (InstanceParsing, parser_class), {})
+
+
+def instance_key(task: Task) -> str | None:
+    """The instance's key (see the module docstring), or None if the task is not an instance."""
+    spec = task.task_spec
+    if not spec.name.endswith(CHILD_SUFFIX):
+        return None
+    parent = task.parent
+    if parent is None or not isinstance(parent.task_spec, LoopTask):
+        return None
+    data = task.internal_data
+    for name in ("key_or_index", "item", "iteration"):
+        if data.get(name) is not None and (name != "item" or isinstance(data[name], int)):
+            return str(data[name])
+    return None
+
+
+def step_id(element: str, key: str | None) -> str:
+    return element if key is None else f"{element}[{key}]"
+
+
+def split(step: str) -> tuple[str, str | None]:
+    """``verify[2]`` -> (``verify``, ``2``); ``verify`` -> (``verify``, None)."""
+    match = _INSTANCE.match(step)
+    if match is None:
+        return step, None
+    return match.group("base"), match.group("key")
+
+
+def instance_item(task: Task) -> Any:
+    """The input item an instance works on (for its title and instructions), or None."""
+    parent = task.parent
+    spec = parent.task_spec if parent is not None else None
+    item = getattr(spec, "input_item", None)
+    if item is not None and item.bpmn_id in task.data:
+        return task.data[item.bpmn_id]
+    return task.internal_data.get("item")

@@ -1,0 +1,96 @@
+"""Messages into and out of a Tier 1 run.
+
+**Waiting.** A message catch (intermediate catch event, boundary event, receive task, or an
+event after an event-based gateway) waits for a message by its name (the ``bpmn:message`` its
+``messageRef`` names). Its extension property ``correlate`` lists the data fields a message
+must match to reach this run: ``correlate`` = ``change_id`` (or ``client_id, change_id``). After
+each move the run's state lists what it waits for (``state["messages"]``: message, element and
+the values to match), so a message can be matched without loading SpiffWorkflow.
+
+**Delivering.** ``tiergate message NAME --correlate change_id=CH-7 --data '{...}'`` (or
+``Engine.message``) goes to the one active run that waits for NAME with exactly those values
+for every field its catch correlates on; the data is merged into the run's data and the catch
+completes. A message that matches no waiting run, or more than one, is refused: nothing is
+delivered and nothing is lost silently.
+
+**Sending.** A message throw (intermediate throw or end event, send task) that nothing in the
+run catches is logged ``message_sent`` (message, element); tiergate does not send it anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from tiergate.bpmn.model import ProcessModel
+from tiergate.jsonutil import to_jsonable
+
+
+def correlation_keys(model: ProcessModel, element: str) -> list[str]:
+    node = model.nodes.get(element)
+    text = node.properties.get("correlate", "") if node is not None else ""
+    return [key.strip() for key in text.split(",") if key.strip()]
+
+
+def catches(task: Task, element_of: Any) -> list[tuple[str, str | None]]:
+    """(message name, catching element) for each message a task can catch: one for a catch event or
+    receive task, one per message event after an event-based gateway (the gateway waits for them)."""
+    spec = task.task_spec
+    if not isinstance(spec, CatchingEvent):
+        return []
+    definition = spec.event_definition
+    if isinstance(definition, MessageEventDefinition):
+        return [(definition.name, element_of(task))]
+    if isinstance(definition, MultipleEventDefinition):
+        return [(d.name, getattr(out, "bpmn_id", None)) for d, out in zip(definition.event_definitions, spec.outputs)
+                if isinstance(d, MessageEventDefinition)]
+    return []
+
+
+def is_message_catch(task: Task) -> bool:
+    return bool(catches(task, lambda t: None))
+
+
+def waiting(tasks: list[Task], model: ProcessModel, element_of: Any) -> list[dict[str, Any]]:
+    """What the run waits for: ``{"message", "element", "correlate": {field: value}}`` per waiting catch."""
+    found = []
+    for task in tasks:
+        if task.state != TaskState.WAITING:
+            continue
+        for name, element in catches(task, element_of):
+            keys = correlation_keys(model, element or "")
+            found.append({"message": name, "element": element,
+                          "correlate": {key: to_jsonable(task.data.get(key)) for key in keys}})
+    return found
+
+
+def matches(entry: dict[str, Any], name: str, correlate: dict[str, Any]) -> bool:
+    """A waiting catch matches a message with its name and the same value for every field it correlates on."""
+    if entry.get("message") != name:
+        return False
+    wanted: dict[str, Any] = entry.get("correlate") or {}
+    return all(key in correlate and _same(correlate[key], value) for key, value in wanted.items())
+
+
+def _same(given: Any, expected: Any) -> bool:
+    return given == expected or (isinstance(given, str) and not isinstance(expected, str)
+                                 and expected is not None and given == str(expected))
+
+
+def deliver(task: Task, name: str, data: dict[str, Any]) -> None:
+    """Hand the message to one waiting catch; SpiffWorkflow merges its data when the catch runs."""
+    event = BpmnEvent(MessageEventDefinition(name), payload=dict(data))
+    task.task_spec.catch(task, event)
+    task.task_spec._update(task)
+
+
+def unsent(workflow: Any) -> list[str]:
+    """The names of messages thrown in the run that nothing in it caught."""
+    return [e.event_definition.name for e in workflow.bpmn_events
+            if isinstance(e.event_definition, MessageEventDefinition)]
