@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from tiergate.cli.output import actor_option, common_options, parse_json_option, run_command, table
 from tiergate.cli.runs import _show_run_brief, _with_gate_words
-from tiergate.errors import InvalidDataError
+from tiergate.errors import InvalidDataError, UsageError
 
 if TYPE_CHECKING:
     from tiergate.engine import Engine
@@ -139,8 +139,8 @@ def message(engine: Engine, name: str, correlate: tuple[str, ...], data: str | N
         keys[key.strip()] = value
     parsed = parse_json_option(data, "--data")
     if parsed is not None and not isinstance(parsed, dict):
-        raise UsageError("--data must be a JSON object of fields.", code="invalid_data")
-    return engine.message(name, keys, parsed or {}, actor=actor).to_dict()
+        raise InvalidDataError("--data must be a JSON object of fields.")
+    return _with_gate_words(engine, engine.message(name, keys, parsed or {}, actor=actor))
 
 
 @click.group()
