@@ -431,6 +431,18 @@ class Engine:
                              f"{', '.join(ready) or 'none'}. Only a tier 3 run is closed without a step.", code="usage",
                              details={"run": run_id, "tier": info.tier, "ready": ready, "see": "guide"})
 
+    def described(self, info: RunInfo) -> dict[str, Any]:
+        """The run as a dict, each ready step with ``who`` may do it and ``gate_words`` (its gate as
+        `tiergate guide` words it): what every door answers for a run."""
+        words = self.ready_in_words(info)
+        answer = info.to_dict()
+        for step in answer["steps"]:
+            if step["id"] in words:
+                step["who"] = words[step["id"]]["who"]
+                if "gate" in words[step["id"]]:
+                    step["gate_words"] = words[step["id"]]["gate"]
+        return answer
+
     def ready_in_words(self, info: RunInfo) -> dict[str, dict[str, str]]:
         """Each ready step in words, as `tiergate guide` says it: ``who`` may do it, and its gate
         (``gate``, with ``$ref``s followed) when it has one. By step id."""

@@ -100,10 +100,10 @@ class Operations:
         if data is not None and not isinstance(data, dict):
             raise UsageError("the start data must be a JSON object.", code="invalid_data")
         who = self.acting(caller, actor, attempt="start")
-        return self.engine.start(process, data or {}, actor=who).to_dict()
+        return self.engine.described(self.engine.start(process, data or {}, actor=who))
 
     def status(self, caller: Caller, run: str) -> dict[str, Any]:
-        return self.engine.status(run).to_dict()
+        return self.engine.described(self.engine.status(run))
 
     def guide(self, caller: Caller, run: str, actor: str | None = None, channel: Any = "cli") -> dict[str, Any]:
         reader = (self.acting(caller, actor, run=None, attempt="guide")
@@ -115,26 +115,26 @@ class Operations:
         who = self.acting(caller, actor, run=run, step=step, attempt="complete")
         if step is not None and evidence is None:
             evidence = {}
-        return self.engine.complete(run, step, evidence, actor=who).to_dict()
+        return self.engine.described(self.engine.complete(run, step, evidence, actor=who))
 
     def skip(self, caller: Caller, run: str, step: str, reason: str, actor: str | None = None) -> dict[str, Any]:
         who = self.acting(caller, actor, run=run, step=step, attempt="skip")
-        return self.engine.skip(run, step, reason, actor=who).to_dict()
+        return self.engine.described(self.engine.skip(run, step, reason, actor=who))
 
     def cancel(self, caller: Caller, run: str, reason: str, actor: str | None = None) -> dict[str, Any]:
         who = self.acting(caller, actor, run=run, attempt="cancel")
-        return self.engine.cancel(run, reason, actor=who).to_dict()
+        return self.engine.described(self.engine.cancel(run, reason, actor=who))
 
     def retry(self, caller: Caller, run: str, step: str, data: dict[str, Any] | None = None,
               actor: str | None = None) -> dict[str, Any]:
         who = self.acting(caller, actor, run=run, step=step, attempt="retry")
-        return self.engine.retry(run, step, data, actor=who).to_dict()
+        return self.engine.described(self.engine.retry(run, step, data, actor=who))
 
     def message(self, caller: Caller, name: str, correlate: dict[str, Any] | None = None,
                 data: dict[str, Any] | None = None, actor: str | None = None) -> dict[str, Any]:
         """Deliver message ``name`` to the one Tier 1 run waiting for it; the caller is its sender."""
         who = self.acting(caller, actor, attempt="message")
-        return self.engine.message(name, correlate, data, actor=who).to_dict()
+        return self.engine.described(self.engine.message(name, correlate, data, actor=who))
 
     def runs(self, caller: Caller, process: str | None = None, status: str | None = None,
              mine: bool = False) -> list[dict[str, Any]]:

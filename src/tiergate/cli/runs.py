@@ -13,7 +13,7 @@ from tiergate.cli.output import actor_option, common_options, parse_json_option,
 from tiergate.errors import InvalidDataError
 
 if TYPE_CHECKING:
-    from tiergate.engine import Engine, RunInfo
+    from tiergate.engine import Engine
 
 def _minute(stamp: str | None) -> str:
     """2026-11-25T19:37:52.506497Z -> 2026-11-25 19:37 (UTC), for people."""
@@ -52,16 +52,11 @@ def _show_run(out: Console, run: dict[str, Any], *, with_data: bool = True) -> N
         out.print(escape(json.dumps(run["data"], indent=2, ensure_ascii=False)))
 
 
-def _with_gate_words(engine: Engine, info: RunInfo) -> dict[str, Any]:
-    """The run as a dict, each ready step with ``who`` may do it and ``gate_words``, as `tiergate guide` words them."""
-    words = engine.ready_in_words(info)
-    answer = info.to_dict()
-    for step in answer["steps"]:
-        if step["id"] in words:
-            step["who"] = words[step["id"]]["who"]
-            if "gate" in words[step["id"]]:
-                step["gate_words"] = words[step["id"]]["gate"]
-    return answer
+def _with_gate_words(engine: Engine, info: Any) -> dict[str, Any]:
+    """The run with each ready step's ``who`` and ``gate_words`` (a client's answer has them already)."""
+    if isinstance(info, dict):  # the server's answer, in client mode: the server worded it
+        return dict(info)
+    return engine.described(info)
 
 
 def _show_run_brief(out: Console, run: dict[str, Any]) -> None:
