@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +28,10 @@ async def agent_session(home: Path, db_url: str, actor: str, errlog: Path) -> As
     """An MCP client session with `tiergate mcp --actor ACTOR` started as a real subprocess."""
     params = StdioServerParameters(command=sys.executable, args=["-m", "tiergate", "--home", str(home), "mcp",
                                                                  "--actor", actor],
-                                   env={"TIERGATE_DATABASE_URL": db_url, "NO_COLOR": "1"}, cwd=str(home))
+                                   env={"TIERGATE_DATABASE_URL": db_url, "NO_COLOR": "1",
+                                        # the tiergate under test, where it is not the installed one
+                                        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ
+                                           else {})}, cwd=str(home))
     with errlog.open("w") as stderr:
         async with stdio_client(params, errlog=stderr) as (read, write):
             async with ClientSession(read, write) as session:

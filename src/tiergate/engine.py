@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-from tiergate import guidance
+from tiergate import guidance, inputs
 from tiergate import log as execution_log
 from tiergate import metrics as log_metrics
 from tiergate.actors import SYSTEM, Actor
@@ -183,7 +183,8 @@ class Engine:
 
     # --- runs ----------------------------------------------------------------------------
 
-    def start(self, process_id: str, data: dict[str, Any] | None = None, actor: str | Actor | None = None) -> RunInfo:
+    def start(self, process_id: str, data: Any = None, actor: str | Actor | None = None) -> RunInfo:
+        data = inputs.accept(data, "data")  # size and shape first (no run yet: nothing to log it in)
         who = self.actor(actor)
         route = self.router().route(process_id, data)
         runner, definition = self._runner_and_definition(route)
@@ -213,7 +214,11 @@ class Engine:
         return self._info(run, definition)
 
     def complete(self, run_id: str, step_id: str | None, evidence: Any, actor: str | Actor | None = None) -> RunInfo:
-        """Complete a step. ``step_id`` None closes a Tier 3 run, with ``evidence`` as its optional outcome."""
+        """Complete a step. ``step_id`` None closes a Tier 3 run, with ``evidence`` as its optional outcome.
+
+        ``evidence`` may be ``inputs.JSONText`` (JSON as received), parsed strictly here.
+        """
+        evidence = self._accept(run_id, step_id, "complete", actor, lambda: inputs.accept(evidence, "evidence"))
         who = self.actor(actor)
         if step_id is None:
             self._may_close_without_step(run_id)
@@ -222,12 +227,14 @@ class Engine:
                                                                                      evidence, ctx))
 
     def skip(self, run_id: str, step_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
+        reason = self._accept(run_id, step_id, "skip", actor, lambda: inputs.check_reason(reason))
         who = self.actor(actor)
         return self._act(run_id, who, step_id, "skip", {"reason": reason},
                          lambda runner, definition, state, ctx: runner.skip_step(definition, state, step_id,
                                                                                  reason, ctx))
 
     def cancel(self, run_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
+        reason = self._accept(run_id, None, "cancel", actor, lambda: inputs.check_reason(reason))
         who = self.actor(actor)
         if not reason or not reason.strip():
             raise UsageError("a cancel needs a reason (--reason): it goes into the log.", code="reason_missing")
@@ -240,6 +247,7 @@ class Engine:
     def retry(self, run_id: str, step_id: str, data: dict[str, Any] | None = None,
               actor: str | Actor | None = None) -> RunInfo:
         """Run the failed element ``step_id`` of a failed Tier 1 run again, after merging ``data`` into its data."""
+        data = self._accept(run_id, step_id, "retry", actor, lambda: inputs.accept(data, "data"))
         who = self.actor(actor)
 
         def retry(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
@@ -249,6 +257,31 @@ class Engine:
             return runner.retry(definition, state, step_id, data or {}, ctx)  # type: ignore[attr-defined]
 
         return self._act(run_id, who, step_id, "retry", {"data": data or {}}, retry)
+
+    def _accept(self, run_id: str, step_id: str | None, attempt: str, actor: str | Actor | None,
+                check: Callable[[], Any]) -> Any:
+        """Run ``check`` (an input's size and shape) before any other check; log a refusal by its facts only."""
+        try:
+            return check()
+        except inputs.InputRefused as err:
+            self._log_refused_input(run_id, step_id, attempt, actor, err)
+            raise
+
+    def _log_refused_input(self, run_id: str, step_id: str | None, attempt: str, actor: str | Actor | None,
+                           err: inputs.InputRefused) -> None:
+        """A ``refused`` entry of bounded size: the input's sha256 and size, never its content."""
+        try:
+            who = self.actor(actor)
+        except TiergateError:
+            return  # nobody to log it for: the answer says what is wrong
+        detail = {"attempt": attempt, "code": err.code, err.field: {"omitted": True, **err.facts.to_dict()},
+                  **{k: v for k, v in err.details.items() if k in ("limit", "problem", "pointer")}}
+        for _ in range(MAX_ATTEMPTS):
+            with self.db.write() as conn:
+                run = store.get_run(conn, run_id)
+                if run is None or execution_log.append_detached(
+                        conn, run.head, [LogEvent("refused", who, step=step_id, detail=detail)], self.clock()):
+                    return
 
     @staticmethod
     def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any]) -> None:
@@ -293,7 +326,8 @@ class Engine:
                             raise _Retry from None
                         refusal = err
                         event = "gate_failed" if isinstance(err, GateFailedError) else "refused"
-                        detail = {"attempt": attempt, **tried, **err.details, "message": err.message}
+                        detail = {"attempt": attempt, **{k: inputs.loggable(v) for k, v in tried.items()},
+                                  **err.details, "message": err.message}
                         detail.pop("run", None)
                         if not execution_log.append_detached(conn, run.head, [LogEvent(event, who, step=step_id,
                                                                                        detail=detail)], now):

@@ -9,7 +9,8 @@ file and line).
     ├── DefinitionError            a definition file is malformed or inconsistent
     │   └── DMNError               a DMN model cannot be parsed or is not supported
     ├── EvaluationError            an expression or decision failed while being evaluated
-    │   └── FEELError              FEEL syntax or runtime error
+    │   ├── FEELError              FEEL syntax or runtime error
+    │   └── LimitExceededError     an evaluation or an input went over a budget (tiergate.limits)
     ├── UsageError                 a bad argument: malformed --data JSON, bad actor, ...
     ├── NotFoundError              an unknown process, run, step or decision
     ├── RefusedError               an attempt that breaks the process (logged as `refused`)
@@ -58,6 +59,12 @@ class EvaluationError(TiergateError):
 
 class FEELError(EvaluationError):
     code = "feel_error"
+
+
+class LimitExceededError(EvaluationError):
+    """Over a budget of ``tiergate.limits``: ``details.limit`` names it, ``details.where`` the element or field."""
+
+    code = "limit_exceeded"
 
 
 class UsageError(TiergateError):
