@@ -27,8 +27,8 @@ from tiergate.definitions.decision_tests import DecisionReport, run_tests
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
 from tiergate.definitions.problems import Problem
-from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError, NotFoundError,
-                             RefusedError, TiergateError, UsageError)
+from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
+                             LimitExceededError, NotFoundError, RefusedError, TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.impact import impact
 from tiergate.lifecycle import RunStatus, require_active
@@ -321,7 +321,7 @@ class Engine:
                         if attempt == "cancel":
                             self._may_cancel(run, who)
                         transition = change(runner, definition, run.state, ctx)
-                    except (RefusedError, GateFailedError) as err:
+                    except (RefusedError, GateFailedError, LimitExceededError) as err:
                         if recent is not None:
                             raise _Retry from None
                         refusal = err
