@@ -45,7 +45,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit("tier1_steps", 200_000, "steps", "tier1", "Interpreter steps of one expression or script."),
     Limit("tier1_seconds", 2.0, "seconds", "tier1", "Wall-clock time of one expression or script."),
     Limit("tier1_length", 100_000, "items", "tier1", "Length of a string, list, dict, set or tuple it builds."),
-    Limit("tier1_values", 1_000_000, "values", "tier1", "Values in one structure, counting nested ones (and shared "
+    Limit("tier1_values", 250_000, "values", "tier1", "Values in one structure, counting nested ones (and shared "
           "ones each time they appear), for repetition, comparison, sorting, hashing and calls."),
     Limit("tier1_int_bits", 4096, "bits", "tier1", "Width of an integer it builds."),
     Limit("tier1_format_width", 1000, "characters", "tier1", "Width or precision in an f-string format spec."),

@@ -150,6 +150,7 @@ class BpmnRunner(Runner):
         state = copy_state(state)
         events: list[LogEvent] = []
         move = Move(definition, state, ctx, events)
+        move.refuse_over_limit = False
         move.restore()
         status = move.run()
         return Transition(state=state, status=status, events=events)
