@@ -308,27 +308,36 @@ class Engine:
             now = self.clock()
             refusal: TiergateError | None = None
             try:
+                run, definition = recent, None
+                if recent is not None:
+                    definition = self._definitions_by_version.get(recent.definition_version)
+                if run is None or definition is None:
+                    with self.db.read() as conn:
+                        run = recent if recent is not None else self._get(conn, run_id)
+                        definition = self._pinned(conn, run)
+                runner = self.runners[run.tier]
+                ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.definitions.roles)
+                # Judged outside any transaction: gates, expressions, decisions and templates never run
+                # under the write lock. The write below happens only if the run is still the one read
+                # (its version and log head), else the attempt is judged again on the run as it is now.
+                try:
+                    if attempt == "retry":
+                        self._may_retry(run)
+                    elif not (attempt == "cancel" and run.status == RunStatus.FAILED):
+                        require_active(run.id, run.status)
+                    if attempt == "cancel":
+                        self._may_cancel(run, who)
+                    transition = change(runner, definition, run.state, ctx)
+                except (RefusedError, GateFailedError, LimitExceededError) as err:
+                    if recent is not None:
+                        raise _Retry from None
+                    refusal = err
+                    event = "gate_failed" if isinstance(err, GateFailedError) else "refused"
+                    detail = {"attempt": attempt, **{k: inputs.loggable(v) for k, v in tried.items()},
+                              **err.details, "message": err.message}
+                    detail.pop("run", None)
                 with self.db.write() as conn:
-                    run = recent if recent is not None else self._get(conn, run_id)
-                    definition = self._pinned(conn, run)
-                    runner = self.runners[run.tier]
-                    ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.definitions.roles)
-                    try:
-                        if attempt == "retry":
-                            self._may_retry(run)
-                        elif not (attempt == "cancel" and run.status == RunStatus.FAILED):
-                            require_active(run.id, run.status)
-                        if attempt == "cancel":
-                            self._may_cancel(run, who)
-                        transition = change(runner, definition, run.state, ctx)
-                    except (RefusedError, GateFailedError, LimitExceededError) as err:
-                        if recent is not None:
-                            raise _Retry from None
-                        refusal = err
-                        event = "gate_failed" if isinstance(err, GateFailedError) else "refused"
-                        detail = {"attempt": attempt, **{k: inputs.loggable(v) for k, v in tried.items()},
-                                  **err.details, "message": err.message}
-                        detail.pop("run", None)
+                    if refusal is not None:
                         if not execution_log.append_detached(conn, run.head, [LogEvent(event, who, step=step_id,
                                                                                        detail=detail)], now):
                             raise _Retry
