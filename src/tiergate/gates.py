@@ -17,7 +17,7 @@ from tiergate import patterns
 from tiergate.definitions.yamlfile import escape_pointer_token, pointer
 from tiergate.errors import GateFailedError, LimitExceededError, UsageError
 from tiergate.jsonutil import canonical_json
-from tiergate.limits import limit
+from tiergate.limits import exceeded, limit
 
 MAX_EVIDENCE_BYTES = limit("evidence_bytes")
 #: A failing field's message is cut to this many characters: it may quote the evidence.
@@ -146,9 +146,8 @@ def check_evidence_size(evidence: Any) -> str:
     """Refuse evidence over the size limit; returns its canonical JSON (what the log will store)."""
     text = canonical_json(evidence)
     size = len(text.encode("utf-8"))
-    if size > MAX_EVIDENCE_BYTES:
-        raise UsageError(f"evidence is {size} bytes; the limit is {MAX_EVIDENCE_BYTES}. Store large artefacts "
-                         "elsewhere and submit a link to them as evidence.", code="evidence_too_large")
+    if size > MAX_EVIDENCE_BYTES:  # the engine measured it first (tiergate.inputs): a program calling a runner
+        raise exceeded("evidence_bytes", "evidence", f"it is {size} bytes as JSON", field="evidence")
     return text
 
 

@@ -161,14 +161,19 @@ def accept(value: Any, field: str) -> Any:
     else:
         facts_source = value
     try:
-        _walk(value)
+        try:
+            estimate = _walk(value, paths=False)
+        except _Refusal:
+            estimate = _walk(value, paths=True)  # again, slower, to say where
     except _Refusal as exc:
         where = f"{field}{exc.pointer}"
         if exc.problem in ("input_depth", "input_values", "evidence_bytes"):
             raise _too_large(facts_source, field, exc.problem, exc.message, where=where) from None
         raise _malformed(facts_source, field, exc.problem, f"{where}: {exc.message}",
                          details={"pointer": exc.pointer or "/"}) from None
-    if value is not None and not isinstance(value, str):
+    # The walk's estimate is at most 6 times short (an escaped character, a 4-byte one): only an
+    # input that may be over the limit is encoded to be measured exactly.
+    if value is not None and not isinstance(value, str) and estimate * 6 > limit("evidence_bytes"):
         size = len(canonical_json(value).encode("utf-8"))
         if size > limit("evidence_bytes"):
             raise _too_large(facts_source, field, "evidence_bytes", f"it is {size} bytes as JSON")
@@ -187,8 +192,11 @@ def check_reason(reason: Any, field: str = "reason") -> str:
     return reason
 
 
-def _walk(value: Any) -> None:
-    """Depth, number of values, a lower bound of the size, finite numbers, valid text, string keys."""
+def _walk(value: Any, paths: bool = True) -> int:
+    """Depth, number of values, a lower bound of the size, finite numbers, valid text, string keys.
+
+    Returns the size's lower bound. ``paths`` keeps each value's JSON pointer, to name where it failed.
+    """
     max_depth, max_values, max_bytes = limit("input_depth"), limit("input_values"), limit("evidence_bytes")
     budget, size = max_values, 0
     stack: list[tuple[Any, int, tuple[str, ...]]] = [(value, 0, ())]
@@ -217,15 +225,19 @@ def _walk(value: Any) -> None:
                 for key, sub in item.items():
                     if not isinstance(key, str):
                         raise _Refusal("key_not_text", f"key {key!r} is not text", _pointer(path))
-                    _text(key, path)
+                    if not key.isascii():
+                        _text(key, path)
                     size += len(key) + 4
-                    stack.append((sub, depth + 1, path + (key,)))
+                    stack.append((sub, depth + 1, path + (key,) if paths else path))
             else:
-                for index, sub in enumerate(item):
-                    stack.append((sub, depth + 1, path + (str(index),)))
-                    size += 1
+                if paths:
+                    stack.extend((sub, depth + 1, path + (str(index),)) for index, sub in enumerate(item))
+                else:
+                    stack.extend((sub, depth + 1, path) for sub in item)
+                size += len(item)
         else:
             raise _Refusal("not_json", f"a {type(item).__name__} is not a JSON value", _pointer(path))
+    return size
 
 
 def _text(text: str, path: tuple[str, ...]) -> None:
