@@ -15,7 +15,7 @@ from referencing import Registry
 
 from tiergate import patterns
 from tiergate.definitions.yamlfile import escape_pointer_token, pointer
-from tiergate.errors import GateFailedError, LimitExceededError, UsageError
+from tiergate.errors import GateFailedError, LimitExceededError
 from tiergate.jsonutil import canonical_json
 from tiergate.limits import exceeded, limit
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import re2
-import regex
+import re2  # type: ignore[import-untyped]
+import regex  # type: ignore[import-untyped]
 
 from tiergate.errors import DefinitionError
 from tiergate.limits import exceeded, limit
