@@ -24,14 +24,14 @@ Cli = Callable[..., CLIResult]
     ("{{ '{:>999999999}'.format(1) }}", "template_length"),
     ("{{ 'x'|center(999999999) }}", "template_length"),
     ("{{ ('a' * 1000)|replace('a', 'b' * 1000) }}", "template_length"),
-    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "template_loop_items"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "template_loop_items|template_seconds"),
     ("{% for i in range(100000) %}{{ 'x' * 50 }}{% endfor %}", "template_output_chars"),
 ])
 def test_each_template_attack_is_bounded(source: str, limit: str) -> None:
     assert check_syntax(source) is None  # compiling never evaluates the operators
     with pytest.raises(LimitExceededError) as over:
         render(source, {}, where="tiers/conventions/x.md.j2")
-    assert over.value.details["limit"] == limit
+    assert over.value.details["limit"] in limit.split("|")  # a loaded machine may reach the time budget first
     assert over.value.message.startswith("tiers/conventions/x.md.j2: ")
 
 
