@@ -11,7 +11,7 @@ import pytest
 
 from support import CLIResult, HomeBuilder, catalog_yaml
 from tiergate.engine import Engine
-from tiergate.errors import DefinitionError, RefusedError, UsageError
+from tiergate.errors import DefinitionError, InvalidDataError, RefusedError
 
 Cli = Callable[..., CLIResult]
 QUESTION = {"question": "Which overtime rate applies to bank holidays in 2026?", "asked_by": "human:kim"}
@@ -89,7 +89,7 @@ def test_wrong_attempts_are_refused_and_logged(platform: Engine) -> None:
         platform.skip(run.id, "work", "not needed", actor="agent:kb-bot")
     assert err.value.reason == "not_optional"
     assert [e[0] for e in _events(platform, run.id)][-2:] == ["refused", "refused"]
-    with pytest.raises(UsageError) as usage:
+    with pytest.raises(InvalidDataError) as usage:
         platform.complete(run.id, None, ["not", "an", "object"], actor="agent:kb-bot")
     assert usage.value.code == "invalid_evidence"
     assert [e[0] for e in _events(platform, run.id)][-1] == "refused"  # a malformed command is not logged

@@ -19,13 +19,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from tiergate import claims, deployments, guidance
+from tiergate import claims, deployments, guidance, inputs
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
 from tiergate.definitions.problems import Problem
-from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError, NotFoundError,
-                             RefusedError, TiergateError, UsageError)
+from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
+                             LimitExceededError, NotFoundError, RefusedError, TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
@@ -226,7 +226,8 @@ class Engine:
 
     # --- runs ----------------------------------------------------------------------------
 
-    def start(self, process_id: str, data: dict[str, Any] | None = None, actor: str | Actor | None = None) -> RunInfo:
+    def start(self, process_id: str, data: Any = None, actor: str | Actor | None = None) -> RunInfo:
+        data = inputs.accept(data, "data")  # size and shape first (no run yet: nothing to log it in)
         who = self.actor(actor)
         route = self.router().route(process_id, data)
         runner, definition = self._runner_and_definition(route)
@@ -259,7 +260,11 @@ class Engine:
         return self._info(run, definition)
 
     def complete(self, run_id: str, step_id: str | None, evidence: Any, actor: str | Actor | None = None) -> RunInfo:
-        """Complete a step. ``step_id`` None closes a Tier 3 run, with ``evidence`` as its optional outcome."""
+        """Complete a step. ``step_id`` None closes a Tier 3 run, with ``evidence`` as its optional outcome.
+
+        ``evidence`` may be ``inputs.JSONText`` (JSON as received), parsed strictly here.
+        """
+        evidence = self._accept(run_id, step_id, "complete", actor, lambda: inputs.accept(evidence, "evidence"))
         who = self.actor(actor)
         if step_id is None:
             self._may_close_without_step(run_id)
@@ -268,12 +273,14 @@ class Engine:
                                                                                      evidence, ctx))
 
     def skip(self, run_id: str, step_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
+        reason = self._accept(run_id, step_id, "skip", actor, lambda: inputs.check_reason(reason))
         who = self.actor(actor)
         return self._act(run_id, who, step_id, "skip", {"reason": reason},
                          lambda runner, definition, state, ctx: runner.skip_step(definition, state, step_id,
                                                                                  reason, ctx))
 
     def cancel(self, run_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
+        reason = self._accept(run_id, None, "cancel", actor, lambda: inputs.check_reason(reason))
         who = self.actor(actor)
         if not reason or not reason.strip():
             raise UsageError("a cancel needs a reason (--reason): it goes into the log.", code="reason_missing")
@@ -286,6 +293,7 @@ class Engine:
     def retry(self, run_id: str, step_id: str, data: dict[str, Any] | None = None,
               actor: str | Actor | None = None) -> RunInfo:
         """Run the failed element ``step_id`` of a failed Tier 1 run again, after merging ``data`` into its data."""
+        data = self._accept(run_id, step_id, "retry", actor, lambda: inputs.accept(data, "data"))
         who = self.actor(actor)
 
         def retry(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
@@ -321,6 +329,32 @@ class Engine:
                          lambda runner, definition, state, ctx: runner.deliver_message(  # type: ignore[attr-defined]
                              definition, state, name, correlate, data, ctx))
 
+    def _accept(self, run_id: str, step_id: str | None, attempt: str, actor: str | Actor | None,
+                check: Callable[[], Any]) -> Any:
+        """Run ``check`` (an input's size and shape) before any other check; log a refusal by its facts only."""
+        try:
+            return check()
+        except inputs.InputRefused as err:
+            self._log_refused_input(run_id, step_id, attempt, actor, err)
+            raise
+
+    def _log_refused_input(self, run_id: str, step_id: str | None, attempt: str, actor: str | Actor | None,
+                           err: inputs.InputRefused) -> None:
+        """A ``refused`` entry of bounded size: the input's sha256 and size, never its content."""
+        try:
+            who = self.actor(actor)
+        except TiergateError:
+            return  # nobody to log it for: the answer says what is wrong
+        detail = {"attempt": attempt, "code": err.code, err.field: {"omitted": True, **err.facts.to_dict()},
+                  **{k: v for k, v in err.details.items() if k in ("limit", "problem", "pointer")}}
+        for _ in range(MAX_ATTEMPTS):
+            with self.db.write() as conn:
+                run = store.get_run(conn, run_id)
+                if run is None or execution_log.append_detached(
+                        conn, run.head, _through([LogEvent("refused", who, step=step_id, detail=detail)], who),
+                        self.clock()):
+                    return
+
     @staticmethod
     def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any]) -> None:
         """Keep the run's next timer due time in its row (Tier 1), for `tiergate worker`."""
@@ -345,28 +379,44 @@ class Engine:
             now = self.clock()
             refusal: TiergateError | None = None
             try:
+                run, definition = recent, None
+                if recent is not None:
+                    definition = self._definitions_by_version.get(recent.definition_version)
+                if run is None or definition is None:
+                    with self.db.read() as conn:
+                        run = recent if recent is not None else self._get(conn, run_id)
+                        definition = self._pinned(conn, run)
+                runner = self.runners[run.tier]
+                ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.definitions.roles)
+                # Judged outside any transaction: gates, expressions, decisions and templates never run
+                # under the write lock. The write below happens only if the run is still the one read
+                # (its version and log head), else the attempt is judged again on the run as it is now.
+                try:
+                    if attempt == "retry":
+                        self._may_retry(run)
+                    elif not (attempt == "cancel" and run.status == RunStatus.FAILED):
+                        require_active(run.id, run.status)
+                    if attempt == "cancel":
+                        self._may_cancel(run, who)
+                    transition = change(runner, definition, run.state, ctx)
+                except (RefusedError, GateFailedError, LimitExceededError) as err:
+                    if recent is not None:
+                        raise _Retry from None
+                    refusal = err
+                    event = "gate_failed" if isinstance(err, GateFailedError) else "refused"
+                    detail = {"attempt": attempt, **{k: inputs.loggable(v) for k, v in tried.items()},
+                              **err.details, "message": err.message}
+                    detail.pop("run", None)
                 with self.db.write() as conn:
-                    run = recent if recent is not None else self._get(conn, run_id)
-                    definition = self._pinned(conn, run)
-                    runner = self.runners[run.tier]
-                    ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.definitions.roles)
-                    try:
-                        if attempt == "retry":
-                            self._may_retry(run)
-                        elif not (attempt == "cancel" and run.status == RunStatus.FAILED):
-                            require_active(run.id, run.status)
-                        if attempt == "cancel":
-                            self._may_cancel(run, who)
-                        if step_id is not None and attempt in ("complete", "skip"):
+                    if refusal is None and step_id is not None and attempt in ("complete", "skip"):
+                        try:  # a claim is read in the write: it may have been taken since the run was judged
                             claims.require_unclaimed(conn, run.id, step_id, who, now, self.claim_timeout)
-                        transition = change(runner, definition, run.state, ctx)
-                    except (RefusedError, GateFailedError) as err:
-                        if recent is not None:
-                            raise _Retry from None
-                        refusal = err
-                        event = "gate_failed" if isinstance(err, GateFailedError) else "refused"
-                        detail = {"attempt": attempt, **tried, **err.details, "message": err.message}
-                        detail.pop("run", None)
+                        except RefusedError as err:
+                            refusal, event = err, "refused"
+                            detail = {"attempt": attempt, **{k: inputs.loggable(v) for k, v in tried.items()},
+                                      **err.details, "message": err.message}
+                            detail.pop("run", None)
+                    if refusal is not None:
                         if not execution_log.append_detached(conn, run.head, _through(
                                 [LogEvent(event, who, step=step_id, detail=detail)], who), now):
                             raise _Retry

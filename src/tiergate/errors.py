@@ -9,7 +9,8 @@ file and line).
     ├── DefinitionError            a definition file is malformed or inconsistent
     │   └── DMNError               a DMN model cannot be parsed or is not supported
     ├── EvaluationError            an expression or decision failed while being evaluated
-    │   └── FEELError              FEEL syntax or runtime error
+    │   ├── FEELError              FEEL syntax or runtime error
+    │   └── LimitExceededError     an evaluation or an input went over a budget (tiergate.limits)
     ├── UsageError                 a bad argument: malformed --data JSON, bad actor, ...
     │   └── SigningKeyError        a log or witness key missing or malformed
     ├── InvalidDataError           well-formed data that does not fit: start data against `inputs`
@@ -65,8 +66,8 @@ class FEELError(EvaluationError):
     code = "feel_error"
 
 
-class LimitExceededError(FEELError):
-    """An evaluation went over one of its budgets (time, items, characters); ``details["limit"]``."""
+class LimitExceededError(EvaluationError):
+    """Over a budget of ``tiergate.limits``: ``details.limit`` names it, ``details.where`` the element or field."""
 
     code = "limit_exceeded"
 

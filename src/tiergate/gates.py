@@ -13,11 +13,15 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import extend
 from referencing import Registry
 
+from tiergate import patterns
 from tiergate.definitions.yamlfile import escape_pointer_token, pointer
-from tiergate.errors import GateFailedError, UsageError
+from tiergate.errors import GateFailedError, LimitExceededError
 from tiergate.jsonutil import canonical_json
+from tiergate.limits import exceeded, limit
 
-MAX_EVIDENCE_BYTES = 256 * 1024
+MAX_EVIDENCE_BYTES = limit("evidence_bytes")
+#: A failing field's message is cut to this many characters: it may quote the evidence.
+MAX_MESSAGE_CHARS = 300
 
 #: Keywords whose check looks at the value alone: no subschema, no reference, no other keyword.
 _FLAT_KEYWORDS = frozenset({"type", "enum", "const", "minLength", "maxLength", "pattern", "format", "minimum",
@@ -60,8 +64,50 @@ def _gate_properties(validator: Any, properties: Any, instance: Any, schema: Any
     yield from _properties(validator, properties, instance, schema)
 
 
-#: Draft 2020-12 with the ``properties`` above (jsonschema's documented way to extend a keyword).
-GateValidator = extend(Draft202012Validator, validators={"properties": _gate_properties})
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """``pattern`` on RE2 (``tiergate.patterns``): linear time, whatever the pattern and the text."""
+    if validator.is_type(instance, "string") and not patterns.search(pattern, instance, where="gate pattern"):
+        yield ValidationError(f"{_short(instance)} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, pattern_properties: Any, instance: Any, schema: Any) -> Any:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        for key, value in instance.items():
+            if patterns.search(pattern, key, where="gate patternProperties"):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, additional: Any, instance: Any, schema: Any) -> Any:
+    """jsonschema's ``additionalProperties``, with ``patternProperties`` matched by ``tiergate.patterns``."""
+    if not validator.is_type(instance, "object"):
+        return
+    known, keyed = schema.get("properties", {}), list(schema.get("patternProperties", {}))
+    extras = [key for key in instance if key not in known
+              and not any(patterns.search(p, key, where="gate patternProperties") for p in keyed)]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        listed = ", ".join(repr(each) for each in sorted(extras))
+        if keyed:
+            yield ValidationError(f"{listed} do{'es' if len(extras) == 1 else ''} not match any of the regexes: "
+                                  f"{', '.join(repr(p) for p in sorted(keyed))}")
+        else:
+            yield ValidationError(f"Additional properties are not allowed ({listed} "
+                                  f"{'was' if len(extras) == 1 else 'were'} unexpected)")
+
+
+#: Draft 2020-12 with the keywords above (jsonschema's documented way to extend a keyword).
+GateValidator = extend(Draft202012Validator, validators={
+    "properties": _gate_properties, "pattern": _pattern, "patternProperties": _pattern_properties,
+    "additionalProperties": _additional_properties})
 
 
 def gate_validator(schema: Any, registry: Registry) -> Validator:
@@ -82,7 +128,8 @@ def _describe(error: ValidationError) -> list[dict[str, Any]]:
                  "message": f"field '{name}' is not allowed here; allowed fields: {', '.join(sorted(allowed)) or 'none'}",
                  "expected": sorted(allowed)} for name in sorted(error.instance) if name not in allowed]
     expected: Any = error.validator_value
-    return [{"pointer": at or "/", "keyword": error.validator, "message": error.message,
+    message = error.message if len(error.message) <= MAX_MESSAGE_CHARS else error.message[:MAX_MESSAGE_CHARS] + "..."
+    return [{"pointer": at or "/", "keyword": error.validator, "message": message,
              "expected": expected if isinstance(expected, (str, int, float, bool, list, type(None))) else None}]
 
 
@@ -99,15 +146,21 @@ def check_evidence_size(evidence: Any) -> str:
     """Refuse evidence over the size limit; returns its canonical JSON (what the log will store)."""
     text = canonical_json(evidence)
     size = len(text.encode("utf-8"))
-    if size > MAX_EVIDENCE_BYTES:
-        raise UsageError(f"evidence is {size} bytes; the limit is {MAX_EVIDENCE_BYTES}. Store large artefacts "
-                         "elsewhere and submit a link to them as evidence.", code="evidence_too_large")
+    if size > MAX_EVIDENCE_BYTES:  # the engine measured it first (tiergate.inputs): a program calling a runner
+        raise exceeded("evidence_bytes", "evidence", f"it is {size} bytes as JSON", field="evidence")
     return text
 
 
 def enforce(validator: Validator, evidence: Any, *, run_id: str, step_id: str) -> None:
-    """Raise GateFailedError listing each failing field by JSON pointer."""
-    errors = gate_errors(validator, evidence)
+    """Raise GateFailedError listing each failing field by JSON pointer (LimitExceededError: a pattern
+    went over its budget)."""
+    try:
+        errors = gate_errors(validator, evidence)
+    except LimitExceededError as err:
+        err.message = f"the gate of step '{step_id}': {err.message}"
+        err.args = (err.message,)
+        err.details.update(run=run_id, step=step_id)
+        raise
     if not errors:
         return
     lines = "\n".join(f"  {e['pointer']}: {e['message']}" for e in errors)

@@ -66,6 +66,10 @@ def _hold(claimed: int) -> None:
 
 def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | None:
     moment = now or engine.clock()
+    if engine.db.is_sqlite:
+        return _fire_one_outside_the_lock(engine, seen, moment)
+    # PostgreSQL: the claimed run's row stays locked while its timers fire; other runs' writers
+    # never wait for it (SKIP LOCKED), and no other worker takes the same run.
     with engine.db.write() as conn:
         run_id = claim_due_run(conn, moment, skip=seen)
         if run_id is None:
@@ -92,6 +96,44 @@ def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | 
     return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
 
 
+#: A run that another worker (or a completion) changed while this one fired its timers: not
+#: reported; it is looked at again on the next pass if it is still due.
+_LOST_RACE = Fired("", "", "")
+
+
+def _fire_one_outside_the_lock(engine: Engine, seen: list[str], moment: datetime) -> Fired | None:
+    """SQLite: its write lock is the whole database's, so the timers fire (scripts, conditions,
+    decisions) between a read and a short write that saves the result only if the run is still
+    the one read (the optimistic version check); a run changed meanwhile is fired on the next pass."""
+    with engine.db.read() as conn:
+        run_id = claim_due_run(conn, moment, skip=seen)
+        if run_id is None:
+            return None
+        seen.append(run_id)
+        run = store.get_run(conn, run_id)
+        assert run is not None
+        try:
+            definition = engine._pinned(conn, run)
+        except TiergateError as err:
+            return Fired(run.id, run.process_id, run.status.value, error=err.message)
+    runner = engine.runners[run.tier]
+    fire = getattr(runner, "fire_timers", None)
+    if fire is None:
+        with engine.db.write() as conn:
+            set_due_at(conn, run.id, None)
+        return Fired(run.id, run.process_id, run.status.value, error="this tier has no timers")
+    try:
+        transition = fire(definition, run.state, RunContext(run_id=run.id, actor=SYSTEM, now=moment, roles=None))
+    except TiergateError as err:
+        return Fired(run.id, run.process_id, run.status.value, error=err.message)
+    with engine.db.write() as conn:
+        _hold(len(seen))
+        if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment):
+            return _LOST_RACE
+        set_due_at(conn, run.id, runner.due_at(transition.state))  # type: ignore[attr-defined]
+    return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
+
+
 def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None = None) -> list[Fired]:
     """Fire every timer due by ``now`` (default: the engine's clock), at most ``limit`` runs."""
     seen: list[str] = []
@@ -100,7 +142,8 @@ def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None =
         outcome = _fire_one(engine, seen, now)
         if outcome is None:
             break
-        results.append(outcome)
+        if outcome is not _LOST_RACE:
+            results.append(outcome)
     return results
 
 

@@ -9,10 +9,19 @@ a value of an allowed type.
 from __future__ import annotations
 
 import ast
+import time
 from typing import Any, Iterable
 
-from tiergate.bpmn.language import (BINARY, BUILTINS, COMPARE, MAX_INT_BITS, MAX_LENGTH, MAX_STEPS,
-                                    MUTATING_METHODS, PURE_METHODS, UNARY, ExpressionError)
+from tiergate.bpmn.language import (BINARY, BUILTINS, COMPARE, MAX_FORMAT_WIDTH, MAX_INT_BITS, MAX_LENGTH,
+                                    MAX_SECONDS, MAX_STEPS, MAX_VALUES, MUTATING_METHODS, PURE_METHODS, UNARY,
+                                    ExpressionError)
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+#: The builtins that walk every value they are given (compare, hash, sum or copy them all).
+_WALKERS = frozenset({all, any, dict, list, max, min, set, sorted, sum, tuple, str})
+#: The methods that compare, hash or copy every value of their object or arguments.
+_WALKING_METHODS = frozenset({"index", "count", "sort", "remove", "copy", "union", "intersection", "difference",
+                              "issubset", "issuperset", "update", "extend"})
 
 class Break(Exception):
     pass
@@ -48,24 +57,51 @@ class Interpreter:
         self.extra = extra or {}
         self.allow_mutation = allow_mutation
         self.line: int | None = None
+        self.deadline = time.monotonic() + MAX_SECONDS
 
     # -- bookkeeping --
+
+    def over(self, name: str, what: str) -> ExpressionError:
+        return ExpressionError(f"{what} (limit {name}, docs/operations.md)", self.line, limit=name)
 
     def tick(self, node: ast.AST) -> None:
         self.steps += 1
         if self.steps > MAX_STEPS:
-            raise ExpressionError(f"stopped after {MAX_STEPS} steps: is there an endless loop?", self.line)
+            raise self.over("tier1_steps", f"stopped after {MAX_STEPS} steps: is there an endless loop?")
+        if not self.steps & 1023 and time.monotonic() > self.deadline:
+            raise self.over("tier1_seconds", f"stopped after {MAX_SECONDS} seconds")
         line = getattr(node, "lineno", None)
         if line is not None:
             self.line = line
 
     def sized(self, value: Any) -> Any:
         if isinstance(value, (str, list, tuple, dict, set)) and len(value) > MAX_LENGTH:
-            raise ExpressionError(f"a value of {len(value)} items is longer than the limit of {MAX_LENGTH}",
-                                  self.line)
+            raise self.over("tier1_length", f"a value of {len(value)} items is longer than {MAX_LENGTH}")
         if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
-            raise ExpressionError(f"an integer wider than {MAX_INT_BITS} bits is not allowed", self.line)
+            raise self.over("tier1_int_bits", f"an integer wider than {MAX_INT_BITS} bits is not allowed")
         return value
+
+    def weigh(self, value: Any, times: int = 1) -> int:
+        """How many values ``value`` holds, nested ones included and shared ones each time (``times``
+        copies of it); refused past ``tier1_values`` without walking further. Native operations
+        (comparing, hashing, sorting, copying, repeating) take time in proportion to this."""
+        if not isinstance(value, _CONTAINERS):
+            return 1
+        budget = MAX_VALUES // max(times, 1)
+        count, stack = 0, [value]
+        while stack:
+            item = stack.pop()
+            count += 1
+            if isinstance(item, dict):
+                count += len(item)
+                stack.extend(v for v in item.values() if isinstance(v, _CONTAINERS))
+            elif isinstance(item, _CONTAINERS):
+                count += len(item)
+                stack.extend(v for v in item if isinstance(v, _CONTAINERS))
+            if count > budget:
+                raise self.over("tier1_values", f"a structure of more than {MAX_VALUES} values "
+                                f"(nested ones counted each time they appear) is too large to work on")
+        return count
 
     # -- statements --
 
@@ -209,6 +245,9 @@ class Interpreter:
             left = self.expr(node.left, scope)
             for op, right_node in zip(node.ops, node.comparators):
                 right = self.expr(right_node, scope)
+                if isinstance(left, _CONTAINERS) or isinstance(right, _CONTAINERS):
+                    self.weigh(left)
+                    self.weigh(right)
                 if not COMPARE[type(op)](left, right):
                     return False
                 left = right
@@ -268,9 +307,10 @@ class Interpreter:
             elif node.conversion in (ord("s"), ord("a")):
                 value = str(value) if node.conversion == ord("s") else ascii(value)
             spec = self.expr(node.format_spec, scope) if node.format_spec is not None else ""
-            if len(spec) > 20 or any(ch.isdigit() for ch in spec) and _spec_width(spec) > 1000:
-                raise ExpressionError(f"format spec '{spec}' is not allowed (widths above 1000)", self.line)
-            return format(value, spec)
+            if not isinstance(spec, str) or len(spec) > 20 or _spec_width(spec) > MAX_FORMAT_WIDTH:
+                raise self.over("tier1_format_width", f"format spec {str(spec)[:30]!r} asks for a width or precision "
+                                f"above {MAX_FORMAT_WIDTH}")
+            return self.sized(format(value, spec))
         raise ExpressionError(f"{type(node).__name__} is not allowed", self.line)
 
     def comprehension(self, generators: list[ast.comprehension], scope: Scope) -> Iterable[Scope]:
@@ -304,16 +344,21 @@ class Interpreter:
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
                     if len(seq) * max(count, 0) > MAX_LENGTH:
-                        raise ExpressionError(f"repeating a value of {len(seq)} items {count} times exceeds the "
-                                              f"limit of {MAX_LENGTH}", self.line)
+                        raise self.over("tier1_length", f"repeating a value of {len(seq)} items {count} times "
+                                        f"makes more than {MAX_LENGTH}")
+                    if count > 0 and not isinstance(seq, str):
+                        self.weigh(seq, count)  # [[0] * 100000] * 100000 is small to build, huge to use
             if _is_int(left) and _is_int(right) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
-                raise ExpressionError(f"an integer wider than {MAX_INT_BITS} bits is not allowed", self.line)
+                raise self.over("tier1_int_bits", f"an integer wider than {MAX_INT_BITS} bits is not allowed")
         if kind is ast.Pow and _is_int(left) and _is_int(right):
             if right > 0 and abs(left) > 1 and right * max(left.bit_length(), 1) > MAX_INT_BITS:
-                raise ExpressionError(f"an integer wider than {MAX_INT_BITS} bits is not allowed", self.line)
+                raise self.over("tier1_int_bits", f"an integer wider than {MAX_INT_BITS} bits is not allowed")
         if kind is ast.Add and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
             if len(left) + len(right) > MAX_LENGTH:
-                raise ExpressionError(f"a value longer than {MAX_LENGTH} items is not allowed", self.line)
+                raise self.over("tier1_length", f"a value longer than {MAX_LENGTH} items is not allowed")
+            if not isinstance(left, str):
+                self.weigh(left, 1)
+                self.weigh(right, 1)
         return self.sized(BINARY[kind](left, right))
 
     def call(self, node: ast.Call, scope: Scope) -> Any:
@@ -345,6 +390,10 @@ class Interpreter:
             else:
                 raise ExpressionError(f"{kind.__name__} values have no allowed method '.{name}()'", self.line)
             self._precheck_method(target, name, args)
+            if name in _WALKING_METHODS:
+                self.weigh(target)
+                for arg in args:
+                    self.weigh(arg)
             result = getattr(target, name)(*args, **kwargs)
             self.sized(target)
             return self.sized(result)
@@ -354,6 +403,16 @@ class Interpreter:
         if function is str:
             for arg in args:
                 _bounded_text_size(arg)
+        if function in _WALKERS or function is BUILTINS["sum"]:
+            for arg in (*args, *kwargs.values()):
+                self.weigh(arg)
+        if function is sum and args:
+            args[0] = list(self.iterate(args[0]))
+        if function is sum and (len(args) > 1 or "start" in kwargs or any(
+                not isinstance(item, (int, float)) for item in (args[0] if args else ()))):
+            raise ExpressionError("sum() adds numbers only (sum(lists, []) copies every list again for each "
+                                  "one); join lists with a comprehension: [x for part in parts for x in part]",
+                                  self.line)
         return self.sized(function(*args, **kwargs))
 
     def _precheck_method(self, target: Any, name: str, args: list[Any]) -> None:
@@ -378,8 +437,9 @@ def _is_int(value: Any) -> bool:
 
 
 def _spec_width(spec: str) -> int:
+    """The largest number written in a format spec (its width or precision)."""
     digits = "".join(ch if ch.isdigit() else " " for ch in spec).split()
-    return max((int(d) for d in digits if len(d) < 8), default=0) if digits else 0
+    return max((int(d) if len(d) < 8 else 10**8 for d in digits), default=0)
 
 
 def _bounded_text_size(value: Any, limit: int = MAX_LENGTH) -> None:

@@ -10,20 +10,30 @@ import ast
 import operator
 from typing import Any, Callable
 
-MAX_STEPS = 200_000
-MAX_LENGTH = 100_000
-MAX_INT_BITS = 4096
-MAX_SOURCE = 20_000
-MAX_JSON_NODES = 200_000
+from tiergate.limits import limit
+
+# The budgets, declared in tiergate.limits (docs/operations.md).
+MAX_STEPS = limit("tier1_steps")
+MAX_LENGTH = limit("tier1_length")
+MAX_VALUES = limit("tier1_values")
+MAX_INT_BITS = limit("tier1_int_bits")
+MAX_SOURCE = limit("tier1_source_chars")
+MAX_JSON_NODES = limit("tier1_json_values")
+MAX_FORMAT_WIDTH = limit("tier1_format_width")
+MAX_SECONDS = limit("tier1_seconds")
 
 
 class ExpressionError(Exception):
-    """An expression or script that is not allowed, or that failed while running."""
+    """An expression or script that is not allowed, or that failed while running.
 
-    def __init__(self, message: str, line: int | None = None):
+    ``limit`` names the budget of tiergate.limits it went over, if that is why it stopped.
+    """
+
+    def __init__(self, message: str, line: int | None = None, *, limit: str | None = None):
         super().__init__(message)
         self.message = message
         self.line = line
+        self.limit = limit
 
     def __str__(self) -> str:
         return self.message if self.line is None else f"line {self.line}: {self.message}"
@@ -34,7 +44,8 @@ class ExpressionError(Exception):
 def _safe_range(*args: int) -> range:
     result = range(*args)
     if len(result) > MAX_LENGTH:
-        raise ExpressionError(f"range of {len(result)} numbers is longer than the limit of {MAX_LENGTH}")
+        raise ExpressionError(f"range of {len(result)} numbers is longer than the limit tier1_length of {MAX_LENGTH}",
+                              limit="tier1_length")
     return result
 
 

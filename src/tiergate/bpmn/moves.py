@@ -28,7 +28,9 @@ from tiergate.bpmn import instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
+from tiergate.errors import LimitExceededError
 from tiergate.jsonutil import to_jsonable
+from tiergate.limits import limit
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext
@@ -91,6 +93,9 @@ class Move:
         self.ready_before: set[UUID] = set()
         self.ready_elements: dict[UUID, str] = {}
         self.thrown: list[bpmn_events.Thrown] = []
+        #: An attempt whose move goes over a budget is refused (the run unchanged); a timer's move
+        #: (the worker's) fails the run instead, so that it is not tried again and again.
+        self.refuse_over_limit = True
 
     def restore(self) -> RestrictedWorkflow:
         spec, subprocess_specs = self.definition.specs
@@ -189,6 +194,12 @@ class Move:
             persistence.advance(self.workflow, self.did_run)
         except persistence.StepFailure as exc:
             failure = exc
+        if failure is not None and self.engine.over_limit is not None and self.refuse_over_limit:
+            name, message = self.engine.over_limit
+            element = element_of(failure.task) or self.definition.process_id
+            raise LimitExceededError(f"element '{element}': {message}. Nothing was changed.",
+                                     details={"limit": name, "value": limit(name), "where": element,
+                                              "element": element})
         if failure is None:
             failure = self._uncaught_error()
         for name in messages.unsent(self.workflow):

@@ -68,6 +68,8 @@ class RestrictedScriptEngine(PythonScriptEngine):
         self.decisions: Mapping[str, Decision] = decisions or {}
         self.now: datetime = now or datetime.now(timezone.utc)
         self.journal: list[JournalEntry] = []
+        #: (limit, message) of the last expression or script that went over a budget of tiergate.limits.
+        self.over_limit: tuple[str, str] | None = None
 
     def validate(self, expression: str) -> None:
         expressions.check(expression, "eval")
@@ -76,12 +78,16 @@ class RestrictedScriptEngine(PythonScriptEngine):
         try:
             return self.environment.evaluate(expression, task.data, external_context)
         except ExpressionError as err:
+            if err.limit is not None:
+                self.over_limit = (err.limit, f"expression {str(expression).strip()[:80]!r} failed: {err}")
             raise WorkflowTaskException(f"expression {str(expression).strip()!r} failed: {err}", task=task) from None
 
     def execute(self, task: Any, script: Any, external_context: Any = None) -> bool:
         try:
             return self.environment.execute(script, task.data, external_context)
         except ExpressionError as err:
+            if err.limit is not None:
+                self.over_limit = (err.limit, f"script failed at {err}")
             raise WorkflowTaskException(f"script failed at {err}", task=task) from None
 
     def call_service(self, task: Any, **kwargs: Any) -> Any:

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from tiergate.envelope import failure, success, with_next_step
 from tiergate.errors import TiergateError, UsageError
+from tiergate.inputs import JSONText, parse_json
 from tiergate.jsonutil import to_jsonable
 
 if TYPE_CHECKING:
@@ -45,26 +46,28 @@ def table(*columns: str) -> Table:
     return result
 
 
-def parse_json_option(value: str | None, option: str) -> Any:
-    """Parse ``--data``/``--evidence``: inline JSON, or ``@FILE`` (``@-`` for standard input)."""
+def parse_json_option(value: str | None, option: str, *, raw: bool = False) -> Any:
+    """Parse ``--data``/``--evidence``: inline JSON, or ``@FILE`` (``@-`` for standard input).
+
+    Parsed strictly (``tiergate.inputs.parse_json``: UTF-8, no duplicate keys, no NaN). ``raw``
+    returns the text unparsed (``inputs.JSONText``), for the engine to check and log by its digest.
+    """
     if value is None:
         return None
     source = option
-    text = value
+    text: str | bytes = value
     if value.startswith("@"):
         name = value[1:]
         source = f"{option} file {name}"
         try:
-            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+            text = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
         except OSError as exc:
             raise UsageError(f"{option}: cannot read {name}: {exc.strerror}. Give a readable file after '@'.",
                              code="usage") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}. "
-                         f"Pass a JSON object, e.g. {option} '{{\"key\": \"value\"}}' or {option} @file.json.",
-                         code="invalid_json", details={"line": exc.lineno, "column": exc.colno}) from None
+    given = JSONText(text, source)
+    if raw:
+        return given
+    return parse_json(given, option.lstrip("-"))
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -110,7 +110,7 @@ def complete(engine: Engine, run: str, step: str | None, evidence: str | None, a
 
     Without STEP, closes a tier 3 run, with --outcome as its optional outcome.
     """
-    parsed = parse_json_option(evidence, "--evidence" if step is not None else "--outcome")
+    parsed = parse_json_option(evidence, "--evidence" if step is not None else "--outcome", raw=True)
     if step is None:
         return engine.complete(run, None, parsed, actor=actor).to_dict()
     return _with_gate_words(engine, engine.complete(run, step, parsed if parsed is not None else {}, actor=actor))

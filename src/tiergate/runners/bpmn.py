@@ -105,7 +105,7 @@ class BpmnRunner(Runner):
         actor_may_act(rules, ctx.actor, ctx.roles, ctx.run_id)  # type: ignore[arg-type]
         self._four_eyes(rules, state, ctx)
         if not isinstance(evidence, dict):
-            raise UsageError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
+            raise InvalidDataError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
                              f"{type(evidence).__name__}.", code="invalid_evidence")
         check_evidence_size(evidence)
         enforce(definition.validator(rules.element), evidence, run_id=ctx.run_id, step_id=step_id)
@@ -157,6 +157,7 @@ class BpmnRunner(Runner):
         state = copy_state(state)
         events: list[LogEvent] = []
         move = Move(definition, state, ctx, events)
+        move.refuse_over_limit = False
         move.restore()
         status = move.run()
         return Transition(state=state, status=status, events=events)

@@ -158,7 +158,7 @@ class ChecklistRunner(Runner):
         actor_may_act(step, ctx.actor, ctx.roles, ctx.run_id)
         self._four_eyes(step, state, ctx)
         if not isinstance(evidence, dict):
-            raise UsageError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
+            raise InvalidDataError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
                              f"{type(evidence).__name__}.", code="invalid_evidence")
         evidence_json = check_evidence_size(evidence)
         validators = _validators(definition)

@@ -22,7 +22,7 @@ from typing import Any
 from tiergate.actors import SYSTEM
 from tiergate.definitions.conventions import WORK_STEP, ConventionsDefinition, template_context
 from tiergate.definitions.home import TIER_FILES
-from tiergate.errors import InvalidDataError, RefusedError, UsageError
+from tiergate.errors import InvalidDataError, RefusedError
 from tiergate.gates import check_evidence_size
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
@@ -75,7 +75,7 @@ class ConventionsRunner(Runner):
         """Close the run. ``step_id`` is None (``tiergate complete RUN``) or ``work``; ``evidence`` is the outcome."""
         self._work(state, step_id, ctx.run_id)
         if evidence is not None and not isinstance(evidence, dict):
-            raise UsageError(f"the outcome of a tier 3 run must be a JSON object of fields, not "
+            raise InvalidDataError(f"the outcome of a tier 3 run must be a JSON object of fields, not "
                              f"{type(evidence).__name__}; or give none.", code="invalid_evidence")
         if evidence is not None:
             check_evidence_size(evidence)

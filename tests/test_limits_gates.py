@@ -1,0 +1,88 @@
+"""Gate patterns run in bounded time (RE2, or the fallback under a hard limit), and the shipped
+client_contact pattern no longer backtracks (issue 12)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from support import CLIResult, HomeBuilder
+from tiergate import patterns
+from tiergate.engine import Engine
+from tiergate.errors import LimitExceededError
+
+Cli = Callable[..., CLIResult]
+
+CATASTROPHIC = """\
+id: hostile
+title: Hostile patterns
+owner: lead
+expected_minutes: 10
+steps:
+  - id: nested
+    title: Nested quantifier
+    done_when:
+      type: object
+      properties:
+        code: {type: string, pattern: "^(a+)+$"}
+        tags: {type: object, patternProperties: {"^(x|x)*y$": {type: string}}, additionalProperties: false}
+  - id: lookahead
+    title: Needs the fallback engine
+    after: [nested]
+    done_when:
+      type: object
+      properties:
+        word: {type: string, pattern: "^(\\\\w+\\\\s?)*(?<=z)$"}
+"""
+
+
+def test_a_catastrophic_pattern_on_100kb_answers_as_a_gate_failure(home: HomeBuilder, cli: Cli,
+                                                                   make_engine: Callable[..., Engine]) -> None:
+    home.checklist("hostile", CATASTROPHIC)
+    engine = make_engine(home)
+    run = engine.start("hostile", {}, actor="agent:bot").id
+    result = cli("complete", run, "nested", "--evidence", json.dumps({"code": "a" * 100_000 + "!"}),
+                 "--actor", "agent:bot", "--json", home=home)
+    assert result.returncode == 1 and result.json["error"]["code"] == "gate_failed", result
+    [failure] = result.json["error"]["details"]["errors"]
+    assert failure["pointer"] == "/code" and len(failure["message"]) < 400
+    key = {"tags": {"x" * 100_000 + "!": "v"}}
+    result = cli("complete", run, "nested", "--evidence", json.dumps(key), "--actor", "agent:bot", "--json",
+                 home=home)
+    assert result.json["error"]["code"] == "gate_failed"
+    assert result.json["error"]["details"]["errors"][0]["keyword"] == "additionalProperties"
+    engine.complete(run, "nested", {"code": "aaa"}, actor="agent:bot")
+
+
+def test_the_fallback_engine_stops_at_its_limit_and_the_attempt_is_logged(home: HomeBuilder,
+                                                                          make_engine: Callable[..., Engine]) -> None:
+    assert patterns.engine_for("^(\\w+\\s?)*(?<=z)$") == "regex"
+    home.checklist("hostile", CATASTROPHIC)
+    engine = make_engine(home)
+    run = engine.start("hostile", {}, actor="agent:bot").id
+    engine.complete(run, "nested", {"code": "a"}, actor="agent:bot")
+    with pytest.raises(LimitExceededError) as over:
+        engine.complete(run, "lookahead", {"word": "a" * 100_000 + "!"}, actor="agent:bot")
+    assert over.value.details["limit"] == "regex_seconds" and over.value.details["step"] == "lookahead"
+    assert engine.status(run).ready_steps[0].id == "lookahead"
+    entry = engine.log(run)[-1]
+    assert entry["event"] == "refused" and entry["detail"]["limit"] == "regex_seconds"
+    assert entry["detail"]["evidence"]["omitted"] is True
+    engine.complete(run, "lookahead", {"word": "z"}, actor="agent:bot")
+
+
+def test_the_shipped_client_contact_pattern_is_linear_and_still_means_an_address() -> None:
+    schema = json.loads((Path(__file__).resolve().parents[1] / "processes" / "schemas" /
+                         "client-config-change.request.json").read_text())
+    pattern = schema["properties"]["client_contact"]["pattern"]
+    import re  # the pattern must not backtrack even on a backtracking engine
+    for good in ("ops@client.example", "a.b@c.d.e"):
+        assert re.search(pattern, good) and patterns.search(pattern, good, where="t")
+    for bad in ("a@b", "a@.b", "a@b..c", "a b@c.d", "a@b@c.d"):
+        assert not re.search(pattern, bad)
+    hostile = "a@" + "b." * 70_000 + " "
+    assert re.search(pattern, hostile) is None
+    assert patterns.search(pattern, hostile, where="t") is False
