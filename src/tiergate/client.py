@@ -24,8 +24,9 @@ from tiergate.errors import NotFoundError, RefusedError, TiergateError, UsageErr
 
 URL_VARIABLE, TOKEN_VARIABLE = "TIERGATE_URL", "TIERGATE_TOKEN"
 TIMEOUT_S = 120
-_USAGE_CODES = frozenset({"usage", "invalid_json", "actor_missing", "actor_invalid", "reason_missing",
-                          "invalid_evidence", "evidence_too_large", "body_too_large", "invalid_since"})
+#: Codes that exit 2 (a usage error), as the table in docs/cli.md says; every other failure exits 1.
+_USAGE_CODES = frozenset({"usage", "invalid_json", "actor_missing", "actor_invalid", "reason_missing", "body_too_large",
+                          "invalid_since", "invalid_time", "config_invalid", "key_invalid", "token_missing"})
 
 
 class Answer(dict):  # type: ignore[type-arg]
