@@ -104,7 +104,7 @@ scenarios:
                                               "but it was accepted."),
         ("checklists/tests/demo-more.yaml:9", "the run did not start: start data for 'demo' is not valid:\n"
                                               "  /ticket_id: 'nope' does not match '^T-[0-9]+$'\n"
-                                              "`tiergate processes --json` shows each process's inputs schema."),
+                                              "Fix those fields."),
     ]
     human = cli("test", home=demo_home)
     assert human.returncode == 1

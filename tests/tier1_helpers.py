@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from support import HomeBuilder
+from support import HomeBuilder, split_shared_facts
 
 NAMESPACES = ('xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
               'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" '
@@ -117,7 +117,7 @@ def tier1_home(root: Path, processes: dict[str, str], *, decisions: dict[str, tu
         (root / "decisions" / f"{decision_id}.dmn").write_text(dmn, encoding="utf-8")
         home.write(f"decisions/tests/{decision_id}.yaml", tests)
     for checklist_id, text in (tier2 or {}).items():
-        home.write(f"checklists/{checklist_id}.yaml", text)
+        home.write(f"checklists/{checklist_id}.yaml", split_shared_facts(text)[0])  # the catalog says them
     home.write("tiers/catalog.yaml", catalog_yaml(list(processes), list(tier2 or {})))
     return home
 

@@ -82,7 +82,7 @@ def _entry_json(row: dict[str, Any]) -> dict[str, Any]:
             "process_id": row["process_id"], "definition_version": row["definition_version"], "tier": row["tier"],
             "step": row["step"], "event": row["event"], "actor_kind": row["actor_kind"], "actor_id": row["actor_id"],
             "duration_s": row["duration_s"], "detail": row["detail"], "prev_hash": row["prev_hash"],
-            "state_hash": row["state_hash"], "hash": row["hash"]}
+            "state_hash": row["state_hash"], "door": row.get("door"), "hash": row["hash"]}
 
 
 def prove(conn: Connection, entry_id: int, folder: Path) -> dict[str, Any]:
