@@ -141,7 +141,7 @@ def test_decide_needs_a_known_decision(home: HomeBuilder) -> None:
 
 @pytest.mark.parametrize("broken, expected", [
     ("roles: [", "tiers/roles.yaml:1: YAML syntax error"),
-    ("roles:\n  lead:\n    members: [alice]\n", "tiers/roles.yaml:3: /roles/lead/members/0: String should match pattern"),
+    ("roles:\n  lead:\n    members: [alice]\n", "tiers/roles.yaml:3: /roles/lead/members/0: Value error, actor 'alice' is not valid"),
 ])
 def test_roles_file_problems(home: HomeBuilder, broken: str, expected: str) -> None:
     home.checklist("demo", DEMO)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from tiergate import guidance
 from tiergate import log as execution_log
 from tiergate import metrics as log_metrics
-from tiergate.actors import SYSTEM, Actor
+from tiergate.actors import SYSTEM, Actor, canonical_actor, same_actor
 from tiergate.definitions.decision_tests import DecisionReport, run_tests
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
@@ -348,7 +348,7 @@ class Engine:
 
     @staticmethod
     def _may_cancel(run: store.RunRecord, who: Actor) -> None:
-        if who.kind == "human" or str(who) == run.started_by:
+        if who.kind == "human" or same_actor(str(who), run.started_by):
             return
         raise RefusedError(f"{who} may not cancel run {run.id}: agents can only cancel runs they started "
                            f"(this one was started by {run.started_by}). Ask a person to cancel it.",
@@ -379,6 +379,8 @@ class Engine:
         if status is not None and status not in {s.value for s in RunStatus}:
             raise UsageError(f"unknown status '{status}'. Use one of: {', '.join(s.value for s in RunStatus)}.",
                              code="usage")
+        if started_by is not None and started_by != str(SYSTEM):
+            started_by = canonical_actor(started_by)
         with self.db.read() as conn:
             records = store.list_runs(conn, process_id=process, status=status, started_by=started_by)
         return [{"id": r.id, "process": r.process_id, "tier": r.tier, "status": r.status.value,

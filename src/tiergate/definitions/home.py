@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from tiergate.actors import canonical_actor
 from tiergate.definitions.checklists import ChecklistDefinition, load_checklist_file
 from tiergate.definitions.conventions import ConventionsDefinition, load_conventions
 from tiergate.definitions.decisions import Decision, load_decisions
@@ -169,6 +170,30 @@ def _load_model(path: Path, home: Home, model: type, problems: list[Problem], wh
     return value, found
 
 
+def _check_member_spellings(found: ProblemList) -> None:
+    """Two spellings of one actor in tiers/roles.yaml (``human:Alice``, ``human:alice``) are refused:
+    members are compared in their canonical form (``tiergate.actors.canonical_actor``), so each
+    person or agent must be written one way."""
+    data = found.document.data if found.document is not None else None
+    roles = data.get("roles") if isinstance(data, dict) else None
+    if not isinstance(roles, dict):
+        return
+    first: dict[str, tuple[str, str]] = {}
+    for role, body in roles.items():
+        members = body.get("members") if isinstance(body, dict) else None
+        for index, member in enumerate(members if isinstance(members, list) else []):
+            try:
+                canonical = canonical_actor(str(member))
+            except TiergateError:
+                continue  # reported by the model
+            where = f"/roles/{role}/members/{index}"
+            seen = first.setdefault(canonical, (str(member), where))
+            if seen[0] != str(member):
+                found.add(where, f"'{member}' and '{seen[0]}' (at {seen[1]}) are the same actor, {canonical}: actor "
+                          "ids are compared case-folded and NFKC-normalised. Write every member one way, "
+                          f"as {canonical}.")
+
+
 TIER_FILES = {1: "processes/{id}.bpmn", 2: "checklists/{id}.yaml", 3: "tiers/conventions/{id}.md.j2"}
 
 
@@ -205,7 +230,11 @@ def load_definitions(home: Home) -> Definitions:
     defs.problems.extend(found_in_decisions)
     loaded = _load_model(home.roles_path, home, Roles, defs.problems, "tiers/roles.yaml")
     if loaded:
-        defs.roles, _ = loaded
+        roles, found_in_roles = loaded
+        _check_member_spellings(found_in_roles)
+        defs.problems.extend(found_in_roles)
+        if not found_in_roles.has_errors:
+            defs.roles = roles
     loaded = _load_model(home.catalog_path, home, Catalog, defs.problems, "the catalog")
     if loaded:
         catalog, found = loaded

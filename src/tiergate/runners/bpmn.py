@@ -28,6 +28,7 @@ from uuid import UUID
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.actors import same_actor
 from tiergate.bpmn import persistence
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, is_timer
@@ -251,7 +252,7 @@ class BpmnRunner(Runner):
         if rules.distinct_from is None:
             return
         earlier = state.get("steps", {}).get(rules.distinct_from, {})
-        if earlier.get("status") == "done" and earlier.get("actor") == str(ctx.actor):
+        if earlier.get("status") == "done" and same_actor(earlier.get("actor"), str(ctx.actor)):
             raise RefusedError(f"step '{rules.id}' must be done by someone other than who did "
                                f"'{rules.distinct_from}' ({ctx.actor}). Ask another person or agent.",
                                reason="same_actor", details={"run": ctx.run_id, "step": rules.id,
