@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from support import DEMO, ROLES, HomeBuilder
 from tiergate.actors import canonical_actor, same_actor
 from tiergate.engine import Engine
-from tiergate.errors import DefinitionError, RefusedError, UsageError
+from tiergate.errors import IntegrityError, RefusedError, UsageError
 
 GATHER = {"summary": "Payslips are wrong", "severity": "S2"}
 
@@ -55,3 +55,53 @@ def test_roles_are_matched_case_folded_and_colliding_members_are_refused(home: H
     assert problems == ["tiers/roles.yaml:7: 'human:Alice' and 'human:alice' (at /roles/lead/members/0) are the "
                         "same actor, human:alice: actor ids are compared case-folded and NFKC-normalised. Write "
                         "every member one way, as human:alice."]
+
+
+def _tamper(engine: Engine, version: str, change: Callable[[dict[str, Any]], None]) -> None:
+    from tiergate.store.tables import Definition
+
+    table = Definition.__table__  # type: ignore[attr-defined]
+    with engine.db.write() as conn:
+        body = conn.execute(sa.select(table.c.body).where(table.c.version == version)).scalar_one()
+        change(body)
+        conn.execute(table.update().where(table.c.version == version).values(body=body))
+
+
+def test_an_edited_snapshot_stops_the_run_and_fails_log_verify(engine: Engine, make_engine: Callable[..., Engine],
+                                                               demo_home: HomeBuilder, cli: Any) -> None:
+    run = engine.start("demo", {"ticket_id": "T-1"}, actor="human:alice")
+    assert engine.verify_log()["ok"] is True
+
+    def drop_four_eyes_and_gate(body: dict[str, Any]) -> None:
+        text = str(body)
+        assert "distinct_from" in text
+        steps = body["checklist"]["steps"]
+        steps[2].pop("distinct_from", None)
+        steps[0]["done_when"] = {"type": "object"}
+
+    _tamper(engine, run.definition_version, drop_four_eyes_and_gate)
+    fresh = make_engine(demo_home)
+    for attempt in (lambda: fresh.complete(run.id, "gather", {}, actor="human:alice"), lambda: fresh.status(run.id)):
+        with pytest.raises(IntegrityError) as err:
+            attempt()
+        assert err.value.code == "definition_tampered"
+    assert len(fresh.log(run.id)) == 3  # nothing was recorded
+    verified = fresh.verify_log()
+    assert verified["ok"] is False and verified["broken"] is None
+    assert verified["definitions_tampered"] == [{"version": run.definition_version, "process": "demo"}]
+    answer = cli("log", "verify", "--json", home=demo_home)
+    assert answer.returncode == 1 and answer.json["error"]["code"] == "definition_tampered"
+
+
+def test_every_shipped_definition_survives_its_snapshot(repo_home: Any, make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(repo_home)
+    for process in engine.definitions.catalog.processes:  # type: ignore[union-attr]
+        route = engine.router().route(process.id)
+        runner, definition = engine._runner_and_definition(route)
+        with engine.db.write() as conn:
+            from tiergate.store import runs as store
+
+            store.save_definition(conn, definition.version, process.id, runner.kind, definition.source,
+                                  definition.snapshot(), engine.clock())
+        with engine.db.read() as conn:
+            assert store.load_definition(conn, definition.version) is not None, process.id

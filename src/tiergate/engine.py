@@ -442,8 +442,9 @@ class Engine:
     def verify_log(self) -> dict[str, Any]:
         with self.db.read() as conn:
             runs, entries, broken = execution_log.verify(conn)
-        return {"runs": runs, "entries": entries, "ok": broken is None,
-                "broken": None if broken is None else broken.__dict__}
+            tampered = store.tampered_definitions(conn)
+        return {"runs": runs, "entries": entries, "ok": broken is None and not tampered,
+                "broken": None if broken is None else broken.__dict__, "definitions_tampered": tampered}
 
     # --- metrics, gaps and the report (tiergate.metrics; definitions in docs/metrics.md) ---
 

@@ -18,6 +18,7 @@ file and line).
     ├── DatabaseError              the database is unreachable or at the wrong schema
     │   └── SchemaOutdatedError    run `tiergate db upgrade`
     └── IntegrityError             the execution log's hash chain is broken
+        └── DefinitionTamperedError a pinned definition snapshot no longer matches its version hash
 
 The CLI turns these into exit status 1 and, with ``--json``, into the error envelope
 ``{"ok": false, "error": {"code", "message", "details"}}``. Nothing below the CLI prints.
@@ -116,3 +117,9 @@ class ConnectionLostError(DatabaseError):
 
 class IntegrityError(TiergateError):
     code = "log_tampered"
+
+
+class DefinitionTamperedError(IntegrityError):
+    """A stored definition snapshot whose content no longer hashes to its version: edited in the database."""
+
+    code = "definition_tampered"

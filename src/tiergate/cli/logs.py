@@ -15,9 +15,12 @@ from tiergate.engine import Engine
 
 def _show(out: Console, data: Any) -> None:
     if isinstance(data, dict) and "entries" in data and "ok" in data:
+        for changed in data.get("definitions_tampered") or []:
+            out.print(f"[red]changed[/]: definition snapshot {changed['version'][:12]} of {changed['process']} "
+                      "no longer matches its hash")
         if data["ok"]:
             out.print(f"[green]ok[/]: {data['entries']} entries in {data['runs']} runs; every hash chain is intact")
-        else:
+        elif data["broken"] is not None:
             b = data["broken"]
             where = f"entry id {b['entry_id']}" if b["entry_id"] is not None else "after the last entry"
             out.print(f"[red]broken[/]: run {b['run_id']}, seq {b['seq']} ({where}): {escape(b['problem'])}")
@@ -46,9 +49,13 @@ def log(engine: Engine, run: str | None) -> Any:
     """
     if run == "verify":
         result = engine.verify_log()
-        if not result["ok"]:
+        if result["broken"] is not None:
             b = result["broken"]
             result.update(code="log_tampered",
                           message=f"the log of run {b['run_id']} is broken at seq {b['seq']}: {b['problem']}")
+        elif result["definitions_tampered"]:
+            changed = ", ".join(f"{d['process']} {d['version'][:12]}" for d in result["definitions_tampered"])
+            result.update(code="definition_tampered",
+                          message=f"definition snapshots changed in the database after they were stored: {changed}")
         return result
     return engine.log(run)
