@@ -105,3 +105,44 @@ def test_every_shipped_definition_survives_its_snapshot(repo_home: Any, make_eng
                                   definition.snapshot(), engine.clock())
         with engine.db.read() as conn:
             assert store.load_definition(conn, definition.version) is not None, process.id
+
+
+# --- retry of a failed Tier 1 run ---------------------------------------------------------------
+
+def _failing_payment(process_props: str = "") -> str:
+    from tier1_helpers import bpmn, chain, user
+
+    return bpmn("payment", (
+        '<bpmn:startEvent id="start"/>'
+        + user("enter", gate={"type": "object", "required": ["amount"], "properties": {"amount": {"maximum": 100}}})
+        + '<bpmn:scriptTask id="compute"><bpmn:script>share = amount / parts</bpmn:script></bpmn:scriptTask>'
+        + user("review", actors="human") + '<bpmn:endEvent id="end"/>'
+        + chain("start", "enter", "compute", "review", "end")), lanes={"lead": ["review"]},
+        process_props=process_props)
+
+
+@pytest.mark.parametrize("with_roles", [False, True])
+def test_retry_needs_the_role_and_never_replaces_gated_evidence(tmp_path: Any, make_engine: Callable[..., Engine],
+                                                                with_roles: bool) -> None:
+    from tier1_helpers import props, tier1_home
+
+    xml = _failing_payment(props(retry_roles="reviewer") if with_roles else "")
+    engine = make_engine(tier1_home(tmp_path / "home", {"payment": xml}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("payment", {"parts": 0}, actor="agent:a")
+    assert engine.complete(run.id, "enter", {"amount": 90}, actor="agent:a").status == "failed"
+    allowed, other = ("human:carol", "human:alice") if with_roles else ("human:alice", "human:carol")
+    for actor, data, reason in [("agent:a", {"parts": 1}, "actor_not_allowed"),
+                                (other, {"parts": 1}, "actor_not_allowed"),
+                                (allowed, {"amount": 10 ** 9, "parts": 1}, "data_conflict"),
+                                (allowed, {"parts": 1, "approved": True}, "data_not_read")]:
+        with pytest.raises(RefusedError) as err:
+            engine.retry(run.id, "compute", data, actor=actor)
+        assert err.value.reason == reason, (actor, data)
+    assert engine.status(run.id).status == "failed"
+    assert [e["detail"]["reason"] for e in engine.log(run.id) if e["event"] == "refused"] == [
+        "actor_not_allowed", "actor_not_allowed", "data_conflict", "data_not_read"]
+    again = engine.retry(run.id, "compute", {"parts": 3}, actor=allowed.upper())
+    assert again.status == "active" and [s.id for s in again.ready_steps] == ["review"]
+    assert again.data == {"parts": 3, "amount": 90, "share": 30.0}
+    assert engine.complete(run.id, "review", {}, actor="human:bob").status == "completed"

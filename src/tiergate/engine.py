@@ -246,7 +246,9 @@ class Engine:
             if not hasattr(runner, "retry"):
                 raise UsageError(f"run {run_id} is a tier {runner.tier} run; `tiergate retry` is for Tier 1 runs.",
                                  code="usage", details={"run": run_id})
-            return runner.retry(definition, state, step_id, data or {}, ctx)  # type: ignore[attr-defined]
+            entry = self.definitions.catalog.get(definition.process_id) if self.definitions.catalog else None
+            return runner.retry(definition, state, step_id, data or {}, ctx,  # type: ignore[attr-defined]
+                                owner=entry.owner if entry is not None else None)
 
         return self._act(run_id, who, step_id, "retry", {"data": data or {}}, retry)
 

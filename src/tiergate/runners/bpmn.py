@@ -31,6 +31,7 @@ from SpiffWorkflow.util.task import TaskState
 from tiergate.actors import same_actor
 from tiergate.bpmn import persistence
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
+from tiergate.bpmn.retrying import check_retry
 from tiergate.bpmn.moves import Move, copy_state, is_timer
 from tiergate.bpmn.timers import parse_datetime
 from tiergate.definitions.home import TIER_FILES
@@ -156,8 +157,10 @@ class BpmnRunner(Runner):
         return Transition(state=state, status=status, events=events)
 
     def retry(self, definition: BpmnDefinition, state: dict[str, Any], element: str, data: dict[str, Any],
-              ctx: RunContext) -> Transition:
-        """Run the failed element again, after merging ``data`` into its task's data."""
+              ctx: RunContext, owner: str | None = None) -> Transition:
+        """Run the failed element again, after merging ``data`` into its task's data.
+
+        Only members of the retry roles, and only data the element reads (``tiergate.bpmn.retrying``)."""
         error = state.get("error") or {}
         if not error:
             raise RefusedError(f"run {ctx.run_id} has no failed element to retry.", reason="not_failed",
@@ -169,6 +172,7 @@ class BpmnRunner(Runner):
         if not isinstance(data, dict):
             raise UsageError("--data for a retry must be a JSON object of fields to set.", code="invalid_data")
         check_evidence_size(data)
+        check_retry(definition, state, element, data, ctx, owner)
         state = copy_state(state)
         events = [LogEvent("step_ready", ctx.actor, step=element,
                            detail={"retry": True, "data": data, "error": error.get("message")})]
