@@ -146,3 +146,18 @@ def test_retry_needs_the_role_and_never_replaces_gated_evidence(tmp_path: Any, m
     assert again.status == "active" and [s.id for s in again.ready_steps] == ["review"]
     assert again.data == {"parts": 3, "amount": 90, "share": 30.0}
     assert engine.complete(run.id, "review", {}, actor="human:bob").status == "completed"
+
+
+# --- Tier 1 definitions ---------------------------------------------------------------------
+
+def test_a_plain_task_completes_by_itself(tmp_path: Any, make_engine: Callable[..., Engine]) -> None:
+    from tier1_helpers import bpmn, chain, tier1_home, user
+
+    xml = bpmn("plain", '<bpmn:startEvent id="start"/>' + user("first") + '<bpmn:task id="note" name="Note it"/>'
+               + user("second") + '<bpmn:endEvent id="end"/>' + chain("start", "first", "note", "second", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"plain": xml}))
+    warnings = [p.message for p in engine.check()]
+    assert any("note" in w and "completes by itself" in w for w in warnings), warnings
+    run = engine.start("plain", {}, actor="agent:a")
+    assert [s.id for s in engine.complete(run.id, "first", {}, actor="agent:a").ready_steps] == ["second"]
+    assert engine.complete(run.id, "second", {}, actor="agent:a").status == "completed"

@@ -21,6 +21,7 @@ from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.defaults import NoneTask
 from SpiffWorkflow.bpmn.specs.mixins import BpmnSpecMixin
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
@@ -63,10 +64,22 @@ class DecisionTaskParser(CamundaTaskParser):
                             result_variable=self.node.get(f"{{{CAMUNDA_NS}}}resultVariable"), **self.bpmn_attributes)
 
 
+class PlainTask(NoneTask):
+    """A plain ``bpmn:task``: nobody is asked to do it, so it completes by itself (docs/tier1.md).
+
+    SpiffWorkflow marks it manual, and a manual task waits for a person forever; tiergate's steps
+    are user and manual tasks only, so no one could ever complete it and the run would hang."""
+
+    def __init__(self, wf_spec: Any, bpmn_id: str, **kwargs: Any):
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.manual = False
+
+
 class TiergateParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
+        full_tag("task"): (CamundaTaskParser, PlainTask),
     }
 
 
