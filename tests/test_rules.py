@@ -161,3 +161,38 @@ def test_a_plain_task_completes_by_itself(tmp_path: Any, make_engine: Callable[.
     run = engine.start("plain", {}, actor="agent:a")
     assert [s.id for s in engine.complete(run.id, "first", {}, actor="agent:a").ready_steps] == ["second"]
     assert engine.complete(run.id, "second", {}, actor="agent:a").status == "completed"
+
+
+@pytest.mark.parametrize("condition, language", [("${amount > 100}", "a JUEL expression"),
+                                                 ("#{approved}", "a JUEL expression"),
+                                                 ("= amount > 100", "a FEEL expression")])
+def test_a_condition_in_another_language_is_named(tmp_path: Any, make_engine: Callable[..., Engine],
+                                                   condition: str, language: str) -> None:
+    from tier1_helpers import bpmn, chain, flow, tier1_home, user
+
+    xml = bpmn("gw", '<bpmn:startEvent id="start"/>' + user("enter") + '<bpmn:exclusiveGateway id="split" '
+               'default="f_low"/>' + user("high") + user("low") + '<bpmn:endEvent id="end"/>'
+               + chain("start", "enter", "split") + flow("f_high", "split", "high", condition)
+               + flow("f_low", "split", "low") + chain("high", "end", prefix="a") + chain("low", "end", prefix="b"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"gw": xml}))
+    errors = [p for p in engine.check() if p.severity == "error"]
+    assert len(errors) == 1 and errors[0].message.startswith(f"f_high: condition: '{condition}' is {language}")
+    assert "syntax error" not in errors[0].message
+
+
+@pytest.mark.parametrize("kind", ["preScript", "postScript"])
+def test_spiff_pre_and_post_scripts_are_refused_with_element_and_line(tmp_path: Any,
+                                                                      make_engine: Callable[..., Engine],
+                                                                      kind: str) -> None:
+    from tier1_helpers import bpmn, chain, tier1_home
+
+    task = ('<bpmn:userTask id="enter" name="Enter">\n<bpmn:extensionElements>\n'
+            f'<spiffworkflow:{kind}>approved = True</spiffworkflow:{kind}>\n'
+            '<camunda:properties><camunda:property name="gate" value="{&quot;type&quot;: &quot;object&quot;}"/>'
+            '</camunda:properties></bpmn:extensionElements></bpmn:userTask>')
+    xml = bpmn("scripted", '<bpmn:startEvent id="start"/>\n' + task + '<bpmn:endEvent id="end"/>'
+               + chain("start", "enter", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"scripted": xml}))
+    line = next(n for n, text in enumerate(xml.splitlines(), 1) if kind in text)
+    errors = [p for p in engine.check() if p.severity == "error"]
+    assert [(e.line, e.message.split(" is not run")[0]) for e in errors] == [(line, f"enter: spiffworkflow:{kind}")]
