@@ -196,3 +196,50 @@ def test_spiff_pre_and_post_scripts_are_refused_with_element_and_line(tmp_path: 
     line = next(n for n, text in enumerate(xml.splitlines(), 1) if kind in text)
     errors = [p for p in engine.check() if p.severity == "error"]
     assert [(e.line, e.message.split(" is not run")[0]) for e in errors] == [(line, f"enter: spiffworkflow:{kind}")]
+
+
+# --- routing to a tier without a definition -----------------------------------------------------
+
+def _emergency_rule(process: str = "-") -> str:
+    cells = [process, "false", "false", "-", "true", "-", "-", "-", "true"]
+    inputs = "".join(f'<inputEntry id="r_emergency_{n}"><text>{c}</text></inputEntry>' for n, c in enumerate(cells))
+    return (f'<rule id="rule_raise_emergency_run">{inputs}<outputEntry id="r_emergency_tier"><text>1</text>'
+            '</outputEntry><outputEntry id="r_emergency_why"><text>"Raised: emergency"</text></outputEntry></rule>\n')
+
+
+def _with_emergency_rule(repo_home: Any, process: str = "-") -> str:
+    path = repo_home / "decisions" / "tier_routing.dmn"
+    text = path.read_text(encoding="utf-8")
+    anchor = '<rule id="rule_tier1_compliance">'
+    return text.replace(anchor, _emergency_rule(process) + anchor)
+
+
+def test_check_fails_when_start_data_can_route_a_process_to_a_missing_tier(repo_home: Any,
+                                                                           make_engine: Callable[..., Engine],
+                                                                           cli: Any) -> None:
+    engine = make_engine(repo_home)
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    original = (repo_home / "decisions" / "tier_routing.dmn").read_text(encoding="utf-8")
+    (repo_home / "decisions" / "tier_routing.dmn").write_text(_with_emergency_rule(repo_home), encoding="utf-8")
+    errors = [str(p) for p in engine.check() if p.severity == "error"]
+    raised = ["support-triage", "defect-capture", "documentation-generation", "standard-data-import"]
+    assert [e.split("'")[1] for e in errors] == raised
+    assert errors[0].startswith("tiers/catalog.yaml:")
+    assert ("'support-triage' is routed to tier 1 by rule rule_raise_emergency_run of decisions/tier_routing.dmn "
+            'for a run whose start data has {"emergency": true}, but processes/support-triage.bpmn does not exist, '
+            "so such a run can never start.") in errors[0]
+    # An ordinary run of those processes still starts; the emergency one is refused, naming the rule.
+    assert engine.route("support-triage")[0].tier == 2
+    with pytest.raises(RefusedError) as err:
+        engine.start("support-triage", {"ticket_id": "SUP-1", "client_id": "CL-1", "client_tier": "gold",
+                                        "summary": "Payslips are wrong", "emergency": True}, actor="agent:bot")
+    assert err.value.reason == "tier_definition_missing"
+    # `decisions impact` says so for the changed table.
+    new = repo_home / "tier_routing.new.dmn"
+    new.write_text((repo_home / "decisions" / "tier_routing.dmn").read_text(encoding="utf-8"), encoding="utf-8")
+    (repo_home / "decisions" / "tier_routing.dmn").write_text(original, encoding="utf-8")
+    (repo_home / "tier_routing.old.dmn").write_text(original, encoding="utf-8")
+    report = engine.decision_impact(new, repo_home / "tier_routing.old.dmn")
+    assert [(r["process"], r["tier"], r["data"], r["missing"]) for r in report["unroutable"]][0] == (
+        "support-triage", 1, {"emergency": True}, "processes/support-triage.bpmn")
+    assert len(report["unroutable"]) == 4 and report["catalog"] == []

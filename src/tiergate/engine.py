@@ -439,7 +439,7 @@ class Engine:
             events = ["routed"] if decision_id == ROUTING_DECISION else ["decision_evaluated"]
             logged = [e for e in self._log_rows(execution_log.entries(conn, events=events))
                       if e["event"] == "routed" or e["detail"].get("decision") == decision_id]
-        return impact(new, old, self.definitions.catalog, logged)
+        return impact(new, old, self.definitions.catalog, logged, self.home.root)
 
     def verify_log(self) -> dict[str, Any]:
         with self.db.read() as conn:

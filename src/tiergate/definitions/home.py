@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -199,7 +200,8 @@ TIER_FILES = {1: "processes/{id}.bpmn", 2: "checklists/{id}.yaml", 3: "tiers/con
 
 def _check_routed_definition(home: Home, decisions: dict[str, Decision], entry: CatalogEntry, index: int,
                              found: ProblemList) -> None:
-    """The definition for the tier the router gives a process must exist (a warning for now)."""
+    """Every tier the router can give a process, for any start data, must have its definition."""
+    from tiergate.reach import reachable_tiers
     from tiergate.router import ROUTING_DECISION, Router
 
     routing = decisions.get(ROUTING_DECISION)
@@ -211,16 +213,19 @@ def _check_routed_definition(home: Home, decisions: dict[str, Decision], entry: 
                       severity="warning")
         return
     try:
-        route = Router.route_with(routing, entry, None)
+        Router.route_with(routing, entry, None)
+        reached = reachable_tiers(routing, entry)
     except TiergateError as err:
         found.add(f"/processes/{index}", f"'{entry.id}' cannot be routed: {err.message}")
         return
-    expected = TIER_FILES[route.tier].format(id=entry.id)
-    if not (home.root / expected).is_file():
-        found.add(f"/processes/{index}", f"'{entry.id}' is routed to tier {route.tier} by rule {route.matched_rule} "
-                  f"of decisions/tier_routing.dmn, but {expected} does not exist, so its runs will be refused. "
-                  "This is a warning while Tier 1 and Tier 3 definitions are still arriving; add the file or "
-                  "change the rule.", severity="warning")
+    for tier, reach in sorted(reached.items()):
+        expected = TIER_FILES[tier].format(id=entry.id)
+        if (home.root / expected).is_file():
+            continue
+        when = (f"a run whose start data has {json.dumps(reach.data)}" if reach.data else "every run")
+        found.add(f"/processes/{index}", f"'{entry.id}' is routed to tier {tier} by rule {reach.rule} of "
+                  f"decisions/tier_routing.dmn for {when}, but {expected} does not exist, so such a run can never "
+                  "start. Add the file, or change the rule so that it cannot send this process there.")
 
 
 def load_definitions(home: Home) -> Definitions:
@@ -246,10 +251,13 @@ def load_definitions(home: Home) -> Definitions:
             if defs.roles is not None and entry.owner not in defs.roles.roles:
                 found.add(f"/processes/{index}/owner", f"owner '{entry.owner}' of '{entry.id}' is not a role "
                           "in tiers/roles.yaml. Add the role or fix the owner.")
-            _check_routed_definition(home, defs.decisions, entry, index, found)
-        defs.problems.extend(found)
         if not found.has_errors:
             defs.catalog = catalog
+        # A process routed where it has no definition is an error of that process's runs, not of
+        # the catalog: the other processes stay usable.
+        for index, entry in enumerate(catalog.processes):
+            _check_routed_definition(home, defs.decisions, entry, index, found)
+        defs.problems.extend(found)
 
     for path in home.checklist_files():
         shown = home.display(path)
