@@ -13,7 +13,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.shared.exceptions import MCPError
 
-from support import CLIResult, HomeBuilder
+from support import REPO, CLIResult, HomeBuilder
 from tiergate.engine import Engine
 
 Cli = Callable[..., CLIResult]
@@ -27,7 +27,8 @@ async def agent_session(home: Path, db_url: str, actor: str, errlog: Path) -> As
     """An MCP client session with `tiergate mcp --actor ACTOR` started as a real subprocess."""
     params = StdioServerParameters(command=sys.executable, args=["-m", "tiergate", "--home", str(home), "mcp",
                                                                  "--actor", actor],
-                                   env={"TIERGATE_DATABASE_URL": db_url, "NO_COLOR": "1"}, cwd=str(home))
+                                   env={"TIERGATE_DATABASE_URL": db_url, "NO_COLOR": "1",
+                                        "PYTHONPATH": str(REPO / "src")}, cwd=str(home))
     with errlog.open("w") as stderr:
         async with stdio_client(params, errlog=stderr) as (read, write):
             async with ClientSession(read, write) as session:

@@ -94,7 +94,15 @@ def _argument_errors(tool: str, error: ValidationError) -> dict[str, Any]:
 
 
 class _Server(MCPServer):  # type: ignore[type-arg]
-    """MCPServer whose argument errors come back as the tiergate envelope, like every other error."""
+    """MCPServer whose argument errors come back as the tiergate envelope, like every other error,
+    and whose stdio answers every line, malformed ones with the JSON-RPC error (``tiergate.mcpstdio``)."""
+
+    async def run_stdio_async(self) -> None:
+        from tiergate.mcpstdio import stdio_transport
+
+        async with stdio_transport() as (read_stream, write_stream):
+            await self._lowlevel_server.run(read_stream, write_stream,
+                                            self._lowlevel_server.create_initialization_options())
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
@@ -153,6 +161,11 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
                 return _result(success(to_jsonable(body(current()))))
         except TiergateError as err:
             return _result(failure(err.code, err.message, to_jsonable(err.details)))
+        except (RecursionError, MemoryError, ValueError, UnicodeError) as exc:
+            # Input no check above caught (too deep, not finite, not valid Unicode): refused, never a crash.
+            return _result(failure("invalid_data", f"the arguments cannot be processed: {type(exc).__name__}: "
+                                   f"{str(exc)[:200]}. Send plain JSON: finite numbers, valid Unicode, modest "
+                                   "nesting.", {"error": type(exc).__name__}))
 
     app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,
                   log_level="WARNING", description=f"Processes with enforced steps, acting as {actor}.")
