@@ -118,8 +118,10 @@ class Engine:
         return Actor.parse(claimed if claimed is not None else self.default_actor)
 
     def close(self) -> None:
+        """Close the database connections; the next use connects (and checks the schema) again."""
         if self._db is not None:
             self._db.dispose()
+            self._db = None
 
     # --- definitions ---------------------------------------------------------------------
 

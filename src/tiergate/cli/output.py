@@ -52,17 +52,63 @@ def parse_json_option(value: str | None, option: str) -> Any:
     if value.startswith("@"):
         name = value[1:]
         source = f"{option} file {name}"
-        try:
-            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{option}: cannot read {name}: {exc.strerror}. Give a readable file after '@'.",
-                             code="usage") from None
+        text = read_text_option(name, option)
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_not_finite)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}. "
                          f"Pass a JSON object, e.g. {option} '{{\"key\": \"value\"}}' or {option} @file.json.",
                          code="invalid_json", details={"line": exc.lineno, "column": exc.colno}) from None
+    except _NotFinite as exc:
+        raise UsageError(f"{source}: {exc.args[0]} is not a JSON number (JSON has no NaN or Infinity). Send a "
+                         "finite number, or null.", code="invalid_json", details={"value": exc.args[0]}) from None
+    except RecursionError:
+        raise UsageError(f"{source}: the JSON is nested too deeply to read. Send flatter JSON.",
+                         code="invalid_json") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{source}: the JSON holds a lone surrogate (a \\uD800-\\uDFFF escape without its pair), "
+                         "which is not valid Unicode. Send valid text.", code="invalid_json") from None
+    except (RecursionError, ValueError):
+        raise UsageError(f"{source}: the JSON is nested too deeply to read. Send flatter JSON.",
+                         code="invalid_json") from None
+    return value
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _not_finite(word: str) -> Any:
+    raise _NotFinite(word)
+
+
+def plain_text(value: str, option: str) -> str:
+    """A text option as given, refused if it is not valid Unicode (bytes that were not UTF-8 on the command line)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"{option} is not valid UTF-8 text (character {exc.start + 1}). Send it as UTF-8.",
+                         code="invalid_encoding", details={"position": exc.start}) from None
+    return value
+
+
+def read_text_option(name: str, option: str) -> str:
+    """The text of ``@FILE`` (``@-``: standard input) for an option, as UTF-8, or a UsageError."""
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            data = Path(name).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot read {name}: {exc.strerror}. Give a readable file after '@'.",
+                         code="usage") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{option}: {name} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}). "
+                         "Save it as UTF-8.", code="invalid_encoding", details={"byte": exc.start}) from None
 
 
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,6 +143,8 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
                 data = func(engine, *args, **kwargs)
             except TiergateError as err:
                 _fail(err, as_json)
+            except Exception as exc:  # noqa: BLE001 - the last door: an answer, never a traceback
+                _fail(unexpected(exc), as_json)
             finally:
                 if engine is not None:
                     engine.close()
@@ -116,6 +164,28 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
         return wrapper
 
     return decorate
+
+
+def unexpected(exc: BaseException) -> TiergateError:
+    """An error no check turned into a TiergateError, as one: bad input where it is one, else ``internal_error``."""
+    import errno
+
+    from tiergate.store.db import database_failure
+
+    if isinstance(exc, (RecursionError, UnicodeError)) or (isinstance(exc, ValueError) and "JSON" in str(exc)):
+        return UsageError(f"the input cannot be processed: {type(exc).__name__}: {str(exc)[:200]}. Send plain "
+                          "JSON: finite numbers, valid Unicode, modest nesting.", code="invalid_data")
+    if isinstance(exc, OSError):
+        found = database_failure(exc, "the disk")
+        if found is not None:
+            return found
+        return TiergateError(f"a file could not be read or written: {exc.strerror or exc} "
+                             f"({errno.errorcode.get(exc.errno or 0, '')}).", code="io_error")
+    if isinstance(exc, MemoryError):
+        return TiergateError("the command ran out of memory. Send smaller input.", code="limit_exceeded")
+    return TiergateError(f"tiergate failed unexpectedly: {type(exc).__name__}: {str(exc)[:300]}. Nothing more is "
+                         "known; please report it with the command you ran.", code="internal_error",
+                         details={"error": type(exc).__name__})
 
 
 def _fail(err: TiergateError, as_json: bool) -> None:

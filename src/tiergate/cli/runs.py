@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from tiergate.cli.output import actor_option, common_options, parse_json_option, run_command, table
+from tiergate.cli.output import actor_option, common_options, parse_json_option, plain_text, run_command, table
 from tiergate.engine import Engine, RunInfo
 from tiergate.errors import UsageError
 
@@ -102,7 +102,7 @@ def complete(engine: Engine, run: str, step: str | None, evidence: str | None, a
 @run_command(_show_run_brief)
 def skip(engine: Engine, run: str, step: str, reason: str, actor: str | None) -> dict[str, Any]:
     """Skip an optional STEP of RUN, with a reason."""
-    return engine.skip(run, step, reason, actor=actor).to_dict()
+    return engine.skip(run, step, plain_text(reason, "--reason"), actor=actor).to_dict()
 
 
 @click.command()
@@ -113,7 +113,7 @@ def skip(engine: Engine, run: str, step: str, reason: str, actor: str | None) ->
 @run_command(_show_run_brief)
 def cancel(engine: Engine, run: str, reason: str, actor: str | None) -> dict[str, Any]:
     """Cancel RUN, with a reason. Agents may cancel only runs they started."""
-    return engine.cancel(run, reason, actor=actor).to_dict()
+    return engine.cancel(run, plain_text(reason, "--reason"), actor=actor).to_dict()
 
 
 def _show_runs(out: Console, data: list[dict[str, Any]]) -> None:
