@@ -336,7 +336,8 @@ def load_checklist_file(path: Path, display_path: str, roles: Roles | None,
         document = load_yaml(path)
     except DefinitionError as exc:
         problems = ProblemList(display_path)
-        problems.add("", f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line.",
+        problems.add("", (f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line."
+                                 if exc.code == "yaml_syntax" else exc.message.split(": ", 1)[-1]),
                      line=exc.details.get("line", 1))
         return None, problems
     return validate_checklist(document, display_path, roles, decisions)

@@ -159,7 +159,8 @@ def _load_model(path: Path, home: Home, model: type, problems: list[Problem], wh
         document = load_yaml(path)
     except DefinitionError as exc:
         problems.append(Problem(shown, exc.details.get("line", 1),
-                                f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line."))
+                                (f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line."
+                                 if exc.code == "yaml_syntax" else exc.message.split(": ", 1)[-1])))
         return None
     found = ProblemList(shown, document)
     try:
