@@ -243,3 +243,12 @@ def test_check_fails_when_start_data_can_route_a_process_to_a_missing_tier(repo_
     assert [(r["process"], r["tier"], r["data"], r["missing"]) for r in report["unroutable"]][0] == (
         "support-triage", 1, {"emergency": True}, "processes/support-triage.bpmn")
     assert len(report["unroutable"]) == 4 and report["catalog"] == []
+
+
+def test_retry_roles_must_be_roles(tmp_path: Any, make_engine: Callable[..., Engine]) -> None:
+    from tier1_helpers import props, tier1_home
+
+    engine = make_engine(tier1_home(tmp_path / "home", {"payment": _failing_payment(props(retry_roles="nobody"))}))
+    errors = [p.message for p in engine.check() if p.severity == "error"]
+    assert errors == ["payment: retry_roles names nobody, which is not a role in tiers/roles.yaml, so nobody of it "
+                      "could retry a failed run."]

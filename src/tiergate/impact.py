@@ -33,15 +33,15 @@ def unroutable(decision: Decision, catalog: Catalog, root: Path) -> list[dict[st
     from tiergate.reach import reachable_tiers
 
     found = []
-    for entry in catalog.processes:
+    for process in catalog.processes:
         try:
-            reached = reachable_tiers(decision, entry)
+            reached = reachable_tiers(decision, process)
         except TiergateError:
             continue  # reported in "catalog" as an error
         for tier, reach in sorted(reached.items()):
-            expected = TIER_FILES[tier].format(id=entry.id)
+            expected = TIER_FILES[tier].format(id=process.id)
             if not (root / expected).is_file():
-                found.append({"process": entry.id, "tier": tier, "rule": reach.rule, "data": reach.data,
+                found.append({"process": process.id, "tier": tier, "rule": reach.rule, "data": reach.data,
                               "missing": expected})
     return found
 

@@ -95,8 +95,8 @@ def gate_problems(schema: Any, ptr: str, problems: ProblemList, what: str) -> No
 def _impossible_required(node: dict[str, Any], at: str, problems: ProblemList, what: str) -> None:
     if node.get("additionalProperties") is not False or not isinstance(node.get("required"), list):
         return
-    named = node.get("properties") if isinstance(node.get("properties"), dict) else {}
-    patterns = node.get("patternProperties") if isinstance(node.get("patternProperties"), dict) else {}
+    named: dict[str, Any] = node["properties"] if isinstance(node.get("properties"), dict) else {}
+    patterns: dict[str, Any] = node["patternProperties"] if isinstance(node.get("patternProperties"), dict) else {}
     for index, name in enumerate(node["required"]):
         if not isinstance(name, str) or name in named:
             continue
