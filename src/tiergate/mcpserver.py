@@ -166,6 +166,9 @@ def build_server(engine: Engine, actor: Actor) -> MCPServer:  # type: ignore[typ
             return _result(failure("invalid_data", f"the arguments cannot be processed: {type(exc).__name__}: "
                                    f"{str(exc)[:200]}. Send plain JSON: finite numbers, valid Unicode, modest "
                                    "nesting.", {"error": type(exc).__name__}))
+        except Exception as exc:  # noqa: BLE001 - the last door: the envelope, and the server stays up
+            return _result(failure("internal_error", f"tiergate failed unexpectedly: {type(exc).__name__}: "
+                                   f"{str(exc)[:300]}. Please report it.", {"error": type(exc).__name__}))
 
     app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,
                   log_level="WARNING", description=f"Processes with enforced steps, acting as {actor}.")
