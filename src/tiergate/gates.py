@@ -65,8 +65,8 @@ def _gate_properties(validator: Any, properties: Any, instance: Any, schema: Any
 GateValidator = extend(Draft202012Validator, validators={"properties": _gate_properties})
 
 
-_EMAIL = re.compile(r"^[^\s@\"(),:;<>\[\\\]]{1,64}@(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-                    r"[A-Za-z]{2,63}$")
+_EMAIL = re.compile(r"^[^\s@\"(),:;<>\[\\\]]{1,64}@(?=.{3,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                    r"[A-Za-z]{1,63}$")
 
 
 def _is_email(instance: object) -> bool:
