@@ -123,14 +123,15 @@ def test_checklist_missing_from_catalog_is_an_error(home: HomeBuilder) -> None:
            "(id, title, area, owner, expected_minutes, facts)." in found
 
 
-def test_catalog_entry_without_definition_is_a_warning(home: HomeBuilder) -> None:
+def test_catalog_entry_without_definition_is_an_error(home: HomeBuilder) -> None:
     home.checklist("demo", DEMO)
     home.write("tiers/catalog.yaml", catalog_yaml("demo", "later"))
     found = load_definitions(Home(home.root)).problems
-    assert [p.severity for p in found] == ["warning"]
-    assert found[0].message.startswith("'later' is routed to tier 2 by rule rule_tier2_structured of "
-                                       "decisions/tier_routing.dmn, but checklists/later.yaml does not exist")
-    assert "warning while Tier 1 and Tier 3 definitions are still arriving" in found[0].message
+    assert [p.severity for p in found] == ["error"]
+    assert found[0].message == ("'later' is routed to tier 2 by rule rule_tier2_structured of "
+                                "decisions/tier_routing.dmn for every run, but checklists/later.yaml does not exist, "
+                                "so such a run can never start. Add the file, or change the rule so that it cannot "
+                                "send this process there.")
 
 
 def test_decide_needs_a_known_decision(home: HomeBuilder) -> None:
@@ -141,7 +142,7 @@ def test_decide_needs_a_known_decision(home: HomeBuilder) -> None:
 
 @pytest.mark.parametrize("broken, expected", [
     ("roles: [", "tiers/roles.yaml:1: YAML syntax error"),
-    ("roles:\n  lead:\n    members: [alice]\n", "tiers/roles.yaml:3: /roles/lead/members/0: String should match pattern"),
+    ("roles:\n  lead:\n    members: [alice]\n", "tiers/roles.yaml:3: /roles/lead/members/0: Value error, actor 'alice' is not valid"),
 ])
 def test_roles_file_problems(home: HomeBuilder, broken: str, expected: str) -> None:
     home.checklist("demo", DEMO)

@@ -33,16 +33,13 @@ def test_every_catalog_process_routes_to_its_tier(platform: Engine) -> None:
     assert {p["id"]: p["tier"] for p in platform.processes()} == PLATFORM_TIERS
 
 
-def test_start_data_can_raise_a_run(platform: Engine) -> None:
-    raised = platform.route("support-triage", {"environment": "production"})[0]
-    assert (raised.tier, raised.matched_rule) == (1, "rule_raise_production_run")
-    # And it is refused at start while there is no BPMN for it, naming the rule and the file.
-    with pytest.raises(RefusedError) as err:
-        platform.start("support-triage", {**TRIAGE_START, "environment": "production"}, actor="agent:bot")
-    assert err.value.reason == "tier_definition_missing"
-    assert "rule rule_raise_production_run of decisions/tier_routing.dmn" in err.value.message
-    assert "processes/support-triage.bpmn does not exist" in err.value.message
-    assert platform.runs() == []
+def test_no_shipped_override_sends_a_process_where_it_cannot_start(platform: Engine) -> None:
+    # The emergency and production overrides once raised Tier 2 processes to Tier 1, where none
+    # has a BPMN file, so such a run could never start (issue 12). Start data leaves them in Tier 2.
+    for data in ({"environment": "production"}, {"emergency": True}):
+        assert platform.route("support-triage", data)[0].tier == 2
+    run = platform.start("support-triage", {**TRIAGE_START, "emergency": True}, actor="agent:bot")
+    assert run.tier == 2
 
 
 def test_tier_without_definition_is_refused(platform: Engine, repo_home: Path) -> None:

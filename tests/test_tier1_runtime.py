@@ -280,9 +280,10 @@ def test_a_decision_that_fails_fails_the_run_at_its_task(tmp_path: Path, make_en
     failed = engine.log(run.id)[-1]
     assert failed["event"] == "failed" and failed["step"] == "rate"
     assert "matched no rule" in failed["detail"]["error"]
-    # Fix the data and retry: the decision now matches.
-    again = engine.retry(run.id, "rate", {"score": 0.2}, actor="human:alice")
-    assert again.status == "active" and [s.id for s in again.ready_steps] == ["fast"]
+    # The score is the gated evidence of 'assess': a retry may not replace it (issue 12).
+    refused(engine, run.id, lambda: engine.retry(run.id, "rate", {"score": 0.2}, actor="human:alice"),
+            "data_conflict")
+    assert engine.status(run.id).status == "failed" and engine.status(run.id).data["score"] == 0.9
 
 
 # --- errors and retry -----------------------------------------------------------------------
@@ -300,8 +301,8 @@ SCRIPTED = bpmn("scripted", (
 def test_a_failing_script_fails_the_run_and_retry_keeps_the_data(tmp_path: Path,
                                                                    make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(tier1_home(tmp_path / "home", {"scripted": SCRIPTED}))
-    run = engine.start("scripted", {"client": "CL-1"}, actor="agent:a")
-    info = engine.complete(run.id, "enter", {"passed": 5, "total": 0}, actor="agent:a")
+    run = engine.start("scripted", {"client": "CL-1", "total": 0}, actor="agent:a")
+    info = engine.complete(run.id, "enter", {"passed": 5}, actor="agent:a")
     assert info.status == "failed"
     failed = engine.log(run.id)[-1]
     assert (failed["event"], failed["step"], failed["detail"]["element"]) == ("failed", "compute", "compute")
@@ -310,6 +311,13 @@ def test_a_failing_script_fails_the_run_and_retry_keeps_the_data(tmp_path: Path,
     # A failed run refuses steps, and retry names the element.
     refused(engine, run.id, lambda: engine.complete(run.id, "good", {}, actor="agent:a"), "run_not_active")
     refused(engine, run.id, lambda: engine.retry(run.id, "route", {}, actor="human:alice"), "unknown_step")
+    # Only the owner's role retries; only what the script reads; never a step's evidence.
+    refused(engine, run.id, lambda: engine.retry(run.id, "compute", {"total": 5}, actor="agent:a"),
+            "actor_not_allowed")
+    refused(engine, run.id, lambda: engine.retry(run.id, "compute", {"client": "X"}, actor="human:alice"),
+            "data_not_read")
+    refused(engine, run.id, lambda: engine.retry(run.id, "compute", {"passed": 0}, actor="human:alice"),
+            "data_conflict")
     again = engine.retry(run.id, "compute", {"total": 5}, actor="human:alice")
     assert again.status == "active" and [s.id for s in again.ready_steps] == ["good"]
     assert again.data == {"client": "CL-1", "passed": 5, "total": 5, "ratio": 1.0, "summary": "5 of 5"}
@@ -386,8 +394,8 @@ def test_a_timer_value_that_fails_is_retried_and_its_step_announced(tmp_path: Pa
                + user("chase") + '<bpmn:endEvent id="end"/>' + chain("start", "intake", "review", "end")
                + flow("f_chase", "deadline", "chase") + flow("f_chase_end", "chase", "end"))
     engine = make_engine(tier1_home(tmp_path / "home", {"late": xml}))
-    run = engine.start("late", {}, actor="agent:a")
-    info = engine.complete(run.id, "intake", {"review_period": 3}, actor="agent:a")  # not ISO text
+    run = engine.start("late", {"review_period": 3}, actor="agent:a")  # not ISO text
+    info = engine.complete(run.id, "intake", {}, actor="agent:a")
     assert info.status == "failed"
     failed = engine.log(run.id)[-1]
     assert (failed["event"], failed["step"]) == ("failed", "deadline")

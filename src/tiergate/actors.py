@@ -2,11 +2,24 @@
 
 Actors are written ``agent:NAME`` or ``human:NAME`` on the command line (``--actor``) and in
 ``TIERGATE_ACTOR``. ``system`` is the engine's own kind; nobody can claim it.
+
+Every actor id has one canonical form, and every comparison of actors (roles, four eyes, who
+started a run) is made on it, so that spellings do not make different people:
+
+    >>> canonical_actor("human:Alice")
+    'human:alice'
+    >>> canonical_actor("human:ａｌｉｃｅ")      # NFKC folds full-width letters
+    'human:alice'
+
+The text is NFKC-normalised and case-folded; the name must then be ASCII letters, digits and
+``. _ @ -``, start and end with a letter or digit and have no two separators in a row, so
+``human:alice.`` or ``human:a..lice`` are refused rather than taken for a new person.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
@@ -14,7 +27,10 @@ from typing import Literal
 from tiergate.errors import UsageError
 
 ActorKindName = Literal["agent", "human", "system"]
-_ACTOR = re.compile(r"^(?P<kind>[a-z]+):(?P<id>[A-Za-z0-9][A-Za-z0-9._@-]{0,127})$")
+_ACTOR = re.compile(r"^(?P<kind>[a-z]+):(?P<id>[a-z0-9](?:[._@-]?[a-z0-9])*)$")
+_MAX_NAME = 128
+_NAME_RULE = ("NAME: letters, digits and single '.', '_', '@' or '-' between them; it starts and ends with a "
+              "letter or digit")
 
 
 @dataclass(frozen=True)
@@ -34,8 +50,34 @@ class Actor:
 
     @classmethod
     def parse(cls, text: str | None) -> "Actor":
-        """Parse a claimed actor. ``system`` and unknown kinds are refused."""
+        """Parse a claimed actor into its canonical form. ``system`` and unknown kinds are refused."""
         return _parse(text)
+
+
+def canonical_actor(text: str) -> str:
+    """The one spelling of an actor id (``kind:name``), or ``UsageError`` (``actor_invalid``).
+
+    Other code compares actors with this: ``canonical_actor(a) == canonical_actor(b)`` means the
+    same agent or person. ``system:tiergate`` is accepted here (it is stored in logs), never as a claim.
+    """
+    if text == str(SYSTEM):
+        return text
+    return str(_parse(text))
+
+
+def same_actor(a: str | None, b: str | None) -> bool:
+    """Whether two stored actor ids name the same actor (a spelling that is not valid matches only itself)."""
+    if a is None or b is None:
+        return False
+    try:
+        return canonical_actor(a) == canonical_actor(b)
+    except UsageError:
+        return a == b
+
+
+def fold(text: str) -> str:
+    """NFKC, then case-folded: the normal form of an actor spelling before it is checked."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
 # A long-lived process (the MCP server, a program) names the same few actors on every call;
@@ -45,11 +87,14 @@ def _parse(text: str | None) -> Actor:
     if text is None or not text.strip():
         raise UsageError("no actor given. Say who is acting with --actor agent:NAME or --actor human:NAME "
                          "(or set TIERGATE_ACTOR).", code="actor_missing")
-    match = _ACTOR.match(text.strip())
-    if match is None:
-        raise UsageError(f"actor '{text}' is not valid. Write it as agent:NAME or human:NAME "
-                         "(NAME: letters, digits, '.', '_', '@', '-').", code="actor_invalid",
-                         details={"actor": text})
+    if len(text) > 4 * _MAX_NAME:
+        raise UsageError(f"actor '{text[:40]}...' is too long: a NAME has at most {_MAX_NAME} characters.",
+                         code="actor_invalid", details={"actor": text[:_MAX_NAME]})
+    folded = fold(text.strip())
+    match = _ACTOR.match(folded)
+    if match is None or len(match.group("id")) > _MAX_NAME:
+        raise UsageError(f"actor '{text}' is not valid. Write it as agent:NAME or human:NAME ({_NAME_RULE}).",
+                         code="actor_invalid", details={"actor": text})
     kind = match.group("kind")
     if kind == "system":
         raise UsageError("the actor kind 'system' is reserved for the engine itself and cannot be claimed. "

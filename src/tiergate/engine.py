@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from tiergate import claims, deployments, guidance, inputs
 from tiergate import log as execution_log
-from tiergate.actors import SYSTEM, Actor
+from tiergate.actors import SYSTEM, Actor, canonical_actor, same_actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
@@ -158,8 +158,10 @@ class Engine:
         return Actor.parse(claimed if claimed is not None else self.default_actor)
 
     def close(self) -> None:
+        """Close the database connections; the next use connects (and checks the schema) again."""
         if self._db is not None:
             self._db.dispose()
+            self._db = None
 
     # --- definitions ---------------------------------------------------------------------
 
@@ -300,7 +302,9 @@ class Engine:
             if not hasattr(runner, "retry"):
                 raise UsageError(f"run {run_id} is a tier {runner.tier} run; `tiergate retry` is for Tier 1 runs.",
                                  code="usage", details={"run": run_id})
-            return runner.retry(definition, state, step_id, data or {}, ctx)  # type: ignore[attr-defined]
+            entry = self.definitions.catalog.get(definition.process_id) if self.definitions.catalog else None
+            return runner.retry(definition, state, step_id, data or {}, ctx,  # type: ignore[attr-defined]
+                                owner=entry.owner if entry is not None else None)
 
         return self._act(run_id, who, step_id, "retry", {"data": data or {}}, retry)
 
@@ -519,7 +523,7 @@ class Engine:
 
     @staticmethod
     def _may_cancel(run: store.RunRecord, who: Actor) -> None:
-        if who.kind == "human" or str(who) == run.started_by:
+        if who.kind == "human" or same_actor(str(who), run.started_by):
             return
         raise RefusedError(f"{who} may not cancel run {run.id}: agents can only cancel runs they started "
                            f"(this one was started by {run.started_by}). Ask a person to cancel it.",
@@ -550,6 +554,8 @@ class Engine:
         if status is not None and status not in {s.value for s in RunStatus}:
             raise UsageError(f"unknown status '{status}'. Use one of: {', '.join(s.value for s in RunStatus)}.",
                              code="usage")
+        if started_by is not None and started_by != str(SYSTEM):
+            started_by = canonical_actor(started_by)
         with self.db.read() as conn:
             records = store.list_runs(conn, process_id=process, status=status, started_by=started_by)
         return [{"id": r.id, "process": r.process_id, "tier": r.tier, "status": r.status.value,
@@ -621,7 +627,7 @@ class Engine:
             events = ["routed"] if decision_id == ROUTING_DECISION else ["decision_evaluated"]
             logged = [e for e in self._log_rows(execution_log.entries(conn, events=events))
                       if e["event"] == "routed" or e["detail"].get("decision") == decision_id]
-        return impact(new, old, self.definitions.catalog, logged)
+        return impact(new, old, self.definitions.catalog, logged, self.home.root)
 
     # --- deployments (tiergate.deployments) ------------------------------------------------
 
@@ -640,8 +646,9 @@ class Engine:
     def verify_log(self) -> dict[str, Any]:
         with self.db.read() as conn:
             runs, entries, broken = execution_log.verify(conn)
-        return {"runs": runs, "entries": entries, "ok": broken is None,
-                "broken": None if broken is None else broken.__dict__}
+            tampered = store.tampered_definitions(conn)
+        return {"runs": runs, "entries": entries, "ok": broken is None and not tampered,
+                "broken": None if broken is None else broken.__dict__, "definitions_tampered": tampered}
 
     # --- metrics, gaps and the report (tiergate.metrics; definitions in docs/metrics.md) ---
 

@@ -23,6 +23,7 @@ file and line).
     ├── DatabaseError              the database is unreachable or at the wrong schema
     │   └── SchemaOutdatedError    run `tiergate db upgrade`
     ├── IntegrityError             the execution log's hash chain is broken
+    │   └── DefinitionTamperedError a pinned definition snapshot no longer matches its version hash
     └── CheckpointError            a checkpoint, signature or proof that does not hold
 
 The CLI turns these into exit status 1 (2 for a ``UsageError``) and, with ``--json``, into the error envelope
@@ -169,3 +170,9 @@ class SigningKeyError(UsageError):
     """A log or witness key that is missing, unreadable or malformed."""
 
     code = "key_invalid"
+
+
+class DefinitionTamperedError(IntegrityError):
+    """A stored definition snapshot whose content no longer hashes to its version: edited in the database."""
+
+    code = "definition_tampered"

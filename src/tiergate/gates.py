@@ -5,6 +5,7 @@ Evidence is data. It is validated, stored and logged, never rendered or evaluate
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -15,7 +16,7 @@ from referencing import Registry
 
 from tiergate import patterns
 from tiergate.definitions.yamlfile import escape_pointer_token, pointer
-from tiergate.errors import GateFailedError, LimitExceededError
+from tiergate.errors import GateFailedError, LimitExceededError, RefusedError, TiergateError, UsageError
 from tiergate.jsonutil import canonical_json
 from tiergate.limits import exceeded, limit
 
@@ -110,10 +111,39 @@ GateValidator = extend(Draft202012Validator, validators={
     "additionalProperties": _additional_properties})
 
 
+_EMAIL = re.compile(r"^[^\s@\"(),:;<>\[\\\]]{1,64}@(?=.{3,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                    r"[A-Za-z]{1,63}$")
+
+
+def _is_email(instance: object) -> bool:
+    """An address someone could write to: one @, a local part without spaces or dots at its ends or in a row,
+    and a domain of hostname labels with a top-level domain (jsonschema's own check only looks for an @)."""
+    if not isinstance(instance, str):
+        return True
+    local = instance.rsplit("@", 1)[0]
+    return bool(_EMAIL.match(instance)) and not (local.startswith(".") or local.endswith(".") or ".." in local)
+
+
+def gate_format_checker() -> FormatChecker:
+    """jsonschema's format checkers (with the format-nongpl extras installed: uri, hostname,
+    duration, date-time, ...) and a real check of ``email``."""
+    checker = FormatChecker()
+    checker.checks("email")(_is_email)
+    return checker
+
+
+_FORMATS = gate_format_checker()
+
+
+def known_formats() -> frozenset[str]:
+    """The formats a gate's ``format`` really checks; any other would pass everything."""
+    return frozenset(_FORMATS.checkers)
+
+
 def gate_validator(schema: Any, registry: Registry) -> Validator:
     """The validator of a gate (``done_when``, a BPMN task's gate, start data): draft 2020-12,
     formats asserted, references resolved in ``registry``."""
-    return GateValidator(schema, registry=registry, format_checker=FormatChecker())
+    return GateValidator(schema, registry=registry, format_checker=_FORMATS)
 
 
 def _describe(error: ValidationError) -> list[dict[str, Any]]:
@@ -136,10 +166,27 @@ def _describe(error: ValidationError) -> list[dict[str, Any]]:
 def gate_errors(validator: Validator, evidence: Any) -> list[dict[str, Any]]:
     """Every way ``evidence`` fails the gate, one entry per failing field, ordered by pointer."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for error in validator.iter_errors(evidence):
+    for error in _iter_errors(validator, evidence):
         for item in _describe(error):
             found.setdefault((item["pointer"], item["keyword"]), item)
     return [found[key] for key in sorted(found)]
+
+
+def _iter_errors(validator: Validator, evidence: Any) -> list[ValidationError]:
+    """The gate's errors; a gate that cannot be evaluated (a ``$ref`` that does not resolve, an ``$id``
+    that moved its base, ...) is refused as ``gate_broken`` instead of crashing the command."""
+    try:
+        return list(validator.iter_errors(evidence))
+    except TiergateError:
+        raise
+    except RecursionError:
+        raise UsageError("the evidence is nested too deeply to check against the gate.",
+                         code="invalid_evidence") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a broken schema raises, the door answers
+        raise RefusedError(f"the gate cannot be evaluated: {type(exc).__name__}: {str(exc)[:300]}. The definition "
+                           "is broken (`tiergate check` names the problem); nothing was changed. Fix the definition; "
+                           "runs already pinned to it cannot pass this gate and must be cancelled.",
+                           reason="gate_broken", details={"error": type(exc).__name__}) from None
 
 
 def check_evidence_size(evidence: Any) -> str:

@@ -1,13 +1,15 @@
 """Change impact of an edited decision, for leads: what would have gone differently?
 
 ``impact(new, old, catalog, logged)`` compares two versions of a decision. For
-``tier_routing`` it lists the catalog processes whose tier changes; for every decision it
+``tier_routing`` it lists the catalog processes whose tier changes and those the new table can
+route (for some start data) to a tier they have no definition for; for every decision it
 replays the inputs stored in the log (``routed`` entries for the router, ``decision_evaluated``
 entries for decide steps) through both versions and counts the answers that differ.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
 from tiergate.definitions.decisions import Decision
@@ -25,9 +27,30 @@ def _answer(decision: Decision, inputs: dict[str, Any]) -> dict[str, Any] | str:
         return f"error: {err.message}"
 
 
+def unroutable(decision: Decision, catalog: Catalog, root: Path) -> list[dict[str, Any]]:
+    """Catalog processes ``decision`` can route (for some start data) to a tier they have no definition for."""
+    from tiergate.definitions.home import TIER_FILES
+    from tiergate.reach import reachable_tiers
+
+    found = []
+    for process in catalog.processes:
+        try:
+            reached = reachable_tiers(decision, process)
+        except TiergateError:
+            continue  # reported in "catalog" as an error
+        for tier, reach in sorted(reached.items()):
+            expected = TIER_FILES[tier].format(id=process.id)
+            if not (root / expected).is_file():
+                found.append({"process": process.id, "tier": tier, "rule": reach.rule, "data": reach.data,
+                              "missing": expected})
+    return found
+
+
 def impact(new: Decision, old: Decision, catalog: Catalog | None,
-           logged: Iterable[dict[str, Any]]) -> dict[str, Any]:
+           logged: Iterable[dict[str, Any]], root: Path | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"decision": new.id, "catalog": [], "replayed": 0, "changed": 0, "examples": []}
+    if new.id == ROUTING_DECISION and catalog is not None and root is not None:
+        report["unroutable"] = unroutable(new, catalog, root)
     if new.id == ROUTING_DECISION and catalog is not None:
         for entry in catalog.processes:
             try:

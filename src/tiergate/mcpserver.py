@@ -107,7 +107,15 @@ def _unknown_arguments(tool: str, unknown: list[str], known: list[str]) -> dict[
 
 
 class _Server(MCPServer):  # type: ignore[type-arg]
-    """MCPServer whose argument errors come back as the tiergate envelope, like every other error."""
+    """MCPServer whose argument errors come back as the tiergate envelope, like every other error,
+    and whose stdio answers every line, malformed ones with the JSON-RPC error (``tiergate.mcpstdio``)."""
+
+    async def run_stdio_async(self) -> None:
+        from tiergate.mcpstdio import stdio_transport
+
+        async with stdio_transport() as (read_stream, write_stream):
+            await self._lowlevel_server.run(read_stream, write_stream,
+                                            self._lowlevel_server.create_initialization_options())
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         schema = self._tool_input_schema(name)
@@ -192,6 +200,14 @@ def build_server(engine: Engine, actor: Actor | None = None,
                 return _result(success(to_jsonable(body(operations, who))))
         except TiergateError as err:
             return _result(failure(err.code, with_next_step(err.message, err.details, "mcp"), to_jsonable(err.details)))
+        except (RecursionError, MemoryError, ValueError, UnicodeError) as exc:
+            # Input no check above caught (too deep, not finite, not valid Unicode): refused, never a crash.
+            return _result(failure("invalid_data", f"the arguments cannot be processed: {type(exc).__name__}: "
+                                   f"{str(exc)[:200]}. Send plain JSON: finite numbers, valid Unicode, modest "
+                                   "nesting.", {"error": type(exc).__name__}))
+        except Exception as exc:  # noqa: BLE001 - the last door: the envelope, and the server stays up
+            return _result(failure("internal_error", f"tiergate failed unexpectedly: {type(exc).__name__}: "
+                                   f"{str(exc)[:300]}. Please report it.", {"error": type(exc).__name__}))
 
     acting_as = f"acting as {actor}" if actor is not None else "acting as the principal of your token"
     app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,

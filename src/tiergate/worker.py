@@ -147,13 +147,22 @@ def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None =
     return results
 
 
+#: The longest wait between passes while the database is away.
+MAX_BACKOFF = 60.0
+
+
 def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
                 report: Callable[[list[Fired], datetime], None] | None = None,
-                report_error: Callable[[TiergateError], None] | None = None) -> None:
+                report_error: Callable[[TiergateError], None] | None = None,
+                trouble: Callable[[TiergateError, float], None] | None = None) -> None:
     """Pass after pass, ``interval`` seconds apart, until SIGINT or SIGTERM (after the current run).
 
     After each pass it also folds what was logged since into the log summary (``metrics.summary``)
-    and, with a log key set, writes a checkpoint every N entries or minutes (``checkpoints.maybe_write``).
+    and, with a log key set, writes a checkpoint every N entries or minutes (``checkpoints.maybe_write``;
+    a failure there goes to ``report_error`` and the timers keep firing). A pass that fails (the
+    database is away, locked, full, read-only) is told to ``trouble`` with the seconds until the
+    next try: the wait doubles with each failure in a row, up to ``MAX_BACKOFF``, and the worker
+    reconnects and carries on once the database answers again.
     """
     stopping = False
     schedule = checkpoints.Schedule()
@@ -164,22 +173,33 @@ def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    failures = 0
     while not stopping:
         started = engine.clock()
-        fired = run_pass(engine, limit=limit)
-        if report is not None:
-            report(fired, started)
-        # Between passes, keep the log summary (and the log's Merkle tree) current, so `tiergate
-        # metrics` finds little to fold; and sign a checkpoint when one is due (a key is set).
-        summary.fold(engine.db)
+        wait = interval
         try:
-            checkpoints.maybe_write(engine, schedule)
-        except TiergateError as err:  # a bad key or folder: say so, keep firing timers
-            if report_error is not None:
-                report_error(err)
+            fired = run_pass(engine, limit=limit)
+            if report is not None:
+                report(fired, started)
+            # Between passes, keep the log summary (and the log's Merkle tree) current, so `tiergate
+            # metrics` finds little to fold.
+            summary.fold(engine.db)
+            failures = 0
+        except TiergateError as err:
+            failures += 1
+            wait = min(max(interval, 1.0) * 2 ** (failures - 1), max(MAX_BACKOFF, interval))
+            engine.close()  # connect afresh next time: the database may come back elsewhere or rebuilt
+            if trouble is not None:
+                trouble(err, wait)
+        else:
+            try:  # sign a checkpoint when one is due (a key is set)
+                checkpoints.maybe_write(engine, schedule)
+            except TiergateError as err:  # a bad key or folder: say so, keep firing timers
+                if report_error is not None:
+                    report_error(err)
         waited = 0.0
-        while not stopping and waited < interval:
-            time.sleep(min(0.2, interval - waited))
+        while not stopping and waited < wait:
+            time.sleep(min(0.2, wait - waited))
             waited += 0.2
 
 

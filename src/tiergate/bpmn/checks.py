@@ -12,11 +12,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from tiergate.bpmn import expressions
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
-from tiergate.bpmn.xml import BPMN_NS
+from tiergate.bpmn.xml import BPMN_NS, SPIFF_NS
 from tiergate.definitions.checklists import _check_schema, _collect_resources
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Roles
@@ -111,12 +113,35 @@ def _in_event_subprocess(model: ProcessModel, node: Node) -> bool:
 
 def check_document(check: FileCheck, tree: Any) -> None:
     """What SpiffWorkflow would need an implementation for, anywhere in the file."""
+    for element in tree.getroot().iter(f"{{{SPIFF_NS}}}preScript", f"{{{SPIFF_NS}}}postScript"):
+        owner = element.getparent().getparent() if element.getparent() is not None else None
+        kind = etree.QName(element).localname
+        check.error(element.sourceline or 1, owner.get("id") if owner is not None else None,
+                    f"spiffworkflow:{kind} is not run by tiergate, so it would be silently skipped. Move the "
+                    f"script into a scriptTask {'before' if kind == 'preScript' else 'after'} this element "
+                    "(restricted Python, docs/tier1.md).")
     for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
         check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
                     "run (gates and scripts) and link to external stores in the evidence.")
 
 
+def _foreign_language(source: str) -> str | None:
+    """The expression language a condition is written in, when it is not tiergate's restricted Python."""
+    text = source.strip()
+    if (text.startswith("${") or text.startswith("#{")) and text.endswith("}"):
+        return "a JUEL expression (Camunda 7, `${...}`)"
+    if text.startswith("=") and not text.startswith("=="):
+        return "a FEEL expression (Camunda 8 / Zeebe, `= ...`)"
+    return None
+
+
 def _check_expression(check: FileCheck, source: str, mode: str, line: int, element: str, what: str) -> None:
+    language = _foreign_language(source) if mode == "eval" else None
+    if language is not None:
+        check.error(line, element, f"{what}: '{source.strip()}' is {language}, but tiergate evaluates conditions as "
+                    "restricted Python: write it without the wrapper, e.g. `amount > 100` or `approved == True` "
+                    "(docs/tier1.md).")
+        return
     try:
         expressions.check(source, mode)
     except expressions.ExpressionError as err:

@@ -163,6 +163,12 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
             if _check_schema(schema, "", found, "the inputs schema"):
                 _collect_resources(schema, "", "", folder, resources, found, display_folder)
         check.problems.extend(found)
+    retry_roles = [r.strip() for r in model.properties.get("retry_roles", "").split(",") if r.strip()]
+    unknown = [r for r in retry_roles if roles is not None and r not in roles.roles]
+    if unknown:
+        check.error(model.property_lines.get("retry_roles", model.line), model.id,
+                    f"retry_roles names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not "
+                    "a role in tiers/roles.yaml, so nobody of it could retry a failed run.")
     used = checks.check_decisions(check, decisions or {})
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
     definition = BpmnDefinition(process_id=process_id, xml=text, source=shown, resources=resources, decisions=used,

@@ -31,6 +31,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.defaults import ManualTask, StartEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.defaults import NoneTask
 from SpiffWorkflow.bpmn.specs.mixins import BpmnSpecMixin
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.event_parsers import (
@@ -79,6 +80,17 @@ class DecisionTaskParser(CamundaTaskParser):
                             result_variable=self.node.get(f"{{{CAMUNDA_NS}}}resultVariable"), **self.bpmn_attributes)
 
 
+class PlainTask(NoneTask):
+    """A plain ``bpmn:task``: nobody is asked to do it, so it completes by itself (docs/tier1.md).
+
+    SpiffWorkflow marks it manual, and a manual task waits for a person forever; tiergate's steps
+    are user and manual tasks only, so no one could ever complete it and the run would hang."""
+
+    def __init__(self, wf_spec: Any, bpmn_id: str, **kwargs: Any):
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.manual = False
+
+
 class EventStartParser(CamundaStartEventParser):
     """Start events, also with an error or escalation definition (event subprocesses catch those)."""
 
@@ -96,6 +108,7 @@ _CLASSES = {
     full_tag("startEvent"): (EventStartParser, StartEvent),
     # A service task is a step for an agent: it waits, like a manual task, until one completes it.
     full_tag("serviceTask"): (CamundaTaskParser, ManualTask),
+    full_tag("task"): (CamundaTaskParser, PlainTask),
 }
 
 

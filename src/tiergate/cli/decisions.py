@@ -80,6 +80,10 @@ def _show_impact(out: Console, data: dict[str, Any]) -> None:
         out.print(grid)
     elif data["decision"] == "tier_routing":
         out.print("no catalog process changes tier")
+    for row in data.get("unroutable") or []:
+        when = f"start data {json.dumps(row['data'])}" if row["data"] else "every run"
+        out.print(f"[red]cannot start[/]: {row['process']} would go to tier {row['tier']} (rule {row['rule']}, "
+                  f"{escape(when)}), but {row['missing']} does not exist")
     out.print(f"{data['changed']} of {data['replayed']} logged decisions would have gone differently")
     for example in data["examples"]:
         out.print(f"  run {example['run']} ({example['process']}, {example['at'][:16]}): "

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 
 def _show_verify(out: Console, data: dict[str, Any]) -> None:
+    for changed in data.get("definitions_tampered") or []:
+        out.print(f"[red]changed[/]: definition snapshot {changed['version'][:12]} of {changed['process']} "
+                  "no longer matches its hash")
     if data["ok"]:
         out.print(f"[green]ok[/]: {data['entries']} entries in {data['runs']} runs; every hash chain is intact")
     elif data["broken"] is not None:
@@ -113,11 +116,16 @@ def verify(engine: Engine, folder: str | None, public_key: str | None) -> Any:
             result["checkpoints"] = logproof.audit(conn, Path(folder), verifier)
         if result["checkpoints"]["broken"] is not None:
             result["ok"] = False
-    if not result["ok"]:
+    if result["broken"] is not None:
         b = result["broken"]
-        message = (f"the log of run {b['run_id']} is broken at seq {b['seq']}: {b['problem']}" if b is not None
-                   else result["checkpoints"]["broken"]["problem"])
-        result.update(code="log_tampered", message=message)
+        result.update(code="log_tampered",
+                      message=f"the log of run {b['run_id']} is broken at seq {b['seq']}: {b['problem']}")
+    elif result.get("checkpoints") is not None and result["checkpoints"]["broken"] is not None:
+        result.update(code="log_tampered", message=result["checkpoints"]["broken"]["problem"])
+    elif result.get("definitions_tampered"):
+        changed = ", ".join(f"{d['process']} {d['version'][:12]}" for d in result["definitions_tampered"])
+        result.update(ok=False, code="definition_tampered",
+                      message=f"definition snapshots changed in the database after they were stored: {changed}")
     return result
 
 

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tiergate.envelope import failure, success, with_next_step
-from tiergate.errors import TiergateError, UsageError
+from tiergate.errors import InvalidDataError, TiergateError, UsageError
 from tiergate.inputs import JSONText, parse_json
 from tiergate.jsonutil import to_jsonable
 
@@ -70,6 +70,33 @@ def parse_json_option(value: str | None, option: str, *, raw: bool = False) -> A
     return parse_json(given, option.lstrip("-"))
 
 
+def plain_text(value: str, option: str) -> str:
+    """A text option as given, refused if it is not valid Unicode (bytes that were not UTF-8 on the command line)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"{option} is not valid UTF-8 text (character {exc.start + 1}). Send it as UTF-8.",
+                         code="invalid_encoding", details={"position": exc.start}) from None
+    return value
+
+
+def read_text_option(name: str, option: str) -> str:
+    """The text of ``@FILE`` (``@-``: standard input) for an option, as UTF-8, or a UsageError."""
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            data = Path(name).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot read {name}: {exc.strerror}. Give a readable file after '@'.",
+                         code="usage") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{option}: {name} is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}). "
+                         "Save it as UTF-8.", code="invalid_encoding", details={"byte": exc.start}) from None
+
+
 def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--json and --home on every command."""
     func = click.option("--json", "as_json", is_flag=True, help="Answer with the JSON envelope.")(func)
@@ -103,6 +130,8 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
                 data = func(engine, *args, **kwargs)
             except TiergateError as err:
                 _fail(err, as_json)
+            except Exception as exc:  # noqa: BLE001 - the last door: an answer, never a traceback
+                _fail(unexpected(exc), as_json)
             finally:
                 if engine is not None:
                     engine.close()
@@ -135,6 +164,28 @@ def _engine(home: str | None, direct: bool) -> Any:
     from tiergate.engine import Engine  # loaded when a command runs on the database, not for --help or a client
 
     return Engine(home=home)
+
+
+def unexpected(exc: BaseException) -> TiergateError:
+    """An error no check turned into a TiergateError, as one: bad input where it is one, else ``internal_error``."""
+    import errno
+
+    from tiergate.store.db import database_failure
+
+    if isinstance(exc, (RecursionError, UnicodeError)) or (isinstance(exc, ValueError) and "JSON" in str(exc)):
+        return InvalidDataError(f"the input cannot be processed: {type(exc).__name__}: {str(exc)[:200]}. Send "
+                                "plain JSON: finite numbers, valid Unicode, modest nesting.")
+    if isinstance(exc, OSError):
+        found = database_failure(exc, "the disk")
+        if found is not None:
+            return found
+        return TiergateError(f"a file could not be read or written: {exc.strerror or exc} "
+                             f"({errno.errorcode.get(exc.errno or 0, '')}).", code="io_error")
+    if isinstance(exc, MemoryError):
+        return TiergateError("the command ran out of memory. Send smaller input.", code="limit_exceeded")
+    return TiergateError(f"tiergate failed unexpectedly: {type(exc).__name__}: {str(exc)[:300]}. Nothing more is "
+                         "known; please report it with the command you ran.", code="internal_error",
+                         details={"error": type(exc).__name__})
 
 
 def _fail(err: TiergateError, as_json: bool) -> None:

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from tiergate.cli.output import actor_option, common_options, parse_json_option, run_command, table
+from tiergate.cli.output import actor_option, common_options, parse_json_option, plain_text, run_command, table
 from tiergate.errors import InvalidDataError
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def complete(engine: Engine, run: str, step: str | None, evidence: str | None, a
 @run_command(_show_run_brief)
 def skip(engine: Engine, run: str, step: str, reason: str, actor: str | None) -> dict[str, Any]:
     """Skip an optional STEP of RUN, with a reason."""
-    return _with_gate_words(engine, engine.skip(run, step, reason, actor=actor))
+    return _with_gate_words(engine, engine.skip(run, step, plain_text(reason, "--reason"), actor=actor))
 
 
 @click.command()
@@ -136,7 +136,7 @@ def skip(engine: Engine, run: str, step: str, reason: str, actor: str | None) ->
 @run_command(_show_run_brief)
 def cancel(engine: Engine, run: str, reason: str, actor: str | None) -> dict[str, Any]:
     """Cancel RUN, with a reason. Agents may cancel only runs they started."""
-    return _with_gate_words(engine, engine.cancel(run, reason, actor=actor))
+    return _with_gate_words(engine, engine.cancel(run, plain_text(reason, "--reason"), actor=actor))
 
 
 def _show_runs(out: Console, data: list[dict[str, Any]]) -> None:

@@ -10,8 +10,9 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from tiergate.cli.output import actor_option, common_options, parse_json_option, run_command, table
+from tiergate.cli.output import actor_option, common_options, console, parse_json_option, run_command, table
 from tiergate.cli.runs import _show_run_brief, _with_gate_words
+from tiergate.envelope import failure
 from tiergate.errors import InvalidDataError, UsageError
 
 if TYPE_CHECKING:
@@ -68,7 +69,16 @@ def worker(once: bool, interval: float, limit: int | None, as_json: bool, home: 
             Console(highlight=False, soft_wrap=True, stderr=True).print(
                 f"[bold red]error[/] ({err.code}): {escape(err.message)}")
 
-        run_forever(engine, interval=interval, limit=limit, report=report, report_error=report_error)
+        def trouble(err: Any, wait: float) -> None:
+            if as_json:
+                click.echo(json.dumps(failure(err.code, err.message, {**err.details, "retry_in_s": wait}),
+                                      ensure_ascii=False))
+            else:
+                console(stderr=True).print(f"[bold red]error[/] ({err.code}): {escape(err.message)} "
+                                           f"Trying again in {wait:.0f} s.")
+
+        run_forever(engine, interval=interval, limit=limit, report=report, report_error=report_error,
+                    trouble=trouble)
 
     ctx.invoke(forever, as_json=False, home=home)
 

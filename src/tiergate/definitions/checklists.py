@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from tiergate.definitions.gate_rules import gate_problems, unresolved_refs
 from tiergate.definitions.models import Checklist, Roles
 from tiergate.definitions.problems import ProblemList
 from tiergate.definitions.yamlfile import YamlDocument, load_yaml, parse_yaml, pointer
@@ -100,6 +101,7 @@ def _check_schema(schema: Any, ptr: str, problems: ProblemList, what: str) -> bo
         problems.add(inner, f"{what} is not a valid JSON Schema (draft 2020-12) at {inner}: {exc.message}. "
                      "See https://json-schema.org/draft/2020-12 for the keywords.")
         return False
+    gate_problems(schema, ptr, problems, what)
     return True
 
 
@@ -111,6 +113,23 @@ def _load_schema_file(path: Path) -> Any:
 
 def _collect_resources(schema: Any, base_uri: str, ptr: str, folder: Path, resources: dict[str, Any],
                        problems: ProblemList, display_folder: str) -> None:
+    before = set(resources)
+    _collect_files(schema, base_uri, ptr, folder, resources, problems, display_folder)
+    if not base_uri:  # the gate itself: now that its files are loaded, every $ref must resolve
+        unresolved_refs(schema, ptr, {uri: resources[uri] for uri in resources if uri not in before},
+                        problems, "the gate", registry_resources=resources)
+
+
+def _inside_home(file: Path, folder: Path) -> bool:
+    """Whether ``file``, symlinks followed, stays in the home (the parent of the definitions folder)."""
+    try:
+        return file.resolve().is_relative_to(folder.parent.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def _collect_files(schema: Any, base_uri: str, ptr: str, folder: Path, resources: dict[str, Any],
+                   problems: ProblemList, display_folder: str) -> None:
     for ref_ptr, ref in _refs(schema, ptr):
         target, _fragment = urldefrag(urljoin(base_uri, ref))
         if not target:
@@ -123,6 +142,10 @@ def _collect_resources(schema: Any, base_uri: str, ptr: str, folder: Path, resou
         if target in resources:
             continue
         file = folder / normal
+        if not _inside_home(file, folder):
+            problems.add(ref_ptr, f"$ref '{ref}' leads outside the home ({display_folder}/{normal} is a link to a "
+                         "file elsewhere), so it is not read. Copy the schema into the home.")
+            continue
         if not file.is_file():
             problems.add(ref_ptr, f"$ref '{ref}' points to {display_folder}/{normal}, which does not exist. "
                          "Create the file or fix the reference.")
@@ -136,7 +159,7 @@ def _collect_resources(schema: Any, base_uri: str, ptr: str, folder: Path, resou
         if not _check_schema(contents, ref_ptr, problems, f"{display_folder}/{normal} (referenced here)"):
             continue
         resources[target] = contents
-        _collect_resources(contents, target, ref_ptr, folder, resources, problems, display_folder)
+        _collect_files(contents, target, ref_ptr, folder, resources, problems, display_folder)
 
 
 def _check_graph(checklist: Checklist, problems: ProblemList) -> None:
@@ -338,7 +361,8 @@ def load_checklist_file(path: Path, display_path: str, roles: Roles | None,
         document = load_yaml(path)
     except DefinitionError as exc:
         problems = ProblemList(display_path)
-        problems.add("", f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line.",
+        problems.add("", (f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line."
+                                 if exc.code == "yaml_syntax" else exc.message.split(": ", 1)[-1]),
                      line=exc.details.get("line", 1))
         return None, problems
     return validate_checklist(document, display_path, roles, decisions)

@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from tiergate.actors import canonical_actor
 from tiergate.definitions.checklists import ChecklistDefinition, load_checklist_file
 from tiergate.definitions.conventions import ConventionsDefinition, load_conventions
 from tiergate.definitions.models import Catalog, CatalogEntry, Roles
@@ -157,7 +159,8 @@ def _load_model(path: Path, home: Home, model: type, problems: list[Problem], wh
         document = load_yaml(path)
     except DefinitionError as exc:
         problems.append(Problem(shown, exc.details.get("line", 1),
-                                f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line."))
+                                (f"YAML syntax error: {exc.details.get('problem', exc.message)}. Fix the YAML at this line."
+                                 if exc.code == "yaml_syntax" else exc.message.split(": ", 1)[-1])))
         return None
     found = ProblemList(shown, document)
     try:
@@ -169,12 +172,37 @@ def _load_model(path: Path, home: Home, model: type, problems: list[Problem], wh
     return value, found
 
 
+def _check_member_spellings(found: ProblemList) -> None:
+    """Two spellings of one actor in tiers/roles.yaml (``human:Alice``, ``human:alice``) are refused:
+    members are compared in their canonical form (``tiergate.actors.canonical_actor``), so each
+    person or agent must be written one way."""
+    data = found.document.data if found.document is not None else None
+    roles = data.get("roles") if isinstance(data, dict) else None
+    if not isinstance(roles, dict):
+        return
+    first: dict[str, tuple[str, str]] = {}
+    for role, body in roles.items():
+        members = body.get("members") if isinstance(body, dict) else None
+        for index, member in enumerate(members if isinstance(members, list) else []):
+            try:
+                canonical = canonical_actor(str(member))
+            except TiergateError:
+                continue  # reported by the model
+            where = f"/roles/{role}/members/{index}"
+            seen = first.setdefault(canonical, (str(member), where))
+            if seen[0] != str(member):
+                found.add(where, f"'{member}' and '{seen[0]}' (at {seen[1]}) are the same actor, {canonical}: actor "
+                          "ids are compared case-folded and NFKC-normalised. Write every member one way, "
+                          f"as {canonical}.")
+
+
 TIER_FILES = {1: "processes/{id}.bpmn", 2: "checklists/{id}.yaml", 3: "tiers/conventions/{id}.md.j2"}
 
 
 def _check_routed_definition(home: Home, decisions: dict[str, Decision], entry: CatalogEntry, index: int,
                              found: ProblemList) -> None:
-    """The definition for the tier the router gives a process must exist (a warning for now)."""
+    """Every tier the router can give a process, for any start data, must have its definition."""
+    from tiergate.reach import reachable_tiers
     from tiergate.router import ROUTING_DECISION, Router
 
     routing = decisions.get(ROUTING_DECISION)
@@ -186,16 +214,19 @@ def _check_routed_definition(home: Home, decisions: dict[str, Decision], entry: 
                       severity="warning")
         return
     try:
-        route = Router.route_with(routing, entry, None)
+        Router.route_with(routing, entry, None)
+        reached = reachable_tiers(routing, entry)
     except TiergateError as err:
         found.add(f"/processes/{index}", f"'{entry.id}' cannot be routed: {err.message}")
         return
-    expected = TIER_FILES[route.tier].format(id=entry.id)
-    if not (home.root / expected).is_file():
-        found.add(f"/processes/{index}", f"'{entry.id}' is routed to tier {route.tier} by rule {route.matched_rule} "
-                  f"of decisions/tier_routing.dmn, but {expected} does not exist, so its runs will be refused. "
-                  "This is a warning while Tier 1 and Tier 3 definitions are still arriving; add the file or "
-                  "change the rule.", severity="warning")
+    for tier, reach in sorted(reached.items()):
+        expected = TIER_FILES[tier].format(id=entry.id)
+        if (home.root / expected).is_file():
+            continue
+        when = (f"a run whose start data has {json.dumps(reach.data)}" if reach.data else "every run")
+        found.add(f"/processes/{index}", f"'{entry.id}' is routed to tier {tier} by rule {reach.rule} of "
+                  f"decisions/tier_routing.dmn for {when}, but {expected} does not exist, so such a run can never "
+                  "start. Add the file, or change the rule so that it cannot send this process there.")
 
 
 #: Facts of a process that the catalog and a checklist may both state; each must be said once.
@@ -243,7 +274,11 @@ def load_definitions(home: Home) -> Definitions:
     defs.problems.extend(found_in_decisions)
     loaded = _load_model(home.roles_path, home, Roles, defs.problems, "tiers/roles.yaml")
     if loaded:
-        defs.roles, _ = loaded
+        roles, found_in_roles = loaded
+        _check_member_spellings(found_in_roles)
+        defs.problems.extend(found_in_roles)
+        if not found_in_roles.has_errors:
+            defs.roles = roles
     loaded = _load_model(home.catalog_path, home, Catalog, defs.problems, "the catalog")
     catalog_lines: ProblemList | None = None
     if loaded:
@@ -257,10 +292,13 @@ def load_definitions(home: Home) -> Definitions:
             if defs.roles is not None and entry.owner not in defs.roles.roles:
                 found.add(f"/processes/{index}/owner", f"owner '{entry.owner}' of '{entry.id}' is not a role "
                           "in tiers/roles.yaml. Add the role or fix the owner.")
-            _check_routed_definition(home, defs.decisions, entry, index, found)
-        defs.problems.extend(found)
         if not found.has_errors:
             defs.catalog = catalog
+        # A process routed where it has no definition is an error of that process's runs, not of
+        # the catalog: the other processes stay usable.
+        for index, entry in enumerate(catalog.processes):
+            _check_routed_definition(home, defs.decisions, entry, index, found)
+        defs.problems.extend(found)
 
     for path in home.checklist_files():
         shown = home.display(path)

@@ -11,11 +11,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from tiergate.actors import canonical_actor
+from tiergate.errors import UsageError
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 ActorKind = Literal["agent", "human"]
-ActorRef = Annotated[str, StringConstraints(pattern=r"^(agent|human):[A-Za-z0-9][A-Za-z0-9._@-]*$")]
+
+
+def _canonical_member(text: str) -> str:
+    """Role members are kept in their canonical spelling (``tiergate.actors.canonical_actor``)."""
+    try:
+        value = canonical_actor(text)
+    except UsageError as err:
+        raise ValueError(err.message) from None
+    if value.startswith("system:"):
+        raise ValueError("the engine (system) cannot be a role member; use agent:NAME or human:NAME")
+    return value
+
+
+ActorRef = Annotated[str, AfterValidator(_canonical_member)]
 
 
 class Frozen(BaseModel):

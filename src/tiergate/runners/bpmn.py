@@ -29,9 +29,11 @@ from uuid import UUID
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.actors import same_actor
 from tiergate.bpmn import instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_timer
+from tiergate.bpmn.retrying import check_retry
 from tiergate.bpmn.timers import parse_datetime
 from tiergate.definitions.home import TIER_FILES
 from tiergate.errors import InvalidDataError, RefusedError, UsageError
@@ -189,8 +191,10 @@ class BpmnRunner(Runner):
         return Transition(state=state, status=status, events=events)
 
     def retry(self, definition: BpmnDefinition, state: dict[str, Any], element: str, data: dict[str, Any],
-              ctx: RunContext) -> Transition:
-        """Run the failed element again, after merging ``data`` into its task's data."""
+              ctx: RunContext, owner: str | None = None) -> Transition:
+        """Run the failed element again, after merging ``data`` into its task's data.
+
+        Only members of the retry roles, and only data the element reads (``tiergate.bpmn.retrying``)."""
         error = state.get("error") or {}
         if not error:
             raise RefusedError(f"run {ctx.run_id} has no failed element to retry.", reason="not_failed",
@@ -206,6 +210,7 @@ class BpmnRunner(Runner):
         if not isinstance(data, dict):
             raise InvalidDataError("--data for a retry must be a JSON object of fields to set.")
         check_evidence_size(data)
+        check_retry(definition, state, element, data, ctx, owner)
         state = copy_state(state)
         events = [LogEvent("step_ready", ctx.actor, step=element,
                            detail={"retry": True, "data": data, "error": error.get("message")})]
@@ -308,7 +313,7 @@ class BpmnRunner(Runner):
         if rules.distinct_from is None:
             return
         earlier = state.get("steps", {}).get(rules.distinct_from, {})
-        if earlier.get("status") == "done" and earlier.get("actor") == str(ctx.actor):
+        if earlier.get("status") == "done" and same_actor(earlier.get("actor"), str(ctx.actor)):
             raise RefusedError(f"step '{rules.id}' must be done by someone other than who did "
                                f"'{rules.distinct_from}' ({ctx.actor}). Ask another person or agent.",
                                reason="same_actor", details={"run": ctx.run_id, "step": rules.id,

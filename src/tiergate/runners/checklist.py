@@ -25,7 +25,7 @@ from typing import Any
 
 from jsonschema.protocols import Validator
 
-from tiergate.actors import SYSTEM, Actor
+from tiergate.actors import SYSTEM, Actor, same_actor
 from tiergate.definitions.checklists import ChecklistDefinition
 from tiergate.definitions.home import TIER_FILES
 from tiergate.definitions.models import Roles, Step
@@ -243,7 +243,7 @@ class ChecklistRunner(Runner):
         if step.distinct_from is None:
             return
         earlier = state["steps"][step.distinct_from]
-        if earlier.get("status") == "done" and earlier.get("actor") == str(ctx.actor):
+        if earlier.get("status") == "done" and same_actor(earlier.get("actor"), str(ctx.actor)):
             raise RefusedError(f"step '{step.id}' must be done by someone other than who did "
                                f"'{step.distinct_from}' ({ctx.actor}). Ask another person or agent.",
                                reason="same_actor", details={"run": ctx.run_id, "step": step.id,

@@ -19,6 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tiergate.actors import SYSTEM
+from tiergate.errors import DefinitionTamperedError
+from tiergate.jsonutil import content_hash
 from tiergate.lifecycle import RunStatus
 from tiergate.log import GENESIS, RunHead, chain, state_hash, utc, write
 from tiergate.log import LogEvent
@@ -84,8 +86,24 @@ def save_definition(conn: Connection, version: str, process_id: str, kind: str, 
 
 
 def load_definition(conn: Connection, version: str) -> dict[str, Any] | None:
+    """The snapshot pinned as ``version``, re-hashed: ``DefinitionTamperedError`` if it was edited."""
     row = conn.execute(select(_definitions.c.body).where(_definitions.c.version == version)).first()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    if content_hash(row[0]) != version:
+        raise DefinitionTamperedError(
+            f"the definition snapshot pinned as version {version[:12]} no longer matches its hash: it was changed "
+            "in the database after it was stored, so no run pinned to it is moved. Restore the row from a backup "
+            "(`tiergate log verify` lists every changed snapshot).", details={"version": version})
+    return row[0]  # type: ignore[no-any-return]
+
+
+def tampered_definitions(conn: Connection) -> list[dict[str, str]]:
+    """Every stored snapshot whose content does not hash to its version (for `tiergate log verify`)."""
+    rows = conn.execute(select(_definitions.c.version, _definitions.c.process_id, _definitions.c.body)
+                        .order_by(_definitions.c.created_at, _definitions.c.version))
+    return [{"version": version, "process": process_id} for version, process_id, body in rows
+            if content_hash(body) != version]
 
 
 def get_run(conn: Connection, run_id: str) -> RunRecord | None:

@@ -1,0 +1,95 @@
+"""Who may retry a failed Tier 1 run, and with what data.
+
+``tiergate retry RUN ELEMENT --data JSON`` runs the failed element again after merging the data
+into its task. It is a repair, not a way around the process, so:
+
+* the actor must be a member of a role the process names in its ``retry_roles`` extension
+  property (comma-separated), or, when it names none, of the process owner's role
+  (``owner`` in tiers/catalog.yaml);
+* the data may only set names that the failed element reads (its script, the conditions of its
+  outgoing flows, its timer expression, the inputs of the decision it calls);
+* it never replaces a step's evidence: that passed the step's gate and is the record of what
+  someone did. A value that came from a step is fixed by sending the run back or starting a new one.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from tiergate.bpmn.definition import BpmnDefinition
+from tiergate.definitions.models import Roles
+from tiergate.errors import RefusedError
+from tiergate.runners.base import RunContext
+
+
+def retry_roles(definition: BpmnDefinition, owner: str | None) -> list[str]:
+    """The roles that may retry a failed run of ``definition``."""
+    named = [r.strip() for r in definition.model.properties.get("retry_roles", "").split(",") if r.strip()]
+    return named or ([owner] if owner else [])
+
+
+def names_read(definition: BpmnDefinition, element: str) -> set[str]:
+    """Every name the element ``element`` reads from the run's data."""
+    model = definition.model
+    node = model.nodes.get(element)
+    texts: list[tuple[str, str]] = []
+    names: set[str] = set()
+    if node is not None:
+        if node.script:
+            texts.append((node.script, "exec"))
+        if node.timer is not None:
+            texts.append((node.timer.text, "eval"))
+        if node.decision:
+            decision = definition.decision_objects.get(node.decision)
+            if decision is not None:
+                names.update(decision.input_names)
+    texts.extend((flow.condition, "eval") for flow in model.outgoing(element) if flow.condition)
+    for text, mode in texts:
+        names.update(_loaded_names(text, mode))
+    return names
+
+
+def _loaded_names(text: str, mode: str) -> set[str]:
+    import textwrap
+
+    source = text.strip() if mode == "eval" else textwrap.dedent(text).strip("\n")
+    try:
+        tree = ast.parse(source, mode=mode)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+
+
+def check_retry(definition: BpmnDefinition, state: dict[str, Any], element: str, data: dict[str, Any],
+                ctx: RunContext, owner: str | None) -> None:
+    """Refuse a retry by an actor without the role, or with data it may not set."""
+    roles = retry_roles(definition, owner)
+    if not _member(ctx.roles, roles, str(ctx.actor)):
+        raise RefusedError(
+            f"{ctx.actor} may not retry run {ctx.run_id}: a retry needs a member of "
+            f"{', '.join(roles) or 'the process owner role'} (tiers/roles.yaml; the process's retry_roles "
+            "property, or its owner in tiers/catalog.yaml). Ask one of them.", reason="actor_not_allowed",
+            details={"run": ctx.run_id, "step": element, "actor": str(ctx.actor), "roles": roles})
+    reads = names_read(definition, element)
+    unread = sorted(key for key in data if key not in reads)
+    if unread:
+        raise RefusedError(
+            f"a retry of '{element}' can only set data it reads ({', '.join(sorted(reads)) or 'none'}); "
+            f"{', '.join(unread)} {'is' if len(unread) == 1 else 'are'} not read there. Leave "
+            f"{'it' if len(unread) == 1 else 'them'} out.", reason="data_not_read",
+            details={"run": ctx.run_id, "step": element, "keys": unread, "reads": sorted(reads)})
+    sources = state.get("sources", {})
+    evidence = {key: sources[key] for key in data if sources.get(key) not in (None, "inputs")}
+    if evidence:
+        listed = ", ".join(f"'{k}' (evidence of step '{s}')" for k, s in sorted(evidence.items()))
+        raise RefusedError(
+            f"a retry cannot replace {listed}: it passed that step's gate and is the record of what was done. "
+            "Cancel the run and start a new one with the right data, or fix the data the element itself reads.",
+            reason="data_conflict", details={"run": ctx.run_id, "step": element, "keys": sorted(evidence)})
+
+
+def _member(roles: Roles | None, wanted: list[str], actor: str) -> bool:
+    if roles is None:
+        return False
+    return any(actor in roles.roles[name].members for name in wanted if name in roles.roles)
