@@ -138,7 +138,7 @@ def test_gate_failure_lists_each_field_and_changes_nothing(engine: Engine) -> No
 
 def test_evidence_must_be_an_object(engine: Engine) -> None:
     run = engine.start("demo", {"ticket_id": "T-1"}, actor="agent:bot")
-    with pytest.raises(UsageError, match="must be a JSON object"):
+    with pytest.raises(InvalidDataError, match="must be a JSON object"):
         engine.complete(run.id, "gather", ["not", "an", "object"], actor="agent:bot")
 
 

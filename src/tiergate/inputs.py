@@ -107,7 +107,11 @@ class InputTooLarge(LimitExceededError, InputRefused):
 
 
 class InputMalformed(InvalidDataError, InputRefused):
-    pass
+    """Well-formed JSON of the wrong shape (NaN, a duplicate key, ...): data that does not fit (exit 1)."""
+
+
+class InputUnreadable(UsageError, InputRefused):
+    """Text that is not JSON at all: a malformed command (``invalid_json``, exit 2)."""
 
 
 def parse_json(raw: JSONText, field: str) -> Any:
@@ -131,7 +135,7 @@ def parse_json(raw: JSONText, field: str) -> Any:
     except RecursionError:
         raise _too_large(raw, field, "input_depth", "it is nested more deeply than JSON can be read") from None
     except json.JSONDecodeError as exc:
-        err = InputMalformed(
+        err = InputUnreadable(
             f"{raw.source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}. Pass a JSON object, "
             f"e.g. {raw.source.split()[0]} '{{\"key\": \"value\"}}' or {raw.source.split()[0]} @file.json.",
             code="invalid_json", details={"line": exc.lineno, "column": exc.colno})
