@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from tiergate.errors import InvalidDataError, LimitExceededError, TiergateError
+from tiergate.errors import InvalidDataError, LimitExceededError, TiergateError, UsageError
 from tiergate.jsonutil import canonical_json
 from tiergate.limits import exceeded, limit
 
