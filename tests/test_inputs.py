@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from support import BACKEND, CLIResult, HomeBuilder
 from test_mcp import call, run_session
 from tiergate.engine import Engine
-from tiergate.errors import LimitExceededError, UsageError
+from tiergate.errors import InvalidDataError, LimitExceededError
 
 Cli = Callable[..., CLIResult]
 
@@ -124,7 +124,7 @@ def test_non_utf8_evidence_file_and_deep_nesting_are_clear_errors(engine: Engine
 
 
 def test_engine_checks_shape_of_data_and_reasons(engine: Engine) -> None:
-    with pytest.raises(UsageError) as bad:
+    with pytest.raises(InvalidDataError) as bad:
         engine.start("demo", {"ticket_id": "T-1", "x": float("nan")}, actor="agent:bot")
     assert bad.value.code == "invalid_data" and bad.value.details["pointer"] == "/x"
     nested: Any = "leaf"
