@@ -111,7 +111,7 @@ def test_deploy_refuses_what_it_must(repo_home: Path, make_engine: Callable[...,
     with pytest.raises(UsageError) as same:
         make_engine(repo_home).deploy("human:bob")
     assert same.value.code == "nothing_to_deploy"
-    _edit(repo_home / "checklists" / "support-triage.yaml", "owner: support-lead", "owner: nobody")
+    _edit(repo_home / "checklists" / "support-triage.yaml", "roles: [support-engineer]", "roles: [nobody]")
     with pytest.raises(UsageError) as broken:
         make_engine(repo_home).deploy("human:bob")
     assert broken.value.code == "definitions_invalid"
@@ -135,13 +135,13 @@ def test_decisions_diff_and_impact_from_the_cli(repo_home: Path, cli: Callable[.
     assert by_id["gap_classification"]["status"] == "same"
     [routing] = by_id["tier_routing"]["tables"]
     [changed] = routing["changed"]
-    assert changed["rule"] == "rule_raise_production_run" and changed["index"] == 1
-    assert changed["cells"] == [{"column": "input 5 (Structured)", "old": "true", "new": "false"}]
+    assert changed["rule"] == "rule_tier1_compliance" and changed["index"] == 0
+    assert changed["cells"] == [{"column": "input 2 (Compliance-critical)", "old": "true", "new": "false"}]
     assert routing["added"] == [] and routing["removed"] == []
     assert by_id["support_triage"]["status"] == "changed"
     human = cli("decisions", "diff", "1", "drafts", home=repo_home)
-    assert "~ rule_raise_production_run (#1)" in human.stdout
-    assert "input 5 (Structured): true -> false" in human.stdout
+    assert "~ rule_tier1_compliance (#0)" in human.stdout
+    assert "input 2 (Compliance-critical): true -> false" in human.stdout
     # Deployed, the same diff is between two numbers.
     assert cli("deploy", "--actor", "human:bob", home=repo_home).returncode == 0
     again = cli("decisions", "diff", "1", "2", "--json", home=repo_home).json["data"]

@@ -45,10 +45,12 @@ def test_metrics_for_people(cli: Cli, home: HomeBuilder) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("metrics as of ") and lines[0].endswith("(process demo)")
     header = next(line for line in lines if line.startswith("process"))
-    assert header.split() == ["process", "tier", "runs", "completed", "clean", "dev/run", "median", "min",
-                              "expected", "over", "abandoned", "open", "human"]
-    assert next(line for line in lines if line.startswith("demo")).split()[:7] == \
-        ["demo", "2", "7", "43%", "14%", "1.5714", "12.0"]
+    assert header.split() == ["process", "tier", "runs", "done/settled", "done/all", "clean", "dev/run", "median",
+                              "min", "expected", "over", "abandoned", "open", "human"]
+    # 3 of the 6 settled runs completed (3 of all 7); one of the 6 settled runs was clean.
+    assert next(line for line in lines if line.startswith("demo")).split()[:9] == \
+        ["demo", "2", "7", "50%", "(3/6)", "43%", "17%", "1.5714", "12.0"]
+    assert "done/all      completed runs of all runs, those still in progress included" in result.stdout
     assert "deviations: out_of_order 1, wrong_actor 2, refused_other 1, gate_failed 3, skipped 2, escalated 1, " \
            "off_path 1" in result.stdout
     assert "steps of demo (tier 2)" in result.stdout
@@ -107,7 +109,8 @@ def test_report(cli: Cli, home: HomeBuilder, tmp_path: Path) -> None:
     assert result.stdout.strip().startswith(f"wrote {target}: 9 runs of 2 process(es), ")
     assert "<svg" in target.read_text()
     missing = cli("report", "--json", home=home)
-    assert missing.returncode == 2 and "--html" in missing.stderr
+    assert missing.returncode == 2 and missing.json["error"]["code"] == "usage"
+    assert missing.json["error"]["message"].startswith("Missing option '--html'.")
     bad = cli("report", "--html", str(tmp_path / "nowhere" / "r.html"), "--json", home=home)
     assert bad.returncode == 2 and bad.json["error"]["code"] == "usage"
 

@@ -42,16 +42,16 @@ def test_bad_input_through_the_cli_is_answered(cli: Cli, demo_home: HomeBuilder)
     (files / "latin1.json").write_bytes('{"summary": "caf\u00e9 au lait ok", "severity": "S1"}'.encode("latin-1"))
     (files / "deep.json").write_text("[" * 10_000 + "]" * 10_000, encoding="utf-8")
     (files / "deep-object.json").write_text('{"a":' * 10_000 + "1" + "}" * 10_000, encoding="utf-8")
-    matrix = [
-        (["complete", run, "gather", "--evidence", '{"summary": NaN}'], "invalid_json"),
-        (["complete", run, "gather", "--evidence", '{"summary": -Infinity}'], "invalid_json"),
-        (["complete", run, "gather", "--evidence", '{"summary": "\\ud800 alone"}'], "invalid_json"),
-        (["complete", run, "gather", "--evidence", f"@{files / 'latin1.json'}"], "invalid_encoding"),
-        (["complete", run, "gather", "--evidence", f"@{files / 'deep.json'}"], "invalid_json"),
-        (["complete", run, "gather", "--evidence", f"@{files / 'deep-object.json'}"], "invalid_json"),
+    matrix = [  # the shape of the input is checked first (tiergate.inputs), before the actor and the run
+        (["complete", run, "gather", "--evidence", '{"summary": NaN}'], "invalid_evidence"),
+        (["complete", run, "gather", "--evidence", '{"summary": -Infinity}'], "invalid_evidence"),
+        (["complete", run, "gather", "--evidence", '{"summary": "\\ud800 alone"}'], "invalid_evidence"),
+        (["complete", run, "gather", "--evidence", f"@{files / 'latin1.json'}"], "invalid_evidence"),
+        (["complete", run, "gather", "--evidence", f"@{files / 'deep.json'}"], "limit_exceeded"),
+        (["complete", run, "gather", "--evidence", f"@{files / 'deep-object.json'}"], "limit_exceeded"),
         (["complete", run, "gather", "--evidence", f"@{files / 'missing.json'}"], "usage"),
-        (["start", "demo", "--data", '{"ticket_id": Infinity}'], "invalid_json"),
-        (["retry", run, "gather", "--data", "[" * 5000], "invalid_json"),
+        (["start", "demo", "--data", '{"ticket_id": Infinity}'], "invalid_data"),
+        (["retry", run, "gather", "--data", "[" * 5000], "limit_exceeded"),
     ]
     for args, code in matrix:
         result = cli(*args, "--actor", "human:alice", "--json", home=demo_home)
