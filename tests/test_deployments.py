@@ -135,12 +135,12 @@ def test_decisions_diff_and_impact_from_the_cli(repo_home: Path, cli: Callable[.
     assert by_id["gap_classification"]["status"] == "same"
     [routing] = by_id["tier_routing"]["tables"]
     [changed] = routing["changed"]
-    assert changed["rule"] == "rule_tier1_compliance" and changed["index"] == 0
+    assert changed["rule"] == "rule_tier1_compliance" and changed["index"] == 1
     assert changed["cells"] == [{"column": "input 2 (Compliance-critical)", "old": "true", "new": "false"}]
     assert routing["added"] == [] and routing["removed"] == []
     assert by_id["support_triage"]["status"] == "changed"
     human = cli("decisions", "diff", "1", "drafts", home=repo_home)
-    assert "~ rule_tier1_compliance (#0)" in human.stdout
+    assert "~ rule_tier1_compliance (#1)" in human.stdout
     assert "input 2 (Compliance-critical): true -> false" in human.stdout
     # Deployed, the same diff is between two numbers.
     assert cli("deploy", "--actor", "human:bob", home=repo_home).returncode == 0
