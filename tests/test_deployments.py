@@ -125,7 +125,8 @@ def test_decisions_diff_and_impact_from_the_cli(repo_home: Path, cli: Callable[.
     first = cli("deploy", "--actor", "human:bob", "--json", home=repo_home)
     assert first.returncode == 0, first
     table = repo_home / "decisions" / "tier_routing.dmn"
-    _edit(table, "<text>true</text>", "<text>false</text>")
+    _edit(table, "<text>\"Tier 1: compliance-critical, so a BPMN process",
+          "<text>\"Tier 1: compliance-critical, hence a BPMN process")
     _edit(repo_home / "decisions" / "support_triage.dmn", '<text>"P2"</text>', '<text>"P3"</text>')
     diff = cli("decisions", "diff", "1", "drafts", "--json", home=repo_home)
     assert diff.returncode == 0, diff
@@ -136,12 +137,14 @@ def test_decisions_diff_and_impact_from_the_cli(repo_home: Path, cli: Callable[.
     [routing] = by_id["tier_routing"]["tables"]
     [changed] = routing["changed"]
     assert changed["rule"] == "rule_tier1_compliance" and changed["index"] == 1
-    assert changed["cells"] == [{"column": "input 2 (Compliance-critical)", "old": "true", "new": "false"}]
+    assert changed["cells"] == [{"column": "output 2 (rationale)",
+                                 "old": '"Tier 1: compliance-critical, so a BPMN process with gated steps and approvals"',
+                                 "new": '"Tier 1: compliance-critical, hence a BPMN process with gated steps and approvals"'}]
     assert routing["added"] == [] and routing["removed"] == []
     assert by_id["support_triage"]["status"] == "changed"
     human = cli("decisions", "diff", "1", "drafts", home=repo_home)
     assert "~ rule_tier1_compliance (#1)" in human.stdout
-    assert "input 2 (Compliance-critical): true -> false" in human.stdout
+    assert 'output 2 (rationale): "Tier 1: compliance-critical, so a BPMN' in human.stdout
     # Deployed, the same diff is between two numbers.
     assert cli("deploy", "--actor", "human:bob", home=repo_home).returncode == 0
     again = cli("decisions", "diff", "1", "2", "--json", home=repo_home).json["data"]
@@ -156,7 +159,7 @@ def test_decisions_diff_and_impact_from_the_cli(repo_home: Path, cli: Callable[.
     started = cli("start", "support-triage", "--data", '{"ticket_id": "SUP-10234", "client_id": "CL-0042", '
                   '"client_tier": "gold", "summary": "Payslips are wrong"}', "--actor", BOT, home=repo_home)
     assert started.returncode == 0, started
-    _edit(table, "<text>false</text>", "<text>true</text>")
+    _edit(table, "<text>\"Tier 2: structured, moderate stakes", "<text>\"Tier 2: structured and of moderate stakes")
     impact = cli("decisions", "impact", "tier_routing", "--json", home=repo_home)
     assert impact.returncode == 0, impact
     assert impact.json["data"]["decision"] == "tier_routing" and impact.json["data"]["replayed"] == 1
