@@ -118,6 +118,10 @@ class RemoteEngine:
         return Answer(self._call("GET", f"/api/runs/{self._quote(run_id)}"))
 
     def complete(self, run_id: str, step_id: str | None, evidence: Any, actor: Any = None) -> Answer:
+        from tiergate.inputs import JSONText, parse_json  # the same strict reading as on the database
+
+        if isinstance(evidence, JSONText):
+            evidence = parse_json(evidence, "evidence" if step_id is not None else "outcome")
         step = self._quote(step_id) if step_id is not None else "work"
         return Answer(self._call("POST", f"/api/runs/{self._quote(run_id)}/steps/{step}/complete",
                                  {"evidence": evidence, "actor": _text(actor)}))
