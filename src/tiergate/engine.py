@@ -133,8 +133,11 @@ class Engine:
     # --- definitions ---------------------------------------------------------------------
 
     def check(self) -> list[Problem]:
+        """Every problem of the definitions, and of role members not registered once a server is in use."""
+        from tiergate.registration import member_problems
+
         self.reload()
-        return list(self.definitions.problems)
+        return [*self.definitions.problems, *member_problems(self)]
 
     def processes(self) -> list[dict[str, Any]]:
         catalog = self.definitions.require_catalog()
