@@ -212,6 +212,8 @@ class SummaryStep(SQLModel, table=True):
     entries: int = Field(sa_column=Column(Integer, nullable=False))
     seconds: float = Field(sa_column=Column(Float, nullable=False))
     off_path: int = Field(sa_column=Column(Integer, nullable=False))
+    # Entries that are ``direct_door`` deviations (metrics.deviations; migration 0015).
+    direct_door: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class SummaryBucket(SQLModel, table=True):
