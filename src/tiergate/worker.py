@@ -28,7 +28,7 @@ from tiergate.actors import SYSTEM
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
 from tiergate.log import format_time
-from tiergate import checkpoints
+from tiergate import checkpoints, webhooks
 from tiergate.metrics import summary
 from tiergate.runners.base import RunContext
 from tiergate.store import runs as store
@@ -108,7 +108,8 @@ def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
     """Pass after pass, ``interval`` seconds apart, until SIGINT or SIGTERM (after the current run).
 
     After each pass it also folds what was logged since into the log summary (``metrics.summary``)
-    and, with a log key set, writes a checkpoint every N entries or minutes (``checkpoints.maybe_write``).
+    and, with a log key set, writes a checkpoint every N entries or minutes (``checkpoints.maybe_write``),
+    and sends the webhooks' deliveries that are due (``webhooks.run_pass``).
     """
     stopping = False
     schedule = checkpoints.Schedule()
@@ -130,6 +131,11 @@ def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
         try:
             checkpoints.maybe_write(engine, schedule)
         except TiergateError as err:  # a bad key or folder: say so, keep firing timers
+            if report_error is not None:
+                report_error(err)
+        try:  # webhooks: queue what the log asks for and send what is due (a receiver down waits)
+            webhooks.run_pass(engine)
+        except TiergateError as err:  # a bad [[webhooks]] table: say so, keep firing timers
             if report_error is not None:
                 report_error(err)
         waited = 0.0
