@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from tiergate import claims, guidance
+from tiergate import claims, guidance, tracing
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM, Actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
@@ -294,6 +294,11 @@ class Engine:
 
     def _act(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
              change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
+        with tracing.step_span(attempt, run_id, step_id, who):  # a no-op unless OpenTelemetry is configured
+            return self._attempt(run_id, who, step_id, attempt, tried, change)
+
+    def _attempt(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
+                 change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
         # The run as this engine stored it last, if it did: a change computed from it is written
         # only if the run is still exactly that (see store.RecentRuns). Anything else (a refusal,
         # a failed gate, an error) is judged again on the run as read from the database.
