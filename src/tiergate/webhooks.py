@@ -35,7 +35,7 @@ from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from tiergate.errors import UsageError
+from tiergate.errors import TiergateError, UsageError
 from tiergate.log import format_time
 from tiergate.store.db import read_time
 from tiergate.store.tables import LogEntry, WebhookDelivery, WebhookScan
@@ -135,8 +135,11 @@ def _step_roles(engine: Engine, conn: Connection, run_id: str, step: str | None,
         return []
     if run_id not in cache:
         run = run_store.get_run(conn, run_id)
-        cache[run_id] = [] if run is None else engine.runners[run.tier].steps(
-            engine._pinned(conn, run), run.state, run={"id": run.id})
+        try:
+            cache[run_id] = [] if run is None else engine.runners[run.tier].steps(
+                engine._pinned(conn, run), run.state, run={"id": run.id})
+        except TiergateError:  # a definition that no longer loads: the POST goes out without roles
+            cache[run_id] = []
     return next((list(v.roles) for v in cache[run_id] if v.id == step), [])
 
 
