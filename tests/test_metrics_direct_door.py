@@ -50,3 +50,16 @@ def test_direct_steps_count_only_once_a_server_is_in_use(tmp_path: Path, make_en
     assert refolded.metrics() == after
     shown = cli("metrics", home=tmp_path / "home")
     assert shown.returncode == 0 and "direct_door 2" in shown.stdout, shown
+
+
+def test_steps_done_past_the_server_are_a_gap(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    clock = [T0]
+    engine = make_engine(metrics_home(tmp_path / "home"), clock=lambda: clock[0])
+    Credentials(engine).add_principal("agent:bot", by="os:test")
+    clock[0] += timedelta(minutes=1)
+    run = engine.start("demo", {"ticket_id": "T-902"}, actor="agent:bot").id
+    engine.complete(run, "gather", GOOD, actor="agent:bot")
+    found = [g for g in engine.gaps()["gaps"] if g["kind"] == "direct_door"]
+    assert [(g["process"], g["step"], g["occurrences"], g["category"], g["owner"]) for g in found] == [
+        ("demo", "gather", 1, "tooling", "platform-lead")]
+    assert "tiergate tokens issue" in found[0]["action"]
