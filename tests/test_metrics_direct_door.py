@@ -63,3 +63,28 @@ def test_steps_done_past_the_server_are_a_gap(tmp_path: Path, make_engine: Calla
     assert [(g["process"], g["step"], g["occurrences"], g["category"], g["owner"]) for g in found] == [
         ("demo", "gather", 1, "tooling", "platform-lead")]
     assert "tiergate tokens issue" in found[0]["action"]
+
+
+def test_revision_0015_refolds_the_summary_and_starts_webhooks_at_the_newest_entry(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    clock = [T0]
+    engine = make_engine(metrics_home(tmp_path / "home"), clock=lambda: clock[0])
+    tell_the_story(engine, clock)
+    answer = engine.metrics()
+    database = engine.db
+    config = database.alembic_config()
+    with database.engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0010")
+        conn.commit()
+    assert database.current_revision() == "0010"
+    database.upgrade()
+    with database.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM summary_runs")).scalar() == 0
+        assert conn.execute(text("SELECT high_water FROM summary_fold")).scalar() == 0
+        newest = conn.execute(text("SELECT max(id) FROM log_entries")).scalar()
+        assert conn.execute(text("SELECT high_water FROM webhook_scan")).scalar() == newest
+    assert engine.metrics() == answer
