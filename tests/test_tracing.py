@@ -6,7 +6,7 @@ import socket
 import threading
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 

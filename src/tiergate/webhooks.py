@@ -147,7 +147,8 @@ def enqueue(engine: Engine, hooks: list[Hook], *, batch: int = BATCH) -> int:
     """Read the log since the last scan and queue a delivery per (hook, entry) wanted; returns how many."""
     if not hooks:
         return 0
-    from tiergate.metrics.summary import _holes  # the log summary's rule for ids not yet visible
+    # The log summary's rule for the ids not yet visible on PostgreSQL.
+    from tiergate.metrics.summary import _holes
 
     queued = 0
     while True:
@@ -230,7 +231,7 @@ def deliver(engine: Engine, hooks: list[Hook], *, limit: int = 200,
             post: Callable[[Hook, int, str, dict[str, Any], datetime], str | None] = _post) -> dict[str, int]:
     """Send every pending delivery that is due, each outside any transaction; count the outcomes."""
     by_name = {h.name: h for h in hooks}
-    counts = {"delivered": 0, "retrying": 0, "dead": 0}
+    counts: dict[str, int] = {"delivered": 0, "retrying": 0, "dead": 0}
     now = engine.clock()
     with engine.db.read() as conn:
         due = conn.execute(select(_out.c.id, _out.c.hook, _out.c.event, _out.c.payload, _out.c.attempts,
@@ -278,6 +279,7 @@ def run_pass(engine: Engine) -> dict[str, int]:
 
 def backlog(conn: Connection) -> dict[str, int]:
     """Deliveries by status (pending, dead; delivered ones are history)."""
-    counts = dict(conn.execute(select(_out.c.status, func.count()).where(_out.c.status != "delivered")
-                               .group_by(_out.c.status)).all())
+    rows = conn.execute(select(_out.c.status, func.count()).where(_out.c.status != "delivered")
+                        .group_by(_out.c.status)).all()
+    counts: dict[str, int] = {status: int(n) for status, n in rows}
     return {"pending": int(counts.get("pending", 0)), "dead": int(counts.get("dead", 0))}
