@@ -187,7 +187,7 @@ def test_demo_process_numbers_by_hand(story: tuple[Engine, Story]) -> None:
                                   "clean_rate": round(1 / 6, 4),
                                   "intervened": 2, "intervened_share": round(2 / 3, 4)}
     assert kinds(demo) == {"out_of_order": 1, "wrong_actor": 2, "refused_other": 1, "gate_failed": 3,
-                           "skipped": 2, "escalated": 1, "off_path": 1}
+                           "skipped": 2, "escalated": 1, "off_path": 1, "direct_door": 0}
     assert demo["deviations"]["total"] == 11 and demo["deviations"]["per_run"] == round(11 / 7, 4)
     assert demo["deviations"]["by_kind"]["gate_failed"]["per_run"] == round(3 / 7, 4)
     # R1, R3, R4 and R5 deviated.
@@ -274,7 +274,7 @@ def test_since_counts_the_runs_started_since(story: tuple[Engine, Story]) -> Non
     assert (demo["runs"], demo["outcomes"]) == (4, {"completed": 1, "cancelled": 2, "failed": 0, "abandoned": 0,
                                                     "in_progress": 1})
     assert kinds(demo) == {"out_of_order": 1, "wrong_actor": 2, "refused_other": 1, "gate_failed": 3,
-                           "skipped": 1, "escalated": 0, "off_path": 0}
+                           "skipped": 1, "escalated": 0, "off_path": 0, "direct_door": 0}
     gather = by_step(demo, "gather")
     assert (gather["ready"], gather["completed"], gather["left_ready"], gather["agent_first_attempts"]) == (4, 3, 1, 2)
     # Ranked in the database on this path: the agent's 2 minutes (R5); alice's 5 and 3.

@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from tiergate import claims, deployments, guidance, inputs
+from tiergate import claims, deployments, guidance, inputs, tracing
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM, Actor, canonical_actor, same_actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
@@ -166,8 +166,11 @@ class Engine:
     # --- definitions ---------------------------------------------------------------------
 
     def check(self) -> list[Problem]:
+        """Every problem of the definitions, and of role members not registered once a server is in use."""
+        from tiergate.registration import member_problems
+
         self.reload()
-        return list(self.draft_definitions.problems)
+        return [*self.draft_definitions.problems, *member_problems(self)]
 
     def processes(self) -> list[dict[str, Any]]:
         catalog = self.definitions.require_catalog()
@@ -374,6 +377,11 @@ class Engine:
 
     def _act(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
              change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
+        with tracing.step_span(attempt, run_id, step_id, who):  # a no-op unless OpenTelemetry is configured
+            return self._attempt(run_id, who, step_id, attempt, tried, change)
+
+    def _attempt(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
+                 change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
         # The run as this engine stored it last, if it did: a change computed from it is written
         # only if the run is still exactly that (see store.RecentRuns). Anything else (a refusal,
         # a failed gate, an error) is judged again on the run as read from the database.

@@ -39,6 +39,8 @@ SETTINGS: tuple[Setting, ...] = (
             "last one, if the log grew (0: not by time)."),
     Setting("log_witness_url", "TIERGATE_LOG_WITNESS_URL", None, "A witness's add-checkpoint URL (C2SP "
             "tlog-witness): each checkpoint is sent there to be cosigned."),
+    Setting("webhooks", "TIERGATE_WEBHOOKS", None, "Webhooks: a list of tables in tiergate.toml ([[webhooks]] "
+            "with name, url, events, roles, secret_env), or the same list as JSON in the environment. See docs/server.md."),
     Setting("claim_timeout_minutes", "TIERGATE_CLAIM_TIMEOUT_MINUTES", 480, "How long a claim on a step holds "
             "before others may take the step (minutes)."),
 )

@@ -29,7 +29,7 @@ from tiergate.actors import SYSTEM
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
 from tiergate.log import format_time
-from tiergate import checkpoints
+from tiergate import checkpoints, webhooks
 from tiergate.metrics import summary
 from tiergate.runners.base import RunContext
 from tiergate.store import runs as store
@@ -162,7 +162,8 @@ def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
     a failure there goes to ``report_error`` and the timers keep firing). A pass that fails (the
     database is away, locked, full, read-only) is told to ``trouble`` with the seconds until the
     next try: the wait doubles with each failure in a row, up to ``MAX_BACKOFF``, and the worker
-    reconnects and carries on once the database answers again.
+    reconnects and carries on once the database answers again. Between passes it also sends the
+    webhooks' deliveries that are due (``webhooks.run_pass``).
     """
     stopping = False
     schedule = checkpoints.Schedule()
@@ -195,6 +196,11 @@ def run_forever(engine: Engine, *, interval: float, limit: int | None = None,
             try:  # sign a checkpoint when one is due (a key is set)
                 checkpoints.maybe_write(engine, schedule)
             except TiergateError as err:  # a bad key or folder: say so, keep firing timers
+                if report_error is not None:
+                    report_error(err)
+            try:  # webhooks: queue what the log asks for and send what is due (a receiver down waits)
+                webhooks.run_pass(engine)
+            except TiergateError as err:  # a bad [[webhooks]] table: say so, keep firing timers
                 if report_error is not None:
                     report_error(err)
         waited = 0.0

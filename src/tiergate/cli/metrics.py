@@ -36,7 +36,7 @@ LEGEND = (
     ("done/settled", "completed runs of the settled ones (completed, cancelled, failed or abandoned)"),
     ("done/all", "completed runs of all runs, those still in progress included"),
     ("clean", "completed with no deviation and no retry, of the settled runs"),
-    ("dev/run", "deviations (refusals, gate failures, escalations, off-path) per run"),
+    ("dev/run", "deviations (refusals, gate failures, escalations, off-path, direct door) per run"),
     ("median min", "median minutes from start to completion"),
     ("expected", "expected minutes (tiers/catalog.yaml)"),
     ("over", "completed runs that took longer than expected"),

@@ -49,8 +49,12 @@ def worker(once: bool, interval: float, limit: int | None, as_json: bool, home: 
 
     @run_command(_show_pass)
     def one_pass(engine: Engine) -> dict[str, Any]:
+        from tiergate import webhooks
+
         started = engine.clock()
-        return describe(run_pass(engine, limit=limit), started)
+        data = describe(run_pass(engine, limit=limit), started)
+        data["webhooks"] = webhooks.run_pass(engine)
+        return data
 
     if once:
         ctx.invoke(one_pass, as_json=as_json, home=home)

@@ -105,6 +105,7 @@ class StepTally:
     refused: Counter[str] = field(default_factory=Counter)          # by actor kind
     refused_by_reason: Counter[str] = field(default_factory=Counter)  # by refusal group (deviations.REFUSAL_GROUPS)
     off_path: int = 0
+    direct_door: int = 0
     failed_first: int = 0
     agent_done_after_failure: int = 0
     takeovers: int = 0
@@ -140,6 +141,7 @@ class StepTally:
                                    "other": sum(self.refused.values()) - sum(self.refused_by_reason.values())},
             "escalations": self.escalated.count,
             "off_path": self.off_path,
+            "direct_door": self.direct_door,
             "agent_first_attempts": first_attempts,
             "agent_first_attempt_failures": self.failed_first,
             "agent_first_attempt_failure_share": rate(self.failed_first, first_attempts),
@@ -230,6 +232,9 @@ def _compute(q: LogQueries, scope: Scope, catalog: dict[str, tuple[str, int]],
     for (process, tier, step), count in q.off_path().items():
         steps[(process, tier, step)].off_path += count
         tallies[(process, tier)].deviations["off_path"] += count
+    for (process, tier, step), count in q.direct_door().items():
+        steps[(process, tier, step)].direct_door += count
+        tallies[(process, tier)].deviations["direct_door"] += count
     for key, flags in q.flagged_runs().items():
         tallies[key].runs_with_deviation = flags["runs_with_deviation"]
         tallies[key].intervened = flags["intervened"]

@@ -14,6 +14,10 @@ kind               the entry
                    steps when a run completes)
 ``escalated``      ``escalated``
 ``off_path``       any entry of a run whose ``detail`` has ``"off_path": true`` (Tier 1)
+``direct_door``    ``step_completed`` or ``step_skipped`` by an agent or a person through the
+                   ``direct`` door (on the database itself, not through ``tiergate serve``),
+                   written once a server is in use: at or after the first principal's
+                   registration (``store.credentials.in_use_since``)
 =================  ==========================================================================
 
 The off-path contract for Tier 1 runners: when a run leaves the expected path of its process
@@ -25,11 +29,24 @@ once per departure. Each such entry is one ``off_path`` deviation.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import text
 from sqlalchemy.sql.elements import TextClause
 
 DEVIATION_KINDS = ("out_of_order", "wrong_actor", "refused_other", "gate_failed", "skipped", "escalated",
-                   "off_path")
+                   "off_path", "direct_door")
+
+#: The door of the database itself, and the events that count when done through it with a server in use.
+DIRECT_DOOR = "direct"
+DIRECT_DOOR_EVENTS = ("step_completed", "step_skipped")
+
+
+def is_direct_door(event: str, actor_kind: str | None, door: str | None, at: datetime,
+                   since: datetime | None) -> bool:
+    """Whether one entry is a ``direct_door`` deviation (``at`` and ``since`` aware UTC)."""
+    return (since is not None and door == DIRECT_DOOR and event in DIRECT_DOOR_EVENTS and actor_kind != "system"
+            and at >= since)
 
 
 #: The key of ``detail`` that marks an entry as a departure from the expected path.

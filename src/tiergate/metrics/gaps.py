@@ -43,6 +43,9 @@ ACTIONS = {
     "timer_escalation": "Check the timer's duration against the real work, and who is free to act in time.",
     "slow_process": "Find the slow steps (time per step in `tiergate metrics`) and fix the process, the "
                     "staffing, or the catalog's expected_minutes if it is wrong.",
+    "direct_door": "Someone works on the database directly although a server is in use: give them a token "
+                   "(`tiergate tokens issue`) and the CLI's client mode (TIERGATE_URL, TIERGATE_TOKEN), and leave "
+                   "write access to the database to the server's user alone (docs/operations.md).",
     "abandoned_runs": "Find why runs are left open: the process may not fit the work, or need a way to "
                       "cancel or close it properly.",
 }
@@ -137,6 +140,13 @@ def _step_gaps(pid: str, tier: int, step: dict[str, Any], runs: int, settings: M
                            timer.escalations_per_ready,
                            f"{where} escalated {step['escalations']} times ({per} per time it became ready)",
                            {"escalations": step["escalations"], "ready": ready}))
+    direct = step.get("direct_door", 0)
+    if direct >= settings.direct_door.min_steps:
+        done = step["completed"] + step["skipped"]
+        share = round(direct / done, 4) if done else None
+        out.append(Finding("direct_door", pid, tier, name, direct, share, settings.direct_door.min_steps,
+                           f"{where} was done {direct} times on the database directly, past the server",
+                           {"direct_door": direct, "completed": step["completed"], "skipped": step["skipped"]}))
     return out
 
 

@@ -40,7 +40,7 @@ th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: ta
 .out_of_order { fill: #8250df; background: #8250df; } .wrong_actor { fill: #bf3989; background: #bf3989; }
 .refused_other { fill: #c297ff; background: #c297ff; } .gate_failed { fill: #cf222e; background: #cf222e; }
 .skipped { fill: #d4a72c; background: #d4a72c; } .escalated { fill: #e16f24; background: #e16f24; }
-.off_path { fill: #0969da; background: #0969da; }
+.off_path { fill: #0969da; background: #0969da; } .direct_door { fill: #57606a; background: #57606a; }
 .done { fill: #2da44e; background: #2da44e; } .skip { fill: #d4a72c; background: #d4a72c; }
 .left { fill: #e16f24; background: #e16f24; }
 .median { fill: #0969da; background: #0969da; } .median.over { fill: #cf222e; }
@@ -53,7 +53,7 @@ OUTCOMES = [("clean", "completed clean"), ("intervened", "completed after interv
             ("in_progress", "in progress")]
 DEVIATION_LABELS = {"out_of_order": "out of order", "wrong_actor": "wrong actor", "refused_other": "other refusal",
                     "gate_failed": "gate failed", "skipped": "skipped", "escalated": "escalated",
-                    "off_path": "off the expected path"}
+                    "off_path": "off the expected path", "direct_door": "done past the server"}
 
 
 def _pct(value: float | None) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Float, and_, case, cast, func, literal, null, select, union_all
 
 from tiergate.metrics.deviations import off_path_predicate
+from tiergate.store.credentials import in_use_since
 from tiergate.metrics.sql import (Completions, Ended, Key, Outcomes, QueryBase, StepKey, _log, is_event,
                                   median_and_p90, whole_ms)
 
@@ -142,6 +143,11 @@ class RunQueries(QueryBase):
             select(e4.c.run_id, e4.c.process_id, e4.c.tier, literal(0).label("deviation"))
             .where(is_event(e4, "failed"), *self.in_scope(e4)),
         ]
+        since = in_use_since(self.conn)
+        if since is not None:
+            e5 = _log.alias("e5")
+            arms.append(select(e5.c.run_id, e5.c.process_id, e5.c.tier, literal(1).label("deviation"))
+                        .where(*self.direct_door_terms(e5, since), *self.in_scope(e5)))
         entries = union_all(*arms).subquery("flag_entries")
         flagged = (select(entries.c.run_id, entries.c.process_id, entries.c.tier,
                           func.max(entries.c.deviation).label("deviated"))

@@ -74,6 +74,11 @@ class AbandonedRunsGap(_Frozen):
     min_abandoned: int = Field(default=3, ge=1, description="Only processes with at least this many abandoned runs.")
 
 
+class DirectDoorGap(_Frozen):
+    min_steps: int = Field(default=1, ge=1, description=(
+        "A gap when a step was done this many times through the direct door once a server is in use."))
+
+
 class MetricsSettings(_Frozen):
     """``tiers/gaps.yaml``: every threshold of metrics and gap detection."""
 
@@ -84,6 +89,7 @@ class MetricsSettings(_Frozen):
     timer_escalation: TimerEscalationGap = TimerEscalationGap()
     slow_process: SlowProcessGap = SlowProcessGap()
     abandoned_runs: AbandonedRunsGap = AbandonedRunsGap()
+    direct_door: DirectDoorGap = DirectDoorGap()
 
 
 def read_settings(path: Path, shown: str) -> tuple[MetricsSettings | None, list[Problem]]:

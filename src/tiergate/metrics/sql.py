@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from tiergate.log import EVENTS
+from tiergate.metrics.deviations import DIRECT_DOOR, DIRECT_DOOR_EVENTS
 from tiergate.metrics.scope import Scope
 from tiergate.store.tables import LogEntry
 
@@ -155,6 +156,12 @@ class QueryBase:
         total, recent = self.conn.execute(select(func.count(), func.count(case((s.c.at >= self.scope.since, 1))))
                                           .where(is_event(s, "started"))).one()
         return bool(total) and 3 * int(recent) > int(total)
+
+    @staticmethod
+    def direct_door_terms(entry: Any, since: datetime) -> list[ColumnElement[bool]]:
+        """An entry that is a ``direct_door`` deviation (metrics.deviations.is_direct_door) in SQL."""
+        return [entry.c.event.in_(DIRECT_DOOR_EVENTS), entry.c.door == DIRECT_DOOR, entry.c.actor_kind != "system",
+                entry.c.at >= since]
 
     def started_in_scope(self, started: Any) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = [is_event(started, "started")]

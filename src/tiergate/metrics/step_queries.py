@@ -7,6 +7,7 @@ from typing import Sequence
 from sqlalchemy import and_, func, or_, select, text
 
 from tiergate.metrics.deviations import REFUSAL_GROUPS, off_path_predicate, refused_sql
+from tiergate.store.credentials import in_use_since
 from tiergate.metrics.sql import (GroupKey, Key, QueryBase, StepCounts, StepKey, _log, is_event, median_and_p90,
                                   p90_rank)
 
@@ -70,6 +71,16 @@ class StepQueries(QueryBase):
         """Entries marked ``detail.off_path`` (the Tier 1 contract) per (process, tier, step)."""
         query = (select(_log.c.process_id, _log.c.tier, _log.c.step, func.count())
                  .where(off_path_predicate(self.dialect), *self.in_scope(_log))
+                 .group_by(_log.c.process_id, _log.c.tier, _log.c.step))
+        return {(p, t, s): n for p, t, s, n in self.conn.execute(query)}
+
+    def direct_door(self) -> dict[StepKey, int]:
+        """Steps done through the ``direct`` door once a server was in use, per (process, tier, step)."""
+        since = in_use_since(self.conn)
+        if since is None:
+            return {}
+        query = (select(_log.c.process_id, _log.c.tier, _log.c.step, func.count())
+                 .where(*self.direct_door_terms(_log, since), *self.in_scope(_log))
                  .group_by(_log.c.process_id, _log.c.tier, _log.c.step))
         return {(p, t, s): n for p, t, s, n in self.conn.execute(query)}
 

@@ -34,9 +34,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tiergate import logtree
 from tiergate.metrics import ranks
-from tiergate.metrics.deviations import OFF_PATH_SQL, REFUSAL_GROUPS, refused_sql
+from tiergate.metrics.deviations import OFF_PATH_SQL, REFUSAL_GROUPS, is_direct_door, refused_sql
 from tiergate.metrics.sql import whole_ms
-from tiergate.store.db import Database
+from tiergate.store.credentials import in_use_since
+from tiergate.store.db import Database, read_time
 from tiergate.store.tables import (LogEntry, SummaryAgentFailure, SummaryBucket, SummaryFold, SummaryGroup, SummaryRun,
                                    SummaryStep)
 
@@ -101,7 +102,7 @@ def _entries_sql(dialect: str, where: str) -> str:
     (the partial indexes' predicates of migration 0003), for the entries ``where`` picks."""
     refusal = " ".join(f"WHEN {refused_sql(dialect, kind)} THEN '{kind}'" for kind in REFUSAL_GROUPS)
     return ("SELECT id, run_id, process_id, tier, step, event, actor_kind, at, duration_s, "
-            f"CASE WHEN {OFF_PATH_SQL[dialect]} THEN 1 ELSE 0 END, CASE {refusal} ELSE '' END "
+            f"CASE WHEN {OFF_PATH_SQL[dialect]} THEN 1 ELSE 0 END, CASE {refusal} ELSE '' END, door "
             f"FROM log_entries WHERE {where}")
 
 
@@ -141,7 +142,7 @@ def _fold_batch(db: Database, batch: int) -> tuple[int, bool]:
         if not rows and not late:
             conn.execute(update(_state).where(_state.c.id == 1).values(holes=holes))
             return 0, tree_more
-        _apply(conn, rows + late)
+        _apply(conn, rows + late, in_use_since(conn))
         conn.execute(update(_state).where(_state.c.id == 1).values(
             high_water=top, holes=holes, entries=_state.c.entries + len(rows) + len(late),
             updated_at=datetime.now(timezone.utc)))
@@ -162,21 +163,24 @@ def _holes(conn: Connection, holes: list[list[int]], found: set[int], low: int, 
     return kept + [[i, xmax] for i in range(low + 1, top) if i not in seen]
 
 
-def _apply(conn: Connection, rows: Sequence[Any]) -> None:
+def _apply(conn: Connection, rows: Sequence[Any], since: datetime | None = None) -> None:
+    """Fold ``rows``; ``since`` is when a server came into use (``direct_door`` deviations count from then)."""
     runs: dict[str, dict[str, Any]] = {}
     steps: dict[tuple[str, int, str, str, str, str], list[Any]] = {}
     failures: dict[tuple[str, str], tuple[str, int]] = {}
     completions: dict[tuple[str, str], str | None] = {}
     buckets: dict[tuple[str, str, int, str, str, int], list[Any]] = {}
     # Plain tuples: reading a Row's fields by name costs more than the rest of the loop.
-    for _id, run_id, process_id, tier, step, event, kind, at, duration, off_path, refusal in rows:
+    for _id, run_id, process_id, tier, step, event, kind, at, duration, off_path, refusal, door in rows:
         key = (process_id, tier, step or "", event, kind, refusal or "")
         counts = steps.get(key)
         if counts is None:
-            counts = steps[key] = [0, 0.0, 0]
+            counts = steps[key] = [0, 0.0, 0, 0]
         counts[0] += 1
         counts[1] += duration or 0.0
         counts[2] += off_path
+        direct = door is not None and since is not None and is_direct_door(event, kind, door, read_time(at), since)
+        counts[3] += direct
         run = runs.get(run_id)
         if run is None:
             run = runs[run_id] = _empty_run(run_id, process_id, tier)
@@ -190,7 +194,7 @@ def _apply(conn: Connection, rows: Sequence[Any]) -> None:
                 run["cancelled_by_human"] = 1
         elif event == "failed":
             run["failed"] = run["flagged"] = 1
-        if event in _DEVIATION_EVENTS or (event == "step_skipped" and kind != "system") or off_path:
+        if event in _DEVIATION_EVENTS or (event == "step_skipped" and kind != "system") or off_path or direct:
             run["deviated"] = run["flagged"] = 1
         if step is not None:
             if event == "gate_failed" and kind == "agent":
@@ -322,11 +326,12 @@ def _save_steps(conn: Connection, steps: dict[tuple[str, int, str, str, str, str
     if not steps:
         return
     rows = [{"process_id": k[0], "tier": k[1], "step": k[2], "event": k[3], "actor_kind": k[4], "refusal": k[5],
-             "entries": n, "seconds": seconds, "off_path": off} for k, (n, seconds, off) in steps.items()]
+             "entries": n, "seconds": seconds, "off_path": off, "direct_door": direct}
+            for k, (n, seconds, off, direct) in steps.items()]
     keys = ["process_id", "tier", "step", "event", "actor_kind", "refusal"]
     conn.execute(_upsert(conn, STEPS, keys, lambda new: {
         "entries": STEPS.c.entries + new.entries, "seconds": STEPS.c.seconds + new.seconds,
-        "off_path": STEPS.c.off_path + new.off_path}), rows)
+        "off_path": STEPS.c.off_path + new.off_path, "direct_door": STEPS.c.direct_door + new.direct_door}), rows)
 
 
 def _save_buckets(conn: Connection, buckets: dict[tuple[str, str, int, str, str, int], list[Any]]) -> None:

@@ -174,6 +174,12 @@ class SummaryQueries(LogQueries):
                  .group_by(STEPS.c.process_id, STEPS.c.tier, STEPS.c.step))
         return {(p, t, _step(s)): int(n) for p, t, s, n in self.conn.execute(query)}
 
+    def direct_door(self) -> dict[StepKey, int]:
+        query = (select(STEPS.c.process_id, STEPS.c.tier, STEPS.c.step, func.sum(STEPS.c.direct_door))
+                 .where(STEPS.c.direct_door > 0, *self.filters(STEPS))
+                 .group_by(STEPS.c.process_id, STEPS.c.tier, STEPS.c.step))
+        return {(p, t, _step(s)): int(n) for p, t, s, n in self.conn.execute(query)}
+
     def failed_gates(self) -> dict[StepKey, dict[str, int]]:
         query = (select(FAILURES.c.process_id, FAILURES.c.tier, FAILURES.c.step, func.count(),
                         func.sum(case((FAILURES.c.finisher == "agent", 1), else_=0)),

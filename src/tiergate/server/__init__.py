@@ -34,6 +34,7 @@ from tiergate.mcpserver import build_server
 from tiergate.operations import Operations
 from tiergate.server import api, prometheus
 from tiergate.server.doors import Doors
+from tiergate.tracing import RequestSpans
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8470
@@ -41,7 +42,7 @@ DEFAULT_PORT = 8470
 MAX_BODY_BYTES = MAX_EVIDENCE_BYTES + 16 * 1024
 
 
-def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_BODY_BYTES) -> Doors:
+def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_BODY_BYTES) -> RequestSpans:
     """The server's ASGI application over ``engine``."""
     lock = threading.Lock()  # one engine call at a time, whichever door it came through
     operations = Operations(engine)
@@ -68,7 +69,8 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
 
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"]),
                               *api.routes(operations, max_body=max_body, run_locked=run_locked)])
-    return Doors(app, Credentials(engine), max_body)
+    # Spans outermost, so refused requests (401, 413) are traced too; a no-op without OpenTelemetry.
+    return RequestSpans(Doors(app, Credentials(engine), max_body))
 
 
 def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:

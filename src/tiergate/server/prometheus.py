@@ -7,6 +7,7 @@
     tiergate_timers_due 2
     tiergate_timers_overdue 1
     tiergate_log_fold_lag_entries 0
+    tiergate_webhook_backlog{status="pending"} 0
 
 Read from the database on each scrape: run counts from ``runs``, completions, refusals and
 gate failures from the log through its partial indexes (each query names one event, as the
@@ -20,6 +21,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import text
 
+from tiergate import webhooks
 from tiergate.engine import Engine
 from tiergate.store.db import bind_time
 
@@ -56,6 +58,7 @@ def exposition(engine: Engine, now: datetime) -> str:
                            {"now": bind_time(dialect, now)}).one()
         newest = conn.execute(text("SELECT coalesce(max(id), 0) FROM log_entries")).scalar() or 0
         folded = conn.execute(text("SELECT high_water FROM summary_fold WHERE id = 1")).scalar() or 0
+        hooks = webhooks.backlog(conn)
     lines = [
         *_family("tiergate_runs", "gauge", "Runs by process and status.",
                  (({"process": p, "status": s}, n) for p, s, n in runs)),
@@ -70,5 +73,8 @@ def exposition(engine: Engine, now: datetime) -> str:
                  "(is `tiergate worker` running?).", [({}, due[1])]),
         *_family("tiergate_log_fold_lag_entries", "gauge", "Log entries not yet folded into the metrics summary.",
                  [({}, max(0, int(newest) - int(folded)))]),
+        *_family("tiergate_webhook_backlog", "gauge", "Webhook deliveries not yet delivered: pending (waiting or "
+                 "retrying) and dead (retries used up).",
+                 [({"status": "pending"}, hooks["pending"]), ({"status": "dead"}, hooks["dead"])]),
     ]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from tiergate.log import utc
 from tiergate.store.tables import CredentialEvent, Principal, Token
@@ -91,3 +91,12 @@ def events(conn: Connection, principal_id: str | None = None) -> list[dict[str, 
     if principal_id is not None:
         query = query.where(_events.c.principal_id == principal_id)
     return [_times(r, "at") for r in conn.execute(query)]
+
+
+def in_use_since(conn: Connection) -> datetime | None:
+    """When the server came into use: the first principal's registration (None: not in use).
+
+    A token needs a principal, so the first principal is the first credential of any kind.
+    """
+    first = conn.execute(select(func.min(_principals.c.created_at))).scalar()
+    return None if first is None else utc(first)

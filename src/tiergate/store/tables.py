@@ -215,6 +215,8 @@ class SummaryStep(SQLModel, table=True):
     entries: int = Field(sa_column=Column(Integer, nullable=False))
     seconds: float = Field(sa_column=Column(Float, nullable=False))
     off_path: int = Field(sa_column=Column(Integer, nullable=False))
+    # Entries that are ``direct_door`` deviations (metrics.deviations; migration 0015).
+    direct_door: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class SummaryBucket(SQLModel, table=True):
@@ -372,3 +374,37 @@ class DeploymentFile(SQLModel, table=True):
 
     sha256: str = Field(sa_column=Column(String(64), primary_key=True))
     body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+# --- webhooks (tiergate.webhooks) ---
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One POST owed to one webhook for one log entry: pending, delivered or dead (retries used up)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("hook", "entry_id", name="uq_webhook_deliveries_hook_entry"),
+                      Index("ix_webhook_deliveries_due", "status", "next_at"))
+
+    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    hook: str = Field(sa_column=Column(String(64), nullable=False))
+    entry_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    event: str = Field(sa_column=Column(String(32), nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    next_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    delivered_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    last_error: Optional[str] = Field(default=None, sa_column=Column(String(500), nullable=True))
+
+
+class WebhookScan(SQLModel, table=True):
+    """How far the log was read for webhooks: every id up to ``high_water``, except ``holes``
+    (ids not yet visible, as in ``SummaryFold``)."""
+
+    __tablename__ = "webhook_scan"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True))
+    high_water: int = Field(sa_column=Column(BigInteger, nullable=False))
+    holes: list[Any] = Field(sa_column=Column(JSON, nullable=False))
