@@ -58,7 +58,7 @@ def _principals(engine: Engine) -> dict[str, dict[str, Any]] | None:
 
 def member_problems(engine: Engine) -> list[Problem]:
     """Members of roles that are not registered (or are disabled) principals, once a server is in use."""
-    roles = engine.definitions.roles
+    roles = engine.draft_definitions.roles  # the files `check` reads: no database needed to know them
     if roles is None or not any(role.members for role in roles.roles.values()):
         return []
     principals = _principals(engine)
