@@ -301,3 +301,30 @@ def test_metrics_in_prometheus_text_format(server: Server, demo_home: HomeBuilde
     assert 'tiergate_refusals_total{process="demo",reason="not_ready"} 1' in lines
     assert "# TYPE tiergate_timers_overdue gauge" in lines and "tiergate_timers_due 0" in lines
     assert any(line.startswith("tiergate_log_fold_lag_entries ") for line in lines)
+
+
+@pytest.fixture
+def checkpointing(demo_home: HomeBuilder, cli: Callable[..., CLIResult], tmp_path: Path) -> dict[str, Path]:
+    """A home whose tiergate.toml has a log key, a checkpoint after every entry, and housekeeping twice a second."""
+    keys, folder = tmp_path / "keys", tmp_path / "checkpoints"
+    assert cli("log", "keygen", "--out", str(keys), home=demo_home).returncode == 0
+    demo_home.write("tiergate.toml", f'log_key = "{keys / "log-signing.key"}"\nlog_checkpoints = "{folder}"\n'
+                                     'log_checkpoint_entries = 1\nhousekeeping_seconds = 0.3\n')
+    return {"public": keys / "log-signing.pub", "folder": folder}
+
+
+def test_the_server_writes_checkpoints_by_itself(checkpointing: dict[str, Path], server: Server,
+                                                 demo_home: HomeBuilder, cli: Callable[..., CLIResult]) -> None:
+    """`tiergate serve` alone (no worker) keeps the log's tree and signs checkpoints as the log grows."""
+    started = cli("start", "demo", "--data", json.dumps({"ticket_id": "T-5"}), "--actor", "agent:bot", "--quiet",
+                  home=demo_home)
+    assert started.returncode == 0, started
+    deadline = time.monotonic() + 120
+    while not list(checkpointing["folder"].glob("checkpoint-*.txt")):
+        assert server.process.poll() is None and time.monotonic() < deadline, server.errlog.read_text()
+        time.sleep(0.2)
+    verified = cli("log", "verify", "--checkpoints", str(checkpointing["folder"]), "--public-key",
+                   str(checkpointing["public"]), "--json", home=demo_home)
+    assert verified.returncode == 0, verified
+    assert verified.json["data"]["checkpoints"]["checkpoints"] >= 1
+    assert "housekeeping" not in server.errlog.read_text()  # nothing went wrong on the way

@@ -74,8 +74,48 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
 
 
 def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve until interrupted (uvicorn; Ctrl-C or SIGTERM stops it)."""
+    """Serve until interrupted (uvicorn; Ctrl-C or SIGTERM stops it), with housekeeping beside it."""
     import uvicorn
 
-    uvicorn.run(build_app(engine, host=host), host=host, port=port, log_level="warning", access_log=False,
-                server_header=False)
+    stop = threading.Event()
+    keeper = threading.Thread(target=housekeeping, args=(engine.home.root, engine.database_url, stop),
+                              name="tiergate-housekeeping", daemon=True)
+    keeper.start()
+    try:
+        uvicorn.run(build_app(engine, host=host), host=host, port=port, log_level="warning", access_log=False,
+                    server_header=False)
+    finally:
+        stop.set()
+        keeper.join(timeout=30)
+
+
+def housekeeping(home: Any, database_url: str, stop: threading.Event) -> None:
+    """What `tiergate worker` does between its passes, for a server without a worker: fold the log
+    summary (and the log's Merkle tree), write a checkpoint when one is due (a log key is set), and
+    send the webhooks' deliveries that are due. Every ``housekeeping_seconds``, on its own engine (so
+    requests never wait for it); a failure is reported on standard error and tried again next time.
+    """
+    import sys
+
+    from tiergate import checkpoints, webhooks
+    from tiergate.errors import TiergateError
+    from tiergate.metrics import summary
+
+    keeper = Engine(home=home, database_url=database_url)
+    schedule = checkpoints.Schedule()
+    try:
+        seconds = max(0.1, float(keeper.settings.get("housekeeping_seconds") or 15))
+    except (TypeError, ValueError):
+        seconds = 15.0
+    tasks: tuple[Callable[[], Any], ...] = (lambda: summary.fold(keeper.db),
+                                             lambda: checkpoints.maybe_write(keeper, schedule),
+                                             lambda: webhooks.run_pass(keeper))
+    try:
+        while not stop.wait(seconds):
+            for task in tasks:
+                try:
+                    task()
+                except TiergateError as err:  # the database away, a bad key or webhook table: said, tried again
+                    print(f"tiergate serve: housekeeping: {err.code}: {err.message}", file=sys.stderr, flush=True)
+    finally:
+        keeper.close()
