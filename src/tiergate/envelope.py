@@ -16,8 +16,8 @@ def failure(code: str, message: str, details: dict[str, Any] | None = None) -> d
 Door = Literal["cli", "mcp"]
 
 #: What to read next, said the way each door is used. The engine names only the action
-#: (``details.see``: ``guide`` or ``status``) and the run; a door turns it into its own words, so
-#: an agent on MCP is never told to run a shell command.
+#: (``details.see``, one of the keys below) and the run (``details.run``); a door turns it into its
+#: own words, so an agent on MCP is never told to run a shell command.
 _NEXT: dict[str, dict[str, str]] = {
     "guide": {"cli": "`tiergate guide {run}` says what each ready step needs.",
               "mcp": "Call get_guidance(run=\"{run}\") for what each ready step needs."},

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -119,7 +119,9 @@ def main(args: list[str] | None = None) -> None:
     """Run the CLI; with --json anywhere on the line, a usage error answers the JSON envelope too."""
     argv = sys.argv[1:] if args is None else list(args)
     try:
-        cli.main(args=argv, prog_name="tiergate", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="tiergate", standalone_mode=False)
+        if isinstance(status, int) and not isinstance(status, bool) and status:
+            sys.exit(status)  # a command that ended with ctx.exit(N): click returns N without exiting
     except click.exceptions.Exit as stop:
         sys.exit(stop.exit_code)
     except click.Abort:
@@ -129,7 +131,7 @@ def main(args: list[str] | None = None) -> None:
         _usage_failure(err, as_json="--json" in argv)
 
 
-def _usage_failure(err: click.ClickException, *, as_json: bool) -> Any:
+def _usage_failure(err: click.ClickException, *, as_json: bool) -> NoReturn:
     """Answer click's own errors (unknown option, missing argument, bad value) as usage errors, exit 2."""
     if not as_json:
         err.show()

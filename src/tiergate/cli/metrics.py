@@ -16,6 +16,7 @@ from tiergate.metrics.export import FORMATS
 if TYPE_CHECKING:
     from tiergate.engine import Engine
 
+
 since_option = click.option("--since", default=None, metavar="DATE",
                             help="Only runs started at or after DATE (YYYY-MM-DD, or an ISO 8601 time; UTC).")
 

@@ -28,6 +28,7 @@ from tiergate.jsonutil import to_jsonable
 if TYPE_CHECKING:
     from tiergate.engine import Engine
 
+
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 

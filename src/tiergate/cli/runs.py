@@ -15,6 +15,7 @@ from tiergate.errors import InvalidDataError
 if TYPE_CHECKING:
     from tiergate.engine import Engine
 
+
 def _minute(stamp: str | None) -> str:
     """2026-11-25T19:37:52.506497Z -> 2026-11-25 19:37 (UTC), for people."""
     return stamp[:16].replace("T", " ") if stamp else ""
