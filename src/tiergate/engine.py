@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from tiergate import claims, deployments, guidance, inputs, tracing
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM, Actor, canonical_actor, same_actor
-from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions
+from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions, load_roles
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
                              LimitExceededError, NotFoundError, RefusedError, TiergateError, UsageError)
@@ -40,6 +40,7 @@ from tiergate.templating import render
 if TYPE_CHECKING:  # loaded by the commands that use them, so `status` does not pay for DMN or metrics
     from tiergate.definitions.decision_tests import DecisionReport
     from tiergate.router import Route, Router
+    from tiergate.definitions.models import Roles
 
 MAX_ATTEMPTS = 8
 #: The door of an actor that names none: a program or the CLI on the database directly.
@@ -146,8 +147,16 @@ class Engine:
             files = deployments.files_of(conn, self.deployment)
         return load_definitions(Home(deployments.materialize(self.home.root, self.deployment, files)))
 
+    @cached_property
+    def roles(self) -> Roles | None:
+        """The roles a step's actor is checked against: ``tiers/roles.yaml`` read alone while the
+        files are live (a step needs nothing else of them), else the deployed definitions'."""
+        if "definitions" in self.__dict__ or not (self.drafts or self.deployment is None):
+            return self.definitions.roles
+        return load_roles(self.home)
+
     def reload(self) -> None:
-        for name in ("definitions", "draft_definitions", "deployment"):
+        for name in ("definitions", "draft_definitions", "deployment", "roles"):
             self.__dict__.pop(name, None)
 
     def actor(self, claimed: str | Actor | None) -> Actor:
@@ -399,7 +408,7 @@ class Engine:
                         run = recent if recent is not None else self._get(conn, run_id)
                         definition = self._pinned(conn, run)
                 runner = self.runners[run.tier]
-                ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.definitions.roles)
+                ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.roles)
                 # Judged outside any transaction: gates, expressions, decisions and templates never run
                 # under the write lock. The write below happens only if the run is still the one read
                 # (its version and log head), else the attempt is judged again on the run as it is now.

@@ -265,6 +265,22 @@ def _line(found: ProblemList, ptr: str) -> int:
     return found.document.line_of(ptr) if found.document is not None else 1
 
 
+def _roles(home: Home, problems: list[Problem]) -> Roles | None:
+    loaded = _load_model(home.roles_path, home, Roles, problems, "tiers/roles.yaml")
+    if not loaded:
+        return None
+    roles, found_in_roles = loaded
+    _check_member_spellings(found_in_roles)
+    problems.extend(found_in_roles)
+    return None if found_in_roles.has_errors else roles
+
+
+def load_roles(home: Home) -> Roles | None:
+    """``tiers/roles.yaml`` alone, as ``load_definitions`` reads it (None if it has problems):
+    what a step's check needs, without parsing every process and decision of the home."""
+    return _roles(home, [])
+
+
 def load_definitions(home: Home) -> Definitions:
     """Load and validate every definition in ``home``. Never raises for a bad file: it becomes a problem."""
     defs = Definitions(home=home)
@@ -272,13 +288,7 @@ def load_definitions(home: Home) -> Definitions:
 
     defs.decisions, found_in_decisions = load_decisions(home.decisions_dir, home.display)
     defs.problems.extend(found_in_decisions)
-    loaded = _load_model(home.roles_path, home, Roles, defs.problems, "tiers/roles.yaml")
-    if loaded:
-        roles, found_in_roles = loaded
-        _check_member_spellings(found_in_roles)
-        defs.problems.extend(found_in_roles)
-        if not found_in_roles.has_errors:
-            defs.roles = roles
+    defs.roles = _roles(home, defs.problems)
     loaded = _load_model(home.catalog_path, home, Catalog, defs.problems, "the catalog")
     catalog_lines: ProblemList | None = None
     if loaded:
