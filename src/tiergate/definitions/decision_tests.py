@@ -50,8 +50,24 @@ class CaseResult:
     matched_rules: list[str] = field(default_factory=list)
 
 
+class CaseTally:
+    """What a report of test cases knows from its ``cases`` and ``problems`` (decision tests and
+    scenario files alike)."""
+
+    cases: list[CaseResult]
+    problems: list[str]
+
+    @property
+    def failed(self) -> list[CaseResult]:
+        return [case for case in self.cases if not case.passed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.problems
+
+
 @dataclass
-class DecisionReport:
+class DecisionReport(CaseTally):
     decision: str
     source: str
     cases: list[CaseResult] = field(default_factory=list)
@@ -67,14 +83,6 @@ class DecisionReport:
     def uncovered(self) -> list[str]:
         hit = set(self.covered)
         return [rule for rule in self.rules if rule not in hit]
-
-    @property
-    def failed(self) -> list[CaseResult]:
-        return [case for case in self.cases if not case.passed]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.problems
 
     def to_dict(self) -> dict[str, Any]:
         return {"decision": self.decision, "source": self.source, "ok": self.ok,

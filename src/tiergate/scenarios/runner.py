@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from tiergate.bpmn.moves import PATH_TRACE
 from tiergate.bpmn.timers import LITERALS, add_duration
-from tiergate.definitions.decision_tests import same
+from tiergate.definitions.decision_tests import CaseResult, CaseTally, same
 from tiergate.definitions.problems import ProblemList
 from tiergate.definitions.yamlfile import YamlDocument, load_yaml
 from tiergate.engine import Engine, RunInfo
@@ -59,27 +59,11 @@ class Hits:
 
 
 @dataclass
-class CaseResult:
-    name: str
-    line: int
-    passed: bool
-    message: str = ""
-
-
-@dataclass
-class FileReport:
+class FileReport(CaseTally):
     source: str
     process: str | None
     cases: list[CaseResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[CaseResult]:
-        return [c for c in self.cases if not c.passed]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.problems
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "process": self.process, "ok": self.ok,
@@ -127,9 +111,9 @@ def run_file(engine: Engine, clock: TestClock, path: Path, shown: str, known: li
         token = PATH_TRACE.set(trace)
         try:
             _play(engine, clock, process, scenario, document, ptr, trace, started)
-            report.cases.append(CaseResult(scenario.name, document.line_of(ptr), True))
+            report.cases.append(CaseResult(scenario.name, True, document.line_of(ptr)))
         except _Failed as failed:
-            report.cases.append(CaseResult(scenario.name, failed.line, False, failed.message))
+            report.cases.append(CaseResult(scenario.name, False, failed.line, failed.message))
         finally:
             PATH_TRACE.reset(token)
         _collect(engine, process, started[0] if started else None, trace, hits)
