@@ -19,6 +19,14 @@ CLASSIFY = {"issue_category": "pay-calculation", "client_tier": "gold", "severit
 BOT = "agent:triage-bot"
 
 
+@pytest.fixture
+def repo_home(repo_home: Path) -> Path:
+    """The platform's definitions without tiers/policy.yaml: these tests are about deployments as such;
+    who may deploy what is tests/test_change_authority.py's."""
+    (repo_home / "tiers" / "policy.yaml").unlink()
+    return repo_home
+
+
 def _edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, old

@@ -120,14 +120,20 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
             "changes": row["changes"]}
 
 
-def record(conn: Connection, *, number: int, at: datetime, actor: str, approval: dict[str, Any],
-           files: dict[str, str], change: dict[str, Any], redeploy_of: int | None) -> None:
-    """Write deployment ``number`` (which must be the next one) and the file texts it lacks."""
+def store_files(conn: Connection, files: dict[str, str]) -> dict[str, str]:
+    """Write the file texts the database lacks (by content hash); the manifest, path -> sha256."""
     manifest = {path: sha256(text) for path, text in files.items()}
     have = {r[0] for r in conn.execute(select(_files.c.sha256).where(_files.c.sha256.in_(set(manifest.values()))))}
     new = {digest: files[path] for path, digest in manifest.items() if digest not in have}
     if new:
         conn.execute(insert(_files), [{"sha256": d, "body": b} for d, b in new.items()])
+    return manifest
+
+
+def record(conn: Connection, *, number: int, at: datetime, actor: str, approval: dict[str, Any],
+           files: dict[str, str], change: dict[str, Any], redeploy_of: int | None) -> None:
+    """Write deployment ``number`` (which must be the next one) and the file texts it lacks."""
+    manifest = store_files(conn, files)
     try:
         conn.execute(insert(_deployments).values(number=number, at=at, actor=actor, approval=approval,
                                                  manifest=manifest, changes=change, redeploy_of=redeploy_of))
@@ -136,7 +142,7 @@ def record(conn: Connection, *, number: int, at: datetime, actor: str, approval:
                             "Check `tiergate deployments` and deploy again.", details={"deployment": number}) from None
 
 
-def _safe(relative: str) -> bool:
+def safe_path(relative: str) -> bool:
     parts = relative.split("/")
     return parts[0] in DEFINITION_FOLDERS and len(parts) > 1 and "\\" not in relative and \
         all(part not in ("", ".", "..") and not part.startswith(".") for part in parts)
@@ -144,7 +150,7 @@ def _safe(relative: str) -> bool:
 
 def materialize(root: Path, deployment: dict[str, Any], files: dict[str, str]) -> Path:
     """A folder holding the deployment's files (written once), to load like a home."""
-    unsafe = sorted(p for p in files if not _safe(p))
+    unsafe = sorted(p for p in files if not safe_path(p))
     if unsafe:   # the database is data: a path from it never leaves the folder
         raise UsageError(f"deployment {deployment['number']} names files outside the definition folders "
                          f"({', '.join(unsafe[:3])}); it was not written by tiergate deploy.",
@@ -221,6 +227,31 @@ def deploy(engine: Any, actor: Any, *, from_number: int | None = None) -> dict[s
         loaded = load_definitions(engine.home)
     else:
         loaded = load_definitions(Home(materialize(engine.home.root, source, files)))
+    approval: dict[str, Any] = {"kind": "bootstrap"}
+    if previous is not None:
+        from tiergate.policy import ChangeRefused, deployed_policy, judge
+
+        policy, roles = deployed_policy(engine.home.root, previous, old_files)
+        authority = judge(policy, roles, str(who), changed_paths(old_files, files))
+        if authority.approvers and from_number is None:
+            raise ChangeRefused(
+                f"this change needs the approval of a member of {', '.join(authority.approvers)} other than you "
+                f"(tiers/policy.yaml of deployment {previous['number']}), so it cannot be deployed directly. "
+                f"Propose it: `tiergate changes propose --actor {who} --note \"what and why\"`; once approved, "
+                "tiergate deploys it.", code="approval_required",
+                details={"approvers": authority.approvers, "kinds": sorted(authority.kinds),
+                         "deployment": previous["number"]})
+        approval = {"kind": "rollback", "to": from_number} if from_number is not None else {"kind": "direct"}
+    return record_deployment(engine, str(who), files, loaded, previous, old_files, approval, from_number)
+
+
+def changed_paths(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    return sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+
+
+def record_deployment(engine: Any, actor: str, files: dict[str, str], loaded: Any, previous: dict[str, Any] | None,
+                      old_files: dict[str, str], approval: dict[str, Any], redeploy_of: int | None) -> dict[str, Any]:
+    """Check ``loaded`` (the definitions of ``files``) and record ``files`` as the deployment after ``previous``."""
     if loaded.errors:
         lines = "\n".join(f"  {p}" for p in loaded.errors[:20])
         raise UsageError(f"the definitions have {len(loaded.errors)} problem(s) and cannot be deployed:\n{lines}\n"
@@ -231,16 +262,10 @@ def deploy(engine: Any, actor: Any, *, from_number: int | None = None) -> dict[s
                          code="nothing_to_deploy", details={"deployment": previous["number"]})
     change = changes(old_files, files)   # DMN compiles here, before the write transaction
     number = (previous["number"] if previous is not None else 0) + 1
-    if previous is None:
-        approval: dict[str, Any] = {"kind": "bootstrap"}
-    elif from_number is not None:
-        approval = {"kind": "rollback", "to": from_number}
-    else:
-        approval = {"kind": "direct"}
     now = engine.clock()
     with engine.db.write() as conn:
-        record(conn, number=number, at=now, actor=str(who), approval=approval, files=files, change=change,
-               redeploy_of=from_number)
+        record(conn, number=number, at=now, actor=actor, approval=approval, files=files, change=change,
+               redeploy_of=redeploy_of)
         row = get(conn, number)
     engine.reload()
     return describe(row)

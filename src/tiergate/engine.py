@@ -254,6 +254,24 @@ class Engine:
         routed = LogEvent("routed", SYSTEM, detail={"decision": ROUTING_DECISION, "inputs": route.inputs,
                                                     "matched_rule": route.matched_rule, "tier": route.tier,
                                                     "rationale": route.rationale})
+        return self._begin(process_id, runner, definition, transition, routed, who, run_id, now)
+
+    def start_builtin(self, definition: Definition, data: dict[str, Any], who: Actor) -> RunInfo:
+        """Start a Tier 1 process shipped inside tiergate (``definition-change``): not routed, always Tier 1.
+
+        For the engine's own modules (``tiergate.change_runs``), which build ``data`` themselves."""
+        runner = self.runners[1]
+        now = self.clock()
+        run_id = secrets.token_hex(6)
+        ctx = RunContext(run_id=run_id, actor=who, now=now, roles=self.roles)
+        transition = runner.start(definition, data, ctx)
+        routed = LogEvent("routed", SYSTEM, detail={"builtin": True, "tier": 1,
+                                                    "rationale": "a process built into tiergate: always Tier 1"})
+        return self._begin(definition.process_id, runner, definition, transition, routed,  # type: ignore[attr-defined]
+                           who, run_id, now)
+
+    def _begin(self, process_id: str, runner: Runner, definition: Definition, transition: Transition,
+               routed: LogEvent, who: Actor, run_id: str, now: datetime) -> RunInfo:
         deployments.stamp([routed, *transition.events], self.deployment_number)
         self._definitions_by_version.setdefault(definition.version, definition)
         with self.db.write() as conn:
@@ -282,9 +300,24 @@ class Engine:
         who = self.actor(actor)
         if step_id is None:
             self._may_close_without_step(run_id)
-        return self._act(run_id, who, step_id, "complete", {"evidence": evidence},
+        info = self._act(run_id, who, step_id, "complete", {"evidence": evidence},
                          lambda runner, definition, state, ctx: runner.complete_step(definition, state, step_id,
                                                                                      evidence, ctx))
+        return self._engine_steps(info)
+
+    def complete_by_engine(self, run_id: str, step_id: str, evidence: dict[str, Any]) -> RunInfo:
+        """Complete a step only the engine may do (``actors: system`` in a built-in process)."""
+        return self._act(run_id, SYSTEM, step_id, "complete", {"evidence": evidence},
+                         lambda runner, definition, state, ctx: runner.complete_step(definition, state, step_id,
+                                                                                     evidence, ctx))
+
+    def _engine_steps(self, info: RunInfo) -> RunInfo:
+        """Do the steps of a built-in run that the engine itself does (tests, impact, deploy), if any are ready."""
+        from tiergate.change_runs import CHANGE_PROCESS, advance
+
+        if info.process != CHANGE_PROCESS or info.status != RunStatus.ACTIVE.value:
+            return info
+        return advance(self, info)
 
     def skip(self, run_id: str, step_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
         reason = self._accept(run_id, step_id, "skip", actor, lambda: inputs.check_reason(reason))

@@ -27,7 +27,7 @@ class Limit:
     name: str
     default: int | float
     unit: str
-    area: str  # input | tier1 | template | regex | feel
+    area: str  # input | tier1 | template | regex | change | feel
     help: str
 
 
@@ -63,6 +63,12 @@ LIMITS: tuple[Limit, ...] = (
     Limit("regex_seconds", 0.05, "seconds", "regex", "Time of one match by the fallback engine, for the few "
           "patterns RE2 cannot run (back-references, look-around). RE2 matches in linear time."),
     Limit("regex_pattern_chars", 4_000, "characters", "regex", "Length of one pattern."),
+    # --- a definition change's checks (tiergate.change_runs): `tiergate test` and `decisions impact`, each
+    # in a child process ---
+    Limit("change_check_seconds", 600, "seconds", "change", "Wall-clock time of the scenario tests, or of one "
+          "table's impact replay, in a definition-change run."),
+    Limit("change_check_megabytes", 2_048, "megabytes", "change", "Memory (address space) of the child process "
+          "that runs them."),
     # --- FEEL (tiergate.dmn.feel): the table is ready for its limits ---
 )
 

@@ -16,7 +16,7 @@ from lxml import etree
 
 from tiergate.bpmn import expressions
 from tiergate.bpmn.model import Node, ProcessModel
-from tiergate.bpmn.steps import KINDS, parse_gate, resolve_lane
+from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
 from tiergate.bpmn.xml import BPMN_NS, SPIFF_NS
 from tiergate.definitions.checklists import _check_schema, _collect_resources
@@ -54,6 +54,8 @@ class FileCheck:
         self.shown = shown
         self.model = model
         self.problems: list[Problem] = []
+        #: A process shipped inside tiergate: its steps may be the engine's own (actors: system).
+        self.builtin = False
 
     def error(self, line: int, element: str | None, message: str, severity: str = "error") -> None:
         prefix = f"{element}: " if element else ""
@@ -220,7 +222,7 @@ def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_fol
                                                                   and "agent" not in lanes[node.lane]["actors"])):
             check.error(lines.get("actors", node.line), node.id, "a service task is work for an agent (agents are the "
                         "workers): make it a userTask if a person does it, or put it in a lane agents may work in.")
-        bad = [a for a in actors if a not in KINDS]
+        bad = [a for a in actors if a not in KINDS and not (check.builtin and actors == [ENGINE])]
         if bad or ("actors" in props and not actors):
             check.error(lines.get("actors", node.line), node.id, f"actors must be agent, human or agent,human, not "
                         f"'{props.get('actors')}'.")

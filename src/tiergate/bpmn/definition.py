@@ -127,8 +127,11 @@ class BpmnDefinition:
 
 def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles | None = None,
                  decisions: dict[str, Decision] | None = None,
-                 schema_folder: Path | None = None) -> tuple[BpmnDefinition | None, list[Problem]]:
-    """Validate one Tier 1 process. Never raises for a bad file: its problems come back instead."""
+                 schema_folder: Path | None = None,
+                 builtin: bool = False) -> tuple[BpmnDefinition | None, list[Problem]]:
+    """Validate one Tier 1 process. Never raises for a bad file: its problems come back instead.
+
+    ``builtin``: a process shipped inside tiergate, whose steps may be done by the engine itself."""
     try:
         tree = parse_bpmn(xml, shown)
         model = read_process(tree, process_id, shown)
@@ -136,6 +139,7 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         return None, [Problem(shown, err.line or 1, err.message.split(": ", 1)[-1] if err.message.startswith(shown)
                               else err.message)]
     check = checks.FileCheck(shown, model)
+    check.builtin = builtin
     called = calls.read_called(model, schema_folder if schema_folder is not None else Path("."), shown, check.error,
                                tree)
     if not model.executable:

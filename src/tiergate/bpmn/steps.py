@@ -11,6 +11,8 @@ from tiergate.bpmn.model import Node
 from tiergate.definitions.models import Roles
 
 KINDS = ("agent", "human")
+#: The engine's own kind: only built-in processes (``tiergate.change_process``) give it steps.
+ENGINE = "system"
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -38,6 +40,10 @@ class StepRules:
     element: str = ""
     #: A service task: work for an agent, of this kind (None: any).
     topic: str | None = None
+    #: A data field naming the role (or roles: all of them) whose member must do the step.
+    roles_from: str | None = None
+    #: A data field naming the one actor who must do the step.
+    actor_from: str | None = None
 
 
 def parse_gate(value: str) -> dict[str, Any]:
@@ -58,9 +64,11 @@ def step_rules(node: Node, lanes: dict[str, dict[str, list[str]]]) -> StepRules:
     lane = lanes.get(node.lane or "", {}) if node.lane else {}
     actors = list(lane.get("actors") or KINDS)
     narrowed = [a.strip() for a in node.properties.get("actors", "").split(",") if a.strip()]
-    if narrowed:
+    if narrowed == [ENGINE]:  # done by the engine itself (built-in processes only; check refuses it elsewhere)
+        actors = [ENGINE]
+    elif narrowed:
         actors = [a for a in actors if a in narrowed]
-    if node.kind == "serviceTask":  # agents are the workers
+    if node.kind == "serviceTask" and actors != [ENGINE]:  # agents are the workers (or the engine itself)
         actors = [a for a in actors if a == "agent"]
     try:
         gate = parse_gate(node.properties.get("gate", "")) if node.properties.get("gate") else {}
@@ -71,7 +79,8 @@ def step_rules(node: Node, lanes: dict[str, dict[str, list[str]]]) -> StepRules:
                      distinct_from=(node.properties.get("distinct_from") or "").strip() or None,
                      optional=node.properties.get("optional", "").strip().lower() == "true",
                      instructions=node.documentation, repeats=node.loop is not None, element=node.id,
-                     topic=node.topic)
+                     topic=node.topic, roles_from=(node.properties.get("roles_from") or "").strip() or None,
+                     actor_from=(node.properties.get("actor_from") or "").strip() or None)
 
 
 def resolve_lane(label: str, lane_id: str, roles: Roles | None) -> dict[str, list[str]] | None:

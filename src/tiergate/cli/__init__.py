@@ -73,6 +73,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "Record the home's definition files as the next numbered deployment; new runs start from it."),
     "deployments": ("tiergate.cli.change", "deployments",
                     "List the deployments: number, when, who, what allowed it, and what changed."),
+    "changes": ("tiergate.cli.change", "changes",
+                "Propose a change of the definitions for approval, and approve or reject one (definition-change runs)."),
 }
 
 

@@ -1,4 +1,4 @@
-"""Commands for changing definitions safely: deploy, deployments."""
+"""Commands for changing definitions safely: deploy, deployments, changes (propose, approve, reject)."""
 
 from __future__ import annotations
 
@@ -68,3 +68,83 @@ def _show_deployments(out: Console, data: list[dict[str, Any]]) -> None:
 def deployments(engine: Engine) -> list[dict[str, Any]]:
     """List the deployments: number, when, who, what allowed it, and what changed."""
     return engine.deployments()
+
+
+def _show_change(out: Console, data: dict[str, Any]) -> None:
+    facts = data["data"]
+    out.print(f"change run {data['id']} by {facts.get('author')} against deployment {facts.get('base')}: "
+              f"{escape(_summary(facts['changes']))}")
+    if "tests_passed" in facts:
+        tests = facts.get("tests", {})
+        if facts["tests_passed"]:
+            out.print(f"  tests: [green]passed[/] ({tests.get('passed', 0)} cases)")
+        else:
+            out.print(f"  tests: [red]FAILED[/] {escape(str(tests.get('error', '')))}")
+            for line in tests.get("failures", []):
+                out.print(f"    {escape(line)}")
+        for gap in tests.get("not_reached", []):
+            what = gap.get("process") or gap.get("decision")
+            missing = gap.get("steps", []) + gap.get("flows", []) + gap.get("rules", [])
+            out.print(f"    [yellow]not reached by any test in {escape(what)}: {escape(', '.join(missing))}[/]")
+    for item in facts.get("impact", []):
+        if item.get("new"):
+            out.print(f"  impact: {item['decision']} is new: nothing logged to replay")
+        elif "error" in item:
+            out.print(f"  impact: {item['decision']}: [red]{escape(item['error'])}[/]")
+        else:
+            out.print(f"  impact: {item['decision']}: {item['changed']} of {item['replayed']} logged decisions "
+                      "would have gone differently")
+    if "approved" in facts:
+        verdict = "approved" if facts["approved"] else "[red]not approved[/]"
+        approver = next((s.get("actor") for s in data["steps"] if s["id"] == "approve"), None)
+        out.print(f"  {verdict} by {approver}" + (f": {escape(facts['comment'])}" if facts.get("comment") else ""))
+    if facts.get("deployment") is not None:
+        out.print(f"  [green]deployed[/] as deployment {facts['deployment']}")
+    elif facts.get("deploy_error"):
+        out.print(f"  [red]not deployed[/]: {escape(facts['deploy_error'])}")
+    if "approve" in data.get("ready", []):
+        out.print(f"  waiting for the approval of a member of {', '.join(facts['approvers'])} other than "
+                  f"{facts['author']}:\n    tiergate changes approve {data['id']} --actor human:NAME "
+                  f"[--comment TEXT]   (or: changes reject {data['id']} --comment WHY)")
+    elif data["status"] != "active":
+        out.print(f"  run {data['status']}")
+
+
+@click.group()
+def changes() -> None:
+    """Propose a change of the definitions for approval, and approve or reject one (definition-change runs)."""
+
+
+@changes.command("propose")
+@click.option("--note", required=True, help="What the change is and why (the approver reads it).")
+@actor_option
+@common_options
+@run_command(_show_change, direct=True)
+def changes_propose(engine: Engine, note: str, actor: str | None) -> dict[str, Any]:
+    """Propose the home's drafts as a change: tiergate attaches the diff, runs the tests and the impact."""
+    from tiergate.change_runs import propose
+
+    return propose(engine, actor, note).to_dict()
+
+
+@changes.command("approve")
+@click.argument("run")
+@click.option("--comment", default="", help="Why (optional).")
+@actor_option
+@common_options
+@run_command(_show_change)
+def changes_approve(engine: Engine, run: str, comment: str, actor: str | None) -> dict[str, Any]:
+    """Approve the change of definition-change RUN (not your own); tiergate then deploys it."""
+    evidence: dict[str, Any] = {"approved": True, **({"comment": comment} if comment else {})}
+    return engine.complete(run, "approve", evidence, actor=actor).to_dict()
+
+
+@changes.command("reject")
+@click.argument("run")
+@click.option("--comment", required=True, help="Why not: the author reads it.")
+@actor_option
+@common_options
+@run_command(_show_change)
+def changes_reject(engine: Engine, run: str, comment: str, actor: str | None) -> dict[str, Any]:
+    """Say no to the change of definition-change RUN, with a comment; nothing is deployed."""
+    return engine.complete(run, "approve", {"approved": False, "comment": comment}, actor=actor).to_dict()

@@ -66,3 +66,13 @@ def schema() -> None:
 def schema_checklist(engine: Engine) -> dict[str, Any]:
     """The JSON Schema of the checklist format (for editors with a YAML language server)."""
     return checklist_json_schema()
+
+
+@schema.command("policy")
+@common_options
+@run_command(lambda out, data: click.echo(json.dumps(data, indent=2)))
+def schema_policy(engine: Engine) -> dict[str, Any]:
+    """The JSON Schema of tiers/policy.yaml (who may change which files, and whose approval they need)."""
+    from tiergate.policy import policy_json_schema
+
+    return policy_json_schema()

@@ -2,6 +2,7 @@
 
     <home>/tiers/catalog.yaml        every process and its risk facts
     <home>/tiers/roles.yaml          roles and their members
+    <home>/tiers/policy.yaml         who may change which files, and whose approval a change needs
     <home>/tiers/guidance/           guidance wrappers, one per tier
     <home>/tiers/conventions/        Tier 3 conventions, <id>.md.j2
     <home>/checklists/<id>.yaml      Tier 2 checklists (+ schemas/)
@@ -29,6 +30,7 @@ from tiergate.errors import DefinitionError, NotFoundError, TiergateError
 if TYPE_CHECKING:
     from tiergate.bpmn.definition import BpmnDefinition
     from tiergate.definitions.decisions import Decision
+    from tiergate.policy import Policy
 from tiergate.guidance.render import check_overrides
 
 
@@ -94,6 +96,7 @@ class Definitions:
     home: Home
     catalog: Catalog | None = None
     roles: Roles | None = None
+    policy: "Policy | None" = None
     checklists: dict[str, ChecklistDefinition] = field(default_factory=dict)
     processes: dict[str, "BpmnDefinition"] = field(default_factory=dict)
     conventions: dict[str, ConventionsDefinition] = field(default_factory=dict)
@@ -289,6 +292,10 @@ def load_definitions(home: Home) -> Definitions:
     defs.decisions, found_in_decisions = load_decisions(home.decisions_dir, home.display)
     defs.problems.extend(found_in_decisions)
     defs.roles = _roles(home, defs.problems)
+    from tiergate.policy import load_policy
+
+    defs.policy, found_in_policy = load_policy(home.root, home.display, defs.roles)
+    defs.problems.extend(found_in_policy)
     loaded = _load_model(home.catalog_path, home, Catalog, defs.problems, "the catalog")
     catalog_lines: ProblemList | None = None
     if loaded:

@@ -106,6 +106,7 @@ class BpmnRunner(Runner):
         rules = self._ready_step(definition, state, step_id, ctx.run_id)
         actor_may_act(rules, ctx.actor, ctx.roles, ctx.run_id)  # type: ignore[arg-type]
         self._four_eyes(rules, state, ctx)
+        _named_in_data(rules, state, ctx)
         if not isinstance(evidence, dict):
             raise InvalidDataError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
                              f"{type(evidence).__name__}.", code="invalid_evidence")
@@ -319,6 +320,26 @@ class BpmnRunner(Runner):
                                reason="same_actor", details={"run": ctx.run_id, "step": rules.id,
                                                              "distinct_from": rules.distinct_from})
 
+
+def _named_in_data(rules: StepRules, state: dict[str, Any], ctx: RunContext) -> None:
+    """``actor_from``/``roles_from``: the one actor, or a member of every role, that the run's data names."""
+    data = state.get("data", {})
+    if rules.actor_from is not None and not same_actor(data.get(rules.actor_from), str(ctx.actor)):
+        raise RefusedError(f"step '{rules.id}' is for {data.get(rules.actor_from)} ({rules.actor_from} of this run) "
+                           f"to do; {ctx.actor} is not them.", reason="actor_not_allowed",
+                           details={"run": ctx.run_id, "step": rules.id, "actor": str(ctx.actor)})
+    if rules.roles_from is None:
+        return
+    named = data.get(rules.roles_from)
+    wanted = [named] if isinstance(named, str) else [r for r in named or [] if isinstance(r, str)]
+    known = ctx.roles.roles if ctx.roles is not None else {}
+    missing = [r for r in wanted if r not in known or str(ctx.actor) not in known[r].members]
+    if missing or not wanted:
+        raise RefusedError(f"step '{rules.id}' needs a member of {', '.join(wanted) or 'a role this run names'}"
+                           f"{' (each of them)' if len(wanted) > 1 else ''}; {ctx.actor} is not one "
+                           f"({', '.join(missing)}; tiers/roles.yaml). Ask a member to do it.",
+                           reason="actor_not_allowed", details={"run": ctx.run_id, "step": rules.id,
+                                                                "actor": str(ctx.actor), "roles": wanted})
 
 
 def _item_label(record: dict[str, Any], key: str) -> str:

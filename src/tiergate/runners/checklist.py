@@ -80,6 +80,11 @@ def _required(definition: ChecklistDefinition) -> tuple[str, ...]:
 
 def actor_may_act(step: Step, actor: Actor, roles: Roles | None, run_id: str) -> None:
     """Refuse unless ``actor``'s kind is allowed and, if the step names roles, they hold one."""
+    if actor.kind not in step.actors and tuple(step.actors) == ("system",):
+        raise RefusedError(f"step '{step.id}' is done by tiergate itself, not by a person or an agent; {actor} "
+                           "cannot complete it. The engine does it when the step before is done.",
+                           reason="actor_not_allowed", details={"run": run_id, "step": step.id, "actor": str(actor),
+                                                                "allowed_kinds": ["system"]})
     if actor.kind not in step.actors:
         raise RefusedError(
             f"step '{step.id}' can only be done by {' or '.join(k + 's' for k in step.actors)}; {actor} is "
