@@ -107,7 +107,8 @@ def _show_change(out: Console, data: dict[str, Any]) -> None:
                   f"{facts['author']}:\n    tiergate changes approve {data['id']} --actor human:NAME "
                   f"[--comment TEXT]   (or: changes reject {data['id']} --comment WHY)")
     elif data["status"] != "active":
-        out.print(f"  run {data['status']}")
+        deployed = facts.get("deployment") is not None
+        out.print(f"  run {data['status']}" + ("" if deployed else ": nothing was deployed"))
 
 
 @click.group()
