@@ -227,3 +227,8 @@ def test_the_change_process_from_the_cli_as_a_lead_walks_it(change_home: HomeBui
     assert "deployment" not in no.json["data"]["data"]
     back = cli("deploy", "--from", "1", "--actor", "human:alice", "--json", home=change_home)
     assert back.returncode == 0 and back.json["data"]["approval"] == {"kind": "rollback", "to": 1}
+    resumed = cli("changes", "resume", run_id, "--json", home=change_home)
+    assert resumed.returncode == 0 and resumed.json["data"]["data"]["deployment"] == 2
+    demo = cli("start", "demo", "--data", '{"ticket_id": "T-9"}', "--actor", "agent:bot", "--json", home=change_home)
+    other = cli("changes", "resume", demo.json["data"]["id"], "--json", home=change_home)
+    assert other.returncode == 2 and other.json["error"]["code"] == "usage"

@@ -313,10 +313,10 @@ class Engine:
 
     def _engine_steps(self, info: RunInfo) -> RunInfo:
         """Do the steps of a built-in run that the engine itself does (tests, impact, deploy), if any are ready."""
-        from tiergate.change_runs import CHANGE_PROCESS, advance
+        if info.process != "definition-change" or info.status != RunStatus.ACTIVE.value:
+            return info   # (tiergate.change_runs.CHANGE_PROCESS: imported only for such a run)
+        from tiergate.change_runs import advance
 
-        if info.process != CHANGE_PROCESS or info.status != RunStatus.ACTIVE.value:
-            return info
         return advance(self, info)
 
     def skip(self, run_id: str, step_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:

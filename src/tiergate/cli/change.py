@@ -149,3 +149,19 @@ def changes_approve(engine: Engine, run: str, comment: str, actor: str | None) -
 def changes_reject(engine: Engine, run: str, comment: str, actor: str | None) -> dict[str, Any]:
     """Say no to the change of definition-change RUN, with a comment; nothing is deployed."""
     return engine.complete(run, "approve", {"approved": False, "comment": comment}, actor=actor).to_dict()
+
+
+@changes.command("resume")
+@click.argument("run")
+@common_options
+@run_command(_show_change, direct=True)
+def changes_resume(engine: Engine, run: str) -> dict[str, Any]:
+    """Do the steps of definition-change RUN that tiergate itself does (test, impact, deploy), if one is left waiting."""
+    from tiergate.change_runs import CHANGE_PROCESS, advance
+    from tiergate.errors import UsageError
+
+    info = engine.status(run)
+    if info.process != CHANGE_PROCESS:
+        raise UsageError(f"run {run} is a run of {info.process}, not of {CHANGE_PROCESS}.", code="usage",
+                         details={"run": run})
+    return (advance(engine, info) if info.status == "active" else info).to_dict()
