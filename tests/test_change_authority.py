@@ -232,3 +232,22 @@ def test_the_change_process_from_the_cli_as_a_lead_walks_it(change_home: HomeBui
     demo = cli("start", "demo", "--data", '{"ticket_id": "T-9"}', "--actor", "agent:bot", "--json", home=change_home)
     other = cli("changes", "resume", demo.json["data"]["id"], "--json", home=change_home)
     assert other.returncode == 2 and other.json["error"]["code"] == "usage"
+
+
+def test_the_engine_checks_run_within_their_memory_budget(change_home: HomeBuilder, make_engine: Callable[..., Engine],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiergate.change_runs import propose
+    from tiergate.limits import limit
+
+    make_engine(change_home).deploy("human:alice")
+    _reword_routing(change_home)
+    monkeypatch.setenv("TIERGATE_LIMIT_CHANGE_CHECK_MEGABYTES", "64")   # too little to even load tiergate
+    limit.cache_clear()
+    try:
+        info = propose(make_engine(change_home), "human:alice", "Over budget")
+    finally:
+        monkeypatch.delenv("TIERGATE_LIMIT_CHANGE_CHECK_MEGABYTES")
+        limit.cache_clear()
+    assert info.status == "completed" and info.data["tests_passed"] is False
+    assert "change_check_megabytes" in info.data["tests"]["error"]
+    assert [d["number"] for d in make_engine(change_home).deployments()] == [1]
