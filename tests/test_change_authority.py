@@ -251,3 +251,22 @@ def test_the_engine_checks_run_within_their_memory_budget(change_home: HomeBuild
     assert info.status == "completed" and info.data["tests_passed"] is False
     assert "change_check_megabytes" in info.data["tests"]["error"]
     assert [d["number"] for d in make_engine(change_home).deployments()] == [1]
+
+
+def test_an_approval_after_another_deployment_deploys_nothing(change_home: HomeBuilder,
+                                                              make_engine: Callable[..., Engine]) -> None:
+    from tiergate.change_runs import propose
+
+    make_engine(change_home).deploy("human:alice")
+    _reword_routing(change_home)
+    engine = make_engine(change_home)
+    first = propose(engine, "human:alice", "First")
+    _edit(change_home, "checklists/demo.yaml", "Gather the facts", "Gather every fact")
+    second = propose(engine, "human:alice", "Second, on the same deployment")
+    assert engine.complete(first.id, "approve", {"approved": True}, actor="human:carol").data["deployment"] == 2
+    late = engine.complete(second.id, "approve", {"approved": True}, actor="human:carol")
+    assert late.status == "completed" and late.data["deployment"] is None
+    assert "was made after this change was proposed against deployment 1" in late.data["deploy_error"]
+    assert [d["number"] for d in engine.deployments()] == [1, 2]
+    ends = [e["detail"] for e in engine.log(second.id) if e["event"] == "completed"]
+    assert len(ends) == 1
