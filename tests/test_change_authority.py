@@ -82,8 +82,13 @@ def test_check_reports_each_policy_problem_at_its_line(change_home: HomeBuilder,
 
 def test_the_shipped_policy_schema_is_the_models_and_the_platform_policy_passes(
         cli: Callable[..., CLIResult], change_home: HomeBuilder) -> None:
+    import yaml
+    from jsonschema import Draft202012Validator
+
     shipped = json.loads((REPO / "src/tiergate/schemas/policy.schema.json").read_text())
     assert shipped == json.loads(json.dumps(policy_json_schema()))
+    Draft202012Validator(shipped).validate(yaml.safe_load((REPO / "tiers/policy.yaml").read_text()))
+    assert not Draft202012Validator(shipped).is_valid({"rules": {"recipes": {"changed_by": ["lead"]}}})
     assert json.loads(cli("schema", "policy", home=change_home).stdout) == shipped
     checked = cli("check", "--json", home=REPO)
     assert not [p for p in checked.json["data"]["problems"] if p["path"] == "tiers/policy.yaml"]
