@@ -143,8 +143,9 @@ def _time_text(t: _dt.time) -> str:
     if off == _dt.timedelta(0):
         return out + "Z"
     sign = "-" if off < _dt.timedelta(0) else "+"
-    mins = abs(int(off.total_seconds())) // 60
-    return out + f"{sign}{mins // 60:02d}:{mins % 60:02d}"
+    secs = abs(int(off.total_seconds()))
+    out += f"{sign}{secs // 3600:02d}:{secs // 60 % 60:02d}"
+    return out + (f":{secs % 60:02d}" if secs % 60 else "")
 
 
 def to_string(v) -> str | None:

@@ -88,7 +88,7 @@ def sub(a: Any, b: Any) -> Any:
             return _YM(a.months_total - b.months_total)
         if ca in (_DATE, _DATETIME, _TIME) and cb in (_TD, _YM):
             return add(a, neg(b))
-        if ca in (_DATE, _DATETIME) and ca is cb:
+        if ca in (_DATE, _DATETIME) and cb in (_DATE, _DATETIME):  # a date is its midnight UTC
             x, y = _as_datetime(a), _as_datetime(b)
             if (x.tzinfo is None) != (y.tzinfo is None):
                 return None  # a local and a zoned date and time: no defined difference
