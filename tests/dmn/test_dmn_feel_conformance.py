@@ -74,3 +74,30 @@ def test_for_over_dates_goes_day_by_day():
     assert E('for d in @"1980-01-01"..@"1980-01-03" return d') == [
         dt.date(1980, 1, 1), dt.date(1980, 1, 2), dt.date(1980, 1, 3)]
     assert E("for i in [1..3] return i") is None       # a range literal is not iterable
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('string(@"-2021-01-31T10:10:10+11:00" + @"P1M")', "-2021-02-28T10:10:10+11:00"),
+    ('string(@"-2020-02-29" + @"P1Y")', "-2019-02-28"),    # -2020 is a leap year, -2019 is not
+    ('string(@"-2021-01-01T10:10:10@Australia/Melbourne" - @"P1D")',
+     "-2022-12-31T10:10:10@Australia/Melbourne"),
+    ('string(@"9999-12-31" + @"P1D")', "10000-01-01"),     # crossing Python's last year
+    ('@"10000-01-01" - @"P1D" = @"9999-12-31"', True),    # and back to a plain date
+    ('string(date(-999999999, 12, 31))', "-999999999-12-31"),
+    ("date(1000000000, 1, 1)", None),                      # beyond FEEL's years
+    ('@"-2021-01-01" < @"2021-01-01"', True),
+    ('@"-2021-01-01" = @"-2021-01-01"', True),
+    ('@"-2021-01-01T10:00:00Z" - @"-2021-01-01T09:00:00+01:00"', dt.timedelta(hours=2)),
+    ('@"-2021-01-01T10:00:00" - @"-2021-01-01T09:00:00Z"', None),  # local minus zoned
+    ('@"10000-01-02" - @"9999-12-31"', dt.timedelta(days=2)),
+    ('@"-0001-01-01".weekday', D(5)),                      # proleptic Gregorian: a Friday
+    ('day of year(@"-2021-06-01")', D(152)),
+    ('@"-2021-06-01T01:02:03@Europe/Paris".timezone', "Europe/Paris"),
+    ('@"-2021-06-01" instance of date', True),
+    ('string(sort([@"2000-01-01", @"-0005-01-01", @"10000-01-01"]))',
+     "[-0005-01-01, 2000-01-01, 10000-01-01]"),
+    ('years and months duration(date("-2016-01-30"), date("-2017-02-28"))',
+     E('@"-P11M"')),
+])
+def test_years_outside_python(text, expected):
+    assert E(text) == expected

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from lxml import etree
 
 from .feel import compile_feel
+from .feel.fardate import FarDate, FarDateTime
 from .feel.parser import FEELSyntaxError
 from .feel.types import builtin_type, conforms_builtin
 from .xml import Reader
@@ -100,8 +101,8 @@ class TypeSpec:
 
 
 _CLASSES = {"number": frozenset([Decimal]), "string": frozenset([str]), "boolean": frozenset([bool]),
-            "date": frozenset([_dt.date]), "time": frozenset([_dt.time]),
-            "date and time": frozenset([_dt.datetime]), "days and time duration": frozenset([_dt.timedelta]),
+            "date": frozenset([_dt.date, FarDate]), "time": frozenset([_dt.time]),
+            "date and time": frozenset([_dt.datetime, FarDateTime]), "days and time duration": frozenset([_dt.timedelta]),
             "context": frozenset([dict]), "list": frozenset([list])}
 
 ANY = TypeSpec("Any")

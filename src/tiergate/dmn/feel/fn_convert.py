@@ -6,6 +6,7 @@ import datetime as _dt
 import re
 from decimal import Decimal
 
+from . import fardate as far
 from . import ops
 from .registry import MISSING, Null, feel, integer, num, seq, text
 from .types import (FEELFunction, Range, YearsMonthsDuration, format_timedelta, parse_date,
@@ -20,16 +21,19 @@ _UTC = _dt.timezone.utc
 @feel("date", "from", alt=(("year", "month", "day"),))
 def date(a, month=MISSING, day=MISSING):
     if month is not MISSING or day is not MISSING:
-        return _dt.date(integer(a), integer(month), integer(day))
+        try:
+            return far.make_date(integer(a), integer(month), integer(day))
+        except ValueError:
+            raise Null from None
     cls = a.__class__
     if cls is str:
         value = parse_date(a)
         if value is None:
             raise Null
         return value
-    if cls is _dt.datetime:
+    if cls is _dt.datetime or cls is far.FarDateTime:
         return a.date()
-    if cls is _dt.date:
+    if cls is _dt.date or cls is far.FarDate:
         return a
     raise Null
 
@@ -37,19 +41,19 @@ def date(a, month=MISSING, day=MISSING):
 @feel("date and time", "from", alt=(("date", "time"),))
 def date_and_time(a, t=MISSING):
     if t is not MISSING:
-        if a.__class__ not in (_dt.date, _dt.datetime) or t.__class__ is not _dt.time:
+        if a.__class__ not in far.ANY_DATE or t.__class__ is not _dt.time:
             raise Null
-        return _dt.datetime.combine(_dt.date(a.year, a.month, a.day), t, tzinfo=t.tzinfo)
+        return far.combine(a, t)
     cls = a.__class__
     if cls is str:
         value = parse_date_and_time(a)
         if value is None:
             raise Null
         return value
-    if cls is _dt.datetime:
+    if cls is _dt.datetime or cls is far.FarDateTime:
         return a
-    if cls is _dt.date:
-        return _dt.datetime(a.year, a.month, a.day)
+    if cls is _dt.date or cls is far.FarDate:
+        return far.midnight(a)
     raise Null
 
 
@@ -73,9 +77,9 @@ def time(a, minute=MISSING, second=MISSING, offset=MISSING):
         if value is None:
             raise Null
         return value
-    if cls is _dt.datetime:
+    if cls is _dt.datetime or cls is far.FarDateTime:
         return a.timetz()
-    if cls is _dt.date:
+    if cls is _dt.date or cls is far.FarDate:
         return _dt.time(0, 0, 0, tzinfo=_UTC)
     if cls is _dt.time:
         return a
@@ -92,7 +96,7 @@ def duration(s):
 
 @feel("years and months duration", "from", "to")
 def years_and_months_duration(start, end):
-    if start.__class__ not in (_dt.date, _dt.datetime) or end.__class__ not in (_dt.date, _dt.datetime):
+    if start.__class__ not in far.ANY_DATE or end.__class__ not in far.ANY_DATE:
         raise Null
     months = (end.year - start.year) * 12 + (end.month - start.month)
     start_rest, end_rest = start.day, end.day  # whole months between the dates; times do not count
@@ -159,9 +163,9 @@ def to_string(v) -> str | None:
         return "true" if v else "false"
     if cls is Decimal:
         return _number_text(v)
-    if cls is _dt.date:
+    if cls is _dt.date or cls is far.FarDate:
         return v.isoformat()
-    if cls is _dt.datetime:
+    if cls is _dt.datetime or cls is far.FarDateTime:
         return v.date().isoformat() + "T" + _time_text(v.timetz())
     if cls is _dt.time:
         return _time_text(v)
@@ -218,7 +222,7 @@ def today():
 
 
 def _date_arg(d) -> _dt.date:
-    if d.__class__ not in (_dt.date, _dt.datetime):
+    if d.__class__ not in far.ANY_DATE:
         raise Null
     return d
 
@@ -264,7 +268,7 @@ def is_(a, b):
         return a is None and b is None
     if a.__class__ is not b.__class__:
         return False
-    if a.__class__ in (_dt.time, _dt.datetime) and a.tzinfo != b.tzinfo:
+    if a.__class__ in (_dt.time, _dt.datetime, far.FarDateTime) and a.tzinfo != b.tzinfo:
         return False
     return ops.eq(a, b) is True
 

@@ -7,6 +7,7 @@ import datetime as _dt
 from decimal import Decimal
 from typing import Any
 
+from .fardate import FarDate, FarDateTime
 from .types import Range, YearsMonthsDuration
 
 _DATE_PROPS = {"year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
@@ -34,9 +35,9 @@ def get_path(value: Any, name: str) -> Any:
     if cls is list:
         return [get_path(item, name) for item in value]
     prop = None
-    if cls is _dt.date or cls is _dt.datetime:
+    if cls is _dt.date or cls is _dt.datetime or cls is FarDate or cls is FarDateTime:
         prop = _DATE_PROPS.get(name)
-    if prop is None and (cls is _dt.time or cls is _dt.datetime):
+    if prop is None and (cls is _dt.time or cls is _dt.datetime or cls is FarDateTime):
         prop = _TIME_PROPS.get(name)
         if name == "time offset":
             return _offset(value)
