@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from . import fardate as far
 from . import ops
-from .registry import MISSING, Null, feel, integer, num, seq, text
+from .registry import BUILTINS, MISSING, Null, feel, integer, num, seq, text
 from .types import (FEELFunction, Range, YearsMonthsDuration, format_timedelta, parse_date,
                     parse_date_and_time, parse_duration, parse_time)
 
@@ -271,6 +271,9 @@ def is_(a, b):
     if a.__class__ in (_dt.time, _dt.datetime, far.FarDateTime) and a.tzinfo != b.tzinfo:
         return False
     return ops.eq(a, b) is True
+
+
+BUILTINS["is"].omitted_is_null = True  # type: ignore[attr-defined]
 
 
 @feel("get or else", "value", "default", nulls=False)

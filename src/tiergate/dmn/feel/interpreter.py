@@ -436,6 +436,14 @@ _CMP_RANGE = {"<": (False, None, False), "<=": (False, None, True),
 
 def _cmp_range(node, scope):
     """``(< 10)``: the range of a comparison test, ``(null..10)``."""
+    if node[1] == "=":  # (= 10): the range [10..10]
+        fv = compile_expression(node[2], scope)
+
+        def point(env):
+            x = fv(env)
+            return None if x is None else Range(x, x, True, True, "=")
+
+        return point
     if node[1] not in _CMP_RANGE:  # (!= 1) is a test, not a range: null outside of ``in``
         return lambda env: None
     low_end, a, b = _CMP_RANGE[node[1]]

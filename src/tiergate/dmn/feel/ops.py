@@ -213,6 +213,7 @@ def eq(a: Any, b: Any) -> bool | None:
         return True
     if ca is Range:
         return (a.start_included == b.start_included and a.end_included == b.end_included
+                and a.test == b.test
                 and eq(a.start, b.start) is True and eq(a.end, b.end) is True)
     if ca is FEELFunction:
         return a is b

@@ -73,6 +73,9 @@ class Range:
     end: Any
     start_included: bool
     end_included: bool
+    #: "=" for the range of the test ``(= 10)``: its ends are 10 and 10, closed, yet it is not
+    #: the range ``[10..10]`` (DMN TCK 0068 range_010, 0074 range_011)
+    test: str = ""
 
 
 @dataclass(eq=False)
