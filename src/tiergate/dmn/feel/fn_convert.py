@@ -321,6 +321,10 @@ def context_put(m, key, value):
     return m
 
 
+# ``key:`` names one key; a path of keys is passed as ``keys:``
+BUILTINS["context put"].check_named = lambda named: named.get("key").__class__ is not list  # type: ignore[attr-defined]
+
+
 @feel("context merge", "contexts")
 def context_merge(contexts):
     out: dict = {}
