@@ -101,3 +101,29 @@ def test_for_over_dates_goes_day_by_day():
 ])
 def test_years_outside_python(text, expected):
     assert E(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("5 in [1..null]", None),                          # a null end: the test is null
+    ("5 in (null..10]", None),
+    ("(= 10).start included", True),
+    ("(= 10) = [10..10]", False),                      # the test's range is not the literal
+    ("5 in (= 5)", True),
+    ('is(value1: @"2021-02-13")', False),              # the omitted argument is null
+    ('time("10:30:00.0001") = time("10:30:00.0002")', True),  # equality to the second
+    ('date and time("2018-12-08T00:00:00.0001") = date and time("2018-12-08T00:00:00")', True),
+    ('time("10:30:00.0001") < time("10:30:00.0002")', True),
+    ("list replace([2, 4], function(item, newItem) item, 5)", None),  # a match must be boolean
+    ('context put(context: {y: {a: 0}}, key: ["y", "a"], value: 2)', None),
+    ('context put(context: {y: {a: 0}}, keys: ["y", "a"], value: 2)', {"y": {"a": D(2)}}),
+    ('matches("hello world", "\\p{ I s B a s i c L a t i n }+", "x")', True),
+    ('matches("héllo", "^\\p{IsBasicLatin}+$")', False),
+    ('matches("hello", "^[\\p{IsBasicLatin}]+$")', True),
+    ("non_existing_function()", None),
+    ('"abs"(-1)', None),
+    ('string(@"2021-01-02" - @"2021-01-01T10:10:10+11:00")', "P1DT49M50S"),  # date: midnight UTC
+    ('@"2021-01-02" - @"2021-01-01T10:10:10"', None),  # against a local date and time: null
+    ('string(time(11, 59, 45, duration("-PT2H45M55S")))', "11:59:45-02:45:55"),
+])
+def test_single_cases(text, expected):
+    assert E(text) == expected

@@ -172,7 +172,7 @@ def _micro_td(micros: Decimal) -> _dt.timedelta:
 # ---------------------------------------------------------------------------------------------
 # equality and ordering
 
-_SCALARS = {bool, Decimal, str, _DATE, _DATETIME, _TD, _YM}
+_SCALARS = {bool, Decimal, str, _DATE, _TD, _YM}
 
 
 def eq(a: Any, b: Any) -> bool | None:
@@ -191,9 +191,15 @@ def eq(a: Any, b: Any) -> bool | None:
             return a == b
         except TypeError:
             return None
+    if ca is _DATETIME:
+        if a.microsecond or b.microsecond:  # equality resolves to the second (DMN TCK 0068)
+            a, b = a.replace(microsecond=0), b.replace(microsecond=0)
+        return a == b
     if ca is _TIME:
         if (a.tzinfo is None) != (b.tzinfo is None):
             return False
+        if a.microsecond or b.microsecond:
+            a, b = a.replace(microsecond=0), b.replace(microsecond=0)
         return a == b
     if ca is list:
         if len(a) != len(b):

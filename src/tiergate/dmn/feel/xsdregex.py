@@ -61,7 +61,7 @@ def _translate(p: str, extended: bool, dotall: bool = False) -> str:
                 while j < n and p[j] in " \t\n\r":
                     j += 1
                 p, n = p[:i + 1] + p[j:], n - (j - i - 1)
-            esc, i = _escape(p, i)
+            esc, i = _escape(p, i, extended)
             out.append(esc)
             continue
         if c == "[":
@@ -82,7 +82,20 @@ def _translate(p: str, extended: bool, dotall: bool = False) -> str:
     return "".join(out)
 
 
-def _escape(p: str, i: int) -> tuple[str, int]:
+#: Unicode blocks of XSD's ``\\p{IsName}`` (the common ones), first and last code point.
+_BLOCKS = {
+    "BasicLatin": (0x0000, 0x007F), "Latin-1Supplement": (0x0080, 0x00FF),
+    "LatinExtended-A": (0x0100, 0x017F), "LatinExtended-B": (0x0180, 0x024F),
+    "IPAExtensions": (0x0250, 0x02AF), "Greek": (0x0370, 0x03FF), "Cyrillic": (0x0400, 0x04FF),
+    "Armenian": (0x0530, 0x058F), "Hebrew": (0x0590, 0x05FF), "Arabic": (0x0600, 0x06FF),
+    "Devanagari": (0x0900, 0x097F), "Thai": (0x0E00, 0x0E7F),
+    "GeneralPunctuation": (0x2000, 0x206F), "CurrencySymbols": (0x20A0, 0x20CF),
+    "Hiragana": (0x3040, 0x309F), "Katakana": (0x30A0, 0x30FF),
+    "CJKUnifiedIdeographs": (0x4E00, 0x9FFF), "HangulSyllables": (0xAC00, 0xD7AF),
+}
+
+
+def _escape(p: str, i: int, extended: bool = False) -> tuple[str, int]:
     if i + 1 >= len(p):
         raise ValueError("the pattern ends with a backslash")
     c = p[i + 1]
@@ -95,8 +108,14 @@ def _escape(p: str, i: int) -> tuple[str, int]:
         if end < 0 or p[i + 2:i + 3] != "{":
             raise ValueError("\\p needs {name}")
         name = p[i + 3:end]
+        if extended:  # x: whitespace inside the braces goes too
+            name = "".join(name.split())
         if name.startswith("Is"):
-            raise ValueError(f"block escape \\p{{{name}}} is not supported")
+            block = _BLOCKS.get(name[2:])
+            if block is None:
+                raise ValueError(f"block escape \\p{{{name}}} is not supported")
+            lo, hi = block
+            return f"[{'^' if c == 'P' else ''}\\x{{{lo:X}}}-\\x{{{hi:X}}}]", end + 1
         return f"\\{c}{{{name}}}", end + 1
     raise ValueError(f"\\{c} is not an XSD escape")
 
@@ -118,7 +137,9 @@ def _class_items(p: str, i: int, extended: bool) -> tuple[list, int, str | None]
             return items, j, inner
         if c == "\\":
             esc, i = _escape(p, i)
-            items.append(esc)
+            if esc.startswith("[^"):
+                raise ValueError("\\P{Is...} inside a character class is not supported")
+            items.append(esc[1:-1] if esc.startswith("[") else esc)  # a block: its range
         else:
             items.append(c)
             i += 1
