@@ -89,15 +89,37 @@ class TypeSpec:
                 return FAIL
             out = dict(value)
             for key, spec in self.components.items():
-                if key in out:
-                    converted = spec.coerce(out[key])
-                    if converted is FAIL:
-                        return FAIL
-                    out[key] = converted
+                if key not in out:  # a context lacking a component does not conform
+                    return FAIL
+                converted = spec.coerce(out[key])
+                if converted is FAIL:
+                    return FAIL
+                out[key] = converted
             value = out
         if self.allowed is not None and self.allowed(value, {}) is not True:
             return FAIL
         return value
+
+    def conforms(self, value: Any) -> bool:
+        """``value instance of`` this type: its structure and kinds; allowedValues do not count
+        (DMN 1.5 10.3.2.9.1, TCK 0070), nor does a one-item list stand for its item."""
+        if value is None:
+            return True
+        if self.is_collection:
+            return value.__class__ is list and all(self._conforms_item(x) for x in value)
+        return self._conforms_item(value)
+
+    def _conforms_item(self, value: Any) -> bool:
+        if value is None:
+            return True
+        if self.ref is not None:
+            return self.ref.conforms(value)
+        if self.base is not None:
+            return conforms_builtin(value, self.base)
+        if self.components is not None:
+            return value.__class__ is dict and all(
+                key in value and spec.conforms(value[key]) for key, spec in self.components.items())
+        return self.coerce(value) is not FAIL
 
 
 _CLASSES = {"number": frozenset([Decimal]), "string": frozenset([str]), "boolean": frozenset([bool]),
@@ -202,7 +224,7 @@ class TypeRegistry:
         spec = self.specs.get(name)
         if spec is None:
             return None
-        return lambda v: spec.coerce(v) is not FAIL and (not spec.is_collection or v.__class__ is list)
+        return spec.conforms
 
 
 def _local_name(type_ref: str) -> str:
