@@ -408,3 +408,13 @@ def test_decision_result_type_coercion(dmn):
     assert r.value is None and r.warnings
     with pytest.raises(EvaluationError):
         m.evaluate("a", {}, strict=True)
+
+
+def test_expression_type_ref_converts_its_value(dmn):
+    body = ('<decision id="d_one" name="One"><literalExpression typeRef="number"><text>[10]</text>'
+            '</literalExpression></decision>'
+            '<decision id="d_bad" name="Bad"><literalExpression typeRef="number"><text>"ten"</text>'
+            '</literalExpression></decision>')
+    m = load_dmn(dmn.definitions(body))
+    assert m.evaluate("One", {}).value == D(10)        # a one-item list is its item
+    assert m.evaluate("Bad", {}).value is None         # a string is no number: an error, null

@@ -21,6 +21,15 @@ _FEEL_LANGS = ("", "feel", "http://www.omg.org/spec/feel/20140401")
 Fn = Callable[[dict], Any]
 
 
+def _typed(fn: Fn, coerce: Callable[[Any], Any]) -> Fn:
+    """``fn`` whose value is converted to the expression's typeRef; null when it does not conform."""
+    def run(env):
+        value = coerce(fn(env))
+        return None if value is FAIL else value
+
+    return run
+
+
 def _booleans(outcomes: list | None) -> list | None:
     """The outcomes of a ``satisfies``, or None when one is neither a boolean nor null."""
     if outcomes is None or any(x is not None and x.__class__ is not bool for x in outcomes):
@@ -69,7 +78,12 @@ class BoxedCompiler:
         method = getattr(self, "_" + tag.lower(), None) if tag in EXPRESSION_TAGS else None
         if method is None:
             raise self.r.error(el, f"<{tag}> is not a supported DMN expression")
-        return method(el, names)
+        kind, fn = method(el, names)
+        if tag in ("literalExpression", "invocation") and el.get("typeRef"):
+            spec = self.c.types.get(el.get("typeRef"))  # an unknown typeRef here checks nothing
+            if spec is not None and spec.base != "Any":
+                fn = _typed(fn, spec.coerce)
+        return kind, fn
 
     def _where(self) -> dict:
         return {"decision": self.owner_id}
