@@ -219,6 +219,13 @@ class TypeRegistry:
                                     f"(known: {', '.join(sorted(self.specs)) or 'none'})", typeRef=type_ref)
         return spec
 
+    def function_output(self, type_ref: str | None) -> TypeSpec | None:
+        """The ``outputTypeRef`` of the ``<functionItem>`` of the itemDefinition ``type_ref``."""
+        item = self._elements.get(_local_name(type_ref)) if type_ref else None
+        fn_item = self.reader.child(item, "functionItem") if item is not None else None
+        out = fn_item.get("outputTypeRef") if fn_item is not None else None
+        return self.get(out) if out else None
+
     def type_check(self, name: str) -> Callable[[Any], bool] | None:
         """For ``instance of``: a predicate for an itemDefinition name, or None."""
         spec = self.specs.get(name)
