@@ -34,8 +34,10 @@ class _Step:
         self.id, self.name, self.fn, self.spec = d.id, d.name, d.fn, d.spec
 
 
-def _href(reader: Reader, el: etree._Element) -> str:
+def _href(reader: Reader, el: etree._Element, namespace: str | None = None) -> str:
     href = (el.get("href") or "").strip()
+    if namespace and href.startswith(namespace + "#"):  # qualified with this model's namespace
+        href = href[len(namespace):]
     if not href.startswith("#"):
         raise reader.error(el, f"reference {href!r} points outside this file; imports are not supported")
     return href[1:]
@@ -95,7 +97,7 @@ class DMNModel:
         self._by_name = {d.name: d for d in self._decisions.values()}
         self._services: dict[str, DecisionService] = {}
         for el in r.children(root, "decisionService"):
-            svc = DecisionService(self, el, claim(el, "decisionService"), lambda x: _href(r, x))
+            svc = DecisionService(self, el, claim(el, "decisionService"), lambda x: _href(r, x, self.namespace))
             self._services[svc.id] = self._services[svc.name] = svc
             self._bkm_by_id[svc.id] = svc.name
         self._all_names = self._compiler.model_names = frozenset(names)
@@ -169,18 +171,18 @@ class DMNModel:
         declared_inputs, declared_decisions, knowledge = [], [], []
         for req in r.children(el, "informationRequirement"):
             for ref in r.children(req, "requiredInput"):
-                target = _href(r, ref)
+                target = _href(r, ref, self.namespace)
                 if target not in self._input_by_id:
                     raise r.error(ref, f"requiredInput points to {target!r}, which is no inputData")
                 declared_inputs.append(self._input_by_id[target])
             for ref in r.children(req, "requiredDecision"):
-                target = _href(r, ref)
+                target = _href(r, ref, self.namespace)
                 if target not in self._decisions:
                     raise r.error(ref, f"requiredDecision points to {target!r}, which is no decision")
                 declared_decisions.append(self._decisions[target].name)
         for req in r.children(el, "knowledgeRequirement"):
             for ref in r.children(req, "requiredKnowledge"):
-                target = _href(r, ref)
+                target = _href(r, ref, self.namespace)
                 if target not in self._bkm_by_id:
                     raise r.error(ref, f"requiredKnowledge points to {target!r}, which is no "
                                   "business knowledge model")
