@@ -127,3 +127,24 @@ def test_years_outside_python(text, expected):
 ])
 def test_single_cases(text, expected):
     assert E(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('string(@"10:15:30.123456789+02:00")', "10:15:30.123456789+02:00"),
+    ('@"10:15:30.123456789".second', D("30.123456789")),
+    ('@"10:15:30.123456789" > @"10:15:30.123456788"', True),
+    ('@"10:15:30.123456789" = @"10:15:30"', True),           # equality to the second
+    ('string(@"10:15:30.123456789" + @"PT1S")', "10:15:31.123456789"),
+    ('@"10:15:31.5" - @"10:15:30.123456789"', dt.timedelta(seconds=1, microseconds=376543)),
+    ('string(date and time(date("2017-01-01"), time("23:59:01.123456789@Europe/Paris")))',
+     "2017-01-01T23:59:01.123456789@Europe/Paris"),
+    ('string(@"2011-12-31T10:15:30.123456789Z" + @"P1M")', "2012-01-31T10:15:30.123456789Z"),
+    ('@"2011-12-31T10:15:30.123456789Z" > @"2011-12-31T10:15:30.123456Z"', True),
+    ('date(@"2011-12-31T10:15:30.123456789Z") = @"2011-12-31"', True),
+    ('string(time(@"2011-12-31T10:15:30.000000001@Europe/Paris"))', "10:15:30.000000001@Europe/Paris"),
+    ('@"10:15:30.123456789" instance of time', True),
+    ('string(date and time("-999999999-12-31T23:59:59.999999999+02:00"))',
+     "-999999999-12-31T23:59:59.999999999+02:00"),
+])
+def test_nanoseconds(text, expected):
+    assert E(text) == expected

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from lxml import etree
 
 from .feel import compile_feel
-from .feel.fardate import FarDate, FarDateTime
+from .feel.fardate import FarDate, FarDateTime, NanoTime
 from .feel.parser import FEELSyntaxError
 from .feel.types import builtin_type, conforms_builtin
 from .xml import Reader
@@ -123,7 +123,7 @@ class TypeSpec:
 
 
 _CLASSES = {"number": frozenset([Decimal]), "string": frozenset([str]), "boolean": frozenset([bool]),
-            "date": frozenset([_dt.date, FarDate]), "time": frozenset([_dt.time]),
+            "date": frozenset([_dt.date, FarDate]), "time": frozenset([_dt.time, NanoTime]),
             "date and time": frozenset([_dt.datetime, FarDateTime]), "days and time duration": frozenset([_dt.timedelta]),
             "context": frozenset([dict]), "list": frozenset([list])}
 

@@ -1,4 +1,5 @@
-"""FEEL dates and dates and times with years outside Python's 1..9999.
+"""FEEL dates, times and dates and times that Python's ``datetime`` cannot hold: years outside
+1..9999, and nanoseconds.
 
 FEEL allows years from -999,999,999 to 999,999,999 (``@"-2021-01-01"``, ``date(99999, 12, 31)``).
 Such a value is a :class:`FarDate` or :class:`FarDateTime`: a Python ``date``/``datetime`` whose
@@ -7,6 +8,10 @@ repeats every 400 years (146,097 days, a whole number of weeks), so leap days, w
 year and ISO weeks of the base are those of the real date; arithmetic works on the base and moves
 whole cycles. Values inside 1..9999 are always plain ``date``/``datetime`` (the common path keeps
 its speed); a result that crosses the boundary changes class.
+
+A time or a date and time with digits past the microsecond (``10:15:30.123456789``) keeps the
+extra nanoseconds (0..999) in ``nano``: a :class:`NanoTime`, or a :class:`FarDateTime` whatever its
+year. Durations stay microsecond ``timedelta`` values, so a difference drops the nanoseconds.
 
 A zone id (``@Australia/Melbourne``) on a far date and time keeps its name; its offset is the
 zone's rule in the base year, as no time zone database knows the rules of year -2021.
@@ -74,6 +79,7 @@ class FarDateTime:
 
     cycles: int
     base: _dt.datetime
+    nano: int = 0  # nanoseconds past base.microsecond, 0..999
 
     year = FarDate.year
     month = FarDate.month
@@ -106,16 +112,60 @@ class FarDateTime:
     def utcoffset(self) -> _dt.timedelta | None:
         return self.base.utcoffset()
 
-    def date(self) -> FarDate:
-        return FarDate(self.cycles, self.base.date())
+    def date(self) -> Any:
+        return join(self.cycles, self.base.date())
 
-    def timetz(self) -> _dt.time:
-        return self.base.timetz()
+    def timetz(self) -> Any:
+        t = self.base.timetz()
+        return NanoTime(t, self.nano) if self.nano else t
 
     def isoformat(self) -> str:
-        return f"{self.date().isoformat()}T{self.base.timetz().isoformat()}"
+        return f"{self.date().isoformat()}T{self.timetz().isoformat()}"
 
     __str__ = isoformat
+
+
+@dataclass(frozen=True)
+class NanoTime:
+    """A FEEL time with nanoseconds: ``base`` to the microsecond, ``nano`` the 0..999 beyond."""
+
+    base: _dt.time
+    nano: int
+
+    @property
+    def hour(self) -> int:
+        return self.base.hour
+
+    @property
+    def minute(self) -> int:
+        return self.base.minute
+
+    @property
+    def second(self) -> int:
+        return self.base.second
+
+    @property
+    def microsecond(self) -> int:
+        return self.base.microsecond
+
+    @property
+    def tzinfo(self) -> _dt.tzinfo | None:
+        return self.base.tzinfo
+
+    def utcoffset(self) -> _dt.timedelta | None:
+        return self.base.utcoffset()
+
+    def isoformat(self) -> str:
+        text = self.base.replace(microsecond=0).isoformat()  # HH:MM:SS and the offset, if any
+        return text[:8] + f".{self.base.microsecond * 1000 + self.nano:09d}".rstrip("0") + text[8:]
+
+    __str__ = isoformat
+
+
+def nano_of(value: Any) -> int:
+    """The nanoseconds past the microsecond of a time or date and time (0 for plain ones)."""
+    cls = value.__class__
+    return value.nano if cls is FarDateTime or cls is NanoTime else 0
 
 
 FAR = (FarDate, FarDateTime)
@@ -130,16 +180,18 @@ def _split_year(year: int) -> tuple[int, int]:
     return cycles, year - CYCLE_YEARS * cycles
 
 
-def join(cycles: int, base: Any) -> Any:
-    """The value ``base`` moved by ``cycles`` 400-year cycles: plain when the year fits Python."""
+def join(cycles: int, base: Any, nano: int = 0) -> Any:
+    """The value ``base`` moved by ``cycles`` 400-year cycles (and ``nano`` nanoseconds past its
+    microsecond): plain when Python can hold it."""
     year = base.year + CYCLE_YEARS * cycles
-    if 1 <= year <= 9999:
+    if 1 <= year <= 9999 and not nano:
         return base.replace(year=year) if cycles else base
     if abs(year) > MAX_YEAR:
         raise OverflowError(f"year {year} is outside FEEL's -999999999..999999999")
     k, base_year = _split_year(year)
-    cls = FarDateTime if base.__class__ is _DATETIME else FarDate
-    return cls(k, base.replace(year=base_year))
+    if base.__class__ is _DATETIME:
+        return FarDateTime(k, base.replace(year=base_year), nano)
+    return FarDate(k, base.replace(year=base_year))
 
 
 def split(value: Any) -> tuple[int, Any]:
@@ -160,11 +212,15 @@ def make_date(year: int, month: int, day: int) -> Any:
     return FarDate(k, _DATE(base_year, month, day))
 
 
-def combine(d: Any, t: _dt.time) -> Any:
+def combine(d: Any, t: Any) -> Any:
     """The date and time of date ``d`` (plain or far) at time ``t`` (its zone kept)."""
-    if d.__class__ is FarDate or d.__class__ is FarDateTime:
-        return FarDateTime(d.cycles, _DATETIME.combine(d.base if d.__class__ is FarDate else d.base.date(),
-                                                       t, tzinfo=t.tzinfo))
+    nano = 0
+    if t.__class__ is NanoTime:
+        t, nano = t.base, t.nano
+    if d.__class__ is FarDate or d.__class__ is FarDateTime or nano:
+        cycles, base = split(d)
+        day = base if base.__class__ is _DATE else base.date()
+        return join(cycles, _DATETIME.combine(day, t, tzinfo=t.tzinfo), nano)
     return _DATETIME.combine(_DATE(d.year, d.month, d.day), t, tzinfo=t.tzinfo)
 
 
@@ -187,7 +243,7 @@ def add_delta(value: Any, delta: _dt.timedelta) -> Any:
         base = _DATETIME(base.year, base.month, base.day)
     q, r = divmod(delta.days, CYCLE_DAYS)
     moved = base + _dt.timedelta(days=r, seconds=delta.seconds, microseconds=delta.microseconds)
-    out = join(cycles + q, moved)
+    out = join(cycles + q, moved, nano_of(value))
     return out.date() if is_date else out
 
 
@@ -200,7 +256,7 @@ def add_months(value: Any, months: int) -> Any:
     cycles, base_year = _split_year(year)
     day = min(value.day, calendar.monthrange(base_year, month0 + 1)[1])
     base = value.base if value.__class__ in FAR else value
-    return join(cycles, base.replace(year=base_year, month=month0 + 1, day=day))
+    return join(cycles, base.replace(year=base_year, month=month0 + 1, day=day), nano_of(value))
 
 
 def _micros(value: Any, zoned: bool) -> int:
@@ -226,7 +282,8 @@ def subtract(a: Any, b: Any) -> _dt.timedelta | None:
     """``a - b`` for dates and dates and times when either is far; None between local and zoned."""
     if _zoned(a) != _zoned(b):
         return None
-    return _dt.timedelta(microseconds=_micros(a, True) - _micros(b, True))
+    nanos = nano_of(a) - nano_of(b)  # the difference to the microsecond below
+    return _dt.timedelta(microseconds=_micros(a, True) - _micros(b, True) + nanos // 1000)
 
 
 def compare(a: Any, b: Any) -> int | None:
@@ -234,13 +291,36 @@ def compare(a: Any, b: Any) -> int | None:
     if (a.__class__ in DATES) != (b.__class__ in DATES):
         return None
     zoned = _zoned(a) and _zoned(b)
-    x, y = _micros(a, zoned), _micros(b, zoned)
+    x, y = (_micros(a, zoned), nano_of(a)), (_micros(b, zoned), nano_of(b))
     return -1 if x < y else (1 if x > y else 0)
 
 
 def equal(a: Any, b: Any) -> bool | None:
+    """``a = b``, to the second as for plain values (DMN TCK 0068)."""
     if (a.__class__ in DATES) != (b.__class__ in DATES):
         return None
     if _zoned(a) != _zoned(b):
         return False
-    return compare(a, b) == 0
+    return _micros(a, True) // 1_000_000 == _micros(b, True) // 1_000_000
+
+
+def time_compare(a: Any, b: Any) -> int | None:
+    """-1/0/1 between two times, either with nanoseconds; None between local and zoned."""
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        return None
+    x, y = _time_micros(a), _time_micros(b)
+    return -1 if x < y else (1 if x > y else 0)
+
+
+def time_equal(a: Any, b: Any) -> bool:
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        return False
+    return _time_micros(a)[0] // 1_000_000 == _time_micros(b)[0] // 1_000_000
+
+
+def _time_micros(t: Any) -> tuple[int, int]:
+    out = ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+    off = t.utcoffset() if t.tzinfo is not None else None
+    if off is not None:
+        out -= (off.days * 86400 + off.seconds) * 1_000_000 + off.microseconds
+    return out, nano_of(t)

@@ -41,7 +41,7 @@ def date(a, month=MISSING, day=MISSING):
 @feel("date and time", "from", alt=(("date", "time"),))
 def date_and_time(a, t=MISSING):
     if t is not MISSING:
-        if a.__class__ not in far.ANY_DATE or t.__class__ is not _dt.time:
+        if a.__class__ not in far.ANY_DATE or t.__class__ not in (_dt.time, far.NanoTime):
             raise Null
         return far.combine(a, t)
     cls = a.__class__
@@ -81,7 +81,7 @@ def time(a, minute=MISSING, second=MISSING, offset=MISSING):
         return a.timetz()
     if cls is _dt.date or cls is far.FarDate:
         return _dt.time(0, 0, 0, tzinfo=_UTC)
-    if cls is _dt.time:
+    if cls is _dt.time or cls is far.NanoTime:
         return a
     raise Null
 
@@ -134,10 +134,11 @@ def _number_text(d: Decimal) -> str:
     return format(d.normalize(), "f")
 
 
-def _time_text(t: _dt.time) -> str:
-    out = t.strftime("%H:%M:%S")
-    if t.microsecond:
-        out += f".{t.microsecond:06d}".rstrip("0")
+def _time_text(t) -> str:
+    out = f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+    nano = far.nano_of(t)
+    if t.microsecond or nano:
+        out += f".{t.microsecond * 1000 + nano:09d}".rstrip("0")
     key = getattr(t.tzinfo, "key", None) if type(t.tzinfo).__name__ == "ZoneInfo" else None
     if key:
         return out + "@" + key
@@ -167,7 +168,7 @@ def to_string(v) -> str | None:
         return v.isoformat()
     if cls is _dt.datetime or cls is far.FarDateTime:
         return v.date().isoformat() + "T" + _time_text(v.timetz())
-    if cls is _dt.time:
+    if cls is _dt.time or cls is far.NanoTime:
         return _time_text(v)
     if cls is _dt.timedelta:
         return format_timedelta(v)
@@ -268,7 +269,7 @@ def is_(a, b):
         return a is None and b is None
     if a.__class__ is not b.__class__:
         return False
-    if a.__class__ in (_dt.time, _dt.datetime, far.FarDateTime) and a.tzinfo != b.tzinfo:
+    if a.__class__ in (_dt.time, _dt.datetime, far.FarDateTime, far.NanoTime) and a.tzinfo != b.tzinfo:
         return False
     return ops.eq(a, b) is True
 

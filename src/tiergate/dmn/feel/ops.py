@@ -20,7 +20,8 @@ _DATE, _DATETIME, _TIME, _TD = _dt.date, _dt.datetime, _dt.time, _dt.timedelta
 _YM = YearsMonthsDuration
 _ZERO_TD = _dt.timedelta(0)
 _FAR = far.FAR
-_FAR_DATE, _FAR_DATETIME = far.FarDate, far.FarDateTime
+_FAR_DATE, _FAR_DATETIME, _NANO_TIME = far.FarDate, far.FarDateTime, far.NanoTime
+_TIMES = (_TIME, _NANO_TIME)
 
 
 def add_months(value: Any, months: int) -> Any:
@@ -53,7 +54,7 @@ def add(a: Any, b: Any) -> Any:
             return a + b
         if ca is _YM and cb is _YM:
             return _YM(a.months_total + b.months_total)
-        if cb in (_DATE, _DATETIME, _TIME, _FAR_DATE, _FAR_DATETIME) and ca in (_TD, _YM):
+        if cb in (_DATE, _DATETIME, _TIME, _FAR_DATE, _FAR_DATETIME, _NANO_TIME) and ca in (_TD, _YM):
             a, b, ca, cb = b, a, cb, ca
         if ca is _DATETIME and cb is _TD:
             try:
@@ -69,6 +70,9 @@ def add(a: Any, b: Any) -> Any:
             return add_months(a, b.months_total)
         if ca in _FAR and cb is _TD:
             return far.add_delta(a, b)
+        if ca is _NANO_TIME and cb is _TD:
+            moved = add(a.base, b)
+            return None if moved is None else _NANO_TIME(moved, a.nano)
         if ca is _TIME and cb is _TD:
             base = _DATETIME(2000, 1, 1, a.hour, a.minute, a.second, a.microsecond)
             return (base + b).time().replace(tzinfo=a.tzinfo)
@@ -97,8 +101,12 @@ def sub(a: Any, b: Any) -> Any:
             return a - b
         if ca is _YM and cb is _YM:
             return _YM(a.months_total - b.months_total)
-        if ca in (_DATE, _DATETIME, _TIME, _FAR_DATE, _FAR_DATETIME) and cb in (_TD, _YM):
+        if ca in (_DATE, _DATETIME, _TIME, _FAR_DATE, _FAR_DATETIME, _NANO_TIME) and cb in (_TD, _YM):
             return add(a, neg(b))
+        if (ca is _NANO_TIME and cb in _TIMES) or (cb is _NANO_TIME and ca in _TIMES):
+            d = sub(a.base if ca is _NANO_TIME else a, b.base if cb is _NANO_TIME else b)
+            nanos = far.nano_of(a) - far.nano_of(b)  # to the microsecond below
+            return None if d is None else d + _dt.timedelta(microseconds=nanos // 1000)
         if (ca in _FAR and cb in far.ANY_DATE) or (cb in _FAR and ca in far.ANY_DATE):
             return far.subtract(a, b)
         if ca in (_DATE, _DATETIME) and cb in (_DATE, _DATETIME):  # a date is its midnight UTC
@@ -183,9 +191,13 @@ def eq(a: Any, b: Any) -> bool | None:
     if ca is not cb:
         if (ca in _FAR and cb in far.ANY_DATE) or (cb in _FAR and ca in far.ANY_DATE):
             return far.equal(a, b)
+        if ca in _TIMES and cb in _TIMES:
+            return far.time_equal(a, b)
         return None
     if ca in _FAR:
         return far.equal(a, b)
+    if ca is _NANO_TIME:
+        return far.time_equal(a, b)
     if ca in _SCALARS:
         try:
             return a == b
@@ -236,6 +248,8 @@ def compare(a: Any, b: Any) -> int | None:
         cb = b.__class__
         if (ca in _FAR and cb in far.ANY_DATE) or (cb in _FAR and ca in far.ANY_DATE):
             return far.compare(a, b)
+        if ca in _TIMES and cb in _TIMES:
+            return far.time_compare(a, b)
         return None
     try:
         if ca is _DATETIME and (a.tzinfo is None) != (b.tzinfo is None):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation, ROUND_HALF_EVEN, localcontext
 from typing import Any, Callable, Sequence
 
-from .fardate import FarDate, FarDateTime, add_delta, combine, make_date, midnight
+from .fardate import FarDate, FarDateTime, NanoTime, add_delta, combine, make_date, midnight
 
 #: The one decimal context of FEEL arithmetic: IEEE 754 decimal128 (34 digits, half-even).
 DECIMAL_CONTEXT = Context(prec=34, rounding=ROUND_HALF_EVEN, Emax=6144, Emin=-6143)
@@ -151,10 +151,12 @@ def parse_time(text: str) -> _dt.time | None:
     try:
         frac = m.group(4)
         micro = int((frac[1:] + "000000")[:6]) if frac else 0
+        nano = int((frac[7:] + "000")[:3]) if frac and len(frac) > 7 else 0
         hour = int(m.group(1))
-        if hour == 24 and m.group(2) == "00" and m.group(3) == "00" and not micro:
+        if hour == 24 and m.group(2) == "00" and m.group(3) == "00" and not micro and not nano:
             hour = 0
-        return _dt.time(hour, int(m.group(2)), int(m.group(3)), micro, tzinfo=tz)
+        t = _dt.time(hour, int(m.group(2)), int(m.group(3)), micro, tzinfo=tz)
+        return NanoTime(t, nano) if nano else t
     except ValueError:
         return None
 
@@ -243,7 +245,7 @@ def kind(v: Any) -> str:
         return "date"
     if cls is FarDateTime:
         return "date and time"
-    if cls is _dt.time:
+    if cls is _dt.time or cls is NanoTime:
         return "time"
     if cls is _dt.timedelta:
         return "days and time duration"
@@ -311,7 +313,7 @@ def to_feel(value: Any) -> Any:
     if isinstance(value, _dt.date):
         return _dt.date(value.year, value.month, value.day)
     if isinstance(value, (_dt.time, _dt.timedelta, YearsMonthsDuration, Range, FEELFunction, FarDate,
-                          FarDateTime)):
+                          FarDateTime, NanoTime)):
         return value
     if isinstance(value, dict):
         out = {}
