@@ -10,6 +10,7 @@ from lxml import etree
 from ..errors import EvaluationError, FEELError, NotFoundError
 from .boxed import BoxedCompiler
 from .compiling import TRACE, Compiler
+from .imports import context_of, imported_href, load_imports
 from .feel.types import kind, to_feel
 from .model import DecisionInfo, DecisionResult, DecisionServiceInfo
 from .services import DecisionService
@@ -19,7 +20,7 @@ from .xml import Reader, parse_xml
 _IGNORED = {"description", "extensionElements", "itemDefinition", "inputData", "decision",
             "businessKnowledgeModel", "knowledgeSource", "textAnnotation", "association", "group",
             "elementCollection", "performanceIndicator", "organizationUnit", "DMNDI",
-            "decisionService"}
+            "decisionService", "import"}
 
 
 class _Decision:
@@ -46,7 +47,7 @@ def _href(reader: Reader, el: etree._Element, namespace: str | None = None) -> s
 class DMNModel:
     """A compiled DMN model. Build it with :func:`tiergate.dmn.load_dmn`."""
 
-    def __init__(self, source: str | Path | bytes):
+    def __init__(self, source: str | Path | bytes, *, _chain: tuple[str, ...] = ()):
         root, ns, label = parse_xml(source)
         r = self._reader = Reader(ns, label)
         self.name = root.get("name")
@@ -59,6 +60,10 @@ class DMNModel:
                               "or express it with decisions, inputData and business knowledge models")
         self._types = TypeRegistry(r, root)
         self._compiler = Compiler(r, self._types)
+        here = str(Path(label).resolve()) if not label.startswith("<") else label
+        self._imports = load_imports(r, root, source, _chain + (here,))
+        for imp in self._imports:
+            self._types.add_imported(imp.alias, imp.model._types)
         self._input_specs: dict[str, TypeSpec | None] = {}
         self._input_by_id: dict[str, str] = {}
         names: dict[str, etree._Element] = {}
@@ -100,9 +105,14 @@ class DMNModel:
             svc = DecisionService(self, el, claim(el, "decisionService"), lambda x: _href(r, x, self.namespace))
             self._services[svc.id] = self._services[svc.name] = svc
             self._bkm_by_id[svc.id] = svc.name
+        for imp, el in zip(self._imports, r.children(root, "import")):
+            if imp.alias in names:
+                raise r.error(el, f"the import name {imp.alias!r} is also the name of an element "
+                              f"at line {names[imp.alias].sourceline}; rename one of them")
+            names[imp.alias] = el
         self._all_names = self._compiler.model_names = frozenset(names)
 
-        self._base_env: dict[str, Any] = {}
+        self._base_env: dict[str, Any] = {imp.alias: context_of(imp.model) for imp in self._imports}
         #: (line, message) of each decision without logic: it loads (DMN allows it), `check` says so
         self.incomplete: list[tuple[int, str]] = []
         for svc in self._services.values():
@@ -171,17 +181,23 @@ class DMNModel:
         declared_inputs, declared_decisions, knowledge = [], [], []
         for req in r.children(el, "informationRequirement"):
             for ref in r.children(req, "requiredInput"):
+                self._refuse_imported(ref, "inputData")
                 target = _href(r, ref, self.namespace)
                 if target not in self._input_by_id:
                     raise r.error(ref, f"requiredInput points to {target!r}, which is no inputData")
                 declared_inputs.append(self._input_by_id[target])
             for ref in r.children(req, "requiredDecision"):
+                self._refuse_imported(ref, "decisions")
                 target = _href(r, ref, self.namespace)
                 if target not in self._decisions:
                     raise r.error(ref, f"requiredDecision points to {target!r}, which is no decision")
                 declared_decisions.append(self._decisions[target].name)
         for req in r.children(el, "knowledgeRequirement"):
             for ref in r.children(req, "requiredKnowledge"):
+                imp = imported_href(self._imports, (ref.get("href") or "").strip())
+                if imp is not None:  # a BKM of an imported model: reached as alias.name
+                    knowledge.append(imp.alias)
+                    continue
                 target = _href(r, ref, self.namespace)
                 if target not in self._bkm_by_id:
                     raise r.error(ref, f"requiredKnowledge points to {target!r}, which is no "
@@ -191,6 +207,13 @@ class DMNModel:
         # a name it reads that is its own is a context entry named like the decision, never a cycle
         d.decisions = _merge(declared_decisions, [n for n in self._by_name if n in used and n != d.name])
         d.knowledge = _merge(knowledge, [n for n in self._base_env if n in used])
+
+    def _refuse_imported(self, ref: etree._Element, what: str) -> None:
+        imp = imported_href(self._imports, (ref.get("href") or "").strip())
+        if imp is not None:
+            raise self._reader.error(ref, f"{what} of the imported model {imp.alias!r} are not "
+                                     "supported (only its item definitions, business knowledge "
+                                     "models and decision services); copy them into this model")
 
     def _order(self, target: _Decision) -> list[_Decision]:
         order: list[_Decision] = []

@@ -219,6 +219,11 @@ class TypeRegistry:
                                     f"(known: {', '.join(sorted(self.specs)) or 'none'})", typeRef=type_ref)
         return spec
 
+    def add_imported(self, alias: str, other: "TypeRegistry") -> None:
+        """The item definitions of an imported model, as ``alias.tName``."""
+        for name, spec in other.specs.items():
+            self.specs[f"{alias}.{name}"] = spec
+
     def function_output(self, type_ref: str | None) -> TypeSpec | None:
         """The ``outputTypeRef`` of the ``<functionItem>`` of the itemDefinition ``type_ref``."""
         item = self._elements.get(_local_name(type_ref)) if type_ref else None
