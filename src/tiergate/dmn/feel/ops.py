@@ -194,15 +194,15 @@ def eq(a: Any, b: Any) -> bool | None:
         if ca in _TIMES and cb in _TIMES:
             return far.time_equal(a, b)
         return None
-    if ca in _FAR:
-        return far.equal(a, b)
-    if ca is _NANO_TIME:
-        return far.time_equal(a, b)
     if ca in _SCALARS:
         try:
             return a == b
         except TypeError:
             return None
+    if ca in _FAR:
+        return far.equal(a, b)
+    if ca is _NANO_TIME:
+        return far.time_equal(a, b)
     if ca is _DATETIME:
         if a.microsecond or b.microsecond:  # equality resolves to the second (DMN TCK 0068)
             a, b = a.replace(microsecond=0), b.replace(microsecond=0)
