@@ -148,3 +148,12 @@ def test_single_cases(text, expected):
 ])
 def test_nanoseconds(text, expected):
     assert E(text) == expected
+
+
+def test_far_and_nano_values_have_json_forms():
+    from tiergate.jsonutil import to_jsonable
+
+    values = {"a": E('@"-2021-01-01T10:00:00+01:00"'), "b": E('@"10:00:00.123456789Z"'),
+              "c": E('@"99999-01-01"'), "n": E('@"2021-01-01T10:00:00.5000001Z"')}
+    assert to_jsonable(values) == {"a": "-2021-01-01T10:00:00+01:00", "b": "10:00:00.123456789+00:00",
+                                   "c": "99999-01-01", "n": "2021-01-01T10:00:00.5000001+00:00"}

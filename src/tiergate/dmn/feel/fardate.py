@@ -120,7 +120,11 @@ class FarDateTime:
         return NanoTime(t, self.nano) if self.nano else t
 
     def isoformat(self) -> str:
-        return f"{self.date().isoformat()}T{self.timetz().isoformat()}"
+        """ISO 8601 with the offset the base has (a zone's rule in the base year)."""
+        text = self.base.replace(microsecond=0).isoformat()  # base years have four digits
+        frac = self.base.microsecond * 1000 + self.nano
+        return (year_text(self.year) + text[4:19] + (f".{frac:09d}".rstrip("0") if frac else "")
+                + text[19:])
 
     __str__ = isoformat
 
