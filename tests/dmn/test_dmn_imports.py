@@ -60,11 +60,21 @@ def test_an_import_is_found_by_namespace_or_refused_clearly(tmp_path):
         load_dmn(_main().encode())
 
 
-def test_decisions_of_an_imported_model_are_refused(tmp_path):
+def test_a_decision_of_an_imported_model_takes_its_inputs_by_name(tmp_path):
     (tmp_path / "lib.dmn").write_text(LIB)
     extra = '<informationRequirement><requiredDecision href="urn:lib#d_twice"/></informationRequirement>'
+    (tmp_path / "main.dmn").write_text(_main(extra, text="lib.twice + 1"))
+    model = load_dmn(tmp_path / "main.dmn")
+    assert model.input_names("greet") == ["Person", "x"]
+    assert model.evaluate("greet", {"x": 20}).value == D(41)
+    assert model.evaluate("greet", {}).value is None          # x missing: null, as in lib
+
+
+def test_inputdata_of_an_imported_model_is_refused(tmp_path):
+    (tmp_path / "lib.dmn").write_text(LIB)
+    extra = '<informationRequirement><requiredInput href="urn:lib#i_x"/></informationRequirement>'
     (tmp_path / "main.dmn").write_text(_main(extra))
-    with pytest.raises(DMNError, match="decisions of the imported model 'lib' are not supported"):
+    with pytest.raises(DMNError, match="inputData of the imported model 'lib' are not supported"):
         load_dmn(tmp_path / "main.dmn")
 
 

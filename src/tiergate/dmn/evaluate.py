@@ -10,7 +10,7 @@ from lxml import etree
 from ..errors import EvaluationError, FEELError, NotFoundError
 from .boxed import BoxedCompiler
 from .compiling import TRACE, Compiler
-from .imports import context_of, imported_href, load_imports
+from .imports import context_of, imported_href, load_imports, with_imported_decisions
 from .feel.types import kind, to_feel
 from .model import DecisionInfo, DecisionResult, DecisionServiceInfo
 from .services import DecisionService
@@ -178,7 +178,7 @@ class DMNModel:
             self._compiler.free_sink = self._compiler.implicit_sink = None
         d.implicit = tuple(implicit)
         d.table, d.literal = boxed.table_info, boxed.literal_text if d.kind == "literal" else None
-        declared_inputs, declared_decisions, knowledge = [], [], []
+        declared_inputs, declared_decisions, knowledge, imported = [], [], [], []
         for req in r.children(el, "informationRequirement"):
             for ref in r.children(req, "requiredInput"):
                 self._refuse_imported(ref, "inputData")
@@ -187,7 +187,10 @@ class DMNModel:
                     raise r.error(ref, f"requiredInput points to {target!r}, which is no inputData")
                 declared_inputs.append(self._input_by_id[target])
             for ref in r.children(req, "requiredDecision"):
-                self._refuse_imported(ref, "decisions")
+                imp = imported_href(self._imports, (ref.get("href") or "").strip())
+                if imp is not None:
+                    imported.append(self._imported_decision(imp, ref))
+                    continue
                 target = _href(r, ref, self.namespace)
                 if target not in self._decisions:
                     raise r.error(ref, f"requiredDecision points to {target!r}, which is no decision")
@@ -203,17 +206,29 @@ class DMNModel:
                     raise r.error(ref, f"requiredKnowledge points to {target!r}, which is no "
                                   "business knowledge model")
                 knowledge.append(self._bkm_by_id[target])
+        if imported:  # their inputs are inputs of this decision, by name
+            d.fn = with_imported_decisions(d.fn, imported)
+            d.implicit = tuple(_merge(list(d.implicit), [n for _, m, name in imported
+                                                          for n in m.input_names(name)]))
         d.inputs = _merge(declared_inputs, [n for n in self._input_specs if n in used])
         # a name it reads that is its own is a context entry named like the decision, never a cycle
         d.decisions = _merge(declared_decisions, [n for n in self._by_name if n in used and n != d.name])
         d.knowledge = _merge(knowledge, [n for n in self._base_env if n in used])
 
+    def _imported_decision(self, imp, ref: etree._Element) -> tuple[str, "DMNModel", str]:
+        target = (ref.get("href") or "").strip().split("#", 1)[1]
+        d = imp.model._decisions.get(target)
+        if d is None:
+            raise self._reader.error(ref, f"requiredDecision points to {target!r}, which is no "
+                                     f"decision of the imported model {imp.alias!r}")
+        return imp.alias, imp.model, d.name
+
     def _refuse_imported(self, ref: etree._Element, what: str) -> None:
         imp = imported_href(self._imports, (ref.get("href") or "").strip())
         if imp is not None:
             raise self._reader.error(ref, f"{what} of the imported model {imp.alias!r} are not "
-                                     "supported (only its item definitions, business knowledge "
-                                     "models and decision services); copy them into this model")
+                                     "supported: require its decisions (their inputs are inputs "
+                                     "of this decision, by name), or copy the inputData here")
 
     def _order(self, target: _Decision) -> list[_Decision]:
         order: list[_Decision] = []

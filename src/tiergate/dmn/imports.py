@@ -9,8 +9,12 @@ imported model is loaded as any model (the same safe XML parsing), then the impo
 - its business knowledge models and decision services as the context ``alias``:
   ``myimport.Say Hello(A Person)``.
 
-Decisions and inputData of an imported model are not imported (a clear error names the
-requirement). Imports nest up to :data:`MAX_DEPTH` models; a cycle is an error.
+- its decisions, required by ``requiredDecision href="namespace#id"``, as entries of the same
+  context (``Model B.Evaluating Say Hello``): evaluated by the imported model with the inputs
+  of the same names, which become inputs of the requiring decision.
+
+Its inputData cannot be required directly (a clear error names the requirement). Imports nest up
+to :data:`MAX_DEPTH` models; a cycle is an error.
 """
 
 from __future__ import annotations
@@ -98,6 +102,20 @@ def _find(directory: Path, location: str | None, namespace: str) -> Path | None:
 def context_of(model: "DMNModel") -> dict[str, Any]:
     """What an alias stands for in FEEL: the imported model's functions (and its own imports)."""
     return dict(model._base_env)
+
+
+def with_imported_decisions(fn, needed: list[tuple[str, "DMNModel", str]]):
+    """``fn`` run with each required imported decision's value in its alias's context."""
+    def run(env):
+        env = dict(env)
+        for alias, model, name in needed:
+            inputs = {n: env.get(n) for n in model.input_names(name)}
+            context = dict(env.get(alias) or {})
+            context[name] = model.evaluate(name, inputs).value
+            env[alias] = context
+        return fn(env)
+
+    return run
 
 
 def imported_href(imports: list[Imported], href: str) -> Imported | None:
