@@ -16,7 +16,6 @@ Each model is parsed once per process (``model()`` caches it, the load error too
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
