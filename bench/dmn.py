@@ -6,7 +6,7 @@
         --inputs '{"client_data": true}'        # a real FEEL model (tiergate only)
 
 tiergate evaluates the platform's own ``decisions/tier_routing.dmn`` (FEEL, as a modeler writes
-it). SpiffWorkflow gets the same six rules written in its Python-expression cell syntax (it
+it). SpiffWorkflow gets the same four rules written in its Python-expression cell syntax (it
 evaluates cells with Python ``eval``). Both evaluate the same rows (every catalog process with
 its real facts, plain and raised by start data); the script checks the tiers agree first.
 GoRules' zen-engine (a Rust engine with Python bindings, ``pip install zen-engine``) gets the
@@ -24,13 +24,12 @@ from itertools import cycle, islice
 from pathlib import Path
 
 # The platform's decisions/tier_routing.dmn (FIRST), written again in SpiffWorkflow's cell syntax:
-# Python expressions evaluated with ``eval``. Columns, in the file's order:
+# Python expressions evaluated with ``eval`` (the four rules the file has since a15289d dropped the
+# production and emergency raises). Columns, in the file's order:
 INPUTS = ["process_id", "compliance_critical", "touches_live_systems", "client_data", "structured",
           "human_approval", "reversible", "environment", "emergency"]
 # Each rule: a Python test per column (None = any), then (tier, rationale).
 RULES = [
-    ([None, "False", "False", None, "True", None, None, '"production"', None], 1, "Raised to Tier 1: production run"),
-    ([None, "False", "False", None, "True", None, None, None, "True"], 1, "Raised to Tier 1: emergency run"),
     ([None, "True", None, None, None, None, None, None, None], 1, "Tier 1: compliance-critical"),
     ([None, None, "True", None, None, None, None, None, None], 1, "Tier 1: touches live systems"),
     ([None, None, None, None, "True", None, None, None, None], 2, "Tier 2: structured"),

@@ -14,6 +14,8 @@ def _default(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() and abs(value) < 10**18 else float(value)
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
+    if type(value).__name__ in ("FarDate", "FarDateTime", "NanoTime"):  # FEEL dates past Python's
+        return value.isoformat()
     if isinstance(value, _dt.timedelta):
         return value.total_seconds()
     if isinstance(value, (set, frozenset, tuple)):

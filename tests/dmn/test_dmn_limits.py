@@ -59,7 +59,12 @@ def test_a_catastrophic_regex_answers_at_once():
     ('matches("P", "^[A-Z-[OI]]$")', True),
     ('matches("abc", "a b c", "x")', True),           # x: whitespace in the pattern ignored
     ('matches("a b", "a[ ]b", "x")', True),           # ... but not inside a class
-    ('matches("aa", "(a)\\1")', None),                # back-references are not XSD: error
+    ('matches("aa", "(a)\\1")', True),                # a back-reference (XPath), on the regex module
+    ('matches("aA", "(a)\\1", "i")', True),
+    ('matches("ab", "(a)\\1")', False),
+    ('matches("h", "(.)\\2")', None),                 # no group 2: an error
+    ('matches("aa", "(a\\1)")', None),                # its group is not closed yet: an error
+    ('matches("abcd", "(asd)[\\1]")', None),          # not inside a class: an error
     ('matches("a", "a", "g")', None),                 # unknown flag: error
     ('matches("A", "a", "i")', True),
     ('matches("a.b", ".", "q")', True),
@@ -69,6 +74,12 @@ def test_a_catastrophic_regex_answers_at_once():
 ])
 def test_xsd_regex_semantics(text, expected):
     assert E(text) == expected
+
+
+def test_a_backtracking_pattern_stops_at_its_budget():
+    with pytest.raises(LimitExceededError) as info:
+        E('matches(x, "^((a+)+)\\1$")', {"x": "a" * 5000 + "b"})
+    assert info.value.details["limit"] == "feel.regex_seconds"
 
 
 def test_limits_live_in_one_place():

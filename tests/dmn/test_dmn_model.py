@@ -186,6 +186,23 @@ def test_item_definitions(dmn):
         m.evaluate("Total", {"Loan": {"amount": "1"}, "Amounts": []}, strict=True)
 
 
+def test_structured_types_need_every_component(dmn):
+    checks = {"lost": '{amount: 1, status: "LOST"}', "null": "{amount: 1, status: null}",
+              "extra": '{amount: 1, status: "OPEN", extra: 2}', "missing": "{amount: 1}",
+              "one": '[{amount: 1, status: "OPEN"}]'}
+    extra = "".join(f'<decision id="d_{k}" name="{k}"><literalExpression><text>{t} instance of tLoan'
+                    f"</text></literalExpression></decision>" for k, t in checks.items())
+    m = load_dmn(dmn.definitions(ITEMS + extra))
+    # instance of: structure and kinds only, allowedValues do not count, every component needed
+    assert {k: m.evaluate(k, {}).value for k in checks} == {
+        "lost": True, "null": True, "extra": True, "missing": False, "one": False}
+    # a context lacking a component conforms neither as an input nor for instance of
+    r = m.evaluate("Total", {"Loan": {"amount": 1}, "Amounts": []})
+    assert r.value is None and "Loan" in r.warnings[0]
+    with pytest.raises(EvaluationError, match="should be tLoan"):
+        m.evaluate("Total", {"Loan": {"amount": 1}, "Amounts": []}, strict=True)
+
+
 def test_unknown_type_ref_is_an_error(dmn):
     with pytest.raises(DMNError, match="tNope"):
         load_dmn(dmn.definitions(dmn.input_data("x", "tNope") + dmn.literal("a", "x")))
@@ -391,3 +408,13 @@ def test_decision_result_type_coercion(dmn):
     assert r.value is None and r.warnings
     with pytest.raises(EvaluationError):
         m.evaluate("a", {}, strict=True)
+
+
+def test_expression_type_ref_converts_its_value(dmn):
+    body = ('<decision id="d_one" name="One"><literalExpression typeRef="number"><text>[10]</text>'
+            '</literalExpression></decision>'
+            '<decision id="d_bad" name="Bad"><literalExpression typeRef="number"><text>"ten"</text>'
+            '</literalExpression></decision>')
+    m = load_dmn(dmn.definitions(body))
+    assert m.evaluate("One", {}).value == D(10)        # a one-item list is its item
+    assert m.evaluate("Bad", {}).value is None         # a string is no number: an error, null

@@ -62,6 +62,17 @@ def test_a_service_is_a_feel_function_with_typed_parameters():
     assert model.evaluate("quote").value == [Decimal("100.0"), Decimal("10.00"), None]
 
 
+def test_a_service_needs_every_parameter_and_its_declared_output_type():
+    typed = MODEL.replace('<variable name="fee at"/>', '<variable name="fee at" typeRef="tFeeAt"/>').replace(
+        '<inputData id="i_amount"', '<itemDefinition name="tFeeAt"><functionItem outputTypeRef="string"/>'
+        '</itemDefinition><inputData id="i_amount"').replace(
+        "fee at(\"x\", 1)]", "fee at(\"x\", 1), fee at(200)]")
+    model = load_dmn(typed.encode())
+    # the fee is a number, the service declares a string: null; one argument of two: null
+    assert model.evaluate("quote").value == [None, None, None, None]
+    assert model.evaluate("fee at", {"amount": 100, "rate": 0.5}).value is None
+
+
 def test_a_service_with_no_output_decision_is_refused():
     bad = MODEL.replace('<outputDecision href="#d_fee"/>\n    <inputDecision', '<inputDecision')
     with pytest.raises(Exception) as info:

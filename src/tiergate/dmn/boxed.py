@@ -21,6 +21,22 @@ _FEEL_LANGS = ("", "feel", "http://www.omg.org/spec/feel/20140401")
 Fn = Callable[[dict], Any]
 
 
+def _typed(fn: Fn, coerce: Callable[[Any], Any]) -> Fn:
+    """``fn`` whose value is converted to the expression's typeRef; null when it does not conform."""
+    def run(env):
+        value = coerce(fn(env))
+        return None if value is FAIL else value
+
+    return run
+
+
+def _booleans(outcomes: list | None) -> list | None:
+    """The outcomes of a ``satisfies``, or None when one is neither a boolean nor null."""
+    if outcomes is None or any(x is not None and x.__class__ is not bool for x in outcomes):
+        return None
+    return outcomes
+
+
 def _null(env: dict) -> None:
     return None
 
@@ -62,7 +78,12 @@ class BoxedCompiler:
         method = getattr(self, "_" + tag.lower(), None) if tag in EXPRESSION_TAGS else None
         if method is None:
             raise self.r.error(el, f"<{tag}> is not a supported DMN expression")
-        return method(el, names)
+        kind, fn = method(el, names)
+        if tag in ("literalExpression", "invocation") and el.get("typeRef"):
+            spec = self.c.types.get(el.get("typeRef"))  # an unknown typeRef here checks nothing
+            if spec is not None and spec.base != "Any":
+                fn = _typed(fn, spec.coerce)
+        return kind, fn
 
     def _where(self) -> dict:
         return {"decision": self.owner_id}
@@ -195,7 +216,14 @@ class BoxedCompiler:
 
     def _conditional(self, el, names):
         cond, then, other = (self._part(el, p, names) for p in ("if", "then", "else"))
-        return "conditional", lambda env: then(env) if cond(env) is True else other(env)
+
+        def run(env):
+            c = cond(env)
+            if c is not None and c.__class__ is not bool:  # "abc" as a condition: an error
+                return None
+            return then(env) if c is True else other(env)
+
+        return "conditional", run
 
     def _iterate(self, el, names, body_part: str):
         var = el.get("iteratorVariable")
@@ -222,11 +250,11 @@ class BoxedCompiler:
 
     def _some(self, el, names):
         run = self._iterate(el, names, "satisfies")
-        return "some", lambda env: None if (r := run(env)) is None else any(x is True for x in r)
+        return "some", lambda env: None if (r := _booleans(run(env))) is None else any(x is True for x in r)
 
     def _every(self, el, names):
         run = self._iterate(el, names, "satisfies")
-        return "every", lambda env: None if (r := run(env)) is None else all(x is True for x in r)
+        return "every", lambda env: None if (r := _booleans(run(env))) is None else all(x is True for x in r)
 
     def _filter(self, el, names):
         source = self._part(el, "in", names)
@@ -246,8 +274,11 @@ class BoxedCompiler:
                 if item.__class__ is dict:
                     inner.update(item)
                 inner["item"] = item
-                if match(inner) is True:
+                m = match(inner)
+                if m is True:
                     out.append(item)
+                elif m is not None and m.__class__ is not bool:  # a match that is no boolean
+                    return None
             return out
 
         return "filter", run

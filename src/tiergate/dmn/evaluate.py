@@ -10,6 +10,7 @@ from lxml import etree
 from ..errors import EvaluationError, FEELError, NotFoundError
 from .boxed import BoxedCompiler
 from .compiling import TRACE, Compiler
+from .imports import context_of, imported_href, load_imports, with_imported_decisions
 from .feel.types import kind, to_feel
 from .model import DecisionInfo, DecisionResult, DecisionServiceInfo
 from .services import DecisionService
@@ -19,7 +20,7 @@ from .xml import Reader, parse_xml
 _IGNORED = {"description", "extensionElements", "itemDefinition", "inputData", "decision",
             "businessKnowledgeModel", "knowledgeSource", "textAnnotation", "association", "group",
             "elementCollection", "performanceIndicator", "organizationUnit", "DMNDI",
-            "decisionService"}
+            "decisionService", "import"}
 
 
 class _Decision:
@@ -34,8 +35,10 @@ class _Step:
         self.id, self.name, self.fn, self.spec = d.id, d.name, d.fn, d.spec
 
 
-def _href(reader: Reader, el: etree._Element) -> str:
+def _href(reader: Reader, el: etree._Element, namespace: str | None = None) -> str:
     href = (el.get("href") or "").strip()
+    if namespace and href.startswith(namespace + "#"):  # qualified with this model's namespace
+        href = href[len(namespace):]
     if not href.startswith("#"):
         raise reader.error(el, f"reference {href!r} points outside this file; imports are not supported")
     return href[1:]
@@ -44,7 +47,7 @@ def _href(reader: Reader, el: etree._Element) -> str:
 class DMNModel:
     """A compiled DMN model. Build it with :func:`tiergate.dmn.load_dmn`."""
 
-    def __init__(self, source: str | Path | bytes):
+    def __init__(self, source: str | Path | bytes, *, _chain: tuple[str, ...] = ()):
         root, ns, label = parse_xml(source)
         r = self._reader = Reader(ns, label)
         self.name = root.get("name")
@@ -57,6 +60,10 @@ class DMNModel:
                               "or express it with decisions, inputData and business knowledge models")
         self._types = TypeRegistry(r, root)
         self._compiler = Compiler(r, self._types)
+        here = str(Path(label).resolve()) if not label.startswith("<") else label
+        self._imports = load_imports(r, root, source, _chain + (here,))
+        for imp in self._imports:
+            self._types.add_imported(imp.alias, imp.model._types)
         self._input_specs: dict[str, TypeSpec | None] = {}
         self._input_by_id: dict[str, str] = {}
         names: dict[str, etree._Element] = {}
@@ -95,12 +102,17 @@ class DMNModel:
         self._by_name = {d.name: d for d in self._decisions.values()}
         self._services: dict[str, DecisionService] = {}
         for el in r.children(root, "decisionService"):
-            svc = DecisionService(self, el, claim(el, "decisionService"), lambda x: _href(r, x))
+            svc = DecisionService(self, el, claim(el, "decisionService"), lambda x: _href(r, x, self.namespace))
             self._services[svc.id] = self._services[svc.name] = svc
             self._bkm_by_id[svc.id] = svc.name
+        for imp, el in zip(self._imports, r.children(root, "import")):
+            if imp.alias in names:
+                raise r.error(el, f"the import name {imp.alias!r} is also the name of an element "
+                              f"at line {names[imp.alias].sourceline}; rename one of them")
+            names[imp.alias] = el
         self._all_names = self._compiler.model_names = frozenset(names)
 
-        self._base_env: dict[str, Any] = {}
+        self._base_env: dict[str, Any] = {imp.alias: context_of(imp.model) for imp in self._imports}
         #: (line, message) of each decision without logic: it loads (DMN allows it), `check` says so
         self.incomplete: list[tuple[int, str]] = []
         for svc in self._services.values():
@@ -166,29 +178,57 @@ class DMNModel:
             self._compiler.free_sink = self._compiler.implicit_sink = None
         d.implicit = tuple(implicit)
         d.table, d.literal = boxed.table_info, boxed.literal_text if d.kind == "literal" else None
-        declared_inputs, declared_decisions, knowledge = [], [], []
+        declared_inputs, declared_decisions, knowledge, imported = [], [], [], []
         for req in r.children(el, "informationRequirement"):
             for ref in r.children(req, "requiredInput"):
-                target = _href(r, ref)
+                self._refuse_imported(ref, "inputData")
+                target = _href(r, ref, self.namespace)
                 if target not in self._input_by_id:
                     raise r.error(ref, f"requiredInput points to {target!r}, which is no inputData")
                 declared_inputs.append(self._input_by_id[target])
             for ref in r.children(req, "requiredDecision"):
-                target = _href(r, ref)
+                imp = imported_href(self._imports, (ref.get("href") or "").strip())
+                if imp is not None:
+                    imported.append(self._imported_decision(imp, ref))
+                    continue
+                target = _href(r, ref, self.namespace)
                 if target not in self._decisions:
                     raise r.error(ref, f"requiredDecision points to {target!r}, which is no decision")
                 declared_decisions.append(self._decisions[target].name)
         for req in r.children(el, "knowledgeRequirement"):
             for ref in r.children(req, "requiredKnowledge"):
-                target = _href(r, ref)
+                imp = imported_href(self._imports, (ref.get("href") or "").strip())
+                if imp is not None:  # a BKM of an imported model: reached as alias.name
+                    knowledge.append(imp.alias)
+                    continue
+                target = _href(r, ref, self.namespace)
                 if target not in self._bkm_by_id:
                     raise r.error(ref, f"requiredKnowledge points to {target!r}, which is no "
                                   "business knowledge model")
                 knowledge.append(self._bkm_by_id[target])
+        if imported:  # their inputs are inputs of this decision, by name
+            d.fn = with_imported_decisions(d.fn, imported)
+            d.implicit = tuple(_merge(list(d.implicit), [n for _, m, name in imported
+                                                          for n in m.input_names(name)]))
         d.inputs = _merge(declared_inputs, [n for n in self._input_specs if n in used])
         # a name it reads that is its own is a context entry named like the decision, never a cycle
         d.decisions = _merge(declared_decisions, [n for n in self._by_name if n in used and n != d.name])
         d.knowledge = _merge(knowledge, [n for n in self._base_env if n in used])
+
+    def _imported_decision(self, imp, ref: etree._Element) -> tuple[str, "DMNModel", str]:
+        target = (ref.get("href") or "").strip().split("#", 1)[1]
+        d = imp.model._decisions.get(target)
+        if d is None:
+            raise self._reader.error(ref, f"requiredDecision points to {target!r}, which is no "
+                                     f"decision of the imported model {imp.alias!r}")
+        return imp.alias, imp.model, d.name
+
+    def _refuse_imported(self, ref: etree._Element, what: str) -> None:
+        imp = imported_href(self._imports, (ref.get("href") or "").strip())
+        if imp is not None:
+            raise self._reader.error(ref, f"{what} of the imported model {imp.alias!r} are not "
+                                     "supported: require its decisions (their inputs are inputs "
+                                     "of this decision, by name), or copy the inputData here")
 
     def _order(self, target: _Decision) -> list[_Decision]:
         order: list[_Decision] = []

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 class DecisionService:
     __slots__ = ("id", "name", "el", "outputs", "input_decisions", "input_data", "params", "_plan",
-                 "function")
+                 "function", "out_spec")
 
     def __init__(self, model: "DMNModel", el: etree._Element, name: str, href):
         r = model._reader
@@ -36,6 +36,7 @@ class DecisionService:
         if not self.outputs:
             raise r.error(el, "decision service without <outputDecision>; add the decision(s) it answers")
         self.params: list[str] = []
+        self.out_spec = None
         self._plan = None
         self.function = FEELFunction(name, [], lambda *args: None, min_args=0, max_args=0)
 
@@ -51,7 +52,8 @@ class DecisionService:
         self.params = ([model._input_by_id[i] for i in self.input_data]
                        + [model._decisions[i].name for i in self.input_decisions])
         self.function.params = self.params
-        self.function.max_args = len(self.params)
+        self.function.max_args = self.function.min_args = len(self.params)  # every one is needed
+        self.out_spec = _output_spec(model, self.el)
         self.function.impl = lambda *args: self.call(model, dict(zip(self.params, args)), None)
 
     def plan(self, model: "DMNModel") -> list:
@@ -95,6 +97,16 @@ class DecisionService:
             if values is not None:
                 values[d.name] = value
         outs = [model._decisions[i].name for i in self.outputs]
-        if len(outs) == 1:
-            return env[outs[0]]
-        return {name: env[name] for name in outs}
+        result = env[outs[0]] if len(outs) == 1 else {name: env[name] for name in outs}
+        if self.out_spec is not None and result is not None:
+            result = self.out_spec.coerce(result)
+            if result is FAIL:  # the service's function type names another output type
+                return None
+        return result
+
+
+def _output_spec(model: "DMNModel", el: etree._Element):
+    """The output type a service's variable declares (a function type's outputTypeRef), or None."""
+    var = model._reader.child(el, "variable")
+    spec = model._types.function_output(var.get("typeRef") if var is not None else None)
+    return spec if spec is not None and spec.base != "Any" else None

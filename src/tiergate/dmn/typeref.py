@@ -14,6 +14,7 @@ from typing import Any, Callable
 from lxml import etree
 
 from .feel import compile_feel
+from .feel.fardate import FarDate, FarDateTime, NanoTime
 from .feel.parser import FEELSyntaxError
 from .feel.types import builtin_type, conforms_builtin
 from .xml import Reader
@@ -88,20 +89,42 @@ class TypeSpec:
                 return FAIL
             out = dict(value)
             for key, spec in self.components.items():
-                if key in out:
-                    converted = spec.coerce(out[key])
-                    if converted is FAIL:
-                        return FAIL
-                    out[key] = converted
+                if key not in out:  # a context lacking a component does not conform
+                    return FAIL
+                converted = spec.coerce(out[key])
+                if converted is FAIL:
+                    return FAIL
+                out[key] = converted
             value = out
         if self.allowed is not None and self.allowed(value, {}) is not True:
             return FAIL
         return value
 
+    def conforms(self, value: Any) -> bool:
+        """``value instance of`` this type: its structure and kinds; allowedValues do not count
+        (DMN 1.5 10.3.2.9.1, TCK 0070), nor does a one-item list stand for its item."""
+        if value is None:
+            return True
+        if self.is_collection:
+            return value.__class__ is list and all(self._conforms_item(x) for x in value)
+        return self._conforms_item(value)
+
+    def _conforms_item(self, value: Any) -> bool:
+        if value is None:
+            return True
+        if self.ref is not None:
+            return self.ref.conforms(value)
+        if self.base is not None:
+            return conforms_builtin(value, self.base)
+        if self.components is not None:
+            return value.__class__ is dict and all(
+                key in value and spec.conforms(value[key]) for key, spec in self.components.items())
+        return self.coerce(value) is not FAIL
+
 
 _CLASSES = {"number": frozenset([Decimal]), "string": frozenset([str]), "boolean": frozenset([bool]),
-            "date": frozenset([_dt.date]), "time": frozenset([_dt.time]),
-            "date and time": frozenset([_dt.datetime]), "days and time duration": frozenset([_dt.timedelta]),
+            "date": frozenset([_dt.date, FarDate]), "time": frozenset([_dt.time, NanoTime]),
+            "date and time": frozenset([_dt.datetime, FarDateTime]), "days and time duration": frozenset([_dt.timedelta]),
             "context": frozenset([dict]), "list": frozenset([list])}
 
 ANY = TypeSpec("Any")
@@ -196,12 +219,24 @@ class TypeRegistry:
                                     f"(known: {', '.join(sorted(self.specs)) or 'none'})", typeRef=type_ref)
         return spec
 
+    def add_imported(self, alias: str, other: "TypeRegistry") -> None:
+        """The item definitions of an imported model, as ``alias.tName``."""
+        for name, spec in other.specs.items():
+            self.specs[f"{alias}.{name}"] = spec
+
+    def function_output(self, type_ref: str | None) -> TypeSpec | None:
+        """The ``outputTypeRef`` of the ``<functionItem>`` of the itemDefinition ``type_ref``."""
+        item = self._elements.get(_local_name(type_ref)) if type_ref else None
+        fn_item = self.reader.child(item, "functionItem") if item is not None else None
+        out = fn_item.get("outputTypeRef") if fn_item is not None else None
+        return self.get(out) if out else None
+
     def type_check(self, name: str) -> Callable[[Any], bool] | None:
         """For ``instance of``: a predicate for an itemDefinition name, or None."""
         spec = self.specs.get(name)
         if spec is None:
             return None
-        return lambda v: spec.coerce(v) is not FAIL and (not spec.is_collection or v.__class__ is list)
+        return spec.conforms
 
 
 def _local_name(type_ref: str) -> str:

@@ -6,8 +6,9 @@ import datetime as _dt
 import re
 from decimal import Decimal
 
+from . import fardate as far
 from . import ops
-from .registry import MISSING, Null, feel, integer, num, seq, text
+from .registry import BUILTINS, MISSING, Null, feel, integer, num, seq, text
 from .types import (FEELFunction, Range, YearsMonthsDuration, format_timedelta, parse_date,
                     parse_date_and_time, parse_duration, parse_time)
 
@@ -20,16 +21,19 @@ _UTC = _dt.timezone.utc
 @feel("date", "from", alt=(("year", "month", "day"),))
 def date(a, month=MISSING, day=MISSING):
     if month is not MISSING or day is not MISSING:
-        return _dt.date(integer(a), integer(month), integer(day))
+        try:
+            return far.make_date(integer(a), integer(month), integer(day))
+        except ValueError:
+            raise Null from None
     cls = a.__class__
     if cls is str:
         value = parse_date(a)
         if value is None:
             raise Null
         return value
-    if cls is _dt.datetime:
+    if cls is _dt.datetime or cls is far.FarDateTime:
         return a.date()
-    if cls is _dt.date:
+    if cls is _dt.date or cls is far.FarDate:
         return a
     raise Null
 
@@ -37,19 +41,19 @@ def date(a, month=MISSING, day=MISSING):
 @feel("date and time", "from", alt=(("date", "time"),))
 def date_and_time(a, t=MISSING):
     if t is not MISSING:
-        if a.__class__ not in (_dt.date, _dt.datetime) or t.__class__ is not _dt.time:
+        if a.__class__ not in far.ANY_DATE or t.__class__ not in (_dt.time, far.NanoTime):
             raise Null
-        return _dt.datetime.combine(_dt.date(a.year, a.month, a.day), t, tzinfo=t.tzinfo)
+        return far.combine(a, t)
     cls = a.__class__
     if cls is str:
         value = parse_date_and_time(a)
         if value is None:
             raise Null
         return value
-    if cls is _dt.datetime:
+    if cls is _dt.datetime or cls is far.FarDateTime:
         return a
-    if cls is _dt.date:
-        return _dt.datetime(a.year, a.month, a.day)
+    if cls is _dt.date or cls is far.FarDate:
+        return far.midnight(a)
     raise Null
 
 
@@ -73,11 +77,11 @@ def time(a, minute=MISSING, second=MISSING, offset=MISSING):
         if value is None:
             raise Null
         return value
-    if cls is _dt.datetime:
+    if cls is _dt.datetime or cls is far.FarDateTime:
         return a.timetz()
-    if cls is _dt.date:
+    if cls is _dt.date or cls is far.FarDate:
         return _dt.time(0, 0, 0, tzinfo=_UTC)
-    if cls is _dt.time:
+    if cls is _dt.time or cls is far.NanoTime:
         return a
     raise Null
 
@@ -92,7 +96,7 @@ def duration(s):
 
 @feel("years and months duration", "from", "to")
 def years_and_months_duration(start, end):
-    if start.__class__ not in (_dt.date, _dt.datetime) or end.__class__ not in (_dt.date, _dt.datetime):
+    if start.__class__ not in far.ANY_DATE or end.__class__ not in far.ANY_DATE:
         raise Null
     months = (end.year - start.year) * 12 + (end.month - start.month)
     start_rest, end_rest = start.day, end.day  # whole months between the dates; times do not count
@@ -130,10 +134,11 @@ def _number_text(d: Decimal) -> str:
     return format(d.normalize(), "f")
 
 
-def _time_text(t: _dt.time) -> str:
-    out = t.strftime("%H:%M:%S")
-    if t.microsecond:
-        out += f".{t.microsecond:06d}".rstrip("0")
+def _time_text(t) -> str:
+    out = f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+    nano = far.nano_of(t)
+    if t.microsecond or nano:
+        out += f".{t.microsecond * 1000 + nano:09d}".rstrip("0")
     key = getattr(t.tzinfo, "key", None) if type(t.tzinfo).__name__ == "ZoneInfo" else None
     if key:
         return out + "@" + key
@@ -143,8 +148,9 @@ def _time_text(t: _dt.time) -> str:
     if off == _dt.timedelta(0):
         return out + "Z"
     sign = "-" if off < _dt.timedelta(0) else "+"
-    mins = abs(int(off.total_seconds())) // 60
-    return out + f"{sign}{mins // 60:02d}:{mins % 60:02d}"
+    secs = abs(int(off.total_seconds()))
+    out += f"{sign}{secs // 3600:02d}:{secs // 60 % 60:02d}"
+    return out + (f":{secs % 60:02d}" if secs % 60 else "")
 
 
 def to_string(v) -> str | None:
@@ -158,11 +164,11 @@ def to_string(v) -> str | None:
         return "true" if v else "false"
     if cls is Decimal:
         return _number_text(v)
-    if cls is _dt.date:
+    if cls is _dt.date or cls is far.FarDate:
         return v.isoformat()
-    if cls is _dt.datetime:
+    if cls is _dt.datetime or cls is far.FarDateTime:
         return v.date().isoformat() + "T" + _time_text(v.timetz())
-    if cls is _dt.time:
+    if cls is _dt.time or cls is far.NanoTime:
         return _time_text(v)
     if cls is _dt.timedelta:
         return format_timedelta(v)
@@ -217,7 +223,7 @@ def today():
 
 
 def _date_arg(d) -> _dt.date:
-    if d.__class__ not in (_dt.date, _dt.datetime):
+    if d.__class__ not in far.ANY_DATE:
         raise Null
     return d
 
@@ -263,9 +269,12 @@ def is_(a, b):
         return a is None and b is None
     if a.__class__ is not b.__class__:
         return False
-    if a.__class__ in (_dt.time, _dt.datetime) and a.tzinfo != b.tzinfo:
+    if a.__class__ in (_dt.time, _dt.datetime, far.FarDateTime, far.NanoTime) and a.tzinfo != b.tzinfo:
         return False
     return ops.eq(a, b) is True
+
+
+BUILTINS["is"].omitted_is_null = True  # type: ignore[attr-defined]
 
 
 @feel("get or else", "value", "default", nulls=False)
@@ -311,6 +320,10 @@ def context_put(m, key, value):
         return m
     m[text(key)] = value
     return m
+
+
+# ``key:`` names one key; a path of keys is passed as ``keys:``
+BUILTINS["context put"].check_named = lambda named: named.get("key").__class__ is not list  # type: ignore[attr-defined]
 
 
 @feel("context merge", "contexts")

@@ -209,7 +209,13 @@ def list_replace(items, where, new_item):
     if where.__class__ is FEELFunction:
         if not where.varargs and len(where.params) != 2:
             raise Null
-        return [new_item if invoke(where, [x, new_item], None) is True else x for x in items]
+        out = []
+        for x in items:
+            hit = invoke(where, [x, new_item], None)
+            if hit is not None and hit.__class__ is not bool:  # a match that is no boolean
+                raise Null
+            out.append(new_item if hit is True else x)
+        return out
     if where.__class__ is not Decimal:
         raise Null
     pos = int(where)  # truncated, as positions of the other list functions

@@ -369,7 +369,12 @@ def _call(node, scope):
         if fnamed is None:
             return lambda env: invoke(target, [a(env) for a in fargs], None)
         return lambda env: invoke(target, None, {n: a(env) for n, a in fnamed})
-    ffn = compile_expression(fn_node, scope)
+    if fn_node[0] == "var" and fn_node[1] not in scope.bound:
+        # an unknown function name is an error when the call runs (null), not when the model
+        # loads (DMN 1.5 10.3.2.13.2): it counts like a name inside a filter, not a free name
+        ffn = compile_expression(fn_node, Scope(scope.bound, scope.info, True))
+    else:
+        ffn = compile_expression(fn_node, scope)
     # a variable named like a built-in (an input called "date") does not hide the function
     fallback = BUILTINS.get(fn_node[1]) if fn_node[0] == "var" else None
 
@@ -431,6 +436,14 @@ _CMP_RANGE = {"<": (False, None, False), "<=": (False, None, True),
 
 def _cmp_range(node, scope):
     """``(< 10)``: the range of a comparison test, ``(null..10)``."""
+    if node[1] == "=":  # (= 10): the range [10..10]
+        fv = compile_expression(node[2], scope)
+
+        def point(env):
+            x = fv(env)
+            return None if x is None else Range(x, x, True, True, "=")
+
+        return point
     if node[1] not in _CMP_RANGE:  # (!= 1) is a test, not a range: null outside of ``in``
         return lambda env: None
     low_end, a, b = _CMP_RANGE[node[1]]

@@ -21,6 +21,7 @@ class FEELLimits:
     string_chars: int = 1_000_000         # characters of a string that FEEL builds
     regex_pattern_chars: int = 10_000     # characters of a regex pattern (matches, replace, split)
     regex_memory_bytes: int = 8 << 20     # memory of one compiled regex (RE2's max_mem)
+    regex_seconds: float = 0.05           # one match of a pattern with back-references (backtracking)
 
 
 FEEL_LIMITS = FEELLimits()

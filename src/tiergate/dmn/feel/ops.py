@@ -11,6 +11,7 @@ import datetime as _dt
 from decimal import ROUND_DOWN, Decimal, DecimalException
 from typing import Any
 
+from . import fardate as far
 from .limits import FEEL_LIMITS, over
 from .types import DECIMAL_CONTEXT as _C
 from .types import FEELFunction, Range, YearsMonthsDuration
@@ -18,13 +19,16 @@ from .types import FEELFunction, Range, YearsMonthsDuration
 _DATE, _DATETIME, _TIME, _TD = _dt.date, _dt.datetime, _dt.time, _dt.timedelta
 _YM = YearsMonthsDuration
 _ZERO_TD = _dt.timedelta(0)
+_FAR = far.FAR
+_FAR_DATE, _FAR_DATETIME, _NANO_TIME = far.FarDate, far.FarDateTime, far.NanoTime
+_TIMES = (_TIME, _NANO_TIME)
 
 
-def add_months(value: _dt.date, months: int) -> _dt.date | None:
+def add_months(value: Any, months: int) -> Any:
     total = value.year * 12 + (value.month - 1) + months
     year, month = divmod(total, 12)
-    if not 1 <= year <= 9999:
-        return None
+    if value.__class__ in _FAR or not 1 <= year <= 9999:
+        return far.add_months(value, months)
     day = min(value.day, calendar.monthrange(year, month + 1)[1])
     return value.replace(year=year, month=month + 1, day=day)
 
@@ -50,14 +54,25 @@ def add(a: Any, b: Any) -> Any:
             return a + b
         if ca is _YM and cb is _YM:
             return _YM(a.months_total + b.months_total)
-        if cb in (_DATE, _DATETIME, _TIME) and ca in (_TD, _YM):
+        if cb in (_DATE, _DATETIME, _TIME, _FAR_DATE, _FAR_DATETIME, _NANO_TIME) and ca in (_TD, _YM):
             a, b, ca, cb = b, a, cb, ca
         if ca is _DATETIME and cb is _TD:
-            return a + b
+            try:
+                return a + b
+            except OverflowError:  # past year 9999 or before year 1
+                return far.add_delta(a, b)
         if ca is _DATE and cb is _TD:  # date + days-time duration: a date (time part dropped)
-            return (_DATETIME(a.year, a.month, a.day) + b).date()
-        if ca in (_DATE, _DATETIME) and cb is _YM:
+            try:
+                return (_DATETIME(a.year, a.month, a.day) + b).date()
+            except OverflowError:
+                return far.add_delta(a, b)
+        if ca in (_DATE, _DATETIME, _FAR_DATE, _FAR_DATETIME) and cb is _YM:
             return add_months(a, b.months_total)
+        if ca in _FAR and cb is _TD:
+            return far.add_delta(a, b)
+        if ca is _NANO_TIME and cb is _TD:
+            moved = add(a.base, b)
+            return None if moved is None else _NANO_TIME(moved, a.nano)
         if ca is _TIME and cb is _TD:
             base = _DATETIME(2000, 1, 1, a.hour, a.minute, a.second, a.microsecond)
             return (base + b).time().replace(tzinfo=a.tzinfo)
@@ -86,9 +101,15 @@ def sub(a: Any, b: Any) -> Any:
             return a - b
         if ca is _YM and cb is _YM:
             return _YM(a.months_total - b.months_total)
-        if ca in (_DATE, _DATETIME, _TIME) and cb in (_TD, _YM):
+        if ca in (_DATE, _DATETIME, _TIME, _FAR_DATE, _FAR_DATETIME, _NANO_TIME) and cb in (_TD, _YM):
             return add(a, neg(b))
-        if ca in (_DATE, _DATETIME) and ca is cb:
+        if (ca is _NANO_TIME and cb in _TIMES) or (cb is _NANO_TIME and ca in _TIMES):
+            d = sub(a.base if ca is _NANO_TIME else a, b.base if cb is _NANO_TIME else b)
+            nanos = far.nano_of(a) - far.nano_of(b)  # to the microsecond below
+            return None if d is None else d + _dt.timedelta(microseconds=nanos // 1000)
+        if (ca in _FAR and cb in far.ANY_DATE) or (cb in _FAR and ca in far.ANY_DATE):
+            return far.subtract(a, b)
+        if ca in (_DATE, _DATETIME) and cb in (_DATE, _DATETIME):  # a date is its midnight UTC
             x, y = _as_datetime(a), _as_datetime(b)
             if (x.tzinfo is None) != (y.tzinfo is None):
                 return None  # a local and a zoned date and time: no defined difference
@@ -159,7 +180,7 @@ def _micro_td(micros: Decimal) -> _dt.timedelta:
 # ---------------------------------------------------------------------------------------------
 # equality and ordering
 
-_SCALARS = {bool, Decimal, str, _DATE, _DATETIME, _TD, _YM}
+_SCALARS = {bool, Decimal, str, _DATE, _TD, _YM}
 
 
 def eq(a: Any, b: Any) -> bool | None:
@@ -168,15 +189,29 @@ def eq(a: Any, b: Any) -> bool | None:
         return a is None and b is None
     ca, cb = a.__class__, b.__class__
     if ca is not cb:
+        if (ca in _FAR and cb in far.ANY_DATE) or (cb in _FAR and ca in far.ANY_DATE):
+            return far.equal(a, b)
+        if ca in _TIMES and cb in _TIMES:
+            return far.time_equal(a, b)
         return None
     if ca in _SCALARS:
         try:
             return a == b
         except TypeError:
             return None
+    if ca in _FAR:
+        return far.equal(a, b)
+    if ca is _NANO_TIME:
+        return far.time_equal(a, b)
+    if ca is _DATETIME:
+        if a.microsecond or b.microsecond:  # equality resolves to the second (DMN TCK 0068)
+            a, b = a.replace(microsecond=0), b.replace(microsecond=0)
+        return a == b
     if ca is _TIME:
         if (a.tzinfo is None) != (b.tzinfo is None):
             return False
+        if a.microsecond or b.microsecond:
+            a, b = a.replace(microsecond=0), b.replace(microsecond=0)
         return a == b
     if ca is list:
         if len(a) != len(b):
@@ -196,6 +231,7 @@ def eq(a: Any, b: Any) -> bool | None:
         return True
     if ca is Range:
         return (a.start_included == b.start_included and a.end_included == b.end_included
+                and a.test == b.test
                 and eq(a.start, b.start) is True and eq(a.end, b.end) is True)
     if ca is FEELFunction:
         return a is b
@@ -209,6 +245,11 @@ def compare(a: Any, b: Any) -> int | None:
     """-1/0/1 when ``a`` and ``b`` are ordered FEEL values of one kind, else None."""
     ca = a.__class__
     if ca is not b.__class__ or ca not in _ORDERED:
+        cb = b.__class__
+        if (ca in _FAR and cb in far.ANY_DATE) or (cb in _FAR and ca in far.ANY_DATE):
+            return far.compare(a, b)
+        if ca in _TIMES and cb in _TIMES:
+            return far.time_compare(a, b)
         return None
     try:
         if ca is _DATETIME and (a.tzinfo is None) != (b.tzinfo is None):

@@ -85,7 +85,7 @@ def unescape(body: str) -> str:
 
 
 def _at_literal(text: str) -> Any:
-    if text[:1] == "-" or text[:1] == "P":
+    if text[:1] == "P" or text[:2] == "-P":
         return parse_duration(text)
     if "T" in text:
         return parse_date_and_time(text)

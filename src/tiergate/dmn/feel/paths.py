@@ -7,12 +7,13 @@ import datetime as _dt
 from decimal import Decimal
 from typing import Any
 
+from .fardate import FarDate, FarDateTime, NanoTime, nano_of
 from .types import Range, YearsMonthsDuration
 
 _DATE_PROPS = {"year": lambda d: d.year, "month": lambda d: d.month, "day": lambda d: d.day,
                "weekday": lambda d: d.isoweekday()}
 _TIME_PROPS = {"hour": lambda t: t.hour, "minute": lambda t: t.minute,
-               "second": lambda t: Decimal(t.second) + Decimal(t.microsecond) / 1000000}
+               "second": lambda t: Decimal(t.second) + Decimal(t.microsecond * 1000 + nano_of(t)) / 1000000000}
 
 
 def _offset(t):
@@ -34,9 +35,9 @@ def get_path(value: Any, name: str) -> Any:
     if cls is list:
         return [get_path(item, name) for item in value]
     prop = None
-    if cls is _dt.date or cls is _dt.datetime:
+    if cls is _dt.date or cls is _dt.datetime or cls is FarDate or cls is FarDateTime:
         prop = _DATE_PROPS.get(name)
-    if prop is None and (cls is _dt.time or cls is _dt.datetime):
+    if prop is None and (cls is _dt.time or cls is _dt.datetime or cls is FarDateTime or cls is NanoTime):
         prop = _TIME_PROPS.get(name)
         if name == "time offset":
             return _offset(value)

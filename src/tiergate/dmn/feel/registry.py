@@ -69,6 +69,11 @@ def invoke(fn: FEELFunction, args: list | None, named: dict[str, Any] | None) ->
         args = _bind_named(fn, named or {})
         if args is None:
             return None
+        check = getattr(fn, "check_named", None)
+        if check is not None and not check(named or {}):
+            return None
+        if getattr(fn, "omitted_is_null", False):  # is(value1: x): the other one is null
+            args = [None if a is MISSING else a for a in args] + [None] * (len(fn.params) - len(args))
     n = len(args)
     if fn.min_args is not None and n < fn.min_args:
         if not fn.varargs or n < fn.min_args:

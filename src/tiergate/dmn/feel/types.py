@@ -9,9 +9,9 @@ null                       ``None``
 boolean                    ``bool``
 number                     ``decimal.Decimal`` (34 digits, half-even)
 string                     ``str``
-date                       ``datetime.date``
+date                       ``datetime.date`` (:class:`FarDate` for a year outside 1..9999)
 time                       ``datetime.time`` (``tzinfo`` set when the literal has one)
-date and time              ``datetime.datetime``
+date and time              ``datetime.datetime`` (:class:`FarDateTime` outside 1..9999)
 days and time duration     ``datetime.timedelta``
 years and months duration  :class:`YearsMonthsDuration` (whole months)
 list                       ``list``
@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation, ROUND_HALF_EVEN, localcontext
 from typing import Any, Callable, Sequence
+
+from .fardate import FarDate, FarDateTime, NanoTime, add_delta, combine, make_date, midnight
 
 #: The one decimal context of FEEL arithmetic: IEEE 754 decimal128 (34 digits, half-even).
 DECIMAL_CONTEXT = Context(prec=34, rounding=ROUND_HALF_EVEN, Emax=6144, Emin=-6143)
@@ -71,6 +73,9 @@ class Range:
     end: Any
     start_included: bool
     end_included: bool
+    #: "=" for the range of the test ``(= 10)``: its ends are 10 and 10, closed, yet it is not
+    #: the range ``[10..10]`` (DMN TCK 0068 range_010, 0074 range_011)
+    test: str = ""
 
 
 @dataclass(eq=False)
@@ -104,12 +109,13 @@ _DURATION_RE = re.compile(
 )
 
 
-def parse_date(text: str) -> _dt.date | None:
+def parse_date(text: str) -> Any:
+    """A date (a :class:`FarDate` for a year outside 1..9999), or None."""
     m = _DATE_RE.match(text)
     if not m:
         return None
     try:
-        return _dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        return make_date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
         return None
 
@@ -145,27 +151,30 @@ def parse_time(text: str) -> _dt.time | None:
     try:
         frac = m.group(4)
         micro = int((frac[1:] + "000000")[:6]) if frac else 0
+        nano = int((frac[7:] + "000")[:3]) if frac and len(frac) > 7 else 0
         hour = int(m.group(1))
-        if hour == 24 and m.group(2) == "00" and m.group(3) == "00" and not micro:
+        if hour == 24 and m.group(2) == "00" and m.group(3) == "00" and not micro and not nano:
             hour = 0
-        return _dt.time(hour, int(m.group(2)), int(m.group(3)), micro, tzinfo=tz)
+        t = _dt.time(hour, int(m.group(2)), int(m.group(3)), micro, tzinfo=tz)
+        return NanoTime(t, nano) if nano else t
     except ValueError:
         return None
 
 
-def parse_date_and_time(text: str) -> _dt.datetime | _dt.date | None:
-    """``date and time`` string to datetime; a plain date string gives midnight."""
+def parse_date_and_time(text: str) -> Any:
+    """``date and time`` string to datetime (a :class:`FarDateTime` for a year outside 1..9999);
+    a plain date string gives midnight."""
     if "T" not in text:
         d = parse_date(text)
-        return None if d is None else _dt.datetime(d.year, d.month, d.day)
+        return None if d is None else midnight(d)
     date_part, _, time_part = text.partition("T")
     d, t = parse_date(date_part), parse_time(time_part)
     if d is None or t is None:
         return None
-    value = _dt.datetime.combine(d, t, tzinfo=t.tzinfo)
+    value = combine(d, t)
     if time_part.startswith("24"):  # 24:00:00 is the end of the day: midnight of the next one
         try:
-            value += _dt.timedelta(days=1)
+            value = add_delta(value, _dt.timedelta(days=1))
         except OverflowError:
             return None
     return value
@@ -232,9 +241,11 @@ def kind(v: Any) -> str:
         return "string"
     if cls is _dt.datetime:
         return "date and time"
-    if cls is _dt.date:
+    if cls is _dt.date or cls is FarDate:
         return "date"
-    if cls is _dt.time:
+    if cls is FarDateTime:
+        return "date and time"
+    if cls is _dt.time or cls is NanoTime:
         return "time"
     if cls is _dt.timedelta:
         return "days and time duration"
@@ -301,7 +312,8 @@ def to_feel(value: Any) -> Any:
         return _dt.datetime.combine(value.date(), value.timetz())
     if isinstance(value, _dt.date):
         return _dt.date(value.year, value.month, value.day)
-    if isinstance(value, (_dt.time, _dt.timedelta, YearsMonthsDuration, Range, FEELFunction)):
+    if isinstance(value, (_dt.time, _dt.timedelta, YearsMonthsDuration, Range, FEELFunction, FarDate,
+                          FarDateTime, NanoTime)):
         return value
     if isinstance(value, dict):
         out = {}

@@ -111,4 +111,10 @@ def _expr_test(e: tuple, scope: Scope) -> Test:
             return match_value(v, r) if r is not None else None
 
         return with_q
+    if e[0] == "interval":  # [1..null]: a range with a null end tests nothing (null)
+        def in_interval(v, env):
+            r = f(env)
+            return None if r is None else match_value(v, r)
+
+        return in_interval
     return lambda v, env: match_value(v, f(env))

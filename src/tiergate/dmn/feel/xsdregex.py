@@ -7,17 +7,21 @@ take) on RE2, a linear-time engine: no pattern and no input can make matching ba
 - flags ``s``, ``m``, ``i`` map to RE2's; ``x`` removes whitespace outside character classes;
   ``q`` takes the pattern literally; any other flag is an error.
 - character-class subtraction ``[A-Z-[OI]]`` is computed into a plain class.
-- XSD has no back-references (``\\1``), no lazy-group syntax RE2 lacks, no ``\\i``/``\\c``
-  name classes here: those are errors.
+- back-references (``(a)\\1``, XPath's addition to XSD) need a group closed before them, and
+  not inside a character class; RE2 cannot run them, so such a pattern runs on the ``regex``
+  module under ``regex_seconds`` per call (over it: ``LimitExceededError``).
+- no ``\\i``/``\\c`` name classes: those are errors.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import re2
+import regex
 
-from .limits import FEEL_LIMITS
+from .limits import FEEL_LIMITS, over
 
 _FLAGS = set("smixq")
 _SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
@@ -44,15 +48,56 @@ def compile_xsd(pattern: str, flags: str = ""):
     else:
         body = _translate(pattern, "x" in flags, "s" in flags)
     inline = "".join(f for f in "smi" if f in flags)
+    text = (f"(?{inline})" if inline else "") + body
+    if _BACKREF_MARK in body:
+        try:
+            return _Backtracking(regex.compile(_for_regex_module(text), regex.VERSION0))
+        except (regex.error, OverflowError) as exc:
+            raise ValueError(str(exc)) from None
     try:
-        return re2.compile((f"(?{inline})" if inline else "") + body, _options())
+        return re2.compile(text, _options())
     except re2.error as exc:
         raise ValueError(str(exc)) from None
+
+
+_BACKREF_MARK = "(?:\\"  # how _translate writes a back-reference: (?:\1)
+_HEX = re.compile(r"(?<!\\)((?:\\\\)*)\\x\{([0-9A-Fa-f]+)\}")
+
+
+def _for_regex_module(text: str) -> str:
+    """RE2's ``\\x{HHHH}`` as the regex module writes it, ``\\UHHHHHHHH``."""
+    return _HEX.sub(lambda m: m.group(1) + "\\U%08X" % int(m.group(2), 16), text)
+
+
+class _Backtracking:
+    """A pattern with back-references on the ``regex`` module: each call under ``regex_seconds``."""
+
+    __slots__ = ("rx",)
+
+    def __init__(self, rx):
+        self.rx = rx
+
+    def _run(self, method, *args):
+        try:
+            return method(*args, timeout=FEEL_LIMITS.regex_seconds)
+        except TimeoutError:
+            raise over("regex_seconds", FEEL_LIMITS.regex_seconds,
+                       "a pattern with back-references took too long") from None
+
+    def search(self, s: str):
+        return self._run(self.rx.search, s)
+
+    def sub(self, repl, s: str):
+        return self._run(self.rx.sub, repl, s)
+
+    def split(self, s: str):
+        return self._run(self.rx.split, s)
 
 
 def _translate(p: str, extended: bool, dotall: bool = False) -> str:
     out: list[str] = []
     i, n = 0, len(p)
+    opened, stack, closed = 0, [], set()  # capturing groups: how many opened, open ones, closed
     while i < n:
         c = p[i]
         if c == "\\":
@@ -61,7 +106,11 @@ def _translate(p: str, extended: bool, dotall: bool = False) -> str:
                 while j < n and p[j] in " \t\n\r":
                     j += 1
                 p, n = p[:i + 1] + p[j:], n - (j - i - 1)
-            esc, i = _escape(p, i)
+            if i + 1 < n and p[i + 1].isdigit():
+                ref, i = _backref(p, i, opened, closed)
+                out.append(ref)
+                continue
+            esc, i = _escape(p, i, extended)
             out.append(esc)
             continue
         if c == "[":
@@ -73,6 +122,16 @@ def _translate(p: str, extended: bool, dotall: bool = False) -> str:
             continue
         if c == "(" and p.startswith("(?", i) and not p.startswith("(?:", i):
             raise ValueError("(? groups other than (?: are not XSD syntax")
+        if c == "(":
+            if p.startswith("(?:", i):
+                stack.append(None)
+            else:
+                opened += 1
+                stack.append(opened)
+        elif c == ")" and stack:
+            group = stack.pop()
+            if group is not None:
+                closed.add(group)
         if c == "." and not dotall:  # XSD's . matches neither \n nor \r
             out.append("[^\\n\\r]")
             i += 1
@@ -82,7 +141,32 @@ def _translate(p: str, extended: bool, dotall: bool = False) -> str:
     return "".join(out)
 
 
-def _escape(p: str, i: int) -> tuple[str, int]:
+#: Unicode blocks of XSD's ``\\p{IsName}`` (the common ones), first and last code point.
+_BLOCKS = {
+    "BasicLatin": (0x0000, 0x007F), "Latin-1Supplement": (0x0080, 0x00FF),
+    "LatinExtended-A": (0x0100, 0x017F), "LatinExtended-B": (0x0180, 0x024F),
+    "IPAExtensions": (0x0250, 0x02AF), "Greek": (0x0370, 0x03FF), "Cyrillic": (0x0400, 0x04FF),
+    "Armenian": (0x0530, 0x058F), "Hebrew": (0x0590, 0x05FF), "Arabic": (0x0600, 0x06FF),
+    "Devanagari": (0x0900, 0x097F), "Thai": (0x0E00, 0x0E7F),
+    "GeneralPunctuation": (0x2000, 0x206F), "CurrencySymbols": (0x20A0, 0x20CF),
+    "Hiragana": (0x3040, 0x309F), "Katakana": (0x30A0, 0x30FF),
+    "CJKUnifiedIdeographs": (0x4E00, 0x9FFF), "HangulSyllables": (0xAC00, 0xD7AF),
+}
+
+
+def _backref(p: str, i: int, opened: int, closed: set) -> tuple[str, int]:
+    """``\\N`` at ``i``: the longest number naming an opened group, which must be closed."""
+    j = i + 2
+    num = p[i + 1]
+    while j < len(p) and p[j].isdigit() and int(num + p[j]) <= opened:
+        num += p[j]
+        j += 1
+    if int(num) not in closed:
+        raise ValueError(f"back-reference \\{num} to a group that is not closed before it")
+    return f"(?:\\{int(num)})", j
+
+
+def _escape(p: str, i: int, extended: bool = False) -> tuple[str, int]:
     if i + 1 >= len(p):
         raise ValueError("the pattern ends with a backslash")
     c = p[i + 1]
@@ -95,8 +179,14 @@ def _escape(p: str, i: int) -> tuple[str, int]:
         if end < 0 or p[i + 2:i + 3] != "{":
             raise ValueError("\\p needs {name}")
         name = p[i + 3:end]
+        if extended:  # x: whitespace inside the braces goes too
+            name = "".join(name.split())
         if name.startswith("Is"):
-            raise ValueError(f"block escape \\p{{{name}}} is not supported")
+            block = _BLOCKS.get(name[2:])
+            if block is None:
+                raise ValueError(f"block escape \\p{{{name}}} is not supported")
+            lo, hi = block
+            return f"[{'^' if c == 'P' else ''}\\x{{{lo:X}}}-\\x{{{hi:X}}}]", end + 1
         return f"\\{c}{{{name}}}", end + 1
     raise ValueError(f"\\{c} is not an XSD escape")
 
@@ -118,7 +208,9 @@ def _class_items(p: str, i: int, extended: bool) -> tuple[list, int, str | None]
             return items, j, inner
         if c == "\\":
             esc, i = _escape(p, i)
-            items.append(esc)
+            if esc.startswith("[^"):
+                raise ValueError("\\P{Is...} inside a character class is not supported")
+            items.append(esc[1:-1] if esc.startswith("[") else esc)  # a block: its range
         else:
             items.append(c)
             i += 1
