@@ -4,6 +4,8 @@ client_contact pattern no longer backtracks (issue 12)."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +41,13 @@ steps:
 """
 
 
+def _fallback_threads_free() -> None:
+    """Wait until abandoned fallback matches have stopped (their own CPU timeout): every thread free."""
+    meet = threading.Barrier(patterns.FALLBACK_THREADS)
+    for done in [patterns._POOL.submit(meet.wait, 60) for _ in range(patterns.FALLBACK_THREADS)]:
+        done.result(timeout=120)
+
+
 def test_a_catastrophic_pattern_on_100kb_answers_as_a_gate_failure(home: HomeBuilder, cli: Cli,
                                                                    make_engine: Callable[..., Engine]) -> None:
     home.checklist("hostile", CATASTROPHIC)
@@ -71,7 +80,47 @@ def test_the_fallback_engine_stops_at_its_limit_and_the_attempt_is_logged(home: 
     entry = engine.log(run)[-1]
     assert entry["event"] == "refused" and entry["detail"]["limit"] == "regex_seconds"
     assert entry["detail"]["evidence"]["omitted"] is True
+    _fallback_threads_free()
     engine.complete(run, "lookahead", {"word": "z"}, actor="agent:bot")
+
+
+def test_the_fallback_deadline_is_the_wall_clock_whatever_holds_its_threads() -> None:
+    """The ``regex`` module's own timeout counts CPU time: a match that gets no CPU never times out.
+    The fallback answers at its deadline even when every one of its threads is held (here by a
+    wait that uses no CPU at all), and a match that could not start never runs."""
+    held = threading.Event()
+    holders = [patterns._POOL.submit(held.wait) for _ in range(patterns.FALLBACK_THREADS)]
+    ran: list[str] = []
+    try:
+        with pytest.raises(LimitExceededError) as over:
+            patterns.search(r"(\w)\1", "abba", where="/word")
+        assert over.value.details == {"limit": "regex_seconds", "value": 0.05, "where": "/word"}
+        assert "/word" in over.value.message and "back-references" in over.value.message
+    finally:
+        held.set()
+    assert all(holder.result(timeout=60) for holder in holders)
+    patterns._POOL.submit(ran.append, "after").result(timeout=60)
+    assert ran == ["after"]  # the given-up match was cancelled, not run late
+    assert patterns.search(r"(\w)\1", "abba", where="/word") is True
+    assert patterns.search(r"(?<=b)c", "ac", where="/word") is False
+
+
+def test_hostile_fallback_matches_at_once_all_answer_and_cannot_pile_up_threads() -> None:
+    hostile = "a" * 100_000 + "!"
+
+    def attempt(_: int) -> str:
+        try:
+            return str(patterns.search(r"^(\w+\s?)*(?<=z)$", hostile, where="/word"))
+        except LimitExceededError as err:
+            return str(err.details["limit"])
+
+    with ThreadPoolExecutor(max_workers=8) as callers:
+        answers = list(callers.map(attempt, range(8)))
+    assert answers == ["regex_seconds"] * 8
+    regex_threads = [t for t in threading.enumerate() if t.name.startswith("tiergate-regex")]
+    assert 1 <= len(regex_threads) <= patterns.FALLBACK_THREADS
+    _fallback_threads_free()
+    assert patterns.search(r"^(\w+\s?)*(?<=z)$", "abc z", where="/word") is True
 
 
 def test_the_shipped_client_contact_pattern_is_linear_and_still_means_an_address() -> None:

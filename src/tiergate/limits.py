@@ -60,8 +60,8 @@ LIMITS: tuple[Limit, ...] = (
     Limit("template_loop_items", 1_000_000, "items", "template", "Loop iterations of one rendering, all loops "
           "together."),
     # --- regular expressions (gate pattern, patternProperties) ---
-    Limit("regex_seconds", 0.05, "seconds", "regex", "Time of one match by the fallback engine, for the few "
-          "patterns RE2 cannot run (back-references, look-around). RE2 matches in linear time."),
+    Limit("regex_seconds", 0.05, "seconds", "regex", "Wall-clock time of one match by the fallback engine, for "
+          "the few patterns RE2 cannot run (back-references, look-around). RE2 matches in linear time."),
     Limit("regex_pattern_chars", 4_000, "characters", "regex", "Length of one pattern."),
     # --- FEEL (tiergate.dmn.feel): the table is ready for its limits ---
 )
