@@ -152,9 +152,10 @@ def test_malformed_json_rpc_and_bad_arguments_get_answers(demo_home: HomeBuilder
     assert "Traceback" not in stderr, stderr
     nulls = sorted(a["error"]["code"] for key, a in answers.items() if str(key).startswith("null-"))
     assert nulls == [-32700, -32700, -32600], answers
-    assert answers[3]["error"]["code"] == -32600 and "nested too deeply" in answers[3]["error"]["message"]
-    nan = answers[5]  # refused either by the JSON-RPC layer or as the envelope: never a crash
-    assert ("error" in nan and nan["error"]["code"] == -32600) or nan["result"]["isError"] is True, nan
+    assert answers[3]["error"]["code"] == -32600 and "nested more than 40 levels" in answers[3]["error"]["message"]
+    assert answers[3]["error"]["data"]["limit"] == "message_depth"
+    nan = answers[5]  # refused by the transport's one strict parser: NaN is not JSON
+    assert nan["error"]["code"] == -32700 and nan["error"]["data"]["problem"] == "not_finite", nan
     # The server is still there, and answers a good call with the envelope.
     result = answers[9]["result"]
     assert result["isError"] is True and result["structuredContent"]["error"]["code"] == "not_found"

@@ -29,7 +29,7 @@ from tiergate import __version__
 from tiergate.credentials import Credentials
 from tiergate.engine import Engine
 from tiergate.envelope import failure, success
-from tiergate.gates import MAX_EVIDENCE_BYTES
+from tiergate.limits import limit
 from tiergate.mcpserver import build_server
 from tiergate.operations import Operations
 from tiergate.server import api, prometheus
@@ -38,8 +38,8 @@ from tiergate.tracing import RequestSpans
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8470
-#: A request body may hold the largest evidence and the envelope around it.
-MAX_BODY_BYTES = MAX_EVIDENCE_BYTES + 16 * 1024
+#: A request body may hold the largest evidence and the envelope around it (``message_bytes``).
+MAX_BODY_BYTES = limit("message_bytes")
 
 
 def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_BODY_BYTES) -> RequestSpans:
