@@ -110,10 +110,13 @@ class _Server(MCPServer):  # type: ignore[type-arg]
     """MCPServer whose argument errors come back as the tiergate envelope, like every other error,
     and whose stdio answers every line, malformed ones with the JSON-RPC error (``tiergate.mcpstdio``)."""
 
+    #: Records a line the stdio transport refused (``tiergate.doorlog``); set by ``build_server``.
+    on_refused: Callable[[Any], None] | None = None
+
     async def run_stdio_async(self) -> None:
         from tiergate.mcpstdio import stdio_transport
 
-        async with stdio_transport() as (read_stream, write_stream):
+        async with stdio_transport(self.on_refused) as (read_stream, write_stream):
             await self._lowlevel_server.run(read_stream, write_stream,
                                             self._lowlevel_server.create_initialization_options())
 
@@ -212,6 +215,14 @@ def build_server(engine: Engine, actor: Actor | None = None,
     acting_as = f"acting as {actor}" if actor is not None else "acting as the principal of your token"
     app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,
                   log_level="WARNING", description=f"Processes with enforced steps, {acting_as}.")
+    if fixed is not None:
+        def refused_line(refused: Any) -> None:
+            from tiergate import doorlog
+
+            doorlog.record(engine, door="mcp-stdio", attempt="message", code=str(refused.rpc_code),
+                           problem=refused.problem, facts=refused.facts, actor=fixed.principal, credential=fixed.door)
+
+        app.on_refused = refused_line
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                                 open_world_hint=False)
     changes = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
