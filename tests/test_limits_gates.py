@@ -14,7 +14,7 @@ import pytest
 from support import CLIResult, HomeBuilder
 from tiergate import patterns
 from tiergate.engine import Engine
-from tiergate.errors import LimitExceededError
+from tiergate.errors import GateFailedError, LimitExceededError
 
 Cli = Callable[..., CLIResult]
 
@@ -121,6 +121,77 @@ def test_hostile_fallback_matches_at_once_all_answer_and_cannot_pile_up_threads(
     assert 1 <= len(regex_threads) <= patterns.FALLBACK_THREADS
     _fallback_threads_free()
     assert patterns.search(r"^(\w+\s?)*(?<=z)$", "abc z", where="/word") is True
+
+
+UNEVALUATED = """\
+id: unevaluated
+title: Patterns under unevaluatedProperties
+owner: lead
+expected_minutes: 10
+steps:
+  - id: tags
+    title: Tags by pattern, nothing else
+    done_when:
+      type: object
+      allOf:
+        - patternProperties: {"^(a+)+$": {type: integer}}
+      unevaluatedProperties: false
+  - id: words
+    title: Needs the fallback engine
+    after: [tags]
+    done_when:
+      type: object
+      patternProperties: {"^(\\\\w+\\\\s?)*(?<=z)$": {type: integer}}
+      unevaluatedProperties: false
+"""
+
+
+def test_unevaluated_properties_match_their_patterns_in_bounded_time(home: HomeBuilder,
+                                                                     make_engine: Callable[..., Engine]) -> None:
+    """jsonschema decides which properties ``unevaluatedProperties`` sees with Python's ``re``: an actor's
+    key of 100 KB would backtrack for ever on ``^(a+)+$``. The gate's own keyword uses tiergate.patterns."""
+    home.checklist("unevaluated", UNEVALUATED)
+    engine = make_engine(home)
+    assert engine.check() == []
+    run = engine.start("unevaluated", {}, actor="agent:bot").id
+    with pytest.raises(GateFailedError) as failed:
+        engine.complete(run, "tags", {"a" * 100_000 + "!": 1}, actor="agent:bot")
+    [error] = failed.value.details["errors"]
+    assert error["keyword"] == "unevaluatedProperties" and "Unevaluated properties are not allowed" in error["message"]
+    with pytest.raises(GateFailedError):
+        engine.complete(run, "tags", {"aaa": "not an integer"}, actor="agent:bot")
+    engine.complete(run, "tags", {"aaa": 1, "a": 2}, actor="agent:bot")
+    with pytest.raises(LimitExceededError) as over:
+        engine.complete(run, "words", {"a" * 100_000 + "!": 1}, actor="agent:bot")
+    assert over.value.details["limit"] == "regex_seconds" and over.value.details["where"] == "gate patternProperties"
+    assert engine.status(run).ready_steps[0].id == "words"
+    entry = engine.log(run)[-1]
+    assert entry["event"] == "refused" and entry["detail"]["limit"] == "regex_seconds"
+    _fallback_threads_free()
+    assert engine.complete(run, "words", {"ab z": 1}, actor="agent:bot").status == "completed"
+
+
+def test_check_matches_required_names_against_patterns_in_bounded_time(home: HomeBuilder,
+                                                                       make_engine: Callable[..., Engine]) -> None:
+    """`check` asks whether a required name is allowed by ``patternProperties``: on RE2, so a hostile pair
+    of a definition's own pattern and name cannot make it hang either."""
+    home.checklist("impossible", f"""\
+id: impossible
+title: A required name no pattern allows
+owner: lead
+expected_minutes: 10
+steps:
+  - id: only
+    title: Only
+    done_when:
+      type: object
+      patternProperties: {{"^(a+)+$": {{}}}}
+      additionalProperties: false
+      required: [{"a" * 60}b]
+""")
+    found = [str(problem) for problem in make_engine(home).check()]
+    assert any(f"'{'a' * 60}b' is required" in text and "additionalProperties: false forbids it" in text
+               for text in found), found
 
 
 def test_the_shipped_client_contact_pattern_is_linear_and_still_means_an_address() -> None:

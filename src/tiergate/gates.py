@@ -17,6 +17,7 @@ from referencing import Registry
 from tiergate import patterns
 from tiergate.definitions.yamlfile import escape_pointer_token, pointer
 from tiergate.errors import GateFailedError, LimitExceededError, RefusedError, TiergateError, UsageError
+from tiergate.gate_unevaluated import unevaluated_properties
 from tiergate.jsonutil import canonical_json
 from tiergate.limits import exceeded, limit
 
@@ -105,10 +106,11 @@ def _additional_properties(validator: Any, additional: Any, instance: Any, schem
                                   f"{'was' if len(extras) == 1 else 'were'} unexpected)")
 
 
-#: Draft 2020-12 with the keywords above (jsonschema's documented way to extend a keyword).
+#: Draft 2020-12 with the keywords above (jsonschema's documented way to extend a keyword), and
+#: ``unevaluatedProperties`` whose bookkeeping matches ``patternProperties`` the same bounded way.
 GateValidator = extend(Draft202012Validator, validators={
     "properties": _gate_properties, "pattern": _pattern, "patternProperties": _pattern_properties,
-    "additionalProperties": _additional_properties})
+    "additionalProperties": _additional_properties, "unevaluatedProperties": unevaluated_properties})
 
 
 _EMAIL = re.compile(r"^[^\s@\"(),:;<>\[\\\]]{1,64}@(?=.{3,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
