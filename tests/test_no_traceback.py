@@ -52,6 +52,15 @@ def test_bad_input_through_the_cli_is_answered(cli: Cli, demo_home: HomeBuilder)
         (["complete", run, "gather", "--evidence", f"@{files / 'missing.json'}"], "usage"),
         (["start", "demo", "--data", '{"ticket_id": Infinity}'], "invalid_data"),
         (["retry", run, "gather", "--data", "[" * 5000], "limit_exceeded"),
+        # two parsers could read these differently: refused wherever they come in (tiergate.wirejson too)
+        (["complete", run, "gather", "--evidence", '{"summary": 1e400}'], "invalid_evidence"),
+        (["complete", run, "gather", "--evidence", '{"severity": "S1", "severity": "S4"}'], "invalid_evidence"),
+        (["complete", "no-such-run", "gather", "--evidence", '{"summary": NaN}'], "invalid_evidence"),
+        (["start", "demo", "--data", '{"ticket_id": "T-1", "ticket_id": "T-2"}'], "invalid_data"),
+        (["start", "demo", "--data", "[1, 2]"], "invalid_data"),
+        (["start", "demo", "--data", '{"ticket_id": '], "invalid_json"),
+        (["retry", run, "gather", "--data", '{"a": 1, "a": 2}'], "invalid_data"),
+        (["retry", run, "gather", "--data", "[1]"], "invalid_data"),
     ]
     for args, code in matrix:
         result = cli(*args, "--actor", "human:alice", "--json", home=demo_home)
