@@ -102,15 +102,16 @@ def _too_deep(raw: bytes, value: Any = None) -> WireRefused:
 
 
 def _depth_over(value: Any, most: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > most:
+    """Whether ``value`` nests containers more than ``most`` levels deep (level by level: no recursion)."""
+    level, depth = [value], 0
+    while level:
+        if depth >= most:  # a container on level depth + 1
             return True
-        if isinstance(item, dict):
-            stack.extend((sub, depth + 1) for sub in item.values() if isinstance(sub, (dict, list)))
-        elif isinstance(item, list):
-            stack.extend((sub, depth + 1) for sub in item if isinstance(sub, (dict, list)))
+        deeper: list[Any] = []
+        for item in level:
+            found = item.values() if type(item) is dict else item if type(item) is list else ()
+            deeper += [sub for sub in found if type(sub) is dict or type(sub) is list]
+        level, depth = deeper, depth + 1
     return False
 
 
