@@ -8,8 +8,6 @@ import hashlib
 import json
 from typing import Any, Callable, Iterator
 
-import httpx2 as httpx
-
 from support import CLIResult, HomeBuilder
 from test_no_traceback import _serve
 from test_server import Server, _issue, server  # noqa: F401 - the `serve` subprocess fixture

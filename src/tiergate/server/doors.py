@@ -90,8 +90,11 @@ class Doors:
         if length is not None and length > self.max_body:
             if scope["path"] == "/mcp":
                 await self.refuse_rpc(send, wirejson.too_large(length, "", b""), scope)
-            else:
-                await send_json(send, 413, too_large(self.max_body))
+                return
+            if self.on_refused is not None and scope["path"] not in PUBLIC:
+                await run_in_threadpool(self.on_refused, wirejson.too_large(length, "", b""), "api",
+                                        scope.get(caller_key))
+            await send_json(send, 413, too_large(self.max_body))
             return
         if scope["path"] == "/mcp" and scope.get("method") == "POST":
             await self.mcp_body(scope, receive, send)
