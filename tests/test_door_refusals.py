@@ -41,7 +41,9 @@ def test_the_stdio_transport_refuses_what_parsers_could_read_differently_and_kee
         None: b'{"jsonrpc": "2.0", "id": 1, "id": 2, "method": "ping"}',
     }
     good = _call(17, '{"run": "abc", "step": "gather", "evidence": {}}')
-    answers, stderr = _serve(demo_home, db_url, [*lines.values(), good])
+    typed = _call(19, '{"run": "abc", "step": "gather", "evidence": "not an object"}')
+    unknown = _call(20, '{"run": "abc", "step": "gather", "evidence": {}, "actor": "human:boss"}')
+    answers, stderr = _serve(demo_home, db_url, [*lines.values(), good, typed, unknown])
     assert "Traceback" not in stderr, stderr
     expected = {11: (-32600, "duplicate_key"), 12: (-32700, "not_finite"), 13: (-32700, "not_finite"),
                 14: (-32700, "lone_surrogate"), 15: (-32600, "message_depth"), 16: (-32600, "message_bytes"),
@@ -56,7 +58,12 @@ def test_the_stdio_transport_refuses_what_parsers_could_read_differently_and_kee
     assert twice["id"] is None and twice["error"]["data"]["problem"] == "duplicate_key"
     # The oversized line was skipped, not read: the next line is answered as usual, by a tool.
     assert answers[17]["result"]["structuredContent"]["error"]["code"] == "not_found"
+    # A call refused for its arguments (the envelope, `usage`) reaches no run either: recorded too.
+    for request_id in (19, 20):
+        assert answers[request_id]["result"]["structuredContent"]["error"]["code"] == "usage"
     rows = _refusals(cli, demo_home)
+    assert [(r["attempt"], r["code"], r["problem"]) for r in rows[:2]] == [("complete_step", "usage", "arguments")] * 2
+    rows = rows[2:]
     assert len(rows) == len(lines)
     assert {row["door"] for row in rows} == {"mcp-stdio"} and {row["actor"] for row in rows} == {"agent:bot"}
     assert sorted((row["sha256"], row["bytes"]) for row in rows) == sorted(
@@ -135,10 +142,13 @@ def test_http_doors_read_bodies_strictly_before_the_mcp_sdk_or_an_operation(
                  "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t",
                                                                                                 "version": "1"}}}
         assert http.post("/mcp", json=hello, headers=mcp_headers).json()["result"]["serverInfo"]["name"] == "tiergate"
+        typed = http.post("/mcp", content=_call(26, '{"run": "abc", "step": "gather", "evidence": "text"}'),
+                          headers=mcp_headers)
+        assert typed.json()["result"]["structuredContent"]["error"]["code"] == "usage", typed.text
         assert http.get("/api/runs").json()["data"] == []
     rows = _refusals(cli, demo_home)
     assert [(r["door"], r["problem"]) for r in rows] == [
-        ("mcp", "message_bytes"), ("mcp", "message_depth"), ("mcp", "not_finite"), ("mcp", "duplicate_key"),
+        ("mcp", "arguments"), ("mcp", "message_bytes"), ("mcp", "message_depth"), ("mcp", "not_finite"), ("mcp", "duplicate_key"),
         ("api", "message_depth"), ("api", "not_finite"), ("api", "duplicate_key")]
     assert {(r["actor"], r["credential"]) for r in rows} == {("agent:bot", f"token:{bot['id']}")}
     assert "Traceback" not in server.errlog.read_text()
