@@ -194,6 +194,31 @@ steps:
                for text in found), found
 
 
+def test_format_regex_is_checked_in_bounded_time(home: HomeBuilder, make_engine: Callable[..., Engine]) -> None:
+    """jsonschema checks ``format: regex`` by compiling the evidence with Python's ``re``: the gate's own
+    check compiles on RE2 (or the fallback) and refuses a text over ``regex_pattern_chars`` unread."""
+    home.checklist("filters", """\
+id: filters
+title: A filter given as a regular expression
+owner: lead
+expected_minutes: 10
+steps:
+  - id: filter
+    title: Filter
+    done_when: {type: object, required: [rule], properties: {rule: {type: string, format: regex}}}
+""")
+    engine = make_engine(home)
+    run = engine.start("filters", {}, actor="agent:bot").id
+    with pytest.raises(LimitExceededError) as over:
+        engine.complete(run, "filter", {"rule": "(a|b)" * 40_000}, actor="agent:bot")
+    assert over.value.details["limit"] == "regex_pattern_chars" and over.value.details["step"] == "filter"
+    with pytest.raises(GateFailedError) as failed:
+        engine.complete(run, "filter", {"rule": "(unclosed"}, actor="agent:bot")
+    assert failed.value.details["errors"][0]["keyword"] == "format"
+    assert engine.status(run).ready_steps[0].id == "filter"
+    assert engine.complete(run, "filter", {"rule": "^(?<=x)?[a-z]+$"}, actor="agent:bot").status == "completed"
+
+
 def test_the_shipped_client_contact_pattern_is_linear_and_still_means_an_address() -> None:
     schema = json.loads((Path(__file__).resolve().parents[1] / "processes" / "schemas" /
                          "client-config-change.request.json").read_text())

@@ -126,11 +126,26 @@ def _is_email(instance: object) -> bool:
     return bool(_EMAIL.match(instance)) and not (local.startswith(".") or local.endswith(".") or ".." in local)
 
 
+def _is_regex(instance: object) -> bool:
+    """A regular expression tiergate can run (RE2, or the fallback), of at most ``regex_pattern_chars``:
+    jsonschema's own check compiles the evidence with Python's ``re``, in time that grows with its size."""
+    if not isinstance(instance, str):
+        return True
+    if len(instance) > limit("regex_pattern_chars"):
+        raise exceeded("regex_pattern_chars", "gate format regex", f"the text is {len(instance)} characters long")
+    try:
+        patterns.engine_for(instance)
+    except TiergateError:
+        return False
+    return True
+
+
 def gate_format_checker() -> FormatChecker:
     """jsonschema's format checkers (with the format-nongpl extras installed: uri, hostname,
-    duration, date-time, ...) and a real check of ``email``."""
+    duration, date-time, ...), a real check of ``email``, and ``regex`` checked in bounded time."""
     checker = FormatChecker()
     checker.checks("email")(_is_email)
+    checker.checks("regex")(_is_regex)
     return checker
 
 
