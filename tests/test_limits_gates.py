@@ -4,10 +4,11 @@ client_contact pattern no longer backtracks (issue 12)."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -44,7 +45,7 @@ steps:
 def _fallback_threads_free() -> None:
     """Wait until abandoned fallback matches have stopped (their own CPU timeout): every thread free."""
     meet = threading.Barrier(patterns.FALLBACK_THREADS)
-    for done in [patterns._POOL.submit(meet.wait, 60) for _ in range(patterns.FALLBACK_THREADS)]:
+    for done in [patterns._pool().submit(meet.wait, 60) for _ in range(patterns.FALLBACK_THREADS)]:
         done.result(timeout=120)
 
 
@@ -89,7 +90,7 @@ def test_the_fallback_deadline_is_the_wall_clock_whatever_holds_its_threads() ->
     The fallback answers at its deadline even when every one of its threads is held (here by a
     wait that uses no CPU at all), and a match that could not start never runs."""
     held = threading.Event()
-    holders = [patterns._POOL.submit(held.wait) for _ in range(patterns.FALLBACK_THREADS)]
+    holders = [patterns._pool().submit(held.wait) for _ in range(patterns.FALLBACK_THREADS)]
     ran: list[str] = []
     try:
         with pytest.raises(LimitExceededError) as over:
@@ -99,10 +100,26 @@ def test_the_fallback_deadline_is_the_wall_clock_whatever_holds_its_threads() ->
     finally:
         held.set()
     assert all(holder.result(timeout=60) for holder in holders)
-    patterns._POOL.submit(ran.append, "after").result(timeout=60)
+    patterns._pool().submit(ran.append, "after").result(timeout=60)
     assert ran == ["after"]  # the given-up match was cancelled, not run late
     assert patterns.search(r"(\w)\1", "abba", where="/word") is True
     assert patterns.search(r"(?<=b)c", "ac", where="/word") is False
+
+
+def _match_in_child(answers: Any) -> None:
+    answers.put(patterns.search(r"(\w)\1", "abba", where="/word"))
+
+
+def test_a_forked_process_runs_fallback_matches_on_threads_of_its_own() -> None:
+    assert patterns.search(r"(\w)\1", "abba", where="/word") is True  # the parent's threads exist now
+    fork = multiprocessing.get_context("fork")
+    answers = fork.Queue()
+    child = fork.Process(target=_match_in_child, args=(answers,))
+    child.start()
+    try:
+        assert answers.get(timeout=120) is True
+    finally:
+        child.join(timeout=60)
 
 
 def test_hostile_fallback_matches_at_once_all_answer_and_cannot_pile_up_threads() -> None:

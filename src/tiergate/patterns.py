@@ -19,6 +19,7 @@ deadline, so hostile patterns can neither pile up threads nor keep a caller wait
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -35,6 +36,16 @@ _OPTIONS.log_errors = False  # a pattern RE2 cannot run falls back; no noise on 
 #: Threads that run fallback matches: a few, so abandoned matches cannot multiply.
 FALLBACK_THREADS = 2
 _POOL = ThreadPoolExecutor(max_workers=FALLBACK_THREADS, thread_name_prefix="tiergate-regex")
+_POOL_PID = os.getpid()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This process's pool: a forked child has none of its parent's threads, so it makes its own."""
+    global _POOL, _POOL_PID
+    if _POOL_PID != os.getpid():
+        _POOL = ThreadPoolExecutor(max_workers=FALLBACK_THREADS, thread_name_prefix="tiergate-regex")
+        _POOL_PID = os.getpid()
+    return _POOL
 
 
 @lru_cache(maxsize=2048)
@@ -64,7 +75,7 @@ def search(pattern: str, text: str, *, where: str) -> bool:
         return compiled.search(text) is not None
     seconds = limit("regex_seconds")
     # The match's own CPU timeout is a backstop that frees the thread of an abandoned match.
-    match = _POOL.submit(compiled.search, text, concurrent=True, timeout=seconds)
+    match = _pool().submit(compiled.search, text, concurrent=True, timeout=seconds)
     try:
         return match.result(timeout=seconds) is not None
     except TimeoutError:  # the wall-clock deadline, or the match's own CPU timeout
