@@ -151,13 +151,26 @@ def test_mcp_refuses_oversized_evidence_without_growing_the_log(
     before = log_bytes(engine)
 
     async def agent(session: Any) -> None:
-        for _ in range(3):
+        from mcp.shared.exceptions import MCPError
+
+        for _ in range(3):  # over evidence_bytes, within the transport's message_bytes: the envelope
             answer = await call(session, "complete_step", run=run, step="gather",
-                                evidence={"summary": "z" * (20 * 1024 * 1024), "severity": "S1"})
+                                evidence={"summary": "z" * 265_000, "severity": "S1"})
             assert answer["error"]["code"] == "limit_exceeded"
             assert answer["error"]["details"]["limit"] == "evidence_bytes"
+        for _ in range(3):  # a 20 MB line: refused by the transport unread, and the server goes on
+            with pytest.raises(MCPError) as refused:
+                await session.call_tool("complete_step", {"run": run, "step": "gather", "evidence": {
+                    "summary": "z" * (20 * 1024 * 1024), "severity": "S1"}})
+            assert refused.value.error.code == -32600 and refused.value.error.data["problem"] == "message_bytes"
+        assert (await call(session, "get_run", run=active))["ok"] is True
 
     run_session(demo_home.root, db_url, "agent:bot", tmp_path, agent)
     assert log_bytes(engine) - before < 256 * 1024
     assert len(refused_entries(engine, run)) == 3
     assert engine.status(active).ready_steps[0].id == "gather"
+    from tiergate import doorlog
+
+    rows = doorlog.entries(engine)
+    assert [(r["door"], r["problem"]) for r in rows] == [("mcp-stdio", "message_bytes")] * 3
+    assert all(r["bytes"] > 20 * 1024 * 1024 for r in rows)

@@ -52,6 +52,15 @@ def test_bad_input_through_the_cli_is_answered(cli: Cli, demo_home: HomeBuilder)
         (["complete", run, "gather", "--evidence", f"@{files / 'missing.json'}"], "usage"),
         (["start", "demo", "--data", '{"ticket_id": Infinity}'], "invalid_data"),
         (["retry", run, "gather", "--data", "[" * 5000], "limit_exceeded"),
+        # two parsers could read these differently: refused wherever they come in (tiergate.wirejson too)
+        (["complete", run, "gather", "--evidence", '{"summary": 1e400}'], "invalid_evidence"),
+        (["complete", run, "gather", "--evidence", '{"severity": "S1", "severity": "S4"}'], "invalid_evidence"),
+        (["complete", "no-such-run", "gather", "--evidence", '{"summary": NaN}'], "invalid_evidence"),
+        (["start", "demo", "--data", '{"ticket_id": "T-1", "ticket_id": "T-2"}'], "invalid_data"),
+        (["start", "demo", "--data", "[1, 2]"], "invalid_data"),
+        (["start", "demo", "--data", '{"ticket_id": '], "invalid_json"),
+        (["retry", run, "gather", "--data", '{"a": 1, "a": 2}'], "invalid_data"),
+        (["retry", run, "gather", "--data", "[1]"], "invalid_data"),
     ]
     for args, code in matrix:
         result = cli(*args, "--actor", "human:alice", "--json", home=demo_home)
@@ -152,9 +161,10 @@ def test_malformed_json_rpc_and_bad_arguments_get_answers(demo_home: HomeBuilder
     assert "Traceback" not in stderr, stderr
     nulls = sorted(a["error"]["code"] for key, a in answers.items() if str(key).startswith("null-"))
     assert nulls == [-32700, -32700, -32600], answers
-    assert answers[3]["error"]["code"] == -32600 and "nested too deeply" in answers[3]["error"]["message"]
-    nan = answers[5]  # refused either by the JSON-RPC layer or as the envelope: never a crash
-    assert ("error" in nan and nan["error"]["code"] == -32600) or nan["result"]["isError"] is True, nan
+    assert answers[3]["error"]["code"] == -32600 and "nested more than 40 levels" in answers[3]["error"]["message"]
+    assert answers[3]["error"]["data"]["limit"] == "message_depth"
+    nan = answers[5]  # refused by the transport's one strict parser: NaN is not JSON
+    assert nan["error"]["code"] == -32700 and nan["error"]["data"]["problem"] == "not_finite", nan
     # The server is still there, and answers a good call with the envelope.
     result = answers[9]["result"]
     assert result["isError"] is True and result["structuredContent"]["error"]["code"] == "not_found"

@@ -110,7 +110,8 @@ class RemoteEngine:
 
     # --- the Engine surface of the run commands ---------------------------------------------
 
-    def start(self, process_id: str, data: dict[str, Any] | None = None, actor: Any = None) -> Answer:
+    def start(self, process_id: str, data: Any = None, actor: Any = None) -> Answer:
+        data = _read(data, "data")
         return Answer(self._call("POST", "/api/runs", {"process": process_id, "data": data or {},
                                                        "actor": _text(actor)}))
 
@@ -134,7 +135,8 @@ class RemoteEngine:
         return Answer(self._call("POST", f"/api/runs/{self._quote(run_id)}/cancel",
                                  {"reason": reason, "actor": _text(actor)}))
 
-    def retry(self, run_id: str, step_id: str, data: dict[str, Any] | None = None, actor: Any = None) -> Answer:
+    def retry(self, run_id: str, step_id: str, data: Any = None, actor: Any = None) -> Answer:
+        data = _read(data, "data")
         return Answer(self._call("POST", f"/api/runs/{self._quote(run_id)}/steps/{self._quote(step_id)}/retry",
                                  {"data": data, "actor": _text(actor)}))
 
@@ -186,3 +188,10 @@ class RemoteEngine:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _read(value: Any, field: str) -> Any:
+    """``value``, or the JSON of an ``inputs.JSONText`` read strictly (as the engine on the database would)."""
+    from tiergate.inputs import JSONText, parse_json
+
+    return parse_json(value, field) if isinstance(value, JSONText) else value

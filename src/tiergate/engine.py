@@ -25,7 +25,7 @@ from tiergate.actors import SYSTEM, Actor, canonical_actor, same_actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions, load_roles
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
-                             LimitExceededError, NotFoundError, RefusedError, TiergateError, UsageError)
+                             InvalidDataError, LimitExceededError, NotFoundError, RefusedError, TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
@@ -241,7 +241,14 @@ class Engine:
     # --- runs ----------------------------------------------------------------------------
 
     def start(self, process_id: str, data: Any = None, actor: str | Actor | None = None) -> RunInfo:
-        data = inputs.accept(data, "data")  # size and shape first (no run yet: nothing to log it in)
+        """Start a run. ``data`` may be ``inputs.JSONText`` (JSON as received), parsed strictly here."""
+        try:  # size and shape first; no run yet, so a refusal is recorded at the door (tiergate.doorlog)
+            data = inputs.accept(data, "data")
+        except inputs.InputRefused as err:
+            self._record_door_refusal("start", actor, err)
+            raise
+        if data is not None and not isinstance(data, dict):
+            raise InvalidDataError("the start data must be a JSON object (--data '{\"field\": ...}').")
         who = self.actor(actor)
         route = self.router().route(process_id, data)
         runner, definition = self._runner_and_definition(route)
@@ -341,6 +348,8 @@ class Engine:
               actor: str | Actor | None = None) -> RunInfo:
         """Run the failed element ``step_id`` of a failed Tier 1 run again, after merging ``data`` into its data."""
         data = self._accept(run_id, step_id, "retry", actor, lambda: inputs.accept(data, "data"))
+        if data is not None and not isinstance(data, dict):
+            raise InvalidDataError("the retry's data must be a JSON object of fields to set.")
         who = self.actor(actor)
 
         def retry(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
@@ -393,16 +402,34 @@ class Engine:
         try:
             who = self.actor(actor)
         except TiergateError:
-            return  # nobody to log it for: the answer says what is wrong
+            self._record_door_refusal(attempt, None, err)  # nobody to log it for on the run
+            return
         detail = {"attempt": attempt, "code": err.code, err.field: {"omitted": True, **err.facts.to_dict()},
                   **{k: v for k, v in err.details.items() if k in ("limit", "problem", "pointer")}}
         for _ in range(MAX_ATTEMPTS):
             with self.db.write() as conn:
                 run = store.get_run(conn, run_id)
-                if run is None or execution_log.append_detached(
+                if run is None:  # no such run: recorded at the door
+                    break
+                if execution_log.append_detached(
                         conn, run.head, _through([LogEvent("refused", who, step=step_id, detail=detail)], who),
                         self.clock()):
                     return
+        else:
+            return
+        self._record_door_refusal(attempt, who, err)
+
+    def _record_door_refusal(self, attempt: str, actor: str | Actor | None, err: inputs.InputRefused) -> None:
+        """An input refused before it reached a run: one bounded row of ``door_refusals``, never the content."""
+        from tiergate import doorlog
+
+        try:
+            who: Actor | None = self.actor(actor)
+        except TiergateError:
+            who = None
+        doorlog.record(self, door="engine", attempt=attempt, code=err.code, problem=str(err.details.get("problem")
+                       or err.details.get("limit") or "") or None, facts=err.facts, actor=who,
+                       credential=(who.door or DIRECT) if who is not None else None)
 
     @staticmethod
     def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from referencing import Registry
 from tiergate import patterns
 from tiergate.definitions.yamlfile import escape_pointer_token, pointer
 from tiergate.errors import GateFailedError, LimitExceededError, RefusedError, TiergateError, UsageError
+from tiergate.gate_unevaluated import unevaluated_properties
 from tiergate.jsonutil import canonical_json
 from tiergate.limits import exceeded, limit
 
@@ -105,10 +106,11 @@ def _additional_properties(validator: Any, additional: Any, instance: Any, schem
                                   f"{'was' if len(extras) == 1 else 'were'} unexpected)")
 
 
-#: Draft 2020-12 with the keywords above (jsonschema's documented way to extend a keyword).
+#: Draft 2020-12 with the keywords above (jsonschema's documented way to extend a keyword), and
+#: ``unevaluatedProperties`` whose bookkeeping matches ``patternProperties`` the same bounded way.
 GateValidator = extend(Draft202012Validator, validators={
     "properties": _gate_properties, "pattern": _pattern, "patternProperties": _pattern_properties,
-    "additionalProperties": _additional_properties})
+    "additionalProperties": _additional_properties, "unevaluatedProperties": unevaluated_properties})
 
 
 _EMAIL = re.compile(r"^[^\s@\"(),:;<>\[\\\]]{1,64}@(?=.{3,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
@@ -124,11 +126,26 @@ def _is_email(instance: object) -> bool:
     return bool(_EMAIL.match(instance)) and not (local.startswith(".") or local.endswith(".") or ".." in local)
 
 
+def _is_regex(instance: object) -> bool:
+    """A regular expression tiergate can run (RE2, or the fallback), of at most ``regex_pattern_chars``:
+    jsonschema's own check compiles the evidence with Python's ``re``, in time that grows with its size."""
+    if not isinstance(instance, str):
+        return True
+    if len(instance) > limit("regex_pattern_chars"):
+        raise exceeded("regex_pattern_chars", "gate format regex", f"the text is {len(instance)} characters long")
+    try:
+        patterns.engine_for(instance)
+    except TiergateError:
+        return False
+    return True
+
+
 def gate_format_checker() -> FormatChecker:
     """jsonschema's format checkers (with the format-nongpl extras installed: uri, hostname,
-    duration, date-time, ...) and a real check of ``email``."""
+    duration, date-time, ...), a real check of ``email``, and ``regex`` checked in bounded time."""
     checker = FormatChecker()
     checker.checks("email")(_is_email)
+    checker.checks("regex")(_is_regex)
     return checker
 
 

@@ -41,6 +41,12 @@ LIMITS: tuple[Limit, ...] = (
     Limit("reason_chars", 4_000, "characters", "input", "Length of a skip or cancel reason."),
     Limit("logged_attempt_bytes", 2_048, "bytes", "input", "A refused attempt's evidence or data is logged in full "
           "up to this size; larger, only its sha256 and size are logged."),
+    # --- messages at the doors (tiergate.wirejson): an MCP stdio line, an HTTP body, before parsing ---
+    Limit("message_bytes", 278_528, "bytes", "input", "Size of one message at a door: a line of `tiergate mcp`, "
+          "a body of the JSON API or of MCP over HTTP (the largest evidence and the request around it). Counted "
+          "as it arrives; a longer one is refused without being read whole, and the door keeps serving."),
+    Limit("message_depth", 40, "levels", "input", "Nesting depth of one message at a door (an input's "
+          "input_depth and the request's own few levels around it)."),
     # --- Tier 1 expressions and scripts (tiergate.bpmn) ---
     Limit("tier1_steps", 200_000, "steps", "tier1", "Interpreter steps of one expression or script."),
     Limit("tier1_seconds", 2.0, "seconds", "tier1", "Wall-clock time of one expression or script."),
@@ -60,8 +66,8 @@ LIMITS: tuple[Limit, ...] = (
     Limit("template_loop_items", 1_000_000, "items", "template", "Loop iterations of one rendering, all loops "
           "together."),
     # --- regular expressions (gate pattern, patternProperties) ---
-    Limit("regex_seconds", 0.05, "seconds", "regex", "Time of one match by the fallback engine, for the few "
-          "patterns RE2 cannot run (back-references, look-around). RE2 matches in linear time."),
+    Limit("regex_seconds", 0.05, "seconds", "regex", "Wall-clock time of one match by the fallback engine, for "
+          "the few patterns RE2 cannot run (back-references, look-around). RE2 matches in linear time."),
     Limit("regex_pattern_chars", 4_000, "characters", "regex", "Length of one pattern."),
     # --- a definition change's checks (tiergate.change_runs): `tiergate test` and `decisions impact`, each
     # in a child process ---

@@ -26,6 +26,7 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
@@ -110,10 +111,15 @@ class _Server(MCPServer):  # type: ignore[type-arg]
     """MCPServer whose argument errors come back as the tiergate envelope, like every other error,
     and whose stdio answers every line, malformed ones with the JSON-RPC error (``tiergate.mcpstdio``)."""
 
+    #: Records a line the stdio transport refused (``tiergate.doorlog``); set by ``build_server``.
+    on_refused: Callable[[Any], None] | None = None
+    #: Records a tool call refused for its arguments, before any run: (tool, arguments, context).
+    on_bad_arguments: Callable[[str, Any, Any], None] | None = None
+
     async def run_stdio_async(self) -> None:
         from tiergate.mcpstdio import stdio_transport
 
-        async with stdio_transport() as (read_stream, write_stream):
+        async with stdio_transport(self.on_refused) as (read_stream, write_stream):
             await self._lowlevel_server.run(read_stream, write_stream,
                                             self._lowlevel_server.create_initialization_options())
 
@@ -123,13 +129,19 @@ class _Server(MCPServer):  # type: ignore[type-arg]
             known = set(schema.get("properties", {}))
             unknown = sorted(set(arguments) - known)
             if unknown:
+                await self._record_bad_arguments(name, arguments, context)
                 return _result(_unknown_arguments(name, unknown, sorted(known)))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
+                await self._record_bad_arguments(name, arguments, context)
                 return _result(_argument_errors(name, exc.__cause__))
             raise
+
+    async def _record_bad_arguments(self, name: str, arguments: Any, context: Any) -> None:
+        if self.on_bad_arguments is not None:
+            await anyio.to_thread.run_sync(self.on_bad_arguments, name, arguments, context)
 
 
 DEFINITION_FOLDERS = ("tiers", "checklists", "processes", "decisions")
@@ -212,6 +224,29 @@ def build_server(engine: Engine, actor: Actor | None = None,
     acting_as = f"acting as {actor}" if actor is not None else "acting as the principal of your token"
     app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,
                   log_level="WARNING", description=f"Processes with enforced steps, {acting_as}.")
+    if fixed is not None:
+        def refused_line(refused: Any) -> None:
+            from tiergate import doorlog
+
+            doorlog.record(engine, door="mcp-stdio", attempt="message", code=str(refused.rpc_code),
+                           problem=refused.problem, facts=refused.facts, actor=fixed.principal, credential=fixed.door)
+
+        app.on_refused = refused_line
+
+    def bad_arguments(tool: str, arguments: Any, ctx: Any) -> None:
+        from tiergate import doorlog
+        from tiergate.inputs import facts_of
+
+        try:
+            who: Caller | None = caller(ctx)
+        except TiergateError:
+            who = None
+        with lock:
+            doorlog.record(engine, door="mcp-stdio" if fixed is not None else "mcp", attempt=tool, code="usage",
+                           problem="arguments", facts=facts_of(arguments), actor=who.principal if who else None,
+                           credential=who.door if who else None)
+
+    app.on_bad_arguments = bad_arguments
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                                 open_world_hint=False)
     changes = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,

@@ -86,6 +86,34 @@ def show(engine: Engine, run: str | None) -> Any:
     return engine.log(run)
 
 
+def _show_refusals(out: Console, data: Any) -> None:
+    if not data:
+        out.print("no refusals at the doors")
+        return
+    for r in data:
+        size = f"{r['bytes']} bytes sha256 {r['sha256'][:12]}" if r["sha256"] else \
+            (f"{r['bytes']} bytes" if r["bytes"] is not None else "")
+        out.print(f"{r['at'][:19].replace('T', ' ')}  {r['door']:<9} {r['attempt']:<8} {r['code']:<16} "
+                  f"{(r['problem'] or '-'):<16} {(r['actor'] or '-'):<24} {r['credential'] or '-':<16} {size}")
+
+
+@log.command()
+@click.option("--limit", "most", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="How many, newest first.")
+@common_options
+@run_command(_show_refusals, direct=True)
+def refusals(engine: Engine, most: int) -> Any:
+    """Show attempts refused at a door before they reached a run, newest first.
+
+    A message no parser may read (malformed JSON-RPC, a key twice, NaN, too deep or too long),
+    start data refused for its shape, an input for a run that does not exist: each with its door,
+    actor and credential when known, and the content's sha256 and size, never the content.
+    """
+    from tiergate import doorlog
+
+    return doorlog.entries(engine, most)
+
+
 @log.command()
 @click.option("--checkpoints", "folder", type=click.Path(file_okay=False), default=None,
               help="A folder of signed checkpoints: check that the log still extends each of them.")

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from tiergate.cli.output import actor_option, common_options, parse_json_option, plain_text, run_command, table
-from tiergate.errors import InvalidDataError
 
 if TYPE_CHECKING:
     from tiergate.engine import Engine
@@ -83,10 +82,8 @@ def start(engine: Engine, process: str, data: str | None, drafts: bool, actor: s
           quiet: bool) -> dict[str, Any]:
     """Start a run of PROCESS; print its id and the steps ready now."""
     engine.drafts = drafts
-    parsed = parse_json_option(data, "--data")
-    if parsed is not None and not isinstance(parsed, dict):
-        raise InvalidDataError("--data must be a JSON object.")
-    return _with_gate_words(engine, engine.start(process, parsed or {}, actor=actor))
+    parsed = parse_json_option(data, "--data", raw=True)  # the engine reads it, and records a refusal
+    return _with_gate_words(engine, engine.start(process, parsed if parsed is not None else {}, actor=actor))
 
 
 @click.command()

@@ -16,7 +16,6 @@ and ``unresolved_refs`` every ``$ref`` whose file or fragment does not resolve.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterator
 from urllib.parse import urldefrag, urljoin
 
@@ -108,9 +107,13 @@ def _impossible_required(node: dict[str, Any], at: str, problems: ProblemList, w
 
 
 def _matches(pattern: str, name: str) -> bool:
+    """Whether ``pattern`` matches ``name``, in bounded time (``tiergate.patterns``): `check` never hangs."""
+    from tiergate import patterns
+    from tiergate.errors import TiergateError
+
     try:
-        return re.search(pattern, name) is not None
-    except (re.error, RecursionError):
+        return patterns.search(pattern, name, where="gate patternProperties")
+    except TiergateError:  # not a valid pattern (reported on its own), or over its time budget
         return False
 
 

@@ -25,11 +25,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from tiergate import __version__
+from tiergate import __version__, doorlog
 from tiergate.credentials import Credentials
 from tiergate.engine import Engine
 from tiergate.envelope import failure, success
-from tiergate.gates import MAX_EVIDENCE_BYTES
+from tiergate.limits import limit
 from tiergate.mcpserver import build_server
 from tiergate.operations import Operations
 from tiergate.server import api, prometheus
@@ -38,8 +38,8 @@ from tiergate.tracing import RequestSpans
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8470
-#: A request body may hold the largest evidence and the envelope around it.
-MAX_BODY_BYTES = MAX_EVIDENCE_BYTES + 16 * 1024
+#: A request body may hold the largest evidence and the envelope around it (``message_bytes``).
+MAX_BODY_BYTES = limit("message_bytes")
 
 
 def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_BODY_BYTES) -> RequestSpans:
@@ -67,10 +67,18 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
         body = await run_in_threadpool(run_locked, prometheus.exposition, engine, engine.clock())
         return PlainTextResponse(body, media_type=prometheus.CONTENT_TYPE)
 
+    def refused(refused: Any, door: str, caller: Any) -> None:  # a body no parser reads (tiergate.doorlog)
+        principal = getattr(caller, "principal", None)
+        code = str(refused.rpc_code) if door == "mcp" else {"message_bytes": "body_too_large", "message_depth":
+                                                             "limit_exceeded"}.get(refused.problem, "invalid_json")
+        run_locked(lambda: doorlog.record(engine, door=door, attempt="message", code=code, problem=refused.problem,
+                                          facts=refused.facts, actor=principal,
+                                          credential=getattr(caller, "door", None)))
+
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"]),
-                              *api.routes(operations, max_body=max_body, run_locked=run_locked)])
+                              *api.routes(operations, max_body=max_body, run_locked=run_locked, on_refused=refused)])
     # Spans outermost, so refused requests (401, 413) are traced too; a no-op without OpenTelemetry.
-    return RequestSpans(Doors(app, Credentials(engine), max_body))
+    return RequestSpans(Doors(app, Credentials(engine), max_body, on_refused=refused))
 
 
 def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:

@@ -8,7 +8,7 @@ says the kind (``STATUS``).
 
 from __future__ import annotations
 
-import json
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tiergate import __version__
+from tiergate import __version__, wirejson
 from tiergate.envelope import failure, success
-from tiergate.errors import TiergateError, UsageError
+from tiergate.errors import LimitExceededError, TiergateError, UsageError
 from tiergate.jsonutil import to_jsonable
 from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller, Operations
@@ -132,30 +132,46 @@ def http_status(err: TiergateError) -> int:
 
 
 async def _read_body(request: Request, limit: int) -> Body:
-    chunks, size = [], 0
+    chunks, size, digest = [], 0, hashlib.sha256()
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise _TooLarge
+        digest.update(chunk)
+        if size > limit:  # the rest is never read
+            raise _TooLarge(wirejson.too_large(size, digest.hexdigest()))
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"the request body is not valid JSON ({exc}). Send a JSON object.",
-                         code="invalid_json") from None
+    try:  # the one strict reading of every door: no key twice, no NaN, bounded depth
+        body = await run_in_threadpool(wirejson.read, raw)
+    except wirejson.WireRefused as refused:
+        raise _Unreadable(refused) from None
     if not isinstance(body, dict):
         raise UsageError("the request body must be a JSON object.", code="invalid_json")
     return body
 
 
 class _TooLarge(Exception):
-    pass
+    def __init__(self, refused: wirejson.WireRefused):
+        super().__init__(refused.message)
+        self.refused = refused
 
 
-def routes(operations: Operations, *, max_body: int, run_locked: Callable[..., Any]) -> list[Route]:
+class _Unreadable(Exception):
+    def __init__(self, refused: wirejson.WireRefused):
+        super().__init__(refused.message)
+        self.refused = refused
+
+    def error(self) -> TiergateError:
+        refused = self.refused
+        if refused.problem == "message_depth":
+            return LimitExceededError(f"the request body: {refused.message}.", details=refused.data())
+        return UsageError(f"the request body is not acceptable JSON: {refused.message}. Send a JSON object, each key "
+                          "once, finite numbers only.", code="invalid_json", details=refused.data())
+
+
+def routes(operations: Operations, *, max_body: int, run_locked: Callable[..., Any],
+           on_refused: Callable[..., None] | None = None) -> list[Route]:
     """Starlette routes for ``ROUTES`` and the OpenAPI document."""
 
     def endpoint(route: ApiRoute) -> Callable[[Request], Any]:
@@ -165,8 +181,15 @@ def routes(operations: Operations, *, max_body: int, run_locked: Callable[..., A
                 params = {**request.query_params, **request.path_params}
                 data = await run_in_threadpool(run_locked, route.handler, operations, request.scope[caller_key],
                                                params, body)
-            except _TooLarge:
+            except _TooLarge as over:
+                if on_refused is not None:
+                    await run_in_threadpool(on_refused, over.refused, "api", request.scope.get(caller_key))
                 return JSONResponse(too_large(max_body), status_code=413)
+            except _Unreadable as unreadable:
+                if on_refused is not None:
+                    await run_in_threadpool(on_refused, unreadable.refused, "api", request.scope.get(caller_key))
+                err = unreadable.error()
+                return JSONResponse(failure(err.code, err.message, err.details), status_code=http_status(err))
             except TiergateError as err:
                 return JSONResponse(failure(err.code, err.message, to_jsonable(err.details)),
                                     status_code=http_status(err))

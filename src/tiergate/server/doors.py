@@ -8,17 +8,22 @@ request's ASGI scope (``caller_key``), where the API and the MCP tools read it.
 
 Bodies are limited before they are read whole: a ``Content-Length`` over the limit is refused
 here at once with ``413``; a body sent in chunks is counted as it is read (``tiergate.server.api``
-and the MCP transport's own limit) and refused as soon as it passes the limit.
+and ``mcp_body`` here) and refused as soon as it passes the limit. A body of MCP over HTTP is read
+here by the strict parser of every door (``tiergate.wirejson``: no key twice, no NaN, bounded
+depth) and refused with the JSON-RPC error before the MCP SDK sees it, so what the SDK reads is
+JSON that every parser reads alike. Each refusal is recorded by ``on_refused``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tiergate import wirejson
 from tiergate.credentials import Credentials
 from tiergate.envelope import failure
 from tiergate.errors import TiergateError, UnauthorizedError
@@ -26,6 +31,8 @@ from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller
 
 PUBLIC = frozenset({"/healthz", "/api/openapi.json"})
+#: Called with a refused message, the door it came to (``mcp`` or ``api``) and the caller (None: unknown).
+OnRefused = Callable[[wirejson.WireRefused, str, "Caller | None"], None]
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any],
@@ -58,10 +65,11 @@ def _content_length(scope: Scope) -> int | None:
 class Doors:
     """Authenticate every request but the public ones, and bound every body to ``max_body`` bytes."""
 
-    def __init__(self, app: ASGIApp, credentials: Credentials, max_body: int):
+    def __init__(self, app: ASGIApp, credentials: Credentials, max_body: int, on_refused: OnRefused | None = None):
         self.app = app
         self.credentials = credentials
         self.max_body = max_body
+        self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,9 +88,59 @@ class Doors:
             scope[caller_key] = Caller.from_credential(credential)
         length = _content_length(scope)
         if length is not None and length > self.max_body:
+            if scope["path"] == "/mcp":
+                await self.refuse_rpc(send, wirejson.too_large(length, "", b""), scope)
+                return
+            if self.on_refused is not None and scope["path"] not in PUBLIC:
+                await run_in_threadpool(self.on_refused, wirejson.too_large(length, "", b""), "api",
+                                        scope.get(caller_key))
             await send_json(send, 413, too_large(self.max_body))
             return
+        if scope["path"] == "/mcp" and scope.get("method") == "POST":
+            await self.mcp_body(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def mcp_body(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read an MCP request's body (counted as it arrives), strictly; pass it on, or answer the JSON-RPC error."""
+        chunks: list[bytes] = []
+        size, more, digest = 0, True, hashlib.sha256()
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk, more = message.get("body", b""), message.get("more_body", False)
+            size += len(chunk)
+            digest.update(chunk)
+            if size > self.max_body:  # the rest is never read
+                head = (b"".join(chunks)[:4096] + chunk)[:4096]
+                await self.refuse_rpc(send, wirejson.too_large(size, digest.hexdigest(), head), scope)
+                return
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        try:
+            await run_in_threadpool(wirejson.read, raw)
+        except wirejson.WireRefused as refused:
+            await self.refuse_rpc(send, refused, scope)
+            return
+        delivered = False
+
+        async def replay() -> Any:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def refuse_rpc(self, send: Send, refused: wirejson.WireRefused, scope: Scope) -> None:
+        if self.on_refused is not None:
+            await run_in_threadpool(self.on_refused, refused, "mcp", scope.get(caller_key))
+        kind = "Parse error" if refused.rpc_code == wirejson.PARSE_ERROR else "Invalid Request"
+        body = {"jsonrpc": "2.0", "id": refused.request_id,
+                "error": {"code": refused.rpc_code, "message": f"{kind}: {refused.message}.", "data": refused.data()}}
+        await send_json(send, 413 if refused.problem == "message_bytes" else 400, body)
 
 
 def too_large(limit: int) -> dict[str, Any]:

@@ -21,6 +21,10 @@
   run and per step. Derived from log entries only, by one folding function, and rebuilt from the
   log on demand; never written by the runners.
 
+- ``DoorRefusal``: an attempt refused at a door before it reached a run (a message that cannot be
+  read, start data refused for its shape, a run that does not exist): what, where and by whom,
+  with the content's sha256 and size only, never the content (``tiergate.doorlog``).
+
 - ``Deployment``, ``DeploymentFile``: the home's definition files as deployed (``tiergate deploy``),
   numbered; each file's text is stored once by its SHA-256 (``tiergate.deployments``).
 
@@ -408,3 +412,20 @@ class WebhookScan(SQLModel, table=True):
     id: int = Field(sa_column=Column(Integer, primary_key=True))
     high_water: int = Field(sa_column=Column(BigInteger, nullable=False))
     holes: list[Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class DoorRefusal(SQLModel, table=True):
+    """One attempt refused at a door before it reached a run; every field bounded, no content."""
+
+    __tablename__ = "door_refusals"
+
+    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    door: str = Field(sa_column=Column(String(16), nullable=False))  # mcp-stdio | mcp | api | cli | engine
+    credential: Optional[str] = Field(default=None, sa_column=Column(String(80), nullable=True))
+    actor: Optional[str] = Field(default=None, sa_column=Column(String(128), nullable=True))
+    attempt: str = Field(sa_column=Column(String(32), nullable=False))
+    code: str = Field(sa_column=Column(String(32), nullable=False))
+    problem: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
+    sha256: Optional[str] = Field(default=None, sa_column=Column(String(64), nullable=True))
+    bytes: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
