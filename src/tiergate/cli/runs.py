@@ -92,7 +92,7 @@ def start(engine: Engine, process: str, data: str | None, drafts: bool, actor: s
 @click.command()
 @click.argument("run")
 @common_options
-@run_command(_show_run)
+@run_command(_show_run, reads=True)
 def status(engine: Engine, run: str) -> dict[str, Any]:
     """Show each step of RUN (done, ready, locked, skipped) and the run's data."""
     return _with_gate_words(engine, engine.status(run))

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tiergate.actors import Actor
 from tiergate.definitions.models import Roles
-from tiergate.guidance.words import EvidenceWords, evidence_words
+from tiergate.guidance.schema import inline_refs
+from tiergate.guidance.words import gate_words, who_may
 
 Channel = Literal["cli", "mcp"]
 TIER_NAMES = {1: "BPMN process", 2: "checklist", 3: "conventions"}
@@ -29,6 +30,26 @@ TIER_NAMES = {1: "BPMN process", 2: "checklist", 3: "conventions"}
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EvidenceWords(BaseModel):
+    """The words for one gate, as they appear in the guidance context (``step.evidence``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    """A first line saying what to submit, then one bullet per field and per condition."""
+    required: list[str]
+    """Top-level fields that are always required."""
+    json_schema: dict[str, Any]
+    """The gate with every ``$ref`` inlined: self-contained, validates exactly as the gate does."""
+
+
+def evidence_words(schema: Mapping[str, Any] | bool | None, resources: Mapping[str, Any] | None = None) -> EvidenceWords:
+    """Describe a step's ``done_when`` in words (``words.gate_words``), with the gate made self-contained."""
+    text, required = gate_words(schema, resources)
+    return EvidenceWords(text=text, required=required,
+                         json_schema=inline_refs(schema, resources or {}) if isinstance(schema, dict) else {})
 
 
 class ProcessView(_Model):
@@ -182,19 +203,6 @@ def _submit(run_id: str, step_id: str, channel: Channel, actor: Actor | None) ->
     who = _actor_text(actor)
     return (f"tiergate complete {run_id} {step_id} --evidence '{{...}}' --actor {who}",
             f"tiergate skip {run_id} {step_id} --reason '...' --actor {who}")
-
-
-def who_may(view: _StepLike) -> str:
-    """Who may do a step, in words: "an agent or a person with the role `support-engineer`"."""
-    if view.decide is not None:
-        return f"the engine (decision `{view.decide}`); nobody completes it by hand"
-    kinds = {"agent": "an agent", "human": "a person"}
-    words = " or ".join(kinds.get(k, k) for k in view.actors) or "anyone"
-    if view.roles:
-        words += f" with the role {' or '.join(f'`{r}`' for r in view.roles)}"
-    if view.distinct_from:
-        words += f", other than whoever completed `{view.distinct_from}`"
-    return words
 
 
 def _may_act(view: _StepLike, run: _RunLike, actor: Actor | None, roles: Roles | None) -> tuple[bool | None, str]:
