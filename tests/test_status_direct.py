@@ -156,6 +156,8 @@ def test_sqlite_files_missing_old_or_not_a_database(demo_home: HomeBuilder, make
     proc, names = _status("abc", demo_home.root, f"sqlite:///{missing.as_posix()}", "--json")
     assert proc.returncode == 1 and json.loads(proc.stdout)["error"]["code"] == "not_found"
     assert not missing.parent.exists() and not _loaded(names, "sqlalchemy")  # nothing created
+    proc, names = _runs(demo_home.root, f"sqlite:///{missing.as_posix()}")
+    assert (proc.returncode, proc.stdout) == (0, "no runs\n") and not missing.parent.exists()
 
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not a database, it is a text file of some length" * 40)
@@ -174,3 +176,30 @@ def test_sqlite_files_missing_old_or_not_a_database(demo_home: HomeBuilder, make
     proc, _ = _status(run.id, demo_home.root, f"sqlite:///{old.as_posix()}")
     assert proc.returncode == 1 and "`tiergate db upgrade`" in proc.stderr, proc.stderr
     assert old.read_bytes() == before
+
+
+def _runs(home: Path, db_url: str, *args: str, direct: bool = True) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
+    full_env.update(TIERGATE_DATABASE_URL=db_url, NO_COLOR="1", COLUMNS="200")
+    if not direct:
+        full_env["TIERGATE_DIRECT_READS"] = "0"
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tiergate", "runs", *args], capture_output=True,
+                          text=True, cwd=home, env=full_env, timeout=120)
+    names = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+             if line.startswith("import time:") and "|" in line}
+    proc.stderr = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("import time:"))
+    return proc, names
+
+
+def test_runs_lists_the_same_with_every_filter(repo_home: Path, repo_engine: Engine, db_url: str) -> None:
+    first = repo_engine.start("support-triage", TRIAGE, actor="agent:triage-bot")
+    repo_engine.start("knowledge-qa", {"question": "Why?"}, actor="agent:qa-bot")
+    repo_engine.cancel(first.id, "opened twice", actor="human:alice")
+    for args in ((), ("--json",), ("--process", "support-triage", "--json"), ("--status", "active"),
+                 ("--status", "cancelled", "--process", "support-triage"), ("--status", "sideways", "--json")):
+        fast, names = _runs(repo_home, db_url, *args)
+        full, _ = _runs(repo_home, db_url, *args, direct=False)
+        assert (fast.returncode, fast.stdout, fast.stderr) == (full.returncode, full.stdout, full.stderr)
+        assert _loaded(names, "sqlalchemy") == ("sideways" in args), args  # an unknown status: the Engine says so
+    listed = json.loads(_runs(repo_home, db_url, "--json")[0].stdout)["data"]
+    assert [(r["process"], r["status"]) for r in listed] == [("knowledge-qa", "active"), ("support-triage", "cancelled")]

@@ -30,7 +30,7 @@ from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
 from tiergate.runners import Runners
 from tiergate.runners.base import Definition, RunContext, Runner, Transition
-from tiergate.runview import RunInfo, described, ready_in_words, render_ready, run_not_found
+from tiergate.runview import RunInfo, described, ready_in_words, render_ready, run_not_found, run_summary
 from tiergate.settings import resolve
 from tiergate.store import runs as store
 from tiergate.store.db import Database, default_sqlite_url
@@ -535,9 +535,7 @@ class Engine:
             started_by = canonical_actor(started_by)
         with self.db.read() as conn:
             records = store.list_runs(conn, process_id=process, status=status, started_by=started_by)
-        return [{"id": r.id, "process": r.process_id, "tier": r.tier, "status": r.status.value,
-                 "started_by": r.started_by, "created_at": format_time(r.created_at),
-                 "ended_at": format_time(r.ended_at) if r.ended_at else None} for r in records]
+        return [run_summary(r) for r in records]
 
     # --- the log -------------------------------------------------------------------------
 

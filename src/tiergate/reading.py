@@ -1,7 +1,8 @@
-"""`tiergate status` on the database directly, without importing SQLAlchemy, SQLModel or pydantic.
+"""`tiergate status` and `tiergate runs` on the database directly, without importing SQLAlchemy, SQLModel or pydantic.
 
     reader = DirectReader(home=None)        # settings as the Engine resolves them
     reader.status("4f2a...")                # the dict Engine.described(Engine.status(...)) gives
+    reader.runs(process="support-triage")   # the list Engine.runs(...) gives
 
 A CLI command is one process, and for `status` importing the database layer cost ten times the
 reading itself. ``DirectReader`` reads the run and its pinned snapshot with the driver alone
@@ -19,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tiergate.runview import RunInfo, checklist_steps, conventions_steps, described, render_ready
+from tiergate.runview import RunInfo, checklist_steps, conventions_steps, described, render_ready, run_summary
 from tiergate.settings import resolve
-from tiergate.store.direct import Found, Unanswered, default_sqlite_url, read_run
+from tiergate.store.direct import Found, Unanswered, default_sqlite_url, list_runs, read_run
 from tiergate.timestamps import format_time
 
 if TYPE_CHECKING:
@@ -63,12 +64,29 @@ class DirectReader:
             self.handed_over = str(why) if isinstance(why, Unanswered) else f"{type(why).__name__}: {why}"
         return self.engine.described(self.engine.status(run_id))
 
-    def _status(self, run_id: str) -> dict[str, Any]:
+    def runs(self, process: str | None = None, status: str | None = None,
+             started_by: str | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, as ``Engine.runs`` lists them."""
+        from tiergate.lifecycle import RunStatus
+
+        try:
+            self.handed_over = None
+            if started_by is not None or (status is not None and status not in {s.value for s in RunStatus}):
+                raise Unanswered("a filter the Engine checks (an unknown status, or started_by)")
+            return [run_summary(run) for run in list_runs(self._url(), process_id=process, status=status)]
+        except (Unanswered, KeyError, TypeError, ValueError) as why:
+            self.handed_over = str(why) if isinstance(why, Unanswered) else f"{type(why).__name__}: {why}"
+        return self.engine.runs(process=process, status=status, started_by=started_by)
+
+    def _url(self) -> str:
+        """The database URL the Engine would use (settings resolved the same way), unless direct reads are off."""
         settings = resolve({"home": str(self._home) if self._home is not None else None, "database_url": None})
         if str(settings["direct_reads"]).strip().lower() in ("0", "false", "no", "off"):
             raise Unanswered("direct reads are turned off (direct_reads, TIERGATE_DIRECT_READS)")
-        url = settings["database_url"] or default_sqlite_url(Path(settings["home"]).resolve())
-        found = read_run(url, run_id)
+        return settings["database_url"] or default_sqlite_url(Path(settings["home"]).resolve())
+
+    def _status(self, run_id: str) -> dict[str, Any]:
+        found = read_run(self._url(), run_id)
         run, body = found.run, found.snapshot
         kind = body.get("kind")
         if run.tier == 2 and kind == "checklist":

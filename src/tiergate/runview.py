@@ -72,6 +72,16 @@ class RunInfo:
         return out
 
 
+def run_summary(run: Any) -> dict[str, Any]:
+    """One line of `tiergate runs`: ``run`` is a stored run (``store.runs.RunRecord`` or ``store.direct.StoredRun``)."""
+    from tiergate.timestamps import format_time
+
+    status = getattr(run.status, "value", run.status)
+    return {"id": run.id, "process": run.process_id, "tier": run.tier, "status": status,
+            "started_by": run.started_by, "created_at": format_time(run.created_at),
+            "ended_at": format_time(run.ended_at) if run.ended_at else None}
+
+
 def run_not_found(run_id: str) -> NotFoundError:
     return NotFoundError(f"no run '{run_id}'.", details={"run": run_id, "see": "runs"})
 

@@ -155,7 +155,7 @@ def _show_runs(out: Console, data: list[dict[str, Any]]) -> None:
 @click.option("--process", default=None, help="Only runs of this process.")
 @click.option("--status", "status_", default=None, help="Only runs in this status (active, completed, ...).")
 @common_options
-@run_command(_show_runs)
+@run_command(_show_runs, reads=True)
 def runs(engine: Engine, process: str | None, status_: str | None) -> list[dict[str, Any]]:
     """List runs, newest first."""
     return engine.runs(process=process, status=status_)

@@ -15,7 +15,7 @@ from a run is ever compiled as a template.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Mapping, Protocol
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,7 @@ from tiergate.actors import Actor
 from tiergate.definitions.models import Roles
 from tiergate.guidance.schema import inline_refs
 from tiergate.guidance.words import gate_words, who_may
+from tiergate.runview import RunInfo, StepView
 
 Channel = Literal["cli", "mcp"]
 TIER_NAMES = {1: "BPMN process", 2: "checklist", 3: "conventions"}
@@ -130,38 +131,7 @@ class GuidanceContext(_Model):
         return self.model_dump(mode="json")
 
 
-class _StepLike(Protocol):
-    id: str
-    title: str
-    state: str
-    optional: bool
-    actors: list[str]
-    roles: list[str]
-    instructions: str
-    done_when: dict[str, Any] | None
-    waits_for: list[str]
-    decide: str | None
-    distinct_from: str | None
-    actor: str | None
-    at: str | None
-    reason: str | None
-
-
-class _RunLike(Protocol):
-    id: str
-    process: str
-    title: str
-    tier: int
-    status: str
-    started_by: str
-    created_at: str
-    ended_at: str | None
-    definition_version: str
-    data: dict[str, Any]
-    steps: list[Any]
-
-
-def build_context(run: _RunLike, *, process: ProcessView | None = None, resources: Mapping[str, Any] | None = None,
+def build_context(run: RunInfo, *, process: ProcessView | None = None, resources: Mapping[str, Any] | None = None,
                   channel: Channel = "cli", actor: Actor | None = None, roles: Roles | None = None,
                   conventions: str | None = None, waiting: list[str] | None = None) -> GuidanceContext:
     """The guidance context of one run, as ``Engine.status`` sees it (any tier's ``RunInfo``)."""
@@ -205,7 +175,7 @@ def _submit(run_id: str, step_id: str, channel: Channel, actor: Actor | None) ->
             f"tiergate skip {run_id} {step_id} --reason '...' --actor {who}")
 
 
-def _may_act(view: _StepLike, run: _RunLike, actor: Actor | None, roles: Roles | None) -> tuple[bool | None, str]:
+def _may_act(view: StepView, run: RunInfo, actor: Actor | None, roles: Roles | None) -> tuple[bool | None, str]:
     if actor is None:
         return None, ""
     if view.decide is not None:
@@ -227,7 +197,7 @@ def _may_act(view: _StepLike, run: _RunLike, actor: Actor | None, roles: Roles |
     return True, ""
 
 
-def _step(view: _StepLike, run: _RunLike, channel: Channel, actor: Actor | None, roles: Roles | None,
+def _step(view: StepView, run: RunInfo, channel: Channel, actor: Actor | None, roles: Roles | None,
           resources: Mapping[str, Any]) -> StepGuide:
     submit, skip = _submit(run.id, view.id, channel, actor)
     may, why = _may_act(view, run, actor, roles) if view.state == "ready" else (None, "")
