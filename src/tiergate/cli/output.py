@@ -159,8 +159,8 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
 
 def _engine(home: str | None, direct: bool, reads: bool = False) -> Any:
     """The database, or the server when TIERGATE_URL is set (the CLI as a client)."""
-    if not direct:
-        from tiergate.client import RemoteEngine
+    if not direct and os.environ.get("TIERGATE_URL", "").strip():  # client.URL_VARIABLE, read before importing
+        from tiergate.client import RemoteEngine  # urllib's HTTP stack: only for a client
 
         remote = RemoteEngine.from_environment()
         if remote is not None:
