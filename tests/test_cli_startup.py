@@ -42,11 +42,14 @@ def test_help_and_version_import_nothing_heavy(args: list[str], tmp_path: Path) 
     assert [p for p in HEAVY if _loaded(names, p)] == []
 
 
-def test_status_of_a_tier2_run_loads_no_dmn_metrics_or_bpmn(cli, demo_home: HomeBuilder, db_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_status_of_a_tier2_run_loads_no_sqlalchemy_pydantic_dmn_or_bpmn(cli, demo_home: HomeBuilder, db_url: str) -> None:  # type: ignore[no-untyped-def]
     started = cli("start", "demo", "--data", json.dumps({"ticket_id": "T-1"}), "--actor", "agent:bot", "--quiet",
                   home=demo_home)
     run_id = started.stdout.strip()
     names = _imported(["status", run_id], demo_home.root, db_url)
-    assert _loaded(names, "sqlalchemy") and _loaded(names, "tiergate.engine")  # it does read the database
-    assert [p for p in ("SpiffWorkflow", "lark", "mcp", "tiergate.dmn", "tiergate.metrics", "tiergate.bpmn",
-                        "tiergate.runners.bpmn") if _loaded(names, p)] == []
+    # It reads the database with the driver alone (tiergate.reading): no SQLAlchemy, no Engine, no pydantic.
+    assert _loaded(names, "tiergate.store.direct")
+    assert _loaded(names, "psycopg" if db_url.startswith("postgresql") else "sqlite3")
+    assert [p for p in ("sqlalchemy", "sqlmodel", "alembic", "pydantic", "jsonschema", "yaml", "SpiffWorkflow", "lark",
+                        "mcp", "tiergate.engine", "tiergate.store.db", "tiergate.dmn", "tiergate.metrics",
+                        "tiergate.bpmn", "tiergate.runners") if _loaded(names, p)] == []

@@ -13,7 +13,6 @@ entry has been committed to the log; the run itself is unchanged.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
@@ -30,12 +29,12 @@ from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
 from tiergate.runners import Runners
-from tiergate.runners.base import Definition, RunContext, Runner, StepView, Transition
+from tiergate.runners.base import Definition, RunContext, Runner, Transition
+from tiergate.runview import RunInfo, described, ready_in_words, render_ready, run_not_found, run_summary
 from tiergate.settings import resolve
 from tiergate.store import runs as store
 from tiergate.store.db import Database, default_sqlite_url
 from tiergate.store.timers import set_due_at
-from tiergate.templating import render
 
 if TYPE_CHECKING:  # loaded by the commands that use them, so `status` does not pay for DMN or metrics
     from tiergate.definitions.decision_tests import DecisionReport
@@ -57,31 +56,6 @@ def _through(events: list[LogEvent], who: Actor) -> list[LogEvent]:
 
 class _Retry(Exception):
     """The run moved under us: roll back and try again on fresh state."""
-
-
-@dataclass
-class RunInfo:
-    id: str
-    process: str
-    title: str
-    tier: int
-    status: str
-    started_by: str
-    created_at: str
-    ended_at: str | None
-    definition_version: str
-    data: dict[str, Any]
-    steps: list[StepView] = field(default_factory=list)
-
-    @property
-    def ready_steps(self) -> list[StepView]:
-        return [s for s in self.steps if s.state == "ready"]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out["steps"] = [s.to_dict() for s in self.steps]
-        out["ready"] = [s.id for s in self.ready_steps]
-        return out
 
 
 class Engine:
@@ -564,30 +538,20 @@ class Engine:
 
     def described(self, info: RunInfo) -> dict[str, Any]:
         """The run as a dict, each ready step with ``who`` may do it and ``gate_words`` (its gate as
-        `tiergate guide` words it): what every door answers for a run."""
-        words = self.ready_in_words(info)
-        answer = info.to_dict()
-        for step in answer["steps"]:
-            if step["id"] in words:
-                step["who"] = words[step["id"]]["who"]
-                if "gate" in words[step["id"]]:
-                    step["gate_words"] = words[step["id"]]["gate"]
-        return answer
+        `tiergate guide` words it): what every door answers for a run (``runview.described``)."""
+        return described(info, self._resources(info))
 
     def ready_in_words(self, info: RunInfo) -> dict[str, dict[str, str]]:
-        """Each ready step in words, as `tiergate guide` says it: ``who`` may do it, and its gate
-        (``gate``, with ``$ref``s followed) when it has one. By step id."""
+        """Each ready step in words, as `tiergate guide` says it (``runview.ready_in_words``). By step id."""
+        return ready_in_words(info, self._resources(info))
+
+    def _resources(self, info: RunInfo) -> dict[str, Any]:
+        """The shared schema files of the definition ``info``'s run is pinned to."""
         definition = self._definitions_by_version.get(info.definition_version)
         if definition is None:
             with self.db.read() as conn:
                 definition = self._pinned(conn, self._get(conn, info.id))
-        resources = getattr(definition, "resources", {})
-        words: dict[str, dict[str, str]] = {}
-        for step in info.ready_steps:
-            words[step.id] = {"who": guidance.who_may(step)}
-            if step.done_when is not None:
-                words[step.id]["gate"] = guidance.evidence_words(step.done_when, resources).text
-        return words
+        return getattr(definition, "resources", {})
 
     def guide(self, run_id: str, *, actor: str | Actor | None = None, channel: Channel = "cli") -> dict[str, Any]:
         """What to read now for RUN: its tier's guidance wrapper rendered, and each ready step's gate in words."""
@@ -609,18 +573,14 @@ class Engine:
     def _get(self, conn: Any, run_id: str) -> store.RunRecord:
         run = store.get_run(conn, run_id)
         if run is None:
-            raise NotFoundError(f"no run '{run_id}'.", details={"run": run_id, "see": "runs"})
+            raise run_not_found(run_id)
         return run
 
     def _info(self, run: store.RunRecord, definition: Definition) -> RunInfo:
         runner = self.runners[run.tier]
         data = runner.data(run.state)
         views = runner.steps(definition, run.state, run={"id": run.id})
-        context = {"data": data, "run": {"id": run.id, "process": run.process_id},
-                   "steps": {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}}
-        for view in views:
-            view.instructions = (render(view.instructions, context, where=f"instructions of step '{view.id}'")
-                                 if view.state == "ready" and view.instructions else "")
+        render_ready(views, data, run_id=run.id, process_id=run.process_id)
         return RunInfo(id=run.id, process=run.process_id, title=definition.title, tier=run.tier,
                        status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),
                        ended_at=format_time(run.ended_at) if run.ended_at else None,
@@ -635,9 +595,7 @@ class Engine:
             started_by = canonical_actor(started_by)
         with self.db.read() as conn:
             records = store.list_runs(conn, process_id=process, status=status, started_by=started_by)
-        return [{"id": r.id, "process": r.process_id, "tier": r.tier, "status": r.status.value,
-                 "started_by": r.started_by, "created_at": format_time(r.created_at),
-                 "ended_at": format_time(r.ended_at) if r.ended_at else None} for r in records]
+        return [run_summary(r) for r in records]
 
     # --- the log -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
@@ -24,6 +24,7 @@ from tiergate.actors import Actor
 from tiergate.jsonutil import canonical_json
 from tiergate.store.db import DriverSQL, bind_time, driver_cursor
 from tiergate.store.tables import LogEntry, Run
+from tiergate.timestamps import format_time, utc
 
 GENESIS = "0" * 64
 
@@ -69,22 +70,6 @@ class RunHead:
     tier: int
     log_seq: int
     log_head: str
-
-
-def utc(value: datetime) -> datetime:
-    """Stored times come back naive from SQLite and in the session zone from PostgreSQL."""
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-# A step formats the same moment several times (its state, each log entry, the answer).
-@lru_cache(maxsize=64)
-def format_time(value: datetime) -> str:
-    """``2026-12-03T16:22:44.158141Z``. Hashed into the log: the spelling must never change."""
-    value = utc(value)
-    if value.year < 1000:  # strftime does not pad the year to 4 digits; isoformat does
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), in a fraction of its time.
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 # How canonical_json spells a string (UTF-8, not ASCII-escaped).

@@ -43,6 +43,8 @@ SETTINGS: tuple[Setting, ...] = (
             "with name, url, events, roles, secret_env), or the same list as JSON in the environment. See docs/server.md."),
     Setting("claim_timeout_minutes", "TIERGATE_CLAIM_TIMEOUT_MINUTES", 480, "How long a claim on a step holds "
             "before others may take the step (minutes)."),
+    Setting("direct_reads", "TIERGATE_DIRECT_READS", True, "`tiergate status` on the database reads the run with "
+            "the database driver alone, without loading the engine (quicker to start). 0/false: always load it."),
     Setting("housekeeping_seconds", "TIERGATE_HOUSEKEEPING_SECONDS", 15, "`tiergate serve`: seconds between its "
             "housekeeping passes (fold the log summary, write a checkpoint when one is due, send webhooks)."),
 )

@@ -112,12 +112,15 @@ def actor_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_command(human: Callable[[Console, Any], None] | None = None, *,
-                failed: Callable[[Any], bool] | None = None, direct: bool = False) -> Callable[..., Any]:
+                failed: Callable[[Any], bool] | None = None, direct: bool = False,
+                reads: bool = False) -> Callable[..., Any]:
     """Wrap a command body ``(engine, **options) -> data`` with engine set-up and output.
 
     ``human`` prints ``data`` for people; ``failed(data)`` marks answers that must exit 1
     (``tiergate check`` with problems) while still printing them. With TIERGATE_URL set the
     body gets a ``tiergate.client.RemoteEngine`` instead, unless ``direct`` (operator commands).
+    ``reads``: on the database, the body gets a ``tiergate.reading.DirectReader`` (no SQLAlchemy
+    unless the reader hands over to an Engine).
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -127,7 +130,7 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
             home = home or (ctx.obj or {}).get("home")
             engine: Engine | None = None
             try:
-                engine = _engine(home, direct)
+                engine = _engine(home, direct, reads)
                 data = func(engine, *args, **kwargs)
             except TiergateError as err:
                 _fail(err, as_json)
@@ -154,14 +157,18 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
     return decorate
 
 
-def _engine(home: str | None, direct: bool) -> Any:
+def _engine(home: str | None, direct: bool, reads: bool = False) -> Any:
     """The database, or the server when TIERGATE_URL is set (the CLI as a client)."""
-    if not direct:
-        from tiergate.client import RemoteEngine
+    if not direct and os.environ.get("TIERGATE_URL", "").strip():  # client.URL_VARIABLE, read before importing
+        from tiergate.client import RemoteEngine  # urllib's HTTP stack: only for a client
 
         remote = RemoteEngine.from_environment()
         if remote is not None:
             return remote
+    if reads:
+        from tiergate.reading import DirectReader
+
+        return DirectReader(home=home)
     from tiergate.engine import Engine  # loaded when a command runs on the database, not for --help or a client
 
     return Engine(home=home)

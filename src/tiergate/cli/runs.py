@@ -89,7 +89,7 @@ def start(engine: Engine, process: str, data: str | None, drafts: bool, actor: s
 @click.command()
 @click.argument("run")
 @common_options
-@run_command(_show_run)
+@run_command(_show_run, reads=True)
 def status(engine: Engine, run: str) -> dict[str, Any]:
     """Show each step of RUN (done, ready, locked, skipped) and the run's data."""
     return _with_gate_words(engine, engine.status(run))
@@ -152,7 +152,7 @@ def _show_runs(out: Console, data: list[dict[str, Any]]) -> None:
 @click.option("--process", default=None, help="Only runs of this process.")
 @click.option("--status", "status_", default=None, help="Only runs in this status (active, completed, ...).")
 @common_options
-@run_command(_show_runs)
+@run_command(_show_runs, reads=True)
 def runs(engine: Engine, process: str | None, status_: str | None) -> list[dict[str, Any]]:
     """List runs, newest first."""
     return engine.runs(process=process, status=status_)

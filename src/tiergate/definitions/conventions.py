@@ -19,10 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from tiergate.definitions.models import Catalog
 from tiergate.definitions.problems import Problem
 from tiergate.jsonutil import content_hash
+from tiergate.runview import WORK_STEP
 
 SUFFIX = ".md.j2"
-WORK_STEP = "work"
-"""The one step of a Tier 3 run: doing the work. Closing the run completes it."""
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 

@@ -12,24 +12,44 @@ evidence only ever as values. ``words`` turns each evidence gate into plain word
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from tiergate.actors import Actor
-from tiergate.guidance.context import Channel, GuidanceContext, ProcessView, StepGuide, build_context, who_may
-from tiergate.guidance.render import guidance_answer, render_guidance, sample_context
-from tiergate.guidance.words import EvidenceWords, describe, evidence_words, inline_refs
-
 if TYPE_CHECKING:
+    from tiergate.actors import Actor
     from tiergate.definitions.home import Definitions
+    from tiergate.guidance.context import (Channel, EvidenceWords, GuidanceContext, ProcessView, StepGuide,
+                                           build_context, evidence_words)
+    from tiergate.guidance.render import guidance_answer, render_guidance, sample_context
+    from tiergate.guidance.schema import inline_refs
+    from tiergate.guidance.words import describe, who_may
+
+#: Name -> the module that defines it. Loaded on first use, so that a reader of ``words`` alone
+#: (`tiergate status` on the database) loads neither pydantic's models nor Jinja's wrappers.
+_FROM = {"Channel": "context", "EvidenceWords": "context", "GuidanceContext": "context", "ProcessView": "context",
+         "StepGuide": "context", "build_context": "context", "evidence_words": "context",
+         "guidance_answer": "render", "render_guidance": "render", "sample_context": "render",
+         "describe": "words", "inline_refs": "schema", "who_may": "words"}
 
 __all__ = ["Channel", "EvidenceWords", "GuidanceContext", "ProcessView", "StepGuide", "build_context", "describe",
            "evidence_words", "guidance_answer", "guide", "inline_refs", "render_guidance", "sample_context",
            "who_may"]
 
 
-def guide(run: Any, definition: Any, state: dict[str, Any], definitions: "Definitions", *, channel: Channel = "cli",
+def __getattr__(name: str) -> Any:
+    if name not in _FROM:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_FROM[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def guide(run: Any, definition: Any, state: dict[str, Any], definitions: Definitions, *, channel: Channel = "cli",
           actor: Actor | None = None) -> dict[str, Any]:
     """Render the guidance of one run (``run`` is the engine's ``RunInfo``, ``definition`` its pinned definition)."""
+    from tiergate.guidance.context import ProcessView, build_context
+    from tiergate.guidance.render import guidance_answer, render_guidance
+
     entry = definitions.catalog.get(run.process) if definitions.catalog is not None else None
     # The title is the pinned definition's, as `status` shows it; the rest comes from the catalog.
     process = ProcessView(id=run.process, title=run.title) if entry is None else ProcessView(

@@ -15,13 +15,15 @@ from a run is ever compiled as a template.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Mapping, Protocol
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tiergate.actors import Actor
 from tiergate.definitions.models import Roles
-from tiergate.guidance.words import EvidenceWords, evidence_words
+from tiergate.guidance.schema import inline_refs
+from tiergate.guidance.words import gate_words, who_may
+from tiergate.runview import RunInfo, StepView
 
 Channel = Literal["cli", "mcp"]
 TIER_NAMES = {1: "BPMN process", 2: "checklist", 3: "conventions"}
@@ -29,6 +31,26 @@ TIER_NAMES = {1: "BPMN process", 2: "checklist", 3: "conventions"}
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EvidenceWords(BaseModel):
+    """The words for one gate, as they appear in the guidance context (``step.evidence``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    """A first line saying what to submit, then one bullet per field and per condition."""
+    required: list[str]
+    """Top-level fields that are always required."""
+    json_schema: dict[str, Any]
+    """The gate with every ``$ref`` inlined: self-contained, validates exactly as the gate does."""
+
+
+def evidence_words(schema: Mapping[str, Any] | bool | None, resources: Mapping[str, Any] | None = None) -> EvidenceWords:
+    """Describe a step's ``done_when`` in words (``words.gate_words``), with the gate made self-contained."""
+    text, required = gate_words(schema, resources)
+    return EvidenceWords(text=text, required=required,
+                         json_schema=inline_refs(schema, resources or {}) if isinstance(schema, dict) else {})
 
 
 class ProcessView(_Model):
@@ -109,38 +131,7 @@ class GuidanceContext(_Model):
         return self.model_dump(mode="json")
 
 
-class _StepLike(Protocol):
-    id: str
-    title: str
-    state: str
-    optional: bool
-    actors: list[str]
-    roles: list[str]
-    instructions: str
-    done_when: dict[str, Any] | None
-    waits_for: list[str]
-    decide: str | None
-    distinct_from: str | None
-    actor: str | None
-    at: str | None
-    reason: str | None
-
-
-class _RunLike(Protocol):
-    id: str
-    process: str
-    title: str
-    tier: int
-    status: str
-    started_by: str
-    created_at: str
-    ended_at: str | None
-    definition_version: str
-    data: dict[str, Any]
-    steps: list[Any]
-
-
-def build_context(run: _RunLike, *, process: ProcessView | None = None, resources: Mapping[str, Any] | None = None,
+def build_context(run: RunInfo, *, process: ProcessView | None = None, resources: Mapping[str, Any] | None = None,
                   channel: Channel = "cli", actor: Actor | None = None, roles: Roles | None = None,
                   conventions: str | None = None, waiting: list[str] | None = None) -> GuidanceContext:
     """The guidance context of one run, as ``Engine.status`` sees it (any tier's ``RunInfo``)."""
@@ -184,20 +175,7 @@ def _submit(run_id: str, step_id: str, channel: Channel, actor: Actor | None) ->
             f"tiergate skip {run_id} {step_id} --reason '...' --actor {who}")
 
 
-def who_may(view: _StepLike) -> str:
-    """Who may do a step, in words: "an agent or a person with the role `support-engineer`"."""
-    if view.decide is not None:
-        return f"the engine (decision `{view.decide}`); nobody completes it by hand"
-    kinds = {"agent": "an agent", "human": "a person"}
-    words = " or ".join(kinds.get(k, k) for k in view.actors) or "anyone"
-    if view.roles:
-        words += f" with the role {' or '.join(f'`{r}`' for r in view.roles)}"
-    if view.distinct_from:
-        words += f", other than whoever completed `{view.distinct_from}`"
-    return words
-
-
-def _may_act(view: _StepLike, run: _RunLike, actor: Actor | None, roles: Roles | None) -> tuple[bool | None, str]:
+def _may_act(view: StepView, run: RunInfo, actor: Actor | None, roles: Roles | None) -> tuple[bool | None, str]:
     if actor is None:
         return None, ""
     if view.decide is not None:
@@ -219,7 +197,7 @@ def _may_act(view: _StepLike, run: _RunLike, actor: Actor | None, roles: Roles |
     return True, ""
 
 
-def _step(view: _StepLike, run: _RunLike, channel: Channel, actor: Actor | None, roles: Roles | None,
+def _step(view: StepView, run: RunInfo, channel: Channel, actor: Actor | None, roles: Roles | None,
           resources: Mapping[str, Any]) -> StepGuide:
     submit, skip = _submit(run.id, view.id, channel, actor)
     may, why = _may_act(view, run, actor, roles) if view.state == "ready" else (None, "")

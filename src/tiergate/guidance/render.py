@@ -20,8 +20,7 @@ from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
 from tiergate.definitions.problems import Problem
-from tiergate.guidance.context import GuidanceContext, HowTo, ProcessView, RunView, StepGuide
-from tiergate.guidance.words import evidence_words
+from tiergate.guidance.context import GuidanceContext, HowTo, ProcessView, RunView, StepGuide, evidence_words
 from tiergate.templating import check_syntax, environment, render
 
 WRAPPER = "tier{tier}.md.j2"

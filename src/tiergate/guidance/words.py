@@ -1,8 +1,8 @@
 """A step's evidence gate (JSON Schema) in plain words, precise enough to pass on the first try.
 
-    words = evidence_words(step.done_when, definition.resources)
-    words.text       # "a JSON object with only these fields:\\n- `severity` (required): one of ..."
-    words.required   # ["severity", ...]
+    text, required = gate_words(step.done_when, definition.resources)
+    text             # "a JSON object with only these fields:\\n- `severity` (required): one of ..."
+    required         # ["severity", ...]
     inline_refs(step.done_when, definition.resources)   # the same gate, self-contained
 
 The wording is a small, fixed vocabulary (docs/guidance.md lists it), so people read it as
@@ -23,10 +23,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from pydantic import BaseModel, ConfigDict
-
 from tiergate.guidance.schema import (MAX_REF_DEPTH, TYPE_ORDER, Merged, Merger, Part, Scope, compact, conjoin,
-                                      copy_merged, has_constraints, inline_refs, without_alternative)
+                                      copy_merged, has_constraints, without_alternative)
 
 _FORMATS = {
     "date": "a date written YYYY-MM-DD",
@@ -43,28 +41,30 @@ _FORMATS = {
 }
 
 
-class EvidenceWords(BaseModel):
-    """The words for one gate, as they appear in the guidance context (``step.evidence``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    text: str
-    """A first line saying what to submit, then one bullet per field and per condition."""
-    required: list[str]
-    """Top-level fields that are always required."""
-    json_schema: dict[str, Any]
-    """The gate with every ``$ref`` inlined: self-contained, validates exactly as the gate does."""
-
-
-def evidence_words(schema: Mapping[str, Any] | bool | None, resources: Mapping[str, Any] | None = None) -> EvidenceWords:
-    """Describe a step's ``done_when`` in words (see the module docstring for the vocabulary)."""
+def gate_words(schema: Mapping[str, Any] | bool | None,
+               resources: Mapping[str, Any] | None = None) -> tuple[str, list[str]]:
+    """A step's ``done_when`` in words (see the module docstring for the vocabulary), and the
+    top-level fields it always requires. ``context.evidence_words`` adds the self-contained schema."""
     describer = _Describer(resources or {})
     scope = Scope("", schema)
     merged = describer.merge([(schema, scope)])
     phrase, children = describer.phrase(merged, top=True)
-    text = "\n".join([phrase, *children])
-    return EvidenceWords(text=text, required=list(merged.required),
-                         json_schema=inline_refs(schema, resources or {}) if isinstance(schema, dict) else {})
+    return "\n".join([phrase, *children]), list(merged.required)
+
+
+def who_may(view: Any) -> str:
+    """Who may do a step, in words: "an agent or a person with the role `support-engineer`".
+
+    ``view`` has a step's ``decide``, ``actors``, ``roles`` and ``distinct_from`` (a ``StepView``)."""
+    if view.decide is not None:
+        return f"the engine (decision `{view.decide}`); nobody completes it by hand"
+    kinds = {"agent": "an agent", "human": "a person"}
+    words = " or ".join(kinds.get(k, k) for k in view.actors) or "anyone"
+    if view.roles:
+        words += f" with the role {' or '.join(f'`{r}`' for r in view.roles)}"
+    if view.distinct_from:
+        words += f", other than whoever completed `{view.distinct_from}`"
+    return words
 
 
 def describe(schema: Any, resources: Mapping[str, Any] | None = None) -> str:

@@ -34,6 +34,10 @@ from tiergate.actors import Actor
 from tiergate.definitions.models import Roles
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent
+from tiergate.runview import StepView
+
+__all__ = ["Definition", "RunContext", "Runner", "StepView", "Transition"]
+
 
 @dataclass
 class RunContext:
@@ -50,33 +54,6 @@ class Transition:
     state: dict[str, Any]
     status: RunStatus
     events: list[LogEvent] = field(default_factory=list)
-
-
-@dataclass
-class StepView:
-    """One step as a person or an agent sees it."""
-
-    id: str
-    title: str
-    state: str  # done | ready | locked | skipped
-    optional: bool = False
-    actors: list[str] = field(default_factory=list)
-    roles: list[str] = field(default_factory=list)
-    instructions: str = ""
-    done_when: dict[str, Any] | None = None
-    waits_for: list[str] = field(default_factory=list)
-    decide: str | None = None
-    distinct_from: str | None = None
-    actor: str | None = None
-    at: str | None = None
-    ready_at: str | None = None
-    evidence: dict[str, Any] | None = None
-    reason: str | None = None
-    earlier: dict[str, Any] | None = None
-    """A step reopened by a send-back: its evidence, actor and time before, and who sent it back why."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class Definition(Protocol):

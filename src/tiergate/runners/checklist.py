@@ -34,6 +34,7 @@ from tiergate.gates import check_evidence_size, enforce, gate_errors
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext, Runner, StepView, Transition
+from tiergate.runview import checklist_steps
 
 
 def _parse(value: str) -> datetime:
@@ -70,6 +71,13 @@ def _waits_for(definition: ChecklistDefinition) -> dict[str, tuple[str, ...]]:
     advance asks for all of them)."""
     checklist = definition.checklist
     return {step.id: tuple(checklist.predecessors(step.id)) for step in checklist.steps}
+
+
+@lru_cache(maxsize=256)
+def _step_dicts(definition: ChecklistDefinition) -> tuple[dict[str, Any], ...]:
+    """The steps as the pinned snapshot stores them, which is what ``runview.checklist_steps`` reads
+    (the light read path of `tiergate status` reads them from the snapshot itself)."""
+    return tuple(step.model_dump(mode="json") for step in definition.checklist.steps)
 
 
 @lru_cache(maxsize=256)
@@ -122,18 +130,7 @@ class ChecklistRunner(Runner):
 
     def steps(self, definition: ChecklistDefinition, state: dict[str, Any], *,
               run: dict[str, Any]) -> list[StepView]:
-        views = []
-        waits_for = _waits_for(definition)
-        for step in definition.checklist.steps:
-            st = state["steps"][step.id]
-            views.append(StepView(
-                id=step.id, title=step.title, state=st["status"], optional=step.optional,
-                actors=list(step.actors), roles=list(step.roles), instructions=step.instructions,
-                done_when=step.done_when, waits_for=list(waits_for[step.id]), decide=step.decide,
-                distinct_from=step.distinct_from, actor=st.get("actor"), at=st.get("at"),
-                ready_at=st.get("ready_at"), evidence=st.get("evidence"), reason=st.get("reason"),
-                earlier=st.get("earlier")))
-        return views
+        return checklist_steps(_step_dicts(definition), state)
 
     # --- changing ------------------------------------------------------------------------
 

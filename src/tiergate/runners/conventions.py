@@ -27,6 +27,7 @@ from tiergate.gates import check_evidence_size
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext, Runner, StepView, Transition
+from tiergate.runview import conventions_steps
 from tiergate.templating import render
 
 
@@ -46,12 +47,7 @@ class ConventionsRunner(Runner):
 
     def steps(self, definition: ConventionsDefinition, state: dict[str, Any], *,
               run: dict[str, Any]) -> list[StepView]:
-        st = state["steps"][WORK_STEP]
-        # The instructions are the template itself: the engine renders them, with the same
-        # names as at start, while the step is ready.
-        return [StepView(id=WORK_STEP, title=definition.title, state=st["status"], actors=["agent", "human"],
-                         instructions=definition.template, actor=st.get("actor"), at=st.get("at"),
-                         ready_at=st.get("ready_at"), evidence=st.get("evidence"), reason=st.get("reason"))]
+        return conventions_steps(definition.title, definition.template, state)
 
     def start(self, definition: ConventionsDefinition, data: dict[str, Any], ctx: RunContext) -> Transition:
         if not isinstance(data, dict):

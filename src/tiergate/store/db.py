@@ -22,7 +22,7 @@ import json
 import select
 import weakref
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,16 +33,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
 from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedError
+from tiergate.store.direct import default_sqlite_url  # noqa: F401 - the Engine's default, said once
+from tiergate.store.revision import HEAD_REVISION  # the newest migration: update it there
+from tiergate.timestamps import read_time  # noqa: F401 - re-exported for the store's readers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-#: The newest migration. Checked on every start without importing Alembic (a test keeps it in
-#: step with the migrations folder).
-
-HEAD_REVISION = "0020"
-
-
-def default_sqlite_url(home: Path) -> str:
-    return f"sqlite:///{(home / '.tiergate' / 'tiergate.db').as_posix()}"
 
 
 #: Pooled PostgreSQL connections whose server said it is closing them (a FATAL or PANIC message
@@ -134,13 +129,6 @@ def bind_time(dialect: str, value: datetime) -> Any:
     if dialect == "sqlite":
         return value.replace(tzinfo=None).isoformat(" ", "microseconds")
     return value
-
-
-def read_time(value: Any) -> datetime:
-    """A stored DateTime(timezone=True) as an aware UTC datetime (SQLite returns SQLAlchemy's text form)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 @contextmanager

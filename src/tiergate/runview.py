@@ -1,0 +1,163 @@
+"""A run as every door shows it: its steps, each ready one's instructions rendered, and ``who``
+may do it and its gate in words.
+
+    info = RunInfo(id=..., ..., steps=checklist_steps(snapshot["checklist"]["steps"], state))
+    render_ready(info.steps, info.data, run_id=info.id, process_id=info.process)
+    answer = described(info, definition_resources)     # what `tiergate status --json` answers
+
+Both ways of reading a run build their answer here: the ``Engine`` (after SQLAlchemy and the
+runners) and the light read path of `tiergate status` (``tiergate.reading``: the DBAPI and
+the pinned snapshot as stored). So this module imports nothing heavier than Jinja's sandbox,
+and that only to render a ready step's instructions: no pydantic, no database library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiergate.errors import NotFoundError
+
+
+@dataclass
+class StepView:
+    """One step as a person or an agent sees it."""
+
+    id: str
+    title: str
+    state: str  # done | ready | locked | skipped
+    optional: bool = False
+    actors: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    instructions: str = ""
+    done_when: dict[str, Any] | None = None
+    waits_for: list[str] = field(default_factory=list)
+    decide: str | None = None
+    distinct_from: str | None = None
+    actor: str | None = None
+    at: str | None = None
+    ready_at: str | None = None
+    evidence: dict[str, Any] | None = None
+    reason: str | None = None
+    earlier: dict[str, Any] | None = None
+    """A step reopened by a send-back: its evidence, actor and time before, and who sent it back why."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunInfo:
+    id: str
+    process: str
+    title: str
+    tier: int
+    status: str
+    started_by: str
+    created_at: str
+    ended_at: str | None
+    definition_version: str
+    data: dict[str, Any]
+    steps: list[StepView] = field(default_factory=list)
+
+    @property
+    def ready_steps(self) -> list[StepView]:
+        return [s for s in self.steps if s.state == "ready"]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["steps"] = [s.to_dict() for s in self.steps]
+        out["ready"] = [s.id for s in self.ready_steps]
+        return out
+
+
+def run_summary(run: Any) -> dict[str, Any]:
+    """One line of `tiergate runs`: ``run`` is a stored run (``store.runs.RunRecord`` or ``store.direct.StoredRun``)."""
+    from tiergate.timestamps import format_time
+
+    status = getattr(run.status, "value", run.status)
+    return {"id": run.id, "process": run.process_id, "tier": run.tier, "status": status,
+            "started_by": run.started_by, "created_at": format_time(run.created_at),
+            "ended_at": format_time(run.ended_at) if run.ended_at else None}
+
+
+def run_not_found(run_id: str) -> NotFoundError:
+    return NotFoundError(f"no run '{run_id}'.", details={"run": run_id, "see": "runs"})
+
+
+def predecessors(steps: Sequence[Mapping[str, Any]], index: int) -> list[str]:
+    """A checklist step's ``after`` with the default applied: the previous step, or none for the first."""
+    after = steps[index].get("after")
+    if after is not None:
+        return list(after)
+    return [steps[index - 1]["id"]] if index > 0 else []
+
+
+def checklist_steps(steps: Sequence[Mapping[str, Any]], state: Mapping[str, Any]) -> list[StepView]:
+    """Tier 2: each step of a checklist (as its snapshot stores it: ``Step`` dumped to JSON) in ``state``."""
+    views = []
+    for index, step in enumerate(steps):
+        st = state["steps"][step["id"]]
+        views.append(StepView(
+            id=step["id"], title=step["title"], state=st["status"], optional=step["optional"],
+            actors=list(step["actors"]), roles=list(step["roles"]), instructions=step["instructions"],
+            done_when=step["done_when"], waits_for=predecessors(steps, index), decide=step["decide"],
+            distinct_from=step["distinct_from"], actor=st.get("actor"), at=st.get("at"), ready_at=st.get("ready_at"),
+            evidence=st.get("evidence"), reason=st.get("reason"), earlier=st.get("earlier")))
+    return views
+
+
+#: The one step of a Tier 3 run: doing the work. Closing the run completes it.
+WORK_STEP = "work"
+
+
+def conventions_steps(title: str, template: str, state: Mapping[str, Any]) -> list[StepView]:
+    """Tier 3: the one step, ``work``. Its instructions are the conventions template itself: they
+    are rendered, with the same names as at start, while the step is ready."""
+    st = state["steps"][WORK_STEP]
+    return [StepView(id=WORK_STEP, title=title, state=st["status"], actors=["agent", "human"], instructions=template,
+                     actor=st.get("actor"), at=st.get("at"), ready_at=st.get("ready_at"), evidence=st.get("evidence"),
+                     reason=st.get("reason"))]
+
+
+def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str) -> None:
+    """Render each ready step's instructions in the sandbox (``data``, ``run`` and ``steps``); clear the rest."""
+    ready = [view for view in views if view.state == "ready" and view.instructions]
+    for view in views:
+        if view.state != "ready":
+            view.instructions = ""
+    if not ready:
+        return
+    from tiergate.templating import render  # Jinja: only when there is something to render
+
+    context = {"data": data, "run": {"id": run_id, "process": process_id},
+               "steps": {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}}
+    for view in ready:
+        view.instructions = render(view.instructions, context, where=f"instructions of step '{view.id}'")
+
+
+def ready_in_words(info: RunInfo, resources: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Each ready step in words, as `tiergate guide` says it: ``who`` may do it, and its gate
+    (``gate``, with ``$ref``s followed into ``resources``) when it has one. By step id."""
+    from tiergate.guidance.words import gate_words, who_may
+
+    words: dict[str, dict[str, str]] = {}
+    for step in info.ready_steps:
+        words[step.id] = {"who": who_may(step)}
+        if step.done_when is not None:
+            words[step.id]["gate"] = gate_words(step.done_when, resources)[0]
+    return words
+
+
+def described(info: RunInfo, resources: Mapping[str, Any]) -> dict[str, Any]:
+    """The run as a dict, each ready step with ``who`` may do it and ``gate_words`` (its gate as
+    `tiergate guide` words it): what every door answers for a run."""
+    words = ready_in_words(info, resources)
+    answer = info.to_dict()
+    for step in answer["steps"]:
+        if step["id"] in words:
+            step["who"] = words[step["id"]]["who"]
+            if "gate" in words[step["id"]]:
+                step["gate_words"] = words[step["id"]]["gate"]
+    return answer
