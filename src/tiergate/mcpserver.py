@@ -335,18 +335,19 @@ def build_server(engine: Engine, actor: Actor | None = None,
         """
         return call(ctx, lambda ops, who: ops.inbox(who))
 
-    def guidance_text(run: str) -> str:
+    def guidance_text(ctx: Context | None, run: str) -> str:  # type: ignore[type-arg]
+        who = caller(ctx)
         with lock:
             current()
-            return str(engine.guide(run, actor=actor, channel="mcp")["text"])
+            return str(operations.guide(who, run, channel="mcp")["text"])
 
     @app.resource("tiergate://runs/{run}/guidance", name="run-guidance", title="Guidance of a run",
                   mime_type="text/markdown",
                   description="What to do now in a run (the same text as get_guidance), for clients that attach "
                               "resources to the conversation.")
-    def run_guidance(run: str) -> str:
+    def run_guidance(run: str, ctx: Context) -> str:  # type: ignore[type-arg]
         try:
-            return guidance_text(run)
+            return guidance_text(ctx, run)
         except NotFoundError as err:
             raise ResourceNotFoundError(f"not_found: {with_next_step(err.message, err.details, 'mcp')}") from None
         except TiergateError as err:
@@ -354,9 +355,10 @@ def build_server(engine: Engine, actor: Actor | None = None,
 
     @app.prompt(name="work_on_run", title="Work on a tiergate run",
                 description="Start working through a tiergate run: the rules, then its current guidance.")
-    def work_on_run(run: Annotated[str, Field(description="The run id to work on.")]) -> str:
+    def work_on_run(run: Annotated[str, Field(description="The run id to work on.")],
+                    ctx: Context) -> str:  # type: ignore[type-arg]
         try:
-            text = guidance_text(run)
+            text = guidance_text(ctx, run)
         except TiergateError as err:
             message = with_next_step(err.message, err.details, "mcp")
             raise MCPError(INVALID_PARAMS, message, failure(err.code, message, to_jsonable(err.details))) from None
