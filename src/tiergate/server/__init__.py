@@ -90,14 +90,16 @@ def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT)
 
 
 def housekeeping(home: Any, database_url: str, stop: threading.Event) -> None:
-    """What `tiergate worker` does between its passes, for a server without a worker: fold the log
-    summary (and the log's Merkle tree), write a checkpoint when one is due (a log key is set), and
-    send the webhooks' deliveries that are due. Every ``housekeeping_seconds``, on its own engine (so
-    requests never wait for it); a failure is reported on standard error and tried again next time.
+    """What `tiergate worker` does, for a server without a worker: fire the Tier 1 timers that are
+    due, fold the log summary (and the log's Merkle tree), write a checkpoint when one is due (a log
+    key is set), and send the webhooks' deliveries that are due. Every ``housekeeping_seconds``, on
+    its own engine (so requests never wait for it); a failure is reported on standard error and
+    tried again next time. Timers fire as `tiergate worker` fires them (each due run claimed in its
+    own transaction), so a worker beside the server is harmless: no timer fires twice.
     """
     import sys
 
-    from tiergate import checkpoints, webhooks
+    from tiergate import checkpoints, webhooks, worker
     from tiergate.errors import TiergateError
     from tiergate.metrics import summary
 
@@ -107,7 +109,8 @@ def housekeeping(home: Any, database_url: str, stop: threading.Event) -> None:
         seconds = max(0.1, float(keeper.settings.get("housekeeping_seconds") or 15))
     except (TypeError, ValueError):
         seconds = 15.0
-    tasks: tuple[Callable[[], Any], ...] = (lambda: summary.fold(keeper.db),
+    tasks: tuple[Callable[[], Any], ...] = (lambda: worker.run_pass(keeper),
+                                             lambda: summary.fold(keeper.db),
                                              lambda: checkpoints.maybe_write(keeper, schedule),
                                              lambda: webhooks.run_pass(keeper))
     try:
