@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, cast
 
 from sqlalchemy import Connection, or_, select
 
+from tiergate import claims
 from tiergate.actors import Actor, same_actor
 from tiergate.guidance.context import _may_act as may_act
 from tiergate.lifecycle import RunStatus
@@ -99,8 +100,11 @@ class Readers:
         found |= {r for (r,) in conn.execute(select(_log.c.run_id).distinct().where(
             _log.c.run_id.in_(ids), _log.c.actor_kind == who.kind, _log.c.actor_id == who.id,
             _log.c.event != "refused"))}
+        active = [r.id for r in rest if r.id not in found and r.status == RunStatus.ACTIVE]
+        maybe = {r for (r,) in conn.execute(select(_runs.c.id).where(
+            _runs.c.id.in_(active), claims.ready_for(who, self.engine.roles)))} if active else set()
         for run in rest:
-            if run.id not in found and run.status == RunStatus.ACTIVE and self._may_act_now(conn, run, who):
+            if run.id in maybe and self._may_act_now(conn, run, who):
                 found.add(run.id)
         return found
 
