@@ -12,7 +12,7 @@ Routes:
 - ``/healthz``: for probes.
 
 Only ``/healthz`` and ``/api/openapi.json`` answer without a token (``tiergate.server.doors``).
-Every door calls ``tiergate.operations``; one engine serves them all, one call at a time.
+Every door calls ``tiergate.operations``; one engine serves them all, up to ``ENGINE_CALLS`` calls at once.
 """
 
 from __future__ import annotations
@@ -40,11 +40,15 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8470
 #: A request body may hold the largest evidence and the envelope around it.
 MAX_BODY_BYTES = MAX_EVIDENCE_BYTES + 16 * 1024
+#: Engine calls served at once, whichever door they came through (the database pool holds 10).
+ENGINE_CALLS = 8
 
 
 def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_BODY_BYTES) -> RequestSpans:
     """The server's ASGI application over ``engine``."""
-    lock = threading.Lock()  # one engine call at a time, whichever door it came through
+    # Engine calls run in worker threads, several at once (the engine, its caches and its database
+    # pool are shared between threads); at most the database pool's size, so none waits for a connection.
+    lock = threading.BoundedSemaphore(ENGINE_CALLS)
     operations = Operations(engine)
 
     def run_locked(handler: Callable[..., Any], *args: Any) -> Any:
