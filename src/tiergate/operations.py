@@ -100,7 +100,7 @@ class Operations:
     def _auditor(self, caller: Caller, what: str, process: str | None = None) -> None:
         if caller.principal is None or self.readers.reads_all(caller.principal):
             return
-        if process is not None and process in self.readers.owner_roles(caller.principal):
+        if process is not None and process in self.readers.owned_processes(caller.principal):
             return
         hint = "" if what == "gaps" or what == "the log's check" else \
             " A member of a process owner's role may read that process's metrics (name the process)."

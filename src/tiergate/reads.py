@@ -65,7 +65,7 @@ class Readers:
     def reads_all(self, who: Actor) -> bool:
         return AUDITOR in self.roles_of(who)
 
-    def owner_roles(self, who: Actor) -> set[str]:
+    def owned_processes(self, who: Actor) -> set[str]:
         """The processes whose owner's role ``who`` is a member of."""
         mine = self.roles_of(who)
         catalog = self.engine.definitions.catalog
