@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator
 
@@ -41,16 +41,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def server(demo_home: HomeBuilder, db_url: str, tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def running_server(root: Path, db_url: str, errlog: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
     """`tiergate serve` as a real subprocess on a free port of 127.0.0.1, ready when /healthz answers."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
-    env.update(TIERGATE_DATABASE_URL=db_url, NO_COLOR="1")
-    errlog = tmp_path / "server.log"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
+    full_env.update(TIERGATE_DATABASE_URL=db_url, NO_COLOR="1", **(env or {}))
     with errlog.open("wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(demo_home.root), "serve",
-                                    "--port", str(port)], env=env, stdout=err, stderr=err, cwd=demo_home.root)
+        process = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(root), "serve",
+                                    "--port", str(port)], env=full_env, stdout=err, stderr=err, cwd=root)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -63,12 +62,20 @@ def server(demo_home: HomeBuilder, db_url: str, tmp_path: Path) -> Iterator[Serv
             process.kill()
             pytest.fail(f"the server did not start:\n{errlog.read_text()}")
         time.sleep(0.1)
-    yield Server(url, process, errlog)
-    process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield Server(url, process, errlog)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def server(demo_home: HomeBuilder, db_url: str, tmp_path: Path) -> Iterator[Server]:
+    with running_server(demo_home.root, db_url, tmp_path / "server.log") as running:
+        yield running
 
 
 def _issue(cli: Callable[..., CLIResult], home: HomeBuilder, principal: str) -> dict[str, Any]:

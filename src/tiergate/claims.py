@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from tiergate import log as execution_log
 from tiergate.actors import Actor
@@ -29,6 +29,7 @@ from tiergate.store import runs as run_store
 from tiergate.store.tables import Claim, Run
 
 if TYPE_CHECKING:
+    from tiergate.definitions.models import Roles
     from tiergate.engine import Engine
 
 _claims = Claim.__table__  # type: ignore[attr-defined]
@@ -173,16 +174,44 @@ def _hold(conn: Connection, run_id: str, step: str, holder: str, now: datetime, 
         conn.execute(insert(_claims).values(run_id=run_id, step=step, **values))
 
 
+def ready_key(views: list[Any], status: RunStatus) -> str:
+    """Who a run's ready steps are for, as the inbox looks them up (the column ``runs.ready_for``):
+    ``|role/kind|...|`` for each ready step that is not the engine's, ``*`` for no role or no kind;
+    ``|`` once the run is over. A candidate key, not the answer: four eyes and claims are judged on
+    the run itself."""
+    if status.is_final:
+        return "|"
+    keys = {f"{role}/{kind}" for view in views if view.state == "ready" and view.decide is None
+            for role in (view.roles or ["*"]) for kind in (view.actors or ["*"])}
+    return "|" + "".join(f"{key}|" for key in sorted(keys)) if keys else "|"
+
+
+def ready_for(who: Actor, roles: Roles | None) -> Any:
+    """The SQL condition on ``runs`` of the runs that may have a ready step for ``who``: its key
+    names one of ``who``'s roles or none, and ``who``'s kind or none (NULL: not known yet)."""
+    mine = [name for name, role in (roles.roles.items() if roles is not None else ()) if str(who) in role.members]
+    column = _runs.c.ready_for
+    return or_(column.is_(None), *(column.contains(f"|{role}/{kind}|", autoescape=True)
+                                   for role in ("*", *mine) for kind in ("*", who.kind)))
+
+
 def inbox(engine: "Engine", who: Actor) -> list[dict[str, Any]]:
-    """Every ready step of an active run that ``who`` may do now, oldest first."""
+    """Every ready step of an active run that ``who`` may do now, oldest first.
+
+    Only the active runs whose ``ready_for`` may match ``who`` are read (``ready_for``), then each
+    ready step is judged as a step is (``may_act``) and claims held by others are left out."""
     now = engine.clock()
-    roles = engine.definitions.roles
+    roles = engine.roles
     items = []
     with engine.db.read() as conn:
-        claims = {(r.run_id, r.step): r for r in conn.execute(select(_claims))}
-        due = {r.id: r.due_at for r in conn.execute(select(_runs.c.id, _runs.c.due_at).where(
-            _runs.c.status == RunStatus.ACTIVE.value, _runs.c.due_at.is_not(None)))}
-        for run in run_store.list_runs(conn, status=RunStatus.ACTIVE.value, limit=100_000):
+        candidates = [run_store.RunRecord.from_row(row) for row in conn.execute(
+            select(_runs).where(_runs.c.status == RunStatus.ACTIVE.value, ready_for(who, roles)))]
+        ids = [run.id for run in candidates]
+        claims = {(r.run_id, r.step): r for part in _chunks(ids)
+                  for r in conn.execute(select(_claims).where(_claims.c.run_id.in_(part)))}
+        due = {r.id: r.due_at for part in _chunks(ids) for r in conn.execute(
+            select(_runs.c.id, _runs.c.due_at).where(_runs.c.id.in_(part), _runs.c.due_at.is_not(None)))}
+        for run in candidates:
             definition = engine._pinned(conn, run)
             views = engine.runners[run.tier].steps(definition, run.state, run={"id": run.id})
             for view in views:
@@ -203,3 +232,8 @@ def inbox(engine: "Engine", who: Actor) -> list[dict[str, Any]]:
                 })
     items.sort(key=lambda item: (item["ready_at"], item["run"], item["step"]))
     return items
+
+
+def _chunks(ids: list[str], size: int = 500) -> Any:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]

@@ -255,16 +255,18 @@ class Engine:
                routed: LogEvent, who: Actor, run_id: str, now: datetime) -> RunInfo:
         deployments.stamp([routed, *transition.events], self.deployment_number)
         self._definitions_by_version.setdefault(definition.version, definition)
+        views = runner.steps(definition, transition.state, run={"id": run_id})
         with self.db.write() as conn:
             store.save_definition(conn, definition.version, process_id, runner.kind, definition.source,
                                   definition.snapshot(), now)
             record = store.insert_run(conn, run_id=run_id, process_id=process_id,
                                       definition_version=definition.version, tier=runner.tier,
                                       status=transition.status, state=transition.state, started_by=str(who),
-                                      events=_through([routed, *transition.events], who), now=now)
+                                      events=_through([routed, *transition.events], who), now=now,
+                                      ready_for=claims.ready_key(views, transition.status))
             self._schedule(conn, run_id, runner, transition.state)
         self._recent_runs.put(record)
-        return self._info(record, definition)
+        return self._info(record, definition, views)
 
     def status(self, run_id: str) -> RunInfo:
         with self.db.read() as conn:
@@ -454,6 +456,8 @@ class Engine:
                     if attempt == "cancel":
                         self._may_cancel(run, who)
                     transition = change(runner, definition, run.state, ctx)
+                    # The new state's steps: their inbox key is written with the state, and the answer shows them.
+                    views = runner.steps(definition, transition.state, run={"id": run.id})
                 except (RefusedError, GateFailedError, LimitExceededError) as err:
                     if recent is not None:
                         raise _Retry from None
@@ -478,7 +482,8 @@ class Engine:
                     else:
                         deployments.stamp_run(conn, run.id, transition.events)
                         saved = store.save_transition(conn, run, transition.state, transition.status,
-                                                      _through(transition.events, who), now)
+                                                      _through(transition.events, who), now,
+                                                      ready_for=claims.ready_key(views, transition.status))
                         if saved is None:
                             raise _Retry
                         if step_id is not None and attempt in ("complete", "skip"):
@@ -504,7 +509,7 @@ class Engine:
             if refusal is not None:
                 raise refusal
             self._recent_runs.put(run)
-            return self._info(run, definition)
+            return self._info(run, definition, views)
         raise ConflictError(f"run {run_id} kept changing while this attempt was made ({MAX_ATTEMPTS} tries). "
                             "Read the run again, then try again.", details={"run": run_id, "see": "status"})
 
@@ -576,10 +581,12 @@ class Engine:
             raise run_not_found(run_id)
         return run
 
-    def _info(self, run: store.RunRecord, definition: Definition) -> RunInfo:
+    def _info(self, run: store.RunRecord, definition: Definition, views: list[StepView] | None = None) -> RunInfo:
+        """The run as a door shows it; ``views``: its steps, when the caller has just listed them."""
         runner = self.runners[run.tier]
         data = runner.data(run.state)
-        views = runner.steps(definition, run.state, run={"id": run.id})
+        if views is None:
+            views = runner.steps(definition, run.state, run={"id": run.id})
         render_ready(views, data, run_id=run.id, process_id=run.process_id)
         return RunInfo(id=run.id, process=run.process_id, title=definition.title, tier=run.tier,
                        status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
@@ -172,27 +173,42 @@ def agent_actor(engine: Engine, claimed: str | None) -> Actor:
 caller_key = "tiergate.caller"
 
 
+#: Over HTTP, how often (seconds) the server looks for edited definition files and new deployments.
+RECHECK_SECONDS = 1.0
+
+
 def build_server(engine: Engine, actor: Actor | None = None,
-                 lock: threading.Lock | None = None) -> MCPServer:  # type: ignore[type-arg]
+                 lock: Any = None) -> MCPServer:  # type: ignore[type-arg]
     """The MCP server over ``engine``: for ``actor`` (an agent) over stdio (call ``.run()``), or,
-    without one, for the callers ``tiergate.server`` authenticates per HTTP request."""
+    without one, for the callers ``tiergate.server`` authenticates per HTTP request.
+
+    ``lock`` bounds the engine calls made at once (a lock or a semaphore); by default one at a time.
+    """
     if actor is not None and actor.kind != "agent":
         raise UsageError(f"tiergate mcp serves agents only; {actor} is not an agent.", code="actor_invalid")
     fixed = Caller.fixed(actor) if actor is not None else None
     operations = Operations(engine)
-    lock = lock or threading.Lock()  # tools run in worker threads; one engine call at a time
+    lock = lock or threading.Lock()  # tools run in worker threads
     seen: list[Any] = [(_fingerprint(engine.home.root), None)]
+    looked = [time.monotonic()]
+    looking = threading.Lock()
 
     def current() -> Engine:
         """The engine, with definitions reloaded if a file changed: what a CLI command would see now.
 
-        Runs in progress stay on their pinned definition version either way.
+        Over stdio on every call; over HTTP at most every ``RECHECK_SECONDS`` (walking the
+        definition folders and asking the database on each of many concurrent calls cost more than
+        the step itself). Runs in progress stay on their pinned definition version either way.
         """
-        # A new deployment changes what runs start from as much as an edited file does.
-        now = (_fingerprint(engine.home.root), engine.latest_deployment_number())
-        if now != seen[0]:
-            engine.reload()
-            seen[0] = now
+        if fixed is None and time.monotonic() - looked[0] < RECHECK_SECONDS:
+            return engine
+        with looking:
+            # A new deployment changes what runs start from as much as an edited file does.
+            now = (_fingerprint(engine.home.root), engine.latest_deployment_number())
+            if now != seen[0]:
+                engine.reload()
+                seen[0] = now
+            looked[0] = time.monotonic()
         return engine
 
     def caller(ctx: Context | None) -> Caller:  # type: ignore[type-arg]
@@ -370,18 +386,19 @@ def build_server(engine: Engine, actor: Actor | None = None,
         """
         return call(ctx, lambda ops, who: ops.inbox(who))
 
-    def guidance_text(run: str) -> str:
+    def guidance_text(ctx: Context | None, run: str) -> str:  # type: ignore[type-arg]
+        who = caller(ctx)
         with lock:
             current()
-            return str(engine.guide(run, actor=actor, channel="mcp")["text"])
+            return str(operations.guide(who, run, channel="mcp")["text"])
 
     @app.resource("tiergate://runs/{run}/guidance", name="run-guidance", title="Guidance of a run",
                   mime_type="text/markdown",
                   description="What to do now in a run (the same text as get_guidance), for clients that attach "
                               "resources to the conversation.")
-    def run_guidance(run: str) -> str:
+    def run_guidance(run: str, ctx: Context) -> str:  # type: ignore[type-arg]
         try:
-            return guidance_text(run)
+            return guidance_text(ctx, run)
         except NotFoundError as err:
             raise ResourceNotFoundError(f"not_found: {with_next_step(err.message, err.details, 'mcp')}") from None
         except TiergateError as err:
@@ -389,9 +406,10 @@ def build_server(engine: Engine, actor: Actor | None = None,
 
     @app.prompt(name="work_on_run", title="Work on a tiergate run",
                 description="Start working through a tiergate run: the rules, then its current guidance.")
-    def work_on_run(run: Annotated[str, Field(description="The run id to work on.")]) -> str:
+    def work_on_run(run: Annotated[str, Field(description="The run id to work on.")],
+                    ctx: Context) -> str:  # type: ignore[type-arg]
         try:
-            text = guidance_text(run)
+            text = guidance_text(ctx, run)
         except TiergateError as err:
             message = with_next_step(err.message, err.details, "mcp")
             raise MCPError(INVALID_PARAMS, message, failure(err.code, message, to_jsonable(err.details))) from None

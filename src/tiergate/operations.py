@@ -19,6 +19,11 @@ Rules:
   (``--actor``, ``TIERGATE_ACTOR``) is taken as today. Only the ``direct`` door has no principal.
 - What the engine refuses (an agent on a person's step, the wrong role, four eyes) it refuses
   for every door alike: the actor's kind and id come from the credential, never from a claim.
+- A caller with a principal reads only the runs ``tiergate.reads`` lets them read; any other run
+  is answered ``not_found``, as if it did not exist (an attempt on it is still logged as
+  ``refused`` in its log, reason ``not_a_reader``). Lists (runs, the log) hold only readable
+  runs; the whole log's check, metrics and gaps are for auditors (metrics of one process also
+  for its owner's role). The direct door without a principal reads everything.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from typing import Any
 from tiergate.actors import Actor
 from tiergate.credentials import DIRECT, Credential, Credentials, canonical_principal
 from tiergate.engine import Engine
-from tiergate.errors import ActorMismatchError, TiergateError, UsageError
+from tiergate.errors import (ActorMismatchError, GateFailedError, NotFoundError, RefusedError, TiergateError,
+                             UsageError)
+from tiergate.reads import AUDITOR, Readers
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,48 @@ class Operations:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.readers = Readers(engine)
+
+    # --- who reads (tiergate.reads) -------------------------------------------------------------
+
+    def readable(self, caller: Caller, run: str, *, attempt: str | None = None, step: str | None = None) -> None:
+        """Raise ``not_found`` unless the caller may read ``run``; an ``attempt`` on it is logged first."""
+        if caller.principal is None or self.readers.may_read(caller.principal, run):
+            return
+        if attempt is not None:
+            self._refuse_unread(caller, run, step, attempt)
+        raise _unknown(run)
+
+    def _refuse_unread(self, caller: Caller, run: str, step: str | None, attempt: str) -> None:
+        assert caller.principal is not None
+        try:
+            self.engine.refuse(run, caller.principal.through(caller.door), step, attempt, RefusedError(
+                f"{caller.principal} may not read run {run}, so may not act on it.", reason="not_a_reader",
+                details={"run": run}))
+        except TiergateError:
+            pass  # logged (or the run is gone): the caller hears not_found either way
+
+    def _unread(self, caller: Caller, run: str, step: str | None, attempt: str,
+                act: Any) -> dict[str, Any]:
+        """Do ``act``; a refusal or failed gate on a run the caller may not read is answered
+        ``not_found`` (the engine logged it). Success needs no check: who may act may read."""
+        try:
+            return act()  # type: ignore[no-any-return]
+        except (RefusedError, GateFailedError):
+            if caller.principal is not None and not self.readers.may_read(caller.principal, run):
+                raise _unknown(run) from None
+            raise
+
+    def _auditor(self, caller: Caller, what: str, process: str | None = None) -> None:
+        if caller.principal is None or self.readers.reads_all(caller.principal):
+            return
+        if process is not None and process in self.readers.owned_processes(caller.principal):
+            return
+        hint = "" if what == "gaps" or what == "the log's check" else \
+            " A member of a process owner's role may read that process's metrics (name the process)."
+        raise RefusedError(f"{caller.principal} may not read {what}: that needs the role '{AUDITOR}' "
+                           f"(tiers/roles.yaml).{hint}", reason="actor_not_allowed",
+                           details={"actor": str(caller.principal), "needs_role": AUDITOR})
 
     # --- who acts -----------------------------------------------------------------------------
 
@@ -103,11 +152,13 @@ class Operations:
         return self.engine.described(self.engine.start(process, data or {}, actor=who))
 
     def status(self, caller: Caller, run: str) -> dict[str, Any]:
+        self.readable(caller, run)
         return self.engine.described(self.engine.status(run))
 
     def guide(self, caller: Caller, run: str, actor: str | None = None, channel: Any = "cli") -> dict[str, Any]:
         reader = (self.acting(caller, actor, run=None, attempt="guide")
                   if caller.principal is not None or actor is not None or self.engine.default_actor else None)
+        self.readable(caller, run)
         return self.engine.guide(run, actor=reader, channel=channel)
 
     def complete(self, caller: Caller, run: str, step: str | None, evidence: Any,
@@ -115,19 +166,23 @@ class Operations:
         who = self.acting(caller, actor, run=run, step=step, attempt="complete")
         if step is not None and evidence is None:
             evidence = {}
-        return self.engine.described(self.engine.complete(run, step, evidence, actor=who))
+        return self._unread(caller, run, step, "complete",
+                            lambda: self.engine.described(self.engine.complete(run, step, evidence, actor=who)))
 
     def skip(self, caller: Caller, run: str, step: str, reason: str, actor: str | None = None) -> dict[str, Any]:
         who = self.acting(caller, actor, run=run, step=step, attempt="skip")
-        return self.engine.described(self.engine.skip(run, step, reason, actor=who))
+        return self._unread(caller, run, step, "skip",
+                            lambda: self.engine.described(self.engine.skip(run, step, reason, actor=who)))
 
     def cancel(self, caller: Caller, run: str, reason: str, actor: str | None = None) -> dict[str, Any]:
         who = self.acting(caller, actor, run=run, attempt="cancel")
+        self.readable(caller, run, attempt="cancel")
         return self.engine.described(self.engine.cancel(run, reason, actor=who))
 
     def retry(self, caller: Caller, run: str, step: str, data: dict[str, Any] | None = None,
               actor: str | None = None) -> dict[str, Any]:
         who = self.acting(caller, actor, run=run, step=step, attempt="retry")
+        self.readable(caller, run, attempt="retry", step=step)
         return self.engine.described(self.engine.retry(run, step, data, actor=who))
 
     def message(self, caller: Caller, name: str, correlate: dict[str, Any] | None = None,
@@ -144,7 +199,11 @@ class Operations:
             if caller.principal is None:
                 raise UsageError("'mine' needs a caller with a principal (a token or a fixed actor).", code="usage")
             started_by = str(caller.principal)
-        return self.engine.runs(process=process, status=status, started_by=started_by)
+        found = self.engine.runs(process=process, status=status, started_by=started_by)
+        if caller.principal is None or started_by is not None:
+            return found
+        readable = self.readers.readable(caller.principal, [r["id"] for r in found])
+        return [r for r in found if r["id"] in readable]
 
     # --- the inbox and claims --------------------------------------------------------------
 
@@ -153,26 +212,44 @@ class Operations:
         return self.engine.inbox(self.acting(caller, actor, attempt="inbox"))
 
     def claim(self, caller: Caller, run: str, step: str, actor: str | None = None) -> dict[str, Any]:
-        return self.engine.claim(run, step, self.acting(caller, actor, run=run, step=step, attempt="claim"))
+        who = self.acting(caller, actor, run=run, step=step, attempt="claim")
+        return self._unread(caller, run, step, "claim", lambda: self.engine.claim(run, step, who))
 
     def unclaim(self, caller: Caller, run: str, step: str, actor: str | None = None) -> dict[str, Any]:
-        return self.engine.unclaim(run, step, self.acting(caller, actor, run=run, step=step, attempt="unclaim"))
+        who = self.acting(caller, actor, run=run, step=step, attempt="unclaim")
+        self.readable(caller, run, attempt="unclaim", step=step)
+        return self.engine.unclaim(run, step, who)
 
     def assign(self, caller: Caller, run: str, step: str, assignee: str, actor: str | None = None) -> dict[str, Any]:
         who = self.acting(caller, actor, run=run, step=step, attempt="assign")
-        return self.engine.assign(run, step, canonical_principal(assignee), actor=who)
+        target = canonical_principal(assignee)
+        return self._unread(caller, run, step, "assign", lambda: self.engine.assign(run, step, target, actor=who))
 
     # --- the log, metrics and gaps ------------------------------------------------------------
 
     def log(self, caller: Caller, run: str | None = None) -> list[dict[str, Any]]:
-        return self.engine.log(run)
+        if run is not None:
+            self.readable(caller, run)
+        entries = self.engine.log(run)
+        if run is not None or caller.principal is None or self.readers.reads_all(caller.principal):
+            return entries
+        readable = self.readers.readable(caller.principal, {e["run"] for e in entries})
+        return [e for e in entries if e["run"] in readable]
 
     def verify_log(self, caller: Caller) -> dict[str, Any]:
+        self._auditor(caller, "the log's check")
         return self.engine.verify_log()
 
     def metrics(self, caller: Caller, process: str | None = None, tier: int | None = None,
                 since: str | None = None) -> dict[str, Any]:
+        self._auditor(caller, "metrics" if process is None else f"the metrics of {process}", process)
         return self.engine.metrics(process=process, tier=tier, since=since)
 
     def gaps(self, caller: Caller, since: str | None = None) -> dict[str, Any]:
+        self._auditor(caller, "gaps")
         return self.engine.gaps(since=since)
+
+
+def _unknown(run: str) -> NotFoundError:
+    """The answer for a run that does not exist, word for word the engine's."""
+    return NotFoundError(f"no run '{run}'.", details={"run": run, "see": "runs"})

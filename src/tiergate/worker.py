@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from tiergate import deployments
+from tiergate import claims, deployments
 from tiergate.actors import SYSTEM
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
@@ -90,7 +90,8 @@ def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | 
         except TiergateError as err:
             return Fired(run.id, run.process_id, run.status.value, error=err.message)
         deployments.stamp_run(conn, run.id, transition.events)
-        if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment):
+        if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment,
+                                     ready_for=_ready_key(runner, definition, run.id, transition)):
             return Fired(run.id, run.process_id, run.status.value, error="the run changed meanwhile; next pass")
         set_due_at(conn, run.id, runner.due_at(transition.state))  # type: ignore[attr-defined]
     return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
@@ -126,12 +127,19 @@ def _fire_one_outside_the_lock(engine: Engine, seen: list[str], moment: datetime
         transition = fire(definition, run.state, RunContext(run_id=run.id, actor=SYSTEM, now=moment, roles=None))
     except TiergateError as err:
         return Fired(run.id, run.process_id, run.status.value, error=err.message)
+    key = _ready_key(runner, definition, run.id, transition)
     with engine.db.write() as conn:
         _hold(len(seen))
-        if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment):
+        if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment,
+                                     ready_for=key):
             return _LOST_RACE
         set_due_at(conn, run.id, runner.due_at(transition.state))  # type: ignore[attr-defined]
     return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
+
+
+def _ready_key(runner: Any, definition: Any, run_id: str, transition: Any) -> str:
+    """The inbox's key of the run's ready steps after its timers fired (``claims.ready_key``)."""
+    return claims.ready_key(runner.steps(definition, transition.state, run={"id": run_id}), transition.status)
 
 
 def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None = None) -> list[Fired]:

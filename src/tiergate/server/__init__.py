@@ -12,7 +12,7 @@ Routes:
 - ``/healthz``: for probes.
 
 Only ``/healthz`` and ``/api/openapi.json`` answer without a token (``tiergate.server.doors``).
-Every door calls ``tiergate.operations``; one engine serves them all, one call at a time.
+Every door calls ``tiergate.operations``; one engine serves them all, up to ``ENGINE_CALLS`` calls at once.
 """
 
 from __future__ import annotations
@@ -40,11 +40,15 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8470
 #: A request body may hold the largest evidence and the envelope around it (``message_bytes``).
 MAX_BODY_BYTES = limit("message_bytes")
+#: Engine calls served at once, whichever door they came through (the database pool holds 10).
+ENGINE_CALLS = 8
 
 
 def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_BODY_BYTES) -> RequestSpans:
     """The server's ASGI application over ``engine``."""
-    lock = threading.Lock()  # one engine call at a time, whichever door it came through
+    # Engine calls run in worker threads, several at once (the engine, its caches and its database
+    # pool are shared between threads); at most the database pool's size, so none waits for a connection.
+    lock = threading.BoundedSemaphore(ENGINE_CALLS)
     operations = Operations(engine)
 
     def run_locked(handler: Callable[..., Any], *args: Any) -> Any:
@@ -98,14 +102,16 @@ def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT)
 
 
 def housekeeping(home: Any, database_url: str, stop: threading.Event) -> None:
-    """What `tiergate worker` does between its passes, for a server without a worker: fold the log
-    summary (and the log's Merkle tree), write a checkpoint when one is due (a log key is set), and
-    send the webhooks' deliveries that are due. Every ``housekeeping_seconds``, on its own engine (so
-    requests never wait for it); a failure is reported on standard error and tried again next time.
+    """What `tiergate worker` does, for a server without a worker: fire the Tier 1 timers that are
+    due, fold the log summary (and the log's Merkle tree), write a checkpoint when one is due (a log
+    key is set), and send the webhooks' deliveries that are due. Every ``housekeeping_seconds``, on
+    its own engine (so requests never wait for it); a failure is reported on standard error and
+    tried again next time. Timers fire as `tiergate worker` fires them (each due run claimed in its
+    own transaction), so a worker beside the server is harmless: no timer fires twice.
     """
     import sys
 
-    from tiergate import checkpoints, webhooks
+    from tiergate import checkpoints, webhooks, worker
     from tiergate.errors import TiergateError
     from tiergate.metrics import summary
 
@@ -115,7 +121,8 @@ def housekeeping(home: Any, database_url: str, stop: threading.Event) -> None:
         seconds = max(0.1, float(keeper.settings.get("housekeeping_seconds") or 15))
     except (TypeError, ValueError):
         seconds = 15.0
-    tasks: tuple[Callable[[], Any], ...] = (lambda: summary.fold(keeper.db),
+    tasks: tuple[Callable[[], Any], ...] = (lambda: worker.run_pass(keeper),
+                                             lambda: summary.fold(keeper.db),
                                              lambda: checkpoints.maybe_write(keeper, schedule),
                                              lambda: webhooks.run_pass(keeper))
     try:

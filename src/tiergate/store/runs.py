@@ -37,10 +37,10 @@ _SELECT_RUN = DriverSQL(
 # it, so SQLite leaves the two status indexes alone (two fewer pages written per commit).
 _UPDATE_RUN = DriverSQL(
     "UPDATE runs SET status = {p}, state = {json}, version = {p}, updated_at = {p}, ended_at = {p}, log_seq = {p}, "
-    "log_head = {p} WHERE id = {p} AND version = {p} AND log_seq = {p}")
+    "log_head = {p}, ready_for = {p} WHERE id = {p} AND version = {p} AND log_seq = {p}")
 _UPDATE_RUN_SAME_STATUS = DriverSQL(
     "UPDATE runs SET state = {json}, version = {p}, updated_at = {p}, ended_at = {p}, log_seq = {p}, "
-    "log_head = {p} WHERE id = {p} AND version = {p} AND log_seq = {p}")
+    "log_head = {p}, ready_for = {p} WHERE id = {p} AND version = {p} AND log_seq = {p}")
 
 
 @dataclass
@@ -123,7 +123,7 @@ def get_run(conn: Connection, run_id: str) -> RunRecord | None:
 
 def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_version: str, tier: int,
                status: RunStatus, state: dict[str, Any], started_by: str, events: list[LogEvent],
-               now: datetime) -> RunRecord:
+               now: datetime, ready_for: str | None = None) -> RunRecord:
     head = RunHead(run_id, process_id, definition_version, tier, 0, GENESIS)
     state_json = encode_json(state)
     rows = chain(head, events, now, state_hash(state_json))
@@ -135,14 +135,18 @@ def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_ver
     conn.execute(insert(_runs).values(
         id=record.id, process_id=process_id, definition_version=definition_version, tier=tier,
         status=status.value, state=state, version=1, started_by=started_by, created_at=record.created_at,
-        updated_at=record.updated_at, ended_at=record.ended_at, log_seq=record.log_seq, log_head=record.log_head))
+        updated_at=record.updated_at, ended_at=record.ended_at, log_seq=record.log_seq, log_head=record.log_head,
+        ready_for=ready_for))
     write(conn, rows)
     return record
 
 
 def save_transition(conn: Connection, run: RunRecord, state: dict[str, Any], status: RunStatus,
-                    events: list[LogEvent], now: datetime) -> RunRecord | None:
+                    events: list[LogEvent], now: datetime, ready_for: str | None = None) -> RunRecord | None:
     """Write a run's new state and its log entries, if nobody changed the run since it was read.
+
+    ``ready_for`` is the inbox's key of the new state's ready steps (``tiergate.claims.ready_key``;
+    None: unknown, the inbox looks at the run itself).
 
     Returns the run as now stored, or None when the run's version or log anchor moved (the
     caller decides between a retry and a conflict). Must run inside the caller's transaction.
@@ -157,8 +161,8 @@ def save_transition(conn: Connection, run: RunRecord, state: dict[str, Any], sta
     log_seq, log_head = (rows[-1]["seq"], rows[-1]["hash"]) if rows else (run.log_seq, run.log_head)
     params: tuple[Any, ...] = (
         state_json, run.version + 1, bind_time(dialect, utc(now)),
-        None if ended_at is None else bind_time(dialect, ended_at), log_seq, log_head, run.id, run.version,
-        run.log_seq)
+        None if ended_at is None else bind_time(dialect, ended_at), log_seq, log_head, ready_for, run.id,
+        run.version, run.log_seq)
     guard = ((_UPDATE_RUN_SAME_STATUS(dialect), params) if status == run.status
              else (_UPDATE_RUN(dialect), (status.value, *params)))
     if not write(conn, rows, guard):

@@ -71,6 +71,9 @@ class Run(SQLModel, table=True):
     log_head: str = Field(sa_column=Column(String(64), nullable=False))
     # Tier 1: when the run's next timer is due (tiergate.store.timers; NULL when nothing waits).
     due_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    # Who the run's ready steps are for, as the inbox looks them up (tiergate.claims.ready_key; NULL:
+    # not known, written before migration 0021). Kept in the same UPDATE as the state.
+    ready_for: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 #: The entries ``ix_log_entries_completed_steps`` holds: step completions, with their durations.
