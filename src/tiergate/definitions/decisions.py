@@ -27,10 +27,22 @@ class Decision:
     source: str = ""
     path: Path | None = None
     """Where the file was read from, so load errors name it; None for a pinned snapshot."""
+    imports: dict[str, bytes] | None = None
+    """The pinned files its ``<import>``s may name (file name in decisions/ -> XML); None: read them
+    beside ``path``."""
 
     @cached_property
     def model(self) -> DMNModel:
-        return load_dmn(self.path if self.path is not None and self.path.read_bytes() == self.xml else self.xml)
+        if self.imports is not None:
+            return load_dmn(self.xml, label=self.source or None, imports=self.imports, home=True)
+        if self.path is not None and self.path.read_bytes() == self.xml:
+            return load_dmn(self.path, home=True)
+        return load_dmn(self.xml)
+
+    @property
+    def imported_files(self) -> dict[str, str]:
+        """Every DMN file this decision imports (transitively), by file name: pinned with it."""
+        return {name: data.decode("utf-8") for name, data in sorted(self.model.imported_files.items())}
 
     @cached_property
     def _service(self):
@@ -90,6 +102,21 @@ class Decision:
         if not isinstance(value, dict):
             value = {self.output_names[0]: value}
         return to_jsonable(value), list(result.matched_rules)
+
+
+def pin_decisions(decisions: dict[str, Decision], ids: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """The XML of decisions ``ids`` and of every file they import, as a definition snapshot pins them."""
+    used = {decision_id: decisions[decision_id].xml.decode("utf-8") for decision_id in ids}
+    imported: dict[str, str] = {}
+    for decision_id in used:
+        imported.update(decisions[decision_id].imported_files)
+    return used, imported
+
+
+def pinned_decision(decision_id: str, xml: str, imported: dict[str, str]) -> Decision:
+    """A decision rebuilt from a snapshot: its imports come from the pinned files, never from disk."""
+    return Decision(id=decision_id, xml=xml.encode("utf-8"), source=f"decisions/{decision_id}.dmn",
+                    imports={name: text.encode("utf-8") for name, text in imported.items()})
 
 
 def load_decisions(folder: Path, display: Any) -> tuple[dict[str, Decision], list[Problem]]:
