@@ -36,7 +36,7 @@ class Decision:
         if self.imports is not None:
             return load_dmn(self.xml, label=self.source or None, imports=self.imports, home=True)
         if self.path is not None and self.path.read_bytes() == self.xml:
-            return load_dmn(self.path, home=True)
+            return load_dmn(self.path, label=self.source or None, home=True)
         return load_dmn(self.xml)
 
     @property
@@ -120,11 +120,16 @@ def pinned_decision(decision_id: str, xml: str, imported: dict[str, str]) -> Dec
 
 
 def load_decisions(folder: Path, display: Any) -> tuple[dict[str, Decision], list[Problem]]:
-    """Load every ``*.dmn`` in ``folder``. ``display(path)`` gives the path shown in problems."""
+    """Load every ``*.dmn`` in ``folder``. ``display(path)`` gives the path shown in problems.
+
+    A file another one imports is a library: it needs no decision named by its file, nor test
+    cases of its own (its importers' cases test it)."""
     decisions: dict[str, Decision] = {}
     problems: list[Problem] = []
     if not folder.is_dir():
         return decisions, problems
+    loaded: list[tuple[Path, str, Decision, set[str]]] = []
+    imported: set[str] = set()
     for path in sorted(folder.glob("*.dmn")):
         shown = display(path)
         decision = Decision(id=path.stem, xml=path.read_bytes(), source=shown, path=path)
@@ -135,12 +140,17 @@ def load_decisions(folder: Path, display: Any) -> tuple[dict[str, Decision], lis
             problems.append(Problem(shown, int(line), err.message))
             continue
         problems.extend(Problem(shown, line, message) for line, message in decision.model.incomplete)
+        imported.update(decision.model.imported_files)
+        loaded.append((path, shown, decision, ids))
+    for path, shown, decision, ids in loaded:
+        library = path.name in imported
         if decision.id not in ids:
-            problems.append(Problem(shown, 1, f"{path.name} has no decision with id '{decision.id}' (it has "
-                                    f"{', '.join(sorted(ids)) or 'none'}). The file name must be the id of the "
-                                    "decision the platform calls."))
+            if not library:
+                problems.append(Problem(shown, 1, f"{path.name} has no decision with id '{decision.id}' (it has "
+                                        f"{', '.join(sorted(ids)) or 'none'}). The file name must be the id of the "
+                                        "decision the platform calls."))
             continue
-        if not (folder / "tests" / f"{decision.id}.yaml").is_file():
+        if not library and not (folder / "tests" / f"{decision.id}.yaml").is_file():
             problems.append(Problem(shown, 1, f"decision '{decision.id}' has no test cases: add "
                                     f"{display(folder / 'tests' / (decision.id + '.yaml'))} and run "
                                     "`tiergate decisions test`."))

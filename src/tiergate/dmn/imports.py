@@ -57,7 +57,9 @@ class Siblings:
         return None if here is None else cls(here.parent)
 
     def label(self, name: str) -> str:
-        return str(self.directory / name) if self.directory is not None else f"{self.shown}/{name}"
+        if self.directory is not None and not self.home:
+            return str(self.directory / name)
+        return f"{self.shown}/{name}"
 
     def _names(self) -> list[str]:
         if self.pinned is not None:
