@@ -15,7 +15,7 @@ from typing import Any
 from tiergate.definitions.problems import Problem
 from tiergate.dmn import DMNModel, load_dmn
 from tiergate.errors import EvaluationError, TiergateError
-from tiergate.jsonutil import to_jsonable
+from tiergate.jsonutil import NoJSONForm, to_jsonable
 
 
 @dataclass(eq=False)
@@ -101,7 +101,14 @@ class Decision:
                                   details={"decision": self.id, "inputs": to_jsonable(given)})
         if not isinstance(value, dict):
             value = {self.output_names[0]: value}
-        return to_jsonable(value), list(result.matched_rules)
+        try:
+            return to_jsonable(value), list(result.matched_rules)
+        except TypeError as err:
+            what = err.what if isinstance(err, NoJSONForm) else str(err)
+            raise EvaluationError(f"decision '{self.id}' answered a value with no JSON form ({what}), so it cannot "
+                                  "be logged or passed on. Make the decision answer numbers, strings, booleans, "
+                                  "dates, durations, ranges, lists or contexts: call the function instead of "
+                                  "returning it.", details={"decision": self.id, "value": what}) from None
 
 
 def pin_decisions(decisions: dict[str, Decision], ids: Any) -> tuple[dict[str, str], dict[str, str]]:
