@@ -76,30 +76,43 @@ def diff_tables(old: TableInfo | None, new: TableInfo | None, name: str) -> dict
     return out
 
 
-def _tables(xml: bytes | None, source: str) -> tuple[dict[str, TableInfo], str | None]:
+def _tables(xml: bytes | None, source: str, folder: dict[str, bytes],
+            which: str) -> tuple[dict[str, TableInfo], dict[str, bytes], str | None]:
+    """The tables of one file, the files it imports (from ``folder``: its version's decisions/), an error."""
     if xml is None:
-        return {}, None
+        return {}, {}, None
     try:
-        model = load_dmn(xml)
+        model = load_dmn(xml, label=source, imports=folder, home=True)
     except TiergateError as err:
-        return {}, f"{source}: {err.message}"
-    return {d.id: d.table for d in model.decisions if d.table is not None}, None
+        return {}, {}, f"{source} ({which}): {err.message}"
+    return {d.id: d.table for d in model.decisions if d.table is not None}, model.imported_files, None
 
 
 def diff_decisions(old: dict[str, bytes], new: dict[str, bytes]) -> list[dict[str, Any]]:
-    """Per decision file (by id): added, removed or changed, with each table's rule changes."""
+    """Per decision file (by id): added, removed or changed, with each table's rule changes.
+
+    A file whose imported models (other files of the same decisions/) changed is changed too:
+    ``imports`` names them (their own rules are diffed under their own file)."""
     out = []
+    old_folder = {f"{k}.dmn": v for k, v in old.items()}
+    new_folder = {f"{k}.dmn": v for k, v in new.items()}
     for decision_id in sorted(set(old) | set(new)):
-        before, old_error = _tables(old.get(decision_id), f"decisions/{decision_id}.dmn (old)")
-        after, new_error = _tables(new.get(decision_id), f"decisions/{decision_id}.dmn (new)")
+        before, old_imports, old_error = _tables(old.get(decision_id), f"decisions/{decision_id}.dmn", old_folder,
+                                                  "old")
+        after, new_imports, new_error = _tables(new.get(decision_id), f"decisions/{decision_id}.dmn", new_folder,
+                                                  "new")
+        imports = sorted(n for n in set(old_imports) | set(new_imports) if old_imports.get(n) != new_imports.get(n))
         status = "added" if decision_id not in old else "removed" if decision_id not in new else \
-            "same" if old[decision_id] == new[decision_id] else "changed"
+            "same" if old[decision_id] == new[decision_id] and not imports else "changed"
         tables = [diff_tables(before.get(t), after.get(t), t) for t in sorted(set(before) | set(after))]
         tables = [t for t in tables if any(t[k] for k in ("added", "removed", "changed", "moved", "settings"))]
-        if status == "changed" and not tables and not (old_error or new_error):
+        if status == "changed" and not tables and not imports and not (old_error or new_error):
             status = "same rules"   # only names, descriptions or layout changed
-        out.append({"decision": decision_id, "status": status, "tables": tables,
-                    "errors": [e for e in (old_error, new_error) if e]})
+        entry = {"decision": decision_id, "status": status, "tables": tables,
+                 "errors": [e for e in (old_error, new_error) if e]}
+        if imports and status == "changed":
+            entry["imports"] = imports
+        out.append(entry)
     return out
 
 

@@ -293,8 +293,9 @@ def decision_diff(engine: Any, old: str, new: str) -> dict[str, Any]:
     return {"old": old_name, "new": new_name, "rules": count_rule_changes(diffs), "decisions": diffs}
 
 
-def deployed_decision(engine: Any, decision_id: str) -> bytes:
-    """The deployed text of ``decisions/<decision_id>.dmn`` (for `decisions impact` without --against)."""
+def deployed_decision(engine: Any, decision_id: str) -> tuple[bytes, dict[str, bytes]]:
+    """The deployed text of ``decisions/<decision_id>.dmn`` (for `decisions impact` without --against),
+    and the deployed decisions/ files by name (what its imports name)."""
     with engine.db.read() as conn:
         current = latest(conn)
         if current is None:
@@ -306,4 +307,4 @@ def deployed_decision(engine: Any, decision_id: str) -> bytes:
     if text is None:
         raise NotFoundError(f"deployment {current['number']} has no decisions/{decision_id}.dmn: the decision is new. "
                             "There is nothing logged to replay against.", details={"decision": decision_id})
-    return text.encode("utf-8")
+    return text.encode("utf-8"), {f"{name}.dmn": xml for name, xml in decision_files(files).items()}

@@ -657,12 +657,12 @@ class Engine:
                 raise NotFoundError(f"{path} does not exist. Give the edited DMN file (or a decision id), and "
                                     "--against the version in use if nothing is deployed.")
         decision_id = new_path.name.split(".")[0]
-        new = Decision(id=decision_id, xml=new_path.read_bytes(), source=str(new_path))
+        new = Decision(id=decision_id, xml=new_path.read_bytes(), source=str(new_path), path=new_path)
         if against is None:
-            old = Decision(id=decision_id, xml=deployments.deployed_decision(self, decision_id),
-                           source=f"deployed decisions/{decision_id}.dmn")
+            xml, folder = deployments.deployed_decision(self, decision_id)
+            old = Decision(id=decision_id, xml=xml, source=f"decisions/{decision_id}.dmn", imports=folder)
         else:
-            old = Decision(id=decision_id, xml=Path(against).read_bytes(), source=str(against))
+            old = Decision(id=decision_id, xml=Path(against).read_bytes(), source=str(against), path=Path(against))
         for decision in (new, old):
             decision.model.decision(decision_id)  # a clear error if the file lacks it
         with self.db.read() as conn:

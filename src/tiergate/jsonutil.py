@@ -1,4 +1,10 @@
-"""JSON helpers shared by the log, the store and the definition snapshots."""
+"""JSON helpers shared by the log, the store and the definition snapshots.
+
+FEEL values a decision can answer get these JSON forms: numbers as numbers, dates, times and
+date-times as ISO 8601 text, days-and-time durations as seconds, years-and-months durations as
+ISO 8601 text (``P1Y2M``), ranges as ``{"start", "end", "start_included", "end_included"}``
+(an unbounded end is null). A function has none: :class:`NoJSONForm` (a TypeError) names it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,14 @@ import decimal
 import hashlib
 import json
 from typing import Any
+
+
+class NoJSONForm(TypeError):
+    """A value with no JSON form (a FEEL function); ``what`` says what it is, for messages."""
+
+    def __init__(self, what: str):
+        super().__init__(f"{what} has no JSON form")
+        self.what = what
 
 
 def _default(value: Any) -> Any:
@@ -20,6 +34,14 @@ def _default(value: Any) -> Any:
         return value.total_seconds()
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
+    name = type(value).__name__
+    if name == "YearsMonthsDuration":  # tiergate.dmn.feel.types, named here so the log needs no DMN import
+        return str(value)
+    if name == "Range":
+        return {"start": value.start, "end": value.end, "start_included": value.start_included,
+                "end_included": value.end_included}
+    if name == "FEELFunction" or callable(value):
+        raise NoJSONForm(repr(value).strip("<>") if name == "FEELFunction" else f"the function {name}")
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

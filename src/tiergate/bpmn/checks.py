@@ -259,8 +259,9 @@ def resolve_lanes(check: FileCheck, roles: Roles | None) -> dict[str, dict[str, 
     return resolved
 
 
-def check_decisions(check: FileCheck, decisions: dict[str, Decision]) -> dict[str, str]:
-    used: dict[str, str] = {}
+def check_decisions(check: FileCheck, decisions: dict[str, Decision]) -> list[str]:
+    """The ids of the decisions its business rule tasks call (each checked to exist)."""
+    used: dict[str, None] = {}
     for node in check.model.nodes.values():
         if node.kind != "businessRuleTask":
             continue
@@ -271,5 +272,5 @@ def check_decisions(check: FileCheck, decisions: dict[str, Decision]) -> dict[st
             check.error(node.line, node.id, f"decision '{node.decision}' does not exist or failed to load "
                         f"(decisions/{node.decision}.dmn). Available: {', '.join(sorted(decisions)) or 'none'}.")
         else:
-            used[node.decision] = decisions[node.decision].xml.decode("utf-8")
-    return used
+            used[node.decision] = None
+    return list(used)

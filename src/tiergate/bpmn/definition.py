@@ -25,7 +25,7 @@ from tiergate.bpmn.model import ProcessModel, read_process
 from tiergate.bpmn.steps import StepRules, parse_gate, step_rules
 from tiergate.bpmn.xml import BpmnError, parse_bpmn
 from tiergate.definitions.checklists import _check_schema, _collect_resources
-from tiergate.definitions.decisions import Decision
+from tiergate.definitions.decisions import Decision, pin_decisions, pinned_decision
 from tiergate.definitions.models import Roles
 from tiergate.definitions.problems import Problem
 from tiergate.gates import gate_validator
@@ -45,6 +45,8 @@ class BpmnDefinition:
     """Lane label -> {"roles": [...], "actors": [...]}, resolved against tiers/roles.yaml at load."""
     called: dict[str, str] = field(default_factory=dict)
     """Process id -> BPMN XML of the processes its call activities call, pinned with it (tiergate.bpmn.calls)."""
+    decision_imports: dict[str, str] = field(default_factory=dict)
+    """The DMN files its decisions import (file name in decisions/ -> XML), pinned with them."""
 
     @cached_property
     def version(self) -> str:
@@ -59,13 +61,16 @@ class BpmnDefinition:
                 "decisions": self.decisions, "lanes": self.lanes}
         if self.called:
             body["called"] = self.called
+        if self.decision_imports:
+            body["decision_imports"] = self.decision_imports
         return body
 
     @classmethod
     def from_snapshot(cls, body: dict[str, Any]) -> "BpmnDefinition":
         return cls(process_id=body["process"], xml=body["bpmn"], source=f"processes/{body['process']}.bpmn",
                    resources=body.get("resources", {}), decisions=body.get("decisions", {}),
-                   lanes=body.get("lanes", {}), called=body.get("called", {}))
+                   lanes=body.get("lanes", {}), called=body.get("called", {}),
+                   decision_imports=body.get("decision_imports", {}))
 
     @cached_property
     def tree(self) -> Any:
@@ -92,7 +97,7 @@ class BpmnDefinition:
 
     @cached_property
     def decision_objects(self) -> dict[str, Decision]:
-        return {decision_id: Decision(id=decision_id, xml=xml.encode("utf-8"), source=f"decisions/{decision_id}.dmn")
+        return {decision_id: pinned_decision(decision_id, xml, self.decision_imports)
                 for decision_id, xml in self.decisions.items()}
 
     @cached_property
@@ -173,10 +178,10 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         check.error(model.property_lines.get("retry_roles", model.line), model.id,
                     f"retry_roles names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not "
                     "a role in tiers/roles.yaml, so nobody of it could retry a failed run.")
-    used = checks.check_decisions(check, decisions or {})
+    used, decision_imports = pin_decisions(decisions or {}, checks.check_decisions(check, decisions or {}))
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
     definition = BpmnDefinition(process_id=process_id, xml=text, source=shown, resources=resources, decisions=used,
-                                lanes=lanes, called=called)
+                                lanes=lanes, called=called, decision_imports=decision_imports)
     if not check.has_errors:
         try:
             definition.specs

@@ -111,6 +111,8 @@ def _show_diff(out: Console, data: dict[str, Any]) -> None:
         out.print(f"[bold]{item['decision']}[/] ({item['status']})")
         for error in item["errors"]:
             out.print(f"  [red]{escape(error)}[/]")
+        if item.get("imports"):
+            out.print(f"  imported models changed: {escape(', '.join(item['imports']))}")
         for tbl in item["tables"]:
             out.print(f"  table {tbl['table']}")
             for setting in tbl["settings"]:

@@ -41,6 +41,8 @@ class ChecklistDefinition:
     source: str = ""
     decisions: dict[str, str] = field(default_factory=dict)
     """The DMN XML of every decision its ``decide`` steps use, pinned with the checklist."""
+    decision_imports: dict[str, str] = field(default_factory=dict)
+    """The DMN files those decisions import (file name in decisions/ -> XML), pinned too."""
 
     @cached_property
     def version(self) -> str:
@@ -51,21 +53,23 @@ class ChecklistDefinition:
         return self.checklist.title or self.checklist.id
 
     def snapshot(self) -> dict[str, Any]:
-        return {"kind": "checklist", "checklist": self.checklist.model_dump(mode="json"),
+        body = {"kind": "checklist", "checklist": self.checklist.model_dump(mode="json"),
                 "resources": self.resources, "decisions": self.decisions}
+        if self.decision_imports:
+            body["decision_imports"] = self.decision_imports
+        return body
 
     @classmethod
     def from_snapshot(cls, body: dict[str, Any]) -> "ChecklistDefinition":
         return cls(checklist=Checklist.model_validate(body["checklist"]), resources=body.get("resources", {}),
-                   decisions=body.get("decisions", {}))
+                   decisions=body.get("decisions", {}), decision_imports=body.get("decision_imports", {}))
 
     def decision(self, decision_id: str) -> Decision:
         cache = self.__dict__.setdefault("_decision_cache", {})
         if decision_id not in cache:
-            from tiergate.definitions.decisions import Decision  # DMN loads for decide steps only
+            from tiergate.definitions.decisions import pinned_decision  # DMN loads for decide steps only
 
-            cache[decision_id] = Decision(id=decision_id, xml=self.decisions[decision_id].encode("utf-8"),
-                                          source=f"decisions/{decision_id}.dmn")
+            cache[decision_id] = pinned_decision(decision_id, self.decisions[decision_id], self.decision_imports)
         return cache[decision_id]
 
     @cached_property
@@ -308,7 +312,7 @@ def validate_checklist(document: YamlDocument, display_path: str, roles: Roles |
     if roles is not None and checklist.owner is not None and checklist.owner not in roles.roles:
         problems.add("/owner", f"owner '{checklist.owner}' is not a role in tiers/roles.yaml.")
     resources: dict[str, Any] = {}
-    used: dict[str, str] = {}
+    used: dict[str, None] = {}
     folder = document.path.parent
     display_folder = posixpath.dirname(display_path) or "."
     if _check_schema(checklist.inputs, "/inputs", problems, "inputs"):
@@ -342,7 +346,7 @@ def validate_checklist(document: YamlDocument, display_path: str, roles: Roles |
                              f"{', '.join(sorted(decisions)) or 'none'}.")
             else:
                 _check_decision_inputs(checklist, index, decisions, resources, problems)
-                used[step.decide] = decisions[step.decide].xml.decode("utf-8")
+                used[step.decide] = None
         if step.instructions:
             error = check_syntax(step.instructions)
             if error is not None:
@@ -351,8 +355,11 @@ def validate_checklist(document: YamlDocument, display_path: str, roles: Roles |
                              f"{error[1]}.", line=line)
     if problems.has_errors:
         return None, problems
+    from tiergate.definitions.decisions import pin_decisions
+
+    pinned, imported = pin_decisions(decisions, list(used))
     return ChecklistDefinition(checklist=checklist, resources=resources, source=display_path,
-                               decisions=used), problems
+                               decisions=pinned, decision_imports=imported), problems
 
 
 def load_checklist_file(path: Path, display_path: str, roles: Roles | None,

@@ -15,7 +15,7 @@ from typing import Any
 from tiergate.definitions.problems import Problem
 from tiergate.dmn import DMNModel, load_dmn
 from tiergate.errors import EvaluationError, TiergateError
-from tiergate.jsonutil import to_jsonable
+from tiergate.jsonutil import NoJSONForm, to_jsonable
 
 
 @dataclass(eq=False)
@@ -27,10 +27,22 @@ class Decision:
     source: str = ""
     path: Path | None = None
     """Where the file was read from, so load errors name it; None for a pinned snapshot."""
+    imports: dict[str, bytes] | None = None
+    """The pinned files its ``<import>``s may name (file name in decisions/ -> XML); None: read them
+    beside ``path``."""
 
     @cached_property
     def model(self) -> DMNModel:
-        return load_dmn(self.path if self.path is not None and self.path.read_bytes() == self.xml else self.xml)
+        if self.imports is not None:
+            return load_dmn(self.xml, label=self.source or None, imports=self.imports, home=True)
+        if self.path is not None and self.path.read_bytes() == self.xml:
+            return load_dmn(self.path, label=self.source or None, home=True)
+        return load_dmn(self.xml)
+
+    @property
+    def imported_files(self) -> dict[str, str]:
+        """Every DMN file this decision imports (transitively), by file name: pinned with it."""
+        return {name: data.decode("utf-8") for name, data in sorted(self.model.imported_files.items())}
 
     @cached_property
     def _service(self):
@@ -89,15 +101,42 @@ class Decision:
                                   details={"decision": self.id, "inputs": to_jsonable(given)})
         if not isinstance(value, dict):
             value = {self.output_names[0]: value}
-        return to_jsonable(value), list(result.matched_rules)
+        try:
+            return to_jsonable(value), list(result.matched_rules)
+        except TypeError as err:
+            what = err.what if isinstance(err, NoJSONForm) else str(err)
+            raise EvaluationError(f"decision '{self.id}' answered a value with no JSON form ({what}), so it cannot "
+                                  "be logged or passed on. Make the decision answer numbers, strings, booleans, "
+                                  "dates, durations, ranges, lists or contexts: call the function instead of "
+                                  "returning it.", details={"decision": self.id, "value": what}) from None
+
+
+def pin_decisions(decisions: dict[str, Decision], ids: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """The XML of decisions ``ids`` and of every file they import, as a definition snapshot pins them."""
+    used = {decision_id: decisions[decision_id].xml.decode("utf-8") for decision_id in ids}
+    imported: dict[str, str] = {}
+    for decision_id in used:
+        imported.update(decisions[decision_id].imported_files)
+    return used, imported
+
+
+def pinned_decision(decision_id: str, xml: str, imported: dict[str, str]) -> Decision:
+    """A decision rebuilt from a snapshot: its imports come from the pinned files, never from disk."""
+    return Decision(id=decision_id, xml=xml.encode("utf-8"), source=f"decisions/{decision_id}.dmn",
+                    imports={name: text.encode("utf-8") for name, text in imported.items()})
 
 
 def load_decisions(folder: Path, display: Any) -> tuple[dict[str, Decision], list[Problem]]:
-    """Load every ``*.dmn`` in ``folder``. ``display(path)`` gives the path shown in problems."""
+    """Load every ``*.dmn`` in ``folder``. ``display(path)`` gives the path shown in problems.
+
+    A file another one imports is a library: it needs no decision named by its file, nor test
+    cases of its own (its importers' cases test it)."""
     decisions: dict[str, Decision] = {}
     problems: list[Problem] = []
     if not folder.is_dir():
         return decisions, problems
+    loaded: list[tuple[Path, str, Decision, set[str]]] = []
+    imported: set[str] = set()
     for path in sorted(folder.glob("*.dmn")):
         shown = display(path)
         decision = Decision(id=path.stem, xml=path.read_bytes(), source=shown, path=path)
@@ -108,12 +147,17 @@ def load_decisions(folder: Path, display: Any) -> tuple[dict[str, Decision], lis
             problems.append(Problem(shown, int(line), err.message))
             continue
         problems.extend(Problem(shown, line, message) for line, message in decision.model.incomplete)
+        imported.update(decision.model.imported_files)
+        loaded.append((path, shown, decision, ids))
+    for path, shown, decision, ids in loaded:
+        library = path.name in imported
         if decision.id not in ids:
-            problems.append(Problem(shown, 1, f"{path.name} has no decision with id '{decision.id}' (it has "
-                                    f"{', '.join(sorted(ids)) or 'none'}). The file name must be the id of the "
-                                    "decision the platform calls."))
+            if not library:
+                problems.append(Problem(shown, 1, f"{path.name} has no decision with id '{decision.id}' (it has "
+                                        f"{', '.join(sorted(ids)) or 'none'}). The file name must be the id of the "
+                                        "decision the platform calls."))
             continue
-        if not (folder / "tests" / f"{decision.id}.yaml").is_file():
+        if not library and not (folder / "tests" / f"{decision.id}.yaml").is_file():
             problems.append(Problem(shown, 1, f"decision '{decision.id}' has no test cases: add "
                                     f"{display(folder / 'tests' / (decision.id + '.yaml'))} and run "
                                     "`tiergate decisions test`."))

@@ -10,7 +10,7 @@ from lxml import etree
 from ..errors import EvaluationError, FEELError, NotFoundError
 from .boxed import BoxedCompiler
 from .compiling import TRACE, Compiler
-from .imports import context_of, imported_href, load_imports, with_imported_decisions
+from .imports import Siblings, context_of, imported_href, load_imports, with_imported_decisions
 from .feel.types import kind, to_feel
 from .model import DecisionInfo, DecisionResult, DecisionServiceInfo
 from .services import DecisionService
@@ -47,8 +47,9 @@ def _href(reader: Reader, el: etree._Element, namespace: str | None = None) -> s
 class DMNModel:
     """A compiled DMN model. Build it with :func:`tiergate.dmn.load_dmn`."""
 
-    def __init__(self, source: str | Path | bytes, *, _chain: tuple[str, ...] = ()):
-        root, ns, label = parse_xml(source)
+    def __init__(self, source: str | Path | bytes, *, _chain: tuple[str, ...] = (), _label: str | None = None,
+                 _siblings: Siblings | None = None):
+        root, ns, label = parse_xml(source, _label)
         r = self._reader = Reader(ns, label)
         self.name = root.get("name")
         self.namespace = root.get("namespace")
@@ -60,8 +61,10 @@ class DMNModel:
                               "or express it with decisions, inputData and business knowledge models")
         self._types = TypeRegistry(r, root)
         self._compiler = Compiler(r, self._types)
-        here = str(Path(label).resolve()) if not label.startswith("<") else label
-        self._imports = load_imports(r, root, source, _chain + (here,))
+        siblings = _siblings if _siblings is not None else Siblings.of(source)
+        self._imports = load_imports(r, root, siblings, _chain + (Path(label).name,))
+        #: every imported file (transitively), by file name: what a definition snapshot pins
+        self.imported_files: dict[str, bytes] = dict(siblings.loaded) if siblings is not None else {}
         for imp in self._imports:
             self._types.add_imported(imp.alias, imp.model._types)
         self._input_specs: dict[str, TypeSpec | None] = {}

@@ -15,6 +15,10 @@ imported model is loaded as any model (the same safe XML parsing), then the impo
 
 Its inputData cannot be required directly (a clear error names the requirement). Imports nest up
 to :data:`MAX_DEPTH` models; a cycle is an error.
+
+Where the files come from is a :class:`Siblings`: the importing file's directory, or the files a
+run pinned (file name -> XML), so a run keeps the imported models it started with. Either way it
+records every file it handed out (``loaded``), which is what a definition snapshot pins.
 """
 
 from __future__ import annotations
@@ -35,6 +39,71 @@ MAX_DEPTH = 8
 MAX_CANDIDATES = 200
 
 
+class Siblings:
+    """The .dmn files an import may name: a directory's, or pinned texts (file name -> XML bytes).
+
+    ``home``: the directory is a home's ``decisions/``: a locationURI that is not a plain file
+    name there, and a symbolic link, are refused (a deployment would not carry the file)."""
+
+    def __init__(self, directory: Path | None = None, pinned: dict[str, bytes] | None = None,
+                 shown: str | None = None, home: bool = False):
+        self.directory, self.pinned, self.home = directory, pinned, home
+        self.shown = shown if shown is not None else (str(directory) if directory is not None else "decisions")
+        self.loaded: dict[str, bytes] = {}
+
+    @classmethod
+    def of(cls, source: Any) -> "Siblings | None":
+        here = _file_of(source)
+        return None if here is None else cls(here.parent)
+
+    def label(self, name: str) -> str:
+        if self.directory is not None and not self.home:
+            return str(self.directory / name)
+        return f"{self.shown}/{name}"
+
+    def _names(self) -> list[str]:
+        if self.pinned is not None:
+            return sorted(self.pinned)
+        assert self.directory is not None
+        return [p.name for p in sorted(self.directory.glob("*.dmn"))[:MAX_CANDIDATES]]
+
+    def _read(self, name: str) -> bytes | None:
+        if self.pinned is not None:
+            return self.pinned.get(name)
+        assert self.directory is not None
+        path = self.directory / name
+        if self.home and path.is_symlink():
+            return None
+        try:
+            return path.read_bytes() if path.is_file() else None
+        except OSError:
+            return None
+
+    def find(self, location: str | None, namespace: str) -> tuple[str, bytes] | None:
+        """(file name, XML) of the model ``location`` names, or of the one with ``namespace``."""
+        if location and _plain(location):
+            data = self._read(location)
+            if data is not None:
+                self.loaded[location] = data
+                return location, data
+        for name in self._names():
+            data = self._read(name)
+            if data is None:
+                continue
+            try:
+                root, _, _ = parse_xml(data)
+            except DMNError:
+                continue
+            if root.get("namespace") == namespace:
+                self.loaded[name] = data
+                return name, data
+        return None
+
+
+def _plain(location: str) -> bool:
+    return "/" not in location and "\\" not in location and ":" not in location and location not in (".", "..")
+
+
 class Imported:
     __slots__ = ("alias", "namespace", "model")
 
@@ -42,15 +111,14 @@ class Imported:
         self.alias, self.namespace, self.model = alias, namespace, model
 
 
-def load_imports(reader: Reader, root: etree._Element, source: Any,
+def load_imports(reader: Reader, root: etree._Element, siblings: "Siblings | None",
                  chain: tuple[str, ...]) -> list[Imported]:
-    """The DMN models ``root`` imports, loaded (``chain``: the files importing this one)."""
+    """The DMN models ``root`` imports, loaded (``chain``: the files importing this one, by name)."""
     elements = [el for el in reader.children(root, "import")]
     if not elements:
         return []
     from .evaluate import DMNModel
 
-    here = _file_of(source)
     out: list[Imported] = []
     for el in elements:
         alias, namespace = el.get("name"), el.get("namespace")
@@ -59,18 +127,25 @@ def load_imports(reader: Reader, root: etree._Element, source: Any,
             raise reader.error(el, f"<import> of type {kind!r}: only DMN models can be imported")
         if not alias or not namespace:
             raise reader.error(el, "<import> needs a name (its alias) and the namespace of the model")
-        if here is None:
+        if siblings is None:
             raise reader.error(el, f"<import> {alias!r}: the model was not loaded from a file, so "
                                "there is no directory to find the imported model in; load it by path")
         if len(chain) >= MAX_DEPTH:
             raise reader.error(el, f"<import> {alias!r}: imports nest deeper than {MAX_DEPTH} models")
-        path = _find(here.parent, el.get("locationURI"), namespace)
-        if path is None:
-            raise reader.error(el, f"<import> {alias!r}: no .dmn file in {here.parent} has the "
+        location = el.get("locationURI")
+        if siblings.home and location and not _plain(location):
+            raise reader.error(el, f"<import> {alias!r}: locationURI {location!r} points outside "
+                               f"{siblings.shown}/; an imported model must be a file beside the importing "
+                               "one: copy it into that folder and give its plain file name")
+        found = siblings.find(location, namespace)
+        if found is None:
+            raise reader.error(el, f"<import> {alias!r}: no .dmn file in {siblings.shown} has the "
                                f"namespace {namespace!r}; put the imported model beside this one")
-        if str(path.resolve()) in chain:
-            raise reader.error(el, f"<import> {alias!r}: {path.name} imports this model back (a cycle)")
-        out.append(Imported(alias, namespace, DMNModel(path, _chain=chain)))
+        name, data = found
+        if name in chain:
+            raise reader.error(el, f"<import> {alias!r}: {name} imports this model back (a cycle)")
+        model = DMNModel(data, _chain=chain, _label=siblings.label(name), _siblings=siblings)
+        out.append(Imported(alias, namespace, model))
     return out
 
 
@@ -79,23 +154,6 @@ def _file_of(source: Any) -> Path | None:
         return source
     if isinstance(source, str) and not source.lstrip().startswith("<"):
         return Path(source)
-    return None
-
-
-def _find(directory: Path, location: str | None, namespace: str) -> Path | None:
-    if location and "/" not in location and "\\" not in location and location not in (".", ".."):
-        candidate = directory / location
-        if candidate.is_file():
-            return candidate
-    for i, candidate in enumerate(sorted(directory.glob("*.dmn"))):
-        if i >= MAX_CANDIDATES:
-            break
-        try:
-            root, _, _ = parse_xml(candidate)
-        except DMNError:
-            continue
-        if root.get("namespace") == namespace:
-            return candidate
     return None
 
 

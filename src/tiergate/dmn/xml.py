@@ -70,9 +70,12 @@ def _refuse_declarations(data: bytes, label: str) -> None:
             )
 
 
-def parse_xml(source: str | Path | bytes) -> tuple[etree._Element, str, str]:
-    """Parse a DMN document safely; returns (definitions element, DMN namespace, label)."""
-    data, label = read_source(source)
+def parse_xml(source: str | Path | bytes, label: str | None = None) -> tuple[etree._Element, str, str]:
+    """Parse a DMN document safely; returns (definitions element, DMN namespace, label).
+
+    ``label``: the name messages give the document (default: its path, or ``<bytes>``)."""
+    data, shown = read_source(source)
+    label = label or shown
     _refuse_declarations(data, label)
     try:
         root = etree.fromstring(data, _parser())
