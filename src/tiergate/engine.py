@@ -263,7 +263,7 @@ class Engine:
                                       definition_version=definition.version, tier=runner.tier,
                                       status=transition.status, state=transition.state, started_by=str(who),
                                       events=_through([routed, *transition.events], who), now=now)
-            self._schedule(conn, run_id, runner, transition.state)
+            self._schedule(conn, run_id, runner, transition.state, {})
         self._recent_runs.put(record)
         return self._info(record, definition)
 
@@ -372,10 +372,13 @@ class Engine:
                     return
 
     @staticmethod
-    def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any]) -> None:
-        """Keep the run's next timer due time in its row (Tier 1), for `tiergate worker`."""
+    def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any], before: dict[str, Any]) -> None:
+        """Keep the run's next timer due time in its row (Tier 1), for `tiergate worker`.
+
+        The row's due time is always the one of the state saved with it (``before``; a new row's
+        is empty), so it is written only when the state's changes: most steps wait for no timer."""
         due_at = getattr(runner, "due_at", None)
-        if due_at is not None:
+        if due_at is not None and due_at(state) != due_at(before):
             set_due_at(conn, run_id, due_at(state))
 
     @staticmethod
@@ -449,7 +452,7 @@ class Engine:
                             raise _Retry
                         if step_id is not None and attempt in ("complete", "skip"):
                             claims.release(conn, run.id, step_id)
-                        self._schedule(conn, run.id, runner, transition.state)
+                        self._schedule(conn, run.id, runner, transition.state, run.state)
                         run = saved
             except _Retry:
                 recent = None
@@ -558,9 +561,12 @@ class Engine:
         views = runner.steps(definition, run.state, run={"id": run.id})
         context = {"data": data, "run": {"id": run.id, "process": run.process_id},
                    "steps": {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}}
+        rendered: dict[str, str] = {}  # one rendering per template: every view shares the context
         for view in views:
-            view.instructions = (render(view.instructions, context, where=f"instructions of step '{view.id}'")
-                                 if view.state == "ready" and view.instructions else "")
+            template = view.instructions if view.state == "ready" and view.instructions else ""
+            if template and template not in rendered:
+                rendered[template] = render(template, context, where=f"instructions of step '{view.id}'")
+            view.instructions = rendered.get(template, "")
         return RunInfo(id=run.id, process=run.process_id, title=definition.title, tier=run.tier,
                        status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),
                        ended_at=format_time(run.ended_at) if run.ended_at else None,

@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import instances, messages, persistence
+from tiergate.bpmn import instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
@@ -54,8 +54,18 @@ def element_of(task: Task) -> str | None:
 
 
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy to change: everything but the workflow, which is only ever replaced whole."""
-    return {key: value if key == "workflow" else copy.deepcopy(value) for key, value in state.items()}
+    """A copy to change. The workflow is only ever replaced whole, and a step's record is only
+    changed key by key (its values are replaced, never changed in place), so a run with many
+    steps (multi-instance) copies their records one level deep instead of deep-copying them."""
+    copied: dict[str, Any] = {}
+    for key, value in state.items():
+        if key == "workflow":
+            copied[key] = value
+        elif key == "steps" and isinstance(value, dict):
+            copied[key] = {step: dict(record) for step, record in value.items()}
+        else:
+            copied[key] = copy.deepcopy(value)
+    return copied
 
 
 def step_of(task: Task) -> str | None:
@@ -98,8 +108,13 @@ class Move:
         self.refuse_over_limit = True
 
     def restore(self) -> RestrictedWorkflow:
-        spec, subprocess_specs = self.definition.specs
-        self.workflow = persistence.restore(self.state["workflow"], spec, subprocess_specs, self.engine)
+        workflow = kept.take(self.state, self.definition.version)
+        if workflow is not None:  # the one this state was dumped from, by this process's last move
+            workflow.script_engine = self.engine
+            self.workflow = workflow
+        else:
+            spec, subprocess_specs = self.definition.specs
+            self.workflow = persistence.restore(self.state["workflow"], spec, subprocess_specs, self.engine)
         # Ready steps already announced by a step_ready entry; one that became ready in a move
         # that then failed is announced by the next move that succeeds (after `tiergate retry`).
         self.ready_before = set()
@@ -219,7 +234,9 @@ class Move:
         if self.workflow.is_completed():
             self.events.append(LogEvent("completed", SYSTEM))
             self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
+            kept.forget(self.state)
             return RunStatus.COMPLETED
+        kept.keep(self.state, self.definition.version, self.workflow)
         return RunStatus.ACTIVE
 
     def journal(self) -> None:
