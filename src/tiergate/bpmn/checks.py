@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import expressions
+from tiergate.bpmn import expressions, prepost
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -113,13 +113,12 @@ def _in_event_subprocess(model: ProcessModel, node: Node) -> bool:
 
 def check_document(check: FileCheck, tree: Any) -> None:
     """What SpiffWorkflow would need an implementation for, anywhere in the file."""
-    for element in tree.getroot().iter(f"{{{SPIFF_NS}}}preScript", f"{{{SPIFF_NS}}}postScript"):
-        owner = element.getparent().getparent() if element.getparent() is not None else None
-        kind = etree.QName(element).localname
-        check.error(element.sourceline or 1, owner.get("id") if owner is not None else None,
-                    f"spiffworkflow:{kind} is not run by tiergate, so it would be silently skipped. Move the "
-                    f"script into a scriptTask {'before' if kind == 'preScript' else 'after'} this element "
-                    "(restricted Python, docs/tier1.md).")
+    for kind, owner, owner_kind, text, line in prepost.found(tree):
+        if owner_kind not in prepost.TASK_KINDS:
+            check.error(line, owner, f"spiffworkflow:{kind} runs only on tasks, not on this {owner_kind}: move the "
+                        f"script into a scriptTask {'before' if kind == 'preScript' else 'after'} it.")
+        elif text.strip():
+            _check_expression(check, text, "exec", line, owner, f"spiffworkflow:{kind}")
     for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
         check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
                     "run (gates and scripts) and link to external stores in the evidence.")

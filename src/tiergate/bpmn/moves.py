@@ -209,12 +209,8 @@ class Move:
             persistence.advance(self.workflow, self.did_run)
         except persistence.StepFailure as exc:
             failure = exc
-        if failure is not None and self.engine.over_limit is not None and self.refuse_over_limit:
-            name, message = self.engine.over_limit
-            element = element_of(failure.task) or self.definition.process_id
-            raise LimitExceededError(f"element '{element}': {message}. Nothing was changed.",
-                                     details={"limit": name, "value": limit(name), "where": element,
-                                              "element": element})
+        if failure is not None:
+            self.refuse_over_limit_at(failure)
         if failure is None:
             failure = self._uncaught_error()
         for name in messages.unsent(self.workflow):
@@ -238,6 +234,23 @@ class Move:
             return RunStatus.COMPLETED
         kept.keep(self.state, self.definition.version, self.workflow)
         return RunStatus.ACTIVE
+
+    def refuse_over_limit_at(self, failure: persistence.StepFailure) -> None:
+        """An attempt whose move went over a budget is refused (the run unchanged), unless it is the worker's."""
+        if self.engine.over_limit is not None and self.refuse_over_limit:
+            name, message = self.engine.over_limit
+            element = element_of(failure.task) or self.definition.process_id
+            raise LimitExceededError(f"element '{element}': {message}. Nothing was changed.",
+                                     details={"limit": name, "value": limit(name), "where": element,
+                                              "element": element})
+
+    def step_failure(self, exc: BaseException, running: Task) -> persistence.StepFailure:
+        """What failed when completing ``running`` raised ``exc`` (a hook of it, or of a task it made ready)."""
+        task = getattr(exc, "task", None)
+        failure = persistence.StepFailure(task if isinstance(task, Task) else running,
+                                          str(exc) or type(exc).__name__)
+        self.refuse_over_limit_at(failure)
+        return failure
 
     def journal(self) -> None:
         for entry in self.engine.journal:
