@@ -340,10 +340,24 @@ class Engine:
 
         who, correlate, data = self.actor(actor), dict(correlate or {}), data if data is not None else {}
         with self.db.read() as conn:
-            run_id = find_waiting_run(conn, name, correlate)
+            try:
+                run_id = find_waiting_run(conn, name, correlate)
+            except RefusedError as err:
+                starts = self._started_by_message(name) if err.reason == "no_waiting_run" else []
+                if len(starts) != 1:
+                    raise
+                run_id = ""
+        if not run_id:  # a message start event: the message starts a run (its correlation values are start data)
+            run_id = self.start(starts[0], {**correlate, **(data if isinstance(data, dict) else {})}, actor=who).id
         return self._act(run_id, who, None, "message", {"message": name, "correlate": correlate, "data": data},
                          lambda runner, definition, state, ctx: runner.deliver_message(  # type: ignore[attr-defined]
                              definition, state, name, correlate, data, ctx))
+
+    def _started_by_message(self, name: str) -> list[str]:
+        """The Tier 1 processes of the home whose start event waits for message ``name``."""
+        from tiergate.bpmn.messages import message_starts
+
+        return [pid for pid, process in sorted(self.definitions.processes.items()) if name in message_starts(process)]
 
     def _accept(self, run_id: str, step_id: str | None, attempt: str, actor: str | Actor | None,
                 check: Callable[[], Any]) -> Any:

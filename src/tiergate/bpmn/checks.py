@@ -26,7 +26,6 @@ from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.templating import check_syntax
 
 UNSUPPORTED = {
-    "transaction": "transactions are not supported; use an embedded subProcess",
     "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
 }
@@ -34,7 +33,6 @@ UNSUPPORTED_EVENTS = {
     "conditionalEventDefinition": "conditional events are not supported; use a gateway condition",
     "compensateEventDefinition": "compensation events are not supported",
     "linkEventDefinition": "link events are not supported; draw the sequence flow",
-    "cancelEventDefinition": "cancel events are not supported (they belong to transactions)",
 }
 class AtLine(ProblemList):
     """Problems about one element: every one is reported at the element's line."""
@@ -74,9 +72,15 @@ def check_elements(check: FileCheck) -> None:
                 check.error(node.line, node.id, UNSUPPORTED_EVENTS[event] + ".")
         for what, text, line in node.loop_expressions:
             _check_expression(check, text, "eval", line, node.id, what)
-        if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node):
-            check.error(node.line, node.id, "start events must be plain: runs are started with `tiergate start`.")
-        elif node.kind == "startEvent" and "messageEventDefinition" in node.event_definitions:
+        top_level_message_start = node.kind == "startEvent" and node.container == model.id \
+            and node.event_definitions == ("messageEventDefinition",)
+        if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node) \
+                and not top_level_message_start:
+            check.error(node.line, node.id, "start events must be plain, or wait for a message at the top level of "
+                        "the process: runs are started with `tiergate start`, or by `tiergate message` for a "
+                        "message start event.")
+        elif node.kind == "startEvent" and "messageEventDefinition" in node.event_definitions \
+                and not top_level_message_start:
             check.error(node.line, node.id, "an event subprocess cannot start on a message yet: use a message "
                         "boundary event, or a signal start event.")
         if node.kind == "task":
@@ -90,6 +94,8 @@ def check_elements(check: FileCheck) -> None:
                 check.error(node.line, node.id, "the script task has no script.")
             else:
                 _check_expression(check, node.script or "", "exec", node.line, node.id, "script")
+        if "cancelEventDefinition" in node.event_definitions:
+            _check_cancel(check, node)
         if node.timer is not None:
             _check_timer(check, node)
         if node.kind == "boundaryEvent" and node.attached_to not in model.nodes:
@@ -104,6 +110,23 @@ def check_elements(check: FileCheck) -> None:
         if value is not None and value.strip().lower() not in ("true", "false"):
             check.error(flow.line, flow.id, f"deviation must be true or false, not '{value}'.")
     _check_parallel_merges(check)
+
+
+def _check_cancel(check: FileCheck, node: Node) -> None:
+    """Cancel events belong to transactions: thrown by an end event inside one, caught on its border."""
+    model = check.model
+    if node.kind == "endEvent":
+        inside = model.nodes.get(node.container)
+        if inside is None or inside.kind != "transaction":
+            check.error(node.line, node.id, "a cancel end event must be inside a transaction (a transaction "
+                        "subprocess); use an error end event elsewhere.")
+    elif node.kind == "boundaryEvent":
+        on = model.nodes.get(node.attached_to or "")
+        if on is None or on.kind != "transaction":
+            check.error(node.line, node.id, "a cancel boundary event must sit on a transaction; use an error "
+                        "boundary event on other activities.")
+    else:
+        check.error(node.line, node.id, "cancel events are end events in a transaction or boundary events on one.")
 
 
 def _in_event_subprocess(model: ProcessModel, node: Node) -> bool:

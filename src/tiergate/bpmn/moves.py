@@ -317,8 +317,9 @@ class Move:
         present = {t.id: t for t in persistence.all_tasks(self.workflow)}
         interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}
-        interrupted.update({self._interrupts(e.detail): f"{e.detail['event']} '{e.detail.get('code')}' (caught by "
-                            f"'{e.detail['by']}')" for e in self.events
+        interrupted.update({self._interrupts(e.detail): f"{e.detail['event']}"
+                            + (f" '{e.detail['code']}'" if e.detail.get("code") else "")
+                            + f" (caught by '{e.detail['by']}')" for e in self.events
                             if e.event == "escalated" and e.detail.get("event") and e.detail.get("interrupting")})
         for task_id in self.ready_before:
             task = present.get(task_id)
