@@ -181,21 +181,31 @@ def test_a_condition_in_another_language_is_named(tmp_path: Any, make_engine: Ca
 
 
 @pytest.mark.parametrize("kind", ["preScript", "postScript"])
-def test_spiff_pre_and_post_scripts_are_refused_with_element_and_line(tmp_path: Any,
-                                                                      make_engine: Callable[..., Engine],
-                                                                      kind: str) -> None:
+def test_spiff_pre_and_post_scripts_are_checked_like_scripts_with_element_and_line(
+        tmp_path: Any, make_engine: Callable[..., Engine], kind: str) -> None:
     from tier1_helpers import bpmn, chain, tier1_home
 
-    task = ('<bpmn:userTask id="enter" name="Enter">\n<bpmn:extensionElements>\n'
-            f'<spiffworkflow:{kind}>approved = True</spiffworkflow:{kind}>\n'
-            '<camunda:properties><camunda:property name="gate" value="{&quot;type&quot;: &quot;object&quot;}"/>'
-            '</camunda:properties></bpmn:extensionElements></bpmn:userTask>')
-    xml = bpmn("scripted", '<bpmn:startEvent id="start"/>\n' + task + '<bpmn:endEvent id="end"/>'
-               + chain("start", "enter", "end"))
-    engine = make_engine(tier1_home(tmp_path / "home", {"scripted": xml}))
+    def scripted(script: str, owner: str = "userTask") -> str:
+        task = (f'<bpmn:{owner} id="enter" name="Enter">\n<bpmn:extensionElements>\n'
+                f'<spiffworkflow:{kind}>{script}</spiffworkflow:{kind}>\n'
+                '<camunda:properties><camunda:property name="gate" value="{&quot;type&quot;: &quot;object&quot;}"/>'
+                f'</camunda:properties></bpmn:extensionElements></bpmn:{owner}>')
+        return bpmn("scripted", '<bpmn:startEvent id="start"/>\n' + task + '<bpmn:endEvent id="end"/>'
+                    + chain("start", "enter", "end"))
+
+    def errors_of(xml: str, name: str) -> list[Any]:
+        engine = make_engine(tier1_home(tmp_path / name, {"scripted": xml}))
+        return [p for p in engine.check() if p.severity == "error"]
+
+    assert errors_of(scripted("approved = True"), "ok") == []
+    xml = scripted("import os")
     line = next(n for n, text in enumerate(xml.splitlines(), 1) if kind in text)
-    errors = [p for p in engine.check() if p.severity == "error"]
-    assert [(e.line, e.message.split(" is not run")[0]) for e in errors] == [(line, f"enter: spiffworkflow:{kind}")]
+    [error] = errors_of(xml, "import")
+    assert error.line == line and error.message.startswith(f"enter: spiffworkflow:{kind}: ")
+    xml = scripted("approved = True", owner="intermediateThrowEvent")
+    [error] = errors_of(xml, "event")
+    assert error.line == line and error.message.startswith(
+        f"enter: spiffworkflow:{kind} runs only on tasks, not on this intermediateThrowEvent")
 
 
 # --- routing to a tier without a definition -----------------------------------------------------

@@ -30,6 +30,7 @@ def _ok(result: CLIResult) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # one CLI process per step; the config change's path runs the pay scenario cycle too
 @pytest.mark.parametrize("name", EXPECTED_PATHS)
 def test_each_platform_process_runs_to_completion_from_the_cli(name: str, repo_home: Path,
                                                                cli: Callable[..., CLIResult]) -> None:

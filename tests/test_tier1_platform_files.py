@@ -40,6 +40,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from lxml import etree
 
 from support import REPO
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+
 from tiergate.dmn import load_dmn
 from tiergate.templating import environment, render
 
@@ -427,8 +429,9 @@ def test_spiffworkflow_camunda_parser_loads_the_spec(m: Model) -> None:
     from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
     from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 
-    spec = spiff_spec(m.process_id)
+    spec, subprocess_specs = spiff_spec(m.process_id)
     assert spec.name == m.process_id
+    assert sorted(subprocess_specs) == called_processes(m)
     by_id = {ts.bpmn_id: ts for ts in spec.task_specs.values() if getattr(ts, "bpmn_id", None)}
     assert set(m.nodes) <= set(by_id), f"not in the spec: {sorted(set(m.nodes) - set(by_id))}"
     for task in m.of_kind(*TASKS):
@@ -832,7 +835,22 @@ def spiff_spec(process_id: str):  # type: ignore[no-untyped-def]
         path = REPO / "decisions" / f"{ref}.dmn"
         parser.add_dmn_xml(etree.parse(str(path), hardened_parser()).getroot(), filename=str(path))
     parser.add_bpmn_xml(etree.parse(str(m.path), hardened_parser()), filename=str(m.path))
-    return parser.get_spec(process_id)
+    for called in called_processes(m):  # a call activity's process, as tiergate pins it with the caller
+        path = model(called).path
+        parser.add_bpmn_xml(etree.parse(str(path), hardened_parser()), filename=str(path))
+    return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
+
+
+def called_processes(m: Model) -> list[str]:
+    return sorted({m.nodes[n].get("calledElement") for n in m.of_kind("callActivity")})
+
+
+def model_of_step(m: Model, step: str) -> Model:
+    """The process a step belongs to: ``m``, or a process that ``m`` calls."""
+    for candidate in [m, *(model(c) for c in called_processes(m))]:
+        if base_step(step) in candidate.nodes:
+            return candidate
+    raise AssertionError(f"no process of {m.process_id} has a step {step}")
 
 
 class TiergateDecision:
@@ -855,6 +873,20 @@ class Walk:
     ends: set[str]
 
 
+def _merge_instance_evidence(spec: Any) -> None:
+    """SpiffWorkflow's Camunda multi-instance writes only each instance's element variable back into
+    the collection; tiergate (as Camunda 7 does with variables an instance sets) also merges what each
+    instance's evidence set into the activity's data, before the completion condition is read."""
+    plain = spec.merge_child
+
+    def merge_child(workflow: Any, child: Any) -> None:
+        skip = {getattr(spec.input_item, "bpmn_id", None), getattr(spec.data_output, "bpmn_id", None)}
+        child.parent.data.update({k: v for k, v in child.data.items() if k not in skip})
+        plain(workflow, child)
+
+    spec.merge_child = merge_child
+
+
 class Walker:
     def __init__(self, process_id: str):
         from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
@@ -867,11 +899,15 @@ class Walker:
                 return super().evaluate(task, expression, external_context)
 
         self.m = model(process_id)
-        spec = spiff_spec(process_id)
+        spec, subprocess_specs = spiff_spec(process_id)
         for ts in spec.task_specs.values():
             if getattr(ts, "bpmn_id", None) in self.m.nodes and self.m.kind(ts.bpmn_id) == "businessRuleTask":
                 ts.dmnEngine = TiergateDecision(decision_ref(self.m, ts.bpmn_id))
-        self.workflow = BpmnWorkflow(spec, script_engine=Engine())
+        for one in (spec, *subprocess_specs.values()):
+            for ts in one.task_specs.values():
+                if isinstance(ts, MultiInstanceTask):
+                    _merge_instance_evidence(ts)
+        self.workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=Engine())
         self.workflow.do_engine_steps()
         self.done: list[str] = []
 
@@ -889,18 +925,23 @@ class Walker:
         self.workflow.refresh_timers()
         self.workflow.do_engine_steps()
 
-    def complete(self, task_id: str, evidence: dict[str, Any]) -> None:
-        ready = self.ready()
-        assert task_id in ready, f"{task_id} is not ready; ready: {sorted(ready)}"
-        task = ready[task_id]
-        text = render(self.m.documentation(task_id), {"data": dict(task.data)}, where=f"{task_id} instructions")
+    def complete(self, step: str, evidence: dict[str, Any]) -> None:
+        from SpiffWorkflow.util.task import TaskState
+
+        task_id = base_step(step)  # an instance of a multi-instance task: any of its ready instances
+        ready = [t for t in self.workflow.get_tasks(state=TaskState.READY)
+                 if t.task_spec.manual and t.task_spec.bpmn_id == task_id]
+        assert ready, f"{step} is not ready; ready: {sorted(self.ready())}"
+        task = ready[0]
+        owner = model_of_step(self.m, task_id)
+        text = render(owner.documentation(task_id), {"data": dict(task.data)}, where=f"{task_id} instructions")
         assert "{{" not in text and text.strip()
-        errors = [e.message for e in gate_validator(self.m, task_id).iter_errors(evidence)]
+        errors = [e.message for e in gate_validator(owner, task_id).iter_errors(evidence)]
         assert not errors, f"{task_id}: sample evidence fails its gate: {errors}"
         task.data.update(json.loads(json.dumps(evidence)))
         task.run()
         self.workflow.do_engine_steps()
-        self.done.append(task_id)
+        self.done.append(step)
 
     def ends(self) -> set[str]:
         from SpiffWorkflow.util.task import TaskState
@@ -974,7 +1015,8 @@ EVIDENCE: dict[str, dict[str, Any]] = {
                            "rollout_plan_url": "https://wiki.example.com/rollout/24.3.1",
                            "rollback_plan_url": "https://wiki.example.com/rollback/24.3.1"},
     "deploy_release": {"deployment_id": "DEP-5120", "deployed_version": "24.3.1", "deployed_at": "2025-04-28T20:40:00Z",
-                       "tenants_updated": 180, "deploy_log_url": "https://ci.example.com/DEP-5120"},
+                       "tenants_updated": 2, "client_tenants": ["CL-0042", "CL-0107"],
+                       "deploy_log_url": "https://ci.example.com/DEP-5120"},
     "verify_deployment": {"verification_result": "passed", "verified_at": "2025-04-28T21:10:00Z",
                           "checks": [{"check": "version on every tenant", "result": "pass"},
                                      {"check": "smoke pay run", "result": "pass"}]},
@@ -1004,9 +1046,14 @@ EVIDENCE: dict[str, dict[str, Any]] = {
 }
 
 
+def base_step(step: str) -> str:
+    """The task of a step: ``verify_deployment`` for the instance ``verify_deployment[1]``."""
+    return step.split("[", 1)[0]
+
+
 def ev(task: str, *, drop: tuple[str, ...] = (), **overrides: Any) -> tuple[str, dict[str, Any]]:
     """The sample evidence for ``task``, with fields changed or dropped."""
-    evidence = {**EVIDENCE[task], **overrides}
+    evidence = {**EVIDENCE[base_step(task)], **overrides}
     return task, {k: v for k, v in evidence.items() if k not in drop}
 
 
@@ -1053,6 +1100,8 @@ WALKS = {
     ], {"knowledge_published"}),
     "config change: the expected path": Walk("client-config-change", [
         ev("request_change"), ev("assess_impact"), ev("approve_change"), ev("apply_in_uat"), ev("verify_in_uat"),
+        ev("define_scenarios", cycle_target="configuration-change", target_reference="CHG-20418", client_id="CL-0042"),
+        ev("run_scenarios"), ev("compare_pay"), ev("compliance_signoff"),
         ev("promote_to_production"), ev("confirm_with_client"),
     ], {"change_live"}),
     "config change: escalated, sent back, failed in UAT, then promoted": Walk("client-config-change", [
@@ -1070,8 +1119,10 @@ WALKS = {
            failure_notes="Pro rata not applied: part-time staff get the full 4,200."),
         ev("apply_in_uat", uat_change_reference="CHG-20420"),
         ev("verify_in_uat"),
+        ev("define_scenarios", cycle_target="configuration-change", target_reference="CHG-20418", client_id="CL-0042"),
+        ev("run_scenarios"), ev("compare_pay"), ev("compliance_signoff"),
         ev("promote_to_production"), ev("confirm_with_client"),
-    ], {"change_live", "escalation_handled"}),
+    ], {"change_live", "approval_escalation_handled"}),
     "config change: rejected": Walk("client-config-change", [
         ev("request_change"), ev("assess_impact"),
         ("approve_change", {"approval_decision": "reject", "checked": ["contract"],
@@ -1079,19 +1130,19 @@ WALKS = {
     ], {"change_rejected"}),
     "release: dev build needs no production approval": Walk("release-pipeline", [
         ev("record_test_results", environment="dev", test_pass_rate=0.85, tests_failed=60),
-        ev("deploy_release"), ev("verify_deployment"),
+        ev("deploy_release"), ev("verify_deployment[0]"), ev("verify_deployment[1]"),
     ], {"release_live"}),
     "release: production standard release, approved by a person": Walk("release-pipeline", [
         ev("record_test_results", environment="production", test_pass_rate=0.97, tests_failed=12,
            pay_scenario_signoff="https://tiergate.example.com/runs/pay-scenario-test/42"),
-        ev("approve_production"), ev("deploy_release"), ev("verify_deployment"),
+        ev("approve_production"), ev("deploy_release"), ev("verify_deployment[0]"), ev("verify_deployment[1]"),
     ], {"release_live"}),
     "release: blocked, fixed, re-tested, then rolled back": Walk("release-pipeline", [
         ev("record_test_results", test_pass_rate=0.9, tests_failed=40),
         ev("fix_failures"),
         ev("record_test_results", build_id="BLD-88230"),
         ev("deploy_release"),
-        ev("verify_deployment", verification_result="failed",
+        ev("verify_deployment[1]", verification_result="failed",
            checks=[{"check": "smoke pay run", "result": "fail"}],
            failure_summary="Smoke pay run fails on tenants with two pay calendars."),
         ev("rollback_release"), ev("write_post_incident_note"),
@@ -1115,7 +1166,7 @@ WALKS = {
         ev("release_manager_decision", accepted_risks=["First major release on the new pension engine"]),
         timer("production_approval_overdue"),
         ev("approve_production"), ev("escalate_release_decision"),
-        ev("deploy_release"), ev("verify_deployment"),
+        ev("deploy_release"), ev("verify_deployment[1]"), ev("verify_deployment[0]"),
     ], {"release_live", "escalation_handled"}),
     "pay scenarios: clean cycle signed off": Walk("pay-scenario-test", [
         ev("define_scenarios"), ev("run_scenarios"), ev("compare_pay"), ev("compliance_signoff"),
@@ -1159,7 +1210,7 @@ def test_walk_through_in_spiffworkflow(name: str) -> None:
 def test_the_walk_throughs_cover_every_step_flow_and_end() -> None:
     for pid in PROCESSES:
         m = model(pid)
-        steps = {step for walk in WALKS.values() if walk.process == pid for step, _ in walk.steps}
+        steps = {base_step(step) for walk in WALKS.values() if walk.process == pid for step, _ in walk.steps}
         fired = {ev_["event"] for walk in WALKS.values() if walk.process == pid for step, ev_ in walk.steps
                  if step == "timer"}
         ends = set().union(*[walk.ends for walk in WALKS.values() if walk.process == pid])
@@ -1197,6 +1248,8 @@ def test_a_gate_refuses_evidence_that_would_mislead_the_next_decision() -> None:
 
 def _actor(m: Model, step: str, done_by: dict[str, str], *, requester: str = "human:ivan") -> str:
     """Someone the step's lane and actors allow, and not whoever did its distinct_from step."""
+    step = base_step(step)
+    m = model_of_step(m, step)
     lane = m.lane_of[step][0]
     kinds = set((m.properties[step].get("actors") or "agent,human").split(","))
     if lane == "human":

@@ -264,7 +264,7 @@ class Engine:
                                       status=transition.status, state=transition.state, started_by=str(who),
                                       events=_through([routed, *transition.events], who), now=now,
                                       ready_for=claims.ready_key(views, transition.status))
-            self._schedule(conn, run_id, runner, transition.state)
+            self._schedule(conn, run_id, runner, transition.state, {})
         self._recent_runs.put(record)
         return self._info(record, definition, views)
 
@@ -358,10 +358,24 @@ class Engine:
 
         who, correlate, data = self.actor(actor), dict(correlate or {}), data if data is not None else {}
         with self.db.read() as conn:
-            run_id = find_waiting_run(conn, name, correlate)
+            try:
+                run_id = find_waiting_run(conn, name, correlate)
+            except RefusedError as err:
+                starts = self._started_by_message(name) if err.reason == "no_waiting_run" else []
+                if len(starts) != 1:
+                    raise
+                run_id = ""
+        if not run_id:  # a message start event: the message starts a run (its correlation values are start data)
+            run_id = self.start(starts[0], {**correlate, **(data if isinstance(data, dict) else {})}, actor=who).id
         return self._act(run_id, who, None, "message", {"message": name, "correlate": correlate, "data": data},
                          lambda runner, definition, state, ctx: runner.deliver_message(  # type: ignore[attr-defined]
                              definition, state, name, correlate, data, ctx))
+
+    def _started_by_message(self, name: str) -> list[str]:
+        """The Tier 1 processes of the home whose start event waits for message ``name``."""
+        from tiergate.bpmn.messages import message_starts
+
+        return [pid for pid, process in sorted(self.definitions.processes.items()) if name in message_starts(process)]
 
     def _accept(self, run_id: str, step_id: str | None, attempt: str, actor: str | Actor | None,
                 check: Callable[[], Any]) -> Any:
@@ -408,10 +422,13 @@ class Engine:
                        credential=(who.door or DIRECT) if who is not None else None)
 
     @staticmethod
-    def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any]) -> None:
-        """Keep the run's next timer due time in its row (Tier 1), for `tiergate worker`."""
+    def _schedule(conn: Any, run_id: str, runner: Runner, state: dict[str, Any], before: dict[str, Any]) -> None:
+        """Keep the run's next timer due time in its row (Tier 1), for `tiergate worker`.
+
+        The row's due time is always the one of the state saved with it (``before``; a new row's
+        is empty), so it is written only when the state's changes: most steps wait for no timer."""
         due_at = getattr(runner, "due_at", None)
-        if due_at is not None:
+        if due_at is not None and due_at(state) != due_at(before):
             set_due_at(conn, run_id, due_at(state))
 
     @staticmethod
@@ -488,7 +505,7 @@ class Engine:
                             raise _Retry
                         if step_id is not None and attempt in ("complete", "skip"):
                             claims.release(conn, run.id, step_id)
-                        self._schedule(conn, run.id, runner, transition.state)
+                        self._schedule(conn, run.id, runner, transition.state, run.state)
                         run = saved
             except _Retry:
                 recent = None

@@ -133,8 +133,12 @@ def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, pr
 
     context = {"data": data, "run": {"id": run_id, "process": process_id},
                "steps": {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}}
+    rendered: dict[str, str] = {}  # one rendering per template: every view shares the context
     for view in ready:
-        view.instructions = render(view.instructions, context, where=f"instructions of step '{view.id}'")
+        if view.instructions not in rendered:
+            rendered[view.instructions] = render(view.instructions, context,
+                                                 where=f"instructions of step '{view.id}'")
+        view.instructions = rendered[view.instructions]
 
 
 def ready_in_words(info: RunInfo, resources: Mapping[str, Any]) -> dict[str, dict[str, str]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import expressions
+from tiergate.bpmn import expressions, prepost
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -26,7 +26,6 @@ from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.templating import check_syntax
 
 UNSUPPORTED = {
-    "transaction": "transactions are not supported; use an embedded subProcess",
     "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
 }
@@ -34,7 +33,6 @@ UNSUPPORTED_EVENTS = {
     "conditionalEventDefinition": "conditional events are not supported; use a gateway condition",
     "compensateEventDefinition": "compensation events are not supported",
     "linkEventDefinition": "link events are not supported; draw the sequence flow",
-    "cancelEventDefinition": "cancel events are not supported (they belong to transactions)",
 }
 class AtLine(ProblemList):
     """Problems about one element: every one is reported at the element's line."""
@@ -76,9 +74,15 @@ def check_elements(check: FileCheck) -> None:
                 check.error(node.line, node.id, UNSUPPORTED_EVENTS[event] + ".")
         for what, text, line in node.loop_expressions:
             _check_expression(check, text, "eval", line, node.id, what)
-        if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node):
-            check.error(node.line, node.id, "start events must be plain: runs are started with `tiergate start`.")
-        elif node.kind == "startEvent" and "messageEventDefinition" in node.event_definitions:
+        top_level_message_start = node.kind == "startEvent" and node.container == model.id \
+            and node.event_definitions == ("messageEventDefinition",)
+        if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node) \
+                and not top_level_message_start:
+            check.error(node.line, node.id, "start events must be plain, or wait for a message at the top level of "
+                        "the process: runs are started with `tiergate start`, or by `tiergate message` for a "
+                        "message start event.")
+        elif node.kind == "startEvent" and "messageEventDefinition" in node.event_definitions \
+                and not top_level_message_start:
             check.error(node.line, node.id, "an event subprocess cannot start on a message yet: use a message "
                         "boundary event, or a signal start event.")
         if node.kind == "task":
@@ -92,6 +96,8 @@ def check_elements(check: FileCheck) -> None:
                 check.error(node.line, node.id, "the script task has no script.")
             else:
                 _check_expression(check, node.script or "", "exec", node.line, node.id, "script")
+        if "cancelEventDefinition" in node.event_definitions:
+            _check_cancel(check, node)
         if node.timer is not None:
             _check_timer(check, node)
         if node.kind == "boundaryEvent" and node.attached_to not in model.nodes:
@@ -108,6 +114,23 @@ def check_elements(check: FileCheck) -> None:
     _check_parallel_merges(check)
 
 
+def _check_cancel(check: FileCheck, node: Node) -> None:
+    """Cancel events belong to transactions: thrown by an end event inside one, caught on its border."""
+    model = check.model
+    if node.kind == "endEvent":
+        inside = model.nodes.get(node.container)
+        if inside is None or inside.kind != "transaction":
+            check.error(node.line, node.id, "a cancel end event must be inside a transaction (a transaction "
+                        "subprocess); use an error end event elsewhere.")
+    elif node.kind == "boundaryEvent":
+        on = model.nodes.get(node.attached_to or "")
+        if on is None or on.kind != "transaction":
+            check.error(node.line, node.id, "a cancel boundary event must sit on a transaction; use an error "
+                        "boundary event on other activities.")
+    else:
+        check.error(node.line, node.id, "cancel events are end events in a transaction or boundary events on one.")
+
+
 def _in_event_subprocess(model: ProcessModel, node: Node) -> bool:
     container = model.nodes.get(node.container)
     return container is not None and container.triggered_by_event
@@ -115,13 +138,12 @@ def _in_event_subprocess(model: ProcessModel, node: Node) -> bool:
 
 def check_document(check: FileCheck, tree: Any) -> None:
     """What SpiffWorkflow would need an implementation for, anywhere in the file."""
-    for element in tree.getroot().iter(f"{{{SPIFF_NS}}}preScript", f"{{{SPIFF_NS}}}postScript"):
-        owner = element.getparent().getparent() if element.getparent() is not None else None
-        kind = etree.QName(element).localname
-        check.error(element.sourceline or 1, owner.get("id") if owner is not None else None,
-                    f"spiffworkflow:{kind} is not run by tiergate, so it would be silently skipped. Move the "
-                    f"script into a scriptTask {'before' if kind == 'preScript' else 'after'} this element "
-                    "(restricted Python, docs/tier1.md).")
+    for kind, owner, owner_kind, text, line in prepost.found(tree):
+        if owner_kind not in prepost.TASK_KINDS:
+            check.error(line, owner, f"spiffworkflow:{kind} runs only on tasks, not on this {owner_kind}: move the "
+                        f"script into a scriptTask {'before' if kind == 'preScript' else 'after'} it.")
+        elif text.strip():
+            _check_expression(check, text, "exec", line, owner, f"spiffworkflow:{kind}")
     for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
         check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
                     "run (gates and scripts) and link to external stores in the evidence.")

@@ -20,7 +20,7 @@ from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tiergate.bpmn import calls, checks
+from tiergate.bpmn import calls, checks, instances
 from tiergate.bpmn.model import ProcessModel, read_process
 from tiergate.bpmn.steps import StepRules, parse_gate, step_rules
 from tiergate.bpmn.xml import BpmnError, parse_bpmn
@@ -93,6 +93,7 @@ class BpmnDefinition:
         for one in (spec, *subprocess_specs.values()):
             if one is not None:
                 connect_join_listeners(one)
+                instances.connect_instances(one)
         return spec, subprocess_specs
 
     @cached_property

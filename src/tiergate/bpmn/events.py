@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
     SignalEventDefinition,
 )
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import CancelEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import (
     CatchingEvent,
     ThrowingEvent,
@@ -36,7 +37,8 @@ from tiergate.bpmn.model import ProcessModel
 from tiergate.log import LogEvent
 
 KINDS: tuple[tuple[type, str], ...] = ((ErrorEventDefinition, "error"), (EscalationEventDefinition, "escalation"),
-                                       (SignalEventDefinition, "signal"), (MessageEventDefinition, "message"))
+                                       (SignalEventDefinition, "signal"), (MessageEventDefinition, "message"),
+                                       (CancelEventDefinition, "cancel"))
 
 
 def kind_of(definition: Any) -> str | None:

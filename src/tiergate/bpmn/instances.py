@@ -169,3 +169,18 @@ def instance_item(task: Task) -> Any:
     if item is not None and item.bpmn_id in task.data:
         return task.data[item.bpmn_id]
     return task.internal_data.get("item")
+
+
+def connect_instances(spec: Any) -> None:
+    """Merge each finished instance into its activity, in every process that runs the spec.
+
+    SpiffWorkflow connects an activity's ``merge_child`` to its instance spec's completion only when
+    it creates an instance, on the spec in memory. A run restored in another process (the next CLI
+    command, the worker) has its instances already, so without this its instances would finish
+    unmerged and the activity would never complete."""
+    for task_spec in list(spec.task_specs.values()):
+        if isinstance(task_spec, LoopTask | MultiInstanceTask) and task_spec.task_spec in spec.task_specs:
+            child = spec.task_specs[task_spec.task_spec]
+            if not child.completed_event.is_connected(task_spec.merge_child):
+                child.completed_event.connect(task_spec.merge_child)
+

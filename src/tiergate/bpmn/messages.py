@@ -94,3 +94,20 @@ def unsent(workflow: Any) -> list[str]:
     """The names of messages thrown in the run that nothing in it caught."""
     return [e.event_definition.name for e in workflow.bpmn_events
             if isinstance(e.event_definition, MessageEventDefinition)]
+
+
+def message_starts(definition: Any) -> set[str]:
+    """The messages a process's own start events wait for (message start events): such a message,
+    when no run waits for it, starts a run of the process (``Engine.message``)."""
+    try:
+        spec, _subprocess_specs = definition.specs
+    except Exception:  # noqa: BLE001 - a process that cannot be built starts nothing; `check` reports it
+        return set()
+    start = spec.task_specs.get("Start")
+    names = set()
+    for output in getattr(start, "outputs", []) if start is not None else []:
+        definition_ = getattr(output, "event_definition", None)
+        if isinstance(definition_, MessageEventDefinition):
+            names.add(definition_.name)
+    return names
+

@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import instances, messages, persistence
+from tiergate.bpmn import instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
@@ -54,8 +54,18 @@ def element_of(task: Task) -> str | None:
 
 
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy to change: everything but the workflow, which is only ever replaced whole."""
-    return {key: value if key == "workflow" else copy.deepcopy(value) for key, value in state.items()}
+    """A copy to change. The workflow is only ever replaced whole, and a step's record is only
+    changed key by key (its values are replaced, never changed in place), so a run with many
+    steps (multi-instance) copies their records one level deep instead of deep-copying them."""
+    copied: dict[str, Any] = {}
+    for key, value in state.items():
+        if key == "workflow":
+            copied[key] = value
+        elif key == "steps" and isinstance(value, dict):
+            copied[key] = {step: dict(record) for step, record in value.items()}
+        else:
+            copied[key] = copy.deepcopy(value)
+    return copied
 
 
 def step_of(task: Task) -> str | None:
@@ -98,8 +108,13 @@ class Move:
         self.refuse_over_limit = True
 
     def restore(self) -> RestrictedWorkflow:
-        spec, subprocess_specs = self.definition.specs
-        self.workflow = persistence.restore(self.state["workflow"], spec, subprocess_specs, self.engine)
+        workflow = kept.take(self.state, self.definition.version)
+        if workflow is not None:  # the one this state was dumped from, by this process's last move
+            workflow.script_engine = self.engine
+            self.workflow = workflow
+        else:
+            spec, subprocess_specs = self.definition.specs
+            self.workflow = persistence.restore(self.state["workflow"], spec, subprocess_specs, self.engine)
         # Ready steps already announced by a step_ready entry; one that became ready in a move
         # that then failed is announced by the next move that succeeds (after `tiergate retry`).
         self.ready_before = set()
@@ -194,12 +209,8 @@ class Move:
             persistence.advance(self.workflow, self.did_run)
         except persistence.StepFailure as exc:
             failure = exc
-        if failure is not None and self.engine.over_limit is not None and self.refuse_over_limit:
-            name, message = self.engine.over_limit
-            element = element_of(failure.task) or self.definition.process_id
-            raise LimitExceededError(f"element '{element}': {message}. Nothing was changed.",
-                                     details={"limit": name, "value": limit(name), "where": element,
-                                              "element": element})
+        if failure is not None:
+            self.refuse_over_limit_at(failure)
         if failure is None:
             failure = self._uncaught_error()
         for name in messages.unsent(self.workflow):
@@ -219,8 +230,27 @@ class Move:
         if self.workflow.is_completed():
             self.events.append(LogEvent("completed", SYSTEM))
             self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
+            kept.forget(self.state)
             return RunStatus.COMPLETED
+        kept.keep(self.state, self.definition.version, self.workflow)
         return RunStatus.ACTIVE
+
+    def refuse_over_limit_at(self, failure: persistence.StepFailure) -> None:
+        """An attempt whose move went over a budget is refused (the run unchanged), unless it is the worker's."""
+        if self.engine.over_limit is not None and self.refuse_over_limit:
+            name, message = self.engine.over_limit
+            element = element_of(failure.task) or self.definition.process_id
+            raise LimitExceededError(f"element '{element}': {message}. Nothing was changed.",
+                                     details={"limit": name, "value": limit(name), "where": element,
+                                              "element": element})
+
+    def step_failure(self, exc: BaseException, running: Task) -> persistence.StepFailure:
+        """What failed when completing ``running`` raised ``exc`` (a hook of it, or of a task it made ready)."""
+        task = getattr(exc, "task", None)
+        failure = persistence.StepFailure(task if isinstance(task, Task) else running,
+                                          str(exc) or type(exc).__name__)
+        self.refuse_over_limit_at(failure)
+        return failure
 
     def journal(self) -> None:
         for entry in self.engine.journal:
@@ -287,8 +317,9 @@ class Move:
         present = {t.id: t for t in persistence.all_tasks(self.workflow)}
         interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}
-        interrupted.update({self._interrupts(e.detail): f"{e.detail['event']} '{e.detail.get('code')}' (caught by "
-                            f"'{e.detail['by']}')" for e in self.events
+        interrupted.update({self._interrupts(e.detail): f"{e.detail['event']}"
+                            + (f" '{e.detail['code']}'" if e.detail.get("code") else "")
+                            + f" (caught by '{e.detail['by']}')" for e in self.events
                             if e.event == "escalated" and e.detail.get("event") and e.detail.get("interrupting")})
         for task_id in self.ready_before:
             task = present.get(task_id)

@@ -40,6 +40,7 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 )
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
+from tiergate.bpmn import prepost
 from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
 from tiergate.bpmn.model import TIMER_KINDS
@@ -177,7 +178,10 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
                         "elements `tiergate check` lists, or simplify the diagram.", line=model.line,
                         source=source) from None
     _clock_timers(spec, model)
+    scripts = prepost.scripts_by_element([tree, *(called or [])])
+    prepost.attach(spec, scripts)
     for sub in subprocess_specs.values():
         if sub is not None:
             _clock_timers(sub, model)
+            prepost.attach(sub, scripts)
     return spec, subprocess_specs

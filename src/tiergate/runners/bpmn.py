@@ -261,7 +261,7 @@ class BpmnRunner(Runner):
         try:
             task.run()
         except Exception as exc:  # noqa: BLE001 - a failing completion hook fails the run like any step
-            failure = persistence.StepFailure(task, str(exc) or type(exc).__name__)
+            failure = move.step_failure(exc, task)  # a pre- or post-script over its budget is refused instead
             move.journal()
             status = move.failed(failure)
             return Transition(state=state, status=status, events=events)

@@ -18,6 +18,9 @@
           - skip: reproduce
             reason: not reproducible from the ticket
           - after: PT49H               # the test clock moves on and due timers fire
+          - message: ci_passed         # Tier 1: a message to the run, as `tiergate message` sends it
+            correlate: {change_id: CH-7}
+            data: {build: 4711}
           - expect:
               status: active
               ready: [assign, acknowledge]
@@ -40,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tiergate.definitions.models import ActorRef, Slug
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
-ACTIONS = ("complete", "skip", "after", "expect")
+ACTIONS = ("complete", "skip", "after", "message", "expect")
 
 
 class Frozen(BaseModel):
@@ -60,11 +63,14 @@ class Expect(Frozen):
 
 
 class Action(Frozen):
-    """One line of a scenario: exactly one of complete, skip, after or expect."""
+    """One line of a scenario: exactly one of complete, skip, after, message or expect."""
 
     complete: str | None = None
     skip: str | None = None
     after: str | None = Field(None, description="An ISO 8601 duration the test clock moves on (PT49H).")
+    message: str | None = Field(None, description="Tier 1: the name of a message sent to the run.")
+    correlate: dict[str, Any] | None = Field(None, description="With message: the values it correlates on.")
+    data: dict[str, Any] | None = Field(None, description="With message: the message's data.")
     expect: Expect | None = None
     actor: ActorRef | None = None
     evidence: dict[str, Any] | None = None
@@ -80,8 +86,12 @@ class Action(Frozen):
                              f"this one has {', '.join(given) or 'none'}")
         if self.gate_fails is not None and self.refused is not None:
             raise ValueError("expect either gate_fails or refused, not both")
-        if (self.gate_fails is not None or self.refused is not None) and given[0] not in ("complete", "skip"):
-            raise ValueError("gate_fails and refused belong to a complete or a skip")
+        if self.gate_fails is not None and given[0] not in ("complete", "skip"):
+            raise ValueError("gate_fails belongs to a complete or a skip")
+        if self.refused is not None and given[0] not in ("complete", "skip", "message"):
+            raise ValueError("refused belongs to a complete, a skip or a message")
+        if (self.correlate is not None or self.data is not None) and given[0] != "message":
+            raise ValueError("correlate and data belong to a message")
         if self.skip is not None and not self.reason:
             raise ValueError("a skip needs a reason")
         return self

@@ -167,10 +167,15 @@ def _act(engine: Engine, clock: TestClock, run_id: str, scenario: Scenario, acti
         _check(engine, run_id, action.expect, line, trace)
         return
     expected = "gate_fails" if action.gate_fails is not None else "refused" if action.refused is not None else None
-    what = f"{action.kind} {action.complete or action.skip}"
+    what = f"{action.kind} {action.complete or action.skip or action.message}"
     try:
         if action.kind == "complete":
             engine.complete(run_id, action.complete, action.evidence or {}, actor=actor)
+        elif action.kind == "message":
+            assert action.message is not None
+            delivered = engine.message(action.message, action.correlate or {}, action.data or {}, actor=actor)
+            if delivered.id != run_id:
+                raise _Failed(line, f"{what}: went to run {delivered.id}, not to this scenario's run {run_id}.")
         else:
             assert action.skip is not None and action.reason is not None
             engine.skip(run_id, action.skip, action.reason, actor=actor)
