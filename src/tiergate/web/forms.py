@@ -10,7 +10,8 @@ Field names (the form's ``name=`` attributes) follow the JSON: a property ``summ
 rows left empty are dropped. A value the form cannot draw as fields (``oneOf``, an object without
 ``properties``, several types) is a text area that takes JSON.
 
-Nothing here judges the evidence: an empty field is left out, a number that does not parse is sent
+A checkbox gives true or false; a box to tick (``const: true``) left unticked is left out. Nothing
+here judges the evidence: an empty field is left out, a number that does not parse is sent
 as the text typed, and the gate says what is wrong. The gate's JSON pointers are mapped back to
 field names (``names``), so each message is shown next to its field, and what was typed is shown
 again as it was.
@@ -307,7 +308,10 @@ class Form:
         given = typed.get(name)
         text = given[-1] if given else ""
         if kind == "checkbox":
-            return bool(given) and text in ("on", "true", "1")
+            checked = bool(given) and text in ("on", "true", "1")
+            if not checked and "const" in schema:  # a box to tick (``const: true``): unticked is not given
+                return _EMPTY
+            return checked
         if text == "":
             return _EMPTY
         if kind == "select":
