@@ -20,9 +20,10 @@ again as it was.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 Typed = Mapping[str, list[str]]
 _DATETIME_LOCAL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
@@ -293,7 +294,7 @@ class Form:
             inner = self._read_group(name + ".", pointer, schema, typed, names, depth + 1)
             return inner if inner or required else _EMPTY
         if kind == "list":
-            items, rows = merged(schema.get("items")), []
+            items, rows = merged(schema.get("items")), cast(list[Any], [])
             for number in self._rows(name, typed):
                 row_name = f"{name}.{number}"
                 row_names: dict[str, str] = {}
@@ -323,10 +324,12 @@ class Form:
             return int(text) if _INTEGER.match(text.strip()) else text
         if kind == "number":
             try:
-                number = float(text)
+                parsed = float(text)
             except ValueError:
                 return text
-            return int(number) if number.is_integer() and _INTEGER.match(text.strip()) else number
+            if not math.isfinite(parsed):
+                return text  # NaN and infinities are not JSON: the gate says the text is not a number
+            return int(parsed) if _INTEGER.match(text.strip()) else parsed
         if kind == "datetime" and _DATETIME_LOCAL.match(text):
             return text + (":00" if len(text) == 16 else "") + "Z"
         if kind == "json":
