@@ -95,6 +95,24 @@ def test_a_session_id_set_before_sign_in_is_not_kept(web: WebServer, people: Cal
         assert http.get("/").status_code == 200
 
 
+def test_after_sign_in_only_a_path_of_this_site_is_followed(web: WebServer, people: Callable[..., None]) -> None:
+    people("human:alice")
+    for target, location in (("/start/demo", "/start/demo"), ("//evil.example/x", "/"),
+                             ("https://evil.example/", "/"), ("/\\evil.example", "/")):
+        with web.client() as http:
+            form = http.get("/sign-in", params={"next": target})
+            answer = http.post("/sign-in", data={"csrf": csrf_of(form.text), "principal": "alice",
+                                                 "password": PASSWORD, "next": target})
+            assert answer.headers["location"] == location, target
+
+
+def test_set_password_prompts_without_password_stdin(cli: Callable[..., CLIResult], demo_home: HomeBuilder) -> None:
+    asked = cli("principals", "set-password", "human:dora", home=demo_home, input="a long password\na long password\n")
+    assert asked.returncode == 0 and "password set for human:dora" in asked.stdout, asked
+    short = cli("principals", "set-password", "human:dora", "--password-stdin", home=demo_home, input="short\n")
+    assert short.returncode == 2 and "8 to 1024 characters" in short.stderr + short.stdout
+
+
 def test_signing_out_ends_the_session_at_once(web: WebServer, people: Callable[..., None], make_engine: Any,
                                               demo_home: HomeBuilder) -> None:
     people("human:alice")
