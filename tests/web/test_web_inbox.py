@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from support import DEMO, HomeBuilder
@@ -57,6 +58,8 @@ def test_what_runs_hold_is_shown_as_text(web: WebServer, people: Callable[..., N
         step = http.get(f"/runs/{run}/steps/gather")
         assert step.status_code == 200 and "Look at T-3." in step.text
         assert step.headers["content-security-policy"].startswith("default-src 'self'")
+        fields = re.findall(r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*\bid="([^"]+)"', step.text)
+        assert fields and all(f'<label for="{field}">' in step.text for field in fields)  # a label on every field
         assert http.get(f"/runs/{run}/steps/gather.json").json()["data"]["step"]["id"] == "gather"
 
 
