@@ -127,6 +127,20 @@ def test_signing_out_ends_the_session_at_once(web: WebServer, people: Callable[.
     assert _events(make_engine(demo_home), "human:alice")[-2:] == ["signed_in", "signed_out"]
 
 
+def test_disabling_a_person_ends_their_session_and_a_new_password_ends_it_too(
+        web: WebServer, people: Callable[..., None], cli: Callable[..., CLIResult], demo_home: HomeBuilder) -> None:
+    people("human:alice", "human:bob")
+    with web.client() as alice, web.client() as bob:
+        web.sign_in(alice, "alice")
+        web.sign_in(bob, "bob")
+        assert alice.get("/").status_code == 200 and bob.get("/").status_code == 200
+        assert cli("principals", "disable", "human:alice", home=demo_home).returncode == 0
+        assert alice.get("/").status_code == 303
+        assert web.sign_in(alice, "alice").status_code == 401  # disabled: no sign-in either
+        people("human:bob", password="bob's next password")
+        assert bob.get("/.json").status_code == 401
+
+
 def test_agents_cannot_sign_in_and_their_tokens_do_not_open_the_pages(
         web: WebServer, people: Callable[..., None], cli: Callable[..., CLIResult], demo_home: HomeBuilder,
         make_engine: Any) -> None:
