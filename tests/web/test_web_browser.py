@@ -238,11 +238,18 @@ def test_a_run_started_from_its_form_and_a_step_with_nested_fields_lists_and_a_r
     qty.send_keys("2")
     browser.find_element(By.ID, "f-items-1-name").send_keys("Shelf")
     browser.find_element(By.ID, "f-items-1-qty").send_keys("6")
+    assert not browser.find_elements(By.ID, "f-items-2-name")
+    add = browser.find_element(By.CSS_SELECTOR, "fieldset.list button.add-row")
+    add.click()  # the script adds a row
+    browser.find_element(By.ID, "f-items-2-name").send_keys("Bolts")
+    browser.find_element(By.ID, "f-items-2-qty").send_keys("12")
+    assert browser.find_element(By.CSS_SELECTOR, 'label[for="f-items-2-qty"]').text.startswith("Quantity")
     _value(browser, "f-deliver_at", "2026-12-20T09:30")
     browser.find_element(By.ID, "f-insured").click()
     _go(browser, browser.find_element(By.ID, "submit-step"))
     assert "The run is completed" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     order = engine.status(run).steps[0]
     assert order.evidence == {"contact": {"email": "dock@example.com"}, "deliver_at": "2026-12-20T09:30:00Z",
-                              "insured": True, "items": [{"name": "Pallet jack", "qty": 2}, {"name": "Shelf", "qty": 6}],
+                              "insured": True, "items": [{"name": "Pallet jack", "qty": 2}, {"name": "Shelf", "qty": 6},
+                                                                   {"name": "Bolts", "qty": 12}],
                               "priority": "normal"}

@@ -189,6 +189,7 @@ class Form:
             items = merged(schema.get("items"))
             rows = self._rows(name, typed)
             limit = min(int(schema.get("maxItems", MAX_ROWS)), MAX_ROWS)
+            out.attrs["max_items"] = limit
             count = min(max(len(rows) + 1, int(schema.get("minItems", 0) or 0), 1), limit)
             numbers = (rows + [i for i in range(max(rows, default=-1) + 1, MAX_ROWS + 100)])[:count]
             item_label = _label("", items) if items.get("title") else "Item"
