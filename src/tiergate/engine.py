@@ -579,6 +579,13 @@ class Engine:
                  "started_by": r.started_by, "created_at": format_time(r.created_at),
                  "ended_at": format_time(r.ended_at) if r.ended_at else None} for r in records]
 
+    def run_view(self, run_id: str, described: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What a run's page shows: the run, its log and its check, the diagram's element states and
+        the decisions evaluated (``tiergate.runview``)."""
+        from tiergate.runview import run_view
+
+        return run_view(self, run_id, described)
+
     # --- the log -------------------------------------------------------------------------
 
     def log(self, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -696,6 +703,12 @@ class Engine:
         from tiergate import metrics as log_metrics
 
         return log_metrics.export_gaps(self, fmt, since=since)
+
+    def report_data(self, since: str | datetime | None = None) -> dict[str, Any]:
+        """What the report shows, as data: {"metrics", "gaps"}."""
+        from tiergate import metrics as log_metrics
+
+        return log_metrics.report_data(self, since=since)
 
     def report(self, path: str | Path, since: str | datetime | None = None) -> dict[str, Any]:
         """Write the self-contained HTML report for leads."""

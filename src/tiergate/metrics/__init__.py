@@ -81,6 +81,12 @@ def export_gaps(engine: "Engine", fmt: str = "md", *, since: str | datetime | No
             "content": render(found["gaps"], fmt, format_time(engine.clock()))}
 
 
+def report_data(engine: "Engine", *, since: str | datetime | None = None) -> dict[str, Any]:
+    """What the report shows: {"metrics": the `metrics` answer, "gaps": the `gaps` answer} (the web's /report)."""
+    answer = measure(engine, since=since)
+    return {"metrics": answer, "gaps": _gaps_in(engine, answer)}
+
+
 def write_report(engine: "Engine", path: str | Path, *, since: str | datetime | None = None) -> dict[str, Any]:
     """Write the self-contained HTML report for leads to ``path``; returns what it shows."""
     from tiergate.metrics.report import render_report
