@@ -70,6 +70,9 @@ def test_a_tier1_run_view_marks_elements_and_shows_its_decisions(repo_home: Path
     assert table["from"] == "pinned with the run's definition"
     assert 'id="rule_internal_note_low_confidence"' in table["xml"]
     assert 'id="rule_tier1_compliance"' in view["tables"]["tier_routing"]["xml"]
+    rows = {rule["id"]: rule for rule in table["table"]["rules"]}  # the table for a page without scripts
+    assert table["table"]["inputs"] == ["Knowledge type", "Source", "Confidence"]
+    assert rows["rule_internal_note_low_confidence"]["outputs"][1] == '"knowledge-curator"'
 
 
 def test_the_pinned_table_is_shown_after_the_home_changes(repo_home: Path,

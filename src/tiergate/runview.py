@@ -89,12 +89,35 @@ def run_view(engine: Engine, run_id: str, described: dict[str, Any] | None = Non
 def _table(engine: Engine, decision: str, pinned: dict[str, str], files: dict[str, str] | None) -> dict[str, Any]:
     """The DMN a decision was evaluated with: pinned with the run's definition, else from the deployment
     the entry names, else (nothing deployed) the home's current file, said so."""
-    if decision in pinned:
-        return {"xml": pinned[decision], "from": "pinned with the run's definition"}
     path = f"decisions/{decision}.dmn"
-    if files is not None and path in files:
-        return {"xml": files[path], "from": "the deployment the run started from"}
     current = engine.definitions.decisions.get(decision)
-    if current is not None:
-        return {"xml": current.xml.decode("utf-8"), "from": "the home's current file (nothing was deployed)"}
-    return {"xml": None, "from": f"{path} is no longer available"}
+    if decision in pinned:
+        xml, where = pinned[decision], "pinned with the run's definition"
+    elif files is not None and path in files:
+        xml, where = files[path], "the deployment the run started from"
+    elif current is not None:
+        xml, where = current.xml.decode("utf-8"), "the home's current file (nothing was deployed)"
+    else:
+        return {"xml": None, "from": f"{path} is no longer available", "table": None}
+    return {"xml": xml, "from": where, "table": _rows(decision, xml)}
+
+
+def _rows(decision: str, xml: str) -> dict[str, Any] | None:
+    """The decision's table as rows, for a page without scripts (None if it is not a table)."""
+    from tiergate.definitions.decisions import Decision
+    from tiergate.errors import TiergateError
+
+    try:
+        info = Decision(id=decision, xml=xml.encode("utf-8")).model.decision(decision)
+    except TiergateError:
+        return None
+    table = info.table
+    if table is None:
+        return None
+    return {"name": info.name, "hit_policy": table.hit_policy,
+            "inputs": [clause.label or clause.expression for clause in table.inputs],
+            "outputs": [clause.label or clause.name or "" for clause in table.outputs],
+            "annotations": list(table.annotation_names),
+            "rules": [{"id": rule.id, "index": rule.index, "inputs": list(rule.input_entries),
+                       "outputs": list(rule.output_entries), "annotations": list(rule.annotations),
+                       "description": rule.description} for rule in table.rules]}
