@@ -50,7 +50,9 @@ def test_a_tier1_run_view_marks_elements_and_shows_its_decisions(repo_home: Path
                               "definition_tampered": False}
     elements = view["diagram"]["elements"]
     assert elements["extract_item"] == "finished" and elements["route_validation"] == "finished"
-    assert elements["approve_curated_item"] == "ready"
+    assert elements["approve_curated_item"] == "ready" and elements["curator_approval_overdue"] == "waiting"
+    assert [e for e, state in elements.items() if state == "finished" and e not in
+            ("extract_item", "route_validation")] == ["material_received"]  # the start event
     assert "approve_statutory_item" not in elements  # a branch not taken is not marked
     assert view["diagram"]["bpmn"].startswith("<?xml") and 'id="approve_curated_item"' in view["diagram"]["bpmn"]
     # Who did what and when: the log of the run, with actors and doors.

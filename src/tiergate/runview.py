@@ -57,7 +57,11 @@ def run_view(engine: Engine, run_id: str, described: dict[str, Any] | None = Non
     runner = engine.runners[run.tier]
     if run.tier == 1 and hasattr(runner, "element_states"):
         elements = runner.element_states(definition, run.state)
-        nodes = definition.model.nodes  # type: ignore[attr-defined]
+        model = definition.model  # type: ignore[attr-defined]
+        nodes = model.nodes
+        starts = [n.id for n in nodes.values() if n.kind == "startEvent" and n.container == model.id]
+        if len(starts) == 1 and any(e["event"] == "started" for e in log):
+            elements.setdefault(starts[0], "finished")  # the one way in: the run went through it
         for entry in log:  # what the pruned task tree forgot, the log remembers
             element = entry["detail"].get("timer") if entry["event"] == "timer_fired" else entry["step"]
             if entry["event"] in FINISHING_EVENTS and element in nodes and element not in elements:
