@@ -50,7 +50,7 @@
 
   function drawTable(container, xml, decision, rules) {
     if (typeof window.DmnJS !== "function") { say(container, "The decision table viewer did not load."); return; }
-    var viewer = new window.DmnJS({ container: container });
+    var viewer = new window.DmnJS({ container: container });  // the viewer: nothing is editable
     viewer.importXML(xml).then(function () {
       var view = viewer.getViews().filter(function (v) {
         return v.type === "decisionTable" && v.element && v.element.id === decision;
