@@ -195,7 +195,7 @@ def inbox(engine: "Engine", who: Actor) -> list[dict[str, Any]]:
                     continue
                 items.append({
                     "run": run.id, "process": run.process_id, "title": definition.title, "tier": run.tier,
-                    "step": view.id, "step_title": view.title, "optional": view.optional,
+                    "step": view.id, "step_title": view.title, "optional": view.optional, "roles": list(view.roles),
                     "ready_at": view.ready_at or format_time(run.created_at),
                     "due": format_time(due[run.id]) if due.get(run.id) is not None else None,
                     "claimed_by": holder.claimed_by if holder is not None else None,

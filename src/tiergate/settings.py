@@ -45,6 +45,12 @@ SETTINGS: tuple[Setting, ...] = (
             "before others may take the step (minutes)."),
     Setting("housekeeping_seconds", "TIERGATE_HOUSEKEEPING_SECONDS", 15, "`tiergate serve`: seconds between its "
             "housekeeping passes (fold the log summary, write a checkpoint when one is due, send webhooks)."),
+    # The web pages (docs/web.md).
+    Setting("session_hours", "TIERGATE_SESSION_HOURS", 12, "How long a web sign-in lasts (hours); signing out "
+            "ends it sooner."),
+    Setting("sign_in_failures", "TIERGATE_SIGN_IN_FAILURES", 5, "Failed sign-ins in a row after which a person "
+            "is locked out of the web pages for lockout_minutes."),
+    Setting("lockout_minutes", "TIERGATE_LOCKOUT_MINUTES", 15, "How long a lock-out lasts (minutes)."),
 )
 
 

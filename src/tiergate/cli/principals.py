@@ -68,6 +68,25 @@ def principals_disable(engine: Engine, principal: str) -> dict[str, Any]:
     return Credentials(engine).disable_principal(principal, by=operator())
 
 
+@principals.command("set-password")
+@click.argument("principal", metavar="human:ID")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (its first line) "
+              "instead of prompting for it.")
+@common_options
+@run_command(lambda out, data: out.print(f"password set for {data['principal']}"
+                                         + (f"; {data['sessions_ended']} session(s) ended" if data["sessions_ended"]
+                                            else "")), direct=True)
+def principals_set_password(engine: Engine, principal: str, password_stdin: bool) -> dict[str, Any]:
+    """Set the web sign-in password of a person (argon2id; registering them if new)."""
+    from tiergate.passwords import Passwords
+
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    return Passwords(engine).set(principal, password, by=operator())
+
+
 def _show_issued(out: Console, data: dict[str, Any]) -> None:
     out.print(f"token {data['id']} for {data['principal']} (expires: {data['expires_at'] or 'never'}):\n")
     out.print(data["token"], markup=False, highlight=False)

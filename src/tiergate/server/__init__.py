@@ -9,9 +9,12 @@ Routes:
   ``tiergate mcp``, each call as the principal of its bearer token;
 - ``/api/...``: the JSON API (``tiergate.server.api``), described at ``/api/openapi.json``;
 - ``/metrics``: Prometheus' text format (``tiergate.server.prometheus``);
-- ``/healthz``: for probes.
+- ``/healthz``: for probes;
+- everything else: the people's web pages (``tiergate.web``), signed in with a password and a
+  session cookie, not a token.
 
-Only ``/healthz`` and ``/api/openapi.json`` answer without a token (``tiergate.server.doors``).
+Only ``/healthz`` and ``/api/openapi.json`` answer without a token (``tiergate.server.doors``);
+the web pages check their own sessions.
 Every door calls ``tiergate.operations``; one engine serves them all, one call at a time.
 """
 
@@ -32,6 +35,7 @@ from tiergate.envelope import failure, success
 from tiergate.gates import MAX_EVIDENCE_BYTES
 from tiergate.mcpserver import build_server
 from tiergate.operations import Operations
+from tiergate import web
 from tiergate.server import api, prometheus
 from tiergate.server.doors import Doors
 from tiergate.tracing import RequestSpans
@@ -68,7 +72,8 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
         return PlainTextResponse(body, media_type=prometheus.CONTENT_TYPE)
 
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"]),
-                              *api.routes(operations, max_body=max_body, run_locked=run_locked)])
+                              *api.routes(operations, max_body=max_body, run_locked=run_locked),
+                              *web.routes(engine, operations, run_locked)])
     # Spans outermost, so refused requests (401, 413) are traced too; a no-op without OpenTelemetry.
     return RequestSpans(Doors(app, Credentials(engine), max_body))
 

@@ -1,7 +1,8 @@
 """The server's front door: who is calling (``Authorization: Bearer``), and how much they may send.
 
 A pure ASGI middleware in front of every route. ``/healthz`` and ``/api/openapi.json`` are
-public; anything else needs a valid token, checked against the database on every request (a
+public, and the web pages check their own sessions (``tiergate.web``: a token does not open
+them); anything else needs a valid token, checked against the database on every request (a
 revoked token stops working at once). A request without one is answered ``401`` and goes no
 further: no operation runs and nothing is logged. The authenticated ``Caller`` is put in the
 request's ASGI scope (``caller_key``), where the API and the MCP tools read it.
@@ -24,6 +25,7 @@ from tiergate.envelope import failure
 from tiergate.errors import TiergateError, UnauthorizedError
 from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller
+from tiergate.web import is_web_path
 
 PUBLIC = frozenset({"/healthz", "/api/openapi.json"})
 
@@ -67,7 +69,7 @@ class Doors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] not in PUBLIC:
+        if scope["path"] not in PUBLIC and not is_web_path(scope["path"]):
             try:
                 credential = await run_in_threadpool(self.credentials.authenticate, _bearer(scope))
             except UnauthorizedError as err:

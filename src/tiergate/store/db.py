@@ -38,7 +38,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. Checked on every start without importing Alembic (a test keeps it in
 #: step with the migrations folder).
 
-HEAD_REVISION = "0015"
+HEAD_REVISION = "0016"
 
 
 def default_sqlite_url(home: Path) -> str:

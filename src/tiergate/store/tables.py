@@ -12,6 +12,8 @@
 - ``Principal``, ``Token``, ``CredentialEvent``: who may come through the server's doors, their
   credentials (only a hash of each token), and the append-only record of who added, disabled,
   issued or revoked them (``tiergate.store.credentials``).
+- ``Password``, ``WebSession``: people's passwords (argon2id hashes) with their failed sign-ins, and
+  the web pages' sessions (only a hash of each session secret) (``tiergate.store.sessions``).
 - ``Claim``: who has claimed a ready step (``tiergate.claims``); gone once the step is done.
 - ``Gap``: a pattern in the log worth a process change (``tiergate.metrics.gaps`` keeps it),
   with when it was first and last seen.
@@ -337,6 +339,36 @@ class CredentialEvent(SQLModel, table=True):
     actor: str = Field(sa_column=Column(String(160), nullable=False))
     door: str = Field(sa_column=Column(String(64), nullable=False))
     detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Password(SQLModel, table=True):
+    """A person's password, as an argon2id hash, and the failed sign-ins since the last good one."""
+
+    __tablename__ = "passwords"
+
+    principal_id: str = Field(sa_column=Column(String(160), primary_key=True))
+    hash: str = Field(sa_column=Column(String(255), nullable=False))
+    set_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    set_by: str = Field(sa_column=Column(String(160), nullable=False))
+    failures: int = Field(sa_column=Column(Integer, nullable=False, server_default="0"))
+    locked_until: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in person's session on the web pages. Only the SHA-256 of its secret is kept;
+    ``id`` is not secret: log entries name the door ``session:<id>``."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (UniqueConstraint("secret_hash", name="uq_web_sessions_secret_hash"),
+                      Index("ix_web_sessions_principal", "principal_id"))
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    principal_id: str = Field(sa_column=Column(String(160), nullable=False))
+    secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_seen_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    ended_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class Claim(SQLModel, table=True):

@@ -1,0 +1,137 @@
+"""People at the web pages, in headless Chromium (Selenium) against a real `tiergate serve`.
+
+Each page visited is saved as a screenshot (see the ``shot`` fixture; the folder is printed at the end).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+pytest.importorskip("selenium", reason="the browser tests need selenium (the `test` extra)")
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+from support import HomeBuilder  # noqa: E402
+from web_support import PASSWORD, WebServer  # noqa: E402
+
+
+def _go(browser: Any, element: Any) -> None:
+    """Click ``element`` and wait until the next page has replaced this one (a form sent, a link followed)."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(page))
+
+
+def _sign_in(browser: Any, web: WebServer, who: str, password: str = PASSWORD) -> None:
+    browser.get(f"{web.url}/")
+    assert browser.current_url.startswith(f"{web.url}/sign-in")
+    browser.find_element(By.ID, "principal").send_keys(who)
+    browser.find_element(By.ID, "password").send_keys(password)
+    _go(browser, browser.find_element(By.ID, "sign-in"))
+
+
+def _row(browser: Any, run: str, step: str) -> list[Any]:
+    return browser.find_elements(By.CSS_SELECTOR, f'tr.inbox-item[data-run="{run}"][data-step="{step}"]')
+
+
+def test_a_person_claims_a_step_fails_the_gate_fixes_it_and_the_run_moves_on(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder, browser: Any,
+        shot: Callable[[str], Any]) -> None:
+    people("human:alice")
+    engine = make_engine(demo_home)
+    run = engine.start("demo", {"ticket_id": "T-42"}, actor="human:carol").id
+
+    browser.get(f"{web.url}/sign-in")
+    shot("sign-in")
+    _sign_in(browser, web, "alice")
+    assert browser.find_element(By.ID, "signed-in-as").text == "human:alice"
+    shot("inbox")
+    row = _row(browser, run, "gather")[0]
+    _go(browser, row.find_element(By.CSS_SELECTOR, "button.claim"))
+    assert "You claimed 'gather'" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    assert _row(browser, run, "gather")[0].find_elements(By.CSS_SELECTOR, "button.unclaim")
+    assert engine.log(run)[-1]["event"] == "claimed"
+    shot("claimed")
+
+    _go(browser, _row(browser, run, "gather")[0].find_element(By.LINK_TEXT, "Gather the facts"))
+    assert browser.find_element(By.CSS_SELECTOR, ".instructions").text == "Look at T-42."
+    shot("step-form")
+    browser.find_element(By.ID, "f-summary").send_keys("too short")
+    _go(browser, browser.find_element(By.ID, "submit-step"))
+    errors = {e.get_attribute("data-field"): e.text for e in browser.find_elements(By.CSS_SELECTOR, ".field-error")}
+    assert errors == {"summary": "'too short' is too short", "severity": "required field 'severity' is missing"}
+    assert browser.find_element(By.ID, "f-summary").get_attribute("value") == "too short"  # nothing typed is lost
+    assert [e["event"] for e in engine.log(run)][-1] == "gate_failed"
+    shot("gate-failed")
+
+    summary = browser.find_element(By.ID, "f-summary")
+    summary.clear()
+    summary.send_keys("The export fails for every client since Monday.")
+    Select(browser.find_element(By.ID, "f-severity")).select_by_visible_text("S2")
+    _go(browser, browser.find_element(By.ID, "submit-step"))
+    assert browser.current_url == f"{web.url}/"
+    assert "Done: 'Gather the facts'" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    shot("done")
+    status = engine.status(run)
+    gather = next(s for s in status.steps if s.id == "gather")
+    assert gather.state == "done" and gather.evidence == {"summary": "The export fails for every client since Monday.",
+                                                          "severity": "S2"}
+    assert [s.id for s in status.ready_steps] == ["extra"]
+
+
+def test_a_four_eyes_step_is_not_in_the_inbox_of_who_did_the_earlier_step(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder, browser: Any,
+        shot: Callable[[str], Any]) -> None:
+    people("human:alice", "human:bob")
+    engine = make_engine(demo_home)
+    run = engine.start("demo", {"ticket_id": "T-43"}, actor="human:carol").id
+    engine.complete(run, "gather", {"summary": "Checked the whole export.", "severity": "S3"}, actor="human:alice")
+
+    _sign_in(browser, web, "alice")
+    _go(browser, _row(browser, run, "extra")[0].find_element(By.LINK_TEXT, "Optional extra check"))
+    browser.find_element(By.CSS_SELECTOR, "details.skip summary").click()
+    browser.find_element(By.ID, "skip-reason").send_keys("nothing extra to check")
+    shot("skip")
+    _go(browser, browser.find_element(By.CSS_SELECTOR, "details.skip button"))
+    assert "Skipped 'extra'" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    assert [s.id for s in engine.status(run).ready_steps] == ["review"]
+    browser.get(f"{web.url}/")
+    assert not _row(browser, run, "review")  # alice gathered: the review is someone else's
+    shot("four-eyes-alice")
+    _go(browser, browser.find_element(By.CSS_SELECTOR, ".sign-out button"))
+    assert browser.current_url == f"{web.url}/sign-in"
+
+    _sign_in(browser, web, "bob")
+    _go(browser, _row(browser, run, "review")[0].find_element(By.LINK_TEXT, "Review by a person"))
+    shot("four-eyes-bob")
+    browser.find_element(By.ID, "f-approved").click()
+    _go(browser, browser.find_element(By.ID, "submit-step"))
+    assert "The run is completed" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    assert engine.status(run).status == "completed"
+
+
+def test_a_wrong_password_is_refused_and_repeated_ones_lock_the_person_out(
+        web: WebServer, people: Callable[..., None], browser: Any, shot: Callable[[str], Any]) -> None:
+    people("human:alice")
+    for attempt in range(5):
+        browser.get(f"{web.url}/sign-in")
+        browser.find_element(By.ID, "principal").send_keys("alice")
+        browser.find_element(By.ID, "password").send_keys(f"not the password {attempt}")
+        _go(browser, browser.find_element(By.ID, "sign-in"))
+        assert "wrong principal or password" in browser.find_element(By.ID, "error-message").text
+        if attempt == 0:
+            assert browser.find_element(By.ID, "principal").get_attribute("value") == "alice"
+            assert browser.find_element(By.ID, "password").get_attribute("value") == ""
+            shot("wrong-password")
+    browser.get(f"{web.url}/sign-in")
+    browser.find_element(By.ID, "principal").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    _go(browser, browser.find_element(By.ID, "sign-in"))
+    assert "locked out" in browser.find_element(By.ID, "error-message").text
+    shot("locked-out")
+    browser.get(f"{web.url}/")
+    assert browser.current_url.startswith(f"{web.url}/sign-in")

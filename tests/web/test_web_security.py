@@ -1,0 +1,183 @@
+"""The web pages' doors through a real server and httpx: sign-in, sessions, CSRF, lock-out, who sees what."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from support import CLIResult, HomeBuilder
+from web_support import PASSWORD, WebServer, csrf_of
+
+GATHER = {"summary": "The export fails for every client.", "severity": "S3"}
+
+
+def _start(engine: Any, who: str = "human:carol") -> str:
+    return str(engine.start("demo", {"ticket_id": "T-7"}, actor=who).id)
+
+
+def _events(engine: Any, principal: str) -> list[str]:
+    from tiergate.credentials import Credentials
+
+    return [e["event"] for e in Credentials(engine).events(principal)]
+
+
+def test_sign_in_makes_a_new_http_only_session_and_pages_answer_json_from_the_same_operation(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder,
+        cli: Callable[..., CLIResult]) -> None:
+    people("human:alice")
+    engine = make_engine(demo_home)
+    run = _start(engine)
+    with web.client() as http:
+        assert http.get("/").headers["location"] == "/sign-in?next=%2F"
+        assert http.get("/.json").status_code == 401
+        answer = web.sign_in(http, "alice")
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
+        cookie = next(h for h in answer.headers.get_list("set-cookie") if h.startswith("tiergate_session="))
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie  # plain HTTP here
+        page = http.get("/")
+        assert page.status_code == 200 and "Signed in as human:alice." in page.text
+        assert f'data-run="{run}" data-step="gather"' in page.text
+        as_json = http.get("/.json").json()
+        assert http.get("/", headers={"Accept": "application/json"}).json() == as_json
+    token = cli("tokens", "issue", "human:alice", "--json", home=demo_home).json["data"]["token"]
+    with web.client(Authorization=f"Bearer {token}") as api:
+        from_api = api.get("/api/inbox").json()["data"]
+    shown = [item for group in as_json["data"]["groups"] for item in group["items"]]
+    assert [(i["run"], i["step"], i["ready_at"]) for i in shown] == [(i["run"], i["step"], i["ready_at"])
+                                                                      for i in from_api]
+
+
+def test_a_form_without_the_right_csrf_token_changes_nothing(web: WebServer, people: Callable[..., None],
+                                                             make_engine: Any, demo_home: HomeBuilder) -> None:
+    people("human:alice")
+    engine = make_engine(demo_home)
+    run = _start(engine)
+    before = engine.log(run)
+    with web.client() as http:
+        web.sign_in(http, "alice")
+        token = csrf_of(http.get("/").text)
+        for form in ({}, {"csrf": ""}, {"csrf": "0" * 64}, {"csrf": token[:-1] + ("0" if token[-1] != "0" else "1")}):
+            answer = http.post(f"/runs/{run}/steps/gather/claim", data=form)
+            assert answer.status_code == 403 and "CSRF token is missing or wrong" in answer.text, form
+            answer = http.post(f"/runs/{run}/steps/gather", data={**form, **GATHER})
+            assert answer.status_code == 403
+        assert engine.log(run) == before
+        assert http.post(f"/runs/{run}/steps/gather/claim", data={"csrf": token}).status_code == 303
+    assert engine.log(run)[-1]["event"] == "claimed"
+    # Signing in needs the visitor's token too (no login CSRF).
+    with web.client() as http:
+        answer = http.post("/sign-in", data={"principal": "alice", "password": PASSWORD})
+        assert answer.status_code == 403 and "tiergate_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_a_session_id_set_before_sign_in_is_not_kept(web: WebServer, people: Callable[..., None]) -> None:
+    people("human:alice")
+    planted = "attacker-chosen-session-value-0123456789abcdef"
+    with web.client() as http:
+        http.cookies.set("tiergate_session", planted, domain="127.0.0.1")
+        answer = web.sign_in(http, "alice")
+        assert answer.status_code == 303
+        new = answer.cookies.get("tiergate_session")
+        assert new and new != planted
+    with web.client() as http:
+        http.cookies.set("tiergate_session", planted, domain="127.0.0.1")
+        assert http.get("/").status_code == 303  # the planted id opens nothing
+        http.cookies.set("tiergate_session", new, domain="127.0.0.1")
+        assert http.get("/").status_code == 200
+
+
+def test_signing_out_ends_the_session_at_once(web: WebServer, people: Callable[..., None], make_engine: Any,
+                                              demo_home: HomeBuilder) -> None:
+    people("human:alice")
+    with web.client() as http:
+        web.sign_in(http, "alice")
+        secret = http.cookies.get("tiergate_session")
+        token = csrf_of(http.get("/").text)
+        assert http.post("/sign-out", data={"csrf": token}).headers["location"] == "/sign-in"
+    with web.client() as http:
+        http.cookies.set("tiergate_session", secret, domain="127.0.0.1")
+        assert http.get("/.json").status_code == 401
+    assert _events(make_engine(demo_home), "human:alice")[-2:] == ["signed_in", "signed_out"]
+
+
+def test_agents_cannot_sign_in_and_their_tokens_do_not_open_the_pages(
+        web: WebServer, people: Callable[..., None], cli: Callable[..., CLIResult], demo_home: HomeBuilder,
+        make_engine: Any) -> None:
+    refused = cli("principals", "set-password", "agent:bot", "--password-stdin", "--json", home=demo_home,
+                  input=PASSWORD + "\n")
+    assert refused.returncode == 2 and refused.json["error"]["code"] == "not_a_person"
+    token = cli("tokens", "issue", "agent:bot", "--json", home=demo_home).json["data"]["token"]
+    run = _start(make_engine(demo_home))
+    with web.client(Authorization=f"Bearer {token}") as http:
+        assert http.get("/api/inbox").status_code == 200  # the token works at the API ...
+        for path in ("/", f"/runs/{run}/steps/gather", "/start/demo"):
+            assert http.get(path).status_code == 303, path  # ... but a page sends it to sign in
+            assert http.get(path, headers={"Accept": "application/json"}).status_code == 401
+        answer = web.sign_in(http, "agent:bot", password=PASSWORD)
+        assert answer.status_code == 401 and "wrong principal or password" in answer.text
+        answer = web.sign_in(http, "agent:bot", password=token)
+        assert answer.status_code == 401 and "tiergate_session" not in str(answer.cookies)
+
+
+def test_wrong_passwords_lock_the_person_out_and_every_attempt_is_logged(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder,
+        cli: Callable[..., CLIResult]) -> None:
+    people("human:alice")
+    with web.client() as http:
+        for n in range(4):
+            answer = web.sign_in(http, "alice", password=f"wrong password {n}")
+            assert answer.status_code == 401 and "wrong principal or password" in answer.text
+            assert 'value="alice"' in answer.text  # what was typed stays; the password does not
+            assert f"wrong password {n}" not in answer.text
+        assert web.sign_in(http, "human:alice", password="wrong again").status_code == 401  # the fifth: locked
+        answer = web.sign_in(http, "alice")  # the right password, while locked out
+        assert answer.status_code == 401 and "locked out" in answer.text
+        assert web.sign_in(http, "nobody", password=PASSWORD).status_code == 401
+    events = _events(make_engine(demo_home), "human:alice")
+    assert events == ["principal_added", "password_set", *["sign_in_failed"] * 4, "locked_out", "sign_in_refused"]
+    # An operator's new password lifts the lock-out.
+    people("human:alice", password="a brand new password")
+    with web.client() as http:
+        assert web.sign_in(http, "alice", password="a brand new password").status_code == 303
+
+
+def test_steps_and_runs_a_person_may_not_act_on_are_404_or_403(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder) -> None:
+    people("human:alice", "human:carol")
+    engine = make_engine(demo_home)
+    run = _start(engine, "human:bob")
+    engine.complete(run, "gather", GATHER, actor="human:alice")
+    engine.skip(run, "extra", "not needed", actor="human:alice")
+    with web.client() as http:
+        web.sign_in(http, "carol")  # a reviewer, not a lead: the review step is not hers
+        token = csrf_of(http.get("/").text)
+        assert http.get("/runs/000000000000/steps/gather").status_code == 404
+        assert http.get(f"/runs/{run}/steps/no-such-step").status_code == 404
+        assert http.get(f"/runs/{run}/steps/gather").status_code == 404  # done: nothing to do there
+        page = http.get(f"/runs/{run}/steps/review")
+        assert page.status_code == 403 and "not a member of lead" in page.text
+        assert http.post(f"/runs/{run}/steps/review", data={"csrf": token, "approved": "on"}).status_code == 403
+        assert http.post(f"/runs/{run}/steps/review/claim", data={"csrf": token}).status_code == 403
+        assert http.post("/runs/000000000000/steps/review/claim", data={"csrf": token}).status_code == 404
+        assert f'data-run="{run}"' not in http.get("/").text
+    with web.client() as http:
+        web.sign_in(http, "alice")  # a lead, but she gathered: four eyes
+        assert http.get(f"/runs/{run}/steps/review").status_code == 403
+    assert engine.status(run).status == "active" and [s.state for s in engine.status(run).steps][-1] == "ready"
+
+
+def test_entries_made_through_the_pages_name_the_session_door(web: WebServer, people: Callable[..., None],
+                                                              make_engine: Any, demo_home: HomeBuilder) -> None:
+    people("human:alice")
+    engine = make_engine(demo_home)
+    run = _start(engine)
+    with web.client() as http:
+        web.sign_in(http, "alice")
+        token = csrf_of(http.get("/").text)
+        answer = http.post(f"/runs/{run}/steps/gather", data={"csrf": token, **GATHER})
+        assert answer.status_code == 303
+    from tiergate.credentials import Credentials
+
+    signed_in = [e for e in Credentials(engine).events("human:alice") if e["event"] == "signed_in"][-1]
+    completed = [e for e in engine.log(run) if e["event"] == "step_completed"][-1]
+    assert completed["actor"] == "human:alice" and completed["door"] == signed_in["door"]
+    assert signed_in["door"].startswith("session:")
