@@ -79,6 +79,7 @@ def test_a_tier1_run_page_marks_the_diagram_and_highlights_the_matched_rule(
     untouched = diagram.find_element(By.CSS_SELECTOR, 'g.djs-element[data-element-id="approve_statutory_item"]')
     assert not {"tg-ready", "tg-finished", "tg-failed"} & set(untouched.get_attribute("class").split())
     assert "✓ The run's log verifies" in browser.find_element(By.ID, "log-verify").text
+    browser.execute_script("document.getElementById('diagram-heading').scrollIntoView()")
     shot("run")
     # The decision panel: dmn-js draws the pinned table, the matched rule highlighted.
     panel = _drawn(browser, '.tg-dmn[data-decision="knowledge_validation_routing"]')
