@@ -52,6 +52,7 @@ async def gaps(visit: Visit) -> Page:
 
 async def catalog(visit: Visit) -> Page:
     data: list[dict[str, Any]] = await visit.call("catalog")
-    rows = [{**entry, "inputs_json": json.dumps(entry["route"].get("inputs") or {}, sort_keys=True)}
-            for entry in data]
+    rows = [{**entry, "facts": [(name, json.dumps(value)) for name, value in sorted((entry["route"].get("inputs") or
+                                                                                {}).items())
+                                if name != "process_id" and value is not None]} for entry in data]
     return Page("catalog.html", data, title="Catalog", context={"rows": rows})
