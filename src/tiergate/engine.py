@@ -704,11 +704,12 @@ class Engine:
 
         return log_metrics.export_gaps(self, fmt, since=since)
 
-    def report_data(self, since: str | datetime | None = None) -> dict[str, Any]:
-        """What the report shows, as data: {"metrics", "gaps"}."""
+    def report_data(self, since: str | datetime | None = None,
+                    metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the report shows, as data: {"metrics", "gaps"} (``metrics``: that answer, if read already)."""
         from tiergate import metrics as log_metrics
 
-        return log_metrics.report_data(self, since=since)
+        return log_metrics.report_data(self, since=since, answer=metrics)
 
     def report(self, path: str | Path, since: str | datetime | None = None) -> dict[str, Any]:
         """Write the self-contained HTML report for leads."""

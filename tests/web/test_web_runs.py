@@ -21,7 +21,7 @@ from tiergate.engine import Engine
 from web_support import PASSWORD, WebServer
 
 KNOWLEDGE = "knowledge: an internal note at low confidence is Tier 3 but a curator approves it"
-CURATOR = "human:judy"  # tiers/roles.yaml: a knowledge-curator, who does the ready step
+CURATOR = "human:judy"  # tiers/roles.yaml: a knowledge-curator, who does the ready step (and an auditor here)
 
 
 @pytest.fixture
@@ -30,6 +30,9 @@ def demo_home(tmp_path: Path) -> HomeBuilder:
     home = HomeBuilder(tmp_path / "home")
     for folder in ("tiers", "checklists", "processes", "decisions"):
         shutil.copytree(REPO / folder, home.root / folder, dirs_exist_ok=True)
+    with (home.root / "tiers" / "roles.yaml").open("a") as roles:  # the curator reads the leads' pages too
+        roles.write("  auditor:\n    description: Reads every run, the whole log, metrics and gaps.\n"
+                    f"    members: [{CURATOR}]\n")
     return home
 
 

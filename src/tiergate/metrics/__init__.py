@@ -81,9 +81,11 @@ def export_gaps(engine: "Engine", fmt: str = "md", *, since: str | datetime | No
             "content": render(found["gaps"], fmt, format_time(engine.clock()))}
 
 
-def report_data(engine: "Engine", *, since: str | datetime | None = None) -> dict[str, Any]:
-    """What the report shows: {"metrics": the `metrics` answer, "gaps": the `gaps` answer} (the web's /report)."""
-    answer = measure(engine, since=since)
+def report_data(engine: "Engine", *, since: str | datetime | None = None,
+                answer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the report shows: {"metrics": the `metrics` answer, "gaps": the `gaps` answer} (the web's /report).
+    ``answer``: the metrics answer for ``since``, when the caller has it already."""
+    answer = measure(engine, since=since) if answer is None else answer
     return {"metrics": answer, "gaps": _gaps_in(engine, answer)}
 
 
