@@ -157,6 +157,10 @@ def _free_port() -> int:
 
 @pytest.fixture
 def served(repo_home: Path, db_url: str, tmp_path: Path) -> Iterator[str]:
+    """`tiergate serve` over the repository's definitions, with human:judy an auditor (she reads the metrics)."""
+    with (repo_home / "tiers" / "roles.yaml").open("a") as roles:
+        roles.write("  auditor:\n    description: Reads every run, the log, metrics and gaps.\n"
+                    "    members: [human:judy]\n")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
     env.update(TIERGATE_DATABASE_URL=db_url, NO_COLOR="1")
@@ -188,7 +192,8 @@ def test_the_api_answers_the_same_operations(served: str, repo_home: Path, cli: 
                                              make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(repo_home)
     run_id = start_knowledge(engine)
-    issued = cli("tokens", "issue", "human:olga", "--json", home=repo_home)
+    # judy is a knowledge-curator: the run's process names her role, so she reads the run
+    issued = cli("tokens", "issue", "human:judy", "--json", home=repo_home)
     assert issued.returncode == 0, issued
     with httpx.Client(base_url=served, timeout=60,
                       headers={"Authorization": f"Bearer {issued.json['data']['token']}"}) as client:
