@@ -90,8 +90,7 @@ def test_a_tier1_run_page_marks_the_diagram_and_highlights_the_matched_rule(
     assert len(matched) == 1 and '"internal-note"' in matched[0].text
     assert [c.get_attribute("data-row-id") for c in matched[0].find_elements(By.CSS_SELECTOR, "[data-row-id]")][0] \
         == "rule_internal_note_low_confidence"
-    article = panel.find_element(By.XPATH, "ancestor::article")
-    browser.execute_script("arguments[0].scrollIntoView()", article)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", matched[0])
     shot("run-decision")
 
 
