@@ -44,7 +44,7 @@ _WRONG = ("wrong principal or password. Check both and try again; after {n} fail
 def setting_number(engine: "Engine", name: str) -> float:
     value = engine.settings.get(name)
     try:
-        number = float(value)
+        number = float(str(value))
     except (TypeError, ValueError):
         raise UsageError(f"setting {name} is '{value}', not a number. Fix tiergate.toml or the environment.",
                          code="config_invalid", details={"setting": name}) from None

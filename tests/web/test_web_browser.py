@@ -135,3 +135,100 @@ def test_a_wrong_password_is_refused_and_repeated_ones_lock_the_person_out(
     shot("locked-out")
     browser.get(f"{web.url}/")
     assert browser.current_url.startswith(f"{web.url}/sign-in")
+
+
+INTAKE = """\
+id: intake
+title: Equipment intake
+owner: lead
+expected_minutes: 20
+inputs:
+  type: object
+  required: [site]
+  properties:
+    site: {type: string, title: Site, maxLength: 60, description: "Where the equipment goes."}
+    needed_by: {type: string, format: date}
+steps:
+  - id: order
+    title: Write the order
+    instructions: |
+      Order what **{{ data.site }}** needs, one row per item.
+      <b>Raw HTML</b> is shown as text.
+    done_when:
+      type: object
+      required: [contact, items, deliver_at]
+      properties:
+        contact: {$ref: "schemas/contact.json"}
+        items:
+          type: array
+          minItems: 1
+          description: One row per item.
+          items:
+            type: object
+            required: [name, qty]
+            properties:
+              name: {type: string, maxLength: 40}
+              qty: {type: integer, minimum: 1, title: Quantity}
+        deliver_at: {type: string, format: date-time, title: Deliver at}
+        priority: {enum: [low, normal, high], default: normal}
+        insured: {type: boolean, description: Tick if the shipment is insured.}
+"""
+CONTACT = """{"type": "object", "required": ["email"], "description": "Who takes the delivery.",
+ "properties": {"email": {"type": "string", "format": "email"}, "phone": {"type": "string", "maxLength": 30}}}"""
+
+
+def _value(browser: Any, field_id: str, value: str) -> None:
+    """Set a date or time input as a picker would (typing into them depends on the browser's locale)."""
+    browser.execute_script("arguments[0].value = arguments[1]", browser.find_element(By.ID, field_id), value)
+
+
+def test_a_run_started_from_its_form_and_a_step_with_nested_fields_lists_and_a_ref(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder, browser: Any,
+        shot: Callable[[str], Any]) -> None:
+    demo_home.write("checklists/schemas/contact.json", CONTACT)
+    demo_home.checklist("intake", INTAKE)
+    people("human:alice")
+    engine = make_engine(demo_home)
+    _sign_in(browser, web, "alice")
+    _go(browser, browser.find_element(By.LINK_TEXT, "Equipment intake"))
+    assert browser.find_element(By.ID, "f-site-help").text == "Where the equipment goes."
+    _go(browser, browser.find_element(By.ID, "start-run"))  # no site: refused by `inputs`, said at the field
+    assert browser.find_element(By.ID, "f-site-error").text == "required field 'site' is missing"
+    browser.find_element(By.ID, "f-site").send_keys("Depot <North>")
+    _value(browser, "f-needed_by", "2026-12-24")
+    shot("start-form")
+    _go(browser, browser.find_element(By.ID, "start-run"))
+
+    assert "/steps/order" in browser.current_url  # straight to the first step, which is hers
+    run = browser.current_url.split("/runs/")[1].split("/")[0]
+    assert engine.status(run).data == {"site": "Depot <North>", "needed_by": "2026-12-24"}
+    instructions = browser.find_element(By.CSS_SELECTOR, ".instructions")
+    assert instructions.find_element(By.TAG_NAME, "strong").text == "Depot <North>"
+    assert "<b>Raw HTML</b> is shown as text." in instructions.text
+    assert Select(browser.find_element(By.ID, "f-priority")).first_selected_option.text == "normal"  # its default
+    browser.find_element(By.ID, "f-contact-email").send_keys("not an address")
+    browser.find_element(By.ID, "f-items-0-name").send_keys("Pallet jack")
+    browser.find_element(By.ID, "f-items-0-qty").send_keys("0")
+    _go(browser, browser.find_element(By.ID, "submit-step"))
+    errors = {e.get_attribute("data-field"): e.text for e in browser.find_elements(By.CSS_SELECTOR, ".field-error")}
+    assert errors == {"contact.email": "'not an address' is not a 'email'", "items.0.qty": "0 is less than the minimum of 1",
+                      "deliver_at": "required field 'deliver_at' is missing"}
+    assert browser.find_element(By.ID, "f-items-0-name").get_attribute("value") == "Pallet jack"
+    shot("nested-form-errors")
+
+    email = browser.find_element(By.ID, "f-contact-email")
+    email.clear()
+    email.send_keys("dock@example.com")
+    qty = browser.find_element(By.ID, "f-items-0-qty")
+    qty.clear()
+    qty.send_keys("2")
+    browser.find_element(By.ID, "f-items-1-name").send_keys("Shelf")
+    browser.find_element(By.ID, "f-items-1-qty").send_keys("6")
+    _value(browser, "f-deliver_at", "2026-12-20T09:30")
+    browser.find_element(By.ID, "f-insured").click()
+    _go(browser, browser.find_element(By.ID, "submit-step"))
+    assert "The run is completed" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    order = engine.status(run).steps[0]
+    assert order.evidence == {"contact": {"email": "dock@example.com"}, "deliver_at": "2026-12-20T09:30:00Z",
+                              "insured": True, "items": [{"name": "Pallet jack", "qty": 2}, {"name": "Shelf", "qty": 6}],
+                              "priority": "normal"}

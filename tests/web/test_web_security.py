@@ -44,6 +44,16 @@ def test_sign_in_makes_a_new_http_only_session_and_pages_answer_json_from_the_sa
     shown = [item for group in as_json["data"]["groups"] for item in group["items"]]
     assert [(i["run"], i["step"], i["ready_at"]) for i in shown] == [(i["run"], i["step"], i["ready_at"])
                                                                       for i in from_api]
+    # Behind a TLS proxy on the same host (X-Forwarded-Proto: https) the cookie is Secure.
+    with web.client(**{"X-Forwarded-Proto": "https"}) as http:
+        form = http.get("/sign-in")
+        visitor = form.headers["set-cookie"]
+        assert visitor.startswith("tiergate_visitor=") and "Secure" in visitor
+        answer = http.post("/sign-in", data={"csrf": csrf_of(form.text), "principal": "alice", "password": PASSWORD},
+                           headers={"Cookie": visitor.split(";")[0]})  # a Secure cookie: sent by hand over http
+        assert answer.status_code == 303
+        cookie = next(h for h in answer.headers.get_list("set-cookie") if h.startswith("tiergate_session="))
+        assert "Secure" in cookie and "HttpOnly" in cookie
 
 
 def test_a_form_without_the_right_csrf_token_changes_nothing(web: WebServer, people: Callable[..., None],

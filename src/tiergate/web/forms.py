@@ -10,7 +10,8 @@ Field names (the form's ``name=`` attributes) follow the JSON: a property ``summ
 rows left empty are dropped. A value the form cannot draw as fields (``oneOf``, an object without
 ``properties``, several types) is a text area that takes JSON.
 
-Nothing here judges the evidence: an empty field is left out, a number that does not parse is sent
+A checkbox gives true or false; a box to tick (``const: true``) left unticked is left out. Nothing
+here judges the evidence: an empty field is left out, a number that does not parse is sent
 as the text typed, and the gate says what is wrong. The gate's JSON pointers are mapped back to
 field names (``names``), so each message is shown next to its field, and what was typed is shown
 again as it was.
@@ -19,9 +20,10 @@ again as it was.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 Typed = Mapping[str, list[str]]
 _DATETIME_LOCAL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
@@ -292,7 +294,7 @@ class Form:
             inner = self._read_group(name + ".", pointer, schema, typed, names, depth + 1)
             return inner if inner or required else _EMPTY
         if kind == "list":
-            items, rows = merged(schema.get("items")), []
+            items, rows = merged(schema.get("items")), cast(list[Any], [])
             for number in self._rows(name, typed):
                 row_name = f"{name}.{number}"
                 row_names: dict[str, str] = {}
@@ -307,7 +309,10 @@ class Form:
         given = typed.get(name)
         text = given[-1] if given else ""
         if kind == "checkbox":
-            return bool(given) and text in ("on", "true", "1")
+            checked = bool(given) and text in ("on", "true", "1")
+            if not checked and "const" in schema:  # a box to tick (``const: true``): unticked is not given
+                return _EMPTY
+            return checked
         if text == "":
             return _EMPTY
         if kind == "select":
@@ -319,10 +324,12 @@ class Form:
             return int(text) if _INTEGER.match(text.strip()) else text
         if kind == "number":
             try:
-                number = float(text)
+                parsed = float(text)
             except ValueError:
                 return text
-            return int(number) if number.is_integer() and _INTEGER.match(text.strip()) else number
+            if not math.isfinite(parsed):
+                return text  # NaN and infinities are not JSON: the gate says the text is not a number
+            return int(parsed) if _INTEGER.match(text.strip()) else parsed
         if kind == "datetime" and _DATETIME_LOCAL.match(text):
             return text + (":00" if len(text) == 16 else "") + "Z"
         if kind == "json":

@@ -193,10 +193,10 @@ class Web:
                     return JSONResponse(too_large(self.max_body), status_code=413)
                 token = visit.value("csrf") or request.headers.get("x-csrf-token")
                 if not csrf_matches(visit.secret, token):
-                    err = UnauthorizedError("this form is out of date or did not come from this site (its CSRF "
-                                            "token is missing or wrong), so nothing was done. Go back, reload the "
-                                            "page and send it again.", code="csrf_failed")
-                    return self._finish(visit, self.error_page(visit, err, 403))
+                    refusal = UnauthorizedError("this form is out of date or did not come from this site (its CSRF "
+                                                "token is missing or wrong), so nothing was done. Go back, reload "
+                                                "the page and send it again.", code="csrf_failed")
+                    return self._finish(visit, self.error_page(visit, refusal, 403))
             try:
                 answer = await view(visit)
             except TiergateError as err:
