@@ -39,7 +39,7 @@ def _what(entry: dict[str, Any]) -> str:
     if event == "failed":
         return str(detail.get("error") or "")
     if event == "routed":
-        return f"tier {detail.get('tier')}: {detail.get('rationale', '')}"
+        return f"{detail.get('rationale') or 'tier ' + str(detail.get('tier'))} (rule {detail.get('matched_rule')})"
     if event == "decision_evaluated":
         return f"{detail.get('decision')}: rules {', '.join(detail.get('matched_rules') or []) or 'none'}"
     if event in ("claimed", "unclaimed", "assigned"):
