@@ -212,3 +212,19 @@ def test_the_api_answers_the_same_operations(served: str, repo_home: Path, cli: 
         paths = client.get("/api/openapi.json").json()["paths"]
         assert {"/api/runs/{run}/view", "/api/catalog", "/api/report"} <= set(paths)
         assert httpx.get(f"{served}/api/catalog", timeout=30).status_code == 401
+
+
+def test_a_tier2_decide_step_shows_its_decision_and_pinned_table(repo_home: Path,
+                                                                 make_engine: Callable[..., Engine]) -> None:
+    from test_metrics_platform import triage
+
+    engine = make_engine(repo_home)
+    run_id = triage(engine)
+    view = Operations(engine).run_view(DIRECT, run_id)
+    assert view["diagram"] is None and view["run"]["status"] == "completed"
+    decided = [d for d in view["decisions"] if d["event"] == "decision_evaluated"]
+    assert [(d["decision"], d["inputs"]["issue_category"]) for d in decided] == [("support_triage", "pay-calculation")]
+    rules = {rule["id"] for rule in view["tables"]["support_triage"]["table"]["rules"]}
+    assert decided[0]["matched_rules"] and set(decided[0]["matched_rules"]) <= rules
+    assert view["tables"]["support_triage"]["from"] == "pinned with the run's definition"
+    assert view["verify"]["ok"] is True
