@@ -137,6 +137,20 @@ def test_a_wrong_password_is_refused_and_repeated_ones_lock_the_person_out(
     assert browser.current_url.startswith(f"{web.url}/sign-in")
 
 
+def test_an_agents_token_sent_by_the_browser_does_not_open_the_pages(
+        web: WebServer, cli: Callable[..., Any], demo_home: HomeBuilder, browser: Any,
+        shot: Callable[[str], Any]) -> None:
+    token = cli("tokens", "issue", "agent:bot", "--json", home=demo_home).json["data"]["token"]
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Bearer {token}"}})
+    browser.get(f"{web.url}/api/inbox")
+    assert '"ok":true' in browser.find_element(By.TAG_NAME, "body").text.replace(" ", "")  # the token is good ...
+    browser.get(f"{web.url}/")
+    assert browser.current_url == f"{web.url}/sign-in?next=%2F"  # ... but it opens no page
+    assert not browser.find_elements(By.ID, "signed-in-as")
+    shot("agent-token")
+
+
 INTAKE = """\
 id: intake
 title: Equipment intake

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from support import DEMO, HomeBuilder
@@ -57,4 +58,30 @@ def test_what_runs_hold_is_shown_as_text(web: WebServer, people: Callable[..., N
         step = http.get(f"/runs/{run}/steps/gather")
         assert step.status_code == 200 and "Look at T-3." in step.text
         assert step.headers["content-security-policy"].startswith("default-src 'self'")
+        fields = re.findall(r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*\bid="([^"]+)"', step.text)
+        assert fields and all(f'<label for="{field}">' in step.text for field in fields)  # a label on every field
         assert http.get(f"/runs/{run}/steps/gather.json").json()["data"]["step"]["id"] == "gather"
+
+
+def test_skip_and_cancel_need_a_reason_and_then_do_what_the_engine_allows(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder) -> None:
+    people("human:alice")
+    engine = make_engine(demo_home)
+    run = engine.start("demo", {"ticket_id": "T-4"}, actor="human:carol").id
+    engine.complete(run, "gather", GATHER, actor="human:carol")
+    with web.client() as http:
+        web.sign_in(http, "alice")
+        token = csrf_of(http.get("/").text)
+        answer = http.post(f"/runs/{run}/steps/extra/skip", data={"csrf": token, "reason": "  "},
+                           follow_redirects=True)
+        assert str(answer.url).endswith(f"/runs/{run}/steps/extra") and "reason" in answer.text.lower()
+        assert http.post(f"/runs/{run}/steps/extra/skip", data={"csrf": token, "reason": "nothing extra"}
+                         ).headers["location"] == "/"
+        answer = http.post(f"/runs/{run}/cancel", data={"csrf": token, "back": f"/runs/{run}/steps/review"},
+                           follow_redirects=True)
+        assert str(answer.url).endswith(f"/runs/{run}/steps/review")  # no reason: back where it was asked
+        assert engine.status(run).status == "active"
+        answer = http.post(f"/runs/{run}/cancel", data={"csrf": token, "reason": "a duplicate of T-1"},
+                           headers={"Accept": "application/json"})
+        assert answer.status_code == 200 and answer.json()["data"]["status"] == "cancelled"
+    assert [(e["event"], e["actor"]) for e in engine.log(run)][-1] == ("cancelled", "human:alice")

@@ -95,6 +95,24 @@ def test_a_session_id_set_before_sign_in_is_not_kept(web: WebServer, people: Cal
         assert http.get("/").status_code == 200
 
 
+def test_after_sign_in_only_a_path_of_this_site_is_followed(web: WebServer, people: Callable[..., None]) -> None:
+    people("human:alice")
+    for target, location in (("/start/demo", "/start/demo"), ("//evil.example/x", "/"),
+                             ("https://evil.example/", "/"), ("/\\evil.example", "/")):
+        with web.client() as http:
+            form = http.get("/sign-in", params={"next": target})
+            answer = http.post("/sign-in", data={"csrf": csrf_of(form.text), "principal": "alice",
+                                                 "password": PASSWORD, "next": target})
+            assert answer.headers["location"] == location, target
+
+
+def test_set_password_prompts_without_password_stdin(cli: Callable[..., CLIResult], demo_home: HomeBuilder) -> None:
+    asked = cli("principals", "set-password", "human:dora", home=demo_home, input="a long password\na long password\n")
+    assert asked.returncode == 0 and "password set for human:dora" in asked.stdout, asked
+    short = cli("principals", "set-password", "human:dora", "--password-stdin", home=demo_home, input="short\n")
+    assert short.returncode == 2 and "8 to 1024 characters" in short.stderr + short.stdout
+
+
 def test_signing_out_ends_the_session_at_once(web: WebServer, people: Callable[..., None], make_engine: Any,
                                               demo_home: HomeBuilder) -> None:
     people("human:alice")
@@ -107,6 +125,20 @@ def test_signing_out_ends_the_session_at_once(web: WebServer, people: Callable[.
         http.cookies.set("tiergate_session", secret, domain="127.0.0.1")
         assert http.get("/.json").status_code == 401
     assert _events(make_engine(demo_home), "human:alice")[-2:] == ["signed_in", "signed_out"]
+
+
+def test_disabling_a_person_ends_their_session_and_a_new_password_ends_it_too(
+        web: WebServer, people: Callable[..., None], cli: Callable[..., CLIResult], demo_home: HomeBuilder) -> None:
+    people("human:alice", "human:bob")
+    with web.client() as alice, web.client() as bob:
+        web.sign_in(alice, "alice")
+        web.sign_in(bob, "bob")
+        assert alice.get("/").status_code == 200 and bob.get("/").status_code == 200
+        assert cli("principals", "disable", "human:alice", home=demo_home).returncode == 0
+        assert alice.get("/").status_code == 303
+        assert web.sign_in(alice, "alice").status_code == 401  # disabled: no sign-in either
+        people("human:bob", password="bob's next password")
+        assert bob.get("/.json").status_code == 401
 
 
 def test_agents_cannot_sign_in_and_their_tokens_do_not_open_the_pages(

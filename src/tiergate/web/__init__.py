@@ -14,7 +14,10 @@ the inbox). So a page and its API answer cannot disagree.
   changes nothing (403).
 - Pages work without JavaScript (forms and redirects); scripts only enhance.
 
-The route table is ``tiergate.web.table.ROUTES``: one place, one line per page or action.
+The route table is ``tiergate.web.table.ROUTES``: one place, one line per page or action. A new
+page is a view module here, one line in that table, and a template that extends ``base.html``
+(blocks ``nav``, ``head``, ``content``, ``scripts``; set ``nav_current`` to mark its nav link).
+What pages may load is ``tiergate.web.pages.SECURITY_HEADERS`` (only this server's files).
 """
 
 from __future__ import annotations
