@@ -1,6 +1,6 @@
 """The run page's data and the leads' pages' data, from the operations layer and the JSON API.
 
-The operations answer what the web pages render (``tiergate.runview``); the API routes answer
+The operations answer what the web pages render (``tiergate.runpage``); the API routes answer
 the same operation, checked here through a real `tiergate serve` with httpx.
 """
 

@@ -581,8 +581,8 @@ class Engine:
 
     def run_view(self, run_id: str, described: dict[str, Any] | None = None) -> dict[str, Any]:
         """What a run's page shows: the run, its log and its check, the diagram's element states and
-        the decisions evaluated (``tiergate.runview``)."""
-        from tiergate.runview import run_view
+        the decisions evaluated (``tiergate.runpage``)."""
+        from tiergate.runpage import run_view
 
         return run_view(self, run_id, described)
 
