@@ -621,6 +621,13 @@ class Engine:
             records = store.list_runs(conn, process_id=process, status=status, started_by=started_by)
         return [run_summary(r) for r in records]
 
+    def run_view(self, run_id: str, described: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What a run's page shows: the run, its log and its check, the diagram's element states and
+        the decisions evaluated (``tiergate.runpage``)."""
+        from tiergate.runpage import run_view
+
+        return run_view(self, run_id, described)
+
     # --- the log -------------------------------------------------------------------------
 
     def log(self, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -738,6 +745,13 @@ class Engine:
         from tiergate import metrics as log_metrics
 
         return log_metrics.export_gaps(self, fmt, since=since)
+
+    def report_data(self, since: str | datetime | None = None,
+                    metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the report shows, as data: {"metrics", "gaps"} (``metrics``: that answer, if read already)."""
+        from tiergate import metrics as log_metrics
+
+        return log_metrics.report_data(self, since=since, answer=metrics)
 
     def report(self, path: str | Path, since: str | datetime | None = None) -> dict[str, Any]:
         """Write the self-contained HTML report for leads."""

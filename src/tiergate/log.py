@@ -235,12 +235,16 @@ def _stored_state_hash(state_text: str | None) -> str:
     return state_hash(json.dumps(json.loads(state_text if state_text is not None else "null")))
 
 
-def verify(conn: Connection) -> tuple[int, int, Break | None]:
-    """Check every run's chain, and each run's current state and definition version against its
-    newest entry that binds them. Returns (runs checked, entries checked, the earliest break or None)."""
-    runs = {row.id: row for row in conn.execute(select(
-        _runs.c.id, _runs.c.log_seq, _runs.c.log_head, _runs.c.definition_version,
-        cast(_runs.c.state, Text).label("state")))}
+def verify(conn: Connection, run_id: str | None = None) -> tuple[int, int, Break | None]:
+    """Check every run's chain (or only ``run_id``'s), and each run's current state and definition
+    version against its newest entry that binds them. Returns (runs checked, entries checked, the
+    earliest break or None)."""
+    run_query = select(_runs.c.id, _runs.c.log_seq, _runs.c.log_head, _runs.c.definition_version,
+                       cast(_runs.c.state, Text).label("state"))
+    log_query = select(_log).order_by(_log.c.run_id, _log.c.seq)
+    if run_id is not None:
+        run_query, log_query = run_query.where(_runs.c.id == run_id), log_query.where(_log.c.run_id == run_id)
+    runs = {row.id: row for row in conn.execute(run_query)}
     heads = {run_id: (row.log_seq, row.log_head) for run_id, row in runs.items()}
     checked_entries = 0
     seen_runs: set[str] = set()
@@ -249,7 +253,7 @@ def verify(conn: Connection) -> tuple[int, int, Break | None]:
     def rows_by_run() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         current: str | None = None
         bucket: list[dict[str, Any]] = []
-        for row in conn.execute(select(_log).order_by(_log.c.run_id, _log.c.seq)):
+        for row in conn.execute(log_query):
             mapping = dict(row._mapping)
             if mapping["run_id"] != current and current is not None:
                 yield current, bucket

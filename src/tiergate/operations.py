@@ -142,6 +142,19 @@ class Operations:
               data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.engine.route(process, data)]
 
+    def catalog(self, caller: Caller) -> list[dict[str, Any]]:
+        """Every process with its routed tier and why: the routing table's matched rule and the
+        inputs it saw (the leads' catalog page)."""
+        out = []
+        for info in self.processes(caller):
+            try:
+                routed = self.engine.route(info["id"])[0]
+                info["route"] = {"matched_rule": routed.matched_rule, "inputs": routed.inputs}
+            except TiergateError as err:
+                info["route"] = {"matched_rule": None, "inputs": {}, "error": err.message}
+            out.append(info)
+        return out
+
     # --- runs ---------------------------------------------------------------------------------
 
     def start(self, caller: Caller, process: str, data: dict[str, Any] | None = None,
@@ -154,6 +167,11 @@ class Operations:
     def status(self, caller: Caller, run: str) -> dict[str, Any]:
         self.readable(caller, run)
         return self.engine.described(self.engine.status(run))
+
+    def run_view(self, caller: Caller, run: str) -> dict[str, Any]:
+        """A run's page: the run (read through ``status``, so the same read rule holds), its log with
+        the check of its chain, the Tier 1 diagram's element states and the decisions evaluated."""
+        return self.engine.run_view(run, self.status(caller, run))
 
     def guide(self, caller: Caller, run: str, actor: str | None = None, channel: Any = "cli") -> dict[str, Any]:
         reader = (self.acting(caller, actor, run=None, attempt="guide")
@@ -248,6 +266,11 @@ class Operations:
     def gaps(self, caller: Caller, since: str | None = None) -> dict[str, Any]:
         self._auditor(caller, "gaps")
         return self.engine.gaps(since=since)
+
+    def report(self, caller: Caller, since: str | None = None) -> dict[str, Any]:
+        """What `tiergate report` shows, as data: {"metrics": the metrics answer, "gaps": the gaps answer}.
+        Read through ``metrics``, so whoever may not read the metrics may not read the report."""
+        return self.engine.report_data(since=since, metrics=self.metrics(caller, since=since))
 
 
 def _unknown(run: str) -> NotFoundError:

@@ -81,6 +81,14 @@ def export_gaps(engine: "Engine", fmt: str = "md", *, since: str | datetime | No
             "content": render(found["gaps"], fmt, format_time(engine.clock()))}
 
 
+def report_data(engine: "Engine", *, since: str | datetime | None = None,
+                answer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the report shows: {"metrics": the `metrics` answer, "gaps": the `gaps` answer} (the web's /report).
+    ``answer``: the metrics answer for ``since``, when the caller has it already."""
+    answer = measure(engine, since=since) if answer is None else answer
+    return {"metrics": answer, "gaps": _gaps_in(engine, answer)}
+
+
 def write_report(engine: "Engine", path: str | Path, *, since: str | datetime | None = None) -> dict[str, Any]:
     """Write the self-contained HTML report for leads to ``path``; returns what it shows."""
     from tiergate.metrics.report import render_report

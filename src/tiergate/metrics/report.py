@@ -129,6 +129,19 @@ def _gaps_table(gaps: list[dict[str, Any]]) -> str:
 
 def render_report(answer: dict[str, Any], found: dict[str, Any]) -> str:
     """The whole page, as one string."""
+    scope = answer["scope"]
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>tiergate report {escape(scope['as_of'][:10])}</title>",
+        f"<style>{STYLE}</style></head><body><main>",
+        report_sections(answer, found), "</main></body></html>"]) + "\n"
+
+
+def report_sections(answer: dict[str, Any], found: dict[str, Any]) -> str:
+    """The report's content without the page around it (the web's /report wraps it in its layout)."""
     scope, totals = answer["scope"], answer["totals"]
     processes = answer["processes"]
     window = f"runs started since {scope['since']}" if scope["since"] else "every run in the log"
@@ -140,12 +153,6 @@ def render_report(answer: dict[str, Any], found: dict[str, Any]) -> str:
              (_pct(totals["human_intervention"]["rate"]), "runs a person stepped into"),
              (str(len(found["gaps"])), "open gaps")]
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>tiergate report {escape(scope['as_of'][:10])}</title>",
-        f"<style>{STYLE}</style></head><body><main>",
         "<h1>Process compliance report</h1>",
         f'<p class="note">As of {escape(scope["as_of"])}, {escape(window)}. Computed by <code>tiergate report</code> '
         "from the execution log; definitions in docs/metrics.md.</p>",
@@ -189,5 +196,5 @@ def render_report(answer: dict[str, Any], found: dict[str, Any]) -> str:
     parts += ["<h2>Open gaps</h2>",
               '<p class="note">Classified by decisions/gap_classification.dmn; thresholds in tiers/gaps.yaml. '
               "<code>tiergate gaps export</code> writes them as feedback items.</p>",
-              _gaps_table(found["gaps"]), "</main></body></html>"]
-    return "\n".join(parts) + "\n"
+              _gaps_table(found["gaps"])]
+    return "\n".join(parts)

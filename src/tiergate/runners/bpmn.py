@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable
 from uuid import UUID
 
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.actors import same_actor
+from tiergate.actors import SYSTEM, same_actor
 from tiergate.bpmn import instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
-from tiergate.bpmn.moves import Move, copy_state, element_of, is_timer
+from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
 from tiergate.bpmn.timers import parse_datetime
 from tiergate.definitions.home import TIER_FILES
@@ -77,6 +77,40 @@ class BpmnRunner(Runner):
                     actor=record.get("actor"), at=record.get("at"), ready_at=record.get("ready_at"),
                     evidence=record.get("evidence"), reason=record.get("reason")))
         return views
+
+    def element_states(self, definition: BpmnDefinition, state: dict[str, Any]) -> dict[str, str]:
+        """Each BPMN element the run has reached, by id: ``failed``, ``ready`` (a step to do now),
+        ``waiting`` (a timer, a message catch, a subprocess under way) or ``finished``; for a diagram.
+
+        From the task tree as SpiffWorkflow holds it now, and the step records for what the
+        pruned tree no longer holds. Nothing runs: the tree is only read.
+        """
+        rank = {"finished": 0, "waiting": 1, "ready": 2, "failed": 3}
+        found: dict[str, str] = {}
+
+        def mark(element: str | None, what: str) -> None:
+            if element and element in definition.model.nodes and rank[what] >= rank.get(found.get(element, ""), -1):
+                found[element] = what
+
+        for step_id, record in state.get("steps", {}).items():
+            if record.get("status") in ("done", "skipped"):
+                mark(instances.split(step_id)[0], "finished")
+        if state.get("workflow"):
+            ctx = RunContext(run_id="", actor=SYSTEM, now=datetime.now(timezone.utc))
+            workflow = Move(definition, state, ctx, []).restore()
+            for task in persistence.all_tasks(workflow):
+                element = element_of(task)
+                if task.state == TaskState.COMPLETED:
+                    mark(element, "finished")
+                elif task.state == TaskState.ERROR:
+                    mark(element, "failed")
+                elif task.state == TaskState.READY and is_step(task):
+                    mark(element, "ready")
+                elif task.state in (TaskState.WAITING, TaskState.STARTED, TaskState.READY):
+                    mark(element, "waiting")
+        error = state.get("error") or {}
+        mark(error.get("element"), "failed")
+        return found
 
     def due_at(self, state: dict[str, Any]) -> datetime | None:
         value = state.get("due_at")

@@ -75,6 +75,9 @@ ROUTES: tuple[ApiRoute, ...] = (
              query=("process", "status", "mine")),
     ApiRoute("GET", "/api/runs/{run}", "A run: its status, steps and data.",
              lambda ops, who, q, b: ops.status(who, q["run"])),
+    ApiRoute("GET", "/api/runs/{run}/view", "Everything a run's page shows: the run, its log and the check of its "
+             "chain, the Tier 1 diagram with each element's state, the decisions evaluated with their tables.",
+             lambda ops, who, q, b: ops.run_view(who, q["run"])),
     ApiRoute("GET", "/api/runs/{run}/guide", "What to do now in a run, for the caller.",
              lambda ops, who, q, b: ops.guide(who, q["run"], actor=_q(q, "actor"),
                                               channel="cli" if q.get("channel") == "cli" else "mcp"),
@@ -122,6 +125,10 @@ ROUTES: tuple[ApiRoute, ...] = (
              query=("process", "tier", "since"), tag="metrics"),
     ApiRoute("GET", "/api/gaps", "Gaps found in the log, classified.",
              lambda ops, who, q, b: ops.gaps(who, since=_q(q, "since")), query=("since",), tag="metrics"),
+    ApiRoute("GET", "/api/report", "What `tiergate report` shows: the metrics and the open gaps.",
+             lambda ops, who, q, b: ops.report(who, since=_q(q, "since")), query=("since",), tag="metrics"),
+    ApiRoute("GET", "/api/catalog", "Every process with its routed tier, the routing rule that matched and its inputs.",
+             lambda ops, who, q, b: ops.catalog(who), tag="processes"),
 )
 
 

@@ -98,10 +98,13 @@ def load_definition(conn: Connection, version: str) -> dict[str, Any] | None:
     return row[0]  # type: ignore[no-any-return]
 
 
-def tampered_definitions(conn: Connection) -> list[dict[str, str]]:
-    """Every stored snapshot whose content does not hash to its version (for `tiergate log verify`)."""
-    rows = conn.execute(select(_definitions.c.version, _definitions.c.process_id, _definitions.c.body)
-                        .order_by(_definitions.c.created_at, _definitions.c.version))
+def tampered_definitions(conn: Connection, version: str | None = None) -> list[dict[str, str]]:
+    """Every stored snapshot (or only ``version``) whose content does not hash to its version (for
+    `tiergate log verify`)."""
+    query = select(_definitions.c.version, _definitions.c.process_id, _definitions.c.body)
+    if version is not None:
+        query = query.where(_definitions.c.version == version)
+    rows = conn.execute(query.order_by(_definitions.c.created_at, _definitions.c.version))
     return [{"version": version, "process": process_id} for version, process_id, body in rows
             if content_hash(body) != version]
 

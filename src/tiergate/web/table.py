@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import Route
 
-from tiergate.web import inbox, signin, starting, steps
+from tiergate.web import inbox, leads, runs, signin, starting, steps
 
 if TYPE_CHECKING:
     from tiergate.web.pages import View, Web
@@ -43,6 +43,10 @@ ROUTES: tuple[WebRoute, ...] = (
     WebRoute("POST", "/runs/{run}/cancel", steps.cancel, "cancel"),
     WebRoute("GET", "/start/{process}", starting.show, "start"),
     WebRoute("POST", "/start/{process}", starting.submit, "start_submit"),
+    WebRoute("GET", "/runs/{run}", runs.show, "run"),
+    WebRoute("GET", "/report", leads.report, "report"),
+    WebRoute("GET", "/gaps", leads.gaps, "gaps"),
+    WebRoute("GET", "/catalog", leads.catalog, "catalog"),
 )
 
 
