@@ -105,6 +105,11 @@ def test_a_dmn_change_without_an_approved_change_run_is_refused(change_home: Hom
     outsider = _code(lambda: make_engine(change_home).deploy("human:carol"))
     assert outsider.code == "change_not_allowed" and outsider.details["kind"] == "decisions"
     assert [d["number"] for d in make_engine(change_home).deployments()] == [1]
+    from tiergate import doorlog  # no run to log them in: each refusal is a row of `tiergate log refusals`
+
+    assert [(r["attempt"], r["code"], r["actor"], r["problem"]) for r in doorlog.entries(make_engine(change_home))] == [
+        ("deploy", "change_not_allowed", "human:carol", "decisions"),
+        ("deploy", "approval_required", "human:alice", "decisions")]
     # what needs no approval is deployed directly; the drafts' policy never counts, the deployed one does
     change_home.write("tiers/policy.yaml", POLICY.replace("approved_by: reviewer}", "}"))
     assert _code(lambda: make_engine(change_home).deploy("human:alice")).code == "approval_required"

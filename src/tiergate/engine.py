@@ -698,8 +698,21 @@ class Engine:
     # --- deployments (tiergate.deployments) ------------------------------------------------
 
     def deploy(self, actor: str | Actor | None = None, from_number: int | None = None) -> dict[str, Any]:
-        """Record the home's files (or deployment ``from_number``'s again) as the next deployment."""
-        return deployments.deploy(self, actor, from_number=from_number)
+        """Record the home's files (or deployment ``from_number``'s again) as the next deployment.
+
+        A deployment the policy refuses has no run to log it in: it is a row of ``door_refusals``."""
+        from tiergate.policy import ChangeRefused
+
+        try:
+            return deployments.deploy(self, actor, from_number=from_number)
+        except ChangeRefused as err:
+            from tiergate import doorlog
+
+            who = self.actor(actor)
+            doorlog.record(self, door="engine", attempt="deploy", code=err.code,
+                           problem=str(err.details.get("kind") or ",".join(err.details.get("kinds", []))) or None,
+                           actor=who, credential=who.door or DIRECT)
+            raise
 
     def deployments(self) -> list[dict[str, Any]]:
         with self.db.read() as conn:

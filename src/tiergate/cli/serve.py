@@ -14,10 +14,11 @@ from tiergate.errors import TiergateError
 @click.option("--port", default=8470, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @common_options
 def serve(host: str, port: int, as_json: bool, home: str | None) -> None:
-    """Serve MCP over HTTP at /mcp, the JSON API under /api/ and /healthz, in one process.
+    """Serve the web pages, MCP over HTTP at /mcp, the JSON API under /api/ and /healthz, in one process.
 
-    Every request but /healthz and /api/openapi.json needs `Authorization: Bearer TOKEN`
-    (`tiergate tokens issue`). Run it as the one OS user that owns the database.
+    /mcp, /api/ and /metrics need `Authorization: Bearer TOKEN` (`tiergate tokens issue`), except
+    /healthz and /api/openapi.json; people sign in to the web pages with a password
+    (`tiergate principals set-password`). Run it as the one OS user that owns the database.
     """
     from tiergate.server import serve as run_server  # Starlette and uvicorn load only for this command
 
