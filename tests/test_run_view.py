@@ -7,11 +7,6 @@ the same operation, checked here through a real `tiergate serve` with httpx.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -19,9 +14,10 @@ import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 
+from serving import running_server
 from support import CLIResult
 from test_tier1_platform_files import WALKS, _actor, model
-from tier1_helpers import bpmn, chain, flow, tier1_home, user
+from tier1_helpers import bpmn, chain, tier1_home, user
 from tiergate.engine import Engine
 from tiergate.operations import Caller, Operations
 
@@ -147,45 +143,14 @@ def test_the_catalog_says_each_process_tier_and_why(repo_home: Path, make_engine
 
 # --- the same through `tiergate serve` -------------------------------------------------------
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served(repo_home: Path, db_url: str, tmp_path: Path) -> Iterator[str]:
     """`tiergate serve` over the repository's definitions, with human:judy an auditor (she reads the metrics)."""
     with (repo_home / "tiers" / "roles.yaml").open("a") as roles:
         roles.write("  auditor:\n    description: Reads every run, the log, metrics and gaps.\n"
                     "    members: [human:judy]\n")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
-    env.update(TIERGATE_DATABASE_URL=db_url, NO_COLOR="1")
-    errlog = tmp_path / "server.log"
-    with errlog.open("wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(repo_home), "serve",
-                                    "--port", str(port)], env=env, stdout=err, stderr=err, cwd=repo_home)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the server did not start:\n{errlog.read_text()}")
-        time.sleep(0.1)
-    yield url
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with running_server(repo_home, db_url, tmp_path / "server.log") as server:
+        yield server.url
 
 
 def test_the_api_answers_the_same_operations(served: str, repo_home: Path, cli: Callable[..., CLIResult],

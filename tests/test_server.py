@@ -4,13 +4,8 @@ the official MCP SDK's streamable HTTP client for /mcp."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator
 
@@ -20,56 +15,11 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from serving import Server, free_port, running_server  # noqa: F401 - other tests import them from here
 from support import CLIResult, HomeBuilder
 from tiergate.engine import Engine
 
 GATHER = {"summary": "The export fails for every client.", "severity": "S3"}
-
-
-class Server:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], errlog: Path):
-        self.url, self.process, self.errlog = url, process, errlog
-
-    def client(self, token: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running_server(root: Path, db_url: str, errlog: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`tiergate serve` as a real subprocess on a free port of 127.0.0.1, ready when /healthz answers."""
-    port = _free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
-    full_env.update(TIERGATE_DATABASE_URL=db_url, NO_COLOR="1", **(env or {}))
-    with errlog.open("wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(root), "serve",
-                                    "--port", str(port)], env=full_env, stdout=err, stderr=err, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the server did not start:\n{errlog.read_text()}")
-        time.sleep(0.1)
-    try:
-        yield Server(url, process, errlog)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture
@@ -286,7 +236,7 @@ def test_the_client_without_a_token_or_a_server_is_explained(demo_home: HomeBuil
     no_token = cli("status", "abc", "--json", home=demo_home, env={"TIERGATE_URL": "http://127.0.0.1:9"})
     assert no_token.returncode == 2 and no_token.json["error"]["code"] == "token_missing"
     no_server = cli("status", "abc", "--json", home=demo_home,
-                    env={"TIERGATE_URL": f"http://127.0.0.1:{_free_port()}", "TIERGATE_TOKEN": "tg_secret"})
+                    env={"TIERGATE_URL": f"http://127.0.0.1:{free_port()}", "TIERGATE_TOKEN": "tg_secret"})
     assert no_server.returncode == 1 and no_server.json["error"]["code"] == "server_unreachable"
     assert "tg_secret" not in no_server.stdout
 

@@ -14,55 +14,21 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import httpx2 as httpx
 import pytest
 
+from serving import running_server
 from support import CLIResult, HomeBuilder
 from web_support import CHROMEDRIVER, CHROMIUM, PASSWORD, WebServer, screenshots_taken
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture
 def web(demo_home: HomeBuilder, db_url: str, tmp_path: Path) -> Iterator[WebServer]:
     """`tiergate serve` as a real subprocess, ready when /healthz answers."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
-    env.update(TIERGATE_DATABASE_URL=db_url, NO_COLOR="1")
-    errlog = tmp_path / "server.log"
-    with errlog.open("wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(demo_home.root), "serve",
-                                    "--port", str(port)], env=env, stdout=err, stderr=err, cwd=demo_home.root)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the server did not start:\n{errlog.read_text()}")
-        time.sleep(0.1)
-    yield WebServer(url, process, errlog)
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    assert "Traceback" not in errlog.read_text(), errlog.read_text()
+    with running_server(demo_home.root, db_url, tmp_path / "server.log", kind=WebServer) as server:
+        yield server
+    assert "Traceback" not in server.errlog.read_text(), server.errlog.read_text()
 
 
 @pytest.fixture
