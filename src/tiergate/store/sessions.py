@@ -7,20 +7,12 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from tiergate.log import utc
+from tiergate.store.credentials import _times  # one reading of a row with its times in UTC
 from tiergate.store.tables import Password, Principal, WebSession
 
 _passwords = Password.__table__  # type: ignore[attr-defined]
 _sessions = WebSession.__table__  # type: ignore[attr-defined]
 _principals = Principal.__table__  # type: ignore[attr-defined]
-
-
-def _times(row: Any, *names: str) -> dict[str, Any]:
-    out = dict(row._mapping)
-    for name in names:
-        if out.get(name) is not None:
-            out[name] = utc(out[name])
-    return out
 
 
 def get_password(conn: Connection, principal_id: str) -> dict[str, Any] | None:
