@@ -927,7 +927,7 @@ class Walker:
         self.workflow.do_engine_steps()
 
     def message(self, name: str, data: dict[str, Any]) -> None:
-        from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+        from SpiffWorkflow.bpmn.specs.event_definitions import MessageEventDefinition
         from SpiffWorkflow.bpmn.util.event import BpmnEvent
         from SpiffWorkflow.util.task import TaskState
 
