@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,7 +35,13 @@ def test_a_literal_agent_finishes_each_tier1_process_from_the_words_alone(platfo
         guidance = platform.guide(run.id)["text"]
         step = current_step(guidance)
         if step is None:
-            break
+            sent = re.search(r"`tiergate message (\S+)((?: --correlate [^ =]+=\S+)*) --data", guidance)
+            if sent is None:
+                break
+            # The run waits for another system's message; its guidance names the sender's command: play the sender.
+            correlate = dict(pair.split("=", 1) for pair in re.findall(r"--correlate (\S+)", sent.group(2)))
+            platform.message(sent.group(1), correlate, {}, actor="agent:source-system")
+            continue
         assert "The engine decides what comes next." in guidance
         agent = LiteralAgent(guidance)
         evidence = agent.evidence(step, seed=done.count(step))

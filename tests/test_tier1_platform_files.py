@@ -869,7 +869,8 @@ class TiergateDecision:
 @dataclass
 class Walk:
     process: str
-    steps: list[tuple[str, dict[str, Any]]]  # (task, evidence overrides) or ("timer", {"event": boundary id})
+    # (task, evidence overrides), ("timer", {"event": timer event id}) or ("message", {"name", "correlate", "data"})
+    steps: list[tuple[str, dict[str, Any]]]
     ends: set[str]
 
 
@@ -925,6 +926,29 @@ class Walker:
         self.workflow.refresh_timers()
         self.workflow.do_engine_steps()
 
+    def message(self, name: str, data: dict[str, Any]) -> None:
+        from SpiffWorkflow.bpmn.specs.event_definitions import MessageEventDefinition
+        from SpiffWorkflow.bpmn.util.event import BpmnEvent
+        from SpiffWorkflow.util.task import TaskState
+
+        def definitions(task: Any) -> list[Any]:
+            definition = task.task_spec.event_definition
+            return [d for d in getattr(definition, "event_definitions", [definition])
+                    if isinstance(d, MessageEventDefinition) and d.name == name]
+
+        waiting = [t for t in self.workflow.get_tasks(state=TaskState.WAITING)
+                   if getattr(t.task_spec, "event_definition", None) is not None and definitions(t)]
+        assert len(waiting) == 1, f"no one task waits for message {name}"
+        task = waiting[0]
+        # the parser's own message class (Camunda's, whose payload names the variable it lands in)
+        definition = definitions(task)[0]
+        payload = {"payload": dict(data), "result_var": None} if hasattr(definition, "result_var") else dict(data)
+        event = BpmnEvent(type(definition)(name), payload=payload)
+        assert task.task_spec.catches(task, event), f"{task.task_spec.bpmn_id} does not catch {name}"
+        task.task_spec.catch(task, event)
+        task.task_spec._update(task)
+        self.workflow.do_engine_steps()
+
     def complete(self, step: str, evidence: dict[str, Any]) -> None:
         from SpiffWorkflow.util.task import TaskState
 
@@ -976,6 +1000,8 @@ EVIDENCE: dict[str, dict[str, Any]] = {
                      "published_at": "2025-03-14T09:30:00Z"},
     "chase_approval": ESCALATION,
     "chase_curation": ESCALATION,
+    "link_source_by_hand": {"source_link_outcome": "source-has-no-system",
+                            "source_link_notes": "A model draft has no source system; curators review it each release."},
     # client-config-change
     "request_change": {"client_id": "CL-0042", "request_ticket": "SUP-10234", "client_contact": "payroll@client.example",
                        "change_summary": "Raise the London weighting allowance to 4,200 a year",
@@ -1061,11 +1087,17 @@ def timer(boundary: str) -> tuple[str, dict[str, Any]]:
     return "timer", {"event": boundary}
 
 
+def source_linked(article_id: str = "KB-20931") -> tuple[str, dict[str, Any]]:
+    """The source system's confirmation that it links the published article to its source."""
+    return "message", {"name": "source_linked", "correlate": {"article_id": article_id},
+                       "data": {"source_linked_at": "2025-03-14T09:35:00Z"}}
+
+
 WALKS = {
     "knowledge: a trusted how-to is auto-approved and published": Walk("knowledge-ingestion", [
         ev("extract_item", knowledge_type="product-howto", source="vendor-docs", confidence=0.95,
            source_reference="https://docs.vendor.example/payslips"),
-        ev("publish_item"),
+        ev("publish_item"), source_linked(),
     ], {"knowledge_published"}),
     "knowledge: statutory item escalated, rejected, reworked and approved by compliance": Walk("knowledge-ingestion", [
         ev("extract_item"),
@@ -1075,7 +1107,7 @@ WALKS = {
            rework_instructions="State the lower earnings limit that applies from the same date."),
         ev("rework_item"),
         ev("approve_statutory_item"),
-        ev("publish_item"),
+        ev("publish_item"), source_linked(),
     ], {"knowledge_published", "escalation_handled"}),
     "knowledge: client-specific item goes to the client lead, chased by a curator": Walk("knowledge-ingestion", [
         ev("extract_item", knowledge_type="client-specific", source="support-ticket", source_reference="SUP-10234",
@@ -1083,7 +1115,7 @@ WALKS = {
         timer("client_approval_overdue"),
         ev("approve_client_item"),
         ev("chase_approval", escalation_action="deadline-extended", new_due_by="2025-03-20T17:00:00Z"),
-        ev("publish_item"),
+        ev("publish_item"), source_linked(),
     ], {"knowledge_published", "escalation_handled"}),
     "knowledge: a model draft goes to a curator, whose delay goes to the support lead": Walk("knowledge-ingestion", [
         ev("extract_item", knowledge_type="internal-note", source="llm-draft", confidence=0.95, drop=("effective_date",)),
@@ -1091,12 +1123,14 @@ WALKS = {
         ev("chase_curation", escalation_action="assigned-stand-in", stand_in="human:oscar"),
         ev("approve_curated_item"),
         ev("publish_item"),
+        timer("await_source_link"),
+        ev("link_source_by_hand"),
     ], {"knowledge_published", "curation_escalated"}),
     "knowledge: an internal note at low confidence is Tier 3 but a curator approves it": Walk("knowledge-ingestion", [
         ev("extract_item", knowledge_type="internal-note", source="sme", confidence=0.5,
            source_reference="https://wiki.example.com/notes/payslip-reprint", drop=("effective_date",)),
         ev("approve_curated_item"),
-        ev("publish_item"),
+        ev("publish_item"), source_linked(),
     ], {"knowledge_published"}),
     "config change: the expected path": Walk("client-config-change", [
         ev("request_change"), ev("assess_impact"), ev("approve_change"), ev("apply_in_uat"), ev("verify_in_uat"),
@@ -1201,6 +1235,8 @@ def test_walk_through_in_spiffworkflow(name: str) -> None:
     for step, evidence in walk.steps:
         if step == "timer":
             walker.fire(evidence["event"])
+        elif step == "message":
+            walker.message(evidence["name"], evidence["data"])
         else:
             walker.complete(step, evidence)
     assert walker.workflow.is_completed(), f"still ready: {sorted(walker.ready())}"
@@ -1210,7 +1246,8 @@ def test_walk_through_in_spiffworkflow(name: str) -> None:
 def test_the_walk_throughs_cover_every_step_flow_and_end() -> None:
     for pid in PROCESSES:
         m = model(pid)
-        steps = {base_step(step) for walk in WALKS.values() if walk.process == pid for step, _ in walk.steps}
+        steps = {base_step(step) for walk in WALKS.values() if walk.process == pid for step, _ in walk.steps
+                 if step not in ("timer", "message")}
         fired = {ev_["event"] for walk in WALKS.values() if walk.process == pid for step, ev_ in walk.steps
                  if step == "timer"}
         ends = set().union(*[walk.ends for walk in WALKS.values() if walk.process == pid])
@@ -1285,6 +1322,11 @@ def test_walk_through_runs_to_completion_in_the_engine(name: str, tier1_engine: 
             assert [f.run for f in fired] == [run.id], f"{evidence['event']} did not fire"
             info = tier1_engine.status(run.id)
             continue
+        if step == "message":
+            info = tier1_engine.message(evidence["name"], evidence["correlate"], evidence["data"],
+                                        actor="agent:source-sync")
+            assert info.id == run.id
+            continue
         ready = {s.id: s for s in info.ready_steps}
         assert step in ready, f"{step} is not ready; ready: {sorted(ready)}"
         assert ready[step].instructions.strip() and "{{" not in ready[step].instructions
@@ -1296,7 +1338,9 @@ def test_walk_through_runs_to_completion_in_the_engine(name: str, tier1_engine: 
     events = [e["event"] for e in log]
     assert events[:2] == ["routed", "started"] and events[-1] == "completed"
     completed = [e["step"] for e in log if e["event"] == "step_completed" and e["actor"] != "system:tiergate"]
-    assert completed == [step for step, _ in walk.steps if step != "timer"]
+    assert completed == [step for step, _ in walk.steps if step not in ("timer", "message")]
+    received = [(e["step"], e["detail"]["correlate"]) for e in log if e["event"] == "message_received"]
+    assert received == [("source_linked", evidence["correlate"]) for step, evidence in walk.steps if step == "message"]
     timers = [evidence["event"] for step, evidence in walk.steps if step == "timer"]
     assert [e["detail"]["timer"] for e in log if e["event"] == "timer_fired"] == timers
     assert events.count("escalated") == len(timers)
