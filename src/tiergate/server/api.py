@@ -23,7 +23,7 @@ from tiergate.errors import LimitExceededError, TiergateError, UsageError
 from tiergate.jsonutil import to_jsonable
 from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller, Operations
-from tiergate.server.doors import too_large
+from tiergate.server.doors import read_json, too_large
 
 #: HTTP status per error code; other codes are 400, and a refusal's is 409 unless its reason says otherwise.
 STATUS = {"unauthorized": 401, "actor_mismatch": 403, "not_found": 404, "conflict": 409, "gate_failed": 422,
@@ -150,7 +150,7 @@ async def _read_body(request: Request, limit: int) -> Body:
     if not raw.strip():
         return {}
     try:  # the one strict reading of every door: no key twice, no NaN, bounded depth
-        body = await run_in_threadpool(wirejson.read, raw)
+        body = await read_json(raw)
     except wirejson.WireRefused as refused:
         raise _Unreadable(refused) from None
     if not isinstance(body, dict):

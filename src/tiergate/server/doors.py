@@ -33,6 +33,9 @@ from tiergate.operations import Caller
 from tiergate.web import is_web_path
 
 PUBLIC = frozenset({"/healthz", "/api/openapi.json"})
+#: A body up to this size is read on the event loop (microseconds: less than a hop to a worker thread
+#: and back costs); a larger one in a worker thread, so a long body never holds up other requests.
+READ_INLINE_BYTES = 16 * 1024
 #: Called with a refused message, the door it came to (``mcp`` or ``api``) and the caller (None: unknown).
 OnRefused = Callable[[wirejson.WireRefused, str, "Caller | None"], None]
 
@@ -44,6 +47,13 @@ async def send_json(send: Send, status: int, body: dict[str, Any],
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def read_json(raw: bytes) -> Any:
+    """``wirejson.read``: at once for a small body, in a worker thread for a large one."""
+    if len(raw) <= READ_INLINE_BYTES:
+        return wirejson.read(raw)
+    return await run_in_threadpool(wirejson.read, raw)
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -121,7 +131,7 @@ class Doors:
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
-            await run_in_threadpool(wirejson.read, raw)
+            await read_json(raw)
         except wirejson.WireRefused as refused:
             await self.refuse_rpc(send, refused, scope)
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from tiergate.log import utc
 from tiergate.store.tables import CredentialEvent, Principal, Token
@@ -49,12 +49,15 @@ def get_token(conn: Connection, token_id: str) -> dict[str, Any] | None:
     return None if row is None else _times(row, "created_at", "expires_at", "last_used_at", "revoked_at")
 
 
+#: Built once: every request through a server's doors runs it (``Credentials.authenticate``).
+_TOKEN_BY_HASH = (select(_tokens, _principals.c.kind, _principals.c.disabled_at.label("principal_disabled_at"))
+                  .join(_principals, _principals.c.id == _tokens.c.principal_id)
+                  .where(_tokens.c.secret_hash == bindparam("secret_hash")))
+
+
 def token_by_hash(conn: Connection, secret_hash: str) -> dict[str, Any] | None:
     """The token with this hash joined with its principal's kind and disabled time."""
-    query = (select(_tokens, _principals.c.kind, _principals.c.disabled_at.label("principal_disabled_at"))
-             .join(_principals, _principals.c.id == _tokens.c.principal_id)
-             .where(_tokens.c.secret_hash == secret_hash))
-    row = conn.execute(query).first()
+    row = conn.execute(_TOKEN_BY_HASH, {"secret_hash": secret_hash}).first()
     return None if row is None else _times(row, "created_at", "expires_at", "last_used_at", "revoked_at",
                                            "principal_disabled_at")
 
