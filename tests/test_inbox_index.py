@@ -60,7 +60,7 @@ def _checklist_runs(engine: Engine) -> None:
 
 
 def _tier1_runs(engine: Engine) -> None:
-    """Each walk of the Tier 1 platform tests, up to its first timer or half-way."""
+    """Each walk of the Tier 1 platform tests, up to its first timer or message, or half-way."""
     for walk in WALKS.values():
         m = model(walk.process)
         run = engine.start(walk.process, {}, actor=_actor(m, walk.steps[0][0], {})).id
