@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("selenium", reason="the browser tests need selenium (the `test` extra)")
 
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from support import HomeBuilder  # noqa: E402
@@ -20,10 +20,25 @@ from web_support import PASSWORD, WebServer  # noqa: E402
 
 
 def _go(browser: Any, element: Any) -> None:
-    """Click ``element`` and wait until the next page has replaced this one (a form sent, a link followed)."""
+    """Click ``element`` and wait until the next page has replaced this one and finished loading
+    (a form sent, a link followed)."""
     page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(page))
+
+    def replaced(driver: Any) -> bool:
+        try:
+            page.is_enabled()
+        except WebDriverException as err:  # stale; or, from chromedriver mid-navigation, a node of the old document
+            if not (isinstance(err, StaleElementReferenceException) or "does not belong to the document" in str(err)):
+                raise
+        else:
+            return False
+        try:
+            return driver.execute_script("return document.readyState") == "complete"  # type: ignore[no-any-return]
+        except WebDriverException:  # the new document is not there yet: ask again
+            return False
+
+    WebDriverWait(browser, 60).until(replaced)
 
 
 def _sign_in(browser: Any, web: WebServer, who: str, password: str = PASSWORD) -> None:
