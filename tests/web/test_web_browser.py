@@ -11,34 +11,11 @@ import pytest
 
 pytest.importorskip("selenium", reason="the browser tests need selenium (the `test` extra)")
 
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 from support import HomeBuilder  # noqa: E402
-from web_support import PASSWORD, WebServer  # noqa: E402
-
-
-def _go(browser: Any, element: Any) -> None:
-    """Click ``element`` and wait until the next page has replaced this one and finished loading
-    (a form sent, a link followed)."""
-    page = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-
-    def replaced(driver: Any) -> bool:
-        try:
-            page.is_enabled()
-        except WebDriverException as err:  # stale; or, from chromedriver mid-navigation, a node of the old document
-            if not (isinstance(err, StaleElementReferenceException) or "does not belong to the document" in str(err)):
-                raise
-        else:
-            return False
-        try:
-            return driver.execute_script("return document.readyState") == "complete"  # type: ignore[no-any-return]
-        except WebDriverException:  # the new document is not there yet: ask again
-            return False
-
-    WebDriverWait(browser, 60).until(replaced)
+from web_support import PASSWORD, WebServer, go  # noqa: E402
 
 
 def _sign_in(browser: Any, web: WebServer, who: str, password: str = PASSWORD) -> None:
@@ -46,7 +23,7 @@ def _sign_in(browser: Any, web: WebServer, who: str, password: str = PASSWORD) -
     assert browser.current_url.startswith(f"{web.url}/sign-in")
     browser.find_element(By.ID, "principal").send_keys(who)
     browser.find_element(By.ID, "password").send_keys(password)
-    _go(browser, browser.find_element(By.ID, "sign-in"))
+    go(browser, browser.find_element(By.ID, "sign-in"))
 
 
 def _row(browser: Any, run: str, step: str) -> list[Any]:
@@ -66,17 +43,17 @@ def test_a_person_claims_a_step_fails_the_gate_fixes_it_and_the_run_moves_on(
     assert browser.find_element(By.ID, "signed-in-as").text == "human:alice"
     shot("inbox")
     row = _row(browser, run, "gather")[0]
-    _go(browser, row.find_element(By.CSS_SELECTOR, "button.claim"))
+    go(browser, row.find_element(By.CSS_SELECTOR, "button.claim"))
     assert "You claimed 'gather'" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     assert _row(browser, run, "gather")[0].find_elements(By.CSS_SELECTOR, "button.unclaim")
     assert engine.log(run)[-1]["event"] == "claimed"
     shot("claimed")
 
-    _go(browser, _row(browser, run, "gather")[0].find_element(By.LINK_TEXT, "Gather the facts"))
+    go(browser, _row(browser, run, "gather")[0].find_element(By.LINK_TEXT, "Gather the facts"))
     assert browser.find_element(By.CSS_SELECTOR, ".instructions").text == "Look at T-42."
     shot("step-form")
     browser.find_element(By.ID, "f-summary").send_keys("too short")
-    _go(browser, browser.find_element(By.ID, "submit-step"))
+    go(browser, browser.find_element(By.ID, "submit-step"))
     errors = {e.get_attribute("data-field"): e.text for e in browser.find_elements(By.CSS_SELECTOR, ".field-error")}
     assert errors == {"summary": "'too short' is too short", "severity": "required field 'severity' is missing"}
     assert browser.find_element(By.ID, "f-summary").get_attribute("value") == "too short"  # nothing typed is lost
@@ -87,7 +64,7 @@ def test_a_person_claims_a_step_fails_the_gate_fixes_it_and_the_run_moves_on(
     summary.clear()
     summary.send_keys("The export fails for every client since Monday.")
     Select(browser.find_element(By.ID, "f-severity")).select_by_visible_text("S2")
-    _go(browser, browser.find_element(By.ID, "submit-step"))
+    go(browser, browser.find_element(By.ID, "submit-step"))
     assert browser.current_url == f"{web.url}/"
     assert "Done: 'Gather the facts'" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     shot("done")
@@ -107,24 +84,24 @@ def test_a_four_eyes_step_is_not_in_the_inbox_of_who_did_the_earlier_step(
     engine.complete(run, "gather", {"summary": "Checked the whole export.", "severity": "S3"}, actor="human:alice")
 
     _sign_in(browser, web, "alice")
-    _go(browser, _row(browser, run, "extra")[0].find_element(By.LINK_TEXT, "Optional extra check"))
+    go(browser, _row(browser, run, "extra")[0].find_element(By.LINK_TEXT, "Optional extra check"))
     browser.find_element(By.CSS_SELECTOR, "details.skip summary").click()
     browser.find_element(By.ID, "skip-reason").send_keys("nothing extra to check")
     shot("skip")
-    _go(browser, browser.find_element(By.CSS_SELECTOR, "details.skip button"))
+    go(browser, browser.find_element(By.CSS_SELECTOR, "details.skip button"))
     assert "Skipped 'extra'" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     assert [s.id for s in engine.status(run).ready_steps] == ["review"]
     browser.get(f"{web.url}/")
     assert not _row(browser, run, "review")  # alice gathered: the review is someone else's
     shot("four-eyes-alice")
-    _go(browser, browser.find_element(By.CSS_SELECTOR, ".sign-out button"))
+    go(browser, browser.find_element(By.CSS_SELECTOR, ".sign-out button"))
     assert browser.current_url == f"{web.url}/sign-in"
 
     _sign_in(browser, web, "bob")
-    _go(browser, _row(browser, run, "review")[0].find_element(By.LINK_TEXT, "Review by a person"))
+    go(browser, _row(browser, run, "review")[0].find_element(By.LINK_TEXT, "Review by a person"))
     shot("four-eyes-bob")
     browser.find_element(By.ID, "f-approved").click()
-    _go(browser, browser.find_element(By.ID, "submit-step"))
+    go(browser, browser.find_element(By.ID, "submit-step"))
     assert "The run is completed" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     assert engine.status(run).status == "completed"
 
@@ -136,7 +113,7 @@ def test_a_wrong_password_is_refused_and_repeated_ones_lock_the_person_out(
         browser.get(f"{web.url}/sign-in")
         browser.find_element(By.ID, "principal").send_keys("alice")
         browser.find_element(By.ID, "password").send_keys(f"not the password {attempt}")
-        _go(browser, browser.find_element(By.ID, "sign-in"))
+        go(browser, browser.find_element(By.ID, "sign-in"))
         assert "wrong principal or password" in browser.find_element(By.ID, "error-message").text
         if attempt == 0:
             assert browser.find_element(By.ID, "principal").get_attribute("value") == "alice"
@@ -145,7 +122,7 @@ def test_a_wrong_password_is_refused_and_repeated_ones_lock_the_person_out(
     browser.get(f"{web.url}/sign-in")
     browser.find_element(By.ID, "principal").send_keys("alice")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    _go(browser, browser.find_element(By.ID, "sign-in"))
+    go(browser, browser.find_element(By.ID, "sign-in"))
     assert "locked out" in browser.find_element(By.ID, "error-message").text
     shot("locked-out")
     browser.get(f"{web.url}/")
@@ -219,14 +196,14 @@ def test_a_run_started_from_its_form_and_a_step_with_nested_fields_lists_and_a_r
     people("human:alice")
     engine = make_engine(demo_home)
     _sign_in(browser, web, "alice")
-    _go(browser, browser.find_element(By.LINK_TEXT, "Equipment intake"))
+    go(browser, browser.find_element(By.LINK_TEXT, "Equipment intake"))
     assert browser.find_element(By.ID, "f-site-help").text == "Where the equipment goes."
-    _go(browser, browser.find_element(By.ID, "start-run"))  # no site: refused by `inputs`, said at the field
+    go(browser, browser.find_element(By.ID, "start-run"))  # no site: refused by `inputs`, said at the field
     assert browser.find_element(By.ID, "f-site-error").text == "required field 'site' is missing"
     browser.find_element(By.ID, "f-site").send_keys("Depot <North>")
     _value(browser, "f-needed_by", "2026-12-24")
     shot("start-form")
-    _go(browser, browser.find_element(By.ID, "start-run"))
+    go(browser, browser.find_element(By.ID, "start-run"))
 
     assert "/steps/order" in browser.current_url  # straight to the first step, which is hers
     run = browser.current_url.split("/runs/")[1].split("/")[0]
@@ -238,7 +215,7 @@ def test_a_run_started_from_its_form_and_a_step_with_nested_fields_lists_and_a_r
     browser.find_element(By.ID, "f-contact-email").send_keys("not an address")
     browser.find_element(By.ID, "f-items-0-name").send_keys("Pallet jack")
     browser.find_element(By.ID, "f-items-0-qty").send_keys("0")
-    _go(browser, browser.find_element(By.ID, "submit-step"))
+    go(browser, browser.find_element(By.ID, "submit-step"))
     errors = {e.get_attribute("data-field"): e.text for e in browser.find_elements(By.CSS_SELECTOR, ".field-error")}
     assert errors == {"contact.email": "'not an address' is not a 'email'", "items.0.qty": "0 is less than the minimum of 1",
                       "deliver_at": "required field 'deliver_at' is missing"}
@@ -261,7 +238,7 @@ def test_a_run_started_from_its_form_and_a_step_with_nested_fields_lists_and_a_r
     assert browser.find_element(By.CSS_SELECTOR, 'label[for="f-items-2-qty"]').text.startswith("Quantity")
     _value(browser, "f-deliver_at", "2026-12-20T09:30")
     browser.find_element(By.ID, "f-insured").click()
-    _go(browser, browser.find_element(By.ID, "submit-step"))
+    go(browser, browser.find_element(By.ID, "submit-step"))
     assert "The run is completed" in browser.find_element(By.CSS_SELECTOR, ".flash").text
     order = engine.status(run).steps[0]
     assert order.evidence == {"contact": {"email": "dock@example.com"}, "deliver_at": "2026-12-20T09:30:00Z",

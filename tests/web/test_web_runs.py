@@ -18,7 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from support import REPO, HomeBuilder
 from test_tier1_platform_files import WALKS, _actor, model
 from tiergate.engine import Engine
-from web_support import PASSWORD, WebServer
+from web_support import PASSWORD, WebServer, go
 
 KNOWLEDGE = "knowledge: an internal note at low confidence is Tier 3 but a curator approves it"
 CURATOR = "human:judy"  # tiers/roles.yaml: a knowledge-curator, who does the ready step (and an auditor here)
@@ -51,9 +51,7 @@ def _sign_in(browser: Any, web: WebServer, who: str) -> None:
     browser.get(f"{web.url}/sign-in")
     browser.find_element(By.ID, "principal").send_keys(who)
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    page = browser.find_element(By.TAG_NAME, "html")
-    browser.find_element(By.ID, "sign-in").click()
-    WebDriverWait(browser, 60).until(lambda b: page != b.find_element(By.TAG_NAME, "html"))
+    go(browser, browser.find_element(By.ID, "sign-in"))
 
 
 def _drawn(browser: Any, selector: str) -> Any:
