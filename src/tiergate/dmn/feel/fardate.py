@@ -136,28 +136,12 @@ class NanoTime:
     base: _dt.time
     nano: int
 
-    @property
-    def hour(self) -> int:
-        return self.base.hour
-
-    @property
-    def minute(self) -> int:
-        return self.base.minute
-
-    @property
-    def second(self) -> int:
-        return self.base.second
-
-    @property
-    def microsecond(self) -> int:
-        return self.base.microsecond
-
-    @property
-    def tzinfo(self) -> _dt.tzinfo | None:
-        return self.base.tzinfo
-
-    def utcoffset(self) -> _dt.timedelta | None:
-        return self.base.utcoffset()
+    hour = FarDateTime.hour
+    minute = FarDateTime.minute
+    second = FarDateTime.second
+    microsecond = FarDateTime.microsecond
+    tzinfo = FarDateTime.tzinfo
+    utcoffset = FarDateTime.utcoffset
 
     def isoformat(self) -> str:
         text = self.base.replace(microsecond=0).isoformat()  # HH:MM:SS and the offset, if any
