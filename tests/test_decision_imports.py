@@ -141,7 +141,7 @@ def test_a_tampered_imported_file_in_the_snapshot_stops_the_run(tmp_path: Path,
 
 @pytest.mark.parametrize("location, namespace, expected", [
     ("elsewhere.dmn", "urn:nowhere", "no .dmn file in decisions has the namespace 'urn:nowhere'"),
-    ("../shared/limits.dmn", "urn:limits", "locationURI '../shared/limits.dmn' points outside"),
+    ("../outside/limits.dmn", "urn:limits", "locationURI '../outside/limits.dmn' points outside"),
 ], ids=["unresolved", "outside-the-home"])
 def test_check_reports_a_bad_import_with_its_line(tmp_path: Path, make_engine: Callable[..., Engine],
                                                   location: str, namespace: str, expected: str) -> None:
