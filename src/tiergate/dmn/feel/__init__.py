@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
 
 from ...errors import EvaluationError, FEELError
+from . import conformance, filters, functions, iteration  # noqa: F401  (importing registers their node compilers)
 from .builtins import BUILTINS, TYPE_NAMES
 from .interpreter import CompileInfo, Scope, compile_expression
 from .unary import compile_tests
