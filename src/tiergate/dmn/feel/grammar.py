@@ -148,7 +148,7 @@ def get_parser():
             if _parser is None:
                 from lark import Lark
 
-                from .parser import AstBuilder
+                from .astbuilder import AstBuilder
 
                 _parser = Lark(
                     GRAMMAR, parser="lalr", lexer="basic", start=["start_expr", "start_tests"],
