@@ -29,6 +29,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from ...errors import FEELError
 from .astbuilder import BuildError
+from .grammar import get_parser
 from .tokens import NameIndex, lex, mark_interval_opens, merge_context_keys, merge_names, name_index
 from .typesyntax import merge_generic_types
 
@@ -62,8 +63,6 @@ def _matching_close(tokens: list[Token], open_at: int) -> int:
 
 def parse(text: str, start: str = "expr", names: Iterable[str] | NameIndex | None = None) -> tuple:
     """Parse FEEL ``text`` (``start``: "expr" or "tests") into an AST; raises FEELSyntaxError."""
-    from .grammar import get_parser
-
     if not isinstance(text, str):
         raise _syntax_error(str(text), 1, "the expression is not text")
     index = names if isinstance(names, NameIndex) or names is None else name_index(frozenset(names))

@@ -16,10 +16,10 @@ from typing import Iterable
 from lark import Token
 from lark.exceptions import LarkError
 
+from .grammar import get_parser
+
 
 def lex(text: str) -> list[Token]:
-    from .grammar import get_parser
-
     return list(get_parser().lex(text))
 
 
