@@ -1,7 +1,7 @@
 """Type conformance: ``v instance of T``, and the checks of typed function parameters.
 
 ``T`` is a FEEL type as ``typesyntax.py`` parses it (a name, or ``list<T>``, ``range<T>``,
-``context<k: T>``, ``function<T> -> T``), or the name of an itemDefinition of the model, which
+``context<k: T>``, ``function<T, ...> -> R``), or the name of an itemDefinition of the model, which
 ``CompileInfo.type_check`` resolves.
 """
 
