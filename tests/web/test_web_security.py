@@ -226,3 +226,21 @@ def test_entries_made_through_the_pages_name_the_session_door(web: WebServer, pe
     completed = [e for e in engine.log(run) if e["event"] == "step_completed"][-1]
     assert completed["actor"] == "human:alice" and completed["door"] == signed_in["door"]
     assert signed_in["door"].startswith("session:")
+
+
+def test_the_leads_pages_refused_to_a_person_without_the_auditor_role_are_recorded(
+        web: WebServer, people: Callable[..., None], cli: Callable[..., CLIResult], demo_home: HomeBuilder) -> None:
+    people("human:alice")  # a lead, not an auditor
+    with web.client() as http:
+        web.sign_in(http, "alice")
+        for path in ("/report", "/gaps"):
+            answer = http.get(path)
+            assert answer.status_code == 403 and "needs the role &#39;auditor&#39;" in answer.text, (path, answer.text)
+        answer = http.get("/report.json")
+        assert answer.status_code == 403 and answer.json()["error"]["details"]["needs_role"] == "auditor"
+    rows = cli("log", "refusals", "--json", home=demo_home).json["data"]
+    assert [(r["door"], r["attempt"], r["code"], r["problem"], r["actor"]) for r in reversed(rows)] == [
+        ("web", "report", "refused", "actor_not_allowed", "human:alice"),
+        ("web", "gaps", "refused", "actor_not_allowed", "human:alice"),
+        ("web", "report", "refused", "actor_not_allowed", "human:alice")]
+    assert len({r["credential"] for r in rows}) == 1 and rows[0]["credential"].startswith("session:")
