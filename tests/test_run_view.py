@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from serving import running_server
 from support import CLIResult
-from test_tier1_platform_files import WALKS, _actor, model
+from test_tier1_platform_files import start_walk
 from tier1_helpers import bpmn, chain, tier1_home, user
 from tiergate.engine import Engine
 from tiergate.operations import Caller, Operations
@@ -27,13 +27,7 @@ DIRECT = Caller()
 
 def start_knowledge(engine: Engine) -> str:
     """A knowledge-ingestion run past its first step: its decision evaluated, a curator's step ready."""
-    walk = WALKS[KNOWLEDGE]
-    m = model(walk.process)
-    step, evidence = walk.steps[0]
-    actor = _actor(m, step, {})
-    run = engine.start(walk.process, {}, actor=actor)
-    engine.complete(run.id, step, evidence, actor=actor)
-    return run.id
+    return start_walk(engine, KNOWLEDGE)
 
 
 def test_a_tier1_run_view_marks_elements_and_shows_its_decisions(repo_home: Path,

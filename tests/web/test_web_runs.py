@@ -16,11 +16,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from support import REPO, HomeBuilder
-from test_tier1_platform_files import WALKS, _actor, model
-from tiergate.engine import Engine
+from test_run_view import start_knowledge
 from web_support import PASSWORD, WebServer, go
 
-KNOWLEDGE = "knowledge: an internal note at low confidence is Tier 3 but a curator approves it"
 CURATOR = "human:judy"  # tiers/roles.yaml: a knowledge-curator, who does the ready step (and an auditor here)
 
 
@@ -36,15 +34,6 @@ def demo_home(tmp_path: Path) -> HomeBuilder:
     return home
 
 
-def start_knowledge(engine: Engine) -> str:
-    """A knowledge-ingestion run past its first step: its decision evaluated, the curator's step ready."""
-    walk = WALKS[KNOWLEDGE]
-    m = model(walk.process)
-    step, evidence = walk.steps[0]
-    actor = _actor(m, step, {})
-    run = engine.start(walk.process, {}, actor=actor)
-    engine.complete(run.id, step, evidence, actor=actor)
-    return run.id
 
 
 def _sign_in(browser: Any, web: WebServer, who: str) -> None:
