@@ -103,6 +103,10 @@ class Move:
         self.ready_before: set[UUID] = set()
         self.ready_elements: dict[UUID, str] = {}
         self.thrown: list[bpmn_events.Thrown] = []
+        #: Elements the engine ran to completion in this move that are not steps (gateways, events,
+        #: script and business rule tasks): kept in ``state["passed"]`` for the run's diagram, since
+        #: the pruned task tree forgets them and no log entry names them.
+        self.passed: set[str] = set()
         #: An attempt whose move goes over a budget is refused (the run unchanged); a timer's move
         #: (the worker's) fails the run instead, so that it is not tried again and again.
         self.refuse_over_limit = True
@@ -190,6 +194,8 @@ class Move:
         element = element_of(task)
         if element is None:
             return
+        if task.state == TaskState.COMPLETED and element in self.model.nodes and not is_step(task):
+            self.passed.add(element)
         entry = bpmn_events.caught(task, element, self.model)
         if entry is not None:
             self.events.append(entry)
@@ -217,6 +223,8 @@ class Move:
             self.events.append(LogEvent("message_sent", SYSTEM, detail={"message": name}))
         self.workflow.bpmn_events = []
         self.journal()
+        if self.passed:  # bounded by the model's elements: a set, whatever the loops
+            self.state["passed"] = sorted(set(self.state.get("passed") or ()) | self.passed)
         if failure is not None:
             return self.failed(failure)
         self._cancelled_steps()

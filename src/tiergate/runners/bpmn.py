@@ -82,8 +82,9 @@ class BpmnRunner(Runner):
         """Each BPMN element the run has reached, by id: ``failed``, ``ready`` (a step to do now),
         ``waiting`` (a timer, a message catch, a subprocess under way) or ``finished``; for a diagram.
 
-        From the task tree as SpiffWorkflow holds it now, and the step records for what the
-        pruned tree no longer holds. Nothing runs: the tree is only read.
+        From the task tree as SpiffWorkflow holds it now, and the step records and the elements
+        the engine passed (``state["passed"]``) for what the pruned tree no longer holds. Nothing
+        runs: the tree is only read.
         """
         rank = {"finished": 0, "waiting": 1, "ready": 2, "failed": 3}
         found: dict[str, str] = {}
@@ -95,6 +96,8 @@ class BpmnRunner(Runner):
         for step_id, record in state.get("steps", {}).items():
             if record.get("status") in ("done", "skipped"):
                 mark(instances.split(step_id)[0], "finished")
+        for element in state.get("passed") or ():  # gateways, events, ... the engine ran (bpmn.moves)
+            mark(element, "finished")
         if state.get("workflow"):
             ctx = RunContext(run_id="", actor=SYSTEM, now=datetime.now(timezone.utc))
             workflow = Move(definition, state, ctx, []).restore()
