@@ -144,9 +144,25 @@ def check_document(check: FileCheck, tree: Any) -> None:
                         f"script into a scriptTask {'before' if kind == 'preScript' else 'after'} it.")
         elif text.strip():
             _check_expression(check, text, "exec", line, owner, f"spiffworkflow:{kind}")
+    for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
+        _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
+                          "correlation property retrieval expression")
     for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
         check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
                     "run (gates and scripts) and link to external stores in the evidence.")
+
+
+def correlation_expressions(tree: Any, message: str | None = None) -> list[tuple[Any, str]]:
+    """(formalExpression, correlation property id) of each retrieval expression (of ``message``, or of all)."""
+    found = []
+    for prop in tree.getroot().iter(f"{{{BPMN_NS}}}correlationProperty"):
+        for retrieval in prop.iter(f"{{{BPMN_NS}}}correlationPropertyRetrievalExpression"):
+            if message is not None and retrieval.get("messageRef") != message:
+                continue
+            for expression in retrieval.iter(f"{{{BPMN_NS}}}formalExpression"):
+                if (expression.text or "").strip():
+                    found.append((expression, prop.get("id") or "correlationProperty"))
+    return found
 
 
 def _foreign_language(source: str) -> str | None:

@@ -28,7 +28,9 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn.language import ExpressionError
 from tiergate.bpmn.model import ProcessModel
+from tiergate.errors import InvalidDataError
 from tiergate.jsonutil import to_jsonable
 
 
@@ -86,7 +88,13 @@ def _same(given: Any, expected: Any) -> bool:
 def deliver(task: Task, name: str, data: dict[str, Any]) -> None:
     """Hand the message to one waiting catch; SpiffWorkflow merges its data when the catch runs."""
     event = BpmnEvent(MessageEventDefinition(name), payload=dict(data))
-    task.task_spec.catch(task, event)
+    try:
+        task.task_spec.catch(task, event)
+    except ExpressionError as err:  # a BPMN correlation property reads the message's data
+        raise InvalidDataError(
+            f"message '{name}' was not delivered: the process's correlation property for it could not be read "
+            f"from the message's data ({err}). Send the field it names in --data.",
+            details={"message": name, "error": str(err)}) from None
     task.task_spec._update(task)
 
 

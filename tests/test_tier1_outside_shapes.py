@@ -1,0 +1,119 @@
+"""Shapes found by running an outside corpus of BPMN files through Tier 1 (docs/tier1.md, *Outside
+processes*): each process here is our own minimal drawing of one, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support import row
+from tier1_helpers import bpmn, chain, props, tier1_home, user
+
+from tiergate.engine import Engine
+from tiergate.errors import InvalidDataError, RefusedError
+
+CORRELATION = ('<bpmn:message id="m_reply" name="reply"/><bpmn:message id="m_order" name="order_placed"/>'
+               '<bpmn:correlationProperty id="order_key" name="Order">'
+               '<bpmn:correlationPropertyRetrievalExpression messageRef="m_reply">'
+               '<bpmn:formalExpression>{reply}</bpmn:formalExpression></bpmn:correlationPropertyRetrievalExpression>'
+               '<bpmn:correlationPropertyRetrievalExpression messageRef="m_order">'
+               '<bpmn:formalExpression>order_id</bpmn:formalExpression></bpmn:correlationPropertyRetrievalExpression>'
+               '</bpmn:correlationProperty>')
+
+
+def with_correlation(process_id: str, body: str, reply: str = "reply_id") -> str:
+    return bpmn(process_id, body).replace("<bpmn:process ", CORRELATION.format(reply=reply) + "\n<bpmn:process ", 1)
+
+
+def engine_for(tmp_path: Path, make_engine: Callable[..., Engine], processes: dict[str, str]) -> Engine:
+    engine = make_engine(tier1_home(tmp_path / "home", processes))
+    assert [p.message for p in engine.check() if p.severity == "error"] == []
+    return engine
+
+
+def failed_at(engine: Engine, run_id: str) -> list[tuple[str | None, str]]:
+    return [(e["step"], e["detail"]["error"]) for e in engine.log(run_id) if e["event"] == "failed"]
+
+
+# A loop whose condition names data the run does not have yet.
+LOOP = ('<bpmn:startEvent id="start"/>'
+        '<bpmn:scriptTask id="count_up"><bpmn:standardLoopCharacteristics testBefore="true" loopMaximum="5">'
+        '<bpmn:loopCondition>count &lt; limit</bpmn:loopCondition></bpmn:standardLoopCharacteristics>'
+        '<bpmn:script>count = count + 1</bpmn:script></bpmn:scriptTask>'
+        + user("report") + '<bpmn:endEvent id="end"/>' + chain("start", "count_up", "report", "end"))
+
+
+def test_a_loop_whose_condition_failed_is_retried_with_what_the_condition_reads(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = engine_for(tmp_path, make_engine, {"looping": bpmn("looping", LOOP)})
+    run = engine.start("looping", {"count": 0}, actor="human:alice")
+    assert run.status == "failed"
+    assert failed_at(engine, run.id) == [("count_up", "expression 'count < limit' failed: line 1: NameError: "
+                                                      "name 'limit' is not defined")]
+    # `limit` is read by the loop condition only: a retry may set it.
+    again = engine.retry(run.id, "count_up", {"limit": "many"}, actor="human:alice")
+    assert again.status == "failed"   # it fails again, with the new error, and can be retried again
+    assert "not supported between" in failed_at(engine, run.id)[-1][1]
+    with pytest.raises(RefusedError) as err:
+        engine.retry(run.id, "count_up", {"count": 1, "other": 2}, actor="human:alice")
+    assert err.value.reason == "data_not_read" and "(count, limit)" in err.value.message
+    done = engine.retry(run.id, "count_up", {"limit": 3}, actor="human:alice")
+    assert (done.status, [s.id for s in done.ready_steps], done.data["count"]) == ("active", ["report"], 3)
+
+
+def test_a_correlation_expression_is_checked_at_its_line(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    body = ('<bpmn:startEvent id="start"/>' + user("prepare")
+            + '<bpmn:intermediateCatchEvent id="wait"><bpmn:messageEventDefinition messageRef="m_reply"/>'
+              '</bpmn:intermediateCatchEvent><bpmn:endEvent id="end"/>' + chain("start", "prepare", "wait", "end"))
+    xml = with_correlation("dotted", body, reply="reply.id").replace("<bpmn:formalExpression>", "\n<bpmn:formalExpression>")
+    engine = make_engine(tier1_home(tmp_path / "home", {"dotted": xml}))
+    errors = [(p.line, p.message) for p in engine.check() if p.severity == "error"]
+    line = xml[:xml.index("reply.id")].count("\n") + 1
+    assert errors == [(line, "order_key: correlation property retrieval expression: attribute '.id' is not "
+                             "allowed: only the listed methods of text, list, dict and set values may be called "
+                             "(docs/tier1.md) (see docs/tier1.md for what expressions may do).")]
+
+
+def test_a_message_without_what_its_correlation_property_reads_is_refused_and_the_run_still_waits(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    body = ('<bpmn:startEvent id="start"/>' + user("prepare")
+            + f'<bpmn:intermediateCatchEvent id="wait">{props(correlate="case")}'
+              '<bpmn:messageEventDefinition messageRef="m_reply"/></bpmn:intermediateCatchEvent>'
+            + user("close") + '<bpmn:endEvent id="end"/>' + chain("start", "prepare", "wait", "close", "end"))
+    engine = engine_for(tmp_path, make_engine, {"replies": with_correlation("replies", body)})
+    run = engine.start("replies", {"case": "C-1"}, actor="human:alice")
+    engine.complete(run.id, "prepare", {}, actor="human:alice")
+    before = row(engine, run.id)
+    with pytest.raises(InvalidDataError) as err:
+        engine.message("reply", {"case": "C-1"}, {"text": "ok"}, actor="agent:mail")
+    assert err.value.message.startswith("message 'reply' was not delivered: the process's correlation property for "
+                                        "it could not be read from the message's data (")
+    assert "name 'reply_id' is not defined" in err.value.message
+    assert row(engine, run.id) == before   # nothing delivered, nothing lost
+    info = engine.message("reply", {"case": "C-1"}, {"reply_id": "R-9"}, actor="agent:mail")
+    assert ([s.id for s in info.ready_steps], info.data["reply_id"]) == (["close"], "R-9")
+
+
+def test_a_send_task_whose_correlation_expression_failed_is_retried_with_that_data(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    body = ('<bpmn:startEvent id="start"/><bpmn:sendTask id="place" messageRef="m_order"/>' + user("confirm")
+            + '<bpmn:endEvent id="end"/>' + chain("start", "place", "confirm", "end"))
+    engine = engine_for(tmp_path, make_engine, {"orders": with_correlation("orders", body)})
+    run = engine.start("orders", {}, actor="human:alice")
+    assert run.status == "failed" and failed_at(engine, run.id)[0][0] == "place"
+    info = engine.retry(run.id, "place", {"order_id": "O-3"}, actor="human:alice")
+    assert (info.status, [s.id for s in info.ready_steps]) == ("active", ["confirm"])
+    sent = [e["detail"] for e in engine.log(run.id) if e["event"] == "message_sent"]
+    assert sent == [{"message": "order_placed"}]
+
+
+def test_print_in_a_script_writes_nothing_and_the_script_goes_on(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    script = ('<bpmn:scriptTask id="compute"><bpmn:script>print("total is", total, sep=": ")\n'
+              'doubled = total * 2</bpmn:script></bpmn:scriptTask>')
+    body = ('<bpmn:startEvent id="start"/>' + script + user("review") + '<bpmn:endEvent id="end"/>'
+            + chain("start", "compute", "review", "end"))
+    engine = engine_for(tmp_path, make_engine, {"printing": bpmn("printing", body)})
+    run = engine.start("printing", {"total": 21}, actor="human:alice")
+    assert (run.status, run.data) == ("active", {"total": 21, "doubled": 42})
