@@ -117,3 +117,21 @@ def test_print_in_a_script_writes_nothing_and_the_script_goes_on(
     engine = engine_for(tmp_path, make_engine, {"printing": bpmn("printing", body)})
     run = engine.start("printing", {"total": 21}, actor="human:alice")
     assert (run.status, run.data) == ("active", {"total": 21, "doubled": 42})
+
+
+def test_a_missing_multi_instance_collection_is_named_at_its_task_and_retried_there(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    verify = user("verify").replace(
+        "</bpmn:userTask>", '<bpmn:multiInstanceLoopCharacteristics><bpmn:loopDataInputRef>tenants'
+        '</bpmn:loopDataInputRef><bpmn:inputDataItem id="tenant"/></bpmn:multiInstanceLoopCharacteristics>'
+        "</bpmn:userTask>")
+    body = '<bpmn:startEvent id="start"/>' + verify + '<bpmn:endEvent id="end"/>' + chain("start", "verify", "end")
+    engine = engine_for(tmp_path, make_engine, {"rollout": bpmn("rollout", body)})
+    for data, shown in (({}, "missing"), ({"tenants": "north"}, '"north", not a list or an object')):
+        run = engine.start("rollout", data, actor="human:alice")
+        assert run.status == "failed"
+        assert failed_at(engine, run.id) == [("verify", f"the multi-instance collection 'tenants' is {shown}: give it "
+                                                        "in the start data or an earlier step's evidence, or retry "
+                                                        "this element with it")]
+    info = engine.retry(run.id, "verify", {"tenants": ["north", "south"]}, actor="human:alice")
+    assert (info.status, [s.id for s in info.ready_steps]) == ("active", ["verify[0]", "verify[1]"])

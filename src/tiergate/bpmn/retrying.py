@@ -8,7 +8,7 @@ into its task. It is a repair, not a way around the process, so:
   (``owner`` in tiers/catalog.yaml);
 * the data may only set names that the failed element reads (its script and pre- and post-scripts,
   the conditions of its outgoing flows, its timer expression, its loop or multi-instance
-  expressions, the correlation expressions of a message it throws, the inputs of the decision it
+  expressions and collection, the correlation expressions of a message it throws, the inputs of the decision it
   calls);
 * it never replaces a step's evidence: that passed the step's gate and is the record of what
   someone did. A value that came from a step is fixed by sending the run back or starting a new one.
@@ -48,6 +48,9 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
         texts.extend((text, "eval") for _what, text, _line in node.loop_expressions)
         tree = definition.tree
         texts.extend((text, "exec") for text in prepost.scripts_by_element([tree]).get(element, {}).values())
+        texts.extend((ref.text or "", "eval") for ref in tree.getroot().xpath(
+            "//*[@id=$id]/bpmn:multiInstanceLoopCharacteristics/bpmn:loopDataInputRef", id=element,
+            namespaces={"bpmn": BPMN_NS}))
         texts.extend((expression.text or "", "eval") for message in _thrown_messages(tree, element)
                      for expression, _owner in correlation_expressions(tree, message))
         if node.decision:

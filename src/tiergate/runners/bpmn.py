@@ -272,6 +272,9 @@ class BpmnRunner(Runner):
                         related.data.update(copy.deepcopy(data))
         elif task.state == TaskState.FUTURE:
             # It failed while becoming ready (a loop condition, a multi-instance collection): update it again.
+            # It takes its data from its parent then, so the fix goes there too.
+            if task.parent is not None:
+                task.parent.data.update(copy.deepcopy(data))
             try:
                 task.task_spec._update(task)
             except Exception as exc:  # noqa: BLE001 - it fails again: the run stays failed, with this error
