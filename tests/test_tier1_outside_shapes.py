@@ -135,3 +135,22 @@ def test_a_missing_multi_instance_collection_is_named_at_its_task_and_retried_th
                                                         "this element with it")]
     info = engine.retry(run.id, "verify", {"tenants": ["north", "south"]}, actor="human:alice")
     assert (info.status, [s.id for s in info.ready_steps]) == ("active", ["verify[0]", "verify[1]"])
+
+
+def test_a_duration_with_a_bare_fraction_is_a_timer_as_spiffworkflow_reads_it(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tiergate.worker import run_pass
+
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    pause = ('<bpmn:intermediateCatchEvent id="pause"><bpmn:timerEventDefinition><bpmn:timeDuration>PT.5S'
+             '</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>')
+    body = ('<bpmn:startEvent id="start"/>' + pause + user("after") + '<bpmn:endEvent id="end"/>'
+            + chain("start", "pause", "after", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"pausing": bpmn("pausing", body)}), clock=lambda: start)
+    assert [p.message for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("pausing", {}, actor="human:alice")
+    assert run_pass(engine, now=start + timedelta(milliseconds=400)) == []
+    assert [f.events[0] for f in run_pass(engine, now=start + timedelta(milliseconds=500))] == ["timer_fired"]
+    assert [s.id for s in engine.status(run.id).ready_steps] == ["after"]
