@@ -154,3 +154,28 @@ def test_a_duration_with_a_bare_fraction_is_a_timer_as_spiffworkflow_reads_it(
     assert run_pass(engine, now=start + timedelta(milliseconds=400)) == []
     assert [f.events[0] for f in run_pass(engine, now=start + timedelta(milliseconds=500))] == ["timer_fired"]
     assert [s.id for s in engine.status(run.id).ready_steps] == ["after"]
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_a_catch_event_with_several_messages_waits_for_each_it_has_not_caught(
+        tmp_path: Path, make_engine: Callable[..., Engine], parallel: bool) -> None:
+    both = (f'<bpmn:intermediateCatchEvent id="wait" parallelMultiple="{str(parallel).lower()}">'
+            '<bpmn:messageEventDefinition messageRef="m_reply"/><bpmn:messageEventDefinition messageRef="m_order"/>'
+            '</bpmn:intermediateCatchEvent>')
+    body = ('<bpmn:startEvent id="start"/>' + user("prepare") + both + user("close") + '<bpmn:endEvent id="end"/>'
+            + chain("start", "prepare", "wait", "close", "end"))
+    xml = bpmn("both", body).replace("<bpmn:process ", '<bpmn:message id="m_reply" name="reply"/>'
+                                     '<bpmn:message id="m_order" name="order_placed"/><bpmn:process ', 1)
+    engine = engine_for(tmp_path, make_engine, {"both": xml})
+    run = engine.start("both", {}, actor="human:alice")
+    engine.complete(run.id, "prepare", {}, actor="human:alice")
+    info = engine.message("reply", {}, {"text": "ok"}, actor="agent:mail")
+    if not parallel:   # the first message that comes is enough
+        assert ([s.id for s in info.ready_steps], info.data) == (["close"], {"text": "ok"})
+        return
+    assert info.ready_steps == []
+    with pytest.raises(RefusedError) as err:   # caught once: it does not wait for it again
+        engine.message("reply", {}, {}, actor="agent:mail")
+    assert err.value.reason == "no_waiting_run"
+    info = engine.message("order_placed", {}, {"order": 7}, actor="agent:shop")
+    assert ([s.id for s in info.ready_steps], info.data) == (["close"], {"text": "ok", "order": 7})

@@ -19,8 +19,10 @@ run catches is logged ``message_sent`` (message, element); tiergate does not sen
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.defaults import EventBasedGateway
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
@@ -49,9 +51,15 @@ def catches(task: Task, element_of: Any) -> list[tuple[str, str | None]]:
     definition = spec.event_definition
     if isinstance(definition, MessageEventDefinition):
         return [(definition.name, element_of(task))]
-    if isinstance(definition, MultipleEventDefinition):
+    if isinstance(definition, MultipleEventDefinition) and isinstance(spec, EventBasedGateway):
         return [(d.name, getattr(out, "bpmn_id", None)) for d, out in zip(definition.event_definitions, spec.outputs)
                 if isinstance(d, MessageEventDefinition)]
+    if isinstance(definition, MultipleEventDefinition):
+        # One catch event with several messages: it waits for each it has not caught yet (all of them when
+        # it is parallelMultiple, else the first that comes).
+        seen = [getattr(e, "event_definition", None) for e in task.internal_data.get("seen_events", [])]
+        return [(d.name, element_of(task)) for d in definition.event_definitions
+                if isinstance(d, MessageEventDefinition) and not any(d == s for s in seen)]
     return []
 
 
@@ -95,6 +103,9 @@ def deliver(task: Task, name: str, data: dict[str, Any]) -> None:
             f"message '{name}' was not delivered: the process's correlation property for it could not be read "
             f"from the message's data ({err}). Send the field it names in --data.",
             details={"message": name, "error": str(err)}) from None
+    spec = task.task_spec
+    if isinstance(spec.event_definition, MultipleEventDefinition) and not isinstance(spec, EventBasedGateway):
+        task.set_data(**copy.deepcopy(dict(data)))   # SpiffWorkflow keeps only that it came, not its data
     task.task_spec._update(task)
 
 
