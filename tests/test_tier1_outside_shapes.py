@@ -197,3 +197,22 @@ def test_what_spiffworkflow_refuses_to_build_says_what_to_draw(tmp_path: Path, m
     engine = make_engine(tier1_home(tmp_path / "home", {"drawn": xml}))
     errors = [p.message for p in engine.check() if p.severity == "error"]
     assert errors == [f"SpiffWorkflow cannot execute this process (element '{element}'): {message}"]
+
+
+def test_pre_and_post_scripts_run_on_each_instance_when_the_marker_says_so(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    scripts = ('<bpmn:extensionElements><spiffworkflow:preScript>shown = number * 2</spiffworkflow:preScript>'
+               '<spiffworkflow:postScript>result = shown + number</spiffworkflow:postScript></bpmn:extensionElements>')
+    marker = ('<bpmn:multiInstanceLoopCharacteristics spiffworkflow:scriptsOnInstances="true">'
+              '<bpmn:loopDataInputRef>numbers</bpmn:loopDataInputRef><bpmn:loopDataOutputRef>results'
+              '</bpmn:loopDataOutputRef><bpmn:inputDataItem id="number"/><bpmn:outputDataItem id="result"/>'
+              '</bpmn:multiInstanceLoopCharacteristics>')
+    add = user("add").replace("<bpmn:extensionElements>", scripts[:-len("</bpmn:extensionElements>")], 1)
+    add = add.replace("</bpmn:userTask>", marker + "</bpmn:userTask>")
+    body = '<bpmn:startEvent id="start"/>' + add + '<bpmn:endEvent id="end"/>' + chain("start", "add", "end")
+    engine = engine_for(tmp_path, make_engine, {"adding": bpmn("adding", body)})
+    run = engine.start("adding", {"numbers": [1, 2]}, actor="human:alice")
+    assert [s.id for s in run.ready_steps] == ["add[0]", "add[1]"]
+    for step in ("add[0]", "add[1]"):
+        run = engine.complete(run.id, step, {}, actor="human:alice")
+    assert (run.status, run.data["results"]) == ("completed", [3, 6])
