@@ -216,3 +216,18 @@ def test_pre_and_post_scripts_run_on_each_instance_when_the_marker_says_so(
     for step in ("add[0]", "add[1]"):
         run = engine.complete(run.id, step, {}, actor="human:alice")
     assert (run.status, run.data["results"]) == ("completed", [3, 6])
+
+
+def test_a_step_whose_gate_does_not_require_its_data_outputs_is_a_warning(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    io = ('<bpmn:ioSpecification><bpmn:dataOutput id="total"/><bpmn:dataOutput id="note"/>'
+          '<bpmn:outputSet id="outs"><bpmn:dataOutputRefs>total</bpmn:dataOutputRefs>'
+          '<bpmn:dataOutputRefs>note</bpmn:dataOutputRefs></bpmn:outputSet></bpmn:ioSpecification>')
+    gate = {"type": "object", "required": ["total"]}
+    body = ('<bpmn:startEvent id="start"/>' + user("count", gate=gate).replace("</bpmn:userTask>", io + "</bpmn:userTask>")
+            + '<bpmn:endEvent id="end"/>' + chain("start", "count", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"counting": bpmn("counting", body)}))
+    found = [(p.severity, p.message) for p in engine.check() if "data outputs" in p.message]
+    assert found == [("warning", "count: its data outputs note are not required by its gate, and a completion "
+                                 "without them fails the run (Missing data output): add them to the gate's "
+                                 "`required`, or set them in a postScript.")]
