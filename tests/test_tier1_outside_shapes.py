@@ -231,3 +231,14 @@ def test_a_step_whose_gate_does_not_require_its_data_outputs_is_a_warning(
     assert found == [("warning", "count: its data outputs note are not required by its gate, and a completion "
                                  "without them fails the run (Missing data output): add them to the gate's "
                                  "`required`, or set them in a postScript.")]
+
+
+def test_a_retry_may_set_what_an_augmented_assignment_reads(tmp_path: Path,
+                                                            make_engine: Callable[..., Engine]) -> None:
+    body = ('<bpmn:startEvent id="start"/><bpmn:scriptTask id="bump"><bpmn:script>total += 1</bpmn:script>'
+            '</bpmn:scriptTask>' + user("check") + '<bpmn:endEvent id="end"/>' + chain("start", "bump", "check", "end"))
+    engine = engine_for(tmp_path, make_engine, {"bumping": bpmn("bumping", body)})
+    run = engine.start("bumping", {}, actor="human:alice")
+    assert run.status == "failed"
+    info = engine.retry(run.id, "bump", {"total": 1}, actor="human:alice")
+    assert (info.status, info.data) == ("active", {"total": 2})

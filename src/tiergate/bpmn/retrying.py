@@ -47,7 +47,8 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
             texts.append((node.timer.text, "eval"))
         texts.extend((text, "eval") for _what, text, _line in node.loop_expressions)
         tree = definition.tree
-        texts.extend((text, "exec") for text in prepost.scripts_by_element([tree]).get(element, {}).values())
+        scripts = prepost.scripts_by_element([tree]).get(element, {})
+        texts.extend((scripts[kind], "exec") for kind in prepost.KINDS if kind in scripts)
         texts.extend((ref.text or "", "eval") for ref in tree.getroot().xpath(
             "//*[@id=$id]/bpmn:multiInstanceLoopCharacteristics/bpmn:loopDataInputRef", id=element,
             namespaces={"bpmn": BPMN_NS}))
@@ -82,7 +83,9 @@ def _loaded_names(text: str, mode: str) -> set[str]:
         tree = ast.parse(source, mode=mode)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    augmented = {node.target.id for node in ast.walk(tree)   # `total += 1` reads total too
+                 if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name)}
+    return augmented | {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
 
 
 def check_retry(definition: BpmnDefinition, state: dict[str, Any], element: str, data: dict[str, Any],
