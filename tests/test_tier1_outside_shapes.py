@@ -242,3 +242,23 @@ def test_a_retry_may_set_what_an_augmented_assignment_reads(tmp_path: Path,
     assert run.status == "failed"
     info = engine.retry(run.id, "bump", {"total": 1}, actor="human:alice")
     assert (info.status, info.data) == ("active", {"total": 2})
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_a_start_event_with_several_messages_starts_a_run_on_either_and_waits_for_the_rest(
+        tmp_path: Path, make_engine: Callable[..., Engine], parallel: bool) -> None:
+    start = (f'<bpmn:startEvent id="start" parallelMultiple="{str(parallel).lower()}">{props(correlate="case")}'
+             '<bpmn:messageEventDefinition messageRef="m_reply"/><bpmn:messageEventDefinition messageRef="m_order"/>'
+             '</bpmn:startEvent>')
+    body = start + user("close") + '<bpmn:endEvent id="end"/>' + chain("start", "close", "end")
+    xml = bpmn("opened", body).replace("<bpmn:process ", '<bpmn:message id="m_reply" name="reply"/>'
+                                       '<bpmn:message id="m_order" name="order_placed"/><bpmn:process ', 1)
+    engine = engine_for(tmp_path, make_engine, {"opened": xml})
+    run = engine.message("order_placed", {"case": "C-1"}, {"order": 7}, actor="agent:shop")
+    assert (run.process, run.data) == ("opened", {"case": "C-1", "order": 7})
+    if not parallel:
+        assert [s.id for s in run.ready_steps] == ["close"]
+        return
+    assert run.ready_steps == []   # it waits for the other message, with the same case
+    info = engine.message("reply", {"case": "C-1"}, {"text": "ok"}, actor="agent:mail")
+    assert (info.id, [s.id for s in info.ready_steps]) == (run.id, ["close"])

@@ -75,7 +75,7 @@ def check_elements(check: FileCheck) -> None:
         for what, text, line in node.loop_expressions:
             _check_expression(check, text, "eval", line, node.id, what)
         top_level_message_start = node.kind == "startEvent" and node.container == model.id \
-            and node.event_definitions == ("messageEventDefinition",)
+            and bool(node.event_definitions) and set(node.event_definitions) == {"messageEventDefinition"}
         if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node) \
                 and not top_level_message_start:
             check.error(node.line, node.id, "start events must be plain, or wait for a message at the top level of "

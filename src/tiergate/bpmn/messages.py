@@ -128,5 +128,7 @@ def message_starts(definition: Any) -> set[str]:
         definition_ = getattr(output, "event_definition", None)
         if isinstance(definition_, MessageEventDefinition):
             names.add(definition_.name)
+        elif isinstance(definition_, MultipleEventDefinition):   # a start event with several messages
+            names.update(d.name for d in definition_.event_definitions if isinstance(d, MessageEventDefinition))
     return names
 
