@@ -51,7 +51,6 @@ def _safe_range(*args: int) -> range:
 
 def _print(*_args: Any, **_kwargs: Any) -> None:
     """``print`` in a script is accepted and writes nothing: a script's only effect is the data it sets."""
-    return None
 
 
 BUILTINS: dict[str, Callable[..., Any]] = {

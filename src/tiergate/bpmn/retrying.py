@@ -67,7 +67,7 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
 def _thrown_messages(tree: Any, element: str) -> set[str]:
     """The ids of the messages element ``element`` refers to (a send task's or a message event's messageRef)."""
     found = tree.getroot().xpath("//*[@id=$id]", id=element)
-    refs = set()
+    refs: set[str] = set()
     for node in found[:1]:
         refs.update(ref for ref in (node.get("messageRef"),) if ref)
         refs.update(ref for child in node.iter(f"{{{BPMN_NS}}}messageEventDefinition")
