@@ -273,6 +273,16 @@ class BpmnRunner(Runner):
                 for related in (task.parent, *task.parent.children):
                     if not related.has_state(TaskState.COMPLETED | TaskState.CANCELLED) or related is task.parent:
                         related.data.update(copy.deepcopy(data))
+        elif task.state == TaskState.FUTURE:
+            # It failed while becoming ready (a loop condition, a multi-instance collection): update it again.
+            # It takes its data from its parent then, so the fix goes there too.
+            if task.parent is not None:
+                task.parent.data.update(copy.deepcopy(data))
+            try:
+                task.task_spec._update(task)
+            except Exception as exc:  # noqa: BLE001 - it fails again: the run stays failed, with this error
+                move.journal()
+                return Transition(state=state, status=move.failed(move.step_failure(exc, task)), events=events)
         status = move.run()
         transition(ctx.run_id, transition(ctx.run_id, RunStatus.FAILED, RunStatus.ACTIVE), status)
         return Transition(state=state, status=status, events=events)
