@@ -9,19 +9,21 @@ and ``Pinned`` checks every answer came over that same connection.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import anyio
 import httpx2 as httpx
 import pytest
 
 from serving import Server, running_server
 from support import CLIResult, HomeBuilder
 from test_serve_timers import LONG_AGO
-from test_server import _issue
+from test_server import _answer, _issue, mcp_session
 from test_tier1_timers import APPROVAL
 from tier1_helpers import bpmn, chain, tier1_home, user
 from tiergate.engine import Engine
@@ -173,6 +175,68 @@ def test_a_revoked_token_is_refused_by_every_worker_at_once(
             break
     assert refused_by == workers
     assert make_engine(stepped_home).runs() == []
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def _sign_in(client: Pinned, who: str, password: str) -> httpx.Response:
+    """The sign-in form, fetched and sent through ``client`` (its CSRF token and cookie)."""
+    form = client.request("GET", "/sign-in")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
+    assert csrf, form.text
+    return client.request("POST", "/sign-in", data={"csrf": csrf.group(1), "principal": who, "password": password,
+                                                    "next": "/"})
+
+
+def test_web_sessions_and_lock_outs_hold_in_every_worker(
+        two_workers: Server, stepped_home: HomeBuilder, cli: Callable[..., CLIResult]) -> None:
+    for who in ("human:alice", "human:bob"):
+        result = cli("principals", "set-password", who, "--password-stdin", home=stepped_home, input=PASSWORD + "\n")
+        assert result.returncode == 0, result
+    first, second = (connect_to(two_workers, pid) for pid in sorted(workers_of(two_workers)))
+    assert _sign_in(first, "alice", PASSWORD).status_code == 303
+    second.http.cookies = first.http.cookies  # the session one worker started, shown to the other
+    assert second.request("GET", "/").status_code == 200
+    first.http.cookies = httpx.Cookies()
+    assert first.request("GET", "/").status_code == 303  # without it: to the sign-in page
+
+    # Failed sign-ins count in the database: three at one worker and two at the other lock bob out.
+    second.http.cookies = httpx.Cookies()
+    for client in (first, second, first, second, first):
+        assert _sign_in(client, "bob", "not the password").status_code == 401
+    for client in (first, second):
+        answer = _sign_in(client, "bob", PASSWORD)
+        assert answer.status_code == 401 and "locked out" in answer.text, (client.pid, answer.text)
+    first.close()
+    second.close()
+
+
+def test_mcp_over_http_sessions_on_two_workers(two_workers: Server, stepped_home: HomeBuilder,
+                                               cli: Callable[..., CLIResult],
+                                               make_engine: Callable[..., Engine]) -> None:
+    """MCP over HTTP is stateless: any worker answers any request of a session."""
+    token = _issue(cli, stepped_home, "agent:bot")["token"]
+    runs: list[str] = []
+
+    async def session() -> None:
+        async with mcp_session(two_workers.url, token) as mcp:
+            run = _answer(await mcp.call_tool("start_run", {"process": "stepped", "data": {}}))["data"]["id"]
+            runs.append(run)
+            for i in range(STEPS):
+                answer = _answer(await mcp.call_tool("complete_step", {"run": run, "step": f"s{i}",
+                                                                       "evidence": {"note": "done"}}))
+                assert answer["ok"], answer
+
+    async def sessions() -> None:
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(session)
+
+    anyio.run(sessions)
+    engine = make_engine(stepped_home)
+    assert len(runs) == 4 and all(engine.status(run).status == "completed" for run in runs)
+    assert engine.verify_log()["ok"]
 
 
 LINEAR4 = bpmn("linear4", '<bpmn:startEvent id="start"/>' + "".join(user(t) for t in ("a", "b", "c", "d"))
