@@ -337,8 +337,8 @@ def test_a_killed_worker_is_reported_and_replaced_and_sigterm_stops_every_proces
 @pytest.mark.parametrize("args, env, expected", [
     (["--workers", "0"], {}, "Invalid value for '--workers': 0 is not in the range x>=1."),
     (["--workers", "two"], {}, "Invalid value for '--workers': 'two' is not a valid integer range."),
-    ([], {"TIERGATE_WORKERS": "0"}, "error (config_invalid): TIERGATE_WORKERS is '0', not a whole number of 1 or "
-                                    "more."),
+    ([], {"TIERGATE_WORKERS": "0"},
+     "error (config_invalid): TIERGATE_WORKERS is '0', not a whole number of 1 or more."),
 ])
 def test_a_bad_number_of_workers_is_a_clear_error(stepped_home: HomeBuilder, cli: Callable[..., CLIResult],
                                                  args: list[str], env: dict[str, str], expected: str) -> None:
