@@ -352,3 +352,15 @@ def test_workers_in_tiergate_toml_is_read_and_checked(stepped_home: HomeBuilder,
     result = cli("serve", "--port", "1", home=stepped_home)
     assert result.returncode == 2, result
     assert "error (config_invalid): workers in tiergate.toml is 'many', not a whole number" in result.stderr
+
+
+def test_workers_whose_supervisor_was_killed_stop(stepped_home: HomeBuilder, db_url: str, tmp_path: Path) -> None:
+    """SIGKILL cannot be passed on: each worker sees its supervisor gone and stops by itself."""
+    with running_server(stepped_home.root, db_url, tmp_path / "server.log", args=WORKERS) as server:
+        workers = workers_of(server)
+        server.process.kill()
+        server.process.wait(timeout=PATIENCE)
+        deadline = time.monotonic() + PATIENCE
+        while any(_running(pid) for pid in workers):
+            assert time.monotonic() < deadline, [pid for pid in workers if _running(pid)]
+            time.sleep(0.1)

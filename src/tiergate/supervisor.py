@@ -33,6 +33,8 @@ import atexit
 import os
 import signal
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +71,17 @@ class WorkerApp:
             _say(f"worker {os.getpid()} cannot start: {err.code}: {err.message}")
             sys.exit(STARTUP_FAILURE)  # the supervisor then stops: another worker would fail the same way
         atexit.register(engine.close)
+        threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), name="tiergate-orphan-watch",
+                         daemon=True).start()
         return build_app(engine, host=self.host)
+
+
+def _stop_when_orphaned(supervisor: int) -> None:
+    """A worker whose supervisor is gone (killed with SIGKILL, which it cannot pass on) stops as on
+    SIGTERM, finishing the requests it holds, instead of serving on without housekeeping."""
+    while os.getppid() == supervisor:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _supervisor_class() -> type:
