@@ -3,6 +3,7 @@
     python bench/http_steps.py                       # 1 and 16 clients, SQLite in a temporary folder
     python bench/http_steps.py --steps 400 --clients 1 16 --json
     python bench/http_steps.py --database-url postgresql+psycopg://postgres@HOST:PORT/EMPTY_DB
+    python bench/http_steps.py --workers 2             # `tiergate serve --workers 2`
 
 - **in-process (baseline)**: ``Engine.complete`` called in a loop, one run after another.
 - **API**: ``POST /api/runs/{run}/steps/{step}/complete`` from N client threads (one keep-alive
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=320, help="completions per measurement")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--database-url", default=None, help="an empty database (default: SQLite in a temp folder)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (`tiergate serve --workers N`)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -158,7 +160,8 @@ def main() -> None:
         results = [in_process(engine, args.steps)]
         port = free_port()
         env = {**os.environ, "TIERGATE_DATABASE_URL": url_db}
-        server = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(home), "serve", "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(home), "serve", "--port", str(port),
+                                   "--workers", str(args.workers)],
                                   env=env, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -168,6 +171,11 @@ def main() -> None:
                         break
                 except httpx2.TransportError:
                     time.sleep(0.1)
+            workers: set[int] = set()
+            for _ in range(1000):  # until every worker has started (each answers with its process id)
+                workers.add(httpx2.get(f"{url}/healthz").json()["data"]["pid"])
+                if len(workers) == args.workers:
+                    break
             for clients in args.clients:
                 results.append(api(url, token, clients, args.steps))
             for clients in args.clients:
