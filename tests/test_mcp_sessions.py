@@ -111,7 +111,7 @@ def test_each_request_acts_as_its_own_token_even_in_another_principals_session(
     entries = make_engine(demo_home).log(run)
     doors = {(e["actor"], e["door"]) for e in entries if e["actor"] in ("agent:bot", "agent:other")}
     assert doors == {("agent:bot", f"token:{bot['id']}"), ("agent:other", f"token:{other['id']}")}, entries
-    assert [e["event"] for e in entries if e["actor"] == "agent:other"][0] == "step_completed", entries
+    assert next(e["event"] for e in entries if e["actor"] == "agent:other") == "step_completed", entries
 
 
 def test_a_session_this_server_does_not_hold_is_answered_without_one(server: Server, demo_home: HomeBuilder,
@@ -135,10 +135,10 @@ def test_a_session_this_server_does_not_hold_is_answered_without_one(server: Ser
 def test_sessions_can_be_turned_off(demo_home: HomeBuilder, db_url: str, tmp_path: Path,
                                     cli: Callable[..., CLIResult]) -> None:
     bot = _issue(cli, demo_home, "agent:bot")
-    with running_server(demo_home.root, db_url, tmp_path / "server.log", env={"TIERGATE_MCP_SESSIONS": "0"}) as off:
-        with off.client(bot["token"]) as http:
-            hello = _rpc(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                           "clientInfo": {"name": "test", "version": "1"}})
-            answer = http.post("/mcp", json=hello, headers=HEADERS)
-            assert answer.status_code == 200 and "mcp-session-id" not in answer.headers, answer.headers
-            assert _data(_tool(http, None, "list_my_runs", {})) == []
+    hello = _rpc(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                   "clientInfo": {"name": "test", "version": "1"}})
+    with running_server(demo_home.root, db_url, tmp_path / "server.log", env={"TIERGATE_MCP_SESSIONS": "0"}) as off, \
+            off.client(bot["token"]) as http:
+        answer = http.post("/mcp", json=hello, headers=HEADERS)
+        assert answer.status_code == 200 and "mcp-session-id" not in answer.headers, answer.headers
+        assert _data(_tool(http, None, "list_my_runs", {})) == []
