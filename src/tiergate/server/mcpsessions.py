@@ -71,6 +71,10 @@ class Sessions:
 
     def __init__(self, stateful: StreamableHTTPSessionManager, max_body: int):
         self.stateful = stateful
+        # The SDK's open sessions by id (its own; it adds and removes them, never replaces the dict).
+        # Without it (a later SDK that renames it) no session is opened and every request is answered
+        # statelessly: correct, only slower, and tests/test_mcp_sessions.py fails on it.
+        self.open: dict[str, Any] | None = getattr(stateful, "_server_instances", None)
         self.stateless = StreamableHTTPSessionManager(app=stateful.app, json_response=True, stateless=True,
                                                       security_settings=stateful.security_settings,
                                                       max_request_body_size=max_body)
@@ -94,14 +98,12 @@ class Sessions:
         await self.stateless.handle_request(scope, receive, send)
 
     def holds(self, session: str) -> bool:
-        # The SDK keeps its open sessions in this dict; if a later SDK renames it, every request is
-        # answered statelessly (correct, only slower), which tests/test_mcp_sessions.py would show.
-        return session in getattr(self.stateful, "_server_instances", {})
+        return self.open is not None and session in self.open
 
     def has_room(self) -> bool:
         """Below the SDK's limit of open sessions (over it, clients are served statelessly, not refused)."""
         limit = self.stateful.max_sessions
-        return limit is None or len(getattr(self.stateful, "_server_instances", {})) < limit
+        return self.open is not None and (limit is None or len(self.open) < limit)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
