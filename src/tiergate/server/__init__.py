@@ -5,8 +5,9 @@
 
 Routes:
 
-- ``/mcp``: MCP over streamable HTTP (stateless, JSON answers), the same tools as
-  ``tiergate mcp``, each call as the principal of its bearer token;
+- ``/mcp``: MCP over streamable HTTP (JSON answers; a session kept for a client that opens one,
+  ``tiergate.server.mcpsessions``), the same tools as ``tiergate mcp``, each call as the principal
+  of its bearer token;
 - ``/api/...``: the JSON API (``tiergate.server.api``), described at ``/api/openapi.json``;
 - ``/metrics``: Prometheus' text format (``tiergate.server.prometheus``);
 - ``/healthz``: for probes;
@@ -39,7 +40,7 @@ from tiergate.limits import limit
 from tiergate.mcpserver import build_server
 from tiergate.operations import Operations
 from tiergate import web
-from tiergate.server import api, prometheus
+from tiergate.server import api, mcpsessions, prometheus
 from tiergate.server.doors import Doors
 from tiergate.tracing import RequestSpans
 
@@ -62,9 +63,8 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
         with lock:
             return handler(*args)
 
-    mcp = build_server(engine, lock=lock)
-    app = mcp.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
-                                  max_request_body_size=max_body, host=host)
+    sessions = str(engine.settings.get("mcp_sessions", True)).strip().lower() not in ("0", "false", "no", "off")
+    app = mcpsessions.mount(build_server(engine, lock=lock), max_body=max_body, host=host, sessions=sessions)
 
     async def healthz(request: Request) -> JSONResponse:
         try:
