@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import instances, kept, messages, persistence
+from tiergate.bpmn import dumping, instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
@@ -225,7 +225,7 @@ class Move:
         self._timers()
         self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
         self.state["error"] = None
-        self.state["workflow"] = persistence.dump(self.workflow)
+        self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
         if self.workflow.is_completed():
             self.events.append(LogEvent("completed", SYSTEM))
@@ -304,7 +304,7 @@ class Move:
         if not failure.retryable:
             self.state["error"]["retryable"] = False
             hint = "the run cannot go on: cancel it with `tiergate cancel RUN --reason ...`"
-        self.state["workflow"] = persistence.dump(self.workflow)
+        self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
         self._timers()
         self.events.append(LogEvent("failed", SYSTEM, step=element, detail={

@@ -83,6 +83,8 @@ def _registry() -> Any:
 
 
 _REGISTRY = _registry()
+#: The serializer's registry (``tiergate.bpmn.dumping`` converts tasks with it too).
+REGISTRY = _REGISTRY
 
 
 def dump(workflow: RestrictedWorkflow) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import instances, messages, persistence
+from tiergate.bpmn import dumping, instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
@@ -260,6 +260,7 @@ class BpmnRunner(Runner):
             raise RefusedError(f"the failed task of '{element}' is no longer in run {ctx.run_id}.",
                                reason="unknown_step", details={"run": ctx.run_id, "step": element})
         task.data.update(copy.deepcopy(data))
+        dumping.forget(workflow)  # data written beside a timer may land in a parked task: dump every task again
         if task.state == TaskState.ERROR:
             task._set_state(TaskState.READY)
         elif is_timer(task):
