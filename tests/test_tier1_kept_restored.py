@@ -1,0 +1,95 @@
+"""A Tier 1 run moved by one long-lived engine (its workflow kept in memory between steps, its
+state dumped again only where tasks changed) stores exactly the state that the same steps give
+when every step restores the run from the database in a new process (each CLI command is one).
+
+The two runs are compared after every step with what must differ between any two runs left out:
+task ids (random; each is named by where it first appears), SpiffWorkflow's ``last_state_change``
+clock, the engine's times (``at``, ``ready_at``) and the kept-workflow stamp (``move``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from support import CLIResult
+from test_tier1_instances import camunda_mi, repeated
+from tier1_helpers import bpmn, chain, flow, tier1_home, user
+
+from tiergate.store import runs as store
+from tiergate.engine import Engine
+from tiergate.store.db import Database
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_VOLATILE = {"last_state_change", "at", "ready_at", "move"}
+
+BODY = ('<bpmn:startEvent id="start"/>'
+        + repeated("verify", camunda_mi("tenants", "tenant"))
+        + repeated("review", camunda_mi("tenants", "tenant", sequential=True))
+        + '<bpmn:exclusiveGateway id="merge"/>' + user("work") + '<bpmn:exclusiveGateway id="more" default="done"/>'
+        + '<bpmn:endEvent id="end"/>' + chain("start", "verify", "review", "merge", "work", "more")
+        + flow("again", "more", "merge", condition="again") + flow("done", "more", "end"))
+
+START = {"tenants": ["acme", "globex", "initech", "umbrella"], "customer": "acme", "again": True}
+STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("verify[2]", {"note": "initech checked", "customer": "initech"}),  # overwrites a start key
+    ("verify[0]", {"note": "acme checked", "checks": {"payroll": True, "tax": [1, 2]}}),
+    ("verify[3]", {"note": "umbrella checked", "customer": "acme"}),  # sets it back to the start value
+    ("verify[1]", {"note": "globex checked", "extra": 1.5}),
+    ("review[0]", {"note": "acme reviewed"}),
+    ("review[1]", {"note": "globex reviewed", "checks": {"payroll": False}}),
+    ("review[2]", {"note": "initech reviewed"}),
+    ("review[3]", {"note": "umbrella reviewed"}),
+    ("work", {"note": "round one", "again": True}),
+    ("work", {"note": "round two", "again": True}),
+    ("work", {"note": "last round", "again": False}),
+]
+
+
+def _normal(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {names.setdefault(k, f"task-{len(names)}") if _UUID.match(k) else k: _normal(v, names)
+                for k, v in value.items() if k not in _VOLATILE}
+    if isinstance(value, list):
+        return [_normal(v, names) for v in value]
+    if isinstance(value, str) and _UUID.match(value):
+        return names.setdefault(value, f"task-{len(names)}")
+    return value
+
+
+def _stored(db_url: str, run_id: str) -> tuple[str, Any]:
+    database = Database(db_url)
+    try:
+        with database.read() as conn:
+            record = store.get_run(conn, run_id)
+    finally:
+        database.dispose()
+    assert record is not None
+    return record.status.value, _normal(record.state, {})
+
+
+def test_a_kept_run_stores_what_a_run_restored_at_every_step_stores(
+        tmp_path: Path, db_url: str, make_engine: Callable[..., Engine], cli: Callable[..., CLIResult]) -> None:
+    home = tier1_home(tmp_path / "home", {"roll": bpmn("roll", BODY)})
+    engine = make_engine(home)
+    kept_run = engine.start("roll", START, actor="agent:a").id
+    started = cli("start", "roll", "--data", json.dumps(START), "--actor", "agent:a", "--json", home=home)
+    assert started.returncode == 0, started
+    restored_run = started.json["data"]["id"]
+    assert _stored(db_url, kept_run) == _stored(db_url, restored_run)
+
+    for step, evidence in STEPS:
+        engine.complete(kept_run, step, evidence, actor="agent:a")
+        done = cli("complete", restored_run, step, "--evidence", json.dumps(evidence), "--actor", "agent:a",
+                   "--json", home=home)
+        assert done.returncode == 0, done
+        kept_state, restored_state = _stored(db_url, kept_run), _stored(db_url, restored_run)
+        assert kept_state == restored_state, step
+        assert kept_state[1]["workflow"]["tasks"] or kept_state[0] == "completed", step  # the tree is compared
+
+    assert _stored(db_url, kept_run)[0] == "completed"
+    assert [e["event"] for e in engine.log(kept_run)][-1] == "completed"
+    assert engine.verify_log()["ok"] is True  # every stored state still hashes to what its entries bind
