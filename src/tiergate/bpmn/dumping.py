@@ -45,11 +45,11 @@ _READY = TaskState.READY
 
 
 class _Entry:
-    __slots__ = ("sig", "dct", "text", "data_repr", "gen", "parent_gen")
+    __slots__ = ("task", "sig", "dct", "text", "data_repr", "gen", "parent_gen")
 
-    def __init__(self, sig: tuple[Any, ...], dct: dict[str, Any], text: str, data_repr: str | None, gen: int,
-                 parent_gen: int | None):
-        self.sig, self.dct, self.text = sig, dct, text
+    def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], text: str, data_repr: str | None,
+                 gen: int, parent_gen: int | None):
+        self.task, self.sig, self.dct, self.text = task, sig, dct, text
         self.data_repr, self.gen, self.parent_gen = data_repr, gen, parent_gen
 
 
@@ -62,28 +62,33 @@ def _parked(task: Task) -> bool:
 
 
 def _tasks(workflow: Any, registry: Any) -> Encoded:
-    """The workflow's ``tasks`` mapping, each task's dict reused where it cannot have changed."""
+    """The workflow's ``tasks`` mapping, each task's dict reused where it cannot have changed.
+
+    Entries are found by ``id(task)`` (a UUID hashes in Python, an int in C); each holds its task,
+    so the id stays that task's while the entry lives, and a task object replaced (a restore) is
+    simply not found."""
     tasks: dict[UUID, Task] = workflow.tasks
-    old: dict[UUID, _Entry] = getattr(workflow, _ATTR, None) or {}
-    new: dict[UUID, _Entry] = {}
+    old: dict[int, _Entry] = getattr(workflow, _ATTR, None) or {}
+    new: dict[int, _Entry] = {}
 
     def entry(task: Task) -> _Entry:
-        done = new.get(task.id)
+        done = new.get(id(task))
         if done is not None:
             return done
-        before = old.get(task.id)
+        before = old.get(id(task))
         sig = _sig(task)
-        parent_gen = None
-        if task._parent is not None and task._parent in tasks:
-            parent_gen = entry(tasks[task._parent]).gen
+        parent = tasks.get(task._parent) if task._parent is not None else None
+        parent_gen = None if parent is None else entry(parent).gen
+        if before is not None and before.task is not task:
+            before = None
         if before is not None and before.sig == sig and before.parent_gen == parent_gen and _parked(task):
             made = before
         else:
             dct = registry.convert(task)
             data_repr = repr(task.data)
             gen = 0 if before is None else before.gen + (before.data_repr != data_repr)
-            made = _Entry(sig, dct, json.dumps(dct), data_repr, gen, parent_gen)
-        new[task.id] = made
+            made = _Entry(task, sig, dct, json.dumps(dct), data_repr, gen, parent_gen)
+        new[id(task)] = made
         return made
 
     pairs = [(str(task_id), entry(task)) for task_id, task in tasks.items()]
