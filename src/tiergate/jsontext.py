@@ -29,9 +29,14 @@ class Encoded(dict):  # type: ignore[type-arg]
         self.text = text
 
 
+def member(key: str, text: str) -> str:
+    """One member of an object's text: the key and the value's text, as ``json.dumps`` spells them."""
+    return f"{_encode_key(key)}: {text}"
+
+
 def join(items: list[tuple[str, str]]) -> str:
     """The JSON object text of (key, value text) pairs, spelled as ``json.dumps`` spells an object."""
-    return "{" + ", ".join(f"{_encode_key(key)}: {text}" for key, text in items) + "}"
+    return "{" + ", ".join([member(key, text) for key, text in items]) + "}"
 
 
 def holds_encoded(value: Any) -> bool:

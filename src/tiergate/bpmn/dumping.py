@@ -38,18 +38,19 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import persistence
-from tiergate.jsontext import Encoded, join
+from tiergate.jsontext import Encoded, join, member
 
 _ATTR = "_tiergate_task_dumps"
 _READY = TaskState.READY
 
 
 class _Entry:
-    __slots__ = ("task", "sig", "dct", "text", "data_repr", "gen", "parent_gen")
+    __slots__ = ("task", "sig", "key", "dct", "member", "data_repr", "gen", "parent_gen")
 
-    def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], text: str, data_repr: str | None,
+    def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], data_repr: str | None,
                  gen: int, parent_gen: int | None):
-        self.task, self.sig, self.dct, self.text = task, sig, dct, text
+        self.task, self.sig, self.key, self.dct = task, sig, str(task.id), dct
+        self.member = member(self.key, json.dumps(dct))  # '"<id>": {...}', as it sits in the tasks' object
         self.data_repr, self.gen, self.parent_gen = data_repr, gen, parent_gen
 
 
@@ -87,13 +88,13 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
             dct = registry.convert(task)
             data_repr = repr(task.data)
             gen = 0 if before is None else before.gen + (before.data_repr != data_repr)
-            made = _Entry(task, sig, dct, json.dumps(dct), data_repr, gen, parent_gen)
+            made = _Entry(task, sig, dct, data_repr, gen, parent_gen)
         new[id(task)] = made
         return made
 
-    pairs = [(str(task_id), entry(task)) for task_id, task in tasks.items()]
+    entries = [entry(task) for task in tasks.values()]
     setattr(workflow, _ATTR, new)
-    return Encoded({key: e.dct for key, e in pairs}, join([(key, e.text) for key, e in pairs]))
+    return Encoded({e.key: e.dct for e in entries}, "{" + ", ".join([e.member for e in entries]) + "}")
 
 
 def _encoded(items: list[tuple[str, Any]]) -> Encoded:
