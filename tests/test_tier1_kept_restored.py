@@ -15,11 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support import CLIResult
 from test_tier1_instances import camunda_mi, repeated
 from tier1_helpers import bpmn, chain, flow, tier1_home, user
 
 from tiergate.store import runs as store
+from tiergate.bpmn import dumping, persistence
 from tiergate.engine import Engine
 from tiergate.store.db import Database
 
@@ -93,3 +95,25 @@ def test_a_kept_run_stores_what_a_run_restored_at_every_step_stores(
     assert _stored(db_url, kept_run)[0] == "completed"
     assert [e["event"] for e in engine.log(kept_run)][-1] == "completed"
     assert engine.verify_log()["ok"] is True  # every stored state still hashes to what its entries bind
+
+
+def test_a_partial_dump_is_the_whole_dump_byte_for_byte(tmp_path: Path, make_engine: Callable[..., Engine],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tier1_home(tmp_path / "home", {"roll": bpmn("roll", BODY)})
+    engine = make_engine(home)
+    compared: list[tuple[bool, bool, int]] = []
+    partial_dump = dumping.dump
+
+    def compare(workflow: Any) -> Any:  # the move's own dump, held against SpiffWorkflow's whole one
+        partial = partial_dump(workflow)
+        whole = persistence.dump(workflow)
+        compared.append((partial.text == json.dumps(whole), dict(partial) == whole, len(whole["tasks"])))
+        return partial
+
+    monkeypatch.setattr(dumping, "dump", compare)
+    run = engine.start("roll", START, actor="agent:a").id
+    for step, evidence in STEPS:
+        engine.complete(run, step, evidence, actor="agent:a")
+    assert len(compared) == len(STEPS) + 1
+    assert all(same_text and same_dict for same_text, same_dict, _ in compared), compared
+    assert max(tasks for _, _, tasks in compared) >= 5  # the instances' tasks were among those compared
