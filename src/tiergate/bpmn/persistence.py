@@ -216,10 +216,10 @@ def _prune_one(workflow: Any) -> int:
         if task_id.int not in keep:
             del tasks[task_id]
             removed += 1
-    for task_id in keep:
-        kept_task = by_int.get(task_id)
+    for kept_id in keep:
+        kept_task = by_int.get(kept_id)
         if kept_task is not None:
-            kept_task._children = new_children[task_id]
+            kept_task._children = new_children[kept_id]
     if workflow.last_task is not None and workflow.last_task.id not in tasks:
         workflow.last_task = None
     return removed
