@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tier1_helpers import bpmn, chain, flow, tier1_home, user
 
 from tiergate.store import runs as store
 from tiergate.bpmn import dumping, persistence
+from tiergate.bpmn.scripting import RestrictedScriptEngine
 from tiergate.engine import Engine
 from tiergate.store.db import Database
 
@@ -117,3 +119,25 @@ def test_a_partial_dump_is_the_whole_dump_byte_for_byte(tmp_path: Path, make_eng
     assert len(compared) == len(STEPS) + 1
     assert all(same_text and same_dict for same_text, same_dict, _ in compared), compared
     assert max(tasks for _, _, tasks in compared) >= 5  # the instances' tasks were among those compared
+
+
+def test_a_workflow_restored_from_a_kept_dump_shares_no_value_with_it(tmp_path: Path,
+                                                                      make_engine: Callable[..., Engine]) -> None:
+    """A kept dump (``Encoded``) is shared between moves; a workflow rebuilt from it (when the kept
+    workflow itself is gone) must not change it, or its dict would no longer match its text."""
+    engine = make_engine(tier1_home(tmp_path / "home", {"roll": bpmn("roll", BODY)}))
+    definition = engine.definitions.process("roll")
+    spec, subprocess_specs = definition.specs
+    script_engine = RestrictedScriptEngine(decisions=definition.decision_objects, now=datetime.now(timezone.utc))
+    workflow = persistence.new_workflow(spec, subprocess_specs, script_engine)
+    workflow.task_tree.data.update(START)
+    persistence.advance(workflow)
+    kept_dump = dumping.dump(workflow)
+    text = kept_dump.text
+    restored = persistence.restore(kept_dump, spec, subprocess_specs, script_engine)
+    restored.correlations["order"] = "A-1"  # SpiffWorkflow adds to these in place when a message is caught
+    for task in restored.tasks.values():
+        task.data.setdefault("touched", []).append(1)
+        task.internal_data["touched"] = True
+    assert kept_dump.text == text == json.dumps(dict(kept_dump))
+    assert json.dumps(persistence.dump(restored)) != text  # the restored one did change

@@ -32,6 +32,7 @@ even a loop of scripts that never waits for a person keeps a shallow tree.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 from uuid import UUID
@@ -49,6 +50,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
+from tiergate.jsontext import Encoded
 
 #: Engine passes one advance may take before the run is failed as an endless loop.
 MAX_PASSES = 100_000
@@ -95,6 +97,8 @@ def dump(workflow: RestrictedWorkflow) -> dict[str, Any]:
 def restore(state: dict[str, Any], spec: Any, subprocess_specs: dict[str, Any],
             engine: RestrictedScriptEngine) -> RestrictedWorkflow:
     """Rebuild a workflow from ``dump`` output, always with the given restricted engine."""
+    if isinstance(state, Encoded):  # a kept dump is shared, and SpiffWorkflow would take some values as they are
+        state = json.loads(state.text)
     dct = {k: v for k, v in state.items() if k != "format"}
     dct["subprocesses"] = dict(dct.get("subprocesses") or {})
     dct.pop("typename", None)
