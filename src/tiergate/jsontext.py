@@ -7,8 +7,10 @@ its ``json.dumps`` text, built by its maker from texts it kept (``tiergate.bpmn.
 instead of encoding it again: the result is the same string, byte for byte, so the state's hash
 and everything that checks it are unchanged.
 
-An ``Encoded`` must never be changed after it is made (its text would no longer match); the code
-that holds one replaces it whole, as the BPMN runner does with ``state["workflow"]``.
+An ``Encoded`` must never be changed after it is made; the code that holds one replaces it
+whole, as the BPMN runner does with ``state["workflow"]``. Its *text* is what counts: a kept
+dump's dict may share nested values with the live workflow it was dumped from, so whatever
+rebuilds from it reads the text (``tiergate.bpmn.persistence.restore`` does).
 """
 
 from __future__ import annotations
