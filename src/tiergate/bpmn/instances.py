@@ -174,6 +174,18 @@ def split(step: str) -> tuple[str, str | None]:
     return match.group("base"), match.group("key")
 
 
+def by_element(records: dict[str, Any]) -> dict[str, list[tuple[str, str | None]]]:
+    """The instance step ids among ``records``' keys (``verify[2]``), with their keys, by element, in the
+    records' order."""
+    found: dict[str, list[tuple[str, str | None]]] = {}
+    for step in records:
+        if step.endswith("]"):
+            base, key = split(step)
+            if key is not None:
+                found.setdefault(base, []).append((step, key))
+    return found
+
+
 def instance_item(task: Task) -> Any:
     """The input item an instance works on (for its title and instructions), or None."""
     parent = task.parent

@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import instances, kept, messages, persistence
+from tiergate.bpmn import dumping, instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
@@ -36,6 +36,8 @@ from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext
 
 _SPLIT = ".BoundaryEventSplit"
+#: The attribute of a workflow that keeps its tasks' step ids (``Move.step_of``).
+_STEP_IDS = "_tiergate_step_ids"
 
 #: Set only by scenario tests (``tiergate.scenarios``) to learn which elements and flows a run
 #: took: each element a move reaches is appended with the element it came from. Nothing else
@@ -122,13 +124,28 @@ class Move:
         # Ready steps already announced by a step_ready entry; one that became ready in a move
         # that then failed is announced by the next move that succeeds (after `tiergate retry`).
         self.ready_before = set()
+        records = self.state.get("steps", {})
         for task in persistence.all_tasks(self.workflow):
-            element = step_of(task) or ""
-            if task.state == TaskState.READY and is_step(task) \
-                    and self.state.get("steps", {}).get(element, {}).get("status") == "ready":
-                self.ready_before.add(task.id)
-                self.ready_elements[task.id] = element
+            if task._state == TaskState.READY and is_step(task):
+                element = self.step_of(task) or ""
+                if records.get(element, {}).get("status") == "ready":
+                    self.ready_before.add(task.id)
+                    self.ready_elements[task.id] = element
         return self.workflow
+
+    def step_of(self, task: Task) -> str | None:
+        """``step_of(task)``, worked out once per task and kept with the workflow: a task's element
+        and instance key never change (a multi-instance activity outlives its live instances)."""
+        assert self.workflow is not None
+        known: dict[UUID, str | None] | None = getattr(self.workflow, _STEP_IDS, None)
+        if known is None:
+            known = {}
+            setattr(self.workflow, _STEP_IDS, known)
+        try:
+            return known[task.id]
+        except KeyError:
+            found = known[task.id] = step_of(task)
+            return found
 
     def create(self, data: dict[str, Any]) -> RestrictedWorkflow:
         spec, subprocess_specs = self.definition.specs
@@ -139,7 +156,7 @@ class Move:
     def ready_task(self, step_id: str) -> Task | None:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
-            if task.state == TaskState.READY and step_of(task) == step_id and is_step(task):
+            if task.state == TaskState.READY and is_step(task) and self.step_of(task) == step_id:
                 return task
         return None
 
@@ -233,7 +250,7 @@ class Move:
         self._timers()
         self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
         self.state["error"] = None
-        self.state["workflow"] = persistence.dump(self.workflow)
+        self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
         if self.workflow.is_completed():
             self.events.append(LogEvent("completed", SYSTEM))
@@ -312,7 +329,7 @@ class Move:
         if not failure.retryable:
             self.state["error"]["retryable"] = False
             hint = "the run cannot go on: cancel it with `tiergate cancel RUN --reason ...`"
-        self.state["workflow"] = persistence.dump(self.workflow)
+        self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
         self._timers()
         self.events.append(LogEvent("failed", SYSTEM, step=element, detail={
@@ -367,7 +384,7 @@ class Move:
         for task in persistence.all_tasks(self.workflow):
             if task.state != TaskState.READY or not is_step(task) or task.id in self.ready_before:
                 continue
-            element = step_of(task)
+            element = self.step_of(task)
             assert element is not None
             self.trace(task)
             record = self.state["steps"].setdefault(element, {"status": "locked"})
@@ -391,7 +408,7 @@ class Move:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
             if task.state == TaskState.READY and is_step(task):
-                record = self.state["steps"].setdefault(step_of(task) or "", {})
+                record = self.state["steps"].setdefault(self.step_of(task) or "", {})
                 if record.get("status") != "ready":
                     record["status"] = "ready"
                     record.setdefault("ready_at", format_time(self.ctx.now))
@@ -418,12 +435,14 @@ class Move:
         if self.workflow.is_completed():
             return to_jsonable(self.workflow.data or (self.workflow.last_task.data if self.workflow.last_task else {}))
         tasks = persistence.all_tasks(self.workflow)
-        chosen = [t for t in tasks if t.state in (TaskState.READY, TaskState.ERROR) and element_of(t) is not None]
+        chosen = [t for t in tasks if t._state in (TaskState.READY, TaskState.ERROR) and element_of(t) is not None]
         if not chosen:
             chosen = [t for t in tasks if t.state == TaskState.WAITING and element_of(t) is not None]
         merged: dict[str, Any] = {}
         for task in chosen or [self.workflow.task_tree]:
-            if instances.instance_key(task) is not None and task.parent is not None:
+            # An instance is a task whose step id carries a key (``step_of``, kept per task).
+            element = element_of(task)
+            if element is not None and self.step_of(task) != element and task.parent is not None:
                 merged.update(task.parent.data)  # an instance's data leaves out the collection its activity has
             merged.update(task.data)
         return to_jsonable(merged)

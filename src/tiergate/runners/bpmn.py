@@ -30,7 +30,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import instances, messages, persistence
+from tiergate.bpmn import dumping, instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
@@ -62,18 +62,22 @@ class BpmnRunner(Runner):
     def steps(self, definition: BpmnDefinition, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]:
         views = []
         records = state.get("steps", {})
+        by_element = instances.by_element(records) if any(r.repeats for r in definition.steps.values()) else {}
         for rules in definition.steps.values():
-            ids = [rules.id]
+            ids: list[tuple[str, str | None]] = [(rules.id, None)]
             if rules.repeats:
-                ids = [step for step in records if instances.split(step)[0] == rules.id and step != rules.id] or ids
-            for step_id in ids:
-                record = records.get(step_id, {})
-                key = instances.split(step_id)[1]
+                ids = by_element.get(rules.id) or ids
+            actors, roles, other = list(rules.actors), list(rules.roles), rules.distinct_from
+            for step_id, key in ids:
+                record = records.get(step_id, _NO_RECORD)
                 title = rules.title if key is None else f"{rules.title} [{_item_label(record, key)}]"
+                # Four eyes per instance (``_distinct``): ``verify[2]`` against ``prepare[2]`` if that exists.
+                distinct = other if other is None or key is None or f"{other}[{key}]" not in records \
+                    else f"{other}[{key}]"
                 views.append(StepView(
                     id=step_id, title=title, state=record.get("status", "locked"), optional=rules.optional,
-                    actors=list(rules.actors), roles=list(rules.roles), instructions=rules.instructions,
-                    done_when=rules.gate, distinct_from=self._distinct(rules, step_id, state),
+                    actors=list(actors), roles=list(roles), instructions=rules.instructions,
+                    done_when=rules.gate, distinct_from=distinct,
                     actor=record.get("actor"), at=record.get("at"), ready_at=record.get("ready_at"),
                     evidence=record.get("evidence"), reason=record.get("reason")))
         return views
@@ -263,6 +267,7 @@ class BpmnRunner(Runner):
             raise RefusedError(f"the failed task of '{element}' is no longer in run {ctx.run_id}.",
                                reason="unknown_step", details={"run": ctx.run_id, "step": element})
         task.data.update(copy.deepcopy(data))
+        dumping.forget(workflow)  # data written beside a timer may land in a parked task: dump every task again
         if task.state == TaskState.ERROR:
             task._set_state(TaskState.READY)
         elif is_timer(task):
@@ -351,8 +356,11 @@ class BpmnRunner(Runner):
     @staticmethod
     def _distinct(rules: StepRules, step_id: str, state: dict[str, Any]) -> str | None:
         """Four eyes per instance: ``verify[2]`` against ``prepare[2]`` when ``prepare`` repeats too."""
-        other, key = rules.distinct_from, instances.split(step_id)[1]
-        if other is None or key is None:
+        other = rules.distinct_from
+        if other is None:
+            return None
+        key = instances.split(step_id)[1]
+        if key is None:
             return other
         same = f"{other}[{key}]"
         return same if same in state.get("steps", {}) else other
@@ -387,6 +395,9 @@ def _named_in_data(rules: StepRules, state: dict[str, Any], ctx: RunContext) -> 
                            f"({', '.join(missing)}; tiers/roles.yaml). Ask a member to do it.",
                            reason="actor_not_allowed", details={"run": ctx.run_id, "step": rules.id,
                                                                 "actor": str(ctx.actor), "roles": wanted})
+
+
+_NO_RECORD: dict[str, Any] = {}
 
 
 def _item_label(record: dict[str, Any], key: str) -> str:
