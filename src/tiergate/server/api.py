@@ -26,7 +26,7 @@ from tiergate.errors import LimitExceededError, TiergateError, UsageError
 from tiergate.jsonutil import canonical_json, to_jsonable
 from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller, Operations
-from tiergate.server.doors import (Answer, bearer, json_bytes, read_json, receive_small, send_bytes, small_body,
+from tiergate.server.doors import (Answer, bearer, in_worker, json_bytes, read_json, receive_small, send_bytes, small_body,
                                    too_large, unauthorized)
 
 #: HTTP status per error code; other codes are 400, and a refusal's is 409 unless its reason says otherwise.
@@ -301,7 +301,7 @@ class HotPath:
             raw = received
         if scope.get("query_string"):
             params = {**QueryParams(scope["query_string"]), **params}
-        await send_bytes(send, *await run_in_threadpool(self.serve, token, route, params, raw))
+        await send_bytes(send, *await in_worker(self.serve, token, route, params, raw))
         return True
 
     def serve(self, token: str, route: ApiRoute, params: dict[str, str], raw: bytes) -> Answer:
