@@ -243,7 +243,8 @@ def main() -> None:
             for door, measure in (("api", api), ("mcp", mcp)):
                 if door in args.doors:
                     for clients in args.clients:
-                        results.append(measured(server.pid, lambda: measure(url, token, clients, args.steps)))
+                        results.append(measured(server.pid, lambda door=measure, n=clients: door(url, token, n,
+                                                                                                 args.steps)))
             # again, after: the baseline at the end of the run
             results.append(measured(None, lambda: in_process(engine, args.steps)))
         finally:

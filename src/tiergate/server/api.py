@@ -26,8 +26,8 @@ from tiergate.errors import LimitExceededError, TiergateError, UsageError
 from tiergate.jsonutil import canonical_json, to_jsonable
 from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller, Operations
-from tiergate.server.doors import (Answer, bearer, in_worker, json_bytes, read_json, receive_small, send_bytes, small_body,
-                                   too_large, unauthorized)
+from tiergate.server.doors import (Answer, bearer, in_worker, json_bytes, read_json, receive_small, send_bytes,
+                                   small_body, too_large, unauthorized)
 
 #: HTTP status per error code; other codes are 400, and a refusal's is 409 unless its reason says otherwise.
 STATUS = {"unauthorized": 401, "actor_mismatch": 403, "not_found": 404, "conflict": 409, "gate_failed": 422,
@@ -315,8 +315,8 @@ class HotPath:
         except _Unreadable as unreadable:
             if self.on_refused is not None:
                 self.on_refused(unreadable.refused, "api", caller)
-            err = unreadable.error()
-            return http_status(err), json_bytes(failure(err.code, err.message, err.details)), ()
+            problem = unreadable.error()
+            return http_status(problem), json_bytes(failure(problem.code, problem.message, problem.details)), ()
         except TiergateError as err:
             return http_status(err), json_bytes(failure(err.code, err.message, to_jsonable(err.details))), ()
         return answer(route, self.operations, caller, params, body, self.run_locked)

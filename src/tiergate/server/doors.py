@@ -5,7 +5,11 @@ public, and the web pages check their own sessions (``tiergate.web``: a token do
 them); anything else needs a valid token, checked against the database on every request (a
 revoked token stops working at once). A request without one is answered ``401`` and goes no
 further: no operation runs and nothing is logged. The authenticated ``Caller`` is put in the
-request's ASGI scope (``caller_key``), where the API and the MCP tools read it.
+request's ASGI scope (``caller_key``), where the API and the MCP tools read it. Most API requests
+never reach that check: ``hot`` (``tiergate.server.api.HotPath``) serves a request to an API
+route with a small announced body itself, checking its token in the worker thread that then runs
+its operation (one hop instead of two); a missing or malformed token is still answered 401 before
+anything is read.
 
 Bodies are limited before they are read whole: a ``Content-Length`` over the limit is refused
 here at once with ``413``; a body sent in chunks is counted as it is read (``tiergate.server.api``

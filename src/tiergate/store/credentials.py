@@ -55,7 +55,8 @@ def get_token(conn: Connection, token_id: str) -> dict[str, Any] | None:
 _TOKEN_BY_HASH = DriverSQL(
     "SELECT t.id, t.principal_id, t.expires_at, t.last_used_at, t.revoked_at, p.kind, p.disabled_at "
     "FROM tokens t JOIN principals p ON p.id = t.principal_id WHERE t.secret_hash = {p}")
-_TOKEN_COLUMNS = ("id", "principal_id", "expires_at", "last_used_at", "revoked_at", "kind", "principal_disabled_at")
+_TOKEN_COLUMNS = ("id", "principal_id", "expires_at", "last_used_at", "revoked_at", "kind",
+                  "principal_disabled_at")
 _TOKEN_TIMES = ("expires_at", "last_used_at", "revoked_at", "principal_disabled_at")
 
 
