@@ -6,21 +6,27 @@
     python bench/http_steps.py --workers 2             # `tiergate serve --workers 2`
 
 - **in-process (baseline)**: ``Engine.complete`` called in a loop, one run after another.
-- **API**: ``POST /api/runs/{run}/steps/{step}/complete`` from N client threads (one keep-alive
-  connection each, ``httpx2``), each working through its own runs, against ``tiergate serve``
-  started as a subprocess on 127.0.0.1.
+- **API**: ``POST /api/runs/{run}/steps/{step}/complete`` from N client threads, each on its
+  own keep-alive connection (the standard library's ``http.client``: real sockets and HTTP/1.1,
+  at a fraction of a full client's CPU, so the bench measures the server rather than itself),
+  each working through its own runs, against ``tiergate serve`` started as a subprocess on
+  127.0.0.1.
 - **MCP**: ``complete_step`` over MCP streamable HTTP (the SDK's client), N sessions at once,
   in the bench's own process, or spread over ``--mcp-processes`` client processes (on the shared
   2-core machine that cost the clients more CPU a call, not less: docs/performance.md).
 
 Each client completes ``--steps / N`` steps; the rate is steps per second over the wall time
-of all clients, with the p50 and p99 latency of one completion. The goal (issue 13): the API's
-rate with 16 clients at least 0.5 of the in-process rate.
+of all clients, with the p50 and p99 latency of one completion. Beside them, CPU milliseconds
+per completion: the server's (``/proc/PID/stat`` of the ``tiergate serve`` process and its
+children, read before and after each line; that figure moves little with the machine's load,
+where rates move a lot) and the bench process's own (its clients', or the in-process engine's).
+The goal (issue 13): the API's rate with 16 clients at least 0.5 of the in-process rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import multiprocessing
 import os
@@ -41,6 +47,8 @@ from tiergate.credentials import Credentials
 from tiergate.engine import Engine
 
 STEPS_PER_RUN = 10
+#: Completions done untimed before the first line, in-process and through the server.
+WARM_UP = 20
 CHECKLIST = "id: bench\ntitle: Bench\nowner: lead\nexpected_minutes: 5\nsteps:\n" + "".join(
     f"  - id: s{i}\n    title: Step {i}\n    done_when: {{type: object, required: [note], "
     f"properties: {{note: {{type: string}}}}}}\n" for i in range(STEPS_PER_RUN))
@@ -68,6 +76,46 @@ def summary(name: str, clients: int, latencies: list[float], wall: float) -> dic
             "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]}
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def server_cpu(pid: int | None) -> float | None:
+    """CPU seconds (user + system) of process ``pid`` and its live descendants, from /proc (None: no /proc)."""
+    if pid is None:
+        return None
+    try:
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    text = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
+    except OSError:
+        return None
+    if pid not in stats:
+        return None
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, (parent, _) in stats.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(stats[p][1] for p in tree) / _TICK
+
+
+def measured(pid: int | None, work: Any) -> dict[str, Any]:
+    """``work()``'s summary with the CPU per step of the server (``pid``) and of this process."""
+    server0, own0 = server_cpu(pid), time.process_time()
+    result: dict[str, Any] = work()
+    server1, own1 = server_cpu(pid), time.process_time()
+    steps = max(1, result["steps"])
+    result["server_cpu_ms"] = None if server0 is None or server1 is None else 1000 * (server1 - server0) / steps
+    result["own_cpu_ms"] = 1000 * (own1 - own0) / steps
+    return result
+
+
 def in_process(engine: Engine, steps: int) -> dict[str, Any]:
     latencies: list[float] = []
     began = time.perf_counter()
@@ -83,17 +131,35 @@ def in_process(engine: Engine, steps: int) -> dict[str, Any]:
 def api(url: str, token: str, clients: int, steps: int) -> dict[str, Any]:
     latencies: list[float] = []
     lock = threading.Lock()
+    address = url.removeprefix("http://")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    evidence = json.dumps({"evidence": {"note": "done"}})
+    start = json.dumps({"process": "bench", "data": {}})
+
+    failures: list[BaseException] = []
+
+    def post(conn: http.client.HTTPConnection, path: str, body: str) -> tuple[int, bytes]:
+        conn.request("POST", path, body=body, headers=headers)
+        answer = conn.getresponse()
+        return answer.status, answer.read()
 
     def client() -> None:
         mine: list[float] = []
-        with httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as http:
+        conn = http.client.HTTPConnection(address, timeout=120)  # one keep-alive connection per client
+        try:
             while len(mine) < steps // clients:
-                run = http.post("/api/runs", json={"process": "bench", "data": {}}).json()["data"]["id"]
+                status, body = post(conn, "/api/runs", start)
+                assert status == 201, body
+                run = json.loads(body)["data"]["id"]
                 for i in range(min(STEPS_PER_RUN, steps // clients - len(mine))):
                     t0 = time.perf_counter()
-                    answer = http.post(f"/api/runs/{run}/steps/s{i}/complete", json={"evidence": {"note": "done"}})
+                    status, body = post(conn, f"/api/runs/{run}/steps/s{i}/complete", evidence)
                     mine.append(time.perf_counter() - t0)
-                    assert answer.status_code == 200, answer.text
+                    assert status == 200, body
+        except BaseException as err:  # noqa: BLE001 - said after the other clients finish
+            failures.append(err)
+        finally:
+            conn.close()
         with lock:
             latencies.extend(mine)
 
@@ -103,6 +169,8 @@ def api(url: str, token: str, clients: int, steps: int) -> dict[str, Any]:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
     return summary("API", clients, latencies, time.perf_counter() - began)
 
 
@@ -189,6 +257,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=320, help="completions per measurement")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--doors", nargs="+", choices=["api", "mcp"], default=["api", "mcp"],
+                        help="the server's doors to measure (default: both)")
     parser.add_argument("--database-url", default=None, help="an empty database (default: SQLite in a temp folder)")
     parser.add_argument("--workers", type=int, default=1, help="server processes (`tiergate serve --workers N`)")
     parser.add_argument("--mcp-processes", type=int, default=1, help="client processes the MCP sessions are spread over")
@@ -200,7 +270,8 @@ def main() -> None:
         engine = Engine(home=home, database_url=url_db)
         engine.raw_database().upgrade()
         token = Credentials(engine).issue_token("agent:bench", by="os:bench")["token"]
-        results = [in_process(engine, args.steps)]
+        in_process(engine, WARM_UP)  # untimed: the first steps load and compile what later ones reuse
+        results = [measured(None, lambda: in_process(engine, args.steps))]
         port = free_port()
         env = {**os.environ, "TIERGATE_DATABASE_URL": url_db}
         server = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(home), "serve", "--port", str(port),
@@ -219,11 +290,15 @@ def main() -> None:
                 workers.add(httpx2.get(f"{url}/healthz").json()["data"]["pid"])
                 if len(workers) == args.workers:
                     break
-            for clients in args.clients:
-                results.append(api(url, token, clients, args.steps))
-            for clients in args.clients:
-                results.append(mcp(url, token, clients, args.steps, args.mcp_processes))
-            results.append(in_process(engine, args.steps))  # again, after: the baseline at the end of the run
+            api(url, token, 1, WARM_UP)  # untimed, as in-process
+            doors = (("api", api), ("mcp", lambda *given: mcp(*given, args.mcp_processes)))
+            for door, measure in doors:
+                if door in args.doors:
+                    for clients in args.clients:
+                        results.append(measured(server.pid, lambda door=measure, n=clients: door(url, token, n,
+                                                                                                 args.steps)))
+            # again, after: the baseline at the end of the run
+            results.append(measured(None, lambda: in_process(engine, args.steps)))
         finally:
             server.terminate()
             server.wait()
@@ -234,10 +309,13 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'door':<11} {'clients':>7} {'steps':>6} {'steps/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (at the end)")
+    print(f"{'door':<11} {'clients':>7} {'steps':>6} {'steps/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'server CPU ms':>13} {'own CPU ms':>10}")
     for r in results:
+        server_ms = "" if r["server_cpu_ms"] is None else f"{r['server_cpu_ms']:.2f}"
         print(f"{r['door']:<11} {r['clients']:>7} {r['steps']:>6} {r['rate']:>8.1f} {r['ratio']:>6.2f} "
-              f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f}")
+              f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {server_ms:>13} {r['own_cpu_ms']:>10.2f}")
     for r in results:
         if "client_cpu_ms" in r:
             print(f"MCP, {r['clients']} clients in {r['client_processes']} process(es): the clients' CPU "

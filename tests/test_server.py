@@ -129,6 +129,35 @@ def test_errors_answer_the_envelope_and_bodies_over_the_limit_are_refused(
         assert http.get("/api/runs").json()["data"] == []
 
 
+def test_a_small_body_and_a_chunked_one_are_answered_alike(server: Server, demo_home: HomeBuilder,
+                                                            cli: Callable[..., CLIResult], make_engine: Any) -> None:
+    """A small body with its length is served in one hop (the token checked in the worker thread that
+    runs the operation); a chunked one the long way (the token first, the body counted as it comes)."""
+    from tiergate import doorlog
+
+    bot = _issue(cli, demo_home, "agent:bot")
+    body = json.dumps({"process": "demo", "data": {"ticket_id": "T-1"}}).encode()
+    json_type = {"content-type": "application/json"}
+    for content in (body, iter([body[:9], body[9:]])):
+        with httpx.Client(base_url=server.url) as anonymous:
+            refused = anonymous.post("/api/runs", content=content, headers=json_type)
+            assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized", refused.text
+    with server.client(bot["token"]) as http:
+        small = http.post("/api/runs", content=body, headers=json_type)
+        chunked = http.post("/api/runs", content=iter([body[:9], body[9:]]), headers=json_type)
+        for answer in (small, chunked):
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["data"]["started_by"] == "agent:bot"
+        assert small.json()["data"].keys() == chunked.json()["data"].keys()
+        for content in (b'{"process": "demo", "process": "demo"}', iter([b'{"process": "demo", ', b'"process": 1}'])):
+            twice = http.post("/api/runs", content=content, headers=json_type)
+            assert twice.status_code == 400 and twice.json()["error"]["code"] == "invalid_json", twice.text
+        mine = http.get("/api/runs", params={"mine": "1"}).json()["data"]
+    assert {r["id"] for r in mine} == {small.json()["data"]["id"], chunked.json()["data"]["id"]}
+    refusals = [r for r in doorlog.entries(make_engine(demo_home)) if r["door"] == "api"]
+    assert [(r["code"], r["credential"]) for r in refusals] == [("invalid_json", f"token:{bot['id']}")] * 2
+
+
 @asynccontextmanager
 async def mcp_session(url: str, token: str, **options: Any) -> AsyncIterator[ClientSession]:
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60, **options) as client:

@@ -52,6 +52,15 @@ def operator() -> str:
         return "os:unknown"
 
 
+def check_shape(token: str | None) -> str:
+    """``token``, or ``UnauthorizedError`` unless it looks like a token (no database read: a door
+    may answer 401 before it reads anything else of a request)."""
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        raise UnauthorizedError("no valid token. Send `Authorization: Bearer tg_...` with a token from "
+                                "`tiergate tokens issue`.")
+    return token
+
+
 def secret_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -219,9 +228,7 @@ class Credentials:
 
         Raises ``UnauthorizedError``, whose message never repeats the token.
         """
-        if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-            raise UnauthorizedError("no valid token. Send `Authorization: Bearer tg_...` with a token from "
-                                    "`tiergate tokens issue`.")
+        token = check_shape(token)
         now = self.engine.clock()
         with self.engine.db.read() as conn:
             row = store.token_by_hash(conn, secret_hash(token))

@@ -92,7 +92,9 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
                               *web.routes(engine, operations, run_locked)])
 
     # Spans outermost, so refused requests (401, 413) are traced too; a no-op without OpenTelemetry.
-    return RequestSpans(Doors(app, Credentials(engine), max_body, on_refused=refused))
+    credentials = Credentials(engine)
+    hot = api.HotPath(operations, credentials, run_locked=run_locked, on_refused=refused)
+    return RequestSpans(Doors(app, credentials, max_body, on_refused=refused, hot=hot))
 
 
 def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1) -> None:

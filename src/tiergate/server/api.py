@@ -13,17 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, compile_path
+from starlette.types import Receive, Scope, Send
 
 from tiergate import __version__, wirejson
-from tiergate.envelope import failure, success
+from tiergate.credentials import Credentials, check_shape
+from tiergate.envelope import failure
 from tiergate.errors import LimitExceededError, TiergateError, UsageError
-from tiergate.jsonutil import to_jsonable
+from tiergate.jsonutil import canonical_json, to_jsonable
 from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller, Operations
-from tiergate.server.doors import read_json, too_large
+from tiergate.server.doors import (Answer, bearer, in_worker, json_bytes, read_json, receive_small, send_bytes,
+                                   small_body, too_large, unauthorized)
 
 #: HTTP status per error code; other codes are 400, and a refusal's is 409 unless its reason says otherwise.
 STATUS = {"unauthorized": 401, "actor_mismatch": 403, "not_found": 404, "conflict": 409, "gate_failed": 422,
@@ -45,6 +49,11 @@ class ApiRoute:
     body: dict[str, Any] | None = None  # JSON Schema of the body
     tag: str = "runs"
     changes: bool = field(default=False)
+
+    @property
+    def creates(self) -> bool:
+        """Answered ``201 Created`` (starting a run), not ``200``."""
+        return self.method == "POST" and self.path == "/api/runs"
 
 
 def _obj(**properties: Any) -> dict[str, Any]:
@@ -153,9 +162,41 @@ async def _read_body(request: Request, limit: int) -> Body:
         body = await read_json(raw)
     except wirejson.WireRefused as refused:
         raise _Unreadable(refused) from None
+    return _object(body)
+
+
+def _parse_body(raw: bytes) -> Body:
+    """``_read_body``'s reading of a body already received (a small one, in a worker thread)."""
+    if not raw.strip():
+        return {}
+    try:
+        body = wirejson.read(raw)
+    except wirejson.WireRefused as refused:
+        raise _Unreadable(refused) from None
+    return _object(body)
+
+
+def _object(body: Any) -> Body:
     if not isinstance(body, dict):
         raise UsageError("the request body must be a JSON object.", code="invalid_json")
     return body
+
+
+_SUCCESS = b'{"ok":true,"data":'
+
+
+def answer(route: ApiRoute, operations: Operations, caller: Caller, params: dict[str, str], body: Body,
+           run_locked: Callable[..., Any]) -> Answer:
+    """Run ``route``'s operation (under ``run_locked``) and render the envelope: in a worker thread.
+
+    The data is encoded once, in the canonical spelling (sorted keys, the JSON forms of
+    ``tiergate.jsonutil``), the same bytes as ``to_jsonable`` and a JSON response would make.
+    """
+    try:
+        data = run_locked(route.handler, operations, caller, params, body)
+    except TiergateError as err:
+        return http_status(err), json_bytes(failure(err.code, err.message, to_jsonable(err.details))), ()
+    return 201 if route.creates else 200, _SUCCESS + canonical_json(data).encode("utf-8") + b"}", ()
 
 
 class _TooLarge(Exception):
@@ -179,15 +220,13 @@ class _Unreadable(Exception):
 
 def routes(operations: Operations, *, max_body: int, run_locked: Callable[..., Any],
            on_refused: Callable[..., None] | None = None) -> list[Route]:
-    """Starlette routes for ``ROUTES`` and the OpenAPI document."""
+    """Starlette routes for ``ROUTES`` and the OpenAPI document (``HotPath`` serves most requests
+    first; these serve the rest: a chunked or larger body, the document)."""
 
     def endpoint(route: ApiRoute) -> Callable[[Request], Any]:
-        async def handle(request: Request) -> JSONResponse:
+        async def handle(request: Request) -> Response:
             try:
                 body = await _read_body(request, max_body) if route.method == "POST" else {}
-                params = {**request.query_params, **request.path_params}
-                data = await run_in_threadpool(run_locked, route.handler, operations, request.scope[caller_key],
-                                               params, body)
             except _TooLarge as over:
                 if on_refused is not None:
                     await run_in_threadpool(on_refused, over.refused, "api", request.scope.get(caller_key))
@@ -200,8 +239,10 @@ def routes(operations: Operations, *, max_body: int, run_locked: Callable[..., A
             except TiergateError as err:
                 return JSONResponse(failure(err.code, err.message, to_jsonable(err.details)),
                                     status_code=http_status(err))
-            return JSONResponse(success(to_jsonable(data)), status_code=201 if route.path == "/api/runs"
-                                and route.method == "POST" else 200)
+            params = {**request.query_params, **request.path_params}
+            status, payload, _ = await run_in_threadpool(answer, route, operations, request.scope[caller_key],
+                                                         params, body, run_locked)
+            return Response(payload, status_code=status, media_type="application/json")
 
         return handle
 
@@ -210,6 +251,75 @@ def routes(operations: Operations, *, max_body: int, run_locked: Callable[..., A
 
     return [Route("/api/openapi.json", openapi_document, methods=["GET"]),
             *(Route(r.path, endpoint(r), methods=[r.method]) for r in ROUTES)]
+
+
+class HotPath:
+    """The API's routes served in one hop to a worker thread, before Starlette's router and middleware.
+
+    A request to one of ``ROUTES`` whose body is announced small (``doors.small_body``) is
+    answered here: a missing or malformed token at once (401, nothing read, nothing logged); else
+    the body is received, and one worker thread checks the token against the database (a revoked
+    token fails at once), reads the body strictly, runs the operation and encodes the answer. Any
+    other request (another path or method, a chunked or larger body) goes on to the doors and the
+    routes above, which check the token first and count the body as it arrives.
+    """
+
+    def __init__(self, operations: Operations, credentials: Credentials, *, run_locked: Callable[..., Any],
+                 on_refused: Callable[..., None] | None = None):
+        self.operations, self.credentials = operations, credentials
+        self.run_locked, self.on_refused = run_locked, on_refused
+        self.table: dict[str, list[tuple[Any, ApiRoute]]] = {}
+        for route in ROUTES:
+            self.table.setdefault(route.method, []).append((compile_path(route.path)[0], route))
+
+    def match(self, scope: Scope) -> tuple[ApiRoute, dict[str, str]] | None:
+        for regex, route in self.table.get(scope["method"], ()):
+            found = regex.match(scope["path"])
+            if found is not None:
+                return route, found.groupdict()
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        if not scope["path"].startswith("/api/"):
+            return False
+        found = self.match(scope)
+        if found is None or not small_body(scope):
+            return False
+        route, params = found
+        scope["route"] = route  # for the request's span (``http.route``)
+        token = bearer(scope)
+        try:
+            check_shape(token)
+        except TiergateError as err:
+            await send_bytes(send, *unauthorized(err))
+            return True
+        raw = b""
+        if route.method == "POST":
+            received = await receive_small(receive)
+            if received is None:
+                return True  # the client went away
+            raw = received
+        if scope.get("query_string"):
+            params = {**QueryParams(scope["query_string"]), **params}
+        await send_bytes(send, *await in_worker(self.serve, token, route, params, raw))
+        return True
+
+    def serve(self, token: str, route: ApiRoute, params: dict[str, str], raw: bytes) -> Answer:
+        """In a worker thread: the token, the body, the operation, the answer."""
+        try:
+            caller = Caller.from_credential(self.credentials.authenticate(token))
+        except TiergateError as err:
+            return unauthorized(err)
+        try:
+            body = _parse_body(raw)
+        except _Unreadable as unreadable:
+            if self.on_refused is not None:
+                self.on_refused(unreadable.refused, "api", caller)
+            problem = unreadable.error()
+            return http_status(problem), json_bytes(failure(problem.code, problem.message, problem.details)), ()
+        except TiergateError as err:
+            return http_status(err), json_bytes(failure(err.code, err.message, to_jsonable(err.details))), ()
+        return answer(route, self.operations, caller, params, body, self.run_locked)
 
 
 _ENVELOPE = {
@@ -229,7 +339,7 @@ def openapi() -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": route.summary, "tags": [route.tag], "parameters": parameters,
             "responses": {
-                "200" if not (route.path == "/api/runs" and route.method == "POST") else "201":
+                "201" if route.creates else "200":
                     {"description": "The envelope with `data`.",
                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
                 "401": {"description": "No token, or a revoked or expired one."},

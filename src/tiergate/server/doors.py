@@ -5,7 +5,11 @@ public, and the web pages check their own sessions (``tiergate.web``: a token do
 them); anything else needs a valid token, checked against the database on every request (a
 revoked token stops working at once). A request without one is answered ``401`` and goes no
 further: no operation runs and nothing is logged. The authenticated ``Caller`` is put in the
-request's ASGI scope (``caller_key``), where the API and the MCP tools read it.
+request's ASGI scope (``caller_key``), where the API and the MCP tools read it. Most API requests
+never reach that check: ``hot`` (``tiergate.server.api.HotPath``) serves a request to an API
+route with a small announced body itself, checking its token in the worker thread that then runs
+its operation (one hop instead of two); a missing or malformed token is still answered 401 before
+anything is read.
 
 Bodies are limited before they are read whole: a ``Content-Length`` over the limit is refused
 here at once with ``413``; a body sent in chunks is counted as it is read (``tiergate.server.api``
@@ -17,9 +21,11 @@ JSON that every parser reads alike. Each refusal is recorded by ``on_refused``.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,15 +44,77 @@ PUBLIC = frozenset({"/healthz", "/api/openapi.json"})
 READ_INLINE_BYTES = 16 * 1024
 #: Called with a refused message, the door it came to (``mcp`` or ``api``) and the caller (None: unknown).
 OnRefused = Callable[[wirejson.WireRefused, str, "Caller | None"], None]
+#: Serves a request itself and answers True, or answers False and leaves it to the doors
+#: (``tiergate.server.api.HotPath``: the API's routes in one hop to a worker thread).
+HotPath = Callable[[Scope, Receive, Send], Awaitable[bool]]
 
 
-async def send_json(send: Send, status: int, body: dict[str, Any],
-                    headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+#: An answer made in a worker thread: HTTP status, JSON body, extra headers.
+Answer = tuple[int, bytes, Sequence[tuple[bytes, bytes]]]
+_CHALLENGE = [(b"www-authenticate", b'Bearer realm="tiergate"')]
+
+
+def json_bytes(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+async def send_bytes(send: Send, status: int, payload: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any],
+                    headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    await send_bytes(send, status, json_bytes(body), headers)
+
+
+def unauthorized(err: TiergateError) -> Answer:
+    """401 for a missing, unknown, revoked or expired token; 503 when the database cannot say."""
+    if isinstance(err, UnauthorizedError):
+        return 401, json_bytes(failure(err.code, err.message, err.details)), _CHALLENGE
+    return 503, json_bytes(failure(err.code, err.message, err.details)), ()
+
+
+def small_body(scope: Scope) -> bool:
+    """Whether the request's body is announced, and small enough to read before its token is checked
+    (``READ_INLINE_BYTES``): no chunked body, a ``Content-Length`` of at most that, or none."""
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding":
+            return False
+        if name == b"content-length":
+            try:
+                if int(value) > READ_INLINE_BYTES:
+                    return False
+            except ValueError:
+                return False
+    return True
+
+
+async def receive_small(receive: Receive) -> bytes | None:
+    """The whole body of a request ``small_body`` let through (None: the client went away)."""
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk, more = message.get("body", b""), message.get("more_body", False)
+        size += len(chunk)
+        if size > READ_INLINE_BYTES:  # more than announced: what was read is answered as unreadable
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def in_worker(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a worker thread of the event loop's executor, in a copy of the request's
+    context (so spans nest). Cheaper than Starlette's ``run_in_threadpool`` (anyio's capacity
+    limiter, checkpoints and cancel scopes), for the hot path's one hop a request; the executor
+    ends with the loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, contextvars.copy_context().run, function, *args)
 
 
 async def read_json(raw: bytes) -> Any:
@@ -56,7 +124,7 @@ async def read_json(raw: bytes) -> Any:
     return await run_in_threadpool(wirejson.read, raw)
 
 
-def _bearer(scope: Scope) -> str | None:
+def bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
@@ -77,25 +145,25 @@ def _content_length(scope: Scope) -> int | None:
 class Doors:
     """Authenticate every request but the public ones, and bound every body to ``max_body`` bytes."""
 
-    def __init__(self, app: ASGIApp, credentials: Credentials, max_body: int, on_refused: OnRefused | None = None):
+    def __init__(self, app: ASGIApp, credentials: Credentials, max_body: int, on_refused: OnRefused | None = None,
+                 hot: HotPath | None = None):
         self.app = app
         self.credentials = credentials
         self.max_body = max_body
         self.on_refused = on_refused
+        self.hot = hot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.hot is not None and await self.hot(scope, receive, send):
+            return
         if scope["path"] not in PUBLIC and not is_web_path(scope["path"]):
             try:
-                credential = await run_in_threadpool(self.credentials.authenticate, _bearer(scope))
-            except UnauthorizedError as err:
-                await send_json(send, 401, failure(err.code, err.message, err.details),
-                                [(b"www-authenticate", b'Bearer realm="tiergate"')])
-                return
-            except TiergateError as err:  # the database is unreachable: nobody can be checked
-                await send_json(send, 503, failure(err.code, err.message, err.details))
+                credential = await run_in_threadpool(self.credentials.authenticate, bearer(scope))
+            except TiergateError as err:  # 401; or 503: the database is unreachable, nobody can be checked
+                await send_bytes(send, *unauthorized(err))
                 return
             scope[caller_key] = Caller.from_credential(credential, via="mcp" if scope["path"] == "/mcp" else "api")
         length = _content_length(scope)

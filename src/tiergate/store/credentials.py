@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from tiergate.log import utc
+from tiergate.store.db import DriverSQL, driver_cursor, read_time
 from tiergate.store.tables import CredentialEvent, Principal, Token
 
 _principals = Principal.__table__  # type: ignore[attr-defined]
@@ -49,17 +50,28 @@ def get_token(conn: Connection, token_id: str) -> dict[str, Any] | None:
     return None if row is None else _times(row, "created_at", "expires_at", "last_used_at", "revoked_at")
 
 
-#: Built once: every request through a server's doors runs it (``Credentials.authenticate``).
-_TOKEN_BY_HASH = (select(_tokens, _principals.c.kind, _principals.c.disabled_at.label("principal_disabled_at"))
-                  .join(_principals, _principals.c.id == _tokens.c.principal_id)
-                  .where(_tokens.c.secret_hash == bindparam("secret_hash")))
+#: Every request through a server's doors runs it (``Credentials.authenticate``), so it goes
+#: straight to the driver's cursor, spelled once per dialect (``tiergate.store.db.DriverSQL``).
+_TOKEN_BY_HASH = DriverSQL(
+    "SELECT t.id, t.principal_id, t.expires_at, t.last_used_at, t.revoked_at, p.kind, p.disabled_at "
+    "FROM tokens t JOIN principals p ON p.id = t.principal_id WHERE t.secret_hash = {p}")
+_TOKEN_COLUMNS = ("id", "principal_id", "expires_at", "last_used_at", "revoked_at", "kind",
+                  "principal_disabled_at")
+_TOKEN_TIMES = ("expires_at", "last_used_at", "revoked_at", "principal_disabled_at")
 
 
 def token_by_hash(conn: Connection, secret_hash: str) -> dict[str, Any] | None:
-    """The token with this hash joined with its principal's kind and disabled time."""
-    row = conn.execute(_TOKEN_BY_HASH, {"secret_hash": secret_hash}).first()
-    return None if row is None else _times(row, "created_at", "expires_at", "last_used_at", "revoked_at",
-                                           "principal_disabled_at")
+    """The token with this hash (its id, principal and times) with its principal's kind and disabled time."""
+    with driver_cursor(conn) as cursor:
+        cursor.execute(_TOKEN_BY_HASH(conn.dialect.name), (secret_hash,))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    found = dict(zip(_TOKEN_COLUMNS, row))
+    for name in _TOKEN_TIMES:
+        if found[name] is not None:
+            found[name] = read_time(found[name])
+    return found
 
 
 def list_tokens(conn: Connection, principal_id: str | None = None) -> list[dict[str, Any]]:
