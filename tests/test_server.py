@@ -16,7 +16,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from serving import Server, free_port, running_server  # noqa: F401 - other tests import them from here
-from support import CLIResult, HomeBuilder
+from support import DEMO, CLIResult, HomeBuilder
 from tiergate.engine import Engine
 
 GATHER = {"summary": "The export fails for every client.", "severity": "S3"}
@@ -198,6 +198,22 @@ def test_mcp_over_http_acts_as_the_tokens_principal(server: Server, demo_home: H
     assert {e["door"] for e in entries} == {f"token:{bot['id']}"}
     assert entries[-1]["event"] == "refused" and entries[-1]["actor"] == "agent:bot"
     assert bot["token"] not in _log_text(engine) + server.errlog.read_text()
+
+
+def test_every_door_sees_an_edited_definition_without_a_restart(server: Server, demo_home: HomeBuilder,
+                                                                 cli: Callable[..., CLIResult]) -> None:
+    """The API alone (no MCP call, whose tools always looked) starts runs of a checklist written after
+    the server started, as a new CLI command would, within about a second."""
+    bot = _issue(cli, demo_home, "agent:bot")
+    with server.client(bot["token"]) as http:
+        assert "later" not in [p["id"] for p in http.get("/api/processes").json()["data"]]
+        demo_home.checklist("later", DEMO.replace("id: demo\n", "id: later\n", 1))
+        deadline = time.monotonic() + 30
+        while "later" not in [p["id"] for p in http.get("/api/processes").json()["data"]]:
+            assert time.monotonic() < deadline, "the server never saw the new checklist"
+            time.sleep(0.2)
+        started = http.post("/api/runs", json={"process": "later", "data": {"ticket_id": "T-2"}})
+        assert started.status_code == 201 and started.json()["data"]["process"] == "later", started.text
 
 
 def test_the_inbox_and_claims_through_the_api(server: Server, demo_home: HomeBuilder,

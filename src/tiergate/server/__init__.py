@@ -35,6 +35,7 @@ from starlette.routing import Route
 from tiergate import __version__, doorlog
 from tiergate.credentials import Credentials
 from tiergate.engine import Engine
+from tiergate.freshness import Freshness
 from tiergate.envelope import failure, success
 from tiergate.limits import limit
 from tiergate.mcpserver import build_server
@@ -59,12 +60,17 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
     lock = threading.BoundedSemaphore(ENGINE_CALLS)
     operations = Operations(engine)
 
+    # Every door sees an edited definition file or a new deployment within a second, as a new CLI
+    # command would (runs in progress stay on their pinned version).
+    fresh = Freshness(engine)
+
     def run_locked(handler: Callable[..., Any], *args: Any) -> Any:
         with lock:
+            fresh.check()
             return handler(*args)
 
     sessions = str(engine.settings.get("mcp_sessions", True)).strip().lower() not in ("0", "false", "no", "off")
-    app = mcpsessions.mount(build_server(engine, lock=lock), max_body=max_body, host=host, sessions=sessions)
+    app = mcpsessions.mount(build_server(engine, lock=lock, fresh=fresh), max_body=max_body, host=host, sessions=sessions)
 
     async def healthz(request: Request) -> JSONResponse:
         try:
