@@ -105,3 +105,6 @@ def test_a_non_interrupting_message_start_event_runs_beside_the_process(
     second = engine.start("recall", {"ticket": "T-4"}, actor="agent:a")
     assert ready(second) == ["prepare"]
     assert ready(engine.message("recall_requested", {"ticket": "T-4"}, {}, actor="agent:crm")) == ["prepare", "undo"]
+    third = engine.start("recall", {"ticket": "T-5"}, actor="agent:a")  # and one that gets no message ends as drawn
+    assert ready(engine.complete(third.id, "prepare", {}, actor="agent:a")) == ["ship"]
+    assert engine.complete(third.id, "ship", {}, actor="agent:a").status == "completed"
