@@ -108,3 +108,26 @@ def test_a_non_interrupting_message_start_event_runs_beside_the_process(
     third = engine.start("recall", {"ticket": "T-5"}, actor="agent:a")  # and one that gets no message ends as drawn
     assert ready(engine.complete(third.id, "prepare", {}, actor="agent:a")) == ["ship"]
     assert engine.complete(third.id, "ship", {}, actor="agent:a").status == "completed"
+
+
+def test_a_run_after_one_whose_error_event_subprocess_started_still_ends(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """SpiffWorkflow links the shared spec's start task to a triggered event subprocess; tiergate does not."""
+    from test_tier1_events import ERROR, HANDLER, event
+    from test_tier1_events import open_engine as open_events_engine
+
+    from tiergate.bpmn.definition import BpmnDefinition
+
+    engine = open_events_engine(tmp_path, make_engine, "evs", (
+        '<bpmn:startEvent id="start"/>' + user("work") + '<bpmn:exclusiveGateway id="gw" default="ok"/>'
+        + event("endEvent", "fail", ERROR) + '<bpmn:endEvent id="end"/>' + chain("start", "work", "gw")
+        + '<bpmn:sequenceFlow id="bad_f" sourceRef="gw" targetRef="fail"><bpmn:conditionExpression>broken'
+          '</bpmn:conditionExpression></bpmn:sequenceFlow><bpmn:sequenceFlow id="ok" sourceRef="gw" targetRef="end"/>'
+        + HANDLER.replace("{start}", event("startEvent", "h_s", ERROR))))
+    first = engine.start("evs", {}, actor="agent:a")
+    assert ready(engine.complete(first.id, "work", {"broken": True}, actor="agent:a")) == ["repair"]
+    definition: BpmnDefinition = engine.definitions.process("evs")
+    assert [s.name for s in definition.specs[0].start.outputs] == ["start"]
+    second = engine.start("evs", {}, actor="agent:a")
+    assert engine.complete(second.id, "work", {"broken": False}, actor="agent:a").status == "completed"
+    assert engine.complete(first.id, "repair", {}, actor="agent:a").status == "completed"

@@ -37,6 +37,7 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn import triggers  # noqa: F401 - installs the start task's trigger
 from tiergate.bpmn.language import ExpressionError
 from tiergate.bpmn.model import ProcessModel
 from tiergate.errors import InvalidDataError
@@ -196,15 +197,7 @@ def event_starts(workflow: Any, model: ProcessModel) -> list[dict[str, Any]]:
 def start_event_subprocess(workflow: Any, element: str, name: str, data: dict[str, Any]) -> None:
     """Start the event subprocess whose start event ``element`` waits for ``name`` and deliver the message there."""
     spec_name, start = next((s, t) for s, t in _subprocess_starts(workflow) if t.bpmn_id == element)
-    owner = workflow.spec.task_specs[spec_name]
-    # As SpiffWorkflow's start task triggers it, except that the start task is not linked to the event subprocess:
-    # the spec is shared by every run of this version (cached), where that link would start it at once.
-    if workflow.spec.end not in owner.outputs:
-        owner.connect(workflow.spec.end)
-    child = workflow.task_tree._add_child(owner, TaskState.FUTURE)
-    child.triggered = True   # SpiffWorkflow never removes a triggered task from its parent
-    child.task_spec._update(child)
-    child_id = child.id
+    child_id = workflow.spec.start.trigger_wf(workflow.task_tree, spec_name)  # tiergate.bpmn.triggers
     subprocess = workflow.subprocesses[child_id]
     task = next(t for t in subprocess.get_tasks(state=TaskState.WAITING) if t.task_spec.name == start.name)
     deliver(task, name, data)
