@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import row
+from support import CLIResult, row
 from tier1_helpers import bpmn, chain, props, tier1_home, user
 
 from tiergate.engine import Engine
@@ -131,3 +131,17 @@ def test_a_run_after_one_whose_error_event_subprocess_started_still_ends(
     second = engine.start("evs", {}, actor="agent:a")
     assert engine.complete(second.id, "work", {"broken": False}, actor="agent:a").status == "completed"
     assert engine.complete(first.id, "repair", {}, actor="agent:a").status == "completed"
+
+
+def test_tiergate_message_starts_the_event_subprocess_from_the_command_line(
+        tmp_path: Path, cli: Callable[..., CLIResult]) -> None:
+    home = tier1_home(tmp_path / "home", {"recall": recall_process("recall", True)})
+    run = cli("start", "recall", "--data", '{"ticket": "T-7"}', "--actor", "agent:a", "--json", home=home.root)
+    run_id = run.json["data"]["id"]
+    missed = cli("message", "recall_requested", "--correlate", "ticket=T-8", "--json", "--actor", "agent:crm",
+                 home=home.root)
+    assert missed.returncode != 0 and missed.json["error"]["details"]["reason"] == "no_waiting_run"
+    done = cli("message", "recall_requested", "--correlate", "ticket=T-7", "--data", json.dumps({"why": "late"}),
+               "--actor", "agent:crm", "--json", home=home.root)
+    assert done.returncode == 0, done
+    assert done.json["data"]["id"] == run_id and done.json["data"]["ready"] == ["undo"]
