@@ -71,6 +71,8 @@ def test_an_interrupting_message_start_event_cancels_the_enclosing_work(
     escalated = [e for e in engine.log(runs["T-2"]) if e["event"] == "escalated"]
     assert [(e["step"], e["detail"]["event"], e["detail"]["interrupting"]) for e in escalated] == [
         ("on_recall", "message", True)]
+    skipped = [(e["step"], e["detail"]["reason"]) for e in engine.log(runs["T-2"]) if e["event"] == "step_skipped"]
+    assert len(skipped) == 1 and skipped[0][0] == "prepare" and skipped[0][1].startswith("interrupted by message")
     with pytest.raises(RefusedError) as err:  # interrupted: the run no longer waits for a recall
         engine.message("recall_requested", {"ticket": "T-2"}, {}, actor="agent:crm")
     assert err.value.reason == "no_waiting_run"
@@ -98,6 +100,14 @@ def test_a_non_interrupting_message_start_event_runs_beside_the_process(
     escalated = [e for e in engine.log(run.id) if e["event"] == "escalated"]
     assert [(e["step"], e["detail"]["interrupting"]) for e in escalated] == [("on_recall", False)]
     assert [r[0] for r in received(engine, run.id)] == ["recall_in"]
+    state = row(engine, run.id)["state"]
+    assert (json.loads(state) if isinstance(state, str) else state)["messages"] == []
+    with pytest.raises(RefusedError) as err:  # one at a time: its steps are named by their elements
+        engine.message("recall_requested", {"ticket": "T-3"}, {}, actor="agent:crm")
+    assert err.value.reason == "no_waiting_run"
+    assert ready(engine.complete(run.id, "undo", {}, actor="agent:a")) == ["prepare"]
+    again = engine.message("recall_requested", {"ticket": "T-3"}, {"why": "twice"}, actor="agent:crm")
+    assert ready(again) == ["prepare", "undo"] and len(received(engine, run.id)) == 2
     assert ready(engine.complete(run.id, "undo", {}, actor="agent:a")) == ["prepare"]
     assert ready(engine.complete(run.id, "prepare", {}, actor="agent:a")) == ["ship"]
     assert engine.complete(run.id, "ship", {}, actor="agent:a").status == "completed"

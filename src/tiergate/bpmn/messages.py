@@ -186,8 +186,14 @@ def event_starts(workflow: Any, model: ProcessModel) -> list[dict[str, Any]]:
     starts = _subprocess_starts(workflow)
     if not starts or _interrupted(workflow, model):
         return []
+    # One at a time: a step is named by its element, so two of the same event subprocess under way at once
+    # could not be told apart. Another message may start it again once it has ended.
+    under_way = {t.task_spec.name for t in workflow.task_tree.children
+                 if t.triggered and not t.has_state(TaskState.FINISHED_MASK)}
     found = []
-    for _spec_name, start in starts:
+    for spec_name, start in starts:
+        if spec_name in under_way:
+            continue
         keys = correlation_keys(model, start.bpmn_id or "")
         found.append({"message": start.event_definition.name, "element": start.bpmn_id,
                       "correlate": {key: to_jsonable(_run_data(workflow, key)) for key in keys}})
