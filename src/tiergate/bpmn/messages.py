@@ -181,7 +181,7 @@ def _run_data(workflow: Any, key: str) -> Any:
 
 def event_starts(workflow: Any, model: ProcessModel) -> list[dict[str, Any]]:
     """The message start events of event subprocesses that a message could start now (see the module's doc)."""
-    if workflow.is_completed() or not getattr(workflow.spec.start, "trigger_specs", None):
+    if not getattr(workflow.spec.start, "trigger_specs", None) or workflow.is_completed():
         return []
     starts = _subprocess_starts(workflow)
     if not starts or _interrupted(workflow, model):
