@@ -181,10 +181,8 @@ def _run_data(workflow: Any, key: str) -> Any:
 
 def event_starts(workflow: Any, model: ProcessModel) -> list[dict[str, Any]]:
     """The message start events of event subprocesses that a message could start now (see the module's doc)."""
-    if not getattr(workflow.spec.start, "trigger_specs", None) or workflow.is_completed():
-        return []
     starts = _subprocess_starts(workflow)
-    if not starts or _interrupted(workflow, model):
+    if not starts or workflow.is_completed() or _interrupted(workflow, model):
         return []
     # One at a time: a step is named by its element, so two of the same event subprocess under way at once
     # could not be told apart. Another message may start it again once it has ended.
