@@ -262,3 +262,39 @@ def test_scaffold_keeps_decisions_and_schema_files(tmp_path: Path, cli: Callable
     assert json.loads((home.root / "processes" / "schemas" / "note.json").read_text()) == GATE_NOTE
 
 
+
+
+# MIWG C.9.0 and C.9.2 start event subprocesses on messages (interrupting and not): tiergate runs those now.
+# What is left is the authoring rules (a gate per step, processes the file calls, a decision per business rule
+# task) and conditions written in FEEL, which are not tiergate's expression language.
+MIWG_C9_LEFT = {
+    "C.9.0.bpmn": {
+        "SequenceFlow_Red": "is a FEEL expression", "SequenceFlow_ApplicationAccepted": "is a FEEL expression",
+        "SequenceFlow_ApplicationDeclined": "is a FEEL expression", "SequenceFlow_Yellow": "is a FEEL expression",
+        "UserTask_HandleTimeout": "has no gate", "ServiceTask_CancelApplication": "has no gate",
+        "SendTask_SendPolicy": "has no gate", "ServiceTask_DeliverPolicy": "has no gate",
+        "ServiceTask_RejectPolicy": "has no gate", "SendTask_SendRejection": "has no gate",
+        "ServiceTask_GetCreditScore": "has no gate", "Activity_ManualCheck": "ManualCheck.bpmn does not exist",
+        "BusinessRuleTask_CheckApplicationAutomatically": "names no decision"},
+    "C.9.2.bpmn": {
+        "UserTask_DecideOnApplication": "has no gate", "UserTask_AccelerateDecision": "has no gate",
+        "UserTask_CheckForFraud": "has no gate", "CallActivity_RequestDocument": "requestDocument_en.bpmn does not exist",
+        "SequenceFlow_Yes": "is a FEEL expression"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MIWG_C9_LEFT))
+def test_miwg_message_start_events_of_event_subprocesses_are_not_refused(name: str) -> None:
+    path = MIWG / name
+    data = path.read_bytes()
+    root = parse_bpmn(data, name).getroot()
+    starts = [e.get("id") for e in root.iter("{http://www.omg.org/spec/BPMN/20100524/MODEL}startEvent")
+              if e.find("{http://www.omg.org/spec/BPMN/20100524/MODEL}messageEventDefinition") is not None]
+    assert starts  # the file does start event subprocesses on messages
+    (process_id,) = [p.get("id") for p in root.iter("{http://www.omg.org/spec/BPMN/20100524/MODEL}process")]
+    _definition, problems = load_process(data, name, process_id)
+    errors = {p.message.split(":")[0]: p.message for p in problems if p.severity == "error"}
+    assert not set(starts) & set(errors), errors
+    assert set(errors) == set(MIWG_C9_LEFT[name]), errors
+    for element, reason in MIWG_C9_LEFT[name].items():
+        assert reason in errors[element]

@@ -13,6 +13,13 @@ for every field its catch correlates on; the data is merged into the run's data 
 completes. A message that matches no waiting run, or more than one, is refused: nothing is
 delivered and nothing is lost silently.
 
+**Event subprocesses.** A message start event of an event subprocess (at the top level of the
+process; interrupting or not) waits while the run is under way and no interrupting event
+subprocess has started: SpiffWorkflow keeps it on the process's start task, not as a waiting task,
+so ``event_starts`` lists it beside the waiting catches and ``start_event_subprocess`` starts the
+event subprocess as SpiffWorkflow would for a message from outside, then hands the message to its
+start event. Its correlation values are read from the run's data.
+
 **Sending.** A message throw (intermediate throw or end event, send task) that nothing in the
 run catches is logged ``message_sent`` (message, element); tiergate does not send it anywhere.
 """
@@ -30,6 +37,7 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn import triggers  # noqa: F401 - installs the start task's trigger
 from tiergate.bpmn.language import ExpressionError
 from tiergate.bpmn.model import ProcessModel
 from tiergate.errors import InvalidDataError
@@ -68,7 +76,14 @@ def is_message_catch(task: Task) -> bool:
 
 
 def waiting(tasks: list[Task], model: ProcessModel, element_of: Any) -> list[dict[str, Any]]:
-    """What the run waits for: ``{"message", "element", "correlate": {field: value}}`` per waiting catch."""
+    """What the run waits for: ``{"message", "element", "correlate": {field: value}}`` per waiting catch,
+    then per message start event of an event subprocess that a message could start now."""
+    found = waiting_catches(tasks, model, element_of)
+    return found + (event_starts(tasks[0].workflow.top_workflow, model) if tasks else [])
+
+
+def waiting_catches(tasks: list[Task], model: ProcessModel, element_of: Any) -> list[dict[str, Any]]:
+    """The waiting catches among ``tasks``, as in ``waiting``."""
     found = []
     for task in tasks:
         if task.state != TaskState.WAITING:
@@ -132,3 +147,61 @@ def message_starts(definition: Any) -> set[str]:
             names.update(d.name for d in definition_.event_definitions if isinstance(d, MessageEventDefinition))
     return names
 
+
+
+def _subprocess_starts(workflow: Any) -> list[tuple[str, Any]]:
+    """(subprocess spec name, start event spec) for each message start event of the process's event subprocesses."""
+    found = []
+    for spec_name in getattr(workflow.spec.start, "trigger_specs", []):
+        spec = workflow.subprocess_specs.get(spec_name)
+        for start in getattr(spec, "bpmn_start_events", []) if spec is not None else []:
+            if isinstance(start.event_definition, MessageEventDefinition):
+                found.append((spec_name, start))
+    return found
+
+
+def _interrupted(workflow: Any, model: ProcessModel) -> bool:
+    """Whether an interrupting event subprocess was started in the process (its other work is cancelled)."""
+    for task in workflow.task_tree.children:
+        if not task.triggered or task.has_state(TaskState.CANCELLED):
+            continue
+        starts = [n for n in model.nodes.values() if n.kind == "startEvent" and n.container == task.task_spec.bpmn_id]
+        if any(n.cancel_activity for n in starts):
+            return True
+    return False
+
+
+def _run_data(workflow: Any, key: str) -> Any:
+    """The run's value of ``key``: from a task under way in the process, else from its start."""
+    for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
+        if task.workflow is workflow and key in task.data:
+            return task.data[key]
+    return workflow.task_tree.data.get(key)
+
+
+def event_starts(workflow: Any, model: ProcessModel) -> list[dict[str, Any]]:
+    """The message start events of event subprocesses that a message could start now (see the module's doc)."""
+    starts = _subprocess_starts(workflow)
+    if not starts or workflow.is_completed() or _interrupted(workflow, model):
+        return []
+    # One at a time: a step is named by its element, so two of the same event subprocess under way at once
+    # could not be told apart. Another message may start it again once it has ended.
+    under_way = {t.task_spec.name for t in workflow.task_tree.children
+                 if t.triggered and not t.has_state(TaskState.FINISHED_MASK)}
+    found = []
+    for spec_name, start in starts:
+        if spec_name in under_way:
+            continue
+        keys = correlation_keys(model, start.bpmn_id or "")
+        found.append({"message": start.event_definition.name, "element": start.bpmn_id,
+                      "correlate": {key: to_jsonable(_run_data(workflow, key)) for key in keys}})
+    return found
+
+
+def start_event_subprocess(workflow: Any, element: str, name: str, data: dict[str, Any]) -> None:
+    """Start the event subprocess whose start event ``element`` waits for ``name`` and deliver the message there."""
+    spec_name, start = next((s, t) for s, t in _subprocess_starts(workflow) if t.bpmn_id == element)
+    child_id = workflow.spec.start.trigger_wf(workflow.task_tree, spec_name)  # tiergate.bpmn.triggers
+    subprocess = workflow.subprocesses[child_id]
+    task = next(t for t in subprocess.get_tasks(state=TaskState.WAITING) if t.task_spec.name == start.name)
+    deliver(task, name, data)

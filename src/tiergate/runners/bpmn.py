@@ -216,19 +216,27 @@ class BpmnRunner(Runner):
         events: list[LogEvent] = []
         move = Move(definition, state, ctx, events)
         workflow = move.restore()
-        for task in persistence.all_tasks(workflow):
-            entry = next((e for e in messages.waiting([task], definition.model, element_of)
+        task: Task | None = None
+        for candidate in persistence.all_tasks(workflow):
+            entry = next((e for e in messages.waiting_catches([candidate], definition.model, element_of)
                           if messages.matches(e, name, correlate)), None)
             if entry is not None:
+                task = candidate
                 break
-        else:
+        else:  # a message start event of an event subprocess (SpiffWorkflow keeps it on the start task)
+            entry = next((e for e in messages.event_starts(workflow, definition.model)
+                          if messages.matches(e, name, correlate)), None)
+        if entry is None:
             raise RefusedError(f"run {ctx.run_id} does not wait for message '{name}' with {correlate or 'no keys'}.",
                                reason="not_waiting", details={"run": ctx.run_id, "message": name,
                                                               "waiting_for": state.get("messages", [])})
         events.append(LogEvent("message_received", ctx.actor, step=entry["element"], detail={
             "message": name, "correlate": correlate, "data": data, "sender": str(ctx.actor)}))
         state.setdefault("sources", {}).update({key: f"message:{name}" for key in data})
-        messages.deliver(task, name, data)
+        if task is not None:
+            messages.deliver(task, name, data)
+        else:
+            messages.start_event_subprocess(workflow, entry["element"], name, data)
         status = move.run()
         return Transition(state=state, status=status, events=events)
 
