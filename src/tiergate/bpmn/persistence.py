@@ -283,13 +283,29 @@ def _failing_task(exc: BaseException, running: Task) -> Task:
     return running
 
 
+def _ready_in_order(wf: Any, top: RestrictedWorkflow) -> list[Task]:
+    """The READY tasks of ``wf`` that a pass goes through, in the order of SpiffWorkflow's tree walk.
+
+    The walk (``get_tasks``) is what orders them; it costs a generic iterator step per task,
+    so a workflow without subprocesses (where the walk sees exactly the tasks of ``wf.tasks``)
+    whose READY tasks are all people's steps but at most one, which is most passes of most runs,
+    is answered from the task dictionary: there is nothing to order. (Every READY task is
+    reached by the walk, or ``advance`` would never stop: it ends only when none is left.)
+    """
+    if wf is top and not top.subprocesses:
+        engine = [t for t in wf.tasks.values() if t._state == TaskState.READY and not t.task_spec.manual]
+        if len(engine) < 2:
+            return engine
+    return wf.get_tasks(state=TaskState.READY)  # type: ignore[no-any-return]
+
+
 def _one_pass(top: RestrictedWorkflow, did_run: Callable[[Task], None]) -> bool:
     ran = 0
     before = len(top.get_active_subprocesses())
 
     def run_ready(wf: Any) -> int:
         count = 0
-        for task in wf.get_tasks(state=TaskState.READY):
+        for task in _ready_in_order(wf, top):
             if task.task_spec.manual or task.state != TaskState.READY:
                 continue
             try:
