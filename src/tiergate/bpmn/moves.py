@@ -26,6 +26,7 @@ from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
 from tiergate.bpmn import instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
+from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
 from tiergate.errors import LimitExceededError
@@ -231,6 +232,7 @@ class Move:
             self.events.append(LogEvent("completed", SYSTEM))
             self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
             kept.forget(self.state)
+            release(self.workflow)  # a finished run is not moved again (tiergate.bpmn.release)
             return RunStatus.COMPLETED
         kept.keep(self.state, self.definition.version, self.workflow)
         return RunStatus.ACTIVE
