@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import instances, kept, messages, persistence
+from tiergate.bpmn import fresh, instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -129,7 +129,7 @@ class Move:
 
     def create(self, data: dict[str, Any]) -> RestrictedWorkflow:
         spec, subprocess_specs = self.definition.specs
-        self.workflow = persistence.new_workflow(spec, subprocess_specs, self.engine)
+        self.workflow = fresh.new_workflow(spec, subprocess_specs, self.engine)
         self.workflow.task_tree.data.update(copy.deepcopy(data))
         return self.workflow
 
