@@ -337,13 +337,17 @@ def advance(top: RestrictedWorkflow, did_run: Callable[[Task], None] | None = No
             max_passes: int = MAX_PASSES) -> int:
     """Run engine steps and due timers until only people's tasks and future timers remain.
 
-    Prunes after every pass. Raises StepFailure naming the failing task. Returns passes run.
+    Prunes after every pass that may have changed the tree. Raises StepFailure naming the failing task.
+    Returns passes run.
     """
     callback = did_run or (lambda task: None)
     passes = 0
+    clean = False  # pruned, and nothing changed since
     while True:
         progressed = _one_pass(top, callback)
-        prune(top)
+        if progressed or not clean or top.subprocesses:  # (a pass without subprocesses that ran nothing
+            prune(top)                                     # changed nothing: pruning again would remove nothing)
+        clean = True
         if progressed:
             passes += 1
             if passes > max_passes:
@@ -352,6 +356,7 @@ def advance(top: RestrictedWorkflow, did_run: Callable[[Task], None] | None = No
             continue
         waiting = [t for t in top.event_manager.tasks.values()
                    if isinstance(t.task_spec, CatchingEvent) and t.state == TaskState.WAITING]
+        clean = clean and not waiting
         for task in waiting:
             try:
                 task.task_spec._update(task)
