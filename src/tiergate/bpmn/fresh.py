@@ -19,6 +19,7 @@ it has the same attributes and values. Any other spec builds each new workflow t
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ TASK_FIELDS = frozenset({"id", "workflow", "_parent", "_children", "_state", "tr
 #: The workflow's attributes that building it may set differently from restoring it, compared by value.
 _COMPARED = ("data", "locks", "last_task", "success", "completed", "subprocesses", "bpmn_events", "correlations")
 _ATTRIBUTE = "_tiergate_template"
+_SPIFF_WORKFLOW_LOG = logging.getLogger("spiff.workflow")
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,9 @@ class _Probe(RestrictedScriptEngine):
 
 
 def new_workflow(spec: Any, subprocess_specs: dict[str, Any], engine: RestrictedScriptEngine) -> RestrictedWorkflow:
-    """A new workflow of ``spec`` with ``engine``: a copy of the spec's template, or built when it has none."""
-    template = template_of(spec, subprocess_specs)
+    """A new workflow of ``spec`` with ``engine``: a copy of the spec's template, or built when it has none
+    (or when SpiffWorkflow's workflow logger is on: building one logs it)."""
+    template = None if _SPIFF_WORKFLOW_LOG.isEnabledFor(logging.INFO) else template_of(spec, subprocess_specs)
     if template is None:
         return RestrictedWorkflow(spec, subprocess_specs, script_engine=engine)
     return copy_template(template, spec, subprocess_specs, engine)
