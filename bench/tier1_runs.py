@@ -23,7 +23,9 @@ median of the batches: it moves much less with the machine's load than the rates
   while all the items are open and one after 90% of them are done, and the same task over 10
   items.
 
-Each is given as a ratio to the loop's step at 10 completed tasks (goal: at most 3).
+Each is given as a ratio to the loop's step at 10 completed tasks (goal: at most 3), with the median
+CPU time of this process per step (``time.process_time``: the Python work, not the database server's)
+and its ratio, which move far less than wall time with the machine's load.
 
 On PostgreSQL the URL is an admin connection: the bench creates ``tiergate_bench_<random>``, runs
 there and drops it. SQLite always runs; PostgreSQL runs too when ``--database-url`` is given.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import secrets
 import statistics
@@ -153,13 +156,20 @@ def write_home(root: Path) -> Path:
     return root
 
 
-def timed(repeat: int, step: Callable[[], None]) -> float:
-    """Median milliseconds of ``repeat`` calls."""
-    samples = []
+#: CPU milliseconds (this process's, ``time.process_time``) of each timed step, median per point.
+CPU_MS: dict[str, float] = {}
+
+
+def timed(repeat: int, step: Callable[[], None], name: str = "") -> float:
+    """Median milliseconds of ``repeat`` calls (their median CPU milliseconds go to ``CPU_MS[name]``)."""
+    samples, cpu = [], []
     for _ in range(repeat):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         step()
         samples.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
+    if name:
+        CPU_MS[name] = statistics.median(cpu) * 1000
     return statistics.median(samples) * 1000
 
 
@@ -215,7 +225,7 @@ def growth(engine: Engine, tasks: int, items: int, repeat: int) -> dict[str, flo
         target = max(0, (point - TASKS_BEFORE_LOOP) // TASKS_PER_ITERATION)
         while done < target:
             loop_step()
-        out[f"loop at {point} tasks"] = timed(repeat, loop_step)
+        out[f"loop at {point} tasks"] = timed(repeat, loop_step, f"loop at {point} tasks")
 
     for count in (10, items):
         tenants = [f"tenant-{i}" for i in range(count)]
@@ -228,12 +238,13 @@ def growth(engine: Engine, tasks: int, items: int, repeat: int) -> dict[str, flo
             index += 1
 
         if count == 10:
-            out["multi-instance, 10 items"] = timed(min(repeat, 9), many_step)
+            out["multi-instance, 10 items"] = timed(min(repeat, 9), many_step, "multi-instance, 10 items")
             continue
-        out[f"multi-instance, {count} items open"] = timed(repeat, many_step)
+        out[f"multi-instance, {count} items open"] = timed(repeat, many_step, f"multi-instance, {count} items open")
         while index < count * 9 // 10:
             many_step()
-        out[f"multi-instance, {count} items, 90% done"] = timed(min(repeat, count - index - 1), many_step)
+        out[f"multi-instance, {count} items, 90% done"] = timed(min(repeat, count - index - 1), many_step,
+                                                             f"multi-instance, {count} items, 90% done")
     return out
 
 
@@ -266,6 +277,8 @@ def measure(backend: str, url: str, home: Path, args: argparse.Namespace) -> dic
             base = steps[next(iter(steps))]
             result["steps_ms"] = steps
             result["steps_ratio"] = {name: value / base for name, value in steps.items()}
+            result["steps_cpu_ms"] = {name: CPU_MS[name] for name in steps}
+            result["steps_cpu_ratio"] = {name: CPU_MS[name] / CPU_MS[next(iter(steps))] for name in steps}
     finally:
         engine.close()
     return result
@@ -294,11 +307,12 @@ def main() -> None:
         finally:
             drop()
     meta = {"python": platform.python_version(), "machine": platform.machine(), "runs": args.runs,
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "rounds": args.rounds, "repeat": args.repeat, "when": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
     if args.json:
         print(json.dumps({"meta": meta, "results": results}, indent=2))
         return
-    print(f"Tier 1 against Tier 2, Python {meta['python']} on {meta['machine']}")
+    print(f"Tier 1 against Tier 2, Python {meta['python']} on {meta['machine']}, load average {meta['load_average']}")
     print(f"{'database':<11} {'Tier 1 runs/s':>14} {'Tier 2 runs/s':>14} {'Tier 1 / Tier 2 (goal <= 1.25)':>31} "
           f"{'CPU ms/run T1':>14} {'T2':>6}")
     for result in results:
@@ -306,10 +320,12 @@ def main() -> None:
               f"{result['tier1_over_tier2']:>31.2f} {result['tier1_cpu_ms']:>14.2f} {result['tier2_cpu_ms']:>6.2f}")
     if args.runs_only:
         return
-    print(f"\nEngine.complete of one step (median of {args.repeat}), ratio to the loop at 10 tasks (goal <= 3)")
+    print(f"\nEngine.complete of one step (median of {args.repeat}), ratio to the loop at 10 tasks (goal <= 3);"
+          " then its CPU time in this process, and that ratio")
     for result in results:
         for name, value in result["steps_ms"].items():
-            print(f"{result['backend']:<11} {name:<40} {value:>9.2f} ms {result['steps_ratio'][name]:>6.2f}")
+            print(f"{result['backend']:<11} {name:<40} {value:>9.2f} ms {result['steps_ratio'][name]:>6.2f}"
+                  f" {result['steps_cpu_ms'][name]:>9.2f} ms CPU {result['steps_cpu_ratio'][name]:>6.2f}")
     sys.stdout.flush()
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import httpx2 as httpx
 import pytest
@@ -40,15 +40,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(root: Path, db_url: str, errlog: Path, env: dict[str, str] | None = None,
-                   kind: Callable[[str, subprocess.Popen[bytes], Path], S] = Server) -> Iterator[S]:  # type: ignore[assignment]
+                   kind: Callable[[str, subprocess.Popen[bytes], Path], S] = Server,  # type: ignore[assignment]
+                   args: Sequence[str] = ()) -> Iterator[S]:
     """`tiergate serve` as a real subprocess on a free port of 127.0.0.1, ready when /healthz answers;
-    ``kind`` wraps it (``Server``, or the web tests' ``WebServer``)."""
+    ``kind`` wraps it (``Server``, or the web tests' ``WebServer``); ``args`` go to `serve` (``--workers 2``)."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
     full_env.update(TIERGATE_DATABASE_URL=db_url, NO_COLOR="1", **(env or {}))
     with errlog.open("wb") as err:
         process = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(root), "serve",
-                                    "--port", str(port)], env=full_env, stdout=err, stderr=err, cwd=root)
+                                    "--port", str(port), *args], env=full_env, stdout=err, stderr=err, cwd=root)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from serving import running_server
 from support import CLIResult
-from test_tier1_platform_files import WALKS, _actor, model
+from test_tier1_platform_files import start_walk
 from tier1_helpers import bpmn, chain, tier1_home, user
 from tiergate.engine import Engine
 from tiergate.operations import Caller, Operations
@@ -27,13 +27,23 @@ DIRECT = Caller()
 
 def start_knowledge(engine: Engine) -> str:
     """A knowledge-ingestion run past its first step: its decision evaluated, a curator's step ready."""
-    walk = WALKS[KNOWLEDGE]
-    m = model(walk.process)
-    step, evidence = walk.steps[0]
-    actor = _actor(m, step, {})
-    run = engine.start(walk.process, {}, actor=actor)
-    engine.complete(run.id, step, evidence, actor=actor)
-    return run.id
+    return start_walk(engine, KNOWLEDGE)
+
+
+PUBLISHED = "knowledge: a trusted how-to is auto-approved and published"
+
+
+def test_a_finished_run_marks_the_gateways_and_the_end_event_it_passed(repo_home: Path,
+                                                                       make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(repo_home)
+    run_id = start_walk(engine, PUBLISHED, steps=3)
+    view = Operations(engine).run_view(DIRECT, run_id)
+    assert view["run"]["status"] == "completed"
+    elements = view["diagram"]["elements"]
+    assert set(elements.values()) == {"finished"}
+    assert {"material_received", "auto_approved", "extract_item", "publish_item", "knowledge_published"} <= \
+        set(elements)
+    assert "approver_role_gateway" not in elements and "approve_curated_item" not in elements  # not taken
 
 
 def test_a_tier1_run_view_marks_elements_and_shows_its_decisions(repo_home: Path,
@@ -47,8 +57,10 @@ def test_a_tier1_run_view_marks_elements_and_shows_its_decisions(repo_home: Path
     elements = view["diagram"]["elements"]
     assert elements["extract_item"] == "finished" and elements["route_validation"] == "finished"
     assert elements["approve_curated_item"] == "ready" and elements["curator_approval_overdue"] == "waiting"
-    assert [e for e, state in elements.items() if state == "finished" and e not in
-            ("extract_item", "route_validation")] == ["material_received"]  # the start event
+    # The start event and the gateways the engine passed (kept in the run's state: the log names no gateway).
+    assert sorted(e for e, state in elements.items() if state == "finished" and e not in
+                  ("extract_item", "route_validation")) == ["approver_role_gateway", "auto_approved",
+                                                            "material_received"]
     assert "approve_statutory_item" not in elements  # a branch not taken is not marked
     assert view["diagram"]["bpmn"].startswith("<?xml") and 'id="approve_curated_item"' in view["diagram"]["bpmn"]
     # Who did what and when: the log of the run, with actors and doors.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -209,3 +210,16 @@ def test_no_scenarios_at_all_still_runs_the_decision_tests(cli: Callable[..., CL
     assert data["scenarios"] == [] and [d["decision"] for d in data["decisions"]] == ["tier_routing"]
     [item] = data["coverage"]["processes"]
     assert item["scenarios"] is False and item["uncovered_steps"] == ["gather", "extra", "review"]
+
+
+def test_a_scenario_file_with_a_yaml_syntax_error_is_named_with_its_line_in_the_text_output(
+        cli: Callable[..., CLIResult], demo_home: HomeBuilder) -> None:
+    demo_home.write("checklists/tests/demo.yaml", "scenarios:\n  - name: broken\n    start: {ticket_id: [T-1}\n")
+    human = cli("test", home=demo_home)
+    assert human.returncode == 1, human
+    assert "Traceback" not in human.stdout + human.stderr
+    assert "checklists/tests/demo.yaml:3: expected ',' or ']', but got '}'" in human.stdout, human.stdout
+    assert "FAILED  checklists/tests/demo.yaml: not run: 1 problem\n" in human.stdout, human.stdout
+    assert "0 passed, 0 failed" not in human.stdout  # what hid it
+    assert "demo (checklist): steps 0/3  no scenario file run" in human.stdout
+    assert re.search(r"\n\d+ passed, 1 failed$", human.stdout.rstrip()), human.stdout  # the decision tests ran

@@ -130,8 +130,8 @@ def test_errors_answer_the_envelope_and_bodies_over_the_limit_are_refused(
 
 
 @asynccontextmanager
-async def mcp_session(url: str, token: str) -> AsyncIterator[ClientSession]:
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+async def mcp_session(url: str, token: str, **options: Any) -> AsyncIterator[ClientSession]:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60, **options) as client:
         async with streamable_http_client(f"{url}/mcp", http_client=client) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()

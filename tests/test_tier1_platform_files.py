@@ -1301,6 +1301,23 @@ def _actor(m: Model, step: str, done_by: dict[str, str], *, requester: str = "hu
     return candidates[0]
 
 
+def start_walk(engine: Any, name: str, steps: int = 1) -> str:
+    """A run of walk-through ``name`` past its first ``steps`` steps and messages (each step done by
+    someone its lane allows; the first one's actor starts the run): the run's id."""
+    walk = WALKS[name]
+    m, done_by, run = model(walk.process), {}, None
+    for step, evidence in walk.steps[:steps]:
+        assert step != "timer", "start_walk does steps and messages, not timers"
+        if step == "message":
+            engine.message(evidence["name"], evidence["correlate"], evidence["data"], actor="agent:source-sync")
+            continue
+        done_by[step] = _actor(m, step, done_by)
+        run = run or engine.start(walk.process, {}, actor=done_by[step])
+        engine.complete(run.id, step, evidence, actor=done_by[step])
+    assert run is not None
+    return str(run.id)
+
+
 @pytest.fixture
 def tier1_engine(repo_home: Path, make_engine: Any) -> Any:
     pytest.importorskip("tiergate.runners.bpmn")

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
 import anyio
@@ -37,6 +35,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tiergate import __version__
 from tiergate.actors import Actor
 from tiergate.engine import Engine
+from tiergate.freshness import Freshness
 from tiergate.envelope import failure, success, with_next_step
 from tiergate.errors import NotFoundError, TiergateError, UnauthorizedError, UsageError
 from tiergate.operations import Caller, Operations
@@ -87,7 +86,9 @@ Answer = Annotated[CallToolResult, Envelope]
 
 
 def _result(envelope: dict[str, Any]) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=json.dumps(envelope, indent=2, ensure_ascii=False))],
+    # The text is the envelope as compact JSON: fewer tokens for the model than indented JSON, and
+    # json.dumps with indent runs its pure-Python encoder (about 5 times the CPU for a run's answer).
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(envelope, ensure_ascii=False))],
                           structured_content=envelope, is_error=not envelope["ok"])
 
 
@@ -145,20 +146,6 @@ class _Server(MCPServer):  # type: ignore[type-arg]
             await anyio.to_thread.run_sync(self.on_bad_arguments, name, arguments, context)
 
 
-DEFINITION_FOLDERS = ("tiers", "checklists", "processes", "decisions")
-
-
-def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
-    """Every definition file with its modification time and size: cheap to take, changes on any edit."""
-    found = []
-    for folder in DEFINITION_FOLDERS:
-        for path in (root / folder).rglob("*") if (root / folder).is_dir() else ():
-            if path.is_file():
-                stat = path.stat()
-                found.append((str(path), stat.st_mtime_ns, stat.st_size))
-    return tuple(sorted(found))
-
-
 def agent_actor(engine: Engine, claimed: str | None) -> Actor:
     """The actor the server acts as: ``--actor`` or TIERGATE_ACTOR, and it must be an agent."""
     actor = engine.actor(claimed)
@@ -173,43 +160,22 @@ def agent_actor(engine: Engine, claimed: str | None) -> Actor:
 caller_key = "tiergate.caller"
 
 
-#: Over HTTP, how often (seconds) the server looks for edited definition files and new deployments.
-RECHECK_SECONDS = 1.0
-
-
-def build_server(engine: Engine, actor: Actor | None = None,
-                 lock: Any = None) -> MCPServer:  # type: ignore[type-arg]
+def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
+                 fresh: Freshness | None = None) -> MCPServer:  # type: ignore[type-arg]
     """The MCP server over ``engine``: for ``actor`` (an agent) over stdio (call ``.run()``), or,
     without one, for the callers ``tiergate.server`` authenticates per HTTP request.
 
     ``lock`` bounds the engine calls made at once (a lock or a semaphore); by default one at a time.
+    ``fresh`` keeps the definitions current (``tiergate.freshness``); by default over stdio they are
+    looked at before every call, as a CLI command would read them.
     """
     if actor is not None and actor.kind != "agent":
         raise UsageError(f"tiergate mcp serves agents only; {actor} is not an agent.", code="actor_invalid")
     fixed = Caller.fixed(actor) if actor is not None else None
     operations = Operations(engine)
     lock = lock or threading.Lock()  # tools run in worker threads
-    seen: list[Any] = [(_fingerprint(engine.home.root), None)]
-    looked = [time.monotonic()]
-    looking = threading.Lock()
-
-    def current() -> Engine:
-        """The engine, with definitions reloaded if a file changed: what a CLI command would see now.
-
-        Over stdio on every call; over HTTP at most every ``RECHECK_SECONDS`` (walking the
-        definition folders and asking the database on each of many concurrent calls cost more than
-        the step itself). Runs in progress stay on their pinned definition version either way.
-        """
-        if fixed is None and time.monotonic() - looked[0] < RECHECK_SECONDS:
-            return engine
-        with looking:
-            # A new deployment changes what runs start from as much as an edited file does.
-            now = (_fingerprint(engine.home.root), engine.latest_deployment_number())
-            if now != seen[0]:
-                engine.reload()
-                seen[0] = now
-            looked[0] = time.monotonic()
-        return engine
+    fresh = fresh or Freshness(engine, every=0.0 if fixed is not None else 1.0)
+    current = fresh.check
 
     def caller(ctx: Context | None) -> Caller:  # type: ignore[type-arg]
         if fixed is not None:

@@ -14,7 +14,11 @@ proved it, the principal. Operations answer plain data (dicts and lists) or rais
 Rules:
 - A caller with a principal acts as that principal only. An ``actor`` naming anyone else is
   refused with ``actor_mismatch`` and logged: as ``refused`` in the run's log when the attempt
-  names a run, else in ``credential_events``.
+  names a run, else in ``credential_events`` and as a row of ``door_refusals``.
+- A refusal that reaches no run (a read that needs the auditor role, ``actor_mismatch`` outside a
+  run, a message no run waits for) is a row of ``door_refusals`` (``tiergate.doorlog``): the
+  caller's ``via`` (``api``, ``mcp``, ``mcp-stdio``, ``web``), the attempt, the code and reason,
+  the principal and the credential.
 - A caller without a principal is an operator on the database directly: the actor it claims
   (``--actor``, ``TIERGATE_ACTOR``) is taken as today. Only the ``direct`` door has no principal.
 - What the engine refuses (an agent on a person's step, the wrong role, four eyes) it refuses
@@ -31,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tiergate import doorlog
 from tiergate.actors import Actor
 from tiergate.credentials import DIRECT, Credential, Credentials, canonical_principal
 from tiergate.engine import Engine
@@ -41,23 +46,28 @@ from tiergate.reads import AUDITOR, Readers
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is at a door. ``principal`` is None only on the ``direct`` door (an operator)."""
+    """Who is at a door. ``principal`` is None only on the ``direct`` door (an operator).
+
+    ``door`` names the credential (``direct``, ``token:<id>``, ``session:<id>``); ``via`` the way
+    in (``api``, ``mcp``, ``mcp-stdio``, ``web``, ``engine``), as a row of ``door_refusals`` names it.
+    """
 
     door: str = DIRECT
     principal: Actor | None = None
+    via: str = "engine"
 
     def __post_init__(self) -> None:
         if self.principal is None and self.door != DIRECT:
             raise ValueError("only the direct door may come without a principal")
 
     @classmethod
-    def from_credential(cls, credential: Credential) -> "Caller":
-        return cls(door=credential.door, principal=credential.principal)
+    def from_credential(cls, credential: Credential, via: str = "api") -> "Caller":
+        return cls(door=credential.door, principal=credential.principal, via=via)
 
     @classmethod
-    def fixed(cls, actor: Actor) -> "Caller":
+    def fixed(cls, actor: Actor, via: str = "mcp-stdio") -> "Caller":
         """A door on the database directly that serves one actor (``tiergate mcp --actor``)."""
-        return cls(door=DIRECT, principal=actor)
+        return cls(door=DIRECT, principal=actor, via=via)
 
 
 class Operations:
@@ -97,16 +107,25 @@ class Operations:
                 raise _unknown(run) from None
             raise
 
-    def _auditor(self, caller: Caller, what: str, process: str | None = None) -> None:
+    def _auditor(self, caller: Caller, attempt: str, what: str, process: str | None = None) -> None:
+        """Refuse (403) and record a read of ``what`` that needs the auditor role; it reaches no run."""
         if caller.principal is None or self.readers.reads_all(caller.principal):
             return
         if process is not None and process in self.readers.owned_processes(caller.principal):
             return
         hint = "" if what == "gaps" or what == "the log's check" else \
             " A member of a process owner's role may read that process's metrics (name the process)."
-        raise RefusedError(f"{caller.principal} may not read {what}: that needs the role '{AUDITOR}' "
-                           f"(tiers/roles.yaml).{hint}", reason="actor_not_allowed",
-                           details={"actor": str(caller.principal), "needs_role": AUDITOR})
+        error = RefusedError(f"{caller.principal} may not read {what}: that needs the role '{AUDITOR}' "
+                             f"(tiers/roles.yaml).{hint}", reason="actor_not_allowed",
+                             details={"actor": str(caller.principal), "needs_role": AUDITOR})
+        self._record_refusal(caller, attempt, error)
+        raise error
+
+    def _record_refusal(self, caller: Caller, attempt: str, error: TiergateError) -> None:
+        """A refusal that reached no run: one row of ``door_refusals`` (``tiergate log refusals``)."""
+        doorlog.record(self.engine, door=caller.via, attempt=attempt, code=error.code,
+                       problem=error.details.get("reason"),
+                       actor=caller.principal, credential=caller.door)
 
     # --- who acts -----------------------------------------------------------------------------
 
@@ -131,6 +150,7 @@ class Operations:
         if run is not None:
             self.engine.refuse(run, who, step, attempt, error)
         Credentials(self.engine).record_refusal(who, caller.door, attempt=attempt, claimed=claimed)
+        self._record_refusal(caller, attempt, error)  # outside a run: listed with the other refusals too
         raise error
 
     # --- definitions --------------------------------------------------------------------------
@@ -207,7 +227,12 @@ class Operations:
                 data: dict[str, Any] | None = None, actor: str | None = None) -> dict[str, Any]:
         """Deliver message ``name`` to the one Tier 1 run waiting for it; the caller is its sender."""
         who = self.acting(caller, actor, attempt="message")
-        return self.engine.described(self.engine.message(name, correlate, data, actor=who))
+        try:
+            return self.engine.described(self.engine.message(name, correlate, data, actor=who))
+        except RefusedError as err:
+            if err.reason in ("no_waiting_run", "message_ambiguous"):  # delivered to no run: recorded at the door
+                self._record_refusal(caller, "message", err)
+            raise
 
     def runs(self, caller: Caller, process: str | None = None, status: str | None = None,
              mine: bool = False) -> list[dict[str, Any]]:
@@ -255,22 +280,26 @@ class Operations:
         return [e for e in entries if e["run"] in readable]
 
     def verify_log(self, caller: Caller) -> dict[str, Any]:
-        self._auditor(caller, "the log's check")
+        self._auditor(caller, "log_verify", "the log's check")
         return self.engine.verify_log()
 
     def metrics(self, caller: Caller, process: str | None = None, tier: int | None = None,
                 since: str | None = None) -> dict[str, Any]:
-        self._auditor(caller, "metrics" if process is None else f"the metrics of {process}", process)
+        return self._metrics(caller, "metrics", process=process, tier=tier, since=since)
+
+    def _metrics(self, caller: Caller, attempt: str, process: str | None = None, tier: int | None = None,
+                 since: str | None = None) -> dict[str, Any]:
+        self._auditor(caller, attempt, "metrics" if process is None else f"the metrics of {process}", process)
         return self.engine.metrics(process=process, tier=tier, since=since)
 
     def gaps(self, caller: Caller, since: str | None = None) -> dict[str, Any]:
-        self._auditor(caller, "gaps")
+        self._auditor(caller, "gaps", "gaps")
         return self.engine.gaps(since=since)
 
     def report(self, caller: Caller, since: str | None = None) -> dict[str, Any]:
         """What `tiergate report` shows, as data: {"metrics": the metrics answer, "gaps": the gaps answer}.
         Read through ``metrics``, so whoever may not read the metrics may not read the report."""
-        return self.engine.report_data(since=since, metrics=self.metrics(caller, since=since))
+        return self.engine.report_data(since=since, metrics=self._metrics(caller, "report", since=since))
 
 
 def _unknown(run: str) -> NotFoundError:

@@ -47,6 +47,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the database driver alone, without loading the engine (quicker to start). 0/false: always load it."),
     Setting("housekeeping_seconds", "TIERGATE_HOUSEKEEPING_SECONDS", 15, "`tiergate serve`: seconds between its "
             "housekeeping passes (fold the log summary, write a checkpoint when one is due, send webhooks)."),
+    Setting("workers", "TIERGATE_WORKERS", 1, "`tiergate serve`: server processes accepting requests on one "
+            "socket, each with its own engine (housekeeping runs once, in the supervisor). See docs/server.md."),
+    Setting("mcp_sessions", "TIERGATE_MCP_SESSIONS", True, "`tiergate serve`: MCP over HTTP keeps a session for a "
+            "client that opens one (its set-up paid once, not per call); 0/false: every request stateless. See docs/server.md."),
     # The web pages (docs/web.md).
     Setting("session_hours", "TIERGATE_SESSION_HOURS", 12, "How long a web sign-in lasts (hours); signing out "
             "ends it sooner."),

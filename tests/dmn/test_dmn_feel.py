@@ -32,6 +32,19 @@ def test_parser_is_built_once():
     assert get_parser() is get_parser()
 
 
+def test_every_node_kind_of_the_parser_has_a_compiler():
+    """The node shapes parser.py documents are the ones compiled: the modules that register
+    node compilers (iteration, functions, filters, ...) are all imported by the package."""
+    import re
+
+    from tiergate.dmn.feel import interpreter, parser
+
+    documented = set(re.findall(r'\("(\w+)"', parser.__doc__))
+    unary = {"tests", "t_any", "t_cmp", "t_expr", "t_not"}  # unary.compile_tests' own shapes
+    assert unary <= documented
+    assert set(interpreter._COMPILERS) == documented - unary
+
+
 @pytest.mark.parametrize("text, expected", [
     ("0.1 + 0.2 = 0.3", True),
     ("0.1 + 0.2", D("0.3")),

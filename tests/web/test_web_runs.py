@@ -16,11 +16,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from support import REPO, HomeBuilder
-from test_tier1_platform_files import WALKS, _actor, model
-from tiergate.engine import Engine
+from test_run_view import PUBLISHED, start_knowledge
+from test_tier1_platform_files import start_walk
 from web_support import PASSWORD, WebServer, go
 
-KNOWLEDGE = "knowledge: an internal note at low confidence is Tier 3 but a curator approves it"
 CURATOR = "human:judy"  # tiers/roles.yaml: a knowledge-curator, who does the ready step (and an auditor here)
 
 
@@ -36,15 +35,6 @@ def demo_home(tmp_path: Path) -> HomeBuilder:
     return home
 
 
-def start_knowledge(engine: Engine) -> str:
-    """A knowledge-ingestion run past its first step: its decision evaluated, the curator's step ready."""
-    walk = WALKS[KNOWLEDGE]
-    m = model(walk.process)
-    step, evidence = walk.steps[0]
-    actor = _actor(m, step, {})
-    run = engine.start(walk.process, {}, actor=actor)
-    engine.complete(run.id, step, evidence, actor=actor)
-    return run.id
 
 
 def _sign_in(browser: Any, web: WebServer, who: str) -> None:
@@ -90,6 +80,26 @@ def test_a_tier1_run_page_marks_the_diagram_and_highlights_the_matched_rule(
         == "rule_internal_note_low_confidence"
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", matched[0])
     shot("run-decision")
+
+
+def test_a_finished_run_page_marks_the_gateway_and_the_end_event_it_passed(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder, browser: Any,
+        shot: Callable[[str], Any]) -> None:
+    people(CURATOR)
+    run = start_walk(make_engine(demo_home), PUBLISHED, steps=3)  # auto-approved, published, linked: completed
+    _sign_in(browser, web, CURATOR)
+    browser.get(f"{web.url}/runs/{run}")
+    diagram = _drawn(browser, "#bpmn-diagram")
+
+    def classes(element: str) -> set[str]:
+        drawn = diagram.find_element(By.CSS_SELECTOR, f'g.djs-element[data-element-id="{element}"]')
+        return set(drawn.get_attribute("class").split())
+
+    for element in ("material_received", "auto_approved", "publish_item", "knowledge_published"):
+        assert "tg-finished" in classes(element), element
+    assert not {"tg-ready", "tg-finished", "tg-failed"} & classes("approver_role_gateway")  # the path not taken
+    browser.execute_script("document.getElementById('diagram-heading').scrollIntoView()")
+    shot("run-finished")
 
 
 def test_the_leads_pages_load(web: WebServer, people: Callable[..., None], make_engine: Any,

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, Callable
 
+from serving import running_server
 from support import CLIResult, HomeBuilder
+from tiergate.credentials import secret_hash
+from tiergate.sessions import csrf_token
+from tiergate.store.sessions import session_by_hash
 from web_support import PASSWORD, WebServer, csrf_of
 
 GATHER = {"summary": "The export fails for every client.", "severity": "S3"}
@@ -226,3 +232,57 @@ def test_entries_made_through_the_pages_name_the_session_door(web: WebServer, pe
     completed = [e for e in engine.log(run) if e["event"] == "step_completed"][-1]
     assert completed["actor"] == "human:alice" and completed["door"] == signed_in["door"]
     assert signed_in["door"].startswith("session:")
+
+
+def test_the_leads_pages_refused_to_a_person_without_the_auditor_role_are_recorded(
+        web: WebServer, people: Callable[..., None], cli: Callable[..., CLIResult], demo_home: HomeBuilder) -> None:
+    people("human:alice")  # a lead, not an auditor
+    with web.client() as http:
+        web.sign_in(http, "alice")
+        for path in ("/report", "/gaps"):
+            answer = http.get(path)
+            assert answer.status_code == 403 and "needs the role &#39;auditor&#39;" in answer.text, (path, answer.text)
+        answer = http.get("/report.json")
+        assert answer.status_code == 403 and answer.json()["error"]["details"]["needs_role"] == "auditor"
+    rows = cli("log", "refusals", "--json", home=demo_home).json["data"]
+    assert [(r["door"], r["attempt"], r["code"], r["problem"], r["actor"]) for r in reversed(rows)] == [
+        ("web", "report", "refused", "actor_not_allowed", "human:alice"),
+        ("web", "gaps", "refused", "actor_not_allowed", "human:alice"),
+        ("web", "report", "refused", "actor_not_allowed", "human:alice")]
+    assert len({r["credential"] for r in rows}) == 1 and rows[0]["credential"].startswith("session:")
+
+
+def test_an_expired_session_opens_no_page_and_sends_no_form(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder, db_url: str,
+        tmp_path: Path) -> None:
+    """A server whose sessions last 3.6 ms (``session_hours`` takes fractions): signing in takes longer,
+    so the session it makes has expired by the next request. No clock is faked and nothing waits."""
+    people("human:alice")
+    engine = make_engine(demo_home)
+    run = _start(engine)
+    before = engine.log(run)
+    with running_server(demo_home.root, db_url, tmp_path / "short.log", env={"TIERGATE_SESSION_HOURS": "0.000001"},
+                        kind=WebServer) as short, short.client() as http:
+        signed_in = short.sign_in(http, "alice")
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/", signed_in.text
+        cookie = next(h for h in signed_in.headers.get_list("set-cookie") if h.startswith("tiergate_session="))
+        assert "Max-Age=0" in cookie  # a browser drops it at once; a client that keeps it anyway:
+        secret = cookie.split(";")[0].split("=", 1)[1]
+        http.cookies.set("tiergate_session", secret, domain="127.0.0.1")
+        page = http.get("/")
+        assert page.status_code == 303 and page.headers["location"] == "/sign-in?next=%2F"
+        assert http.get(f"/runs/{run}").headers["location"] == f"/sign-in?next=%2Fruns%2F{run}"
+        assert http.get("/.json").json()["error"]["code"] == "unauthorized"
+        for path, form in ((f"/runs/{run}/steps/gather/claim", {}), (f"/runs/{run}/steps/gather", GATHER)):
+            sent = http.post(path, data={"csrf": csrf_token(secret), **form})
+            assert sent.status_code == 303 and sent.headers["location"].startswith("/sign-in?next="), (path, sent.text)
+    assert "Traceback" not in (tmp_path / "short.log").read_text()
+    assert engine.log(run) == before  # nothing was done
+    with engine.db.read() as conn:  # the cookie sent was that session's: made, never ended, expired
+        session = session_by_hash(conn, secret_hash(secret))
+    assert session is not None and session["ended_at"] is None
+    assert session["expires_at"] - session["created_at"] == timedelta(seconds=0.0036)
+    with web.client() as http:  # the same form through a session of the usual length goes through
+        web.sign_in(http, "alice")
+        assert http.post(f"/runs/{run}/steps/gather/claim", data={"csrf": csrf_of(http.get("/").text)}).status_code == 303
+    assert engine.log(run)[-1]["event"] == "claimed"

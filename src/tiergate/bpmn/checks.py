@@ -75,7 +75,7 @@ def check_elements(check: FileCheck) -> None:
         for what, text, line in node.loop_expressions:
             _check_expression(check, text, "eval", line, node.id, what)
         top_level_message_start = node.kind == "startEvent" and node.container == model.id \
-            and node.event_definitions == ("messageEventDefinition",)
+            and bool(node.event_definitions) and set(node.event_definitions) == {"messageEventDefinition"}
         if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node) \
                 and not top_level_message_start:
             check.error(node.line, node.id, "start events must be plain, or wait for a message at the top level of "
@@ -144,9 +144,48 @@ def check_document(check: FileCheck, tree: Any) -> None:
                         f"script into a scriptTask {'before' if kind == 'preScript' else 'after'} it.")
         elif text.strip():
             _check_expression(check, text, "exec", line, owner, f"spiffworkflow:{kind}")
+    _check_step_outputs(check, tree)
+    for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
+        _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
+                          "correlation property retrieval expression")
     for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
         check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
                     "run (gates and scripts) and link to external stores in the evidence.")
+
+
+def _check_step_outputs(check: FileCheck, tree: Any) -> None:
+    """A step whose ioSpecification names data outputs its gate does not require fails the run when
+    completed without them (SpiffWorkflow: Missing data output): say so before a run does."""
+    with_post = {owner for kind, owner, _k, text, _l in prepost.found(tree) if kind == "postScript" and text.strip()}
+    for io_spec in tree.getroot().iter(f"{{{BPMN_NS}}}ioSpecification"):
+        owner = io_spec.getparent()
+        node = check.model.nodes.get(owner.get("id") or "") if owner is not None else None
+        if node is None or not node.is_step or node.id in with_post:
+            continue
+        try:
+            gate = parse_gate(node.properties.get("gate", ""))
+        except (ValueError, json.JSONDecodeError):
+            continue   # reported with the gate
+        required = gate.get("required") if "$ref" not in gate else None
+        outputs = [o.get("id") for o in io_spec.iter(f"{{{BPMN_NS}}}dataOutput") if o.get("id")]
+        missing = [o for o in outputs if isinstance(required, list) and o not in required]
+        if missing:
+            check.error(io_spec.sourceline or node.line, node.id, f"its data outputs {', '.join(missing)} are not "
+                        "required by its gate, and a completion without them fails the run (Missing data output): "
+                        "add them to the gate's `required`, or set them in a postScript.", "warning")
+
+
+def correlation_expressions(tree: Any, message: str | None = None) -> list[tuple[Any, str]]:
+    """(formalExpression, correlation property id) of each retrieval expression (of ``message``, or of all)."""
+    found = []
+    for prop in tree.getroot().iter(f"{{{BPMN_NS}}}correlationProperty"):
+        for retrieval in prop.iter(f"{{{BPMN_NS}}}correlationPropertyRetrievalExpression"):
+            if message is not None and retrieval.get("messageRef") != message:
+                continue
+            for expression in retrieval.iter(f"{{{BPMN_NS}}}formalExpression"):
+                if (expression.text or "").strip():
+                    found.append((expression, prop.get("id") or "correlationProperty"))
+    return found
 
 
 def _foreign_language(source: str) -> str | None:

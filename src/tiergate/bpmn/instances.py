@@ -20,6 +20,7 @@ of the instance for a cardinality, or the iteration of a loop (from 0).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -63,6 +64,18 @@ class _MergeWithoutItem:
 
     def merge_after(self, my_task: Task) -> None:
         raise NotImplementedError
+
+    def create_children(self, my_task: Task) -> None:
+        """Name the collection when it is missing or not one, instead of failing inside SpiffWorkflow."""
+        spec: Any = self
+        if isinstance(spec.data_input, TaskDataReference):
+            value = spec.data_input.get(my_task)
+            if not isinstance(value, (list, dict)):
+                shown = "missing" if value is None else f"{json.dumps(value, default=str)[:40]}, not a list or an object"
+                raise WorkflowTaskException(
+                    f"the multi-instance collection '{spec.data_input.bpmn_id}' is {shown}: give it in the start "
+                    "data or an earlier step's evidence, or retry this element with it", task=my_task)
+        super().create_children(my_task)  # type: ignore[misc]
 
     def check_completion_condition(self, my_task: Task) -> Any:
         """The condition sees the activity's data (with the collection) under the finishing instance's."""
@@ -159,6 +172,18 @@ def split(step: str) -> tuple[str, str | None]:
     if match is None:
         return step, None
     return match.group("base"), match.group("key")
+
+
+def by_element(records: dict[str, Any]) -> dict[str, list[tuple[str, str | None]]]:
+    """The instance step ids among ``records``' keys (``verify[2]``), with their keys, by element, in the
+    records' order."""
+    found: dict[str, list[tuple[str, str | None]]] = {}
+    for step in records:
+        if step.endswith("]"):
+            base, key = split(step)
+            if key is not None:
+                found.setdefault(base, []).append((step, key))
+    return found
 
 
 def instance_item(task: Task) -> Any:

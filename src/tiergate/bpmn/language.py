@@ -49,9 +49,14 @@ def _safe_range(*args: int) -> range:
     return result
 
 
+def _print(*_args: Any, **_kwargs: Any) -> None:
+    """``print`` in a script is accepted and writes nothing: a script's only effect is the data it sets."""
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict, "enumerate": enumerate, "float": float,
-    "int": int, "len": len, "list": list, "max": max, "min": min, "range": _safe_range, "reversed": reversed,
+    "int": int, "len": len, "list": list, "max": max, "min": min, "print": _print, "range": _safe_range,
+    "reversed": reversed,
     "round": round, "set": set, "sorted": sorted, "str": str, "sum": sum, "tuple": tuple, "zip": zip,
 }
 

@@ -19,8 +19,10 @@ run catches is logged ``message_sent`` (message, element); tiergate does not sen
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.defaults import EventBasedGateway
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
@@ -28,7 +30,9 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn.language import ExpressionError
 from tiergate.bpmn.model import ProcessModel
+from tiergate.errors import InvalidDataError
 from tiergate.jsonutil import to_jsonable
 
 
@@ -47,9 +51,15 @@ def catches(task: Task, element_of: Any) -> list[tuple[str, str | None]]:
     definition = spec.event_definition
     if isinstance(definition, MessageEventDefinition):
         return [(definition.name, element_of(task))]
-    if isinstance(definition, MultipleEventDefinition):
+    if isinstance(definition, MultipleEventDefinition) and isinstance(spec, EventBasedGateway):
         return [(d.name, getattr(out, "bpmn_id", None)) for d, out in zip(definition.event_definitions, spec.outputs)
                 if isinstance(d, MessageEventDefinition)]
+    if isinstance(definition, MultipleEventDefinition):
+        # One catch event with several messages: it waits for each it has not caught yet (all of them when
+        # it is parallelMultiple, else the first that comes).
+        seen = [getattr(e, "event_definition", None) for e in task.internal_data.get("seen_events", [])]
+        return [(d.name, element_of(task)) for d in definition.event_definitions
+                if isinstance(d, MessageEventDefinition) and not any(d == s for s in seen)]
     return []
 
 
@@ -86,7 +96,16 @@ def _same(given: Any, expected: Any) -> bool:
 def deliver(task: Task, name: str, data: dict[str, Any]) -> None:
     """Hand the message to one waiting catch; SpiffWorkflow merges its data when the catch runs."""
     event = BpmnEvent(MessageEventDefinition(name), payload=dict(data))
-    task.task_spec.catch(task, event)
+    try:
+        task.task_spec.catch(task, event)
+    except ExpressionError as err:  # a BPMN correlation property reads the message's data
+        raise InvalidDataError(
+            f"message '{name}' was not delivered: the process's correlation property for it could not be read "
+            f"from the message's data ({err}). Send the field it names in --data.",
+            details={"message": name, "error": str(err)}) from None
+    spec = task.task_spec
+    if isinstance(spec.event_definition, MultipleEventDefinition) and not isinstance(spec, EventBasedGateway):
+        task.set_data(**copy.deepcopy(dict(data)))   # SpiffWorkflow keeps only that it came, not its data
     task.task_spec._update(task)
 
 
@@ -109,5 +128,7 @@ def message_starts(definition: Any) -> set[str]:
         definition_ = getattr(output, "event_definition", None)
         if isinstance(definition_, MessageEventDefinition):
             names.add(definition_.name)
+        elif isinstance(definition_, MultipleEventDefinition):   # a start event with several messages
+            names.update(d.name for d in definition_.event_definitions if isinstance(d, MessageEventDefinition))
     return names
 

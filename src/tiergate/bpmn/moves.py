@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import fresh, instances, kept, messages, persistence
+from tiergate.bpmn import dumping, fresh, instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -37,6 +37,8 @@ from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext
 
 _SPLIT = ".BoundaryEventSplit"
+#: The attribute of a workflow that keeps its tasks' step ids (``Move.step_of``).
+_STEP_IDS = "_tiergate_step_ids"
 
 #: Set only by scenario tests (``tiergate.scenarios``) to learn which elements and flows a run
 #: took: each element a move reaches is appended with the element it came from. Nothing else
@@ -104,6 +106,10 @@ class Move:
         self.ready_before: set[UUID] = set()
         self.ready_elements: dict[UUID, str] = {}
         self.thrown: list[bpmn_events.Thrown] = []
+        #: Elements the engine ran to completion in this move that are not steps (gateways, events,
+        #: script and business rule tasks): kept in ``state["passed"]`` for the run's diagram, since
+        #: the pruned task tree forgets them and no log entry names them.
+        self.passed: set[str] = set()
         #: An attempt whose move goes over a budget is refused (the run unchanged); a timer's move
         #: (the worker's) fails the run instead, so that it is not tried again and again.
         self.refuse_over_limit = True
@@ -119,13 +125,28 @@ class Move:
         # Ready steps already announced by a step_ready entry; one that became ready in a move
         # that then failed is announced by the next move that succeeds (after `tiergate retry`).
         self.ready_before = set()
+        records = self.state.get("steps", {})
         for task in persistence.all_tasks(self.workflow):
-            element = step_of(task) or ""
-            if task.state == TaskState.READY and is_step(task) \
-                    and self.state.get("steps", {}).get(element, {}).get("status") == "ready":
-                self.ready_before.add(task.id)
-                self.ready_elements[task.id] = element
+            if task._state == TaskState.READY and is_step(task):
+                element = self.step_of(task) or ""
+                if records.get(element, {}).get("status") == "ready":
+                    self.ready_before.add(task.id)
+                    self.ready_elements[task.id] = element
         return self.workflow
+
+    def step_of(self, task: Task) -> str | None:
+        """``step_of(task)``, worked out once per task and kept with the workflow: a task's element
+        and instance key never change (a multi-instance activity outlives its live instances)."""
+        assert self.workflow is not None
+        known: dict[UUID, str | None] | None = getattr(self.workflow, _STEP_IDS, None)
+        if known is None:
+            known = {}
+            setattr(self.workflow, _STEP_IDS, known)
+        try:
+            return known[task.id]
+        except KeyError:
+            found = known[task.id] = step_of(task)
+            return found
 
     def create(self, data: dict[str, Any]) -> RestrictedWorkflow:
         spec, subprocess_specs = self.definition.specs
@@ -136,7 +157,7 @@ class Move:
     def ready_task(self, step_id: str) -> Task | None:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
-            if task.state == TaskState.READY and step_of(task) == step_id and is_step(task):
+            if task.state == TaskState.READY and is_step(task) and self.step_of(task) == step_id:
                 return task
         return None
 
@@ -191,6 +212,8 @@ class Move:
         element = element_of(task)
         if element is None:
             return
+        if task.state == TaskState.COMPLETED and element in self.model.nodes and not is_step(task):
+            self.passed.add(element)
         entry = bpmn_events.caught(task, element, self.model)
         if entry is not None:
             self.events.append(entry)
@@ -218,6 +241,8 @@ class Move:
             self.events.append(LogEvent("message_sent", SYSTEM, detail={"message": name}))
         self.workflow.bpmn_events = []
         self.journal()
+        if self.passed:  # bounded by the model's elements: a set, whatever the loops
+            self.state["passed"] = sorted(set(self.state.get("passed") or ()) | self.passed)
         if failure is not None:
             return self.failed(failure)
         self._cancelled_steps()
@@ -226,7 +251,7 @@ class Move:
         self._timers()
         self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
         self.state["error"] = None
-        self.state["workflow"] = persistence.dump(self.workflow)
+        self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
         if self.workflow.is_completed():
             self.events.append(LogEvent("completed", SYSTEM))
@@ -306,7 +331,7 @@ class Move:
         if not failure.retryable:
             self.state["error"]["retryable"] = False
             hint = "the run cannot go on: cancel it with `tiergate cancel RUN --reason ...`"
-        self.state["workflow"] = persistence.dump(self.workflow)
+        self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
         self._timers()
         self.events.append(LogEvent("failed", SYSTEM, step=element, detail={
@@ -361,7 +386,7 @@ class Move:
         for task in persistence.all_tasks(self.workflow):
             if task.state != TaskState.READY or not is_step(task) or task.id in self.ready_before:
                 continue
-            element = step_of(task)
+            element = self.step_of(task)
             assert element is not None
             self.trace(task)
             record = self.state["steps"].setdefault(element, {"status": "locked"})
@@ -385,7 +410,7 @@ class Move:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
             if task.state == TaskState.READY and is_step(task):
-                record = self.state["steps"].setdefault(step_of(task) or "", {})
+                record = self.state["steps"].setdefault(self.step_of(task) or "", {})
                 if record.get("status") != "ready":
                     record["status"] = "ready"
                     record.setdefault("ready_at", format_time(self.ctx.now))
@@ -412,12 +437,14 @@ class Move:
         if self.workflow.is_completed():
             return to_jsonable(self.workflow.data or (self.workflow.last_task.data if self.workflow.last_task else {}))
         tasks = persistence.all_tasks(self.workflow)
-        chosen = [t for t in tasks if t.state in (TaskState.READY, TaskState.ERROR) and element_of(t) is not None]
+        chosen = [t for t in tasks if t._state in (TaskState.READY, TaskState.ERROR) and element_of(t) is not None]
         if not chosen:
             chosen = [t for t in tasks if t.state == TaskState.WAITING and element_of(t) is not None]
         merged: dict[str, Any] = {}
         for task in chosen or [self.workflow.task_tree]:
-            if instances.instance_key(task) is not None and task.parent is not None:
+            # An instance is a task whose step id carries a key (``step_of``, kept per task).
+            element = element_of(task)
+            if element is not None and self.step_of(task) != element and task.parent is not None:
                 merged.update(task.parent.data)  # an instance's data leaves out the collection its activity has
             merged.update(task.data)
         return to_jsonable(merged)

@@ -152,6 +152,17 @@ def _converted(definition: TimerEventDefinition, kind: str) -> TimerEventDefinit
     return replacement
 
 
+#: SpiffWorkflow's refusals that say what is wrong but not what to draw instead.
+_ADVICE = {
+    "Multiple outgoing flows are not supported for tasks of type":
+        "a task with several outgoing flows (an implicit split) is not run; draw a parallel gateway after "
+        "it for all the paths, or an exclusive gateway with conditions for one",
+    "Non-default exclusive outgoing sequence flow without condition":
+        "a flow out of the exclusive gateway has no condition and is not its default flow; give it a "
+        "condition, or make it the gateway's default flow",
+}
+
+
 def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
                 called: list[etree._ElementTree] | None = None) -> tuple[Any, dict[str, Any]]:
     """The SpiffWorkflow spec of ``model.id`` and of its subprocesses and the processes it calls.
@@ -170,6 +181,7 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
         node = model.nodes.get(element or "") or model.flows.get(element or "")
         line = node.line if node is not None else model.line
         message = str(exc).split(". ")[0].rstrip(".")
+        message = next((advice for start, advice in _ADVICE.items() if message.startswith(start)), message)
         where = f" (element '{element}')" if element else ""
         raise BpmnError(f"{source}:{line}: SpiffWorkflow cannot execute this process{where}: {message}.",
                         line=line, element=element, source=source) from None

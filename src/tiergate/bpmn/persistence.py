@@ -32,6 +32,7 @@ even a loop of scripts that never waits for a person keeps a shallow tree.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 from uuid import UUID
@@ -49,6 +50,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
+from tiergate.jsontext import Encoded
 
 #: Engine passes one advance may take before the run is failed as an endless loop.
 MAX_PASSES = 100_000
@@ -83,6 +85,8 @@ def _registry() -> Any:
 
 
 _REGISTRY = _registry()
+#: The serializer's registry (``tiergate.bpmn.dumping`` converts tasks with it too).
+REGISTRY = _REGISTRY
 
 
 def dump(workflow: RestrictedWorkflow) -> dict[str, Any]:
@@ -93,6 +97,8 @@ def dump(workflow: RestrictedWorkflow) -> dict[str, Any]:
 def restore(state: dict[str, Any], spec: Any, subprocess_specs: dict[str, Any],
             engine: RestrictedScriptEngine) -> RestrictedWorkflow:
     """Rebuild a workflow from ``dump`` output, always with the given restricted engine."""
+    if isinstance(state, Encoded):  # a kept dump is shared, and SpiffWorkflow would take some values as they are
+        state = json.loads(state.text)
     dct = {k: v for k, v in state.items() if k != "format"}
     dct["subprocesses"] = dict(dct.get("subprocesses") or {})
     dct.pop("typename", None)
@@ -105,10 +111,6 @@ def new_workflow(spec: Any, subprocess_specs: dict[str, Any], engine: Restricted
 
 
 # --- pruning -------------------------------------------------------------------------------
-
-def _live(task: Task) -> bool:
-    return not task.has_state(_DONE)
-
 
 def forget_join_round(workflow: Any, fired: Task) -> None:
     """When an instance of a parallel/inclusive join completes, merge its branches' data and drop
@@ -170,41 +172,44 @@ def _detach(task: Task) -> None:
 
 
 def _prune_one(workflow: Any) -> int:
+    # Sets and maps of the tasks' ids as integers (``UUID.int``): a UUID hashes in Python, an int in
+    # C, and a tree with 1,000 open instances is walked on every pass.
     tasks: dict[UUID, Task] = workflow.tasks
     root = workflow.task_tree
-    keep: set[UUID] = {root.id}
+    keep: set[int] = {root.id.int}
     for task in tasks.values():
         spec = task.task_spec
-        if _live(task):
-            keep.add(task.id)
+        if not task._state & _DONE:
+            keep.add(task.id.int)
             if task._parent is not None:
-                keep.add(task._parent)
+                keep.add(task._parent.int)
             if isinstance(spec, Join) and not isinstance(spec, UnstructuredJoin) and spec.split_task:
                 ancestor = task.parent
-                while ancestor is not None and ancestor.id not in (root.id,):
-                    keep.add(ancestor.id)
+                while ancestor is not None and ancestor.id != root.id:
+                    keep.add(ancestor.id.int)
                     if ancestor.task_spec.name == spec.split_task:
                         break
                     ancestor = ancestor.parent
-        elif task.state == TaskState.CANCELLED and isinstance(spec, UnstructuredJoin) \
+        elif task._state == TaskState.CANCELLED and isinstance(spec, UnstructuredJoin) \
                 and not isinstance(spec, _EndJoin):
-            keep.add(task.id)
+            keep.add(task.id.int)
             if task._parent is not None:
-                keep.add(task._parent)
+                keep.add(task._parent.int)
     if len(keep) == len(tasks):
         return 0
-    new_children: dict[UUID, list[UUID]] = {task_id: [] for task_id in keep}
+    by_int = {task_id.int: task for task_id, task in tasks.items()}
+    new_children: dict[int, list[UUID]] = {task_id: [] for task_id in keep}
     # Depth-first, in child order, remembering the nearest kept ancestor.
     stack: list[tuple[Task, UUID]] = [(root, root.id)]
     while stack:
         task, kept_above = stack.pop()
         pending = []
         for child_id in task._children:
-            child = tasks.get(child_id)
+            child = by_int.get(child_id.int)
             if child is None:
                 continue
-            if child_id in keep:
-                new_children[kept_above].append(child_id)
+            if child_id.int in keep:
+                new_children[kept_above.int].append(child_id)
                 child._parent = kept_above
                 pending.append((child, child_id))
             else:
@@ -212,12 +217,13 @@ def _prune_one(workflow: Any) -> int:
         stack.extend(reversed(pending))
     removed = 0
     for task_id in list(tasks):
-        if task_id not in keep:
+        if task_id.int not in keep:
             del tasks[task_id]
             removed += 1
-    for task_id in keep:
-        if task_id in tasks:
-            tasks[task_id]._children = new_children[task_id]
+    for kept_id in keep:
+        kept_task = by_int.get(kept_id)
+        if kept_task is not None:
+            kept_task._children = new_children[kept_id]
     if workflow.last_task is not None and workflow.last_task.id not in tasks:
         workflow.last_task = None
     return removed
@@ -296,6 +302,8 @@ def _ready_in_order(wf: Any, top: RestrictedWorkflow) -> list[Task]:
         engine = [t for t in wf.tasks.values() if t._state == TaskState.READY and not t.task_spec.manual]
         if len(engine) < 2:
             return engine
+    elif not any(t._state == TaskState.READY and not t.task_spec.manual for t in wf.tasks.values()):
+        return []  # nothing for the engine: spare the walk of the tree (1,000 open instances, each pass)
     return wf.get_tasks(state=TaskState.READY)  # type: ignore[no-any-return]
 
 
@@ -330,7 +338,7 @@ def _one_pass(top: RestrictedWorkflow, did_run: Callable[[Task], None]) -> bool:
 
 
 def _ready_engine_task(top: RestrictedWorkflow) -> bool:
-    return any(t.state == TaskState.READY and not t.task_spec.manual for t in all_tasks(top))
+    return any(t._state == TaskState.READY and not t.task_spec.manual for t in all_tasks(top))
 
 
 def advance(top: RestrictedWorkflow, did_run: Callable[[Task], None] | None = None,

@@ -15,7 +15,8 @@ parser, so the scripts are read here from the XML and attached to the task specs
 They run through the run's ``RestrictedScriptEngine``, exactly as a script task does: tiergate's
 restricted Python with its budgets, on a copy of the data (a script that fails sets nothing), and
 a failure fails the run at the task. On a multi-instance task they run once for the activity, as
-SpiffWorkflow does, not per instance. ``tiergate check`` checks them like any script, and refuses
+SpiffWorkflow does, not per instance, unless its marker says ``spiffworkflow:scriptsOnInstances="true"``:
+then they run on each instance (with its item), as SpiffWorkflow's Spiff parser runs them. ``tiergate check`` checks them like any script, and refuses
 them on elements that are not tasks.
 """
 
@@ -26,7 +27,8 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn.xml import SPIFF_NS
+from tiergate.bpmn.instances import CHILD_SUFFIX
+from tiergate.bpmn.xml import BPMN_NS, SPIFF_NS
 
 KINDS = ("preScript", "postScript")
 #: The elements SpiffWorkflow runs pre- and post-scripts on.
@@ -53,6 +55,11 @@ def scripts_by_element(trees: list[etree._ElementTree]) -> dict[str, dict[str, s
         for kind, owner, owner_kind, text, _line in found(tree):
             if owner and owner_kind in TASK_KINDS and text.strip():
                 scripts.setdefault(owner, {})[kind] = text
+        for marker in tree.getroot().iter(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics"):
+            owner = marker.getparent()
+            if owner is not None and owner.get("id") in scripts and \
+                    (marker.get(f"{{{SPIFF_NS}}}scriptsOnInstances") or "").strip().lower() == "true":
+                scripts[owner.get("id")]["onInstances"] = "true"
     return scripts
 
 
@@ -62,7 +69,8 @@ def attach(spec: Any, scripts: dict[str, dict[str, str]]) -> None:
         return
     for task_spec in spec.task_specs.values():
         element = getattr(task_spec, "bpmn_id", None)
-        if element in scripts and task_spec.name == element and not getattr(task_spec, "_tiergate_scripts", False):
+        target = element + CHILD_SUFFIX if element in scripts and scripts[element].get("onInstances") else element
+        if element in scripts and task_spec.name == target and not getattr(task_spec, "_tiergate_scripts", False):
             _wrap(task_spec, scripts[element].get("preScript"), scripts[element].get("postScript"))
 
 

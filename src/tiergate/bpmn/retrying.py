@@ -6,8 +6,10 @@ into its task. It is a repair, not a way around the process, so:
 * the actor must be a member of a role the process names in its ``retry_roles`` extension
   property (comma-separated), or, when it names none, of the process owner's role
   (``owner`` in tiers/catalog.yaml);
-* the data may only set names that the failed element reads (its script, the conditions of its
-  outgoing flows, its timer expression, the inputs of the decision it calls);
+* the data may only set names that the failed element reads (its script and pre- and post-scripts,
+  the conditions of its outgoing flows, its timer expression, its loop or multi-instance
+  expressions and collection, the correlation expressions of a message it throws, the inputs of the decision it
+  calls);
 * it never replaces a step's evidence: that passed the step's gate and is the record of what
   someone did. A value that came from a step is fixed by sending the run back or starting a new one.
 """
@@ -17,7 +19,10 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from tiergate.bpmn import prepost
+from tiergate.bpmn.checks import correlation_expressions
 from tiergate.bpmn.definition import BpmnDefinition
+from tiergate.bpmn.xml import BPMN_NS
 from tiergate.definitions.models import Roles
 from tiergate.errors import RefusedError
 from tiergate.runners.base import RunContext
@@ -40,6 +45,15 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
             texts.append((node.script, "exec"))
         if node.timer is not None:
             texts.append((node.timer.text, "eval"))
+        texts.extend((text, "eval") for _what, text, _line in node.loop_expressions)
+        tree = definition.tree
+        scripts = prepost.scripts_by_element([tree]).get(element, {})
+        texts.extend((scripts[kind], "exec") for kind in prepost.KINDS if kind in scripts)
+        texts.extend((ref.text or "", "eval") for ref in tree.getroot().xpath(
+            "//*[@id=$id]/bpmn:multiInstanceLoopCharacteristics/bpmn:loopDataInputRef", id=element,
+            namespaces={"bpmn": BPMN_NS}))
+        texts.extend((expression.text or "", "eval") for message in _thrown_messages(tree, element)
+                     for expression, _owner in correlation_expressions(tree, message))
         if node.decision:
             decision = definition.decision_objects.get(node.decision)
             if decision is not None:
@@ -50,6 +64,17 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
     return names
 
 
+def _thrown_messages(tree: Any, element: str) -> set[str]:
+    """The ids of the messages element ``element`` refers to (a send task's or a message event's messageRef)."""
+    found = tree.getroot().xpath("//*[@id=$id]", id=element)
+    refs: set[str] = set()
+    for node in found[:1]:
+        refs.update(ref for ref in (node.get("messageRef"),) if ref)
+        refs.update(ref for child in node.iter(f"{{{BPMN_NS}}}messageEventDefinition")
+                    if (ref := child.get("messageRef")))
+    return refs
+
+
 def _loaded_names(text: str, mode: str) -> set[str]:
     import textwrap
 
@@ -58,7 +83,9 @@ def _loaded_names(text: str, mode: str) -> set[str]:
         tree = ast.parse(source, mode=mode)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    augmented = {node.target.id for node in ast.walk(tree)   # `total += 1` reads total too
+                 if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name)}
+    return augmented | {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
 
 
 def check_retry(definition: BpmnDefinition, state: dict[str, Any], element: str, data: dict[str, Any],

@@ -26,8 +26,9 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (CycleTimerEventDef
 
 from tiergate.bpmn.scripting import JournalEntry
 
-_NUM = r"\d+(?:[.,]\d+)?"
-_DURATION = rf"P(?=\d|T\d)(?:{_NUM}Y)?(?:{_NUM}M)?(?:{_NUM}W)?(?:{_NUM}D)?(?:T(?=\d)(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?"
+_NUM = r"(?:\d+(?:[.,]\d+)?|[.,]\d+)"   # PT.5S as SpiffWorkflow reads it, besides PT0.5S
+_DURATION = (rf"P(?=[\d.,]|T[\d.,])(?:{_NUM}Y)?(?:{_NUM}M)?(?:{_NUM}W)?(?:{_NUM}D)?"
+             rf"(?:T(?=[\d.,])(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?")
 _DATETIME = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
 _PART = rf"(?:{_DURATION}|{_DATETIME})"
 LITERALS = {

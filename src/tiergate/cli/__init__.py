@@ -58,7 +58,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "assign": ("tiergate.cli.inbox", "assign",
                "Assign ready STEP of RUN to ASSIGNEE (members of the process owner's role only)."),
     "serve": ("tiergate.cli.serve", "serve",
-              "Serve the web pages, MCP over HTTP at /mcp, the JSON API under /api/ and /healthz, in one process."),
+              "Serve the web pages, MCP over HTTP at /mcp, the JSON API under /api/ and /healthz."),
     "principals": ("tiergate.cli.principals", "principals",
                    "Register the people and agents who may use the server (operators only)."),
     "tokens": ("tiergate.cli.principals", "tokens",

@@ -12,18 +12,31 @@ from tiergate.cli.output import common_options, run_command
 from tiergate.engine import Engine
 
 
+def _mark(report: dict[str, Any]) -> str:
+    return "[green]ok[/]" if report["ok"] else "[red]FAILED[/]"
+
+
+def _tally(report: dict[str, Any]) -> str:
+    """Cases passed and failed; for a file that could not be read (a YAML error, a wrong shape), that,
+    so that "0 passed, 0 failed" never hides it. Each problem follows on its own line with its file:line."""
+    counts = f"{report['passed']} passed, {report['failed']} failed"
+    problems = len(report["problems"])
+    if not problems:
+        return counts
+    said = f"{problems} problem{'s' if problems > 1 else ''}"
+    return f"not run: {said}" if report["passed"] + report["failed"] == 0 else f"{counts}, {said}"
+
+
 def _show(out: Console, data: dict[str, Any]) -> None:
     for report in data["decisions"]:
-        mark = "[green]ok[/]" if report["ok"] else "[red]FAILED[/]"
-        out.print(f"{mark}  decision {report['decision']}: {report['passed']} passed, {report['failed']} failed")
+        out.print(f"{_mark(report)}  decision {report['decision']}: {_tally(report)}")
         for problem in report["problems"]:
             out.print(f"    [red]{escape(problem)}[/]")
         for failure in report["failures"]:
             out.print(f"    {escape(report['source'])}:{failure['line']}: {escape(failure['case'])}: "
                       f"{escape(failure['message'])}")
     for report in data["scenarios"]:
-        mark = "[green]ok[/]" if report["ok"] else "[red]FAILED[/]"
-        out.print(f"{mark}  {escape(report['source'])}: {report['passed']} passed, {report['failed']} failed")
+        out.print(f"{_mark(report)}  {escape(report['source'])}: {_tally(report)}")
         for problem in report["problems"]:
             out.print(f"    [red]{escape(problem)}[/]")
         for failure in report["failures"]:
@@ -32,7 +45,7 @@ def _show(out: Console, data: dict[str, Any]) -> None:
     for item in data["coverage"]["processes"]:
         gaps = []
         if not item["scenarios"]:
-            gaps.append("no scenario file")
+            gaps.append("no scenario file run")
         if item["uncovered_steps"]:
             gaps.append(f"steps not reached: {', '.join(item['uncovered_steps'])}")
         if item["uncovered_flows"]:

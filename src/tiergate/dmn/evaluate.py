@@ -1,4 +1,8 @@
-"""A loaded DMN model: its decision requirements graph, compiled once, and ``evaluate``."""
+"""A loaded DMN model: its decision requirements graph, compiled once, and ``evaluate``.
+
+Each decision compiles in ``decision.py`` (its logic, requirements and evaluation order); a
+decision service evaluated by name runs in ``services.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from lxml import etree
 from ..errors import EvaluationError, FEELError, NotFoundError
 from .boxed import BoxedCompiler
 from .compiling import TRACE, Compiler
-from .imports import Siblings, context_of, imported_href, load_imports, with_imported_decisions
+from .decision import Decision, compile_decision, evaluation_order, local_href, union_in_order
+from .imports import Siblings, context_of, load_imports
 from .feel.types import kind, to_feel
 from .model import DecisionInfo, DecisionResult, DecisionServiceInfo
 from .services import DecisionService
@@ -23,25 +28,11 @@ _IGNORED = {"description", "extensionElements", "itemDefinition", "inputData", "
             "decisionService", "import"}
 
 
-class _Decision:
-    __slots__ = ("id", "name", "el", "spec", "kind", "fn", "inputs", "implicit", "decisions",
-                 "knowledge", "table", "literal", "free")
-
-
 class _Step:
     __slots__ = ("id", "name", "fn", "spec")
 
-    def __init__(self, d: _Decision):
+    def __init__(self, d: Decision):
         self.id, self.name, self.fn, self.spec = d.id, d.name, d.fn, d.spec
-
-
-def _href(reader: Reader, el: etree._Element, namespace: str | None = None) -> str:
-    href = (el.get("href") or "").strip()
-    if namespace and href.startswith(namespace + "#"):  # qualified with this model's namespace
-        href = href[len(namespace):]
-    if not href.startswith("#"):
-        raise reader.error(el, f"reference {href!r} points outside this file; imports are not supported")
-    return href[1:]
 
 
 class DMNModel:
@@ -96,16 +87,16 @@ class DMNModel:
         for el in bkm_els:
             self._bkm_by_id[el.get("id") or ""] = claim(el, "businessKnowledgeModel")
         decision_els = list(r.children(root, "decision"))
-        self._decisions: dict[str, _Decision] = {}
+        self._decisions: dict[str, Decision] = {}
         for el in decision_els:
-            d = _Decision()
+            d = Decision()
             d.name = claim(el, "decision")
             d.id, d.el = el.get("id"), el
             self._decisions[d.id] = d
         self._by_name = {d.name: d for d in self._decisions.values()}
         self._services: dict[str, DecisionService] = {}
         for el in r.children(root, "decisionService"):
-            svc = DecisionService(self, el, claim(el, "decisionService"), lambda x: _href(r, x, self.namespace))
+            svc = DecisionService(self, el, claim(el, "decisionService"), lambda x: local_href(r, x, self.namespace))
             self._services[svc.id] = self._services[svc.name] = svc
             self._bkm_by_id[svc.id] = svc.name
         for imp, el in zip(self._imports, r.children(root, "import")):
@@ -123,16 +114,16 @@ class DMNModel:
             self._base_env[svc.name] = svc.function
         self._compile_bkms(bkm_els)
         for d in self._decisions.values():
-            self._compile_decision(d)
+            compile_decision(self, d)
         self._plans: dict[str, list[_Step]] = {}
         self._needed: dict[str, list[str]] = {}
         for d in self._decisions.values():
-            order = self._order(d)
+            order = evaluation_order(d, self._by_name, r)
             self._plans[d.id] = [_Step(x) for x in order]
             needed = {name for x in order for name in x.inputs}
             # inputData first (model order), then implicit inputs in evaluation order
-            self._needed[d.id] = _merge([n for n in self._input_specs if n in needed],
-                                        [name for x in order for name in x.implicit])
+            self._needed[d.id] = union_in_order([n for n in self._input_specs if n in needed],
+                                                [name for x in order for name in x.implicit])
         self.decisions: list[DecisionInfo] = [self._info(d) for d in self._decisions.values()]
         self.services: list[DecisionServiceInfo] = [
             DecisionServiceInfo(s.id, s.name, tuple(self._decisions[i].name for i in s.outputs),
@@ -153,107 +144,7 @@ class DMNModel:
             make = boxed.function(logic, bkm_names, name)
             self._base_env[name] = make(self._base_env)  # sees every BKM, filled in this loop
 
-    def _compile_decision(self, d: _Decision) -> None:
-        r = self._reader
-        el = d.el
-        var = r.child(el, "variable")
-        d.spec = self._types.get(var.get("typeRef") if var is not None else None,
-                                 var if var is not None else el)
-        boxed = BoxedCompiler(self._compiler, d.id)
-        odd = boxed.unsupported_child(el)
-        if odd is not None:
-            raise r.error(odd, f"<{r.local(odd)}> in a decision is not supported")
-        expr = boxed.find(el)
-        scope = self._all_names - {d.name}
-        if expr is None:  # allowed by DMN (a decision taken by people); evaluating it is an error
-            d.kind, d.fn = "none", _no_logic(r.where(el), d)
-            self.incomplete.append((el.sourceline or 1, f"{r.where(el)}: the decision has no decision "
-                                    "logic yet; add a decisionTable, literalExpression, context, ..."))
-            d.implicit, d.table, d.literal = (), None, None
-            d.inputs, d.decisions, d.knowledge = [], [], []
-            return
-        used: set[str] = set()
-        implicit: list[str] = []
-        self._compiler.free_sink, self._compiler.implicit_sink = used, implicit
-        try:
-            d.kind, d.fn = boxed.compile(expr, scope)
-        finally:
-            self._compiler.free_sink = self._compiler.implicit_sink = None
-        d.implicit = tuple(implicit)
-        d.table, d.literal = boxed.table_info, boxed.literal_text if d.kind == "literal" else None
-        declared_inputs, declared_decisions, knowledge, imported = [], [], [], []
-        for req in r.children(el, "informationRequirement"):
-            for ref in r.children(req, "requiredInput"):
-                self._refuse_imported(ref, "inputData")
-                target = _href(r, ref, self.namespace)
-                if target not in self._input_by_id:
-                    raise r.error(ref, f"requiredInput points to {target!r}, which is no inputData")
-                declared_inputs.append(self._input_by_id[target])
-            for ref in r.children(req, "requiredDecision"):
-                imp = imported_href(self._imports, (ref.get("href") or "").strip())
-                if imp is not None:
-                    imported.append(self._imported_decision(imp, ref))
-                    continue
-                target = _href(r, ref, self.namespace)
-                if target not in self._decisions:
-                    raise r.error(ref, f"requiredDecision points to {target!r}, which is no decision")
-                declared_decisions.append(self._decisions[target].name)
-        for req in r.children(el, "knowledgeRequirement"):
-            for ref in r.children(req, "requiredKnowledge"):
-                imp = imported_href(self._imports, (ref.get("href") or "").strip())
-                if imp is not None:  # a BKM of an imported model: reached as alias.name
-                    knowledge.append(imp.alias)
-                    continue
-                target = _href(r, ref, self.namespace)
-                if target not in self._bkm_by_id:
-                    raise r.error(ref, f"requiredKnowledge points to {target!r}, which is no "
-                                  "business knowledge model")
-                knowledge.append(self._bkm_by_id[target])
-        if imported:  # their inputs are inputs of this decision, by name
-            d.fn = with_imported_decisions(d.fn, imported)
-            d.implicit = tuple(_merge(list(d.implicit), [n for _, m, name in imported
-                                                          for n in m.input_names(name)]))
-        d.inputs = _merge(declared_inputs, [n for n in self._input_specs if n in used])
-        # a name it reads that is its own is a context entry named like the decision, never a cycle
-        d.decisions = _merge(declared_decisions, [n for n in self._by_name if n in used and n != d.name])
-        d.knowledge = _merge(knowledge, [n for n in self._base_env if n in used])
-
-    def _imported_decision(self, imp, ref: etree._Element) -> tuple[str, "DMNModel", str]:
-        target = (ref.get("href") or "").strip().split("#", 1)[1]
-        d = imp.model._decisions.get(target)
-        if d is None:
-            raise self._reader.error(ref, f"requiredDecision points to {target!r}, which is no "
-                                     f"decision of the imported model {imp.alias!r}")
-        return imp.alias, imp.model, d.name
-
-    def _refuse_imported(self, ref: etree._Element, what: str) -> None:
-        imp = imported_href(self._imports, (ref.get("href") or "").strip())
-        if imp is not None:
-            raise self._reader.error(ref, f"{what} of the imported model {imp.alias!r} are not "
-                                     "supported: require its decisions (their inputs are inputs "
-                                     "of this decision, by name), or copy the inputData here")
-
-    def _order(self, target: _Decision) -> list[_Decision]:
-        order: list[_Decision] = []
-        state: dict[str, int] = {}
-
-        def visit(d: _Decision, path: list[str]) -> None:
-            if state.get(d.id) == 2:
-                return
-            if state.get(d.id) == 1:
-                cycle = path[path.index(d.name):] + [d.name]
-                raise self._reader.error(d.el, "the decisions require each other in a cycle: "
-                                         + " -> ".join(cycle), cycle=cycle)
-            state[d.id] = 1
-            for name in d.decisions:
-                visit(self._by_name[name], path + [d.name])
-            state[d.id] = 2
-            order.append(d)
-
-        visit(target, [])
-        return order
-
-    def _info(self, d: _Decision) -> DecisionInfo:
+    def _info(self, d: Decision) -> DecisionInfo:
         var = self._reader.child(d.el, "variable")
         return DecisionInfo(
             id=d.id, name=d.name, kind=d.kind, type_ref=var.get("typeRef") if var is not None else None,
@@ -263,7 +154,7 @@ class DMNModel:
 
     # -- public API
 
-    def _find(self, decision: str) -> _Decision:
+    def _find(self, decision: str) -> Decision:
         d = self._decisions.get(decision) or self._by_name.get(decision)
         if d is None:
             available = [f"{x.name!r} (id {x.id!r})" for x in self._decisions.values()]
@@ -300,7 +191,7 @@ class DMNModel:
         d = self._decisions.get(decision) or self._by_name.get(decision)
         if d is None:
             if decision in self._services:
-                return self._evaluate_service(self._services[decision], inputs, strict)
+                return self._services[decision].evaluate(self, inputs, strict)
             d = self._find(decision)
         inputs = {} if inputs is None else inputs
         if not isinstance(inputs, Mapping):
@@ -345,38 +236,7 @@ class DMNModel:
             TRACE.reset(token)
         return DecisionResult(d.id, d.name, values[d.name], trace, values, warnings)
 
-    def _evaluate_service(self, svc: DecisionService, inputs: Mapping[str, Any] | None,
-                          strict: bool) -> DecisionResult:
-        """A decision service through the decision API: its parameters are the inputs."""
-        inputs = {} if inputs is None else inputs
-        if not isinstance(inputs, Mapping):
-            raise EvaluationError("inputs must be a mapping of input names to values",
-                                  details={"decision_service": svc.id})
-        missing = [p for p in svc.params if p not in inputs]
-        if missing and strict:
-            raise EvaluationError(f"decision service {svc.name!r}: missing input(s) "
-                                  f"{', '.join(map(repr, missing))}", details={"decision_service": svc.id,
-                                                                               "missing": missing})
-        args = {}
-        for name in svc.params:
-            try:
-                args[name] = to_feel(inputs.get(name))
-            except TypeError as exc:
-                raise EvaluationError(f"decision service {svc.name!r}: input {name!r}: {exc}",
-                                      details={"decision_service": svc.id, "input": name}) from None
-        trace: list[str] = []
-        values: dict[str, Any] = {}
-        token = TRACE.set(trace)
-        try:
-            value = svc.call(self, args, values)
-        except RecursionError:
-            raise FEELError(f"decision service {svc.name!r}: evaluation recursed too deeply",
-                            details={"decision_service": svc.id}) from None
-        finally:
-            TRACE.reset(token)
-        return DecisionResult(svc.id, svc.name, value, trace, values, [])
-
-    def _input_value(self, d: _Decision, name: str, raw: Any, strict: bool, warnings: list) -> Any:
+    def _input_value(self, d: Decision, name: str, raw: Any, strict: bool, warnings: list) -> Any:
         try:
             value = to_feel(raw)
         except TypeError as exc:
@@ -401,17 +261,3 @@ class DMNModel:
 
     def __repr__(self) -> str:
         return f"<DMNModel {self.name!r}: {', '.join(d.name for d in self.decisions)}>"
-
-
-def _no_logic(where: str, d: _Decision):
-    def run(env):
-        raise EvaluationError(f"{where}: decision {d.name!r} has no decision logic yet (no "
-                              "decisionTable, literalExpression, context, invocation, ...); add "
-                              "one in the modeler", details={"decision": d.id})
-    return run
-
-
-def _merge(first: list[str], second: list[str]) -> list[str]:
-    out = list(dict.fromkeys(first))
-    out.extend(n for n in second if n not in out)
-    return out

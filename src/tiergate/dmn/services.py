@@ -12,11 +12,14 @@ a BKM/decision invoking it by name) and an entry point of ``DMNModel.evaluate``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from lxml import etree
 
-from .feel.types import FEELFunction
+from ..errors import EvaluationError, FEELError
+from .compiling import TRACE
+from .feel.types import FEELFunction, to_feel
+from .model import DecisionResult
 from .typeref import FAIL
 
 if TYPE_CHECKING:
@@ -103,6 +106,36 @@ class DecisionService:
             if result is FAIL:  # the service's function type names another output type
                 return None
         return result
+
+    def evaluate(self, model: "DMNModel", inputs: Mapping[str, Any] | None, strict: bool) -> DecisionResult:
+        """``DMNModel.evaluate`` of the service: its parameters are the inputs (``strict``: all given)."""
+        inputs = {} if inputs is None else inputs
+        if not isinstance(inputs, Mapping):
+            raise EvaluationError("inputs must be a mapping of input names to values",
+                                  details={"decision_service": self.id})
+        missing = [p for p in self.params if p not in inputs]
+        if missing and strict:
+            raise EvaluationError(f"decision service {self.name!r}: missing input(s) "
+                                  f"{', '.join(map(repr, missing))}", details={"decision_service": self.id,
+                                                                                "missing": missing})
+        args = {}
+        for name in self.params:
+            try:
+                args[name] = to_feel(inputs.get(name))
+            except TypeError as exc:
+                raise EvaluationError(f"decision service {self.name!r}: input {name!r}: {exc}",
+                                      details={"decision_service": self.id, "input": name}) from None
+        trace: list[str] = []
+        values: dict[str, Any] = {}
+        token = TRACE.set(trace)
+        try:
+            value = self.call(model, args, values)
+        except RecursionError:
+            raise FEELError(f"decision service {self.name!r}: evaluation recursed too deeply",
+                            details={"decision_service": self.id}) from None
+        finally:
+            TRACE.reset(token)
+        return DecisionResult(self.id, self.name, value, trace, values, [])
 
 
 def _output_spec(model: "DMNModel", el: etree._Element):

@@ -10,6 +10,7 @@ from lxml import etree
 from ..errors import EvaluationError
 from .compiling import TRACE, Compiler
 from .feel import ops
+from .feel.builtins import BUILTINS, invoke
 from .feel.interpreter import CompileInfo, Scope
 from .feel.unary import compile_test
 from .model import InputClauseInfo, OutputClauseInfo, RuleInfo, TableInfo
@@ -213,8 +214,6 @@ def _make_runner(hit, aggregation, input_fns, rules, out_names, priorities, defa
 
 
 def _aggregate(aggregation: str, results: list, decision_id: str) -> Any:
-    from .feel.builtins import BUILTINS, invoke
-
     if aggregation == "COUNT":
         return Decimal(len(results))
     fn = {"SUM": "sum", "MIN": "min", "MAX": "max"}[aggregation]

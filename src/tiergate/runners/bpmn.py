@@ -30,7 +30,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import instances, messages, persistence
+from tiergate.bpmn import dumping, instances, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
@@ -62,18 +62,22 @@ class BpmnRunner(Runner):
     def steps(self, definition: BpmnDefinition, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]:
         views = []
         records = state.get("steps", {})
+        by_element = instances.by_element(records) if any(r.repeats for r in definition.steps.values()) else {}
         for rules in definition.steps.values():
-            ids = [rules.id]
+            ids: list[tuple[str, str | None]] = [(rules.id, None)]
             if rules.repeats:
-                ids = [step for step in records if instances.split(step)[0] == rules.id and step != rules.id] or ids
-            for step_id in ids:
-                record = records.get(step_id, {})
-                key = instances.split(step_id)[1]
+                ids = by_element.get(rules.id) or ids
+            actors, roles, other = list(rules.actors), list(rules.roles), rules.distinct_from
+            for step_id, key in ids:
+                record = records.get(step_id, _NO_RECORD)
                 title = rules.title if key is None else f"{rules.title} [{_item_label(record, key)}]"
+                # Four eyes per instance (``_distinct``): ``verify[2]`` against ``prepare[2]`` if that exists.
+                distinct = other if other is None or key is None or f"{other}[{key}]" not in records \
+                    else f"{other}[{key}]"
                 views.append(StepView(
                     id=step_id, title=title, state=record.get("status", "locked"), optional=rules.optional,
-                    actors=list(rules.actors), roles=list(rules.roles), instructions=rules.instructions,
-                    done_when=rules.gate, distinct_from=self._distinct(rules, step_id, state),
+                    actors=list(actors), roles=list(roles), instructions=rules.instructions,
+                    done_when=rules.gate, distinct_from=distinct,
                     actor=record.get("actor"), at=record.get("at"), ready_at=record.get("ready_at"),
                     evidence=record.get("evidence"), reason=record.get("reason")))
         return views
@@ -82,8 +86,9 @@ class BpmnRunner(Runner):
         """Each BPMN element the run has reached, by id: ``failed``, ``ready`` (a step to do now),
         ``waiting`` (a timer, a message catch, a subprocess under way) or ``finished``; for a diagram.
 
-        From the task tree as SpiffWorkflow holds it now, and the step records for what the
-        pruned tree no longer holds. Nothing runs: the tree is only read.
+        From the task tree as SpiffWorkflow holds it now, and the step records and the elements
+        the engine passed (``state["passed"]``) for what the pruned tree no longer holds. Nothing
+        runs: the tree is only read.
         """
         rank = {"finished": 0, "waiting": 1, "ready": 2, "failed": 3}
         found: dict[str, str] = {}
@@ -95,6 +100,8 @@ class BpmnRunner(Runner):
         for step_id, record in state.get("steps", {}).items():
             if record.get("status") in ("done", "skipped"):
                 mark(instances.split(step_id)[0], "finished")
+        for element in state.get("passed") or ():  # gateways, events, ... the engine ran (bpmn.moves)
+            mark(element, "finished")
         if state.get("workflow"):
             ctx = RunContext(run_id="", actor=SYSTEM, now=datetime.now(timezone.utc))
             workflow = Move(definition, state, ctx, []).restore()
@@ -260,6 +267,7 @@ class BpmnRunner(Runner):
             raise RefusedError(f"the failed task of '{element}' is no longer in run {ctx.run_id}.",
                                reason="unknown_step", details={"run": ctx.run_id, "step": element})
         task.data.update(copy.deepcopy(data))
+        dumping.forget(workflow)  # data written beside a timer may land in a parked task: dump every task again
         if task.state == TaskState.ERROR:
             task._set_state(TaskState.READY)
         elif is_timer(task):
@@ -270,6 +278,16 @@ class BpmnRunner(Runner):
                 for related in (task.parent, *task.parent.children):
                     if not related.has_state(TaskState.COMPLETED | TaskState.CANCELLED) or related is task.parent:
                         related.data.update(copy.deepcopy(data))
+        elif task.state == TaskState.FUTURE:
+            # It failed while becoming ready (a loop condition, a multi-instance collection): update it again.
+            # It takes its data from its parent then, so the fix goes there too.
+            if task.parent is not None:
+                task.parent.data.update(copy.deepcopy(data))
+            try:
+                task.task_spec._update(task)
+            except Exception as exc:  # noqa: BLE001 - it fails again: the run stays failed, with this error
+                move.journal()
+                return Transition(state=state, status=move.failed(move.step_failure(exc, task)), events=events)
         status = move.run()
         transition(ctx.run_id, transition(ctx.run_id, RunStatus.FAILED, RunStatus.ACTIVE), status)
         return Transition(state=state, status=status, events=events)
@@ -338,8 +356,11 @@ class BpmnRunner(Runner):
     @staticmethod
     def _distinct(rules: StepRules, step_id: str, state: dict[str, Any]) -> str | None:
         """Four eyes per instance: ``verify[2]`` against ``prepare[2]`` when ``prepare`` repeats too."""
-        other, key = rules.distinct_from, instances.split(step_id)[1]
-        if other is None or key is None:
+        other = rules.distinct_from
+        if other is None:
+            return None
+        key = instances.split(step_id)[1]
+        if key is None:
             return other
         same = f"{other}[{key}]"
         return same if same in state.get("steps", {}) else other
@@ -374,6 +395,9 @@ def _named_in_data(rules: StepRules, state: dict[str, Any], ctx: RunContext) -> 
                            f"({', '.join(missing)}; tiers/roles.yaml). Ask a member to do it.",
                            reason="actor_not_allowed", details={"run": ctx.run_id, "step": rules.id,
                                                                 "actor": str(ctx.actor), "roles": wanted})
+
+
+_NO_RECORD: dict[str, Any] = {}
 
 
 def _item_label(record: dict[str, Any], key: str) -> str:

@@ -5,8 +5,9 @@
 
 Routes:
 
-- ``/mcp``: MCP over streamable HTTP (stateless, JSON answers), the same tools as
-  ``tiergate mcp``, each call as the principal of its bearer token;
+- ``/mcp``: MCP over streamable HTTP (JSON answers; a session kept for a client that opens one,
+  ``tiergate.server.mcpsessions``), the same tools as ``tiergate mcp``, each call as the principal
+  of its bearer token;
 - ``/api/...``: the JSON API (``tiergate.server.api``), described at ``/api/openapi.json``;
 - ``/metrics``: Prometheus' text format (``tiergate.server.prometheus``);
 - ``/healthz``: for probes;
@@ -16,11 +17,13 @@ Routes:
 Only ``/healthz`` and ``/api/openapi.json`` answer without a token (``tiergate.server.doors``);
 the web pages check their own sessions.
 Every door calls ``tiergate.operations``; one engine serves them all, up to ``ENGINE_CALLS`` calls at once.
+With ``workers`` over 1, ``serve`` runs that many such processes on one socket (``tiergate.supervisor``).
 
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable
 
@@ -37,7 +40,7 @@ from tiergate.limits import limit
 from tiergate.mcpserver import build_server
 from tiergate.operations import Operations
 from tiergate import web
-from tiergate.server import api, prometheus
+from tiergate.server import api, mcpsessions, prometheus
 from tiergate.server.doors import Doors
 from tiergate.tracing import RequestSpans
 
@@ -60,9 +63,8 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
         with lock:
             return handler(*args)
 
-    mcp = build_server(engine, lock=lock)
-    app = mcp.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
-                                  max_request_body_size=max_body, host=host)
+    sessions = str(engine.settings.get("mcp_sessions", True)).strip().lower() not in ("0", "false", "no", "off")
+    app = mcpsessions.mount(build_server(engine, lock=lock), max_body=max_body, host=host, sessions=sessions)
 
     async def healthz(request: Request) -> JSONResponse:
         try:
@@ -70,7 +72,8 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
         except Exception as err:  # noqa: BLE001 - a probe reports any failure as unhealthy
             code = getattr(err, "code", "database_error")
             return JSONResponse(failure(code, getattr(err, "message", "the database is not ready.")), 503)
-        return JSONResponse(success({"status": "ok", "version": __version__}))
+        # The process that answered: with `serve --workers N`, which of the N it was.
+        return JSONResponse(success({"status": "ok", "version": __version__, "pid": os.getpid()}))
 
     async def metrics(request: Request) -> PlainTextResponse:
         body = await run_in_threadpool(run_locked, prometheus.exposition, engine, engine.clock())
@@ -92,8 +95,13 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
     return RequestSpans(Doors(app, Credentials(engine), max_body, on_refused=refused))
 
 
-def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve until interrupted (uvicorn; Ctrl-C or SIGTERM stops it), with housekeeping beside it."""
+def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1) -> None:
+    """Serve until interrupted (uvicorn; Ctrl-C or SIGTERM stops it), with housekeeping beside it.
+
+    ``workers`` over 1: that many processes accept on one socket, each with its own engine, under
+    uvicorn's supervisor in this process (``tiergate.supervisor``); housekeeping still runs
+    here, once. ``engine`` then serves no requests: its connections are closed.
+    """
     import uvicorn
 
     stop = threading.Event()
@@ -101,8 +109,15 @@ def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT)
                               name="tiergate-housekeeping", daemon=True)
     keeper.start()
     try:
-        uvicorn.run(build_app(engine, host=host), host=host, port=port, log_level="warning", access_log=False,
-                    server_header=False)
+        if workers > 1:
+            from tiergate.supervisor import WorkerApp, supervise
+
+            engine.close()
+            supervise(WorkerApp(str(engine.home.root), engine.database_url, host), host=host, port=port,
+                      workers=workers)
+        else:
+            uvicorn.run(build_app(engine, host=host), host=host, port=port, log_level="warning", access_log=False,
+                        server_header=False)
     finally:
         stop.set()
         keeper.join(timeout=30)

@@ -97,7 +97,7 @@ class Doors:
             except TiergateError as err:  # the database is unreachable: nobody can be checked
                 await send_json(send, 503, failure(err.code, err.message, err.details))
                 return
-            scope[caller_key] = Caller.from_credential(credential)
+            scope[caller_key] = Caller.from_credential(credential, via="mcp" if scope["path"] == "/mcp" else "api")
         length = _content_length(scope)
         if length is not None and length > self.max_body:
             if scope["path"] == "/mcp":

@@ -18,7 +18,6 @@ statements themselves on a fast database.
 
 from __future__ import annotations
 
-import json
 import select
 import weakref
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
+from tiergate import jsontext
 from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedError
 from tiergate.store.direct import default_sqlite_url  # noqa: F401 - the Engine's default, said once
 from tiergate.store.revision import HEAD_REVISION  # the newest migration: update it there
@@ -117,8 +117,9 @@ class DriverSQL:
 
 
 def encode_json(value: Any) -> str:
-    """A JSON column's text, spelled as SQLAlchemy's JSON type writes it (json.dumps)."""
-    return json.dumps(value)
+    """A JSON column's text, spelled as SQLAlchemy's JSON type writes it (json.dumps); the text of a
+    ``tiergate.jsontext.Encoded`` inside is reused, not made again."""
+    return jsontext.dumps(value)
 
 
 # A step binds the same moment several times (the run's update, each log entry).

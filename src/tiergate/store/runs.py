@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from tiergate.actors import SYSTEM
 from tiergate.errors import DefinitionTamperedError
 from tiergate.jsonutil import content_hash
+from tiergate.jsontext import Encoded, holds_encoded
 from tiergate.lifecycle import RunStatus
 from tiergate.log import GENESIS, RunHead, chain, state_hash, utc, write
 from tiergate.log import LogEvent
@@ -200,7 +201,7 @@ class RecentRuns:
         if kept is None or kept.state_json is None:
             return None
         return RunRecord(id=kept.id, process_id=kept.process_id, definition_version=kept.definition_version,
-                         tier=kept.tier, status=kept.status, state=json.loads(kept.state_json),
+                         tier=kept.tier, status=kept.status, state=_copy_kept(kept),
                          version=kept.version, started_by=kept.started_by, created_at=kept.created_at,
                          updated_at=kept.updated_at, ended_at=kept.ended_at, log_seq=kept.log_seq,
                          log_head=kept.log_head, state_json=kept.state_json)
@@ -212,6 +213,15 @@ class RecentRuns:
             self._runs[record.id] = record
             if len(self._runs) > self.size:
                 self._runs.popitem(last=False)
+
+
+def _copy_kept(record: RunRecord) -> dict[str, Any]:
+    """A kept state to hand out: parsed again from its text, except each ``Encoded`` part (a Tier 1
+    run's task tree), which is never changed and so is shared instead of parsed again."""
+    if not holds_encoded(record.state):
+        return json.loads(record.state_json or encode_json(record.state))  # type: ignore[no-any-return]
+    return {key: value if isinstance(value, Encoded) else json.loads(json.dumps(value))
+            for key, value in record.state.items()}
 
 
 def list_runs(conn: Connection, *, process_id: str | None = None, status: str | None = None,

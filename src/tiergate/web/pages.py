@@ -175,7 +175,7 @@ class Web:
             visit = Visit(request, self, None, secret, wants_json, flash=_decode_flash(request.cookies.get(FLASH_COOKIE)))
             try:
                 credential: Credential = await run_in_threadpool(self.sessions.authenticate, secret or None)
-                caller = Caller.from_credential(credential)
+                caller = Caller.from_credential(credential, via="web")
             except UnauthorizedError as err:
                 if not public:
                     return self._finish(visit, self._sign_in_first(visit, err))

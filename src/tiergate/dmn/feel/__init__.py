@@ -11,10 +11,12 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
 
 from ...errors import EvaluationError, FEELError
+from . import conformance, filters, functions, iteration  # noqa: F401  (importing registers their node compilers)
 from .builtins import BUILTINS, TYPE_NAMES
 from .interpreter import CompileInfo, Scope, compile_expression
 from .unary import compile_tests
-from .parser import FEELSyntaxError, name_index, parse
+from .parser import FEELSyntaxError, parse
+from .tokens import name_index
 from .types import FEELFunction, Range, YearsMonthsDuration, to_feel
 
 _BUILTIN_NAMES = frozenset(BUILTINS) | frozenset(TYPE_NAMES)

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import threading
 
+from lark import Lark
+
+from .astbuilder import AstBuilder
+
 GRAMMAR = r"""
 start_expr: expression
 start_tests: "-" -> any_test
@@ -146,10 +150,6 @@ def get_parser():
     if _parser is None:
         with _lock:
             if _parser is None:
-                from lark import Lark
-
-                from .parser import AstBuilder
-
                 _parser = Lark(
                     GRAMMAR, parser="lalr", lexer="basic", start=["start_expr", "start_tests"],
                     transformer=AstBuilder(), maybe_placeholders=True,

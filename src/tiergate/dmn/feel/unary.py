@@ -1,5 +1,6 @@
 """Unary tests (decision table input entries): ``compile_tests(ast, scope)`` gives
-``t(input_value, env) -> True | False | None``; a rule's cell matches only on True."""
+``t(input_value, env) -> True | False | None``; a rule's cell matches only on True.
+The expression ``x in tests`` compiles here too."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from . import ops
-from .interpreter import CompileInfo, Scope, compile_expression, constant
+from .interpreter import CompileInfo, Scope, compile_expression, compiles, constant
 from .types import Range
 
 Test = Callable[[Any, dict], Any]
@@ -33,6 +34,14 @@ def disjunction(tests: list[Test]) -> Test:
         return None if seen_null else False
 
     return run
+
+
+@compiles("in")
+def _in(node, scope):
+    """``x in tests``: the unary tests applied to ``x``."""
+    fx = compile_expression(node[1], scope)
+    test = disjunction([compile_test(t, scope) for t in node[2]])
+    return lambda env: test(fx(env), env)
 
 
 def compile_test(node: tuple, scope: Scope) -> Test:
