@@ -77,10 +77,10 @@ def _specs() -> list[tuple[str, Any, dict[str, Any]]]:
         sources.append((path.name, path.read_bytes().replace(b'isExecutable="false"', b'isExecutable="true"')))
     for name, data in sources:
         root = parse_bpmn(data, name).getroot()
-        for process in root.iter("{http://www.omg.org/spec/BPMN/20100524/MODEL}process"):
+        for element in root.iter("{http://www.omg.org/spec/BPMN/20100524/MODEL}process"):
             try:
                 tree = parse_bpmn(data, name)
-                model = read_process(tree, process.get("id"), name)
+                model = read_process(tree, element.get("id"), name)
                 spec, subprocess_specs = build_specs(tree, model, name, calls.called_trees({}))
             except BpmnError:
                 continue  # refused by tiergate's checks (tests/test_tier1_check.py): never a run's spec
@@ -88,7 +88,7 @@ def _specs() -> list[tuple[str, Any, dict[str, Any]]]:
                 if one is not None:
                     persistence.connect_join_listeners(one)
                     instances.connect_instances(one)
-            found.append((f"{name}:{process.get('id')}", spec, subprocess_specs))
+            found.append((f"{name}:{element.get('id')}", spec, subprocess_specs))
     return found
 
 
