@@ -3,6 +3,7 @@
     python bench/tier1_runs.py                          # SQLite (fresh file in a temp folder)
     python bench/tier1_runs.py --database-url postgresql+psycopg://postgres@127.0.0.1:55437/postgres
     python bench/tier1_runs.py --runs 100 --rounds 3 --items 1000 --json
+    python bench/tier1_runs.py --runs-only                 # the runs alone, not the steps' growth
 
 **Runs.** One home holds a Tier 1 process (start, one gated user task, end) and a one-step Tier 2
 checklist with the same gate, start data and evidence; a routing decision sends each to its tier.
@@ -10,7 +11,8 @@ A run is ``Engine.start`` + ``Engine.complete`` of its one step, through the pub
 database. Each round times ``--runs`` Tier 2 runs, then ``--runs`` Tier 1 runs, then Tier 1, then
 Tier 2 again (ABBA, so both see the same background load); the report gives each tier's median
 rate and the median of the per-round ratios of a Tier 1 run's time to a Tier 2 run's
-(goal: at most 1.25).
+(goal: at most 1.25), and each tier's CPU time per run in this process (``time.process_time``,
+median of the batches: it moves much less with the machine's load than the rates).
 
 **Steps as a run grows.** ``Engine.complete`` of one step (database included), median of
 ``--repeat``:
@@ -180,10 +182,13 @@ def one_run(engine: Engine, process: str, step: str) -> None:
 
 
 def compare_runs(engine: Engine, runs: int, rounds: int) -> dict[str, Any]:
+    cpu: dict[str, list[float]] = {FLOW: [], CHECK: []}
+
     def batch(process: str, step: str) -> float:
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         for _ in range(runs):
             one_run(engine, process, step)
+        cpu[process].append((time.process_time() - began_cpu) / runs)
         return (time.perf_counter() - began) / runs
 
     for _ in range(max(5, runs // 10)):  # untimed: caches, parsed definitions, connections
@@ -199,7 +204,8 @@ def compare_runs(engine: Engine, runs: int, rounds: int) -> dict[str, Any]:
         tier2 += [a2, b2]
         ratios.append((a1 + b1) / (a2 + b2))
     return {"tier1_runs_per_s": 1 / statistics.median(tier1), "tier2_runs_per_s": 1 / statistics.median(tier2),
-            "tier1_over_tier2": statistics.median(ratios)}
+            "tier1_over_tier2": statistics.median(ratios),
+            "tier1_cpu_ms": statistics.median(cpu[FLOW]) * 1000, "tier2_cpu_ms": statistics.median(cpu[CHECK]) * 1000}
 
 
 # --- steps as a run grows -------------------------------------------------------------------------
@@ -266,12 +272,13 @@ def measure(backend: str, url: str, home: Path, args: argparse.Namespace) -> dic
     engine = Engine(home=home, database_url=url)
     try:
         result: dict[str, Any] = {"backend": backend, **compare_runs(engine, args.runs, args.rounds)}
-        steps = growth(engine, args.tasks, args.items, args.repeat)
-        base = steps[next(iter(steps))]
-        result["steps_ms"] = steps
-        result["steps_ratio"] = {name: value / base for name, value in steps.items()}
-        result["steps_cpu_ms"] = {name: CPU_MS[name] for name in steps}
-        result["steps_cpu_ratio"] = {name: CPU_MS[name] / CPU_MS[next(iter(steps))] for name in steps}
+        if not args.runs_only:
+            steps = growth(engine, args.tasks, args.items, args.repeat)
+            base = steps[next(iter(steps))]
+            result["steps_ms"] = steps
+            result["steps_ratio"] = {name: value / base for name, value in steps.items()}
+            result["steps_cpu_ms"] = {name: CPU_MS[name] for name in steps}
+            result["steps_cpu_ratio"] = {name: CPU_MS[name] / CPU_MS[next(iter(steps))] for name in steps}
     finally:
         engine.close()
     return result
@@ -286,6 +293,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=5000, help="completed tasks of the loop's far point")
     parser.add_argument("--items", type=int, default=1000, help="items of the large multi-instance task")
     parser.add_argument("--repeat", type=int, default=15, help="steps timed at each point (default 15)")
+    parser.add_argument("--runs-only", action="store_true", help="measure the runs only, not the steps' growth")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
 
@@ -305,10 +313,13 @@ def main() -> None:
         print(json.dumps({"meta": meta, "results": results}, indent=2))
         return
     print(f"Tier 1 against Tier 2, Python {meta['python']} on {meta['machine']}, load average {meta['load_average']}")
-    print(f"{'database':<11} {'Tier 1 runs/s':>14} {'Tier 2 runs/s':>14} {'Tier 1 / Tier 2 (goal <= 1.25)':>31}")
+    print(f"{'database':<11} {'Tier 1 runs/s':>14} {'Tier 2 runs/s':>14} {'Tier 1 / Tier 2 (goal <= 1.25)':>31} "
+          f"{'CPU ms/run T1':>14} {'T2':>6}")
     for result in results:
         print(f"{result['backend']:<11} {result['tier1_runs_per_s']:>14.1f} {result['tier2_runs_per_s']:>14.1f} "
-              f"{result['tier1_over_tier2']:>31.2f}")
+              f"{result['tier1_over_tier2']:>31.2f} {result['tier1_cpu_ms']:>14.2f} {result['tier2_cpu_ms']:>6.2f}")
+    if args.runs_only:
+        return
     print(f"\nEngine.complete of one step (median of {args.repeat}), ratio to the loop at 10 tasks (goal <= 3);"
           " then its CPU time in this process, and that ratio")
     for result in results:

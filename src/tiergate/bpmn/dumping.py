@@ -93,6 +93,7 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
         return made
 
     entries = [entry(task) for task in tasks.values()]
+    del entry  # it calls itself: its cell would hold it, and through it this dump's tasks, in a ring
     setattr(workflow, _ATTR, new)
     return Encoded({e.key: e.dct for e in entries}, "{" + ", ".join([e.member for e in entries]) + "}")
 

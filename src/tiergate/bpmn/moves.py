@@ -24,8 +24,9 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import dumping, instances, kept, messages, persistence
+from tiergate.bpmn import dumping, fresh, instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
+from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
 from tiergate.errors import LimitExceededError
@@ -149,7 +150,7 @@ class Move:
 
     def create(self, data: dict[str, Any]) -> RestrictedWorkflow:
         spec, subprocess_specs = self.definition.specs
-        self.workflow = persistence.new_workflow(spec, subprocess_specs, self.engine)
+        self.workflow = fresh.new_workflow(spec, subprocess_specs, self.engine)
         self.workflow.task_tree.data.update(copy.deepcopy(data))
         return self.workflow
 
@@ -256,6 +257,7 @@ class Move:
             self.events.append(LogEvent("completed", SYSTEM))
             self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
             kept.forget(self.state)
+            release(self.workflow)  # a finished run is not moved again (tiergate.bpmn.release)
             return RunStatus.COMPLETED
         kept.keep(self.state, self.definition.version, self.workflow)
         return RunStatus.ACTIVE

@@ -289,15 +289,31 @@ def _failing_task(exc: BaseException, running: Task) -> Task:
     return running
 
 
+def _ready_in_order(wf: Any, top: RestrictedWorkflow) -> list[Task]:
+    """The READY tasks of ``wf`` that a pass goes through, in the order of SpiffWorkflow's tree walk.
+
+    The walk (``get_tasks``) is what orders them; it costs a generic iterator step per task,
+    so a workflow without subprocesses (where the walk sees exactly the tasks of ``wf.tasks``)
+    whose READY tasks are all people's steps but at most one, which is most passes of most runs,
+    is answered from the task dictionary: there is nothing to order. (Every READY task is
+    reached by the walk, or ``advance`` would never stop: it ends only when none is left.)
+    """
+    if wf is top and not top.subprocesses:
+        engine = [t for t in wf.tasks.values() if t._state == TaskState.READY and not t.task_spec.manual]
+        if len(engine) < 2:
+            return engine
+    elif not any(t._state == TaskState.READY and not t.task_spec.manual for t in wf.tasks.values()):
+        return []  # nothing for the engine: spare the walk of the tree (1,000 open instances, each pass)
+    return wf.get_tasks(state=TaskState.READY)  # type: ignore[no-any-return]
+
+
 def _one_pass(top: RestrictedWorkflow, did_run: Callable[[Task], None]) -> bool:
     ran = 0
     before = len(top.get_active_subprocesses())
 
     def run_ready(wf: Any) -> int:
         count = 0
-        if not any(t._state == TaskState.READY and not t.task_spec.manual for t in wf.tasks.values()):
-            return 0  # nothing for the engine: spare the walk of the tree (1,000 open instances, each pass)
-        for task in wf.get_tasks(state=TaskState.READY):
+        for task in _ready_in_order(wf, top):
             if task.task_spec.manual or task.state != TaskState.READY:
                 continue
             try:
@@ -329,13 +345,17 @@ def advance(top: RestrictedWorkflow, did_run: Callable[[Task], None] | None = No
             max_passes: int = MAX_PASSES) -> int:
     """Run engine steps and due timers until only people's tasks and future timers remain.
 
-    Prunes after every pass. Raises StepFailure naming the failing task. Returns passes run.
+    Prunes after every pass that may have changed the tree. Raises StepFailure naming the failing task.
+    Returns passes run.
     """
     callback = did_run or (lambda task: None)
     passes = 0
+    clean = False  # pruned, and nothing changed since
     while True:
         progressed = _one_pass(top, callback)
-        prune(top)
+        if progressed or not clean or top.subprocesses:  # (a pass without subprocesses that ran nothing
+            prune(top)                                     # changed nothing: pruning again would remove nothing)
+        clean = True
         if progressed:
             passes += 1
             if passes > max_passes:
@@ -344,6 +364,7 @@ def advance(top: RestrictedWorkflow, did_run: Callable[[Task], None] | None = No
             continue
         waiting = [t for t in top.event_manager.tasks.values()
                    if isinstance(t.task_spec, CatchingEvent) and t.state == TaskState.WAITING]
+        clean = clean and not waiting
         for task in waiting:
             try:
                 task.task_spec._update(task)

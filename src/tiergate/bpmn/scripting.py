@@ -18,6 +18,7 @@ compare against (``now``), the run's pinned DMN decisions, and a ``journal`` of 
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -26,12 +27,16 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine.python_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import expressions
 from tiergate.bpmn.expressions import ExpressionError
 from tiergate.definitions.decisions import Decision
 from tiergate.errors import TiergateError
 from tiergate.jsonutil import to_jsonable
+
+
+_SPIFF_WORKFLOW_LOG = logging.getLogger("spiff.workflow")
 
 
 @dataclass
@@ -131,3 +136,19 @@ class RestrictedWorkflow(BpmnWorkflow):
         if not isinstance(engine, RestrictedScriptEngine):
             raise TypeError("a Tier 1 workflow only runs with tiergate's RestrictedScriptEngine")
         self._tiergate_engine = engine
+
+    def update_waiting_tasks(self) -> None:
+        """SpiffWorkflow's, skipped when no task waits (it walks the whole tree after every task completed).
+
+        Its walk goes through the task tree, whose tasks are all in ``self.tasks``: if none of
+        those is WAITING, the walk would update none."""
+        waiting = TaskState.WAITING
+        if any(task._state == waiting for task in self.tasks.values()):
+            super().update_waiting_tasks()
+
+    def collect_log_extras(self, dct: dict[str, Any] | None = None) -> dict[str, Any]:
+        """SpiffWorkflow's record details, which list every task (a walk of the tree), made only when
+        its workflow logger would write the record (it logs at INFO: a workflow built, completed)."""
+        if not _SPIFF_WORKFLOW_LOG.isEnabledFor(logging.INFO):
+            return dct or {}
+        return super().collect_log_extras(dct)  # type: ignore[no-any-return]
