@@ -104,15 +104,19 @@ HANDLER = ('<bpmn:subProcess id="handler" triggeredByEvent="true">{start}' + use
            + '<bpmn:endEvent id="h_e"/>' + chain("h_s", "repair", "h_e", prefix="h") + '</bpmn:subProcess>')
 
 
+#: Two parallel branches; one may end in an error that an interrupting event subprocess catches.
+ERROR_SUBPROCESS = (
+    '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>' + user("work") + user("other")
+    + '<bpmn:exclusiveGateway id="gw" default="ok"/>' + event("endEvent", "fail", ERROR)
+    + '<bpmn:endEvent id="end"/><bpmn:endEvent id="end2"/>' + chain("start", "split")
+    + flow("a", "split", "work") + flow("b", "split", "other") + chain("work", "gw")
+    + flow("bad_f", "gw", "fail", "broken") + flow("ok", "gw", "end") + chain("other", "end2")
+    + HANDLER.replace("{start}", event("startEvent", "h_s", ERROR)))
+
+
 def test_an_interrupting_event_subprocess_catches_an_error_and_stops_the_rest(
         tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
-    engine = open_engine(tmp_path, make_engine, "evs", (
-        '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>' + user("work") + user("other")
-        + '<bpmn:exclusiveGateway id="gw" default="ok"/>' + event("endEvent", "fail", ERROR)
-        + '<bpmn:endEvent id="end"/><bpmn:endEvent id="end2"/>' + chain("start", "split")
-        + flow("a", "split", "work") + flow("b", "split", "other") + chain("work", "gw")
-        + flow("bad_f", "gw", "fail", "broken") + flow("ok", "gw", "end") + chain("other", "end2")
-        + HANDLER.replace("{start}", event("startEvent", "h_s", ERROR))))
+    engine = open_engine(tmp_path, make_engine, "evs", ERROR_SUBPROCESS)
     run = engine.start("evs", {}, actor="agent:a")
     assert ready(run) == ["other", "work"]
     info = engine.complete(run.id, "work", {"broken": True}, actor="agent:a")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from support import CORPUS, REPO, CLIResult, events, row
-from test_tier1_events import ERROR, HANDLER, event, process
+from test_tier1_events import ERROR_SUBPROCESS, process
 from test_tier1_instances import camunda_mi, repeated
 from tier1_helpers import GATE_NOTE, LINEAR, bpmn, chain, flow, tier1_home, user
 from tiergate.bpmn import calls, fresh, instances, persistence
@@ -53,13 +53,7 @@ INLINE = {
                                                                      gate=GATE_NOTE)
                  + '<bpmn:endEvent id="end"/>' + chain("start", "verify", "end")),
 }
-INLINE["evs"] = process("evs", (
-    '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>' + user("work") + user("other")
-    + '<bpmn:exclusiveGateway id="gw" default="ok"/>' + event("endEvent", "fail", ERROR)
-    + '<bpmn:endEvent id="end"/><bpmn:endEvent id="end2"/>' + chain("start", "split")
-    + flow("a", "split", "work") + flow("b", "split", "other") + chain("work", "gw")
-    + flow("bad_f", "gw", "fail", "broken") + flow("ok", "gw", "end") + chain("other", "end2")
-    + HANDLER.replace("{start}", event("startEvent", "h_s", ERROR))))
+INLINE["evs"] = process("evs", ERROR_SUBPROCESS)
 DATA = {"n": 7, "tenants": ["acme", "globex"], "ticket": "T-1"}
 
 

@@ -203,16 +203,7 @@ class Doors:
         except wirejson.WireRefused as refused:
             await self.refuse_rpc(send, refused, scope)
             return
-        delivered = False
-
-        async def replay() -> Any:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return {"type": "http.request", "body": raw, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(raw, receive), send)
 
     async def refuse_rpc(self, send: Send, refused: wirejson.WireRefused, scope: Scope) -> None:
         if self.on_refused is not None:
@@ -226,3 +217,18 @@ class Doors:
 def too_large(limit: int) -> dict[str, Any]:
     return failure("body_too_large", f"the request body is over {limit} bytes, the limit. Store large artefacts "
                    "elsewhere and send a link to them as evidence.", {"limit": limit})
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands on ``body``, already read whole, then whatever ``receive`` says
+    next (a disconnect): for an app behind a door that had to read the body first."""
+    delivered = False
+
+    async def replayed() -> Any:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed

@@ -39,6 +39,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from tiergate.server.doors import replay as replay_body
+
 PATH = "/mcp"
 SESSION_HEADER = b"mcp-session-id"
 
@@ -91,7 +93,7 @@ class Sessions:
             return
         if method == "POST" and self.has_room():
             body = await _body(receive)
-            replay = _replay(body, receive)
+            replay = replay_body(body, receive)
             manager = self.stateful if _is_initialize(body) else self.stateless
             await manager.handle_request(scope, replay, send)
             return
@@ -122,19 +124,6 @@ async def _body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    delivered = False
-
-    async def replay() -> Any:
-        nonlocal delivered
-        if delivered:
-            return await receive()
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
 
 
 def _is_initialize(body: bytes) -> bool:
