@@ -37,8 +37,9 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import anyio
 import httpx2
@@ -253,6 +254,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def tiergate_serve(home: Path, url_db: str, workers: int = 1) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``tiergate serve`` over ``home`` and ``url_db`` on a free port of 127.0.0.1, as a subprocess,
+    once every one of its ``workers`` answers ``/healthz``: its URL and its process; stopped after."""
+    port = free_port()
+    env = {**os.environ, "TIERGATE_DATABASE_URL": url_db}
+    server = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(home), "serve", "--port", str(port),
+                               "--workers", str(workers)], env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx2.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx2.TransportError:
+                time.sleep(0.1)
+        started: set[int] = set()
+        for _ in range(1000):  # until every worker has started (each answers with its process id)
+            started.add(httpx2.get(f"{url}/healthz").json()["data"]["pid"])
+            if len(started) == workers:
+                break
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=320, help="completions per measurement")
@@ -272,36 +300,18 @@ def main() -> None:
         token = Credentials(engine).issue_token("agent:bench", by="os:bench")["token"]
         in_process(engine, WARM_UP)  # untimed: the first steps load and compile what later ones reuse
         results = [measured(None, lambda: in_process(engine, args.steps))]
-        port = free_port()
-        env = {**os.environ, "TIERGATE_DATABASE_URL": url_db}
-        server = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(home), "serve", "--port", str(port),
-                                   "--workers", str(args.workers)],
-                                  env=env, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(600):
-                try:
-                    if httpx2.get(f"{url}/healthz").status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    time.sleep(0.1)
-            workers: set[int] = set()
-            for _ in range(1000):  # until every worker has started (each answers with its process id)
-                workers.add(httpx2.get(f"{url}/healthz").json()["data"]["pid"])
-                if len(workers) == args.workers:
-                    break
-            api(url, token, 1, WARM_UP)  # untimed, as in-process
-            doors = (("api", api), ("mcp", lambda *given: mcp(*given, args.mcp_processes)))
-            for door, measure in doors:
-                if door in args.doors:
-                    for clients in args.clients:
-                        results.append(measured(server.pid, lambda door=measure, n=clients: door(url, token, n,
-                                                                                                 args.steps)))
+            with tiergate_serve(home, url_db, args.workers) as (url, server):
+                api(url, token, 1, WARM_UP)  # untimed, as in-process
+                doors = (("api", api), ("mcp", lambda *given: mcp(*given, args.mcp_processes)))
+                for door, measure in doors:
+                    if door in args.doors:
+                        for clients in args.clients:
+                            results.append(measured(server.pid, lambda door=measure, n=clients: door(
+                                url, token, n, args.steps)))
             # again, after: the baseline at the end of the run
             results.append(measured(None, lambda: in_process(engine, args.steps)))
         finally:
-            server.terminate()
-            server.wait()
             engine.close()
     baseline = statistics.mean(r["rate"] for r in results if r["door"] == "in-process")
     for result in results:

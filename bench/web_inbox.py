@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx2
+
+from http_steps import tiergate_serve
 
 from tiergate.credentials import Credentials
 from tiergate.engine import Engine
@@ -53,12 +50,6 @@ def make_home(root: Path) -> Path:
     (root / "decisions").mkdir(parents=True, exist_ok=True)
     (root / "decisions/tier_routing.dmn").write_bytes((REPO / "decisions/tier_routing.dmn").read_bytes())
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def timed(http: httpx2.Client, path: str) -> tuple[float, int]:
@@ -86,20 +77,9 @@ def main() -> None:
         token = Credentials(engine).issue_token("human:lead", by="os:bench")["token"]
         Passwords(engine).set("human:lead", PASSWORD, by="os:bench")
         engine.close()
-        port = free_port()
-        env = {**os.environ, "TIERGATE_DATABASE_URL": url_db}
-        server = subprocess.Popen([sys.executable, "-m", "tiergate", "--home", str(home), "serve", "--port", str(port)],
-                                  env=env, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
         times: dict[str, list[float]] = {"API": [], "page": [], "page JSON": []}
         sizes: dict[str, int] = {}
-        try:
-            for _ in range(600):
-                try:
-                    if httpx2.get(f"{url}/healthz").status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    time.sleep(0.1)
+        with tiergate_serve(home, url_db) as (url, _server):
             with httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600) as api, \
                     httpx2.Client(base_url=url, timeout=600) as browser:
                 form = browser.get("/sign-in").text
@@ -115,9 +95,6 @@ def main() -> None:
                                                ("page JSON", browser, "/.json")):
                         elapsed, sizes[name] = timed(client, path)
                         times[name].append(elapsed)
-        finally:
-            server.terminate()
-            server.wait()
     baseline = statistics.median(times["API"])
     results = [{"what": name, "steps": args.steps, "median_ms": 1000 * statistics.median(values),
                 "ratio": statistics.median(values) / baseline, "bytes": sizes[name]} for name, values in times.items()]
