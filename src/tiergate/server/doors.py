@@ -77,19 +77,23 @@ def unauthorized(err: TiergateError) -> Answer:
     return 503, json_bytes(failure(err.code, err.message, err.details)), ()
 
 
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The request's first header ``name`` (lower case), as sent; None when it has none."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value)
+    return None
+
+
 def small_body(scope: Scope) -> bool:
     """Whether the request's body is announced, and small enough to read before its token is checked
     (``READ_INLINE_BYTES``): no chunked body, a ``Content-Length`` of at most that, or none."""
-    for name, value in scope.get("headers", ()):
-        if name == b"transfer-encoding":
-            return False
-        if name == b"content-length":
-            try:
-                if int(value) > READ_INLINE_BYTES:
-                    return False
-            except ValueError:
-                return False
-    return True
+    if header(scope, b"transfer-encoding") is not None:
+        return False
+    if header(scope, b"content-length") is None:
+        return True
+    length = _content_length(scope)  # None: not a number
+    return length is not None and length <= READ_INLINE_BYTES
 
 
 async def receive_small(receive: Receive) -> bytes | None:
@@ -125,21 +129,19 @@ async def read_json(raw: bytes) -> Any:
 
 
 def bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
-    return None
+    value = header(scope, b"authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    value = header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 class Doors:

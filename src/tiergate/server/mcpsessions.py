@@ -39,7 +39,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tiergate.server.doors import replay as replay_body
+from tiergate.server.doors import header, replay as replay_body
 
 PATH = "/mcp"
 SESSION_HEADER = b"mcp-session-id"
@@ -86,7 +86,8 @@ class Sessions:
         if method == "GET":
             await _no_stream(send)
             return
-        session = _header(scope, SESSION_HEADER)
+        found = header(scope, SESSION_HEADER)
+        session = found.decode("latin-1") if found is not None else None
         if session is not None:
             manager = self.stateful if self.holds(session) else self.stateless
             await manager.handle_request(scope, receive, send)
@@ -106,13 +107,6 @@ class Sessions:
         """Below the SDK's limit of open sessions (over it, clients are served statelessly, not refused)."""
         limit = self.stateful.max_sessions
         return self.open is not None and (limit is None or len(self.open) < limit)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 async def _body(receive: Receive) -> bytes:
