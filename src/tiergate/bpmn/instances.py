@@ -68,6 +68,14 @@ class _MergeWithoutItem:
     def create_children(self, my_task: Task) -> None:
         """Name the collection when it is missing or not one, instead of failing inside SpiffWorkflow."""
         spec: Any = self
+        if spec.data_input is None and spec.cardinality is not None:
+            value = my_task.workflow.script_engine.evaluate(my_task, spec.cardinality)
+            if isinstance(value, (list, dict)):  # Camunda: a cardinality that names the input collection
+                if spec.data_output is not None:
+                    spec.init_data_output_with_cardinality(my_task)
+                for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
+                    self.create_child(my_task, item, key)
+                return
         if isinstance(spec.data_input, TaskDataReference):
             value = spec.data_input.get(my_task)
             if not isinstance(value, (list, dict)):
@@ -118,6 +126,22 @@ class SequentialInstances(_MergeWithoutItem, SequentialMultiInstanceTask):
         else:
             self.add_next_child(my_task)
 
+    def get_next_index(self, my_task: Task) -> tuple[Any, Any]:
+        """A cardinality that evaluated to a list or a dict (Camunda): its items, one by one; the
+        count is kept, not the collection, and the item is read again when its instance starts."""
+        data = my_task.internal_data
+        if isinstance(data.get("cardinality"), (list, dict)):
+            data["cardinality"], data["by_item"] = len(data["cardinality"]), True
+        if not data.get("by_item"):
+            return super().get_next_index(my_task)  # type: ignore[no-any-return]
+        current = data.get("current", 0)
+        if current >= data["cardinality"]:
+            return None, None
+        value = my_task.workflow.script_engine.evaluate(my_task, self.cardinality)
+        key = list(value)[current] if isinstance(value, dict) else current
+        data["current"] = current + 1
+        return key, value[key]
+
 
 class InstanceParsing:
     """Mixed into every task parser tiergate uses: the Camunda collection form, read safely."""
@@ -132,11 +156,20 @@ class InstanceParsing:
             TaskParser._add_multiinstance_task(parser, loop_characteristics)
             return
         element = loop_characteristics.get(f"{{{CAMUNDA_NS}}}elementVariable")
+        item = TaskDataReference(element.strip()) if element else None
         condition = parser.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:completionCondition")
+        cardinality = parser.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:loopCardinality")
+        count = (cardinality[0].text or "").strip() if len(cardinality) else ""
         original = parser.spec.task_specs.pop(parser.task.name)
         params = {"task_spec": "", "cardinality": None, "data_input": TaskDataReference(collection.strip()),
-                  "data_output": None, "input_item": TaskDataReference(element.strip()) if element else None,
+                  "data_output": None, "input_item": item,
                   "output_item": None, "condition": condition[0].text if len(condition) else None}
+        if count:
+            # With a cardinality, Camunda's collection is what the instances make: each one's element
+            # variable (its index, unless it changes it) is collected into it. A cardinality that turns
+            # out to be a list or a dict is the input instead (SpiffWorkflow's Camunda reading).
+            params.update(cardinality=count, data_input=None, data_output=TaskDataReference(collection.strip()),
+                          output_item=item)
         sequential = loop_characteristics.get("isSequential") == "true"
         cls = self.SEQUENTIAL_MI_CLASS if sequential else self.PARALLEL_MI_CLASS
         parser.task = cls(parser.spec, original.name, description="MultiInstance", **params)

@@ -76,6 +76,18 @@ def attach(spec: Any, scripts: dict[str, dict[str, str]]) -> None:
 
 def _wrap(task_spec: Any, pre: str | None, post: str | None) -> None:
     update, complete = task_spec._update_hook, task_spec._on_complete_hook
+    start = getattr(task_spec, "start_workflow", None)
+    if pre and start is not None:
+        # A call activity or subprocess: before its process starts (so the pre-script can set what the
+        # called process's data inputs need), as SpiffWorkflow runs it; it never becomes ready before.
+        before = pre
+
+        def start_workflow(my_task: Any) -> Any:
+            _run(my_task, before)
+            return start(my_task)
+
+        task_spec.start_workflow = start_workflow
+        pre = None
 
     def _update_hook(my_task: Any) -> Any:
         ready = update(my_task)

@@ -22,7 +22,7 @@ from typing import Any
 from tiergate.bpmn import prepost
 from tiergate.bpmn.checks import correlation_expressions
 from tiergate.bpmn.definition import BpmnDefinition
-from tiergate.bpmn.xml import BPMN_NS
+from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS
 from tiergate.definitions.models import Roles
 from tiergate.errors import RefusedError
 from tiergate.runners.base import RunContext
@@ -52,6 +52,9 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
         texts.extend((ref.text or "", "eval") for ref in tree.getroot().xpath(
             "//*[@id=$id]/bpmn:multiInstanceLoopCharacteristics/bpmn:loopDataInputRef", id=element,
             namespaces={"bpmn": BPMN_NS}))
+        texts.extend((collection, "eval") for collection in tree.getroot().xpath(  # Camunda's input collection
+            "//*[@id=$id]/bpmn:multiInstanceLoopCharacteristics[not(bpmn:loopCardinality)]/@camunda:collection",
+            id=element, namespaces={"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}))
         texts.extend((expression.text or "", "eval") for message in _thrown_messages(tree, element)
                      for expression, _owner in correlation_expressions(tree, message))
         if node.decision:

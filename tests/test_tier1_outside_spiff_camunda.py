@@ -1,0 +1,98 @@
+"""Shapes found by running SpiffWorkflow's spiff/ and camunda/ test processes through Tier 1
+(docs/tier1.md, *Outside processes*): each process here is our own minimal drawing of one, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tier1_helpers import bpmn, chain, tier1_home, user
+
+from tiergate.engine import Engine
+
+
+def engine_for(tmp_path: Path, make_engine: Callable[..., Engine], processes: dict[str, str]) -> Engine:
+    engine = make_engine(tier1_home(tmp_path / "home", processes))
+    assert [p.message for p in engine.check() if p.severity == "error"] == []
+    return engine
+
+
+def camunda_instances(task: str, collection: str, element: str, cardinality: str = "",
+                      sequential: bool = False) -> str:
+    """A user task with Camunda Modeler's multi-instance marker (and a cardinality, when given)."""
+    count = f"<bpmn:loopCardinality>{cardinality}</bpmn:loopCardinality>" if cardinality else ""
+    marker = (f'<bpmn:multiInstanceLoopCharacteristics isSequential="{str(sequential).lower()}" '
+              f'camunda:collection="{collection}" camunda:elementVariable="{element}">{count}'
+              '</bpmn:multiInstanceLoopCharacteristics>')
+    body = user(task).replace("</bpmn:userTask>", marker + "</bpmn:userTask>")
+    return '<bpmn:startEvent id="start"/>' + body + '<bpmn:endEvent id="end"/>' + chain("start", task, "end")
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_a_camunda_collection_with_a_cardinality_collects_what_each_instance_made(
+        tmp_path: Path, make_engine: Callable[..., Engine], sequential: bool) -> None:
+    # As SpiffWorkflow reads Camunda's marker: with a loopCardinality, the collection is the output,
+    # and each instance's element variable (its index, unless the instance sets it) goes into it.
+    engine = engine_for(tmp_path, make_engine, {"poll": bpmn("poll", camunda_instances(
+        "ask", "answers", "answer", cardinality="3", sequential=sequential))})
+    run = engine.start("poll", {}, actor="human:alice")
+    assert run.status == "active"
+    for index in range(3):
+        assert [s.id for s in run.ready_steps][:1] == [f"ask[{index}]"]
+        evidence = {"answer": "yes"} if index == 1 else {}
+        run = engine.complete(run.id, f"ask[{index}]", evidence, actor="human:alice")
+    assert (run.status, run.data["answers"]) == ("completed", [0, "yes", 2])
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_a_camunda_cardinality_that_is_a_list_is_the_input(
+        tmp_path: Path, make_engine: Callable[..., Engine], sequential: bool) -> None:
+    engine = engine_for(tmp_path, make_engine, {"visit": bpmn("visit", camunda_instances(
+        "check", "checked", "region", cardinality="regions", sequential=sequential))})
+    run = engine.start("visit", {"regions": ["north", "south"]}, actor="human:alice")
+    seen = []
+    while run.ready_steps:
+        step = run.ready_steps[0]
+        seen.append(step.id)
+        run = engine.complete(run.id, step.id, {}, actor="human:alice")
+    assert seen == ["check[0]", "check[1]"]
+    assert (run.status, run.data["checked"]) == ("completed", ["north", "south"])
+    counted = engine.start("visit", {"regions": 2}, actor="human:alice")   # a number is a count
+    assert [s.id for s in counted.ready_steps][:1] == ["check[0]"]
+
+
+def test_a_missing_camunda_collection_is_retried_with_it(tmp_path: Path,
+                                                         make_engine: Callable[..., Engine]) -> None:
+    engine = engine_for(tmp_path, make_engine, {"rollout": bpmn("rollout", camunda_instances(
+        "verify", "tenants", "tenant"))})
+    run = engine.start("rollout", {}, actor="human:alice")
+    assert run.status == "failed"
+    again = engine.retry(run.id, "verify", {"tenants": ["north", "south"]}, actor="human:alice")
+    assert (again.status, [s.id for s in again.ready_steps]) == ("active", ["verify[0]", "verify[1]"])
+
+
+CALLED = ('<bpmn:ioSpecification><bpmn:dataInput id="in_text"/><bpmn:dataOutput id="out_text"/>'
+          '<bpmn:inputSet><bpmn:dataInputRefs>in_text</bpmn:dataInputRefs></bpmn:inputSet>'
+          '<bpmn:outputSet><bpmn:dataOutputRefs>out_text</bpmn:dataOutputRefs></bpmn:outputSet>'
+          '</bpmn:ioSpecification><bpmn:startEvent id="shout_start"/>'
+          '<bpmn:scriptTask id="upper"><bpmn:script>out_text = in_text.upper()</bpmn:script></bpmn:scriptTask>'
+          '<bpmn:endEvent id="shout_end"/>' + chain("shout_start", "upper", "shout_end", prefix="s"))
+
+
+def test_a_call_activity_pre_script_runs_before_the_called_process_takes_its_inputs(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    call = ('<bpmn:callActivity id="shout_it" calledElement="shout"><bpmn:extensionElements>'
+            '<spiffworkflow:preScript>in_text = greeting</spiffworkflow:preScript>'
+            '<spiffworkflow:postScript>loud = out_text</spiffworkflow:postScript>'
+            '</bpmn:extensionElements></bpmn:callActivity>')
+    body = ('<bpmn:startEvent id="start"/>' + call + user("read") + '<bpmn:endEvent id="end"/>'
+            + chain("start", "shout_it", "read", "end"))
+    engine = engine_for(tmp_path, make_engine, {"greet": bpmn("greet", body), "shout": bpmn("shout", CALLED)})
+    run = engine.start("greet", {"greeting": "hello"}, actor="human:alice")
+    assert (run.status, [s.id for s in run.ready_steps]) == ("active", ["read"])
+    assert (run.data["loud"], run.data["greeting"]) == ("HELLO", "hello")
+    missing = engine.start("greet", {}, actor="human:alice")   # the pre-script fails, at the call activity
+    failed = [(e["step"], e["detail"]["error"]) for e in engine.log(missing.id) if e["event"] == "failed"]
+    assert missing.status == "failed" and failed[0][0] == "shout_it" and "greeting" in failed[0][1]
