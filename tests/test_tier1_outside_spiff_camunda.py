@@ -96,3 +96,22 @@ def test_a_call_activity_pre_script_runs_before_the_called_process_takes_its_inp
     missing = engine.start("greet", {}, actor="human:alice")   # the pre-script fails, at the call activity
     failed = [(e["step"], e["detail"]["error"]) for e in engine.log(missing.id) if e["event"] == "failed"]
     assert missing.status == "failed" and failed[0][0] == "shout_it" and "greeting" in failed[0][1]
+
+
+def test_a_call_to_a_function_scripts_do_not_have_is_refused_at_its_line(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    # SpiffWorkflow's tests add functions to its script environment (my_custom_function, locals);
+    # tiergate's scripts have a fixed table, so such a script could only ever fail at run time.
+    script = ('<bpmn:scriptTask id="greet">\n<bpmn:script>name = "ann"\n'
+              'message = shout(name) if len(name) else ""</bpmn:script></bpmn:scriptTask>')
+    fine = '<bpmn:scriptTask id="count"><bpmn:script>size = len([1, 2])</bpmn:script></bpmn:scriptTask>'
+    body = ('<bpmn:startEvent id="start"/>' + script + fine + user("read") + '<bpmn:endEvent id="end"/>'
+            + chain("start", "greet", "count", "read", "end"))
+    xml = bpmn("greeting", body)
+    engine = make_engine(tier1_home(tmp_path / "home", {"greeting": xml}))
+    errors = [(p.line, p.message) for p in engine.check() if p.severity == "error"]
+    line = xml[:xml.index('<bpmn:scriptTask id="greet">')].count("\n") + 1
+    assert errors == [(line + 2, "greet: script: shout() is not a function scripts and expressions may call: only "
+                                 "abs, all, any, bool, dict, enumerate, float, int, len, list, max, min, print, range, "
+                                 "reversed, round, set, sorted, str, sum, tuple, zip (functions another engine's "
+                                 "script environment adds have no counterpart here; docs/tier1.md).")]

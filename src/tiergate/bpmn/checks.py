@@ -96,7 +96,7 @@ def check_elements(check: FileCheck) -> None:
             if not (node.script or "").strip():
                 check.error(node.line, node.id, "the script task has no script.")
             else:
-                _check_expression(check, node.script or "", "exec", node.line, node.id, "script")
+                _check_expression(check, node.script or "", "exec", node.script_line or node.line, node.id, "script")
         if "cancelEventDefinition" in node.event_definitions:
             _check_cancel(check, node)
         if node.timer is not None:
@@ -212,11 +212,20 @@ def _check_expression(check: FileCheck, source: str, mode: str, line: int, eleme
                     "restricted Python: write it without the wrapper, e.g. `amount > 100` or `approved == True` "
                     "(docs/tier1.md).")
         return
+    if mode == "exec":  # a script's line 1 is its first line with text (the ones before are dropped)
+        line += source[:len(source) - len(source.lstrip())].count("\n")
     try:
         expressions.check(source, mode)
     except expressions.ExpressionError as err:
         offset = (err.line or 1) - 1 if mode == "exec" else 0
         check.error(line + offset, element, f"{what}: {err.message} (see docs/tier1.md for what expressions may do).")
+        return
+    unknown = expressions.unknown_call(source, mode)
+    if unknown is not None:
+        name, at = unknown
+        check.error(line + (at - 1 if mode == "exec" else 0), element, f"{what}: {name}() is not a function "
+                    f"scripts and expressions may call: only {', '.join(sorted(expressions.BUILTINS))} (functions "
+                    "another engine's script environment adds have no counterpart here; docs/tier1.md).")
 
 
 def _check_timer(check: FileCheck, node: Node) -> None:

@@ -38,7 +38,7 @@ from tiergate.bpmn.language import (ALL_METHOD_NAMES, BUILTINS, EXPRESSION_NODES
                                     ExpressionError)
 
 __all__ = ["BUILTINS", "MUTATING_METHODS", "PURE_METHODS", "MAX_LENGTH", "ExpressionError", "check", "check_json",
-           "compile_source", "evaluate", "execute"]
+           "compile_source", "evaluate", "execute", "unknown_call"]
 
 
 # --- checking ------------------------------------------------------------------------------
@@ -101,6 +101,16 @@ def _dedent(source: str) -> str:
 
 def check(source: str, mode: str = "eval") -> None:
     compile_source(source, mode)
+
+
+def unknown_call(source: str, mode: str = "eval") -> tuple[str, int] | None:
+    """The first ``name(...)`` in a checked ``source`` that can never run, with its line: ``name`` is no
+    allowed function and nothing in the source assigns it (the data is JSON, so never a function)."""
+    tree = compile_source(source, mode)
+    assigned = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)}
+    calls = [(node.lineno, node.func.id) for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Name) and node.func.id not in BUILTINS and node.func.id not in assigned]
+    return (min(calls)[1], min(calls)[0]) if calls else None
 
 
 def evaluate(source: str, variables: dict[str, Any], extra: dict[str, Any] | None = None) -> Any:

@@ -54,6 +54,7 @@ class Node:
     timer: Timer | None = None
     event_definitions: tuple[str, ...] = ()
     script: str | None = None
+    script_line: int | None = None
     script_format: str | None = None
     default_flow: str | None = None
     loop: str | None = None
@@ -264,6 +265,7 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
                              ).strip().lower() != "false",
             timer=_timer(element), event_definitions=events,
             script=script_node.text if script_node is not None else None,
+            script_line=script_node.sourceline if script_node is not None else None,
             script_format=element.get("scriptFormat"), default_flow=element.get("default"), loop=loop,
             triggered_by_event=(element.get("triggeredByEvent") or "").lower() == "true",
             loop_expressions=tuple(loop_expressions), sequential=sequential, called=element.get("calledElement"),
