@@ -115,3 +115,49 @@ def test_a_call_to_a_function_scripts_do_not_have_is_refused_at_its_line(
                                  "abs, all, any, bool, dict, enumerate, float, int, len, list, max, min, print, range, "
                                  "reversed, round, set, sorted, str, sum, tuple, zip (functions another engine's "
                                  "script environment adds have no counterpart here; docs/tier1.md).")]
+
+
+def _message_in_run() -> str:
+    ext = ('<bpmn:extensionElements><spiffworkflow:{kind}>{text}</spiffworkflow:{kind}></bpmn:extensionElements>')
+    catch = ('<bpmn:intermediateCatchEvent id="wait"><bpmn:messageEventDefinition messageRef="m_note">'
+             + ext.format(kind="messageVariable", text="note") + '</bpmn:messageEventDefinition>'
+             '</bpmn:intermediateCatchEvent>')
+    throw = ('<bpmn:intermediateThrowEvent id="tell"><bpmn:messageEventDefinition messageRef="m_note">'
+             + ext.format(kind="messagePayload", text='{"text": words.upper(), "from": "tell"}')
+             + '</bpmn:messageEventDefinition></bpmn:intermediateThrowEvent>')
+    body = ('<bpmn:startEvent id="start"/><bpmn:parallelGateway id="fork"/><bpmn:parallelGateway id="join"/>'
+            + catch + user("prepare") + throw + user("read") + '<bpmn:endEvent id="end"/>'
+            + chain("start", "fork", "wait", "join", "read", "end") + chain("fork", "prepare", "tell", "join", prefix="b"))
+    return bpmn("noting", body).replace("<bpmn:process ", '<bpmn:message id="m_note" name="note"/>\n<bpmn:process ', 1)
+
+
+def test_spiff_message_payload_and_variable_shape_what_is_thrown_and_where_it_is_caught(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = engine_for(tmp_path, make_engine, {"noting": _message_in_run()})
+    run = engine.start("noting", {"words": "hi"}, actor="human:alice")
+    assert [s.id for s in run.ready_steps] == ["prepare"]
+    run = engine.complete(run.id, "prepare", {}, actor="human:alice")
+    assert [s.id for s in run.ready_steps] == ["read"]
+    assert run.data["note"] == {"text": "HI", "from": "tell"} and "text" not in run.data
+
+
+def test_a_spiff_message_variable_holds_a_delivered_message_and_a_bad_payload_is_refused_at_its_line(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    receive = ('<bpmn:receiveTask id="hear" messageRef="m_note"><bpmn:extensionElements>'
+               '<spiffworkflow:messageVariable>heard</spiffworkflow:messageVariable></bpmn:extensionElements>'
+               '</bpmn:receiveTask>')
+    body = '<bpmn:startEvent id="start"/>' + receive + user("read") + '<bpmn:endEvent id="end"/>' + chain(
+        "start", "hear", "read", "end")
+    xml = bpmn("hearing", body).replace("<bpmn:process ", '<bpmn:message id="m_note" name="note"/>\n<bpmn:process ', 1)
+    engine = engine_for(tmp_path, make_engine, {"hearing": xml})
+    run = engine.start("hearing", {}, actor="human:alice")
+    run = engine.message("note", {}, {"text": "hello"}, actor="agent:bot")
+    assert [s.id for s in run.ready_steps] == ["read"]
+    assert run.data["heard"] == {"text": "hello"} and "text" not in run.data
+    bad = _message_in_run().replace("words.upper()", "words.__class__")
+    checked = make_engine(tier1_home(tmp_path / "bad", {"noting": bad}))
+    errors = [(p.line, p.message) for p in checked.check() if p.severity == "error"]
+    assert errors == [(bad[:bad.index("__class__")].count("\n") + 1,
+                       "tell: spiffworkflow:messagePayload: attribute '.__class__' is not allowed: only the listed "
+                       "methods of text, list, dict and set values may be called (docs/tier1.md) (see docs/tier1.md "
+                       "for what expressions may do).")]

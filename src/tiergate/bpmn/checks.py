@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import expressions, prepost
+from tiergate.bpmn import expressions, prepost, spiffmessages
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -152,6 +152,8 @@ def check_document(check: FileCheck, tree: Any) -> None:
         elif text.strip():
             _check_expression(check, text, "exec", line, owner, f"spiffworkflow:{kind}")
     _check_step_outputs(check, tree)
+    for _kind, owner, text, line in spiffmessages.found(tree):
+        _check_expression(check, text, "eval", line, owner or "", "spiffworkflow:messagePayload")
     for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
         _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
                           "correlation property retrieval expression")

@@ -19,6 +19,8 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.event_parsers import (
     ERROR_EVENT_XPATH,
+    ReceiveTaskParser,
+    SendTaskParser,
     ESCALATION_EVENT_XPATH,
     MESSAGE_EVENT_XPATH,
     SIGNAL_EVENT_XPATH,
@@ -28,7 +30,7 @@ from SpiffWorkflow.bpmn.parser.event_parsers import (
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.specs.defaults import ManualTask, StartEvent
+from SpiffWorkflow.bpmn.specs.defaults import ManualTask, ReceiveTask, SendTask, StartEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.defaults import NoneTask
@@ -40,7 +42,7 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 )
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
-from tiergate.bpmn import prepost
+from tiergate.bpmn import prepost, spiffmessages
 from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
 from tiergate.bpmn.model import TIMER_KINDS
@@ -110,18 +112,22 @@ _CLASSES = {
     # A service task is a step for an agent: it waits, like a manual task, until one completes it.
     full_tag("serviceTask"): (CamundaTaskParser, ManualTask),
     full_tag("task"): (CamundaTaskParser, PlainTask),
+    full_tag("sendTask"): (SendTaskParser, SendTask),
+    full_tag("receiveTask"): (ReceiveTaskParser, ReceiveTask),
 }
 
 
 class StandardMessages:
-    """Message events as BPMN has them (payload: the task data), not Camunda's expression/result variable."""
+    """Message events as BPMN has them (payload: the task data), not Camunda's expression/result variable,
+    with Spiff's messagePayload and messageVariable when written (``tiergate.bpmn.spiffmessages``)."""
 
     def parse_message_event(self, message_event: etree._Element) -> Any:
-        return EventDefinitionParser.parse_message_event(self, message_event)  # type: ignore[arg-type]
+        definition = EventDefinitionParser.parse_message_event(self, message_event)  # type: ignore[arg-type]
+        return spiffmessages.apply(definition, message_event)
 
 
 def _adapted(parser: type) -> type:
-    if issubclass(parser, CamundaEventDefinitionParser):
+    if issubclass(parser, (CamundaEventDefinitionParser, SendTaskParser)):
         parser = type(f"Tiergate{parser.__name__}", (StandardMessages, parser), {})
     return with_instances(parser) if issubclass(parser, TaskParser) else parser
 
