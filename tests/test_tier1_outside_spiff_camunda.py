@@ -161,3 +161,19 @@ def test_a_spiff_message_variable_holds_a_delivered_message_and_a_bad_payload_is
                        "tell: spiffworkflow:messagePayload: attribute '.__class__' is not allowed: only the listed "
                        "methods of text, list, dict and set values may be called (docs/tier1.md) (see docs/tier1.md "
                        "for what expressions may do).")]
+
+
+def test_a_form_field_with_its_tasks_id_is_refused_at_the_task(tmp_path: Path,
+                                                               make_engine: Callable[..., Engine]) -> None:
+    # SpiffWorkflow finds elements by id: here it would find the form field and refuse the file.
+    form = ('<bpmn:extensionElements><camunda:formData>\n<camunda:formField id="review" label="Review"/>'
+            '</camunda:formData></bpmn:extensionElements>')
+    task = user("review").replace("</bpmn:userTask>", form + "</bpmn:userTask>")
+    xml = bpmn("reviewing", '<bpmn:startEvent id="start"/>\n' + task + '<bpmn:endEvent id="end"/>'
+               + chain("start", "review", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"reviewing": xml}))
+    errors = [(p.line, p.message) for p in engine.check() if p.severity == "error"]
+    line = xml[:xml.index('<bpmn:userTask id="review"')].count("\n") + 1
+    assert errors == [(line, "review: the userTask 'review' shares its id with the camunda:formField at line "
+                             f"{line + 1}: SpiffWorkflow finds elements by id, so it may build the wrong one. Give "
+                             "one of them another id.")]

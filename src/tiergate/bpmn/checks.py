@@ -138,6 +138,24 @@ def _top_level_event_subprocess(model: ProcessModel, node: Node) -> bool:
     return container is not None and container.triggered_by_event and container.container == model.id
 
 
+def _check_shared_ids(check: FileCheck, tree: Any) -> None:
+    """An element whose id another element of the file also has (a Camunda form field named like its
+    task): SpiffWorkflow looks elements up by id and may build the wrong one."""
+    found: dict[str, list[etree._Element]] = {}
+    for element in tree.getroot().iter():
+        if isinstance(element.tag, str) and element.get("id") in check.model.nodes:
+            found.setdefault(element.get("id"), []).append(element)
+    for key, elements in found.items():
+        if len(elements) < 2:
+            continue
+        mine = next((e for e in elements if etree.QName(e).namespace == BPMN_NS), elements[0])
+        other = next(e for e in elements if e is not mine)
+        prefix = other.prefix + ":" if other.prefix else ""
+        check.error(mine.sourceline or 1, key, f"the {etree.QName(mine).localname} '{key}' shares its id with the "
+                    f"{prefix}{etree.QName(other).localname} at line {other.sourceline}: SpiffWorkflow finds elements "
+                    "by id, so it may build the wrong one. Give one of them another id.")
+
+
 def _in_event_subprocess(model: ProcessModel, node: Node) -> bool:
     container = model.nodes.get(node.container)
     return container is not None and container.triggered_by_event
@@ -152,6 +170,7 @@ def check_document(check: FileCheck, tree: Any) -> None:
         elif text.strip():
             _check_expression(check, text, "exec", line, owner, f"spiffworkflow:{kind}")
     _check_step_outputs(check, tree)
+    _check_shared_ids(check, tree)
     for _kind, owner, text, line in spiffmessages.found(tree):
         _check_expression(check, text, "eval", line, owner or "", "spiffworkflow:messagePayload")
     for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
