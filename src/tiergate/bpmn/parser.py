@@ -19,13 +19,13 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.event_parsers import (
     ERROR_EVENT_XPATH,
-    ReceiveTaskParser,
-    SendTaskParser,
     ESCALATION_EVENT_XPATH,
     MESSAGE_EVENT_XPATH,
     SIGNAL_EVENT_XPATH,
     TIMER_EVENT_XPATH,
     EventDefinitionParser,
+    ReceiveTaskParser,
+    SendTaskParser,
 )
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
