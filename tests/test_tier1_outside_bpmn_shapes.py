@@ -51,3 +51,58 @@ def test_a_retried_intermediate_timer_waits_again_or_fails_again_and_never_stall
     assert run_pass(engine, now=T0 + timedelta(hours=1)) == []
     assert [f.events[0] for f in run_pass(engine, now=T0 + timedelta(hours=2))] == ["timer_fired"]
     assert [s.id for s in engine.status(run.id).ready_steps] == ["after"]
+
+
+# A plain task that writes a data object the run has no value for (SpiffWorkflow: "A data object could not be
+# set"); its value comes with the retry, which may set it because the task writes it.
+WRITES = ('<bpmn:startEvent id="start"/><bpmn:task id="record"><bpmn:dataOutputAssociation id="out">'
+          '<bpmn:targetRef>flag_ref</bpmn:targetRef></bpmn:dataOutputAssociation></bpmn:task>'
+          '<bpmn:dataObjectReference id="flag_ref" name="flag" dataObjectRef="flag"/><bpmn:dataObject id="flag"/>'
+          '<bpmn:exclusiveGateway id="which" default="to_no"/>' + user("yes_path") + user("no_path")
+          + '<bpmn:endEvent id="end"/>' + chain("start", "record", "which")
+          + '<bpmn:sequenceFlow id="to_yes" sourceRef="which" targetRef="yes_path"><bpmn:conditionExpression>'
+            'flag</bpmn:conditionExpression></bpmn:sequenceFlow>'
+          + '<bpmn:sequenceFlow id="to_no" sourceRef="which" targetRef="no_path"/>'
+          + '<bpmn:sequenceFlow id="y_end" sourceRef="yes_path" targetRef="end"/>'
+          + '<bpmn:sequenceFlow id="n_end" sourceRef="no_path" targetRef="end"/>')
+
+
+def test_a_task_that_failed_writing_a_data_object_is_retried_with_that_object(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    import pytest
+
+    from tiergate.errors import RefusedError
+
+    engine = engine_for(tmp_path, make_engine, {"writing": bpmn("writing", WRITES)})
+    run = engine.start("writing", {}, actor="human:alice")
+    assert run.status == "failed"
+    assert failures(engine, run.id) == [("record", "A data object could not be set; 'flag' not exist in the task")]
+    with pytest.raises(RefusedError) as err:   # only what the task writes
+        engine.retry(run.id, "record", {"other": 1}, actor="human:alice")
+    assert err.value.reason == "data_not_read" and "(flag)" in err.value.message
+    done = engine.retry(run.id, "record", {"flag": True}, actor="human:alice")
+    assert (done.status, [s.id for s in done.ready_steps]) == ("active", ["yes_path"])
+    # The same process started with the value runs straight through, as it does on SpiffWorkflow.
+    assert [s.id for s in engine.start("writing", {"flag": False}, actor="human:alice").ready_steps] == ["no_path"]
+
+
+def test_two_elements_with_one_id_and_an_association_to_nothing_are_refused_at_their_lines(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    body = ('<bpmn:startEvent id="start"/>\n' + user("write") + '\n<bpmn:endEvent id="end"/>'
+            '<bpmn:dataObject id="obj"/>\n<bpmn:dataObjectReference id="ref" dataObjectRef="obj"/>'
+            '\n<bpmn:dataObjectReference id="ref" dataObjectRef="obj"/>' + chain("start", "write", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"twice": bpmn("twice", body)}))
+    xml = bpmn("twice", body)
+    first = xml[:xml.index('<bpmn:dataObjectReference id="ref"')].count("\n") + 1
+    errors = [(p.line, p.message) for p in engine.check() if p.severity == "error"]
+    assert errors == [(first + 1, f"ref: the id 'ref' is already used at line {first}: every element needs an id "
+                                  "of its own. Rename one of them.")]
+
+    dangling = user("write").replace("</bpmn:userTask>", '<bpmn:dataOutputAssociation id="o"><bpmn:targetRef>gone'
+                                     '</bpmn:targetRef></bpmn:dataOutputAssociation></bpmn:userTask>')
+    body = '<bpmn:startEvent id="start"/>' + dangling + '<bpmn:endEvent id="end"/>' + chain("start", "write", "end")
+    engine = make_engine(tier1_home(tmp_path / "home2", {"dangling": bpmn("dangling", body)}))
+    errors = [p.message for p in engine.check() if p.severity == "error"]
+    assert errors == ["SpiffWorkflow cannot execute this process (element 'write'): its dataOutputAssociation points "
+                      "to 'gone', which is not an element of this file; connect it to a data object reference of "
+                      "the process, or delete it."]

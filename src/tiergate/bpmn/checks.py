@@ -158,6 +158,21 @@ def check_document(check: FileCheck, tree: Any) -> None:
     for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
         check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
                     "run (gates and scripts) and link to external stores in the evidence.")
+    _check_unique_ids(check, tree)
+
+
+def _check_unique_ids(check: FileCheck, tree: Any) -> None:
+    """Two elements of the model with one id: a reference to it means either (XML Schema forbids it)."""
+    first: dict[str, int] = {}
+    for element in tree.getroot().iter(f"{{{BPMN_NS}}}*"):
+        element_id = element.get("id")
+        if not element_id:
+            continue
+        if element_id in first:
+            check.error(element.sourceline or 1, element_id, f"the id '{element_id}' is already used at line "
+                        f"{first[element_id]}: every element needs an id of its own. Rename one of them.")
+        else:
+            first[element_id] = element.sourceline or 1
 
 
 def _check_step_outputs(check: FileCheck, tree: Any) -> None:
