@@ -106,3 +106,20 @@ def test_two_elements_with_one_id_and_an_association_to_nothing_are_refused_at_t
     assert errors == ["SpiffWorkflow cannot execute this process (element 'write'): its dataOutputAssociation points "
                       "to 'gone', which is not an element of this file; connect it to a data object reference of "
                       "the process, or delete it."]
+
+
+def test_the_throwaway_name_underscore_is_allowed_in_scripts_and_dunders_still_are_not(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    script = ('<bpmn:scriptTask id="repeat"><bpmn:script>lines = [text for _ in range(times)]\n'
+              'count = sum(1 for _ in lines)</bpmn:script></bpmn:scriptTask>')
+    body = '<bpmn:startEvent id="start"/>' + script + user("read") + '<bpmn:endEvent id="end"/>' + chain(
+        "start", "repeat", "read", "end")
+    engine = engine_for(tmp_path, make_engine, {"repeating": bpmn("repeating", body)})
+    run = engine.start("repeating", {"text": "hi", "times": 3}, actor="human:alice")
+    assert (run.status, run.data["lines"], run.data["count"]) == ("active", ["hi", "hi", "hi"], 3)
+
+    dunder = body.replace("for _ in range(times)", "for __x in range(times)")
+    engine = make_engine(tier1_home(tmp_path / "home2", {"dunder": bpmn("dunder", dunder)}))
+    assert [p.message for p in engine.check() if p.severity == "error"] == [
+        "repeat: script: names starting with '_' are not allowed ('__x') (see docs/tier1.md for what expressions "
+        "may do)."]

@@ -78,7 +78,7 @@ def compile_source(source: str, mode: str) -> ast.AST:
             what = WHAT.get(type(node), f"`{type(node).__name__}`")
             problem(node, f"{what} {'are' if what.endswith('s') else 'is'} not allowed in "
                           f"{'scripts' if mode == 'exec' else 'expressions'}")
-        elif isinstance(node, ast.Name) and node.id.startswith("_"):
+        elif isinstance(node, ast.Name) and node.id.startswith("_") and node.id != "_":   # `for _ in ...` is fine
             problem(node, f"names starting with '_' are not allowed ('{node.id}')")
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_") or node.attr not in ALL_METHOD_NAMES:
