@@ -123,3 +123,21 @@ def test_the_throwaway_name_underscore_is_allowed_in_scripts_and_dunders_still_a
     assert [p.message for p in engine.check() if p.severity == "error"] == [
         "repeat: script: names starting with '_' are not allowed ('__x') (see docs/tier1.md for what expressions "
         "may do)."]
+
+
+def test_a_camunda_collection_beside_a_number_of_instances_gathers_their_numbers(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    # Camunda Modeler's collection and element variable with a loopCardinality of 3: SpiffWorkflow's
+    # Camunda parser runs three instances and collects each one's element variable (its number).
+    review = user("review").replace(
+        "</bpmn:userTask>", '<bpmn:multiInstanceLoopCharacteristics camunda:collection="reviewed" '
+        'camunda:elementVariable="round"><bpmn:loopCardinality>3</bpmn:loopCardinality>'
+        '</bpmn:multiInstanceLoopCharacteristics></bpmn:userTask>')
+    body = '<bpmn:startEvent id="start"/>' + review + '<bpmn:endEvent id="end"/>' + chain("start", "review", "end")
+    engine = engine_for(tmp_path, make_engine, {"rounds": bpmn("rounds", body)})
+    run = engine.start("rounds", {}, actor="human:alice")   # no collection in the data: none is needed
+    assert [s.id for s in run.ready_steps] == ["review[0]", "review[1]", "review[2]"]
+    for step in ("review[2]", "review[0]", "review[1]"):
+        run = engine.complete(run.id, step, {"note": f"done {step}"}, actor="human:alice")
+    # in the order the instances finished, as SpiffWorkflow appends them
+    assert (run.status, run.data["reviewed"]) == ("completed", [2, 0, 1])

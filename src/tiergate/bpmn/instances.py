@@ -5,7 +5,9 @@
 Camunda parser reads Camunda Modeler's ``camunda:collection``/``camunda:elementVariable`` by
 changing the shared task spec while a run goes (not safe for a spec cached across runs), so
 here the Camunda form is turned into the standard one when parsing: the collection is the
-input, the element variable the input item. Every expression (cardinality, completion
+input, the element variable the input item (with a number as ``loopCardinality`` beside them,
+the collection is the output instead, gathering each instance's element variable, which holds
+its number, as SpiffWorkflow's Camunda parser reads it). Every expression (cardinality, completion
 condition, loop condition) goes through tiergate's restricted script engine like any other.
 
 **Data.** Each instance works on a copy of the data with its own item. When the activity names
@@ -134,9 +136,16 @@ class InstanceParsing:
         element = loop_characteristics.get(f"{{{CAMUNDA_NS}}}elementVariable")
         condition = parser.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:completionCondition")
         original = parser.spec.task_specs.pop(parser.task.name)
+        item = TaskDataReference(element.strip()) if element else None
         params = {"task_spec": "", "cardinality": None, "data_input": TaskDataReference(collection.strip()),
-                  "data_output": None, "input_item": TaskDataReference(element.strip()) if element else None,
+                  "data_output": None, "input_item": item,
                   "output_item": None, "condition": condition[0].text if len(condition) else None}
+        cardinality = parser.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:loopCardinality")
+        if len(cardinality) and (cardinality[0].text or "").strip().isdigit():
+            # A number of instances beside the collection: as SpiffWorkflow's Camunda parser reads it, the
+            # collection is then the output, gathering each instance's element variable (its number).
+            params.update(cardinality=cardinality[0].text.strip(), data_input=None,
+                          data_output=TaskDataReference(collection.strip()), output_item=item)
         sequential = loop_characteristics.get("isSequential") == "true"
         cls = self.SEQUENTIAL_MI_CLASS if sequential else self.PARALLEL_MI_CLASS
         parser.task = cls(parser.spec, original.name, description="MultiInstance", **params)
