@@ -23,7 +23,7 @@ from tiergate.definitions.checklists import _check_schema, _collect_resources
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Roles
 from tiergate.definitions.problems import Problem, ProblemList
-from tiergate.templating import check_syntax
+from tiergate.templating import check_syntax, unknown_names
 
 UNSUPPORTED = {
     "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
@@ -162,17 +162,18 @@ def check_document(check: FileCheck, tree: Any) -> None:
 
 
 def _check_unique_ids(check: FileCheck, tree: Any) -> None:
-    """Two elements of the model with one id: a reference to it means either (XML Schema forbids it)."""
-    first: dict[str, int] = {}
-    for element in tree.getroot().iter(f"{{{BPMN_NS}}}*"):
-        element_id = element.get("id")
-        if not element_id:
-            continue
-        if element_id in first:
-            check.error(element.sourceline or 1, element_id, f"the id '{element_id}' is already used at line "
-                        f"{first[element_id]}: every element needs an id of its own. Rename one of them.")
-        else:
-            first[element_id] = element.sourceline or 1
+    """Two elements of one process with one id: a reference to it means either (XML Schema forbids it)."""
+    for process in tree.getroot().iter(f"{{{BPMN_NS}}}process"):
+        first: dict[str, int] = {}
+        for element in process.iter(f"{{{BPMN_NS}}}*"):
+            element_id = element.get("id")
+            if not element_id or element is process:
+                continue
+            if element_id in first:
+                check.error(element.sourceline or 1, element_id, f"the id '{element_id}' is already used at line "
+                            f"{first[element_id]}: every element needs an id of its own. Rename one of them.")
+            else:
+                first[element_id] = element.sourceline or 1
 
 
 def _check_step_outputs(check: FileCheck, tree: Any) -> None:
@@ -322,6 +323,12 @@ def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_fol
             if error is not None:
                 check.error(node.line, node.id, f"instructions (documentation) template syntax error on its line "
                             f"{error[0]}: {error[1]}.")
+            unknown = unknown_names(node.documentation, {"data", "run", "steps"})
+            if unknown:
+                shown = ", ".join(f"`{name}`" for name in unknown)
+                check.error(node.line, node.id, f"instructions (documentation) use {shown}, which a step's "
+                            "instructions never have: they see `data` (the run's data), `run` and `steps`. Write "
+                            f"`{{{{ data.{unknown[0]} }}}}` for the run's {unknown[0]}.")
         if node.lane is not None:
             lane = lanes.get(node.lane)
             if lane is None:
