@@ -166,3 +166,22 @@ def test_instructions_with_a_bare_name_are_refused_by_check_and_a_bad_rendering_
     assert done.status == "completed"
     assert engine.start("deep", {"person": {"name": "Ada"}}, actor="human:alice").ready_steps[0].instructions == (
         "Hello Ada")
+
+
+def test_a_step_that_writes_a_data_object_its_gate_does_not_require_is_a_warning(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    writes = ('<bpmn:dataOutputAssociation id="out"><bpmn:targetRef>choice_ref</bpmn:targetRef>'
+              '</bpmn:dataOutputAssociation></bpmn:userTask>')
+    loose = user("choose", gate={"type": "object"}).replace("</bpmn:userTask>", writes)
+    tight = user("choose", gate={"type": "object", "required": ["choice"]}).replace("</bpmn:userTask>", writes)
+    objects = '<bpmn:dataObjectReference id="choice_ref" dataObjectRef="choice"/><bpmn:dataObject id="choice"/>'
+    found = {}
+    for name, step in (("loose", loose), ("tight", tight)):
+        body = '<bpmn:startEvent id="start"/>' + step + objects + '<bpmn:endEvent id="end"/>' + chain(
+            "start", "choose", "end")
+        engine = make_engine(tier1_home(tmp_path / name, {name: bpmn(name, body)}))
+        found[name] = [(p.severity, p.message) for p in engine.check() if p.path.endswith(f"{name}.bpmn")]
+    assert ("warning", "choose: it writes the data object 'choice', which its gate does not require, and a "
+                       "completion without it fails the run (A data object could not be set): add it to the gate's "
+                       "`required`, or set it in a postScript.") in found["loose"]
+    assert not [m for s, m in found["tight"] if "data object" in m]

@@ -196,6 +196,24 @@ def _check_step_outputs(check: FileCheck, tree: Any) -> None:
             check.error(io_spec.sourceline or node.line, node.id, f"its data outputs {', '.join(missing)} are not "
                         "required by its gate, and a completion without them fails the run (Missing data output): "
                         "add them to the gate's `required`, or set them in a postScript.", "warning")
+    for association in tree.getroot().iter(f"{{{BPMN_NS}}}dataOutputAssociation"):
+        owner = association.getparent()
+        node = check.model.nodes.get(owner.get("id") or "") if owner is not None else None
+        if node is None or not node.is_step or node.id in with_post:
+            continue
+        try:
+            gate = parse_gate(node.properties.get("gate", ""))
+        except (ValueError, json.JSONDecodeError):
+            continue   # reported with the gate
+        required = gate.get("required", []) if "$ref" not in gate else None
+        for ref in association.iterfind(f"{{{BPMN_NS}}}targetRef"):
+            target = next(iter(tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip())), None)
+            name = (target.get("dataObjectRef") or target.get("id")) if target is not None else None
+            if name and isinstance(required, list) and name not in required:
+                check.error(association.sourceline or node.line, node.id, f"it writes the data object '{name}', "
+                            "which its gate does not require, and a completion without it fails the run (A data "
+                            "object could not be set): add it to the gate's `required`, or set it in a postScript.",
+                            "warning")
 
 
 def correlation_expressions(tree: Any, message: str | None = None) -> list[tuple[Any, str]]:
