@@ -185,3 +185,16 @@ def test_a_step_that_writes_a_data_object_its_gate_does_not_require_is_a_warning
                        "completion without it fails the run (A data object could not be set): add it to the gate's "
                        "`required`, or set it in a postScript.") in found["loose"]
     assert not [m for s, m in found["tight"] if "data object" in m]
+
+
+def test_a_script_that_deletes_a_name_the_run_lacks_is_retried_with_it(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    tidy = '<bpmn:scriptTask id="tidy"><bpmn:script>kept = "yes"\ndel(scratch)</bpmn:script></bpmn:scriptTask>'
+    body = '<bpmn:startEvent id="start"/>' + tidy + user("after") + '<bpmn:endEvent id="end"/>' + chain(
+        "start", "tidy", "after", "end")
+    engine = engine_for(tmp_path, make_engine, {"tidying": bpmn("tidying", body)})
+    run = engine.start("tidying", {}, actor="human:alice")
+    assert run.status == "failed" and "'scratch' is not defined" in failures(engine, run.id)[-1][1]
+    done = engine.retry(run.id, "tidy", {"scratch": 1}, actor="human:alice")   # `del` reads it: a retry may set it
+    assert (done.status, [s.id for s in done.ready_steps]) == ("active", ["after"])
+    assert done.data["kept"] == "yes" and "scratch" not in done.data

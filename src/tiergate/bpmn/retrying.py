@@ -96,7 +96,8 @@ def _loaded_names(text: str, mode: str) -> set[str]:
         return set()
     augmented = {node.target.id for node in ast.walk(tree)   # `total += 1` reads total too
                  if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name)}
-    return augmented | {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return augmented | {node.id for node in ast.walk(tree)   # `del x` needs x too
+                        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Load, ast.Del))}
 
 
 def check_retry(definition: BpmnDefinition, state: dict[str, Any], element: str, data: dict[str, Any],
