@@ -198,3 +198,23 @@ def test_a_script_that_deletes_a_name_the_run_lacks_is_retried_with_it(
     done = engine.retry(run.id, "tidy", {"scratch": 1}, actor="human:alice")   # `del` reads it: a retry may set it
     assert (done.status, [s.id for s in done.ready_steps]) == ("active", ["after"])
     assert done.data["kept"] == "yes" and "scratch" not in done.data
+
+
+def test_a_call_of_a_function_expressions_do_not_have_is_refused_by_check_at_its_element(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    # SpiffWorkflow's tests put `timedelta` and `custom_function` into their script engine; its default
+    # engine has neither, and neither has tiergate's: say so at check, not when a run gets there.
+    wait = ('<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition><bpmn:timeDuration>'
+            'timedelta(seconds=1)</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>')
+    script = ('<bpmn:scriptTask id="calc"><bpmn:script>size = len(items)\npick = max\nbest = pick(items)\n'
+              'c = custom_function(size)</bpmn:script></bpmn:scriptTask>')
+    body = ('<bpmn:startEvent id="start"/>' + wait + script + user("after") + '<bpmn:endEvent id="end"/>'
+            + chain("start", "wait", "calc", "after", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"calls": bpmn("calls", body)}))
+    allowed = ("abs, all, any, bool, dict, enumerate, float, int, len, list, max, min, print, range, reversed, "
+               "round, set, sorted, str, sum, tuple, zip")
+    assert [p.message for p in engine.check() if p.severity == "error"] == [
+        f"wait: timeDuration expression: 'timedelta' cannot be called: only these functions may be called: "
+        f"{allowed} (see docs/tier1.md for what expressions may do).",
+        f"calc: script: 'custom_function' cannot be called: only these functions may be called: {allowed} "
+        "(see docs/tier1.md for what expressions may do)."]
