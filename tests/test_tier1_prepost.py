@@ -77,7 +77,12 @@ def test_a_pre_script_over_its_budget_is_refused_and_changes_nothing(
 
 
 def test_a_pre_script_cannot_reach_the_host(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
-    body = ('<bpmn:startEvent id="start"/>' + task_with_scripts("enter", pre="x = [open][0]('/etc/passwd')")
+    direct = ('<bpmn:startEvent id="start"/>' + task_with_scripts("enter", pre="x = open('/etc/passwd')")
+              + '<bpmn:endEvent id="end"/>' + chain("start", "enter", "end"))
+    refused = make_engine(tier1_home(tmp_path / "direct", {"scripted": bpmn("scripted", direct)}))
+    assert ["'open' cannot be called" in p.message for p in refused.check() if p.severity == "error"] == [True]
+    # Reached through a name `check` cannot follow, it still fails when the run gets there.
+    body = ('<bpmn:startEvent id="start"/>' + task_with_scripts("enter", pre="opener = open\nx = opener('/etc/passwd')")
             + '<bpmn:endEvent id="end"/>' + chain("start", "enter", "end"))
     engine = engine_for(tmp_path, make_engine, body)
     run = engine.start("scripted", {}, actor="agent:a")

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tiergate.errors import NotFoundError
+from tiergate.errors import DefinitionError, NotFoundError
 
 
 @dataclass
@@ -136,8 +136,11 @@ def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, pr
     rendered: dict[str, str] = {}  # one rendering per template: every view shares the context
     for view in ready:
         if view.instructions not in rendered:
-            rendered[view.instructions] = render(view.instructions, context,
-                                                 where=f"instructions of step '{view.id}'")
+            try:
+                rendered[view.instructions] = render(view.instructions, context,
+                                                     where=f"instructions of step '{view.id}'")
+            except DefinitionError as err:   # the move is done: say what is wrong instead of failing the answer
+                rendered[view.instructions] = f"(The instructions cannot be shown: {err.message})"
         view.instructions = rendered[view.instructions]
 
 

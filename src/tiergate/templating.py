@@ -183,6 +183,18 @@ def check_syntax(source: str) -> tuple[int, str] | None:
     return None
 
 
+def unknown_names(source: str, known: set[str]) -> list[str]:
+    """The top-level names ``source`` reads that are neither in ``known`` nor the sandbox's own (sorted);
+    [] when it does not compile (its syntax is reported on its own)."""
+    from jinja2 import meta
+
+    try:
+        parsed = environment().parse(source)
+    except TemplateSyntaxError:
+        return []
+    return sorted(meta.find_undeclared_variables(parsed) - known - set(environment().globals))
+
+
 def render(source: str, context: dict[str, Any], *, where: str = "template") -> str:
     """Render a definition's template. Raises DefinitionError naming ``where`` on failure."""
     budget = [time.monotonic() + limit("template_seconds"), float(limit("template_loop_items"))]

@@ -23,7 +23,7 @@ from tiergate.definitions.checklists import _check_schema, _collect_resources
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Roles
 from tiergate.definitions.problems import Problem, ProblemList
-from tiergate.templating import check_syntax
+from tiergate.templating import check_syntax, unknown_names
 
 UNSUPPORTED = {
     "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
@@ -179,6 +179,22 @@ def check_document(check: FileCheck, tree: Any) -> None:
     for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
         check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
                     "run (gates and scripts) and link to external stores in the evidence.")
+    _check_unique_ids(check, tree)
+
+
+def _check_unique_ids(check: FileCheck, tree: Any) -> None:
+    """Two elements of one process with one id: a reference to it means either (XML Schema forbids it)."""
+    for process in tree.getroot().iter(f"{{{BPMN_NS}}}process"):
+        first: dict[str, int] = {}
+        for element in process.iter(f"{{{BPMN_NS}}}*"):
+            element_id = element.get("id")
+            if not element_id or element is process:
+                continue
+            if element_id in first:
+                check.error(element.sourceline or 1, element_id, f"the id '{element_id}' is already used at line "
+                            f"{first[element_id]}: every element needs an id of its own. Rename one of them.")
+            else:
+                first[element_id] = element.sourceline or 1
 
 
 def _check_step_outputs(check: FileCheck, tree: Any) -> None:
@@ -201,6 +217,24 @@ def _check_step_outputs(check: FileCheck, tree: Any) -> None:
             check.error(io_spec.sourceline or node.line, node.id, f"its data outputs {', '.join(missing)} are not "
                         "required by its gate, and a completion without them fails the run (Missing data output): "
                         "add them to the gate's `required`, or set them in a postScript.", "warning")
+    for association in tree.getroot().iter(f"{{{BPMN_NS}}}dataOutputAssociation"):
+        owner = association.getparent()
+        node = check.model.nodes.get(owner.get("id") or "") if owner is not None else None
+        if node is None or not node.is_step or node.id in with_post:
+            continue
+        try:
+            gate = parse_gate(node.properties.get("gate", ""))
+        except (ValueError, json.JSONDecodeError):
+            continue   # reported with the gate
+        required = gate.get("required", []) if "$ref" not in gate else None
+        for ref in association.iterfind(f"{{{BPMN_NS}}}targetRef"):
+            target = next(iter(tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip())), None)
+            name = (target.get("dataObjectRef") or target.get("id")) if target is not None else None
+            if name and isinstance(required, list) and name not in required:
+                check.error(association.sourceline or node.line, node.id, f"it writes the data object '{name}', "
+                            "which its gate does not require, and a completion without it fails the run (A data "
+                            "object could not be set): add it to the gate's `required`, or set it in a postScript.",
+                            "warning")
 
 
 def correlation_expressions(tree: Any, message: str | None = None) -> list[tuple[Any, str]]:
@@ -337,6 +371,12 @@ def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_fol
             if error is not None:
                 check.error(node.line, node.id, f"instructions (documentation) template syntax error on its line "
                             f"{error[0]}: {error[1]}.")
+            unknown = unknown_names(node.documentation, {"data", "run", "steps"})
+            if unknown:
+                shown = ", ".join(f"`{name}`" for name in unknown)
+                check.error(node.line, node.id, f"instructions (documentation) use {shown}, which a step's "
+                            "instructions never have: they see `data` (the run's data), `run` and `steps`. Write "
+                            f"`{{{{ data.{unknown[0]} }}}}` for the run's {unknown[0]}.")
         if node.lane is not None:
             lane = lanes.get(node.lane)
             if lane is None:

@@ -73,12 +73,18 @@ def compile_source(source: str, mode: str) -> ast.AST:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             node.func.tiergate_call = True  # type: ignore[attr-defined]
+    stored = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
     for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in BUILTINS
+                and node.func.id not in stored and not node.func.id.startswith("_")):   # data is JSON: no name
+            # of it can be a function (a name starting with _ is refused on its own)
+            problem(node, f"'{node.func.id}' cannot be called: only these functions may be called: "
+                          f"{', '.join(sorted(BUILTINS))}")
         if not isinstance(node, allowed):
             what = WHAT.get(type(node), f"`{type(node).__name__}`")
             problem(node, f"{what} {'are' if what.endswith('s') else 'is'} not allowed in "
                           f"{'scripts' if mode == 'exec' else 'expressions'}")
-        elif isinstance(node, ast.Name) and node.id.startswith("_"):
+        elif isinstance(node, ast.Name) and node.id.startswith("_") and node.id != "_":   # `for _ in ...` is fine
             problem(node, f"names starting with '_' are not allowed ('{node.id}')")
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_") or node.attr not in ALL_METHOD_NAMES:

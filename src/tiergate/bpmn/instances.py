@@ -5,7 +5,9 @@
 Camunda parser reads Camunda Modeler's ``camunda:collection``/``camunda:elementVariable`` by
 changing the shared task spec while a run goes (not safe for a spec cached across runs), so
 here the Camunda form is turned into the standard one when parsing: the collection is the
-input, the element variable the input item. Every expression (cardinality, completion
+input, the element variable the input item (with a number as ``loopCardinality`` beside them,
+the collection is the output instead, gathering each instance's element variable, which holds
+its number, as SpiffWorkflow's Camunda parser reads it). Every expression (cardinality, completion
 condition, loop condition) goes through tiergate's restricted script engine like any other.
 
 **Data.** Each instance works on a copy of the data with its own item. When the activity names

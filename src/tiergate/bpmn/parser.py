@@ -169,6 +169,20 @@ _ADVICE = {
 }
 
 
+def _unresolved_association(tree: etree._ElementTree, element: str | None) -> str | None:
+    """SpiffWorkflow names the unresolved data association by its XML object; name what it points to."""
+    owner = next(iter(tree.getroot().xpath("//*[@id=$id]", id=element or "")), None)
+    if owner is None:
+        return None
+    for kind, end in (("dataInputAssociation", "sourceRef"), ("dataOutputAssociation", "targetRef")):
+        for ref in owner.iterfind(f"{{{BPMN_NS}}}{kind}/{{{BPMN_NS}}}{end}"):
+            target = (ref.text or "").strip()
+            if not tree.getroot().xpath("//*[@id=$id]", id=target):
+                return (f"its {kind} points to '{target}', which is not an element of this file; connect it to "
+                        "a data object reference of the process, or delete it")
+    return None
+
+
 def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
                 called: list[etree._ElementTree] | None = None) -> tuple[Any, dict[str, Any]]:
     """The SpiffWorkflow spec of ``model.id`` and of its subprocesses and the processes it calls.
@@ -188,6 +202,8 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
         line = node.line if node is not None else model.line
         message = str(exc).split(". ")[0].rstrip(".")
         message = next((advice for start, advice in _ADVICE.items() if message.startswith(start)), message)
+        if message.startswith("Cannot resolve data"):
+            message = _unresolved_association(tree, element) or message.split(" <", 1)[0]
         where = f" (element '{element}')" if element else ""
         raise BpmnError(f"{source}:{line}: SpiffWorkflow cannot execute this process{where}: {message}.",
                         line=line, element=element, source=source) from None

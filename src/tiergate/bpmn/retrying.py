@@ -9,7 +9,7 @@ into its task. It is a repair, not a way around the process, so:
 * the data may only set names that the failed element reads (its script and pre- and post-scripts,
   the conditions of its outgoing flows, its timer expression, its loop or multi-instance
   expressions and collection, the correlation expressions of a message it throws, the inputs of the decision it
-  calls);
+  calls, the data objects it writes);
 * it never replaces a step's evidence: that passed the step's gate and is the record of what
   someone did. A value that came from a step is fixed by sending the run back or starting a new one.
 """
@@ -57,6 +57,7 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
             id=element, namespaces={"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}))
         texts.extend((expression.text or "", "eval") for message in _thrown_messages(tree, element)
                      for expression, _owner in correlation_expressions(tree, message))
+        names.update(_data_outputs(tree, element))
         if node.decision:
             decision = definition.decision_objects.get(node.decision)
             if decision is not None:
@@ -64,6 +65,16 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
     texts.extend((flow.condition, "eval") for flow in model.outgoing(element) if flow.condition)
     for text, mode in texts:
         names.update(_loaded_names(text, mode))
+    return names
+
+
+def _data_outputs(tree: Any, element: str) -> set[str]:
+    """The data objects ``element`` writes (its dataOutputAssociations): they are taken from its data."""
+    names: set[str] = set()
+    for ref in tree.getroot().xpath("//*[@id=$id]/bpmn:dataOutputAssociation/bpmn:targetRef", id=element,
+                                    namespaces={"bpmn": BPMN_NS}):
+        for target in tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip()):
+            names.add(target.get("dataObjectRef") or target.get("id"))
     return names
 
 
@@ -88,7 +99,8 @@ def _loaded_names(text: str, mode: str) -> set[str]:
         return set()
     augmented = {node.target.id for node in ast.walk(tree)   # `total += 1` reads total too
                  if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name)}
-    return augmented | {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return augmented | {node.id for node in ast.walk(tree)   # `del x` needs x too
+                        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Load, ast.Del))}
 
 
 def check_retry(definition: BpmnDefinition, state: dict[str, Any], element: str, data: dict[str, Any],

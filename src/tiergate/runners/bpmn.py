@@ -286,6 +286,20 @@ class BpmnRunner(Runner):
                 for related in (task.parent, *task.parent.children):
                     if not related.has_state(TaskState.COMPLETED | TaskState.CANCELLED) or related is task.parent:
                         related.data.update(copy.deepcopy(data))
+            # A timer whose value failed never reached the waiting list: evaluate it again now, so that
+            # it waits for its due time, or the run stays failed with the new error (never a silent stall).
+            try:
+                task.task_spec._update(task)
+            except Exception as exc:  # noqa: BLE001 - it fails again: the run stays failed, with this error
+                move.journal()
+                return Transition(state=state, status=move.failed(move.step_failure(exc, task)), events=events)
+        elif task.state == TaskState.COMPLETED:
+            # It failed while completing (a data object it writes, a post-script): complete it again.
+            try:
+                task.task_spec._on_complete(task)
+            except Exception as exc:  # noqa: BLE001 - it fails again: the run stays failed, with this error
+                move.journal()
+                return Transition(state=state, status=move.failed(move.step_failure(exc, task)), events=events)
         elif task.state == TaskState.FUTURE:
             # It failed while becoming ready (a loop condition, a multi-instance collection): update it again.
             # It takes its data from its parent then, so the fix goes there too.
