@@ -274,13 +274,6 @@ def _check_expression(check: FileCheck, source: str, mode: str, line: int, eleme
     except expressions.ExpressionError as err:
         offset = (err.line or 1) - 1 if mode == "exec" else 0
         check.error(line + offset, element, f"{what}: {err.message} (see docs/tier1.md for what expressions may do).")
-        return
-    unknown = expressions.unknown_call(source, mode)
-    if unknown is not None:
-        name, at = unknown
-        check.error(line + (at - 1 if mode == "exec" else 0), element, f"{what}: {name}() is not a function "
-                    f"scripts and expressions may call: only {', '.join(sorted(expressions.BUILTINS))} (functions "
-                    "another engine's script environment adds have no counterpart here; docs/tier1.md).")
 
 
 def _check_timer(check: FileCheck, node: Node) -> None:

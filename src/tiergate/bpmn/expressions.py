@@ -38,7 +38,7 @@ from tiergate.bpmn.language import (ALL_METHOD_NAMES, BUILTINS, EXPRESSION_NODES
                                     ExpressionError)
 
 __all__ = ["BUILTINS", "MUTATING_METHODS", "PURE_METHODS", "MAX_LENGTH", "ExpressionError", "check", "check_json",
-           "compile_source", "evaluate", "execute", "unknown_call"]
+           "compile_source", "evaluate", "execute"]
 
 
 # --- checking ------------------------------------------------------------------------------
@@ -79,7 +79,8 @@ def compile_source(source: str, mode: str) -> ast.AST:
                 and node.func.id not in stored and not node.func.id.startswith("_")):   # data is JSON: no name
             # of it can be a function (a name starting with _ is refused on its own)
             problem(node, f"'{node.func.id}' cannot be called: only these functions may be called: "
-                          f"{', '.join(sorted(BUILTINS))}")
+                          f"{', '.join(sorted(BUILTINS))} (functions another engine's script environment "
+                          "adds have no counterpart here)")
         if not isinstance(node, allowed):
             what = WHAT.get(type(node), f"`{type(node).__name__}`")
             problem(node, f"{what} {'are' if what.endswith('s') else 'is'} not allowed in "
@@ -107,16 +108,6 @@ def _dedent(source: str) -> str:
 
 def check(source: str, mode: str = "eval") -> None:
     compile_source(source, mode)
-
-
-def unknown_call(source: str, mode: str = "eval") -> tuple[str, int] | None:
-    """The first ``name(...)`` in a checked ``source`` that can never run, with its line: ``name`` is no
-    allowed function and nothing in the source assigns it (the data is JSON, so never a function)."""
-    tree = compile_source(source, mode)
-    assigned = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)}
-    calls = [(node.lineno, node.func.id) for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and isinstance(node.func, ast.Name) and node.func.id not in BUILTINS and node.func.id not in assigned]
-    return (min(calls)[1], min(calls)[0]) if calls else None
 
 
 def evaluate(source: str, variables: dict[str, Any], extra: dict[str, Any] | None = None) -> Any:
