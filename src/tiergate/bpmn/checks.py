@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import expressions, prepost
+from tiergate.bpmn import adhoc, expressions, prepost
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -26,7 +26,6 @@ from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.templating import check_syntax
 
 UNSUPPORTED = {
-    "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
 }
 UNSUPPORTED_EVENTS = {
@@ -152,6 +151,7 @@ def check_document(check: FileCheck, tree: Any) -> None:
         elif text.strip():
             _check_expression(check, text, "exec", line, owner, f"spiffworkflow:{kind}")
     _check_step_outputs(check, tree)
+    adhoc.check(check, tree)
     for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
         _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
                           "correlation property retrieval expression")

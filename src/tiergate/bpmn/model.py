@@ -251,6 +251,10 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
                     inner = found_marker.find(f"{{{BPMN_NS}}}{part}")
                     if inner is not None and _text(inner):
                         loop_expressions.append((part, _text(inner), inner.sourceline or line))
+        if kind == "adHocSubProcess":  # its completion condition (tiergate.bpmn.adhoc)
+            inner = element.find(f"{{{BPMN_NS}}}completionCondition")
+            if inner is not None and _text(inner):
+                loop_expressions.append(("completionCondition", _text(inner), inner.sourceline or line))
         events = tuple(local(e) for e in element if local(e).endswith("EventDefinition"))
         model.nodes[element_id] = Node(
             id=element_id, kind=kind, name=" ".join((element.get("name") or "").split()), line=line,

@@ -41,6 +41,7 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
 from tiergate.bpmn import prepost
+from tiergate.bpmn.adhoc import TiergateAdHocParser
 from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
 from tiergate.bpmn.model import TIMER_KINDS
@@ -128,6 +129,7 @@ def _adapted(parser: type) -> type:
 
 class TiergateParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {tag: (_adapted(parser), spec) for tag, (parser, spec) in _CLASSES.items()}
+    AD_HOC_PARSER_CLASS = TiergateAdHocParser
 
 
 def _clock_timers(spec: Any, model: ProcessModel) -> None:
@@ -160,6 +162,9 @@ _ADVICE = {
     "Non-default exclusive outgoing sequence flow without condition":
         "a flow out of the exclusive gateway has no condition and is not its default flow; give it a "
         "condition, or make it the gateway's default flow",
+    "Ad hoc subprocesses may not contain start or end events":
+        "an ad-hoc subprocess holds activities only, without start or end events: remove them (each activity "
+        "without an incoming flow is offered when the subprocess starts)",
 }
 
 

@@ -1,0 +1,108 @@
+"""Ad-hoc subprocesses, run as SpiffWorkflow 3.2 runs them, with tiergate's reading of the condition.
+
+SpiffWorkflow's ``AdHocSubprocessSpec`` makes every activity of the subprocess that has no
+incoming flow ready when the subprocess starts (they are done in any order, each once; a path
+of flows inside runs as drawn), and re-offers a loop or multi-instance activity with a condition
+while its condition asks for more. After the start and after each path ends, it evaluates the
+**completion condition** over the subprocess's data: when it holds, the subprocess ends, and
+with ``cancelRemainingInstances`` (the default) the activities still open are cancelled.
+Sequential ordering is not run (``check`` refuses it).
+
+Two changes, both about the completion condition (docs/tier1.md):
+
+* without one, the subprocess ends when every activity in it is done (or skipped); SpiffWorkflow
+  would evaluate nothing and fail;
+* a condition that cannot be evaluated yet (it reads a name the data does not have, or a value of
+  the wrong type) is not met: the subprocess goes on. It is evaluated at the start too, where
+  the evidence it is meant to read does not exist yet.
+
+A met condition is noted on the workflow (``met``), so that the move logs the activities it
+closed as skipped because of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.bpmn.parser.ProcessParser import AdHocParser
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import AdHocSubprocessSpec
+from SpiffWorkflow.util.task import TaskState
+
+from tiergate.bpmn.language import ExpressionError
+from tiergate.bpmn.xml import BPMN_NS
+
+#: The attribute of a top workflow listing the ad-hoc subprocesses whose condition was met in this move.
+MET = "_tiergate_adhoc_met"
+
+
+class TiergateAdHocSpec(AdHocSubprocessSpec):
+    def path_complete(self, workflow: Any, task: Any) -> None:
+        workflow.data.update(**task.data)
+        if self.completion_condition is None or not self._met(workflow):
+            self._go_on(workflow)
+            return
+        owner = getattr(workflow, "parent_task_id", None)
+        top = getattr(workflow, "top_workflow", None) or workflow
+        if owner is not None:
+            subprocess = top.get_task_from_id(owner)
+            element = getattr(subprocess.task_spec, "bpmn_id", None) or self.name
+            met = getattr(top, MET, None)
+            if met is None:
+                met = []
+                setattr(top, MET, met)
+            met.append(element)
+        if self.cancel_remaining:
+            for active in workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK):
+                if active.task_spec.name not in (self.end.name, "End"):
+                    active.cancel()
+
+    def _met(self, workflow: Any) -> bool:
+        try:
+            return bool(workflow.script_engine.environment.evaluate(self.completion_condition, workflow.data))
+        except ExpressionError:
+            return False
+
+    def _go_on(self, workflow: Any) -> None:
+        """SpiffWorkflow's course when the condition is not met: hand the data on, re-offer conditional paths."""
+        workflow.data.setdefault("data_objects", {})
+        condition = self.completion_condition
+        self.completion_condition = "False"
+        try:
+            AdHocSubprocessSpec.path_complete(self, workflow, _NoTask())
+        finally:
+            self.completion_condition = condition
+
+
+class _NoTask:
+    """A completed path whose data is already in the workflow's (``path_complete`` adds it again)."""
+
+    data: dict[str, Any] = {}
+
+
+class TiergateAdHocParser(AdHocParser):
+    def create_spec(self) -> TiergateAdHocSpec:
+        """SpiffWorkflow reads ``ordering`` and ``cancelRemainingInstances`` in the BPMN namespace, where
+        no modeler writes them, so it never sees them: they are read here as drawn (the check refuses
+        sequential ordering)."""
+        spec = super().create_spec()
+        cancel = (self.node.get("cancelRemainingInstances") or "true").strip().lower() != "false"
+        return TiergateAdHocSpec(completion_condition=spec.completion_condition, cancel_remaining=cancel,
+                                 name=spec.name, description=spec.description, filename=spec.file)
+
+
+def met(workflow: Any) -> list[str]:
+    """The ad-hoc subprocesses whose completion condition was met since the last call (and forget them)."""
+    found = getattr(workflow, MET, None) or []
+    if found:
+        setattr(workflow, MET, [])
+    return list(found)
+
+
+def check(check: Any, tree: Any) -> None:
+    """What ``tiergate check`` says about ad-hoc subprocesses beyond SpiffWorkflow's own refusals."""
+    for element in tree.getroot().iter(f"{{{BPMN_NS}}}adHocSubProcess"):
+        ordering = (element.get("ordering") or "").strip()
+        if ordering.lower() == "sequential":
+            check.error(element.sourceline or 1, element.get("id"), "an ad-hoc subprocess with sequential ordering "
+                        "is not run: SpiffWorkflow offers all of its activities at once (parallel ordering). Remove "
+                        "ordering=\"Sequential\", or draw the order with sequence flows.")
