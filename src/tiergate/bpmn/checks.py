@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import adhoc, expressions, prepost
+from tiergate.bpmn import adhoc, expressions, feel, prepost
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -152,6 +152,7 @@ def check_document(check: FileCheck, tree: Any) -> None:
             _check_expression(check, text, "exec", line, owner, f"spiffworkflow:{kind}")
     _check_step_outputs(check, tree)
     adhoc.check(check, tree)
+    feel.check_outputs(check, tree)
     for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
         _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
                           "correlation property retrieval expression")
@@ -200,8 +201,6 @@ def _foreign_language(source: str) -> str | None:
     text = source.strip()
     if (text.startswith("${") or text.startswith("#{")) and text.endswith("}"):
         return "a JUEL expression (Camunda 7, `${...}`)"
-    if text.startswith("=") and not text.startswith("=="):
-        return "a FEEL expression (Camunda 8 / Zeebe, `= ...`)"
     return None
 
 
@@ -213,7 +212,10 @@ def _check_expression(check: FileCheck, source: str, mode: str, line: int, eleme
                     "(docs/tier1.md).")
         return
     try:
-        expressions.check(source, mode)
+        if mode == "eval" and feel.is_feel(source):
+            feel.check(source)
+        else:
+            expressions.check(source, mode)
     except expressions.ExpressionError as err:
         offset = (err.line or 1) - 1 if mode == "exec" else 0
         check.error(line + offset, element, f"{what}: {err.message} (see docs/tier1.md for what expressions may do).")

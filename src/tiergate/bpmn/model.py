@@ -15,6 +15,8 @@ from lxml import etree
 
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, NSMAP, SPIFF_NS, BpmnError, local
 
+ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
+
 STEP_KINDS = frozenset({"userTask", "manualTask", "serviceTask"})
 TASK_KINDS = frozenset({"userTask", "manualTask", "task", "scriptTask", "businessRuleTask", "serviceTask",
                         "sendTask", "receiveTask", "callActivity", "subProcess", "transaction", "adHocSubProcess"})
@@ -169,7 +171,19 @@ def _decision(element: etree._Element) -> str | None:
     found = element.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}calledDecisionId")
     if found is not None and _text(found):
         return _text(found).strip("'\" ")
+    zeebe = element.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}calledDecision")
+    if zeebe is not None and (zeebe.get("decisionId") or "").strip():
+        return (zeebe.get("decisionId") or "").strip()
     return None
+
+
+def result_variable(element: etree._Element) -> str | None:
+    """Where a business rule task puts its decision's outputs: ``camunda:resultVariable`` or Zeebe's."""
+    name = element.get(f"{{{CAMUNDA_NS}}}resultVariable")
+    zeebe = element.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}calledDecision")
+    if not name and zeebe is not None:
+        name = zeebe.get("resultVariable")
+    return (name or "").strip() or None
 
 
 def _lanes(process: etree._Element) -> tuple[dict[str, Lane], dict[str, str]]:
@@ -203,6 +217,9 @@ def _walk(container: etree._Element) -> Iterator[tuple[etree._Element, etree._El
 
 
 def read_process(tree: etree._ElementTree, process_id: str, source: str) -> ProcessModel:
+    from tiergate.bpmn.feel import mark_languages
+
+    mark_languages(tree)  # `language="feel"` expressions read as `= ...` (tiergate.bpmn.feel)
     root = tree.getroot()
     found = [p for p in root.findall(f"{{{BPMN_NS}}}process") if p.get("id") == process_id]
     if not found:
@@ -262,7 +279,7 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             lane=lanes[lane_id].label if lane_id in lanes else None,
             documentation=_text(element.find(f"{{{BPMN_NS}}}documentation")),
             properties=properties, property_lines=property_lines, decision=_decision(element),
-            result_variable=element.get(f"{{{CAMUNDA_NS}}}resultVariable"),
+            result_variable=result_variable(element),
             attached_to=element.get("attachedToRef"),
             cancel_activity=(element.get("cancelActivity") or element.get("isInterrupting") or "true"
                              ).strip().lower() != "false",

@@ -40,10 +40,12 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 )
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
-from tiergate.bpmn import prepost
+from tiergate.bpmn import feel, prepost
 from tiergate.bpmn.adhoc import TiergateAdHocParser
 from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
+from tiergate.bpmn.model import _decision as model_decision
+from tiergate.bpmn.model import result_variable as model_result_variable
 from tiergate.bpmn.model import TIMER_KINDS
 from tiergate.bpmn.timers import clock_timer, is_literal, literal_or_expression
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, BpmnError
@@ -66,12 +68,9 @@ class DecisionTask(BpmnSpecMixin):
 class DecisionTaskParser(CamundaTaskParser):
     @staticmethod
     def get_decision_ref(node: etree._Element) -> str:
-        """The decision id, from ``camunda:decisionRef`` or ``spiffworkflow:calledDecisionId`` ("" if none)."""
-        decision = node.get(f"{{{CAMUNDA_NS}}}decisionRef")
-        if not decision:
-            found = node.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}calledDecisionId")
-            decision = (found.text or "").strip().strip("'\"") if found is not None else ""
-        return (decision or "").strip()
+        """The decision id, from ``camunda:decisionRef``, ``spiffworkflow:calledDecisionId`` or Zeebe's
+        ``zeebe:calledDecision decisionId`` ("" if none)."""
+        return model_decision(node) or ""
 
     def create_task(self) -> DecisionTask:
         decision = self.get_decision_ref(self.node)
@@ -79,7 +78,7 @@ class DecisionTaskParser(CamundaTaskParser):
             self.raise_validation_exception("a business rule task must name its decision with camunda:decisionRef "
                                             "or spiffworkflow:calledDecisionId")
         return DecisionTask(self.spec, self.bpmn_id, decision_id=decision,
-                            result_variable=self.node.get(f"{{{CAMUNDA_NS}}}resultVariable"), **self.bpmn_attributes)
+                            result_variable=model_result_variable(self.node), **self.bpmn_attributes)
 
 
 class PlainTask(NoneTask):
@@ -175,6 +174,8 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
     Raises BpmnError with element and line.
     """
     parser = TiergateParser()
+    for each in (tree, *(called or [])):
+        feel.mark_languages(each)
     try:
         parser.add_bpmn_xml(tree, filename=source)
         for other in called or []:
@@ -197,8 +198,11 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
     _clock_timers(spec, model)
     scripts = prepost.scripts_by_element([tree, *(called or [])])
     prepost.attach(spec, scripts)
+    outputs = feel.output_mappings([tree, *(called or [])])
+    feel.attach_outputs(spec, outputs)
     for sub in subprocess_specs.values():
         if sub is not None:
             _clock_timers(sub, model)
             prepost.attach(sub, scripts)
+            feel.attach_outputs(sub, outputs)
     return spec, subprocess_specs
