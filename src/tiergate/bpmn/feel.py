@@ -45,10 +45,14 @@ def names_feel(language: str | None) -> bool:
 
 
 def mark_languages(tree: Any) -> None:
-    """Prefix ``=`` to each expression whose ``language`` attribute names FEEL (in place)."""
+    """Prefix ``=`` to each expression whose ``language`` attribute names FEEL, or that has none in a file
+    whose ``expressionLanguage`` (on ``bpmn:definitions``) does (in place)."""
+    default = names_feel(tree.getroot().get("expressionLanguage"))
     for tag in _EXPRESSIONS:
         for element in tree.getroot().iter(f"{{{BPMN_NS}}}{tag}"):
-            if names_feel(element.get("language")) and element.text and not is_feel(element.text):
+            language = element.get("language")
+            feel = names_feel(language) if language else default
+            if feel and element.text and element.text.strip() and not is_feel(element.text):
                 element.text = "= " + element.text.strip()
 
 

@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import adhoc, dumping, fresh, instances, kept, messages, persistence
+from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -231,6 +231,8 @@ class Move:
         failure: persistence.StepFailure | None = None
         try:
             persistence.advance(self.workflow, self.did_run)
+            if ending.close_idle(self.workflow, self.model):  # the flow ended: idle event subprocesses go
+                persistence.advance(self.workflow, self.did_run)
         except persistence.StepFailure as exc:
             failure = exc
         if failure is not None:
