@@ -80,11 +80,6 @@ def check_elements(check: FileCheck) -> None:
             check.error(node.line, node.id, "start events must be plain, or wait for a message at the top level of "
                         "the process: runs are started with `tiergate start`, or by `tiergate message` for a "
                         "message start event.")
-        elif node.kind == "startEvent" and "messageEventDefinition" in node.event_definitions \
-                and not top_level_message_start and not _top_level_event_subprocess(model, node):
-            check.error(node.line, node.id, "an event subprocess inside a subprocess cannot start on a message: "
-                        "SpiffWorkflow starts only the process's own event subprocesses on a message. Move it to "
-                        "the top level of the process, or use a message boundary event on the subprocess.")
         if node.kind == "task":
             check.error(node.line, node.id, "a plain task completes by itself, with no gate and nobody doing it. "
                         "Make it a userTask or manualTask (with a gate) if someone must do it.", "warning")
@@ -129,12 +124,6 @@ def _check_cancel(check: FileCheck, node: Node) -> None:
                         "boundary event on other activities.")
     else:
         check.error(node.line, node.id, "cancel events are end events in a transaction or boundary events on one.")
-
-
-def _top_level_event_subprocess(model: ProcessModel, node: Node) -> bool:
-    """A start event of an event subprocess drawn directly in the process (not in a subprocess)."""
-    container = model.nodes.get(node.container)
-    return container is not None and container.triggered_by_event and container.container == model.id
 
 
 def _in_event_subprocess(model: ProcessModel, node: Node) -> bool:
