@@ -13,8 +13,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from support import CORPUS
-from tier1_helpers import bpmn, chain, tier1_home, user
+from support import CORPUS, row
+from tier1_helpers import DMN_TESTS_EMPTY, bpmn, chain, dmn_table, tier1_home, user
 
 from tiergate.engine import Engine
 
@@ -85,3 +85,37 @@ def test_a_finished_flow_does_not_wait_for_a_timer_event_subprocess(tmp_path: Pa
     info = engine.complete(run.id, "work", {}, actor="agent:a")
     assert info.status == "completed" and info.ready_steps == []
     assert [e["event"] for e in engine.log(run.id)][-2:] == ["step_completed", "completed"]
+
+
+def test_c90_calling_c92_and_c91_runs_to_the_end(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    risk = dmn_table("risk_check", [("applicant", "string")], ["riskLevel"], [(["-"], ['"yellow"'])])
+    home = tier1_home(tmp_path / "home", {"customer_onboarding_en": authored("C.9.0.bpmn"),
+                                          "manual_check": authored("C.9.2.bpmn"),
+                                          "request_document_en": authored("C.9.1.bpmn", prefix="rd_")},
+                      decisions={"risk_check": (risk, DMN_TESTS_EMPTY.format(id="risk_check"))})
+    engine = make_engine(home)
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("customer_onboarding_en", {"applicant": {"name": "Ann"}, "documents": ["passport"]},
+                       actor="human:alice")
+    assert [s.id for s in run.ready_steps] == ["ServiceTask_GetCreditScore"]
+    # Zeebe's decision reference, its output mapping (riskLevels from `result`) and the FEEL gateway: yellow
+    # goes to the manual check, the called C.9.2.
+    info = engine.complete(run.id, "ServiceTask_GetCreditScore", {"creditScore": 700}, actor="agent:bot")
+    assert [s.id for s in info.ready_steps] == ["UserTask_DecideOnApplication"]
+    assert info.data["riskLevels"] == "yellow"
+    waiting = {m["message"] for m in _state(engine, run.id)["messages"]}
+    # The called process's event subprocesses wait for their messages (a scope inside the run).
+    assert {"Message_DocumentRequested", "Message_FraudSuspected", "Message_CancellationRequested"} <= waiting
+    engine.message("Message_DocumentRequested", {}, {}, actor="agent:crm")
+    engine.message("MESSAGE_documentReceived", {}, {"received": True}, actor="agent:crm")
+    engine.message("Message_FraudSuspected", {}, {}, actor="agent:crm")
+    engine.complete(run.id, "UserTask_CheckForFraud", {"fraud": False}, actor="human:bob")
+    info = engine.complete(run.id, "UserTask_DecideOnApplication", {"approved": True}, actor="human:alice")
+    assert [s.id for s in info.ready_steps] == ["ServiceTask_DeliverPolicy"]  # `= approved`
+    engine.complete(run.id, "ServiceTask_DeliverPolicy", {}, actor="agent:bot")
+    assert engine.complete(run.id, "SendTask_SendPolicy", {}, actor="agent:bot").status == "completed"
+
+
+def _state(engine: Engine, run_id: str) -> dict:
+    state = row(engine, run_id)["state"]
+    return json.loads(state) if isinstance(state, str) else state
