@@ -85,8 +85,9 @@ def check_elements(check: FileCheck) -> None:
                         "Make it a userTask or manualTask (with a gate) if someone must do it.", "warning")
         if node.kind == "scriptTask":
             if node.script_format and node.script_format.strip().lower() not in ("python", "text/x-python", "py"):
-                check.error(node.line, node.id, f"scriptFormat '{node.script_format}' is not supported; scripts are "
-                            "restricted Python (docs/tier1.md).")
+                check.error(node.line, node.id, f"scriptFormat '{node.script_format}' is not Python: tiergate runs "
+                            "every script as its restricted Python, as SpiffWorkflow ignores the format (the script "
+                            "is checked as such below). Set scriptFormat to python, or leave it out.", "warning")
             if not (node.script or "").strip():
                 check.error(node.line, node.id, "the script task has no script.")
             else:
