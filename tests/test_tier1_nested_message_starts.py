@@ -55,3 +55,21 @@ def test_a_message_starts_the_event_subprocess_of_the_subprocess_under_way(
     with pytest.raises(RefusedError):  # the subprocess has ended: its event subprocess waits no more
         engine.message("hold", {"case_id": "C-1"}, {}, actor="agent:m")
     assert engine.complete(run.id, "after", {}, actor="agent:a").status == "completed"
+
+
+def test_a_step_that_is_not_ready_does_not_wait_for_an_event_subprocess_message(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"ns": nested(False)}))
+    run = engine.start("ns", {"case_id": "C-1"}, actor="agent:a")
+    with pytest.raises(RefusedError) as err:
+        engine.complete(run.id, "after", {}, actor="agent:a")
+    assert err.value.message == "step 'after' is not ready: it waits for work. Finish those first."
+    # With no step ready, the guidance says what the run waits for, and what may come besides.
+    waiting = nested(False).replace(user("work"), '<bpmn:receiveTask id="work" messageRef="m_go"/>').replace(
+        MESSAGE, MESSAGE + '<bpmn:message id="m_go" name="go"/>')
+    other = make_engine(tier1_home(tmp_path / "other", {"ns": waiting}))
+    run = other.start("ns", {"case_id": "C-1"}, actor="agent:a")
+    text = other.guide(run.id, actor="agent:a")["text"]
+    assert "message `go` at `work` (its sender delivers it with `tiergate message go --data '{...}'`)" in text
+    assert ("message `hold`, if it comes, starts the event subprocess `on_hold` at `hold_start` (its sender "
+            "delivers it with `tiergate message hold --correlate case_id=C-1 --data '{...}'`)") in text

@@ -210,8 +210,10 @@ def _scope_starts(workflow: Any, model: ProcessModel) -> list[dict[str, Any]]:
         if spec_name in under_way:
             continue
         keys = correlation_keys(model, start.bpmn_id or "")
+        node = model.nodes.get(start.bpmn_id or "")
         found.append({"message": start.event_definition.name, "element": start.bpmn_id,
-                      "correlate": {key: to_jsonable(_run_data(workflow, key)) for key in keys}})
+                      "correlate": {key: to_jsonable(_run_data(workflow, key)) for key in keys},
+                      "starts": node.container if node is not None else None})
     return found
 
 
