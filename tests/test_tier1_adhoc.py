@@ -130,3 +130,23 @@ def test_the_cli_shows_its_ready_activities(tmp_path: Path, cli: Callable[..., C
     done = cli("complete", run_id, "sign", "--evidence", '{"signed": true}', "--actor", "agent:a", "--json", home=home)
     assert done.returncode == 0, done
     assert done.json["data"]["ready"] == ["after"]
+
+
+def test_a_loop_inside_is_offered_while_its_condition_asks_for_it(tmp_path: Path,
+                                                                  make_engine: Callable[..., Engine]) -> None:
+    loop = ('<bpmn:standardLoopCharacteristics testBefore="true"><bpmn:loopCondition>open_issues &gt; 0'
+            '</bpmn:loopCondition></bpmn:standardLoopCharacteristics>')
+    inner = user("write") + user("fix").replace("</bpmn:userTask>", loop + "</bpmn:userTask>") + user("sign")
+    engine = engine_for(tmp_path, make_engine, body(inner))
+    run = engine.start("ah", {"open_issues": 0}, actor="agent:a")
+    assert sorted(s.id for s in run.ready_steps) == ["sign", "write"]  # no open issue: nothing to fix
+    info = engine.complete(run.id, "write", {"open_issues": 2}, actor="agent:a")
+    assert sorted(s.id for s in info.ready_steps) == ["fix[0]", "sign"]
+    info = engine.complete(run.id, "fix[0]", {"open_issues": 1}, actor="agent:a")
+    assert sorted(s.id for s in info.ready_steps) == ["fix[1]", "sign"]
+    other = make_engine(tmp_path / "home")  # restored from the database in another engine
+    info = other.complete(run.id, "fix[1]", {"open_issues": 0}, actor="agent:a")
+    assert [s.id for s in info.ready_steps] == ["sign"]
+    info = other.complete(run.id, "sign", {"signed": True}, actor="agent:a")
+    assert [s.id for s in info.ready_steps] == ["after"]
+    assert other.complete(run.id, "after", {}, actor="agent:a").status == "completed"

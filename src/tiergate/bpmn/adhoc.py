@@ -26,6 +26,10 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.parser.ProcessParser import AdHocParser
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import AdHocSubprocessSpec
+from SpiffWorkflow.bpmn.specs.control import SimpleBpmnTask
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask, StandardLoopTask
+from SpiffWorkflow.specs.MultiChoice import MultiChoice
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn.language import ExpressionError
@@ -55,6 +59,38 @@ class TiergateAdHocSpec(AdHocSubprocessSpec):
             for active in workflow.get_tasks(state=TaskState.NOT_FINISHED_MASK):
                 if active.task_spec.name not in (self.end.name, "End"):
                     active.cancel()
+
+    def create_paths(self) -> None:
+        """SpiffWorkflow's paths; each conditional one gets an input of its own that never runs (a task needs
+        one to become ready), where SpiffWorkflow links it to the start while a run goes, in the shared spec."""
+        super().create_paths()
+        if self.conditional_paths:
+            offer = SimpleBpmnTask(self, f"{self.name}.Offer")
+            for task_spec in self.conditional_paths:
+                offer.connect(task_spec)
+
+    def add_path(self, workflow: Any, task_spec: Any) -> None:
+        """Offer a conditional activity again: as SpiffWorkflow decides, but made ready through its own update,
+        so that a loop or multi-instance activity makes its instances (the steps people do) instead of
+        completing at once as an engine task; and without linking it to the start in the shared spec."""
+        if not self._wanted(workflow, task_spec):
+            return
+        # It takes its data from the start when it is updated: the start gets the subprocess's data as it is now.
+        DeepMerge.merge(workflow.task_tree.data, workflow.data)
+        workflow.task_tree.data.pop("data_objects", None)
+        child = workflow.task_tree._add_child(task_spec, TaskState.FUTURE)
+        child.triggered = True  # kept when the start's children are synced (it is not among its outputs)
+        child.task_spec._update(child)
+
+    def _wanted(self, workflow: Any, task_spec: Any) -> bool:
+        if isinstance(task_spec, MultiChoice):
+            return any(cond is None or self.check_condition(cond.args[0], workflow)
+                       for cond, _output in task_spec.cond_task_specs)
+        if isinstance(task_spec, StandardLoopTask):  # runs while its condition holds
+            return task_spec.condition is not None and bool(self.check_condition(task_spec.condition, workflow))
+        if isinstance(task_spec, MultiInstanceTask):  # runs until its completion condition holds
+            return task_spec.condition is not None and not self.check_condition(task_spec.condition, workflow)
+        return False
 
     def _met(self, workflow: Any) -> bool:
         try:
