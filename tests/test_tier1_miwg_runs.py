@@ -11,12 +11,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
 from support import CORPUS, row
 from tier1_helpers import DMN_TESTS_EMPTY, bpmn, chain, dmn_table, tier1_home, user
 
 from tiergate.engine import Engine
+from tiergate.errors import RefusedError
 
 MIWG = CORPUS / "bpmn-miwg" / "reference"
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -51,15 +53,20 @@ def test_c92_calling_c91_runs_to_the_end(tmp_path: Path, make_engine: Callable[.
                                           "request_document_en": authored("C.9.1.bpmn", prefix="rd_")})
     engine = make_engine(home)
     assert [p for p in engine.check() if p.severity == "error"] == []
-    run = engine.start("manual_check", {"documents": ["passport", "payslip"]}, actor="human:alice")
+    run = engine.start("manual_check", {"documents": ["passport", "payslip"], "documentReferenceId": "D-1",
+                                        "fraudSuspectedId": "F-1"}, actor="human:alice")
     assert [s.id for s in run.ready_steps] == ["UserTask_DecideOnApplication"]
     # A document is requested: the non-interrupting event subprocess calls C.9.1 once per document (Zeebe's
-    # inputCollection="=documents"); each waits for its document.
-    engine.message("Message_DocumentRequested", {}, {}, actor="agent:crm")
+    # inputCollection="=documents"); each waits for its document. Each message correlates on the field its
+    # zeebe:subscription names.
+    with pytest.raises(RefusedError):
+        engine.message("Message_DocumentRequested", {"documentReferenceId": "D-2"}, {}, actor="agent:crm")
+    engine.message("Message_DocumentRequested", {"documentReferenceId": "D-1"}, {}, actor="agent:crm")
     for number in range(2):
-        engine.message("MESSAGE_documentReceived", {}, {"received": number}, actor="agent:crm")
+        engine.message("MESSAGE_documentReceived", {"documentReferenceId": "D-1"}, {"received": number},
+                       actor="agent:crm")
     # Fraud is suspected: the FEEL condition `=fraud` decides the path (no fraud: the plain end).
-    engine.message("Message_FraudSuspected", {}, {}, actor="agent:crm")
+    engine.message("Message_FraudSuspected", {"fraudSuspectedId": "F-1"}, {}, actor="agent:crm")
     assert sorted(s.id for s in engine.status(run.id).ready_steps) == ["UserTask_CheckForFraud",
                                                                         "UserTask_DecideOnApplication"]
     engine.complete(run.id, "UserTask_CheckForFraud", {"fraud": False}, actor="human:bob")
@@ -95,8 +102,8 @@ def test_c90_calling_c92_and_c91_runs_to_the_end(tmp_path: Path, make_engine: Ca
                       decisions={"risk_check": (risk, DMN_TESTS_EMPTY.format(id="risk_check"))})
     engine = make_engine(home)
     assert [p for p in engine.check() if p.severity == "error"] == []
-    run = engine.start("customer_onboarding_en", {"applicant": {"name": "Ann"}, "documents": ["passport"]},
-                       actor="human:alice")
+    run = engine.start("customer_onboarding_en", {"applicant": {"name": "Ann"}, "documents": ["passport"],
+                                                  "fraudSuspectedId": "F-1"}, actor="human:alice")
     assert [s.id for s in run.ready_steps] == ["ServiceTask_GetCreditScore"]
     # Zeebe's decision reference, its output mapping (riskLevels from `result`) and the FEEL gateway: yellow
     # goes to the manual check, the called C.9.2.
@@ -106,9 +113,11 @@ def test_c90_calling_c92_and_c91_runs_to_the_end(tmp_path: Path, make_engine: Ca
     waiting = {m["message"] for m in _state(engine, run.id)["messages"]}
     # The called process's event subprocesses wait for their messages (a scope inside the run).
     assert {"Message_DocumentRequested", "Message_FraudSuspected", "Message_CancellationRequested"} <= waiting
-    engine.message("Message_DocumentRequested", {}, {}, actor="agent:crm")
-    engine.message("MESSAGE_documentReceived", {}, {"received": True}, actor="agent:crm")
-    engine.message("Message_FraudSuspected", {}, {}, actor="agent:crm")
+    reference = info.data["documentReferenceId"]  # set by the start event's output mapping, `= string(now())`
+    engine.message("Message_DocumentRequested", {"documentReferenceId": reference}, {}, actor="agent:crm")
+    engine.message("MESSAGE_documentReceived", {"documentReferenceId": reference}, {"received": True},
+                   actor="agent:crm")
+    engine.message("Message_FraudSuspected", {"fraudSuspectedId": "F-1"}, {}, actor="agent:crm")
     engine.complete(run.id, "UserTask_CheckForFraud", {"fraud": False}, actor="human:bob")
     info = engine.complete(run.id, "UserTask_DecideOnApplication", {"approved": True}, actor="human:alice")
     assert [s.id for s in info.ready_steps] == ["ServiceTask_DeliverPolicy"]  # `= approved`

@@ -143,6 +143,7 @@ def check_document(check: FileCheck, tree: Any) -> None:
     _check_step_outputs(check, tree)
     adhoc.check(check, tree)
     feel.check_outputs(check, tree)
+    feel.check_subscriptions(check, tree)
     for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
         _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
                           "correlation property retrieval expression")

@@ -167,3 +167,19 @@ def check_outputs(check: Any, tree: Any) -> None:
                     feel_check(source)
                 except ExpressionError as err:
                     check.error(line, element, f"zeebe:output source: {err.message}.")
+
+
+def check_subscriptions(check: Any, tree: Any) -> None:
+    """``tiergate check``: a Zeebe subscription's correlationKey is read as the field a catch correlates on, so
+    it must name one (``= documentReferenceId``), or be a constant (``=01``), which correlates on nothing."""
+    for subscription in tree.getroot().iter(f"{{{ZEEBE_NS}}}subscription"):
+        extensions = subscription.getparent()
+        message = extensions.getparent() if extensions is not None else None
+        key = (subscription.get("correlationKey") or "").strip()
+        body = key.lstrip("=").strip()
+        constant = body.replace(".", "", 1).isdigit() or (len(body) > 1 and body[0] == body[-1] == '"')
+        if body and not body.isidentifier() and not constant:
+            check.error(subscription.sourceline or 1, message.get("id") if message is not None else None,
+                        f"zeebe:subscription correlationKey '{key}' is not the name of a field: tiergate matches a "
+                        "message on fields of the run's data. Compute the key into a field in an earlier step, and "
+                        "name it (`= order_id`), or give each catch of the message the property correlate.")

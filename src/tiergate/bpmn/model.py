@@ -206,6 +206,24 @@ def _lanes(process: etree._Element) -> tuple[dict[str, Lane], dict[str, str]]:
     return lanes, node_lane
 
 
+def _message_ref(element: etree._Element) -> str | None:
+    """The message an element catches or throws: its own ``messageRef``, or its message event definition's."""
+    definition = element.find(f"{{{BPMN_NS}}}messageEventDefinition")
+    return element.get("messageRef") or (definition.get("messageRef") if definition is not None else None)
+
+
+def _zeebe_correlation(root: etree._Element) -> dict[str, tuple[str, int]]:
+    """{message id: (field, line)} for each ``bpmn:message`` whose ``zeebe:subscription correlationKey`` names a
+    field of the data (``= documentReferenceId``): the field a catch of it correlates on (``correlate``)."""
+    found = {}
+    for message in root.iter(f"{{{BPMN_NS}}}message"):
+        subscription = message.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}subscription")
+        key = (subscription.get("correlationKey") or "").strip().lstrip("=").strip() if subscription is not None else ""
+        if key.isidentifier() and message.get("id"):  # a constant key (`=01`, `="x"`) correlates on nothing
+            found[message.get("id")] = (key, subscription.sourceline or message.sourceline or 1)
+    return found
+
+
 def _walk(container: etree._Element) -> Iterator[tuple[etree._Element, etree._Element]]:
     """Every flow node and sequence flow, with the process or subprocess element that holds it."""
     for child in container:
@@ -236,6 +254,7 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
                          has_diagram=bool(root.findall(f".//{{{NSMAP['bpmndi']}}}BPMNDiagram")),
                          properties=process_properties, property_lines=process_property_lines)
     container_lane: dict[str, str | None] = {}
+    zeebe_keys = _zeebe_correlation(root)
     for element, container in _walk(process):
         kind = local(element)
         element_id = element.get("id") or ""
@@ -244,6 +263,9 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             raise BpmnError(f"{source}:{line}: a <bpmn:{kind}> has no id attribute. Give every element an id.",
                             line=line, source=source)
         properties, property_lines = read_properties(element)
+        key = zeebe_keys.get(_message_ref(element) or "")
+        if key is not None and "correlate" not in properties:  # Camunda 8's subscription correlation key
+            properties["correlate"], property_lines["correlate"] = key
         if kind == "sequenceFlow":
             condition_node = element.find(f"{{{BPMN_NS}}}conditionExpression")
             condition = _text(condition_node) or None
