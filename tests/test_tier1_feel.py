@@ -126,3 +126,23 @@ def test_zeebe_decision_reference_and_output_mappings(tmp_path: Path, make_engin
                      decisions={"risk_check": (risk, DMN_TESTS_EMPTY.format(id="risk_check"))})
     [problem] = [p for p in bad.check() if p.severity == "error"]
     assert problem.message.startswith("check_risk: zeebe:output source: FEEL: FEEL syntax error")
+
+
+def test_a_business_rule_task_naming_no_decision_is_a_gated_step(tmp_path: Path,
+                                                                 make_engine: Callable[..., Engine]) -> None:
+    rule = user("apply_rule", kind="businessRuleTask", gate={"type": "object", "required": ["eligible"]})
+    body = ('<bpmn:startEvent id="start"/>' + rule + '<bpmn:endEvent id="end"/>' + chain("start", "apply_rule", "end"))
+    engine = engine_for(tmp_path, make_engine, body)
+    problems = engine.check()
+    assert [p for p in problems if p.severity == "error"] == []
+    [warning] = [p for p in problems if "names no decision" in p.message]
+    assert warning.severity == "warning" and "so it is a step" in warning.message
+    run = engine.start("fl", {}, actor="agent:a")
+    assert [s.id for s in run.ready_steps] == ["apply_rule"]
+    from tiergate.errors import GateFailedError
+
+    with pytest.raises(GateFailedError):
+        engine.complete(run.id, "apply_rule", {}, actor="human:alice")
+    assert engine.complete(run.id, "apply_rule", {"eligible": True}, actor="human:alice").status == "completed"
+    ungated = engine_for(tmp_path / "b", make_engine, body.replace(rule, '<bpmn:businessRuleTask id="apply_rule"/>'))
+    assert any("has no gate" in p.message for p in ungated.check() if p.severity == "error")

@@ -327,8 +327,10 @@ def check_decisions(check: FileCheck, decisions: dict[str, Decision]) -> list[st
         if node.kind != "businessRuleTask":
             continue
         if not node.decision:
-            check.error(node.line, node.id, "the business rule task names no decision: set camunda:decisionRef (or "
-                        "spiffworkflow:calledDecisionId) to the id of a decision in decisions/.")
+            check.error(node.line, node.id, "the business rule task names no decision, so it is a step: a person "
+                        "or agent applies the rule and completes it with evidence that passes its gate. To have "
+                        "tiergate decide, set camunda:decisionRef (or spiffworkflow:calledDecisionId, or Zeebe's "
+                        "calledDecision) to the id of a decision in decisions/.", "warning")
         elif node.decision not in decisions:
             check.error(node.line, node.id, f"decision '{node.decision}' does not exist or failed to load "
                         f"(decisions/{node.decision}.dmn). Available: {', '.join(sorted(decisions)) or 'none'}.")

@@ -74,7 +74,9 @@ class Node:
 
     @property
     def is_step(self) -> bool:
-        return self.kind in STEP_KINDS
+        """A user, manual or service task, or a business rule task that names no decision (someone applies
+        the rule: a gated step like a manual task)."""
+        return self.kind in STEP_KINDS or (self.kind == "businessRuleTask" and not self.decision)
 
 
 @dataclass(frozen=True)

@@ -72,11 +72,10 @@ class DecisionTaskParser(CamundaTaskParser):
         ``zeebe:calledDecision decisionId`` ("" if none)."""
         return model_decision(node) or ""
 
-    def create_task(self) -> DecisionTask:
+    def create_task(self) -> Any:
         decision = self.get_decision_ref(self.node)
-        if not decision:
-            self.raise_validation_exception("a business rule task must name its decision with camunda:decisionRef "
-                                            "or spiffworkflow:calledDecisionId")
+        if not decision:  # no decision to evaluate: someone applies the rule, a step like a manual task
+            return ManualTask(self.spec, self.bpmn_id, **self.bpmn_attributes)
         return DecisionTask(self.spec, self.bpmn_id, decision_id=decision,
                             result_variable=model_result_variable(self.node), **self.bpmn_attributes)
 
