@@ -99,20 +99,22 @@ class TiergateAdHocSpec(AdHocSubprocessSpec):
             return False
 
     def _go_on(self, workflow: Any) -> None:
-        """SpiffWorkflow's course when the condition is not met: hand the data on, re-offer conditional paths."""
-        workflow.data.setdefault("data_objects", {})
-        condition = self.completion_condition
-        self.completion_condition = "False"
-        try:
-            AdHocSubprocessSpec.path_complete(self, workflow, _NoTask())
-        finally:
-            self.completion_condition = condition
-
-
-class _NoTask:
-    """A completed path whose data is already in the workflow's (``path_complete`` adds it again)."""
-
-    data: dict[str, Any] = {}
+        """As SpiffWorkflow goes on when the condition is not met: each open path gets the subprocess's data
+        (except a loop, multi-instance activity or gateway under way, whose data is its own until it ends),
+        and each conditional activity that is not under way is offered if its condition asks for it."""
+        under_way = set()
+        for branch in workflow.task_tree.children:
+            task = workflow.get_next_task(branch, state=TaskState.NOT_FINISHED_MASK)
+            if task is None or task.task_spec.name == self.end.name:
+                continue
+            if not isinstance(task.task_spec, (MultiChoice, StandardLoopTask, MultiInstanceTask)):
+                DeepMerge.merge(task.data, workflow.data)
+                task.data.pop("data_objects", None)
+            if branch.task_spec in self.conditional_paths:
+                under_way.add(branch.task_spec.name)
+        for task_spec in self.conditional_paths:
+            if task_spec.name not in under_way:
+                self.add_path(workflow, task_spec)
 
 
 class TiergateAdHocParser(AdHocParser):

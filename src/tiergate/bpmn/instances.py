@@ -161,9 +161,10 @@ def _zeebe_name(parser: Any, zeebe: etree._Element, attribute: str) -> str:
     """A field of the data named by a Zeebe attribute (``=documents`` or ``documents``); anything else is refused."""
     text = (zeebe.get(attribute) or "").strip().lstrip("=").strip()
     if not text.isidentifier():
-        raise ValidationException(f"zeebe:loopCharacteristics {attribute}=\"{zeebe.get(attribute)}\" is not the name of "
-                                  "a field of the data; tiergate reads a multi-instance collection and its items by "
-                                  "name (`=documents`): compute the collection in an earlier step or script",
+        shown = zeebe.get(attribute)
+        raise ValidationException(f"zeebe:loopCharacteristics {attribute}=\"{shown}\" is not the name of a field "
+                                  "of the data; tiergate reads a multi-instance collection and its items by name "
+                                  "(`=documents`): compute the collection in an earlier step or script",
                                   node=parser.node, file_name=parser.filename)
     return text
 
