@@ -8,13 +8,18 @@ while its condition asks for more. After the start and after each path ends, it 
 with ``cancelRemainingInstances`` (the default) the activities still open are cancelled.
 Sequential ordering is not run (``check`` refuses it).
 
-Two changes, both about the completion condition (docs/tier1.md):
+What differs (docs/tier1.md):
 
-* without one, the subprocess ends when every activity in it is done (or skipped); SpiffWorkflow
-  would evaluate nothing and fail;
+* without a completion condition, the subprocess ends when every activity in it is done (or
+  skipped); SpiffWorkflow would evaluate nothing and fail;
 * a condition that cannot be evaluated yet (it reads a name the data does not have, or a value of
   the wrong type) is not met: the subprocess goes on. It is evaluated at the start too, where
-  the evidence it is meant to read does not exist yet.
+  the evidence it is meant to read does not exist yet;
+* ``cancelRemainingInstances`` is read as drawn (SpiffWorkflow looks for it in the BPMN namespace);
+* a conditional activity is offered through its own update (a loop or multi-instance activity
+  makes its instances, the steps, instead of completing at once as an engine task), with the
+  subprocess's data as it is then, and without linking it to the start in the spec, which all
+  runs of a definition version share.
 
 A met condition is noted on the workflow (``met``), so that the move logs the activities it
 closed as skipped because of it.
