@@ -38,6 +38,8 @@ def _idle(task: Any, top: Any, model: ProcessModel) -> bool:
 
 def close_idle(top: Any, model: ProcessModel) -> bool:
     """Cancel the idle event subprocesses of each scope whose flow has ended; True if any was cancelled."""
+    if not any(node.triggered_by_event for node in model.nodes.values()):
+        return False  # no event subprocess anywhere: nothing to walk the tasks for
     closed = False
     for workflow in [top, *top.subprocesses.values()]:
         unfinished = [t for t in workflow.tasks.values() if not t.has_state(TaskState.FINISHED_MASK)]
