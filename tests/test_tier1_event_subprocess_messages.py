@@ -52,7 +52,7 @@ def test_an_interrupting_message_start_event_cancels_the_enclosing_work(
     state = row(engine, runs["T-2"])["state"]
     state = json.loads(state) if isinstance(state, str) else state
     assert state["messages"] == [{"message": "recall_requested", "element": "recall_in",
-                                  "correlate": {"ticket": "T-2"}}]
+                                  "correlate": {"ticket": "T-2"}, "starts": "on_recall"}]
 
     before = {run_id: row(engine, run_id) for run_id in runs.values()}
     for correlate in ({}, {"ticket": "T-9"}):  # the key is required and must match one run

@@ -193,7 +193,10 @@ def test_an_endless_automatic_loop_fails_the_run(monkeypatch: pytest.MonkeyPatch
     run = Driver(SCRIPT_LOOP, "sloop", {"n": 0, "total": 0, "limit": 10 ** 9})
     assert run.status == "failed"
     failed = [e for e in run.events if e.event == "failed"]
-    assert "endless loop" in failed[0].detail["error"]
+    assert "conditions never let it out" in failed[0].detail["error"]
+    # A retry of the process element would change nothing: the hint says to cancel, and a retry is refused.
+    assert failed[0].detail["retry"].startswith("the run cannot go on: cancel it")
+    assert run.state["error"]["retryable"] is False
 
 
 @pytest.mark.slow

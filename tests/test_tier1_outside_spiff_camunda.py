@@ -159,9 +159,8 @@ def test_a_spiff_message_variable_holds_a_delivered_message_and_a_bad_payload_is
     checked = make_engine(tier1_home(tmp_path / "bad", {"noting": bad}))
     errors = [(p.line, p.message) for p in checked.check() if p.severity == "error"]
     assert errors == [(bad[:bad.index("__class__")].count("\n") + 1,
-                       "tell: spiffworkflow:messagePayload: attribute '.__class__' is not allowed: only the listed "
-                       "methods of text, list, dict and set values may be called (docs/tier1.md) (see docs/tier1.md "
-                       "for what expressions may do).")]
+                       "tell: spiffworkflow:messagePayload: attribute '.__class__' is not allowed: names starting "
+                       "with '_' are never read (see docs/tier1.md for what expressions may do).")]
 
 
 def test_a_form_field_with_its_tasks_id_is_refused_at_the_task(tmp_path: Path,

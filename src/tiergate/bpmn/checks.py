@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import expressions, prepost, spiffmessages
+from tiergate.bpmn import adhoc, expressions, feel, prepost, spiffmessages
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -26,7 +26,6 @@ from tiergate.definitions.problems import Problem, ProblemList
 from tiergate.templating import check_syntax, unknown_names
 
 UNSUPPORTED = {
-    "adHocSubProcess": "ad-hoc subprocesses are not supported; draw the order with sequence flows",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
 }
 UNSUPPORTED_EVENTS = {
@@ -81,18 +80,14 @@ def check_elements(check: FileCheck) -> None:
             check.error(node.line, node.id, "start events must be plain, or wait for a message at the top level of "
                         "the process: runs are started with `tiergate start`, or by `tiergate message` for a "
                         "message start event.")
-        elif node.kind == "startEvent" and "messageEventDefinition" in node.event_definitions \
-                and not top_level_message_start and not _top_level_event_subprocess(model, node):
-            check.error(node.line, node.id, "an event subprocess inside a subprocess cannot start on a message: "
-                        "SpiffWorkflow starts only the process's own event subprocesses on a message. Move it to "
-                        "the top level of the process, or use a message boundary event on the subprocess.")
         if node.kind == "task":
             check.error(node.line, node.id, "a plain task completes by itself, with no gate and nobody doing it. "
                         "Make it a userTask or manualTask (with a gate) if someone must do it.", "warning")
         if node.kind == "scriptTask":
             if node.script_format and node.script_format.strip().lower() not in ("python", "text/x-python", "py"):
-                check.error(node.line, node.id, f"scriptFormat '{node.script_format}' is not supported; scripts are "
-                            "restricted Python (docs/tier1.md).")
+                check.error(node.line, node.id, f"scriptFormat '{node.script_format}' is not Python: tiergate runs "
+                            "every script as its restricted Python, as SpiffWorkflow ignores the format (the script "
+                            "is checked as such below). Set scriptFormat to python, or leave it out.", "warning")
             if not (node.script or "").strip():
                 check.error(node.line, node.id, "the script task has no script.")
             else:
@@ -132,12 +127,6 @@ def _check_cancel(check: FileCheck, node: Node) -> None:
         check.error(node.line, node.id, "cancel events are end events in a transaction or boundary events on one.")
 
 
-def _top_level_event_subprocess(model: ProcessModel, node: Node) -> bool:
-    """A start event of an event subprocess drawn directly in the process (not in a subprocess)."""
-    container = model.nodes.get(node.container)
-    return container is not None and container.triggered_by_event and container.container == model.id
-
-
 def _check_shared_ids(check: FileCheck, tree: Any) -> None:
     """An element whose id another element of the file also has (a Camunda form field named like its
     task): SpiffWorkflow looks elements up by id and may build the wrong one."""
@@ -173,6 +162,9 @@ def check_document(check: FileCheck, tree: Any) -> None:
     _check_shared_ids(check, tree)
     for _kind, owner, text, line in spiffmessages.found(tree):
         _check_expression(check, text, "eval", line, owner or "", "spiffworkflow:messagePayload")
+    adhoc.check(check, tree)
+    feel.check_outputs(check, tree)
+    feel.check_subscriptions(check, tree)
     for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
         _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
                           "correlation property retrieval expression")
@@ -255,8 +247,6 @@ def _foreign_language(source: str) -> str | None:
     text = source.strip()
     if (text.startswith("${") or text.startswith("#{")) and text.endswith("}"):
         return "a JUEL expression (Camunda 7, `${...}`)"
-    if text.startswith("=") and not text.startswith("=="):
-        return "a FEEL expression (Camunda 8 / Zeebe, `= ...`)"
     return None
 
 
@@ -270,7 +260,10 @@ def _check_expression(check: FileCheck, source: str, mode: str, line: int, eleme
     if mode == "exec":  # a script's line 1 is its first line with text (the ones before are dropped)
         line += source[:len(source) - len(source.lstrip())].count("\n")
     try:
-        expressions.check(source, mode)
+        if mode == "eval" and feel.is_feel(source):
+            feel.check(source)
+        else:
+            expressions.check(source, mode)
     except expressions.ExpressionError as err:
         offset = (err.line or 1) - 1 if mode == "exec" else 0
         check.error(line + offset, element, f"{what}: {err.message} (see docs/tier1.md for what expressions may do).")
@@ -397,8 +390,10 @@ def check_decisions(check: FileCheck, decisions: dict[str, Decision]) -> list[st
         if node.kind != "businessRuleTask":
             continue
         if not node.decision:
-            check.error(node.line, node.id, "the business rule task names no decision: set camunda:decisionRef (or "
-                        "spiffworkflow:calledDecisionId) to the id of a decision in decisions/.")
+            check.error(node.line, node.id, "the business rule task names no decision, so it is a step: a person "
+                        "or agent applies the rule and completes it with evidence that passes its gate. To have "
+                        "tiergate decide, set camunda:decisionRef (or spiffworkflow:calledDecisionId, or Zeebe's "
+                        "calledDecision) to the id of a decision in decisions/.", "warning")
         elif node.decision not in decisions:
             check.error(node.line, node.id, f"decision '{node.decision}' does not exist or failed to load "
                         f"(decisions/{node.decision}.dmn). Available: {', '.join(sorted(decisions)) or 'none'}.")

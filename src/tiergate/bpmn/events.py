@@ -117,6 +117,8 @@ def interrupt_scope(task: Task) -> None:
     # The event subprocess is now the only way on: give it the path to the end of its scope, which
     # SpiffWorkflow does not predict for a triggered event subprocess.
     owner._sync_children(owner.task_spec.outputs, TaskState.FUTURE)
+    for child in owner.children:  # down to the scope's End, whose completion ends a subprocess (or called process)
+        child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
 
 
 def _cancel_except(task: Task, keep: set[Any]) -> None:

@@ -13,8 +13,10 @@ What it refuses, both when ``tiergate check`` reads the file and again while run
 * imports, function and class definitions, lambdas, ``with``/``try``/``global``, walrus;
 * every name that starts with ``_`` (so no dunders at all);
 * attribute access, except calling an allowed method of a ``str``, ``list``, ``dict``,
-  ``tuple`` or ``set`` value (``x.upper()``, ``d.get("k")``); conditions may not call the
-  methods that change a value (``append``, ``pop``, ...);
+  ``tuple`` or ``set`` value (``x.upper()``, ``d.get("k")``), and reading a field of an object
+  (a dict) with a dot, as SpiffWorkflow's data environment allows (``lover.name`` is
+  ``lover["name"]``; only ever a key of a dict, never an attribute of a Python object);
+  conditions may not call the methods that change a value (``append``, ``pop``, ...);
 * builtins other than the small table ``BUILTINS``;
 * more than ``MAX_STEPS`` evaluation steps, strings and collections longer than
   ``MAX_LENGTH``, integers wider than ``MAX_INT_BITS`` bits.
@@ -88,11 +90,15 @@ def compile_source(source: str, mode: str) -> ast.AST:
         elif isinstance(node, ast.Name) and node.id.startswith("_") and node.id != "_":   # `for _ in ...` is fine
             problem(node, f"names starting with '_' are not allowed ('{node.id}')")
         elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("_") or node.attr not in ALL_METHOD_NAMES:
+            called = getattr(node, "tiergate_call", False)
+            if node.attr.startswith("_"):
+                problem(node, f"attribute '.{node.attr}' is not allowed: names starting with '_' are never read")
+            elif called and node.attr not in ALL_METHOD_NAMES:
                 problem(node, f"attribute '.{node.attr}' is not allowed: only the listed methods of text, list, "
                               "dict and set values may be called (docs/tier1.md)")
-            elif not getattr(node, "tiergate_call", False):
-                problem(node, f"'.{node.attr}' may only be used to call the method, e.g. x.{node.attr}(...)")
+            elif not called and not isinstance(node.ctx, ast.Load):
+                problem(node, f"'.{node.attr}' only reads a field of an object; to set or delete it, write "
+                              f"x[\"{node.attr}\"]")
         elif isinstance(node, ast.keyword) and node.arg is not None and node.arg.startswith("_"):
             problem(node, f"keyword arguments starting with '_' are not allowed ('{node.arg}')")
     if found:

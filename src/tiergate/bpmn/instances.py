@@ -29,6 +29,7 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
 from SpiffWorkflow.bpmn.specs.defaults import (
     ParallelMultiInstanceTask,
@@ -43,7 +44,9 @@ from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn.language import ExpressionError
-from tiergate.bpmn.xml import CAMUNDA_NS
+from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS
+
+ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 
 CHILD_SUFFIX = " [child]"
 _INSTANCE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<key>[^\[\]]*)\]$")
@@ -154,19 +157,31 @@ class InstanceParsing:
     def _add_multiinstance_task(self, loop_characteristics: etree._Element) -> None:
         parser: Any = self
         collection = loop_characteristics.get(f"{{{CAMUNDA_NS}}}collection")
+        element = loop_characteristics.get(f"{{{CAMUNDA_NS}}}elementVariable")
+        output = output_item = None
+        camunda = bool(collection)
+        zeebe = loop_characteristics.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}loopCharacteristics")
+        if not collection and zeebe is not None and zeebe.get("inputCollection"):
+            # Camunda 8 (Zeebe): inputCollection="=documents" inputElement="document", outputs likewise.
+            collection = _zeebe_name(parser, zeebe, "inputCollection")
+            element = zeebe.get("inputElement")
+            if zeebe.get("outputCollection"):
+                output = _zeebe_name(parser, zeebe, "outputCollection")
+                output_item = _zeebe_name(parser, zeebe, "outputElement")
         if not collection:
             TaskParser._add_multiinstance_task(parser, loop_characteristics)
             return
-        element = loop_characteristics.get(f"{{{CAMUNDA_NS}}}elementVariable")
         item = TaskDataReference(element.strip()) if element else None
         condition = parser.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:completionCondition")
         cardinality = parser.xpath("./bpmn:multiInstanceLoopCharacteristics/bpmn:loopCardinality")
         count = (cardinality[0].text or "").strip() if len(cardinality) else ""
         original = parser.spec.task_specs.pop(parser.task.name)
         params = {"task_spec": "", "cardinality": None, "data_input": TaskDataReference(collection.strip()),
-                  "data_output": None, "input_item": item,
-                  "output_item": None, "condition": condition[0].text if len(condition) else None}
-        if count:
+                  "data_output": TaskDataReference(output) if output else None,
+                  "input_item": item,
+                  "output_item": TaskDataReference(output_item) if output_item else None,
+                  "condition": condition[0].text if len(condition) else None}
+        if count and camunda:
             # With a cardinality, Camunda's collection is what the instances make: each one's element
             # variable (its index, unless it changes it) is collected into it. A cardinality that turns
             # out to be a list or a dict is the input instead (SpiffWorkflow's Camunda reading).
@@ -176,6 +191,18 @@ class InstanceParsing:
         cls = self.SEQUENTIAL_MI_CLASS if sequential else self.PARALLEL_MI_CLASS
         parser.task = cls(parser.spec, original.name, description="MultiInstance", **params)
         parser._copy_task_attrs(original, loop_characteristics)
+
+
+def _zeebe_name(parser: Any, zeebe: etree._Element, attribute: str) -> str:
+    """A field of the data named by a Zeebe attribute (``=documents`` or ``documents``); anything else is refused."""
+    text = (zeebe.get(attribute) or "").strip().lstrip("=").strip()
+    if not text.isidentifier():
+        shown = zeebe.get(attribute)
+        raise ValidationException(f"zeebe:loopCharacteristics {attribute}=\"{shown}\" is not the name of a field "
+                                  "of the data; tiergate reads a multi-instance collection and its items by name "
+                                  "(`=documents`): compute the collection in an earlier step or script",
+                                  node=parser.node, file_name=parser.filename)
+    return text
 
 
 def with_instances(parser_class: type) -> type:

@@ -256,6 +256,14 @@ class Interpreter:
             return self.expr(node.body if self.expr(node.test, scope) else node.orelse, scope)
         if isinstance(node, ast.Call):
             return self.call(node, scope)
+        if isinstance(node, ast.Attribute):  # a field of an object, read with a dot (never getattr)
+            mapping = self.expr(node.value, scope)
+            if not isinstance(mapping, dict):
+                raise ExpressionError(f"'.{node.attr}' reads a field of an object, not of a {type(mapping).__name__} "
+                                      f"value: call a method with (...), or index a list with [...]", self.line)
+            if node.attr not in mapping:
+                raise KeyError(node.attr)
+            return self.sized(mapping[node.attr])
         if isinstance(node, ast.Subscript):
             container = self.expr(node.value, scope)
             if not isinstance(container, (dict, list, tuple, str)):

@@ -13,8 +13,8 @@ for every field its catch correlates on; the data is merged into the run's data 
 completes. A message that matches no waiting run, or more than one, is refused: nothing is
 delivered and nothing is lost silently.
 
-**Event subprocesses.** A message start event of an event subprocess (at the top level of the
-process; interrupting or not) waits while the run is under way and no interrupting event
+**Event subprocesses.** A message start event of an event subprocess (of the process, or of a
+subprocess or called process while that is under way; interrupting or not) waits while its scope is under way and no interrupting event
 subprocess has started: SpiffWorkflow keeps it on the process's start task, not as a waiting task,
 so ``event_starts`` lists it beside the waiting catches and ``start_event_subprocess`` starts the
 event subprocess as SpiffWorkflow would for a message from outside, then hands the message to its
@@ -149,11 +149,18 @@ def message_starts(definition: Any) -> set[str]:
 
 
 
+def _scopes(top: Any) -> list[Any]:
+    """The process and each subprocess (or called process) under way in it: each may hold event subprocesses."""
+    return [top, *(sub for sub in top.subprocesses.values() if not sub.is_completed())]
+
+
 def _subprocess_starts(workflow: Any) -> list[tuple[str, Any]]:
-    """(subprocess spec name, start event spec) for each message start event of the process's event subprocesses."""
+    """(subprocess spec name, start event spec) for each message start event of the event subprocesses of
+    ``workflow`` (the process, or one subprocess or called process in it)."""
     found = []
+    specs = getattr(workflow, "top_workflow", workflow).subprocess_specs
     for spec_name in getattr(workflow.spec.start, "trigger_specs", []):
-        spec = workflow.subprocess_specs.get(spec_name)
+        spec = specs.get(spec_name)
         for start in getattr(spec, "bpmn_start_events", []) if spec is not None else []:
             if isinstance(start.event_definition, MessageEventDefinition):
                 found.append((spec_name, start))
@@ -179,8 +186,18 @@ def _run_data(workflow: Any, key: str) -> Any:
     return workflow.task_tree.data.get(key)
 
 
-def event_starts(workflow: Any, model: ProcessModel) -> list[dict[str, Any]]:
-    """The message start events of event subprocesses that a message could start now (see the module's doc)."""
+def event_starts(top: Any, model: ProcessModel) -> list[dict[str, Any]]:
+    """The message start events of event subprocesses that a message could start now (see the module's doc),
+    in the process and in each subprocess or called process under way in it."""
+    if top.is_completed():
+        return []
+    found: list[dict[str, Any]] = []
+    for workflow in _scopes(top):
+        found.extend(_scope_starts(workflow, model))
+    return found
+
+
+def _scope_starts(workflow: Any, model: ProcessModel) -> list[dict[str, Any]]:
     starts = _subprocess_starts(workflow)
     if not starts or workflow.is_completed() or _interrupted(workflow, model):
         return []
@@ -193,15 +210,18 @@ def event_starts(workflow: Any, model: ProcessModel) -> list[dict[str, Any]]:
         if spec_name in under_way:
             continue
         keys = correlation_keys(model, start.bpmn_id or "")
+        node = model.nodes.get(start.bpmn_id or "")
         found.append({"message": start.event_definition.name, "element": start.bpmn_id,
-                      "correlate": {key: to_jsonable(_run_data(workflow, key)) for key in keys}})
+                      "correlate": {key: to_jsonable(_run_data(workflow, key)) for key in keys},
+                      "starts": node.container if node is not None else None})
     return found
 
 
-def start_event_subprocess(workflow: Any, element: str, name: str, data: dict[str, Any]) -> None:
+def start_event_subprocess(top: Any, element: str, name: str, data: dict[str, Any]) -> None:
     """Start the event subprocess whose start event ``element`` waits for ``name`` and deliver the message there."""
-    spec_name, start = next((s, t) for s, t in _subprocess_starts(workflow) if t.bpmn_id == element)
+    workflow, spec_name, start = next((w, s, t) for w in _scopes(top) for s, t in _subprocess_starts(w)
+                                      if t.bpmn_id == element)
     child_id = workflow.spec.start.trigger_wf(workflow.task_tree, spec_name)  # tiergate.bpmn.triggers
-    subprocess = workflow.subprocesses[child_id]
+    subprocess = top.subprocesses[child_id]
     task = next(t for t in subprocess.get_tasks(state=TaskState.WAITING) if t.task_spec.name == start.name)
     deliver(task, name, data)

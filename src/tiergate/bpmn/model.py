@@ -15,6 +15,8 @@ from lxml import etree
 
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, NSMAP, SPIFF_NS, BpmnError, local
 
+ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
+
 STEP_KINDS = frozenset({"userTask", "manualTask", "serviceTask"})
 TASK_KINDS = frozenset({"userTask", "manualTask", "task", "scriptTask", "businessRuleTask", "serviceTask",
                         "sendTask", "receiveTask", "callActivity", "subProcess", "transaction", "adHocSubProcess"})
@@ -73,7 +75,9 @@ class Node:
 
     @property
     def is_step(self) -> bool:
-        return self.kind in STEP_KINDS
+        """A user, manual or service task, or a business rule task that names no decision (someone applies
+        the rule: a gated step like a manual task)."""
+        return self.kind in STEP_KINDS or (self.kind == "businessRuleTask" and not self.decision)
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,19 @@ def _decision(element: etree._Element) -> str | None:
     found = element.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}calledDecisionId")
     if found is not None and _text(found):
         return _text(found).strip("'\" ")
+    zeebe = element.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}calledDecision")
+    if zeebe is not None and (zeebe.get("decisionId") or "").strip():
+        return (zeebe.get("decisionId") or "").strip()
     return None
+
+
+def result_variable(element: etree._Element) -> str | None:
+    """Where a business rule task puts its decision's outputs: ``camunda:resultVariable`` or Zeebe's."""
+    name = element.get(f"{{{CAMUNDA_NS}}}resultVariable")
+    zeebe = element.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}calledDecision")
+    if not name and zeebe is not None:
+        name = zeebe.get("resultVariable")
+    return (name or "").strip() or None
 
 
 def _lanes(process: etree._Element) -> tuple[dict[str, Lane], dict[str, str]]:
@@ -193,6 +209,24 @@ def _lanes(process: etree._Element) -> tuple[dict[str, Lane], dict[str, str]]:
     return lanes, node_lane
 
 
+def _message_ref(element: etree._Element) -> str | None:
+    """The message an element catches or throws: its own ``messageRef``, or its message event definition's."""
+    definition = element.find(f"{{{BPMN_NS}}}messageEventDefinition")
+    return element.get("messageRef") or (definition.get("messageRef") if definition is not None else None)
+
+
+def _zeebe_correlation(root: etree._Element) -> dict[str, tuple[str, int]]:
+    """{message id: (field, line)} for each ``bpmn:message`` whose ``zeebe:subscription correlationKey`` names a
+    field of the data (``= documentReferenceId``): the field a catch of it correlates on (``correlate``)."""
+    found = {}
+    for message in root.iter(f"{{{BPMN_NS}}}message"):
+        subscription = message.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}subscription")
+        key = (subscription.get("correlationKey") or "").strip().lstrip("=").strip() if subscription is not None else ""
+        if key.isidentifier() and message.get("id"):  # a constant key (`=01`, `="x"`) correlates on nothing
+            found[message.get("id")] = (key, subscription.sourceline or message.sourceline or 1)
+    return found
+
+
 def _walk(container: etree._Element) -> Iterator[tuple[etree._Element, etree._Element]]:
     """Every flow node and sequence flow, with the process or subprocess element that holds it."""
     for child in container:
@@ -204,6 +238,9 @@ def _walk(container: etree._Element) -> Iterator[tuple[etree._Element, etree._El
 
 
 def read_process(tree: etree._ElementTree, process_id: str, source: str) -> ProcessModel:
+    from tiergate.bpmn.feel import mark_languages
+
+    mark_languages(tree)  # `language="feel"` expressions read as `= ...` (tiergate.bpmn.feel)
     root = tree.getroot()
     found = [p for p in root.findall(f"{{{BPMN_NS}}}process") if p.get("id") == process_id]
     if not found:
@@ -220,6 +257,7 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
                          has_diagram=bool(root.findall(f".//{{{NSMAP['bpmndi']}}}BPMNDiagram")),
                          properties=process_properties, property_lines=process_property_lines)
     container_lane: dict[str, str | None] = {}
+    zeebe_keys = _zeebe_correlation(root)
     for element, container in _walk(process):
         kind = local(element)
         element_id = element.get("id") or ""
@@ -228,6 +266,9 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             raise BpmnError(f"{source}:{line}: a <bpmn:{kind}> has no id attribute. Give every element an id.",
                             line=line, source=source)
         properties, property_lines = read_properties(element)
+        key = zeebe_keys.get(_message_ref(element) or "")
+        if key is not None and "correlate" not in properties:  # Camunda 8's subscription correlation key
+            properties["correlate"], property_lines["correlate"] = key
         if kind == "sequenceFlow":
             condition_node = element.find(f"{{{BPMN_NS}}}conditionExpression")
             condition = _text(condition_node) or None
@@ -252,6 +293,10 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
                     inner = found_marker.find(f"{{{BPMN_NS}}}{part}")
                     if inner is not None and _text(inner):
                         loop_expressions.append((part, _text(inner), inner.sourceline or line))
+        if kind == "adHocSubProcess":  # its completion condition (tiergate.bpmn.adhoc)
+            inner = element.find(f"{{{BPMN_NS}}}completionCondition")
+            if inner is not None and _text(inner):
+                loop_expressions.append(("completionCondition", _text(inner), inner.sourceline or line))
         events = tuple(local(e) for e in element if local(e).endswith("EventDefinition"))
         model.nodes[element_id] = Node(
             id=element_id, kind=kind, name=" ".join((element.get("name") or "").split()), line=line,
@@ -259,7 +304,7 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             lane=lanes[lane_id].label if lane_id in lanes else None,
             documentation=_text(element.find(f"{{{BPMN_NS}}}documentation")),
             properties=properties, property_lines=property_lines, decision=_decision(element),
-            result_variable=element.get(f"{{{CAMUNDA_NS}}}resultVariable"),
+            result_variable=result_variable(element),
             attached_to=element.get("attachedToRef"),
             cancel_activity=(element.get("cancelActivity") or element.get("isInterrupting") or "true"
                              ).strip().lower() != "false",

@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import dumping, fresh, instances, kept, messages, persistence
+from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -231,6 +231,8 @@ class Move:
         failure: persistence.StepFailure | None = None
         try:
             persistence.advance(self.workflow, self.did_run)
+            if ending.close_idle(self.workflow, self.model):  # the flow ended: idle event subprocesses go
+                persistence.advance(self.workflow, self.did_run)
         except persistence.StepFailure as exc:
             failure = exc
         if failure is not None:
@@ -348,6 +350,8 @@ class Move:
                             + (f" '{e.detail['code']}'" if e.detail.get("code") else "")
                             + f" (caught by '{e.detail['by']}')" for e in self.events
                             if e.event == "escalated" and e.detail.get("event") and e.detail.get("interrupting")})
+        closed = {element: f"closed: the ad-hoc subprocess '{element}' is complete (its completion condition "
+                           "holds)" for element in adhoc.met(self.workflow)}
         for task_id in self.ready_before:
             task = present.get(task_id)
             if task is not None and not task.has_state(TaskState.CANCELLED):
@@ -360,6 +364,7 @@ class Move:
             cause = next((interrupted[c] for c in self._containers(instances.split(element)[0])
                           if c in interrupted), None)
             reason = f"interrupted by {cause}" if cause else "cancelled: the process moved on without it"
+            reason = next((closed[c] for c in self._containers(instances.split(element)[0]) if c in closed), reason)
             record = self.state["steps"][element]
             record.update(status="skipped", at=format_time(self.ctx.now), actor=str(SYSTEM), reason=reason)
             self.events.append(LogEvent("step_skipped", SYSTEM, step=element, detail={"reason": reason}))

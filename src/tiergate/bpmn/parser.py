@@ -42,9 +42,12 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 )
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
-from tiergate.bpmn import prepost, spiffmessages
+from tiergate.bpmn import feel, prepost, spiffmessages
+from tiergate.bpmn.adhoc import TiergateAdHocParser
 from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
+from tiergate.bpmn.model import _decision as model_decision
+from tiergate.bpmn.model import result_variable as model_result_variable
 from tiergate.bpmn.model import TIMER_KINDS
 from tiergate.bpmn.timers import clock_timer, is_literal, literal_or_expression
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, BpmnError
@@ -67,20 +70,16 @@ class DecisionTask(BpmnSpecMixin):
 class DecisionTaskParser(CamundaTaskParser):
     @staticmethod
     def get_decision_ref(node: etree._Element) -> str:
-        """The decision id, from ``camunda:decisionRef`` or ``spiffworkflow:calledDecisionId`` ("" if none)."""
-        decision = node.get(f"{{{CAMUNDA_NS}}}decisionRef")
-        if not decision:
-            found = node.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}calledDecisionId")
-            decision = (found.text or "").strip().strip("'\"") if found is not None else ""
-        return (decision or "").strip()
+        """The decision id, from ``camunda:decisionRef``, ``spiffworkflow:calledDecisionId`` or Zeebe's
+        ``zeebe:calledDecision decisionId`` ("" if none)."""
+        return model_decision(node) or ""
 
-    def create_task(self) -> DecisionTask:
+    def create_task(self) -> Any:
         decision = self.get_decision_ref(self.node)
-        if not decision:
-            self.raise_validation_exception("a business rule task must name its decision with camunda:decisionRef "
-                                            "or spiffworkflow:calledDecisionId")
+        if not decision:  # no decision to evaluate: someone applies the rule, a step like a manual task
+            return ManualTask(self.spec, self.bpmn_id, **self.bpmn_attributes)
         return DecisionTask(self.spec, self.bpmn_id, decision_id=decision,
-                            result_variable=self.node.get(f"{{{CAMUNDA_NS}}}resultVariable"), **self.bpmn_attributes)
+                            result_variable=model_result_variable(self.node), **self.bpmn_attributes)
 
 
 class PlainTask(NoneTask):
@@ -134,6 +133,7 @@ def _adapted(parser: type) -> type:
 
 class TiergateParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {tag: (_adapted(parser), spec) for tag, (parser, spec) in _CLASSES.items()}
+    AD_HOC_PARSER_CLASS = TiergateAdHocParser
 
 
 def _clock_timers(spec: Any, model: ProcessModel) -> None:
@@ -166,6 +166,9 @@ _ADVICE = {
     "Non-default exclusive outgoing sequence flow without condition":
         "a flow out of the exclusive gateway has no condition and is not its default flow; give it a "
         "condition, or make it the gateway's default flow",
+    "Ad hoc subprocesses may not contain start or end events":
+        "an ad-hoc subprocess holds activities only, without start or end events: remove them (each activity "
+        "without an incoming flow is offered when the subprocess starts)",
 }
 
 
@@ -190,6 +193,8 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
     Raises BpmnError with element and line.
     """
     parser = TiergateParser()
+    for each in (tree, *(called or [])):
+        feel.mark_languages(each)
     try:
         parser.add_bpmn_xml(tree, filename=source)
         for other in called or []:
@@ -214,8 +219,11 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
     _clock_timers(spec, model)
     scripts = prepost.scripts_by_element([tree, *(called or [])])
     prepost.attach(spec, scripts)
+    outputs = feel.output_mappings([tree, *(called or [])])
+    feel.attach_outputs(spec, outputs)
     for sub in subprocess_specs.values():
         if sub is not None:
             _clock_timers(sub, model)
             prepost.attach(sub, scripts)
+            feel.attach_outputs(sub, outputs)
     return spec, subprocess_specs

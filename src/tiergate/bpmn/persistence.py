@@ -360,7 +360,11 @@ def advance(top: RestrictedWorkflow, did_run: Callable[[Task], None] | None = No
             passes += 1
             if passes > max_passes:
                 raise StepFailure(top.task_tree, f"the process ran {max_passes} automatic steps without waiting "
-                                                 "for a person or a timer: is there an endless loop?")
+                                                 "for a person or a timer: a loop of scripts, gateways or plain "
+                                                 "tasks whose conditions never let it out. Check the conditions "
+                                                 "on the loop's flows against this run's data (`tiergate status "
+                                                 "RUN`), fix the process, and start a new run",
+                                  retryable=False)
             continue
         waiting = [t for t in top.event_manager.tasks.values()
                    if isinstance(t.task_spec, CatchingEvent) and t.state == TaskState.WAITING]

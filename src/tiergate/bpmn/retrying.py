@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from tiergate.bpmn import prepost
+from tiergate.bpmn import feel, prepost
 from tiergate.bpmn.checks import correlation_expressions
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS
@@ -92,6 +92,8 @@ def _thrown_messages(tree: Any, element: str) -> set[str]:
 def _loaded_names(text: str, mode: str) -> set[str]:
     import textwrap
 
+    if mode == "eval" and feel.is_feel(text):
+        return feel.names_read(text)
     source = text.strip() if mode == "eval" else textwrap.dedent(text).strip("\n")
     try:
         tree = ast.parse(source, mode=mode)

@@ -29,7 +29,7 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import expressions
+from tiergate.bpmn import expressions, feel
 from tiergate.bpmn.expressions import ExpressionError
 from tiergate.definitions.decisions import Decision
 from tiergate.errors import TiergateError
@@ -55,6 +55,8 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
     def evaluate(self, expression: Any, context: dict[str, Any], external_context: Any = None) -> Any:
         if expression is None or not str(expression).strip():
             raise ExpressionError("the expression is empty")
+        if feel.is_feel(str(expression)):  # Camunda 8's `= ...`: tiergate's FEEL engine (tiergate.bpmn.feel)
+            return feel.evaluate(str(expression), context, external_context or None)
         return expressions.evaluate(str(expression), context, external_context or None)
 
     def execute(self, script: Any, context: dict[str, Any], external_context: Any = None) -> bool:
@@ -77,7 +79,10 @@ class RestrictedScriptEngine(PythonScriptEngine):
         self.over_limit: tuple[str, str] | None = None
 
     def validate(self, expression: str) -> None:
-        expressions.check(expression, "eval")
+        if feel.is_feel(expression):
+            feel.check(expression)
+        else:
+            expressions.check(expression, "eval")
 
     def evaluate(self, task: Any, expression: Any, external_context: Any = None) -> Any:
         try:

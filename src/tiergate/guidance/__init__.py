@@ -68,6 +68,11 @@ def _waiting(state: dict[str, Any]) -> list[str]:
     found = [f"timer `{t['timer']}`, due {t['due']}" for t in state.get("timers") or []]
     for entry in state.get("messages") or []:
         keys = " ".join(f"--correlate {k}={v}" for k, v in (entry.get("correlate") or {}).items())
-        found.append(f"message `{entry['message']}` at `{entry['element']}` (its sender delivers it with "
-                     f"`tiergate message {entry['message']}{' ' + keys if keys else ''} --data '{{...}}'`)")
+        command = f"`tiergate message {entry['message']}{' ' + keys if keys else ''} --data '{{...}}'`"
+        if entry.get("starts"):  # the start of an event subprocess: it may come; nothing waits for it
+            found.append(f"message `{entry['message']}`, if it comes, starts the event subprocess "
+                         f"`{entry['starts']}` at `{entry['element']}` (its sender delivers it with {command})")
+        else:
+            found.append(f"message `{entry['message']}` at `{entry['element']}` (its sender delivers it with "
+                         f"{command})")
     return found

@@ -369,7 +369,8 @@ class BpmnRunner(Runner):
             waiting = [s for s, r in state.get("steps", {}).items() if r.get("status") == "ready"]
             timers = [f"timer {t['timer']} (due {t['due']})" for t in state.get("timers", [])]
             timers += [f"message '{m['message']}' at {m['element']}" + (f" for {m['correlate']}" if m["correlate"]
-                                                                       else "") for m in state.get("messages", [])]
+                                                                       else "") for m in state.get("messages", [])
+                       if not m.get("starts")]  # an event subprocess's start: it may come, nothing waits for it
             what = ", ".join(waiting + timers) or "steps that are not reached yet"
             raise RefusedError(f"step '{step_id}' is not ready: it waits for {what}. Finish those first.",
                                reason="not_ready", details={"run": run_id, "step": step_id, "waiting_for": waiting})
