@@ -1,0 +1,75 @@
+"""Call activities whose called process repeats the caller's event, gateway and flow ids (Camunda
+Modeler's StartEvent_1, EndEvent_1, Gateway_1, Flow_1): they are renamed in the run; step ids stay unique."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tier1_helpers import bpmn, flow, tier1_home, user
+
+from tiergate.bpmn.definition import load_process
+from tiergate.engine import Engine
+
+GATEWAY = '<bpmn:exclusiveGateway id="Gateway_1" default="{default}"/>'
+COMMON = bpmn("common", '<bpmn:startEvent id="StartEvent_1"/>' + GATEWAY.format(default="Flow_2")
+              + user("review") + '<bpmn:endEvent id="EndEvent_1"/>'
+              + flow("Flow_1", "StartEvent_1", "Gateway_1") + flow("Flow_2", "Gateway_1", "review")
+              + flow("Flow_3", "Gateway_1", "EndEvent_1", "skip_review == True")
+              + flow("Flow_4", "review", "EndEvent_1"))
+TOP = bpmn("top", '<bpmn:startEvent id="StartEvent_1"/>' + user("draft") + GATEWAY.format(default="Flow_3")
+           + '<bpmn:callActivity id="call_common" calledElement="common"/><bpmn:endEvent id="EndEvent_1"/>'
+           + flow("Flow_1", "StartEvent_1", "draft") + flow("Flow_2", "draft", "Gateway_1")
+           + flow("Flow_3", "Gateway_1", "call_common") + flow("Flow_4", "Gateway_1", "EndEvent_1", "skip == True")
+           + flow("Flow_5", "call_common", "EndEvent_1"))
+
+
+def test_a_called_process_may_repeat_the_callers_event_gateway_and_flow_ids(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    home = tier1_home(tmp_path / "home", {"top": TOP, "common": COMMON})
+    engine = make_engine(home)
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("top", {}, actor="agent:a")
+    info = engine.complete(run.id, "draft", {"skip": False, "skip_review": False}, actor="agent:a")
+    assert [s.id for s in info.ready_steps] == ["review"]  # the called process's gateway, not the caller's
+    info = engine.complete(run.id, "review", {"ok": True}, actor="agent:a")
+    assert info.status == "completed"
+    assert [e["step"] for e in engine.log(run.id) if e["event"] == "step_completed"] == ["draft", "review"]
+
+
+def test_the_called_process_takes_its_own_gateway_path(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"top": TOP, "common": COMMON}))
+    run = engine.start("top", {}, actor="agent:a")
+    info = engine.complete(run.id, "draft", {"skip": False, "skip_review": True}, actor="agent:a")
+    assert info.status == "completed" and info.ready_steps == []
+
+
+def test_repeated_ids_are_renamed_in_the_model_and_nothing_is_mixed(tmp_path: Path) -> None:
+    home = tier1_home(tmp_path / "home", {"top": TOP, "common": COMMON})
+    definition, problems = load_process(TOP, "processes/top.bpmn", "top", schema_folder=home.root / "processes")
+    assert definition is not None and [p for p in problems if p.severity == "error"] == []
+    model = definition.model
+    assert model.renamed == {"common": {i: f"common.{i}" for i in (
+        "EndEvent_1", "Flow_1", "Flow_2", "Flow_3", "Flow_4", "Gateway_1", "StartEvent_1")}}
+    assert model.nodes["Gateway_1"].default_flow == "Flow_3" and model.nodes["Gateway_1"].container == "top"
+    assert model.nodes["common.Gateway_1"].default_flow == "common.Flow_2"
+    assert model.nodes["common.Gateway_1"].container == "call_common"
+    assert {(f.source, f.target) for f in model.outgoing("common.Gateway_1")} == {
+        ("common.Gateway_1", "review"), ("common.Gateway_1", "common.EndEvent_1")}
+    assert [f.id for f in model.outgoing("Gateway_1")] == ["Flow_3", "Flow_4"]
+    spec, subprocesses = definition.specs
+    assert "common.StartEvent_1" in subprocesses["common"].task_specs and "StartEvent_1" in spec.task_specs
+    assert COMMON in definition.called.values()  # the pinned XML is kept as it is
+
+
+def test_two_steps_with_one_id_are_still_refused_naming_both(tmp_path: Path,
+                                                              make_engine: Callable[..., Engine]) -> None:
+    common = COMMON.replace('id="review"', 'id="draft"').replace('"review"', '"draft"')
+    engine = make_engine(tier1_home(tmp_path / "home", {"top": TOP, "common": common}))
+    problems = [p for p in engine.check() if p.severity == "error" and p.path.endswith("top.bpmn")]
+    call_line = next(i for i, text in enumerate(TOP.splitlines(), 1) if 'id="call_common"' in text)
+    draft_line = call_line  # the helper writes the whole body on one line
+    assert [(p.line, p.message) for p in problems] == [(call_line, (
+        f"call_common: calls 'common', whose element ids are also used here: userTask 'draft' (line {draft_line} "
+        f"of processes/common.bpmn) and userTask 'draft' (line {draft_line}). A step, task or subprocess id names "
+        "one thing in the run: rename one of each pair."))]
