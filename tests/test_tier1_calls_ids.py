@@ -73,3 +73,19 @@ def test_two_steps_with_one_id_are_still_refused_naming_both(tmp_path: Path,
         f"call_common: calls 'common', whose element ids are also used here: userTask 'draft' (line {draft_line} "
         f"of processes/common.bpmn) and userTask 'draft' (line {draft_line}). A step, task or subprocess id names "
         "one thing in the run: rename one of each pair."))]
+
+
+def test_a_lane_id_of_both_keeps_each_lanes_role(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    top = TOP.replace('<bpmn:startEvent id="StartEvent_1"/>', '<bpmn:laneSet id="ls"><bpmn:lane id="lane_0" '
+                      'name="lead"><bpmn:flowNodeRef>draft</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>'
+                      '<bpmn:startEvent id="StartEvent_1"/>', 1)
+    common = COMMON.replace('<bpmn:startEvent id="StartEvent_1"/>', '<bpmn:laneSet id="ls"><bpmn:lane id="lane_0" '
+                            'name="reviewer"><bpmn:flowNodeRef>review</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>'
+                            '<bpmn:startEvent id="StartEvent_1"/>', 1)
+    engine = make_engine(tier1_home(tmp_path / "home", {"top": top, "common": common}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("top", {}, actor="human:alice")
+    assert run.ready_steps[0].roles == ["lead"]
+    info = engine.complete(run.id, "draft", {"skip": False, "skip_review": False}, actor="human:alice")
+    assert [(s.id, s.roles) for s in info.ready_steps] == [("review", ["reviewer"])]
+    assert engine.complete(run.id, "review", {}, actor="human:carol").status == "completed"

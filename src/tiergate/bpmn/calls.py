@@ -10,11 +10,11 @@ process gets a copy of the caller's data and gives all of its data back when it 
 
 An id that names something in the run (a step, any other task, a subprocess: what status, the
 log, gates, retries and commands address) must be unique across the caller and what it calls, and
-``tiergate check`` reports such a clash, naming both elements. Events, gateways and sequence flows
-of a called process (in another file) whose id the caller, or a process called before, already has
+``tiergate check`` reports such a clash, naming both elements. Events, gateways, sequence flows and
+lanes of a called process (in another file) whose id the caller, or a process called before, has
 (``StartEvent_1``, which Camunda Modeler gives every first start event) are renamed in the run to
 ``<called process>.<id>`` (``CommonActivity.StartEvent_1``): in the model and in the trees
-SpiffWorkflow reads, so the log, ``passed``, metrics and the dumps never mix two elements. The
+SpiffWorkflow reads, so the log, ``passed``, lanes' roles and the dumps never mix two elements. The
 pinned XML is kept as it is; the renaming is redone, the same, whenever the definition is read.
 """
 
@@ -31,7 +31,7 @@ from tiergate.bpmn.xml import BPMN_NS, BpmnError, local, parse_bpmn
 
 MAX_DEPTH = 10
 #: Kinds of a called process's elements that may repeat an id of the caller (they are renamed).
-RENAMED_KINDS = EVENT_KINDS | GATEWAY_KINDS | {"sequenceFlow"}
+RENAMED_KINDS = EVENT_KINDS | GATEWAY_KINDS | {"sequenceFlow", "lane"}
 #: Attributes and elements that refer to an element by its id, in a process and its diagram.
 _REF_ATTRIBUTES = ("id", "sourceRef", "targetRef", "default", "attachedToRef", "bpmnElement", "sourceElement",
                    "targetElement")
@@ -100,12 +100,13 @@ def _visit(root: ProcessModel, caller: ProcessModel, folder: Path | dict[str, st
             error(node.line, node.id, f"calls '{target}', which cannot be read: {err.message}")
             continue
         called[target] = text
-        clash = sorted((set(child.nodes) | set(child.flows)) & (set(root.nodes) | set(root.flows)))
+        clash = sorted((set(child.nodes) | set(child.flows)) & (set(root.nodes) | set(root.flows))
+                       | set(child.lanes) & set(root.lanes))
         if clash:
             refused = [i for i in clash if target in same_file or _kind(child, i) not in RENAMED_KINDS]
             names = {i: f"{target}.{i}" for i in clash if i not in refused}
-            taken = sorted(n for n in names.values() if n in root.nodes or n in root.flows or n in child.nodes
-                           or n in child.flows)
+            used = {*root.nodes, *root.flows, *root.lanes, *child.nodes, *child.flows, *child.lanes}
+            taken = sorted(n for n in names.values() if n in used)
             if refused or taken:
                 clashes = "; ".join(f"{_kind(child, i)} '{i}' (line {_line(child, i)} of {display}) and "
                                     f"{_kind(root, i)} '{i}' (line {_line(root, i)})" for i in refused[:5])
@@ -124,11 +125,11 @@ def _visit(root: ProcessModel, caller: ProcessModel, folder: Path | dict[str, st
 
 def _kind(model: ProcessModel, element: str) -> str:
     node = model.nodes.get(element)
-    return node.kind if node is not None else "sequenceFlow"
+    return node.kind if node is not None else "sequenceFlow" if element in model.flows else "lane"
 
 
 def _line(model: ProcessModel, element: str) -> int:
-    found = model.nodes.get(element) or model.flows.get(element)
+    found = model.nodes.get(element) or model.flows.get(element) or model.lanes.get(element)
     return found.line if found is not None else model.line
 
 
@@ -152,8 +153,7 @@ def merge(root: ProcessModel, child: ProcessModel, call: str) -> None:
     for node_id, node in child.nodes.items():
         root.nodes[node_id] = replace(node, container=call if node.container == child.id else node.container)
     root.flows.update(child.flows)
-    for lane_id, lane in child.lanes.items():
-        root.lanes.setdefault(lane_id, lane)
+    root.lanes.update(child.lanes)  # a lane id the caller also has was renamed
 
 
 def called_trees(called: dict[str, str], renamed: dict[str, dict[str, str]] | None = None) -> list[etree._ElementTree]:
