@@ -99,8 +99,8 @@ def test_an_error_in_the_called_process_is_caught_on_the_call_activity(
     ('<bpmn:callActivity id="c" calledElement="clash"/>',
      {"clash": bpmn("clash", '<bpmn:startEvent id="start"/>' + user("t") + '<bpmn:endEvent id="x_e"/>'
                     + chain("start", "t", "x_e"))},
-     "c: calls 'clash', whose element ids are also used here: userTask 't' (line 4 of processes/clash.bpmn) and "
-     "userTask 't' (line 4). A step, task or subprocess id names one thing in the run: rename one of each pair."),
+     ("c: calls 'clash', whose element ids are also used here: userTask 't' (line 4 of processes/clash.bpmn) and "
+      "userTask 't' (line 4). A step, task or subprocess id names one thing in the run: rename one of each pair.")),
 ])
 def test_call_activity_problems_name_the_element(tmp_path: Path, make_engine: Callable[..., Engine], call: str,
                                                  files: dict[str, str], message: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tier1_helpers import bpmn, flow, tier1_home, user
+from tier1_helpers import bpmn, chain, flow, tier1_home, user
 
 from tiergate.bpmn.definition import load_process
 from tiergate.engine import Engine
@@ -89,3 +89,30 @@ def test_a_lane_id_of_both_keeps_each_lanes_role(tmp_path: Path, make_engine: Ca
     info = engine.complete(run.id, "draft", {"skip": False, "skip_review": False}, actor="human:alice")
     assert [(s.id, s.roles) for s in info.ready_steps] == [("review", ["reviewer"])]
     assert engine.complete(run.id, "review", {}, actor="human:carol").status == "completed"
+
+
+TIMER = ('<bpmn:intermediateCatchEvent id="Event_1"><bpmn:timerEventDefinition><bpmn:{0}>"{1}"</bpmn:{0}>'
+         '</bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>')
+
+
+def test_two_called_processes_and_the_caller_each_keep_their_own_timer(tmp_path: Path) -> None:
+    top = bpmn("top", '<bpmn:startEvent id="StartEvent_1"/>' + user("draft") + TIMER.format("timeDate", "2030-01-01")
+               + '<bpmn:callActivity id="call_a" calledElement="a"/><bpmn:callActivity id="call_b" calledElement="b"/>'
+               + '<bpmn:endEvent id="EndEvent_1"/>'
+               + chain("StartEvent_1", "draft", "call_a", "call_b", "Event_1", "EndEvent_1"))
+    a = bpmn("a", '<bpmn:startEvent id="StartEvent_1"/>' + user("a_task") + TIMER.format("timeDuration", "PT1H")
+             + '<bpmn:endEvent id="EndEvent_1"/>' + chain("StartEvent_1", "a_task", "Event_1", "EndEvent_1"))
+    b = bpmn("b", '<bpmn:startEvent id="StartEvent_1"/>' + user("b_task") + '<bpmn:endEvent id="EndEvent_1"/>'
+             + chain("StartEvent_1", "b_task", "EndEvent_1"))
+    home = tier1_home(tmp_path / "home", {"top": top, "a": a, "b": b})
+    definition, problems = load_process(top, "processes/top.bpmn", "top", schema_folder=home.root / "processes")
+    assert definition is not None and [p for p in problems if p.severity == "error"] == []
+    assert definition.model.renamed == {
+        "a": {"EndEvent_1": "a.EndEvent_1", "Event_1": "a.Event_1", "StartEvent_1": "a.StartEvent_1",
+              "f_Event_1_EndEvent_1": "a.f_Event_1_EndEvent_1"},
+        "b": {"EndEvent_1": "b.EndEvent_1", "StartEvent_1": "b.StartEvent_1"}}
+    spec, subprocesses = definition.specs
+    timers = {name: (type(one.event_definition).__name__, one.event_definition.expression)
+              for name, one in [*spec.task_specs.items(), *subprocesses["a"].task_specs.items()]
+              if hasattr(getattr(one, "event_definition", None), "expression")}
+    assert timers == {"Event_1": ("ClockTimeDate", '"2030-01-01"'), "a.Event_1": ("ClockDuration", '"PT1H"')}
