@@ -116,3 +116,23 @@ def test_two_called_processes_and_the_caller_each_keep_their_own_timer(tmp_path:
               for name, one in [*spec.task_specs.items(), *subprocesses["a"].task_specs.items()]
               if hasattr(getattr(one, "event_definition", None), "expression")}
     assert timers == {"Event_1": ("ClockTimeDate", '"2030-01-01"'), "a.Event_1": ("ClockDuration", '"PT1H"')}
+
+
+def test_a_repeated_id_in_one_file_and_a_taken_new_id_are_refused(tmp_path: Path,
+                                                                  make_engine: Callable[..., Engine]) -> None:
+    inner = ('<bpmn:process id="helper" isExecutable="true"><bpmn:startEvent id="StartEvent_1"/>' + user("help")
+             + '<bpmn:endEvent id="h_end"/>' + chain("StartEvent_1", "help", "h_end", prefix="h") + '</bpmn:process>')
+    main = bpmn("main", '<bpmn:startEvent id="StartEvent_1"/><bpmn:callActivity id="c" calledElement="helper"/>'
+                + '<bpmn:endEvent id="end"/>' + chain("StartEvent_1", "c", "end")).replace("<bpmndi:", inner + "<bpmndi:")
+    taken = TOP.replace('<bpmn:endEvent id="EndEvent_1"/>', '<bpmn:endEvent id="EndEvent_1"/><bpmn:endEvent '
+                        'id="common.Gateway_1"/>').replace(flow("Flow_5", "call_common", "EndEvent_1"), flow(
+                            "Flow_5", "call_common", "common.Gateway_1"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"main": main, "top": taken, "common": COMMON}))
+    problems = {p.path.rsplit("/", 1)[-1]: p.message for p in engine.check()
+                if p.severity == "error" and p.message.startswith(("c: calls", "call_common: calls"))}
+    assert problems == {
+        "main.bpmn": "c: calls 'helper', whose element ids are also used here: startEvent 'StartEvent_1' (line 5 of "
+                     "processes/main.bpmn) and startEvent 'StartEvent_1' (line 4). In one file SpiffWorkflow finds "
+                     "elements by id: rename one of each pair.",
+        "top.bpmn": "call_common: calls 'common', whose repeated ids would be renamed to common.Gateway_1, which are "
+                    "also used: rename those elements."}

@@ -108,11 +108,13 @@ def _visit(root: ProcessModel, caller: ProcessModel, folder: Path | dict[str, st
             used = {*root.nodes, *root.flows, *root.lanes, *child.nodes, *child.flows, *child.lanes}
             taken = sorted(n for n in names.values() if n in used)
             if refused or taken:
-                clashes = "; ".join(f"{_kind(child, i)} '{i}' (line {_line(child, i)} of {display}) and "
+                where = shown if target in same_file else display
+                clashes = "; ".join(f"{_kind(child, i)} '{i}' (line {_line(child, i)} of {where}) and "
                                     f"{_kind(root, i)} '{i}' (line {_line(root, i)})" for i in refused[:5])
+                why = ("In one file SpiffWorkflow finds elements by id" if target in same_file else
+                       "A step, task or subprocess id names one thing in the run")
                 error(node.line, node.id, f"calls '{target}', whose element ids are also used here: {clashes}. "
-                                          "A step, task or subprocess id names one thing in the run: rename one "
-                                          "of each pair." if refused else
+                                          f"{why}: rename one of each pair." if refused else
                       f"calls '{target}', whose repeated ids would be renamed to {', '.join(taken)}, which are "
                       "also used: rename those elements.")
                 continue
