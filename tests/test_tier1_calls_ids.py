@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from support import CLIResult
 from tier1_helpers import bpmn, chain, flow, tier1_home, user
 
 from tiergate.bpmn.definition import load_process
@@ -136,3 +137,26 @@ def test_a_repeated_id_in_one_file_and_a_taken_new_id_are_refused(tmp_path: Path
                      "elements by id: rename one of each pair.",
         "top.bpmn": "call_common: calls 'common', whose repeated ids would be renamed to common.Gateway_1, which are "
                     "also used: rename those elements."}
+
+
+def test_scenario_coverage_tells_the_callers_flows_from_the_called_processs(
+        tmp_path: Path, cli: Callable[..., CLIResult]) -> None:
+    home = tier1_home(tmp_path / "home", {"top": TOP, "common": COMMON})
+    home.write("processes/tests/top.yaml", """\
+scenarios:
+  - name: through the called process's review
+    actor: agent:a
+    steps:
+      - complete: draft
+        evidence: {skip: false, skip_review: false}
+      - expect: {ready: [review], path: [StartEvent_1, draft, Gateway_1, common.StartEvent_1,
+                                         common.Gateway_1, review]}
+      - complete: review
+        evidence: {}
+      - expect: {status: completed}
+""")
+    result = cli("test", "--json", home=home)
+    assert result.returncode == 0, result
+    [item] = [i for i in result.json["data"]["coverage"]["processes"] if i["process"] == "top"]
+    assert item["uncovered_steps"] == [] and item["flows"] == 9
+    assert item["uncovered_flows"] == ["Flow_4", "common.Flow_3"]
