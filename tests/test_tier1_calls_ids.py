@@ -33,6 +33,7 @@ def test_a_called_process_may_repeat_the_callers_event_gateway_and_flow_ids(
     run = engine.start("top", {}, actor="agent:a")
     info = engine.complete(run.id, "draft", {"skip": False, "skip_review": False}, actor="agent:a")
     assert [s.id for s in info.ready_steps] == ["review"]  # the called process's gateway, not the caller's
+    engine = make_engine(home)  # a new engine restores the run from its stored state, with the renamed ids
     info = engine.complete(run.id, "review", {"ok": True}, actor="agent:a")
     assert info.status == "completed"
     assert [e["step"] for e in engine.log(run.id) if e["event"] == "step_completed"] == ["draft", "review"]
