@@ -97,9 +97,10 @@ def test_an_error_in_the_called_process_is_caught_on_the_call_activity(
                         '<bpmn:endEvent id="l_e"/>' + chain("l_s", "l_c", "l_e"))},
      "l_c: calls 'p', which calls back into p -> loop-back: a process cannot call itself. (in processes/loop-back.bpmn"),
     ('<bpmn:callActivity id="c" calledElement="clash"/>',
-     {"clash": bpmn("clash", '<bpmn:startEvent id="start"/>' + user("t2") + '<bpmn:endEvent id="x_e"/>'
-                    + chain("start", "t2", "x_e"))},
-     "c: calls 'clash', whose element ids start are also used here"),
+     {"clash": bpmn("clash", '<bpmn:startEvent id="start"/>' + user("t") + '<bpmn:endEvent id="x_e"/>'
+                    + chain("start", "t", "x_e"))},
+     ("c: calls 'clash', whose element ids are also used here: userTask 't' (line 4 of processes/clash.bpmn) and "
+      "userTask 't' (line 4). A step, task or subprocess id names one thing in the run: rename one of each pair.")),
 ])
 def test_call_activity_problems_name_the_element(tmp_path: Path, make_engine: Callable[..., Engine], call: str,
                                                  files: dict[str, str], message: str) -> None:

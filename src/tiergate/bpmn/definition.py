@@ -89,7 +89,8 @@ class BpmnDefinition:
         from tiergate.bpmn.parser import build_specs
         from tiergate.bpmn.persistence import connect_join_listeners
 
-        spec, subprocess_specs = build_specs(self.tree, self.model, self.source, calls.called_trees(self.called))
+        called = calls.called_trees(self.called, self.model.renamed)
+        spec, subprocess_specs = build_specs(self.tree, self.model, self.source, called)
         for one in (spec, *subprocess_specs.values()):
             if one is not None:
                 connect_join_listeners(one)

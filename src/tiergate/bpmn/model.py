@@ -119,6 +119,9 @@ class ProcessModel:
     has_diagram: bool = False
     properties: dict[str, str] = field(default_factory=dict)
     property_lines: dict[str, int] = field(default_factory=dict)
+    #: Ids of called processes' elements renamed in the run, by called process: {process: {id: new id}}
+    #: (``tiergate.bpmn.calls``).
+    renamed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def steps(self) -> list[Node]:
