@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import dumping, fresh, instances, kept, messages, persistence
+from tiergate.bpmn import dumping, fresh, instances, kept, messages, persistence, records
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -59,13 +59,14 @@ def element_of(task: Task) -> str | None:
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     """A copy to change. The workflow is only ever replaced whole, and a step's record is only
     changed key by key (its values are replaced, never changed in place), so a run with many
-    steps (multi-instance) copies their records one level deep instead of deep-copying them."""
+    steps (multi-instance) shares its frozen records and copies the others one level deep
+    (``tiergate.bpmn.records``) instead of deep-copying them."""
     copied: dict[str, Any] = {}
     for key, value in state.items():
         if key == "workflow":
             copied[key] = value
         elif key == "steps" and isinstance(value, dict):
-            copied[key] = {step: dict(record) for step, record in value.items()}
+            copied[key] = records.copied(value)
         else:
             copied[key] = copy.deepcopy(value)
     return copied
@@ -125,11 +126,11 @@ class Move:
         # Ready steps already announced by a step_ready entry; one that became ready in a move
         # that then failed is announced by the next move that succeeds (after `tiergate retry`).
         self.ready_before = set()
-        records = self.state.get("steps", {})
+        stored = self.state.get("steps", {})
         for task in persistence.all_tasks(self.workflow):
             if task._state == TaskState.READY and is_step(task):
                 element = self.step_of(task) or ""
-                if records.get(element, {}).get("status") == "ready":
+                if stored.get(element, {}).get("status") == "ready":
                     self.ready_before.add(task.id)
                     self.ready_elements[task.id] = element
         return self.workflow
@@ -253,6 +254,7 @@ class Move:
         self.state["error"] = None
         self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
+        records.freeze(self.state)
         if self.workflow.is_completed():
             self.events.append(LogEvent("completed", SYSTEM))
             self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
@@ -334,6 +336,7 @@ class Move:
         self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
         self._timers()
+        records.freeze(self.state)
         self.events.append(LogEvent("failed", SYSTEM, step=element, detail={
             "element": element, "kind": node.kind if node is not None else None, "error": failure.message,
             "retry": hint}))
@@ -360,7 +363,7 @@ class Move:
             cause = next((interrupted[c] for c in self._containers(instances.split(element)[0])
                           if c in interrupted), None)
             reason = f"interrupted by {cause}" if cause else "cancelled: the process moved on without it"
-            record = self.state["steps"][element]
+            record = records.editable(self.state, element)
             record.update(status="skipped", at=format_time(self.ctx.now), actor=str(SYSTEM), reason=reason)
             self.events.append(LogEvent("step_skipped", SYSTEM, step=element, detail={"reason": reason}))
 
@@ -389,9 +392,10 @@ class Move:
             element = self.step_of(task)
             assert element is not None
             self.trace(task)
-            record = self.state["steps"].setdefault(element, {"status": "locked"})
             if element in seen:
+                records.editable(self.state, element, {"status": "locked"})
                 continue
+            record = records.editable(self.state, element, {"status": "locked"})
             seen.add(element)
             record.update(status="ready", ready_at=format_time(self.ctx.now))
             if element != element_of(task):
@@ -410,8 +414,10 @@ class Move:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
             if task.state == TaskState.READY and is_step(task):
-                record = self.state["steps"].setdefault(self.step_of(task) or "", {})
-                if record.get("status") != "ready":
+                step = self.step_of(task) or ""
+                record = self.state["steps"].get(step)
+                if record is None or record.get("status") != "ready":
+                    record = records.editable(self.state, step)
                     record["status"] = "ready"
                     record.setdefault("ready_at", format_time(self.ctx.now))
 

@@ -30,7 +30,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import dumping, instances, messages, persistence
+from tiergate.bpmn import dumping, instances, messages, persistence, records
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
@@ -61,18 +61,18 @@ class BpmnRunner(Runner):
 
     def steps(self, definition: BpmnDefinition, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]:
         views = []
-        records = state.get("steps", {})
-        by_element = instances.by_element(records) if any(r.repeats for r in definition.steps.values()) else {}
+        stored = state.get("steps", {})
+        by_element = instances.by_element(stored) if any(r.repeats for r in definition.steps.values()) else {}
         for rules in definition.steps.values():
             ids: list[tuple[str, str | None]] = [(rules.id, None)]
             if rules.repeats:
                 ids = by_element.get(rules.id) or ids
             actors, roles, other = list(rules.actors), list(rules.roles), rules.distinct_from
             for step_id, key in ids:
-                record = records.get(step_id, _NO_RECORD)
+                record = stored.get(step_id, _NO_RECORD)
                 title = rules.title if key is None else f"{rules.title} [{_item_label(record, key)}]"
                 # Four eyes per instance (``_distinct``): ``verify[2]`` against ``prepare[2]`` if that exists.
-                distinct = other if other is None or key is None or f"{other}[{key}]" not in records \
+                distinct = other if other is None or key is None or f"{other}[{key}]" not in stored \
                     else f"{other}[{key}]"
                 views.append(StepView(
                     id=step_id, title=title, state=record.get("status", "locked"), optional=rules.optional,
@@ -155,7 +155,7 @@ class BpmnRunner(Runner):
         enforce(definition.validator(rules.element), evidence, run_id=ctx.run_id, step_id=step_id)
 
         def apply(task: Task, state: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
-            record, sources = state["steps"][step_id], state.setdefault("sources", {})
+            record, sources = records.editable(state, step_id), state.setdefault("sources", {})
             overwritten = {k: {"was": task.data[k], "by": sources.get(k)} for k, v in evidence.items()
                            if k in task.data and task.data[k] != v}
             task.data.update(copy.deepcopy(evidence))
@@ -183,7 +183,7 @@ class BpmnRunner(Runner):
         actor_may_act(rules, ctx.actor, ctx.roles, ctx.run_id)  # type: ignore[arg-type]
 
         def apply(task: Task, state: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
-            record = state["steps"][step_id]
+            record = records.editable(state, step_id)
             record.update(status="skipped", at=format_time(ctx.now), actor=str(ctx.actor), reason=reason)
             events.append(LogEvent("step_skipped", ctx.actor, step=step_id, detail={"reason": reason},
                                    duration_s=duration))
@@ -314,8 +314,7 @@ class BpmnRunner(Runner):
             raise RefusedError(f"step '{step_id}' is not ready in run {ctx.run_id}.", reason="not_ready",
                                details={"run": ctx.run_id, "step": step_id, "waiting_for": []})
         move.ready_before.discard(task.id)
-        record = state["steps"].setdefault(step_id, {})
-        ready_at = record.get("ready_at")
+        ready_at = records.editable(state, step_id).get("ready_at")
         duration = (ctx.now - parse_datetime(ready_at)).total_seconds() if ready_at else None
         apply(task, state, events, duration)
         try:
