@@ -39,7 +39,12 @@ class Frozen(Encoded):
     a state already saved, so it raises instead. Copies (``copy``, ``deepcopy``, pickling) are
     plain dicts."""
 
-    __slots__ = ()
+    __slots__ = ("memo",)
+
+    def __init__(self, value: dict[str, Any], text: str):
+        super().__init__(value, text)
+        #: Whatever a reader works out from this record alone and keeps beside it (the step's view).
+        self.memo: Any = None
 
     @classmethod
     def of(cls, value: dict[str, Any]) -> "Frozen":

@@ -37,8 +37,6 @@ from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext
 
 _SPLIT = ".BoundaryEventSplit"
-#: The attribute of a workflow that keeps its tasks' step ids (``Move.step_of``).
-_STEP_IDS = "_tiergate_step_ids"
 
 #: Set only by scenario tests (``tiergate.scenarios``) to learn which elements and flows a run
 #: took: each element a move reaches is appended with the element it came from. Nothing else
@@ -47,7 +45,16 @@ PATH_TRACE: ContextVar[list[tuple[str | None, str]] | None] = ContextVar("tierga
 
 
 def element_of(task: Task) -> str | None:
+    """The BPMN element of a task: kept on its spec, which never changes."""
     spec = task.task_spec
+    try:
+        return spec._tiergate_element  # type: ignore[no-any-return]
+    except AttributeError:
+        found = spec._tiergate_element = _element_of_spec(spec)
+        return found
+
+
+def _element_of_spec(spec: Any) -> str | None:
     element = getattr(spec, "bpmn_id", None)
     if element:
         return str(element)
@@ -79,7 +86,13 @@ def step_of(task: Task) -> str | None:
 
 
 def is_step(task: Task) -> bool:
-    return bool(task.task_spec.manual) and element_of(task) is not None
+    """A people's task (user or manual task) of an element: kept on its spec, which never changes."""
+    spec = task.task_spec
+    try:
+        return spec._tiergate_is_step  # type: ignore[no-any-return]
+    except AttributeError:
+        found = spec._tiergate_is_step = bool(spec.manual) and element_of(task) is not None
+        return found
 
 
 def is_timer(task: Task) -> bool:
@@ -135,18 +148,15 @@ class Move:
                     self.ready_elements[task.id] = element
         return self.workflow
 
-    def step_of(self, task: Task) -> str | None:
-        """``step_of(task)``, worked out once per task and kept with the workflow: a task's element
-        and instance key never change (a multi-instance activity outlives its live instances)."""
-        assert self.workflow is not None
-        known: dict[UUID, str | None] | None = getattr(self.workflow, _STEP_IDS, None)
-        if known is None:
-            known = {}
-            setattr(self.workflow, _STEP_IDS, known)
+    @staticmethod
+    def step_of(task: Task) -> str | None:
+        """``step_of(task)``, worked out once per task and kept on it (a kept workflow's tasks live
+        on between moves): a task's element and instance key never change (a multi-instance
+        activity outlives its live instances)."""
         try:
-            return known[task.id]
-        except KeyError:
-            found = known[task.id] = step_of(task)
+            return task._tiergate_step  # type: ignore[attr-defined, no-any-return]
+        except AttributeError:
+            found = task._tiergate_step = step_of(task)  # type: ignore[attr-defined]
             return found
 
     def create(self, data: dict[str, Any]) -> RestrictedWorkflow:
@@ -255,7 +265,7 @@ class Move:
         self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
         records.freeze(self.state)
-        if self.workflow.is_completed():
+        if persistence.is_completed(self.workflow):
             self.events.append(LogEvent("completed", SYSTEM))
             self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
             kept.forget(self.state)
@@ -440,7 +450,7 @@ class Move:
 
     def _data_view(self) -> dict[str, Any]:
         assert self.workflow is not None
-        if self.workflow.is_completed():
+        if persistence.is_completed(self.workflow):
             return to_jsonable(self.workflow.data or (self.workflow.last_task.data if self.workflow.last_task else {}))
         tasks = persistence.all_tasks(self.workflow)
         chosen = [t for t in tasks if t._state in (TaskState.READY, TaskState.ERROR) and element_of(t) is not None]
