@@ -71,6 +71,9 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
     tasks: dict[UUID, Task] = workflow.tasks
     old: dict[int, _Entry] = getattr(workflow, _ATTR, None) or {}
     new: dict[int, _Entry] = {}
+    # Parents by ``id()`` of the UUID a child holds (1,000 instances hold their activity's): each
+    # UUID is held by a live task for the whole dump.
+    parents: dict[int, Task | None] = {}
 
     def entry(task: Task) -> _Entry:
         done = new.get(id(task))
@@ -78,7 +81,14 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
             return done
         before = old.get(id(task))
         sig = _sig(task)
-        parent = tasks.get(task._parent) if task._parent is not None else None
+        parent_id = task._parent
+        if parent_id is None:
+            parent = None
+        else:
+            try:
+                parent = parents[id(parent_id)]
+            except KeyError:
+                parent = parents[id(parent_id)] = tasks.get(parent_id)
         parent_gen = None if parent is None else entry(parent).gen
         if before is not None and before.task is not task:
             before = None

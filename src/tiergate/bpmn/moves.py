@@ -117,8 +117,9 @@ class Move:
         self.engine = RestrictedScriptEngine(decisions=definition.decision_objects, now=ctx.now)
         self.tainted: dict[UUID, str] = {}
         self.workflow: RestrictedWorkflow | None = None
-        self.ready_before: set[UUID] = set()
-        self.ready_elements: dict[UUID, str] = {}
+        #: The ready steps' tasks when the move began, by ``UUID.int`` (a UUID hashes in Python, an int in C).
+        self.ready_before: set[int] = set()
+        self.ready_elements: dict[int, str] = {}
         self.thrown: list[bpmn_events.Thrown] = []
         #: Elements the engine ran to completion in this move that are not steps (gateways, events,
         #: script and business rule tasks): kept in ``state["passed"]`` for the run's diagram, since
@@ -144,8 +145,8 @@ class Move:
             if task._state == TaskState.READY and is_step(task):
                 element = self.step_of(task) or ""
                 if stored.get(element, {}).get("status") == "ready":
-                    self.ready_before.add(task.id)
-                    self.ready_elements[task.id] = element
+                    self.ready_before.add(task.id.int)
+                    self.ready_elements[task.id.int] = element
         return self.workflow
 
     @staticmethod
@@ -354,7 +355,7 @@ class Move:
 
     def _cancelled_steps(self) -> None:
         assert self.workflow is not None
-        present = {t.id: t for t in persistence.all_tasks(self.workflow)}
+        present = {t.id.int: t for t in persistence.all_tasks(self.workflow)}
         interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}
         interrupted.update({self._interrupts(e.detail): f"{e.detail['event']}"
@@ -397,7 +398,7 @@ class Move:
         assert self.workflow is not None
         seen: set[str] = set()
         for task in persistence.all_tasks(self.workflow):
-            if task.state != TaskState.READY or not is_step(task) or task.id in self.ready_before:
+            if task._state != TaskState.READY or not is_step(task) or task.id.int in self.ready_before:
                 continue
             element = self.step_of(task)
             assert element is not None
@@ -423,7 +424,7 @@ class Move:
         """A step with a ready task is ready, even if another instance of it was just completed."""
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
-            if task.state == TaskState.READY and is_step(task):
+            if task._state == TaskState.READY and is_step(task):
                 step = self.step_of(task) or ""
                 record = self.state["steps"].get(step)
                 if record is None or record.get("status") != "ready":
@@ -457,10 +458,14 @@ class Move:
         if not chosen:
             chosen = [t for t in tasks if t.state == TaskState.WAITING and element_of(t) is not None]
         merged: dict[str, Any] = {}
+        seen: tuple[Any, Any, Task | None] = (None, None, None)  # the last parent looked up: instances share one
         for task in chosen or [self.workflow.task_tree]:
             # An instance is a task whose step id carries a key (``step_of``, kept per task).
             element = element_of(task)
-            if element is not None and self.step_of(task) != element and task.parent is not None:
-                merged.update(task.parent.data)  # an instance's data leaves out the collection its activity has
+            if element is not None and self.step_of(task) != element:
+                if seen[0] is not task.workflow or seen[1] is not task._parent:
+                    seen = (task.workflow, task._parent, task.parent)
+                if seen[2] is not None:
+                    merged.update(seen[2].data)  # an instance's data leaves out the collection its activity has
             merged.update(task.data)
         return to_jsonable(merged)

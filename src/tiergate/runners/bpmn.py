@@ -308,7 +308,7 @@ class BpmnRunner(Runner):
         if task is None:  # the stored step states and the tree disagree: refuse rather than guess
             raise RefusedError(f"step '{step_id}' is not ready in run {ctx.run_id}.", reason="not_ready",
                                details={"run": ctx.run_id, "step": step_id, "waiting_for": []})
-        move.ready_before.discard(task.id)
+        move.ready_before.discard(task.id.int)
         ready_at = records.editable(state, step_id).get("ready_at")
         duration = (ctx.now - parse_datetime(ready_at)).total_seconds() if ready_at else None
         apply(task, state, events, duration)
