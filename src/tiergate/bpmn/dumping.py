@@ -76,9 +76,9 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
     tasks: dict[UUID, Task] = workflow.tasks
     old: dict[int, _Entry] = getattr(workflow, _ATTR, None) or {}
     new: dict[int, _Entry] = {}
-    # Parents by ``id()`` of the UUID a child holds (1,000 instances hold their activity's): each
-    # UUID is held by a live task for the whole dump.
-    parents: dict[int, Task | None] = {}
+    # A parent's entry's ``keys`` by ``id()`` of the UUID its children hold (1,000 instances hold
+    # their activity's): each UUID is held by a live task for the whole dump.
+    parents: dict[int, dict[str, str] | None] = {}
 
     def entry(task: Task) -> _Entry:
         done = new.get(id(task))
@@ -88,13 +88,13 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
         sig = _sig(task)
         parent_id = task._parent
         if parent_id is None:
-            parent = None
+            parent_keys = None
         else:
             try:
-                parent = parents[id(parent_id)]
+                parent_keys = parents[id(parent_id)]
             except KeyError:
-                parent = parents[id(parent_id)] = tasks.get(parent_id)
-        parent_keys = None if parent is None else entry(parent).keys
+                parent = tasks.get(parent_id)
+                parent_keys = parents[id(parent_id)] = None if parent is None else entry(parent).keys
         if before is not None and before.task is not task:
             before = None
         if before is not None and before.sig == sig and _parked(task) \

@@ -67,10 +67,13 @@ def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     """A copy to change. The workflow is only ever replaced whole, and a step's record is only
     changed key by key (its values are replaced, never changed in place), so a run with many
     steps (multi-instance) shares its frozen records and copies the others one level deep
-    (``tiergate.bpmn.records``) instead of deep-copying them."""
+    (``tiergate.bpmn.records``) instead of deep-copying them. The data view is shared too: it
+    is only read during a move, and replaced whole by every move that returns a state
+    (``Move.run``, ``Move.failed``; a cancel keeps it as it is); it holds a multi-instance
+    collection (1,000 items)."""
     copied: dict[str, Any] = {}
     for key, value in state.items():
-        if key == "workflow":
+        if key in ("workflow", "data"):
             copied[key] = value
         elif key == "steps" and isinstance(value, dict):
             copied[key] = records.copied(value)
