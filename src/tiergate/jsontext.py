@@ -87,5 +87,7 @@ def dumps(value: Any) -> str:
         return value.text
     if not holds_encoded(value) or not all(isinstance(k, str) for k in value):
         return json.dumps(value)
-    return join([(key, dumps(item)) for key, item in value.items()])
+    # One member per item, the text of an ``Encoded`` taken as it is (a run's 1,000 step records).
+    return "{" + ", ".join([_encode_key(key) + ": " + (item.text if isinstance(item, Encoded) else dumps(item))
+                            for key, item in value.items()]) + "}"
 
