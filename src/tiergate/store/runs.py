@@ -228,7 +228,7 @@ def _copy_part(value: Any) -> Any:
     if isinstance(value, Encoded):
         return value
     if holds_encoded(value):  # a Tier 1 run's step records (tiergate.bpmn.records)
-        return {key: _copy_part(item) for key, item in value.items()}
+        return {key: item if isinstance(item, Encoded) else _copy_part(item) for key, item in value.items()}
     return json.loads(json.dumps(value))
 
 
