@@ -96,6 +96,9 @@ def test_a_kept_run_stores_what_a_run_restored_at_every_step_stores(
 
     assert _stored(db_url, kept_run)[0] == "completed"
     assert [e["event"] for e in engine.log(kept_run)][-1] == "completed"
+    # and the same log: each step announced ready once, completed once, in the same order
+    logged = [[(e["event"], e["step"]) for e in engine.log(run)] for run in (kept_run, restored_run)]
+    assert logged[0] == logged[1] and ("step_ready", "review[3]") in logged[0]
     assert engine.verify_log()["ok"] is True  # every stored state still hashes to what its entries bind
 
 

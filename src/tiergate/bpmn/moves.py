@@ -37,6 +37,8 @@ from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext
 
 _SPLIT = ".BoundaryEventSplit"
+#: The attribute of a kept workflow with its ready steps' tasks (``Move._sync_ready``).
+_READY_STEPS = "_tiergate_ready_steps"
 
 #: Set only by scenario tests (``tiergate.scenarios``) to learn which elements and flows a run
 #: took: each element a move reaches is appended with the element it came from. Nothing else
@@ -137,6 +139,10 @@ class Move:
         if workflow is not None:  # the one this state was dumped from, by this process's last move
             workflow.script_engine = self.engine
             self.workflow = workflow
+            ready: dict[int, str] | None = getattr(workflow, _READY_STEPS, None)
+            if ready is not None:  # what the scan below would find: that move's last scan found it
+                self.ready_before, self.ready_elements = set(ready), dict(ready)
+                return self.workflow
         else:
             spec, subprocess_specs = self.definition.specs
             self.workflow = persistence.restore(self.state["workflow"], spec, subprocess_specs, self.engine)
@@ -426,14 +432,19 @@ class Move:
     def _sync_ready(self) -> None:
         """A step with a ready task is ready, even if another instance of it was just completed."""
         assert self.workflow is not None
+        ready: dict[int, str] = {}
         for task in persistence.all_tasks(self.workflow):
             if task._state == TaskState.READY and is_step(task):
                 step = self.step_of(task) or ""
+                ready[task.id.int] = step
                 record = self.state["steps"].get(step)
                 if record is None or record.get("status") != "ready":
                     record = records.editable(self.state, step)
                     record["status"] = "ready"
                     record.setdefault("ready_at", format_time(self.ctx.now))
+        # Every ready step's task now has a ready record, and the tree does not change before it is
+        # dumped and kept: the next move that takes this workflow starts from these (``restore``).
+        setattr(self.workflow, _READY_STEPS, ready)
 
     def _timers(self) -> None:
         assert self.workflow is not None
