@@ -20,8 +20,9 @@ median of the batches: it moves much less with the machine's load than the rates
 - *loop*: a user task in a loop (merge gateway, task, exclusive gateway back), at 10 and at
   ``--tasks`` (5,000) tasks completed in the run;
 - *multi-instance*: a parallel multi-instance user task over ``--items`` (1,000) items, a step
-  while all the items are open and one after 90% of them are done, and the same task over 10
-  items.
+  while all the items are open (with the same evidence every time, then with evidence of each
+  step's own, which changes the activity's merged data on every step), one after 90% of them are
+  done, and the same task over 10 items.
 
 Each is given as a ratio to the loop's step at 10 completed tasks (goal: at most 3), with the median
 CPU time of this process per step (``time.process_time``: the Python work, not the database server's)
@@ -241,6 +242,15 @@ def growth(engine: Engine, tasks: int, items: int, repeat: int) -> dict[str, flo
             out["multi-instance, 10 items"] = timed(min(repeat, 9), many_step, "multi-instance, 10 items")
             continue
         out[f"multi-instance, {count} items open"] = timed(repeat, many_step, f"multi-instance, {count} items open")
+
+        def own_step() -> None:  # evidence of its own: the activity's merged data changes every step
+            nonlocal index
+            evidence = {**EVIDENCE, "summary": f"{tenants[index]}: payslips show the wrong overtime rate"}
+            engine.complete(run_many.id, f"verify[{index}]", evidence, actor=ACTOR)
+            index += 1
+
+        name = f"multi-instance, {count} items open, own evidence"
+        out[name] = timed(repeat, own_step, name)
         while index < count * 9 // 10:
             many_step()
         out[f"multi-instance, {count} items, 90% done"] = timed(min(repeat, count - index - 1), many_step,

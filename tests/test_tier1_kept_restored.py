@@ -96,6 +96,9 @@ def test_a_kept_run_stores_what_a_run_restored_at_every_step_stores(
 
     assert _stored(db_url, kept_run)[0] == "completed"
     assert [e["event"] for e in engine.log(kept_run)][-1] == "completed"
+    # and the same log: each step announced ready once, completed once, in the same order
+    logged = [[(e["event"], e["step"]) for e in engine.log(run)] for run in (kept_run, restored_run)]
+    assert logged[0] == logged[1] and ("step_ready", "review[3]") in logged[0]
     assert engine.verify_log()["ok"] is True  # every stored state still hashes to what its entries bind
 
 
@@ -141,3 +144,45 @@ def test_a_workflow_restored_from_a_kept_dump_shares_no_value_with_it(tmp_path: 
         task.internal_data["touched"] = True
     assert kept_dump.text == text == json.dumps(dict(kept_dump))
     assert json.dumps(persistence.dump(restored)) != text  # the restored one did change
+
+
+def test_open_instances_are_not_converted_again_when_another_instance_merges_its_evidence(
+        tmp_path: Path, make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each instance's dict holds its data as a delta against the activity's data, which every
+    completed instance changes (its evidence is merged in). The open instances lack those keys,
+    so their deltas stay the same: only the tasks that changed are converted again, and the dump
+    is still SpiffWorkflow's whole dump, byte for byte."""
+    tenants = [f"tenant-{i}" for i in range(12)]
+    body = ('<bpmn:startEvent id="start"/>' + repeated("verify", camunda_mi("tenants", "tenant"))
+            + '<bpmn:endEvent id="end"/>' + chain("start", "verify", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"roll": bpmn("roll", body)}))
+    converted: list[int] = []  # the tasks each partial dump converted
+    counting = [False]
+    partial_dump, registry = dumping.dump, persistence.REGISTRY
+    convert = registry.convert
+
+    def count(obj: Any) -> Any:
+        if counting[0] and type(obj).__name__ == "Task":
+            converted[-1] += 1
+        return convert(obj)
+
+    def compare(workflow: Any) -> Any:
+        converted.append(0)
+        counting[0] = True
+        partial = partial_dump(workflow)
+        counting[0] = False
+        assert partial.text == json.dumps(persistence.dump(workflow))
+        return partial
+
+    monkeypatch.setattr(registry, "convert", count)
+    monkeypatch.setattr(dumping, "dump", compare)
+    run = engine.start("roll", {"tenants": tenants, "customer": "acme"}, actor="agent:a").id
+    for index in range(4):  # each with evidence of its own: the activity's data changes every step
+        engine.complete(run, f"verify[{index}]", {"note": f"{tenants[index]} checked", "score": index},
+                        actor="agent:a")
+    # The first merge adds keys to the activity's data (every open instance's delta lists them as
+    # deleted): all are converted. After it, a step converts the activity, the instance it completed
+    # and the tree's few other tasks, not the 8 instances still open.
+    assert converted[1] >= 12 and converted[-1] <= 6 and converted[-2] <= 6, converted
+    engine.complete(run, "verify[4]", {"customer": "initech"}, actor="agent:a")  # a key every instance has
+    assert converted[-1] >= 7, converted  # so every open instance's delta changed: each converted again

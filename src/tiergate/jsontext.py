@@ -31,6 +31,42 @@ class Encoded(dict):  # type: ignore[type-arg]
         self.text = text
 
 
+class Frozen(Encoded):
+    """An ``Encoded`` that refuses to be changed: a Tier 1 run's step record (``tiergate.bpmn.records``).
+
+    Records are shared between the state a move starts from and the one it returns, so one that
+    a move changes is first copied (``dict(record)``); changing a shared one in place would change
+    a state already saved, so it raises instead. Copies (``copy``, ``deepcopy``, pickling) are
+    plain dicts."""
+
+    __slots__ = ("memo",)
+
+    def __init__(self, value: dict[str, Any], text: str):
+        super().__init__(value, text)
+        #: Whatever a reader works out from this record alone and keeps beside it (the step's view).
+        self.memo: Any = None
+
+    @classmethod
+    def of(cls, value: dict[str, Any]) -> "Frozen":
+        return cls(value, json.dumps(value))
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a frozen record is shared between states: copy it (dict(record)) before changing it")
+
+    __setitem__ = __delitem__ = __ior__ = update = pop = popitem = setdefault = clear = _refuse  # type: ignore[assignment]
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        import copy
+
+        return copy.deepcopy(dict(self), memo)
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+
 def member(key: str, text: str) -> str:
     """One member of an object's text: the key and the value's text, as ``json.dumps`` spells them."""
     return f"{_encode_key(key)}: {text}"
@@ -51,5 +87,7 @@ def dumps(value: Any) -> str:
         return value.text
     if not holds_encoded(value) or not all(isinstance(k, str) for k in value):
         return json.dumps(value)
-    return join([(key, dumps(item)) for key, item in value.items()])
+    # One member per item, the text of an ``Encoded`` taken as it is (a run's 1,000 step records).
+    return "{" + ", ".join([_encode_key(key) + ": " + (item.text if isinstance(item, Encoded) else dumps(item))
+                            for key, item in value.items()]) + "}"
 

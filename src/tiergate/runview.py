@@ -129,10 +129,12 @@ def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, pr
             view.instructions = ""
     if not ready:
         return
-    from tiergate.templating import render  # Jinja: only when there is something to render
+    from tiergate.templating import names_read, render  # Jinja: only when there is something to render
 
-    context = {"data": data, "run": {"id": run_id, "process": process_id},
-               "steps": {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}}
+    context: dict[str, Any] = {"data": data, "run": {"id": run_id, "process": process_id}}
+    # ``steps`` names every step (1,000 of them with a multi-instance task open): made only for templates that read it.
+    if any("steps" in (names_read(source) or ("steps",)) for source in {view.instructions for view in ready}):
+        context["steps"] = {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}
     rendered: dict[str, str] = {}  # one rendering per template: every view shares the context
     for view in ready:
         if view.instructions not in rendered:

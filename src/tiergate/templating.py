@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Iterable, Iterator, MutableMapping
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.filters import do_center, do_indent, do_replace
 from jinja2.sandbox import SandboxedEnvironment
@@ -172,6 +172,16 @@ def environment() -> SandboxedEnvironment:
 @lru_cache(maxsize=512)
 def _compile(source: str):  # type: ignore[no-untyped-def]
     return environment().from_string(source)
+
+
+@lru_cache(maxsize=512)
+def names_read(source: str) -> frozenset[str] | None:
+    """The names a template reads from its context (Jinja's ``find_undeclared_variables``: a
+    sandboxed template has no other way to reach its context); None if it does not compile."""
+    try:
+        return frozenset(meta.find_undeclared_variables(environment().parse(source)))
+    except TemplateSyntaxError:
+        return None
 
 
 def check_syntax(source: str) -> tuple[int, str] | None:

@@ -20,9 +20,13 @@ its *parent's* data. So a kept dict is reused only when all of these hold:
   first (``forget``);
 * its state, ``last_state_change``, ``triggered``, parent and children are what they were
   (SpiffWorkflow stamps ``last_state_change`` on every change of state; pruning re-parents);
-* its parent's data is what it was: every task that is converted again gets a data
-  generation that moves when ``repr`` of its data changes, and a parked task records its
-  parent's generation.
+* its *delta* against its parent's data is what it was. Every task converted again keeps the
+  ``repr`` of each of its data's values, by key; a parked task keeps those of its parent's at the
+  time its dict was made. If the parent's keys are the same, in the same order, and none of the
+  keys whose value changed is among the parked task's own keys, its delta (the keys it has that
+  differ from its parent's, and its parent's keys it lacks, in their order) is the same. So the
+  activity of 1,000 instances merging one instance's evidence (new values for ``note``, keys the
+  open instances do not have yet) leaves the other instances' dicts as they were.
 
 Every other task (the multi-instance activity itself, gateways, events, finished parents) is
 converted on every dump, as before.
@@ -45,13 +49,14 @@ _READY = TaskState.READY
 
 
 class _Entry:
-    __slots__ = ("task", "sig", "key", "dct", "member", "data_repr", "gen", "parent_gen")
+    __slots__ = ("task", "sig", "key", "dct", "member", "keys", "parent_keys")
 
-    def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], data_repr: str | None,
-                 gen: int, parent_gen: int | None):
+    def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], keys: dict[str, str],
+                 parent_keys: dict[str, str] | None):
         self.task, self.sig, self.key, self.dct = task, sig, str(task.id), dct
         self.member = member(self.key, json.dumps(dct))  # '"<id>": {...}', as it sits in the tasks' object
-        self.data_repr, self.gen, self.parent_gen = data_repr, gen, parent_gen
+        #: ``repr`` of each value of the task's data, by key, in order; and its parent's when the dict was made.
+        self.keys, self.parent_keys = keys, parent_keys
 
 
 def _sig(task: Task) -> tuple[Any, ...]:
@@ -71,6 +76,9 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
     tasks: dict[UUID, Task] = workflow.tasks
     old: dict[int, _Entry] = getattr(workflow, _ATTR, None) or {}
     new: dict[int, _Entry] = {}
+    # A parent's entry's ``keys`` by ``id()`` of the UUID its children hold (1,000 instances hold
+    # their activity's): each UUID is held by a live task for the whole dump.
+    parents: dict[int, dict[str, str] | None] = {}
 
     def entry(task: Task) -> _Entry:
         done = new.get(id(task))
@@ -78,22 +86,46 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
             return done
         before = old.get(id(task))
         sig = _sig(task)
-        parent = tasks.get(task._parent) if task._parent is not None else None
-        parent_gen = None if parent is None else entry(parent).gen
+        parent_id = task._parent
+        if parent_id is None:
+            parent_keys = None
+        else:
+            try:
+                parent_keys = parents[id(parent_id)]
+            except KeyError:
+                parent = tasks.get(parent_id)
+                parent_keys = parents[id(parent_id)] = None if parent is None else entry(parent).keys
         if before is not None and before.task is not task:
             before = None
-        if before is not None and before.sig == sig and before.parent_gen == parent_gen and _parked(task):
+        if before is not None and before.sig == sig and _parked(task) \
+                and same_delta(before.parent_keys, parent_keys, task.data):
             made = before
         else:
             dct = registry.convert(task)
-            data_repr = repr(task.data)
-            gen = 0 if before is None else before.gen + (before.data_repr != data_repr)
-            made = _Entry(task, sig, dct, data_repr, gen, parent_gen)
+            keys = {key: repr(value) for key, value in task.data.items()}
+            if before is not None and before.keys == keys and list(before.keys) == list(keys):
+                keys = before.keys  # the same object: its children see an unchanged parent at once
+            made = _Entry(task, sig, dct, keys, parent_keys)
         new[id(task)] = made
         return made
 
+    changes: dict[tuple[int, int], frozenset[str] | None] = {}
+
+    def same_delta(was: dict[str, str] | None, now: dict[str, str] | None, data: dict[str, Any]) -> bool:
+        """Whether a delta made against a parent's data with values ``was`` holds against ``now``
+        (each pair of the parent's key dicts compared once: 1,000 instances share one parent)."""
+        if was is now:
+            return True
+        if was is None or now is None:
+            return False
+        pair = (id(was), id(now))  # both held by entries for the whole dump
+        if pair not in changes:
+            changes[pair] = frozenset(k for k in now if now[k] != was[k]) if list(was) == list(now) else None
+        changed = changes[pair]
+        return changed is not None and changed.isdisjoint(data)
+
     entries = [entry(task) for task in tasks.values()]
-    del entry  # it calls itself: its cell would hold it, and through it this dump's tasks, in a ring
+    del entry, same_delta  # entry calls itself: its cell would hold it, and through it this dump's tasks, in a ring
     setattr(workflow, _ATTR, new)
     return Encoded({e.key: e.dct for e in entries}, "{" + ", ".join([e.member for e in entries]) + "}")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
@@ -228,6 +229,7 @@ def step_id(element: str, key: str | None) -> str:
     return element if key is None else f"{element}[{key}]"
 
 
+@lru_cache(maxsize=16384)  # every answer lists every instance's step (1,000 of one task)
 def split(step: str) -> tuple[str, str | None]:
     """``verify[2]`` -> (``verify``, ``2``); ``verify`` -> (``verify``, None)."""
     match = _INSTANCE.match(step)

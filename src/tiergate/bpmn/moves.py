@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence
+from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, records
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -37,8 +37,8 @@ from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext
 
 _SPLIT = ".BoundaryEventSplit"
-#: The attribute of a workflow that keeps its tasks' step ids (``Move.step_of``).
-_STEP_IDS = "_tiergate_step_ids"
+#: The attribute of a kept workflow with its ready steps' tasks (``Move._sync_ready``).
+_READY_STEPS = "_tiergate_ready_steps"
 
 #: Set only by scenario tests (``tiergate.scenarios``) to learn which elements and flows a run
 #: took: each element a move reaches is appended with the element it came from. Nothing else
@@ -47,7 +47,16 @@ PATH_TRACE: ContextVar[list[tuple[str | None, str]] | None] = ContextVar("tierga
 
 
 def element_of(task: Task) -> str | None:
+    """The BPMN element of a task: kept on its spec, which never changes."""
     spec = task.task_spec
+    try:
+        return spec._tiergate_element  # type: ignore[no-any-return]
+    except AttributeError:
+        found = spec._tiergate_element = _element_of_spec(spec)
+        return found
+
+
+def _element_of_spec(spec: Any) -> str | None:
     element = getattr(spec, "bpmn_id", None)
     if element:
         return str(element)
@@ -59,13 +68,17 @@ def element_of(task: Task) -> str | None:
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     """A copy to change. The workflow is only ever replaced whole, and a step's record is only
     changed key by key (its values are replaced, never changed in place), so a run with many
-    steps (multi-instance) copies their records one level deep instead of deep-copying them."""
+    steps (multi-instance) shares its frozen records and copies the others one level deep
+    (``tiergate.bpmn.records``) instead of deep-copying them. The data view is shared too: it
+    is only read during a move, and replaced whole by every move that returns a state
+    (``Move.run``, ``Move.failed``; a cancel keeps it as it is); it holds a multi-instance
+    collection (1,000 items)."""
     copied: dict[str, Any] = {}
     for key, value in state.items():
-        if key == "workflow":
+        if key in ("workflow", "data"):
             copied[key] = value
         elif key == "steps" and isinstance(value, dict):
-            copied[key] = {step: dict(record) for step, record in value.items()}
+            copied[key] = records.copied(value)
         else:
             copied[key] = copy.deepcopy(value)
     return copied
@@ -78,7 +91,13 @@ def step_of(task: Task) -> str | None:
 
 
 def is_step(task: Task) -> bool:
-    return bool(task.task_spec.manual) and element_of(task) is not None
+    """A people's task (user or manual task) of an element: kept on its spec, which never changes."""
+    spec = task.task_spec
+    try:
+        return spec._tiergate_is_step  # type: ignore[no-any-return]
+    except AttributeError:
+        found = spec._tiergate_is_step = bool(spec.manual) and element_of(task) is not None
+        return found
 
 
 def is_timer(task: Task) -> bool:
@@ -103,8 +122,9 @@ class Move:
         self.engine = RestrictedScriptEngine(decisions=definition.decision_objects, now=ctx.now)
         self.tainted: dict[UUID, str] = {}
         self.workflow: RestrictedWorkflow | None = None
-        self.ready_before: set[UUID] = set()
-        self.ready_elements: dict[UUID, str] = {}
+        #: The ready steps' tasks when the move began, by ``UUID.int`` (a UUID hashes in Python, an int in C).
+        self.ready_before: set[int] = set()
+        self.ready_elements: dict[int, str] = {}
         self.thrown: list[bpmn_events.Thrown] = []
         #: Elements the engine ran to completion in this move that are not steps (gateways, events,
         #: script and business rule tasks): kept in ``state["passed"]`` for the run's diagram, since
@@ -119,33 +139,34 @@ class Move:
         if workflow is not None:  # the one this state was dumped from, by this process's last move
             workflow.script_engine = self.engine
             self.workflow = workflow
+            ready: dict[int, str] | None = getattr(workflow, _READY_STEPS, None)
+            if ready is not None:  # what the scan below would find: that move's last scan found it
+                self.ready_before, self.ready_elements = set(ready), dict(ready)
+                return self.workflow
         else:
             spec, subprocess_specs = self.definition.specs
             self.workflow = persistence.restore(self.state["workflow"], spec, subprocess_specs, self.engine)
         # Ready steps already announced by a step_ready entry; one that became ready in a move
         # that then failed is announced by the next move that succeeds (after `tiergate retry`).
         self.ready_before = set()
-        records = self.state.get("steps", {})
+        stored = self.state.get("steps", {})
         for task in persistence.all_tasks(self.workflow):
             if task._state == TaskState.READY and is_step(task):
                 element = self.step_of(task) or ""
-                if records.get(element, {}).get("status") == "ready":
-                    self.ready_before.add(task.id)
-                    self.ready_elements[task.id] = element
+                if stored.get(element, {}).get("status") == "ready":
+                    self.ready_before.add(task.id.int)
+                    self.ready_elements[task.id.int] = element
         return self.workflow
 
-    def step_of(self, task: Task) -> str | None:
-        """``step_of(task)``, worked out once per task and kept with the workflow: a task's element
-        and instance key never change (a multi-instance activity outlives its live instances)."""
-        assert self.workflow is not None
-        known: dict[UUID, str | None] | None = getattr(self.workflow, _STEP_IDS, None)
-        if known is None:
-            known = {}
-            setattr(self.workflow, _STEP_IDS, known)
+    @staticmethod
+    def step_of(task: Task) -> str | None:
+        """``step_of(task)``, worked out once per task and kept on it (a kept workflow's tasks live
+        on between moves): a task's element and instance key never change (a multi-instance
+        activity outlives its live instances)."""
         try:
-            return known[task.id]
-        except KeyError:
-            found = known[task.id] = step_of(task)
+            return task._tiergate_step  # type: ignore[attr-defined, no-any-return]
+        except AttributeError:
+            found = task._tiergate_step = step_of(task)  # type: ignore[attr-defined]
             return found
 
     def create(self, data: dict[str, Any]) -> RestrictedWorkflow:
@@ -255,7 +276,8 @@ class Move:
         self.state["error"] = None
         self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
-        if self.workflow.is_completed():
+        records.freeze(self.state)
+        if persistence.is_completed(self.workflow):
             self.events.append(LogEvent("completed", SYSTEM))
             self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
             kept.forget(self.state)
@@ -336,6 +358,7 @@ class Move:
         self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
         self._timers()
+        records.freeze(self.state)
         self.events.append(LogEvent("failed", SYSTEM, step=element, detail={
             "element": element, "kind": node.kind if node is not None else None, "error": failure.message,
             "retry": hint}))
@@ -343,7 +366,7 @@ class Move:
 
     def _cancelled_steps(self) -> None:
         assert self.workflow is not None
-        present = {t.id: t for t in persistence.all_tasks(self.workflow)}
+        present = {t.id.int: t for t in persistence.all_tasks(self.workflow)}
         interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}
         interrupted.update({self._interrupts(e.detail): f"{e.detail['event']}"
@@ -365,7 +388,7 @@ class Move:
                           if c in interrupted), None)
             reason = f"interrupted by {cause}" if cause else "cancelled: the process moved on without it"
             reason = next((closed[c] for c in self._containers(instances.split(element)[0]) if c in closed), reason)
-            record = self.state["steps"][element]
+            record = records.editable(self.state, element)
             record.update(status="skipped", at=format_time(self.ctx.now), actor=str(SYSTEM), reason=reason)
             self.events.append(LogEvent("step_skipped", SYSTEM, step=element, detail={"reason": reason}))
 
@@ -389,14 +412,15 @@ class Move:
         assert self.workflow is not None
         seen: set[str] = set()
         for task in persistence.all_tasks(self.workflow):
-            if task.state != TaskState.READY or not is_step(task) or task.id in self.ready_before:
+            if task._state != TaskState.READY or not is_step(task) or task.id.int in self.ready_before:
                 continue
             element = self.step_of(task)
             assert element is not None
             self.trace(task)
-            record = self.state["steps"].setdefault(element, {"status": "locked"})
             if element in seen:
+                records.editable(self.state, element, {"status": "locked"})
                 continue
+            record = records.editable(self.state, element, {"status": "locked"})
             seen.add(element)
             record.update(status="ready", ready_at=format_time(self.ctx.now))
             if element != element_of(task):
@@ -413,12 +437,19 @@ class Move:
     def _sync_ready(self) -> None:
         """A step with a ready task is ready, even if another instance of it was just completed."""
         assert self.workflow is not None
+        ready: dict[int, str] = {}
         for task in persistence.all_tasks(self.workflow):
-            if task.state == TaskState.READY and is_step(task):
-                record = self.state["steps"].setdefault(self.step_of(task) or "", {})
-                if record.get("status") != "ready":
+            if task._state == TaskState.READY and is_step(task):
+                step = self.step_of(task) or ""
+                ready[task.id.int] = step
+                record = self.state["steps"].get(step)
+                if record is None or record.get("status") != "ready":
+                    record = records.editable(self.state, step)
                     record["status"] = "ready"
                     record.setdefault("ready_at", format_time(self.ctx.now))
+        # Every ready step's task now has a ready record, and the tree does not change before it is
+        # dumped and kept: the next move that takes this workflow starts from these (``restore``).
+        setattr(self.workflow, _READY_STEPS, ready)
 
     def _timers(self) -> None:
         assert self.workflow is not None
@@ -439,17 +470,21 @@ class Move:
 
     def _data_view(self) -> dict[str, Any]:
         assert self.workflow is not None
-        if self.workflow.is_completed():
+        if persistence.is_completed(self.workflow):
             return to_jsonable(self.workflow.data or (self.workflow.last_task.data if self.workflow.last_task else {}))
         tasks = persistence.all_tasks(self.workflow)
         chosen = [t for t in tasks if t._state in (TaskState.READY, TaskState.ERROR) and element_of(t) is not None]
         if not chosen:
             chosen = [t for t in tasks if t.state == TaskState.WAITING and element_of(t) is not None]
         merged: dict[str, Any] = {}
+        seen: tuple[Any, Any, Task | None] = (None, None, None)  # the last parent looked up: instances share one
         for task in chosen or [self.workflow.task_tree]:
             # An instance is a task whose step id carries a key (``step_of``, kept per task).
             element = element_of(task)
-            if element is not None and self.step_of(task) != element and task.parent is not None:
-                merged.update(task.parent.data)  # an instance's data leaves out the collection its activity has
+            if element is not None and self.step_of(task) != element:
+                if seen[0] is not task.workflow or seen[1] is not task._parent:
+                    seen = (task.workflow, task._parent, task.parent)
+                if seen[2] is not None:
+                    merged.update(seen[2].data)  # an instance's data leaves out the collection its activity has
             merged.update(task.data)
         return to_jsonable(merged)

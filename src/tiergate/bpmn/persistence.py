@@ -255,6 +255,19 @@ def _find_task(workflow: RestrictedWorkflow, task_id: UUID) -> Task | None:
     return None
 
 
+def is_completed(workflow: Any) -> bool:
+    """``workflow.is_completed()`` (which also marks the workflow completed), from the task
+    dictionary: SpiffWorkflow walks the tree from its root to the first unfinished task, which
+    lists the children of every task on the way (1,000 of a multi-instance task's). A pruned
+    tree holds only tasks that walk reaches, so the answer is the same."""
+    if not workflow.completed:
+        unfinished = TaskState.NOT_FINISHED_MASK
+        if any(task._state & unfinished for task in workflow.tasks.values()):
+            return False
+        workflow.completed = True
+    return True
+
+
 def all_tasks(workflow: RestrictedWorkflow) -> list[Task]:
     found = list(workflow.tasks.values())
     for sub in workflow.subprocesses.values():

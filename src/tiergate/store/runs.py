@@ -217,11 +217,19 @@ class RecentRuns:
 
 def _copy_kept(record: RunRecord) -> dict[str, Any]:
     """A kept state to hand out: parsed again from its text, except each ``Encoded`` part (a Tier 1
-    run's task tree), which is never changed and so is shared instead of parsed again."""
+    run's task tree and its frozen step records), which is never changed and so is shared instead
+    of parsed again."""
     if not holds_encoded(record.state):
         return json.loads(record.state_json or encode_json(record.state))  # type: ignore[no-any-return]
-    return {key: value if isinstance(value, Encoded) else json.loads(json.dumps(value))
-            for key, value in record.state.items()}
+    return {key: _copy_part(value) for key, value in record.state.items()}
+
+
+def _copy_part(value: Any) -> Any:
+    if isinstance(value, Encoded):
+        return value
+    if holds_encoded(value):  # a Tier 1 run's step records (tiergate.bpmn.records)
+        return {key: item if isinstance(item, Encoded) else _copy_part(item) for key, item in value.items()}
+    return json.loads(json.dumps(value))
 
 
 def list_runs(conn: Connection, *, process_id: str | None = None, status: str | None = None,
