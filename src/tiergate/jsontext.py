@@ -16,6 +16,7 @@ rebuilds from it reads the text (``tiergate.bpmn.persistence.restore`` does).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 _encode_key = json.encoder.encode_basestring_ascii  # what json.dumps (ensure_ascii) uses for a str
@@ -29,6 +30,29 @@ class Encoded(dict):  # type: ignore[type-arg]
     def __init__(self, value: dict[str, Any], text: str):
         super().__init__(value)
         self.text = text
+
+
+class Member:
+    """One member of a ``Parted`` object: its key, its value's JSON text, and the two spelled as in the
+    object's text (``member``). ``leaf`` is kept for whoever stores it apart (``tiergate.store.parts``)."""
+
+    __slots__ = ("key", "text", "member", "leaf")
+
+    def __init__(self, key: str, text: str):
+        self.key, self.text, self.member = key, text, member(key, text)
+        self.leaf: bytes | None = None
+
+
+class Parted(Encoded):
+    """An ``Encoded`` object whose members may be stored apart, one row each (``tiergate.store.parts``):
+    a Tier 1 run's task tree, where a step changes a few of 1,000 tasks. ``members`` are in order;
+    the text is theirs joined. Like every ``Encoded``, never changed once made."""
+
+    __slots__ = ("members",)
+
+    def __init__(self, value: dict[str, Any], members: Sequence[Member]):
+        super().__init__(value, "{" + ", ".join([m.member for m in members]) + "}")
+        self.members = members
 
 
 def member(key: str, text: str) -> str:

@@ -6,7 +6,9 @@ between moves (``tiergate.bpmn.kept``) keeps, per task, the dict SpiffWorkflow's
 for it and that dict's JSON text; the next dump reuses them for tasks that cannot have changed,
 and returns the state's ``workflow`` as a ``tiergate.jsontext.Encoded`` whose text is spliced
 from the kept texts. The result is equal, key for key and byte for byte, to
-``json.dumps(persistence.dump(workflow))`` (a test holds it to that).
+``json.dumps(persistence.dump(workflow))`` (a test holds it to that). Each workflow's ``tasks``
+is a ``tiergate.jsontext.Parted``: a large one is stored a task a row, and a step writes only
+the rows whose text changed (``tiergate.store.parts``).
 
 **What a task's dict is made of** (``TaskConverter.to_dict``): its id, parent, children, state,
 ``last_state_change``, spec, ``triggered``, ``internal_data``, and its data as a delta against
@@ -38,19 +40,21 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import persistence
-from tiergate.jsontext import Encoded, join, member
+from tiergate.jsontext import Encoded, Member, Parted, join
 
 _ATTR = "_tiergate_task_dumps"
 _READY = TaskState.READY
 
 
-class _Entry:
-    __slots__ = ("task", "sig", "key", "dct", "member", "data_repr", "gen", "parent_gen")
+class _Entry(Member):
+    """A task's dict, its text and (``Member.member``) '"<id>": {...}' as it sits in the tasks' object."""
+
+    __slots__ = ("task", "sig", "dct", "data_repr", "gen", "parent_gen")
 
     def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], data_repr: str | None,
                  gen: int, parent_gen: int | None):
-        self.task, self.sig, self.key, self.dct = task, sig, str(task.id), dct
-        self.member = member(self.key, json.dumps(dct))  # '"<id>": {...}', as it sits in the tasks' object
+        super().__init__(str(task.id), json.dumps(dct))
+        self.task, self.sig, self.dct = task, sig, dct
         self.data_repr, self.gen, self.parent_gen = data_repr, gen, parent_gen
 
 
@@ -62,7 +66,7 @@ def _parked(task: Task) -> bool:
     return task._state == _READY and bool(task.task_spec.manual)
 
 
-def _tasks(workflow: Any, registry: Any) -> Encoded:
+def _tasks(workflow: Any, registry: Any) -> Parted:
     """The workflow's ``tasks`` mapping, each task's dict reused where it cannot have changed.
 
     Entries are found by ``id(task)`` (a UUID hashes in Python, an int in C); each holds its task,
@@ -95,7 +99,7 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
     entries = [entry(task) for task in tasks.values()]
     del entry  # it calls itself: its cell would hold it, and through it this dump's tasks, in a ring
     setattr(workflow, _ATTR, new)
-    return Encoded({e.key: e.dct for e in entries}, "{" + ", ".join([e.member for e in entries]) + "}")
+    return Parted({e.key: e.dct for e in entries}, entries)
 
 
 def _encoded(items: list[tuple[str, Any]]) -> Encoded:
