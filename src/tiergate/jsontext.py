@@ -46,13 +46,19 @@ class Member:
 class Parted(Encoded):
     """An ``Encoded`` object whose members may be stored apart, one row each (``tiergate.store.parts``):
     a Tier 1 run's task tree, where a step changes a few of 1,000 tasks. ``members`` are in order;
-    the text is theirs joined. Like every ``Encoded``, never changed once made."""
+    the text is theirs joined. Like every ``Encoded``, never changed once made.
 
-    __slots__ = ("members",)
+    Its maker may say what it was made from: ``base`` is the ``token`` of the ``Parted`` it
+    followed, every member of this one not in ``fresh`` being a member of that one, unchanged;
+    a store that kept what it wrote of that one then looks at ``fresh`` only."""
 
-    def __init__(self, value: dict[str, Any], members: Sequence[Member]):
+    __slots__ = ("members", "token", "base", "fresh")
+
+    def __init__(self, value: dict[str, Any], members: Sequence[Member], *, base: object | None = None,
+                 fresh: Sequence[Member] = ()):
         super().__init__(value, "{" + ", ".join([m.member for m in members]) + "}")
         self.members = members
+        self.token, self.base, self.fresh = object(), base, fresh
 
 
 def member(key: str, text: str) -> str:

@@ -43,6 +43,7 @@ from tiergate.bpmn import persistence
 from tiergate.jsontext import Encoded, Member, Parted, join
 
 _ATTR = "_tiergate_task_dumps"
+_TOKEN = "_tiergate_tasks_token"  # the last dump's Parted (its token): what the next one follows
 _READY = TaskState.READY
 
 
@@ -75,6 +76,7 @@ def _tasks(workflow: Any, registry: Any) -> Parted:
     tasks: dict[UUID, Task] = workflow.tasks
     old: dict[int, _Entry] = getattr(workflow, _ATTR, None) or {}
     new: dict[int, _Entry] = {}
+    fresh: list[_Entry] = []
 
     def entry(task: Task) -> _Entry:
         done = new.get(id(task))
@@ -93,13 +95,17 @@ def _tasks(workflow: Any, registry: Any) -> Parted:
             data_repr = repr(task.data)
             gen = 0 if before is None else before.gen + (before.data_repr != data_repr)
             made = _Entry(task, sig, dct, data_repr, gen, parent_gen)
+            fresh.append(made)
         new[id(task)] = made
         return made
 
     entries = [entry(task) for task in tasks.values()]
     del entry  # it calls itself: its cell would hold it, and through it this dump's tasks, in a ring
     setattr(workflow, _ATTR, new)
-    return Parted({e.key: e.dct for e in entries}, entries)
+    parted = Parted({e.key: e.dct for e in entries}, entries, base=getattr(workflow, _TOKEN, None) if old else None,
+                    fresh=fresh)
+    setattr(workflow, _TOKEN, parted.token)
+    return parted
 
 
 def _encoded(items: list[tuple[str, Any]]) -> Encoded:
@@ -135,5 +141,6 @@ def dump_with(workflow: Any, registry: Any, fmt: int) -> Encoded:
 def forget(workflow: Any) -> None:
     """Drop the kept task dicts (of the workflow and its subprocesses): the next dump converts every task."""
     for owner in (workflow, *workflow.subprocesses.values()):
-        if hasattr(owner, _ATTR):
-            delattr(owner, _ATTR)
+        for name in (_ATTR, _TOKEN):
+            if hasattr(owner, name):
+                delattr(owner, name)

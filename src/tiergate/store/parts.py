@@ -45,10 +45,14 @@ Rows = dict[str, tuple[int, Member]]
 
 @dataclass
 class Stored:
-    """One object as stored apart: its members by key, with their positions, in order."""
+    """One object as stored apart: its members by key, with their positions, in order; the next
+    free position; each position's leaf (``b""`` where none is: the object's digest is that of
+    their concatenation), None until needed; and the ``Parted.token`` it was written from."""
 
     rows: Rows
     next: int
+    leaves: list[bytes] | None = None
+    source: object | None = None
 
 
 @dataclass
@@ -125,7 +129,7 @@ def split(state: dict[str, Any], before: dict[str, Stored] | None) -> Split | No
     for path, parted in found.items():
         stored = _diff(path, parted, (before or {}).get(path), out)
         out.stored[path] = stored
-        summary[path] = {"n": len(stored.rows), "sha256": digest([leaf(item) for _, item in stored.rows.values()])}
+        summary[path] = {"n": len(stored.rows), "sha256": digest(stored.leaves or [])}
     if KEY in state:
         raise ValueError(f"a run's state may not use the key '{KEY}' (it lists the parts stored apart)")
     ancestors = {pointer(_keys(path)[:depth]) for path in found for depth in range(1, len(_keys(path)))}
@@ -145,6 +149,10 @@ def _text(value: Any, path: str, found: dict[str, Parted], ancestors: set[str]) 
 
 def _diff(path: str, parted: Parted, old: Stored | None, out: Split) -> Stored:
     """The object's rows now; the members whose text changed go to ``out.written``."""
+    if old is not None and old.next > 4 * len(old.rows) + 1024:
+        old = None  # positions mostly of members long gone: written anew, from 0
+    if old is not None and old.leaves is not None and parted.base is not None and parted.base is old.source:
+        return _follow(path, parted, old, out)
     rows: Rows = {}
     written: list[tuple[str, str, int, str]] = []
     old_rows = old.rows if old is not None else {}
@@ -174,7 +182,34 @@ def _diff(path: str, parted: Parted, old: Stored | None, out: Split) -> Stored:
     elif len(old_rows) + next_free - old.next != len(rows):  # some members are gone
         out.deleted.extend((path, key) for key in old_rows.keys() - rows.keys())
     out.written.extend(written)
-    return Stored(rows, next_free)
+    leaves = [b""] * next_free
+    for position, item in rows.values():
+        leaves[position] = leaf(item)
+    return Stored(rows, next_free, leaves, parted.token)
+
+
+def _follow(path: str, parted: Parted, old: Stored, out: Split) -> Stored:
+    """``_diff`` for a ``Parted`` made from the one ``old`` was written from: only its fresh members
+    and the members gone are looked at (a step's few), the rest is copied whole."""
+    rows, leaves, next_free = dict(old.rows), list(old.leaves or ()), old.next
+    gone = old.rows.keys() - parted.keys()
+    for key in gone:
+        position, _ = rows.pop(key)
+        leaves[position] = b""
+        out.deleted.append((path, key))
+    for item in parted.fresh:
+        kept = rows.get(item.key)
+        if kept is not None:
+            position, stored = kept
+            if stored.text is item.text or stored.text == item.text:
+                continue
+            leaves[position] = leaf(item)
+        else:
+            position, next_free = next_free, next_free + 1
+            leaves.append(leaf(item))
+        rows[item.key] = (position, item)
+        out.written.append((path, item.key, position, item.text))
+    return Stored(rows, next_free, leaves, parted.token)
 
 
 def assemble(root: dict[str, Any], rows: list[tuple[str, str, int, str]]) -> dict[str, Stored]:
