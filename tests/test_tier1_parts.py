@@ -266,3 +266,21 @@ def test_any_large_parted_value_of_a_state_is_stored_apart_and_read_back(db_url:
             assert execution_log.verify(conn)[2] is None
     finally:
         database.dispose()
+
+
+def test_four_processes_completing_four_instances_of_a_run_in_parts_all_land(
+        tmp_path: Path, db_url: str, make_engine: Callable[..., Engine]) -> None:
+    from test_tier1_concurrency import _complete, _spawn
+
+    home = _home(tmp_path)
+    engine = make_engine(home)
+    run = engine.start("roll", {"tenants": TENANTS}, actor="agent:a").id
+    engine.complete(run, "verify[0]", EVIDENCE, actor="agent:a")  # every process starts from a state in parts
+    jobs = [(str(home), db_url, run, f"verify[{i}]", {"note": f"n{i}"}, f"agent:w{i}") for i in (11, 22, 33, 44)]
+    assert sorted(outcome for _, outcome, _ in _spawn(_complete, jobs)) == ["ok"] * 4
+    fresh = make_engine(home)
+    done = {s.id for s in fresh.status(run).steps if s.state == "done"}
+    assert {"verify[0]", "verify[11]", "verify[22]", "verify[33]", "verify[44]"} <= done
+    assert fresh.verify_log()["ok"] is True
+    fresh.complete(run, "verify[1]", EVIDENCE, actor="agent:a")
+    assert fresh.verify_log()["ok"] is True
