@@ -284,3 +284,13 @@ def test_four_processes_completing_four_instances_of_a_run_in_parts_all_land(
     assert fresh.verify_log()["ok"] is True
     fresh.complete(run, "verify[1]", EVIDENCE, actor="agent:a")
     assert fresh.verify_log()["ok"] is True
+
+
+def test_the_run_page_of_a_run_in_parts_shows_its_diagram_states_and_its_check(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    home = _home(tmp_path)
+    run = make_engine(home).start("roll", {"tenants": TENANTS}, actor="agent:a").id
+    make_engine(home).complete(run, "verify[0]", EVIDENCE, actor="agent:a")
+    view = make_engine(home).run_view(run)  # read back from the database, parts and all
+    assert view["verify"]["ok"] is True
+    assert view["diagram"]["elements"]["verify"] == "ready" and view["diagram"]["elements"]["start"] == "finished"
