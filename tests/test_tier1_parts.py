@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from support import CLIResult
+from support import CLIResult, HomeBuilder
 from test_tier1_instances import camunda_mi, repeated
 from test_tier1_kept_restored import _normal
 from tier1_helpers import bpmn, chain, tier1_home, user
@@ -33,7 +33,7 @@ BODY = ('<bpmn:startEvent id="start"/>' + repeated("verify", camunda_mi("tenants
 EVIDENCE = {"note": "checked"}
 
 
-def _home(tmp_path: Path) -> Path:
+def _home(tmp_path: Path) -> HomeBuilder:
     return tier1_home(tmp_path / "home", {"roll": bpmn("roll", BODY)})
 
 
@@ -276,7 +276,7 @@ def test_four_processes_completing_four_instances_of_a_run_in_parts_all_land(
     engine = make_engine(home)
     run = engine.start("roll", {"tenants": TENANTS}, actor="agent:a").id
     engine.complete(run, "verify[0]", EVIDENCE, actor="agent:a")  # every process starts from a state in parts
-    jobs = [(str(home), db_url, run, f"verify[{i}]", {"note": f"n{i}"}, f"agent:w{i}") for i in (11, 22, 33, 44)]
+    jobs = [(str(home.root), db_url, run, f"verify[{i}]", {"note": f"n{i}"}, f"agent:w{i}") for i in (11, 22, 33, 44)]
     assert sorted(outcome for _, outcome, _ in _spawn(_complete, jobs)) == ["ok"] * 4
     fresh = make_engine(home)
     done = {s.id for s in fresh.status(run).steps if s.state == "done"}
@@ -294,3 +294,28 @@ def test_the_run_page_of_a_run_in_parts_shows_its_diagram_states_and_its_check(
     view = make_engine(home).run_view(run)  # read back from the database, parts and all
     assert view["verify"]["ok"] is True
     assert view["diagram"]["elements"]["verify"] == "ready" and view["diagram"]["elements"]["start"] == "finished"
+
+
+def test_a_run_in_parts_through_the_server_with_the_cli_as_its_client(
+        tmp_path: Path, db_url: str, make_engine: Callable[..., Engine], cli: Callable[..., CLIResult]) -> None:
+    from serving import running_server
+
+    home = _home(tmp_path)
+    issued = cli("tokens", "issue", "agent:bot", "--json", home=home)
+    assert issued.returncode == 0, issued
+    with running_server(home.root, db_url, tmp_path / "server.log") as server:
+        as_bot = {"TIERGATE_URL": server.url, "TIERGATE_TOKEN": issued.json["data"]["token"]}
+        started = cli("start", "roll", "--data", json.dumps({"tenants": TENANTS}), "--json", home=home, env=as_bot)
+        assert started.returncode == 0, started
+        run = started.json["data"]["id"]
+        for step in ("verify[9]", "verify[3]"):  # the server keeps the run's workflow between them
+            done = cli("complete", run, step, "--evidence", json.dumps(EVIDENCE), "--json", home=home, env=as_bot)
+            assert done.returncode == 0, done
+        status = cli("status", run, "--json", home=home, env=as_bot)
+        assert status.returncode == 0, status
+    engine = make_engine(home)
+    assert _root(engine, run)["workflow"]["tasks"] is None  # stored in parts
+    direct = {s.id: s.state for s in engine.status(run).steps}
+    assert {s["id"]: s["state"] for s in status.json["data"]["steps"]} == direct
+    assert direct["verify[9]"] == direct["verify[3]"] == "done" and direct["verify[4]"] == "ready"
+    assert engine.verify_log()["ok"] is True
