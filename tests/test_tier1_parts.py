@@ -319,3 +319,26 @@ def test_a_run_in_parts_through_the_server_with_the_cli_as_its_client(
     assert {s["id"]: s["state"] for s in status.json["data"]["steps"]} == direct
     assert direct["verify[9]"] == direct["verify[3]"] == "done" and direct["verify[4]"] == "ready"
     assert engine.verify_log()["ok"] is True
+
+
+SUB_BODY = ('<bpmn:startEvent id="start"/><bpmn:subProcess id="batch"><bpmn:startEvent id="b_s"/>'
+            + repeated("verify", camunda_mi("tenants", "tenant")) + '<bpmn:endEvent id="b_end"/>'
+            + chain("b_s", "verify", "b_end", prefix="b") + '</bpmn:subProcess>'
+            + user("close") + '<bpmn:endEvent id="end"/>' + chain("start", "batch", "close", "end"))
+
+
+def test_a_large_task_tree_of_a_subprocess_is_stored_in_parts_too(tmp_path: Path, db_url: str,
+                                                                  make_engine: Callable[..., Engine]) -> None:
+    home = tier1_home(tmp_path / "home", {"batched": bpmn("batched", SUB_BODY)})
+    engine = make_engine(home)
+    run = engine.start("batched", {"tenants": TENANTS}, actor="agent:a").id
+    engine.complete(run, "verify[4]", EVIDENCE, actor="agent:a")
+    listed = _root(engine, run)["stored_parts"]
+    (path,) = [p for p in listed if p.startswith("/workflow/subprocesses/")]
+    assert path.endswith("/tasks") and listed[path]["n"] > len(TENANTS)
+    before = _stored(db_url, run)
+    make_engine(home).complete(run, "verify[5]", EVIDENCE, actor="agent:a")  # from the parts read back
+    engine.complete(run, "verify[6]", EVIDENCE, actor="agent:a")
+    after = make_engine(home).status(run)
+    assert {s.id for s in after.steps if s.state == "done"} >= {"verify[4]", "verify[5]", "verify[6]"}
+    assert before != _stored(db_url, run) and engine.verify_log()["ok"] is True
