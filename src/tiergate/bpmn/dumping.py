@@ -47,15 +47,16 @@ _TOKEN = "_tiergate_tasks_token"  # the last dump's Parted (its token): what the
 _READY = TaskState.READY
 
 
-class _Entry(Member):
-    """A task's dict, its text and (``Member.member``) '"<id>": {...}' as it sits in the tasks' object."""
+class _Entry:
+    """A task's dict, and its text as a ``Member`` of the tasks' object (which holds no task: a state
+    kept after its run ends must not keep the run's workflow alive)."""
 
-    __slots__ = ("task", "sig", "dct", "data_repr", "gen", "parent_gen")
+    __slots__ = ("task", "sig", "key", "dct", "part", "data_repr", "gen", "parent_gen")
 
     def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], data_repr: str | None,
                  gen: int, parent_gen: int | None):
-        super().__init__(str(task.id), json.dumps(dct))
-        self.task, self.sig, self.dct = task, sig, dct
+        self.task, self.sig, self.key, self.dct = task, sig, str(task.id), dct
+        self.part = Member(self.key, json.dumps(dct))  # '"<id>": {...}' as it sits in the tasks' object
         self.data_repr, self.gen, self.parent_gen = data_repr, gen, parent_gen
 
 
@@ -102,8 +103,8 @@ def _tasks(workflow: Any, registry: Any) -> Parted:
     entries = [entry(task) for task in tasks.values()]
     del entry  # it calls itself: its cell would hold it, and through it this dump's tasks, in a ring
     setattr(workflow, _ATTR, new)
-    parted = Parted({e.key: e.dct for e in entries}, entries, base=getattr(workflow, _TOKEN, None) if old else None,
-                    fresh=fresh)
+    parted = Parted({e.key: e.dct for e in entries}, [e.part for e in entries],
+                    base=getattr(workflow, _TOKEN, None) if old else None, fresh=[e.part for e in fresh])
     setattr(workflow, _TOKEN, parted.token)
     return parted
 
