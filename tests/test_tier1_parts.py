@@ -20,6 +20,7 @@ from tier1_helpers import bpmn, chain, tier1_home, user
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM
 from tiergate.engine import Engine
+from tiergate.errors import IntegrityError
 from tiergate.jsontext import Member, Parted
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent
@@ -46,6 +47,11 @@ def _rows(engine: Engine, run_id: str) -> dict[str, str]:
     with engine.db.read() as conn:
         return {key: body for key, body in conn.execute(sa.text(
             "SELECT key, body FROM run_parts WHERE run_id = :r AND path = '/workflow/tasks'"), {"r": run_id})}
+
+
+def _entries(engine: Engine, run_id: str) -> int:
+    with engine.db.read() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM log_entries WHERE run_id = :r"), {"r": run_id}).scalar())
 
 
 def _root(engine: Engine, run_id: str) -> dict[str, Any]:
@@ -151,6 +157,7 @@ def test_tampering_with_one_part_is_found_and_named(tmp_path: Path, make_engine:
     run = engine.start("roll", {"tenants": TENANTS}, actor="agent:a").id
     engine.complete(run, "verify[2]", EVIDENCE, actor="agent:a")
     assert engine.verify_log()["ok"] is True
+    entries = _entries(engine, run)
     with engine.db.read() as conn:
         key, body = conn.execute(sa.text("SELECT key, body FROM run_parts WHERE run_id = :r AND body LIKE :t "
                                          "ORDER BY pos DESC LIMIT 1"), {"r": run, "t": '%"tenant-011"%'}).one()
@@ -175,6 +182,14 @@ def test_tampering_with_one_part_is_found_and_named(tmp_path: Path, make_engine:
     result = cli("log", "verify", "--json", home=home)
     assert result.returncode == 1 and result.json["error"]["code"] == "log_tampered"
     assert expected in result.json["error"]["message"]
+    # A run whose parts do not give the digests its state lists is not moved (nor shown).
+    with pytest.raises(IntegrityError) as err:
+        make_engine(home).status(run)
+    assert err.value.code == "log_tampered" and "/workflow/tasks" in err.value.message
+    refused = cli("complete", run, "verify[5]", "--evidence", json.dumps(EVIDENCE), "--actor", "agent:a", "--json",
+                  home=home)
+    assert refused.returncode == 1 and refused.json["error"]["code"] == "log_tampered", refused
+    assert _entries(engine, run) == entries  # refused before anything was written
 
 
 def test_a_state_stored_whole_before_is_read_as_it_is_and_stored_in_parts_from_its_next_change(

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tiergate import jsontext
+from tiergate.errors import IntegrityError
 from tiergate.jsontext import Encoded, Member, Parted
 
 #: The root's key that lists the objects stored apart. Runners never use it for state of their own.
@@ -212,9 +213,11 @@ def _follow(path: str, parted: Parted, old: Stored, out: Split) -> Stored:
     return Stored(rows, next_free, leaves, parted.token)
 
 
-def assemble(root: dict[str, Any], rows: list[tuple[str, str, int, str]]) -> dict[str, Stored]:
+def assemble(run_id: str, root: dict[str, Any], rows: list[tuple[str, str, int, str]]) -> dict[str, Stored]:
     """Put the parts read back (pointer, key, position, text; in pointer and position order) into
-    ``root`` (parsed from the run row), each object as a ``Parted``; what was stored, for the next write."""
+    ``root`` (parsed from the run row), each object as a ``Parted``; what was stored, for the next
+    write. Each object is re-hashed against the digest the root lists (its leaves are kept for the
+    next write): ``IntegrityError`` if a part was changed in the database, and the run is not used."""
     listed = root.pop(KEY, None) or {}
     grouped: dict[str, list[tuple[int, Member]]] = {path: [] for path in listed}
     for path, key, position, text in rows:
@@ -222,13 +225,23 @@ def assemble(root: dict[str, Any], rows: list[tuple[str, str, int, str]]) -> dic
             grouped[path].append((position, Member(key, text)))
     stored: dict[str, Stored] = {}
     for path, found in grouped.items():
+        members = [m for _, m in found]
+        next_free = found[-1][0] + 1 if found else 0
+        leaves = [b""] * next_free
+        for position, item in found:
+            leaves[position] = leaf(item)
+        if {"n": len(members), "sha256": digest(leaves)} != listed[path]:
+            raise IntegrityError(
+                f"the part {path} of run {run_id}'s state no longer matches the digest its state lists: "
+                "run_parts was changed in the database after it was stored, so the run is not moved. Restore "
+                "the run's rows of run_parts from a backup (`tiergate log verify` names every such run).",
+                details={"run": run_id, "part": path})
         keys = _keys(path)
         container: Any = root
         for key in keys[:-1]:
             container = container[key]
-        members = [m for _, m in found]
         container[keys[-1]] = Parted({m.key: json.loads(m.text) for m in members}, members)
-        stored[path] = Stored({m.key: (position, m) for position, m in found}, found[-1][0] + 1 if found else 0)
+        stored[path] = Stored({m.key: (position, m) for position, m in found}, next_free, leaves)
     return stored
 
 

@@ -134,7 +134,7 @@ def get_run(conn: Connection, run_id: str) -> RunRecord | None:
     if state_parts.KEY in state:
         with driver_cursor(conn) as cursor:
             cursor.execute(_SELECT_PARTS(dialect), (run_id,))
-            stored, root = state_parts.assemble(state, cursor.fetchall()), state_text
+            stored, root = state_parts.assemble(run_id, state, cursor.fetchall()), state_text
     return RunRecord(id=id_, process_id=process_id, definition_version=definition_version, tier=tier,
                      status=RunStatus(status), state=state, version=version, started_by=started_by,
                      created_at=read_time(created_at), updated_at=read_time(updated_at),
