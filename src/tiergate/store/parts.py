@@ -20,8 +20,11 @@ with no extra statement: ``split`` returns None.
 
 What was stored is kept with the run's record (``Stored``: each member's position and text), so
 the next step knows what changed without reading the rows back; ``get_run`` builds it from the
-rows. Positions keep the members' order (SpiffWorkflow's task dictionary is in creation order,
-and a restored run must list its tasks as the kept one does); a new member goes after the rest.
+rows, re-hashing them against the root (a run whose parts were changed is not used). When the
+``Parted`` says which one it followed and which members it made afresh (a partial dump does), a
+step looks at those only and copies the rest; otherwise it compares every member's text.
+Positions keep the members' order (SpiffWorkflow's task dictionary is in creation order, and a
+restored run must list its tasks as the kept one does); a new member goes after the rest.
 """
 
 from __future__ import annotations
