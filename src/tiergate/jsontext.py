@@ -16,6 +16,7 @@ rebuilds from it reads the text (``tiergate.bpmn.persistence.restore`` does).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 _encode_key = json.encoder.encode_basestring_ascii  # what json.dumps (ensure_ascii) uses for a str
@@ -65,6 +66,35 @@ class Frozen(Encoded):
 
     def __reduce__(self) -> Any:
         return (dict, (dict(self),))
+
+
+class Member:
+    """One member of a ``Parted`` object: its key, its value's JSON text, and the two spelled as in the
+    object's text (``member``). ``leaf`` is kept for whoever stores it apart (``tiergate.store.parts``)."""
+
+    __slots__ = ("key", "text", "member", "leaf")
+
+    def __init__(self, key: str, text: str):
+        self.key, self.text, self.member = key, text, member(key, text)
+        self.leaf: bytes | None = None
+
+
+class Parted(Encoded):
+    """An ``Encoded`` object whose members may be stored apart, one row each (``tiergate.store.parts``):
+    a Tier 1 run's task tree, where a step changes a few of 1,000 tasks. ``members`` are in order;
+    the text is theirs joined. Like every ``Encoded``, never changed once made.
+
+    Its maker may say what it was made from: ``base`` is the ``token`` of the ``Parted`` it
+    followed, every member of this one not in ``fresh`` being a member of that one, unchanged;
+    a store that kept what it wrote of that one then looks at ``fresh`` only."""
+
+    __slots__ = ("members", "token", "base", "fresh")
+
+    def __init__(self, value: dict[str, Any], members: Sequence[Member], *, base: object | None = None,
+                 fresh: Sequence[Member] = ()):
+        super().__init__(value, "{" + ", ".join([m.member for m in members]) + "}")
+        self.members = members
+        self.token, self.base, self.fresh = object(), base, fresh
 
 
 def member(key: str, text: str) -> str:

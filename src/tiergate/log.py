@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from itertools import groupby
 from typing import Any, Iterable, Iterator
 
 from sqlalchemy import Connection, Text, cast, select
@@ -23,7 +24,8 @@ from sqlalchemy import Connection, Text, cast, select
 from tiergate.actors import Actor
 from tiergate.jsonutil import canonical_json
 from tiergate.store.db import DriverSQL, bind_time, driver_cursor
-from tiergate.store.tables import LogEntry, Run
+from tiergate.store import parts as state_parts
+from tiergate.store.tables import LogEntry, Run, RunPart
 from tiergate.timestamps import format_time, utc
 
 GENESIS = "0" * 64
@@ -39,6 +41,7 @@ EVENTS = frozenset({
 
 _log = LogEntry.__table__  # type: ignore[attr-defined]
 _runs = Run.__table__  # type: ignore[attr-defined]
+_parts = RunPart.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -230,9 +233,22 @@ class Break:
     problem: str
 
 
-def _stored_state_hash(state_text: str | None) -> str:
-    """The state hash of a run's stored state, read back as text (spelled as it was written)."""
-    return state_hash(json.dumps(json.loads(state_text if state_text is not None else "null")))
+def _stored_state(state_text: str | None) -> tuple[str, Any]:
+    """The state hash of a run's stored state, read back as text (spelled as it was written), and the state."""
+    state = json.loads(state_text if state_text is not None else "null")
+    return state_hash(json.dumps(state)), state
+
+
+def _part_digests(conn: Connection, run_id: str | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per run, the digests of its parts stored apart, worked out from the rows (``store.parts``)."""
+    query = select(_parts.c.run_id, _parts.c.path, _parts.c.key, _parts.c.pos, _parts.c.body).order_by(
+        _parts.c.run_id, _parts.c.path, _parts.c.pos)
+    if run_id is not None:
+        query = query.where(_parts.c.run_id == run_id)
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for owner, rows in groupby(conn.execute(query), key=lambda row: row[0]):
+        found[owner] = state_parts.digests([(path, key, pos, body) for _, path, key, pos, body in rows])
+    return found
 
 
 def verify(conn: Connection, run_id: str | None = None) -> tuple[int, int, Break | None]:
@@ -245,6 +261,7 @@ def verify(conn: Connection, run_id: str | None = None) -> tuple[int, int, Break
     if run_id is not None:
         run_query, log_query = run_query.where(_runs.c.id == run_id), log_query.where(_log.c.run_id == run_id)
     runs = {row.id: row for row in conn.execute(run_query)}
+    parts = _part_digests(conn, run_id)
     heads = {run_id: (row.log_seq, row.log_head) for run_id, row in runs.items()}
     checked_entries = 0
     seen_runs: set[str] = set()
@@ -288,7 +305,7 @@ def verify(conn: Connection, run_id: str | None = None) -> tuple[int, int, Break
                                     f"the run's anchor expects {head[0]} entries, the log has {len(rows)}: "
                                     "the newest entries were deleted or replaced"))
             else:
-                found = _state_break(run_id, rows, runs[run_id])
+                found = _state_break(run_id, rows, runs[run_id], parts.get(run_id, {}))
                 if found is not None:
                     breaks.append(found)
     for run_id, (seq, _head) in heads.items():
@@ -299,8 +316,10 @@ def verify(conn: Connection, run_id: str | None = None) -> tuple[int, int, Break
     return len(heads), checked_entries, first
 
 
-def _state_break(run_id: str, rows: list[dict[str, Any]], run: Any) -> Break | None:
-    """The run row's state and definition version against the newest entry that binds them."""
+def _state_break(run_id: str, rows: list[dict[str, Any]], run: Any,
+                 parts: dict[str, dict[str, Any]]) -> Break | None:
+    """The run row's state and definition version against the newest entry that binds them, and
+    the parts of its state stored apart against the digests the state lists."""
     last = rows[-1]
     if run.definition_version != last["definition_version"]:
         return Break(run_id, last["seq"], last["id"],
@@ -310,11 +329,17 @@ def _state_break(run_id: str, rows: list[dict[str, Any]], run: Any) -> Break | N
     if bound is None:  # written before states were bound (migration 0008)
         return None
     try:
-        current = _stored_state_hash(run.state)
+        current, state = _stored_state(run.state)
     except ValueError:
-        current = None
+        current, state = None, None
     if current != bound["state_hash"]:
         return Break(run_id, bound["seq"], bound["id"],
                      f"the run's stored state does not match the state its entry seq {bound['seq']} binds: "
                      "runs.state was edited")
+    listed = (state.get(state_parts.KEY) if isinstance(state, dict) else None) or {}
+    for path in sorted(set(listed) | set(parts)):
+        if parts.get(path) != listed.get(path):
+            return Break(run_id, bound["seq"], bound["id"],
+                         f"the part {path} of the run's state, stored apart, does not match the digest its state "
+                         f"(bound by entry seq {bound['seq']}) lists: run_parts was edited")
     return None

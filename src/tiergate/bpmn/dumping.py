@@ -6,7 +6,9 @@ between moves (``tiergate.bpmn.kept``) keeps, per task, the dict SpiffWorkflow's
 for it and that dict's JSON text; the next dump reuses them for tasks that cannot have changed,
 and returns the state's ``workflow`` as a ``tiergate.jsontext.Encoded`` whose text is spliced
 from the kept texts. The result is equal, key for key and byte for byte, to
-``json.dumps(persistence.dump(workflow))`` (a test holds it to that).
+``json.dumps(persistence.dump(workflow))`` (a test holds it to that). Each workflow's ``tasks``
+is a ``tiergate.jsontext.Parted``: a large one is stored a task a row, and a step writes only
+the rows whose text changed (``tiergate.store.parts``).
 
 **What a task's dict is made of** (``TaskConverter.to_dict``): its id, parent, children, state,
 ``last_state_change``, spec, ``triggered``, ``internal_data``, and its data as a delta against
@@ -42,19 +44,23 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import persistence
-from tiergate.jsontext import Encoded, join, member
+from tiergate.jsontext import Encoded, Member, Parted, join
 
 _ATTR = "_tiergate_task_dumps"
+_TOKEN = "_tiergate_tasks_token"  # the last dump's Parted (its token): what the next one follows
 _READY = TaskState.READY
 
 
 class _Entry:
-    __slots__ = ("task", "sig", "key", "dct", "member", "keys", "parent_keys")
+    """A task's dict, and its text as a ``Member`` of the tasks' object (which holds no task: a state
+    kept after its run ends must not keep the run's workflow alive)."""
+
+    __slots__ = ("task", "sig", "key", "dct", "part", "keys", "parent_keys")
 
     def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], keys: dict[str, str],
                  parent_keys: dict[str, str] | None):
         self.task, self.sig, self.key, self.dct = task, sig, str(task.id), dct
-        self.member = member(self.key, json.dumps(dct))  # '"<id>": {...}', as it sits in the tasks' object
+        self.part = Member(self.key, json.dumps(dct))  # '"<id>": {...}' as it sits in the tasks' object
         #: ``repr`` of each value of the task's data, by key, in order; and its parent's when the dict was made.
         self.keys, self.parent_keys = keys, parent_keys
 
@@ -67,7 +73,7 @@ def _parked(task: Task) -> bool:
     return task._state == _READY and bool(task.task_spec.manual)
 
 
-def _tasks(workflow: Any, registry: Any) -> Encoded:
+def _tasks(workflow: Any, registry: Any) -> Parted:
     """The workflow's ``tasks`` mapping, each task's dict reused where it cannot have changed.
 
     Entries are found by ``id(task)`` (a UUID hashes in Python, an int in C); each holds its task,
@@ -79,6 +85,7 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
     # A parent's entry's ``keys`` by ``id()`` of the UUID its children hold (1,000 instances hold
     # their activity's): each UUID is held by a live task for the whole dump.
     parents: dict[int, dict[str, str] | None] = {}
+    fresh: list[_Entry] = []
 
     def entry(task: Task) -> _Entry:
         done = new.get(id(task))
@@ -106,6 +113,7 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
             if before is not None and before.keys == keys and list(before.keys) == list(keys):
                 keys = before.keys  # the same object: its children see an unchanged parent at once
             made = _Entry(task, sig, dct, keys, parent_keys)
+            fresh.append(made)
         new[id(task)] = made
         return made
 
@@ -127,7 +135,10 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
     entries = [entry(task) for task in tasks.values()]
     del entry, same_delta  # entry calls itself: its cell would hold it, and through it this dump's tasks, in a ring
     setattr(workflow, _ATTR, new)
-    return Encoded({e.key: e.dct for e in entries}, "{" + ", ".join([e.member for e in entries]) + "}")
+    parted = Parted({e.key: e.dct for e in entries}, [e.part for e in entries],
+                    base=getattr(workflow, _TOKEN, None) if old else None, fresh=[e.part for e in fresh])
+    setattr(workflow, _TOKEN, parted.token)
+    return parted
 
 
 def _encoded(items: list[tuple[str, Any]]) -> Encoded:

@@ -25,6 +25,7 @@ from tiergate.jsontext import Encoded, holds_encoded
 from tiergate.lifecycle import RunStatus
 from tiergate.log import GENESIS, RunHead, chain, state_hash, utc, write
 from tiergate.log import LogEvent
+from tiergate.store import parts as state_parts
 from tiergate.store.db import DriverSQL, bind_time, driver_cursor, encode_json, read_time
 from tiergate.store.tables import Definition, Run
 
@@ -42,6 +43,11 @@ _UPDATE_RUN = DriverSQL(
 _UPDATE_RUN_SAME_STATUS = DriverSQL(
     "UPDATE runs SET state = {json}, version = {p}, updated_at = {p}, ended_at = {p}, log_seq = {p}, "
     "log_head = {p}, ready_for = {p} WHERE id = {p} AND version = {p} AND log_seq = {p}")
+_SELECT_PARTS = DriverSQL("SELECT path, key, pos, body FROM run_parts WHERE run_id = {p} ORDER BY path, pos")
+_CLEAR_PARTS = DriverSQL("DELETE FROM run_parts WHERE run_id = {p} AND path = {p}")
+_DELETE_PART = DriverSQL("DELETE FROM run_parts WHERE run_id = {p} AND path = {p} AND key = {p}")
+_WRITE_PART = DriverSQL("INSERT INTO run_parts (run_id, path, key, pos, body) VALUES ({p}, {p}, {p}, {p}, {p}) "
+                        "ON CONFLICT (run_id, path, key) DO UPDATE SET pos = excluded.pos, body = excluded.body")
 
 
 @dataclass
@@ -59,8 +65,13 @@ class RunRecord:
     ended_at: datetime | None
     log_seq: int
     log_head: str
-    #: ``state`` as stored (its JSON text), when this record is what a write just stored.
+    #: ``state`` as stored (its JSON text: the root, when parts are stored apart), when this record
+    #: is what a write just stored or a state read back in parts.
     state_json: str | None = field(default=None, repr=False, compare=False)
+    #: The parts of ``state`` stored apart (``tiergate.store.parts``); None: not known. ``from_row``
+    #: (lists, the inbox) reads the run row alone: a state stored in parts has them as ``null``
+    #: there, which is enough for its steps, data and messages; ``get_run`` reads them all.
+    parts: dict[str, state_parts.Stored] | None = field(default=None, repr=False, compare=False)
 
     @property
     def head(self) -> RunHead:
@@ -117,31 +128,53 @@ def get_run(conn: Connection, run_id: str) -> RunRecord | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    (id_, process_id, definition_version, tier, status, state, version, started_by, created_at, updated_at,
+    (id_, process_id, definition_version, tier, status, state_text, version, started_by, created_at, updated_at,
      ended_at, log_seq, log_head) = row
+    state, stored, root = json.loads(state_text), {}, None
+    if state_parts.KEY in state:
+        with driver_cursor(conn) as cursor:
+            cursor.execute(_SELECT_PARTS(dialect), (run_id,))
+            stored, root = state_parts.assemble(run_id, state, cursor.fetchall()), state_text
     return RunRecord(id=id_, process_id=process_id, definition_version=definition_version, tier=tier,
-                     status=RunStatus(status), state=json.loads(state), version=version, started_by=started_by,
+                     status=RunStatus(status), state=state, version=version, started_by=started_by,
                      created_at=read_time(created_at), updated_at=read_time(updated_at),
-                     ended_at=read_time(ended_at) if ended_at else None, log_seq=log_seq, log_head=log_head)
+                     ended_at=read_time(ended_at) if ended_at else None, log_seq=log_seq, log_head=log_head,
+                     state_json=root, parts=stored)
+
+
+def _write_parts(conn: Connection, run_id: str, split: state_parts.Split) -> None:
+    """Bring the run's rows of ``run_parts`` to what ``split`` says (in the caller's transaction)."""
+    dialect = conn.dialect.name
+    with driver_cursor(conn) as cursor:
+        for path in split.cleared:
+            cursor.execute(_CLEAR_PARTS(dialect), (run_id, path))
+        if split.deleted:
+            cursor.executemany(_DELETE_PART(dialect), [(run_id, path, key) for path, key in split.deleted])
+        if split.written:
+            cursor.executemany(_WRITE_PART(dialect), [(run_id, *row) for row in split.written])
 
 
 def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_version: str, tier: int,
                status: RunStatus, state: dict[str, Any], started_by: str, events: list[LogEvent],
                now: datetime, ready_for: str | None = None) -> RunRecord:
     head = RunHead(run_id, process_id, definition_version, tier, 0, GENESIS)
-    state_json = encode_json(state)
+    split = state_parts.split(state, {})
+    state_json = encode_json(state) if split is None else split.root
     rows = chain(head, events, now, state_hash(state_json))
     record = RunRecord(id=run_id, process_id=process_id, definition_version=definition_version, tier=tier,
                        status=status, state=state, version=1, started_by=started_by, created_at=utc(now),
                        updated_at=utc(now), ended_at=utc(now) if status.is_final else None,
                        log_seq=rows[-1]["seq"] if rows else 0, log_head=rows[-1]["hash"] if rows else GENESIS,
-                       state_json=state_json)
+                       state_json=state_json, parts={} if split is None else split.stored)
     conn.execute(insert(_runs).values(
         id=record.id, process_id=process_id, definition_version=definition_version, tier=tier,
-        status=status.value, state=state, version=1, started_by=started_by, created_at=record.created_at,
+        status=status.value, state=state if split is None else json.loads(split.root), version=1, started_by=started_by, created_at=record.created_at,
         updated_at=record.updated_at, ended_at=record.ended_at, log_seq=record.log_seq, log_head=record.log_head,
         ready_for=ready_for))
     write(conn, rows)
+    if split is not None:
+        split.cleared = []  # a new run has no rows yet
+        _write_parts(conn, run_id, split)
     return record
 
 
@@ -155,7 +188,8 @@ def save_transition(conn: Connection, run: RunRecord, state: dict[str, Any], sta
     Returns the run as now stored, or None when the run's version or log anchor moved (the
     caller decides between a retry and a conflict). Must run inside the caller's transaction.
     """
-    state_json = encode_json(state)
+    split = state_parts.split(state, run.parts)
+    state_json = encode_json(state) if split is None else split.root
     if not events and state_json != (run.state_json or encode_json(run.state)):
         # Every change of state is bound by an entry (log.verify re-hashes the state against it).
         events = [LogEvent("state_saved", SYSTEM)]
@@ -171,10 +205,12 @@ def save_transition(conn: Connection, run: RunRecord, state: dict[str, Any], sta
              else (_UPDATE_RUN(dialect), (status.value, *params)))
     if not write(conn, rows, guard):
         return None
+    if split is not None:
+        _write_parts(conn, run.id, split)
     return RunRecord(id=run.id, process_id=run.process_id, definition_version=run.definition_version,
                      tier=run.tier, status=status, state=state, version=run.version + 1, started_by=run.started_by,
                      created_at=run.created_at, updated_at=utc(now), ended_at=ended_at, log_seq=log_seq,
-                     log_head=log_head, state_json=state_json)
+                     log_head=log_head, state_json=state_json, parts={} if split is None else split.stored)
 
 
 class RecentRuns:
@@ -204,7 +240,7 @@ class RecentRuns:
                          tier=kept.tier, status=kept.status, state=_copy_kept(kept),
                          version=kept.version, started_by=kept.started_by, created_at=kept.created_at,
                          updated_at=kept.updated_at, ended_at=kept.ended_at, log_seq=kept.log_seq,
-                         log_head=kept.log_head, state_json=kept.state_json)
+                         log_head=kept.log_head, state_json=kept.state_json, parts=kept.parts)
 
     def put(self, record: RunRecord) -> None:
         if record.state_json is None:
@@ -218,8 +254,8 @@ class RecentRuns:
 def _copy_kept(record: RunRecord) -> dict[str, Any]:
     """A kept state to hand out: parsed again from its text, except each ``Encoded`` part (a Tier 1
     run's task tree and its frozen step records), which is never changed and so is shared instead
-    of parsed again."""
-    if not holds_encoded(record.state):
+    of parsed again. A state stored in parts is never parsed from its text (the root leaves the parts out)."""
+    if not holds_encoded(record.state) and not record.parts:
         return json.loads(record.state_json or encode_json(record.state))  # type: ignore[no-any-return]
     return {key: _copy_part(value) for key, value in record.state.items()}
 

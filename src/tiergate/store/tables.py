@@ -5,6 +5,8 @@
 - ``Run``: one row per run. ``state`` holds the runner's state, ``version`` is the optimistic
   concurrency counter, ``log_seq``/``log_head`` anchor the run's log chain so that removing the
   newest entries is detected too.
+- ``RunPart``: a part of a run's state stored apart (a task of a large Tier 1 task tree), bound
+  by the digest the run's state lists (``tiergate.store.parts``).
 - ``LogEntry``: the append-only execution log shared by all tiers. Only ``tiergate.log``
   writes it.
 - ``LogTree``: the Merkle tree over the whole log, kept as its compact range (``tiergate.logtree``),
@@ -76,6 +78,19 @@ class Run(SQLModel, table=True):
     # Who the run's ready steps are for, as the inbox looks them up (tiergate.claims.ready_key; NULL:
     # not known, written before migration 0021). Kept in the same UPDATE as the state.
     ready_for: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class RunPart(SQLModel, table=True):
+    __tablename__ = "run_parts"
+
+    run_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    # The JSON pointer of the object in the run's state ("/workflow/tasks"), and the member's key.
+    path: str = Field(sa_column=Column(String(255), primary_key=True))
+    key: str = Field(sa_column=Column(String(255), primary_key=True))
+    # The member's place in its object (members are read back in this order).
+    pos: int = Field(sa_column=Column(Integer, nullable=False))
+    # The member's JSON text, exactly as hashed.
+    body: str = Field(sa_column=Column(Text, nullable=False))
 
 
 #: The entries ``ix_log_entries_completed_steps`` holds: step completions, with their durations.
