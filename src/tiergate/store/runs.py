@@ -136,11 +136,13 @@ def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_ver
                        updated_at=utc(now), ended_at=utc(now) if status.is_final else None,
                        log_seq=rows[-1]["seq"] if rows else 0, log_head=rows[-1]["hash"] if rows else GENESIS,
                        state_json=state_json)
+    # The state goes in as the text just hashed (an ``Encoded``: the engine's JSON serializer takes its
+    # text), not encoded a second time: a Tier 1 run's state holds its whole task tree.
     conn.execute(insert(_runs).values(
         id=record.id, process_id=process_id, definition_version=definition_version, tier=tier,
-        status=status.value, state=state, version=1, started_by=started_by, created_at=record.created_at,
-        updated_at=record.updated_at, ended_at=record.ended_at, log_seq=record.log_seq, log_head=record.log_head,
-        ready_for=ready_for))
+        status=status.value, state=Encoded(state, state_json), version=1, started_by=started_by,
+        created_at=record.created_at, updated_at=record.updated_at, ended_at=record.ended_at,
+        log_seq=record.log_seq, log_head=record.log_head, ready_for=ready_for))
     write(conn, rows)
     return record
 
@@ -218,10 +220,12 @@ class RecentRuns:
 def _copy_kept(record: RunRecord) -> dict[str, Any]:
     """A kept state to hand out: parsed again from its text, except each ``Encoded`` part (a Tier 1
     run's task tree), which is never changed and so is shared instead of parsed again."""
-    if not holds_encoded(record.state):
+    if not holds_encoded(record.state) or not all(isinstance(key, str) for key in record.state):
         return json.loads(record.state_json or encode_json(record.state))  # type: ignore[no-any-return]
-    return {key: value if isinstance(value, Encoded) else json.loads(json.dumps(value))
-            for key, value in record.state.items()}
+    # The other parts go through JSON together: one encoding and one parse, not one of each per key.
+    parsed = json.loads(json.dumps({key: value for key, value in record.state.items()
+                                    if not isinstance(value, Encoded)}))
+    return {key: value if isinstance(value, Encoded) else parsed[key] for key, value in record.state.items()}
 
 
 def list_runs(conn: Connection, *, process_id: str | None = None, status: str | None = None,
