@@ -31,26 +31,37 @@ converted on every dump, as before.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import persistence
-from tiergate.jsontext import Encoded, join, member
+from tiergate.bpmn import persistence, taskdict
+from tiergate.jsontext import Encoded, dumps, member
 
 _ATTR = "_tiergate_task_dumps"
 _READY = TaskState.READY
+#: How each registry's tasks are converted (``tiergate.bpmn.taskdict``), worked out once per registry.
+_CONVERTERS: dict[int, tuple[Any, Callable[[Task], dict[str, Any]]]] = {}
+
+
+def _converter(registry: Any) -> Callable[[Task], dict[str, Any]]:
+    known = _CONVERTERS.get(id(registry))
+    if known is None or known[0] is not registry:
+        known = _CONVERTERS[id(registry)] = (registry, taskdict.converter(registry))
+    return known[1]
 
 
 class _Entry:
     __slots__ = ("task", "sig", "key", "dct", "member", "data_repr", "gen", "parent_gen")
 
     def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], data_repr: str | None,
-                 gen: int, parent_gen: int | None):
+                 gen: int, parent_gen: int | None, parked: bool):
         self.task, self.sig, self.key, self.dct = task, sig, str(task.id), dct
-        self.member = member(self.key, json.dumps(dct))  # '"<id>": {...}', as it sits in the tasks' object
+        # '"<id>": {...}', as it sits in the tasks' object: kept for a parked task, the only kind
+        # reused; the others' text is made with their neighbours' (``_text``).
+        self.member = member(self.key, json.dumps(dct)) if parked else None
         self.data_repr, self.gen, self.parent_gen = data_repr, gen, parent_gen
 
 
@@ -62,7 +73,7 @@ def _parked(task: Task) -> bool:
     return task._state == _READY and bool(task.task_spec.manual)
 
 
-def _tasks(workflow: Any, registry: Any) -> Encoded:
+def _tasks(workflow: Any, registry: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
     """The workflow's ``tasks`` mapping, each task's dict reused where it cannot have changed.
 
     Entries are found by ``id(task)`` (a UUID hashes in Python, an int in C); each holds its task,
@@ -82,24 +93,44 @@ def _tasks(workflow: Any, registry: Any) -> Encoded:
         parent_gen = None if parent is None else entry(parent).gen
         if before is not None and before.task is not task:
             before = None
-        if before is not None and before.sig == sig and before.parent_gen == parent_gen and _parked(task):
+        parked = _parked(task)
+        if before is not None and before.sig == sig and before.parent_gen == parent_gen and parked:
             made = before
         else:
-            dct = registry.convert(task)
+            dct = convert(task)
             data_repr = repr(task.data)
             gen = 0 if before is None else before.gen + (before.data_repr != data_repr)
-            made = _Entry(task, sig, dct, data_repr, gen, parent_gen)
+            made = _Entry(task, sig, dct, data_repr, gen, parent_gen, parked)
         new[id(task)] = made
         return made
 
     entries = [entry(task) for task in tasks.values()]
     del entry  # it calls itself: its cell would hold it, and through it this dump's tasks, in a ring
     setattr(workflow, _ATTR, new)
-    return Encoded({e.key: e.dct for e in entries}, "{" + ", ".join([e.member for e in entries]) + "}")
+    return Encoded({e.key: e.dct for e in entries}, _text(entries))
+
+
+def _text(entries: list[_Entry]) -> str:
+    """The tasks' object text: each kept member as it is, the tasks between them encoded together
+    (as one object, its braces left off: the same members, joined the same way)."""
+    pieces: list[str] = []
+    plain: dict[str, Any] = {}
+    for entry in entries:
+        if entry.member is None:
+            plain[entry.key] = entry.dct
+            continue
+        if plain:
+            pieces.append(json.dumps(plain)[1:-1])
+            plain = {}
+        pieces.append(entry.member)
+    if plain:
+        pieces.append(json.dumps(plain)[1:-1])
+    return "{" + ", ".join(pieces) + "}"
 
 
 def _encoded(items: list[tuple[str, Any]]) -> Encoded:
-    return Encoded(dict(items), join([(k, v.text if isinstance(v, Encoded) else json.dumps(v)) for k, v in items]))
+    value = dict(items)
+    return Encoded(value, dumps(value))
 
 
 def _workflow_items(workflow: Any, registry: Any) -> list[tuple[str, Any]]:
@@ -107,7 +138,7 @@ def _workflow_items(workflow: Any, registry: Any) -> list[tuple[str, Any]]:
     return [("data", registry.convert(registry.clean(workflow.data))), ("correlations", workflow.correlations),
             ("last_task", str(workflow.last_task.id) if workflow.last_task is not None else None),
             ("success", workflow.success), ("completed", workflow.completed),
-            ("tasks", _tasks(workflow, registry)), ("root", str(workflow.task_tree.id))]
+            ("tasks", _tasks(workflow, registry, _converter(registry))), ("root", str(workflow.task_tree.id))]
 
 
 def dump(workflow: Any) -> Encoded:
