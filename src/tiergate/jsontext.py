@@ -58,7 +58,7 @@ def dumps(value: Any) -> str:
     pieces: list[str] = []
     plain: dict[str, Any] = {}
     for key, item in value.items():
-        if isinstance(item, Encoded) or holds_encoded(item):
+        if isinstance(item, dict) and (isinstance(item, Encoded) or holds_encoded(item)):
             if plain:
                 pieces.append(json.dumps(plain)[1:-1])
                 plain = {}

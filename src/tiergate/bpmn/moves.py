@@ -56,6 +56,15 @@ def element_of(task: Task) -> str | None:
     return None
 
 
+def _has_deviations(model: Any) -> bool:
+    """Whether any flow of ``model`` is a deviation, worked out once per model (a loaded model is not changed)."""
+    known = model.__dict__.get("_tiergate_deviations")
+    if known is None or known[0] != len(model.flows):
+        known = model.__dict__["_tiergate_deviations"] = (len(model.flows),
+                                                          any(flow.deviation for flow in model.flows.values()))
+    return bool(known[1])
+
+
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     """A copy to change. The workflow is only ever replaced whole, and a step's record is only
     changed key by key (its values are replaced, never changed in place), so a run with many
@@ -102,6 +111,8 @@ class Move:
         self.events = events
         self.engine = RestrictedScriptEngine(decisions=definition.decision_objects, now=ctx.now)
         self.tainted: dict[UUID, str] = {}
+        #: Whether any flow of the process is a ``deviation`` (most have none: then no task is off path).
+        self.deviations = _has_deviations(self.model)
         self.workflow: RestrictedWorkflow | None = None
         self.ready_before: set[UUID] = set()
         self.ready_elements: dict[UUID, str] = {}
@@ -172,7 +183,7 @@ class Move:
         return None
 
     def incoming_taint(self, task: Task, depth: int = 0) -> str | None:
-        if depth > 50:
+        if depth > 50 or not (self.deviations or self.tainted):  # (no deviation flow, nothing tainted: none)
             return None
         parent = task.parent
         if parent is None:
@@ -341,6 +352,8 @@ class Move:
 
     def _cancelled_steps(self) -> None:
         assert self.workflow is not None
+        if not self.ready_before:
+            return
         present = {t.id: t for t in persistence.all_tasks(self.workflow)}
         interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}
