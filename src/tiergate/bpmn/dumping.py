@@ -38,7 +38,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import persistence, taskdict
-from tiergate.jsontext import Encoded, dumps, member
+from tiergate.jsontext import Encoded, member
 
 _ATTR = "_tiergate_task_dumps"
 _READY = TaskState.READY
@@ -111,26 +111,35 @@ def _tasks(workflow: Any, registry: Any, convert: Callable[[Task], dict[str, Any
 
 
 def _text(entries: list[_Entry]) -> str:
-    """The tasks' object text: each kept member as it is, the tasks between them encoded together
-    (as one object, its braces left off: the same members, joined the same way)."""
+    """The tasks' object text: each kept member as it is, the tasks between them encoded together."""
+    return _splice([(e.key, e.dct, e.member) for e in entries])
+
+
+def _splice(members: list[tuple[str, Any, str | None]]) -> str:
+    """The text of the object of ``(key, value, member text or None)``: each member text as it is, the
+    values between them encoded together (as one object with its braces left off: ``json.dumps``
+    spells the same members, joined the same way), so one ``json.dumps`` per stretch."""
     pieces: list[str] = []
     plain: dict[str, Any] = {}
-    for entry in entries:
-        if entry.member is None:
-            plain[entry.key] = entry.dct
+    for key, value, text in members:
+        if text is None:
+            plain[key] = value
             continue
         if plain:
             pieces.append(json.dumps(plain)[1:-1])
             plain = {}
-        pieces.append(entry.member)
+        pieces.append(text)
     if plain:
         pieces.append(json.dumps(plain)[1:-1])
     return "{" + ", ".join(pieces) + "}"
 
 
 def _encoded(items: list[tuple[str, Any]]) -> Encoded:
-    value = dict(items)
-    return Encoded(value, dumps(value))
+    """The object of ``items`` (plain values, or ``Encoded`` ones whose text is taken), as an ``Encoded``."""
+    if not items:
+        return Encoded({}, "{}")
+    return Encoded(dict(items), _splice([(k, v, member(k, v.text) if isinstance(v, Encoded) else None)
+                                         for k, v in items]))
 
 
 def _workflow_items(workflow: Any, registry: Any) -> list[tuple[str, Any]]:
