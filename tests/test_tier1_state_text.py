@@ -49,3 +49,26 @@ def test_encode_json_spells_json_as_json_dumps_and_reuses_an_encoded_text() -> N
     part = Encoded({"x": 1}, json.dumps({"x": 1}))
     assert encode_json({"part": part, "n": 2}) == json.dumps({"part": {"x": 1}, "n": 2})
     assert encode_json(Encoded(value, "{\"kept\": true}")) == "{\"kept\": true}"  # the text, not made again
+
+
+def test_a_moves_copy_of_a_state_equals_a_deep_copy_and_shares_nothing_it_may_change() -> None:
+    import copy
+
+    from tiergate.bpmn.moves import copy_state
+
+    workflow = Encoded({"tasks": {}}, json.dumps({"tasks": {}}))
+    state = {"workflow": workflow, "data": {"a": [1, {"b": 2.5}], "c": None, "d": True, "t": (1, 2)},
+             "sources": {"a": "inputs"}, "steps": {"s": {"status": "ready", "evidence": {"x": [1]}}},
+             "timers": [{"timer": "t1", "due": "2026-12-07T00:00:00Z"}], "due_at": None, "error": None,
+             "passed": ["start"], "messages": [], "move": "m1"}
+    copied = copy_state(state)
+    assert copied == copy.deepcopy(state) and list(copied) == list(state)
+    assert copied["workflow"] is workflow  # replaced whole by a move, never changed: shared
+    assert copied["data"]["t"] == (1, 2) and type(copied["data"]["t"]) is tuple  # other kinds: deep-copied
+    for key in ("data", "sources", "timers", "passed", "messages"):
+        assert copied[key] is not state[key]
+    assert copied["data"]["a"] is not state["data"]["a"] and copied["data"]["a"][1] is not state["data"]["a"][1]
+    assert copied["steps"]["s"] is not state["steps"]["s"]
+    copied["data"]["a"][1]["b"] = 0
+    copied["timers"][0]["due"] = None
+    assert state["data"]["a"][1]["b"] == 2.5 and state["timers"][0]["due"] == "2026-12-07T00:00:00Z"

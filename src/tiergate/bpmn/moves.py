@@ -76,8 +76,23 @@ def copy_state(state: dict[str, Any]) -> dict[str, Any]:
         elif key == "steps" and isinstance(value, dict):
             copied[key] = {step: dict(record) for step, record in value.items()}
         else:
-            copied[key] = copy.deepcopy(value)
+            copied[key] = _copied(value)
     return copied
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _copied(value: Any) -> Any:
+    """``copy.deepcopy`` of a state's part, the JSON kinds (dicts, lists, text, numbers) copied directly."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if kind is list:
+        return [_copied(item) for item in value]
+    return copy.deepcopy(value)
 
 
 def step_of(task: Task) -> str | None:
