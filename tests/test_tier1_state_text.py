@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from tier1_helpers import LINEAR, tier1_home
+
 from tiergate.engine import Engine
 from tiergate.jsontext import Encoded
 from tiergate.store.db import encode_json

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-
 from test_tier1_fresh import SPECS, advanced, stored
+
 from tiergate.bpmn import statelog
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 

@@ -18,8 +18,8 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import TaskConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-
 from test_tier1_fresh import DATA, SPECS
+
 from tiergate.bpmn import dumping, persistence, taskdict
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 

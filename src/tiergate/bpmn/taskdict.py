@@ -17,8 +17,9 @@ and the registry's own ``convert`` otherwise; a task of another class goes to th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from SpiffWorkflow.bpmn.serializer.default.workflow import TaskConverter
 from SpiffWorkflow.bpmn.serializer.helpers.dictionary import DictionaryConverter
@@ -50,12 +51,13 @@ def task_dict(task: Task, registry: Any, typename: str) -> dict[str, Any]:
 def converter(registry: Any) -> Callable[[Task], dict[str, Any]]:
     """How to convert a task for ``registry``: ``task_dict`` if it converts tasks as SpiffWorkflow 3.2 does."""
     typename = registry.typenames.get(Task)
+    kind = type(registry)
     to_dict = registry.convert_to_dict.get(typename)
     bound = to_dict.args[1] if isinstance(to_dict, partial) and len(to_dict.args) == 2 else None
     ours = (bound is not None and to_dict.func is DictionaryConverter._obj_to_dict and to_dict.args[0] == typename
             and not to_dict.keywords and getattr(bound, "__func__", None) is TaskConverter.to_dict
             and getattr(getattr(bound, "__self__", None), "registry", None) is registry
-            and type(registry).convert is DefaultRegistry.convert)
+            and kind.convert is DefaultRegistry.convert)
     if not ours:
         return registry.convert  # type: ignore[no-any-return]
     return partial(task_dict, registry=registry, typename=typename)
