@@ -158,13 +158,16 @@ def test_open_instances_are_not_converted_again_when_another_instance_merges_its
     engine = make_engine(tier1_home(tmp_path / "home", {"roll": bpmn("roll", body)}))
     converted: list[int] = []  # the tasks each partial dump converted
     counting = [False]
-    partial_dump, registry = dumping.dump, persistence.REGISTRY
-    convert = registry.convert
+    partial_dump, converter = dumping.dump, dumping._converter
 
-    def count(obj: Any) -> Any:
-        if counting[0] and type(obj).__name__ == "Task":
-            converted[-1] += 1
-        return convert(obj)
+    def counting_converter(registry: Any) -> Any:
+        convert = converter(registry)
+
+        def count(task: Any) -> Any:
+            if counting[0]:
+                converted[-1] += 1
+            return convert(task)
+        return count
 
     def compare(workflow: Any) -> Any:
         converted.append(0)
@@ -174,7 +177,7 @@ def test_open_instances_are_not_converted_again_when_another_instance_merges_its
         assert partial.text == json.dumps(persistence.dump(workflow))
         return partial
 
-    monkeypatch.setattr(registry, "convert", count)
+    monkeypatch.setattr(dumping, "_converter", counting_converter)
     monkeypatch.setattr(dumping, "dump", compare)
     run = engine.start("roll", {"tenants": tenants, "customer": "acme"}, actor="agent:a").id
     for index in range(4):  # each with evidence of its own: the activity's data changes every step

@@ -68,6 +68,10 @@ class Frozen(Encoded):
         return (dict, (dict(self),))
 
 
+#: A ``Parted`` object whose text is this long or longer is stored a member a row (``tiergate.store.parts``).
+PARTED_MIN_TEXT = 16_384
+
+
 class Member:
     """One member of a ``Parted`` object: its key, its value's JSON text, and the two spelled as in the
     object's text (``member``). ``leaf`` is kept for whoever stores it apart (``tiergate.store.parts``)."""
@@ -112,12 +116,26 @@ def holds_encoded(value: Any) -> bool:
 
 
 def dumps(value: Any) -> str:
-    """``json.dumps(value)``, reusing the text of each ``Encoded`` among a dict's values (nested ones too)."""
+    """``json.dumps(value)``, reusing the text of each ``Encoded`` among a dict's values (nested ones too).
+
+    The values between two that hold an ``Encoded`` are encoded together, as one object whose
+    braces are left off: ``json.dumps`` spells ``{"a": 1, "b": 2}`` as the members ``"a": 1`` and
+    ``"b": 2`` joined by ``", "``, so the text is the same, with one call instead of one per value."""
     if isinstance(value, Encoded):
         return value.text
     if not holds_encoded(value) or not all(isinstance(k, str) for k in value):
         return json.dumps(value)
-    # One member per item, the text of an ``Encoded`` taken as it is (a run's 1,000 step records).
-    return "{" + ", ".join([_encode_key(key) + ": " + (item.text if isinstance(item, Encoded) else dumps(item))
-                            for key, item in value.items()]) + "}"
+    pieces: list[str] = []
+    plain: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict) and (isinstance(item, Encoded) or holds_encoded(item)):
+            if plain:
+                pieces.append(json.dumps(plain)[1:-1])
+                plain = {}
+            pieces.append(member(key, dumps(item)))
+        else:
+            plain[key] = item
+    if plain:
+        pieces.append(json.dumps(plain)[1:-1])
+    return "{" + ", ".join(pieces) + "}"
 

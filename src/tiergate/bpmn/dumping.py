@@ -37,30 +37,42 @@ converted on every dump, as before.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import persistence
-from tiergate.jsontext import Encoded, Member, Parted, join
+from tiergate.bpmn import persistence, taskdict
+from tiergate.jsontext import PARTED_MIN_TEXT, Encoded, Member, Parted, member
 
 _ATTR = "_tiergate_task_dumps"
 _TOKEN = "_tiergate_tasks_token"  # the last dump's Parted (its token): what the next one follows
 _READY = TaskState.READY
+_FEW = 64  # fewer tasks than this: the tree is encoded in stretches, and stored whole unless its text is long
+#: How each registry's tasks are converted (``tiergate.bpmn.taskdict``), worked out once per registry.
+_CONVERTERS: dict[int, tuple[Any, Callable[[Task], dict[str, Any]]]] = {}
+
+
+def _converter(registry: Any) -> Callable[[Task], dict[str, Any]]:
+    known = _CONVERTERS.get(id(registry))
+    if known is None or known[0] is not registry:
+        known = _CONVERTERS[id(registry)] = (registry, taskdict.converter(registry))
+    return known[1]
 
 
 class _Entry:
     """A task's dict, and its text as a ``Member`` of the tasks' object (which holds no task: a state
-    kept after its run ends must not keep the run's workflow alive)."""
+    kept after its run ends must not keep the run's workflow alive). Only a parked task, the only
+    kind reused, gets its ``Member`` at once; the others' text is made with their neighbours'
+    (``_splice``) unless the tree is large enough to be stored a task a row (``_parted``)."""
 
     __slots__ = ("task", "sig", "key", "dct", "part", "keys", "parent_keys")
 
     def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], keys: dict[str, str],
-                 parent_keys: dict[str, str] | None):
+                 parent_keys: dict[str, str] | None, parked: bool):
         self.task, self.sig, self.key, self.dct = task, sig, str(task.id), dct
-        self.part = Member(self.key, json.dumps(dct))  # '"<id>": {...}' as it sits in the tasks' object
+        self.part = Member(self.key, json.dumps(dct)) if parked else None  # '"<id>": {...}'
         #: ``repr`` of each value of the task's data, by key, in order; and its parent's when the dict was made.
         self.keys, self.parent_keys = keys, parent_keys
 
@@ -73,8 +85,9 @@ def _parked(task: Task) -> bool:
     return task._state == _READY and bool(task.task_spec.manual)
 
 
-def _tasks(workflow: Any, registry: Any) -> Parted:
-    """The workflow's ``tasks`` mapping, each task's dict reused where it cannot have changed.
+def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
+    """The workflow's ``tasks`` mapping, each task's dict reused where it cannot have changed: a
+    ``Parted`` when its text is long enough to be stored a task a row, else an ``Encoded``.
 
     Entries are found by ``id(task)`` (a UUID hashes in Python, an int in C); each holds its task,
     so the id stays that task's while the entry lives, and a task object replaced (a restore) is
@@ -104,15 +117,16 @@ def _tasks(workflow: Any, registry: Any) -> Parted:
                 parent_keys = parents[id(parent_id)] = None if parent is None else entry(parent).keys
         if before is not None and before.task is not task:
             before = None
-        if before is not None and before.sig == sig and _parked(task) \
+        parked = _parked(task)
+        if before is not None and before.sig == sig and parked \
                 and same_delta(before.parent_keys, parent_keys, task.data):
             made = before
         else:
-            dct = registry.convert(task)
+            dct = convert(task)
             keys = {key: repr(value) for key, value in task.data.items()}
             if before is not None and before.keys == keys and list(before.keys) == list(keys):
                 keys = before.keys  # the same object: its children see an unchanged parent at once
-            made = _Entry(task, sig, dct, keys, parent_keys)
+            made = _Entry(task, sig, dct, keys, parent_keys, parked)
             fresh.append(made)
         new[id(task)] = made
         return made
@@ -135,14 +149,46 @@ def _tasks(workflow: Any, registry: Any) -> Parted:
     entries = [entry(task) for task in tasks.values()]
     del entry, same_delta  # entry calls itself: its cell would hold it, and through it this dump's tasks, in a ring
     setattr(workflow, _ATTR, new)
-    parted = Parted({e.key: e.dct for e in entries}, [e.part for e in entries],
+    value = {e.key: e.dct for e in entries}
+    if len(entries) < _FEW:  # a small tree's text in a few ``json.dumps`` calls, unless it is long after all
+        text = _splice([(e.key, e.dct, e.part.member if e.part is not None else None) for e in entries])
+        if len(text) < PARTED_MIN_TEXT:
+            setattr(workflow, _TOKEN, None)
+            return Encoded(value, text)
+    for made in fresh:  # stored a task a row: every member has its own text
+        if made.part is None:
+            made.part = Member(made.key, json.dumps(made.dct))
+    parted = Parted(value, [e.part for e in entries],  # type: ignore[misc]
                     base=getattr(workflow, _TOKEN, None) if old else None, fresh=[e.part for e in fresh])
     setattr(workflow, _TOKEN, parted.token)
     return parted
 
 
+def _splice(members: list[tuple[str, Any, str | None]]) -> str:
+    """The text of the object of ``(key, value, member text or None)``: each member text as it is, the
+    values between them encoded together (as one object with its braces left off: ``json.dumps``
+    spells the same members, joined the same way), so one ``json.dumps`` per stretch."""
+    pieces: list[str] = []
+    plain: dict[str, Any] = {}
+    for key, value, text in members:
+        if text is None:
+            plain[key] = value
+            continue
+        if plain:
+            pieces.append(json.dumps(plain)[1:-1])
+            plain = {}
+        pieces.append(text)
+    if plain:
+        pieces.append(json.dumps(plain)[1:-1])
+    return "{" + ", ".join(pieces) + "}"
+
+
 def _encoded(items: list[tuple[str, Any]]) -> Encoded:
-    return Encoded(dict(items), join([(k, v.text if isinstance(v, Encoded) else json.dumps(v)) for k, v in items]))
+    """The object of ``items`` (plain values, or ``Encoded`` ones whose text is taken), as an ``Encoded``."""
+    if not items:
+        return Encoded({}, "{}")
+    return Encoded(dict(items), _splice([(k, v, member(k, v.text) if isinstance(v, Encoded) else None)
+                                         for k, v in items]))
 
 
 def _workflow_items(workflow: Any, registry: Any) -> list[tuple[str, Any]]:
@@ -150,7 +196,7 @@ def _workflow_items(workflow: Any, registry: Any) -> list[tuple[str, Any]]:
     return [("data", registry.convert(registry.clean(workflow.data))), ("correlations", workflow.correlations),
             ("last_task", str(workflow.last_task.id) if workflow.last_task is not None else None),
             ("success", workflow.success), ("completed", workflow.completed),
-            ("tasks", _tasks(workflow, registry)), ("root", str(workflow.task_tree.id))]
+            ("tasks", _tasks(workflow, _converter(registry))), ("root", str(workflow.task_tree.id))]
 
 
 def dump(workflow: Any) -> Encoded:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -45,6 +46,8 @@ class Template:
     tasks: tuple[Task, ...]
     root: UUID
     data: dict[str, Any]
+    #: Per task (in ``tasks``' order): the index of its parent (None: the root) and of its children.
+    links: tuple[tuple[int | None, tuple[int, ...]], ...] = ()
 
 
 class _Probe(RestrictedScriptEngine):
@@ -89,21 +92,23 @@ def template_of(spec: Any, subprocess_specs: dict[str, Any]) -> Template | None:
 def copy_template(template: Template, spec: Any, subprocess_specs: dict[str, Any],
                   engine: RestrictedScriptEngine) -> RestrictedWorkflow:
     workflow = RestrictedWorkflow(spec, subprocess_specs, script_engine=engine, deserializing=True)
-    ids = {task.id: uuid4() for task in template.tasks}
+    # New random ids, made as uuid4 makes each (UUID(bytes=os.urandom(16), version=4)), from one read.
+    count = len(template.tasks)
+    raw = os.urandom(16 * count)
+    ids = [UUID(bytes=raw[16 * i:16 * i + 16], version=4) for i in range(count)]
     offset = time.time() - template.tasks[0].last_state_change
     tasks = workflow.tasks
-    for original in template.tasks:
+    for original, new_id, (parent, children) in zip(template.tasks, ids, template.links):
         task = Task.__new__(type(original))
         task.__dict__.update(
-            id=ids[original.id], workflow=workflow,
-            _parent=None if original._parent is None else ids[original._parent],
-            _children=[ids[child] for child in original._children], _state=original._state,
+            id=new_id, workflow=workflow, _parent=None if parent is None else ids[parent],
+            _children=[ids[child] for child in children], _state=original._state,
             triggered=original.triggered, task_spec=original.task_spec, thread_id=original.thread_id,
             data=copy.deepcopy(original.data) if original.data else {},
             internal_data=copy.deepcopy(original.internal_data) if original.internal_data else {},
             last_state_change=original.last_state_change + offset)
         tasks[task.id] = task
-    workflow.task_tree = tasks[ids[template.root]]
+    workflow.task_tree = tasks[ids[0]]  # (the root comes first: ``_build``)
     workflow.data = copy.deepcopy(template.data)
     return workflow
 
@@ -122,7 +127,14 @@ def _build(spec: Any, subprocess_specs: dict[str, Any]) -> Template | None:
     if any(set(vars(task)) != TASK_FIELDS or type(task.id) is not UUID or task.workflow is not built
            or task.has_state(TaskState.FINISHED_MASK | TaskState.WAITING) for task in tasks):
         return None
-    template = Template(spec=spec, tasks=tasks, root=built.task_tree.id, data=copy.deepcopy(built.data))
+    index = {task.id: i for i, task in enumerate(tasks)}
+    if any((task._parent is not None and task._parent not in index) or any(c not in index for c in task._children)
+           for task in tasks):
+        return None
+    links = tuple((None if task._parent is None else index[task._parent], tuple(index[c] for c in task._children))
+                  for task in tasks)
+    template = Template(spec=spec, tasks=tasks, root=built.task_tree.id, data=copy.deepcopy(built.data),
+                        links=links)
     made = copy_template(template, spec, subprocess_specs, _Probe())
     if set(vars(made)) != set(vars(built)) or any(getattr(made, name) != getattr(built, name) for name in _COMPARED) \
             or made.event_manager.tasks:

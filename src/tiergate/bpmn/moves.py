@@ -65,6 +65,15 @@ def _element_of_spec(spec: Any) -> str | None:
     return None
 
 
+def _has_deviations(model: Any) -> bool:
+    """Whether any flow of ``model`` is a deviation, worked out once per model (a loaded model is not changed)."""
+    known = model.__dict__.get("_tiergate_deviations")
+    if known is None or known[0] != len(model.flows):
+        known = model.__dict__["_tiergate_deviations"] = (len(model.flows),
+                                                          any(flow.deviation for flow in model.flows.values()))
+    return bool(known[1])
+
+
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     """A copy to change. The workflow is only ever replaced whole, and a step's record is only
     changed key by key (its values are replaced, never changed in place), so a run with many
@@ -80,8 +89,23 @@ def copy_state(state: dict[str, Any]) -> dict[str, Any]:
         elif key == "steps" and isinstance(value, dict):
             copied[key] = records.copied(value)
         else:
-            copied[key] = copy.deepcopy(value)
+            copied[key] = _copied(value)
     return copied
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _copied(value: Any) -> Any:
+    """``copy.deepcopy`` of a state's part, the JSON kinds (dicts, lists, text, numbers) copied directly."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if kind is list:
+        return [_copied(item) for item in value]
+    return copy.deepcopy(value)
 
 
 def step_of(task: Task) -> str | None:
@@ -121,6 +145,8 @@ class Move:
         self.events = events
         self.engine = RestrictedScriptEngine(decisions=definition.decision_objects, now=ctx.now)
         self.tainted: dict[UUID, str] = {}
+        #: Whether any flow of the process is a ``deviation`` (most have none: then no task is off path).
+        self.deviations = _has_deviations(self.model)
         self.workflow: RestrictedWorkflow | None = None
         #: The ready steps' tasks when the move began, by ``UUID.int`` (a UUID hashes in Python, an int in C).
         self.ready_before: set[int] = set()
@@ -193,7 +219,7 @@ class Move:
         return None
 
     def incoming_taint(self, task: Task, depth: int = 0) -> str | None:
-        if depth > 50:
+        if depth > 50 or not (self.deviations or self.tainted):  # (no deviation flow, nothing tainted: none)
             return None
         parent = task.parent
         if parent is None:
@@ -366,6 +392,8 @@ class Move:
 
     def _cancelled_steps(self) -> None:
         assert self.workflow is not None
+        if not self.ready_before:
+            return
         present = {t.id.int: t for t in persistence.all_tasks(self.workflow)}
         interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}

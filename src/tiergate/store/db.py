@@ -119,7 +119,8 @@ class DriverSQL:
 
 def encode_json(value: Any) -> str:
     """A JSON column's text, spelled as SQLAlchemy's JSON type writes it (json.dumps); the text of a
-    ``tiergate.jsontext.Encoded`` inside is reused, not made again."""
+    ``tiergate.jsontext.Encoded`` inside is reused, not made again. Both engines write every JSON
+    column with it (``json_serializer``), so a value already encoded is bound as an ``Encoded``."""
     return jsontext.dumps(value)
 
 
@@ -241,7 +242,7 @@ class Database:
         if self.is_sqlite:
             # SQLAlchemy pools file databases with QueuePool (a pooled connection may serve
             # another thread) and :memory: with SingletonThreadPool; dispose() closes them all.
-            engine = create_engine(self.url, connect_args={"timeout": 60})
+            engine = create_engine(self.url, connect_args={"timeout": 60}, json_serializer=encode_json)
 
             @event.listens_for(engine, "connect")
             def _configure(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -263,7 +264,7 @@ class Database:
         # No pool_pre_ping: it costs a round trip per transaction. A connection the server has
         # closed (restart, pg_terminate_backend, idle timeout) is found without one at checkout;
         # pool_recycle retires connections a middlebox may have dropped silently.
-        engine = create_engine(self.url, pool_size=5, max_overflow=5, pool_recycle=1800)
+        engine = create_engine(self.url, pool_size=5, max_overflow=5, pool_recycle=1800, json_serializer=encode_json)
 
         @event.listens_for(engine, "connect")
         def _listen(dbapi_connection, _record):  # type: ignore[no-untyped-def]

@@ -41,7 +41,7 @@ from tiergate.jsontext import Encoded, Member, Parted
 #: The root's key that lists the objects stored apart. Runners never use it for state of their own.
 KEY = "stored_parts"
 #: A ``Parted`` object whose text is shorter is stored inline (a simple run's task tree is ≈ 3 kB).
-MIN_TEXT = 16_384
+MIN_TEXT = jsontext.PARTED_MIN_TEXT
 
 #: ``{pointer: {key: (position, member)}}``, in the members' order, and the next free position.
 Rows = dict[str, tuple[int, Member]]

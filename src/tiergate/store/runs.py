@@ -166,11 +166,15 @@ def insert_run(conn: Connection, *, run_id: str, process_id: str, definition_ver
                        updated_at=utc(now), ended_at=utc(now) if status.is_final else None,
                        log_seq=rows[-1]["seq"] if rows else 0, log_head=rows[-1]["hash"] if rows else GENESIS,
                        state_json=state_json, parts={} if split is None else split.stored)
+    # The state goes in as the text just hashed (an ``Encoded``: the engine's JSON serializer takes its
+    # text), not encoded a second time: a Tier 1 run's state holds its whole task tree. A large one
+    # goes in as its root, the parts left out (``tiergate.store.parts``).
+    stored = Encoded(state, state_json) if split is None else Encoded(json.loads(split.root), split.root)
     conn.execute(insert(_runs).values(
         id=record.id, process_id=process_id, definition_version=definition_version, tier=tier,
-        status=status.value, state=state if split is None else json.loads(split.root), version=1, started_by=started_by, created_at=record.created_at,
-        updated_at=record.updated_at, ended_at=record.ended_at, log_seq=record.log_seq, log_head=record.log_head,
-        ready_for=ready_for))
+        status=status.value, state=stored, version=1, started_by=started_by,
+        created_at=record.created_at, updated_at=record.updated_at, ended_at=record.ended_at,
+        log_seq=record.log_seq, log_head=record.log_head, ready_for=ready_for))
     write(conn, rows)
     if split is not None:
         split.cleared = []  # a new run has no rows yet
@@ -257,7 +261,11 @@ def _copy_kept(record: RunRecord) -> dict[str, Any]:
     of parsed again. A state stored in parts is never parsed from its text (the root leaves the parts out)."""
     if not holds_encoded(record.state) and not record.parts:
         return json.loads(record.state_json or encode_json(record.state))  # type: ignore[no-any-return]
-    return {key: _copy_part(value) for key, value in record.state.items()}
+    # The plain parts go through JSON together: one encoding and one parse, not one of each per key.
+    parsed = json.loads(json.dumps({key: value for key, value in record.state.items()
+                                    if not isinstance(value, Encoded) and not holds_encoded(value)}))
+    return {key: value if isinstance(value, Encoded) else _copy_part(value) if holds_encoded(value) else parsed[key]
+            for key, value in record.state.items()}
 
 
 def _copy_part(value: Any) -> Any:
