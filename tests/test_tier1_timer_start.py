@@ -1,0 +1,111 @@
+"""Tier 1 timer start events: the run starts and waits until its start event's timer is due.
+
+SpiffWorkflow 3.2 runs a process whose start event has a timeDate or timeDuration: the workflow
+starts and its start event waits until the timer is due, then the flow goes on. Runs here start on
+a fixed clock and due timers are fired by `run_pass` at a given time; nothing waits for time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import sqlalchemy as sa
+
+from test_tier1_check import line_of, problems_of, spread
+from tier1_helpers import bpmn, chain, tier1_home, user
+from tiergate.engine import Engine
+from tiergate.errors import RefusedError
+from tiergate.log import format_time, utc
+from tiergate.store.tables import Run
+from tiergate.worker import run_pass
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+def timed_start(kind: str, value: str) -> str:
+    return (f'<bpmn:startEvent id="start"><bpmn:timerEventDefinition><bpmn:{kind}>{value}</bpmn:{kind}>'
+            '</bpmn:timerEventDefinition></bpmn:startEvent>')
+
+
+def later(kind: str, value: str) -> str:
+    return bpmn("later", timed_start(kind, value) + user("work", "Do the work")
+                + '<bpmn:endEvent id="end"/>' + chain("start", "work", "end"))
+
+
+def _due_at(engine: Engine, run_id: str) -> datetime | None:
+    runs = Run.__table__
+    with engine.db.read() as conn:
+        value = conn.execute(sa.select(runs.c.due_at).where(runs.c.id == run_id)).scalar()
+    return utc(value) if value is not None else None
+
+
+def _run_to_the_end(engine: Engine, run_id: str, due: datetime) -> None:
+    """Nothing to do before the timer; the worker at its due time starts the flow; the run completes."""
+    assert engine.status(run_id).ready_steps == []
+    assert _due_at(engine, run_id) == due
+    with pytest.raises(RefusedError) as refused:
+        engine.complete(run_id, "work", {}, actor="agent:a")
+    assert refused.value.reason == "not_ready"
+    assert f"the start event timer start (due {format_time(due)})" in refused.value.message
+    text = engine.guide(run_id, actor="agent:a")["text"]
+    assert f"the timer of the start event `start`: the process begins when it is due, at {format_time(due)}" in text
+    assert run_pass(engine, now=due - timedelta(seconds=1)) == []
+    fired = run_pass(engine, now=due)
+    assert [(f.run, f.events) for f in fired] == [(run_id, ["timer_fired", "step_ready"])]
+    timer = next(e for e in engine.log(run_id) if e["event"] == "timer_fired")
+    assert (timer["step"], timer["actor"]) == ("start", "system:tiergate")
+    assert timer["detail"] == {"timer": "start", "task": None, "due": format_time(due)}
+    assert _due_at(engine, run_id) is None
+    assert [s.id for s in engine.status(run_id).ready_steps] == ["work"]
+    assert engine.complete(run_id, "work", {}, actor="agent:a").status == "completed"
+    assert run_pass(engine, now=due + timedelta(days=30)) == []
+    assert engine.verify_log()["ok"] is True
+
+
+@pytest.mark.parametrize("kind, value, data, due", [
+    ("timeDuration", "PT2H", {}, T0 + timedelta(hours=2)),
+    ("timeDuration", "wait_for", {"wait_for": "P1D"}, T0 + timedelta(days=1)),
+    ("timeDate", "2026-02-01T09:00:00Z", {}, datetime(2026, 2, 1, 9, 0, tzinfo=timezone.utc)),
+    ("timeDate", "begin_at", {"begin_at": "2026-01-06T10:00:00+01:00"}, T0 + timedelta(hours=24)),
+])
+def test_a_timer_start_event_waits_then_runs_to_completion(tmp_path: Path, make_engine: Callable[..., Engine],
+                                                           kind: str, value: str, data: dict[str, Any],
+                                                           due: datetime) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"later": later(kind, value)}), clock=lambda: T0)
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("later", data, actor="agent:a")
+    assert run.status == "active"
+    _run_to_the_end(engine, run.id, due)
+
+
+def test_a_date_already_past_starts_the_flow_at_once(tmp_path: Path,
+                                                    make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"later": later("timeDate", "2026-01-01T00:00:00Z")}),
+                         clock=lambda: T0)
+    run = engine.start("later", {}, actor="agent:a")
+    assert [s.id for s in engine.status(run.id).ready_steps] == ["work"]
+    assert [e["event"] for e in engine.log(run.id)][-2:] == ["timer_fired", "step_ready"]
+
+
+@pytest.mark.parametrize("kind, value, message", [
+    ("timeDuration", "P2HOURS", "timeDuration 'P2HOURS' is not valid ISO 8601"),
+    ("timeDuration", "wait.__class__", "timeDuration expression: attribute '.__class__' is not allowed"),
+    ("timeCycle", "R3/PT1H", "a timer start event with a timeCycle is not supported"),
+])
+def test_check_refuses_a_bad_start_timer_at_its_line(kind: str, value: str, message: str) -> None:
+    xml = spread(bpmn("p", timed_start(kind, value) + user("work") + '<bpmn:endEvent id="end"/>'
+                      + chain("start", "work", "end")))
+    found = [(line, text) for line, severity, text in problems_of(xml) if severity == "error"]
+    assert found == [(line_of(xml, f"<bpmn:{kind}>"), found[0][1])], found
+    assert found[0][1].startswith("start: ") and message in found[0][1], found
+
+
+def test_a_timer_start_inside_a_subprocess_stays_refused() -> None:
+    xml = bpmn("p", '<bpmn:startEvent id="s"/><bpmn:subProcess id="sub">' + timed_start("timeDuration", "PT1H")
+               .replace('id="start"', 'id="inner"') + '<bpmn:endEvent id="se"/>' + chain("inner", "se", prefix="i")
+               + '</bpmn:subProcess>' + user("work") + '<bpmn:endEvent id="end"/>' + chain("s", "sub", "work", "end"))
+    found = [text for _, severity, text in problems_of(xml) if severity == "error"]
+    assert any(t.startswith("inner: start events must be plain") for t in found), found
