@@ -109,3 +109,18 @@ def test_a_timer_start_inside_a_subprocess_stays_refused() -> None:
                + '</bpmn:subProcess>' + user("work") + '<bpmn:endEvent id="end"/>' + chain("s", "sub", "work", "end"))
     found = [text for _, severity, text in problems_of(xml) if severity == "error"]
     assert any(t.startswith("inner: start events must be plain") for t in found), found
+
+
+def test_a_plain_start_beside_a_timer_start_wins_as_in_spiffworkflow(tmp_path: Path,
+                                                                     make_engine: Callable[..., Engine]) -> None:
+    """SpiffWorkflow 3.2 takes the plain start at once and cancels the timer start: no timer is kept."""
+    xml = bpmn("two", '<bpmn:startEvent id="now"/>' + timed_start("timeDuration", "PT2H") + user("a") + user("b")
+               + '<bpmn:endEvent id="e1"/><bpmn:endEvent id="e2"/>' + chain("now", "a", "e1")
+               + chain("start", "b", "e2", prefix="g"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"two": xml}), clock=lambda: T0)
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("two", {}, actor="agent:a")
+    assert [s.id for s in engine.status(run.id).ready_steps] == ["a"]
+    assert _due_at(engine, run.id) is None
+    assert engine.complete(run.id, "a", {}, actor="agent:a").status == "completed"
+    assert run_pass(engine, now=T0 + timedelta(days=1)) == []
