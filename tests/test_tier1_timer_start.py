@@ -44,7 +44,9 @@ def _due_at(engine: Engine, run_id: str) -> datetime | None:
 
 def _run_to_the_end(engine: Engine, run_id: str, due: datetime) -> None:
     """Nothing to do before the timer; the worker at its due time starts the flow; the run completes."""
-    assert engine.status(run_id).ready_steps == []
+    waiting = engine.status(run_id)
+    assert waiting.ready_steps == []
+    assert waiting.to_dict()["timers"] == [{"timer": "start", "task": None, "due": format_time(due), "start": True}]
     assert _due_at(engine, run_id) == due
     with pytest.raises(RefusedError) as refused:
         engine.complete(run_id, "work", {}, actor="agent:a")
@@ -60,6 +62,7 @@ def _run_to_the_end(engine: Engine, run_id: str, due: datetime) -> None:
     assert timer["detail"] == {"timer": "start", "task": None, "due": format_time(due)}
     assert _due_at(engine, run_id) is None
     assert [s.id for s in engine.status(run_id).ready_steps] == ["work"]
+    assert "timers" not in engine.status(run_id).to_dict()
     assert engine.complete(run_id, "work", {}, actor="agent:a").status == "completed"
     assert run_pass(engine, now=due + timedelta(days=30)) == []
     assert engine.verify_log()["ok"] is True
@@ -124,3 +127,30 @@ def test_a_plain_start_beside_a_timer_start_wins_as_in_spiffworkflow(tmp_path: P
     assert _due_at(engine, run.id) is None
     assert engine.complete(run.id, "a", {}, actor="agent:a").status == "completed"
     assert run_pass(engine, now=T0 + timedelta(days=1)) == []
+
+
+def test_a_start_timer_value_that_is_not_iso_8601_fails_the_run_and_a_retry_waits(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"later": later("timeDuration", "wait_for")}),
+                         clock=lambda: T0)
+    run = engine.start("later", {"wait_for": "soon"}, actor="agent:a")
+    assert run.status == "failed"
+    failed = engine.log(run.id)[-1]
+    assert (failed["event"], failed["step"]) == ("failed", "start")
+    assert "'soon' is not an ISO 8601 duration" in str(failed["detail"]), failed
+    assert engine.retry(run.id, "start", {"wait_for": "PT3H"}, actor="human:alice").status == "active"
+    _run_to_the_end(engine, run.id, T0 + timedelta(hours=3))
+
+
+def test_start_and_status_on_the_command_line_say_what_the_run_waits_for(tmp_path: Path,
+                                                                         cli: Callable[..., Any]) -> None:
+    home = tier1_home(tmp_path / "home", {"later": later("timeDate", "2999-01-01T09:00:00Z")})
+    started = cli("start", "later", "--actor", "agent:a", "--json", home=home)
+    assert started.returncode == 0, started.stderr
+    answer = started.json["data"]
+    assert answer["ready"] == [] and answer["timers"][0]["due"] == "2999-01-01T09:00:00.000000Z"
+    shown = cli("status", answer["id"], home=home)
+    assert shown.returncode == 0, shown.stderr
+    assert "waits for: the start event's timer start, due 2999-01-01T09:00:00.000000Z" in shown.stdout
+    assert cli("worker", "--once", home=home).returncode == 0
+    assert cli("status", answer["id"], "--json", home=home).json["data"]["ready"] == []
