@@ -19,6 +19,7 @@ from tier1_helpers import bpmn, chain, tier1_home, user
 from tiergate.engine import Engine
 from tiergate.errors import RefusedError
 from tiergate.log import format_time, utc
+from tiergate.metrics import measure
 from tiergate.store.tables import Run
 from tiergate.worker import run_pass
 
@@ -81,7 +82,12 @@ def test_a_timer_start_event_waits_then_runs_to_completion(tmp_path: Path, make_
     assert [p for p in engine.check() if p.severity == "error"] == []
     run = engine.start("later", data, actor="agent:a")
     assert run.status == "active"
+    assert measure(engine, process="later")["totals"]["outcomes"]["in_progress"] == 1
     _run_to_the_end(engine, run.id, due)
+    totals = measure(engine, process="later")["totals"]
+    # The one deviation is the attempt at `work` before the timer was due (refused: not ready).
+    kinds = {k: v["count"] for k, v in totals["deviations"]["by_kind"].items() if v["count"]}
+    assert (totals["outcomes"]["completed"], totals["deviations"]["total"], kinds) == (1, 1, {"out_of_order": 1})
 
 
 def test_a_date_already_past_starts_the_flow_at_once(tmp_path: Path,
