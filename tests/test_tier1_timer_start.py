@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from test_tier1_check import line_of, problems_of, spread
 from tier1_helpers import bpmn, chain, tier1_home, user
 from tiergate.engine import Engine
-from tiergate.errors import RefusedError
+from tiergate.errors import LimitExceededError, RefusedError
 from tiergate.log import format_time, utc
 from tiergate.metrics import measure
 from tiergate.store.tables import Run
@@ -160,3 +160,14 @@ def test_start_and_status_on_the_command_line_say_what_the_run_waits_for(tmp_pat
     assert "waits for: the start event's timer start, due 2999-01-01T09:00:00.000000Z" in shown.stdout
     assert cli("worker", "--once", home=home).returncode == 0
     assert cli("status", answer["id"], "--json", home=home).json["data"]["ready"] == []
+
+
+def test_a_start_timer_expression_over_its_budget_refuses_the_start(tmp_path: Path,
+                                                                     make_engine: Callable[..., Engine]) -> None:
+    home = tier1_home(tmp_path / "home", {"later": later("timeDuration", '"PT" + str(9 ** (9 ** 8) % 7) + "S"')})
+    engine = make_engine(home, clock=lambda: T0)
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    with pytest.raises(LimitExceededError) as over:
+        engine.start("later", {}, actor="agent:a")
+    assert over.value.details["limit"] == "tier1_int_bits" and over.value.details["element"] == "start"
+    assert engine.runs(process="later") == []
