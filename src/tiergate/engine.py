@@ -608,7 +608,8 @@ class Engine:
         return RunInfo(id=run.id, process=run.process_id, title=definition.title, tier=run.tier,
                        status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),
                        ended_at=format_time(run.ended_at) if run.ended_at else None,
-                       definition_version=run.definition_version, data=data, steps=views)
+                       definition_version=run.definition_version, data=data, steps=views,
+                       timers=list(run.state.get("timers") or []) if run.status.value == "active" else [])
 
     def runs(self, process: str | None = None, status: str | None = None,
              started_by: str | None = None) -> list[dict[str, Any]]:

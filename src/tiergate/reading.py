@@ -108,5 +108,6 @@ class DirectReader:
         info = RunInfo(id=run.id, process=run.process_id, title=title, tier=run.tier, status=run.status,
                        started_by=run.started_by, created_at=format_time(run.created_at),
                        ended_at=format_time(run.ended_at) if run.ended_at else None,
-                       definition_version=run.definition_version, data=data, steps=steps)
+                       definition_version=run.definition_version, data=data, steps=steps,
+                       timers=list(run.state.get("timers") or []) if str(run.status) == "active" else [])
         return described(info, found.snapshot.get("resources", {}))

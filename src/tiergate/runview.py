@@ -60,6 +60,9 @@ class RunInfo:
     definition_version: str
     data: dict[str, Any]
     steps: list[StepView] = field(default_factory=list)
+    #: Tier 1: the timers the run waits for ({"timer", "task", "due"}, "start": true for a timer
+    #: start event); in the answer only when there are some.
+    timers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ready_steps(self) -> list[StepView]:
@@ -67,6 +70,8 @@ class RunInfo:
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
+        if not self.timers:
+            out.pop("timers")
         out["steps"] = [s.to_dict() for s in self.steps]
         out["ready"] = [s.id for s in self.ready_steps]
         return out

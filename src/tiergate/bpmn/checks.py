@@ -75,11 +75,19 @@ def check_elements(check: FileCheck) -> None:
             _check_expression(check, text, "eval", line, node.id, what)
         top_level_message_start = node.kind == "startEvent" and node.container == model.id \
             and bool(node.event_definitions) and set(node.event_definitions) == {"messageEventDefinition"}
+        top_level_timer_start = node.kind == "startEvent" and node.container == model.id \
+            and list(node.event_definitions) == ["timerEventDefinition"]
         if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node) \
-                and not top_level_message_start:
+                and not top_level_message_start and not top_level_timer_start:
             check.error(node.line, node.id, "start events must be plain, or wait for a message at the top level of "
-                        "the process: runs are started with `tiergate start`, or by `tiergate message` for a "
-                        "message start event.")
+                        "the process, or for a timer there: runs are started with `tiergate start` (a timer start "
+                        "event then waits until its timer is due), or by `tiergate message` for a message start "
+                        "event.")
+        elif top_level_timer_start and node.timer is not None and node.timer.kind == "timeCycle":
+            check.error(node.timer.line, node.id, "a timer start event with a timeCycle is not supported: "
+                        "SpiffWorkflow runs the flow after it once more at every cycle inside one run. Use a "
+                        "timeDate or timeDuration (the run waits until then), and start one run per cycle "
+                        "with `tiergate start` from a scheduler.")
         if node.kind == "task":
             check.error(node.line, node.id, "a plain task completes by itself, with no gate and nobody doing it. "
                         "Make it a userTask or manualTask (with a gate) if someone must do it.", "warning")

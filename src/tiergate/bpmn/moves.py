@@ -490,8 +490,11 @@ class Move:
                 continue
             element = element_of(task)
             node = self.model.nodes.get(element or "")
-            timers.append({"timer": element, "task": node.attached_to if node is not None else None,
-                           "due": format_time(due)})
+            entry: dict[str, Any] = {"timer": element, "task": node.attached_to if node is not None else None,
+                                     "due": format_time(due)}
+            if node is not None and node.kind == "startEvent" and node.container == self.model.id:
+                entry["start"] = True  # a timer start event: the run begins when it is due
+            timers.append(entry)
         timers.sort(key=lambda t: t["due"] or "")
         self.state["timers"] = timers
         self.state["due_at"] = timers[0]["due"] if timers else None

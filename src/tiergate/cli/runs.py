@@ -33,6 +33,9 @@ def _show_run(out: Console, run: dict[str, Any], *, with_data: bool = True) -> N
         grid.add_row(f"[{style}]{step['state']}[/]", step["id"], escape(title), step["actor"] or "",
                      _minute(step["at"]))
     out.print(grid)
+    for timer in run.get("timers") or []:
+        what = "the start event's timer" if timer.get("start") else "timer"
+        out.print(f"[dim]waits for:[/] {what} {escape(str(timer['timer']))}, due {timer['due']}")
     for step in run["steps"]:
         if step["state"] != "ready":
             continue

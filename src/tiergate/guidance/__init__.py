@@ -65,7 +65,9 @@ def guide(run: Any, definition: Any, state: dict[str, Any], definitions: Definit
 
 def _waiting(state: dict[str, Any]) -> list[str]:
     """Tier 1: the timers and messages a run waits for, each in words an agent can act on."""
-    found = [f"timer `{t['timer']}`, due {t['due']}" for t in state.get("timers") or []]
+    found = [f"the timer of the start event `{t['timer']}`: the process begins when it is due, at {t['due']} "
+             "(`tiergate worker` fires it)" if t.get("start") else f"timer `{t['timer']}`, due {t['due']}"
+             for t in state.get("timers") or []]
     for entry in state.get("messages") or []:
         keys = " ".join(f"--correlate {k}={v}" for k, v in (entry.get("correlate") or {}).items())
         command = f"`tiergate message {entry['message']}{' ' + keys if keys else ''} --data '{{...}}'`"

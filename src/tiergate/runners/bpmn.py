@@ -361,7 +361,8 @@ class BpmnRunner(Runner):
                                                                "by": record.get("actor"), "at": record.get("at")})
         if status != "ready":
             waiting = [s for s, r in state.get("steps", {}).items() if r.get("status") == "ready"]
-            timers = [f"timer {t['timer']} (due {t['due']})" for t in state.get("timers", [])]
+            timers = [f"{'the start event timer' if t.get('start') else 'timer'} {t['timer']} (due {t['due']})"
+                      for t in state.get("timers", [])]
             timers += [f"message '{m['message']}' at {m['element']}" + (f" for {m['correlate']}" if m["correlate"]
                                                                        else "") for m in state.get("messages", [])
                        if not m.get("starts")]  # an event subprocess's start: it may come, nothing waits for it
