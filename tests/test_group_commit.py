@@ -57,7 +57,7 @@ def writers_in_turn(db: Database, first: Callable[[Any], None], *later: Callable
     threads[0].start()
     inside.wait(60)
     for i, work in enumerate(later, start=1):
-        until(lambda: db._writers.waiting == i - 1)  # type: ignore[union-attr]
+        until(lambda before=i - 1: db._writers.waiting == before)  # type: ignore[union-attr, misc]
         threads.append(threading.Thread(target=write, args=(i, work)))
         threads[-1].start()
     until(lambda: db._writers.waiting == len(later))  # type: ignore[union-attr]
@@ -122,10 +122,9 @@ def test_a_failed_commit_is_told_to_every_writer_of_the_group_and_records_nothin
 
 
 def test_a_write_inside_a_write_and_a_failing_first_writer(database: Database) -> None:
-    with pytest.raises(ValueError):
-        with database.write() as conn:
-            conn.exec_driver_sql("INSERT INTO parent (id) VALUES (1)")
-            raise ValueError("rolled back whole")
+    with pytest.raises(ValueError), database.write() as conn:
+        conn.exec_driver_sql("INSERT INTO parent (id) VALUES (1)")
+        raise ValueError("rolled back whole")
     with database.write(durable=False) as conn:
         conn.exec_driver_sql("INSERT INTO parent (id) VALUES (2)")
     assert rows(database, "parent") == [2]

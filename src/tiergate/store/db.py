@@ -33,8 +33,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
 from tiergate import jsontext
 from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedError
-from tiergate.store.groupcommit import GroupCommit
 from tiergate.store.direct import default_sqlite_url  # noqa: F401 - the Engine's default, said once
+from tiergate.store.groupcommit import GroupCommit
 from tiergate.store.revision import HEAD_REVISION  # the newest migration: update it there
 from tiergate.timestamps import read_time  # noqa: F401 - re-exported for the store's readers
 
