@@ -19,13 +19,12 @@ statements themselves on a fast database.
 from __future__ import annotations
 
 import select
-import threading
 import weakref
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 from sqlalchemy import Connection, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine as SAEngine
@@ -35,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from tiergate import jsontext
 from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedError
 from tiergate.store.direct import default_sqlite_url  # noqa: F401 - the Engine's default, said once
+from tiergate.store.groupcommit import GroupCommit
 from tiergate.store.revision import HEAD_REVISION  # the newest migration: update it there
 from tiergate.timestamps import read_time  # noqa: F401 - re-exported for the store's readers
 
@@ -221,11 +221,11 @@ class Database:
         if self.url.get_backend_name() not in ("sqlite", "postgresql"):
             raise DatabaseError(f"database '{self.url.get_backend_name()}' is not supported: tiergate runs on "
                                 "SQLite and PostgreSQL.", code="database_url")
-        # SQLite has one writer at a time; this process's threads queue for it here, each woken as
-        # soon as the one before commits, rather than in SQLite's busy handler, which sleeps 1 to
-        # 100 ms between tries (the server's completions with 16 clients: p99 halved). Other
-        # processes still wait through the busy timeout.
-        self._writers: Any = threading.RLock() if self.is_sqlite else nullcontext()
+        # SQLite has one writer at a time; this process's threads take turns for it here rather
+        # than in SQLite's busy handler, which sleeps 1 to 100 ms between tries, and writers that
+        # wait at once are committed together (tiergate.store.groupcommit). Other processes
+        # still wait through the busy timeout.
+        self._writers = GroupCommit(self._begin_write, self._write_failure) if self.is_sqlite else None
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             try:
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -277,16 +277,51 @@ class Database:
 
         return engine
 
-    @contextmanager
-    def write(self, durable: bool = True) -> Iterator[Connection]:
-        """A write transaction: commits on success, rolls back on any exception.
+    def write(self, durable: bool = True) -> ContextManager[Connection]:
+        """A write transaction: commits on success, rolls back on any exception; it returns (or
+        raises) once its commit is done.
 
         ``durable=False`` is for data derived from what is durable (the log summary): its commit
         does not wait for the disk (SQLite ``synchronous=NORMAL`` for this transaction, PostgreSQL
         ``synchronous_commit=off``). A power cut may then lose the transaction, never half of it,
-        and never anything committed durably.
+        and never anything committed durably. On SQLite, the writes of a process's threads take
+        turns, and those waiting at once are committed together (``tiergate.store.groupcommit``).
         """
-        with self._writers, self._connect() as conn:
+        if self._writers is not None and not self._writers.inside():
+            return self._writers.write(durable)
+        return self._write_alone(durable)
+
+    def _begin_write(self, durable: bool) -> tuple[ExitStack, Connection, Any]:
+        """A SQLite write transaction begun (``BEGIN IMMEDIATE``), for ``GroupCommit``: what to leave
+        once it ends (the connection, and a relaxed ``synchronous`` set back), the connection, the transaction."""
+        opened = ExitStack()
+        try:
+            conn = opened.enter_context(self._connect()).execution_options(tiergate_write=True)
+            if not durable:
+                driver = conn.connection.driver_connection
+                driver.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
+                opened.callback(lambda: conn.invalidated or driver.execute("PRAGMA synchronous=FULL"))  # type: ignore[union-attr]
+            return opened, conn, conn.begin()
+        except BaseException as exc:
+            opened.close()
+            if isinstance(exc, DBAPIError):
+                raise self._write_failure(exc, False) from None
+            raise
+
+    def _write_failure(self, exc: BaseException, committing: bool) -> BaseException:
+        """What a failed write says to a writer of a SQLite group (``GroupCommit``), as ``_transaction`` says it."""
+        if isinstance(exc, DBAPIError):
+            return self._lost(exc, during_commit=committing) if exc.connection_invalidated else self._failure(exc)
+        if isinstance(exc, DatabaseError):
+            return exc
+        return DatabaseError(f"the database {self.url.render_as_string(hide_password=True)}: the write transaction "
+                             f"this write shared with others broke ({type(exc).__name__}: {exc}). Nothing was "
+                             "recorded; run the command again.", details={"cause": type(exc).__name__})
+
+    @contextmanager
+    def _write_alone(self, durable: bool) -> Iterator[Connection]:
+        """``write`` in a transaction of its own (PostgreSQL, and a SQLite write inside another one)."""
+        with self._connect() as conn:
             conn = conn.execution_options(tiergate_write=True)
             # SQLite takes the setting outside a transaction only: straight on the driver's connection.
             relaxed = not durable and self.is_sqlite
