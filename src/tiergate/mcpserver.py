@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import threading
+from contextvars import ContextVar
 from typing import Annotated, Any, Callable, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from mcp.types import INVALID_PARAMS, CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from tiergate import __version__
@@ -145,6 +146,55 @@ class _Server(MCPServer):  # type: ignore[type-arg]
         if self.on_bad_arguments is not None:
             await anyio.to_thread.run_sync(self.on_bad_arguments, name, arguments, context)
 
+    def call_tool_now(self, name: str, arguments: dict[str, Any],
+                      caller: Caller) -> CallToolResult | InputRequiredResult | None:
+        """``call_tool`` in this thread as ``caller`` (``tiergate.server.mcphot``), or None for a tool that
+        is not registered (the SDK answers that). What the SDK's ``tools/call`` handler does for a tool
+        of this server, by the tool's own SDK parts: its argument model, its function, its result
+        conversion (with the output schema's check); an error is the same result as the SDK's."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is None or tool.is_async or tool.resolved_params:
+            return None
+        hot = _hot_caller.set(caller)
+        try:
+            unknown = sorted(set(arguments) - set(tool.parameters.get("properties", {})))
+            if unknown:
+                self._record_bad_arguments_now(name, arguments)
+                return _result(_unknown_arguments(name, unknown, sorted(tool.parameters.get("properties", {}))))
+            try:
+                validated = tool.fn_metadata.validate_arguments(arguments)
+            except ValidationError as exc:
+                self._record_bad_arguments_now(name, arguments)
+                return _result(_argument_errors(name, exc))
+            except MCPError:
+                raise
+            except Exception:  # noqa: BLE001 - as the SDK: a crash's text stays on the server
+                return _crashed(name)
+            if tool.context_kwarg is not None:
+                validated = {**validated, tool.context_kwarg: None}
+            try:
+                result = tool.fn_metadata.convert_result(tool.fn(**validated))
+            except MCPError:
+                raise
+            except Exception:  # noqa: BLE001
+                return _crashed(name)
+            return result
+        finally:
+            _hot_caller.reset(hot)
+
+    def _record_bad_arguments_now(self, name: str, arguments: Any) -> None:
+        if self.on_bad_arguments is not None:
+            self.on_bad_arguments(name, arguments, None)
+
+
+def _crashed(tool: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=f"Error executing tool {tool}")], is_error=True)
+
+
+#: The caller of a tool call that ``_Server.call_tool_now`` runs (the HTTP server's hot path), in
+#: that call's own context: the tools read it as they read the caller the SDK's request carries.
+_hot_caller: ContextVar[Caller | None] = ContextVar("tiergate_mcp_hot_caller", default=None)
+
 
 def agent_actor(engine: Engine, claimed: str | None) -> Actor:
     """The actor the server acts as: ``--actor`` or TIERGATE_ACTOR, and it must be an agent."""
@@ -180,6 +230,9 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
     def caller(ctx: Context | None) -> Caller:  # type: ignore[type-arg]
         if fixed is not None:
             return fixed
+        hot = _hot_caller.get()
+        if hot is not None:
+            return hot
         request = getattr(getattr(ctx, "request_context", None), "request", None) if ctx is not None else None
         found = request.scope.get(caller_key) if request is not None else None
         if not isinstance(found, Caller):  # the server answers 401 before a tool is reached
