@@ -37,10 +37,10 @@ from tiergate import __version__
 from tiergate.actors import Actor
 from tiergate.engine import Engine
 from tiergate.freshness import Freshness
-from tiergate.envelope import failure, success, with_next_step
+from tiergate.envelope import failure, with_next_step
 from tiergate.errors import NotFoundError, TiergateError, UnauthorizedError, UsageError
 from tiergate.operations import Caller, Operations
-from tiergate.jsonutil import to_jsonable
+from tiergate.jsonutil import canonical_json, to_jsonable
 
 INSTRUCTIONS = """\
 tiergate keeps you on a defined business process. It decides which step comes next; you do the
@@ -86,11 +86,20 @@ class Envelope(BaseModel):
 Answer = Annotated[CallToolResult, Envelope]
 
 
-def _result(envelope: dict[str, Any]) -> CallToolResult:
+def _result(envelope: dict[str, Any], text: str | None = None) -> CallToolResult:
     # The text is the envelope as compact JSON: fewer tokens for the model than indented JSON, and
     # json.dumps with indent runs its pure-Python encoder (about 5 times the CPU for a run's answer).
-    return CallToolResult(content=[TextContent(type="text", text=json.dumps(envelope, ensure_ascii=False))],
-                          structured_content=envelope, is_error=not envelope["ok"])
+    if text is None:
+        text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=envelope,
+                          is_error=not envelope["ok"])
+
+
+def _success(data: Any) -> CallToolResult:
+    """The success envelope of ``data``: its text encoded once, in the canonical spelling (sorted keys,
+    the JSON forms of ``tiergate.jsonutil``), and read back as the structured content."""
+    text = '{"ok":true,"data":' + canonical_json(data) + "}"
+    return _result(json.loads(text), text)
 
 
 def _argument_errors(tool: str, error: ValidationError) -> dict[str, Any]:
@@ -244,7 +253,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
             who = caller(ctx)
             with lock:
                 current()
-                return _result(success(to_jsonable(body(operations, who))))
+                return _success(body(operations, who))
         except TiergateError as err:
             return _result(failure(err.code, with_next_step(err.message, err.details, "mcp"), to_jsonable(err.details)))
         except (RecursionError, MemoryError, ValueError, UnicodeError) as exc:

@@ -145,7 +145,8 @@ class McpHotPath:
         dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True) if isinstance(result, BaseModel) \
             else dict(result)
         dumped = protocol.serialize_server_result("tools/call", version, dumped)
-        body = JSONRPCResponse(jsonrpc="2.0", id=request.id, result=dumped)
+        # Built without validating ``dumped`` again: it is what the SDK's serializer just made.
+        body = JSONRPCResponse.model_construct(jsonrpc="2.0", id=request.id, result=dumped)
         return 200, body.model_dump_json(by_alias=True, exclude_unset=True).encode("utf-8"), ()
 
     def touch(self, session: str) -> None:
