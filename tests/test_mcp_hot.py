@@ -144,7 +144,7 @@ def test_only_tool_calls_take_the_hot_path(demo_home: HomeBuilder, db_url: str, 
     for headers in ({"mcp-protocol-version": "2026-07-28"}, {"accept": "text/event-stream"},
                     {"host": "evil.example"}):
         with pytest.raises(RuntimeError, match="Task group is not initialized"):
-            anyio.run(lambda: post(app, _call(), **headers))
+            anyio.run(lambda headers=headers: post(app, _call(), **headers))
     monkeypatch.setenv("TIERGATE_MCP_HOT_PATH", "0")
     with pytest.raises(RuntimeError, match="Task group is not initialized"):
         anyio.run(post, build_app(make_engine(demo_home)), _call())

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import anyio
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from mcp.types import (CallToolRequestParams, JSONRPCError, JSONRPCRequest, JSONRPCResponse,
+from mcp.types import (INTERNAL_ERROR, CallToolRequestParams, ErrorData, JSONRPCError, JSONRPCRequest, JSONRPCResponse,
                        jsonrpc_message_adapter)
 from mcp.types import methods as protocol
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -144,7 +144,12 @@ class McpHotPath:
             return _Pass()  # not a tool of this server: the SDK's answer
         dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True) if isinstance(result, BaseModel) \
             else dict(result)
-        dumped = protocol.serialize_server_result("tools/call", version, dumped)
+        try:
+            dumped = protocol.serialize_server_result("tools/call", version, dumped)
+        except ValidationError:  # a result the protocol does not allow: as the SDK's runner answers it
+            failed = ErrorData(code=INTERNAL_ERROR, message="Handler returned an invalid result")
+            error = JSONRPCError(jsonrpc="2.0", id=request.id, error=failed)
+            return 200, error.model_dump_json(by_alias=True, exclude_unset=True).encode("utf-8"), ()
         # Built without validating ``dumped`` again: it is what the SDK's serializer just made.
         body = JSONRPCResponse.model_construct(jsonrpc="2.0", id=request.id, result=dumped)
         return 200, body.model_dump_json(by_alias=True, exclude_unset=True).encode("utf-8"), ()
