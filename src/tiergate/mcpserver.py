@@ -185,6 +185,8 @@ class _Server(MCPServer):  # type: ignore[type-arg]
                 result = tool.fn_metadata.convert_result(tool.fn(**validated))
             except MCPError:
                 raise
+            except (ToolError, ResourceError) as exc:  # raised on purpose: its text says what
+                return _crashed(name, exc)
             except Exception:  # noqa: BLE001
                 return _crashed(name)
             return result
@@ -196,8 +198,10 @@ class _Server(MCPServer):  # type: ignore[type-arg]
             self.on_bad_arguments(name, arguments, None)
 
 
-def _crashed(tool: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=f"Error executing tool {tool}")], is_error=True)
+def _crashed(tool: str, error: Exception | None = None) -> CallToolResult:
+    """The SDK's result for a tool that failed (``Tool.run``'s wording)."""
+    text = f"Error executing tool {tool}" + (f": {error}" if error is not None else "")
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
 #: The caller of a tool call that ``_Server.call_tool_now`` runs (the HTTP server's hot path), in

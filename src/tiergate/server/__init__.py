@@ -103,9 +103,7 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
     credentials = Credentials(engine)
     api_hot = api.HotPath(operations, credentials, run_locked=run_locked, on_refused=refused)
     mcp_hot = mcphot.McpHotPath(mcp, credentials, sessions=app.state.mcp_sessions,
-                                security=mcp.session_manager.security_settings)
-
-    mcp_hot.enabled = mcp_hot.enabled and hot_mcp
+                                security=mcp.session_manager.security_settings, enabled=hot_mcp)
 
     async def hot(scope: Any, receive: Any, send: Any) -> bool:
         return await api_hot(scope, receive, send) or await mcp_hot(scope, receive, send)

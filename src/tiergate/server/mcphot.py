@@ -67,14 +67,14 @@ class McpHotPath:
     """``tools/call`` requests to ``/mcp`` answered in one hop (the module says which)."""
 
     def __init__(self, server: Any, credentials: Credentials, *, sessions: Sessions | None = None,
-                 security: TransportSecuritySettings | None = None):
+                 security: TransportSecuritySettings | None = None, enabled: bool = True):
         self.server, self.credentials, self.sessions = server, credentials, sessions
         self.security = TransportSecurityMiddleware(security)
         lowlevel = server._lowlevel_server
         entry = lowlevel.get_request_handler("tools/call")
         # Only over the SDK's own tools/call handler, with no middleware or cache hint of its own to
         # apply: otherwise every request goes to the SDK.
-        self.enabled = (hasattr(server, "call_tool_now") and entry is not None
+        self.enabled = (enabled and hasattr(server, "call_tool_now") and entry is not None
                         and entry.handler == server._handle_call_tool and entry.params_type is CallToolRequestParams
                         and {type(m).__name__ for m in server.middleware} <= _STANDS_IN_FOR
                         and "tools/call" not in getattr(lowlevel, "cache_hints", {}))

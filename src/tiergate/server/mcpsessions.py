@@ -5,7 +5,8 @@ answer for anything else.
     app.state.mcp_sessions                        # its Sessions (None without sessions)
 
 Both ways are the official MCP SDK's (``StreamableHTTPSessionManager``); this module only chooses,
-per request, which of its two managers answers:
+per request, which of its two managers answers (a tool call is mostly answered before it gets
+here, by ``tiergate.server.mcphot``, which keeps a session it names alive as these managers would):
 
 - ``POST`` of an ``initialize`` without an ``Mcp-Session-Id``: the stateful manager opens a
   session, whose id goes back in the answer's header. The SDK's client sends it with every later
