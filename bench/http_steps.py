@@ -11,16 +11,18 @@
   at a fraction of a full client's CPU, so the bench measures the server rather than itself),
   each working through its own runs, against ``tiergate serve`` started as a subprocess on
   127.0.0.1.
-- **MCP**: ``complete_step`` over MCP streamable HTTP (the SDK's client), N sessions at once,
-  in the bench's own process, or spread over ``--mcp-processes`` client processes (on the shared
-  2-core machine that cost the clients more CPU a call, not less: docs/performance.md).
+- **MCP**: ``complete_step`` over MCP streamable HTTP, N sessions at once, each a thread with its
+  own keep-alive connection (``bench/mcp_client.py``: ``initialize`` once, then ``tools/call``
+  POSTs, on ``http.client`` as the API's clients); or, with ``--mcp-client sdk``, the official
+  SDK's client, in the bench's own process or spread over ``--mcp-processes`` client processes
+  (it costs 2 to 3 ms of CPU a call on the same 2 cores: docs/performance.md).
 
 Each client completes ``--steps / N`` steps; the rate is steps per second over the wall time
 of all clients, with the p50 and p99 latency of one completion. Beside them, CPU milliseconds
 per completion: the server's (``/proc/PID/stat`` of the ``tiergate serve`` process and its
 children, read before and after each line; that figure moves little with the machine's load,
 where rates move a lot) and the bench process's own (its clients', or the in-process engine's).
-The goal (issue 13): the API's rate with 16 clients at least 0.5 of the in-process rate.
+The goal (issue 13): the API's rate, and MCP's, with 16 clients at least 0.5 of the in-process rate.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any, Iterator
 import anyio
 import httpx2
 
+from mcp_client import McpClient  # bench/mcp_client.py, beside this script
 from tiergate.credentials import Credentials
 from tiergate.engine import Engine
 
@@ -175,9 +178,20 @@ def api(url: str, token: str, clients: int, steps: int) -> dict[str, Any]:
     return summary("API", clients, latencies, time.perf_counter() - began)
 
 
-def mcp(url: str, token: str, clients: int, steps: int, processes: int = 1) -> dict[str, Any]:
-    """``clients`` MCP sessions (the SDK's client), spread over up to ``processes`` client processes
-    so that the clients' own CPU (about 1.5 ms a call) is not held to one interpreter lock."""
+def mcp(url: str, token: str, clients: int, steps: int, processes: int = 1, sdk: bool = False) -> dict[str, Any]:
+    """``clients`` MCP sessions. By default each a thread with its own keep-alive connection
+    (``mcp_client.McpClient``: ``http.client``, as the API's clients), so the bench measures the
+    server. With ``sdk``, the official SDK's client (about 2 to 3 ms of CPU a call on the same
+    cores), spread over up to ``processes`` client processes."""
+    if not sdk:
+        began = time.perf_counter()
+        cpu = time.process_time()
+        latencies = mcp_threads(url, token, clients, steps // clients)
+        result = summary("MCP", clients, latencies, time.perf_counter() - began)
+        result["client_cpu_ms"] = 1000 * (time.process_time() - cpu) / len(latencies)
+        result["client_processes"] = 1
+        result["client"] = "http.client"
+        return result
     processes = max(1, min(processes, clients))
     shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     if processes == 1:
@@ -203,7 +217,44 @@ def mcp(url: str, token: str, clients: int, steps: int, processes: int = 1) -> d
         result = summary("MCP", clients, latencies, max(part[2] for part in parts) - began)
     result["client_cpu_ms"] = 1000 * cpu / len(latencies)  # per completion (and its share of starts)
     result["client_processes"] = processes
+    result["client"] = "SDK"
     return result
+
+
+def mcp_threads(url: str, token: str, clients: int, per_client: int) -> list[float]:
+    """``clients`` threads, each an ``McpClient`` session working through its own runs: the latencies."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+    evidence = {"note": "done"}
+
+    def client() -> None:
+        mine: list[float] = []
+        session = McpClient(url.removeprefix("http://"), token)
+        try:
+            session.initialize()
+            while len(mine) < per_client:
+                run = session.call_tool("start_run", {"process": "bench", "data": {}})["structuredContent"]["data"]["id"]
+                for i in range(min(STEPS_PER_RUN, per_client - len(mine))):
+                    t0 = time.perf_counter()
+                    answer = session.call_tool("complete_step", {"run": run, "step": f"s{i}", "evidence": evidence})
+                    mine.append(time.perf_counter() - t0)
+                    assert not answer.get("isError"), answer
+        except BaseException as err:  # noqa: BLE001 - said after the other clients finish
+            failures.append(err)
+        finally:
+            session.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return latencies
 
 
 def mcp_process(url: str, token: str, clients: int, per_client: int, go: Any, answers: Any) -> None:
@@ -289,7 +340,10 @@ def main() -> None:
                         help="the server's doors to measure (default: both)")
     parser.add_argument("--database-url", default=None, help="an empty database (default: SQLite in a temp folder)")
     parser.add_argument("--workers", type=int, default=1, help="server processes (`tiergate serve --workers N`)")
-    parser.add_argument("--mcp-processes", type=int, default=1, help="client processes the MCP sessions are spread over")
+    parser.add_argument("--mcp-client", choices=["plain", "sdk"], default="plain",
+                        help="MCP's clients: threads on http.client (default), or the official SDK's client")
+    parser.add_argument("--mcp-processes", type=int, default=1,
+                        help="client processes the SDK's MCP sessions are spread over (with --mcp-client sdk)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -303,7 +357,7 @@ def main() -> None:
         try:
             with tiergate_serve(home, url_db, args.workers) as (url, server):
                 api(url, token, 1, WARM_UP)  # untimed, as in-process
-                doors = (("api", api), ("mcp", lambda *given: mcp(*given, args.mcp_processes)))
+                doors = (("api", api), ("mcp", lambda *given: mcp(*given, args.mcp_processes, args.mcp_client == "sdk")))
                 for door, measure in doors:
                     if door in args.doors:
                         for clients in args.clients:
@@ -328,7 +382,7 @@ def main() -> None:
               f"{r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {server_ms:>13} {r['own_cpu_ms']:>10.2f}")
     for r in results:
         if "client_cpu_ms" in r:
-            print(f"MCP, {r['clients']} clients in {r['client_processes']} process(es): the clients' CPU "
+            print(f"MCP, {r['clients']} clients ({r['client']}) in {r['client_processes']} process(es): the clients' CPU "
                   f"{r['client_cpu_ms']:.2f} ms per completion")
 
 

@@ -23,23 +23,24 @@ from __future__ import annotations
 
 import json
 import threading
+from contextvars import ContextVar
 from typing import Annotated, Any, Callable, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from mcp.types import INVALID_PARAMS, CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from tiergate import __version__
 from tiergate.actors import Actor
 from tiergate.engine import Engine
 from tiergate.freshness import Freshness
-from tiergate.envelope import failure, success, with_next_step
+from tiergate.envelope import failure, with_next_step
 from tiergate.errors import NotFoundError, TiergateError, UnauthorizedError, UsageError
 from tiergate.operations import Caller, Operations
-from tiergate.jsonutil import to_jsonable
+from tiergate.jsonutil import canonical_json, to_jsonable
 
 INSTRUCTIONS = """\
 tiergate keeps you on a defined business process. It decides which step comes next; you do the
@@ -85,11 +86,20 @@ class Envelope(BaseModel):
 Answer = Annotated[CallToolResult, Envelope]
 
 
-def _result(envelope: dict[str, Any]) -> CallToolResult:
+def _result(envelope: dict[str, Any], text: str | None = None) -> CallToolResult:
     # The text is the envelope as compact JSON: fewer tokens for the model than indented JSON, and
     # json.dumps with indent runs its pure-Python encoder (about 5 times the CPU for a run's answer).
-    return CallToolResult(content=[TextContent(type="text", text=json.dumps(envelope, ensure_ascii=False))],
-                          structured_content=envelope, is_error=not envelope["ok"])
+    if text is None:
+        text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=envelope,
+                          is_error=not envelope["ok"])
+
+
+def _success(data: Any) -> CallToolResult:
+    """The success envelope of ``data``: its text encoded once, in the canonical spelling (sorted keys,
+    the JSON forms of ``tiergate.jsonutil``), and read back as the structured content."""
+    text = '{"ok":true,"data":' + canonical_json(data) + "}"
+    return _result(json.loads(text), text)
 
 
 def _argument_errors(tool: str, error: ValidationError) -> dict[str, Any]:
@@ -145,6 +155,59 @@ class _Server(MCPServer):  # type: ignore[type-arg]
         if self.on_bad_arguments is not None:
             await anyio.to_thread.run_sync(self.on_bad_arguments, name, arguments, context)
 
+    def call_tool_now(self, name: str, arguments: dict[str, Any],
+                      caller: Caller) -> CallToolResult | InputRequiredResult | None:
+        """``call_tool`` in this thread as ``caller`` (``tiergate.server.mcphot``), or None for a tool that
+        is not registered (the SDK answers that). What the SDK's ``tools/call`` handler does for a tool
+        of this server, by the tool's own SDK parts: its argument model, its function, its result
+        conversion (with the output schema's check); an error is the same result as the SDK's."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is None or tool.is_async or tool.resolved_params:
+            return None
+        hot = _hot_caller.set(caller)
+        try:
+            unknown = sorted(set(arguments) - set(tool.parameters.get("properties", {})))
+            if unknown:
+                self._record_bad_arguments_now(name, arguments)
+                return _result(_unknown_arguments(name, unknown, sorted(tool.parameters.get("properties", {}))))
+            try:
+                validated = tool.fn_metadata.validate_arguments(arguments)
+            except ValidationError as exc:
+                self._record_bad_arguments_now(name, arguments)
+                return _result(_argument_errors(name, exc))
+            except MCPError:
+                raise
+            except Exception:  # noqa: BLE001 - as the SDK: a crash's text stays on the server
+                return _crashed(name)
+            if tool.context_kwarg is not None:
+                validated = {**validated, tool.context_kwarg: None}
+            try:
+                result = tool.fn_metadata.convert_result(tool.fn(**validated))
+            except MCPError:
+                raise
+            except (ToolError, ResourceError) as exc:  # raised on purpose: its text says what
+                return _crashed(name, exc)
+            except Exception:  # noqa: BLE001
+                return _crashed(name)
+            return result
+        finally:
+            _hot_caller.reset(hot)
+
+    def _record_bad_arguments_now(self, name: str, arguments: Any) -> None:
+        if self.on_bad_arguments is not None:
+            self.on_bad_arguments(name, arguments, None)
+
+
+def _crashed(tool: str, error: Exception | None = None) -> CallToolResult:
+    """The SDK's result for a tool that failed (``Tool.run``'s wording)."""
+    text = f"Error executing tool {tool}" + (f": {error}" if error is not None else "")
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+#: The caller of a tool call that ``_Server.call_tool_now`` runs (the HTTP server's hot path), in
+#: that call's own context: the tools read it as they read the caller the SDK's request carries.
+_hot_caller: ContextVar[Caller | None] = ContextVar("tiergate_mcp_hot_caller", default=None)
+
 
 def agent_actor(engine: Engine, claimed: str | None) -> Actor:
     """The actor the server acts as: ``--actor`` or TIERGATE_ACTOR, and it must be an agent."""
@@ -180,6 +243,9 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
     def caller(ctx: Context | None) -> Caller:  # type: ignore[type-arg]
         if fixed is not None:
             return fixed
+        hot = _hot_caller.get()
+        if hot is not None:
+            return hot
         request = getattr(getattr(ctx, "request_context", None), "request", None) if ctx is not None else None
         found = request.scope.get(caller_key) if request is not None else None
         if not isinstance(found, Caller):  # the server answers 401 before a tool is reached
@@ -191,7 +257,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
             who = caller(ctx)
             with lock:
                 current()
-                return _result(success(to_jsonable(body(operations, who))))
+                return _success(body(operations, who))
         except TiergateError as err:
             return _result(failure(err.code, with_next_step(err.message, err.details, "mcp"), to_jsonable(err.details)))
         except (RecursionError, MemoryError, ValueError, UnicodeError) as exc:

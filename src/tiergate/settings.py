@@ -51,6 +51,8 @@ SETTINGS: tuple[Setting, ...] = (
             "socket, each with its own engine (housekeeping runs once, in the supervisor). See docs/server.md."),
     Setting("mcp_sessions", "TIERGATE_MCP_SESSIONS", True, "`tiergate serve`: MCP over HTTP keeps a session for a "
             "client that opens one (its set-up paid once, not per call); 0/false: every request stateless. See docs/server.md."),
+    Setting("mcp_hot_path", "TIERGATE_MCP_HOT_PATH", True, "`tiergate serve`: MCP over HTTP answers a tool call in "
+            "one hop to a worker thread, beside the SDK's transport; 0/false: every request through the SDK's. See docs/server.md."),
     # The web pages (docs/web.md).
     Setting("session_hours", "TIERGATE_SESSION_HOURS", 12, "How long a web sign-in lasts (hours); signing out "
             "ends it sooner."),

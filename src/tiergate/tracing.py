@@ -38,6 +38,11 @@ def _tracer() -> Any:
     return provider.get_tracer(_NAME, __version__)
 
 
+def tracing_on() -> bool:
+    """Whether traces are recorded (a tracer provider is configured)."""
+    return _tracer() is not None
+
+
 @contextmanager
 def step_span(attempt: str, run_id: str, step_id: str | None, actor: Any) -> Iterator[None]:
     tracer = _tracer()

@@ -6,8 +6,8 @@
 Routes:
 
 - ``/mcp``: MCP over streamable HTTP (JSON answers; a session kept for a client that opens one,
-  ``tiergate.server.mcpsessions``), the same tools as ``tiergate mcp``, each call as the principal
-  of its bearer token;
+  ``tiergate.server.mcpsessions``; a tool call in one hop, ``tiergate.server.mcphot``), the same
+  tools as ``tiergate mcp``, each call as the principal of its bearer token;
 - ``/api/...``: the JSON API (``tiergate.server.api``), described at ``/api/openapi.json``;
 - ``/metrics``: Prometheus' text format (``tiergate.server.prometheus``);
 - ``/healthz``: for probes;
@@ -41,7 +41,7 @@ from tiergate.limits import limit
 from tiergate.mcpserver import build_server
 from tiergate.operations import Operations
 from tiergate import web
-from tiergate.server import api, mcpsessions, prometheus
+from tiergate.server import api, mcphot, mcpsessions, prometheus
 from tiergate.server.doors import Doors
 from tiergate.tracing import RequestSpans
 
@@ -69,8 +69,10 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
             fresh.check()
             return handler(*args)
 
-    sessions = str(engine.settings.get("mcp_sessions", True)).strip().lower() not in ("0", "false", "no", "off")
-    app = mcpsessions.mount(build_server(engine, lock=lock, fresh=fresh), max_body=max_body, host=host, sessions=sessions)
+    sessions, hot_mcp = (str(engine.settings.get(name, True)).strip().lower() not in ("0", "false", "no", "off")
+                         for name in ("mcp_sessions", "mcp_hot_path"))
+    mcp = build_server(engine, lock=lock, fresh=fresh)
+    app = mcpsessions.mount(mcp, max_body=max_body, host=host, sessions=sessions)
 
     async def healthz(request: Request) -> JSONResponse:
         try:
@@ -99,7 +101,13 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
 
     # Spans outermost, so refused requests (401, 413) are traced too; a no-op without OpenTelemetry.
     credentials = Credentials(engine)
-    hot = api.HotPath(operations, credentials, run_locked=run_locked, on_refused=refused)
+    api_hot = api.HotPath(operations, credentials, run_locked=run_locked, on_refused=refused)
+    mcp_hot = mcphot.McpHotPath(mcp, credentials, sessions=app.state.mcp_sessions,
+                                security=mcp.session_manager.security_settings, enabled=hot_mcp)
+
+    async def hot(scope: Any, receive: Any, send: Any) -> bool:
+        return await api_hot(scope, receive, send) or await mcp_hot(scope, receive, send)
+
     return RequestSpans(Doors(app, credentials, max_body, on_refused=refused, hot=hot))
 
 

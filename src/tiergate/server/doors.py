@@ -49,6 +49,9 @@ OnRefused = Callable[[wirejson.WireRefused, str, "Caller | None"], None]
 HotPath = Callable[[Scope, Receive, Send], Awaitable[bool]]
 
 
+#: Where a hot path that received a request's body, then left the request to the doors, puts a
+#: ``receive`` that hands that body on (``replay``).
+RECEIVED = "tiergate.received"
 #: An answer made in a worker thread: HTTP status, JSON body, extra headers.
 Answer = tuple[int, bytes, Sequence[tuple[bytes, bytes]]]
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="tiergate"')]
@@ -161,6 +164,7 @@ class Doors:
             return
         if self.hot is not None and await self.hot(scope, receive, send):
             return
+        receive = scope.pop(RECEIVED, receive)  # a hot path that received the body and passed the request on
         if scope["path"] not in PUBLIC and not is_web_path(scope["path"]):
             try:
                 credential = await run_in_threadpool(self.credentials.authenticate, bearer(scope))

@@ -2,9 +2,11 @@
 answer for anything else.
 
     app = mount(build_server(engine), max_body=..., host="127.0.0.1", sessions=True)   # a Starlette app
+    app.state.mcp_sessions                        # its Sessions (None without sessions)
 
 Both ways are the official MCP SDK's (``StreamableHTTPSessionManager``); this module only chooses,
-per request, which of its two managers answers:
+per request, which of its two managers answers (a tool call is mostly answered before it gets
+here, by ``tiergate.server.mcphot``, which keeps a session it names alive as these managers would):
 
 - ``POST`` of an ``initialize`` without an ``Mcp-Session-Id``: the stateful manager opens a
   session, whose id goes back in the answer's header. The SDK's client sends it with every later
@@ -49,9 +51,10 @@ def mount(server: MCPServer, *, max_body: int, host: str, sessions: bool = True)
     """The SDK's Starlette application for ``server`` with ``/mcp`` served as this module says."""
     app = server.streamable_http_app(streamable_http_path=PATH, stateless_http=not sessions, json_response=True,
                                      max_request_body_size=max_body, host=host)
+    app.state.mcp_sessions = None
     if not sessions:
         return app
-    router = Sessions(server.session_manager, max_body)
+    router = app.state.mcp_sessions = Sessions(server.session_manager, max_body)
     for index, route in enumerate(app.router.routes):
         if isinstance(route, Route) and route.path == PATH:
             app.router.routes[index] = Route(PATH, endpoint=router)
