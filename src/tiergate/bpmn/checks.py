@@ -197,20 +197,30 @@ def _check_unique_ids(check: FileCheck, tree: Any) -> None:
                 first[element_id] = element.sourceline or 1
 
 
+def _step_requires(check: FileCheck, element: Any, with_post: set[str],
+                   absent: Any = None) -> tuple[Node | None, Any]:
+    """The step ``element`` belongs to, and what its gate requires (``absent`` when it says nothing,
+    None for a gate by ``$ref``);
+    (None, None) when it is no step, a post-script sets its outputs, or its gate is reported apart."""
+    owner = element.getparent()
+    node = check.model.nodes.get(owner.get("id") or "") if owner is not None else None
+    if node is None or not node.is_step or node.id in with_post:
+        return None, None
+    try:
+        gate = parse_gate(node.properties.get("gate", ""))
+    except (ValueError, json.JSONDecodeError):
+        return None, None   # reported with the gate
+    return node, (gate.get("required", absent) if "$ref" not in gate else None)
+
+
 def _check_step_outputs(check: FileCheck, tree: Any) -> None:
     """A step whose ioSpecification names data outputs its gate does not require fails the run when
     completed without them (SpiffWorkflow: Missing data output): say so before a run does."""
     with_post = {owner for kind, owner, _k, text, _l in prepost.found(tree) if kind == "postScript" and text.strip()}
     for io_spec in tree.getroot().iter(f"{{{BPMN_NS}}}ioSpecification"):
-        owner = io_spec.getparent()
-        node = check.model.nodes.get(owner.get("id") or "") if owner is not None else None
-        if node is None or not node.is_step or node.id in with_post:
+        node, required = _step_requires(check, io_spec, with_post)
+        if node is None:
             continue
-        try:
-            gate = parse_gate(node.properties.get("gate", ""))
-        except (ValueError, json.JSONDecodeError):
-            continue   # reported with the gate
-        required = gate.get("required") if "$ref" not in gate else None
         outputs = [o.get("id") for o in io_spec.iter(f"{{{BPMN_NS}}}dataOutput") if o.get("id")]
         missing = [o for o in outputs if isinstance(required, list) and o not in required]
         if missing:
@@ -218,15 +228,9 @@ def _check_step_outputs(check: FileCheck, tree: Any) -> None:
                         "required by its gate, and a completion without them fails the run (Missing data output): "
                         "add them to the gate's `required`, or set them in a postScript.", "warning")
     for association in tree.getroot().iter(f"{{{BPMN_NS}}}dataOutputAssociation"):
-        owner = association.getparent()
-        node = check.model.nodes.get(owner.get("id") or "") if owner is not None else None
-        if node is None or not node.is_step or node.id in with_post:
+        node, required = _step_requires(check, association, with_post, absent=[])
+        if node is None:
             continue
-        try:
-            gate = parse_gate(node.properties.get("gate", ""))
-        except (ValueError, json.JSONDecodeError):
-            continue   # reported with the gate
-        required = gate.get("required", []) if "$ref" not in gate else None
         for ref in association.iterfind(f"{{{BPMN_NS}}}targetRef"):
             target = next(iter(tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip())), None)
             name = (target.get("dataObjectRef") or target.get("id")) if target is not None else None
