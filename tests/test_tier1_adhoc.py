@@ -150,3 +150,19 @@ def test_a_loop_inside_is_offered_while_its_condition_asks_for_it(tmp_path: Path
     info = other.complete(run.id, "sign", {"signed": True}, actor="agent:a")
     assert [s.id for s in info.ready_steps] == ["after"]
     assert other.complete(run.id, "after", {}, actor="agent:a").status == "completed"
+
+
+def test_a_conditional_activity_whose_condition_reads_what_the_data_lacks_waits_until_it_can_be_read(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    # At the start nothing has set `open_issues` yet: the loop is not offered (SpiffWorkflow would fail
+    # the subprocess's start, where no retry could set the name), and is once a step sets it.
+    loop = ('<bpmn:standardLoopCharacteristics testBefore="true"><bpmn:loopCondition>open_issues &gt; 0'
+            '</bpmn:loopCondition></bpmn:standardLoopCharacteristics>')
+    inner = user("write") + user("fix").replace("</bpmn:userTask>", loop + "</bpmn:userTask>") + user("sign")
+    engine = engine_for(tmp_path, make_engine, body(inner))
+    run = engine.start("ah", {}, actor="agent:a")
+    assert (run.status, sorted(s.id for s in run.ready_steps)) == ("active", ["sign", "write"])
+    info = engine.complete(run.id, "write", {"open_issues": 1}, actor="agent:a")
+    assert sorted(s.id for s in info.ready_steps) == ["fix[0]", "sign"]
+    info = engine.complete(run.id, "fix[0]", {"open_issues": 0}, actor="agent:a")
+    assert [s.id for s in info.ready_steps] == ["sign"]

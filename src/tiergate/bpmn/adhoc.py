@@ -14,7 +14,9 @@ What differs (docs/tier1.md):
   skipped); SpiffWorkflow would evaluate nothing and fail;
 * a condition that cannot be evaluated yet (it reads a name the data does not have, or a value of
   the wrong type) is not met: the subprocess goes on. It is evaluated at the start too, where
-  the evidence it is meant to read does not exist yet;
+  the evidence it is meant to read does not exist yet. The same holds for a conditional
+  activity's condition: it is not offered until its condition can be evaluated and asks for it
+  (SpiffWorkflow fails the subprocess's start instead, where no retry could set the name);
 * ``cancelRemainingInstances`` is read as drawn (SpiffWorkflow looks for it in the BPMN namespace);
 * a conditional activity is offered through its own update (a loop or multi-instance activity
   makes its instances, the steps, instead of completing at once as an engine task), with the
@@ -88,6 +90,12 @@ class TiergateAdHocSpec(AdHocSubprocessSpec):
         child.task_spec._update(child)
 
     def _wanted(self, workflow: Any, task_spec: Any) -> bool:
+        try:
+            return self._asks(workflow, task_spec)
+        except ExpressionError:  # it reads what the data lacks (yet): not offered now, asked again after
+            return False         # each path ends, like the completion condition
+
+    def _asks(self, workflow: Any, task_spec: Any) -> bool:
         if isinstance(task_spec, MultiChoice):
             return any(cond is None or self.check_condition(cond.args[0], workflow)
                        for cond, _output in task_spec.cond_task_specs)
