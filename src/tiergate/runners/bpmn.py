@@ -271,6 +271,7 @@ class BpmnRunner(Runner):
                                reason="unknown_step", details={"run": ctx.run_id, "step": element})
         task.data.update(copy.deepcopy(data))
         dumping.forget(workflow)  # data written beside a timer may land in a parked task: dump every task again
+        again: Callable[[Task], Any] | None = None  # what is run again on the task (a failure leaves the run failed)
         if task.state == TaskState.ERROR:
             task._set_state(TaskState.READY)
         elif is_timer(task):
@@ -283,25 +284,19 @@ class BpmnRunner(Runner):
                         related.data.update(copy.deepcopy(data))
             # A timer whose value failed never reached the waiting list: evaluate it again now, so that
             # it waits for its due time, or the run stays failed with the new error (never a silent stall).
-            try:
-                task.task_spec._update(task)
-            except Exception as exc:  # noqa: BLE001 - it fails again: the run stays failed, with this error
-                move.journal()
-                return Transition(state=state, status=move.failed(move.step_failure(exc, task)), events=events)
+            again = task.task_spec._update
         elif task.state == TaskState.COMPLETED:
             # It failed while completing (a data object it writes, a post-script): complete it again.
-            try:
-                task.task_spec._on_complete(task)
-            except Exception as exc:  # noqa: BLE001 - it fails again: the run stays failed, with this error
-                move.journal()
-                return Transition(state=state, status=move.failed(move.step_failure(exc, task)), events=events)
+            again = task.task_spec._on_complete
         elif task.state == TaskState.FUTURE:
             # It failed while becoming ready (a loop condition, a multi-instance collection): update it again.
             # It takes its data from its parent then, so the fix goes there too.
             if task.parent is not None:
                 task.parent.data.update(copy.deepcopy(data))
+            again = task.task_spec._update
+        if again is not None:
             try:
-                task.task_spec._update(task)
+                again(task)
             except Exception as exc:  # noqa: BLE001 - it fails again: the run stays failed, with this error
                 move.journal()
                 return Transition(state=state, status=move.failed(move.step_failure(exc, task)), events=events)
