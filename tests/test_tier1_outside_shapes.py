@@ -183,11 +183,8 @@ def test_a_catch_event_with_several_messages_waits_for_each_it_has_not_caught(
     assert ([s.id for s in info.ready_steps], info.data) == (["close"], {"text": "ok", "order": 7})
 
 
+# (A task with several outgoing flows, an implicit split, runs now: tests/test_tier1_implicit.py.)
 @pytest.mark.parametrize("body, element, message", [
-    ('<bpmn:startEvent id="start"/>' + user("split") + user("a") + user("b") + '<bpmn:endEvent id="end"/>'
-     + chain("start", "split", "a", "end") + chain("split", "b", "end", prefix="g"), "split",
-     "a task with several outgoing flows (an implicit split) is not run; draw a parallel gateway after it for all "
-     "the paths, or an exclusive gateway with conditions for one."),
     ('<bpmn:startEvent id="start"/><bpmn:exclusiveGateway id="choose"/>' + user("a") + user("b")
      + '<bpmn:endEvent id="end"/>' + chain("start", "choose", "a", "end") + chain("choose", "b", "end", prefix="g"),
      "f_choose_a", "a flow out of the exclusive gateway has no condition and is not its default flow; give it a "

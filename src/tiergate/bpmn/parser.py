@@ -42,7 +42,7 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 )
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
-from tiergate.bpmn import feel, prepost, spiffmessages
+from tiergate.bpmn import feel, implicit, prepost, spiffmessages
 from tiergate.bpmn.adhoc import TiergateAdHocParser
 from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
@@ -196,13 +196,13 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
     for each in (tree, *(called or [])):
         feel.mark_languages(each)
     try:
-        parser.add_bpmn_xml(tree, filename=source)
+        parser.add_bpmn_xml(implicit.normalised(tree), filename=source)
         for other in called or []:
-            parser.add_bpmn_xml(other, filename=source)
+            parser.add_bpmn_xml(implicit.normalised(other), filename=source)
         spec = parser.get_spec(model.id)
         subprocess_specs = parser.get_subprocess_specs(model.id)
     except ValidationException as exc:
-        element = getattr(exc, "id", "") or None
+        element = implicit.drawn_element(getattr(exc, "id", "") or None)
         node = model.nodes.get(element or "") or model.flows.get(element or "")
         line = node.line if node is not None else model.line
         message = str(exc).split(". ")[0].rstrip(".")
@@ -216,6 +216,7 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
         raise BpmnError(f"{source}:{model.line}: SpiffWorkflow cannot read this process: {exc!r}. Check the "
                         "elements `tiergate check` lists, or simplify the diagram.", line=model.line,
                         source=source) from None
+    implicit.mark_generated([spec, *subprocess_specs.values()], [tree, *(called or [])])
     _clock_timers(spec, model)
     scripts = prepost.scripts_by_element([tree, *(called or [])])
     prepost.attach(spec, scripts)

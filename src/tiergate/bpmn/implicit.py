@@ -1,0 +1,189 @@
+"""Implicit splits and starts, drawn explicitly before SpiffWorkflow's parser sees the tree.
+
+BPMN 2.0 gives a meaning to shapes that SpiffWorkflow 3.2's parser refuses:
+
+* **An activity or intermediate event with several outgoing flows** (an implicit split). Flows
+  without a condition all fire (a parallel split); flows with a condition (the "mini-diamond")
+  fire each whose condition holds, and the activity's ``default`` flow fires when none does (an
+  inclusive split). A gateway is inserted after the element: a parallel gateway ``<id>__split``
+  when no flow has a condition, else an inclusive gateway ``<id>__split`` whose unconditional,
+  non-default flows get the condition ``True``.
+* **A subprocess (or process) with no start event**: every flow node in it without an incoming
+  flow starts when it starts. A start event ``<id>__start`` with a flow to each such node is
+  inserted, and, when the subprocess has no end event either, an end event ``<id>__end`` after
+  each node without an outgoing flow (it completes once all its paths have ended, as before).
+
+Several incoming flows into an activity or end event (an implicit join) need nothing: SpiffWorkflow
+activates the activity once per arriving token, which is BPMN's uncontrolled merge
+(``tests/test_tier1_implicit.py``).
+
+``normalised`` works on a copy: the tree that ``check`` reports from, the model and the file on
+disk keep only what was drawn. The generated elements have ids that no element of the file has
+(``__split``, ``__start``, ``__end`` after the drawn element's id, with a number added if taken);
+``build_specs`` marks their task specs as the engine's own, so runs, logs and status name only
+drawn elements. A problem SpiffWorkflow finds at a generated element is reported at the drawn
+element it was made for (``drawn_element``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from lxml import etree
+
+from tiergate.bpmn.xml import BPMN_NS, local
+
+_GATEWAYS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"}
+#: Flow nodes that never split implicitly here: gateways decide for themselves, SpiffWorkflow runs every
+#: flow out of a start event already, and an end event has none.
+_NOT_SPLITTING = _GATEWAYS | {"startEvent", "endEvent"}
+_FLOW_NODES = _GATEWAYS | {
+    "task", "userTask", "manualTask", "serviceTask", "scriptTask", "businessRuleTask", "sendTask", "receiveTask",
+    "callActivity", "subProcess", "transaction", "adHocSubProcess", "startEvent", "endEvent",
+    "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent"}
+#: Containers whose flow nodes without incoming flows start with them (an ad-hoc subprocess offers
+#: them instead: ``tiergate.bpmn.adhoc``).
+_STARTING = {"process", "subProcess", "transaction"}
+_SUFFIXES = ("__split", "__start", "__end")
+
+
+def _tag(name: str) -> str:
+    return f"{{{BPMN_NS}}}{name}"
+
+
+def _children(container: etree._Element, kinds: set[str]) -> list[etree._Element]:
+    return [child for child in container if isinstance(child.tag, str) and etree.QName(child).namespace == BPMN_NS
+            and local(child) in kinds]
+
+
+def _splits(container: etree._Element) -> list[etree._Element]:
+    flows = _children(container, {"sequenceFlow"})
+    counts: dict[str, int] = {}
+    for flow in flows:
+        counts[flow.get("sourceRef") or ""] = counts.get(flow.get("sourceRef") or "", 0) + 1
+    return [node for node in _children(container, _FLOW_NODES - _NOT_SPLITTING) if counts.get(node.get("id") or "", 0) > 1]
+
+
+def _without_start(container: etree._Element) -> bool:
+    if local(container) not in _STARTING or container.get("triggeredByEvent") == "true":
+        return False
+    nodes = _children(container, _FLOW_NODES)
+    return bool(nodes) and not any(local(node) == "startEvent" for node in nodes)
+
+
+def _containers(root: etree._Element) -> list[etree._Element]:
+    return [element for element in root.iter(*(_tag(kind) for kind in _STARTING | {"adHocSubProcess"}))]
+
+
+def needs_normalising(tree: etree._ElementTree) -> bool:
+    return any(_splits(c) or _without_start(c) for c in _containers(tree.getroot()))
+
+
+def normalised(tree: etree._ElementTree) -> etree._ElementTree:
+    """``tree`` if it has no implicit split or start, else a copy with them drawn as gateways and events."""
+    if not needs_normalising(tree):
+        return tree
+    copied = copy.deepcopy(tree)
+    root = copied.getroot()
+    taken = {element.get("id") for element in root.iter() if isinstance(element.tag, str) and element.get("id")}
+
+    def fresh(base: str) -> str:
+        candidate, number = base, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{base}{number}"
+        taken.add(candidate)
+        return candidate
+
+    for container in _containers(root):
+        for node in _splits(container):
+            _draw_split(container, node, fresh)
+        if _without_start(container):
+            _draw_start(container, fresh)
+    return copied
+
+
+def _flow(container: etree._Element, flow_id: str, source: str, target: str) -> etree._Element:
+    flow = etree.SubElement(container, _tag("sequenceFlow"), id=flow_id, sourceRef=source, targetRef=target)
+    return flow
+
+
+def _draw_split(container: etree._Element, node: etree._Element, fresh: Any) -> None:
+    node_id = node.get("id") or ""
+    outgoing = [f for f in _children(container, {"sequenceFlow"}) if f.get("sourceRef") == node_id]
+    default = node.attrib.pop("default", None)
+    conditional = any(f.find(_tag("conditionExpression")) is not None for f in outgoing)
+    gateway_id = fresh(f"{node_id}__split")
+    gateway = etree.Element(_tag("inclusiveGateway" if conditional or default else "parallelGateway"), id=gateway_id)
+    node.addnext(gateway)
+    if conditional or default:
+        if default:
+            gateway.set("default", default)
+        for flow in outgoing:
+            if flow.find(_tag("conditionExpression")) is None and flow.get("id") != default:
+                condition = etree.SubElement(flow, _tag("conditionExpression"))
+                condition.text = "True"  # an unconditional flow out of an activity always fires
+    for flow in outgoing:
+        flow.set("sourceRef", gateway_id)
+    _flow(container, fresh(f"{gateway_id}_flow"), node_id, gateway_id)
+
+
+def _draw_start(container: etree._Element, fresh: Any) -> None:
+    nodes = _children(container, _FLOW_NODES - {"boundaryEvent"})
+    nodes = [n for n in nodes if n.get("triggeredByEvent") != "true" and n.get("isForCompensation") != "true"]
+    flows = _children(container, {"sequenceFlow"})
+    targets = {f.get("targetRef") for f in flows}
+    sources = {f.get("sourceRef") for f in flows}
+    base = container.get("id") or "process"
+    start_id = fresh(f"{base}__start")
+    start = etree.Element(_tag("startEvent"), id=start_id)
+    first = next((child for child in container if isinstance(child.tag, str) and local(child) in _FLOW_NODES), None)
+    if first is not None:
+        first.addprevious(start)
+    else:
+        container.append(start)
+    for node in nodes:
+        if node.get("id") not in targets:
+            _flow(container, fresh(f"{start_id}_to_{node.get('id')}"), start_id, node.get("id") or "")
+    if any(local(n) == "endEvent" for n in nodes):
+        return
+    ends = [n for n in _children(container, _FLOW_NODES) if n.get("id") not in sources
+            and n.get("triggeredByEvent") != "true" and n.get("isForCompensation") != "true" and n is not start]
+    if not ends:
+        return
+    end_id = fresh(f"{base}__end")
+    etree.SubElement(container, _tag("endEvent"), id=end_id)
+    for node in ends:
+        _flow(container, fresh(f"{node.get('id')}_to_{end_id}"), node.get("id") or "", end_id)
+
+
+def drawn_element(element: str | None) -> str | None:
+    """The drawn element a generated one was made for (``a__split`` -> ``a``); any other id unchanged."""
+    if not element:
+        return element
+    for suffix in _SUFFIXES:
+        at = element.rfind(suffix)
+        if at > 0:
+            return element[:at]
+    return element
+
+
+def is_generated(element: str | None, drawn: set[str | None]) -> bool:
+    """Whether ``element`` (a task spec's BPMN id) is one ``normalised`` added, not one of ``drawn``."""
+    return bool(element) and element not in drawn and any(suffix in element for suffix in _SUFFIXES)
+
+
+def mark_generated(specs: list[Any], trees: list[etree._ElementTree]) -> None:
+    """Mark the task specs of generated elements as the engine's own: no element of their own
+    (``tiergate.bpmn.moves.element_of`` is None), so they are never steps, logged or traced."""
+    drawn = {element.get("id") for tree in trees for element in tree.getroot().iter()
+             if isinstance(element.tag, str) and element.get("id")}
+    for spec in specs:
+        if spec is None:
+            continue
+        for task_spec in spec.task_specs.values():
+            if is_generated(getattr(task_spec, "bpmn_id", None), drawn):
+                task_spec._tiergate_element = None
+                if "__split" in task_spec.bpmn_id:
+                    task_spec._tiergate_drawn = drawn_element(task_spec.bpmn_id)

@@ -1,0 +1,135 @@
+"""Implicit splits, joins and starts run as BPMN 2.0 defines them (tiergate.bpmn.implicit).
+
+SpiffWorkflow's parser refuses an activity with several outgoing flows and a subprocess without a
+start event; tiergate draws the gateway or start event they mean before the parser sees the tree,
+and the run names only the drawn elements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tier1_helpers import bpmn, chain, flow, tier1_home, user
+
+from tiergate.engine import Engine
+
+
+def ready(info: object) -> list[str]:
+    return sorted(s.id for s in info.ready_steps)  # type: ignore[attr-defined]
+
+
+def steps_logged(engine: Engine, run_id: str) -> set[str]:
+    return {e["step"] for e in engine.log(run_id) if e["step"]}
+
+
+SPLIT = bpmn("split", '<bpmn:startEvent id="start"/>' + user("a") + user("b") + user("c") + '<bpmn:endEvent id="end"/>'
+             + chain("start", "a") + flow("f_ab", "a", "b") + flow("f_ac", "a", "c") + chain("b", "end", prefix="g")
+             + chain("c", "end", prefix="h"))
+
+
+def test_an_activity_with_two_plain_flows_starts_both_branches(tmp_path: Path,
+                                                               make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"split": SPLIT}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("split", {}, actor="agent:a")
+    info = engine.complete(run.id, "a", {}, actor="agent:a")
+    assert ready(info) == ["b", "c"]
+    # The end event has two incoming flows: each branch reaches it, and the run ends after both.
+    assert engine.complete(run.id, "b", {}, actor="agent:a").status == "active"
+    assert engine.complete(run.id, "c", {}, actor="agent:a").status == "completed"
+    assert steps_logged(engine, run.id) == {"a", "b", "c"}  # the generated gateway is the engine's, not a step
+    assert "a__split" not in str(engine.log(run.id)) and "a__split" not in str(engine.status(run.id))
+
+
+INCLUSIVE = bpmn("mini", '<bpmn:startEvent id="start"/>' + user("a").replace('id="a"', 'id="a" default="f_ad"')
+                 + user("b") + user("c") + user("d") + '<bpmn:endEvent id="end"/>'
+                 + chain("start", "a") + flow("f_ab", "a", "b", "x > 1") + flow("f_ac", "a", "c", "x > 5")
+                 + flow("f_ad", "a", "d") + chain("b", "end", prefix="g") + chain("c", "end", prefix="h")
+                 + chain("d", "end", prefix="i"))
+
+
+def test_conditional_flows_out_of_an_activity_fire_each_that_holds_else_the_default(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"mini": INCLUSIVE}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    for x, expected in ((3, ["b"]), (10, ["b", "c"]), (0, ["d"])):
+        run = engine.start("mini", {}, actor="agent:a")
+        info = engine.complete(run.id, "a", {"x": x}, actor="agent:a")
+        assert ready(info) == expected, x
+        for step in expected:
+            info = engine.complete(run.id, step, {}, actor="agent:a")
+        assert info.status == "completed"
+
+
+def test_a_plain_flow_beside_a_conditional_one_always_fires(tmp_path: Path,
+                                                           make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("mixed", '<bpmn:startEvent id="start"/>' + user("a") + user("b") + user("c") + '<bpmn:endEvent id="end"/>'
+               + chain("start", "a") + flow("f_ab", "a", "b") + flow("f_ac", "a", "c", "urgent")
+               + chain("b", "end", prefix="g") + chain("c", "end", prefix="h"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"mixed": xml}))
+    run = engine.start("mixed", {}, actor="agent:a")
+    assert ready(engine.complete(run.id, "a", {"urgent": False}, actor="agent:a")) == ["b"]
+    run = engine.start("mixed", {}, actor="agent:a")
+    assert ready(engine.complete(run.id, "a", {"urgent": True}, actor="agent:a")) == ["b", "c"]
+
+
+def test_two_flows_into_an_activity_activate_it_twice(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("merge", '<bpmn:startEvent id="start"/>' + user("a") + user("b") + user("c") + user("d")
+               + '<bpmn:endEvent id="end"/>' + chain("start", "a") + flow("f_ab", "a", "b") + flow("f_ac", "a", "c")
+               + flow("f_bd", "b", "d") + flow("f_cd", "c", "d") + chain("d", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"merge": xml}))
+    run = engine.start("merge", {}, actor="agent:a")
+    engine.complete(run.id, "a", {}, actor="agent:a")
+    assert ready(engine.complete(run.id, "b", {"by": "b"}, actor="agent:a")) == ["c", "d"]
+    info = engine.complete(run.id, "d", {}, actor="agent:a")
+    assert ready(info) == ["c"] and info.status == "active"
+    assert ready(engine.complete(run.id, "c", {"by": "c"}, actor="agent:a")) == ["d"]
+    assert engine.complete(run.id, "d", {}, actor="agent:a").status == "completed"
+    done = [e["step"] for e in engine.log(run.id) if e["event"] == "step_completed"]
+    assert done == ["a", "b", "d", "c", "d"]
+
+
+def test_a_subprocess_without_a_start_event_starts_each_activity_without_an_incoming_flow(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    sub = '<bpmn:subProcess id="sub">' + user("x") + user("y") + user("z") + flow("f_yz", "y", "z") + '</bpmn:subProcess>'
+    xml = bpmn("nostart", '<bpmn:startEvent id="start"/>' + sub + user("after") + '<bpmn:endEvent id="end"/>'
+               + chain("start", "sub", "after", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"nostart": xml}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("nostart", {}, actor="agent:a")
+    assert ready(run) == ["x", "y"]
+    assert ready(engine.complete(run.id, "y", {}, actor="agent:a")) == ["x", "z"]
+    assert ready(engine.complete(run.id, "x", {}, actor="agent:a")) == ["z"]
+    # The subprocess completes when every path in it has ended, then the flow after it goes on.
+    assert ready(engine.complete(run.id, "z", {}, actor="agent:a")) == ["after"]
+    assert engine.complete(run.id, "after", {}, actor="agent:a").status == "completed"
+    assert steps_logged(engine, run.id) == {"x", "y", "z", "after"}
+
+
+def test_a_deviation_flow_out_of_an_implicit_split_marks_its_branch_off_path(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("offpath", '<bpmn:startEvent id="start"/>' + user("a") + user("b") + user("c") + '<bpmn:endEvent id="end"/>'
+               + chain("start", "a") + flow("f_ab", "a", "b") + flow("f_ac", "a", "c", "late", deviation=True)
+               + chain("b", "end", prefix="g") + chain("c", "end", prefix="h"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"offpath": xml}))
+    run = engine.start("offpath", {}, actor="agent:a")
+    engine.complete(run.id, "a", {"late": True}, actor="agent:a")
+    details = {e["step"]: e["detail"] for e in engine.log(run.id) if e["event"] == "step_ready"}
+    assert details["b"] == {} and details["c"] == {"off_path": True, "flow": "f_ac"}
+
+
+def test_two_tokens_waiting_at_once_in_an_implicit_join_are_two_activations(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("twice", '<bpmn:startEvent id="start"/>' + user("a") + user("b") + user("c") + user("d")
+               + '<bpmn:endEvent id="end"/>' + chain("start", "a") + flow("f_ab", "a", "b") + flow("f_ac", "a", "c")
+               + flow("f_bd", "b", "d") + flow("f_cd", "c", "d") + chain("d", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"twice": xml}))
+    run = engine.start("twice", {}, actor="agent:a")
+    engine.complete(run.id, "a", {}, actor="agent:a")
+    engine.complete(run.id, "b", {}, actor="agent:a")
+    assert ready(engine.complete(run.id, "c", {}, actor="agent:a")) == ["d"]
+    info = engine.complete(run.id, "d", {"first": True}, actor="agent:a")
+    assert ready(info) == ["d"] and info.status == "active"  # the second token still waits at d
+    assert engine.complete(run.id, "d", {}, actor="agent:a").status == "completed"
+    assert [e["step"] for e in engine.log(run.id) if e["event"] == "step_completed"].count("d") == 2
