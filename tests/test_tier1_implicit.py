@@ -133,3 +133,60 @@ def test_two_tokens_waiting_at_once_in_an_implicit_join_are_two_activations(
     assert ready(info) == ["d"] and info.status == "active"  # the second token still waits at d
     assert engine.complete(run.id, "d", {}, actor="agent:a").status == "completed"
     assert [e["step"] for e in engine.log(run.id) if e["event"] == "step_completed"].count("d") == 2
+
+
+def test_an_empty_subprocess_completes_at_once_and_check_warns(tmp_path: Path,
+                                                               make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("empty", '<bpmn:startEvent id="start"/><bpmn:subProcess id="later" name="Later"/>' + user("after")
+               + '<bpmn:endEvent id="end"/>' + chain("start", "later", "after", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"empty": xml}))
+    found = [(p.severity, p.message) for p in engine.check() if "later" in p.message]
+    assert found == [("warning", "later: the subprocess is empty (drawn collapsed, its content not modelled): it "
+                                 "completes at once, like a plain task. Draw its activities in it if someone must do "
+                                 "them.")]
+    run = engine.start("empty", {}, actor="agent:a")
+    assert ready(run) == ["after"]
+    assert engine.complete(run.id, "after", {}, actor="agent:a").status == "completed"
+
+
+def test_a_flow_without_a_condition_out_of_an_inclusive_gateway_always_fires(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("incl", '<bpmn:startEvent id="start"/><bpmn:inclusiveGateway id="or" default="f_d"/>' + user("b")
+               + user("c") + user("d") + '<bpmn:endEvent id="end"/>' + chain("start", "or") + flow("f_b", "or", "b")
+               + flow("f_c", "or", "c", "x > 1") + flow("f_d", "or", "d") + chain("b", "end", prefix="g")
+               + chain("c", "end", prefix="h") + chain("d", "end", prefix="i"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"incl": xml}))
+    assert ready(engine.start("incl", {"x": 0}, actor="agent:a")) == ["b"]
+    assert ready(engine.start("incl", {"x": 2}, actor="agent:a")) == ["b", "c"]
+
+
+def test_an_exclusive_choice_drawn_without_conditions_is_refused_at_the_gateway(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("xor", '<bpmn:startEvent id="start"/>\n<bpmn:exclusiveGateway id="done" name="Done?"/>\n' + user("b")
+               + user("c") + '<bpmn:endEvent id="end"/>' + chain("start", "done")
+               + '<bpmn:sequenceFlow id="f_yes" name="Yes" sourceRef="done" targetRef="b"/>'
+               + '<bpmn:sequenceFlow id="f_no" name="No" sourceRef="done" targetRef="c"/>'
+               + chain("b", "end", prefix="g") + chain("c", "end", prefix="h"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"xor": xml}))
+    [problem] = [p for p in engine.check() if p.severity == "error"]
+    assert problem.line == xml[:xml.index('id="done"')].count("\n") + 1
+    assert problem.message.startswith("done: the exclusive gateway 'Done?' has flows with no condition that are not "
+                                      "its default flow: f_yes ('Yes'), f_no ('No').")
+    # With one of them the default flow, the other needs a condition or must be the default itself.
+    one = xml.replace('id="done" name="Done?"', 'id="done" name="Done?" default="f_no"')
+    engine = make_engine(tier1_home(tmp_path / "home2", {"xor": one}))
+    [problem] = [p for p in engine.check() if p.severity == "error"]
+    assert "f_yes ('Yes')" in problem.message and "f_no" not in problem.message
+    assert problem.message.endswith("never the others: give it a condition that says when it is taken.")
+
+
+def test_a_message_without_a_name_is_named_by_its_id(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("nameless", '<bpmn:startEvent id="start"/><bpmn:intermediateCatchEvent id="wait">'
+               '<bpmn:messageEventDefinition messageRef="m_reply"/></bpmn:intermediateCatchEvent>' + user("b")
+               + '<bpmn:endEvent id="end"/>' + chain("start", "wait", "b", "end"))
+    xml = xml.replace("<bpmn:process ", '<bpmn:message id="m_reply"/><bpmn:process ', 1)
+    engine = make_engine(tier1_home(tmp_path / "home", {"nameless": xml}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("nameless", {}, actor="agent:a")
+    assert ready(engine.message("m_reply", {}, {"text": "ok"}, actor="agent:mail")) == ["b"]
+    assert engine.status(run.id).data["text"] == "ok"

@@ -187,15 +187,17 @@ def test_a_catch_event_with_several_messages_waits_for_each_it_has_not_caught(
 @pytest.mark.parametrize("body, element, message", [
     ('<bpmn:startEvent id="start"/><bpmn:exclusiveGateway id="choose"/>' + user("a") + user("b")
      + '<bpmn:endEvent id="end"/>' + chain("start", "choose", "a", "end") + chain("choose", "b", "end", prefix="g"),
-     "f_choose_a", "a flow out of the exclusive gateway has no condition and is not its default flow; give it a "
-     "condition, or make it the gateway's default flow."),
+     "choose", "the exclusive gateway has flows with no condition that are not its default flow: f_choose_a, "
+     "g_choose_b. A flow without a condition is always taken, so BPMN would take the first of them every time and "
+     "never the others: write the choice as a condition on each flow (e.g. `answer == \"Yes\"`, on a field a step "
+     "before sets), and make the flow for all other cases the gateway's default flow."),
 ])
-def test_what_spiffworkflow_refuses_to_build_says_what_to_draw(tmp_path: Path, make_engine: Callable[..., Engine],
-                                                               body: str, element: str, message: str) -> None:
+def test_what_cannot_run_as_drawn_says_what_to_draw(tmp_path: Path, make_engine: Callable[..., Engine],
+                                                    body: str, element: str, message: str) -> None:
     xml = bpmn("drawn", body)
     engine = make_engine(tier1_home(tmp_path / "home", {"drawn": xml}))
     errors = [p.message for p in engine.check() if p.severity == "error"]
-    assert errors == [f"SpiffWorkflow cannot execute this process (element '{element}'): {message}"]
+    assert errors == [f"{element}: {message}"]
 
 
 def test_pre_and_post_scripts_run_on_each_instance_when_the_marker_says_so(

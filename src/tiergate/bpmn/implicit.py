@@ -7,11 +7,15 @@ BPMN 2.0 gives a meaning to shapes that SpiffWorkflow 3.2's parser refuses:
   fire each whose condition holds, and the activity's ``default`` flow fires when none does (an
   inclusive split). A gateway is inserted after the element: a parallel gateway ``<id>__split``
   when no flow has a condition, else an inclusive gateway ``<id>__split`` whose unconditional,
-  non-default flows get the condition ``True``.
+  non-default flows get the condition ``True``. An inclusive gateway's flows without a condition
+  get it too: BPMN fires them always, SpiffWorkflow refuses them.
+* **A message without a name**: BPMN's name is optional; the message's id names it.
 * **A subprocess (or process) with no start event**: every flow node in it without an incoming
   flow starts when it starts. A start event ``<id>__start`` with a flow to each such node is
   inserted, and, when the subprocess has no end event either, an end event ``<id>__end`` after
-  each node without an outgoing flow (it completes once all its paths have ended, as before).
+  each node without an outgoing flow (it completes once all its paths have ended, as before). An
+  empty subprocess (drawn collapsed, its content not modelled) has nothing to do: it completes at
+  once, like a plain task.
 
 Several incoming flows into an activity or end event (an implicit join) need nothing: SpiffWorkflow
 activates the activity once per arriving token, which is BPMN's uncontrolled merge
@@ -69,15 +73,23 @@ def _without_start(container: etree._Element) -> bool:
     if local(container) not in _STARTING or container.get("triggeredByEvent") == "true":
         return False
     nodes = _children(container, _FLOW_NODES)
-    return bool(nodes) and not any(local(node) == "startEvent" for node in nodes)
+    if not nodes:  # an empty (collapsed) subprocess: it has nothing to do and completes at once
+        return local(container) != "process"
+    return not any(local(node) == "startEvent" for node in nodes)
 
 
 def _containers(root: etree._Element) -> list[etree._Element]:
     return [element for element in root.iter(*(_tag(kind) for kind in _STARTING | {"adHocSubProcess"}))]
 
 
+def _nameless_messages(root: etree._Element) -> list[etree._Element]:
+    return [m for m in root.iter(_tag("message")) if m.get("id") and not m.get("name")]
+
+
 def needs_normalising(tree: etree._ElementTree) -> bool:
-    return any(_splits(c) or _without_start(c) for c in _containers(tree.getroot()))
+    root = tree.getroot()
+    return any(_splits(c) or _without_start(c) or _open_inclusive(c) for c in _containers(root)) \
+        or bool(_nameless_messages(root))
 
 
 def normalised(tree: etree._ElementTree) -> etree._ElementTree:
@@ -99,9 +111,40 @@ def normalised(tree: etree._ElementTree) -> etree._ElementTree:
     for container in _containers(root):
         for node in _splits(container):
             _draw_split(container, node, fresh)
+        for gateway in _open_inclusive(container):
+            _always(container, gateway.get("id") or "", gateway.get("default"))
         if _without_start(container):
             _draw_start(container, fresh)
+    for message in _nameless_messages(root):  # BPMN's message name is optional; its id names it then
+        message.set("name", message.get("id") or "")
     return copied
+
+
+def _open_inclusive(container: etree._Element) -> list[etree._Element]:
+    """Inclusive gateways with a flow out that has no condition and is not the default (it always fires)."""
+    flows = _children(container, {"sequenceFlow"})
+    found = []
+    for gateway in _children(container, {"inclusiveGateway"}):
+        outgoing = [f for f in flows if f.get("sourceRef") == gateway.get("id")]
+        if len(outgoing) > 1 and any(_bare(f) and f.get("id") != gateway.get("default") for f in outgoing):
+            found.append(gateway)
+    return found
+
+
+def _bare(flow: etree._Element) -> bool:
+    condition = flow.find(_tag("conditionExpression"))
+    return condition is None or not "".join(condition.itertext()).strip()
+
+
+def _always(container: etree._Element, source: str, default: str | None) -> None:
+    """Give each flow out of ``source`` with no condition, other than ``default``, the condition ``True``."""
+    for flow in _children(container, {"sequenceFlow"}):
+        if flow.get("sourceRef") == source and flow.get("id") != default and _bare(flow):
+            condition = flow.find(_tag("conditionExpression"))
+            if condition is None:
+                condition = etree.SubElement(flow, _tag("conditionExpression"))
+            condition.attrib.pop("language", None)
+            condition.text = "True"  # BPMN: a flow without a condition always fires
 
 
 def _flow(container: etree._Element, flow_id: str, source: str, target: str) -> etree._Element:
@@ -113,19 +156,16 @@ def _draw_split(container: etree._Element, node: etree._Element, fresh: Any) -> 
     node_id = node.get("id") or ""
     outgoing = [f for f in _children(container, {"sequenceFlow"}) if f.get("sourceRef") == node_id]
     default = node.attrib.pop("default", None)
-    conditional = any(f.find(_tag("conditionExpression")) is not None for f in outgoing)
+    conditional = any(not _bare(f) for f in outgoing)
     gateway_id = fresh(f"{node_id}__split")
     gateway = etree.Element(_tag("inclusiveGateway" if conditional or default else "parallelGateway"), id=gateway_id)
     node.addnext(gateway)
+    for flow in outgoing:
+        flow.set("sourceRef", gateway_id)
     if conditional or default:
         if default:
             gateway.set("default", default)
-        for flow in outgoing:
-            if flow.find(_tag("conditionExpression")) is None and flow.get("id") != default:
-                condition = etree.SubElement(flow, _tag("conditionExpression"))
-                condition.text = "True"  # an unconditional flow out of an activity always fires
-    for flow in outgoing:
-        flow.set("sourceRef", gateway_id)
+        _always(container, gateway_id, default)
     _flow(container, fresh(f"{gateway_id}_flow"), node_id, gateway_id)
 
 
@@ -150,10 +190,10 @@ def _draw_start(container: etree._Element, fresh: Any) -> None:
         return
     ends = [n for n in _children(container, _FLOW_NODES) if n.get("id") not in sources
             and n.get("triggeredByEvent") != "true" and n.get("isForCompensation") != "true" and n is not start]
-    if not ends:
-        return
     end_id = fresh(f"{base}__end")
     etree.SubElement(container, _tag("endEvent"), id=end_id)
+    if not nodes:
+        _flow(container, fresh(f"{start_id}_to_{end_id}"), start_id, end_id)
     for node in ends:
         _flow(container, fresh(f"{node.get('id')}_to_{end_id}"), node.get("id") or "", end_id)
 
@@ -187,3 +227,38 @@ def mark_generated(specs: list[Any], trees: list[etree._ElementTree]) -> None:
                 task_spec._tiergate_element = None
                 if "__split" in task_spec.bpmn_id:
                     task_spec._tiergate_drawn = drawn_element(task_spec.bpmn_id)
+
+
+def unwritten_choices(model: Any) -> list[tuple[int, str, str]]:
+    """(line, gateway, problem) for each exclusive gateway that chooses between flows with no condition.
+
+    BPMN takes the first flow (in the file's order) whose condition holds, and a flow without a
+    condition always holds: the flows after the first such one could never be taken, whatever the
+    data. That is a choice drawn but not written down (MIWG A.2.0, C.2.0 label the flows "Yes" and
+    "No"), so it is refused rather than run one way silently; SpiffWorkflow and Camunda 8 refuse it too.
+    """
+    found = []
+    for node in model.nodes.values():
+        if node.kind != "exclusiveGateway":
+            continue
+        outgoing = model.outgoing(node.id)
+        if len(outgoing) < 2:
+            continue
+        bare = [f for f in outgoing if not f.condition and f.id != node.default_flow]
+        if not bare:
+            continue
+        named = ", ".join(f"{f.id}" + (f" ('{' '.join(f.name.split())}')" if f.name.strip() else "") for f in bare)
+        label = f" '{node.name}'" if node.name else ""
+        if node.default_flow is not None:
+            advice = f"give {'it' if len(bare) == 1 else 'each'} a condition that says when it is taken"
+        elif len(bare) == 1:
+            advice = (f"make {bare[0].id} the gateway's default flow (taken when no condition holds), or give it a "
+                      "condition")
+        else:
+            advice = ("write the choice as a condition on each flow (e.g. `answer == \"Yes\"`, on a field a step before "
+                      "sets), and make the flow for all other cases the gateway's default flow")
+        found.append((node.line, node.id,
+                      f"the exclusive gateway{label} has flows with no condition that are not its default flow: "
+                      f"{named}. A flow without a condition is always taken, so BPMN would take the first of them "
+                      f"every time and never the others: {advice}."))
+    return found
