@@ -190,3 +190,27 @@ def test_a_message_without_a_name_is_named_by_its_id(tmp_path: Path, make_engine
     run = engine.start("nameless", {}, actor="agent:a")
     assert ready(engine.message("m_reply", {}, {"text": "ok"}, actor="agent:mail")) == ["b"]
     assert engine.status(run.id).data["text"] == "ok"
+
+
+def test_a_process_without_a_start_event_starts_at_its_activities_without_incoming_flows(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    xml = bpmn("bare", user("work") + user("then") + '<bpmn:endEvent id="end"/>' + chain("work", "then", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"bare": xml}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("bare", {}, actor="agent:a")
+    assert ready(run) == ["work"]
+    assert ready(engine.complete(run.id, "work", {}, actor="agent:a")) == ["then"]
+    assert engine.complete(run.id, "then", {}, actor="agent:a").status == "completed"
+
+
+def test_a_condition_out_of_an_activity_that_fails_names_the_activity_and_a_retry_mends_it(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"mini": INCLUSIVE}))
+    run = engine.start("mini", {}, actor="agent:a")
+    info = engine.complete(run.id, "a", {}, actor="agent:a")  # no x: `x > 1` cannot be evaluated
+    assert info.status == "failed"
+    failed = engine.log(run.id)[-1]
+    assert (failed["event"], failed["step"], failed["detail"]["kind"]) == ("failed", "a", "userTask")
+    assert "x" in failed["detail"]["error"] and "a__split" not in str(failed)
+    info = engine.retry(run.id, "a", {"x": 7}, actor="human:alice")
+    assert ready(info) == ["b", "c"]

@@ -377,7 +377,8 @@ class Move:
 
     def failed(self, failure: persistence.StepFailure) -> RunStatus:
         assert self.workflow is not None
-        element = element_of(failure.task) or self.definition.process_id
+        element = (element_of(failure.task) or getattr(failure.task.task_spec, "_tiergate_drawn", None)
+                   or self.definition.process_id)  # a split tiergate drew fails at the activity it follows
         node = self.model.nodes.get(element)
         self.state["error"] = {"element": element, "message": failure.message, "task": str(failure.task.id)}
         hint = f"fix the data, then `tiergate retry RUN {element} --data '{{...}}'`"
