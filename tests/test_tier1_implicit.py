@@ -214,3 +214,20 @@ def test_a_condition_out_of_an_activity_that_fails_names_the_activity_and_a_retr
     assert "x" in failed["detail"]["error"] and "a__split" not in str(failed)
     info = engine.retry(run.id, "a", {"x": 7}, actor="human:alice")
     assert ready(info) == ["b", "c"]
+
+
+def test_a_boundary_event_with_two_outgoing_flows_starts_both(tmp_path: Path,
+                                                              make_engine: Callable[..., Engine]) -> None:
+    boundary = ('<bpmn:boundaryEvent id="nudge" attachedToRef="work" cancelActivity="false">'
+                '<bpmn:messageEventDefinition messageRef="m_nudge"/></bpmn:boundaryEvent>')
+    xml = bpmn("nudged", '<bpmn:startEvent id="start"/>' + user("work") + boundary + user("call") + user("mail")
+               + '<bpmn:endEvent id="end"/>' + chain("start", "work", "end") + flow("f_call", "nudge", "call")
+               + flow("f_mail", "nudge", "mail") + chain("call", "end", prefix="g") + chain("mail", "end", prefix="h"))
+    xml = xml.replace("<bpmn:process ", '<bpmn:message id="m_nudge" name="nudge"/><bpmn:process ', 1)
+    engine = make_engine(tier1_home(tmp_path / "home", {"nudged": xml}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("nudged", {}, actor="agent:a")
+    assert ready(engine.message("nudge", {}, {}, actor="agent:crm")) == ["call", "mail", "work"]
+    for step in ("call", "mail"):
+        engine.complete(run.id, step, {}, actor="agent:a")
+    assert engine.complete(run.id, "work", {}, actor="agent:a").status == "completed"
