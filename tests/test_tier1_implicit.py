@@ -231,3 +231,18 @@ def test_a_boundary_event_with_two_outgoing_flows_starts_both(tmp_path: Path,
     for step in ("call", "mail"):
         engine.complete(run.id, step, {}, actor="agent:a")
     assert engine.complete(run.id, "work", {}, actor="agent:a").status == "completed"
+
+
+def test_two_flows_into_a_subprocess_run_it_twice(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    sub = ('<bpmn:subProcess id="sub"><bpmn:startEvent id="s1"/>' + user("x") + '<bpmn:endEvent id="e1"/>'
+           + chain("s1", "x", "e1", prefix="s") + '</bpmn:subProcess>')
+    xml = bpmn("subjoin", '<bpmn:startEvent id="start"/>' + user("a") + user("b") + user("c") + sub
+               + '<bpmn:endEvent id="end"/>' + chain("start", "a") + flow("f_ab", "a", "b") + flow("f_ac", "a", "c")
+               + flow("f_bs", "b", "sub") + flow("f_cs", "c", "sub") + chain("sub", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"subjoin": xml}))
+    run = engine.start("subjoin", {}, actor="agent:a")
+    engine.complete(run.id, "a", {}, actor="agent:a")
+    assert ready(engine.complete(run.id, "b", {}, actor="agent:a")) == ["c", "x"]
+    assert ready(engine.complete(run.id, "c", {}, actor="agent:a")) == ["x"]
+    assert engine.complete(run.id, "x", {}, actor="agent:a").status == "active"  # the second run of it waits
+    assert engine.complete(run.id, "x", {}, actor="agent:a").status == "completed"
