@@ -61,12 +61,17 @@ def _children(container: etree._Element, kinds: set[str]) -> list[etree._Element
             and local(child) in kinds]
 
 
-def _splits(container: etree._Element) -> list[etree._Element]:
-    flows = _children(container, {"sequenceFlow"})
-    counts: dict[str, int] = {}
-    for flow in flows:
-        counts[flow.get("sourceRef") or ""] = counts.get(flow.get("sourceRef") or "", 0) + 1
-    return [node for node in _children(container, _FLOW_NODES - _NOT_SPLITTING) if counts.get(node.get("id") or "", 0) > 1]
+def _outgoing(container: etree._Element) -> dict[str, list[etree._Element]]:
+    """The sequence flows of ``container`` by their source (one pass: a file may hold many)."""
+    found: dict[str, list[etree._Element]] = {}
+    for flow in _children(container, {"sequenceFlow"}):
+        found.setdefault(flow.get("sourceRef") or "", []).append(flow)
+    return found
+
+
+def _splits(container: etree._Element, outgoing: dict[str, list[etree._Element]]) -> list[etree._Element]:
+    return [node for node in _children(container, _FLOW_NODES - _NOT_SPLITTING)
+            if len(outgoing.get(node.get("id") or "", ())) > 1]
 
 
 def _without_start(container: etree._Element) -> bool:
@@ -88,8 +93,11 @@ def _nameless_messages(root: etree._Element) -> list[etree._Element]:
 
 def needs_normalising(tree: etree._ElementTree) -> bool:
     root = tree.getroot()
-    return any(_splits(c) or _without_start(c) or _open_inclusive(c) for c in _containers(root)) \
-        or bool(_nameless_messages(root))
+    for container in _containers(root):
+        outgoing = _outgoing(container)
+        if _splits(container, outgoing) or _open_inclusive(container, outgoing) or _without_start(container):
+            return True
+    return bool(_nameless_messages(root))
 
 
 def normalised(tree: etree._ElementTree) -> etree._ElementTree:
@@ -109,10 +117,11 @@ def normalised(tree: etree._ElementTree) -> etree._ElementTree:
         return candidate
 
     for container in _containers(root):
-        for node in _splits(container):
-            _draw_split(container, node, fresh)
-        for gateway in _open_inclusive(container):
-            _always(container, gateway.get("id") or "", gateway.get("default"))
+        outgoing = _outgoing(container)
+        for gateway in _open_inclusive(container, outgoing):
+            _always(outgoing[gateway.get("id") or ""], gateway.get("default"))
+        for node in _splits(container, outgoing):
+            _draw_split(container, node, outgoing[node.get("id") or ""], fresh)
         if _without_start(container):
             _draw_start(container, fresh)
     for message in _nameless_messages(root):  # BPMN's message name is optional; its id names it then
@@ -120,13 +129,12 @@ def normalised(tree: etree._ElementTree) -> etree._ElementTree:
     return copied
 
 
-def _open_inclusive(container: etree._Element) -> list[etree._Element]:
+def _open_inclusive(container: etree._Element, outgoing: dict[str, list[etree._Element]]) -> list[etree._Element]:
     """Inclusive gateways with a flow out that has no condition and is not the default (it always fires)."""
-    flows = _children(container, {"sequenceFlow"})
     found = []
     for gateway in _children(container, {"inclusiveGateway"}):
-        outgoing = [f for f in flows if f.get("sourceRef") == gateway.get("id")]
-        if len(outgoing) > 1 and any(_bare(f) and f.get("id") != gateway.get("default") for f in outgoing):
+        flows = outgoing.get(gateway.get("id") or "", [])
+        if len(flows) > 1 and any(_bare(f) and f.get("id") != gateway.get("default") for f in flows):
             found.append(gateway)
     return found
 
@@ -136,10 +144,10 @@ def _bare(flow: etree._Element) -> bool:
     return condition is None or not "".join(condition.itertext()).strip()
 
 
-def _always(container: etree._Element, source: str, default: str | None) -> None:
-    """Give each flow out of ``source`` with no condition, other than ``default``, the condition ``True``."""
-    for flow in _children(container, {"sequenceFlow"}):
-        if flow.get("sourceRef") == source and flow.get("id") != default and _bare(flow):
+def _always(flows: list[etree._Element], default: str | None) -> None:
+    """Give each of ``flows`` with no condition, other than ``default``, the condition ``True``."""
+    for flow in flows:
+        if flow.get("id") != default and _bare(flow):
             condition = flow.find(_tag("conditionExpression"))
             if condition is None:
                 condition = etree.SubElement(flow, _tag("conditionExpression"))
@@ -152,9 +160,8 @@ def _flow(container: etree._Element, flow_id: str, source: str, target: str) -> 
     return flow
 
 
-def _draw_split(container: etree._Element, node: etree._Element, fresh: Any) -> None:
+def _draw_split(container: etree._Element, node: etree._Element, outgoing: list[etree._Element], fresh: Any) -> None:
     node_id = node.get("id") or ""
-    outgoing = [f for f in _children(container, {"sequenceFlow"}) if f.get("sourceRef") == node_id]
     default = node.attrib.pop("default", None)
     conditional = any(not _bare(f) for f in outgoing)
     gateway_id = fresh(f"{node_id}__split")
@@ -165,7 +172,7 @@ def _draw_split(container: etree._Element, node: etree._Element, fresh: Any) -> 
     if conditional or default:
         if default:
             gateway.set("default", default)
-        _always(container, gateway_id, default)
+        _always(outgoing, default)
     _flow(container, fresh(f"{gateway_id}_flow"), node_id, gateway_id)
 
 
@@ -238,10 +245,13 @@ def unwritten_choices(model: Any) -> list[tuple[int, str, str]]:
     "No"), so it is refused rather than run one way silently; SpiffWorkflow and Camunda 8 refuse it too.
     """
     found = []
+    by_source: dict[str, list[Any]] = {}
+    for flow in model.flows.values():
+        by_source.setdefault(flow.source, []).append(flow)
     for node in model.nodes.values():
         if node.kind != "exclusiveGateway":
             continue
-        outgoing = model.outgoing(node.id)
+        outgoing = by_source.get(node.id, [])
         if len(outgoing) < 2:
             continue
         bare = [f for f in outgoing if not f.condition and f.id != node.default_flow]
