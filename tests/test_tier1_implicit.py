@@ -105,6 +105,8 @@ def test_a_subprocess_without_a_start_event_starts_each_activity_without_an_inco
     assert ready(engine.complete(run.id, "z", {}, actor="agent:a")) == ["after"]
     assert engine.complete(run.id, "after", {}, actor="agent:a").status == "completed"
     assert steps_logged(engine, run.id) == {"x", "y", "z", "after"}
+    shown = str(engine.log(run.id)) + str(engine.status(run.id))
+    assert "sub__start" not in shown and "sub__end" not in shown
 
 
 def test_a_deviation_flow_out_of_an_implicit_split_marks_its_branch_off_path(
