@@ -23,10 +23,11 @@ activates the activity once per arriving token, which is BPMN's uncontrolled mer
 
 ``normalised`` works on a copy: the tree that ``check`` reports from, the model and the file on
 disk keep only what was drawn. The generated elements have ids that no element of the file has
-(``__split``, ``__start``, ``__end`` after the drawn element's id, with a number added if taken);
-``build_specs`` marks their task specs as the engine's own, so runs, logs and status name only
-drawn elements. A problem SpiffWorkflow finds at a generated element is reported at the drawn
-element it was made for (``drawn_element``).
+(``__split``, ``__start``, ``__end`` after the drawn element's id, with a number added if taken)
+and carry the drawn element they were made for in the attribute ``FOR``; ``build_specs`` marks
+their task specs as the engine's own (``mark_generated``), so runs, logs and status name only
+drawn elements, and a problem SpiffWorkflow finds at a generated element is reported at the drawn
+element it was made for (``generated``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ _FLOW_NODES = _GATEWAYS | {
 #: Containers whose flow nodes without incoming flows start with them (an ad-hoc subprocess offers
 #: them instead: ``tiergate.bpmn.adhoc``).
 _STARTING = {"process", "subProcess", "transaction"}
-_SUFFIXES = ("__split", "__start", "__end")
+#: The attribute on each generated element naming the drawn element it was made for.
+FOR = "{urn:tiergate:implicit}for"
+_MARK = "{urn:tiergate:implicit}normalised"
 
 
 def _tag(name: str) -> str:
@@ -126,6 +129,7 @@ def normalised(tree: etree._ElementTree) -> etree._ElementTree:
             _draw_start(container, fresh)
     for message in _nameless_messages(root):  # BPMN's message name is optional; its id names it then
         message.set("name", message.get("id") or "")
+    root.set(_MARK, "true")
     return copied
 
 
@@ -155,9 +159,8 @@ def _always(flows: list[etree._Element], default: str | None) -> None:
             condition.text = "True"  # BPMN: a flow without a condition always fires
 
 
-def _flow(container: etree._Element, flow_id: str, source: str, target: str) -> etree._Element:
-    flow = etree.SubElement(container, _tag("sequenceFlow"), id=flow_id, sourceRef=source, targetRef=target)
-    return flow
+def _flow(container: etree._Element, flow_id: str, source: str, target: str, drawn: str) -> None:
+    etree.SubElement(container, _tag("sequenceFlow"), {FOR: drawn}, id=flow_id, sourceRef=source, targetRef=target)
 
 
 def _draw_split(container: etree._Element, node: etree._Element, outgoing: list[etree._Element], fresh: Any) -> None:
@@ -165,7 +168,8 @@ def _draw_split(container: etree._Element, node: etree._Element, outgoing: list[
     default = node.attrib.pop("default", None)
     conditional = any(not _bare(f) for f in outgoing)
     gateway_id = fresh(f"{node_id}__split")
-    gateway = etree.Element(_tag("inclusiveGateway" if conditional or default else "parallelGateway"), id=gateway_id)
+    gateway = etree.Element(_tag("inclusiveGateway" if conditional or default else "parallelGateway"),
+                            {FOR: node_id}, id=gateway_id)
     node.addnext(gateway)
     for flow in outgoing:
         flow.set("sourceRef", gateway_id)
@@ -173,7 +177,7 @@ def _draw_split(container: etree._Element, node: etree._Element, outgoing: list[
         if default:
             gateway.set("default", default)
         _always(outgoing, default)
-    _flow(container, fresh(f"{gateway_id}_flow"), node_id, gateway_id)
+    _flow(container, fresh(f"{gateway_id}_flow"), node_id, gateway_id, node_id)
 
 
 def _draw_start(container: etree._Element, fresh: Any) -> None:
@@ -184,7 +188,7 @@ def _draw_start(container: etree._Element, fresh: Any) -> None:
     sources = {f.get("sourceRef") for f in flows}
     base = container.get("id") or "process"
     start_id = fresh(f"{base}__start")
-    start = etree.Element(_tag("startEvent"), id=start_id)
+    start = etree.Element(_tag("startEvent"), {FOR: base}, id=start_id)
     first = next((child for child in container if isinstance(child.tag, str) and local(child) in _FLOW_NODES), None)
     if first is not None:
         first.addprevious(start)
@@ -192,48 +196,46 @@ def _draw_start(container: etree._Element, fresh: Any) -> None:
         container.append(start)
     for node in nodes:
         if node.get("id") not in targets:
-            _flow(container, fresh(f"{start_id}_to_{node.get('id')}"), start_id, node.get("id") or "")
+            _flow(container, fresh(f"{start_id}_to_{node.get('id')}"), start_id, node.get("id") or "", base)
     if any(local(n) == "endEvent" for n in nodes):
         return
     ends = [n for n in _children(container, _FLOW_NODES) if n.get("id") not in sources
             and n.get("triggeredByEvent") != "true" and n.get("isForCompensation") != "true" and n is not start]
     end_id = fresh(f"{base}__end")
-    etree.SubElement(container, _tag("endEvent"), id=end_id)
+    etree.SubElement(container, _tag("endEvent"), {FOR: base}, id=end_id)
     if not nodes:
-        _flow(container, fresh(f"{start_id}_to_{end_id}"), start_id, end_id)
+        _flow(container, fresh(f"{start_id}_to_{end_id}"), start_id, end_id, base)
     for node in ends:
-        _flow(container, fresh(f"{node.get('id')}_to_{end_id}"), node.get("id") or "", end_id)
+        _flow(container, fresh(f"{end_id}_from_{node.get('id')}"), node.get("id") or "", end_id, base)
 
 
-def drawn_element(element: str | None) -> str | None:
-    """The drawn element a generated one was made for (``a__split`` -> ``a``); any other id unchanged."""
-    if not element:
-        return element
-    for suffix in _SUFFIXES:
-        at = element.rfind(suffix)
-        if at > 0:
-            return element[:at]
-    return element
+def generated(trees: list[etree._ElementTree]) -> dict[str, tuple[str, str]]:
+    """{generated id: (drawn element it was made for, its kind)} of the normalised ``trees``."""
+    found = {}
+    for tree in trees:
+        if not tree.getroot().get(_MARK):
+            continue
+        for element in tree.getroot().iter():
+            if isinstance(element.tag, str) and element.get(FOR) is not None:
+                found[element.get("id") or ""] = (element.get(FOR) or "", local(element))
+    return found
 
 
-def is_generated(element: str | None, drawn: set[str | None]) -> bool:
-    """Whether ``element`` (a task spec's BPMN id) is one ``normalised`` added, not one of ``drawn``."""
-    return bool(element) and element not in drawn and any(suffix in element for suffix in _SUFFIXES)
-
-
-def mark_generated(specs: list[Any], trees: list[etree._ElementTree]) -> None:
+def mark_generated(specs: list[Any], made: dict[str, tuple[str, str]]) -> None:
     """Mark the task specs of generated elements as the engine's own: no element of their own
-    (``tiergate.bpmn.moves.element_of`` is None), so they are never steps, logged or traced."""
-    drawn = {element.get("id") for tree in trees for element in tree.getroot().iter()
-             if isinstance(element.tag, str) and element.get("id")}
+    (``tiergate.bpmn.moves.element_of`` is None), so they are never steps, logged or traced; a
+    generated split keeps the activity it follows (``_tiergate_drawn``), where its flows start."""
+    if not made:
+        return
     for spec in specs:
         if spec is None:
             continue
         for task_spec in spec.task_specs.values():
-            if is_generated(getattr(task_spec, "bpmn_id", None), drawn):
+            drawn, kind = made.get(getattr(task_spec, "bpmn_id", None) or "", ("", ""))
+            if drawn:
                 task_spec._tiergate_element = None
-                if "__split" in task_spec.bpmn_id:
-                    task_spec._tiergate_drawn = drawn_element(task_spec.bpmn_id)
+                if kind.endswith("Gateway"):
+                    task_spec._tiergate_drawn = drawn
 
 
 def unwritten_choices(model: Any) -> list[tuple[int, str, str]]:

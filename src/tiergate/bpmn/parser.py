@@ -195,14 +195,16 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
     parser = TiergateParser()
     for each in (tree, *(called or [])):
         feel.mark_languages(each)
+    trees = [implicit.normalised(each) for each in (tree, *(called or []))]  # BPMN's implicit shapes drawn
+    made = implicit.generated(trees)
     try:
-        parser.add_bpmn_xml(implicit.normalised(tree), filename=source)
-        for other in called or []:
-            parser.add_bpmn_xml(implicit.normalised(other), filename=source)
+        for each in trees:
+            parser.add_bpmn_xml(each, filename=source)
         spec = parser.get_spec(model.id)
         subprocess_specs = parser.get_subprocess_specs(model.id)
     except ValidationException as exc:
-        element = implicit.drawn_element(getattr(exc, "id", "") or None)
+        element = getattr(exc, "id", "") or None
+        element = made.get(element or "", (element, ""))[0]  # a generated element: the drawn one it was made for
         node = model.nodes.get(element or "") or model.flows.get(element or "")
         line = node.line if node is not None else model.line
         message = str(exc).split(". ")[0].rstrip(".")
@@ -216,7 +218,7 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
         raise BpmnError(f"{source}:{model.line}: SpiffWorkflow cannot read this process: {exc!r}. Check the "
                         "elements `tiergate check` lists, or simplify the diagram.", line=model.line,
                         source=source) from None
-    implicit.mark_generated([spec, *subprocess_specs.values()], [tree, *(called or [])])
+    implicit.mark_generated([spec, *subprocess_specs.values()], made)
     _clock_timers(spec, model)
     scripts = prepost.scripts_by_element([tree, *(called or [])])
     prepost.attach(spec, scripts)
