@@ -143,9 +143,9 @@ def test_an_empty_subprocess_completes_at_once_and_check_warns(tmp_path: Path,
                + '<bpmn:endEvent id="end"/>' + chain("start", "later", "after", "end"))
     engine = make_engine(tier1_home(tmp_path / "home", {"empty": xml}))
     found = [(p.severity, p.message) for p in engine.check() if "later" in p.message]
-    assert found == [("warning", "later: the subprocess is empty (drawn collapsed, its content not modelled): it "
-                                 "completes at once, like a plain task. Draw its activities in it if someone must do "
-                                 "them.")]
+    warning = ("later: the subprocess is empty (drawn collapsed, its content not modelled): it completes at once, "
+               "like a plain task. Draw its activities in it if someone must do them.")
+    assert found == [("warning", warning)]
     run = engine.start("empty", {}, actor="agent:a")
     assert ready(run) == ["after"]
     assert engine.complete(run.id, "after", {}, actor="agent:a").status == "completed"

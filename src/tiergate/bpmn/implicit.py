@@ -269,8 +269,8 @@ def unwritten_choices(model: Any) -> list[tuple[int, str, str]]:
         else:
             advice = ("write the choice as a condition on each flow (e.g. `answer == \"Yes\"`, on a field a step before "
                       "sets), and make the flow for all other cases the gateway's default flow")
-        found.append((node.line, node.id,
-                      f"the exclusive gateway{label} has flows with no condition that are not its default flow: "
-                      f"{named}. A flow without a condition is always taken, so BPMN would take the first of them "
-                      f"every time and never the others: {advice}."))
+        problem = (f"the exclusive gateway{label} has flows with no condition that are not its default flow: "
+                   f"{named}. A flow without a condition is always taken, so BPMN would take the first of them "
+                   f"every time and never the others: {advice}.")
+        found.append((node.line, node.id, problem))
     return found

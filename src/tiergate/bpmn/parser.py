@@ -1,11 +1,14 @@
 """Turning a parsed BPMN tree into SpiffWorkflow specs.
 
-SpiffWorkflow's Camunda parser does the work, with one change and one pass afterwards:
+SpiffWorkflow's Camunda parser does the work, with a pass before, one change and a pass afterwards:
 
 * Business rule tasks become ``DecisionTask``: the decision is named by ``camunda:decisionRef``
   or by SpiffWorkflow's ``spiffworkflow:calledDecisionId``, and evaluated with tiergate's own
   DMN engine (``RestrictedScriptEngine.decide``) from the decisions pinned with the run.
   SpiffWorkflow's DMN engine (Python ``eval`` in every cell) is never used.
+* Before parsing, the shapes BPMN defines that SpiffWorkflow's parser refuses (implicit splits,
+  subprocesses without a start event) are drawn as gateways and events on a copy of the tree
+  (``tiergate.bpmn.implicit``).
 * After parsing, every timer definition is replaced by its clock-aware version
   (``tiergate.bpmn.timers``), with plain ISO 8601 literals quoted.
 
