@@ -248,3 +248,13 @@ def test_two_flows_into_a_subprocess_run_it_twice(tmp_path: Path, make_engine: C
     assert ready(engine.complete(run.id, "c", {}, actor="agent:a")) == ["x"]
     assert engine.complete(run.id, "x", {}, actor="agent:a").status == "active"  # the second run of it waits
     assert engine.complete(run.id, "x", {}, actor="agent:a").status == "completed"
+
+
+def test_check_reports_a_problem_of_an_implicit_split_at_the_drawn_flow(tmp_path: Path,
+                                                                       make_engine: Callable[..., Engine]) -> None:
+    body = INCLUSIVE.replace("x &gt; 5", "x &gt;&gt;&gt; 5").replace("<bpmn:sequenceFlow", "\n<bpmn:sequenceFlow")
+    engine = make_engine(tier1_home(tmp_path / "home", {"mini": body}))
+    [problem] = [p for p in engine.check() if p.severity == "error"]
+    assert problem.line == body[:body.index('id="f_ac"')].count("\n") + 1
+    assert problem.message.startswith("f_ac: condition: syntax error")
+    assert (tmp_path / "home" / "processes" / "mini.bpmn").read_text(encoding="utf-8") == body  # never rewritten
