@@ -258,3 +258,19 @@ def test_check_reports_a_problem_of_an_implicit_split_at_the_drawn_flow(tmp_path
     assert problem.line == body[:body.index('id="f_ac"')].count("\n") + 1
     assert problem.message.startswith("f_ac: condition: syntax error")
     assert (tmp_path / "home" / "processes" / "mini.bpmn").read_text(encoding="utf-8") == body  # never rewritten
+
+
+def test_a_called_process_with_an_implicit_split_runs_both_branches(tmp_path: Path,
+                                                                    make_engine: Callable[..., Engine]) -> None:
+    called = bpmn("both-checks", '<bpmn:startEvent id="k_start"/>' + user("k_a") + user("k_b") + user("k_c")
+                  + '<bpmn:endEvent id="k_end"/>' + chain("k_start", "k_a", prefix="k") + flow("k_ab", "k_a", "k_b")
+                  + flow("k_ac", "k_a", "k_c") + chain("k_b", "k_end", prefix="kg") + chain("k_c", "k_end", prefix="kh"))
+    caller = bpmn("caller", '<bpmn:startEvent id="start"/><bpmn:callActivity id="call" calledElement="both-checks"/>'
+                  + user("after") + '<bpmn:endEvent id="end"/>' + chain("start", "call", "after", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"caller": caller, "both-checks": called}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("caller", {}, actor="agent:a")
+    assert ready(engine.complete(run.id, "k_a", {}, actor="agent:a")) == ["k_b", "k_c"]
+    engine.complete(run.id, "k_b", {}, actor="agent:a")
+    assert ready(engine.complete(run.id, "k_c", {}, actor="agent:a")) == ["after"]
+    assert "k_a__split" not in str(engine.log(run.id))
