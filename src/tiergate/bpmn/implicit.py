@@ -27,7 +27,9 @@ disk keep only what was drawn. The generated elements have ids that no element o
 and carry the drawn element they were made for in the attribute ``FOR``; ``build_specs`` marks
 their task specs as the engine's own (``mark_generated``), so runs, logs and status name only
 drawn elements, and a problem SpiffWorkflow finds at a generated element is reported at the drawn
-element it was made for (``generated``).
+element it was made for (``generated``). The generated ids name tasks in a kept run's state, so a
+run restored later finds them again only if they are made the same way: change them only with a
+migration of open runs.
 """
 
 from __future__ import annotations
