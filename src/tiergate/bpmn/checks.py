@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import adhoc, expressions, feel, prepost, spiffmessages
+from tiergate.bpmn import adhoc, datastore, expressions, feel, prepost, spiffmessages
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -176,9 +176,7 @@ def check_document(check: FileCheck, tree: Any) -> None:
     for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
         _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
                           "correlation property retrieval expression")
-    for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
-        check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
-                    "run (gates and scripts) and link to external stores in the evidence.")
+    datastore.check(check, tree)  # data stores run (tiergate.datastores): each must resolve
     _check_unique_ids(check, tree)
 
 

@@ -143,7 +143,7 @@ class Move:
         self.state = state
         self.ctx = ctx
         self.events = events
-        self.engine = RestrictedScriptEngine(decisions=definition.decision_objects, now=ctx.now)
+        self.engine = RestrictedScriptEngine(decisions=definition.decision_objects, now=ctx.now, stores=ctx.stores)
         self.tainted: dict[UUID, str] = {}
         #: Whether any flow of the process is a ``deviation`` (most have none: then no task is off path).
         self.deviations = _has_deviations(self.model)
@@ -332,8 +332,8 @@ class Move:
     def journal(self) -> None:
         for entry in self.engine.journal:
             node = self.model.nodes.get(entry.element or "")
-            if entry.event == "decision_evaluated":
-                self.events.append(LogEvent("decision_evaluated", SYSTEM, step=entry.element, detail=entry.detail))
+            if entry.event in ("decision_evaluated", "data_store_written"):
+                self.events.append(LogEvent(entry.event, SYSTEM, step=entry.element, detail=entry.detail))
             elif entry.event == "timer_fired":
                 attached = node.attached_to if node is not None else None
                 detail = {"timer": entry.element, "task": attached, **entry.detail}

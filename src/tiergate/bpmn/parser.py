@@ -42,7 +42,7 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 )
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
-from tiergate.bpmn import feel, prepost, spiffmessages
+from tiergate.bpmn import datastore, feel, prepost, spiffmessages
 from tiergate.bpmn.adhoc import TiergateAdHocParser
 from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
@@ -134,6 +134,9 @@ def _adapted(parser: type) -> type:
 class TiergateParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {tag: (_adapted(parser), spec) for tag, (parser, spec) in _CLASSES.items()}
     AD_HOC_PARSER_CLASS = TiergateAdHocParser
+
+    def _add_data_stores(self, bpmn: Any) -> None:
+        datastore.add_data_stores(self, bpmn)  # every data store is tiergate's, whatever its name
 
 
 def _clock_timers(spec: Any, model: ProcessModel) -> None:

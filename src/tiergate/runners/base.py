@@ -47,6 +47,9 @@ class RunContext:
     actor: Actor
     now: datetime
     roles: Roles | None = None
+    #: The move's access to the process's data stores (``tiergate.datastores.StoreAccess``), given
+    #: by the engine; its writes are applied in the transaction that saves the transition.
+    stores: Any = None
 
 
 @dataclass

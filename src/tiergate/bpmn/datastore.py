@@ -1,0 +1,100 @@
+"""BPMN data stores in SpiffWorkflow: every ``bpmn:dataStore`` is one of tiergate's (``tiergate.datastores``).
+
+SpiffWorkflow 3.2 runs a data store only through a class the application registers by the
+store's name (``BpmnParser.DATA_STORE_CLASSES``) and refuses a file whose store has none.
+tiergate's parser gives every ``dataStore`` ``TiergateDataStore`` whatever its name: its value
+lives in the database, keyed by the process and the store's id. As SpiffWorkflow does with a
+data object, the task data field is the store's id: a data input association puts the store's
+value there when the task becomes ready (``None`` if it was never written), a data output
+association takes it from there when the task completes and writes it to the store.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from SpiffWorkflow.bpmn.exceptions import WorkflowDataException
+from SpiffWorkflow.bpmn.specs.data_spec import BpmnDataStoreSpecification
+
+from tiergate.bpmn.xml import BPMN_NS
+from tiergate.errors import LimitExceededError
+
+#: Where a task keeps the version of each store it read (in its internal data, saved with the run).
+READ_VERSIONS = "tiergate_store_versions"
+
+
+def store_name(element: Any) -> str | None:
+    """The store's name as a person reads it (the modeler's line breaks made spaces), or None."""
+    name = element.get("name")
+    return re.sub(r"\s+", " ", name).strip() or None if name else None
+
+
+class TiergateDataStore(BpmnDataStoreSpecification):  # type: ignore[misc]
+    """A data store whose value is in tiergate's database, shared by the runs of the process."""
+
+    def _access(self, my_task: Any, data_input: Any = None, data_output: Any = None) -> Any:
+        access = getattr(my_task.workflow.script_engine, "stores", None)
+        if access is None:
+            raise WorkflowDataException(f"data store '{self.bpmn_id}' cannot be reached here: data stores are read "
+                                        "and written by runs of the engine only", my_task,
+                                        data_input=data_input, data_output=data_output)
+        return access
+
+    def get(self, my_task: Any) -> None:
+        access = self._access(my_task, data_input=self)
+        value, version = access.read(self.bpmn_id)
+        my_task.data[self.bpmn_id] = value
+        my_task.internal_data.setdefault(READ_VERSIONS, {})[self.bpmn_id] = version
+
+    def set(self, my_task: Any) -> None:
+        if self.bpmn_id not in my_task.data:
+            raise WorkflowDataException(f"data store '{self.bpmn_id}' could not be written: the task's data has no "
+                                        f"field '{self.bpmn_id}' (set it in the evidence or a script)", my_task,
+                                        data_output=self)
+        access = self._access(my_task, data_output=self)
+        read = (my_task.internal_data.get(READ_VERSIONS) or {}).get(self.bpmn_id)
+        try:
+            detail = access.write(self.bpmn_id, self.bpmn_name, my_task.data[self.bpmn_id],
+                                  my_task.task_spec.bpmn_id, read_version=read)
+        except LimitExceededError as err:
+            engine = my_task.workflow.script_engine
+            engine.over_limit = (err.details.get("limit", "evidence_bytes"),
+                                 f"the value for data store '{self.bpmn_id}' is too large: {err.message}")
+            raise WorkflowDataException(f"data store '{self.bpmn_id}' could not be written: {err.message}",
+                                        my_task, data_output=self) from None
+        except (TypeError, ValueError) as err:
+            raise WorkflowDataException(f"data store '{self.bpmn_id}' could not be written: its value is not JSON "
+                                        f"data ({err})", my_task, data_output=self) from None
+        engine = my_task.workflow.script_engine
+        engine.record("data_store_written", my_task, detail)
+        del my_task.data[self.bpmn_id]
+
+
+def add_data_stores(parser: Any, bpmn: Any) -> None:
+    """Every ``dataStore`` of a file becomes a ``TiergateDataStore`` (in place of SpiffWorkflow's lookup by name)."""
+    for element in bpmn.xpath(".//bpmn:dataStore", namespaces=parser.namespaces):
+        store_id = element.get("id")
+        if store_id:  # `tiergate check` refuses a data store without an id
+            parser.data_stores[store_id] = TiergateDataStore(store_id, store_name(element) or store_id,
+                                                             element.get("capacity"), element.get("isUnlimited"))
+
+
+def check(check: Any, tree: Any) -> None:
+    """What SpiffWorkflow needs to resolve a data store: an id on each, and each reference naming one."""
+    root = tree.getroot()
+    stores = {element.get("id") for element in root.iter(f"{{{BPMN_NS}}}dataStore")}
+    for element in root.iter(f"{{{BPMN_NS}}}dataStore"):
+        if not element.get("id"):
+            check.error(element.sourceline or 1, element.get("name"), "a data store needs an id: the id is its key in "
+                        "the database and the task data field it is read into. Give it one.")
+    for element in root.iter(f"{{{BPMN_NS}}}dataStoreReference"):
+        target = element.get("dataStoreRef")
+        if not target:
+            check.error(element.sourceline or 1, element.get("id"), "this data store reference names no data store "
+                        "(dataStoreRef): a task reads or writes nothing through it. Add a bpmn:dataStore to the "
+                        "definitions and set dataStoreRef to its id.")
+        elif target not in stores:
+            check.error(element.sourceline or 1, element.get("id"), f"dataStoreRef '{target}' is not a data store of "
+                        "this file: add <bpmn:dataStore id=\"" + target + "\" name=\"...\"/> to the definitions, or "
+                        "name one that is there.")
