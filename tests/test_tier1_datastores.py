@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from tier1_helpers import bpmn, chain, tier1_home, user
 
+from tiergate.datastores import StoreAccess
 from tiergate.engine import Engine
+from tiergate.errors import LimitExceededError, RefusedError
+from tiergate.worker import run_pass
 
 STORE = '<bpmn:dataStore id="counter" name="Run&#10;counter"/>'
 
@@ -76,3 +80,123 @@ def test_a_value_written_by_one_run_is_read_by_the_next(tmp_path: Path, make_eng
     assert [(s["store"], s["value"], s["version"], s["run"], s["step"]) for s in shown] == [
         ("counter", 11, 4, third.id, "bump")]
     assert engine.verify_log()["ok"] is True
+
+
+def test_a_store_never_written_reads_null_and_a_write_after_another_runs_is_marked_stale(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    process = with_store("reviewing", (
+        '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/><bpmn:startEvent id="start"/>'
+        + step("review", reads("counter_ref"), writes("counter_ref")) + '<bpmn:endEvent id="end"/>'
+        + chain("start", "review", "end")))
+    engine = engine_for(tmp_path, make_engine, {"reviewing": process})
+    first, second = (engine.start("reviewing", {}, actor="agent:a") for _ in range(2))
+    assert first.data == {"counter": None} and engine.data_stores() == []  # reading writes nothing
+    engine.complete(second.id, "review", {"counter": {"total": 1}}, actor="agent:a")
+    # `first` read the store (never written) when its step became ready; `second` wrote it since. The write
+    # is made, and its entry says that the value it replaced is not the one the step was shown.
+    done = engine.complete(first.id, "review", {"counter": {"total": 5}}, actor="agent:a")
+    assert done.status == "completed" and "counter" not in done.data  # written to the store, not kept in the run
+    entry = next(e for e in engine.log(first.id) if e["event"] == "data_store_written")
+    assert entry["detail"]["read_version"] == 0 and entry["detail"]["previous"] == 1
+    assert entry["detail"]["stale_read"] is True and entry["detail"]["version"] == 2
+    fresh = next(e for e in engine.log(second.id) if e["event"] == "data_store_written")
+    assert "stale_read" not in fresh["detail"]
+    assert [s["value"] for s in engine.data_stores("reviewing")] == [{"total": 5}]
+    assert engine.data_stores("other") == []
+
+
+SETTING = with_store("setting", (
+    '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/><bpmn:startEvent id="start"/>'
+    + step("set", writes("counter_ref"))
+    + script("grow", 'counter = "x" * 90000\ncounter = [counter, counter, counter] if grow else counter',
+             reads("counter_ref"), writes("counter_ref"))
+    + user("after") + '<bpmn:endEvent id="end"/>' + chain("start", "set", "grow", "after", "end")))
+
+
+def test_a_write_is_kept_only_with_the_move_that_made_it(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    home = tier1_home(tmp_path / "home", {"setting": SETTING})
+    engine, other = make_engine(home), make_engine(home)
+    run = engine.start("setting", {"grow": False}, actor="agent:a")
+    # Another engine (another server process) completes the step first; this engine's attempt is computed on
+    # the run as it remembered it, wrote the store, and its save found the run changed: all of it is rolled
+    # back, and the attempt judged again on the run as it is (the step is done).
+    other.complete(run.id, "set", {"counter": 5}, actor="agent:a")
+    with pytest.raises(RefusedError):
+        engine.complete(run.id, "set", {"counter": 7}, actor="agent:a")
+    assert [(s["value"], s["version"]) for s in engine.data_stores("setting")] == [("x" * 90000, 2)]
+    assert [e["detail"]["version"] for e in engine.log(run.id) if e["event"] == "data_store_written"] == [1, 2]
+
+    # A move whose value goes over the evidence size limit is refused: nothing of it is written.
+    big = engine.start("setting", {"grow": True}, actor="agent:a")
+    with pytest.raises(LimitExceededError) as refused:
+        engine.complete(big.id, "set", {"counter": 1}, actor="agent:a")
+    assert refused.value.details["limit"] == "evidence_bytes" and "data store 'counter'" in refused.value.message
+    assert [(s["value"], s["version"]) for s in engine.data_stores("setting")] == [("x" * 90000, 2)]
+    assert [e["event"] for e in engine.log(big.id)][-1] == "refused"
+    assert not [e for e in engine.log(big.id) if e["event"] == "data_store_written"]
+    assert engine.verify_log()["ok"] is True
+
+
+BUMPING = with_store("bumping", (
+    '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/><bpmn:startEvent id="start"/>'
+    + user("take") + script("bump", "counter = (counter or 0) + 1", reads("counter_ref"), writes("counter_ref"))
+    + '<bpmn:endEvent id="end"/>' + chain("start", "take", "bump", "end")))
+
+
+def test_runs_bumping_one_store_at_once_lose_no_update(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    home = tier1_home(tmp_path / "home", {"bumping": BUMPING})
+    engine, other = make_engine(home), make_engine(home)
+    real = engine._stores
+
+    def interleaved(process_id: str, run_id: str) -> StoreAccess:
+        """Between this engine's read of the store and its write, the other engine's run bumps it (once)."""
+        access = real(process_id, run_id)
+        read = access._reader
+
+        def reader(process: str, store: str) -> object:
+            found = read(process, store)
+            if pending:
+                other.complete(pending.pop(), "take", {}, actor="agent:b")
+            return found
+        access._reader = reader
+        return access
+
+    engine._stores = interleaved  # type: ignore[method-assign]
+    for round_ in range(2):  # first the store's first row (an insert), then its update
+        mine = engine.start("bumping", {}, actor="agent:a")
+        pending = [other.start("bumping", {}, actor="agent:b").id]
+        engine.complete(mine.id, "take", {}, actor="agent:a")
+        values = engine.data_stores("bumping")
+        assert [(s["value"], s["version"], s["run"]) for s in values] == [(2 * round_ + 2, 2 * round_ + 2, mine.id)]
+        # The move was computed again on the other run's value: each run's one write is in its log.
+        entry = [e for e in engine.log(mine.id) if e["event"] == "data_store_written"]
+        assert [(e["detail"]["previous"], e["detail"]["version"]) for e in entry] == [(2 * round_ + 1, 2 * round_ + 2)]
+
+
+def test_a_timer_fired_by_the_worker_writes_the_store_with_its_move(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    process = with_store("waiting", (
+        '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/><bpmn:startEvent id="start"/>'
+        '<bpmn:intermediateCatchEvent id="wait"><bpmn:timerEventDefinition id="wait_t">'
+        '<bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>'
+        + script("bump", "counter = (counter or 0) + 1", reads("counter_ref"), writes("counter_ref"))
+        + user("after") + '<bpmn:endEvent id="end"/>' + chain("start", "wait", "bump", "after", "end")))
+    engine = engine_for(tmp_path, make_engine, {"waiting": process})
+    runs = [engine.start("waiting", {}, actor="agent:a") for _ in range(2)]
+    fired = run_pass(engine, now=datetime.now(timezone.utc) + timedelta(hours=2))
+    assert sorted(f.run for f in fired) == sorted(r.id for r in runs) and not [f for f in fired if f.error]
+    assert [(s["value"], s["version"]) for s in engine.data_stores("waiting")] == [(2, 2)]
+    assert sorted(e["detail"]["version"] for r in runs for e in engine.log(r.id)
+                  if e["event"] == "data_store_written") == [1, 2]
+
+
+def test_check_refuses_a_data_store_reference_that_names_no_store(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    process = with_store("broken", (
+        '<bpmn:dataStoreReference id="nowhere"/><bpmn:dataStoreReference id="elsewhere" dataStoreRef="ledger"/>'
+        '<bpmn:startEvent id="start"/>' + step("review", reads("nowhere"), writes("elsewhere"))
+        + '<bpmn:endEvent id="end"/>' + chain("start", "review", "end")))
+    engine = make_engine(tier1_home(tmp_path / "home", {"broken": process}))
+    problems = [str(p) for p in engine.check() if p.severity == "error"]
+    assert any("nowhere: this data store reference names no data store (dataStoreRef)" in p for p in problems)
+    assert any("elsewhere: dataStoreRef 'ledger' is not a data store of this file" in p for p in problems)

@@ -64,7 +64,7 @@ def _store_conflict(err: StoreConflict | None, run_id: str) -> ConflictError:
     store_id = err.store if err is not None else "?"
     return ConflictError(f"run {run_id}: data store '{store_id}' kept being written by other runs while this move "
                          f"read and wrote it ({MAX_ATTEMPTS} tries); nothing was changed. Try again.",
-                         details={"run": run_id, "store": store_id, "see": "stores"})
+                         details={"run": run_id, "store": store_id, "see": "status"})
 
 
 class Engine:
