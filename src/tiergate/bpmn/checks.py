@@ -231,11 +231,15 @@ def _check_step_outputs(check: FileCheck, tree: Any) -> None:
             continue
         for ref in association.iterfind(f"{{{BPMN_NS}}}targetRef"):
             target = next(iter(tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip())), None)
-            name = (target.get("dataObjectRef") or target.get("id")) if target is not None else None
+            store = target.get("dataStoreRef") if target is not None else None
+            if store and store in datastore.read_by(tree, association.getparent()):
+                continue  # it reads the store too: its data holds the value read, which a completion may change
+            name = (store or target.get("dataObjectRef") or target.get("id")) if target is not None else None
             if name and isinstance(required, list) and name not in required:
-                check.error(association.sourceline or node.line, node.id, f"it writes the data object '{name}', "
-                            "which its gate does not require, and a completion without it fails the run (A data "
-                            "object could not be set): add it to the gate's `required`, or set it in a postScript.",
+                what = "data store" if store else "data object"
+                check.error(association.sourceline or node.line, node.id, f"it writes the {what} '{name}', "
+                            "which its gate does not require, and a completion without it fails the run (A "
+                            f"{what} could not be set): add it to the gate's `required`, or set it in a postScript.",
                             "warning")
 
 

@@ -98,3 +98,13 @@ def check(check: Any, tree: Any) -> None:
             check.error(element.sourceline or 1, element.get("id"), f"dataStoreRef '{target}' is not a data store of "
                         "this file: add <bpmn:dataStore id=\"" + target + "\" name=\"...\"/> to the definitions, or "
                         "name one that is there.")
+
+
+def read_by(tree: Any, element: Any) -> set[str]:
+    """The data stores ``element`` reads (the ``dataStoreRef`` of its data input associations' sources)."""
+    stores: set[str] = set()
+    for ref in element.iterfind(f"{{{BPMN_NS}}}dataInputAssociation/{{{BPMN_NS}}}sourceRef"):
+        for source in tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip()):
+            if source.get("dataStoreRef"):
+                stores.add(source.get("dataStoreRef"))
+    return stores

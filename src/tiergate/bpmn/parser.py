@@ -135,6 +135,12 @@ class TiergateParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {tag: (_adapted(parser), spec) for tag, (parser, spec) in _CLASSES.items()}
     AD_HOC_PARSER_CLASS = TiergateAdHocParser
 
+    def _add_messages(self, bpmn: Any) -> None:
+        super()._add_messages(bpmn)
+        for message in bpmn.xpath(".//bpmn:message", namespaces=self.namespaces):
+            if self.messages.get(message.get("id")) is None:  # unnamed: SpiffWorkflow would fail on its events
+                self.messages[message.get("id")] = message.get("id")
+
     def _add_data_stores(self, bpmn: Any) -> None:
         datastore.add_data_stores(self, bpmn)  # every data store is tiergate's, whatever its name
 

@@ -69,12 +69,12 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
 
 
 def _data_outputs(tree: Any, element: str) -> set[str]:
-    """The data objects ``element`` writes (its dataOutputAssociations): they are taken from its data."""
+    """The data objects and data stores ``element`` writes (its dataOutputAssociations): they are taken from its data."""
     names: set[str] = set()
     for ref in tree.getroot().xpath("//*[@id=$id]/bpmn:dataOutputAssociation/bpmn:targetRef", id=element,
                                     namespaces={"bpmn": BPMN_NS}):
         for target in tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip()):
-            names.add(target.get("dataObjectRef") or target.get("id"))
+            names.add(target.get("dataObjectRef") or target.get("dataStoreRef") or target.get("id"))
     return names
 
 
