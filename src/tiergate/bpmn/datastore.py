@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowDataException
-from SpiffWorkflow.bpmn.specs.data_spec import BpmnDataStoreSpecification
+from SpiffWorkflow.bpmn.specs.data_spec import BpmnDataStoreSpecification, DataObject
 
 from tiergate.bpmn.xml import BPMN_NS
 from tiergate.errors import LimitExceededError
@@ -31,7 +31,17 @@ def store_name(element: Any) -> str | None:
 
 
 class TiergateDataStore(BpmnDataStoreSpecification):  # type: ignore[misc]
-    """A data store whose value is in tiergate's database, shared by the runs of the process."""
+    """A data store whose value is in tiergate's database, shared by the runs of the process.
+
+    ``field`` is the task data field the value goes into or comes from: the store's id (as
+    SpiffWorkflow has it), or, on one task's association (``by_association``), the data input or
+    output of the task's ioSpecification at the association's other end."""
+
+    field: str | None = None
+
+    @property
+    def _field(self) -> str:
+        return self.field or self.bpmn_id
 
     def _access(self, my_task: Any, data_input: Any = None, data_output: Any = None) -> Any:
         access = getattr(my_task.workflow.script_engine, "stores", None)
@@ -44,18 +54,19 @@ class TiergateDataStore(BpmnDataStoreSpecification):  # type: ignore[misc]
     def get(self, my_task: Any) -> None:
         access = self._access(my_task, data_input=self)
         value, version = access.read(self.bpmn_id)
-        my_task.data[self.bpmn_id] = value
+        my_task.data[self._field] = value
         my_task.internal_data.setdefault(READ_VERSIONS, {})[self.bpmn_id] = version
 
     def set(self, my_task: Any) -> None:
-        if self.bpmn_id not in my_task.data:
+        field = self._field
+        if field not in my_task.data:
             raise WorkflowDataException(f"data store '{self.bpmn_id}' could not be written: the task's data has no "
-                                        f"field '{self.bpmn_id}' (set it in the evidence or a script)", my_task,
+                                        f"field '{field}' (set it in the evidence or a script)", my_task,
                                         data_output=self)
         access = self._access(my_task, data_output=self)
         read = (my_task.internal_data.get(READ_VERSIONS) or {}).get(self.bpmn_id)
         try:
-            detail = access.write(self.bpmn_id, self.bpmn_name, my_task.data[self.bpmn_id],
+            detail = access.write(self.bpmn_id, self.bpmn_name, my_task.data[field],
                                   my_task.task_spec.bpmn_id, read_version=read)
         except LimitExceededError as err:
             engine = my_task.workflow.script_engine
@@ -68,7 +79,7 @@ class TiergateDataStore(BpmnDataStoreSpecification):  # type: ignore[misc]
                                         f"data ({err})", my_task, data_output=self) from None
         engine = my_task.workflow.script_engine
         engine.record("data_store_written", my_task, detail)
-        del my_task.data[self.bpmn_id]
+        del my_task.data[field]
 
 
 def add_data_stores(parser: Any, bpmn: Any) -> None:
@@ -108,3 +119,68 @@ def read_by(tree: Any, element: Any) -> set[str]:
             if source.get("dataStoreRef"):
                 stores.add(source.get("dataStoreRef"))
     return stores
+
+
+def by_association(spec: Any, tree: Any) -> None:
+    """Give each task's data store associations their task data field (``TiergateDataStore.field``).
+
+    SpiffWorkflow reads and writes a store through the field of the store's id, whatever the
+    association's other end, and so it does a data object. BPMN's association links the store to one of the task's data inputs
+    (input association: ``targetRef``) or data outputs (output association: ``sourceRef``); when
+    that end is a data input or output of the task's ioSpecification, the value goes into (or is
+    taken from) that field instead, so that the ioSpecification finds it."""
+    root = tree.getroot()
+    stores_by_ref = {ref.get("id"): ref.get("dataStoreRef") for ref in root.iter(f"{{{BPMN_NS}}}dataStoreReference")}
+    stores_by_ref.update({ref.get("id"): ref.get("dataObjectRef")
+                          for ref in root.iter(f"{{{BPMN_NS}}}dataObjectReference")})
+    for task_spec in spec.task_specs.values():
+        element_id = getattr(task_spec, "bpmn_id", None)
+        if not element_id or not (task_spec.data_input_associations or task_spec.data_output_associations):
+            continue
+        element = next(iter(root.xpath("//*[@id=$id]", id=element_id)), None)
+        if element is None:
+            continue
+        items = {item.get("id") for kind in ("dataInput", "dataOutput")
+                 for item in element.iterfind(f"{{{BPMN_NS}}}ioSpecification/{{{BPMN_NS}}}{kind}")}
+        for attribute, kind, store_end, task_end in (
+                ("data_input_associations", "dataInputAssociation", "sourceRef", "targetRef"),
+                ("data_output_associations", "dataOutputAssociation", "targetRef", "sourceRef")):
+            fields: dict[str, str] = {}
+            for association in element.iterfind(f"{{{BPMN_NS}}}{kind}"):
+                store = stores_by_ref.get((association.findtext(f"{{{BPMN_NS}}}{store_end}") or "").strip())
+                item = (association.findtext(f"{{{BPMN_NS}}}{task_end}") or "").strip()
+                if store and item in items:
+                    fields[store] = item
+            if fields:
+                setattr(task_spec, attribute, [_with_field(each, fields.get(each.bpmn_id))
+                                               for each in getattr(task_spec, attribute)])
+
+
+class MappedDataObject(DataObject):  # type: ignore[misc]
+    """A data object read into, or written from, a data input or output of the task's ioSpecification."""
+
+    def __init__(self, original: DataObject, field: str):
+        super().__init__(original.bpmn_id, original.bpmn_name)
+        self.field = field
+
+    def get(self, my_task: Any) -> None:
+        super().get(my_task)
+        if self.field != self.bpmn_id:
+            my_task.data[self.field] = my_task.data.pop(self.bpmn_id)
+
+    def set(self, my_task: Any) -> None:
+        if self.field in my_task.data and self.field != self.bpmn_id:
+            my_task.data[self.bpmn_id] = my_task.data.pop(self.field)
+        super().set(my_task)
+
+
+def _with_field(spec: Any, field: str | None) -> Any:
+    if field is None or field == spec.bpmn_id:
+        return spec
+    if type(spec) is DataObject:
+        return MappedDataObject(spec, field)
+    if not isinstance(spec, TiergateDataStore):
+        return spec
+    one = TiergateDataStore(spec.bpmn_id, spec.bpmn_name, spec.capacity, spec.is_unlimited)
+    one.field = field
+    return one

@@ -226,6 +226,10 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
                         "elements `tiergate check` lists, or simplify the diagram.", line=model.line,
                         source=source) from None
     _clock_timers(spec, model)
+    for each in (tree, *(called or [])):
+        for one in (spec, *subprocess_specs.values()):
+            if one is not None:
+                datastore.by_association(one, each)
     scripts = prepost.scripts_by_element([tree, *(called or [])])
     prepost.attach(spec, scripts)
     outputs = feel.output_mappings([tree, *(called or [])])
