@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tier1_helpers import bpmn, chain, tier1_home, user
@@ -200,3 +201,71 @@ def test_check_refuses_a_data_store_reference_that_names_no_store(
     problems = [str(p) for p in engine.check() if p.severity == "error"]
     assert any("nowhere: this data store reference names no data store (dataStoreRef)" in p for p in problems)
     assert any("elsewhere: dataStoreRef 'ledger' is not a data store of this file" in p for p in problems)
+
+
+def test_an_association_to_the_tasks_data_input_or_output_carries_the_value(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """As MIWG C.4.0 and C.5.0 draw it: the store is linked to a data output (or input) of the task's
+    ioSpecification, which names the field; without one, the field is the store's id (SpiffWorkflow's way)."""
+    io = ('<bpmn:ioSpecification id="io_{t}">{items}<bpmn:inputSet id="is_{t}">{ins}</bpmn:inputSet>'
+          '<bpmn:outputSet id="os_{t}">{outs}</bpmn:outputSet></bpmn:ioSpecification>')
+    record = user("record").replace("</bpmn:extensionElements>", "</bpmn:extensionElements>" + io.format(
+        t="record", items='<bpmn:dataOutput id="employee" name="Employee details"/>', ins="",
+        outs="<bpmn:dataOutputRefs>employee</bpmn:dataOutputRefs>")).replace("</bpmn:userTask>", (
+            '<bpmn:dataOutputAssociation id="rec_out"><bpmn:sourceRef>employee</bpmn:sourceRef>'
+            '<bpmn:targetRef>details_ref</bpmn:targetRef></bpmn:dataOutputAssociation>'
+            '<bpmn:dataOutputAssociation id="rec_obj"><bpmn:sourceRef>employee</bpmn:sourceRef>'
+            '<bpmn:targetRef>copy_ref</bpmn:targetRef></bpmn:dataOutputAssociation></bpmn:userTask>'))
+    payroll = ('<bpmn:scriptTask id="payroll">' + io.format(
+        t="payroll", items='<bpmn:dataInput id="who"/><bpmn:dataOutput id="line"/>',
+        ins="<bpmn:dataInputRefs>who</bpmn:dataInputRefs>", outs="<bpmn:dataOutputRefs>line</bpmn:dataOutputRefs>")
+        + '<bpmn:dataInputAssociation id="pay_in"><bpmn:sourceRef>details_ref</bpmn:sourceRef>'
+        '<bpmn:targetRef>who</bpmn:targetRef></bpmn:dataInputAssociation>'
+        '<bpmn:script>line = who["name"] + " on payroll"</bpmn:script></bpmn:scriptTask>')
+    process = with_store("onboarding", (
+        '<bpmn:dataStoreReference id="details_ref" dataStoreRef="details"/>'
+        '<bpmn:dataObject id="copy"/><bpmn:dataObjectReference id="copy_ref" dataObjectRef="copy"/>'
+        '<bpmn:startEvent id="start"/>' + record + payroll + user("after") + '<bpmn:endEvent id="end"/>'
+        + chain("start", "record", "payroll", "after", "end")),
+        stores='<bpmn:dataStore id="details" name="Employee Details"/>')
+    engine = engine_for(tmp_path, make_engine, {"onboarding": process})
+    run = engine.start("onboarding", {}, actor="agent:a")
+    done = engine.complete(run.id, "record", {"employee": {"name": "Ada"}}, actor="agent:a")
+    # The data output `employee` went to the store and to the data object; the payroll task's data input
+    # `who` got the store's value, and only its output goes on (its ioSpecification).
+    assert (done.status, done.data) == ("active", {"line": "Ada on payroll"}), engine.log(run.id)[-1]
+    assert [(s["store"], s["name"], s["value"]) for s in engine.data_stores("onboarding")] == [
+        ("details", "Employee Details", {"name": "Ada"})]
+    finished = engine.complete(run.id, "after", {}, actor="agent:a")
+    assert finished.data["data_objects"] == {"copy": {"name": "Ada"}}
+
+
+def test_an_unnamed_message_is_named_by_its_id(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """MIWG B.1.0's `<message id="..."/>` has no name: SpiffWorkflow 3.2 failed on its start event with a TypeError."""
+    process = bpmn("greeted", '<bpmn:startEvent id="start"><bpmn:messageEventDefinition id="m_def" '
+                   'messageRef="hello"/></bpmn:startEvent>' + user("answer") + '<bpmn:endEvent id="end"/>'
+                   + chain("start", "answer", "end")).replace("<bpmn:process ", '<bpmn:message id="hello"/><bpmn:process ', 1)
+    engine = engine_for(tmp_path, make_engine, {"greeted": process})
+    run = engine.message("hello", {}, {"text": "hi"}, actor="agent:a")
+    assert [s.id for s in run.ready_steps] == ["answer"]
+
+
+def test_check_warns_when_a_step_writes_a_store_its_gate_does_not_require(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"setting": SETTING, "counting": COUNTING}))
+    warnings = [str(p) for p in engine.check() if p.severity == "warning" and "data store" in str(p)]
+    # `set` only writes the store: a completion without `counter` fails the run; `review` (COUNTING) reads it first.
+    assert len(warnings) == 1 and "set: it writes the data store 'counter', which its gate does not require" in warnings[0]
+
+
+def test_stores_command_shows_each_store(tmp_path: Path, make_engine: Callable[..., Engine], cli: Callable[..., Any]) -> None:
+    engine = engine_for(tmp_path, make_engine, {"counting": COUNTING})
+    run = engine.start("counting", {}, actor="agent:a")
+    answer = cli("stores", "counting", "--json", home=tmp_path / "home")
+    assert answer.returncode == 0, answer.stderr
+    data = json.loads(answer.stdout)["data"]
+    assert [(s["process"], s["store"], s["name"], s["value"], s["version"], s["run"], s["step"], s["digest"])
+            for s in data] == [("counting", "counter", "Run counter", 1, 1, run.id, "bump", digest(1))]
+    shown = cli("stores", home=tmp_path / "home")
+    assert shown.returncode == 0 and "counter (Run counter)" in shown.stdout and run.id in shown.stdout
+    assert json.loads(cli("stores", "other", "--json", home=tmp_path / "home").stdout) == {"ok": True, "data": []}

@@ -11,6 +11,7 @@ association takes it from there when the task completes and writes it to the sto
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -79,7 +80,8 @@ class TiergateDataStore(BpmnDataStoreSpecification):  # type: ignore[misc]
                                         f"data ({err})", my_task, data_output=self) from None
         engine = my_task.workflow.script_engine
         engine.record("data_store_written", my_task, detail)
-        del my_task.data[field]
+        if field == self.bpmn_id:  # (a data output of the task's ioSpecification goes on after it, as its output)
+            del my_task.data[field]
 
 
 def add_data_stores(parser: Any, bpmn: Any) -> None:
@@ -169,8 +171,8 @@ class MappedDataObject(DataObject):  # type: ignore[misc]
             my_task.data[self.field] = my_task.data.pop(self.bpmn_id)
 
     def set(self, my_task: Any) -> None:
-        if self.field in my_task.data and self.field != self.bpmn_id:
-            my_task.data[self.bpmn_id] = my_task.data.pop(self.field)
+        if self.field in my_task.data:  # the data output stays: it goes on after the task, as its output
+            my_task.data[self.bpmn_id] = copy.deepcopy(my_task.data[self.field])
         super().set(my_task)
 
 
