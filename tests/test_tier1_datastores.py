@@ -268,4 +268,5 @@ def test_stores_command_shows_each_store(tmp_path: Path, make_engine: Callable[.
             for s in data] == [("counting", "counter", "Run counter", 1, 1, run.id, "bump", digest(1))]
     shown = cli("stores", home=tmp_path / "home")
     assert shown.returncode == 0 and "counter (Run counter)" in shown.stdout and run.id in shown.stdout
+    assert data[0]["updated_at"].endswith("Z")
     assert json.loads(cli("stores", "other", "--json", home=tmp_path / "home").stdout) == {"ok": True, "data": []}

@@ -29,6 +29,7 @@ from sqlalchemy import Connection
 from tiergate.gates import check_evidence_size
 from tiergate.store import datastores as table
 from tiergate.store.datastores import StoreConflict, StoredValue
+from tiergate.timestamps import format_time
 
 __all__ = ["StoreAccess", "StoreConflict", "Written", "describe"]
 
@@ -105,7 +106,7 @@ def describe(value: StoredValue, with_value: bool = True) -> dict[str, Any]:
     shown: dict[str, Any] = {"process": value.process_id, "store": value.store, "name": value.name,
                              "version": value.version, "digest": value.digest, "bytes": len(value.text.encode()),
                              "run": value.run_id, "step": value.step,
-                             "updated_at": value.updated_at.isoformat() if value.updated_at else None}
+                             "updated_at": format_time(value.updated_at) if value.updated_at else None}
     if with_value:
         shown["value"] = json.loads(value.text)
     return shown
