@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from tier1_helpers import bpmn, chain, tier1_home, user
 
 from tiergate.datastores import StoreAccess
@@ -270,3 +271,25 @@ def test_stores_command_shows_each_store(tmp_path: Path, make_engine: Callable[.
     assert shown.returncode == 0 and "counter (Run counter)" in shown.stdout and run.id in shown.stdout
     assert data[0]["updated_at"].endswith("Z")
     assert json.loads(cli("stores", "other", "--json", home=tmp_path / "home").stdout) == {"ok": True, "data": []}
+
+
+def test_log_verify_names_a_store_edited_in_the_database(tmp_path: Path, make_engine: Callable[..., Engine],
+                                                          cli: Callable[..., Any]) -> None:
+    engine = engine_for(tmp_path, make_engine, {"counting": COUNTING})
+    engine.start("counting", {}, actor="agent:a")
+    assert engine.verify_log()["ok"] is True
+    with engine.db.write() as conn:  # someone with the database's password sets the counter back
+        conn.execute(text("UPDATE data_stores SET value = '0', version = 1"))
+    result = engine.verify_log()
+    assert result["ok"] is False and result["data_stores_tampered"] == [
+        {"process": "counting", "store": "counter",
+         "problem": "its value does not hash to its digest (edited in the database)"}]
+    answer = cli("log", "verify", "--json", home=tmp_path / "home")
+    assert answer.returncode == 1 and answer.json["error"]["code"] == "log_tampered"
+    with engine.db.write() as conn:  # ... and its digest too: the log's last write of it says otherwise
+        conn.execute(text("UPDATE data_stores SET digest = :d"), {"d": digest(0)})
+    assert engine.verify_log()["data_stores_tampered"][0]["problem"] == (
+        "its value is not the one the log's last write of it wrote")
+    with engine.db.write() as conn:
+        conn.execute(text("DELETE FROM data_stores"))
+    assert engine.verify_log()["data_stores_tampered"][0]["problem"] == "the log wrote it, but its row is gone"

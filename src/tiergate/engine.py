@@ -770,11 +770,15 @@ class Engine:
         return deployments.decision_diff(self, old, new)
 
     def verify_log(self) -> dict[str, Any]:
+        from tiergate.store.datastores import tampered as stores_tampered
+
         with self.db.read() as conn:
             runs, entries, broken = execution_log.verify(conn)
             tampered = store.tampered_definitions(conn)
-        return {"runs": runs, "entries": entries, "ok": broken is None and not tampered,
-                "broken": None if broken is None else broken.__dict__, "definitions_tampered": tampered}
+            stores = stores_tampered(conn)
+        return {"runs": runs, "entries": entries, "ok": broken is None and not tampered and not stores,
+                "broken": None if broken is None else broken.__dict__, "definitions_tampered": tampered,
+                "data_stores_tampered": stores}
 
     # --- metrics, gaps and the report (tiergate.metrics; definitions in docs/metrics.md) ---
 

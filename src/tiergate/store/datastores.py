@@ -7,6 +7,7 @@ itself, or an increment of it otherwise; either way two writers never both think
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,9 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tiergate.store.tables import DataStore
+from tiergate.store.tables import DataStore, LogEntry
 
 _table = DataStore.__table__  # type: ignore[attr-defined]
+_log = LogEntry.__table__  # type: ignore[attr-defined]
 
 
 class StoreConflict(Exception):
@@ -82,3 +84,32 @@ def write(conn: Connection, *, process_id: str, store: str, name: str | None, te
     except IntegrityError:
         raise StoreConflict(process_id, store, 0) from None
     return 0
+
+
+def tampered(conn: Connection) -> list[dict[str, Any]]:
+    """Each store whose row the log does not account for (for `tiergate log verify`): its value does not
+    hash to its digest, or its version and digest are not those of the newest ``data_store_written``
+    entry of the store, or no entry wrote it; and each store the log wrote whose row is gone."""
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for (detail,) in conn.execute(select(_log.c.detail).where(_log.c.event == "data_store_written")):
+        key = (str(detail.get("process")), str(detail.get("store")))
+        if key not in last or int(detail.get("version") or 0) > int(last[key].get("version") or 0):
+            last[key] = detail
+    found = []
+    for value in listing(conn):
+        key = (value.process_id, value.store)
+        entry = last.pop(key, None)
+        if hashlib.sha256(value.text.encode("utf-8")).hexdigest() != value.digest:
+            problem = "its value does not hash to its digest (edited in the database)"
+        elif entry is None:
+            problem = "no data_store_written entry of the log wrote it"
+        elif (entry.get("version"), entry.get("digest")) != (value.version, value.digest):
+            problem = (f"it is at version {value.version}, but the log's last write of it is version "
+                       f"{entry.get('version')} with another digest" if entry.get("version") != value.version
+                       else "its value is not the one the log's last write of it wrote")
+        else:
+            continue
+        found.append({"process": value.process_id, "store": value.store, "problem": problem})
+    found.extend({"process": process, "store": store, "problem": "the log wrote it, but its row is gone"}
+                 for process, store in last)
+    return found
