@@ -293,3 +293,21 @@ def test_log_verify_names_a_store_edited_in_the_database(tmp_path: Path, make_en
     with engine.db.write() as conn:
         conn.execute(text("DELETE FROM data_stores"))
     assert engine.verify_log()["data_stores_tampered"][0]["problem"] == "the log wrote it, but its row is gone"
+
+
+def test_a_called_process_uses_the_stores_of_the_process_of_its_run(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    tally = '<bpmn:dataStore id="tally" name="Tally"/>'
+    callee = with_store("counted", (
+        '<bpmn:dataStoreReference id="tally_ref" dataStoreRef="tally"/><bpmn:startEvent id="c_start"/>'
+        + script("c_bump", "tally = (tally or 0) + 1", reads("tally_ref"), writes("tally_ref"))
+        + '<bpmn:endEvent id="c_end"/>' + chain("c_start", "c_bump", "c_end", prefix="c")), stores=tally)
+    caller = bpmn("calling", '<bpmn:startEvent id="start"/><bpmn:callActivity id="call" calledElement="counted"/>'
+                  + user("after") + '<bpmn:endEvent id="end"/>' + chain("start", "call", "after", "end"))
+    engine = engine_for(tmp_path, make_engine, {"calling": caller, "counted": callee})
+    engine.start("calling", {}, actor="agent:a")
+    engine.start("calling", {}, actor="agent:a")
+    engine.start("counted", {}, actor="agent:a")
+    # Scoped by the run's process: the two calling runs share one tally, the run of `counted` has its own.
+    assert [(s["process"], s["store"], s["value"]) for s in engine.data_stores()] == [
+        ("calling", "tally", 2), ("counted", "tally", 1)]
