@@ -57,13 +57,14 @@ class StoreAccess:
         self._values: dict[str, Any] = {}
         self.written: list[Written] = []
 
-    def read(self, store: str) -> tuple[Any, int]:
-        """The store's value as this move sees it (its own writes included) and the version read."""
+    def read(self, store: str) -> tuple[Any, int | None]:
+        """The store's value as this move sees it (its own writes included) and the version read from the
+        database (None: this move wrote the store before any read of it; its version is known at ``apply``)."""
         if store not in self._values:
             found = self._reader(self.process_id, store)
             self._values[store] = None if found is None else json.loads(found.text)
             self.read_versions.setdefault(store, 0 if found is None else found.version)
-        return copy.deepcopy(self._values[store]), self.read_versions.get(store, 0)
+        return copy.deepcopy(self._values[store]), self.read_versions.get(store)
 
     def write(self, store: str, name: str | None, value: Any, step: str | None,
               read_version: int | None = None) -> dict[str, Any]:

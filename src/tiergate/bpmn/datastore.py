@@ -56,7 +56,8 @@ class TiergateDataStore(BpmnDataStoreSpecification):  # type: ignore[misc]
         access = self._access(my_task, data_input=self)
         value, version = access.read(self.bpmn_id)
         my_task.data[self._field] = value
-        my_task.internal_data.setdefault(READ_VERSIONS, {})[self.bpmn_id] = version
+        if version is not None:
+            my_task.internal_data.setdefault(READ_VERSIONS, {})[self.bpmn_id] = version
 
     def set(self, my_task: Any) -> None:
         field = self._field
