@@ -202,6 +202,14 @@ def test_check_refuses_a_data_store_reference_that_names_no_store(
     problems = [str(p) for p in engine.check() if p.severity == "error"]
     assert any("nowhere: this data store reference names no data store (dataStoreRef)" in p for p in problems)
     assert any("elsewhere: dataStoreRef 'ledger' is not a data store of this file" in p for p in problems)
+    long_id = "s" * 256
+    process = with_store("long", f'<bpmn:dataStoreReference id="r" dataStoreRef="{long_id}"/><bpmn:startEvent id="start"/>'
+                         + step("review", reads("r")) + '<bpmn:endEvent id="end"/>' + chain("start", "review", "end"),
+                         stores=f'<bpmn:dataStore id="{long_id}"/>')
+    engine = make_engine(tier1_home(tmp_path / "long", {"long": process}))
+    assert [p.message for p in engine.check() if p.severity == "error"] == [
+        f"{long_id[:40]}: a data store's id and name may have at most 255 characters (its key in the database). "
+        "Shorten them."]
 
 
 def test_an_association_to_the_tasks_data_input_or_output_carries_the_value(

@@ -21,6 +21,9 @@ from SpiffWorkflow.bpmn.specs.data_spec import BpmnDataStoreSpecification, DataO
 from tiergate.bpmn.xml import BPMN_NS
 from tiergate.errors import LimitExceededError
 
+#: The longest id (and name) of a data store: its key in the ``data_stores`` table.
+MAX_ID = 255
+
 #: Where a task keeps the version of each store it read (in its internal data, saved with the run).
 READ_VERSIONS = "tiergate_store_versions"
 
@@ -102,6 +105,9 @@ def check(check: Any, tree: Any) -> None:
         if not element.get("id"):
             check.error(element.sourceline or 1, element.get("name"), "a data store needs an id: the id is its key in "
                         "the database and the task data field it is read into. Give it one.")
+        elif len(element.get("id")) > MAX_ID or len(element.get("name") or "") > MAX_ID:
+            check.error(element.sourceline or 1, element.get("id")[:40], f"a data store's id and name may have at most "
+                        f"{MAX_ID} characters (its key in the database). Shorten them.")
     for element in root.iter(f"{{{BPMN_NS}}}dataStoreReference"):
         target = element.get("dataStoreRef")
         if not target:
