@@ -319,3 +319,23 @@ def test_a_called_process_uses_the_stores_of_the_process_of_its_run(
     # Scoped by the run's process: the two calling runs share one tally, the run of `counted` has its own.
     assert [(s["process"], s["store"], s["value"]) for s in engine.data_stores()] == [
         ("calling", "tally", 2), ("counted", "tally", 1)]
+
+
+def test_a_step_that_fails_after_writing_keeps_no_write(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """Its second data output (a data object) is missing: the step fails, so its first (the store) is not made."""
+    process = with_store("noting", (
+        '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/>'
+        '<bpmn:dataObject id="note"/><bpmn:dataObjectReference id="note_ref" dataObjectRef="note"/>'
+        '<bpmn:startEvent id="start"/>' + step("record", writes("counter_ref"), writes("note_ref"))
+        + user("after") + '<bpmn:endEvent id="end"/>' + chain("start", "record", "after", "end")))
+    engine = engine_for(tmp_path, make_engine, {"noting": process})
+    run = engine.start("noting", {}, actor="agent:a")
+    failed = engine.complete(run.id, "record", {"counter": 3}, actor="agent:a")
+    assert failed.status == "failed" and engine.data_stores() == []
+    assert not [e for e in engine.log(run.id) if e["event"] == "data_store_written"]
+    # The retry completes the step again, with the value its evidence gave the store.
+    retried = engine.retry(run.id, "record", {"note": "seen"}, actor="human:alice")
+    assert [s.id for s in retried.ready_steps] == ["after"]
+    assert [(s["value"], s["version"]) for s in engine.data_stores("noting")] == [(3, 1)]
+    assert [e["detail"]["version"] for e in engine.log(run.id) if e["event"] == "data_store_written"] == [1]
+    assert engine.verify_log()["ok"] is True

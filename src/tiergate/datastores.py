@@ -43,6 +43,10 @@ class Written:
     step: str | None
     #: The ``data_store_written`` entry's detail: ``apply`` fills in ``version`` and ``previous``.
     detail: dict[str, Any] = field(default_factory=dict)
+    #: The SpiffWorkflow task that wrote it (``discard``: a task that then failed keeps no write).
+    task_id: Any = None
+    #: The task data field the value was taken from, when the write took it out of the task's data.
+    taken_from: str | None = None
 
 
 class StoreAccess:
@@ -67,7 +71,7 @@ class StoreAccess:
         return copy.deepcopy(self._values[store]), self.read_versions.get(store)
 
     def write(self, store: str, name: str | None, value: Any, step: str | None,
-              read_version: int | None = None) -> dict[str, Any]:
+              read_version: int | None = None, task_id: Any = None) -> dict[str, Any]:
         """Record a write of ``value`` (raises ``LimitExceededError`` over the size limit, ``TypeError``
         if it is not JSON); returns the detail of its ``data_store_written`` entry."""
         text = check_evidence_size(value)
@@ -77,9 +81,18 @@ class StoreAccess:
                                   "bytes": len(text.encode("utf-8"))}
         if read_version is not None:
             detail["read_version"] = read_version
-        self.written.append(Written(store, name, text, digest, step, detail))
+        self.written.append(Written(store, name, text, digest, step, detail, task_id))
         self._values[store] = json.loads(text)
         return detail
+
+    def discard(self, task_id: Any) -> list[Written]:
+        """Forget the writes of a task that failed after making them (it did not complete: a retry
+        completes it again); returns them, for the move to drop their entries."""
+        dropped = [each for each in self.written if each.task_id is not None and each.task_id == task_id]
+        self.written = [each for each in self.written if each not in dropped]
+        for each in dropped:
+            self._values.pop(each.store, None)
+        return dropped
 
     def apply(self, conn: Connection, now: datetime) -> None:
         """Write what the move wrote, in the caller's transaction (``StoreConflict``: compute the move again)."""
@@ -111,3 +124,18 @@ def describe(value: StoredValue, with_value: bool = True) -> dict[str, Any]:
     if with_value:
         shown["value"] = json.loads(value.text)
     return shown
+
+
+def drop_failed(engine: Any, events: list[Any], task: Any) -> None:
+    """A move failed at ``task``: its data store writes are not made, and their entries not logged."""
+    access: StoreAccess | None = getattr(engine, "stores", None)
+    if access is None or not access.written:
+        return
+    discarded = access.discard(task.id)
+    for each in discarded:  # what the write took out of the task's data goes back, for a retry to write it
+        if each.taken_from is not None:
+            task.data.setdefault(each.taken_from, json.loads(each.text))
+    dropped = {id(each.detail) for each in discarded}
+    if dropped:
+        events[:] = [e for e in events if id(e.detail) not in dropped]
+        engine.journal[:] = [e for e in engine.journal if id(e.detail) not in dropped]

@@ -72,7 +72,7 @@ class TiergateDataStore(BpmnDataStoreSpecification):  # type: ignore[misc]
         read = (my_task.internal_data.get(READ_VERSIONS) or {}).get(self.bpmn_id)
         try:
             detail = access.write(self.bpmn_id, self.bpmn_name, my_task.data[field],
-                                  my_task.task_spec.bpmn_id, read_version=read)
+                                  my_task.task_spec.bpmn_id, read_version=read, task_id=my_task.id)
         except LimitExceededError as err:
             engine = my_task.workflow.script_engine
             engine.over_limit = (err.details.get("limit", "evidence_bytes"),
@@ -86,6 +86,7 @@ class TiergateDataStore(BpmnDataStoreSpecification):  # type: ignore[misc]
         engine.record("data_store_written", my_task, detail)
         if field == self.bpmn_id:  # (a data output of the task's ioSpecification goes on after it, as its output)
             del my_task.data[field]
+            access.written[-1].taken_from = field
 
 
 def add_data_stores(parser: Any, bpmn: Any) -> None:

@@ -22,6 +22,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate import datastores
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
 from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, records
@@ -376,6 +377,7 @@ class Move:
         assert self.workflow is not None
         element = element_of(failure.task) or self.definition.process_id
         node = self.model.nodes.get(element)
+        datastores.drop_failed(self.engine, self.events, failure.task)  # it did not complete: no write of it
         self.state["error"] = {"element": element, "message": failure.message, "task": str(failure.task.id)}
         hint = f"fix the data, then `tiergate retry RUN {element} --data '{{...}}'`"
         if not failure.retryable:
