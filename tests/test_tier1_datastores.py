@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from support import CORPUS
 from tier1_helpers import bpmn, chain, tier1_home, user
 
 from tiergate.datastores import StoreAccess
@@ -339,3 +340,13 @@ def test_a_step_that_fails_after_writing_keeps_no_write(tmp_path: Path, make_eng
     assert [(s["value"], s["version"]) for s in engine.data_stores("noting")] == [(3, 1)]
     assert [e["detail"]["version"] for e in engine.log(run.id) if e["event"] == "data_store_written"] == [1]
     assert engine.verify_log()["ok"] is True
+
+
+@pytest.mark.parametrize("model", ["B.1.0", "C.1.1", "C.4.0", "C.5.0"])
+def test_the_miwg_models_with_data_stores_are_not_refused_for_them(
+        tmp_path: Path, make_engine: Callable[..., Engine], model: str) -> None:
+    """Each is still refused as drawn, for other reasons (docs/tier1.md, *Outside processes*), never a data store."""
+    text = (CORPUS / "bpmn-miwg" / "reference" / f"{model}.bpmn").read_text(encoding="utf-8")
+    assert "dataStore" in text
+    problems = [str(p) for p in make_engine(tier1_home(tmp_path / "home", {"model": text})).check()]
+    assert problems and not [p for p in problems if "data store" in p.lower() or "datastore" in p.lower()]
