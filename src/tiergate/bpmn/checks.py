@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import adhoc, expressions, feel, implicit, prepost, spiffmessages
+from tiergate.bpmn import adhoc, datastore, expressions, feel, implicit, prepost, spiffmessages
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -184,9 +184,7 @@ def check_document(check: FileCheck, tree: Any) -> None:
     for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
         _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
                           "correlation property retrieval expression")
-    for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
-        check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
-                    "run (gates and scripts) and link to external stores in the evidence.")
+    datastore.check(check, tree)  # data stores run (tiergate.datastores): each must resolve
     _check_unique_ids(check, tree)
 
 
@@ -241,11 +239,15 @@ def _check_step_outputs(check: FileCheck, tree: Any) -> None:
             continue
         for ref in association.iterfind(f"{{{BPMN_NS}}}targetRef"):
             target = next(iter(tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip())), None)
-            name = (target.get("dataObjectRef") or target.get("id")) if target is not None else None
+            store = target.get("dataStoreRef") if target is not None else None
+            if store and store in datastore.read_by(tree, association.getparent()):
+                continue  # it reads the store too: its data holds the value read, which a completion may change
+            name = (store or target.get("dataObjectRef") or target.get("id")) if target is not None else None
             if name and isinstance(required, list) and name not in required:
-                check.error(association.sourceline or node.line, node.id, f"it writes the data object '{name}', "
-                            "which its gate does not require, and a completion without it fails the run (A data "
-                            "object could not be set): add it to the gate's `required`, or set it in a postScript.",
+                what = "data store" if store else "data object"
+                check.error(association.sourceline or node.line, node.id, f"it writes the {what} '{name}', "
+                            "which its gate does not require, and a completion without it fails the run (A "
+                            f"{what} could not be set): add it to the gate's `required`, or set it in a postScript.",
                             "warning")
 
 

@@ -45,7 +45,7 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 )
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
-from tiergate.bpmn import feel, implicit, prepost, spiffmessages
+from tiergate.bpmn import datastore, feel, implicit, prepost, spiffmessages
 from tiergate.bpmn.adhoc import TiergateAdHocParser
 from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
@@ -138,6 +138,9 @@ class TiergateParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {tag: (_adapted(parser), spec) for tag, (parser, spec) in _CLASSES.items()}
     AD_HOC_PARSER_CLASS = TiergateAdHocParser
 
+    def _add_data_stores(self, bpmn: Any) -> None:
+        datastore.add_data_stores(self, bpmn)  # every data store is tiergate's, whatever its name
+
 
 def _clock_timers(spec: Any, model: ProcessModel) -> None:
     for task_spec in spec.task_specs.values():
@@ -223,6 +226,10 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
                         source=source) from None
     implicit.mark_generated([spec, *subprocess_specs.values()], made)
     _clock_timers(spec, model)
+    for each in (tree, *(called or [])):
+        for one in (spec, *subprocess_specs.values()):
+            if one is not None:
+                datastore.by_association(one, each)
     scripts = prepost.scripts_by_element([tree, *(called or [])])
     prepost.attach(spec, scripts)
     outputs = feel.output_mappings([tree, *(called or [])])

@@ -1,7 +1,9 @@
 """The runner contract: what every tier's runner does, and what it must never do.
 
 A runner turns a definition and a run's stored state into the next state. It is pure with
-respect to storage: it never opens a transaction, never writes the log and never prints.
+respect to storage: it never opens a transaction, never writes the log and never prints. (Tier 1
+reads BPMN data stores through ``RunContext.stores``, which the engine gives it, and records its
+writes there; the engine applies them with the transition.)
 The ``Engine`` reads the run, calls the runner, and commits the returned ``Transition``
 (new state, new status, log events) in one transaction, or nothing at all.
 
@@ -47,6 +49,9 @@ class RunContext:
     actor: Actor
     now: datetime
     roles: Roles | None = None
+    #: The move's access to the process's data stores (``tiergate.datastores.StoreAccess``), given
+    #: by the engine; its writes are applied in the transaction that saves the transition.
+    stores: Any = None
 
 
 @dataclass
