@@ -213,8 +213,8 @@ def test_a_call_of_a_function_expressions_do_not_have_is_refused_by_check_at_its
     body = ('<bpmn:startEvent id="start"/>' + wait + script + user("after") + '<bpmn:endEvent id="end"/>'
             + chain("start", "wait", "calc", "after", "end"))
     engine = make_engine(tier1_home(tmp_path / "home", {"calls": bpmn("calls", body)}))
-    allowed = ("abs, all, any, bool, dict, enumerate, float, int, len, list, max, min, print, range, reversed, "
-               "round, set, sorted, str, sum, tuple, zip")
+    allowed = ("abs, all, any, bool, dict, enumerate, float, globals, int, len, list, max, min, print, range, "
+               "reversed, round, set, sorted, str, sum, tuple, vars, zip")
     elsewhere = " (functions another engine's script environment adds have no counterpart here)"
     assert [p.message for p in engine.check() if p.severity == "error"] == [
         f"wait: timeDuration expression: 'timedelta' cannot be called: only these functions may be called: "
