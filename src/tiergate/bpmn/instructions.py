@@ -138,7 +138,8 @@ def _schema_fields(text: str, resources: dict[str, Any]) -> set[str]:
     except (ValueError, json.JSONDecodeError):
         return set()
     fields: set[str] = set()
-    stack, seen = [schema], 0
+    stack: list[Any] = [schema]
+    seen = 0
     while stack and seen < 1000:
         current = stack.pop()
         seen += 1

@@ -84,13 +84,20 @@ class BpmnRunner(Runner):
         named = instructions.item_names(definition)
         if not named:
             return {}
+        from tiergate.templating import names_read  # Jinja: only for a process with multi-instance items
+
+        # only the elements whose instructions read their item: 1,000 open instances of another add nothing
+        read = {element: name for element, name in named.items() if element in definition.steps
+                and name in (names_read(definition.steps[element].instructions) or ())}
+        if not read:
+            return {}
         stored = state.get("steps", {})
         found: dict[str, dict[str, Any]] = {}
         for view in views:
             if view.state == "ready" and view.id.endswith("]") and view.instructions:
                 element, key = instances.split(view.id)
-                if key is not None and element in named and "item" in stored.get(view.id, {}):
-                    found[view.id] = {named[element]: stored[view.id]["item"]}
+                if key is not None and element in read and "item" in stored.get(view.id, {}):
+                    found[view.id] = {read[element]: stored[view.id]["item"]}
         return found
 
     def element_states(self, definition: BpmnDefinition, state: dict[str, Any]) -> dict[str, str]:
