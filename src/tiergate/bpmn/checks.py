@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import adhoc, expressions, feel, prepost, spiffmessages
+from tiergate.bpmn import adhoc, expressions, feel, implicit, prepost, spiffmessages
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -115,6 +115,14 @@ def check_elements(check: FileCheck) -> None:
         if value is not None and value.strip().lower() not in ("true", "false"):
             check.error(flow.line, flow.id, f"deviation must be true or false, not '{value}'.")
     _check_parallel_merges(check)
+    for line, element, message in implicit.unwritten_choices(model):
+        check.error(line, element, message)
+    holding = {node.container for node in model.nodes.values()}
+    for node in model.nodes.values():
+        if node.kind in ("subProcess", "transaction") and node.id not in holding:
+            check.error(node.line, node.id, "the subprocess is empty (drawn collapsed, its content not modelled): it "
+                        "completes at once, like a plain task. Draw its activities in it if someone must do them.",
+                        "warning")
 
 
 def _check_cancel(check: FileCheck, node: Node) -> None:

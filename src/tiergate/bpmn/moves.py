@@ -230,6 +230,9 @@ class Move:
             owner = self.workflow.get_task_from_id(owner_id)
             return self.tainted.get(owner.id) or self.incoming_taint(owner, depth + 1)
         source, target = element_of(parent), element_of(task)
+        drawn = getattr(parent.task_spec, "_tiergate_drawn", None)  # a gateway tiergate drew after it (bpmn.implicit)
+        if drawn is not None:
+            return self._deviation(drawn, target) or self.tainted.get(parent.id) or self.incoming_taint(parent, depth + 1)
         if source is None or source == target:
             return self.tainted.get(parent.id) or self.incoming_taint(parent, depth + 1)
         return self._deviation(source, target) or self.tainted.get(parent.id)
@@ -374,7 +377,8 @@ class Move:
 
     def failed(self, failure: persistence.StepFailure) -> RunStatus:
         assert self.workflow is not None
-        element = element_of(failure.task) or self.definition.process_id
+        element = (element_of(failure.task) or getattr(failure.task.task_spec, "_tiergate_drawn", None)
+                   or self.definition.process_id)  # a split tiergate drew fails at the activity it follows
         node = self.model.nodes.get(element)
         self.state["error"] = {"element": element, "message": failure.message, "task": str(failure.task.id)}
         hint = f"fix the data, then `tiergate retry RUN {element} --data '{{...}}'`"
