@@ -289,6 +289,6 @@ def test_a_condition_asking_vars_or_globals_whether_a_name_is_set_takes_the_path
     # They take no arguments (Python's vars(x) reads an object's attributes): refused by check, at its line.
     odd = body.replace("sorted(vars())", "sorted(vars(case))")
     checked = make_engine(tier1_home(tmp_path / "odd", {"odd": bpmn("odd", odd)})).check()
-    assert [p.message for p in checked if p.severity == "error"] == [
+    assert [p.message for p in checked if p.severity == "error"] == [(
         "count: script: vars() takes no arguments here: vars() and globals() give the names the script sees, as a "
-        "dict (see docs/tier1.md for what expressions may do)."]
+        "dict (see docs/tier1.md for what expressions may do).")]

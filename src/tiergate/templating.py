@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Iterator, MutableMapping
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, MutableMapping
+from typing import Any
 
-from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import (
+    ChainableUndefined,
+    StrictUndefined,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+    nodes,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.filters import do_center, do_indent, do_replace
 from jinja2.sandbox import SandboxedEnvironment

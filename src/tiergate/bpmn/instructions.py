@@ -16,7 +16,8 @@ import ast
 import json
 import textwrap
 import weakref
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from lxml import etree
 
@@ -28,7 +29,7 @@ from tiergate.runview import RESERVED_NAMES
 from tiergate.templating import check_syntax, unknown_names
 
 _SCHEMA_BRANCHES = ("allOf", "anyOf", "oneOf")
-_ITEM_NAMES: "weakref.WeakKeyDictionary[Any, dict[str, str]]" = weakref.WeakKeyDictionary()
+_ITEM_NAMES: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 def item_names(definition: Any) -> dict[str, str]:
@@ -108,7 +109,7 @@ def names_written(tree: etree._ElementTree, resources: dict[str, Any], decisions
     for decision in decisions.values():
         try:
             names.update(decision.output_names)
-        except Exception:  # noqa: BLE001 - a decision that fails to load is reported on its own
+        except Exception:  # noqa: BLE001, S112 - a decision that fails to load is reported on its own
             continue
     return names
 

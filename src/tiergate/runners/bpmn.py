@@ -84,7 +84,7 @@ class BpmnRunner(Runner):
         named = instructions.item_names(definition)
         if not named:
             return {}
-        from tiergate.templating import names_read  # Jinja: only for a process with multi-instance items
+        from tiergate.templating import names_read  # noqa: I001 - Jinja: only for a process with items
 
         # only the elements whose instructions read their item: 1,000 open instances of another add nothing
         read = {element: name for element, name in named.items() if element in definition.steps
