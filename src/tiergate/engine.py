@@ -642,7 +642,8 @@ class Engine:
         data = runner.data(run.state)
         if views is None:
             views = runner.steps(definition, run.state, run={"id": run.id})
-        render_ready(views, data, run_id=run.id, process_id=run.process_id)
+        render_ready(views, data, run_id=run.id, process_id=run.process_id,
+                     bare_names=runner.instruction_names(definition, run.state, views))
         return RunInfo(id=run.id, process=run.process_id, title=definition.title, tier=run.tier,
                        status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),
                        ended_at=format_time(run.ended_at) if run.ended_at else None,

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tiergate.errors import DefinitionError, NotFoundError
+from tiergate.errors import DefinitionError, LimitExceededError, NotFoundError
 
 
 @dataclass
@@ -126,8 +126,18 @@ def conventions_steps(title: str, template: str, state: Mapping[str, Any]) -> li
                      reason=st.get("reason"))]
 
 
-def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str) -> None:
-    """Render each ready step's instructions in the sandbox (``data``, ``run`` and ``steps``); clear the rest."""
+#: The names a step's instructions always have; in Tier 1 they shadow a data field of the same name.
+RESERVED_NAMES = ("data", "run", "steps")
+
+
+def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
+                 bare_names: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Render each ready step's instructions in the sandbox (``data``, ``run`` and ``steps``); clear the rest.
+
+    ``bare_names`` (Tier 1, whose templates read the task's data by name as SpiffWorkflow's do): a
+    name the instructions read that is none of those is the step's own name (by step id: an
+    instance's item) or else the data's field; one the data lacks shows as empty text, and the
+    instructions end with a note naming it. None: only those three names."""
     ready = [view for view in views if view.state == "ready" and view.instructions]
     for view in views:
         if view.state != "ready":
@@ -140,15 +150,40 @@ def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, pr
     # ``steps`` names every step (1,000 of them with a multi-instance task open): made only for templates that read it.
     if any("steps" in (names_read(source) or ("steps",)) for source in {view.instructions for view in ready}):
         context["steps"] = {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}
-    rendered: dict[str, str] = {}  # one rendering per template: every view shares the context
+    rendered: dict[Any, str] = {}  # one rendering per template (and step, for a step's own names it reads)
     for view in ready:
-        if view.instructions not in rendered:
+        source = view.instructions
+        own = bare_names.get(view.id) if bare_names else None
+        key: Any = (source, view.id) if own and not (names_read(source) or frozenset()).isdisjoint(own) else source
+        if key not in rendered:
+            where = f"instructions of step '{view.id}'"
             try:
-                rendered[view.instructions] = render(view.instructions, context,
-                                                     where=f"instructions of step '{view.id}'")
-            except DefinitionError as err:   # the move is done: say what is wrong instead of failing the answer
-                rendered[view.instructions] = f"(The instructions cannot be shown: {err.message})"
-        view.instructions = rendered[view.instructions]
+                if bare_names is None:
+                    rendered[key] = render(source, context, where=where)
+                else:
+                    rendered[key] = _render_bare(source, context, {**data, **(own or {})} if key != source else data,
+                                                 where)
+            except (DefinitionError, LimitExceededError) as err:  # the move is done: say why, never fail the answer
+                rendered[key] = f"(The instructions cannot be shown: {err.message})"
+        view.instructions = rendered[key]
+
+
+def _render_bare(source: str, context: dict[str, Any], data: Mapping[str, Any], where: str) -> str:
+    """``source`` rendered with the fields of ``data`` it reads by name besides ``context``; a field
+    ``data`` lacks is empty text, named in a note after the instructions."""
+    from tiergate.templating import Unset, environment, names_read, render
+
+    names = names_read(source) or frozenset()
+    bare = sorted(names.difference(RESERVED_NAMES, environment().globals))
+    if not bare:
+        return render(source, context, where=where)
+    unset = [name for name in bare if name not in data]
+    text = render(source, {**context, **{name: data[name] if name in data else Unset(name=name) for name in bare}},
+                  where=where)
+    if unset:
+        listed = ", ".join(f"`{name}`" for name in unset)
+        text = f"{text.rstrip()}\n\n(Not set in this run yet, so shown empty: {listed}.)"
+    return text
 
 
 def ready_in_words(info: RunInfo, resources: Mapping[str, Any]) -> dict[str, dict[str, str]]:

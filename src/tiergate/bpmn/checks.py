@@ -23,7 +23,6 @@ from tiergate.definitions.checklists import _check_schema, _collect_resources
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Roles
 from tiergate.definitions.problems import Problem, ProblemList
-from tiergate.templating import check_syntax, unknown_names
 
 UNSUPPORTED = {
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
@@ -374,17 +373,6 @@ def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_fol
         if optional is not None and optional.strip().lower() not in ("true", "false"):
             check.error(lines.get("optional", node.line), node.id, f"optional must be true or false, not "
                         f"'{optional}'.")
-        if node.documentation:
-            error = check_syntax(node.documentation)
-            if error is not None:
-                check.error(node.line, node.id, f"instructions (documentation) template syntax error on its line "
-                            f"{error[0]}: {error[1]}.")
-            unknown = unknown_names(node.documentation, {"data", "run", "steps"})
-            if unknown:
-                shown = ", ".join(f"`{name}`" for name in unknown)
-                check.error(node.line, node.id, f"instructions (documentation) use {shown}, which a step's "
-                            "instructions never have: they see `data` (the run's data), `run` and `steps`. Write "
-                            f"`{{{{ data.{unknown[0]} }}}}` for the run's {unknown[0]}.")
         if node.lane is not None:
             lane = lanes.get(node.lane)
             if lane is None:

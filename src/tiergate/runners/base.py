@@ -115,3 +115,9 @@ class Runner(ABC):
     def data(self, state: dict[str, Any]) -> dict[str, Any]:
         """The run's data: start data plus what its steps produced."""
         return dict(state.get("data", {}))
+
+    def instruction_names(self, definition: Any, state: dict[str, Any],
+                          views: list[StepView]) -> dict[str, dict[str, Any]] | None:
+        """None: instructions read ``data``, ``run`` and ``steps`` only. Tier 1 answers a dict: they read the
+        data's fields by name too, and a step's own names (by step id: an instance's item) come first."""
+        return None
