@@ -31,6 +31,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import expressions, feel
 from tiergate.bpmn import statelog  # noqa: F401 - installs SpiffWorkflow's quieter task state change
+from tiergate.bpmn import tasklean  # noqa: F401 - installs two tree walks answered from the task dictionary
 from tiergate.bpmn.expressions import ExpressionError
 from tiergate.definitions.decisions import Decision
 from tiergate.errors import TiergateError
