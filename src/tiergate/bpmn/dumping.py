@@ -170,14 +170,18 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
 
 def _small_tree(workflow: Any, tasks: dict[UUID, Task], old: dict[int, _Entry],
                 convert: Callable[[Task], dict[str, Any]]) -> Encoded | None:
-    """``_tasks`` of a small tree that has nothing to reuse (no parked task was kept: a new run's tree,
-    a restored one, or one whose people's tasks were all just run), in one ``json.dumps``; None when
-    it has something to reuse, or its text is long enough to be stored in parts. Its parked tasks'
-    entries are kept as ``_tasks`` keeps them, for the next dump."""
+    """``_tasks`` of a small tree that has nothing to reuse (no task parked now was parked, unchanged, at
+    the last dump: a new run's tree, a restored one, one whose people's tasks were just run or just
+    became ready), in one ``json.dumps``; None when it may have something to reuse, or its text is
+    long enough to be stored in parts. Its parked tasks' entries are kept as ``_tasks`` keeps them,
+    for the next dump."""
     parked = [task for task in tasks.values() if task._state == _READY and task.task_spec.manual]  # (``_parked``)
-    if old and any(id(task) in old for task in parked):
-        return None
-    value = {str(task_id): convert(task) for task_id, task in tasks.items()}
+    for task in parked if old else ():
+        before = old.get(id(task))
+        if before is not None and before.task is task and before.sig == _sig(task):
+            return None  # its dict may be reused
+    # Each task's dict names it by ``str(task.id)`` (``TaskConverter.to_dict``, ``taskdict``): the key, made once.
+    value = {dct["id"]: dct for dct in [convert(task) for task in tasks.values()]}
     text = json.dumps(value)
     if len(text) >= PARTED_MIN_TEXT:
         return None
@@ -186,7 +190,8 @@ def _small_tree(workflow: Any, tasks: dict[UUID, Task], old: dict[int, _Entry],
         parent = tasks.get(task._parent) if task._parent is not None else None
         parent_keys = None if parent is None else {k: repr(v) for k, v in parent.data.items()}
         keys = {k: repr(v) for k, v in task.data.items()}
-        new[id(task)] = _Entry(task, _sig(task), value[str(task.id)], keys, parent_keys, True)
+        dct = value[str(task.id)]
+        new[id(task)] = _Entry(task, _sig(task), dct, keys, parent_keys, True)
     setattr(workflow, _ATTR, new)
     setattr(workflow, _TOKEN, None)
     return Encoded(value, text)
