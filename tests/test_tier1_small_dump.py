@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from tiergate.jsontext import PARTED_MIN_TEXT, Parted
 
 def _new(name: str, data: dict[str, Any]) -> Any:
     _, spec, subprocess_specs = next(s for s in SPECS if s[0] == name)
-    workflow = persistence.new_workflow(spec, subprocess_specs, RestrictedScriptEngine(now=datetime.now(timezone.utc)))
+    workflow = persistence.new_workflow(spec, subprocess_specs, RestrictedScriptEngine(now=datetime.now(UTC)))
     workflow.task_tree.data.update(data)
     persistence.advance(workflow)
     return workflow
@@ -67,7 +67,7 @@ def test_a_new_runs_tree_is_the_whole_dump_and_keeps_its_parked_tasks(
     first = dumping.dump(workflow)
     assert small_trees == [True] and first.text == json.dumps(persistence.dump(workflow))
     parked = [t for t in workflow.tasks.values() if t.state == TaskState.READY and t.task_spec.manual]
-    assert len(parked) == 1 and set(getattr(workflow, "_tiergate_task_dumps")) == {id(parked[0])}
+    assert len(parked) == 1 and set(workflow._tiergate_task_dumps) == {id(parked[0])}
 
     converted = _converted(monkeypatch)
     workflow.task_tree.data["ticket"] = "T-2"  # the root changes; the parked task's delta does not
