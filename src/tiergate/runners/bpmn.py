@@ -368,7 +368,9 @@ class BpmnRunner(Runner):
             raise RefusedError(f"step '{step_id}' runs once per item: name the instance, e.g. "
                                f"{(ready or [base + '[0]'])[0]}. Ready now: {', '.join(ready) or 'none'}.",
                                reason="unknown_step", details={"run": run_id, "step": step_id, "ready": ready})
-        rules = replace(rules, id=step_id, distinct_from=self._distinct(rules, step_id, state))
+        distinct = self._distinct(rules, step_id, state)
+        if rules.id != step_id or rules.distinct_from != distinct:  # (frozen: the same rules serve as they are)
+            rules = replace(rules, id=step_id, distinct_from=distinct)
         record = state.get("steps", {}).get(step_id, {})
         status = record.get("status", "locked")
         if status in ("done", "skipped"):
