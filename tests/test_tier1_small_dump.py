@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from SpiffWorkflow.bpmn.exceptions import WorkflowDataException
 from SpiffWorkflow.util.task import TaskState
 from test_tier1_fresh import SPECS
 
@@ -106,4 +107,7 @@ def test_every_process_dumps_as_spiffworkflow_after_each_move(name: str, spec: A
         ready = [t for t in persistence.all_tasks(workflow) if t.state == TaskState.READY and t.task_spec.manual]
         if not ready:
             break
-        ready[0].run()
+        try:
+            ready[0].run()
+        except WorkflowDataException:  # a data output the driver does not give (a data store's, MIWG C.1.1)
+            break
