@@ -24,7 +24,8 @@ from tiergate.actors import SYSTEM, Actor, canonical_actor, same_actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions, load_roles
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
-                             InvalidDataError, LimitExceededError, NotFoundError, RefusedError, TiergateError, UsageError)
+                             InvalidDataError, LimitExceededError, NotFoundError, ReasonMissingError, RefusedError,
+                             TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
@@ -312,10 +313,10 @@ class Engine:
     def cancel(self, run_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
         reason = self._accept(run_id, None, "cancel", actor, lambda: inputs.check_reason(reason))
         who = self.actor(actor)
-        if not reason or not reason.strip():
-            raise UsageError("a cancel needs a reason (--reason): it goes into the log.", code="reason_missing")
 
         def cancel(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
+            if not reason or not reason.strip():  # judged with the run, so the attempt is logged
+                raise ReasonMissingError("a cancel needs a reason (--reason): it goes into the log.")
             return runner.cancel(definition, state, reason, ctx)
 
         return self._act(run_id, who, None, "cancel", {"reason": reason}, cancel)
@@ -475,7 +476,7 @@ class Engine:
                     transition = change(runner, definition, run.state, ctx)
                     # The new state's steps: their inbox key is written with the state, and the answer shows them.
                     views = runner.steps(definition, transition.state, run={"id": run.id})
-                except (RefusedError, GateFailedError, LimitExceededError) as err:
+                except (RefusedError, GateFailedError, LimitExceededError, ReasonMissingError) as err:
                     if recent is not None:
                         raise _Retry from None
                     refusal = err

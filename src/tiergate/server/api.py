@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, compile_path
 from starlette.types import Receive, Scope, Send
 
-from tiergate import __version__, wirejson
+from tiergate import __version__, doorlog, wirejson
 from tiergate.credentials import Credentials, check_shape
 from tiergate.envelope import failure
 from tiergate.errors import LimitExceededError, TiergateError, UsageError
@@ -32,7 +32,10 @@ from tiergate.server.doors import (Answer, bearer, in_worker, json_bytes, read_j
 #: HTTP status per error code; other codes are 400, and a refusal's is 409 unless its reason says otherwise.
 STATUS = {"unauthorized": 401, "actor_mismatch": 403, "not_found": 404, "conflict": 409, "gate_failed": 422,
           "invalid_data": 422, "body_too_large": 413, "database_error": 503, "connection_lost": 503,
-          "schema_outdated": 503, "log_tampered": 409}
+          "schema_outdated": 503, "log_tampered": 409,
+          # the database or its disk, not the request: the same request may succeed later
+          **dict.fromkeys(("database_readonly", "disk_full", "database_locked", "not_a_database", "disk_error",
+                           "database_replaced"), 503)}
 REFUSAL_STATUS = {"actor_not_allowed": 403, "same_actor": 403, "claimed_by_other": 409}
 
 Body = dict[str, Any]
@@ -182,6 +185,64 @@ def _object(body: Any) -> Body:
     return body
 
 
+#: Fields whose shape the engine checks itself (and logs in the run's log when refused): the door
+#: checks only that the field is one this request takes.
+_ENGINE_CHECKS = frozenset({"evidence", "data", "reason", "correlate"})
+
+
+def _check_fields(route: ApiRoute, body: Body, operations: Operations, caller: Caller) -> None:
+    """Refuse a body field the route does not take, a text field that is not text, a required one
+    missing: before the operation, so a misspelt ``evidnce`` never completes a step with none.
+
+    Recorded as a row of ``door_refusals`` (``tiergate log refusals``), as a body no parser reads is.
+    """
+    schema = route.body
+    if schema is None or not body and not schema["required"]:
+        return
+    fields = schema["properties"]
+    error: UsageError | None = None
+    for name, value in body.items():
+        pointer = "/" + name.replace("~", "~0").replace("/", "~1")
+        if name not in fields:
+            error = UsageError(
+                f"the request body has a field {pointer[:80]!r} that {route.method} {route.path} does not take "
+                f"(it takes {', '.join(fields)}). Nothing was changed; remove or rename that field.",
+                code="invalid_input", details={"pointer": pointer[:80], "problem": "unknown_field",
+                                               "fields": list(fields)})
+        elif name not in _ENGINE_CHECKS and fields[name].get("type") == "string" and not isinstance(value, str) \
+                and value is not None:  # null: as if left out
+            error = UsageError(
+                f"the field {pointer} of the request body must be text, not {_json_type(value)}. Nothing was "
+                "changed; send it as a JSON string.", code="invalid_input",
+                details={"pointer": pointer, "problem": "not_text"})
+        if error is not None:
+            break
+    missing = [name for name in schema["required"] if name not in _ENGINE_CHECKS and body.get(name) is None]
+    if error is None and missing:
+        error = UsageError(f"the request body has no field /{missing[0]}, which {route.method} {route.path} needs. "
+                           f"Nothing was changed; send {{\"{missing[0]}\": ...}}.", code="invalid_input",
+                           details={"pointer": f"/{missing[0]}", "problem": "missing_field"})
+    if error is not None:
+        attempt = {"runs": "start", "messages": "message"}.get(route.path.rsplit("/", 1)[-1],
+                                                               route.path.rsplit("/", 1)[-1])
+        doorlog.record(operations.engine, door=caller.via, attempt=attempt, code=error.code,
+                       problem=error.details["problem"], actor=caller.principal, credential=caller.door)
+        raise error
+
+
+def _checked(route: ApiRoute, operations: Operations, caller: Caller, params: dict[str, str], body: Body) -> Any:
+    _check_fields(route, body, operations, caller)
+    return route.handler(operations, caller, params, body)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "an array", type(None): "null"}.get(type(value), "text")
+
+
 _SUCCESS = b'{"ok":true,"data":'
 
 
@@ -193,7 +254,7 @@ def answer(route: ApiRoute, operations: Operations, caller: Caller, params: dict
     ``tiergate.jsonutil``), the same bytes as ``to_jsonable`` and a JSON response would make.
     """
     try:
-        data = run_locked(route.handler, operations, caller, params, body)
+        data = run_locked(_checked, route, operations, caller, params, body)
     except TiergateError as err:
         return http_status(err), json_bytes(failure(err.code, err.message, to_jsonable(err.details))), ()
     return 201 if route.creates else 200, _SUCCESS + canonical_json(data).encode("utf-8") + b"}", ()
