@@ -105,6 +105,7 @@ def test_an_integer_too_long_to_read_is_refused_in_plain_words(
                         + b"9" * 5000 + b"}}",
                         headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
         assert mcp.json()["error"]["code"] == -32700 and "4300 digits" in mcp.json()["error"]["message"]
+        assert mcp.json()["id"] == 1  # the client can tell which request it answers
     _no_traceback(server)
 
 
@@ -209,3 +210,17 @@ def test_a_step_that_needs_a_role_while_roles_yaml_is_broken_says_so_and_is_logg
     log = cli("log", run, "--json", home=demo_home).json["data"]
     assert (log[-1]["event"], log[-1]["detail"]["reason"]) == ("refused", "roles_unreadable")
     assert cli("status", run, "--json", home=demo_home).json["data"]["status"] == "active"
+
+
+def test_query_values_that_mean_nothing_are_refused_not_ignored(
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult]) -> None:
+    token = _token(cli, demo_home, "agent:bot")
+    with server.client(token) as http:
+        for path, words in (("/api/runs?mine=yes", "mine='yes' is not a yes or no"),
+                            ("/api/metrics?process=demo&tier=abc", "tier 'abc' is not a tier"),
+                            ("/api/metrics?process=demo&tier=%C2%B2", "is not a tier")):
+            answer = http.get(path)
+            assert answer.status_code == 400, (path, answer.text)
+            assert answer.json()["error"]["code"] == "usage" and words in answer.json()["error"]["message"]
+        assert http.get("/api/runs?mine=1").status_code == 200
+    _no_traceback(server)

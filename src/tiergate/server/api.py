@@ -73,6 +73,25 @@ def _q(query: dict[str, str], name: str) -> str | None:
     return query.get(name) or None
 
 
+def _tier(query: dict[str, str]) -> int | None:
+    """``?tier=N``: absent or empty is every tier; anything but a whole number is refused, not ignored."""
+    text = query.get("tier", "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"tier {text[:20]!r} is not a tier. Use tier=1, 2 or 3, or leave it out for every tier.",
+                         code="usage", details={"tier": text[:20]})
+    return int(text)
+
+
+def _flag(query: dict[str, str], name: str) -> bool:
+    text = query.get(name, "").strip().lower()
+    if text not in ("", "0", "1", "false", "true"):
+        raise UsageError(f"{name}={text[:20]!r} is not a yes or no. Use {name}=1 (or true), {name}=0, or leave it out.",
+                         code="usage", details={name: text[:20]})
+    return text in ("1", "true")
+
+
 ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/api/processes", "Every process, with its tier and start-data schema.",
              lambda ops, who, q, b: ops.processes(who), tag="processes"),
@@ -83,7 +102,7 @@ ROUTES: tuple[ApiRoute, ...] = (
              body=_obj(process=_STR, **{"data?": _ANY_OBJECT, "actor?": _STR}), changes=True),
     ApiRoute("GET", "/api/runs", "Runs, newest first (mine=1: only those the caller started).",
              lambda ops, who, q, b: ops.runs(who, process=_q(q, "process"), status=_q(q, "status"),
-                                             mine=q.get("mine") in ("1", "true")),
+                                             mine=_flag(q, "mine")),
              query=("process", "status", "mine")),
     ApiRoute("GET", "/api/runs/{run}", "A run: its status, steps and data.",
              lambda ops, who, q, b: ops.status(who, q["run"])),
@@ -132,7 +151,7 @@ ROUTES: tuple[ApiRoute, ...] = (
              lambda ops, who, q, b: ops.verify_log(who), tag="log"),
     ApiRoute("GET", "/api/metrics", "Completion, deviations and step times.",
              lambda ops, who, q, b: ops.metrics(who, process=_q(q, "process"),
-                                                tier=int(q["tier"]) if q.get("tier", "").isdigit() else None,
+                                                tier=_tier(q),
                                                 since=_q(q, "since")),
              query=("process", "tier", "since"), tag="metrics"),
     ApiRoute("GET", "/api/gaps", "Gaps found in the log, classified.",
