@@ -224,3 +224,22 @@ def test_query_values_that_mean_nothing_are_refused_not_ignored(
             assert answer.json()["error"]["code"] == "usage" and words in answer.json()["error"]["message"]
         assert http.get("/api/runs?mine=1").status_code == 200
     _no_traceback(server)
+
+
+@pytest.mark.parametrize("body, field", [({"name": "paid", "correlate": 10 ** 20}, "correlate"),
+                                         ({"name": "paid", "correlate": ["a", "b"]}, "correlate"),
+                                         ({"name": "paid", "correlate": {}, "data": " "}, "data")])
+def test_a_message_whose_correlation_or_data_is_not_an_object_is_refused(
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any,
+        body: dict[str, Any], field: str) -> None:
+    token = _token(cli, demo_home, "agent:bot")
+    with server.client(token) as http:
+        answer = http.post("/api/messages", json=body)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_data" and error["details"] == {"field": field, "problem": "not_an_object"}
+    assert f"a message's {field} must be a JSON object" in error["message"]
+    refusal = doorlog.entries(make_engine(demo_home), 1)[0]
+    assert (refusal["attempt"], refusal["code"], refusal["problem"], refusal["actor"]) == \
+        ("message", "invalid_data", "not_an_object", "agent:bot")
+    _no_traceback(server)

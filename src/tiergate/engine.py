@@ -357,7 +357,18 @@ class Engine:
         """Deliver message ``name`` to the one active Tier 1 run waiting for it (tiergate.messaging)."""
         from tiergate.messaging import find_waiting_run
 
-        who, correlate, data = self.actor(actor), dict(correlate or {}), data if data is not None else {}
+        who = self.actor(actor)
+        for field, value in (("correlate", correlate), ("data", data)):
+            if value is not None and not isinstance(value, dict):
+                from tiergate import doorlog
+
+                error = InvalidDataError(f"a message's {field} must be a JSON object of names and values, not "
+                                         f"{type(value).__name__}. Nothing was delivered; send {{...}}.",
+                                         details={"field": field, "problem": "not_an_object"})
+                doorlog.record(self, door="engine", attempt="message", code=error.code, problem="not_an_object",
+                               facts=inputs.facts_of(value), actor=who, credential=who.door or DIRECT)
+                raise error
+        correlate, data = dict(correlate or {}), data if data is not None else {}
         with self.db.read() as conn:
             try:
                 run_id = find_waiting_run(conn, name, correlate)
