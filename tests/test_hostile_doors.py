@@ -243,3 +243,15 @@ def test_a_message_whose_correlation_or_data_is_not_an_object_is_refused(
     assert (refusal["attempt"], refusal["code"], refusal["problem"], refusal["actor"]) == \
         ("message", "invalid_data", "not_an_object", "agent:bot")
     _no_traceback(server)
+
+
+def test_an_oversized_form_from_an_unknown_visitor_writes_nothing(server: Server, demo_home: HomeBuilder,
+                                                                  make_engine: Any) -> None:
+    with server.client() as http:
+        for path in ("/sign-in", "/start/demo", "/runs/abc/steps/gather"):
+            answer = http.post(path, content=b"x" * 300_000,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert answer.status_code == 413, (path, answer.text)
+            assert answer.json()["error"]["code"] == "body_too_large"
+    assert doorlog.entries(make_engine(demo_home)) == []  # an unauthenticated flood must not write
+    _no_traceback(server)
