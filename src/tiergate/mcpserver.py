@@ -151,6 +151,22 @@ class _Server(MCPServer):  # type: ignore[type-arg]
                 return _result(_argument_errors(name, exc.__cause__))
             raise
 
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
+        """The SDK's, with an unknown prompt or argument, or a missing one, answered ``-32602`` with what
+        is wrong (the SDK answers those with code 0 and logs a traceback for each)."""
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            known = ", ".join(repr(p.name) for p in self._prompt_manager.list_prompts())
+            raise MCPError(INVALID_PARAMS, f"no prompt {name[:80]!r}; this server has {known or 'none'}.")
+        takes = [a.name for a in prompt.arguments or ()]
+        unknown = sorted(set(arguments or {}) - set(takes))
+        missing = [a.name for a in prompt.arguments or () if a.required and a.name not in (arguments or {})]
+        if unknown or missing:
+            problem = (f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(repr(u[:80]) for u in unknown)}"
+                       if unknown else f"the argument {missing[0]!r} is missing")
+            raise MCPError(INVALID_PARAMS, f"prompt {name!r}: {problem}; it takes {', '.join(map(repr, takes))}.")
+        return await super().get_prompt(name, arguments, context)
+
     async def _record_bad_arguments(self, name: str, arguments: Any, context: Any) -> None:
         if self.on_bad_arguments is not None:
             await anyio.to_thread.run_sync(self.on_bad_arguments, name, arguments, context)
