@@ -48,6 +48,7 @@ from starlette.types import Receive, Scope, Send
 from tiergate import tracing, wirejson
 from tiergate.credentials import Credentials, check_shape
 from tiergate.errors import TiergateError
+from tiergate.mcpserver import EnvelopeText
 from tiergate.operations import Caller
 from tiergate.server.doors import (READ_INLINE_BYTES, RECEIVED, bearer, in_worker, receive_small, replay, send_bytes,
                                    unauthorized)
@@ -167,6 +168,11 @@ class McpHotPath:
             return 200, error.model_dump_json(by_alias=True, exclude_unset=True).encode("utf-8"), ()
         if result is None:
             return _Pass()  # not a tool of this server: the SDK's answer
+        if isinstance(result, EnvelopeText):  # a success: written from its text, else read back
+            shaped = self.shaping.success(request.id, result, version)
+            if shaped is not None:
+                return 200, shaped, ()
+            result = result.result()
         shaped = self.shaping.answer(request.id, result, version)
         if shaped is not None:
             return 200, shaped, ()

@@ -20,12 +20,16 @@ structured content, another ``resultType``), is left to the SDK's passes.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pydantic_core
 from mcp.types import CallToolResult, JSONRPCResponse, TextContent
 from mcp.types import methods as protocol
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+from tiergate.jsonutil import canonical_json
 
 _SAMPLES: tuple[tuple[Any, str, dict[str, Any], bool], ...] = (
     (7, '{"ok":true,"data":{"id":"0123456789ab"}}', {"ok": True, "data": {"id": "0123456789ab"}}, False),
@@ -34,6 +38,17 @@ _SAMPLES: tuple[tuple[Any, str, dict[str, Any], bool], ...] = (
                                                              "s": "é\u2028\u2029\x00\x1f\x7f</>", "z": None,
                                                              "t": [True, False, {}], "u": "\U0001f600"}}, False),
 )
+
+
+#: Data whose success texts (``mcpserver._success``) are checked spliced against the SDK's passes.
+_SUCCESSES: tuple[tuple[Any, Any], ...] = (
+    (7, {"id": "0123456789ab", "n": [0, -3, 2**70], "t": [True, False, None, {}], "at": "2026-12-07T05:20:49.5Z"}),
+    ("a-b", 'é \u2028\u2029 "q" \\ \x00\x01\x1f\x7f </> \U0001f600 \n ":1.5 [2e3'),
+    (2**62, []),
+)
+#: Where a float may be in compact JSON: a number with a point or an exponent after a key's ``":``,
+#: a ``[`` or a ``,`` (it may match inside a string too: then the text is read back, never misspelled).
+_FLOAT = re.compile(r'(?:":|[\[,])-?[0-9]+[.eE]')
 
 
 def _plain(result: Any) -> tuple[str, dict[str, Any], bool] | None:
@@ -77,9 +92,34 @@ class Shaping:
                                         structured_content=structured, is_error=is_error)
                 if self._write(request_id, text, structured, is_error) != _sdk(request_id, result, version):
                     return False
+            for request_id, data in _SUCCESSES:
+                text = '{"ok":true,"data":' + canonical_json(data) + "}"
+                result = CallToolResult(content=[TextContent(type="text", text=text)],
+                                        structured_content=json.loads(text))
+                if self._splice(request_id, text) != _sdk(request_id, result, version):
+                    return False
         except Exception:  # noqa: BLE001 - an SDK this module does not know: its own passes, always
             return False
         return True
+
+    def success(self, request_id: Any, text: str, version: str) -> bytes | None:
+        """The response's bytes for a success envelope's text, its structured content being that text
+        read back, without reading it back: the same bytes when the text has no float (every other
+        JSON value is spelled alike by Python's encoder and pydantic's; floats may not be, ``1e-05``
+        against ``1e-5``). None: read it back (another version, a float, text that is not UTF-8)."""
+        if version not in self.versions or _FLOAT.search(text) is not None:
+            return None
+        try:
+            return self._splice(request_id, text)
+        except (UnicodeError, pydantic_core.PydanticSerializationError, ValueError, TypeError):
+            return None
+
+    @staticmethod
+    def _splice(request_id: Any, text: str) -> bytes:
+        # ``_write``'s order, the structured content last: the text itself, as its own JSON.
+        head = pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": {
+            "content": [{"text": text, "type": "text"}], "isError": False}})
+        return head[:-2] + b',"structuredContent":' + text.encode("utf-8") + b"}}"
 
     def answer(self, request_id: Any, result: Any, version: str) -> bytes | None:
         """The response's bytes, or None: the SDK's passes make them (another version or shape)."""
