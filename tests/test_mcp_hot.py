@@ -236,3 +236,34 @@ def test_a_revoked_token_stops_at_once_on_the_hot_path(demo_home: HomeBuilder, c
     refused = anyio.run(post)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized", refused.text
     assert bot["token"] not in refused.text
+
+
+def test_every_character_is_spelled_alike_by_both_encoders() -> None:
+    """Why a success's text can stand for its structured content (tiergate.server.mcpshape): Python's
+    encoder (the canonical JSON of the text) and pydantic's (the SDK's answer) spell every string alike."""
+    import pydantic_core
+
+    from tiergate.jsonutil import canonical_json
+
+    for start in range(0, 0x110000, 0x1000):
+        text = "".join(chr(c) for c in range(start, start + 0x1000) if not 0xD800 <= c <= 0xDFFF)
+        assert canonical_json(text).encode("utf-8") == pydantic_core.to_json(text), hex(start)
+    for value in (0, -1, 2**63, -(2**70), True, False, None, [], {}, {"b": [1, {"a": None}]}):
+        assert canonical_json(value).encode("utf-8") == pydantic_core.to_json(value), value
+
+
+def test_every_float_is_found_in_a_success_text() -> None:
+    """A success's text is put into the answer as it is only without a float (mcpshape._may_hold_float):
+    every float Python's encoder writes is found, wherever it is; strings only look like one at times."""
+    import random
+
+    from tiergate.jsonutil import canonical_json
+    from tiergate.server.mcpshape import _may_hold_float
+
+    chooser = random.Random(13)
+    for _ in range(3000):
+        number = chooser.choice([1, -1]) * chooser.random() * 10 ** chooser.randint(-30, 30)
+        where = chooser.choice([number, [number], [0, number], {"k": number}, {"a": "x.5", "b": [3, {"c": number}]}])
+        assert _may_hold_float(canonical_json({"ok": True, "data": where})), where
+    for plain in ("2026-12-07T05:20:49.123456Z", "Step 1. Then 2.", "one-time e+1", "4e5f0123abcd", [10, -2], {"n": 2**70}):
+        assert not _may_hold_float(canonical_json({"ok": True, "data": plain})), plain

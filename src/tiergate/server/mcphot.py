@@ -12,11 +12,14 @@ the database (a revoked token is refused at once), reads the body strictly, vali
 the SDK's own types (the JSON-RPC message, the request's surface at the protocol version, the
 call's parameters), runs the tool the SDK registered as the token's principal
 (``_Server.call_tool_now``: the tool's argument model, its function, its result conversion and
-output check), and shapes the result for that version (``serialize_server_result``), as the
-SDK's runner does. The answer is the JSON-RPC response as ``application/json`` (the transport
+output check), and shapes the result for that version as the SDK's runner does: written in one
+pass where that gives the SDK's bytes (``tiergate.server.mcpshape``, which checks itself against
+the SDK's passes; a success from its envelope's text), else by the SDK's passes
+(``serialize_server_result``). The answer is the JSON-RPC response as ``application/json`` (the transport
 allows a plain JSON answer to a single request), with the session's ``Mcp-Session-Id`` when the
 request named a session this process holds, whose idle time starts again as if the SDK had
-served the request.
+served the request (to within ``_IDLE_SLACK``: never sooner). The request's headers are read
+once; the SDK's Content-Type, Host and Origin check is kept for the values it let through.
 
 Everything else goes on to the doors and the SDK, unchanged: ``initialize``, notifications, any
 other method, a tool that is not registered, a batch, a body that is not strict JSON or not a
