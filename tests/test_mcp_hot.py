@@ -201,7 +201,9 @@ def test_an_answer_written_in_one_pass_is_the_sdks_bytes(version: str) -> None:
 def test_a_success_written_from_its_text_is_the_sdks_bytes(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """On the hot path a tool's success is its envelope's text; written as it is unless it may hold a float."""
     shaping = Shaping()
-    monkeypatch.setattr(mcpserver, "_hot_caller", ContextVar("hot", default=object()))  # as call_tool_now sets it
+    hot: ContextVar[object] = ContextVar("hot")
+    hot.set(object())  # as call_tool_now sets the caller
+    monkeypatch.setattr(mcpserver, "_hot_caller", hot)
     spelled = ["2026-12-07T05:20:49.123456Z", "é \u2028\u2029 \"q\" \\ \x00\x01\x1f\x7f </> \U0001f600", "10:30.5, 1.5",
                {"n": [0, -1, 2**70], "t": True, "f": False, "z": None, "e": {}, "l": [[]]}, [], None, "", 0]
     for data in spelled:

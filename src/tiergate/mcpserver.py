@@ -270,7 +270,8 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
             raise UnauthorizedError("no valid token. Send `Authorization: Bearer tg_...`.")
         return found
 
-    def call(ctx: Context, body: Callable[[Operations, Caller], Any]) -> CallToolResult:  # type: ignore[type-arg]
+    # A CallToolResult; on the hot path (``_Server.call_tool_now``) a success is its EnvelopeText.
+    def call(ctx: Context, body: Callable[[Operations, Caller], Any]) -> Any:  # type: ignore[type-arg]
         try:
             who = caller(ctx)
             with lock:

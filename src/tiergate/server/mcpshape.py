@@ -63,7 +63,7 @@ def _may_hold_float(text: str) -> bool:
     ``str.find`` (a regular expression costs about 30 ns a character of a run's answer: 100 µs)."""
     for mark in _FLOAT_MARKS:
         at = text.find(mark)
-        while at > 0:
+        while at >= 0:
             start = at
             while start > 0 and "0" <= text[start - 1] <= "9":
                 start -= 1
