@@ -155,7 +155,7 @@ def test_only_tool_calls_take_the_hot_path(demo_home: HomeBuilder, db_url: str, 
         with pytest.raises(RuntimeError, match="Task group is not initialized"):
             anyio.run(post, app, body)
     for headers in ({"mcp-protocol-version": "2026-07-28"}, {"accept": "text/event-stream"},
-                    {"host": "evil.example"}):
+                    {"host": "evil.example"}, {"origin": "http://evil.example"}):  # after the same Host passed
         with pytest.raises(RuntimeError, match="Task group is not initialized"):
             anyio.run(lambda headers=headers: post(app, _call(), **headers))
     monkeypatch.setenv("TIERGATE_MCP_HOT_PATH", "0")
