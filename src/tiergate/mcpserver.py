@@ -95,10 +95,23 @@ def _result(envelope: dict[str, Any], text: str | None = None) -> CallToolResult
                           is_error=not envelope["ok"])
 
 
-def _success(data: Any) -> CallToolResult:
+class EnvelopeText(str):
+    """A success envelope's text (``_success``), whose structured content is that text read back:
+    what a tool answers on the HTTP server's hot path (``_Server.call_tool_now``), which writes the
+    answer from the text alone when it can (``tiergate.server.mcpshape``) and reads it back only
+    when it cannot (``result``)."""
+
+    def result(self) -> CallToolResult:
+        return _result(json.loads(self), str(self))
+
+
+def _success(data: Any) -> CallToolResult | EnvelopeText:
     """The success envelope of ``data``: its text encoded once, in the canonical spelling (sorted keys,
-    the JSON forms of ``tiergate.jsonutil``), and read back as the structured content."""
+    the JSON forms of ``tiergate.jsonutil``), and read back as the structured content (on the hot
+    path, only the text: ``EnvelopeText``)."""
     text = '{"ok":true,"data":' + canonical_json(data) + "}"
+    if _hot_caller.get() is not None:
+        return EnvelopeText(text)
     return _result(json.loads(text), text)
 
 
@@ -172,11 +185,13 @@ class _Server(MCPServer):  # type: ignore[type-arg]
             await anyio.to_thread.run_sync(self.on_bad_arguments, name, arguments, context)
 
     def call_tool_now(self, name: str, arguments: dict[str, Any],
-                      caller: Caller) -> CallToolResult | InputRequiredResult | None:
+                      caller: Caller) -> CallToolResult | InputRequiredResult | EnvelopeText | None:
         """``call_tool`` in this thread as ``caller`` (``tiergate.server.mcphot``), or None for a tool that
         is not registered (the SDK answers that). What the SDK's ``tools/call`` handler does for a tool
         of this server, by the tool's own SDK parts: its argument model, its function, its result
-        conversion (with the output schema's check); an error is the same result as the SDK's."""
+        conversion (with the output schema's check); an error is the same result as the SDK's.
+        A success is its envelope's text (``EnvelopeText``): the output check has nothing to say of
+        it (``{"ok": true, "data": ...}`` with any JSON as data is what ``Envelope`` describes)."""
         tool = self._tool_manager.get_tool(name)
         if tool is None or tool.is_async or tool.resolved_params:
             return None
@@ -198,7 +213,10 @@ class _Server(MCPServer):  # type: ignore[type-arg]
             if tool.context_kwarg is not None:
                 validated = {**validated, tool.context_kwarg: None}
             try:
-                result = tool.fn_metadata.convert_result(tool.fn(**validated))
+                answered = tool.fn(**validated)
+                if isinstance(answered, EnvelopeText):
+                    return answered
+                result = tool.fn_metadata.convert_result(answered)
             except MCPError:
                 raise
             except (ToolError, ResourceError) as exc:  # raised on purpose: its text says what
@@ -268,7 +286,8 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
             raise UnauthorizedError("no valid token. Send `Authorization: Bearer tg_...`.")
         return found
 
-    def call(ctx: Context, body: Callable[[Operations, Caller], Any]) -> CallToolResult:  # type: ignore[type-arg]
+    # A CallToolResult; on the hot path (``_Server.call_tool_now``) a success is its EnvelopeText.
+    def call(ctx: Context, body: Callable[[Operations, Caller], Any]) -> Any:  # type: ignore[type-arg]
         try:
             who = caller(ctx)
             with lock:
