@@ -102,8 +102,9 @@ def _claim(schedule: _Schedule, due: datetime, seq: int, run_id: str, now: datet
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         result = conn.execute(insert(_table).values(
             process_id=schedule.process, start_event=schedule.start.start_event, due_at=utc(due),
-            cycle=schedule.start.cycle, seq=seq, run_id=run_id, started_at=utc(now)).on_conflict_do_nothing())
-        if result.rowcount != 1:
+            cycle=schedule.start.cycle, seq=seq, run_id=run_id, started_at=utc(now))
+            .on_conflict_do_nothing().returning(_table.c.run_id))
+        if result.first() is None:  # (rowcount is not told on every driver)
             raise _Taken
     return claim
 
