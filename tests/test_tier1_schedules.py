@@ -6,6 +6,12 @@ The engine's clock is a fixed moment moved by the test and passes run at given m
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +22,7 @@ from test_tier1_check import line_of, problems_of, spread
 from tier1_helpers import bpmn, chain, tier1_home, user
 from tiergate.engine import Engine
 from tiergate.log import format_time
-from tiergate.schedules import listing
+from tiergate.schedules import HOLD_ENV, listing
 from tiergate.store.tables import Run, ScheduledStart
 from tiergate.worker import run_pass
 
@@ -177,3 +183,36 @@ def test_timers_shows_the_next_due_time(tmp_path: Path, make_engine: Callable[..
         "nightly", "R3/2030-01-05T09:00:00Z/P1D", "2030-01-05T09:00:00.000000Z", 0, False)
     human = cli("timers", "--at", "2030-01-06T00:00:00Z", home=tmp_path / "home")
     assert human.returncode == 0 and "2030-01-05 09:00" in human.stdout and "nightly" in human.stdout, human
+
+
+def test_a_worker_killed_mid_start_leaves_the_due_time_to_the_next_pass(tmp_path: Path,
+                                                                        make_engine: Callable[..., Engine],
+                                                                        db_url: str) -> None:
+    """kill -9 after the due time's key was written, before the commit: no run, no key; the next
+    worker starts exactly one run for that due time."""
+    engine = make_engine(tier1_home(tmp_path / "home", {"nightly": scheduled("R/2020-01-01T00:00:00Z/P1D")}))
+    engine.deploy(actor="human:alice")
+    hold = tmp_path / "holding"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
+    env.update({"TIERGATE_DATABASE_URL": db_url, "NO_COLOR": "1"})
+    worker = subprocess.Popen([sys.executable, "-m", "tiergate", "worker", "--once", "--json"],
+                              cwd=tmp_path / "home", env={**env, HOLD_ENV: str(hold)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    while not hold.exists():
+        assert worker.poll() is None, worker.communicate()
+        time.sleep(0.05)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=60)
+    assert _runs(engine) == []
+    with engine.db.read() as conn:
+        assert conn.execute(sa.select(ScheduledStart.__table__)).all() == []
+    again = subprocess.run([sys.executable, "-m", "tiergate", "worker", "--once", "--json"], cwd=tmp_path / "home",
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    [fired] = json.loads(again.stdout)["data"]["fired"]
+    assert (fired["process"], fired["events"]) == ("nightly", ["started"])
+    with engine.db.read() as conn:
+        [row] = conn.execute(sa.select(ScheduledStart.__table__)).all()
+    assert (row.run_id, format_time(row.due_at)) == (fired["run"], fired["scheduled"])
+    assert _runs(engine) == [fired["run"]]
+    assert engine.status(fired["run"]).started_by == "system:scheduler"

@@ -19,9 +19,12 @@ drafts), nor for a process no longer in the deployed catalog or no longer with t
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -106,7 +109,22 @@ def _claim(schedule: _Schedule, due: datetime, seq: int, run_id: str, now: datet
             .on_conflict_do_nothing().returning(_table.c.run_id))
         if result.first() is None:  # (rowcount is not told on every driver)
             raise _Taken
+        _hold()
     return claim
+
+
+#: Tests set this to a PATH: after taking a due time's key, the worker writes PATH and waits inside
+#: the open transaction, so it can be killed mid-way.
+HOLD_ENV = "TIERGATE_TEST_SCHEDULE_HOLD"
+
+
+def _hold() -> None:
+    path = os.environ.get(HOLD_ENV)
+    if not path:
+        return
+    Path(path).write_text(str(os.getpid()), encoding="utf-8")
+    while True:  # until killed
+        time.sleep(0.05)
 
 
 def run_pass(engine: Any, now: datetime | None = None) -> list[Started]:
