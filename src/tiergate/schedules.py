@@ -150,8 +150,9 @@ def run_pass(engine: Any, now: datetime | None = None) -> list[Started]:
         except _Taken:
             continue
         except TiergateError as err:
-            item.run, item.error = "", f"{schedule.process}: the scheduled start due {format_time(due[0])} " \
-                                      f"failed: {err.message}"
+            item.run = ""
+            item.error = (f"{schedule.process}: the start due {format_time(due[0])} on schedule failed, and is "
+                          f"tried again on the next pass: {err.message}")
             started.append(item)
             continue
         item.status = info.status.value if hasattr(info.status, "value") else str(info.status)
