@@ -16,8 +16,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 import sqlalchemy as sa
 
+from support import BACKEND
 from test_tier1_check import line_of, problems_of, spread
 from tier1_helpers import bpmn, chain, tier1_home, user
 from tiergate.engine import Engine
@@ -216,3 +218,42 @@ def test_a_worker_killed_mid_start_leaves_the_due_time_to_the_next_pass(tmp_path
     assert (row.run_id, format_time(row.due_at)) == (fired["run"], fired["scheduled"])
     assert _runs(engine) == [fired["run"]]
     assert engine.status(fired["run"]).started_by == "system:scheduler"
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="SQLite serialises writers: the second waits for the lock")
+def test_a_second_worker_waits_for_the_key_another_holds_then_starts_the_run_once(
+        tmp_path: Path, make_engine: Callable[..., Engine], db_url: str) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"nightly": scheduled("R/2020-01-01T00:00:00Z/P1D")}))
+    engine.deploy(actor="human:alice")
+    hold = tmp_path / "holding"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
+    env.update({"TIERGATE_DATABASE_URL": db_url, "NO_COLOR": "1"})
+    command = [sys.executable, "-m", "tiergate", "worker", "--once", "--json"]
+    holder = subprocess.Popen(command, cwd=tmp_path / "home", env={**env, HOLD_ENV: str(hold)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not hold.exists():
+        assert holder.poll() is None, holder.communicate()
+        time.sleep(0.05)
+    other = subprocess.Popen(command, cwd=tmp_path / "home", env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    os.kill(holder.pid, signal.SIGKILL)   # the other one, waiting on the key or not there yet, takes it
+    holder.wait(timeout=60)
+    out, err = other.communicate(timeout=300)
+    assert other.returncode == 0, err
+    [fired] = json.loads(out)["data"]["fired"]
+    assert _runs(engine) == [fired["run"]]
+    third = subprocess.run(command, cwd=tmp_path / "home", env=env, capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert json.loads(third.stdout)["data"]["fired"] == [], third.stderr
+    assert _runs(engine) == [fired["run"]]
+
+
+def test_tiergate_start_goes_past_a_cycle_start_event_at_once(tmp_path: Path,
+                                                              make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"nightly": scheduled("R/PT1H")}), clock=Clock(T0))
+    run = engine.start("nightly", {}, actor="agent:a")
+    assert [s.id for s in run.ready_steps] == ["work"]
+    timer = next(e for e in engine.log(run.id) if e["event"] == "timer_fired")
+    assert (timer["step"], timer["detail"]["due"]) == ("start", format_time(T0))
+    assert run_pass(engine, now=T0 + timedelta(days=2)) == []   # not deployed: no schedule, and the run waits for no timer
+    assert engine.complete(run.id, "work", {}, actor="agent:a").status == "completed"
