@@ -69,7 +69,7 @@ def _schedules(engine: Any) -> tuple[list[_Schedule], datetime | None]:
     """The cycle start events of the deployed processes (none before the first deployment), and
     when the latest deployment was made (the anchor of cycles without a start date)."""
     number = engine.latest_deployment_number()
-    if number is None:
+    if number is None or engine.drafts:  # (an engine on the drafts, `--drafts`, starts nothing on schedule)
         return [], None
     if engine.deployment is None or int(engine.deployment["number"]) != number:
         engine.reload()
