@@ -257,3 +257,21 @@ def test_tiergate_start_goes_past_a_cycle_start_event_at_once(tmp_path: Path,
     assert (timer["step"], timer["detail"]["due"]) == ("start", format_time(T0))
     assert run_pass(engine, now=T0 + timedelta(days=2)) == []   # not deployed: no schedule, and the run waits for no timer
     assert engine.complete(run.id, "work", {}, actor="agent:a").status == "completed"
+
+
+def test_a_cycle_without_a_date_begins_when_its_file_was_deployed_as_it_is(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """Redeploying other files does not move the schedule on; changing the process's file does."""
+    clock = Clock(T0)
+    home = tier1_home(tmp_path / "home", {"nightly": scheduled("R/PT1H"), "other": scheduled("", process="other")})
+    engine = make_engine(home, clock=clock)
+    engine.deploy(actor="human:alice")
+    clock.moment = T0 + timedelta(minutes=30)
+    (tmp_path / "home" / "processes" / "other.bpmn").write_text(scheduled("", title="Other work", process="other"))
+    engine.deploy(actor="human:alice")
+    assert [(s["process"], s["next_due"]) for s in listing(engine)] == [("nightly", format_time(T0 + timedelta(hours=1)))]
+    (tmp_path / "home" / "processes" / "nightly.bpmn").write_text(scheduled("R/PT1H", title="New work"))
+    engine.deploy(actor="human:alice")
+    assert listing(engine)[0]["next_due"] == format_time(T0 + timedelta(minutes=90))
+    assert _started(engine, T0 + timedelta(hours=1)) == []
+    assert _started(engine, T0 + timedelta(minutes=90)) == [("nightly", format_time(T0 + timedelta(minutes=90)))]

@@ -35,12 +35,14 @@ from tiergate.actors import Actor
 from tiergate.bpmn.schedule import Cycle, CycleStart, cycle_starts, due_times, parse
 from tiergate.errors import TiergateError
 from tiergate.log import format_time, utc
-from tiergate.store.tables import ScheduledStart
+from tiergate.definitions.home import TIER_FILES
+from tiergate.store.tables import Deployment, ScheduledStart
 
 #: Who starts the runs of a schedule (in their ``started`` entry and as their ``started_by``).
 SCHEDULER = Actor("system", "scheduler")
 
 _table = ScheduledStart.__table__  # type: ignore[attr-defined]
+_deployments = Deployment.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -59,25 +61,31 @@ class _Schedule:
     start: CycleStart
     cycle: Cycle | None
     problem: str | None
+    anchor: datetime      # when its file was deployed as it is: a cycle without a start date begins then
 
 
 class _Taken(Exception):
     """Another worker started a run for this due time first: this one's run is rolled back."""
 
 
-def _schedules(engine: Any) -> tuple[list[_Schedule], datetime | None]:
-    """The cycle start events of the deployed processes (none before the first deployment), and
-    when the latest deployment was made (the anchor of cycles without a start date)."""
+def _schedules(engine: Any) -> list[_Schedule]:
+    """The cycle start events of the deployed processes (none before the first deployment), read
+    again only when a new deployment was made."""
     number = engine.latest_deployment_number()
     if number is None or engine.drafts:  # (an engine on the drafts, `--drafts`, starts nothing on schedule)
-        return [], None
+        return []
+    cached = engine.__dict__.get("_schedules")
+    if cached is not None and cached[0] == number:
+        return list(cached[1])
     if engine.deployment is None or int(engine.deployment["number"]) != number:
         engine.reload()
-    deployment = engine.deployment
-    anchor = utc(deployment["at"])
     definitions = engine.definitions
     catalog = {entry.id for entry in definitions.require_catalog().processes}
     out = []
+    with engine.db.read() as conn:
+        history = [dict(r._mapping) for r in conn.execute(
+            select(_deployments.c.number, _deployments.c.at, _deployments.c.manifest)
+            .where(_deployments.c.number <= number).order_by(_deployments.c.number.desc()))]
     for process_id, definition in sorted(definitions.processes.items()):
         if process_id not in catalog:
             continue
@@ -85,12 +93,26 @@ def _schedules(engine: Any) -> tuple[list[_Schedule], datetime | None]:
             starts = cycle_starts(definition.model)
         except TiergateError:
             continue
+        anchor = _deployed_since(history, TIER_FILES[1].format(id=process_id))
         for start in starts:
             try:
-                out.append(_Schedule(process_id, start, parse(start.cycle, anchor), None))
+                out.append(_Schedule(process_id, start, parse(start.cycle, anchor), None, anchor))
             except ValueError as err:
-                out.append(_Schedule(process_id, start, None, str(err)))
-    return out, anchor
+                out.append(_Schedule(process_id, start, None, str(err), anchor))
+    engine.__dict__["_schedules"] = (number, out)
+    return list(out)
+
+
+def _deployed_since(history: list[dict[str, Any]], path: str) -> datetime:
+    """When the file at ``path`` was deployed as it is now: the first of the latest deployments
+    that all have it unchanged (a redeployment of other files does not move a schedule on)."""
+    digest = (history[0]["manifest"] or {}).get(path)
+    since = history[0]["at"]
+    for row in history[1:]:
+        if (row["manifest"] or {}).get(path) != digest:
+            break
+        since = row["at"]
+    return utc(since)
 
 
 def _last(conn: Connection, schedule: _Schedule) -> tuple[datetime, int] | None:
@@ -130,14 +152,13 @@ def _hold() -> None:
 def run_pass(engine: Any, now: datetime | None = None) -> list[Started]:
     """Start one run of each schedule due by ``now`` (default: the engine's clock)."""
     moment = now or engine.clock()
-    schedules, anchor = _schedules(engine)
     started: list[Started] = []
-    for schedule in schedules:
-        if schedule.cycle is None or anchor is None:
+    for schedule in _schedules(engine):
+        if schedule.cycle is None:
             continue
         with engine.db.read() as conn:
             last = _last(conn, schedule)
-        due, _following = due_times(schedule.cycle, anchor, last, moment)
+        due, _following = due_times(schedule.cycle, schedule.anchor, last, moment)
         if due is None:
             continue
         run_id = secrets.token_hex(6)
@@ -163,9 +184,8 @@ def run_pass(engine: Any, now: datetime | None = None) -> list[Started]:
 def listing(engine: Any, now: datetime | None = None) -> list[dict[str, Any]]:
     """Each schedule of the deployed processes: its cycle, next due time, and the runs it started."""
     moment = now or engine.clock()
-    schedules, anchor = _schedules(engine)
     out = []
-    for schedule in schedules:
+    for schedule in _schedules(engine):
         item: dict[str, Any] = {"process": schedule.process, "start_event": schedule.start.start_event,
                                 "cycle": schedule.start.cycle, "next_due": None, "started": 0, "last_due": None,
                                 "last_run": None, "finished": False, "error": schedule.problem}
@@ -179,8 +199,8 @@ def listing(engine: Any, now: datetime | None = None) -> list[dict[str, Any]]:
                 item["last_run"] = conn.execute(select(_table.c.run_id).where(
                     _table.c.process_id == schedule.process, _table.c.start_event == schedule.start.start_event,
                     _table.c.due_at == utc(last[0]))).scalar()
-        if schedule.cycle is not None and anchor is not None:
-            due, following = due_times(schedule.cycle, anchor, last, moment)
+        if schedule.cycle is not None:
+            due, following = due_times(schedule.cycle, schedule.anchor, last, moment)
             next_due = due[0] if due is not None else following
             item["next_due"] = format_time(next_due) if next_due is not None else None
             item["finished"] = next_due is None

@@ -6,7 +6,8 @@ was started). This module is the arithmetic, without I/O:
 
 * The due times lie on a fixed grid: ``first + k * interval`` for k = 0, 1, ... (fewer than n for
   ``Rn``). A cycle with a start date begins there; one without (``R/PT1H``) begins one interval
-  after ``anchor`` (when the process was deployed), and after a start goes on from its due time.
+  after ``anchor`` (when the process's file was deployed as it is), and after a start goes on
+  from its due time.
 * A pass at ``now`` starts the latest due time that has passed, once: due times missed while no
   worker ran are skipped, not replayed (they count toward ``Rn``).
 
