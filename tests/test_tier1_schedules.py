@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from support import BACKEND
 from test_tier1_check import line_of, problems_of, spread
-from tier1_helpers import bpmn, chain, tier1_home, user
+from tier1_helpers import bpmn, chain, props, tier1_home, user
+from tiergate import doorlog
 from tiergate.engine import Engine
 from tiergate.log import format_time
 from tiergate.schedules import HOLD_ENV, listing
@@ -275,3 +276,21 @@ def test_a_cycle_without_a_date_begins_when_its_file_was_deployed_as_it_is(
     assert listing(engine)[0]["next_due"] == format_time(T0 + timedelta(minutes=90))
     assert _started(engine, T0 + timedelta(hours=1)) == []
     assert _started(engine, T0 + timedelta(minutes=90)) == [("nightly", format_time(T0 + timedelta(minutes=90)))]
+
+
+def test_a_scheduled_start_that_cannot_start_is_recorded_once_and_tried_again(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    inputs = {"type": "object", "required": ["client_id"], "properties": {"client_id": {"type": "string"}}}
+    xml = scheduled("R/2026-01-05T09:00:00Z/P1D").replace('isExecutable="true" >', 'isExecutable="true" >'
+                                                           + props(inputs=inputs), 1)
+    assert "client_id" in xml
+    clock = Clock(T0)
+    engine = make_engine(tier1_home(tmp_path / "home", {"nightly": xml}), clock=clock)
+    engine.deploy(actor="human:alice")
+    for _ in range(3):
+        [failed] = run_pass(engine, now=T0)
+        assert (failed.run, failed.process, failed.scheduled) == ("", "nightly", format_time(T0))
+        assert failed.error is not None and "on schedule failed" in failed.error and "client_id" in failed.error
+    refusals = [r for r in doorlog.entries(engine) if r["attempt"] == "scheduled_start"]
+    assert [(r["actor"], r["code"], r["problem"]) for r in refusals] == [("system:scheduler", "invalid_data", "nightly")]
+    assert _runs(engine) == [] and listing(engine)[0]["started"] == 0

@@ -171,6 +171,7 @@ def run_pass(engine: Any, now: datetime | None = None) -> list[Started]:
         except _Taken:
             continue
         except TiergateError as err:
+            _record_failure(engine, schedule, due[0], err)
             item.run = ""
             item.error = (f"{schedule.process}: the start due {format_time(due[0])} on schedule failed, and is "
                           f"tried again on the next pass: {err.message}")
@@ -179,6 +180,20 @@ def run_pass(engine: Any, now: datetime | None = None) -> list[Started]:
         item.status = info.status.value if hasattr(info.status, "value") else str(info.status)
         started.append(item)
     return started
+
+
+def _record_failure(engine: Any, schedule: _Schedule, due: datetime, err: TiergateError) -> None:
+    """A scheduled start that failed (no run to log it in): one row of ``door_refusals`` per due time
+    and worker (``tiergate.doorlog``; attempt ``scheduled_start``, problem the process), not one per pass."""
+    from tiergate import doorlog
+
+    told = engine.__dict__.setdefault("_schedule_failures", set())
+    key = (schedule.process, schedule.start.start_event, due)
+    if key in told:
+        return
+    if doorlog.record(engine, door="engine", attempt="scheduled_start", code=err.code, problem=schedule.process,
+                      actor=SCHEDULER):
+        told.add(key)
 
 
 def listing(engine: Any, now: datetime | None = None) -> list[dict[str, Any]]:
