@@ -294,3 +294,11 @@ def test_a_scheduled_start_that_cannot_start_is_recorded_once_and_tried_again(
     refusals = [r for r in doorlog.entries(engine) if r["attempt"] == "scheduled_start"]
     assert [(r["actor"], r["code"], r["problem"]) for r in refusals] == [("system:scheduler", "invalid_data", "nightly")]
     assert _runs(engine) == [] and listing(engine)[0]["started"] == 0
+
+
+def test_check_warns_when_a_scheduled_process_requires_start_inputs() -> None:
+    inputs = {"type": "object", "required": ["client_id"], "properties": {"client_id": {"type": "string"}}}
+    xml = spread(scheduled("R/PT1H", process="p").replace('isExecutable="true" >',
+                                                          'isExecutable="true" >' + props(inputs=inputs), 1))
+    found = [(severity, text) for _, severity, text in problems_of(xml) if "empty start data" in text]
+    assert found and found[0][0] == "warning" and "the inputs require client_id" in found[0][1], found
