@@ -233,19 +233,33 @@ class Engine:
             raise
         if data is not None and not isinstance(data, dict):
             raise InvalidDataError("the start data must be a JSON object (--data '{\"field\": ...}').")
-        who = self.actor(actor)
+        return self._start_routed(process_id, data, self.actor(actor))
+
+    def _start_routed(self, process_id: str, data: dict[str, Any] | None, who: Actor, *, run_id: str | None = None,
+                      claim: Callable[[Any], None] | None = None, started: dict[str, Any] | None = None) -> RunInfo:
+        """Route and start a run for ``who``; ``claim`` runs first in the run's write transaction (a
+        scheduled start's exactly-once row, ``tiergate.schedules``), ``started`` is added to the
+        ``started`` entry's detail."""
         route = self.router().route(process_id, data)
         runner, definition = self._runner_and_definition(route)
         now = self.clock()
-        run_id = secrets.token_hex(6)
+        run_id = run_id or secrets.token_hex(6)
         from tiergate.router import ROUTING_DECISION
+
+        def first(ctx: RunContext) -> Transition:
+            transition = runner.start(definition, data or {}, ctx)
+            if started:
+                for event in transition.events[:1]:
+                    event.detail = {**event.detail, **started}
+                    event.detail_json = None
+            return transition
 
         def routed() -> LogEvent:
             return LogEvent("routed", SYSTEM, detail={"decision": ROUTING_DECISION, "inputs": route.inputs,
                                                       "matched_rule": route.matched_rule, "tier": route.tier,
                                                       "rationale": route.rationale})
-        return self._begin(process_id, runner, definition, lambda ctx: runner.start(definition, data or {}, ctx),
-                           routed, who, run_id, now, self.definitions.roles)
+        return self._begin(process_id, runner, definition, first, routed, who, run_id, now, self.definitions.roles,
+                           claim=claim)
 
     def start_builtin(self, definition: Definition, data: dict[str, Any], who: Actor) -> RunInfo:
         """Start a Tier 1 process shipped inside tiergate (``definition-change``): not routed, always Tier 1.
@@ -263,7 +277,7 @@ class Engine:
 
     def _begin(self, process_id: str, runner: Runner, definition: Definition,
                first: Callable[[RunContext], Transition], routed: Callable[[], LogEvent], who: Actor, run_id: str,
-               now: datetime, roles: Roles | None) -> RunInfo:
+               now: datetime, roles: Roles | None, claim: Callable[[Any], None] | None = None) -> RunInfo:
         self._definitions_by_version.setdefault(definition.version, definition)
         conflict: StoreConflict | None = None
         for _ in range(MAX_ATTEMPTS):  # again only if a data store the start read and wrote changed meanwhile
@@ -274,6 +288,8 @@ class Engine:
             views = runner.steps(definition, transition.state, run={"id": run_id})
             try:
                 with self.db.write() as conn:
+                    if claim is not None:
+                        claim(conn)
                     store.save_definition(conn, definition.version, process_id, runner.kind, definition.source,
                                           definition.snapshot(), now)
                     if ctx.stores.written:

@@ -83,10 +83,7 @@ def check_elements(check: FileCheck) -> None:
                         "event then waits until its timer is due), or by `tiergate message` for a message start "
                         "event.")
         elif top_level_timer_start and node.timer is not None and node.timer.kind == "timeCycle":
-            check.error(node.timer.line, node.id, "a timer start event with a timeCycle is not supported: "
-                        "SpiffWorkflow runs the flow after it once more at every cycle inside one run. Use a "
-                        "timeDate or timeDuration (the run waits until then), and start one run per cycle "
-                        "with `tiergate start` from a scheduler.")
+            _check_schedule(check, node)
         if node.kind == "task":
             check.error(node.line, node.id, "a plain task completes by itself, with no gate and nobody doing it. "
                         "Make it a userTask or manualTask (with a gate) if someone must do it.", "warning")
@@ -101,7 +98,7 @@ def check_elements(check: FileCheck) -> None:
                 _check_expression(check, node.script or "", "exec", node.script_line or node.line, node.id, "script")
         if "cancelEventDefinition" in node.event_definitions:
             _check_cancel(check, node)
-        if node.timer is not None:
+        if node.timer is not None and not (top_level_timer_start and node.timer.kind == "timeCycle"):
             _check_timer(check, node)
         if node.kind == "boundaryEvent" and node.attached_to not in model.nodes:
             check.error(node.line, node.id, f"attachedToRef '{node.attached_to}' is not an element of the process.")
@@ -303,6 +300,20 @@ def _check_timer(check: FileCheck, node: Node) -> None:
                     "2026-12-01T09:00:00Z, R3/PT1H).")
         return
     _check_expression(check, timer.text, "eval", timer.line, node.id, f"{timer.kind} expression")
+
+
+def _check_schedule(check: FileCheck, node: Node) -> None:
+    """A timeCycle on the process's own start event: the schedule `tiergate worker` starts runs on."""
+    from datetime import datetime, timezone
+
+    from tiergate.bpmn.schedule import parse
+
+    assert node.timer is not None
+    try:
+        parse(node.timer.text, datetime(2000, 1, 1, tzinfo=timezone.utc))
+    except ValueError as err:
+        check.error(node.timer.line, node.id, f"timeCycle: {err}. `tiergate worker` starts one run of the process "
+                    "at each due time of the cycle (docs/tier1.md, timer start events).")
 
 
 def _reachable(model: ProcessModel, start: str) -> set[str]:

@@ -173,6 +173,7 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         else:
             if _check_schema(schema, "", found, "the inputs schema"):
                 _collect_resources(schema, "", "", folder, resources, found, display_folder)
+            _check_scheduled_inputs(check, model, schema)
         check.problems.extend(found)
     retry_roles = [r.strip() for r in model.properties.get("retry_roles", "").split(",") if r.strip()]
     unknown = [r for r in retry_roles if roles is not None and r not in roles.roles]
@@ -194,6 +195,19 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
                         else err.message)
     problems = sorted(check.problems, key=lambda p: p.line)
     return (None if check.has_errors else definition), problems
+
+
+def _check_scheduled_inputs(check: Any, model: ProcessModel, schema: Any) -> None:
+    """Runs started on schedule (a timer-cycle start event) get empty start data: say so when the
+    inputs require fields, since each such start would be refused."""
+    from tiergate.bpmn.schedule import cycle_starts
+
+    required = schema.get("required") if isinstance(schema, dict) else None
+    if required and cycle_starts(model):
+        check.error(model.property_lines.get("inputs", model.line), model.id,
+                    f"the inputs require {', '.join(map(str, required))}, but the runs `tiergate worker` starts on "
+                    "the timeCycle of the start event get empty start data, so each would be refused. Give the "
+                    "fields defaults in the process instead, or leave them out of `required`.", "warning")
 
 
 def load_process_file(path: Path, shown: str, roles: Roles | None,
