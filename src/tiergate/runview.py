@@ -126,29 +126,85 @@ def conventions_steps(title: str, template: str, state: Mapping[str, Any]) -> li
                      reason=st.get("reason"))]
 
 
-def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str) -> None:
-    """Render each ready step's instructions in the sandbox (``data``, ``run`` and ``steps``); clear the rest."""
-    ready = [view for view in views if view.state == "ready" and view.instructions]
-    for view in views:
-        if view.state != "ready":
-            view.instructions = ""
-    if not ready:
+def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
+                 shared: bool = False) -> None:
+    """Render each ready step's instructions in the sandbox (``data``, ``run`` and ``steps``); clear the rest.
+
+    ``shared``: the views may be shown by other answers too (``tiergate.runners.keptviews``), so a view
+    whose instructions change is replaced in ``views`` by a copy instead of changed in place."""
+    for index, view in enumerate(views):
+        if view.state != "ready" and view.instructions:
+            views[index] = rendered_view(view, "", shared)
+    firsts = _first_ready(views)
+    if not firsts:
         return
-    from tiergate.templating import names_read, render  # Jinja: only when there is something to render
+    context = _context(firsts, data, run_id=run_id, process_id=process_id)
+    if "steps" in context:
+        context["steps"] = {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}
+    rendered = _render_each(firsts, context)
+    for index, view in enumerate(views):
+        if view.state == "ready" and view.instructions:
+            views[index] = rendered_view(view, rendered[view.instructions], shared)
+
+
+def render_templates(firsts: dict[str, str], data: dict[str, Any], *, run_id: str,
+                     process_id: str) -> dict[str, str] | None:
+    """What ``render_ready`` renders each ready step's template (``firsts``: template → the id of the
+    first ready step that has it, in the views' order) to; None if one of them reads ``steps``
+    (every step's record: the caller renders the whole list)."""
+    if not firsts:
+        return {}
+    context = _context(firsts, data, run_id=run_id, process_id=process_id)
+    return None if "steps" in context else _render_each(firsts, context)
+
+
+def rendered_view(view: StepView, text: str, shared: bool = True) -> StepView:
+    """``view`` showing ``text`` as its instructions: itself if it does already, else (``shared``) a copy."""
+    if view.instructions == text:
+        return view
+    if not shared:
+        view.instructions = text
+        return view
+    copy = _new_view(StepView)
+    copy.__dict__.update(view.__dict__)
+    copy.instructions = text
+    return copy
+
+
+_new_view = object.__new__
+
+
+def _first_ready(views: list[StepView]) -> dict[str, str]:
+    firsts: dict[str, str] = {}
+    for view in views:
+        if view.state == "ready" and view.instructions and view.instructions not in firsts:
+            firsts[view.instructions] = view.id
+    return firsts
+
+
+def _context(firsts: dict[str, str], data: dict[str, Any], *, run_id: str, process_id: str) -> dict[str, Any]:
+    """The templates' context; ``steps`` (every step, 1,000 with a multi-instance task open) is in it,
+    as None, only if a template reads it: the caller fills it in."""
+    # Jinja: only when there is something to render
+    from tiergate.templating import names_read
 
     context: dict[str, Any] = {"data": data, "run": {"id": run_id, "process": process_id}}
-    # ``steps`` names every step (1,000 of them with a multi-instance task open): made only for templates that read it.
-    if any("steps" in (names_read(source) or ("steps",)) for source in {view.instructions for view in ready}):
-        context["steps"] = {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}
-    rendered: dict[str, str] = {}  # one rendering per template: every view shares the context
-    for view in ready:
-        if view.instructions not in rendered:
-            try:
-                rendered[view.instructions] = render(view.instructions, context,
-                                                     where=f"instructions of step '{view.id}'")
-            except DefinitionError as err:   # the move is done: say what is wrong instead of failing the answer
-                rendered[view.instructions] = f"(The instructions cannot be shown: {err.message})"
-        view.instructions = rendered[view.instructions]
+    if any("steps" in (names_read(source) or ("steps",)) for source in firsts):
+        context["steps"] = None
+    return context
+
+
+def _render_each(firsts: dict[str, str], context: dict[str, Any]) -> dict[str, str]:
+    """One rendering per template: every view shares the context."""
+    from tiergate.templating import render
+
+    rendered: dict[str, str] = {}
+    for source, step_id in firsts.items():
+        try:
+            rendered[source] = render(source, context, where=f"instructions of step '{step_id}'")
+        except DefinitionError as err:   # the move is done: say what is wrong instead of failing the answer
+            rendered[source] = f"(The instructions cannot be shown: {err.message})"
+    return rendered
 
 
 def ready_in_words(info: RunInfo, resources: Mapping[str, Any]) -> dict[str, dict[str, str]]:

@@ -1,0 +1,92 @@
+"""A Tier 1 run's step views are kept from one answer to the next (``tiergate.runners.keptviews``):
+only the steps whose records changed are made and rendered again, every answer is what a run read
+afresh from the database shows, and no answer changes a view another answer holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from test_tier1_instances import camunda_mi, repeated
+from tier1_helpers import bpmn, chain, tier1_home
+
+from tiergate.engine import Engine
+from tiergate.runview import StepView, render_ready
+
+ITEMS = ["acme", "globex", "initech", "umbrella"]
+BODY = ('<bpmn:startEvent id="start"/>'
+        + repeated("make", camunda_mi("items", "item"), name="Make", docs="Make {{ data.customer }}")
+        + repeated("check", camunda_mi("items", "item"), name="Check", distinct_from="make", optional="true",
+                   docs="Check {{ data.customer }} after {{ data.last | default('nobody') }}")
+        + repeated("file", camunda_mi("items", "item"), name="File", docs="File {{ data.nothing.here }}")
+        + '<bpmn:endEvent id="end"/>' + chain("start", "make", "check", "file", "end"))
+
+
+def _answers(info: Any) -> list[dict[str, Any]]:
+    return [step.to_dict() for step in info.steps]
+
+
+def test_every_answer_is_what_a_run_read_afresh_shows(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    home = tier1_home(tmp_path / "home", {"roll": bpmn("roll", BODY)})
+    kept = make_engine(home)  # one long-lived engine: its views are kept between its answers
+    run = kept.start("roll", {"items": ITEMS, "customer": "acme"}, actor="agent:a")
+    answers = [(run, _answers(run))]
+    moves: list[tuple[str, str, dict[str, Any] | None]] = [
+        *((f"make[{i}]", f"agent:m{i}", {"note": f"m{i}"} if i % 2 else {}) for i in range(len(ITEMS))),
+        ("check[1]", "agent:m0", {}),  # four eyes per instance: make[1] was m1's
+        ("check[0]", "agent:m1", {"last": "c0"}),
+        ("check[3]", "agent:m0", None),  # a skip: the record changes, the data does not
+        ("check[2]", "agent:m0", {}),
+        ("file[2]", "agent:f", {}),
+    ]
+    for step, actor, evidence in moves:
+        if evidence is None:
+            info = kept.skip(run.id, step, "not needed", actor=actor)
+        else:
+            info = kept.complete(run.id, step, evidence, actor=actor)
+        afresh = make_engine(home).status(run.id)  # another engine: the run parsed from the database
+        assert _answers(info) == _answers(afresh) and info.data == afresh.data, step
+        answers.append((info, _answers(info)))
+    assert _answers(kept.status(run.id)) == _answers(afresh)  # the kept engine's own read of the stored run
+
+    by_id = {s.id: s for s in info.steps}
+    assert [by_id[f"check[{i}]"].distinct_from for i in range(len(ITEMS))] == [f"make[{i}]" for i in range(len(ITEMS))]
+    assert by_id["check[0]"].state == "done" and by_id["check[0]"].instructions == ""
+    # a template that fails says so in every ready step that shows it, naming the first of them
+    assert {by_id[f"file[{i}]"].instructions for i in (0, 1, 3)} == {
+        kept.status(run.id).steps[-1].instructions}
+    assert "file[0]" in by_id["file[0]"].instructions and "cannot be shown" in by_id["file[0]"].instructions
+    # no later answer changed a view an earlier answer holds
+    assert [_answers(info) for info, _ in answers] == [seen for _, seen in answers]
+
+
+def test_an_answer_makes_again_only_the_views_whose_record_or_text_changed(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(tier1_home(tmp_path / "home", {"roll": bpmn("roll", BODY)}))
+    run = engine.start("roll", {"items": ITEMS, "customer": "acme"}, actor="agent:a")
+    for i in range(len(ITEMS)):
+        engine.complete(run.id, f"make[{i}]", {}, actor=f"agent:m{i}")
+    first = engine.complete(run.id, "check[0]", {}, actor="agent:m1")
+    second = engine.complete(run.id, "check[1]", {}, actor="agent:m0")  # the data stays as it was
+    changed = [a.id for a, b in zip(first.steps, second.steps) if a is not b]
+    assert changed == ["check[1]"]
+    assert second.steps[6].instructions == "Check acme after nobody"
+    third = engine.complete(run.id, "check[2]", {"last": "m0"}, actor="agent:m0")  # the data changes
+    changed = [a.id for a, b in zip(second.steps, third.steps) if a is not b]
+    assert changed == ["check[2]", "check[3]"]  # the record done, and the one ready step showing the new text
+    assert third.steps[7].instructions == "Check acme after m0"
+    assert second.steps[7].instructions == "Check acme after nobody"
+
+
+def test_shared_views_are_replaced_not_changed_when_rendered() -> None:
+    views = [StepView(id="a", title="A", state="ready", instructions="Hi {{ data.who }}"),
+             StepView(id="b", title="B", state="done", instructions="Bye {{ data.who }}"),
+             StepView(id="c", title="C", state="ready")]
+    before = [dict(v.__dict__) for v in views]
+    shown = list(views)
+    render_ready(shown, {"who": "Ada"}, run_id="r", process_id="p", shared=True)
+    assert [v.__dict__ for v in views] == before  # the views given are untouched
+    assert [v.instructions for v in shown] == ["Hi Ada", "", ""] and shown[2] is views[2]
+    render_ready(views, {"who": "Ada"}, run_id="r", process_id="p")  # not shared: changed in place
+    assert [v.to_dict() for v in views] == [v.to_dict() for v in shown]
