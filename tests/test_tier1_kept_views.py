@@ -4,15 +4,20 @@ afresh from the database shows, and no answer changes a view another answer hold
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from test_tier1_instances import camunda_mi, repeated
-from tier1_helpers import bpmn, chain, tier1_home
+from tier1_helpers import bpmn, chain, flow, tier1_home
 
+from tiergate import claims
 from tiergate.engine import Engine
+from tiergate.lifecycle import RunStatus
 from tiergate.runview import StepView, render_ready
+from tiergate.store.tables import Run
 
 ITEMS = ["acme", "globex", "initech", "umbrella"]
 BODY = ('<bpmn:startEvent id="start"/>'
@@ -23,12 +28,15 @@ BODY = ('<bpmn:startEvent id="start"/>'
         + '<bpmn:endEvent id="end"/>' + chain("start", "make", "check", "file", "end"))
 
 
+LANES = {"reviewer": ["file"]}
+
+
 def _answers(info: Any) -> list[dict[str, Any]]:
     return [step.to_dict() for step in info.steps]
 
 
 def test_every_answer_is_what_a_run_read_afresh_shows(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
-    home = tier1_home(tmp_path / "home", {"roll": bpmn("roll", BODY)})
+    home = tier1_home(tmp_path / "home", {"roll": bpmn("roll", BODY, lanes=LANES)})
     kept = make_engine(home)  # one long-lived engine: its views are kept between its answers
     run = kept.start("roll", {"items": ITEMS, "customer": "acme"}, actor="agent:a")
     answers = [(run, _answers(run))]
@@ -38,7 +46,7 @@ def test_every_answer_is_what_a_run_read_afresh_shows(tmp_path: Path, make_engin
         ("check[0]", "agent:m1", {"last": "c0"}),
         ("check[3]", "agent:m0", None),  # a skip: the record changes, the data does not
         ("check[2]", "agent:m0", {}),
-        ("file[2]", "agent:f", {}),
+        ("file[2]", "agent:reviewer-bot", {}),
     ]
     for step, actor, evidence in moves:
         if evidence is None:
@@ -47,6 +55,11 @@ def test_every_answer_is_what_a_run_read_afresh_shows(tmp_path: Path, make_engin
             info = kept.complete(run.id, step, evidence, actor=actor)
         afresh = make_engine(home).status(run.id)  # another engine: the run parsed from the database
         assert _answers(info) == _answers(afresh) and info.data == afresh.data, step
+        # the inbox key written with the state is the one worked out from every view
+        key = claims.ready_key(list(afresh.steps), RunStatus(afresh.status))
+        with kept.db.read() as conn:
+            assert conn.execute(select(Run.__table__.c.ready_for).where(Run.__table__.c.id == run.id)).scalar() == key
+        assert claims.ready_key(info.steps, RunStatus(info.status)) == key
         answers.append((info, _answers(info)))
     assert _answers(kept.status(run.id)) == _answers(afresh)  # the kept engine's own read of the stored run
 
@@ -59,6 +72,26 @@ def test_every_answer_is_what_a_run_read_afresh_shows(tmp_path: Path, make_engin
     assert "file[0]" in by_id["file[0]"].instructions and "cannot be shown" in by_id["file[0]"].instructions
     # no later answer changed a view an earlier answer holds
     assert [_answers(info) for info, _ in answers] == [seen for _, seen in answers]
+
+
+def test_the_inbox_key_follows_the_ready_steps_when_one_of_two_parallel_tasks_ends(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    body = ('<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>'
+            + repeated("draft", camunda_mi("items", "item")) + repeated("review", camunda_mi("items", "item"))
+            + '<bpmn:parallelGateway id="join"/><bpmn:endEvent id="end"/>'
+            + flow("f1", "start", "split") + flow("f2", "split", "draft") + flow("f3", "split", "review")
+            + flow("f4", "draft", "join") + flow("f5", "review", "join") + flow("f6", "join", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"two": bpmn("two", body, lanes={"reviewer": ["review"]})}))
+    run = engine.start("two", {"items": ["x", "y"]}, actor="agent:a")
+    keys = []
+    for step, actor in (("draft[0]", "agent:a"), ("review[0]", "agent:reviewer-bot"), ("draft[1]", "agent:a"),
+                        ("review[1]", "agent:reviewer-bot")):
+        info = engine.complete(run.id, step, {}, actor=actor)
+        with engine.db.read() as conn:
+            keys.append(conn.execute(select(Run.__table__.c.ready_for).where(Run.__table__.c.id == run.id)).scalar())
+        assert keys[-1] == claims.ready_key([copy.copy(s) for s in info.steps], RunStatus(info.status))
+    both, review = "|*/agent|*/human|reviewer/agent|reviewer/human|", "|reviewer/agent|reviewer/human|"
+    assert keys == [both, both, review, "|"]  # draft's (no role) goes with its last instance
 
 
 def test_an_answer_makes_again_only_the_views_whose_record_or_text_changed(

@@ -47,6 +47,13 @@ class StepView:
         return dict(self.__dict__)
 
 
+class StepList(list):  # type: ignore[type-arg]
+    """Step views whose ready steps' (roles, actors) are known already (``ready_pairs``; None: not
+    worked out), kept beside the views by the runner that made them (``tiergate.runners.keptviews``)."""
+
+    ready_pairs: frozenset[tuple[tuple[str, ...], tuple[str, ...]]] | None = None
+
+
 @dataclass
 class RunInfo:
     id: str

@@ -26,7 +26,13 @@ from operator import is_not
 from typing import Any
 
 from tiergate.jsontext import Frozen
-from tiergate.runview import StepView, render_ready, render_templates, rendered_view
+from tiergate.runview import (
+    StepList,
+    StepView,
+    render_ready,
+    render_templates,
+    rendered_view,
+)
 
 #: A record that is not frozen never counts as unchanged (nothing stops its owner changing it).
 _UNKNOWN = object()
@@ -36,8 +42,8 @@ class _Kept:
     """One run's views as last made (``views``: as the runner makes them, instructions unrendered) and
     as last shown (``shown``: rendered), with what tells which are still right."""
 
-    __slots__ = ("at", "definition", "dirty", "handed", "keys", "made", "ready", "records", "shown", "texts",
-                 "views", "where")
+    __slots__ = ("at", "definition", "dirty", "handed", "keys", "made", "pairs", "ready", "records", "shown",
+                 "texts", "views", "where")
 
     def __init__(self, definition: Any, stored: dict[str, Any], made: list[tuple[Any, str, str | None]],
                  views: list[StepView]):
@@ -52,6 +58,8 @@ class _Kept:
         #: Each template's text as last rendered, and the ready steps that show it (positions by template).
         self.texts: dict[str, str] = {}
         self.ready: dict[str, set[int]] = {}
+        #: How many ready steps have each (roles, actors): what the inbox key is made of (``claims.ready_key``).
+        self.pairs: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
         for index, view in enumerate(views):
             self._note(index, view)
         self.handed: list[StepView] | None = None
@@ -59,6 +67,9 @@ class _Kept:
     def _note(self, index: int, view: StepView) -> None:
         if view.state == "ready" and view.instructions:
             self.ready.setdefault(view.instructions, set()).add(index)
+        if view.state == "ready" and view.decide is None:
+            pair = (tuple(view.roles), tuple(view.actors))
+            self.pairs[pair] = self.pairs.get(pair, 0) + 1
 
     def _forget(self, index: int, view: StepView) -> None:
         if view.state == "ready" and view.instructions:
@@ -68,6 +79,12 @@ class _Kept:
                 if not positions:
                     del self.ready[view.instructions]
                     self.texts.pop(view.instructions, None)
+        if view.state == "ready" and view.decide is None:
+            pair = (tuple(view.roles), tuple(view.actors))
+            if self.pairs[pair] == 1:
+                del self.pairs[pair]
+            else:
+                self.pairs[pair] -= 1
 
     def follow(self, stored: dict[str, Any], make: Callable[[Any, str, str | None], StepView]) -> bool:
         """Bring the views in line with ``stored``; False if they cannot be (made whole again instead)."""
@@ -120,7 +137,8 @@ class KeptViews:
             kept = _Kept(definition, stored, specs, views)
             if len(kept.at) != len(views):  # a step shown twice: its position is not known by its id
                 return views
-        handed = list(kept.views)
+        handed = StepList(kept.views)
+        handed.ready_pairs = frozenset(kept.pairs)
         kept.handed = handed
         if run_id:
             self._put(run_id, kept)
