@@ -60,6 +60,7 @@ def test_every_answer_is_what_a_run_read_afresh_shows(tmp_path: Path, make_engin
         with kept.db.read() as conn:
             assert conn.execute(select(Run.__table__.c.ready_for).where(Run.__table__.c.id == run.id)).scalar() == key
         assert claims.ready_key(info.steps, RunStatus(info.status)) == key
+        assert _answers(kept.status(run.id)) == _answers(afresh)  # a read in between leaves the kept views be
         answers.append((info, _answers(info)))
     assert _answers(kept.status(run.id)) == _answers(afresh)  # the kept engine's own read of the stored run
 
@@ -101,6 +102,7 @@ def test_an_answer_makes_again_only_the_views_whose_record_or_text_changed(
     for i in range(len(ITEMS)):
         engine.complete(run.id, f"make[{i}]", {}, actor=f"agent:m{i}")
     first = engine.complete(run.id, "check[0]", {}, actor="agent:m1")
+    assert engine.status(run.id).steps[4] is not first.steps[4]  # records read from the database: made whole
     second = engine.complete(run.id, "check[1]", {}, actor="agent:m0")  # the data stays as it was
     changed = [a.id for a, b in zip(first.steps, second.steps) if a is not b]
     assert changed == ["check[1]"]

@@ -6,8 +6,9 @@ changes the records of one or two. A run's records are frozen after each move
 (``tiergate.bpmn.records``): a record that is the same object as in the last answer is the same
 record, so its view is the same, as long as the run has the same steps in the same order (the
 views' order and each instance's four eyes follow from the record ids) and the same pinned
-definition. Anything else (a record added or gone, another definition, a record that is not
-frozen) makes every view again, as before.
+definition. Anything else (a record added or gone, another definition) makes every view again,
+as before; records that are not frozen as a whole (read from the database by a door or the
+inbox) are made whole and leave the kept views as they were.
 
 The views handed out are shared between answers: nobody changes one in place. The views'
 instructions are rendered here too (``render``), each template once, as ``render_ready`` does;
@@ -130,7 +131,11 @@ class KeptViews:
               make: Callable[[Any, str, str | None], StepView]) -> list[StepView]:
         """The run's views: those of ``made()`` (rules, step id, instance key), each made by ``make``,
         or the kept ones where their records did not change. A new list; its views are shared."""
-        kept = self._take(run_id) if run_id else None
+        if not run_id or not isinstance(stored, Frozen):
+            # Records as read from the database (a door's read, the inbox): made whole, and the views
+            # kept from the run's last move stay for its next one.
+            return [make(*spec) for spec in made()]
+        kept = self._take(run_id)
         if kept is None or kept.definition is not definition or not kept.follow(stored, make):
             specs = made()
             views = [make(*spec) for spec in specs]
@@ -140,8 +145,7 @@ class KeptViews:
         handed = StepList(kept.views)
         handed.ready_pairs = frozenset(kept.pairs)
         kept.handed = handed
-        if run_id:
-            self._put(run_id, kept)
+        self._put(run_id, kept)
         return handed
 
     def render(self, run_id: str, views: list[StepView], data: dict[str, Any], *, process_id: str) -> None:
