@@ -37,7 +37,8 @@ def test_chain_links_each_entry_to_the_one_before(engine: Engine) -> None:
         assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
         assert len({e["hash"] for e in entries}) == len(entries)
     result = engine.verify_log()
-    assert result == {"runs": 2, "entries": len(engine.log()), "ok": True, "broken": None, "definitions_tampered": []}
+    assert result == {"runs": 2, "entries": len(engine.log()), "ok": True, "broken": None, "definitions_tampered": [],
+                      "data_stores_tampered": []}
 
 
 def test_edited_entry_is_named(engine: Engine) -> None:

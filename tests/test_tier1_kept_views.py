@@ -75,6 +75,22 @@ def test_every_answer_is_what_a_run_read_afresh_shows(tmp_path: Path, make_engin
     assert [_answers(info) for info, _ in answers] == [seen for _, seen in answers]
 
 
+def test_instructions_that_name_the_data_or_their_item_match_a_run_read_afresh(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    body = ('<bpmn:startEvent id="start"/>'
+            + repeated("make", camunda_mi("items", "item"), docs="Make it for {{ customer }} ({{ last }})")
+            + repeated("check", camunda_mi("items", "item"), docs="Check {{ item }} for {{ customer }}: {{ note }}")
+            + '<bpmn:endEvent id="end"/>' + chain("start", "make", "check", "end"))
+    home = tier1_home(tmp_path / "home", {"names": bpmn("names", body)})
+    kept = make_engine(home)
+    run = kept.start("names", {"items": ITEMS, "customer": "acme"}, actor="agent:a")
+    for step, evidence in (("make[0]", {}), ("make[1]", {"last": "m1"}), ("make[2]", {}), ("make[3]", {}),
+                           ("check[1]", {}), ("check[0]", {"note": "seen"}), ("check[3]", {})):
+        info = kept.complete(run.id, step, evidence, actor="agent:a")
+        assert _answers(info) == _answers(make_engine(home).status(run.id)), step
+    assert [s.instructions for s in info.ready_steps] == ["Check initech for acme: seen"]
+
+
 def test_the_inbox_key_follows_the_ready_steps_when_one_of_two_parallel_tasks_ends(
         tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
     body = ('<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>'

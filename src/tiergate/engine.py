@@ -32,7 +32,9 @@ from tiergate.runners import Runners
 from tiergate.runners.base import Definition, RunContext, Runner, Transition
 from tiergate.runview import RunInfo, described, ready_in_words, run_not_found, run_summary
 from tiergate.settings import resolve
+from tiergate.datastores import StoreAccess, StoreConflict
 from tiergate.store import runs as store
+from tiergate.store.datastores import read as read_store
 from tiergate.store.db import Database, default_sqlite_url
 from tiergate.store.timers import set_due_at
 
@@ -56,6 +58,13 @@ def _through(events: list[LogEvent], who: Actor) -> list[LogEvent]:
 
 class _Retry(Exception):
     """The run moved under us: roll back and try again on fresh state."""
+
+
+def _store_conflict(err: StoreConflict | None, run_id: str) -> ConflictError:
+    store_id = err.store if err is not None else "?"
+    return ConflictError(f"run {run_id}: data store '{store_id}' kept being written by other runs while this move "
+                         f"read and wrote it ({MAX_ATTEMPTS} tries); nothing was changed. Try again.",
+                         details={"run": run_id, "store": store_id, "see": "status"})
 
 
 class Engine:
@@ -228,14 +237,14 @@ class Engine:
         runner, definition = self._runner_and_definition(route)
         now = self.clock()
         run_id = secrets.token_hex(6)
-        ctx = RunContext(run_id=run_id, actor=who, now=now, roles=self.definitions.roles)
-        transition = runner.start(definition, data or {}, ctx)
         from tiergate.router import ROUTING_DECISION
 
-        routed = LogEvent("routed", SYSTEM, detail={"decision": ROUTING_DECISION, "inputs": route.inputs,
-                                                    "matched_rule": route.matched_rule, "tier": route.tier,
-                                                    "rationale": route.rationale})
-        return self._begin(process_id, runner, definition, transition, routed, who, run_id, now)
+        def routed() -> LogEvent:
+            return LogEvent("routed", SYSTEM, detail={"decision": ROUTING_DECISION, "inputs": route.inputs,
+                                                      "matched_rule": route.matched_rule, "tier": route.tier,
+                                                      "rationale": route.rationale})
+        return self._begin(process_id, runner, definition, lambda ctx: runner.start(definition, data or {}, ctx),
+                           routed, who, run_id, now, self.definitions.roles)
 
     def start_builtin(self, definition: Definition, data: dict[str, Any], who: Actor) -> RunInfo:
         """Start a Tier 1 process shipped inside tiergate (``definition-change``): not routed, always Tier 1.
@@ -244,29 +253,49 @@ class Engine:
         runner = self.runners[1]
         now = self.clock()
         run_id = secrets.token_hex(6)
-        ctx = RunContext(run_id=run_id, actor=who, now=now, roles=self.roles)
-        transition = runner.start(definition, data, ctx)
-        routed = LogEvent("routed", SYSTEM, detail={"builtin": True, "tier": 1,
-                                                    "rationale": "a process built into tiergate: always Tier 1"})
-        return self._begin(definition.process_id, runner, definition, transition, routed,  # type: ignore[attr-defined]
-                           who, run_id, now)
 
-    def _begin(self, process_id: str, runner: Runner, definition: Definition, transition: Transition,
-               routed: LogEvent, who: Actor, run_id: str, now: datetime) -> RunInfo:
-        deployments.stamp([routed, *transition.events], self.deployment_number)
+        def routed() -> LogEvent:
+            return LogEvent("routed", SYSTEM, detail={"builtin": True, "tier": 1,
+                                                      "rationale": "a process built into tiergate: always Tier 1"})
+        return self._begin(definition.process_id, runner, definition,  # type: ignore[attr-defined]
+                           lambda ctx: runner.start(definition, data, ctx), routed, who, run_id, now, self.roles)
+
+    def _begin(self, process_id: str, runner: Runner, definition: Definition,
+               first: Callable[[RunContext], Transition], routed: Callable[[], LogEvent], who: Actor, run_id: str,
+               now: datetime, roles: Roles | None) -> RunInfo:
         self._definitions_by_version.setdefault(definition.version, definition)
-        views = runner.steps(definition, transition.state, run={"id": run_id})
-        with self.db.write() as conn:
-            store.save_definition(conn, definition.version, process_id, runner.kind, definition.source,
-                                  definition.snapshot(), now)
-            record = store.insert_run(conn, run_id=run_id, process_id=process_id,
-                                      definition_version=definition.version, tier=runner.tier,
-                                      status=transition.status, state=transition.state, started_by=str(who),
-                                      events=_through([routed, *transition.events], who), now=now,
-                                      ready_for=claims.ready_key(views, transition.status))
-            self._schedule(conn, run_id, runner, transition.state, {})
-        self._recent_runs.put(record)
-        return self._info(record, definition, views)
+        conflict: StoreConflict | None = None
+        for _ in range(MAX_ATTEMPTS):  # again only if a data store the start read and wrote changed meanwhile
+            ctx = RunContext(run_id=run_id, actor=who, now=now, roles=roles, stores=self._stores(process_id, run_id))
+            transition = first(ctx)
+            entry = routed()
+            deployments.stamp([entry, *transition.events], self.deployment_number)
+            views = runner.steps(definition, transition.state, run={"id": run_id})
+            try:
+                with self.db.write() as conn:
+                    store.save_definition(conn, definition.version, process_id, runner.kind, definition.source,
+                                          definition.snapshot(), now)
+                    if ctx.stores.written:
+                        ctx.stores.apply(conn, now)
+                    record = store.insert_run(conn, run_id=run_id, process_id=process_id,
+                                              definition_version=definition.version, tier=runner.tier,
+                                              status=transition.status, state=transition.state, started_by=str(who),
+                                              events=_through([entry, *transition.events], who), now=now,
+                                              ready_for=claims.ready_key(views, transition.status))
+                    self._schedule(conn, run_id, runner, transition.state, {})
+            except StoreConflict as err:
+                conflict = err
+                continue
+            self._recent_runs.put(record)
+            return self._info(record, definition, views)
+        raise _store_conflict(conflict, run_id)
+
+    def _stores(self, process_id: str, run_id: str) -> StoreAccess:
+        """A move's access to the data stores of ``process_id`` (``tiergate.datastores``), read from the database."""
+        def read(process: str, name: str) -> Any:
+            with self.db.read() as conn:
+                return read_store(conn, process, name)
+        return StoreAccess(process_id, run_id, read)
 
     def status(self, run_id: str) -> RunInfo:
         with self.db.read() as conn:
@@ -449,6 +478,7 @@ class Engine:
         # a failed gate, an error) is judged again on the run as read from the database.
         recent = self._recent_runs.take(run_id)
         reconnected = False
+        conflict: StoreConflict | None = None
         for _ in range(MAX_ATTEMPTS):
             now = self.clock()
             refusal: TiergateError | None = None
@@ -461,7 +491,8 @@ class Engine:
                         run = recent if recent is not None else self._get(conn, run_id)
                         definition = self._pinned(conn, run)
                 runner = self.runners[run.tier]
-                ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.roles)
+                ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.roles,
+                                 stores=self._stores(run.process_id, run.id))
                 # Judged outside any transaction: gates, expressions, decisions and templates never run
                 # under the write lock. The write below happens only if the run is still the one read
                 # (its version and log head), else the attempt is judged again on the run as it is now.
@@ -497,6 +528,8 @@ class Engine:
                                 [LogEvent(event, who, step=step_id, detail=detail)], who), now):
                             raise _Retry
                     else:
+                        if ctx.stores.written:  # with the move, or not at all (StoreConflict: judged again)
+                            ctx.stores.apply(conn, now)
                         deployments.stamp_run(conn, run.id, transition.events)
                         saved = store.save_transition(conn, run, transition.state, transition.status,
                                                       _through(transition.events, who), now,
@@ -509,6 +542,9 @@ class Engine:
                         run = saved
             except _Retry:
                 recent = None
+                continue
+            except StoreConflict as err:  # another run wrote a data store this move read and wrote
+                conflict, recent = err, None
                 continue
             except ConnectionLostError as err:
                 # Broken before the commit was sent: nothing was written, so the attempt is made
@@ -527,6 +563,8 @@ class Engine:
                 raise refusal
             self._recent_runs.put(run)
             return self._info(run, definition, views)
+        if conflict is not None:
+            raise _store_conflict(conflict, run_id)
         raise ConflictError(f"run {run_id} kept changing while this attempt was made ({MAX_ATTEMPTS} tries). "
                             "Read the run again, then try again.", details={"run": run_id, "see": "status"})
 
@@ -604,12 +642,21 @@ class Engine:
         data = runner.data(run.state)
         if views is None:
             views = runner.steps(definition, run.state, run={"id": run.id})
-        runner.render(views, data, run_id=run.id, process_id=run.process_id)
+        runner.render(views, data, run_id=run.id, process_id=run.process_id,
+                      bare_names=runner.instruction_names(definition, run.state, views))
         return RunInfo(id=run.id, process=run.process_id, title=definition.title, tier=run.tier,
                        status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),
                        ended_at=format_time(run.ended_at) if run.ended_at else None,
                        definition_version=run.definition_version, data=data, steps=views,
                        timers=list(run.state.get("timers") or []) if run.status.value == "active" else [])
+
+    def data_stores(self, process: str | None = None) -> list[dict[str, Any]]:
+        """The BPMN data stores runs have written, each with its current value (``tiergate.datastores``)."""
+        from tiergate.datastores import describe
+        from tiergate.store.datastores import listing
+
+        with self.db.read() as conn:
+            return [describe(value) for value in listing(conn, process)]
 
     def runs(self, process: str | None = None, status: str | None = None,
              started_by: str | None = None) -> list[dict[str, Any]]:
@@ -724,11 +771,15 @@ class Engine:
         return deployments.decision_diff(self, old, new)
 
     def verify_log(self) -> dict[str, Any]:
+        from tiergate.store.datastores import tampered as stores_tampered
+
         with self.db.read() as conn:
             runs, entries, broken = execution_log.verify(conn)
             tampered = store.tampered_definitions(conn)
-        return {"runs": runs, "entries": entries, "ok": broken is None and not tampered,
-                "broken": None if broken is None else broken.__dict__, "definitions_tampered": tampered}
+            stores = stores_tampered(conn)
+        return {"runs": runs, "entries": entries, "ok": broken is None and not tampered and not stores,
+                "broken": None if broken is None else broken.__dict__, "definitions_tampered": tampered,
+                "data_stores_tampered": stores}
 
     # --- metrics, gaps and the report (tiergate.metrics; definitions in docs/metrics.md) ---
 

@@ -56,7 +56,8 @@ def preview(engine: Engine, at: datetime) -> dict[str, Any]:
                 if fire is None:
                     raise UsageError(f"tier {run.tier} has no timers")
                 transition = fire(engine._pinned(conn, run), run.state,
-                                  RunContext(run_id=run.id, actor=SYSTEM, now=at, roles=None))
+                                  RunContext(run_id=run.id, actor=SYSTEM, now=at, roles=None,
+                                             stores=engine._stores(run.process_id, run.id)))  # writes: thrown away
             except TiergateError as err:
                 item["error"] = err.message
             else:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from tiergate import claims, deployments
 from tiergate.actors import SYSTEM
+from tiergate.datastores import StoreConflict
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
 from tiergate.log import format_time
@@ -85,16 +86,37 @@ def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | 
             return Fired(run.id, run.process_id, run.status.value, error="this tier has no timers")
         try:
             definition = engine._pinned(conn, run)
-            ctx = RunContext(run_id=run.id, actor=SYSTEM, now=moment, roles=None)
+            ctx = RunContext(run_id=run.id, actor=SYSTEM, now=moment, roles=None,
+                             stores=engine._stores(run.process_id, run.id))
             transition = fire(definition, run.state, ctx)
         except TiergateError as err:
             return Fired(run.id, run.process_id, run.status.value, error=err.message)
+        # The data stores the move wrote, kept only with the move: in a savepoint undone if either fails.
+        written = conn.begin_nested() if ctx.stores.written else None
+        if written is not None:
+            try:
+                ctx.stores.apply(conn, moment)
+            except StoreConflict:
+                written.rollback()
+                return Fired(run.id, run.process_id, run.status.value, error=_STORE_CHANGED)
         deployments.stamp_run(conn, run.id, transition.events)
         if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment,
                                      ready_for=_ready_key(runner, definition, run.id, transition)):
+            if written is not None:
+                written.rollback()
             return Fired(run.id, run.process_id, run.status.value, error="the run changed meanwhile; next pass")
+        if written is not None:
+            written.commit()
         set_due_at(conn, run.id, runner.due_at(transition.state))  # type: ignore[attr-defined]
     return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
+
+
+#: A data store the move read and wrote was written by another run meanwhile: nothing was kept.
+_STORE_CHANGED = "a data store this run read and wrote changed meanwhile; next pass"
+
+
+class _Lost(Exception):
+    """The run changed while its timers fired: the write is rolled back (a data store written with it too)."""
 
 
 #: A run that another worker (or a completion) changed while this one fired its timers: not
@@ -123,17 +145,25 @@ def _fire_one_outside_the_lock(engine: Engine, seen: list[str], moment: datetime
         with engine.db.write() as conn:
             set_due_at(conn, run.id, None)
         return Fired(run.id, run.process_id, run.status.value, error="this tier has no timers")
+    ctx = RunContext(run_id=run.id, actor=SYSTEM, now=moment, roles=None, stores=engine._stores(run.process_id, run.id))
     try:
-        transition = fire(definition, run.state, RunContext(run_id=run.id, actor=SYSTEM, now=moment, roles=None))
+        transition = fire(definition, run.state, ctx)
     except TiergateError as err:
         return Fired(run.id, run.process_id, run.status.value, error=err.message)
     key = _ready_key(runner, definition, run.id, transition)
-    with engine.db.write() as conn:
-        _hold(len(seen))
-        if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment,
-                                     ready_for=key):
-            return _LOST_RACE
-        set_due_at(conn, run.id, runner.due_at(transition.state))  # type: ignore[attr-defined]
+    try:
+        with engine.db.write() as conn:
+            _hold(len(seen))
+            if ctx.stores.written:
+                ctx.stores.apply(conn, moment)
+            if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment,
+                                         ready_for=key):
+                raise _Lost
+            set_due_at(conn, run.id, runner.due_at(transition.state))  # type: ignore[attr-defined]
+    except _Lost:
+        return _LOST_RACE
+    except StoreConflict:
+        return Fired(run.id, run.process_id, run.status.value, error=_STORE_CHANGED)
     return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import adhoc, expressions, feel, prepost, spiffmessages
+from tiergate.bpmn import adhoc, datastore, expressions, feel, implicit, prepost, spiffmessages
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -23,7 +23,6 @@ from tiergate.definitions.checklists import _check_schema, _collect_resources
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Roles
 from tiergate.definitions.problems import Problem, ProblemList
-from tiergate.templating import check_syntax, unknown_names
 
 UNSUPPORTED = {
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
@@ -116,6 +115,14 @@ def check_elements(check: FileCheck) -> None:
         if value is not None and value.strip().lower() not in ("true", "false"):
             check.error(flow.line, flow.id, f"deviation must be true or false, not '{value}'.")
     _check_parallel_merges(check)
+    for line, element, message in implicit.unwritten_choices(model):
+        check.error(line, element, message)
+    holding = {node.container for node in model.nodes.values()}
+    for node in model.nodes.values():
+        if node.kind in ("subProcess", "transaction") and node.id not in holding:
+            check.error(node.line, node.id, "the subprocess is empty (drawn collapsed, its content not modelled): it "
+                        "completes at once, like a plain task. Draw its activities in it if someone must do them.",
+                        "warning")
 
 
 def _check_cancel(check: FileCheck, node: Node) -> None:
@@ -176,9 +183,7 @@ def check_document(check: FileCheck, tree: Any) -> None:
     for expression, owner in correlation_expressions(tree):   # evaluated when a message is thrown
         _check_expression(check, expression.text or "", "eval", expression.sourceline or 1, owner,
                           "correlation property retrieval expression")
-    for element in tree.getroot().iter(f"{{{BPMN_NS}}}dataStore", f"{{{BPMN_NS}}}dataStoreReference"):
-        check.error(element.sourceline or 1, element.get("id"), "data stores are not supported: keep data in the "
-                    "run (gates and scripts) and link to external stores in the evidence.")
+    datastore.check(check, tree)  # data stores run (tiergate.datastores): each must resolve
     _check_unique_ids(check, tree)
 
 
@@ -233,11 +238,15 @@ def _check_step_outputs(check: FileCheck, tree: Any) -> None:
             continue
         for ref in association.iterfind(f"{{{BPMN_NS}}}targetRef"):
             target = next(iter(tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip())), None)
-            name = (target.get("dataObjectRef") or target.get("id")) if target is not None else None
+            store = target.get("dataStoreRef") if target is not None else None
+            if store and store in datastore.read_by(tree, association.getparent()):
+                continue  # it reads the store too: its data holds the value read, which a completion may change
+            name = (store or target.get("dataObjectRef") or target.get("id")) if target is not None else None
             if name and isinstance(required, list) and name not in required:
-                check.error(association.sourceline or node.line, node.id, f"it writes the data object '{name}', "
-                            "which its gate does not require, and a completion without it fails the run (A data "
-                            "object could not be set): add it to the gate's `required`, or set it in a postScript.",
+                what = "data store" if store else "data object"
+                check.error(association.sourceline or node.line, node.id, f"it writes the {what} '{name}', "
+                            "which its gate does not require, and a completion without it fails the run (A "
+                            f"{what} could not be set): add it to the gate's `required`, or set it in a postScript.",
                             "warning")
 
 
@@ -364,17 +373,6 @@ def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_fol
         if optional is not None and optional.strip().lower() not in ("true", "false"):
             check.error(lines.get("optional", node.line), node.id, f"optional must be true or false, not "
                         f"'{optional}'.")
-        if node.documentation:
-            error = check_syntax(node.documentation)
-            if error is not None:
-                check.error(node.line, node.id, f"instructions (documentation) template syntax error on its line "
-                            f"{error[0]}: {error[1]}.")
-            unknown = unknown_names(node.documentation, {"data", "run", "steps"})
-            if unknown:
-                shown = ", ".join(f"`{name}`" for name in unknown)
-                check.error(node.line, node.id, f"instructions (documentation) use {shown}, which a step's "
-                            "instructions never have: they see `data` (the run's data), `run` and `steps`. Write "
-                            f"`{{{{ data.{unknown[0]} }}}}` for the run's {unknown[0]}.")
         if node.lane is not None:
             lane = lanes.get(node.lane)
             if lane is None:

@@ -20,7 +20,7 @@ from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tiergate.bpmn import calls, checks, instances
+from tiergate.bpmn import calls, checks, instances, instructions
 from tiergate.bpmn.model import ProcessModel, read_process
 from tiergate.bpmn.steps import StepRules, parse_gate, step_rules
 from tiergate.bpmn.xml import BpmnError, parse_bpmn
@@ -180,7 +180,9 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         check.error(model.property_lines.get("retry_roles", model.line), model.id,
                     f"retry_roles names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not "
                     "a role in tiers/roles.yaml, so nobody of it could retry a failed run.")
-    used, decision_imports = pin_decisions(decisions or {}, checks.check_decisions(check, decisions or {}))
+    called_decisions = checks.check_decisions(check, decisions or {})
+    instructions.check_instructions(check, tree, resources, {d: (decisions or {})[d] for d in called_decisions})
+    used, decision_imports = pin_decisions(decisions or {}, called_decisions)
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
     definition = BpmnDefinition(process_id=process_id, xml=text, source=shown, resources=resources, decisions=used,
                                 lanes=lanes, called=called, decision_imports=decision_imports)

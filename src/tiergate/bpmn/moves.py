@@ -22,6 +22,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate import datastores
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
 from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, records
@@ -143,7 +144,7 @@ class Move:
         self.state = state
         self.ctx = ctx
         self.events = events
-        self.engine = RestrictedScriptEngine(decisions=definition.decision_objects, now=ctx.now)
+        self.engine = RestrictedScriptEngine(decisions=definition.decision_objects, now=ctx.now, stores=ctx.stores)
         self.tainted: dict[UUID, str] = {}
         #: Whether any flow of the process is a ``deviation`` (most have none: then no task is off path).
         self.deviations = _has_deviations(self.model)
@@ -230,6 +231,9 @@ class Move:
             owner = self.workflow.get_task_from_id(owner_id)
             return self.tainted.get(owner.id) or self.incoming_taint(owner, depth + 1)
         source, target = element_of(parent), element_of(task)
+        drawn = getattr(parent.task_spec, "_tiergate_drawn", None)  # a gateway tiergate drew after it (bpmn.implicit)
+        if drawn is not None:
+            return self._deviation(drawn, target) or self.tainted.get(parent.id) or self.incoming_taint(parent, depth + 1)
         if source is None or source == target:
             return self.tainted.get(parent.id) or self.incoming_taint(parent, depth + 1)
         return self._deviation(source, target) or self.tainted.get(parent.id)
@@ -332,8 +336,8 @@ class Move:
     def journal(self) -> None:
         for entry in self.engine.journal:
             node = self.model.nodes.get(entry.element or "")
-            if entry.event == "decision_evaluated":
-                self.events.append(LogEvent("decision_evaluated", SYSTEM, step=entry.element, detail=entry.detail))
+            if entry.event in ("decision_evaluated", "data_store_written"):
+                self.events.append(LogEvent(entry.event, SYSTEM, step=entry.element, detail=entry.detail))
             elif entry.event == "timer_fired":
                 attached = node.attached_to if node is not None else None
                 detail = {"timer": entry.element, "task": attached, **entry.detail}
@@ -374,8 +378,10 @@ class Move:
 
     def failed(self, failure: persistence.StepFailure) -> RunStatus:
         assert self.workflow is not None
-        element = element_of(failure.task) or self.definition.process_id
+        element = (element_of(failure.task) or getattr(failure.task.task_spec, "_tiergate_drawn", None)
+                   or self.definition.process_id)  # a split tiergate drew fails at the activity it follows
         node = self.model.nodes.get(element)
+        datastores.drop_failed(self.engine, self.events, failure.task)  # it did not complete: no write of it
         self.state["error"] = {"element": element, "message": failure.message, "task": str(failure.task.id)}
         hint = f"fix the data, then `tiergate retry RUN {element} --data '{{...}}'`"
         if not failure.retryable:

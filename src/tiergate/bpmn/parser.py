@@ -1,11 +1,14 @@
 """Turning a parsed BPMN tree into SpiffWorkflow specs.
 
-SpiffWorkflow's Camunda parser does the work, with one change and one pass afterwards:
+SpiffWorkflow's Camunda parser does the work, with a pass before, one change and a pass afterwards:
 
 * Business rule tasks become ``DecisionTask``: the decision is named by ``camunda:decisionRef``
   or by SpiffWorkflow's ``spiffworkflow:calledDecisionId``, and evaluated with tiergate's own
   DMN engine (``RestrictedScriptEngine.decide``) from the decisions pinned with the run.
   SpiffWorkflow's DMN engine (Python ``eval`` in every cell) is never used.
+* Before parsing, the shapes BPMN defines that SpiffWorkflow's parser refuses (implicit splits,
+  subprocesses without a start event) are drawn as gateways and events on a copy of the tree
+  (``tiergate.bpmn.implicit``).
 * After parsing, every timer definition is replaced by its clock-aware version
   (``tiergate.bpmn.timers``), with plain ISO 8601 literals quoted.
 
@@ -42,7 +45,7 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 )
 from SpiffWorkflow.camunda.parser.task_spec import CamundaTaskParser
 
-from tiergate.bpmn import feel, prepost, spiffmessages
+from tiergate.bpmn import datastore, feel, implicit, prepost, spiffmessages
 from tiergate.bpmn.adhoc import TiergateAdHocParser
 from tiergate.bpmn.instances import with_instances
 from tiergate.bpmn.model import ProcessModel
@@ -135,6 +138,9 @@ class TiergateParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {tag: (_adapted(parser), spec) for tag, (parser, spec) in _CLASSES.items()}
     AD_HOC_PARSER_CLASS = TiergateAdHocParser
 
+    def _add_data_stores(self, bpmn: Any) -> None:
+        datastore.add_data_stores(self, bpmn)  # every data store is tiergate's, whatever its name
+
 
 def _clock_timers(spec: Any, model: ProcessModel) -> None:
     for task_spec in spec.task_specs.values():
@@ -195,14 +201,16 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
     parser = TiergateParser()
     for each in (tree, *(called or [])):
         feel.mark_languages(each)
+    trees = [implicit.normalised(each) for each in (tree, *(called or []))]  # BPMN's implicit shapes drawn
+    made = implicit.generated(trees)
     try:
-        parser.add_bpmn_xml(tree, filename=source)
-        for other in called or []:
-            parser.add_bpmn_xml(other, filename=source)
+        for each in trees:
+            parser.add_bpmn_xml(each, filename=source)
         spec = parser.get_spec(model.id)
         subprocess_specs = parser.get_subprocess_specs(model.id)
     except ValidationException as exc:
         element = getattr(exc, "id", "") or None
+        element = made.get(element or "", (element, ""))[0]  # a generated element: the drawn one it was made for
         node = model.nodes.get(element or "") or model.flows.get(element or "")
         line = node.line if node is not None else model.line
         message = str(exc).split(". ")[0].rstrip(".")
@@ -216,7 +224,12 @@ def build_specs(tree: etree._ElementTree, model: ProcessModel, source: str,
         raise BpmnError(f"{source}:{model.line}: SpiffWorkflow cannot read this process: {exc!r}. Check the "
                         "elements `tiergate check` lists, or simplify the diagram.", line=model.line,
                         source=source) from None
+    implicit.mark_generated([spec, *subprocess_specs.values()], made)
     _clock_timers(spec, model)
+    for each in (tree, *(called or [])):
+        for one in (spec, *subprocess_specs.values()):
+            if one is not None:
+                datastore.by_association(one, each)
     scripts = prepost.scripts_by_element([tree, *(called or [])])
     prepost.attach(spec, scripts)
     outputs = feel.output_mappings([tree, *(called or [])])

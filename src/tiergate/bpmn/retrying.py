@@ -69,12 +69,16 @@ def names_read(definition: BpmnDefinition, element: str) -> set[str]:
 
 
 def _data_outputs(tree: Any, element: str) -> set[str]:
-    """The data objects ``element`` writes (its dataOutputAssociations): they are taken from its data."""
+    """The data objects and data stores ``element`` writes (its dataOutputAssociations) and its ioSpecification's
+    data outputs: they are taken from its data."""
     names: set[str] = set()
     for ref in tree.getroot().xpath("//*[@id=$id]/bpmn:dataOutputAssociation/bpmn:targetRef", id=element,
                                     namespaces={"bpmn": BPMN_NS}):
         for target in tree.getroot().xpath("//*[@id=$id]", id=(ref.text or "").strip()):
-            names.add(target.get("dataObjectRef") or target.get("id"))
+            names.add(target.get("dataObjectRef") or target.get("dataStoreRef") or target.get("id"))
+    # Its ioSpecification's data outputs: a completion without them failed (Missing data output).
+    names.update(output.get("id") for output in tree.getroot().xpath(
+        "//*[@id=$id]/bpmn:ioSpecification/bpmn:dataOutput[@id]", id=element, namespaces={"bpmn": BPMN_NS}))
     return names
 
 

@@ -12,7 +12,8 @@ unrestricted engine.
 
 The engine also carries what one advance of a run needs besides the data: the clock timers
 compare against (``now``), the run's pinned DMN decisions, and a ``journal`` of what happened
-(decisions evaluated, timers fired) for the runner to log.
+(decisions evaluated, timers fired, data stores written) for the runner to log, and the
+move's access to the process's data stores (``tiergate.datastores``).
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
 
 
 class RestrictedScriptEngine(PythonScriptEngine):
-    def __init__(self, decisions: Mapping[str, Decision] | None = None, now: datetime | None = None):
+    def __init__(self, decisions: Mapping[str, Decision] | None = None, now: datetime | None = None,
+                 stores: Any = None):
         super().__init__(environment=RestrictedEnvironment())
         self.decisions: Mapping[str, Decision] = decisions or {}
+        #: The move's ``tiergate.datastores.StoreAccess`` (None: data stores cannot be reached).
+        self.stores = stores
         self.now: datetime = now or datetime.now(timezone.utc)
         self.journal: list[JournalEntry] = []
         #: (limit, message) of the last expression or script that went over a budget of tiergate.limits.
@@ -103,6 +107,10 @@ class RestrictedScriptEngine(PythonScriptEngine):
 
     def call_service(self, task: Any, **kwargs: Any) -> Any:
         raise WorkflowTaskException("service tasks are not supported in Tier 1 processes", task=task)
+
+    def record(self, event: str, task: Any, detail: dict[str, Any]) -> None:
+        """Journal what a task did for the runner to log (``data_store_written``: ``tiergate.bpmn.datastore``)."""
+        self.journal.append(JournalEntry(event, task.task_spec.bpmn_id, detail))
 
     def decide(self, task: Any, decision_id: str, result_variable: str | None) -> None:
         """Evaluate a business rule task with tiergate's DMN engine and merge the outputs."""

@@ -66,6 +66,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "message": ("tiergate.cli.tier1", "message",
                 "Deliver message NAME to the one Tier 1 run waiting for it, matched by --correlate values."),
     "timers": ("tiergate.cli.tier1", "timers", "List the Tier 1 timers that would fire by TIME, and what each would log."),
+    "stores": ("tiergate.cli.tier1", "stores",
+               "Show the BPMN data stores of PROCESS (or of every process): each one's current value and last write."),
     "test": ("tiergate.cli.testing", "test",
              "Run every decision test and every scenario (processes/tests/, checklists/tests/) and report coverage: "
              "steps, flows and rules no scenario reaches."),

@@ -23,6 +23,9 @@ def _show_verify(out: Console, data: dict[str, Any]) -> None:
     for changed in data.get("definitions_tampered") or []:
         out.print(f"[red]changed[/]: definition snapshot {changed['version'][:12]} of {changed['process']} "
                   "no longer matches its hash")
+    for changed in data.get("data_stores_tampered") or []:
+        out.print(f"[red]changed[/]: data store {escape(changed['store'])} of {changed['process']}: "
+                  f"{escape(changed['problem'])}")
     if data["ok"]:
         out.print(f"[green]ok[/]: {data['entries']} entries in {data['runs']} runs; every hash chain is intact")
     elif data["broken"] is not None:
@@ -154,6 +157,9 @@ def verify(engine: Engine, folder: str | None, public_key: str | None) -> Any:
         changed = ", ".join(f"{d['process']} {d['version'][:12]}" for d in result["definitions_tampered"])
         result.update(ok=False, code="definition_tampered",
                       message=f"definition snapshots changed in the database after they were stored: {changed}")
+    elif result.get("data_stores_tampered"):
+        changed = "; ".join(f"{d['process']} {d['store']}: {d['problem']}" for d in result["data_stores_tampered"])
+        result.update(ok=False, code="log_tampered", message=f"data stores the log does not account for: {changed}")
     return result
 
 

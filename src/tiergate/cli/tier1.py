@@ -103,6 +103,29 @@ def _show_timers(out: Console, data: dict[str, Any]) -> None:
     out.print(grid)
 
 
+def _show_stores(out: Console, data: list[dict[str, Any]]) -> None:
+    if not data:
+        out.print("no data store has been written")
+        return
+    grid = table("process", "store", "version", "written by", "when", "value")
+    for item in data:
+        text = json.dumps(item["value"], ensure_ascii=False)
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        grid.add_row(item["process"], escape(item["store"] + (f" ({item['name']})" if item["name"] else "")),
+                     str(item["version"]), f"{item['run']} {escape(item['step'] or '')}",
+                     (item["updated_at"] or "")[:19].replace("T", " "), escape(shown))
+    out.print(grid)
+
+
+@click.command()
+@click.argument("process", required=False)
+@common_options
+@run_command(_show_stores, direct=True)
+def stores(engine: Engine, process: str | None) -> list[dict[str, Any]]:
+    """Show the BPMN data stores of PROCESS (or of every process): each one's current value and last write."""
+    return engine.data_stores(process)
+
+
 @click.command()
 @click.option("--at", "at", required=True, metavar="TIME",
               help="An ISO 8601 time (UTC if no zone is given) or a duration from now, e.g. PT49H or P2D.")

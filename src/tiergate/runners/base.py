@@ -1,7 +1,9 @@
 """The runner contract: what every tier's runner does, and what it must never do.
 
 A runner turns a definition and a run's stored state into the next state. It is pure with
-respect to storage: it never opens a transaction, never writes the log and never prints.
+respect to storage: it never opens a transaction, never writes the log and never prints. (Tier 1
+reads BPMN data stores through ``RunContext.stores``, which the engine gives it, and records its
+writes there; the engine applies them with the transition.)
 The ``Engine`` reads the run, calls the runner, and commits the returned ``Transition``
 (new state, new status, log events) in one transaction, or nothing at all.
 
@@ -47,6 +49,9 @@ class RunContext:
     actor: Actor
     now: datetime
     roles: Roles | None = None
+    #: The move's access to the process's data stores (``tiergate.datastores.StoreAccess``), given
+    #: by the engine; its writes are applied in the transaction that saves the transition.
+    stores: Any = None
 
 
 @dataclass
@@ -94,9 +99,11 @@ class Runner(ABC):
     @abstractmethod
     def steps(self, definition: Any, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]: ...
 
-    def render(self, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str) -> None:
-        """Render the ready steps' instructions of ``views`` (made by ``steps`` just before) in place."""
-        render_ready(views, data, run_id=run_id, process_id=process_id)
+    def render(self, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
+               bare_names: dict[str, dict[str, Any]] | None = None) -> None:
+        """Render the ready steps' instructions of ``views`` (made by ``steps`` just before) in place
+        (``bare_names``: ``instruction_names``'s answer)."""
+        render_ready(views, data, run_id=run_id, process_id=process_id, bare_names=bare_names)
 
     @abstractmethod
     def complete_step(self, definition: Any, state: dict[str, Any], step_id: str, evidence: Any,
@@ -114,3 +121,9 @@ class Runner(ABC):
     def data(self, state: dict[str, Any]) -> dict[str, Any]:
         """The run's data: start data plus what its steps produced."""
         return dict(state.get("data", {}))
+
+    def instruction_names(self, definition: Any, state: dict[str, Any],
+                          views: list[StepView]) -> dict[str, dict[str, Any]] | None:
+        """None: instructions read ``data``, ``run`` and ``steps`` only. Tier 1 answers a dict: they read the
+        data's fields by name too, and a step's own names (by step id: an instance's item) come first."""
+        return None

@@ -148,26 +148,33 @@ class KeptViews:
         self._put(run_id, kept)
         return handed
 
-    def render(self, run_id: str, views: list[StepView], data: dict[str, Any], *, process_id: str) -> None:
-        """``render_ready`` for views this runner made (shared: replaced, never changed in place)."""
+    def render(self, run_id: str, views: list[StepView], data: dict[str, Any], *, process_id: str,
+               bare_names: dict[str, dict[str, Any]] | None = None) -> None:
+        """``render_ready`` for views this runner made (shared: replaced, never changed in place). Steps
+        with names of their own (``bare_names``: an instance's item its template reads) are rendered
+        one by one, over the whole list."""
         kept = self._take(run_id)
         try:
-            if kept is None or kept.handed is not views:
-                render_ready(views, data, run_id=run_id, process_id=process_id, shared=True)
+            if kept is None or kept.handed is not views or bare_names:
+                render_ready(views, data, run_id=run_id, process_id=process_id, bare_names=bare_names, shared=True)
+                if kept is not None and kept.handed is views:
+                    kept.handed, kept.shown, kept.dirty = None, None, set()
                 return
             kept.handed = None
-            self._render(kept, views, data, run_id=run_id, process_id=process_id)
+            self._render(kept, views, data, run_id=run_id, process_id=process_id, bare=bare_names is not None)
         finally:
             if kept is not None:
                 self._put(run_id, kept)
 
     @staticmethod
-    def _render(kept: _Kept, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str) -> None:
+    def _render(kept: _Kept, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
+                bare: bool) -> None:
         firsts = {kept.views[index].instructions: kept.views[index].id
                   for index in sorted(min(positions) for positions in kept.ready.values())}
-        texts = render_templates(firsts, data, run_id=run_id, process_id=process_id)
+        texts = render_templates(firsts, data, run_id=run_id, process_id=process_id, bare=bare)
         if texts is None:  # a template reads every step: the whole list, each time
-            render_ready(views, data, run_id=run_id, process_id=process_id, shared=True)
+            render_ready(views, data, run_id=run_id, process_id=process_id, bare_names={} if bare else None,
+                         shared=True)
             kept.shown, kept.dirty = None, set()
             return
         if kept.shown is None:

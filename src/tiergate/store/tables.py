@@ -25,6 +25,9 @@
   run and per step. Derived from log entries only, by one folding function, and rebuilt from the
   log on demand; never written by the runners.
 
+- ``DataStore``: the current value of each BPMN data store of a process (``tiergate.datastores``),
+  with its version counter; every write is also a ``data_store_written`` log entry.
+
 - ``DoorRefusal``: an attempt refused at a door before it reached a run (a message that cannot be
   read, start data refused for its shape, a run that does not exist): what, where and by whom,
   with the content's sha256 and size only, never the content (``tiergate.doorlog``).
@@ -479,3 +482,22 @@ class DoorRefusal(SQLModel, table=True):
     problem: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
     sha256: Optional[str] = Field(default=None, sa_column=Column(String(64), nullable=True))
     bytes: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class DataStore(SQLModel, table=True):
+    """The current value of one BPMN data store of a process, shared by its runs (``tiergate.datastores``).
+
+    ``value`` is canonical JSON and ``digest`` its SHA-256 (the ``data_store_written`` entry that
+    wrote it names the same digest); ``version`` counts the writes, for compare-and-set."""
+
+    __tablename__ = "data_stores"
+
+    process_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    store: str = Field(sa_column=Column(String(255), primary_key=True))
+    name: Optional[str] = Field(default=None, sa_column=Column(String(255), nullable=True))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    digest: str = Field(sa_column=Column(String(64), nullable=False))
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+    run_id: str = Field(sa_column=Column(String(32), nullable=False))
+    step: Optional[str] = Field(default=None, sa_column=Column(String(255), nullable=True))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
