@@ -24,7 +24,8 @@ from tiergate.actors import SYSTEM, Actor, canonical_actor, same_actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions, load_roles
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
-                             InvalidDataError, LimitExceededError, NotFoundError, RefusedError, TiergateError, UsageError)
+                             InvalidDataError, LimitExceededError, NotFoundError, ReasonMissingError, RefusedError,
+                             TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
@@ -341,10 +342,10 @@ class Engine:
     def cancel(self, run_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
         reason = self._accept(run_id, None, "cancel", actor, lambda: inputs.check_reason(reason))
         who = self.actor(actor)
-        if not reason or not reason.strip():
-            raise UsageError("a cancel needs a reason (--reason): it goes into the log.", code="reason_missing")
 
         def cancel(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
+            if not reason or not reason.strip():  # judged with the run, so the attempt is logged
+                raise ReasonMissingError("a cancel needs a reason (--reason): it goes into the log.")
             return runner.cancel(definition, state, reason, ctx)
 
         return self._act(run_id, who, None, "cancel", {"reason": reason}, cancel)
@@ -385,7 +386,18 @@ class Engine:
         """Deliver message ``name`` to the one active Tier 1 run waiting for it (tiergate.messaging)."""
         from tiergate.messaging import find_waiting_run
 
-        who, correlate, data = self.actor(actor), dict(correlate or {}), data if data is not None else {}
+        who = self.actor(actor)
+        for field, value in (("correlate", correlate), ("data", data)):
+            if value is not None and not isinstance(value, dict):
+                from tiergate import doorlog
+
+                error = InvalidDataError(f"a message's {field} must be a JSON object of names and values, not "
+                                         f"{type(value).__name__}. Nothing was delivered; send {{...}}.",
+                                         details={"field": field, "problem": "not_an_object"})
+                doorlog.record(self, door="engine", attempt="message", code=error.code, problem="not_an_object",
+                               facts=inputs.facts_of(value), actor=who, credential=who.door or DIRECT)
+                raise error
+        correlate, data = dict(correlate or {}), data if data is not None else {}
         with self.db.read() as conn:
             try:
                 run_id = find_waiting_run(conn, name, correlate)
@@ -506,7 +518,7 @@ class Engine:
                     transition = change(runner, definition, run.state, ctx)
                     # The new state's steps: their inbox key is written with the state, and the answer shows them.
                     views = runner.steps(definition, transition.state, run={"id": run.id})
-                except (RefusedError, GateFailedError, LimitExceededError) as err:
+                except (RefusedError, GateFailedError, LimitExceededError, ReasonMissingError) as err:
                     if recent is not None:
                         raise _Retry from None
                     refusal = err

@@ -36,13 +36,13 @@ from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
 from tiergate.bpmn.timers import parse_datetime
 from tiergate.definitions.home import TIER_FILES
-from tiergate.errors import InvalidDataError, RefusedError, UsageError
+from tiergate.errors import InvalidDataError, ReasonMissingError, RefusedError, UsageError
 from tiergate.gates import check_evidence_size, enforce, gate_errors
 from tiergate.jsontext import Frozen
 from tiergate.lifecycle import RunStatus, transition
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext, Runner, StepView, Transition
-from tiergate.runners.checklist import actor_may_act
+from tiergate.runners.checklist import actor_may_act, roles_unreadable
 from tiergate.runners.keptviews import KeptViews
 
 class BpmnRunner(Runner):
@@ -212,8 +212,7 @@ class BpmnRunner(Runner):
                                "that passes its gate.", reason="not_optional",
                                details={"run": ctx.run_id, "step": step_id, "see": "guide"})
         if not reason.strip():
-            raise UsageError("a skip needs a reason: say why the step is not needed (--reason).",
-                             code="reason_missing")
+            raise ReasonMissingError("a skip needs a reason: say why the step is not needed (--reason).")
         actor_may_act(rules, ctx.actor, ctx.roles, ctx.run_id)  # type: ignore[arg-type]
 
         def apply(task: Task, state: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
@@ -384,7 +383,9 @@ class BpmnRunner(Runner):
             raise RefusedError(f"step '{step_id}' runs once per item: name the instance, e.g. "
                                f"{(ready or [base + '[0]'])[0]}. Ready now: {', '.join(ready) or 'none'}.",
                                reason="unknown_step", details={"run": run_id, "step": step_id, "ready": ready})
-        rules = replace(rules, id=step_id, distinct_from=self._distinct(rules, step_id, state))
+        distinct = self._distinct(rules, step_id, state)
+        if rules.id != step_id or rules.distinct_from != distinct:  # (frozen: the same rules serve as they are)
+            rules = replace(rules, id=step_id, distinct_from=distinct)
         record = state.get("steps", {}).get(step_id, {})
         status = record.get("status", "locked")
         if status in ("done", "skipped"):
@@ -439,7 +440,9 @@ def _named_in_data(rules: StepRules, state: dict[str, Any], ctx: RunContext) -> 
         return
     named = data.get(rules.roles_from)
     wanted = [named] if isinstance(named, str) else [r for r in named or [] if isinstance(r, str)]
-    known = ctx.roles.roles if ctx.roles is not None else {}
+    if ctx.roles is None:
+        raise roles_unreadable(rules.id, ctx.actor, ctx.run_id)  # type: ignore[arg-type]
+    known = ctx.roles.roles
     missing = [r for r in wanted if r not in known or str(ctx.actor) not in known[r].members]
     if missing or not wanted:
         raise RefusedError(f"step '{rules.id}' needs a member of {', '.join(wanted) or 'a role this run names'}"
