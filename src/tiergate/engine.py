@@ -31,7 +31,7 @@ from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
 from tiergate.runners import Runners
 from tiergate.runners.base import Definition, RunContext, Runner, Transition
-from tiergate.runview import RunInfo, described, ready_in_words, render_ready, run_not_found, run_summary
+from tiergate.runview import RunInfo, described, ready_in_words, run_not_found, run_summary
 from tiergate.settings import resolve
 from tiergate.datastores import StoreAccess, StoreConflict
 from tiergate.store import runs as store
@@ -670,8 +670,8 @@ class Engine:
         data = runner.data(run.state)
         if views is None:
             views = runner.steps(definition, run.state, run={"id": run.id})
-        render_ready(views, data, run_id=run.id, process_id=run.process_id,
-                     bare_names=runner.instruction_names(definition, run.state, views))
+        runner.render(views, data, run_id=run.id, process_id=run.process_id,
+                      bare_names=runner.instruction_names(definition, run.state, views))
         return RunInfo(id=run.id, process=run.process_id, title=definition.title, tier=run.tier,
                        status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),
                        ended_at=format_time(run.ended_at) if run.ended_at else None,

@@ -36,7 +36,7 @@ from tiergate.actors import Actor
 from tiergate.definitions.models import Roles
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent
-from tiergate.runview import StepView
+from tiergate.runview import StepView, render_ready
 
 __all__ = ["Definition", "RunContext", "Runner", "StepView", "Transition"]
 
@@ -98,6 +98,12 @@ class Runner(ABC):
 
     @abstractmethod
     def steps(self, definition: Any, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]: ...
+
+    def render(self, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
+               bare_names: dict[str, dict[str, Any]] | None = None) -> None:
+        """Render the ready steps' instructions of ``views`` (made by ``steps`` just before) in place
+        (``bare_names``: ``instruction_names``'s answer)."""
+        render_ready(views, data, run_id=run_id, process_id=process_id, bare_names=bare_names)
 
     @abstractmethod
     def complete_step(self, definition: Any, state: dict[str, Any], step_id: str, evidence: Any,

@@ -43,6 +43,7 @@ from tiergate.lifecycle import RunStatus, transition
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext, Runner, StepView, Transition
 from tiergate.runners.checklist import actor_may_act, roles_unreadable
+from tiergate.runners.keptviews import KeptViews
 
 class BpmnRunner(Runner):
     tier = 1
@@ -60,22 +61,37 @@ class BpmnRunner(Runner):
 
     # --- reading -------------------------------------------------------------------------
 
+    def __init__(self) -> None:
+        self._kept = KeptViews()
+
     def steps(self, definition: BpmnDefinition, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]:
-        views = []
+        """Every step's view; the views of records unchanged since this run's last answer are that
+        answer's (``tiergate.runners.keptviews``: shared, so never changed in place)."""
         stored = state.get("steps", {})
-        by_element = instances.by_element(stored) if any(r.repeats for r in definition.steps.values()) else {}
-        for rules in definition.steps.values():
-            ids: list[tuple[str, str | None]] = [(rules.id, None)]
-            if rules.repeats:
-                ids = by_element.get(rules.id) or ids
+
+        def made() -> list[tuple[StepRules, str, str | None]]:
+            by_element = instances.by_element(stored) if any(r.repeats for r in definition.steps.values()) else {}
+            specs: list[tuple[StepRules, str, str | None]] = []
+            for rules in definition.steps.values():
+                ids: list[tuple[str, str | None]] = [(rules.id, None)]
+                if rules.repeats:
+                    ids = by_element.get(rules.id) or ids
+                specs.extend((rules, step_id, key) for step_id, key in ids)
+            return specs
+
+        def make(rules: StepRules, step_id: str, key: str | None) -> StepView:
+            view = _view(rules, step_id, key, stored.get(step_id, _NO_RECORD))
+            # Four eyes per instance (``_distinct``): ``verify[2]`` against ``prepare[2]`` if that exists.
             other = rules.distinct_from
-            for step_id, key in ids:
-                view = _view(rules, step_id, key, stored.get(step_id, _NO_RECORD))
-                # Four eyes per instance (``_distinct``): ``verify[2]`` against ``prepare[2]`` if that exists.
-                if other is not None and key is not None and f"{other}[{key}]" in stored:
-                    view.distinct_from = f"{other}[{key}]"
-                views.append(view)
-        return views
+            if other is not None and key is not None and f"{other}[{key}]" in stored:
+                view.distinct_from = f"{other}[{key}]"
+            return view
+
+        return self._kept.steps(run.get("id"), definition, stored, made, make)
+
+    def render(self, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
+               bare_names: dict[str, dict[str, Any]] | None = None) -> None:
+        self._kept.render(run_id, views, data, process_id=process_id, bare_names=bare_names)
 
     def instruction_names(self, definition: BpmnDefinition, state: dict[str, Any],
                           views: list[StepView]) -> dict[str, dict[str, Any]]:
