@@ -49,6 +49,7 @@ from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn import touched
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.jsontext import Encoded
 
@@ -169,6 +170,7 @@ def _detach(task: Task) -> None:
     parent = workflow.tasks.get(task._parent) if task._parent is not None else None
     if parent is not None and task.id in parent._children:
         parent._children.remove(task.id)
+        touched.mark(parent)
 
 
 def _prune_one(workflow: Any) -> int:
@@ -210,7 +212,9 @@ def _prune_one(workflow: Any) -> int:
                 continue
             if child_id.int in keep:
                 new_children[kept_above.int].append(child_id)
-                child._parent = kept_above
+                if child._parent is not kept_above:
+                    child._parent = kept_above
+                    touched.mark(child)
                 pending.append((child, child_id))
             else:
                 pending.append((child, kept_above))
@@ -222,8 +226,9 @@ def _prune_one(workflow: Any) -> int:
             removed += 1
     for kept_id in keep:
         kept_task = by_int.get(kept_id)
-        if kept_task is not None:
+        if kept_task is not None and kept_task._children != new_children[kept_id]:
             kept_task._children = new_children[kept_id]
+            touched.mark(kept_task)
     if workflow.last_task is not None and workflow.last_task.id not in tasks:
         workflow.last_task = None
     return removed
