@@ -10,8 +10,9 @@ logger on, so the details are thrown away every time.
 ``install`` (done on import) replaces ``_set_state`` with one that does the same in the same
 order (the state, its ``last_state_change`` stamp, the check against the current state), notes the
 task as touched in a tracked workflow (``tiergate.bpmn.touched``), and asks the logger first, as
-``Logger.info`` itself would, before building the record. With the logger on, the same records are written with the same details (``tests/test_tier1_statelog.py``
-compares them with SpiffWorkflow's own function).
+``Logger.info`` itself would, before building the record. With the logger on, the same records
+are written with the same details (``tests/test_tier1_statelog.py`` compares them with
+SpiffWorkflow's own function).
 """
 
 from __future__ import annotations
