@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Callable
 from uuid import UUID
 
@@ -57,6 +58,7 @@ from tiergate.jsontext import Encoded
 MAX_PASSES = 100_000
 FORMAT = 1
 _DONE = TaskState.COMPLETED | TaskState.CANCELLED
+_PARENT, _SPEC = attrgetter("_parent"), attrgetter("task_spec")
 
 
 class SpecFreeWorkflowConverter(BpmnWorkflowConverter):
@@ -178,25 +180,29 @@ def _prune_one(workflow: Any) -> int:
     # C, and a tree with 1,000 open instances is walked on every pass.
     tasks: dict[UUID, Task] = workflow.tasks
     root = workflow.task_tree
-    keep: set[int] = {root.id.int}
-    for task in tasks.values():
-        spec = task.task_spec
-        if not task._state & _DONE:
-            keep.add(task.id.int)
-            if task._parent is not None:
-                keep.add(task._parent.int)
-            if isinstance(spec, Join) and not isinstance(spec, UnstructuredJoin) and spec.split_task:
-                ancestor = task.parent
-                while ancestor is not None and ancestor.id != root.id:
-                    keep.add(ancestor.id.int)
-                    if ancestor.task_spec.name == spec.split_task:
-                        break
-                    ancestor = ancestor.parent
-        elif task._state == TaskState.CANCELLED and isinstance(spec, UnstructuredJoin) \
-                and not isinstance(spec, _EndJoin):
-            keep.add(task.id.int)
-            if task._parent is not None:
-                keep.add(task._parent.int)
+    # The rules of the module's docstring, in comprehensions: the unfinished tasks and their parents,
+    # the ancestors of a structured join up to its split, the cancelled arrivals at an unstructured join.
+    unfinished = [task for task in tasks.values() if not task._state & _DONE]
+    keep: set[int] = {task.id.int for task in unfinished}
+    keep.add(root.id.int)
+    keep.update([parent.int for parent in map(_PARENT, unfinished) if parent is not None])
+    kinds = {id(spec): spec for spec in map(_SPEC, tasks.values())}  # (a few specs for many tasks)
+    joins = {key for key, spec in kinds.items()
+             if isinstance(spec, Join) and not isinstance(spec, UnstructuredJoin) and spec.split_task}
+    for task in ([t for t in unfinished if id(t.task_spec) in joins] if joins else ()):
+        ancestor = task.parent
+        while ancestor is not None and ancestor.id != root.id:
+            keep.add(ancestor.id.int)
+            if ancestor.task_spec.name == task.task_spec.split_task:
+                break
+            ancestor = ancestor.parent
+    arrivals = {key for key, spec in kinds.items()
+                if isinstance(spec, UnstructuredJoin) and not isinstance(spec, _EndJoin)}
+    for task in ([t for t in tasks.values() if t._state == TaskState.CANCELLED and id(t.task_spec) in arrivals]
+                 if arrivals else ()):
+        keep.add(task.id.int)
+        if task._parent is not None:
+            keep.add(task._parent.int)
     if len(keep) == len(tasks):
         return 0
     by_int = {task_id.int: task for task_id, task in tasks.items()}
