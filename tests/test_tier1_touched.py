@@ -79,6 +79,9 @@ def test_multi_instance_evidence_and_a_completion_condition(tmp_path: Path,
     info = engine.complete(run.id, "vote[40]", {"veto": True}, actor="agent:a")  # the others are cancelled
     assert [s.id for s in info.ready_steps] == ["after"]
     assert _same_as_a_whole_dump(engine, run.id)
+    skipped = {e["step"]: e["detail"]["reason"] for e in engine.log(run.id) if e["event"] == "step_skipped"}
+    open_ones = {f"vote[{i}]" for i in range(80)} - {f"vote[{i}]" for i in (*range(len(evidence)), 40)}
+    assert skipped == {step: "cancelled: the process moved on without it" for step in open_ones}
     assert engine.complete(run.id, "after", {}, actor="agent:a").status == "completed"
 
 

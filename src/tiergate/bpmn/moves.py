@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, records
+from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, records, touched
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -159,12 +159,15 @@ class Move:
         #: An attempt whose move goes over a budget is refused (the run unchanged); a timer's move
         #: (the worker's) fails the run instead, so that it is not tried again and again.
         self.refuse_over_limit = True
+        #: The subprocesses of a kept workflow when the move began (``_touched``); None for any other.
+        self.subprocesses_before: set[Any] | None = None
 
     def restore(self) -> RestrictedWorkflow:
         workflow = kept.take(self.state, self.definition.version)
         if workflow is not None:  # the one this state was dumped from, by this process's last move
             workflow.script_engine = self.engine
             self.workflow = workflow
+            self.subprocesses_before = set(workflow.subprocesses)
             ready: dict[int, str] | None = getattr(workflow, _READY_STEPS, None)
             if ready is not None:  # what the scan below would find: that move's last scan found it
                 self.ready_before, self.ready_elements = set(ready), dict(ready)
@@ -394,7 +397,11 @@ class Move:
         assert self.workflow is not None
         if not self.ready_before:
             return
-        present = {t.id.int: t for t in persistence.all_tasks(self.workflow)}
+        changed = self._touched()
+        if changed is None:
+            present = {t.id.int: t for t in persistence.all_tasks(self.workflow)}
+        else:  # a ready task no change reached is still there and ready: only the touched ones are looked up
+            present = {t.id.int: t for t in changed.values() if t.workflow.tasks.get(t.id) is t}
         interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}
         interrupted.update({self._interrupts(e.detail): f"{e.detail['event']}"
@@ -407,6 +414,8 @@ class Move:
             task = present.get(task_id)
             if task is not None and not task.has_state(TaskState.CANCELLED):
                 continue
+            if task is None and changed is not None and task_id not in changed:
+                continue  # untouched: still there (a removal touches it), still ready
             element = self.ready_elements.get(task_id)
             if not element or self.state["steps"].get(element, {}).get("status") != "ready":
                 continue
@@ -419,6 +428,21 @@ class Move:
             record = records.editable(self.state, element)
             record.update(status="skipped", at=format_time(self.ctx.now), actor=str(SYSTEM), reason=reason)
             self.events.append(LogEvent("step_skipped", SYSTEM, step=element, detail={"reason": reason}))
+
+    def _touched(self) -> dict[int, Task] | None:
+        """The tasks this move touched (``tiergate.bpmn.touched``), by ``UUID.int``, when the workflow
+        was kept and tracked and has the same subprocesses as when the move began; else None."""
+        workflow = self.workflow
+        assert workflow is not None
+        if self.subprocesses_before is None or set(workflow.subprocesses) != self.subprocesses_before:
+            return None
+        found: dict[int, Task] = {}
+        for owner in (workflow, *workflow.subprocesses.values()):
+            marked = getattr(owner, touched.TOUCHED, None)
+            if marked is None:
+                return None
+            found.update((task.id.int, task) for task in marked.values())
+        return found
 
     def _interrupts(self, detail: dict[str, Any]) -> str | None:
         """What an interrupting catch cancels: the activity it sits on, or the scope of an event subprocess."""
