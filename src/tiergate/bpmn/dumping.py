@@ -346,6 +346,16 @@ def dump_with(workflow: Any, registry: Any, fmt: int) -> Encoded:
     return _encoded(items)
 
 
+def existed(task: Task) -> bool | None:
+    """Whether ``task`` was in its workflow's tree at its last dump; None when that is not known
+    (never dumped, or its kept dicts forgotten)."""
+    kept: _Kept | None = getattr(task.workflow, _ATTR, None)
+    if kept is None:
+        return None
+    made = kept.entries.get(id(task))
+    return made is not None and made.task is task
+
+
 def forget(workflow: Any) -> None:
     """Drop the kept task dicts (of the workflow and its subprocesses): the next dump converts every task."""
     for owner in (workflow, *workflow.subprocesses.values()):

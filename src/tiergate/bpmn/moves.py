@@ -31,6 +31,7 @@ from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
 from tiergate.errors import LimitExceededError
 from tiergate.jsonutil import to_jsonable
+from tiergate.jsontext import Frozen
 from tiergate.limits import limit
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
@@ -161,6 +162,10 @@ class Move:
         self.refuse_over_limit = True
         #: The subprocesses of a kept workflow when the move began (``_touched``); None for any other.
         self.subprocesses_before: set[Any] | None = None
+        #: The ready steps a kept workflow was kept with (in the tree's order), and this move's changes
+        #: to them (``_ready_changes``): None when they are found by going through every task.
+        self.ready_kept: dict[int, str] | None = None
+        self.changes: tuple[dict[int, Task], list[Task]] | None = None
 
     def restore(self) -> RestrictedWorkflow:
         workflow = kept.take(self.state, self.definition.version)
@@ -170,7 +175,7 @@ class Move:
             self.subprocesses_before = set(workflow.subprocesses)
             ready: dict[int, str] | None = getattr(workflow, _READY_STEPS, None)
             if ready is not None:  # what the scan below would find: that move's last scan found it
-                self.ready_before, self.ready_elements = set(ready), dict(ready)
+                self.ready_before, self.ready_elements, self.ready_kept = set(ready), dict(ready), ready
                 return self.workflow
         else:
             spec, subprocess_specs = self.definition.specs
@@ -460,10 +465,33 @@ class Move:
             node = self.model.nodes.get(node.container) if node.container != node.id else None
         return found + [self.model.id]
 
+    def _ready_changes(self) -> tuple[dict[int, Task], list[Task]] | None:
+        """What ``_newly_ready`` and ``_sync_ready`` need of a kept workflow without subprocesses whose
+        ready steps were kept: the tasks this move touched, and the ready steps not ready before it,
+        in the tree's order. None (look at every task) unless each of those is a task this move made:
+        new tasks come last in the tree, in the order they were made (which ``touched`` keeps), while
+        the place of an older one among the tree's tasks is not known without going through them."""
+        assert self.workflow is not None
+        if self.ready_kept is None or self.workflow.subprocesses:
+            return None
+        changed = self._touched()
+        if changed is None:
+            return None
+        fresh: list[Task] = []
+        for key, task in changed.items():
+            if task._state == TaskState.READY and is_step(task) and key not in self.ready_before \
+                    and task.workflow.tasks.get(task.id) is task:
+                if dumping.existed(task) is not False:
+                    return None
+                fresh.append(task)
+        return changed, fresh
+
     def _newly_ready(self) -> None:
         assert self.workflow is not None
         seen: set[str] = set()
-        for task in persistence.all_tasks(self.workflow):
+        changes = self._ready_changes()
+        self.changes = changes
+        for task in (persistence.all_tasks(self.workflow) if changes is None else changes[1]):
             if task._state != TaskState.READY or not is_step(task) or task.id.int in self.ready_before:
                 continue
             element = self.step_of(task)
@@ -489,6 +517,9 @@ class Move:
     def _sync_ready(self) -> None:
         """A step with a ready task is ready, even if another instance of it was just completed."""
         assert self.workflow is not None
+        if self.changes is not None and self.ready_kept is not None:
+            self._sync_ready_kept(*self.changes, self.ready_kept)
+            return
         ready: dict[int, str] = {}
         for task in persistence.all_tasks(self.workflow):
             if task._state == TaskState.READY and is_step(task):
@@ -501,6 +532,29 @@ class Move:
                     record.setdefault("ready_at", format_time(self.ctx.now))
         # Every ready step's task now has a ready record, and the tree does not change before it is
         # dumped and kept: the next move that takes this workflow starts from these (``restore``).
+        setattr(self.workflow, _READY_STEPS, ready)
+
+    def _sync_ready_kept(self, changed: dict[int, Task], fresh: list[Task], before: dict[int, str]) -> None:
+        """``_sync_ready`` from the last move's ready steps (``before``, in the tree's order) and this
+        move's changes (``_ready_changes``): the same steps in the same order, and the same records
+        checked in that order (a frozen record is as that move left it: ready)."""
+        assert self.workflow is not None
+        ready = dict(before)
+        for key, task in changed.items():
+            if key in ready and not (task._state == TaskState.READY and is_step(task)
+                                     and task.workflow.tasks.get(task.id) is task):
+                del ready[key]
+        for task in fresh:
+            ready[task.id.int] = self.step_of(task) or ""
+        steps = self.state["steps"]
+        edited = {step for step, record in steps.items() if type(record) is not Frozen}
+        new = {task.id.int for task in fresh}
+        for key, step in [(key, step) for key, step in ready.items() if step in edited or key in new]:
+            record = steps.get(step)
+            if record is None or record.get("status") != "ready":
+                record = records.editable(self.state, step)
+                record["status"] = "ready"
+                record.setdefault("ready_at", format_time(self.ctx.now))
         setattr(self.workflow, _READY_STEPS, ready)
 
     def _timers(self) -> None:
