@@ -35,6 +35,13 @@ MANY = bpmn("many", '<bpmn:startEvent id="start"/>'
             + repeated("vote", camunda_mi("voters", "voter", condition="veto"))
             + user("after") + '<bpmn:endEvent id="end"/>' + chain("start", "vote", "after", "end"))
 
+SEQUENCE = bpmn("sequence", '<bpmn:startEvent id="start"/>'
+                + repeated("check", camunda_mi("items", "item", sequential=True, condition="stop"))
+                + '<bpmn:exclusiveGateway id="merge"/>' + user("work")
+                + '<bpmn:exclusiveGateway id="more" default="done"/>'
+                + '<bpmn:endEvent id="end"/>' + chain("start", "check", "merge", "work", "more")
+                + flow("again", "more", "merge", condition="again") + flow("done", "more", "end"))
+
 BRANCHES = bpmn("branches", (
     '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>' + user("a") + user("b") + user("c")
     + '<bpmn:scriptTask id="count"><bpmn:script>total = total + 1\nnote = "counted"</bpmn:script></bpmn:scriptTask>'
@@ -120,3 +127,24 @@ def test_a_script_beside_parked_branches(tmp_path: Path, make_engine: Callable[.
         assert _same_as_a_whole_dump(engine, run.id)
     info = engine.complete(run.id, "after", {}, actor="agent:a")
     assert info.status == "completed" and info.data["total"] == 6
+
+
+def test_sequential_instances_and_a_loop_make_new_ready_tasks(tmp_path: Path,
+                                                              make_engine: Callable[..., Engine]) -> None:
+    """Each step makes the next ready task (the next instance, the next round): the move's ready steps
+    are the last move's with the new one added, as going through every task finds them."""
+    engine = make_engine(tier1_home(tmp_path / "home", {"sequence": SEQUENCE}))
+    run = engine.start("sequence", {"items": [f"i{n}" for n in range(70)], "stop": False, "again": True},
+                       actor="agent:a")
+    for n in range(5):
+        info = engine.complete(run.id, f"check[{n}]", {"note": f"item {n}", "stop": n == 4}, actor="agent:a")
+        assert [s.id for s in info.ready_steps] == (["work"] if n == 4 else [f"check[{n + 1}]"])
+        assert _same_as_a_whole_dump(engine, run.id)
+    for again in (True, True, False):
+        info = engine.complete(run.id, "work", {"again": again}, actor="agent:a")
+        assert [s.id for s in info.ready_steps] == (["work"] if again else [])
+        if again:
+            assert _same_as_a_whole_dump(engine, run.id)
+    assert info.status == "completed"
+    ready = [e["step"] for e in engine.log(run.id) if e["event"] == "step_ready"]
+    assert ready == [f"check[{n}]" for n in range(5)] + ["work"] * 3
