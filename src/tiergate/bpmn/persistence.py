@@ -34,7 +34,8 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, not_
 from typing import Any, Callable
 from uuid import UUID
 
@@ -58,7 +59,7 @@ from tiergate.jsontext import Encoded
 MAX_PASSES = 100_000
 FORMAT = 1
 _DONE = TaskState.COMPLETED | TaskState.CANCELLED
-_PARENT, _SPEC = attrgetter("_parent"), attrgetter("task_spec")
+_PARENT, _SPEC, _INT = attrgetter("_parent"), attrgetter("task_spec"), attrgetter("int")
 
 
 class SpecFreeWorkflowConverter(BpmnWorkflowConverter):
@@ -175,6 +176,29 @@ def _detach(task: Task) -> None:
         touched.mark(parent)
 
 
+def _bulk(children: list[UUID], kept_above: UUID, by_int: dict[int, Task], keep: set[int],
+          new_children: dict[int, list[UUID]], stack: list[tuple[Task, UUID]]) -> bool:
+    """``_prune_one``'s step over one task's many children (1,000 instances of a multi-instance
+    activity), done in bulk when every child is there and each removed one has no children of its
+    own: the same children kept, in the same order, the same parents set, the same tasks to visit
+    next (one without children adds nothing). False, with nothing done, otherwise."""
+    ints = list(map(_INT, children))
+    found = list(map(by_int.get, ints))
+    if None in found:
+        return False
+    kept = list(map(keep.__contains__, ints))
+    if not all(kept):
+        if any(child._children for child in compress(found, map(not_, kept))):
+            return False
+        children, found = list(compress(children, kept)), list(compress(found, kept))
+    new_children[kept_above.int].extend(children)
+    for child in [child for child in found if child._parent is not kept_above]:
+        child._parent = kept_above
+        touched.mark(child)
+    stack.extend(reversed([(child, child_id) for child, child_id in zip(found, children) if child._children]))
+    return True
+
+
 def _prune_one(workflow: Any) -> int:
     # Sets and maps of the tasks' ids as integers (``UUID.int``): a UUID hashes in Python, an int in
     # C, and a tree with 1,000 open instances is walked on every pass.
@@ -186,7 +210,8 @@ def _prune_one(workflow: Any) -> int:
     keep: set[int] = {task.id.int for task in unfinished}
     keep.add(root.id.int)
     keep.update([parent.int for parent in map(_PARENT, unfinished) if parent is not None])
-    kinds = {id(spec): spec for spec in map(_SPEC, tasks.values())}  # (a few specs for many tasks)
+    specs = list(map(_SPEC, tasks.values()))
+    kinds = dict(zip(map(id, specs), specs))  # (a few specs for many tasks)
     joins = {key for key, spec in kinds.items()
              if isinstance(spec, Join) and not isinstance(spec, UnstructuredJoin) and spec.split_task}
     for task in ([t for t in unfinished if id(t.task_spec) in joins] if joins else ()):
@@ -211,8 +236,11 @@ def _prune_one(workflow: Any) -> int:
     stack: list[tuple[Task, UUID]] = [(root, root.id)]
     while stack:
         task, kept_above = stack.pop()
+        children = task._children
+        if len(children) > 8 and _bulk(children, kept_above, by_int, keep, new_children, stack):
+            continue
         pending = []
-        for child_id in task._children:
+        for child_id in children:
             child = by_int.get(child_id.int)
             if child is None:
                 continue
