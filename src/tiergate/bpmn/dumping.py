@@ -88,7 +88,7 @@ class _Entry:
         self.part = Member(self.key, json.dumps(dct)) if parked else None  # '"<id>": {...}'
         #: ``repr`` of each value of the task's data, by key, in order; and its parent's when the dict was made.
         self.keys, self.parent_keys = keys, parent_keys
-        self.group: dict[int, _Entry] | None = None  # the members of the ``_Kept`` group it is in
+        self.group: int | None = None  # the key of the ``_Kept`` group it is in (a key, not the group: no ring)
 
 
 class _Kept:
@@ -218,7 +218,9 @@ def _follow(tasks: dict[UUID, Task], kept: _Kept, touched_now: dict[int, Task], 
     for key in touched_now:  # a touched parked task is looked at below, like any other touched task
         made = kept.entries.get(key)
         if made is not None and made.group is not None:
-            made.group.pop(key, None)
+            group = groups.get(made.group)
+            if group is not None:
+                group[1].pop(key, None)
             made.group = None
     for group in groups.values():  # the parked tasks' entries, unless found doubtful below
         new.update(group[1])
@@ -270,7 +272,7 @@ def _place(made: _Entry, groups: dict[int, list[Any]], unparked: dict[int, Task]
     elif group[2] is not made.parent_keys:
         group[2] = None if group[1] else made.parent_keys  # members checked against other keys: each is checked
     group[1][id(task)] = made
-    made.group = group[1]
+    made.group = id(parent)
 
 
 def _kept_after(new: dict[int, _Entry], entries: list[_Entry], kept: _Kept | None,
