@@ -24,14 +24,13 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, records, touched
+from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, readyscan, records
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.bpmn.timers import due_of, parse_datetime
 from tiergate.errors import LimitExceededError
 from tiergate.jsonutil import to_jsonable
-from tiergate.jsontext import Frozen
 from tiergate.limits import limit
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
@@ -402,7 +401,7 @@ class Move:
         assert self.workflow is not None
         if not self.ready_before:
             return
-        changed = self._touched()
+        changed = readyscan.touched_by_move(self)
         if changed is None:
             present = {t.id.int: t for t in persistence.all_tasks(self.workflow)}
         else:  # a ready task no change reached is still there and ready: only the touched ones are looked up
@@ -434,21 +433,6 @@ class Move:
             record.update(status="skipped", at=format_time(self.ctx.now), actor=str(SYSTEM), reason=reason)
             self.events.append(LogEvent("step_skipped", SYSTEM, step=element, detail={"reason": reason}))
 
-    def _touched(self) -> dict[int, Task] | None:
-        """The tasks this move touched (``tiergate.bpmn.touched``), by ``UUID.int``, when the workflow
-        was kept and tracked and has the same subprocesses as when the move began; else None."""
-        workflow = self.workflow
-        assert workflow is not None
-        if self.subprocesses_before is None or set(workflow.subprocesses) != self.subprocesses_before:
-            return None
-        found: dict[int, Task] = {}
-        for owner in (workflow, *workflow.subprocesses.values()):
-            marked = getattr(owner, touched.TOUCHED, None)
-            if marked is None:
-                return None
-            found.update((task.id.int, task) for task in marked.values())
-        return found
-
     def _interrupts(self, detail: dict[str, Any]) -> str | None:
         """What an interrupting catch cancels: the activity it sits on, or the scope of an event subprocess."""
         scope = self.model.nodes.get(detail.get("task") or "")
@@ -465,31 +449,10 @@ class Move:
             node = self.model.nodes.get(node.container) if node.container != node.id else None
         return found + [self.model.id]
 
-    def _ready_changes(self) -> tuple[dict[int, Task], list[Task]] | None:
-        """What ``_newly_ready`` and ``_sync_ready`` need of a kept workflow without subprocesses whose
-        ready steps were kept: the tasks this move touched, and the ready steps not ready before it,
-        in the tree's order. None (look at every task) unless each of those is a task this move made:
-        new tasks come last in the tree, in the order they were made (which ``touched`` keeps), while
-        the place of an older one among the tree's tasks is not known without going through them."""
-        assert self.workflow is not None
-        if self.ready_kept is None or self.workflow.subprocesses:
-            return None
-        changed = self._touched()
-        if changed is None:
-            return None
-        fresh: list[Task] = []
-        for key, task in changed.items():
-            if task._state == TaskState.READY and is_step(task) and key not in self.ready_before \
-                    and task.workflow.tasks.get(task.id) is task:
-                if dumping.existed(task) is not False:
-                    return None
-                fresh.append(task)
-        return changed, fresh
-
     def _newly_ready(self) -> None:
         assert self.workflow is not None
         seen: set[str] = set()
-        changes = self._ready_changes()
+        changes = readyscan.ready_changes(self, is_step)
         self.changes = changes
         for task in (persistence.all_tasks(self.workflow) if changes is None else changes[1]):
             if task._state != TaskState.READY or not is_step(task) or task.id.int in self.ready_before:
@@ -518,7 +481,8 @@ class Move:
         """A step with a ready task is ready, even if another instance of it was just completed."""
         assert self.workflow is not None
         if self.changes is not None and self.ready_kept is not None:
-            self._sync_ready_kept(*self.changes, self.ready_kept)
+            kept_ready = readyscan.sync_ready_kept(self, *self.changes, self.ready_kept, is_step, self.step_of)
+            setattr(self.workflow, _READY_STEPS, kept_ready)
             return
         ready: dict[int, str] = {}
         for task in persistence.all_tasks(self.workflow):
@@ -532,29 +496,6 @@ class Move:
                     record.setdefault("ready_at", format_time(self.ctx.now))
         # Every ready step's task now has a ready record, and the tree does not change before it is
         # dumped and kept: the next move that takes this workflow starts from these (``restore``).
-        setattr(self.workflow, _READY_STEPS, ready)
-
-    def _sync_ready_kept(self, changed: dict[int, Task], fresh: list[Task], before: dict[int, str]) -> None:
-        """``_sync_ready`` from the last move's ready steps (``before``, in the tree's order) and this
-        move's changes (``_ready_changes``): the same steps in the same order, and the same records
-        checked in that order (a frozen record is as that move left it: ready)."""
-        assert self.workflow is not None
-        ready = dict(before)
-        for key, task in changed.items():
-            if key in ready and not (task._state == TaskState.READY and is_step(task)
-                                     and task.workflow.tasks.get(task.id) is task):
-                del ready[key]
-        for task in fresh:
-            ready[task.id.int] = self.step_of(task) or ""
-        steps = self.state["steps"]
-        edited = {step for step, record in steps.items() if type(record) is not Frozen}
-        new = {task.id.int for task in fresh}
-        for key, step in [(key, step) for key, step in ready.items() if step in edited or key in new]:
-            record = steps.get(step)
-            if record is None or record.get("status") != "ready":
-                record = records.editable(self.state, step)
-                record["status"] = "ready"
-                record.setdefault("ready_at", format_time(self.ctx.now))
         setattr(self.workflow, _READY_STEPS, ready)
 
     def _timers(self) -> None:

@@ -183,9 +183,10 @@ def _bulk(children: list[UUID], kept_above: UUID, by_int: dict[int, Task], keep:
     own: the same children kept, in the same order, the same parents set, the same tasks to visit
     next (one without children adds nothing). False, with nothing done, otherwise."""
     ints = list(map(_INT, children))
-    found = list(map(by_int.get, ints))
-    if None in found:
+    maybe = list(map(by_int.get, ints))
+    if None in maybe:
         return False
+    found: list[Task] = maybe  # type: ignore[assignment]
     kept = list(map(keep.__contains__, ints))
     if not all(kept):
         if any(child._children for child in compress(found, map(not_, kept))):

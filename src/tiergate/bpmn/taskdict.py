@@ -65,10 +65,10 @@ def _children_text(task: Task) -> list[str]:
     if kept is not None and kept[0] == children:
         texts = kept[1]
     else:
-        known = dict(zip(map(id, kept[0]), kept[1])) if kept is not None else {}
-        texts = list(map(known.get, map(id, children)))
-        if None in texts:
-            texts = [text if text is not None else str(child) for text, child in zip(texts, children)]
+        known: dict[int, str] = dict(zip(map(id, kept[0]), kept[1])) if kept is not None else {}
+        found: list[str | None] = list(map(known.get, map(id, children)))
+        texts = [text if text is not None else str(child) for text, child in zip(found, children)] \
+            if None in found else found  # type: ignore[assignment]
         task.__dict__[_CHILDREN] = (list(children), texts)
     return list(texts)
 
