@@ -68,7 +68,7 @@ def test_a_new_runs_tree_is_the_whole_dump_and_keeps_its_parked_tasks(
     first = dumping.dump(workflow)
     assert small_trees == [True] and first.text == json.dumps(persistence.dump(workflow))
     parked = [t for t in workflow.tasks.values() if t.state == TaskState.READY and t.task_spec.manual]
-    assert len(parked) == 1 and set(workflow._tiergate_task_dumps) == {id(parked[0])}
+    assert len(parked) == 1 and set(workflow._tiergate_task_dumps.entries) == {id(parked[0])}
 
     converted = _converted(monkeypatch)
     workflow.task_tree.data["ticket"] = "T-2"  # the root changes; the parked task's delta does not

@@ -32,18 +32,31 @@ its *parent's* data. So a kept dict is reused only when all of these hold:
 
 Every other task (the multi-instance activity itself, gateways, events, finished parents) is
 converted on every dump, as before.
+
+**Which tasks are looked at.** A first dump looks at every task. It then leaves on the workflow
+what the next one needs (``_Kept``: the parked tasks' entries grouped by parent, the tasks that are
+not parked) and starts tracking it (``tiergate.bpmn.touched``: the tasks whose state, children or
+parent changed, and new ones). The next dump looks only at the touched tasks, the tasks that are
+not parked, and, for each parent of parked tasks whose data changed, its parked children whose
+delta that change may reach; every other entry is taken as it is, and the tasks' order is
+SpiffWorkflow's (``workflow.tasks``), found in one pass over the dictionary in C. A task that none
+of these covers (which tracking would have missed) sends the dump back to looking at every task.
+So a step of a multi-instance task over 1,000 items converts the activity and the few tasks the
+step changed, not 1,000 checks.
 """
 
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 from typing import Any, Callable
 from uuid import UUID
 
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import persistence, taskdict
+from tiergate.bpmn import persistence, taskdict, touched
+from tiergate.bpmn.touched import TOUCHED
 from tiergate.jsontext import PARTED_MIN_TEXT, Encoded, Member, Parted, member
 
 _ATTR = "_tiergate_task_dumps"
@@ -67,14 +80,30 @@ class _Entry:
     kind reused, gets its ``Member`` at once; the others' text is made with their neighbours'
     (``_splice``) unless the tree is large enough to be stored a task a row (``_parted``)."""
 
-    __slots__ = ("task", "sig", "key", "dct", "part", "keys", "parent_keys")
+    __slots__ = ("task", "sig", "key", "dct", "part", "keys", "parent_keys", "parked", "group")
 
     def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], keys: dict[str, str],
                  parent_keys: dict[str, str] | None, parked: bool):
-        self.task, self.sig, self.key, self.dct = task, sig, str(task.id), dct
+        self.task, self.sig, self.key, self.dct, self.parked = task, sig, str(task.id), dct, parked
         self.part = Member(self.key, json.dumps(dct)) if parked else None  # '"<id>": {...}'
         #: ``repr`` of each value of the task's data, by key, in order; and its parent's when the dict was made.
         self.keys, self.parent_keys = keys, parent_keys
+        self.group: int | None = None  # the key of the ``_Kept`` group it is in (a key, not the group: no ring)
+
+
+class _Kept:
+    """What one dump of a (sub)workflow leaves for the next: every task's entry by ``id(task)``; the
+    entries of parked tasks in groups by their parent (by ``id`` of the parent task: ``[parent,
+    members by id(task), the parent's keys every member's delta was checked against, or None]``),
+    and the tasks that are not parked, by ``id``. The next dump, given the tasks touched since
+    (``tiergate.bpmn.touched``), looks again only at those, at the tasks that are not parked (a few:
+    the multi-instance activity, events, gateways) and at the parked tasks whose parent's data
+    changed (``_follow``)."""
+
+    __slots__ = ("entries", "groups", "unparked")
+
+    def __init__(self, entries: dict[int, _Entry], groups: dict[int, list[Any]], unparked: dict[int, Task]):
+        self.entries, self.groups, self.unparked = entries, groups, unparked
 
 
 def _sig(task: Task) -> tuple[Any, ...]:
@@ -85,15 +114,21 @@ def _parked(task: Task) -> bool:
     return task._state == _READY and bool(task.task_spec.manual)
 
 
+_ENTRY_KEY, _ENTRY_DCT, _ENTRY_PART = attrgetter("key"), attrgetter("dct"), attrgetter("part")
+
+
 def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
     """The workflow's ``tasks`` mapping, each task's dict reused where it cannot have changed: a
     ``Parted`` when its text is long enough to be stored a task a row, else an ``Encoded``.
 
     Entries are found by ``id(task)`` (a UUID hashes in Python, an int in C); each holds its task,
     so the id stays that task's while the entry lives, and a task object replaced (a restore) is
-    simply not found."""
+    simply not found. A workflow dumped before and tracked since (``tiergate.bpmn.touched``) has
+    only its touched, unparked and doubtful tasks looked at (``_follow``); the others' entries are
+    taken as they are."""
     tasks: dict[UUID, Task] = workflow.tasks
-    old: dict[int, _Entry] = getattr(workflow, _ATTR, None) or {}
+    kept: _Kept | None = getattr(workflow, _ATTR, None)
+    old: dict[int, _Entry] = kept.entries if kept is not None else {}
     if len(tasks) < _FEW:
         small = _small_tree(workflow, tasks, old, convert)
         if small is not None:
@@ -150,11 +185,19 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
         changed = changes[pair]
         return changed is not None and changed.isdisjoint(data)
 
-    entries = [entry(task) for task in tasks.values()]
+    touched_now: dict[int, Task] | None = getattr(workflow, TOUCHED, None)
+    followed = _follow(tasks, kept, touched_now, new, entry, same_delta) \
+        if kept is not None and touched_now is not None else None
+    if followed is None:
+        new.clear()
+        entries, looked = [entry(task) for task in tasks.values()], None
+    else:
+        entries, looked = followed
     del entry, same_delta  # entry calls itself: its cell would hold it, and through it this dump's tasks, in a ring
-    setattr(workflow, _ATTR, new)
-    value = {e.key: e.dct for e in entries}
+    setattr(workflow, _ATTR, _kept_after(new, entries, kept, looked))
+    touched.start(workflow)
     if len(entries) < _FEW:  # a small tree's text in a few ``json.dumps`` calls, unless it is long after all
+        value = {e.key: e.dct for e in entries}
         text = _splice([(e.key, e.dct, e.part.member if e.part is not None else None) for e in entries])
         if len(text) < PARTED_MIN_TEXT:
             setattr(workflow, _TOKEN, None)
@@ -162,7 +205,8 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
     for made in fresh:  # stored a task a row: every member has its own text
         if made.part is None:
             made.part = Member(made.key, json.dumps(made.dct))
-    parted = Parted(value, [e.part for e in entries],  # type: ignore[misc]
+    value = dict(zip(map(_ENTRY_KEY, entries), map(_ENTRY_DCT, entries)))
+    parted = Parted(value, list(map(_ENTRY_PART, entries)),
                     base=getattr(workflow, _TOKEN, None) if old else None, fresh=[e.part for e in fresh])
     setattr(workflow, _TOKEN, parted.token)
     return parted
@@ -192,9 +236,98 @@ def _small_tree(workflow: Any, tasks: dict[UUID, Task], old: dict[int, _Entry],
         keys = {k: repr(v) for k, v in task.data.items()}
         dct = value[str(task.id)]
         new[id(task)] = _Entry(task, _sig(task), dct, keys, parent_keys, True)
-    setattr(workflow, _ATTR, new)
+    # Only parked tasks have entries, so the next dump looks at every task (not tracked: ``_follow`` would not cover them).
+    setattr(workflow, _ATTR, _kept_after(new, list(new.values()), None, None))
+    touched.stop(workflow)
     setattr(workflow, _TOKEN, None)
     return Encoded(value, text)
+
+
+def _follow(tasks: dict[UUID, Task], kept: _Kept, touched_now: dict[int, Task], new: dict[int, _Entry],
+            entry: Callable[[Task], _Entry], same_delta: Callable[..., bool]) -> tuple[list[_Entry], list[Task]] | None:
+    """The entries of every task, in order, looking only at the touched tasks, the tasks that are
+    not parked and the parked tasks whose parent's data changed (see ``_Kept``), and the tasks looked
+    at; None when a task turns up that none of these covers (then every task is looked at, as on a
+    first dump)."""
+    groups = kept.groups
+    for key in touched_now:  # a touched parked task is looked at below, like any other touched task
+        made = kept.entries.get(key)
+        if made is not None and made.group is not None:
+            group = groups.get(made.group)
+            if group is not None:
+                group[1].pop(key, None)
+            made.group = None
+    for group in groups.values():  # the parked tasks' entries, unless found doubtful below
+        new.update(group[1])
+    doubtful: list[Task] = []
+    for group_key, group in list(groups.items()):
+        parent, members, basis = group
+        if not members:
+            del groups[group_key]
+            continue
+        if tasks.get(parent.id) is not parent:
+            del groups[group_key]
+            gone = [made.task for made in members.values()]
+        else:
+            now = entry(parent).keys
+            if basis is now:
+                continue
+            gone = []
+            for key, made in list(members.items()):
+                if same_delta(made.parent_keys, now, made.task.data):
+                    made.parent_keys = now  # its delta holds against the parent's data now
+                else:
+                    gone.append(made.task)
+                    del members[key]
+            group[2] = now
+        for task in gone:
+            new.pop(id(task), None)
+            kept.entries[id(task)].group = None
+        doubtful += gone
+    looked = [task for task in (*kept.unparked.values(), *touched_now.values(), *doubtful)
+              if tasks.get(task.id) is task]
+    for task in looked:
+        entry(task)
+    try:
+        return list(map(new.__getitem__, map(id, tasks.values()))), looked
+    except KeyError:  # a task none of the above covers (not tracked): look at every task
+        return None
+
+
+def _place(made: _Entry, groups: dict[int, list[Any]], unparked: dict[int, Task]) -> None:
+    """Put an entry of this dump in its parked task's group, or its task among those not parked."""
+    task = made.task
+    parent = task.parent if made.parked else None
+    if parent is None:
+        unparked[id(task)] = task
+        return
+    group = groups.get(id(parent))
+    if group is None:
+        group = groups[id(parent)] = [parent, {}, made.parent_keys]
+    elif group[2] is not made.parent_keys:
+        group[2] = None if group[1] else made.parent_keys  # members checked against other keys: each is checked
+    group[1][id(task)] = made
+    made.group = id(parent)
+
+
+def _kept_after(new: dict[int, _Entry], entries: list[_Entry], kept: _Kept | None,
+                looked: list[Task] | None) -> _Kept:
+    """What this dump leaves for the next (``_Kept``): kept's groups brought up to date with the
+    tasks looked at, or made anew."""
+    if kept is None or looked is None or len(new) != len(entries):  # (entries of tasks gone: sorted anew)
+        groups: dict[int, list[Any]] = {}
+        unparked: dict[int, Task] = {}
+        for made in entries:
+            made.group = None
+            _place(made, groups, unparked)
+        return _Kept(new, groups, unparked)
+    unparked = {}
+    for task in looked:
+        made = new[id(task)]
+        if made.group is not None:  # a parked task's entry kept as it was: where it was
+            continue
+        _place(made, kept.groups, unparked)
+    return _Kept(new, kept.groups, unparked)
 
 
 def _splice(members: list[tuple[str, Any, str | None]]) -> str:
@@ -248,6 +381,16 @@ def dump_with(workflow: Any, registry: Any, fmt: int) -> Encoded:
     items = [("format", fmt), *_workflow_items(workflow, registry), ("subprocesses", _encoded(subprocesses)),
              ("bpmn_events", registry.convert(workflow.bpmn_events)), ("typename", registry.typenames[type(workflow)])]
     return _encoded(items)
+
+
+def existed(task: Task) -> bool | None:
+    """Whether ``task`` was in its workflow's tree at its last dump; None when that is not known
+    (never dumped, or its kept dicts forgotten)."""
+    kept: _Kept | None = getattr(task.workflow, _ATTR, None)
+    if kept is None:
+        return None
+    made = kept.entries.get(id(task))
+    return made is not None and made.task is task
 
 
 def forget(workflow: Any) -> None:

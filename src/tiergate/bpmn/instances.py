@@ -26,6 +26,7 @@ import json
 import re
 from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
 from lxml import etree
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -97,7 +98,7 @@ class _MergeWithoutItem:
         merged = my_task.internal_data.get("merged", [])
         if not merged or spec.condition is None:
             return None
-        last = next(c for c in my_task.children if str(c.id) == merged[-1])
+        last = _merged_last(my_task, merged[-1])
         engine = my_task.workflow.script_engine
         try:
             return engine.environment.evaluate(spec.condition, {**my_task.data, **last.data})
@@ -111,11 +112,33 @@ class _MergeWithoutItem:
         spec: Any = self
         MultiInstanceTask.create_child(spec, my_task, item, key_or_index)
         collection = getattr(spec.data_input, "bpmn_id", None)
-        if collection and isinstance(spec.data_input, TaskDataReference) and my_task.children:
-            my_task.children[-1].data.pop(collection, None)
+        if collection and isinstance(spec.data_input, TaskDataReference) and my_task._children:
+            my_task.workflow.tasks[my_task._children[-1]].data.pop(collection, None)  # (not the list of all children)
+
+
+def _merged_last(my_task: Task, task_id: str) -> Task:
+    """The child of ``my_task`` with the id ``task_id`` (the instance merged last), found by its id
+    rather than by listing the activity's children (1,000 of them, each looked up by its UUID)."""
+    try:
+        found = my_task.workflow.tasks.get(UUID(task_id))
+    except ValueError:
+        found = None
+    if found is not None and found._parent == my_task.id and found.id in my_task._children:
+        return found  # type: ignore[no-any-return]
+    return next(c for c in my_task.children if str(c.id) == task_id)
 
 
 class ParallelInstances(_MergeWithoutItem, ParallelMultiInstanceTask):
+    def children_complete(self, my_task: Task) -> bool:
+        """SpiffWorkflow's (every instance completed), stopping at the first open one instead of
+        listing every child first (a completed instance is pruned, so the first is mostly open)."""
+        tasks, name = my_task.workflow.tasks, self.task_spec
+        for child_id in my_task._children:
+            child = tasks[child_id]
+            if child.task_spec.name == name and child._state != TaskState.COMPLETED:
+                return False
+        return True
+
     def merge_after(self, my_task: Task) -> None:
         if self.check_completion_condition(my_task):
             for other in self._instances(my_task):

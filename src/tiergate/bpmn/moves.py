@@ -25,7 +25,7 @@ from SpiffWorkflow.util.task import TaskState
 from tiergate import datastores
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, records
+from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, readyscan, records
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -160,15 +160,22 @@ class Move:
         #: An attempt whose move goes over a budget is refused (the run unchanged); a timer's move
         #: (the worker's) fails the run instead, so that it is not tried again and again.
         self.refuse_over_limit = True
+        #: The subprocesses of a kept workflow when the move began (``_touched``); None for any other.
+        self.subprocesses_before: set[Any] | None = None
+        #: The ready steps a kept workflow was kept with (in the tree's order), and this move's changes
+        #: to them (``_ready_changes``): None when they are found by going through every task.
+        self.ready_kept: dict[int, str] | None = None
+        self.changes: tuple[dict[int, Task], list[Task]] | None = None
 
     def restore(self) -> RestrictedWorkflow:
         workflow = kept.take(self.state, self.definition.version)
         if workflow is not None:  # the one this state was dumped from, by this process's last move
             workflow.script_engine = self.engine
             self.workflow = workflow
+            self.subprocesses_before = set(workflow.subprocesses)
             ready: dict[int, str] | None = getattr(workflow, _READY_STEPS, None)
             if ready is not None:  # what the scan below would find: that move's last scan found it
-                self.ready_before, self.ready_elements = set(ready), dict(ready)
+                self.ready_before, self.ready_elements, self.ready_kept = set(ready), dict(ready), ready
                 return self.workflow
         else:
             spec, subprocess_specs = self.definition.specs
@@ -400,7 +407,11 @@ class Move:
         assert self.workflow is not None
         if not self.ready_before:
             return
-        present = {t.id.int: t for t in persistence.all_tasks(self.workflow)}
+        changed = readyscan.touched_by_move(self)
+        if changed is None:
+            present = {t.id.int: t for t in persistence.all_tasks(self.workflow)}
+        else:  # a ready task no change reached is still there and ready: only the touched ones are looked up
+            present = {t.id.int: t for t in changed.values() if t.workflow.tasks.get(t.id) is t}
         interrupted = {e.detail.get("task"): f"timer '{e.detail.get('timer')}'" for e in self.events
                        if e.event == "timer_fired" and e.detail.get("interrupting")}
         interrupted.update({self._interrupts(e.detail): f"{e.detail['event']}"
@@ -413,6 +424,8 @@ class Move:
             task = present.get(task_id)
             if task is not None and not task.has_state(TaskState.CANCELLED):
                 continue
+            if task is None and changed is not None and task_id not in changed:
+                continue  # untouched: still there (a removal touches it), still ready
             element = self.ready_elements.get(task_id)
             if not element or self.state["steps"].get(element, {}).get("status") != "ready":
                 continue
@@ -445,7 +458,9 @@ class Move:
     def _newly_ready(self) -> None:
         assert self.workflow is not None
         seen: set[str] = set()
-        for task in persistence.all_tasks(self.workflow):
+        changes = readyscan.ready_changes(self, is_step)
+        self.changes = changes
+        for task in (persistence.all_tasks(self.workflow) if changes is None else changes[1]):
             if task._state != TaskState.READY or not is_step(task) or task.id.int in self.ready_before:
                 continue
             element = self.step_of(task)
@@ -471,6 +486,10 @@ class Move:
     def _sync_ready(self) -> None:
         """A step with a ready task is ready, even if another instance of it was just completed."""
         assert self.workflow is not None
+        if self.changes is not None and self.ready_kept is not None:
+            kept_ready = readyscan.sync_ready_kept(self, *self.changes, self.ready_kept, is_step, self.step_of)
+            setattr(self.workflow, _READY_STEPS, kept_ready)
+            return
         ready: dict[int, str] = {}
         for task in persistence.all_tasks(self.workflow):
             if task._state == TaskState.READY and is_step(task):

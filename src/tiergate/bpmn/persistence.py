@@ -34,6 +34,8 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
+from itertools import compress
+from operator import attrgetter, not_
 from typing import Any, Callable
 from uuid import UUID
 
@@ -49,6 +51,7 @@ from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn import touched
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.jsontext import Encoded
 
@@ -56,6 +59,7 @@ from tiergate.jsontext import Encoded
 MAX_PASSES = 100_000
 FORMAT = 1
 _DONE = TaskState.COMPLETED | TaskState.CANCELLED
+_PARENT, _SPEC, _INT = attrgetter("_parent"), attrgetter("task_spec"), attrgetter("int")
 
 
 class SpecFreeWorkflowConverter(BpmnWorkflowConverter):
@@ -169,6 +173,31 @@ def _detach(task: Task) -> None:
     parent = workflow.tasks.get(task._parent) if task._parent is not None else None
     if parent is not None and task.id in parent._children:
         parent._children.remove(task.id)
+        touched.mark(parent)
+
+
+def _bulk(children: list[UUID], kept_above: UUID, by_int: dict[int, Task], keep: set[int],
+          new_children: dict[int, list[UUID]], stack: list[tuple[Task, UUID]]) -> bool:
+    """``_prune_one``'s step over one task's many children (1,000 instances of a multi-instance
+    activity), done in bulk when every child is there and each removed one has no children of its
+    own: the same children kept, in the same order, the same parents set, the same tasks to visit
+    next (one without children adds nothing). False, with nothing done, otherwise."""
+    ints = list(map(_INT, children))
+    maybe = list(map(by_int.get, ints))
+    if None in maybe:
+        return False
+    found: list[Task] = maybe  # type: ignore[assignment]
+    kept = list(map(keep.__contains__, ints))
+    if not all(kept):
+        if any(child._children for child in compress(found, map(not_, kept))):
+            return False
+        children, found = list(compress(children, kept)), list(compress(found, kept))
+    new_children[kept_above.int].extend(children)
+    for child in [child for child in found if child._parent is not kept_above]:
+        child._parent = kept_above
+        touched.mark(child)
+    stack.extend(reversed([(child, child_id) for child, child_id in zip(found, children) if child._children]))
+    return True
 
 
 def _prune_one(workflow: Any) -> int:
@@ -176,25 +205,30 @@ def _prune_one(workflow: Any) -> int:
     # C, and a tree with 1,000 open instances is walked on every pass.
     tasks: dict[UUID, Task] = workflow.tasks
     root = workflow.task_tree
-    keep: set[int] = {root.id.int}
-    for task in tasks.values():
-        spec = task.task_spec
-        if not task._state & _DONE:
-            keep.add(task.id.int)
-            if task._parent is not None:
-                keep.add(task._parent.int)
-            if isinstance(spec, Join) and not isinstance(spec, UnstructuredJoin) and spec.split_task:
-                ancestor = task.parent
-                while ancestor is not None and ancestor.id != root.id:
-                    keep.add(ancestor.id.int)
-                    if ancestor.task_spec.name == spec.split_task:
-                        break
-                    ancestor = ancestor.parent
-        elif task._state == TaskState.CANCELLED and isinstance(spec, UnstructuredJoin) \
-                and not isinstance(spec, _EndJoin):
-            keep.add(task.id.int)
-            if task._parent is not None:
-                keep.add(task._parent.int)
+    # The rules of the module's docstring, in comprehensions: the unfinished tasks and their parents,
+    # the ancestors of a structured join up to its split, the cancelled arrivals at an unstructured join.
+    unfinished = [task for task in tasks.values() if not task._state & _DONE]
+    keep: set[int] = {task.id.int for task in unfinished}
+    keep.add(root.id.int)
+    keep.update([parent.int for parent in map(_PARENT, unfinished) if parent is not None])
+    specs = list(map(_SPEC, tasks.values()))
+    kinds = dict(zip(map(id, specs), specs))  # (a few specs for many tasks)
+    joins = {key for key, spec in kinds.items()
+             if isinstance(spec, Join) and not isinstance(spec, UnstructuredJoin) and spec.split_task}
+    for task in ([t for t in unfinished if id(t.task_spec) in joins] if joins else ()):
+        ancestor = task.parent
+        while ancestor is not None and ancestor.id != root.id:
+            keep.add(ancestor.id.int)
+            if ancestor.task_spec.name == task.task_spec.split_task:
+                break
+            ancestor = ancestor.parent
+    arrivals = {key for key, spec in kinds.items()
+                if isinstance(spec, UnstructuredJoin) and not isinstance(spec, _EndJoin)}
+    for task in ([t for t in tasks.values() if t._state == TaskState.CANCELLED and id(t.task_spec) in arrivals]
+                 if arrivals else ()):
+        keep.add(task.id.int)
+        if task._parent is not None:
+            keep.add(task._parent.int)
     if len(keep) == len(tasks):
         return 0
     by_int = {task_id.int: task for task_id, task in tasks.items()}
@@ -203,14 +237,19 @@ def _prune_one(workflow: Any) -> int:
     stack: list[tuple[Task, UUID]] = [(root, root.id)]
     while stack:
         task, kept_above = stack.pop()
+        children = task._children
+        if len(children) > 8 and _bulk(children, kept_above, by_int, keep, new_children, stack):
+            continue
         pending = []
-        for child_id in task._children:
+        for child_id in children:
             child = by_int.get(child_id.int)
             if child is None:
                 continue
             if child_id.int in keep:
                 new_children[kept_above.int].append(child_id)
-                child._parent = kept_above
+                if child._parent is not kept_above:
+                    child._parent = kept_above
+                    touched.mark(child)
                 pending.append((child, child_id))
             else:
                 pending.append((child, kept_above))
@@ -222,8 +261,9 @@ def _prune_one(workflow: Any) -> int:
             removed += 1
     for kept_id in keep:
         kept_task = by_int.get(kept_id)
-        if kept_task is not None:
+        if kept_task is not None and kept_task._children != new_children[kept_id]:
             kept_task._children = new_children[kept_id]
+            touched.mark(kept_task)
     if workflow.last_task is not None and workflow.last_task.id not in tasks:
         workflow.last_task = None
     return removed

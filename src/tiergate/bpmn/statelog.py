@@ -8,10 +8,11 @@ a short process changes its tasks' states a dozen times per move. Nothing in tie
 logger on, so the details are thrown away every time.
 
 ``install`` (done on import) replaces ``_set_state`` with one that does the same in the same
-order (the state, its ``last_state_change`` stamp, the check against the current state) and asks
-the logger first, as ``Logger.info`` itself would, before building the record. With the logger
-on, the same records are written with the same details (``tests/test_tier1_statelog.py``
-compares them with SpiffWorkflow's own function).
+order (the state, its ``last_state_change`` stamp, the check against the current state), notes the
+task as touched in a tracked workflow (``tiergate.bpmn.touched``), and asks the logger first, as
+``Logger.info`` itself would, before building the record. With the logger on, the same records
+are written with the same details (``tests/test_tier1_statelog.py`` compares them with
+SpiffWorkflow's own function).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from SpiffWorkflow import task as spiff_task
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn.touched import TOUCHED
+
 #: SpiffWorkflow's own function, kept for the tests that compare the two.
 ORIGINAL = Task._set_state
 _LOG = spiff_task.logger
@@ -35,6 +38,9 @@ def set_state(self: Any, value: int) -> None:
         elapsed = time.time() - self.last_state_change
         self.last_state_change = time.time()
         self._state = value
+        touched = getattr(self.workflow, TOUCHED, None)  # a kept workflow's next dump looks at this task
+        if touched is not None:
+            touched[id(self)] = self
         if _LOG.isEnabledFor(logging.INFO):
             _LOG.info(f"State changed to {TaskState.get_name(value)}",
                       extra=self.collect_log_extras({"elapsed": elapsed}))

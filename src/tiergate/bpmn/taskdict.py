@@ -41,11 +41,36 @@ def task_dict(task: Task, registry: Any, typename: str) -> dict[str, Any]:
         delta = {"updates": {key: data[key] for key in data if key not in above or data[key] != above[key]},
                  "deletions": [key for key in above if key not in data]}
     internal = task.internal_data
+    children = task._children
     return {"id": str(task.id), "parent": str(task._parent) if parent is not None else None,
-            "children": [str(child) for child in task._children], "last_state_change": task.last_state_change,
+            "children": [str(child) for child in children] if len(children) < _MANY else _children_text(task),
+            "last_state_change": task.last_state_change,
             "state": task._state, "task_spec": task.task_spec.name, "triggered": task.triggered,
             "internal_data": registry.convert(internal) if internal else {}, "data": whole, "delta": delta,
             "typename": typename}
+
+
+#: A task with this many children or more keeps their ids' text (``_children_text``).
+_MANY = 16
+_CHILDREN = "_tiergate_children_text"
+
+
+def _children_text(task: Task) -> list[str]:
+    """``[str(child) for child in task._children]``, kept on the task with the ids it was made from:
+    a multi-instance activity has 1,000 children, of which a step removes one, and a UUID's text is
+    made in Python. Each id's text is taken from the last list by the id object's identity (the last
+    list holds those objects, so an ``id()`` is not reused while it is looked up)."""
+    children = task._children
+    kept: tuple[list[Any], list[str]] | None = task.__dict__.get(_CHILDREN)
+    if kept is not None and kept[0] == children:
+        texts = kept[1]
+    else:
+        known: dict[int, str] = dict(zip(map(id, kept[0]), kept[1])) if kept is not None else {}
+        found: list[str | None] = list(map(known.get, map(id, children)))
+        texts = [text if text is not None else str(child) for text, child in zip(found, children)] \
+            if None in found else found  # type: ignore[assignment]
+        task.__dict__[_CHILDREN] = (list(children), texts)
+    return list(texts)
 
 
 def converter(registry: Any) -> Callable[[Task], dict[str, Any]]:

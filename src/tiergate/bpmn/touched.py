@@ -1,0 +1,77 @@
+"""Which tasks of a kept workflow a move touched, so the next dump looks at those and not at every task.
+
+A workflow kept between moves (``tiergate.bpmn.kept``) is dumped at the end of each move
+(``tiergate.bpmn.dumping``). Once dumped, it carries a *touched* dict (``TOUCHED``: the tasks by
+``id()``, in the order they were touched) that the following hooks fill until its next dump:
+
+* a change of a task's state (``tiergate.bpmn.statelog.set_state``; it also stamps
+  ``last_state_change``): the task;
+* a new task (``Task.__init__``): the task and its parent (whose children changed);
+* a task removed by SpiffWorkflow (``Workflow._remove_task``, which ``_sync_children`` and
+  ``_drop_children`` go through): the task and its parent;
+* pruning (``tiergate.bpmn.persistence``): a task given another parent, a task whose children
+  changed, a task removed (``mark``).
+
+What is not tracked is a change of a task's data or internal data in place: the dump reuses a
+task's dict only while the task is a person's ready task, which nothing but running it changes
+(see ``tiergate.bpmn.dumping``), and checks its parent's data itself. A workflow without the dict
+(never dumped, or restored from JSON) is not tracked: the hooks do nothing for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.workflow import Workflow
+
+#: The attribute of a (sub)workflow with its touched tasks since its last dump, by ``id()``.
+TOUCHED = "_tiergate_touched"
+
+
+def mark(task: Any) -> None:
+    """Note that ``task`` (its state, parent or children) changed, if its workflow is tracked."""
+    touched = getattr(task.workflow, TOUCHED, None)
+    if touched is not None:
+        touched[id(task)] = task
+
+
+def start(workflow: Any) -> None:
+    """Track ``workflow`` from now on (its dump was just made)."""
+    setattr(workflow, TOUCHED, {})
+
+
+def stop(workflow: Any) -> None:
+    if hasattr(workflow, TOUCHED):
+        delattr(workflow, TOUCHED)
+
+
+_TASK_INIT = Task.__init__
+_REMOVE_TASK = Workflow._remove_task
+
+
+def _task_init(self: Any, workflow: Any, task_spec: Any, parent: Any = None, *args: Any, **kwargs: Any) -> None:
+    _TASK_INIT(self, workflow, task_spec, parent, *args, **kwargs)
+    touched = getattr(workflow, TOUCHED, None)
+    if touched is not None:
+        touched[id(self)] = self
+    if parent is not None:
+        mark(parent)
+
+
+def _remove_task(self: Any, task_id: Any) -> None:
+    task = self.tasks.get(task_id)
+    if task is not None:
+        mark(task)
+        parent = task.parent
+        if parent is not None:
+            mark(parent)
+    _REMOVE_TASK(self, task_id)
+
+
+def install() -> None:
+    Task.__init__ = _task_init  # type: ignore[method-assign]
+    Workflow._remove_task = _remove_task  # type: ignore[method-assign]
+
+
+install()
