@@ -1,0 +1,150 @@
+"""Tier 1 signals between runs: `tiergate signal` broadcasts, signal start events start runs, a throw in one
+run reaches the others, and a loop of signal start processes stops at its budget."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from support import CLIResult
+from tier1_helpers import bpmn, chain, tier1_home, user
+
+from tiergate import doorlog
+from tiergate.engine import Engine
+from tiergate.limits import limit
+
+SIGNALS = ('<bpmn:signal id="sig_go" name="go_live"/><bpmn:signal id="sig_ping" name="ping"/>'
+           '<bpmn:signal id="sig_none"/>')
+
+
+def process(process_id: str, body: str) -> str:
+    return bpmn(process_id, body).replace("<bpmn:process ", SIGNALS + "<bpmn:process ", 1)
+
+
+def event(kind: str, element_id: str, signal: str = "sig_go", attrs: str = "") -> str:
+    return (f'<bpmn:{kind} id="{element_id}" {attrs}><bpmn:signalEventDefinition signalRef="{signal}"/>'
+            f'</bpmn:{kind}>')
+
+
+#: Waits for go_live after its first step, then deploys.
+WAITER = ('<bpmn:startEvent id="start"/>' + user("submit") + event("intermediateCatchEvent", "wait_go")
+          + user("deploy") + '<bpmn:endEvent id="end"/>' + chain("start", "submit", "wait_go", "deploy", "end"))
+#: Starts on go_live.
+STARTER = (event("startEvent", "on_go") + user("prepare") + '<bpmn:endEvent id="end"/>'
+           + chain("on_go", "prepare", "end"))
+#: Throws go_live once approved.
+THROWER = ('<bpmn:startEvent id="start"/>' + user("approve") + event("intermediateThrowEvent", "announce")
+           + user("follow_up") + '<bpmn:endEvent id="end"/>' + chain("start", "approve", "announce", "follow_up", "end"))
+#: Starts on ping and throws ping again at once: a loop that only the budget stops.
+LOOP = (event("startEvent", "on_ping", "sig_ping") + event("intermediateThrowEvent", "again", "sig_ping")
+        + user("look") + '<bpmn:endEvent id="end"/>' + chain("on_ping", "again", "look", "end"))
+
+
+def engine_with(tmp_path: Path, make_engine: Callable[..., Engine], processes: dict[str, str]) -> Engine:
+    engine = make_engine(tier1_home(tmp_path / "home", {pid: process(pid, body) for pid, body in processes.items()}))
+    assert [p for p in engine.check() if p.severity == "error"] == []
+    return engine
+
+
+def received(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    return [e["detail"] for e in engine.log(run_id) if e["event"] == "signal_received"]
+
+
+def ready(engine: Engine, run_id: str) -> list[str]:
+    return sorted(s.id for s in engine.status(run_id).ready_steps)
+
+
+def test_one_signal_moves_every_run_waiting_and_starts_the_process_that_starts_on_it(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = engine_with(tmp_path, make_engine, {"waiter": WAITER, "starter": STARTER})
+    first, second, early = (engine.start("waiter", {}, actor="agent:a") for _ in range(3))
+    for run in (first, second):
+        engine.complete(run.id, "submit", {}, actor="agent:a")
+    answer = engine.signal("go_live", {"release": "R-7"}, actor="agent:ci")
+    assert answer["reached"] == 3 and sorted(answer["moved"]) == sorted([first.id, second.id])
+    [started] = answer["started"]
+    for run_id in (first.id, second.id):
+        assert ready(engine, run_id) == ["deploy"]
+        [detail] = received(engine, run_id)
+        assert (detail["signal"], detail["sender"], detail["data"]) == ("go_live", "agent:ci", {"release": "R-7"})
+        assert engine.status(run_id).data["release"] == "R-7"
+    assert ready(engine, early.id) == ["submit"] and received(engine, early.id) == []  # not waiting yet
+    new = engine.status(started)
+    assert (new.process, new.tier, new.started_by, ready(engine, started)) == ("starter", 1, "agent:ci", ["prepare"])
+    assert [e["event"] for e in engine.log(started)][:4] == ["routed", "started", "signal_received", "step_ready"]
+    assert engine.verify_log()["ok"] is True
+
+
+def test_a_signal_thrown_in_one_run_moves_another_and_starts_a_run(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = engine_with(tmp_path, make_engine, {"waiter": WAITER, "starter": STARTER, "thrower": THROWER})
+    waiting = engine.start("waiter", {}, actor="agent:a")
+    engine.complete(waiting.id, "submit", {}, actor="agent:a")
+    throwing = engine.start("thrower", {}, actor="agent:a")
+    after = engine.complete(throwing.id, "approve", {}, actor="human:alice")
+    assert [s.id for s in after.ready_steps] == ["follow_up"]
+    assert [(e["step"], e["detail"]) for e in engine.log(throwing.id) if e["event"] == "signal_thrown"] == [
+        ("announce", {"signal": "go_live"})]
+    assert ready(engine, waiting.id) == ["deploy"]
+    [detail] = received(engine, waiting.id)
+    assert detail["sender"] == "human:alice" and detail["thrown_by"] == {"run": throwing.id, "element": "announce"}
+    [started] = [r for r in engine.runs(process="starter")]
+    assert received(engine, started["id"])[0]["thrown_by"]["run"] == throwing.id
+
+
+def test_a_signal_that_reaches_nothing_answers_zero_and_is_recorded(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = engine_with(tmp_path, make_engine, {"waiter": WAITER})
+    run = engine.start("waiter", {}, actor="agent:a")
+    answer = engine.signal("nobody_listens", {}, actor="agent:ci")
+    assert (answer["reached"], answer["moved"], answer["started"]) == (0, [], [])
+    assert [(r["attempt"], r["code"], r["problem"], r["actor"]) for r in doorlog.entries(engine)] == [
+        ("signal", "signal_unreached", "nobody_listens", "agent:ci")]
+    assert ready(engine, run.id) == ["submit"] and received(engine, run.id) == []
+
+
+def test_a_signal_start_process_that_throws_its_own_signal_stops_at_the_budget(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = engine_with(tmp_path, make_engine, {"loop": LOOP})
+    answer = engine.signal("ping", {}, actor="agent:ci")
+    assert answer["reached"] == 1
+    runs = engine.runs(process="loop")
+    assert len(runs) == limit("signal_depth")  # one per throw in a row, then no more
+    refused = [(run["id"], e["detail"]) for run in runs for e in engine.log(run["id"]) if e["event"] == "refused"]
+    assert len(refused) == 1 and refused[0][1]["reason"] == "signal_budget"
+    assert "signal_depth" in refused[0][1]["message"] and "loops" in refused[0][1]["message"]
+    assert all(ready(engine, run["id"]) == ["look"] for run in runs)
+    assert engine.verify_log()["ok"] is True
+
+
+def test_check_accepts_a_signal_start_event_that_names_a_signal_only(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    nameless = event("startEvent", "on_what", "sig_none") + user("t") + '<bpmn:endEvent id="end"/>' + chain(
+        "on_what", "t", "end")
+    engine = make_engine(tier1_home(tmp_path / "home", {"nameless": process("nameless", nameless)}))
+    [error] = [p for p in engine.check() if p.severity == "error"]
+    assert error.message.startswith("on_what: the signal start event names no signal")
+    miwg = (Path(__file__).parent / "data" / "bpmn-miwg" / "reference" / "C.4.0.bpmn").read_text(encoding="utf-8")
+    problems = [str(p) for p in make_engine(tier1_home(tmp_path / "miwg", {"model": miwg})).check()]
+    assert not [p for p in problems if "start events must be plain" in p or "signal" in p]
+
+
+def test_tiergate_signal_from_the_command_line(tmp_path: Path, cli: Callable[..., CLIResult]) -> None:
+    home = tier1_home(tmp_path / "home", {"waiter": process("waiter", WAITER), "starter": process("starter", STARTER)})
+    runs = [cli("start", "waiter", "--actor", "agent:a", "--json", home=home.root).json["data"]["id"] for _ in range(2)]
+    for run_id in runs:
+        assert cli("complete", run_id, "submit", "--evidence", "{}", "--actor", "agent:a",
+                   home=home.root).returncode == 0
+    done = cli("signal", "go_live", "--data", json.dumps({"release": "R-1"}), "--actor", "agent:ci", "--json",
+               home=home.root)
+    assert done.returncode == 0, done
+    assert sorted(done.json["data"]["moved"]) == sorted(runs) and len(done.json["data"]["started"]) == 1
+    for run_id in runs:
+        status = cli("status", run_id, "--json", home=home.root).json["data"]
+        assert status["ready"] == ["deploy"]
+    none = cli("signal", "nobody_listens", "--actor", "agent:ci", home=home.root)
+    assert none.returncode == 0 and "reached 0 run(s)" in none.stdout
+    bad = cli("signal", "go_live", "--data", "[1]", "--json", home=home.root)
+    assert bad.returncode != 0 and bad.json["error"]["code"] == "invalid_data"
