@@ -36,7 +36,8 @@ STARTER = (event("startEvent", "on_go") + user("prepare") + '<bpmn:endEvent id="
            + chain("on_go", "prepare", "end"))
 #: Throws go_live once approved.
 THROWER = ('<bpmn:startEvent id="start"/>' + user("approve") + event("intermediateThrowEvent", "announce")
-           + user("follow_up") + '<bpmn:endEvent id="end"/>' + chain("start", "approve", "announce", "follow_up", "end"))
+           + user("follow_up") + '<bpmn:endEvent id="end"/>'
+           + chain("start", "approve", "announce", "follow_up", "end"))
 #: Starts on ping and throws ping again at once: a loop that only the budget stops.
 LOOP = (event("startEvent", "on_ping", "sig_ping") + event("intermediateThrowEvent", "again", "sig_ping")
         + user("look") + '<bpmn:endEvent id="end"/>' + chain("on_ping", "again", "look", "end"))
@@ -148,3 +149,25 @@ def test_tiergate_signal_from_the_command_line(tmp_path: Path, cli: Callable[...
     assert none.returncode == 0 and "reached 0 run(s)" in none.stdout
     bad = cli("signal", "go_live", "--data", "[1]", "--json", home=home.root)
     assert bad.returncode != 0 and bad.json["error"]["code"] == "invalid_data"
+
+
+def test_a_signal_reaches_a_boundary_event_and_an_event_subprocess_of_other_runs(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    boundary = ('<bpmn:startEvent id="start"/>' + user("work")
+                + event("boundaryEvent", "stopped", attrs='attachedToRef="work"')
+                + user("wrap_up") + '<bpmn:endEvent id="end"/><bpmn:endEvent id="end2"/>'
+                + chain("start", "work", "end") + chain("stopped", "wrap_up", "end2"))
+    handler = ('<bpmn:startEvent id="start"/>' + user("work") + '<bpmn:endEvent id="end"/>'
+               + chain("start", "work", "end")
+               + '<bpmn:subProcess id="handler" triggeredByEvent="true">'
+               + event("startEvent", "h_s", attrs='isInterrupting="false"') + user("notify")
+               + '<bpmn:endEvent id="h_e"/>' + chain("h_s", "notify", "h_e", prefix="h") + '</bpmn:subProcess>')
+    engine = engine_with(tmp_path, make_engine, {"boundary": boundary, "watched": handler})
+    first = engine.start("boundary", {}, actor="agent:a")
+    second = engine.start("watched", {}, actor="agent:a")
+    answer = engine.signal("go_live", {}, actor="agent:ci")
+    assert sorted(answer["moved"]) == sorted([first.id, second.id])
+    assert ready(engine, first.id) == ["wrap_up"]  # the task the signal interrupted is skipped
+    assert [e["step"] for e in engine.log(first.id) if e["event"] == "step_skipped"] == ["work"]
+    assert ready(engine, second.id) == ["notify", "work"]  # non-interrupting: the work goes on beside it
+    assert received(engine, second.id)[0]["elements"] == ["h_s"]

@@ -92,13 +92,13 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
     try:
         with engine.db.read() as conn:
             runs = [r for r in waiting_runs(conn, name) if r != (thrown_by or {}).get("run")]
-        processes = engine._started_by_signal(name)  # noqa: SLF001 - the engine's own helper
+        processes = engine._started_by_signal(name)
         for run_id in runs:
             if not _spend(chain):
                 skipped.append(run_id)
                 continue
             try:
-                engine._act(run_id, who, None, "signal", {"signal": name, "data": data},  # noqa: SLF001
+                engine._act(run_id, who, None, "signal", {"signal": name, "data": data},
                             lambda runner, definition, state, ctx: runner.deliver_signal(  # type: ignore[attr-defined]
                                 definition, state, name, data, ctx, thrown_by))
             except RefusedError as err:  # it moved on (or ended) since it was read: it no longer waits
@@ -115,7 +115,7 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
                 continue
             try:
                 run_id = engine.start(process_id, dict(data), actor=who).id
-                engine._act(run_id, who, None, "signal", {"signal": name, "data": data},  # noqa: SLF001
+                engine._act(run_id, who, None, "signal", {"signal": name, "data": data},
                             lambda runner, definition, state, ctx: runner.deliver_signal(  # type: ignore[attr-defined]
                                 definition, state, name, data, ctx, thrown_by))
             except TiergateError as err:

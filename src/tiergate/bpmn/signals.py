@@ -58,8 +58,8 @@ def waiting(tasks: list[Task], model: ProcessModel, element_of: Any) -> list[dic
     if tasks:
         top = tasks[0].workflow.top_workflow
         if not top.is_completed():
-            for workflow in messages._scopes(top):  # noqa: SLF001 - the same scopes as message starts
-                if workflow.is_completed() or messages._interrupted(workflow, model):  # noqa: SLF001
+            for workflow in messages._scopes(top):
+                if workflow.is_completed() or messages._interrupted(workflow, model):
                     continue
                 specs = top.subprocess_specs
                 for spec_name in getattr(workflow.spec.start, "trigger_specs", []):
