@@ -215,3 +215,38 @@ def test_miwg_c40_one_signal_starts_a_run_of_each_pool_that_starts_on_it(
         assert [e["event"] for e in engine.log(run_id)] == [
             "routed", "started", "signal_received", "data_store_written", "step_ready"]
     assert [s.title for s in engine.status(started["it"]).ready_steps] == ["Create domain account"]
+
+
+def test_a_signal_thrown_after_a_timer_fires_in_the_worker_reaches_the_other_runs(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tiergate.worker import run_pass
+
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    later = ('<bpmn:startEvent id="start"/><bpmn:intermediateCatchEvent id="wait_hour"><bpmn:timerEventDefinition>'
+             '<bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>'
+             + event("endEvent", "announce") + chain("start", "wait_hour", "announce"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"later": process("later", later),
+                                                        "waiter": process("waiter", WAITER)}), clock=lambda: t0)
+    waiting = engine.start("waiter", {}, actor="agent:a")
+    engine.complete(waiting.id, "submit", {}, actor="agent:a")
+    throwing = engine.start("later", {}, actor="agent:a")
+    assert [f.run for f in run_pass(engine, now=t0 + timedelta(hours=2))] == [throwing.id]
+    assert engine.status(throwing.id).status == "completed", engine.log(throwing.id)
+    assert ready(engine, waiting.id) == ["deploy"], [(e["event"], e["step"]) for e in engine.log(throwing.id)]
+    [detail] = received(engine, waiting.id)
+    assert detail["sender"] == "system:tiergate" and detail["thrown_by"] == {"run": throwing.id, "element": "announce"}
+
+
+def test_a_signal_end_event_throws_its_signal_inside_the_run(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """SpiffWorkflow 3.2 parses a signal end event as a none end event; tiergate reads its signal."""
+    body = ('<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>' + user("go")
+            + event("intermediateCatchEvent", "heard") + user("after") + event("endEvent", "shout")
+            + '<bpmn:endEvent id="end"/>' + chain("start", "split") + chain("split", "go", "shout")
+            + chain("split", "heard", "after", "end", prefix="g"))
+    engine = engine_with(tmp_path, make_engine, {"inner": body})
+    run = engine.start("inner", {}, actor="agent:a")
+    assert ready(engine, run.id) == ["go"]
+    assert [s.id for s in engine.complete(run.id, "go", {}, actor="agent:a").ready_steps] == ["after"]
