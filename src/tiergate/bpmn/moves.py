@@ -304,9 +304,8 @@ class Move:
         self._newly_ready()
         self._sync_ready()
         self._timers()
-        tasks = persistence.all_tasks(self.workflow)
-        self.state["messages"] = messages.waiting(tasks, self.model, element_of)
-        self.state["signals"] = signals.waiting(tasks, self.model, element_of)
+        self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
+        self.state["signals"] = signals.waiting(self.workflow, self.model, element_of)
         self.state["error"] = None
         self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()

@@ -46,27 +46,33 @@ def thrown(task: Task) -> list[str]:
     return _names(getattr(spec, "event_definition", None))
 
 
-def waiting(tasks: list[Task], model: ProcessModel, element_of: Any) -> list[dict[str, Any]]:
-    """What signals the run could catch now: ``{"signal", "element"}`` per waiting catch and per signal start
-    event of an event subprocess that a signal could start now."""
+def waiting(top: Any, model: ProcessModel, element_of: Any) -> list[dict[str, Any]]:
+    """What signals the run (its workflow ``top``) could catch now: ``{"signal", "element"}`` per waiting catch
+    (SpiffWorkflow's event manager holds every waiting catch of the run) and per signal start event of an
+    event subprocess that a signal could start now."""
     found: list[dict[str, Any]] = []
-    for task in tasks:
+    for task in list(top.event_manager.tasks.values()):
         if task.state != TaskState.WAITING or not isinstance(task.task_spec, CatchingEvent):
             continue
         for name in _names(task.task_spec.event_definition):
             found.append({"signal": name, "element": element_of(task)})
-    if tasks:
-        top = tasks[0].workflow.top_workflow
-        if not top.is_completed():
-            for workflow in messages._scopes(top):
-                if workflow.is_completed() or messages._interrupted(workflow, model):
-                    continue
-                specs = top.subprocess_specs
-                for spec_name in getattr(workflow.spec.start, "trigger_specs", []):
-                    spec = specs.get(spec_name)
-                    for start in getattr(spec, "bpmn_start_events", []) if spec is not None else []:
-                        for name in _names(start.event_definition):
-                            found.append({"signal": name, "element": start.bpmn_id})
+    if top.is_completed():
+        return found
+    for workflow in messages._scopes(top):
+        starts = _starts(top, workflow)
+        if not starts or workflow.is_completed() or messages._interrupted(workflow, model):
+            continue
+        found.extend({"signal": name, "element": element} for name, element in starts)
+    return found
+
+
+def _starts(top: Any, workflow: Any) -> list[tuple[str, str]]:
+    """(signal, start event) for each signal start event of the event subprocesses of ``workflow``."""
+    found = []
+    for spec_name in getattr(workflow.spec.start, "trigger_specs", []):
+        spec = top.subprocess_specs.get(spec_name)
+        for start in getattr(spec, "bpmn_start_events", []) if spec is not None else []:
+            found.extend((name, start.bpmn_id) for name in _names(start.event_definition))
     return found
 
 

@@ -245,8 +245,7 @@ class BpmnRunner(Runner):
         events: list[LogEvent] = []
         move = Move(definition, state, ctx, events)
         workflow = move.restore()
-        elements = sorted({str(e["element"]) for e in signals.waiting(persistence.all_tasks(workflow),
-                                                                       definition.model, element_of)
+        elements = sorted({str(e["element"]) for e in signals.waiting(workflow, definition.model, element_of)
                            if e["signal"] == name})
         detail: dict[str, Any] = {"signal": name, "data": data, "sender": str(ctx.actor), "elements": elements}
         if thrown_by:
