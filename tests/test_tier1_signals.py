@@ -148,6 +148,11 @@ def test_tiergate_signal_from_the_command_line(tmp_path: Path, cli: Callable[...
     assert none.returncode == 0 and "reached 0 run(s)" in none.stdout
     bad = cli("signal", "go_live", "--data", "[1]", "--json", home=home.root)
     assert bad.returncode != 0 and bad.json["error"]["code"] == "invalid_data"
+    long = cli("signal", "x" * 201, "--actor", "agent:ci", "--json", home=home.root)
+    assert long.returncode != 0 and long.json["error"]["code"] == "usage" and "Traceback" not in long.stderr
+    for run_id in runs:  # nothing moved by the refused ones
+        assert [e["event"] for e in cli("log", run_id, "--json", home=home.root).json["data"]].count(
+            "signal_received") == 1
 
 
 def test_a_signal_reaches_a_boundary_event_and_an_event_subprocess_of_other_runs(

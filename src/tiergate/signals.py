@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 _runs = Run.__table__  # type: ignore[attr-defined]
 PAGE = 500
+#: A signal's name is matched and logged: a bpmn:signal's name, never a document.
+NAME_CHARS = 200
 
 
 @dataclass
@@ -82,6 +84,9 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
     """Move every run waiting for ``name`` and start every process that starts on it; what it reached."""
     if not isinstance(name, str) or not name.strip():
         raise UsageError("a signal needs a name: `tiergate signal NAME [--data JSON]`.", code="usage")
+    if len(name) > NAME_CHARS:
+        raise UsageError(f"a signal's name is at most {NAME_CHARS} characters (this one has {len(name)}): give the "
+                         "name of the bpmn:signal the processes catch.", code="usage", details={"chars": len(name)})
     outer = _CHAIN.get()
     chain = _Chain(0) if outer is None else _Chain(outer.depth + 1, outer.reached)
     token = _CHAIN.set(chain)
