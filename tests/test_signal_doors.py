@@ -62,4 +62,7 @@ def test_a_signal_through_the_api_and_mcp_over_http(signal_server: Server, signa
     rows = cli("log", "refusals", "--json", home=signal_home).json["data"]
     assert [(r["door"], r["attempt"], r["code"], r["problem"], r["actor"]) for r in rows][0] == (
         "mcp", "signal", "signal_unreached", "nobody_listens", "agent:ci")
+    client = cli("signal", "go_live", "--json", home=signal_home,
+                 env={"TIERGATE_URL": signal_server.url, "TIERGATE_TOKEN": token})  # the CLI as a client
+    assert client.returncode == 0 and client.json["data"]["reached"] == 1, client  # the starter process only
     assert "Traceback" not in signal_server.errlog.read_text()
