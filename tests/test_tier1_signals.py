@@ -89,6 +89,8 @@ def test_a_signal_thrown_in_one_run_moves_another_and_starts_a_run(
     assert [(e["step"], e["detail"]) for e in engine.log(throwing.id) if e["event"] == "signal_thrown"] == [
         ("announce", {"signal": "go_live"})]
     assert ready(engine, waiting.id) == ["deploy"]
+    elements = engine.run_view(throwing.id, engine.described(engine.status(throwing.id)))["diagram"]["elements"]
+    assert elements["announce"] == "finished"  # the run page shows the throw as run
     [detail] = received(engine, waiting.id)
     assert detail["sender"] == "human:alice" and detail["thrown_by"] == {"run": throwing.id, "element": "announce"}
     [started] = [r for r in engine.runs(process="starter")]
