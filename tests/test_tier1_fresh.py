@@ -197,3 +197,16 @@ def test_a_run_moved_in_this_process_is_stored_as_one_moved_by_separate_commands
     assert [e[:2] for e in events(engine, here)] == [e[:2] for e in events(engine, there)]
     verified = cli("log", "verify", "--json", home=home)  # both runs' chains bind the states stored
     assert verified.returncode == 0, verified
+
+
+def test_a_copys_ids_are_made_as_uuid4_makes_them() -> None:
+    """``fresh._uuid4`` is ``UUID(bytes=..., version=4)`` without the argument checks: the same objects."""
+    import os
+    from uuid import UUID
+
+    for _ in range(2000):
+        raw = os.urandom(16)
+        made, expected = fresh._uuid4(int.from_bytes(raw, "big")), UUID(bytes=raw, version=4)
+        assert (made, made.int, str(made), made.version, made.variant, made.is_safe, type(made)) == \
+            (expected, expected.int, str(expected), 4, expected.variant, expected.is_safe, UUID)
+        assert hash(made) == hash(expected) and made.__reduce__() == expected.__reduce__()

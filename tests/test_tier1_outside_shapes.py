@@ -263,3 +263,32 @@ def test_a_start_event_with_several_messages_starts_a_run_on_either_and_waits_fo
     assert run.ready_steps == []   # it waits for the other message, with the same case
     info = engine.message("reply", {"case": "C-1"}, {"text": "ok"}, actor="agent:mail")
     assert (info.id, [s.id for s in info.ready_steps]) == (run.id, ["close"])
+
+
+def test_a_condition_asking_vars_or_globals_whether_a_name_is_set_takes_the_path_it_says(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    # SpiffWorkflow's processes test whether a field is set with `'x' in vars() or 'x' in globals()` (its
+    # script engine evaluates over the task's data); here vars() and globals() are the names the data has.
+    gateway = ('<bpmn:exclusiveGateway id="set_or_not" default="f_unset"/>'
+               '<bpmn:sequenceFlow id="f_set" sourceRef="set_or_not" targetRef="was_set">'
+               "<bpmn:conditionExpression>'urgent' in vars() or 'urgent' in globals()</bpmn:conditionExpression>"
+               '</bpmn:sequenceFlow><bpmn:sequenceFlow id="f_unset" sourceRef="set_or_not" targetRef="not_set"/>')
+    count = ('<bpmn:scriptTask id="count"><bpmn:script>seen = sorted(vars())\nfound = len(globals())</bpmn:script>'
+             '</bpmn:scriptTask>')
+    body = ('<bpmn:startEvent id="start"/>' + count + gateway + user("was_set") + user("not_set")
+            + '<bpmn:endEvent id="end"/>' + chain("start", "count", "set_or_not")
+            + chain("was_set", "end", prefix="a") + chain("not_set", "end", prefix="b"))
+    engine = engine_for(tmp_path, make_engine, {"asks": bpmn("asks", body)})
+    urgent = engine.start("asks", {"urgent": True, "case": "C-1"}, actor="human:alice")
+    assert [s.id for s in urgent.ready_steps] == ["was_set"]
+    # what the script set before counts too, as in Python: `seen` is there for globals() on the next line
+    assert (urgent.data["seen"], urgent.data["found"]) == (["case", "urgent"], 3)
+    plain = engine.start("asks", {"case": "C-2"}, actor="human:alice")
+    assert [s.id for s in plain.ready_steps] == ["not_set"]
+
+    # They take no arguments (Python's vars(x) reads an object's attributes): refused by check, at its line.
+    odd = body.replace("sorted(vars())", "sorted(vars(case))")
+    checked = make_engine(tier1_home(tmp_path / "odd", {"odd": bpmn("odd", odd)})).check()
+    assert [p.message for p in checked if p.severity == "error"] == [(
+        "count: script: vars() takes no arguments here: vars() and globals() give the names the script sees, as a "
+        "dict (see docs/tier1.md for what expressions may do).")]

@@ -112,10 +112,10 @@ def test_a_call_to_a_function_scripts_do_not_have_is_refused_at_its_line(
     errors = [(p.line, p.message) for p in engine.check() if p.severity == "error"]
     line = xml[:xml.index('<bpmn:scriptTask id="greet">')].count("\n") + 1
     assert errors == [(line + 2, "greet: script: 'shout' cannot be called: only these functions may be called: "
-                                 "abs, all, any, bool, dict, enumerate, float, int, len, list, max, min, print, range, "
-                                 "reversed, round, set, sorted, str, sum, tuple, zip (functions another engine's "
-                                 "script environment adds have no counterpart here) (see docs/tier1.md for what "
-                                 "expressions may do).")]
+                                 "abs, all, any, bool, dict, enumerate, float, globals, int, len, list, max, min, print, "
+                                 "range, reversed, round, set, sorted, str, sum, tuple, vars, zip (functions another "
+                                 "engine's script environment adds have no counterpart here) (see docs/tier1.md for "
+                                 "what expressions may do).")]
 
 
 def _message_in_run() -> str:

@@ -18,6 +18,8 @@ from test_tier1_instances import camunda_mi, repeated
 from tier1_helpers import GATE_NOTE, bpmn, chain, tier1_home, user
 
 from tiergate.actors import Actor
+from tiergate.bpmn import records
+from tiergate.bpmn.records import FrozenRecords
 from tiergate.engine import Engine
 from tiergate.jsontext import Frozen, dumps
 from tiergate.runners.base import RunContext
@@ -48,6 +50,31 @@ def test_a_frozen_record_refuses_changes_and_copies_as_a_plain_dict() -> None:
     assert record["status"] == "ready"
 
 
+def test_frozen_records_spell_their_text_from_the_members_of_the_ones_they_were_copied_from() -> None:
+    def plain(steps: dict[str, Any]) -> str:
+        return json.dumps({key: dict(record) for key, record in steps.items()})
+
+    state: dict[str, Any] = {"steps": {f"v[{i}]": {"status": "ready", "item": f"Zürich {i}"} for i in range(5)}}
+    records.freeze(state)
+    first = state["steps"]
+    assert type(first) is FrozenRecords and first.text == plain(first)
+    second: dict[str, Any] = {"steps": records.copied(first)}
+    records.editable(second, "v[2]")["status"] = "done"
+    records.freeze(second)
+    after = second["steps"]
+    assert after.text == plain(after) and json.loads(after.text)["v[2]"]["status"] == "done"
+    assert after.members[1] is first.members[1] and after.members[2] is not first.members[2]
+    assert first.text == plain(first) and first["v[2]"]["status"] == "ready"  # the one copied from is as it was
+    with pytest.raises(TypeError, match="copy it"):
+        after["v[9]"] = {"status": "ready"}
+    third: dict[str, Any] = {"steps": records.copied(after)}
+    records.editable(third, "w", {"status": "locked"})  # a record added: every member spelled again
+    del third["steps"]["v[0]"]
+    records.freeze(third)
+    assert third["steps"].text == plain(third["steps"]) and list(third["steps"])[-1] == "w"
+    assert dumps({"a": 1, "steps": third["steps"]}) == json.dumps({"a": 1, "steps": json.loads(third["steps"].text)})
+
+
 def _ctx(actor: str) -> RunContext:
     return RunContext(run_id="r-1", actor=Actor.parse(actor), now=datetime.now(timezone.utc))
 
@@ -76,10 +103,11 @@ def test_a_move_shares_the_records_it_leaves_and_never_changes_the_state_it_star
     assert views == [v.to_dict() for v in runner.steps(definition, fresh, run={"id": "r-1"})]
     assert [v["distinct_from"] for v in views if v["id"].startswith("verify[")] == ["prepare"] * len(TENANTS)
     assert views[3]["title"] == "Verify tenant [initech]" and views[3]["evidence"] == {"note": "initech ok"}
-    # a view is the caller's: changing one changes no later answer
+    # the list is the caller's; its views are shared with later answers (tiergate.runners.keptviews)
     first = runner.steps(definition, after, run={"id": "r-1"})
-    first[1].instructions, first[1].actors[0] = "changed", "nobody"
-    assert [v.to_dict() for v in runner.steps(definition, after, run={"id": "r-1"})] == views
+    first.pop()
+    again = runner.steps(definition, after, run={"id": "r-1"})
+    assert [v.to_dict() for v in again] == views and all(a is b for a, b in zip(first, again))
 
 
 def test_answers_over_shared_records_match_a_run_read_afresh_and_render_the_steps_context(

@@ -42,7 +42,8 @@ def attacks(marker: Path) -> list[str]:
         f"[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'Popen'][0]('touch {marker}')",
         f"open('{marker}', 'w').write('x')",
         "getattr(__builtins__, 'eval')('1')",
-        "globals()",
+        "globals()['__builtins__']",   # globals() and vars() are the data's names only (SpiffWorkflow's idiom)
+        "vars()['__builtins__']['eval']('1')",
         "(lambda: 0).__globals__",
         "x.__class__.__mro__",
         "'{0.__class__}'.format(x)",
@@ -63,6 +64,11 @@ def test_every_attack_is_refused_before_it_runs(tmp_path: Path, mode: str) -> No
             else:
                 expressions.execute(f"y = {attack}", {"x": 1})
     assert not marker.exists()
+
+
+def test_globals_and_vars_give_a_copy_of_the_data_and_nothing_of_the_host() -> None:
+    assert expressions.evaluate("globals()", {"x": 1}) == {"x": 1}
+    assert expressions.execute("y = vars()\ny['x'] = 2", {"x": 1}) == {"x": 1, "y": {"x": 2}}
 
 
 @pytest.mark.parametrize("source, message", [

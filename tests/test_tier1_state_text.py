@@ -72,3 +72,15 @@ def test_a_moves_copy_of_a_state_equals_a_deep_copy_and_shares_nothing_it_may_ch
     copied["timers"][0]["due"] = None
     copied["steps"]["s"]["status"] = "done"
     assert state["timers"][0]["due"] == "2026-12-07T00:00:00Z" and state["steps"]["s"]["status"] == "ready"
+
+
+def test_encode_json_is_json_dumps_for_every_shape_around_an_encoded_part() -> None:
+    part = Encoded({"x": [1, "\u00e9"]}, json.dumps({"x": [1, "\u00e9"]}))
+    shapes: list[object] = [
+        {}, {"a": 1}, [part], {"p": part}, {"a": 1, "p": part, "b": {"c": 2}, "q": part, "z": None},
+        {"nested": {"deeper": {"p": part, "n": 1}, "plain": {"k": "v"}}, "after": [1, 2]},
+        {1: part, "s": 2}, {"p": part, 2.5: "x", None: True},  # keys json.dumps turns into text
+        {"steps": {"a": part, "b": {"status": "ready"}}, "data": {"t": part}},
+    ]
+    for value in shapes:
+        assert encode_json(value) == json.dumps(value), value

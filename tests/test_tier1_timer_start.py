@@ -102,7 +102,9 @@ def test_a_date_already_past_starts_the_flow_at_once(tmp_path: Path,
 @pytest.mark.parametrize("kind, value, message", [
     ("timeDuration", "P2HOURS", "timeDuration 'P2HOURS' is not valid ISO 8601"),
     ("timeDuration", "wait.__class__", "timeDuration expression: attribute '.__class__' is not allowed"),
-    ("timeCycle", "R3/PT1H", "a timer start event with a timeCycle is not supported"),
+    ("timeCycle", "R3/PT0S", "timeCycle: 'R3/PT0S': the interval must be longer than zero"),
+    ("timeCycle", "cycle_from_data", "timeCycle: 'cycle_from_data' is not an ISO 8601 repeating interval"),
+    ("timeCycle", "R3/2026-12-01T09:00:00Z", "needs a duration after it"),
 ])
 def test_check_refuses_a_bad_start_timer_at_its_line(kind: str, value: str, message: str) -> None:
     xml = spread(bpmn("p", timed_start(kind, value) + user("work") + '<bpmn:endEvent id="end"/>'

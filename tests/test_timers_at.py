@@ -35,7 +35,7 @@ def test_timers_at_lists_what_would_fire_and_changes_nothing(approval_home: Any,
 
     soon = cli("timers", "--at", "2030-01-07T12:00:00Z", "--json", home=approval_home)
     assert soon.returncode == 0, soon
-    assert soon.json["data"] == {"at": "2030-01-07T12:00:00.000000Z", "runs": []}
+    assert soon.json["data"] == {"at": "2030-01-07T12:00:00.000000Z", "runs": [], "schedules": []}
 
     later = cli("timers", "--at", "2030-01-07T14:00:00Z", "--json", home=approval_home)
     assert later.returncode == 0, later

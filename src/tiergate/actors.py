@@ -51,6 +51,9 @@ class Actor:
     @classmethod
     def parse(cls, text: str | None) -> "Actor":
         """Parse a claimed actor into its canonical form. ``system`` and unknown kinds are refused."""
+        if text is not None and not isinstance(text, str):  # a number or an object from a JSON body
+            raise UsageError(f"an actor must be text such as agent:NAME or human:NAME, not {type(text).__name__}.",
+                             code="actor_invalid", details={"actor": str(text)[:80]})
         return _parse(text)
 
 

@@ -181,8 +181,12 @@ def ready_key(views: list[Any], status: RunStatus) -> str:
     the run itself."""
     if status.is_final:
         return "|"
-    # Distinct (roles, actors) first: a multi-instance task's 1,000 ready steps share theirs.
-    pairs = {(tuple(view.roles), tuple(view.actors)) for view in views if view.state == "ready" and view.decide is None}
+    # Distinct (roles, actors) first: a multi-instance task's 1,000 ready steps share theirs (and a
+    # runner that keeps its views keeps them: runview.StepList).
+    pairs = getattr(views, "ready_pairs", None)
+    if pairs is None:
+        pairs = {(tuple(view.roles), tuple(view.actors)) for view in views
+                 if view.state == "ready" and view.decide is None}
     keys = {f"{role}/{kind}" for roles, actors in pairs for role in (roles or ("*",)) for kind in (actors or ("*",))}
     return "|" + "".join(f"{key}|" for key in sorted(keys)) if keys else "|"
 

@@ -26,7 +26,8 @@ URL_VARIABLE, TOKEN_VARIABLE = "TIERGATE_URL", "TIERGATE_TOKEN"
 TIMEOUT_S = 120
 #: Codes that exit 2 (a usage error), as the table in docs/cli.md says; every other failure exits 1.
 _USAGE_CODES = frozenset({"usage", "invalid_json", "actor_missing", "actor_invalid", "reason_missing", "body_too_large",
-                          "invalid_since", "invalid_time", "config_invalid", "key_invalid", "token_missing"})
+                          "invalid_since", "invalid_time", "config_invalid", "key_invalid", "token_missing",
+                          "token_invalid", "url_invalid"})
 
 
 class Answer(dict):  # type: ignore[type-arg]
@@ -53,6 +54,24 @@ def _error(body: dict[str, Any]) -> TiergateError:
     return TiergateError(message, code=code, details=details)
 
 
+def _check_url(url: str) -> None:
+    """Refuse a ``TIERGATE_URL`` that is not an http(s) server's base address, before any request:
+    urllib would read a ``file:`` URL from the disk, and a query or fragment would swallow the API's path."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # a port that is not a number, or out of range
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        problem = ("it must start with http:// or https://" if parts.scheme not in ("http", "https") else
+                   "it names no host" if not parts.hostname else
+                   "it must not hold a query (?...) or a fragment (#...)" if "?" in url or "#" in url else "")
+    if problem:
+        raise UsageError(f"{URL_VARIABLE} {url[:200]!r} is not a server's address: {problem}. Set it to the server's "
+                         f"base URL, such as http://127.0.0.1:8470, or unset it to work on the database directly.",
+                         code="url_invalid", details={"url": url[:200]})
+
+
 class RemoteEngine:
     """The run commands' part of ``Engine``, over the server's JSON API."""
 
@@ -65,11 +84,16 @@ class RemoteEngine:
         url = os.environ.get(URL_VARIABLE, "").strip()
         if not url:
             return None
+        _check_url(url)
         token = os.environ.get(TOKEN_VARIABLE, "").strip()
         if not token:
             raise UsageError(f"{URL_VARIABLE} is set, so commands go to the server, but {TOKEN_VARIABLE} is not. Set "
                              f"{TOKEN_VARIABLE} to your token (from `tiergate tokens issue`), or unset {URL_VARIABLE} "
                              "to work on the database directly.", code="token_missing")
+        if not all("!" <= character <= "~" for character in token):  # never echoed: it may be most of a secret
+            raise UsageError(f"{TOKEN_VARIABLE} holds a space, a line break or a character outside ASCII, which no "
+                             "token has. Copy the token again (tg_ and 43 characters), or ask an operator for a new "
+                             "one (`tiergate tokens issue`).", code="token_invalid")
         return cls(url, token)
 
     def close(self) -> None:

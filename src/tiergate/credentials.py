@@ -230,7 +230,7 @@ class Credentials:
         """
         token = check_shape(token)
         now = self.engine.clock()
-        with self.engine.db.read() as conn:
+        with self.engine.db.statement() as conn:  # one statement, the latest commit: a revocation counts at once
             row = store.token_by_hash(conn, secret_hash(token))
         if row is None or row["revoked_at"] is not None or row["principal_disabled_at"] is not None:
             raise UnauthorizedError("the token is unknown or revoked. Ask an operator for a new one "

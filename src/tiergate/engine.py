@@ -24,13 +24,14 @@ from tiergate.actors import SYSTEM, Actor, canonical_actor, same_actor
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions, load_roles
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
-                             InvalidDataError, LimitExceededError, NotFoundError, RefusedError, TiergateError, UsageError)
+                             InvalidDataError, LimitExceededError, NotFoundError, ReasonMissingError, RefusedError,
+                             TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
 from tiergate.runners import Runners
 from tiergate.runners.base import Definition, RunContext, Runner, Transition
-from tiergate.runview import RunInfo, described, ready_in_words, render_ready, run_not_found, run_summary
+from tiergate.runview import RunInfo, described, ready_in_words, run_not_found, run_summary
 from tiergate.settings import resolve
 from tiergate.datastores import StoreAccess, StoreConflict
 from tiergate.store import runs as store
@@ -232,19 +233,33 @@ class Engine:
             raise
         if data is not None and not isinstance(data, dict):
             raise InvalidDataError("the start data must be a JSON object (--data '{\"field\": ...}').")
-        who = self.actor(actor)
+        return self._start_routed(process_id, data, self.actor(actor))
+
+    def _start_routed(self, process_id: str, data: dict[str, Any] | None, who: Actor, *, run_id: str | None = None,
+                      claim: Callable[[Any], None] | None = None, started: dict[str, Any] | None = None) -> RunInfo:
+        """Route and start a run for ``who``; ``claim`` runs first in the run's write transaction (a
+        scheduled start's exactly-once row, ``tiergate.schedules``), ``started`` is added to the
+        ``started`` entry's detail."""
         route = self.router().route(process_id, data)
         runner, definition = self._runner_and_definition(route)
         now = self.clock()
-        run_id = secrets.token_hex(6)
+        run_id = run_id or secrets.token_hex(6)
         from tiergate.router import ROUTING_DECISION
+
+        def first(ctx: RunContext) -> Transition:
+            transition = runner.start(definition, data or {}, ctx)
+            if started:
+                for event in transition.events[:1]:
+                    event.detail = {**event.detail, **started}
+                    event.detail_json = None
+            return transition
 
         def routed() -> LogEvent:
             return LogEvent("routed", SYSTEM, detail={"decision": ROUTING_DECISION, "inputs": route.inputs,
                                                       "matched_rule": route.matched_rule, "tier": route.tier,
                                                       "rationale": route.rationale})
-        return self._begin(process_id, runner, definition, lambda ctx: runner.start(definition, data or {}, ctx),
-                           routed, who, run_id, now, self.definitions.roles)
+        return self._begin(process_id, runner, definition, first, routed, who, run_id, now, self.definitions.roles,
+                           claim=claim)
 
     def start_builtin(self, definition: Definition, data: dict[str, Any], who: Actor) -> RunInfo:
         """Start a Tier 1 process shipped inside tiergate (``definition-change``): not routed, always Tier 1.
@@ -262,7 +277,7 @@ class Engine:
 
     def _begin(self, process_id: str, runner: Runner, definition: Definition,
                first: Callable[[RunContext], Transition], routed: Callable[[], LogEvent], who: Actor, run_id: str,
-               now: datetime, roles: Roles | None) -> RunInfo:
+               now: datetime, roles: Roles | None, claim: Callable[[Any], None] | None = None) -> RunInfo:
         self._definitions_by_version.setdefault(definition.version, definition)
         conflict: StoreConflict | None = None
         for _ in range(MAX_ATTEMPTS):  # again only if a data store the start read and wrote changed meanwhile
@@ -273,6 +288,8 @@ class Engine:
             views = runner.steps(definition, transition.state, run={"id": run_id})
             try:
                 with self.db.write() as conn:
+                    if claim is not None:
+                        claim(conn)
                     store.save_definition(conn, definition.version, process_id, runner.kind, definition.source,
                                           definition.snapshot(), now)
                     if ctx.stores.written:
@@ -342,10 +359,10 @@ class Engine:
     def cancel(self, run_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
         reason = self._accept(run_id, None, "cancel", actor, lambda: inputs.check_reason(reason))
         who = self.actor(actor)
-        if not reason or not reason.strip():
-            raise UsageError("a cancel needs a reason (--reason): it goes into the log.", code="reason_missing")
 
         def cancel(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
+            if not reason or not reason.strip():  # judged with the run, so the attempt is logged
+                raise ReasonMissingError("a cancel needs a reason (--reason): it goes into the log.")
             return runner.cancel(definition, state, reason, ctx)
 
         return self._act(run_id, who, None, "cancel", {"reason": reason}, cancel)
@@ -386,7 +403,18 @@ class Engine:
         """Deliver message ``name`` to the one active Tier 1 run waiting for it (tiergate.messaging)."""
         from tiergate.messaging import find_waiting_run
 
-        who, correlate, data = self.actor(actor), dict(correlate or {}), data if data is not None else {}
+        who = self.actor(actor)
+        for field, value in (("correlate", correlate), ("data", data)):
+            if value is not None and not isinstance(value, dict):
+                from tiergate import doorlog
+
+                error = InvalidDataError(f"a message's {field} must be a JSON object of names and values, not "
+                                         f"{type(value).__name__}. Nothing was delivered; send {{...}}.",
+                                         details={"field": field, "problem": "not_an_object"})
+                doorlog.record(self, door="engine", attempt="message", code=error.code, problem="not_an_object",
+                               facts=inputs.facts_of(value), actor=who, credential=who.door or DIRECT)
+                raise error
+        correlate, data = dict(correlate or {}), data if data is not None else {}
         with self.db.read() as conn:
             try:
                 run_id = find_waiting_run(conn, name, correlate)
@@ -539,7 +567,7 @@ class Engine:
                     transition = change(runner, definition, run.state, ctx)
                     # The new state's steps: their inbox key is written with the state, and the answer shows them.
                     views = runner.steps(definition, transition.state, run={"id": run.id})
-                except (RefusedError, GateFailedError, LimitExceededError) as err:
+                except (RefusedError, GateFailedError, LimitExceededError, ReasonMissingError) as err:
                     if recent is not None:
                         raise _Retry from None
                     refusal = err
@@ -676,7 +704,8 @@ class Engine:
         data = runner.data(run.state)
         if views is None:
             views = runner.steps(definition, run.state, run={"id": run.id})
-        render_ready(views, data, run_id=run.id, process_id=run.process_id)
+        runner.render(views, data, run_id=run.id, process_id=run.process_id,
+                      bare_names=runner.instruction_names(definition, run.state, views))
         return RunInfo(id=run.id, process=run.process_id, title=definition.title, tier=run.tier,
                        status=run.status.value, started_by=run.started_by, created_at=format_time(run.created_at),
                        ended_at=format_time(run.ended_at) if run.ended_at else None,

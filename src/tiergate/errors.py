@@ -12,7 +12,8 @@ file and line).
     │   ├── FEELError              FEEL syntax or runtime error
     │   └── LimitExceededError     an evaluation or an input went over a budget (tiergate.limits)
     ├── UsageError                 a bad argument: malformed --data JSON, bad actor, ...
-    │   └── SigningKeyError        a log or witness key missing or malformed
+    │   ├── SigningKeyError        a log or witness key missing or malformed
+    │   └── ReasonMissingError     a skip or cancel without a reason (logged as `refused`)
     ├── InvalidDataError           well-formed data that does not fit: start data against `inputs`
     ├── NotFoundError              an unknown process, run, step or decision
     ├── RefusedError               an attempt that breaks the process (logged as `refused`)
@@ -75,6 +76,16 @@ class LimitExceededError(EvaluationError):
 
 class UsageError(TiergateError):
     code = "usage"
+
+
+class ReasonMissingError(UsageError):
+    """A skip or a cancel without a reason. A usage error (exit 2), and an attempt on a run: logged
+    in its log as ``refused`` with reason ``reason_missing``, like any refused attempt."""
+
+    code = "reason_missing"
+
+    def __init__(self, message: str):
+        super().__init__(message, details={"reason": "reason_missing"})
 
 
 class InvalidDataError(TiergateError):

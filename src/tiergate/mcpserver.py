@@ -95,10 +95,23 @@ def _result(envelope: dict[str, Any], text: str | None = None) -> CallToolResult
                           is_error=not envelope["ok"])
 
 
-def _success(data: Any) -> CallToolResult:
+class EnvelopeText(str):
+    """A success envelope's text (``_success``), whose structured content is that text read back:
+    what a tool answers on the HTTP server's hot path (``_Server.call_tool_now``), which writes the
+    answer from the text alone when it can (``tiergate.server.mcpshape``) and reads it back only
+    when it cannot (``result``)."""
+
+    def result(self) -> CallToolResult:
+        return _result(json.loads(self), str(self))
+
+
+def _success(data: Any) -> CallToolResult | EnvelopeText:
     """The success envelope of ``data``: its text encoded once, in the canonical spelling (sorted keys,
-    the JSON forms of ``tiergate.jsonutil``), and read back as the structured content."""
+    the JSON forms of ``tiergate.jsonutil``), and read back as the structured content (on the hot
+    path, only the text: ``EnvelopeText``)."""
     text = '{"ok":true,"data":' + canonical_json(data) + "}"
+    if _hot_caller.get() is not None:
+        return EnvelopeText(text)
     return _result(json.loads(text), text)
 
 
@@ -151,16 +164,34 @@ class _Server(MCPServer):  # type: ignore[type-arg]
                 return _result(_argument_errors(name, exc.__cause__))
             raise
 
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
+        """The SDK's, with an unknown prompt or argument, or a missing one, answered ``-32602`` with what
+        is wrong (the SDK answers those with code 0 and logs a traceback for each)."""
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            known = ", ".join(repr(p.name) for p in self._prompt_manager.list_prompts())
+            raise MCPError(INVALID_PARAMS, f"no prompt {name[:80]!r}; this server has {known or 'none'}.")
+        takes = [a.name for a in prompt.arguments or ()]
+        unknown = sorted(set(arguments or {}) - set(takes))
+        missing = [a.name for a in prompt.arguments or () if a.required and a.name not in (arguments or {})]
+        if unknown or missing:
+            problem = (f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(repr(u[:80]) for u in unknown)}"
+                       if unknown else f"the argument {missing[0]!r} is missing")
+            raise MCPError(INVALID_PARAMS, f"prompt {name!r}: {problem}; it takes {', '.join(map(repr, takes))}.")
+        return await super().get_prompt(name, arguments, context)
+
     async def _record_bad_arguments(self, name: str, arguments: Any, context: Any) -> None:
         if self.on_bad_arguments is not None:
             await anyio.to_thread.run_sync(self.on_bad_arguments, name, arguments, context)
 
     def call_tool_now(self, name: str, arguments: dict[str, Any],
-                      caller: Caller) -> CallToolResult | InputRequiredResult | None:
+                      caller: Caller) -> CallToolResult | InputRequiredResult | EnvelopeText | None:
         """``call_tool`` in this thread as ``caller`` (``tiergate.server.mcphot``), or None for a tool that
         is not registered (the SDK answers that). What the SDK's ``tools/call`` handler does for a tool
         of this server, by the tool's own SDK parts: its argument model, its function, its result
-        conversion (with the output schema's check); an error is the same result as the SDK's."""
+        conversion (with the output schema's check); an error is the same result as the SDK's.
+        A success is its envelope's text (``EnvelopeText``): the output check has nothing to say of
+        it (``{"ok": true, "data": ...}`` with any JSON as data is what ``Envelope`` describes)."""
         tool = self._tool_manager.get_tool(name)
         if tool is None or tool.is_async or tool.resolved_params:
             return None
@@ -182,7 +213,10 @@ class _Server(MCPServer):  # type: ignore[type-arg]
             if tool.context_kwarg is not None:
                 validated = {**validated, tool.context_kwarg: None}
             try:
-                result = tool.fn_metadata.convert_result(tool.fn(**validated))
+                answered = tool.fn(**validated)
+                if isinstance(answered, EnvelopeText):
+                    return answered
+                result = tool.fn_metadata.convert_result(answered)
             except MCPError:
                 raise
             except (ToolError, ResourceError) as exc:  # raised on purpose: its text says what
@@ -252,7 +286,8 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
             raise UnauthorizedError("no valid token. Send `Authorization: Bearer tg_...`.")
         return found
 
-    def call(ctx: Context, body: Callable[[Operations, Caller], Any]) -> CallToolResult:  # type: ignore[type-arg]
+    # A CallToolResult; on the hot path (``_Server.call_tool_now``) a success is its EnvelopeText.
+    def call(ctx: Context, body: Callable[[Operations, Caller], Any]) -> Any:  # type: ignore[type-arg]
         try:
             who = caller(ctx)
             with lock:

@@ -135,7 +135,7 @@ class Operations:
         if caller.principal is None:
             return self.engine.actor(claimed).through(caller.door)
         who = caller.principal.through(caller.door)
-        if claimed is None or not claimed.strip():
+        if claimed is None or isinstance(claimed, str) and not claimed.strip():
             return who
         try:
             named = canonical_principal(claimed)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tiergate.errors import DefinitionError, NotFoundError
+from tiergate.errors import DefinitionError, LimitExceededError, NotFoundError
 
 
 @dataclass
@@ -45,6 +45,13 @@ class StepView:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+class StepList(list):  # type: ignore[type-arg]
+    """Step views whose ready steps' (roles, actors) are known already (``ready_pairs``; None: not
+    worked out), kept beside the views by the runner that made them (``tiergate.runners.keptviews``)."""
+
+    ready_pairs: frozenset[tuple[tuple[str, ...], tuple[str, ...]]] | None = None
 
 
 @dataclass
@@ -126,29 +133,122 @@ def conventions_steps(title: str, template: str, state: Mapping[str, Any]) -> li
                      reason=st.get("reason"))]
 
 
-def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str) -> None:
-    """Render each ready step's instructions in the sandbox (``data``, ``run`` and ``steps``); clear the rest."""
-    ready = [view for view in views if view.state == "ready" and view.instructions]
-    for view in views:
-        if view.state != "ready":
-            view.instructions = ""
+#: The names a step's instructions always have; in Tier 1 they shadow a data field of the same name.
+RESERVED_NAMES = ("data", "run", "steps")
+
+
+def render_ready(views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
+                 bare_names: Mapping[str, Mapping[str, Any]] | None = None, shared: bool = False) -> None:
+    """Render each ready step's instructions in the sandbox (``data``, ``run`` and ``steps``); clear the rest.
+
+    ``bare_names`` (Tier 1, whose templates read the task's data by name as SpiffWorkflow's do): a
+    name the instructions read that is none of those is the step's own name (by step id: an
+    instance's item) or else the data's field; one the data lacks shows as empty text, and the
+    instructions end with a note naming it. None: only those three names.
+
+    ``shared``: the views may be shown by other answers too (``tiergate.runners.keptviews``), so a view
+    whose instructions change is replaced in ``views`` by a copy instead of changed in place."""
+    for index, view in enumerate(views):
+        if view.state != "ready" and view.instructions:
+            views[index] = rendered_view(view, "", shared)
+    ready = [(index, view) for index, view in enumerate(views) if view.state == "ready" and view.instructions]
     if not ready:
         return
-    from tiergate.templating import names_read, render  # Jinja: only when there is something to render
+    # Jinja: only when there is something to render
+    from tiergate.templating import names_read
+
+    context = _context({view.instructions: view.id for _, view in ready}, data, run_id=run_id, process_id=process_id)
+    if "steps" in context:
+        context["steps"] = {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}
+    rendered: dict[Any, str] = {}  # one rendering per template (and step, for a step's own names it reads)
+    for index, view in ready:
+        source = view.instructions
+        own = bare_names.get(view.id) if bare_names else None
+        key: Any = (source, view.id) if own and not (names_read(source) or frozenset()).isdisjoint(own) else source
+        if key not in rendered:
+            rendered[key] = _render_one(source, context, {**data, **(own or {})} if key != source else data,
+                                        bare_names is not None, f"instructions of step '{view.id}'")
+        views[index] = rendered_view(view, rendered[key], shared)
+
+
+def render_templates(firsts: dict[str, str], data: dict[str, Any], *, run_id: str, process_id: str,
+                     bare: bool = False) -> dict[str, str] | None:
+    """What ``render_ready`` renders each ready step's template (``firsts``: template → the id of the
+    first ready step that has it, in the views' order) to, when no step has names of its own that
+    its template reads (``bare``: ``bare_names`` was given, empty); None if one of them reads
+    ``steps`` (every step's record: the caller renders the whole list)."""
+    if not firsts:
+        return {}
+    context = _context(firsts, data, run_id=run_id, process_id=process_id)
+    if "steps" in context:
+        return None
+    return {source: _render_one(source, context, data, bare, f"instructions of step '{step_id}'")
+            for source, step_id in firsts.items()}
+
+
+def rendered_view(view: StepView, text: str, shared: bool = True) -> StepView:
+    """``view`` showing ``text`` as its instructions: itself if it does already, else (``shared``) a copy."""
+    if view.instructions == text:
+        return view
+    if not shared:
+        view.instructions = text
+        return view
+    copy = _new_view(StepView)
+    copy.__dict__.update(view.__dict__)
+    copy.instructions = text
+    return copy
+
+
+_new_view = object.__new__
+
+
+def _first_ready(views: list[StepView]) -> dict[str, str]:
+    firsts: dict[str, str] = {}
+    for view in views:
+        if view.state == "ready" and view.instructions and view.instructions not in firsts:
+            firsts[view.instructions] = view.id
+    return firsts
+
+
+def _context(firsts: dict[str, str], data: dict[str, Any], *, run_id: str, process_id: str) -> dict[str, Any]:
+    """The templates' context; ``steps`` (every step, 1,000 with a multi-instance task open) is in it,
+    as None, only if a template reads it: the caller fills it in."""
+    # Jinja: only when there is something to render
+    from tiergate.templating import names_read
 
     context: dict[str, Any] = {"data": data, "run": {"id": run_id, "process": process_id}}
-    # ``steps`` names every step (1,000 of them with a multi-instance task open): made only for templates that read it.
-    if any("steps" in (names_read(source) or ("steps",)) for source in {view.instructions for view in ready}):
-        context["steps"] = {v.id: {"evidence": v.evidence, "state": v.state, "actor": v.actor} for v in views}
-    rendered: dict[str, str] = {}  # one rendering per template: every view shares the context
-    for view in ready:
-        if view.instructions not in rendered:
-            try:
-                rendered[view.instructions] = render(view.instructions, context,
-                                                     where=f"instructions of step '{view.id}'")
-            except DefinitionError as err:   # the move is done: say what is wrong instead of failing the answer
-                rendered[view.instructions] = f"(The instructions cannot be shown: {err.message})"
-        view.instructions = rendered[view.instructions]
+    if any("steps" in (names_read(source) or ("steps",)) for source in firsts):
+        context["steps"] = None
+    return context
+
+
+def _render_one(source: str, context: dict[str, Any], data: Mapping[str, Any], bare: bool, where: str) -> str:
+    """One template rendered (``bare``: with the data's fields it reads by name, ``_render_bare``);
+    what is wrong with it, said in its place."""
+    from tiergate.templating import render
+
+    try:
+        return _render_bare(source, context, data, where) if bare else render(source, context, where=where)
+    except (DefinitionError, LimitExceededError) as err:  # the move is done: say why, never fail the answer
+        return f"(The instructions cannot be shown: {err.message})"
+
+
+def _render_bare(source: str, context: dict[str, Any], data: Mapping[str, Any], where: str) -> str:
+    """``source`` rendered with the fields of ``data`` it reads by name besides ``context``; a field
+    ``data`` lacks is empty text, named in a note after the instructions."""
+    from tiergate.templating import Unset, environment, names_read, render
+
+    names = names_read(source) or frozenset()
+    bare = sorted(names.difference(RESERVED_NAMES, environment().globals))
+    if not bare:
+        return render(source, context, where=where)
+    unset = [name for name in bare if name not in data]
+    text = render(source, {**context, **{name: data[name] if name in data else Unset(name=name) for name in bare}},
+                  where=where)
+    if unset:
+        listed = ", ".join(f"`{name}`" for name in unset)
+        text = f"{text.rstrip()}\n\n(Not set in this run yet, so shown empty: {listed}.)"
+    return text
 
 
 def ready_in_words(info: RunInfo, resources: Mapping[str, Any]) -> dict[str, dict[str, str]]:

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Iterator, MutableMapping
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, MutableMapping
+from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import (
+    ChainableUndefined,
+    StrictUndefined,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+    nodes,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.filters import do_center, do_indent, do_replace
 from jinja2.sandbox import SandboxedEnvironment
@@ -159,6 +167,15 @@ class _Sandbox(SandboxedEnvironment):
         return template
 
 
+class Unset(ChainableUndefined):
+    """A name a Tier 1 step's instructions read bare that the run's data does not have (yet), as
+    SpiffWorkflow's templates read the task's data: it shows as empty text, and so does any
+    attribute or item of it (``{{ person.name }}``); ``is defined`` and ``default`` see it as unset.
+    Arithmetic or a comparison with it is still an error, which the instructions then show."""
+
+    __slots__ = ()
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, trim_blocks=True,
@@ -229,6 +246,9 @@ def render(source: str, context: dict[str, Any], *, where: str = "template") -> 
     except SecurityError as exc:
         raise DefinitionError(f"{where}: refused by the template sandbox: {exc}", code="template_error",
                               details={"where": where}) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:  # `{{ 1/0 }}`, `{{ n + 1 }}`
+        raise DefinitionError(f"{where}: {exc} ({type(exc).__name__}). Fix the template, or guard what it does with "
+                              "the data it reads.", code="template_error", details={"where": where}) from None
     finally:
         _BUDGET.reset(token)
 

@@ -5,7 +5,8 @@
 
 Each run with a timer due by then is restored from the database and its timers are fired in
 memory on a copy of its state, at that time, exactly as ``tiergate worker`` would fire them;
-the result is described and thrown away. The database is only read.
+the result is described and thrown away. The database is only read. Beside them, each schedule
+(a deployed process's timer-cycle start event, ``tiergate.schedules``) with its next due time.
 
 The moment comes from the operator here, and only here: ``tiergate worker`` always fires on the
 engine's own clock, and no option or input of it can move that clock. Scenario tests move a test
@@ -64,4 +65,15 @@ def preview(engine: Engine, at: datetime) -> dict[str, Any]:
                 item["status"] = transition.status.value
                 item["would_log"] = [{"event": e.event, "step": e.step} for e in transition.events]
             out.append(item)
-    return {"at": format_time(at), "runs": out}
+    return {"at": format_time(at), "runs": out, "schedules": scheduled(engine, at)}
+
+
+def scheduled(engine: Engine, at: datetime) -> list[dict[str, Any]]:
+    """Each schedule (timer-cycle start event) of the deployed processes, with its next due time
+    from now and whether the worker would start a run of it by ``at`` (``tiergate.schedules``)."""
+    from tiergate.schedules import listing
+
+    items = listing(engine)
+    for item in items:
+        item["starts_by_then"] = item["next_due"] is not None and parse_datetime(item["next_due"]) <= at
+    return items

@@ -89,6 +89,9 @@ def read(raw: bytes) -> Any:
     except RecursionError:
         raise _too_deep(raw) from None
     except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's own bound on reading a long integer
+            raise WireRefused("not_finite", "a number has more than 4300 digits, too large for a number; give a "
+                              "smaller one or a string", facts(raw), head_id(raw[:4096])) from None
         raise WireRefused("not_json", f"the message is not JSON: {exc}", facts(raw)) from None
     if _depth_over(value, limit("message_depth")):
         raise _too_deep(raw, value)

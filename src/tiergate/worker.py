@@ -10,6 +10,9 @@ A worker killed at any point loses nothing: the run it held is rolled back with 
 transaction and is still due for the next worker; every run it had committed keeps its next
 due time, so nothing fires twice.
 
+Each pass first starts the runs that timer-cycle start events have due (``tiergate.schedules``:
+one run per process and due time, whatever the number of workers).
+
     from tiergate.worker import run_pass
     fired = run_pass(Engine(home="."))      # one pass; returns what happened per run
 """
@@ -30,7 +33,7 @@ from tiergate.datastores import StoreConflict
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
 from tiergate.log import format_time
-from tiergate import checkpoints, webhooks
+from tiergate import checkpoints, schedules, webhooks
 from tiergate.metrics import summary
 from tiergate.runners.base import RunContext
 from tiergate.store import runs as store
@@ -48,9 +51,14 @@ class Fired:
     status: str
     events: list[str] = field(default_factory=list)
     error: str | None = None
+    #: A run started on schedule (``tiergate.schedules``): the due time it was started for.
+    scheduled: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if out["scheduled"] is None:
+            del out["scheduled"]
+        return out
 
 
 def _hold(claimed: int) -> None:
@@ -175,9 +183,11 @@ def _ready_key(runner: Any, definition: Any, run_id: str, transition: Any) -> st
 
 
 def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None = None) -> list[Fired]:
-    """Fire every timer due by ``now`` (default: the engine's clock), at most ``limit`` runs."""
+    """Start the runs due on schedule (timer-cycle start events, ``tiergate.schedules``), then fire
+    every timer due by ``now`` (default: the engine's clock), at most ``limit`` runs."""
     seen: list[str] = []
-    results: list[Fired] = []
+    results = [Fired(s.run, s.process, s.status, ["started"] if s.error is None else [], s.error,
+                     scheduled=format_time(s.due)) for s in schedules.run_pass(engine, now)]
     while limit is None or len(results) < limit:
         outcome = _fire_one(engine, seen, now)
         if outcome is None:

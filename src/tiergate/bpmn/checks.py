@@ -23,7 +23,6 @@ from tiergate.definitions.checklists import _check_schema, _collect_resources
 from tiergate.definitions.decisions import Decision
 from tiergate.definitions.models import Roles
 from tiergate.definitions.problems import Problem, ProblemList
-from tiergate.templating import check_syntax, unknown_names
 
 UNSUPPORTED = {
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or parallel gateways",
@@ -86,14 +85,11 @@ def check_elements(check: FileCheck) -> None:
         elif node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node) \
                 and not top_level_message_start and not top_level_timer_start and not top_level_signal_start:
             check.error(node.line, node.id, "start events must be plain, or wait for a message at the top level of "
-                        "the process, or for a signal or a timer there: runs are started with `tiergate start` (a timer start "
-                        "event then waits until its timer is due), by `tiergate message` for a message start "
-                        "event, or by `tiergate signal` for a signal start event.")
+                        "the process, or for a signal or a timer there: runs are started with `tiergate start` (a "
+                        "timer start event then waits until its timer is due), by `tiergate message` for a message "
+                        "start event, or by `tiergate signal` for a signal start event.")
         elif top_level_timer_start and node.timer is not None and node.timer.kind == "timeCycle":
-            check.error(node.timer.line, node.id, "a timer start event with a timeCycle is not supported: "
-                        "SpiffWorkflow runs the flow after it once more at every cycle inside one run. Use a "
-                        "timeDate or timeDuration (the run waits until then), and start one run per cycle "
-                        "with `tiergate start` from a scheduler.")
+            _check_schedule(check, node)
         if node.kind == "task":
             check.error(node.line, node.id, "a plain task completes by itself, with no gate and nobody doing it. "
                         "Make it a userTask or manualTask (with a gate) if someone must do it.", "warning")
@@ -108,7 +104,7 @@ def check_elements(check: FileCheck) -> None:
                 _check_expression(check, node.script or "", "exec", node.script_line or node.line, node.id, "script")
         if "cancelEventDefinition" in node.event_definitions:
             _check_cancel(check, node)
-        if node.timer is not None:
+        if node.timer is not None and not (top_level_timer_start and node.timer.kind == "timeCycle"):
             _check_timer(check, node)
         if node.kind == "boundaryEvent" and node.attached_to not in model.nodes:
             check.error(node.line, node.id, f"attachedToRef '{node.attached_to}' is not an element of the process.")
@@ -312,6 +308,20 @@ def _check_timer(check: FileCheck, node: Node) -> None:
     _check_expression(check, timer.text, "eval", timer.line, node.id, f"{timer.kind} expression")
 
 
+def _check_schedule(check: FileCheck, node: Node) -> None:
+    """A timeCycle on the process's own start event: the schedule `tiergate worker` starts runs on."""
+    from datetime import datetime, timezone
+
+    from tiergate.bpmn.schedule import parse
+
+    assert node.timer is not None
+    try:
+        parse(node.timer.text, datetime(2000, 1, 1, tzinfo=timezone.utc))
+    except ValueError as err:
+        check.error(node.timer.line, node.id, f"timeCycle: {err}. `tiergate worker` starts one run of the process "
+                    "at each due time of the cycle (docs/tier1.md, timer start events).")
+
+
 def _reachable(model: ProcessModel, start: str) -> set[str]:
     seen: set[str] = set()
     stack = [f.target for f in model.outgoing(start)]
@@ -380,17 +390,6 @@ def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_fol
         if optional is not None and optional.strip().lower() not in ("true", "false"):
             check.error(lines.get("optional", node.line), node.id, f"optional must be true or false, not "
                         f"'{optional}'.")
-        if node.documentation:
-            error = check_syntax(node.documentation)
-            if error is not None:
-                check.error(node.line, node.id, f"instructions (documentation) template syntax error on its line "
-                            f"{error[0]}: {error[1]}.")
-            unknown = unknown_names(node.documentation, {"data", "run", "steps"})
-            if unknown:
-                shown = ", ".join(f"`{name}`" for name in unknown)
-                check.error(node.line, node.id, f"instructions (documentation) use {shown}, which a step's "
-                            "instructions never have: they see `data` (the run's data), `run` and `steps`. Write "
-                            f"`{{{{ data.{unknown[0]} }}}}` for the run's {unknown[0]}.")
         if node.lane is not None:
             lane = lanes.get(node.lane)
             if lane is None:

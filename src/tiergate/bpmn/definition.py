@@ -20,7 +20,7 @@ from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tiergate.bpmn import calls, checks, instances
+from tiergate.bpmn import calls, checks, instances, instructions
 from tiergate.bpmn.model import ProcessModel, read_process
 from tiergate.bpmn.steps import StepRules, parse_gate, step_rules
 from tiergate.bpmn.xml import BpmnError, parse_bpmn
@@ -173,6 +173,7 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         else:
             if _check_schema(schema, "", found, "the inputs schema"):
                 _collect_resources(schema, "", "", folder, resources, found, display_folder)
+            _check_scheduled_inputs(check, model, schema)
         check.problems.extend(found)
     retry_roles = [r.strip() for r in model.properties.get("retry_roles", "").split(",") if r.strip()]
     unknown = [r for r in retry_roles if roles is not None and r not in roles.roles]
@@ -180,7 +181,9 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
         check.error(model.property_lines.get("retry_roles", model.line), model.id,
                     f"retry_roles names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not "
                     "a role in tiers/roles.yaml, so nobody of it could retry a failed run.")
-    used, decision_imports = pin_decisions(decisions or {}, checks.check_decisions(check, decisions or {}))
+    called_decisions = checks.check_decisions(check, decisions or {})
+    instructions.check_instructions(check, tree, resources, {d: (decisions or {})[d] for d in called_decisions})
+    used, decision_imports = pin_decisions(decisions or {}, called_decisions)
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
     definition = BpmnDefinition(process_id=process_id, xml=text, source=shown, resources=resources, decisions=used,
                                 lanes=lanes, called=called, decision_imports=decision_imports)
@@ -192,6 +195,19 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
                         else err.message)
     problems = sorted(check.problems, key=lambda p: p.line)
     return (None if check.has_errors else definition), problems
+
+
+def _check_scheduled_inputs(check: Any, model: ProcessModel, schema: Any) -> None:
+    """Runs started on schedule (a timer-cycle start event) get empty start data: say so when the
+    inputs require fields, since each such start would be refused."""
+    from tiergate.bpmn.schedule import cycle_starts
+
+    required = schema.get("required") if isinstance(schema, dict) else None
+    if required and cycle_starts(model):
+        check.error(model.property_lines.get("inputs", model.line), model.id,
+                    f"the inputs require {', '.join(map(str, required))}, but the runs `tiergate worker` starts on "
+                    "the timeCycle of the start event get empty start data, so each would be refused. Give the "
+                    "fields defaults in the process instead, or leave them out of `required`.", "warning")
 
 
 def load_process_file(path: Path, shown: str, roles: Roles | None,

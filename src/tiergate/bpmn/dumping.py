@@ -94,6 +94,10 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
     simply not found."""
     tasks: dict[UUID, Task] = workflow.tasks
     old: dict[int, _Entry] = getattr(workflow, _ATTR, None) or {}
+    if len(tasks) < _FEW:
+        small = _small_tree(workflow, tasks, old, convert)
+        if small is not None:
+            return small
     new: dict[int, _Entry] = {}
     # A parent's entry's ``keys`` by ``id()`` of the UUID its children hold (1,000 instances hold
     # their activity's): each UUID is held by a live task for the whole dump.
@@ -162,6 +166,35 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
                     base=getattr(workflow, _TOKEN, None) if old else None, fresh=[e.part for e in fresh])
     setattr(workflow, _TOKEN, parted.token)
     return parted
+
+
+def _small_tree(workflow: Any, tasks: dict[UUID, Task], old: dict[int, _Entry],
+                convert: Callable[[Task], dict[str, Any]]) -> Encoded | None:
+    """``_tasks`` of a small tree that has nothing to reuse (no task parked now was parked, unchanged, at
+    the last dump: a new run's tree, a restored one, one whose people's tasks were just run or just
+    became ready), in one ``json.dumps``; None when it may have something to reuse, or its text is
+    long enough to be stored in parts. Its parked tasks' entries are kept as ``_tasks`` keeps them,
+    for the next dump."""
+    parked = [task for task in tasks.values() if task._state == _READY and task.task_spec.manual]  # (``_parked``)
+    for task in parked if old else ():
+        before = old.get(id(task))
+        if before is not None and before.task is task and before.sig == _sig(task):
+            return None  # its dict may be reused
+    # Each task's dict names it by ``str(task.id)`` (``TaskConverter.to_dict``, ``taskdict``): the key, made once.
+    value = {dct["id"]: dct for dct in [convert(task) for task in tasks.values()]}
+    text = json.dumps(value)
+    if len(text) >= PARTED_MIN_TEXT:
+        return None
+    new: dict[int, _Entry] = {}
+    for task in parked:
+        parent = tasks.get(task._parent) if task._parent is not None else None
+        parent_keys = None if parent is None else {k: repr(v) for k, v in parent.data.items()}
+        keys = {k: repr(v) for k, v in task.data.items()}
+        dct = value[str(task.id)]
+        new[id(task)] = _Entry(task, _sig(task), dct, keys, parent_keys, True)
+    setattr(workflow, _ATTR, new)
+    setattr(workflow, _TOKEN, None)
+    return Encoded(value, text)
 
 
 def _splice(members: list[tuple[str, Any, str | None]]) -> str:

@@ -83,6 +83,10 @@ def compile_source(source: str, mode: str) -> ast.AST:
             problem(node, f"'{node.func.id}' cannot be called: only these functions may be called: "
                           f"{', '.join(sorted(BUILTINS))} (functions another engine's script environment "
                           "adds have no counterpart here)")
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("vars", "globals")
+                and node.func.id not in stored and (node.args or node.keywords)):
+            problem(node, f"{node.func.id}() takes no arguments here: vars() and globals() give the names the "
+                          "script sees, as a dict")
         if not isinstance(node, allowed):
             what = WHAT.get(type(node), f"`{type(node).__name__}`")
             problem(node, f"{what} {'are' if what.endswith('s') else 'is'} not allowed in "

@@ -24,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -95,7 +95,7 @@ def copy_template(template: Template, spec: Any, subprocess_specs: dict[str, Any
     # New random ids, made as uuid4 makes each (UUID(bytes=os.urandom(16), version=4)), from one read.
     count = len(template.tasks)
     raw = os.urandom(16 * count)
-    ids = [UUID(bytes=raw[16 * i:16 * i + 16], version=4) for i in range(count)]
+    ids = [_uuid4(int.from_bytes(raw[16 * i:16 * i + 16], "big")) for i in range(count)]
     offset = time.time() - template.tasks[0].last_state_change
     tasks = workflow.tasks
     for original, new_id, (parent, children) in zip(template.tasks, ids, template.links):
@@ -111,6 +111,20 @@ def copy_template(template: Template, spec: Any, subprocess_specs: dict[str, Any
     workflow.task_tree = tasks[ids[0]]  # (the root comes first: ``_build``)
     workflow.data = copy.deepcopy(template.data)
     return workflow
+
+
+_VERSION_4 = ~(0xc000 << 48) & ~(0xf000 << 64)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _uuid4(value: int) -> UUID:
+    """``UUID(int=value, version=4)``, without ``UUID.__init__``'s checks of the arguments (one per task):
+    the same variant and version bits, set the same way, and the same two attributes."""
+    made = _new(UUID)
+    _set(made, "int", value & _VERSION_4 | 0x8000 << 48 | 4 << 76)
+    _set(made, "is_safe", SafeUUID.unknown)
+    return made
 
 
 def _build(spec: Any, subprocess_specs: dict[str, Any]) -> Template | None:

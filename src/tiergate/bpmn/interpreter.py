@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from tiergate.bpmn.language import (BINARY, BUILTINS, COMPARE, MAX_FORMAT_WIDTH, MAX_INT_BITS, MAX_LENGTH,
                                     MAX_SECONDS, MAX_STEPS, MAX_VALUES, MUTATING_METHODS, PURE_METHODS, UNARY,
-                                    ExpressionError)
+                                    ExpressionError, names_defined)
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 #: The builtins that walk every value they are given (compare, hash, sum or copy them all).
@@ -49,6 +49,18 @@ class Scope:
         if name in BUILTINS:
             return BUILTINS[name]
         raise NameError(f"name '{name}' is not defined")
+
+    def visible(self) -> dict[str, Any]:
+        """Every name this scope sees, inner ones over outer ones: ``vars()``."""
+        chain: list[dict[str, Any]] = []
+        scope: Scope | None = self
+        while scope is not None:
+            chain.append(scope.vars)
+            scope = scope.parent
+        found: dict[str, Any] = {}
+        for variables in reversed(chain):
+            found.update(variables)
+        return found
 
 
 class Interpreter:
@@ -408,6 +420,11 @@ class Interpreter:
         function = self.expr(node.func, scope)
         if not any(function is allowed for allowed in BUILTINS.values()):
             raise ExpressionError(f"only these functions may be called: {', '.join(sorted(BUILTINS))}", self.line)
+        if function is names_defined:
+            if args or kwargs:
+                raise ExpressionError("vars() and globals() take no arguments here: they give the names the "
+                                      "script sees, as a dict", self.line)
+            return self.sized(scope.visible())
         if function is str:
             for arg in args:
                 _bounded_text_size(arg)

@@ -53,11 +53,19 @@ def _print(*_args: Any, **_kwargs: Any) -> None:
     """``print`` in a script is accepted and writes nothing: a script's only effect is the data it sets."""
 
 
+def names_defined() -> dict[str, Any]:
+    """``vars()`` and ``globals()``: the names a script or condition sees (the task's data and what the script
+    set), as a new dict; SpiffWorkflow's processes ask ``'x' in vars()`` to tell whether ``x`` is set. The
+    interpreter answers the call itself (``Interpreter.call``): this body never runs."""
+    raise AssertionError("answered by the interpreter")
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict, "enumerate": enumerate, "float": float,
     "int": int, "len": len, "list": list, "max": max, "min": min, "print": _print, "range": _safe_range,
     "reversed": reversed,
     "round": round, "set": set, "sorted": sorted, "str": str, "sum": sum, "tuple": tuple, "zip": zip,
+    "vars": names_defined, "globals": names_defined,
 }
 
 PURE_METHODS: dict[type, frozenset[str]] = {

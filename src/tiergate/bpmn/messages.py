@@ -37,6 +37,7 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn import persistence
 from tiergate.bpmn import triggers  # noqa: F401 - installs the start task's trigger
 from tiergate.bpmn.language import ExpressionError
 from tiergate.bpmn.model import ProcessModel
@@ -189,7 +190,7 @@ def _run_data(workflow: Any, key: str) -> Any:
 def event_starts(top: Any, model: ProcessModel) -> list[dict[str, Any]]:
     """The message start events of event subprocesses that a message could start now (see the module's doc),
     in the process and in each subprocess or called process under way in it."""
-    if top.is_completed():
+    if persistence.is_completed(top):  # (``top.is_completed()``, from the task dictionary)
         return []
     found: list[dict[str, Any]] = []
     for workflow in _scopes(top):

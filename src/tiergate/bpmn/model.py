@@ -46,6 +46,7 @@ class Node:
     line: int
     container: str
     lane: str | None = None
+    #: Its instructions (a Jinja template): `spiffworkflow:instructionsForEndUser`, else its documentation.
     documentation: str = ""
     properties: dict[str, str] = field(default_factory=dict)
     property_lines: dict[str, int] = field(default_factory=dict)
@@ -145,6 +146,14 @@ class ProcessModel:
 
 def _text(element: etree._Element | None) -> str:
     return "" if element is None else "".join(element.itertext()).strip()
+
+
+def _instructions(element: etree._Element) -> str:
+    """A step's instructions: SpiffArena's ``spiffworkflow:instructionsForEndUser`` when it has one (what
+    SpiffArena shows the person doing the task), else its ``documentation``."""
+    spiff = element.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}instructionsForEndUser")
+    text = _text(spiff)
+    return text or _text(element.find(f"{{{BPMN_NS}}}documentation"))
 
 
 def read_properties(element: etree._Element) -> tuple[dict[str, str], dict[str, int]]:
@@ -313,7 +322,7 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             id=element_id, kind=kind, name=" ".join((element.get("name") or "").split()), line=line,
             container=container_id if container is not process else process_id,
             lane=lanes[lane_id].label if lane_id in lanes else None,
-            documentation=_text(element.find(f"{{{BPMN_NS}}}documentation")),
+            documentation=_instructions(element),
             properties=properties, property_lines=property_lines, decision=_decision(element),
             result_variable=result_variable(element),
             attached_to=element.get("attachedToRef"),

@@ -6,21 +6,64 @@ a dict that carries its own JSON text and refuses to be changed. The next move's
 (``copied``) shares the frozen records instead of copying them, and a record the move changes is
 copied first (``editable``); so a step copies, encodes and (in ``tiergate.store.RecentRuns``)
 hands over only the records it changed. The state's text is the same, byte for byte, as a plain
-``json.dumps`` of it: ``tiergate.jsontext.dumps`` splices each record's text.
+``json.dumps`` of it. Once every record is frozen, so are the records themselves
+(``FrozenRecords``): their text is spliced from the members of the records the move copied, with
+only the changed records' members spelled again, so neither the next copy (``copied``: one dict
+copy), the state's text nor ``RecentRuns`` goes through the 1,000 records one by one.
 
 Records read from the database are plain dicts: ``copied`` copies them one level deep, as before.
 """
 
 from __future__ import annotations
 
+from itertools import compress
+from operator import is_not
 from typing import Any
 
-from tiergate.jsontext import Frozen
+from tiergate.jsontext import Frozen, member
+
+
+class FrozenRecords(Frozen):
+    """A run's records once a move has frozen every one of them: itself frozen, with its text spliced
+    from theirs. ``members`` are the object's members as its text spells them, by position
+    (``where``); the next move's frozen records copy the list and replace the members of the records
+    it changed, so a step spells two or three members instead of 1,000."""
+
+    __slots__ = ("members", "where")
+
+    def __init__(self, value: dict[str, Any], members: list[str], where: dict[str, int]):
+        super().__init__(value, "{" + ", ".join(members) + "}")
+        self.members, self.where = members, where
+
+    @classmethod
+    def spliced(cls, steps: dict[str, Any], base: FrozenRecords | None) -> FrozenRecords:
+        """``steps`` (every record frozen, text keys) frozen; ``base``: the frozen records it was copied from."""
+        keys = list(steps)
+        if base is not None and len(keys) == len(base.where) and keys == list(base):
+            members, values = list(base.members), list(steps.values())
+            for key in compress(keys, map(is_not, values, base.values())):
+                position = base.where[key]
+                members[position] = member(key, values[position].text)
+            return cls(steps, members, base.where)
+        return cls(steps, [member(key, record.text) for key, record in steps.items()],
+                   {key: position for position, key in enumerate(keys)})
+
+
+class Records(dict):  # type: ignore[type-arg]
+    """A move's copy of a run's frozen records (``copied``), with the ones it was copied from (``base``)."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, base: FrozenRecords):
+        super().__init__(base)
+        self.base = base
 
 
 def copied(steps: dict[str, Any]) -> dict[str, Any]:
     """A copy of the records to change: frozen ones shared, plain ones copied one level deep (a
     record's values are replaced, never changed in place)."""
+    if type(steps) is FrozenRecords:
+        return Records(steps)
     return {step: record if type(record) is Frozen else dict(record) for step, record in steps.items()}
 
 
@@ -37,11 +80,17 @@ def editable(state: dict[str, Any], step_id: str, default: dict[str, Any] | None
 
 
 def freeze(state: dict[str, Any]) -> None:
-    """Freeze the records a move changed or added (the others are frozen already)."""
+    """Freeze the records a move changed or added (the others are frozen already), then the records
+    themselves (``FrozenRecords``) when every one of them is."""
     steps = state.get("steps")
-    if not isinstance(steps, dict):
+    if not isinstance(steps, dict) or type(steps) is FrozenRecords:
         return
     changed = [(step, record) for step, record in steps.items() if type(record) is not Frozen]
+    frozen = all(isinstance(step, str) for step, _ in changed)
     for step, record in changed:
         if isinstance(record, dict) and all(isinstance(key, str) for key in record):
             steps[step] = Frozen.of(record)
+        else:
+            frozen = False
+    if frozen:
+        state["steps"] = FrozenRecords.spliced(steps, getattr(steps, "base", None))

@@ -32,6 +32,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import expressions, feel
 from tiergate.bpmn import statelog  # noqa: F401 - installs SpiffWorkflow's quieter task state change
+from tiergate.bpmn import tasklean  # noqa: F401 - installs two tree walks answered from the task dictionary
 from tiergate.bpmn.expressions import ExpressionError
 from tiergate.definitions.decisions import Decision
 from tiergate.errors import TiergateError
@@ -157,8 +158,10 @@ class RestrictedWorkflow(BpmnWorkflow):
         Its walk goes through the task tree, whose tasks are all in ``self.tasks``: if none of
         those is WAITING, the walk would update none."""
         waiting = TaskState.WAITING
-        if any(task._state == waiting for task in self.tasks.values()):
-            super().update_waiting_tasks()
+        for task in self.tasks.values():  # (a loop, not ``any`` over a generator: after every task completed)
+            if task._state == waiting:
+                super().update_waiting_tasks()
+                return
 
     def collect_log_extras(self, dct: dict[str, Any] | None = None) -> dict[str, Any]:
         """SpiffWorkflow's record details, which list every task (a walk of the tree), made only when

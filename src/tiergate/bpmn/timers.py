@@ -10,7 +10,8 @@ NameError there, and it compares due times with the machine's clock. Here:
   from the workflow's script engine (``engine.now``), which is the engine's clock, so a worker
   run at 10:00 fires exactly the timers due by 10:00, and tests need no sleeping. A date
   without a zone is UTC. A cycle that was missed (the worker was down) fires once and the next
-  one is scheduled one interval after it; missed cycles are not replayed.
+  one is scheduled one interval after it; missed cycles are not replayed. A cycle on the
+  process's own start event is a schedule (``tiergate.schedules``): a run goes past it at once.
 * Each firing is written to the engine's journal: the runner logs it as ``timer_fired``.
 """
 
@@ -137,7 +138,29 @@ class ClockDuration(DurationTimerEventDefinition):
         return bool(my_task._get_internal_data("event_fired", False))
 
 
+def _top_level_start(my_task: Any) -> bool:
+    from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+
+    return isinstance(my_task.task_spec, StartEvent) and my_task.workflow is my_task.workflow.top_workflow
+
+
 class ClockCycle(CycleTimerEventDefinition):
+    def has_fired(self, my_task: Any) -> bool:
+        """A cycle on the process's own start event is the schedule runs are started on
+        (``tiergate.schedules``), not a loop inside one run: a started run goes past it at once."""
+        if _top_level_start(my_task):
+            if not my_task._get_internal_data("event_fired", False):
+                my_task._set_internal_data(event_fired=True)
+                _record(my_task, _engine(my_task).now.isoformat(), cycle=True)
+                if not my_task.children:  # a cycle's path is not predicted (SpiffWorkflow adds it per cycle)
+                    from SpiffWorkflow.util.task import TaskState
+
+                    for output in my_task.task_spec.outputs:
+                        child = my_task._add_child(output, TaskState.FUTURE)
+                        child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
+            return True
+        return bool(super().has_fired(my_task))
+
     def cycle_complete(self, my_task: Any) -> bool:
         now = _engine(my_task).now
         state = my_task._get_internal_data("event_value")

@@ -140,15 +140,18 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
                 if engine is not None:
                     engine.close()
             bad = failed(data) if failed else False
-            if as_json:
-                if bad:
-                    details = {k: v for k, v in data.items() if k not in ("code", "message")}
-                    answer = failure(data.get("code", "failed"), data.get("message", ""), to_jsonable(details))
-                else:
-                    answer = success(to_jsonable(data))
-                click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
-            elif human is not None:
-                human(console(), data)
+            try:  # the answer's rendering too (a server's answer of an unexpected shape): never a traceback
+                if as_json:
+                    if bad:
+                        details = {k: v for k, v in data.items() if k not in ("code", "message")}
+                        answer = failure(data.get("code", "failed"), data.get("message", ""), to_jsonable(details))
+                    else:
+                        answer = success(to_jsonable(data))
+                    click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+                elif human is not None:
+                    human(console(), data)
+            except Exception as exc:  # noqa: BLE001
+                _fail(unexpected(exc), as_json)
             if bad:
                 sys.exit(EXIT_FAILURE)
 

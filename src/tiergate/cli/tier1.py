@@ -25,8 +25,10 @@ def _show_pass(out: Console, data: dict[str, Any]) -> None:
         return
     grid = table("run", "process", "status", "what happened")
     for item in data["fired"]:
-        grid.add_row(item["run"], item["process"], item["status"],
-                     escape(item["error"] or ", ".join(item["events"]) or "nothing due"))
+        what = item["error"] or ", ".join(item["events"]) or "nothing due"
+        if item.get("scheduled"):
+            what += f" (on schedule, due {item['scheduled'][:16].replace('T', ' ')})"
+        grid.add_row(item["run"], item["process"], item["status"], escape(what))
     out.print(grid)
 
 
@@ -87,10 +89,23 @@ def worker(once: bool, interval: float, limit: int | None, as_json: bool, home: 
     ctx.invoke(forever, as_json=False, home=home)
 
 
+def _show_schedules(out: Console, data: dict[str, Any]) -> None:
+    if not data.get("schedules"):
+        return
+    grid = table("process", "start event", "cycle", "next due", "started", "last run")
+    for item in data["schedules"]:
+        due = item["error"] or ((item["next_due"] or "")[:16].replace("T", " ") or "finished")
+        grid.add_row(item["process"], escape(item["start_event"]), escape(item["cycle"]), escape(due),
+                     str(item["started"]), item["last_run"] or "")
+    out.print("runs started on schedule by `tiergate worker` (timer-cycle start events):")
+    out.print(grid)
+
+
 def _show_timers(out: Console, data: dict[str, Any]) -> None:
     when = data["at"][:19].replace("T", " ")
     if not data["runs"]:
         out.print(f"no timers due by {when} UTC")
+        _show_schedules(out, data)
         return
     out.print(f"due by {when} UTC (nothing was changed; `tiergate worker` fires them when they are due):")
     grid = table("run", "process", "timer", "due", "would log", "status after")
@@ -101,6 +116,7 @@ def _show_timers(out: Console, data: dict[str, Any]) -> None:
                                             for e in item["would_log"])
         grid.add_row(item["run"], item["process"], escape(timers), due, escape(logged), item["status"])
     out.print(grid)
+    _show_schedules(out, data)
 
 
 def _show_stores(out: Console, data: list[dict[str, Any]]) -> None:
@@ -127,12 +143,14 @@ def stores(engine: Engine, process: str | None) -> list[dict[str, Any]]:
 
 
 @click.command()
-@click.option("--at", "at", required=True, metavar="TIME",
+@click.option("--at", "at", default="PT0S", show_default=True, metavar="TIME",
               help="An ISO 8601 time (UTC if no zone is given) or a duration from now, e.g. PT49H or P2D.")
 @common_options
 @run_command(_show_timers)
 def timers(engine: Engine, at: str) -> dict[str, Any]:
-    """List the Tier 1 timers that would fire by TIME, and what each would log. Changes nothing."""
+    """List the Tier 1 timers that would fire by TIME, and what each would log. Changes nothing.
+
+    Also lists each schedule (a deployed process's timer-cycle start event) with its next due time."""
     from tiergate.timers import parse_at, preview
 
     return preview(engine, parse_at(at, engine.clock()))

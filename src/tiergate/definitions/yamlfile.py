@@ -143,5 +143,6 @@ def load_yaml(path: Path) -> YamlDocument:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise DefinitionError(f"{path}:1: not UTF-8 text. Save the file as UTF-8.", code="yaml_syntax",
-                              details={"path": str(path), "line": 1}) from None
+                              details={"path": str(path), "line": 1,
+                                       "problem": "the file is not UTF-8 text (save it as UTF-8)"}) from None
     return parse_yaml(text, path)

@@ -22,6 +22,7 @@ from datetime import timedelta
 from tiergate.metrics.queries import Completions, LogQueries, StepCounts
 from tiergate.metrics.scope import Scope
 from tiergate.metrics.settings import MetricsSettings
+from tiergate.metrics.waiting import begun_late
 
 Key = tuple[str, int]                  # (process, tier)
 StepKey = tuple[str, int, str | None]   # (process, tier, step)
@@ -198,6 +199,8 @@ def _compute(q: LogQueries, scope: Scope, catalog: dict[str, tuple[str, int]],
         group = tallies[key]
         group.cancelled, group.human_cancels, group.failed = ended.cancelled, ended.human_cancels, ended.failed
         stale[key] = stale.get(key, 0) - ended.stale_unfinished
+    for key, runs in begun_late(q.conn, scope, q.stale_before).items():  # waiting for its start: not left
+        stale[key] = stale.get(key, 0) - runs
     for key, group in tallies.items():
         # Old enough to be abandoned, and not completed, cancelled or failed: abandoned.
         open_runs = group.runs - group.completed - group.cancelled - group.failed

@@ -36,7 +36,7 @@ from tiergate.actors import Actor
 from tiergate.definitions.models import Roles
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent
-from tiergate.runview import StepView
+from tiergate.runview import StepView, render_ready
 
 __all__ = ["Definition", "RunContext", "Runner", "StepView", "Transition"]
 
@@ -99,6 +99,12 @@ class Runner(ABC):
     @abstractmethod
     def steps(self, definition: Any, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]: ...
 
+    def render(self, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
+               bare_names: dict[str, dict[str, Any]] | None = None) -> None:
+        """Render the ready steps' instructions of ``views`` (made by ``steps`` just before) in place
+        (``bare_names``: ``instruction_names``'s answer)."""
+        render_ready(views, data, run_id=run_id, process_id=process_id, bare_names=bare_names)
+
     @abstractmethod
     def complete_step(self, definition: Any, state: dict[str, Any], step_id: str, evidence: Any,
                       ctx: RunContext) -> Transition: ...
@@ -115,3 +121,9 @@ class Runner(ABC):
     def data(self, state: dict[str, Any]) -> dict[str, Any]:
         """The run's data: start data plus what its steps produced."""
         return dict(state.get("data", {}))
+
+    def instruction_names(self, definition: Any, state: dict[str, Any],
+                          views: list[StepView]) -> dict[str, dict[str, Any]] | None:
+        """None: instructions read ``data``, ``run`` and ``steps`` only. Tier 1 answers a dict: they read the
+        data's fields by name too, and a step's own names (by step id: an instance's item) come first."""
+        return None

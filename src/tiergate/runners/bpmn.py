@@ -30,19 +30,20 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import dumping, instances, messages, persistence, records, signals
+from tiergate.bpmn import dumping, instances, instructions, messages, persistence, records, signals
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
 from tiergate.bpmn.timers import parse_datetime
 from tiergate.definitions.home import TIER_FILES
-from tiergate.errors import InvalidDataError, RefusedError, UsageError
+from tiergate.errors import InvalidDataError, ReasonMissingError, RefusedError, UsageError
 from tiergate.gates import check_evidence_size, enforce, gate_errors
 from tiergate.jsontext import Frozen
 from tiergate.lifecycle import RunStatus, transition
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext, Runner, StepView, Transition
-from tiergate.runners.checklist import actor_may_act
+from tiergate.runners.checklist import actor_may_act, roles_unreadable
+from tiergate.runners.keptviews import KeptViews
 
 class BpmnRunner(Runner):
     tier = 1
@@ -60,22 +61,60 @@ class BpmnRunner(Runner):
 
     # --- reading -------------------------------------------------------------------------
 
+    def __init__(self) -> None:
+        self._kept = KeptViews()
+
     def steps(self, definition: BpmnDefinition, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]:
-        views = []
+        """Every step's view; the views of records unchanged since this run's last answer are that
+        answer's (``tiergate.runners.keptviews``: shared, so never changed in place)."""
         stored = state.get("steps", {})
-        by_element = instances.by_element(stored) if any(r.repeats for r in definition.steps.values()) else {}
-        for rules in definition.steps.values():
-            ids: list[tuple[str, str | None]] = [(rules.id, None)]
-            if rules.repeats:
-                ids = by_element.get(rules.id) or ids
+
+        def made() -> list[tuple[StepRules, str, str | None]]:
+            by_element = instances.by_element(stored) if any(r.repeats for r in definition.steps.values()) else {}
+            specs: list[tuple[StepRules, str, str | None]] = []
+            for rules in definition.steps.values():
+                ids: list[tuple[str, str | None]] = [(rules.id, None)]
+                if rules.repeats:
+                    ids = by_element.get(rules.id) or ids
+                specs.extend((rules, step_id, key) for step_id, key in ids)
+            return specs
+
+        def make(rules: StepRules, step_id: str, key: str | None) -> StepView:
+            view = _view(rules, step_id, key, stored.get(step_id, _NO_RECORD))
+            # Four eyes per instance (``_distinct``): ``verify[2]`` against ``prepare[2]`` if that exists.
             other = rules.distinct_from
-            for step_id, key in ids:
-                view = _view(rules, step_id, key, stored.get(step_id, _NO_RECORD))
-                # Four eyes per instance (``_distinct``): ``verify[2]`` against ``prepare[2]`` if that exists.
-                if other is not None and key is not None and f"{other}[{key}]" in stored:
-                    view.distinct_from = f"{other}[{key}]"
-                views.append(view)
-        return views
+            if other is not None and key is not None and f"{other}[{key}]" in stored:
+                view.distinct_from = f"{other}[{key}]"
+            return view
+
+        return self._kept.steps(run.get("id"), definition, stored, made, make)
+
+    def render(self, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
+               bare_names: dict[str, dict[str, Any]] | None = None) -> None:
+        self._kept.render(run_id, views, data, process_id=process_id, bare_names=bare_names)
+
+    def instruction_names(self, definition: BpmnDefinition, state: dict[str, Any],
+                          views: list[StepView]) -> dict[str, dict[str, Any]]:
+        """Each ready instance's item by the name its marker gives it, as in its task's data in SpiffWorkflow
+        (``{{ person.id }}`` for the instance of ``person``): ``instructions.item_names``."""
+        named = instructions.item_names(definition)
+        if not named:
+            return {}
+        from tiergate.templating import names_read  # noqa: I001 - Jinja: only for a process with items
+
+        # only the elements whose instructions read their item: 1,000 open instances of another add nothing
+        read = {element: name for element, name in named.items() if element in definition.steps
+                and name in (names_read(definition.steps[element].instructions) or ())}
+        if not read:
+            return {}
+        stored = state.get("steps", {})
+        found: dict[str, dict[str, Any]] = {}
+        for view in views:
+            if view.state == "ready" and view.id.endswith("]") and view.instructions:
+                element, key = instances.split(view.id)
+                if key is not None and element in read and "item" in stored.get(view.id, {}):
+                    found[view.id] = {read[element]: stored[view.id]["item"]}
+        return found
 
     def element_states(self, definition: BpmnDefinition, state: dict[str, Any]) -> dict[str, str]:
         """Each BPMN element the run has reached, by id: ``failed``, ``ready`` (a step to do now),
@@ -173,8 +212,7 @@ class BpmnRunner(Runner):
                                "that passes its gate.", reason="not_optional",
                                details={"run": ctx.run_id, "step": step_id, "see": "guide"})
         if not reason.strip():
-            raise UsageError("a skip needs a reason: say why the step is not needed (--reason).",
-                             code="reason_missing")
+            raise ReasonMissingError("a skip needs a reason: say why the step is not needed (--reason).")
         actor_may_act(rules, ctx.actor, ctx.roles, ctx.run_id)  # type: ignore[arg-type]
 
         def apply(task: Task, state: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
@@ -370,7 +408,9 @@ class BpmnRunner(Runner):
             raise RefusedError(f"step '{step_id}' runs once per item: name the instance, e.g. "
                                f"{(ready or [base + '[0]'])[0]}. Ready now: {', '.join(ready) or 'none'}.",
                                reason="unknown_step", details={"run": run_id, "step": step_id, "ready": ready})
-        rules = replace(rules, id=step_id, distinct_from=self._distinct(rules, step_id, state))
+        distinct = self._distinct(rules, step_id, state)
+        if rules.id != step_id or rules.distinct_from != distinct:  # (frozen: the same rules serve as they are)
+            rules = replace(rules, id=step_id, distinct_from=distinct)
         record = state.get("steps", {}).get(step_id, {})
         status = record.get("status", "locked")
         if status in ("done", "skipped"):
@@ -425,7 +465,9 @@ def _named_in_data(rules: StepRules, state: dict[str, Any], ctx: RunContext) -> 
         return
     named = data.get(rules.roles_from)
     wanted = [named] if isinstance(named, str) else [r for r in named or [] if isinstance(r, str)]
-    known = ctx.roles.roles if ctx.roles is not None else {}
+    if ctx.roles is None:
+        raise roles_unreadable(rules.id, ctx.actor, ctx.run_id)  # type: ignore[arg-type]
+    known = ctx.roles.roles
     missing = [r for r in wanted if r not in known or str(ctx.actor) not in known[r].members]
     if missing or not wanted:
         raise RefusedError(f"step '{rules.id}' needs a member of {', '.join(wanted) or 'a role this run names'}"

@@ -29,7 +29,7 @@ from tiergate.actors import SYSTEM, Actor, same_actor
 from tiergate.definitions.checklists import ChecklistDefinition
 from tiergate.definitions.home import TIER_FILES
 from tiergate.definitions.models import Roles, Step
-from tiergate.errors import InvalidDataError, RefusedError, TiergateError, UsageError
+from tiergate.errors import InvalidDataError, ReasonMissingError, RefusedError, TiergateError
 from tiergate.gates import check_evidence_size, enforce, gate_errors
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
@@ -86,6 +86,15 @@ def _required(definition: ChecklistDefinition) -> tuple[str, ...]:
     return tuple(step.id for step in definition.checklist.steps if not step.optional)
 
 
+def roles_unreadable(step_id: str, actor: Actor, run_id: str) -> RefusedError:
+    """The refusal of a step that needs a role while ``tiers/roles.yaml`` cannot be read: nobody holds
+    a role then, and the message says so rather than blaming the actor."""
+    return RefusedError(
+        f"step '{step_id}' needs a role, and tiers/roles.yaml is missing or has problems, so nobody holds one "
+        "now. Nothing was changed. Ask an operator to fix the file (`tiergate check` lists its problems), then "
+        "try again.", reason="roles_unreadable", details={"run": run_id, "step": step_id, "actor": str(actor)})
+
+
 def actor_may_act(step: Step, actor: Actor, roles: Roles | None, run_id: str) -> None:
     """Refuse unless ``actor``'s kind is allowed and, if the step names roles, they hold one."""
     if actor.kind not in step.actors and tuple(step.actors) == ("system",):
@@ -100,6 +109,8 @@ def actor_may_act(step: Step, actor: Actor, roles: Roles | None, run_id: str) ->
             reason="actor_not_allowed", details={"run": run_id, "step": step.id, "actor": str(actor),
                                                  "allowed_kinds": list(step.actors)})
     if step.roles:
+        if roles is None:
+            raise roles_unreadable(step.id, actor, run_id)
         members = set()
         for role in step.roles:
             if roles is not None and role in roles.roles:
@@ -186,8 +197,7 @@ class ChecklistRunner(Runner):
                                "that passes its gate.", reason="not_optional",
                                details={"run": ctx.run_id, "step": step_id, "see": "guide"})
         if not reason.strip():
-            raise UsageError("a skip needs a reason: say why the step is not needed (--reason).",
-                             code="reason_missing")
+            raise ReasonMissingError("a skip needs a reason: say why the step is not needed (--reason).")
         actor_may_act(step, ctx.actor, ctx.roles, ctx.run_id)
         state = _copy_state(state)
         duration = self._record(state, step_id, "skipped", ctx, reason=reason)

@@ -76,7 +76,7 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
 
     async def healthz(request: Request) -> JSONResponse:
         try:
-            _ = engine.db  # reachable and at the current schema
+            engine.db.check_file()  # reachable, at the current schema, and (SQLite) the file it opened
         except Exception as err:  # noqa: BLE001 - a probe reports any failure as unhealthy
             code = getattr(err, "code", "database_error")
             return JSONResponse(failure(code, getattr(err, "message", "the database is not ready.")), 503)

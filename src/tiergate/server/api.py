@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, compile_path
 from starlette.types import Receive, Scope, Send
 
-from tiergate import __version__, wirejson
+from tiergate import __version__, doorlog, wirejson
 from tiergate.credentials import Credentials, check_shape
 from tiergate.envelope import failure
 from tiergate.errors import LimitExceededError, TiergateError, UsageError
@@ -32,7 +32,10 @@ from tiergate.server.doors import (Answer, bearer, in_worker, json_bytes, read_j
 #: HTTP status per error code; other codes are 400, and a refusal's is 409 unless its reason says otherwise.
 STATUS = {"unauthorized": 401, "actor_mismatch": 403, "not_found": 404, "conflict": 409, "gate_failed": 422,
           "invalid_data": 422, "body_too_large": 413, "database_error": 503, "connection_lost": 503,
-          "schema_outdated": 503, "log_tampered": 409}
+          "schema_outdated": 503, "log_tampered": 409,
+          # the database or its disk, not the request: the same request may succeed later
+          **dict.fromkeys(("database_readonly", "disk_full", "database_locked", "not_a_database", "disk_error",
+                           "database_replaced"), 503)}
 REFUSAL_STATUS = {"actor_not_allowed": 403, "same_actor": 403, "claimed_by_other": 409}
 
 Body = dict[str, Any]
@@ -70,6 +73,25 @@ def _q(query: dict[str, str], name: str) -> str | None:
     return query.get(name) or None
 
 
+def _tier(query: dict[str, str]) -> int | None:
+    """``?tier=N``: absent or empty is every tier; anything but a whole number is refused, not ignored."""
+    text = query.get("tier", "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"tier {text[:20]!r} is not a tier. Use tier=1, 2 or 3, or leave it out for every tier.",
+                         code="usage", details={"tier": text[:20]})
+    return int(text)
+
+
+def _flag(query: dict[str, str], name: str) -> bool:
+    text = query.get(name, "").strip().lower()
+    if text not in ("", "0", "1", "false", "true"):
+        raise UsageError(f"{name}={text[:20]!r} is not a yes or no. Use {name}=1 (or true), {name}=0, or leave it out.",
+                         code="usage", details={name: text[:20]})
+    return text in ("1", "true")
+
+
 ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/api/processes", "Every process, with its tier and start-data schema.",
              lambda ops, who, q, b: ops.processes(who), tag="processes"),
@@ -80,7 +102,7 @@ ROUTES: tuple[ApiRoute, ...] = (
              body=_obj(process=_STR, **{"data?": _ANY_OBJECT, "actor?": _STR}), changes=True),
     ApiRoute("GET", "/api/runs", "Runs, newest first (mine=1: only those the caller started).",
              lambda ops, who, q, b: ops.runs(who, process=_q(q, "process"), status=_q(q, "status"),
-                                             mine=q.get("mine") in ("1", "true")),
+                                             mine=_flag(q, "mine")),
              query=("process", "status", "mine")),
     ApiRoute("GET", "/api/runs/{run}", "A run: its status, steps and data.",
              lambda ops, who, q, b: ops.status(who, q["run"])),
@@ -133,7 +155,7 @@ ROUTES: tuple[ApiRoute, ...] = (
              lambda ops, who, q, b: ops.verify_log(who), tag="log"),
     ApiRoute("GET", "/api/metrics", "Completion, deviations and step times.",
              lambda ops, who, q, b: ops.metrics(who, process=_q(q, "process"),
-                                                tier=int(q["tier"]) if q.get("tier", "").isdigit() else None,
+                                                tier=_tier(q),
                                                 since=_q(q, "since")),
              query=("process", "tier", "since"), tag="metrics"),
     ApiRoute("GET", "/api/gaps", "Gaps found in the log, classified.",
@@ -186,6 +208,64 @@ def _object(body: Any) -> Body:
     return body
 
 
+#: Fields whose shape the engine checks itself (and logs in the run's log when refused): the door
+#: checks only that the field is one this request takes.
+_ENGINE_CHECKS = frozenset({"evidence", "data", "reason", "correlate"})
+
+
+def _check_fields(route: ApiRoute, body: Body, operations: Operations, caller: Caller) -> None:
+    """Refuse a body field the route does not take, a text field that is not text, a required one
+    missing: before the operation, so a misspelt ``evidnce`` never completes a step with none.
+
+    Recorded as a row of ``door_refusals`` (``tiergate log refusals``), as a body no parser reads is.
+    """
+    schema = route.body
+    if schema is None or not body and not schema["required"]:
+        return
+    fields = schema["properties"]
+    error: UsageError | None = None
+    for name, value in body.items():
+        pointer = "/" + name.replace("~", "~0").replace("/", "~1")
+        if name not in fields:
+            error = UsageError(
+                f"the request body has a field {pointer[:80]!r} that {route.method} {route.path} does not take "
+                f"(it takes {', '.join(fields)}). Nothing was changed; remove or rename that field.",
+                code="invalid_input", details={"pointer": pointer[:80], "problem": "unknown_field",
+                                               "fields": list(fields)})
+        elif name not in _ENGINE_CHECKS and fields[name].get("type") == "string" and not isinstance(value, str) \
+                and value is not None:  # null: as if left out
+            error = UsageError(
+                f"the field {pointer} of the request body must be text, not {_json_type(value)}. Nothing was "
+                "changed; send it as a JSON string.", code="invalid_input",
+                details={"pointer": pointer, "problem": "not_text"})
+        if error is not None:
+            break
+    missing = [name for name in schema["required"] if name not in _ENGINE_CHECKS and body.get(name) is None]
+    if error is None and missing:
+        error = UsageError(f"the request body has no field /{missing[0]}, which {route.method} {route.path} needs. "
+                           f"Nothing was changed; send {{\"{missing[0]}\": ...}}.", code="invalid_input",
+                           details={"pointer": f"/{missing[0]}", "problem": "missing_field"})
+    if error is not None:
+        attempt = {"runs": "start", "messages": "message"}.get(route.path.rsplit("/", 1)[-1],
+                                                               route.path.rsplit("/", 1)[-1])
+        doorlog.record(operations.engine, door=caller.via, attempt=attempt, code=error.code,
+                       problem=error.details["problem"], actor=caller.principal, credential=caller.door)
+        raise error
+
+
+def _checked(route: ApiRoute, operations: Operations, caller: Caller, params: dict[str, str], body: Body) -> Any:
+    _check_fields(route, body, operations, caller)
+    return route.handler(operations, caller, params, body)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "an array", type(None): "null"}.get(type(value), "text")
+
+
 _SUCCESS = b'{"ok":true,"data":'
 
 
@@ -197,7 +277,7 @@ def answer(route: ApiRoute, operations: Operations, caller: Caller, params: dict
     ``tiergate.jsonutil``), the same bytes as ``to_jsonable`` and a JSON response would make.
     """
     try:
-        data = run_locked(route.handler, operations, caller, params, body)
+        data = run_locked(_checked, route, operations, caller, params, body)
     except TiergateError as err:
         return http_status(err), json_bytes(failure(err.code, err.message, to_jsonable(err.details))), ()
     return 201 if route.creates else 200, _SUCCESS + canonical_json(data).encode("utf-8") + b"}", ()

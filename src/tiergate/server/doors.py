@@ -177,9 +177,11 @@ class Doors:
             if scope["path"] == "/mcp":
                 await self.refuse_rpc(send, wirejson.too_large(length, "", b""), scope)
                 return
-            if self.on_refused is not None and scope["path"] not in PUBLIC:
+            # Recorded only for a caller whose token was checked: a web page's session is checked
+            # later, and a request nobody is known for must not write to the database (a flood).
+            if self.on_refused is not None and scope.get(caller_key) is not None:
                 await run_in_threadpool(self.on_refused, wirejson.too_large(length, "", b""), "api",
-                                        scope.get(caller_key))
+                                        scope[caller_key])
             await send_json(send, 413, too_large(self.max_body))
             return
         if scope["path"] == "/mcp" and scope.get("method") == "POST":

@@ -12,11 +12,14 @@ the database (a revoked token is refused at once), reads the body strictly, vali
 the SDK's own types (the JSON-RPC message, the request's surface at the protocol version, the
 call's parameters), runs the tool the SDK registered as the token's principal
 (``_Server.call_tool_now``: the tool's argument model, its function, its result conversion and
-output check), and shapes the result for that version (``serialize_server_result``), as the
-SDK's runner does. The answer is the JSON-RPC response as ``application/json`` (the transport
+output check), and shapes the result for that version as the SDK's runner does: written in one
+pass where that gives the SDK's bytes (``tiergate.server.mcpshape``, which checks itself against
+the SDK's passes; a success from its envelope's text), else by the SDK's passes
+(``serialize_server_result``). The answer is the JSON-RPC response as ``application/json`` (the transport
 allows a plain JSON answer to a single request), with the session's ``Mcp-Session-Id`` when the
 request named a session this process holds, whose idle time starts again as if the SDK had
-served the request.
+served the request (to within ``_IDLE_SLACK``: never sooner). The request's headers are read
+once; the SDK's Content-Type, Host and Origin check is kept for the values it let through.
 
 Everything else goes on to the doors and the SDK, unchanged: ``initialize``, notifications, any
 other method, a tool that is not registered, a batch, a body that is not strict JSON or not a
@@ -31,10 +34,10 @@ doors would.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any, Sequence
 
-import anyio
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp.types import (INTERNAL_ERROR, CallToolRequestParams, ErrorData, JSONRPCError, JSONRPCRequest, JSONRPCResponse,
@@ -48,15 +51,25 @@ from starlette.types import Receive, Scope, Send
 from tiergate import tracing, wirejson
 from tiergate.credentials import Credentials, check_shape
 from tiergate.errors import TiergateError
+from tiergate.mcpserver import EnvelopeText
 from tiergate.operations import Caller
-from tiergate.server.doors import RECEIVED, bearer, header, in_worker, receive_small, replay, send_bytes, small_body, unauthorized
+from tiergate.server.doors import (READ_INLINE_BYTES, RECEIVED, bearer, in_worker, receive_small, replay, send_bytes,
+                                   unauthorized)
 from tiergate.server.mcpsessions import PATH, SESSION_HEADER, Sessions
+from tiergate.server.mcpshape import Shaping
 
 _JSON = "application/json"
 _VERSION_HEADER = b"mcp-protocol-version"
 #: The SDK's server middleware this path may stand in for: its tracing span (only when tracing is
 #: configured, when this path steps aside) and ``requestState``'s seal (only for a request with one).
 _STANDS_IN_FOR = frozenset({"OpenTelemetryMiddleware", "RequestStateBoundary"})
+#: The request headers this path reads.
+_READ = frozenset({_VERSION_HEADER, b"accept", b"content-type", b"content-length", b"transfer-encoding", b"host",
+                   b"origin", SESSION_HEADER})
+#: How many (Content-Type, Host, Origin) triples the SDK's check let through are kept (then forgotten at once).
+_PASSED_KEPT = 64
+#: Seconds a session's idle deadline is moved beyond the SDK's at a time (``McpHotPath.touch``).
+_IDLE_SLACK = 1.0
 
 
 class _Pass:
@@ -70,6 +83,8 @@ class McpHotPath:
                  security: TransportSecuritySettings | None = None, enabled: bool = True):
         self.server, self.credentials, self.sessions = server, credentials, sessions
         self.security = TransportSecurityMiddleware(security)
+        self.passed: set[tuple[bytes | None, ...]] = set()
+        self.shaping = Shaping()
         lowlevel = server._lowlevel_server
         entry = lowlevel.get_request_handler("tools/call")
         # Only over the SDK's own tools/call handler, with no middleware or cache hint of its own to
@@ -82,12 +97,13 @@ class McpHotPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> bool:
         if scope["path"] != PATH or scope["method"] != "POST" or not self.enabled:
             return False
-        version = header(scope, _VERSION_HEADER)
+        seen = _headers(scope)
+        version = seen.get(_VERSION_HEADER)
         if version is None or version.decode("latin-1") not in HANDSHAKE_PROTOCOL_VERSIONS:
             return False
-        if not small_body(scope) or not _accepts_json(scope) or not _is_json(scope) or tracing.tracing_on():
+        if not _small(seen) or not _accepts_json(seen) or not _is_json(seen) or tracing.tracing_on():
             return False
-        if await self.security.validate_request(Request(scope), is_post=True) is not None:
+        if not await self.allowed(scope, seen):
             return False  # the SDK answers it (421, 403, 400) after the doors
         token = bearer(scope)
         try:
@@ -98,7 +114,7 @@ class McpHotPath:
         raw = await receive_small(receive)
         if raw is None:
             return True  # the client went away
-        found = header(scope, SESSION_HEADER)
+        found = seen.get(SESSION_HEADER)
         session = found.decode("latin-1") if found is not None else None
         held = session if session is not None and self.sessions is not None and self.sessions.holds(session) else None
         answer = await in_worker(self.serve, token, raw, version.decode("latin-1"))
@@ -110,6 +126,19 @@ class McpHotPath:
             headers = [*headers, (SESSION_HEADER, held.encode("latin-1"))]
             self.touch(held)
         await send_bytes(send, status, payload, headers)
+        return True
+
+    async def allowed(self, scope: Scope, seen: dict[bytes, bytes]) -> bool:
+        """The SDK's check of ``Content-Type``, ``Host`` and ``Origin`` (DNS rebinding), its answer
+        kept for the values it let through (the settings never change while the server runs)."""
+        key = (seen.get(b"content-type"), seen.get(b"host"), seen.get(b"origin"))
+        if key in self.passed:
+            return True
+        if await self.security.validate_request(Request(scope), is_post=True) is not None:
+            return False
+        if len(self.passed) >= _PASSED_KEPT:
+            self.passed.clear()
+        self.passed.add(key)
         return True
 
     def serve(self, token: str, raw: bytes, version: str) -> tuple[int, bytes, Sequence[tuple[bytes, bytes]]] | _Pass:
@@ -142,6 +171,14 @@ class McpHotPath:
             return 200, error.model_dump_json(by_alias=True, exclude_unset=True).encode("utf-8"), ()
         if result is None:
             return _Pass()  # not a tool of this server: the SDK's answer
+        if isinstance(result, EnvelopeText):  # a success: written from its text, else read back
+            shaped = self.shaping.success(request.id, result, version)
+            if shaped is not None:
+                return 200, shaped, ()
+            result = result.result()
+        shaped = self.shaping.answer(request.id, result, version)
+        if shaped is not None:
+            return 200, shaped, ()
         dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True) if isinstance(result, BaseModel) \
             else dict(result)
         try:
@@ -155,27 +192,54 @@ class McpHotPath:
         return 200, body.model_dump_json(by_alias=True, exclude_unset=True).encode("utf-8"), ()
 
     def touch(self, session: str) -> None:
-        """The session's idle time starts again, as when the SDK's transport serves one of its requests."""
+        """The session's idle time starts again, as when the SDK's transport serves one of its requests;
+        moved by ``_IDLE_SLACK`` more at a time, so most calls leave the SDK's timer alone (moving it
+        costs more than the rest of this): a session never ends sooner than the SDK's would, and at
+        most that much later."""
         transport = self.sessions.open.get(session) if self.sessions is not None and self.sessions.open else None
         scope = getattr(transport, "idle_scope", None)
         timeout = getattr(self.sessions.stateful if self.sessions else None, "session_idle_timeout", None)
-        if scope is not None and timeout is not None and scope.deadline != math.inf:
-            scope.deadline = max(scope.deadline, anyio.current_time() + timeout)
+        if scope is None or timeout is None or scope.deadline == math.inf:
+            return
+        due = asyncio.get_running_loop().time() + timeout  # anyio.current_time() on asyncio, which uvicorn runs
+        if scope.deadline < due:
+            scope.deadline = due + _IDLE_SLACK
 
 
-def _accepts_json(scope: Scope) -> bool:
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The first value of each request header this path reads, in one pass."""
+    seen: dict[bytes, bytes] = {}
+    for key, value in scope.get("headers", ()):
+        if key in _READ and key not in seen:
+            seen[key] = bytes(value)
+    return seen
+
+
+def _small(seen: dict[bytes, bytes]) -> bool:
+    """``doors.small_body`` on the headers read already."""
+    if b"transfer-encoding" in seen:
+        return False
+    length = seen.get(b"content-length")
+    if length is None:
+        return True
+    try:
+        return int(length) <= READ_INLINE_BYTES
+    except ValueError:
+        return False
+
+
+def _accepts_json(seen: dict[bytes, bytes]) -> bool:
     """The SDK's reading of ``Accept`` for a JSON answer: ``application/json``, ``application/*`` or ``*/*``."""
-    value = header(scope, b"accept")
+    value = seen.get(b"accept")
     if value is None:
         return False
     kinds = {part.split(";")[0].strip().lower() for part in value.decode("latin-1").split(",")}
     return bool(kinds & {_JSON, "application/*", "*/*"})
 
 
-def _is_json(scope: Scope) -> bool:
-    value = header(scope, b"content-type")
+def _is_json(seen: dict[bytes, bytes]) -> bool:
+    value = seen.get(b"content-type")
     if value is None:
         return False
     parts = [part.strip() for part in value.decode("latin-1").split(";")[0].split(",")]
     return _JSON in parts
-

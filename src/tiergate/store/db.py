@@ -18,6 +18,7 @@ statements themselves on a fast database.
 
 from __future__ import annotations
 
+import os
 import select
 import weakref
 from contextlib import ExitStack, contextmanager
@@ -226,7 +227,12 @@ class Database:
         # wait at once are committed together (tiergate.store.groupcommit). Other processes
         # still wait through the busy timeout.
         self._writers = GroupCommit(self._begin_write, self._write_failure) if self.is_sqlite else None
+        #: The SQLite file as first opened (device, inode): a file removed or replaced under this
+        #: process is refused (``check_file``) rather than written to where nobody will read it again.
+        self._file: tuple[int, int] | None = None
+        self._path: Path | None = None
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
+            self._path = Path(self.url.database)
             try:
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -337,6 +343,24 @@ class Database:
                     conn.connection.driver_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
 
     @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """``read`` for one statement through ``driver_cursor`` (the token lookup of every request).
+        On SQLite without BEGIN and COMMIT around it: a connection in autocommit runs a statement
+        as its own transaction, which reads the latest commit (half the cost of the lookup).
+        Elsewhere ``read``."""
+        if not self.is_sqlite:
+            with self.read() as conn:
+                yield conn
+            return
+        with self._connect() as conn:
+            try:
+                yield conn
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise self._failure(exc) from None
+                raise self._lost(exc, during_commit=False) from exc
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         with self._connect() as conn, self._transaction(conn, writes=False):
             yield conn
@@ -376,8 +400,39 @@ class Database:
             f"the connection to the database {where} broke ({str(exc.orig).strip()}); nothing was "
             "recorded. Run the command again once the database is reachable.", committed=False)
 
+    def check_file(self) -> None:
+        """Refuse (``database_replaced``) once the SQLite file this process opened was removed or
+        replaced: its open connections would go on writing to a file no other process sees, and a
+        new connection would make a new, empty database in its place. One stat, no query."""
+        if self._file is None or self._path is None:
+            return
+        try:
+            found = os.stat(self._path)
+        except FileNotFoundError:
+            what = "removed"
+        except OSError:
+            return  # unreadable: SQLite says what is wrong when it opens it
+        else:
+            if (found.st_dev, found.st_ino) == self._file:
+                return
+            what = "replaced by another file"
+        raise DatabaseError(
+            f"the database file {self._path} was {what} while this process had it open. Nothing was recorded. "
+            "Put the right file back (restore it from a backup if it is lost), then restart this process (`tiergate "
+            "serve`, `tiergate worker`).", code="database_replaced", details={"path": str(self._path)})
+
+    def _remember_file(self) -> None:
+        try:
+            found = os.stat(self._path)  # type: ignore[arg-type]
+        except OSError:  # a URI filename (file:...?mode=ro) or no file: nothing to compare
+            self._path = None
+            return
+        self._file = (found.st_dev, found.st_ino)
+
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
+        if self._path is not None:
+            self.check_file()
         try:
             conn = self.engine.connect()
         except DBAPIError as exc:
@@ -388,6 +443,8 @@ class Database:
             raise DatabaseError(f"cannot connect to the database {self.url.render_as_string(hide_password=True)}: "
                                 f"{str(exc.orig).strip()}. Check TIERGATE_DATABASE_URL and that the server is "
                                 "running.") from None
+        if self._path is not None and self._file is None:
+            self._remember_file()
         with conn:
             yield conn
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from tiergate import jsontext
 from tiergate.errors import IntegrityError
-from tiergate.jsontext import Encoded, Member, Parted
+from tiergate.jsontext import Encoded, Frozen, Member, Parted
 
 #: The root's key that lists the objects stored apart. Runners never use it for state of their own.
 KEY = "stored_parts"
@@ -99,6 +99,8 @@ def _find(value: Any, keys: list[str], found: dict[str, Parted]) -> None:
     if isinstance(value, Parted):
         if len(value.text) >= MIN_TEXT:
             found[pointer(keys)] = value
+        return
+    if isinstance(value, Frozen):  # a Tier 1 run's step records (tiergate.bpmn.records): plain JSON inside
         return
     for key, item in value.items():
         if isinstance(item, Encoded):

@@ -262,10 +262,18 @@ def _copy_kept(record: RunRecord) -> dict[str, Any]:
     if not holds_encoded(record.state) and not record.parts:
         return json.loads(record.state_json or encode_json(record.state))  # type: ignore[no-any-return]
     # The plain parts go through JSON together: one encoding and one parse, not one of each per key.
-    parsed = json.loads(json.dumps({key: value for key, value in record.state.items()
-                                    if not isinstance(value, Encoded) and not holds_encoded(value)}))
-    return {key: value if isinstance(value, Encoded) else _copy_part(value) if holds_encoded(value) else parsed[key]
-            for key, value in record.state.items()}
+    kinds: list[tuple[str, Any, int]] = []  # each key's value, and how it is copied: 0 shared, 1 by part, 2 parsed
+    plain: dict[str, Any] = {}
+    for key, value in record.state.items():
+        if isinstance(value, Encoded):
+            kinds.append((key, value, 0))
+        elif holds_encoded(value):
+            kinds.append((key, value, 1))
+        else:
+            kinds.append((key, None, 2))
+            plain[key] = value
+    parsed = json.loads(json.dumps(plain))
+    return {key: value if kind == 0 else _copy_part(value) if kind == 1 else parsed[key] for key, value, kind in kinds}
 
 
 def _copy_part(value: Any) -> Any:

@@ -25,6 +25,8 @@
   run and per step. Derived from log entries only, by one folding function, and rebuilt from the
   log on demand; never written by the runners.
 
+- ``ScheduledStart``: each run a timer-cycle start event started, keyed by its due time (``tiergate.schedules``).
+
 - ``DataStore``: the current value of each BPMN data store of a process (``tiergate.datastores``),
   with its version counter; every write is also a ``data_store_written`` log entry.
 
@@ -501,3 +503,22 @@ class DataStore(SQLModel, table=True):
     run_id: str = Field(sa_column=Column(String(32), nullable=False))
     step: Optional[str] = Field(default=None, sa_column=Column(String(255), nullable=True))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ScheduledStart(SQLModel, table=True):
+    """One run started by a timer-cycle start event at one due time (``tiergate.schedules``).
+
+    The key (process, start event, due time) is the exactly-once guard: the row is inserted in the
+    transaction that inserts the run, so two workers (or a worker that crashed mid-way) never start
+    two runs for one due time. ``seq`` is the due time's place in the cycle (0 for the first), so a
+    finite ``R3/...`` stops after its third."""
+
+    __tablename__ = "scheduled_starts"
+
+    process_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    start_event: str = Field(sa_column=Column(String(255), primary_key=True))
+    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    cycle: str = Field(sa_column=Column(String(255), nullable=False))
+    seq: int = Field(sa_column=Column(Integer, nullable=False))
+    run_id: str = Field(sa_column=Column(String(32), nullable=False))
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
