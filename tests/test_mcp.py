@@ -18,7 +18,7 @@ from support import CLIResult, HomeBuilder
 from tiergate.engine import Engine
 
 Cli = Callable[..., CLIResult]
-TOOLS = {"list_processes", "start_run", "get_guidance", "complete_step", "skip_step", "send_message", "get_run",
+TOOLS = {"list_processes", "start_run", "get_guidance", "complete_step", "skip_step", "send_message", "send_signal", "get_run",
          "list_my_runs", "list_my_work"}
 TRIAGE = {"ticket_id": "SUP-10234", "client_id": "CL-0042", "client_tier": "gold",
           "summary": "Payslips show the wrong overtime rate since the last release"}

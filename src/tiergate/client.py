@@ -139,6 +139,11 @@ class RemoteEngine:
         return Answer(self._call("POST", "/api/runs", {"process": process_id, "data": data or {},
                                                        "actor": _text(actor)}))
 
+    def signal(self, name: str, data: Any = None, actor: Any = None) -> dict[str, Any]:
+        data = _read(data, "data")
+        return dict(self._call("POST", "/api/signals", {"name": name, "data": {} if data is None else data,
+                                                         "actor": _text(actor)}))
+
     def status(self, run_id: str) -> Answer:
         return Answer(self._call("GET", f"/api/runs/{self._quote(run_id)}"))
 

@@ -304,6 +304,7 @@ class Engine:
                 conflict = err
                 continue
             self._recent_runs.put(record)
+            self._broadcast_thrown(run_id, transition.events, who)
             return self._info(record, definition, views)
         raise _store_conflict(conflict, run_id)
 
@@ -427,6 +428,38 @@ class Engine:
         return self._act(run_id, who, None, "message", {"message": name, "correlate": correlate, "data": data},
                          lambda runner, definition, state, ctx: runner.deliver_message(  # type: ignore[attr-defined]
                              definition, state, name, correlate, data, ctx))
+
+    def signal(self, name: str, data: Any = None, actor: str | Actor | None = None,
+               door: str = "engine") -> dict[str, Any]:
+        """Broadcast signal ``name`` to every Tier 1 run and process that catches it (tiergate.signals)."""
+        from tiergate import doorlog, signals
+
+        try:  # size and shape first; a refusal reaches no run, so it is recorded at the door
+            data = inputs.accept(data, "data")
+        except inputs.InputRefused as err:
+            self._record_door_refusal("signal", actor, err)
+            raise
+        if data is not None and not isinstance(data, dict):
+            raise InvalidDataError("a signal's data must be a JSON object of fields (--data '{\"field\": ...}').")
+        who = self.actor(actor)
+        answer = signals.broadcast(self, name, data or {}, who)
+        if answer["reached"] == 0:  # not an error in BPMN: recorded so that it can be found
+            doorlog.record(self, door=door, attempt="signal", code="signal_unreached", problem=name[:200],
+                           actor=who, credential=who.door or DIRECT)
+        return answer
+
+    def _started_by_signal(self, name: str) -> list[str]:
+        """The Tier 1 processes of the home whose top-level start event waits for signal ``name``."""
+        from tiergate.bpmn.signals import signal_starts
+
+        return [pid for pid, process in sorted(self.definitions.processes.items()) if name in signal_starts(process)]
+
+    def _broadcast_thrown(self, run_id: str, events: list[LogEvent], who: Actor) -> None:
+        """After a committed move: the signals it threw go to the other runs (tiergate.signals)."""
+        if any(event.event == "signal_thrown" for event in events):
+            from tiergate.signals import broadcast_thrown
+
+            broadcast_thrown(self, run_id, events, who)
 
     def _started_by_message(self, name: str) -> list[str]:
         """The Tier 1 processes of the home whose start event waits for message ``name``."""
@@ -590,6 +623,7 @@ class Engine:
             if refusal is not None:
                 raise refusal
             self._recent_runs.put(run)
+            self._broadcast_thrown(run.id, transition.events, who)
             return self._info(run, definition, views)
         if conflict is not None:
             raise _store_conflict(conflict, run_id)

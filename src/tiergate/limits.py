@@ -57,6 +57,11 @@ LIMITS: tuple[Limit, ...] = (
     Limit("tier1_format_width", 1000, "characters", "tier1", "Width or precision in an f-string format spec."),
     Limit("tier1_source_chars", 20_000, "characters", "tier1", "Length of an expression's or script's text."),
     Limit("tier1_json_values", 200_000, "values", "tier1", "Values in the data a script leaves behind."),
+    Limit("signal_depth", 5, "signals", "tier1", "Signals thrown in a row by runs a signal moved or started (a "
+          "signal start process that throws its own signal): a throw deeper than this is not broadcast and is "
+          "logged `refused` (signal_budget) on the throwing run."),
+    Limit("signal_runs", 1_000, "runs", "tier1", "Runs one signal (with the signals thrown by the runs it moved "
+          "or started) may move or start; the rest are not reached, and the answer says so."),
     # --- Jinja templates (tiergate.templating) ---
     Limit("template_seconds", 2.0, "seconds", "template", "Wall-clock time of one rendering."),
     Limit("template_output_chars", 1_000_000, "characters", "template", "Text one rendering produces."),

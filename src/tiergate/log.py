@@ -37,6 +37,7 @@ EVENTS = frozenset({
     "state_saved",  # a change of a run's state that logged nothing else: it binds the new state
     "claimed", "unclaimed", "assigned", "sent_back",
     "message_received", "message_sent",
+    "signal_received", "signal_thrown",  # a signal broadcast to runs (tiergate.signals)
     "data_store_written",  # a Tier 1 run wrote a BPMN data store (tiergate.datastores)
 })
 

@@ -425,6 +425,21 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         """
         return call(ctx, lambda ops, who: ops.message(who, name, correlate, data))
 
+    @app.tool(annotations=changes)
+    def send_signal(
+        ctx: Context,  # type: ignore[type-arg]
+        name: Annotated[str, Field(description="The signal's name (its bpmn:signal name).", min_length=1,
+                                   max_length=200)],
+        data: Annotated[dict[str, Any], Field(description="Fields the signal brings into each catch's data.")],
+    ) -> Answer:
+        """Broadcast a signal: every Tier 1 run waiting for it moves, and every process whose start
+        event is a signal start for it gets a new run (you are the sender and the starter).
+
+        Logged `signal_received` on each run. Answers `reached` (how many runs it moved or
+        started), `moved`, `started`; a signal that reaches nothing is not an error (reached 0).
+        """
+        return call(ctx, lambda ops, who: ops.signal(who, name, data))
+
     @app.tool(annotations=read_only)
     def get_run(ctx: Context, run: RunId) -> Answer:  # type: ignore[type-arg]
         """The state of a run: its status, each step (done, ready, locked or skipped) with who

@@ -234,6 +234,12 @@ class Operations:
                 self._record_refusal(caller, "message", err)
             raise
 
+    def signal(self, caller: Caller, name: str, data: Any = None, actor: str | None = None) -> dict[str, Any]:
+        """Broadcast signal ``name`` to every Tier 1 run and process that catches it; the caller is its sender.
+        It reaching nothing is not an error: ``reached`` is 0 (recorded in door_refusals, ``signal_unreached``)."""
+        who = self.acting(caller, actor, attempt="signal")
+        return self.engine.signal(name, data, actor=who, door=caller.via)
+
     def runs(self, caller: Caller, process: str | None = None, status: str | None = None,
              mine: bool = False) -> list[dict[str, Any]]:
         """Runs, newest first; ``mine``: only those the caller's principal started."""

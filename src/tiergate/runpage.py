@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 #: ``decide`` step, and the routing table when the run started.
 DECISION_EVENTS = ("decision_evaluated", "routed")
 #: Log events that say an element of a Tier 1 run has run (the task tree keeps only what is live).
-FINISHING_EVENTS = ("step_completed", "step_skipped", "decision_evaluated", "timer_fired", "message_received")
+FINISHING_EVENTS = ("step_completed", "step_skipped", "decision_evaluated", "timer_fired", "message_received",
+                    "signal_received", "signal_thrown")
 
 
 def run_view(engine: Engine, run_id: str, described: dict[str, Any] | None = None) -> dict[str, Any]:

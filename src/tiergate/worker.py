@@ -116,6 +116,7 @@ def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | 
         if written is not None:
             written.commit()
         set_due_at(conn, run.id, runner.due_at(transition.state))  # type: ignore[attr-defined]
+    engine._broadcast_thrown(run.id, transition.events, SYSTEM)  # committed: its signals go to the other runs
     return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
 
 
@@ -172,6 +173,7 @@ def _fire_one_outside_the_lock(engine: Engine, seen: list[str], moment: datetime
         return _LOST_RACE
     except StoreConflict:
         return Fired(run.id, run.process_id, run.status.value, error=_STORE_CHANGED)
+    engine._broadcast_thrown(run.id, transition.events, SYSTEM)  # committed: its signals go to the other runs
     return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
 
 

@@ -76,12 +76,18 @@ def check_elements(check: FileCheck) -> None:
             and bool(node.event_definitions) and set(node.event_definitions) == {"messageEventDefinition"}
         top_level_timer_start = node.kind == "startEvent" and node.container == model.id \
             and list(node.event_definitions) == ["timerEventDefinition"]
-        if node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node) \
-                and not top_level_message_start and not top_level_timer_start:
+        top_level_signal_start = node.kind == "startEvent" and node.container == model.id \
+            and list(node.event_definitions) == ["signalEventDefinition"]
+        if top_level_signal_start and not node.signal:
+            check.error(node.line, node.id, "the signal start event names no signal: give its "
+                        "signalEventDefinition a signalRef to a <bpmn:signal> with a name, the signal that "
+                        "`tiergate signal NAME` (or a signal thrown in another run) starts a run with.")
+        elif node.kind == "startEvent" and node.event_definitions and not _in_event_subprocess(model, node) \
+                and not top_level_message_start and not top_level_timer_start and not top_level_signal_start:
             check.error(node.line, node.id, "start events must be plain, or wait for a message at the top level of "
-                        "the process, or for a timer there: runs are started with `tiergate start` (a timer start "
-                        "event then waits until its timer is due), or by `tiergate message` for a message start "
-                        "event.")
+                        "the process, or for a signal or a timer there: runs are started with `tiergate start` (a "
+                        "timer start event then waits until its timer is due), by `tiergate message` for a message "
+                        "start event, or by `tiergate signal` for a signal start event.")
         elif top_level_timer_start and node.timer is not None and node.timer.kind == "timeCycle":
             _check_schedule(check, node)
         if node.kind == "task":

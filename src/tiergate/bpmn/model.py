@@ -9,7 +9,7 @@ references, boundary timers, each with the line it sits on. No I/O: it takes a p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 from lxml import etree
 
@@ -56,6 +56,8 @@ class Node:
     cancel_activity: bool = True
     timer: Timer | None = None
     event_definitions: tuple[str, ...] = ()
+    #: The name of the ``bpmn:signal`` its signal event definition's ``signalRef`` names ("" if none does).
+    signal: str = ""
     script: str | None = None
     script_line: int | None = None
     script_format: str | None = None
@@ -239,6 +241,11 @@ def _zeebe_correlation(root: etree._Element) -> dict[str, tuple[str, int]]:
     return found
 
 
+def _signal(element: etree._Element, names: dict[Any, str]) -> str:
+    definition = element.find(f"{{{BPMN_NS}}}signalEventDefinition")
+    return names.get(definition.get("signalRef"), "") if definition is not None else ""
+
+
 def _walk(container: etree._Element) -> Iterator[tuple[etree._Element, etree._Element]]:
     """Every flow node and sequence flow, with the process or subprocess element that holds it."""
     for child in container:
@@ -270,6 +277,7 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
                          properties=process_properties, property_lines=process_property_lines)
     container_lane: dict[str, str | None] = {}
     zeebe_keys = _zeebe_correlation(root)
+    signal_names = {e.get("id"): (e.get("name") or "").strip() for e in root.iter(f"{{{BPMN_NS}}}signal")}
     for element, container in _walk(process):
         kind = local(element)
         element_id = element.get("id") or ""
@@ -320,7 +328,7 @@ def read_process(tree: etree._ElementTree, process_id: str, source: str) -> Proc
             attached_to=element.get("attachedToRef"),
             cancel_activity=(element.get("cancelActivity") or element.get("isInterrupting") or "true"
                              ).strip().lower() != "false",
-            timer=_timer(element), event_definitions=events,
+            timer=_timer(element), event_definitions=events, signal=_signal(element, signal_names),
             script=script_node.text if script_node is not None else None,
             script_line=script_node.sourceline if script_node is not None else None,
             script_format=element.get("scriptFormat"), default_flow=element.get("default"), loop=loop,

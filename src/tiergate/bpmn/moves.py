@@ -25,7 +25,8 @@ from SpiffWorkflow.util.task import TaskState
 from tiergate import datastores
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import adhoc, dumping, ending, fresh, instances, kept, messages, persistence, readyscan, records
+from tiergate.bpmn import (adhoc, dumping, ending, fresh, instances, kept, messages, persistence, readyscan, records,
+                          signals)
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -281,6 +282,8 @@ class Move:
         thrown = bpmn_events.thrown_error(task, element)
         if thrown is not None:
             self.thrown.append(thrown)
+        for name in signals.thrown(task):  # broadcast to the other runs once the move is committed
+            self.events.append(LogEvent("signal_thrown", SYSTEM, step=element, detail={"signal": name}))
 
     # -- running --
 
@@ -310,6 +313,7 @@ class Move:
         self._sync_ready()
         self._timers()
         self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
+        self.state["signals"] = signals.waiting(self.workflow, self.model, element_of)
         self.state["error"] = None
         self.state["workflow"] = dumping.dump(self.workflow)
         self.state["data"] = self._data_view()
@@ -317,6 +321,7 @@ class Move:
         if persistence.is_completed(self.workflow):
             self.events.append(LogEvent("completed", SYSTEM))
             self.state["due_at"], self.state["timers"], self.state["messages"] = None, [], []
+            self.state["signals"] = []
             kept.forget(self.state)
             release(self.workflow)  # a finished run is not moved again (tiergate.bpmn.release)
             return RunStatus.COMPLETED

@@ -21,10 +21,12 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.event_parsers import (
+    CANCEL_EVENT_XPATH,
     ERROR_EVENT_XPATH,
     ESCALATION_EVENT_XPATH,
     MESSAGE_EVENT_XPATH,
     SIGNAL_EVENT_XPATH,
+    TERMINATION_EVENT_XPATH,
     TIMER_EVENT_XPATH,
     EventDefinitionParser,
     ReceiveTaskParser,
@@ -40,6 +42,7 @@ from SpiffWorkflow.bpmn.specs.defaults import NoneTask
 from SpiffWorkflow.bpmn.specs.mixins import BpmnSpecMixin
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.event_parsers import (
+    CamundaEndEventParser,
     CamundaEventDefinitionParser,
     CamundaStartEventParser,
 )
@@ -107,10 +110,24 @@ class EventStartParser(CamundaStartEventParser):
         return task
 
 
+class SignalEndParser(CamundaEndEventParser):
+    """An end event as BPMN has it: SpiffWorkflow 3.2's parser leaves out the signal end event (it would
+    be a none end event that throws nothing), so its signal is read here with the other kinds."""
+
+    def create_task(self) -> Any:
+        event_definition = self.get_event_definition([MESSAGE_EVENT_XPATH, CANCEL_EVENT_XPATH, ERROR_EVENT_XPATH,
+                                                      ESCALATION_EVENT_XPATH, TERMINATION_EVENT_XPATH,
+                                                      SIGNAL_EVENT_XPATH])
+        task = self._create_task(event_definition)
+        task.connect(self.spec.end)
+        return task
+
+
 _CLASSES = {
     **CamundaParser.OVERRIDE_PARSER_CLASSES,
     full_tag("businessRuleTask"): (DecisionTaskParser, DecisionTask),
     full_tag("startEvent"): (EventStartParser, StartEvent),
+    full_tag("endEvent"): (SignalEndParser, CamundaParser.OVERRIDE_PARSER_CLASSES[full_tag("endEvent")][1]),
     # A service task is a step for an agent: it waits, like a manual task, until one completes it.
     full_tag("serviceTask"): (CamundaTaskParser, ManualTask),
     full_tag("task"): (CamundaTaskParser, PlainTask),

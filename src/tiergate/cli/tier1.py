@@ -196,6 +196,32 @@ def message(engine: Engine, name: str, correlate: tuple[str, ...], data: str | N
     return _with_gate_words(engine, engine.message(name, keys, parsed or {}, actor=actor))
 
 
+def _show_signal(out: Any, data: dict[str, Any]) -> None:
+    reached = f"signal '{data['signal']}' reached {data['reached']} run(s)"
+    parts = [f"moved {', '.join(data['moved'])}" if data["moved"] else "",
+             f"started {', '.join(data['started'])}" if data["started"] else ""]
+    out.print(reached + (": " + "; ".join(p for p in parts if p) if data["reached"] else
+                         ": no run waits for it and no process starts on it (not an error)."))
+    for failed in data["failed"]:
+        out.print(f"  not moved: {failed.get('run') or failed.get('process')}: {failed['message']}")
+    if data["not_reached_over_budget"]:
+        out.print(f"  not reached (over the signal_runs budget): {', '.join(data['not_reached_over_budget'])}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--data", default=None, metavar="JSON|@FILE", help="Fields the signal brings into each catch's data.")
+@actor_option
+@common_options
+@run_command(_show_signal)
+def signal(engine: Engine, name: str, data: str | None, actor: str | None) -> dict[str, Any]:
+    """Broadcast signal NAME to every Tier 1 run waiting for it, and start every process that starts on it.
+
+    A signal that reaches nothing is not an error: the answer says it reached 0 runs.
+    """
+    return engine.signal(name, parse_json_option(data, "--data", raw=True), actor=actor)
+
+
 @click.group()
 def scaffold() -> None:
     """Write a starting definition for a process that moves up a tier."""

@@ -30,7 +30,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import dumping, instances, instructions, messages, persistence, records
+from tiergate.bpmn import dumping, instances, instructions, messages, persistence, records, signals
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
@@ -270,6 +270,31 @@ class BpmnRunner(Runner):
             messages.deliver(task, name, data)
         else:
             messages.start_event_subprocess(workflow, entry["element"], name, data)
+        status = move.run()
+        return Transition(state=state, status=status, events=events)
+
+    def deliver_signal(self, definition: BpmnDefinition, state: dict[str, Any], name: str, data: dict[str, Any],
+                       ctx: RunContext, thrown_by: dict[str, Any] | None = None) -> Transition:
+        """Hand signal ``name`` to every element of this run waiting for it (``tiergate.bpmn.signals``)."""
+        if not isinstance(data, dict):
+            raise UsageError("--data for a signal must be a JSON object of fields.", code="invalid_data")
+        check_evidence_size(data)
+        state = copy_state(state)
+        events: list[LogEvent] = []
+        move = Move(definition, state, ctx, events)
+        workflow = move.restore()
+        elements = sorted({str(e["element"]) for e in signals.waiting(workflow, definition.model, element_of)
+                           if e["signal"] == name})
+        detail: dict[str, Any] = {"signal": name, "data": data, "sender": str(ctx.actor), "elements": elements}
+        if thrown_by:
+            detail["thrown_by"] = thrown_by
+        events.append(LogEvent("signal_received", ctx.actor, step=elements[0] if len(elements) == 1 else None,
+                               detail=detail))
+        if not elements or signals.deliver(workflow, name, data) == 0:
+            raise RefusedError(f"run {ctx.run_id} does not wait for signal '{name}'.", reason="not_waiting",
+                               details={"run": ctx.run_id, "signal": name,
+                                        "waiting_for": state.get("signals", [])})
+        state.setdefault("sources", {}).update({key: f"signal:{name}" for key in data})
         status = move.run()
         return Transition(state=state, status=status, events=events)
 

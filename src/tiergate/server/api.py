@@ -131,6 +131,10 @@ ROUTES: tuple[ApiRoute, ...] = (
              lambda ops, who, q, b: ops.message(who, b.get("name", ""), b.get("correlate"), b.get("data"),
                                                 actor=b.get("actor")),
              body=_obj(name=_STR, **{"correlate?": _ANY_OBJECT, "data?": _ANY_OBJECT, "actor?": _STR}), changes=True),
+    ApiRoute("POST", "/api/signals", "Broadcast a signal to every Tier 1 run waiting for it and start every "
+             "process that starts on it (the caller is the sender); answers how many it reached (0 is no error).",
+             lambda ops, who, q, b: ops.signal(who, b.get("name", ""), b.get("data"), actor=b.get("actor")),
+             body=_obj(name=_STR, **{"data?": _ANY_OBJECT, "actor?": _STR}), changes=True),
     ApiRoute("GET", "/api/inbox", "Every ready step the caller may do now, oldest first, with who claimed it.",
              lambda ops, who, q, b: ops.inbox(who, actor=_q(q, "actor")), query=("actor",), tag="inbox"),
     ApiRoute("POST", "/api/runs/{run}/steps/{step}/claim", "Claim a ready step: others are refused it.",
