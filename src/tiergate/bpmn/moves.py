@@ -512,8 +512,9 @@ class Move:
     def _timers(self) -> None:
         assert self.workflow is not None
         timers = []
-        for task in persistence.all_tasks(self.workflow):
-            if task.state != TaskState.WAITING or not is_timer(task):
+        waiting = TaskState.WAITING  # (``task.state`` is ``task._state``; a comprehension skips the rest in one pass)
+        for task in [t for t in persistence.all_tasks(self.workflow) if t._state == waiting]:
+            if not is_timer(task):
                 continue
             due = due_of(task)
             if due is None:
@@ -534,15 +535,18 @@ class Move:
         if persistence.is_completed(self.workflow):
             return to_jsonable(self.workflow.data or (self.workflow.last_task.data if self.workflow.last_task else {}))
         tasks = persistence.all_tasks(self.workflow)
-        chosen = [t for t in tasks if t._state in (TaskState.READY, TaskState.ERROR) and element_of(t) is not None]
+        # Each chosen task with its element (looked up once: ``element_of`` of the tree's root may be None).
+        open_states = (TaskState.READY, TaskState.ERROR)
+        chosen = [(t, e) for t in tasks if t._state in open_states and (e := element_of(t)) is not None]
         if not chosen:
-            chosen = [t for t in tasks if t.state == TaskState.WAITING and element_of(t) is not None]
+            waiting = TaskState.WAITING
+            chosen = [(t, e) for t in tasks if t._state == waiting and (e := element_of(t)) is not None]
         merged: dict[str, Any] = {}
         seen: tuple[Any, Any, Task | None] = (None, None, None)  # the last parent looked up: instances share one
-        for task in chosen or [self.workflow.task_tree]:
+        step_of = self.step_of
+        for task, element in chosen or [(self.workflow.task_tree, element_of(self.workflow.task_tree))]:
             # An instance is a task whose step id carries a key (``step_of``, kept per task).
-            element = element_of(task)
-            if element is not None and self.step_of(task) != element:
+            if element is not None and step_of(task) != element:
                 if seen[0] is not task.workflow or seen[1] is not task._parent:
                     seen = (task.workflow, task._parent, task.parent)
                 if seen[2] is not None:

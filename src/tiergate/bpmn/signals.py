@@ -26,7 +26,7 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import messages
+from tiergate.bpmn import messages, persistence
 from tiergate.bpmn.model import ProcessModel
 
 
@@ -56,7 +56,7 @@ def waiting(top: Any, model: ProcessModel, element_of: Any) -> list[dict[str, An
             continue
         for name in _names(task.task_spec.event_definition):
             found.append({"signal": name, "element": element_of(task)})
-    if top.is_completed():
+    if persistence.is_completed(top):  # (``top.is_completed()``, from the task dictionary)
         return found
     for workflow in messages._scopes(top):
         starts = _starts(top, workflow)
