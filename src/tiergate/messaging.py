@@ -8,33 +8,18 @@ a guess and nothing is dropped silently. The runs are read in pages, without a l
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from tiergate.bpmn.messages import matches
 from tiergate.errors import RefusedError, UsageError
-from tiergate.lifecycle import RunStatus
-from tiergate.store.tables import Run
-
-_runs = Run.__table__  # type: ignore[attr-defined]
-PAGE = 500
+from tiergate.store.runs import active_tier1_states
 
 
 def _waiting(conn: Connection) -> Any:
-    last = ""
-    while True:
-        rows = conn.execute(select(_runs.c.id, _runs.c.state)
-                            .where(_runs.c.status == RunStatus.ACTIVE.value, _runs.c.tier == 1, _runs.c.id > last)
-                            .order_by(_runs.c.id).limit(PAGE)).all()
-        for run_id, state in rows:
-            if isinstance(state, str):
-                state = json.loads(state)
-            yield run_id, (state or {}).get("messages") or []
-        if len(rows) < PAGE:
-            return
-        last = rows[-1][0]
+    for run_id, state in active_tier1_states(conn):
+        yield run_id, state.get("messages") or []
 
 
 def find_waiting_run(conn: Connection, name: str, correlate: dict[str, Any]) -> str:

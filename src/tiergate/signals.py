@@ -27,25 +27,21 @@ beyond them is not broadcast and is logged ``refused`` (``signal_budget``) on th
 
 from __future__ import annotations
 
-import json
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from tiergate.errors import RefusedError, TiergateError, UsageError
-from tiergate.lifecycle import RunStatus
 from tiergate.limits import limit
 from tiergate.log import LogEvent
-from tiergate.store.tables import Run
+from tiergate.store.runs import active_tier1_states
 
 if TYPE_CHECKING:
     from tiergate.actors import Actor
     from tiergate.engine import Engine
 
-_runs = Run.__table__  # type: ignore[attr-defined]
-PAGE = 500
 #: A signal's name is matched and logged: a bpmn:signal's name, never a document.
 NAME_CHARS = 200
 
@@ -63,20 +59,8 @@ _CHAIN: ContextVar[_Chain | None] = ContextVar("tiergate_signal_chain", default=
 
 def waiting_runs(conn: Connection, name: str) -> list[str]:
     """The active Tier 1 runs whose state lists a catch for signal ``name``, oldest id first."""
-    found: list[str] = []
-    last = ""
-    while True:
-        rows = conn.execute(select(_runs.c.id, _runs.c.state)
-                            .where(_runs.c.status == RunStatus.ACTIVE.value, _runs.c.tier == 1, _runs.c.id > last)
-                            .order_by(_runs.c.id).limit(PAGE)).all()
-        for run_id, state in rows:
-            if isinstance(state, str):
-                state = json.loads(state)
-            if any(entry.get("signal") == name for entry in (state or {}).get("signals") or []):
-                found.append(run_id)
-        if len(rows) < PAGE:
-            return found
-        last = rows[-1][0]
+    return [run_id for run_id, state in active_tier1_states(conn)
+            if any(entry.get("signal") == name for entry in state.get("signals") or [])]
 
 
 def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -282,6 +283,21 @@ def _copy_part(value: Any) -> Any:
     if holds_encoded(value):  # a Tier 1 run's step records (tiergate.bpmn.records)
         return {key: item if isinstance(item, Encoded) else _copy_part(item) for key, item in value.items()}
     return json.loads(json.dumps(value))
+
+
+def active_tier1_states(conn: Connection, page: int = 500) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each active Tier 1 run's id and stored state (its run row's JSON, parts not joined), by id, read a page
+    at a time: what a message or a signal looks through for the runs waiting for it."""
+    last = ""
+    while True:
+        rows = conn.execute(select(_runs.c.id, _runs.c.state)
+                            .where(_runs.c.status == RunStatus.ACTIVE.value, _runs.c.tier == 1, _runs.c.id > last)
+                            .order_by(_runs.c.id).limit(page)).all()
+        for run_id, state in rows:
+            yield run_id, (json.loads(state) if isinstance(state, str) else state) or {}
+        if len(rows) < page:
+            return
+        last = rows[-1][0]
 
 
 def list_runs(conn: Connection, *, process_id: str | None = None, status: str | None = None,
