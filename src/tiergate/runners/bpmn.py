@@ -242,13 +242,7 @@ class BpmnRunner(Runner):
     def deliver_message(self, definition: BpmnDefinition, state: dict[str, Any], name: str,
                         correlate: dict[str, Any], data: dict[str, Any], ctx: RunContext) -> Transition:
         """Hand message ``name`` to the catch of this run that waits for it (``tiergate.bpmn.messages``)."""
-        if not isinstance(data, dict):
-            raise UsageError("--data for a message must be a JSON object of fields.", code="invalid_data")
-        check_evidence_size(data)
-        state = copy_state(state)
-        events: list[LogEvent] = []
-        move = Move(definition, state, ctx, events)
-        workflow = move.restore()
+        state, events, move, workflow = _delivery(definition, state, data, ctx, "message")
         task: Task | None = None
         for candidate in persistence.all_tasks(workflow):
             entry = next((e for e in messages.waiting_catches([candidate], definition.model, element_of)
@@ -276,13 +270,7 @@ class BpmnRunner(Runner):
     def deliver_signal(self, definition: BpmnDefinition, state: dict[str, Any], name: str, data: dict[str, Any],
                        ctx: RunContext, thrown_by: dict[str, Any] | None = None) -> Transition:
         """Hand signal ``name`` to every element of this run waiting for it (``tiergate.bpmn.signals``)."""
-        if not isinstance(data, dict):
-            raise UsageError("--data for a signal must be a JSON object of fields.", code="invalid_data")
-        check_evidence_size(data)
-        state = copy_state(state)
-        events: list[LogEvent] = []
-        move = Move(definition, state, ctx, events)
-        workflow = move.restore()
+        state, events, move, workflow = _delivery(definition, state, data, ctx, "signal")
         elements = sorted({str(e["element"]) for e in signals.waiting(workflow, definition.model, element_of)
                            if e["signal"] == name})
         detail: dict[str, Any] = {"signal": name, "data": data, "sender": str(ctx.actor), "elements": elements}
@@ -509,3 +497,16 @@ _new_view = object.__new__
 def _item_label(record: dict[str, Any], key: str) -> str:
     item = record.get("item")
     return str(item) if isinstance(item, (str, int, float)) and len(str(item)) <= 60 else key
+
+
+def _delivery(definition: BpmnDefinition, state: dict[str, Any], data: Any, ctx: RunContext,
+              kind: str) -> tuple[dict[str, Any], list[LogEvent], Move, Any]:
+    """What delivering a message or a signal starts with: its data checked (a JSON object within the evidence
+    limit), the state copied, and the run's workflow restored in a new move that logs into the events."""
+    if not isinstance(data, dict):
+        raise UsageError(f"--data for a {kind} must be a JSON object of fields.", code="invalid_data")
+    check_evidence_size(data)
+    state = copy_state(state)
+    events: list[LogEvent] = []
+    move = Move(definition, state, ctx, events)
+    return state, events, move, move.restore()
