@@ -30,7 +30,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import dumping, instances, instructions, messages, persistence, records, signals
+from tiergate.bpmn import dataview, dumping, instances, instructions, messages, persistence, records, signals
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
@@ -322,6 +322,7 @@ class BpmnRunner(Runner):
                                reason="unknown_step", details={"run": ctx.run_id, "step": element})
         task.data.update(copy.deepcopy(data))
         dumping.forget(workflow)  # data written beside a timer may land in a parked task: dump every task again
+        dataview.forget(workflow)  # ... and merge every task's data again
         again: Callable[[Task], Any] | None = None  # what is run again on the task (a failure leaves the run failed)
         if task.state == TaskState.ERROR:
             task._set_state(TaskState.READY)
