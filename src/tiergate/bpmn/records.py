@@ -85,7 +85,13 @@ def freeze(state: dict[str, Any]) -> None:
     steps = state.get("steps")
     if not isinstance(steps, dict) or type(steps) is FrozenRecords:
         return
-    changed = [(step, record) for step, record in steps.items() if type(record) is not Frozen]
+    base = getattr(steps, "base", None)
+    if base is not None and len(steps) == len(base) and list(steps) == list(base):
+        # copied from frozen records: the records not replaced are theirs (frozen), found in C
+        candidates: Any = compress(steps.items(), map(is_not, steps.values(), base.values()))
+    else:
+        candidates = steps.items()
+    changed = [(step, record) for step, record in candidates if type(record) is not Frozen]
     frozen = all(isinstance(step, str) for step, _ in changed)
     for step, record in changed:
         if isinstance(record, dict) and all(isinstance(key, str) for key in record):
@@ -93,4 +99,4 @@ def freeze(state: dict[str, Any]) -> None:
         else:
             frozen = False
     if frozen:
-        state["steps"] = FrozenRecords.spliced(steps, getattr(steps, "base", None))
+        state["steps"] = FrozenRecords.spliced(steps, base)
