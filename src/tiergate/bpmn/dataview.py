@@ -238,6 +238,7 @@ def _merged(kept: _Kept) -> dict[str, Any]:
     for parent, _ in kept.parents.values():
         wanted.update(parent.data)
     merged: dict[str, Any] = {}
+    assert kept.entries is not None
     for entry in reversed(kept.entries.values()):
         merged = {**entry.task.data, **merged}
         if entry.parent is not None:

@@ -74,7 +74,7 @@ class Records(dict):  # type: ignore[type-arg]
             self.edited.add(key)
         super().__setitem__(key, value)
 
-    def _unsure(name: str) -> Any:  # type: ignore[misc]  # noqa: N805 - builds methods below
+    def _unsure(name: str) -> Any:  # type: ignore[misc]  # (not a method: it builds the ones below)
         method = getattr(dict, name)
 
         def changed(self: Records, *args: Any, **kwargs: Any) -> Any:
