@@ -61,8 +61,8 @@ _NEAR_END = 256
 
 
 class _Entry:
-    """An open task of the view: whether it is an instance (its activity's data merged first), that
-    activity's task, and its data's keys when it was looked at."""
+    """An open task of the view, the activity whose data it takes first (None: it is not an instance),
+    and its data's keys when it was looked at."""
 
     __slots__ = ("task", "parent", "keys")
 
