@@ -8,7 +8,8 @@ their steps change the view in each way the merge knows: evidence merged into th
 adds keys, overwrites a start key and sets the instances' own item key; the last open instance
 completed (the view's item comes from the new last one); instances completed out of order; parallel
 branches whose completed task takes its keys out of the view; a failed task and its retry. The view
-is also held against a new CLI process that restores the run and moves it the same way.
+is also held against a new CLI process that restores the run and moves it the same way, and so is
+the whole stored state (task tree, step records and view).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from support import CLIResult
+from test_tier1_kept_restored import _stored
 from test_tier1_instances import camunda_mi, repeated
 from tier1_helpers import bpmn, chain, flow, tier1_home, user
 
@@ -173,3 +175,5 @@ def test_a_kept_view_is_what_a_new_process_restoring_the_run_makes(
         shown = cli("status", restored_run, "--json", home=home)
         assert shown.returncode == 0, shown
         assert shown.json["data"]["data"] == view, step
+        # the whole stored state too (tree, records, view), but for task ids, times and the kept stamp
+        assert _stored(db_url, kept_run) == _stored(db_url, restored_run), step
