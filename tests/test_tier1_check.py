@@ -110,16 +110,6 @@ def test_lanes_must_be_roles_or_kinds() -> None:
     # "Lead" matches the role lead by its slug; a lane may also be named by kind.
 
 
-def test_a_parallel_gateway_that_merges_a_loop_is_an_error() -> None:
-    xml = spread(bpmn("p", '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>' + user("a")
-                      + '<bpmn:exclusiveGateway id="again" default="f_end"/><bpmn:endEvent id="end"/>'
-                      + flow("f0", "start", "split") + flow("f1", "split", "a") + flow("f2", "a", "again")
-                      + flow("f_back", "again", "split", "retry", deviation=True) + flow("f_end", "again", "end")))
-    found = [(line, text) for line, sev, text in problems_of(xml) if sev == "error"]
-    assert len(found) == 1 and found[0][0] == line_of(xml, 'id="split"')
-    assert "reached again by the loop through f_back" in found[0][1]
-
-
 def test_file_level_problems() -> None:
     assert problems_of(LINEAR.replace('isExecutable="true"', 'isExecutable="false"'), "linear")[0][2] == \
         'linear: the process must be marked executable: isExecutable="true".'

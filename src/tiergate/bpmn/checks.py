@@ -336,6 +336,11 @@ def _reachable(model: ProcessModel, start: str) -> set[str]:
 
 
 def _check_parallel_merges(check: FileCheck) -> None:
+    """A parallel gateway reached again by a loop is what SpiffWorkflow runs: its join counts a token by the
+    task's ancestry, so the first round waits for every incoming flow and a later round goes on with the
+    loop's token alone. What it does not run is a second token on one incoming flow in the same round (an
+    exclusive gateway merging parallel branches in front of it): the late token meets a join a loop has
+    already passed, and SpiffWorkflow 3.2 fails or runs the loop's remainder twice."""
     model = check.model
     for node in model.nodes.values():
         if node.kind != "parallelGateway":
@@ -345,11 +350,49 @@ def _check_parallel_merges(check: FileCheck) -> None:
             continue
         after = _reachable(model, node.id)
         looped = [f for f in incoming if f.source in after]
-        if looped and len(looped) < len(incoming):
-            check.error(node.line, node.id, f"the parallel gateway is reached again by the loop through "
-                        f"{looped[0].id} and also from outside the loop. A parallel gateway waits for a token on "
-                        "every incoming flow, so the second round would wait forever. Merge the loop with an "
-                        "exclusive gateway in front of it.")
+        if not looped or len(looped) == len(incoming):
+            continue
+        for flow in incoming:
+            if flow in looped:
+                continue
+            split = _parallel_branches_merged(model, flow.source, node.id)
+            if split is not None:
+                check.error(node.line, node.id, f"the parallel gateway is reached again by the loop through "
+                            f"{looped[0].id}, and its incoming flow {flow.id} comes from the exclusive gateway "
+                            f"'{flow.source}', which merges parallel branches of '{split}': a second token "
+                            "reaches it in the same round, after the loop may have passed, and SpiffWorkflow "
+                            "cannot join it. Join those branches with a parallel gateway before they reach "
+                            f"'{node.id}'.")
+                break
+
+
+def _parallel_branches_merged(model: ProcessModel, merge: str, stop: str) -> str | None:
+    """The parallel gateway whose separate branches meet at the exclusive gateway ``merge``, if any."""
+    node = model.nodes.get(merge)
+    if node is None or node.kind not in ("exclusiveGateway", "inclusiveGateway"):
+        return None
+    branches: list[dict[str, set[str]]] = []
+    for flow in (f for f in model.flows.values() if f.target == merge):
+        splits: dict[str, set[str]] = {}
+        stack, seen = [flow], set()
+        while stack:
+            current = stack.pop()
+            if current.id in seen:
+                continue
+            seen.add(current.id)
+            source = model.nodes.get(current.source)
+            if source is None or source.id == stop:
+                continue
+            if source.kind == "parallelGateway" and len(model.outgoing(source.id)) > 1:
+                splits.setdefault(source.id, set()).add(current.id)
+            stack.extend(f for f in model.flows.values() if f.target == source.id)
+        branches.append(splits)
+    for i, first in enumerate(branches):
+        for second in branches[i + 1:]:
+            for split in sorted(first.keys() & second.keys()):
+                if not first[split] & second[split]:
+                    return split
+    return None
 
 
 def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_folder: str,

@@ -1,0 +1,94 @@
+"""A parallel gateway that a loop leads back to, counted by rounds that survive pruning.
+
+SpiffWorkflow's ``ParallelGateway`` decides whether a join may fire by the task's ancestry: in
+its first round it waits for every incoming flow that can bring a token before the gateway has
+run (a flow the loop brings back to it counts as arrived), and in a later round (the task
+descends from an earlier one of the same gateway) the flows the first round used count as
+arrived through the ancestry, so the gateway goes on with the loop's tokens. tiergate prunes the
+finished tasks of a run (``tiergate.bpmn.persistence``), and with them that ancestry, so for a
+gateway reached both by a loop and from outside it the same rule is kept here from the spec:
+
+* **First round** (the gateway has not fired in this (sub)workflow): it waits for the incoming
+  flows whose source can be reached from the (sub)process's start without passing the gateway.
+* **Later rounds**: it waits for the incoming flows whose source can be reached from the
+  gateway itself (the loop's flows); the others brought their token in the first round.
+
+That the gateway fired is noted in the internal data of the (sub)workflow's root task, which
+pruning keeps. Every other parallel gateway (no loop, or only loops) is decided by
+SpiffWorkflow's own function, unchanged. ``tiergate check`` refuses the one shape this does not
+cover (a second token on one incoming flow in a round: ``tiergate.bpmn.checks``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
+from SpiffWorkflow.util.task import TaskState
+
+from tiergate.bpmn import touched
+
+#: SpiffWorkflow's own function, for the gateways this module leaves to it.
+ORIGINAL = ParallelGateway._check_threshold_unstructured
+#: The key in the root task's internal data listing the looped gateways that have fired.
+FIRED = "tiergate_loop_joins"
+_ROUNDS = "_tiergate_rounds"
+
+
+def _reachable(starts: list[Any], stop: Any) -> set[int]:
+    seen: set[int] = set()
+    stack = list(starts)
+    while stack:
+        spec = stack.pop()
+        if id(spec) in seen or spec is stop:
+            continue
+        seen.add(id(spec))
+        stack.extend(spec.outputs)
+    return seen
+
+
+def rounds(gateway: Any, workflow_spec: Any) -> tuple[frozenset[str], frozenset[str]] | None:
+    """The inputs (by spec name) the gateway's first round and later rounds wait for, or None when
+    SpiffWorkflow's own rule decides (no input comes back by a loop, or every one does)."""
+    cached = getattr(gateway, _ROUNDS, False)
+    if cached is not False:
+        return cached  # type: ignore[no-any-return]
+    looped_ids = _reachable(list(gateway.outputs), None)
+    looped = frozenset(s.name for s in gateway.inputs if id(s) in looped_ids)
+    answer: tuple[frozenset[str], frozenset[str]] | None = None
+    if looped and len(looped) < len(gateway.inputs):
+        before = _reachable([workflow_spec.start], gateway)
+        first = frozenset(s.name for s in gateway.inputs if id(s) in before)
+        answer = (first or frozenset(s.name for s in gateway.inputs), looped)
+    setattr(gateway, _ROUNDS, answer)
+    return answer
+
+
+def may_fire(self: Any, my_task: Any) -> bool:
+    """``ParallelGateway._check_threshold_unstructured`` with rounds (see the module docstring)."""
+    workflow = my_task.workflow
+    answer = rounds(self, workflow.spec)
+    if answer is None:
+        return bool(ORIGINAL(self, my_task))
+    root = workflow.task_tree
+    fired = self.name in root.internal_data.get(FIRED, ())
+    waiting = set(answer[1] if fired else answer[0])
+    for task in workflow.get_tasks(spec_name=self.name):
+        if task.state == TaskState.COMPLETED or task.is_descendant_of(my_task) or my_task.is_descendant_of(task):
+            continue
+        parent = task.parent
+        if parent is not None and parent.state == TaskState.COMPLETED:
+            waiting.discard(parent.task_spec.name)
+    if waiting:
+        return False
+    if not fired:
+        root.internal_data[FIRED] = [*root.internal_data.get(FIRED, []), self.name]
+        touched.mark(root)
+    return True
+
+
+def install() -> None:
+    ParallelGateway._check_threshold_unstructured = may_fire  # type: ignore[method-assign]
+
+
+install()
