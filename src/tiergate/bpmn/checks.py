@@ -188,6 +188,38 @@ def check_document(check: FileCheck, tree: Any) -> None:
                           "correlation property retrieval expression")
     datastore.check(check, tree)  # data stores run (tiergate.datastores): each must resolve
     _check_unique_ids(check, tree)
+    _check_languages(check, tree)
+
+
+_LANGUAGE_OWNERS_SKIPPED = ("timerEventDefinition", "multiInstanceLoopCharacteristics", "standardLoopCharacteristics")
+
+
+def _check_languages(check: FileCheck, tree: Any) -> None:
+    """An expression whose own ``language`` is neither Python nor FEEL (XPath, JavaScript, JUEL, ...) would be
+    run as Python and fail, or mean something else: refused at its line with what to write."""
+    for tag in feel.EXPRESSIONS:
+        for element in tree.getroot().iter(f"{{{BPMN_NS}}}{tag}"):
+            language = (element.get("language") or "").strip()
+            text = (element.text or "").strip()
+            if not language or not text or "python" in language.lower() or feel.names_feel(language):
+                continue
+            if tag in ("timeDuration", "timeDate", "timeCycle") and is_literal(tag, text):
+                continue   # an ISO 8601 value is the same in every language
+            owner, process = None, None
+            for ancestor in element.iterancestors():
+                name = etree.QName(ancestor).localname
+                if owner is None and ancestor.get("id") and name not in _LANGUAGE_OWNERS_SKIPPED:
+                    owner = ancestor.get("id")
+                if name == "process":
+                    process = ancestor.get("id")
+                    break
+            if process != check.model.id:
+                continue
+            check.error(element.sourceline or 1, owner, f"the {tag} '{text[:60]}' is declared "
+                        f"language=\"{language}\", which tiergate does not evaluate: expressions are restricted "
+                        "Python, or FEEL. Write it in Python (`amount > 100`, `True`) and remove the language "
+                        "attribute, or in FEEL with language=\"https://www.omg.org/spec/FEEL/20140401\" "
+                        "(docs/tier1.md, What expressions and scripts may do).")
 
 
 def _check_unique_ids(check: FileCheck, tree: Any) -> None:
