@@ -52,9 +52,9 @@ def test_check_refuses_what_dates_do_not_offer_at_its_line(
     engine = make_engine(tier1_home(tmp_path / "home", {"dates": xml}))
     errors = [(p.line, p.message) for p in engine.check() if p.severity == "error"]
     assert errors == [(xml[:xml.index("due.ctime")].count("\n") + 1,
-                       "plan: script: attribute '.ctime' is not allowed: only the listed methods of text, list, "
+                       ("plan: script: attribute '.ctime' is not allowed: only the listed methods of text, list, "
                        "dict and set values and of dates and durations may be called (docs/tier1.md) (see "
-                       "docs/tier1.md for what expressions may do).")]
+                       "docs/tier1.md for what expressions may do)."))]
 
 
 def test_a_start_event_cycle_must_still_be_written_out(

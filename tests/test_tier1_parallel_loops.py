@@ -55,7 +55,9 @@ def test_a_loop_back_onto_one_branch_goes_on_through_the_join_with_that_branch(
     assert ready(run) == ["a"]    # the first round waits for both
     run = engine.complete(run.id, "a", {}, actor="human:alice")
     assert (ready(run), run.data["rounds"]) == (["a"], 1)   # the loop comes back on a alone
-    run = engine.complete(run.id, "a", {}, actor="human:alice")
+    # Another engine on the same database restores the run from its stored state: the round is kept.
+    again = make_engine(tmp_path / "home")
+    run = again.complete(run.id, "a", {}, actor="human:alice")
     assert (run.status, run.data["rounds"]) == ("completed", 2)
 
 
@@ -92,8 +94,8 @@ def test_parallel_branches_merged_by_an_exclusive_gateway_into_a_looped_join_are
     engine = make_engine(tier1_home(tmp_path / "home", {"looped": xml}))
     errors = [(p.line, p.message) for p in engine.check() if p.severity == "error"]
     assert errors == [(xml[:xml.index('id="join"')].count("\n") + 1,
-                       "join: the parallel gateway is reached again by the loop through f_aj, and its incoming "
+                       ("join: the parallel gateway is reached again by the loop through f_aj, and its incoming "
                        "flow f_bj comes from the exclusive gateway 'merge_b', which merges parallel branches of "
                        "'split': a second token reaches it in the same round, after the loop may have passed, "
                        "and SpiffWorkflow cannot join it. Join those branches with a parallel gateway before "
-                       "they reach 'join'.")]
+                       "they reach 'join'."))]

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import contextvars
 import re
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 from tiergate.bpmn.language import ExpressionError
 

@@ -50,9 +50,9 @@ def _reachable(starts: list[Any], stop: Any) -> set[int]:
 def rounds(gateway: Any, workflow_spec: Any) -> tuple[frozenset[str], frozenset[str]] | None:
     """The inputs (by spec name) the gateway's first round and later rounds wait for, or None when
     SpiffWorkflow's own rule decides (no input comes back by a loop, or every one does)."""
-    cached = getattr(gateway, _ROUNDS, False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    if hasattr(gateway, _ROUNDS):
+        cached: tuple[frozenset[str], frozenset[str]] | None = getattr(gateway, _ROUNDS)
+        return cached
     looped_ids = _reachable(list(gateway.outputs), None)
     looped = frozenset(s.name for s in gateway.inputs if id(s) in looped_ids)
     answer: tuple[frozenset[str], frozenset[str]] | None = None
@@ -73,7 +73,7 @@ def may_fire(self: Any, my_task: Any) -> bool:
     root = workflow.task_tree
     fired = self.name in root.internal_data.get(FIRED, ())
     waiting = set(answer[1] if fired else answer[0])
-    for task in workflow.get_tasks(spec_name=self.name):
+    for task in [t for t in workflow.tasks.values() if t.task_spec is self]:
         if task.state == TaskState.COMPLETED or task.is_descendant_of(my_task) or my_task.is_descendant_of(task):
             continue
         parent = task.parent
