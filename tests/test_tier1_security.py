@@ -100,6 +100,8 @@ def test_globals_and_vars_give_a_copy_of_the_data_and_nothing_of_the_host() -> N
     ("y = f'{datetime(2026, 1, 1):%999999Y}'", "asks for a width or precision above"),
     ("y = timedelta(days=10**9)", "OverflowError"),
     ("y = datetime.now().fold", "'.fold' reads a field of an object, not of a datetime value"),
+    ("y = datetime(2026, 1, 1).astimezone()", "needs a time zone here, such as timezone.utc"),
+    ("y = datetime(2026, 1, 1).timestamp()", "would read the machine's"),
     ("y = missing + 1", "name 'missing' is not defined"),
     ("try:\n    y = 1\nexcept Exception:\n    pass", "`try` is not allowed"),
 ])

@@ -104,10 +104,17 @@ def read_field(target: Any, name: str) -> tuple[bool, Any]:
     return False, None
 
 
-def check_method(target: Any, name: str, args: list[Any]) -> None:
-    """Refuse what would cost more than the value: a long format, a width (``%99999Y``)."""
+def check_method(target: Any, name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse what would cost more than the value (a long format, a width: ``%99999Y``) or read the host's
+    time zone (``astimezone()`` without one, ``timestamp()`` of a date without one)."""
     if name == "strftime" and args:
         _format(args[0])
+    if name == "astimezone" and not args and not kwargs.get("tz"):
+        raise ExpressionError("astimezone() needs a time zone here, such as timezone.utc: the machine's own is "
+                              "not offered")
+    if name == "timestamp" and isinstance(target, datetime) and target.tzinfo is None:
+        raise ExpressionError("timestamp() of a date without a time zone would read the machine's: give it one, "
+                              "as in d.replace(tzinfo=timezone.utc).timestamp()")
 
 
 def is_time(value: Any) -> bool:

@@ -409,7 +409,7 @@ class Interpreter:
             if function is not None:
                 return self.sized(function(*args, **kwargs))
             if name in PURE_METHODS.get(kind, ()) or name in datetimes.VALUE_METHODS.get(kind, ()):
-                datetimes.check_method(target, name, args)
+                datetimes.check_method(target, name, args, kwargs)
             elif name in MUTATING_METHODS.get(kind, ()):
                 if not self.allow_mutation:
                     raise ExpressionError(f".{name}() changes a value and may only be used in scripts, not in "
