@@ -36,8 +36,8 @@ def test_a_script_computes_dates_that_are_kept_as_iso_text_and_read_back(
     engine = make_engine(tier1_home(tmp_path / "home", {"dates": bpmn("dates", PLAN)}), clock=lambda: T0)
     assert [p.message for p in engine.check() if p.severity == "error"] == []
     run = engine.start("dates", {}, actor="agent:a")
-    assert run.data == {"due": "2026-01-07T09:00:00+00:00", "wait": "PT4H30M1.5S", "week": 2,
-                        "stamp": "2026-01-07"}
+    # datetime.now() is the engine's clock in UTC, without a zone as in Python (a date without one is UTC).
+    assert run.data == {"due": "2026-01-07T09:00:00", "wait": "PT4H30M1.5S", "week": 2, "stamp": "2026-01-07"}
     assert json.loads(json.dumps(engine.status(run.id).data)) == run.data   # plain JSON all the way
     # The condition read `due` back with datetime.fromisoformat: two days away is not soon.
     assert (run.status, [s.id for s in run.ready_steps]) == ("active", [])
@@ -75,6 +75,8 @@ def test_dates_in_scripts_outside_a_run() -> None:
                                "later = d + timedelta(weeks=1)\n"
                                "gap = (later - d).total_seconds()\n"
                                "back = -timedelta(days=1, hours=2)\n"
-                               "days = [d.date(), later.date()]", {})
+                               "days = [d.date(), later.date()]\n"
+                               "zoned = datetime.now(timezone.utc).tzinfo == timezone.utc\n"
+                               "plain = datetime.now().tzinfo is None", {})
     assert data == {"d": "2026-03-01T12:00:00+00:00", "later": "2026-03-08T12:00:00+00:00", "gap": 604800.0,
-                    "back": "-P1DT2H", "days": ["2026-03-01", "2026-03-08"]}
+                    "back": "-P1DT2H", "days": ["2026-03-01", "2026-03-08"], "zoned": True, "plain": True}

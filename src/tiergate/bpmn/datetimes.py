@@ -11,7 +11,7 @@ modules: the three constructors, the class methods and fields of ``CLASS_CALLS``
 ``CLASS_FIELDS``, and the methods and fields of ``VALUE_METHODS`` and ``VALUE_FIELDS`` on the
 values; arithmetic and comparison are Python's own (a result out of range is an error, as in
 Python). ``datetime.now()`` is the move's clock (the engine's ``now``, which the worker and the
-tests set), in UTC. ``strftime`` and ``strptime`` take a short format with no widths, so no
+tests set), in UTC: without a zone, as Python gives it, unless one is asked for. ``strftime`` and ``strptime`` take a short format with no widths, so no
 value turns into more text than its fields.
 
 The task data is JSON: a date or duration a script leaves in it is stored as ISO 8601 text
@@ -36,10 +36,14 @@ _WIDTH = re.compile(r"%[-_0^#]*\d")
 
 
 def _now(tz: Any = None) -> datetime:
+    """Python's: without a zone when none is asked for. Its clock is UTC (tiergate reads a date
+    without a zone as UTC), never the machine's zone."""
     current = CLOCK.get() or datetime.now(timezone.utc)
-    if tz is not None and not isinstance(tz, timezone):
+    if tz is None:
+        return current.astimezone(timezone.utc).replace(tzinfo=None)
+    if not isinstance(tz, timezone):
         raise TypeError("datetime.now() takes a timezone, such as timezone.utc")
-    return current.astimezone(tz or timezone.utc)
+    return current.astimezone(tz)
 
 
 def _format(fmt: Any) -> str:
