@@ -80,3 +80,18 @@ def test_dates_in_scripts_outside_a_run() -> None:
                                "plain = datetime.now().tzinfo is None", {})
     assert data == {"d": "2026-03-01T12:00:00+00:00", "later": "2026-03-08T12:00:00+00:00", "gap": 604800.0,
                     "back": "-P1DT2H", "days": ["2026-03-01", "2026-03-08"], "zoned": True, "plain": True}
+
+
+def test_a_message_payload_with_a_date_arrives_as_iso_text(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    from test_tier1_outside_spiff_camunda import _message_in_run
+
+    xml = _message_in_run().replace('{"text": words.upper(), "from": "tell"}',
+                                    '{"text": words, "at": datetime.now(timezone.utc), "wait": timedelta(hours=2)}')
+    engine = make_engine(tier1_home(tmp_path / "home", {"noting": xml}), clock=lambda: T0)
+    assert [p.message for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("noting", {"words": "hi"}, actor="human:alice")
+    run = engine.complete(run.id, "prepare", {}, actor="human:alice")
+    assert [s.id for s in run.ready_steps] == ["read"]
+    assert run.data["note"] == {"text": "hi", "at": "2026-01-05T09:00:00+00:00", "wait": "PT2H"}
+    assert engine.complete(run.id, "read", {}, actor="human:alice").status == "completed"

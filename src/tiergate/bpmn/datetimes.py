@@ -125,6 +125,19 @@ def is_time(value: Any) -> bool:
     return isinstance(value, (date, timedelta, timezone))
 
 
+def holds_time(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is, or holds, a date, duration or zone (which the data keeps as text)."""
+    if is_time(value):
+        return True
+    if depth > 50:
+        return False
+    if isinstance(value, dict):
+        return any(holds_time(item, depth + 1) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(holds_time(item, depth + 1) for item in value)
+    return False
+
+
 def iso_duration(value: timedelta) -> str:
     """``timedelta(days=2, hours=4)`` -> ``P2DT4H``; negative durations get a leading ``-``."""
     sign = "-" if value < timedelta(0) else ""

@@ -153,23 +153,11 @@ def execute(source: str, variables: dict[str, Any], extra: dict[str, Any] | None
         try:
             check_json(value, f"'{name}'")
         except ExpressionError:
-            if not _holds_time(value):
+            if not datetimes.holds_time(value):
                 raise
             scope_vars[name] = value = datetimes.as_data(value)   # stored as ISO 8601 text
             check_json(value, f"'{name}'")
     return scope_vars
-
-
-def _holds_time(value: Any, depth: int = 0) -> bool:
-    if datetimes.is_time(value):
-        return True
-    if depth > 50:
-        return False
-    if isinstance(value, dict):
-        return any(_holds_time(item, depth + 1) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_holds_time(item, depth + 1) for item in value)
-    return False
 
 
 def check_json(value: Any, where: str) -> None:
