@@ -95,3 +95,22 @@ def test_a_message_payload_with_a_date_arrives_as_iso_text(
     assert [s.id for s in run.ready_steps] == ["read"]
     assert run.data["note"] == {"text": "hi", "at": "2026-01-05T09:00:00+00:00", "wait": "PT2H"}
     assert engine.complete(run.id, "read", {}, actor="human:alice").status == "completed"
+
+
+def test_instances_over_dates_a_cardinality_computes_get_them_as_iso_text(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    from test_tier1_outside_spiff_camunda import camunda_instances
+
+    days = "[datetime(2026, 1, 5) + timedelta(days=n) for n in range(2)]"
+    engine = make_engine(tier1_home(tmp_path / "home", {"visit": bpmn("visit", camunda_instances(
+        "check", "checked", "day", cardinality=days, sequential=True))}))
+    assert [p.message for p in engine.check() if p.severity == "error"] == []
+    run = engine.start("visit", {}, actor="human:alice")
+    seen = []
+    while run.ready_steps:
+        step = run.ready_steps[0]
+        seen.append(step.id)
+        run = engine.complete(run.id, step.id, {}, actor="human:alice")
+    assert run.status == "completed"
+    assert seen == ["check[0]", "check[1]"]
+    assert run.data["checked"] == ["2026-01-05T00:00:00", "2026-01-06T00:00:00"]
