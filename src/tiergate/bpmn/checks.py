@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import adhoc, datastore, expressions, feel, implicit, prepost, spiffmessages
+from tiergate.bpmn import adhoc, datastore, expressions, feel, implicit, loopjoin, prepost, spiffmessages
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -117,7 +117,7 @@ def check_elements(check: FileCheck) -> None:
         value = flow.properties.get("deviation")
         if value is not None and value.strip().lower() not in ("true", "false"):
             check.error(flow.line, flow.id, f"deviation must be true or false, not '{value}'.")
-    _check_parallel_merges(check)
+    loopjoin.check_merges(check)
     for line, element, message in implicit.unwritten_choices(model):
         check.error(line, element, message)
     holding = {node.container for node in model.nodes.values()}
@@ -352,79 +352,6 @@ def _check_schedule(check: FileCheck, node: Node) -> None:
     except ValueError as err:
         check.error(node.timer.line, node.id, f"timeCycle: {err}. `tiergate worker` starts one run of the process "
                     "at each due time of the cycle (docs/tier1.md, timer start events).")
-
-
-def _reachable(model: ProcessModel, start: str) -> set[str]:
-    seen: set[str] = set()
-    stack = [f.target for f in model.outgoing(start)]
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        stack.extend(f.target for f in model.outgoing(current))
-        stack.extend(n.id for n in model.boundary_events(current))
-    return seen
-
-
-def _check_parallel_merges(check: FileCheck) -> None:
-    """A parallel gateway reached again by a loop is what SpiffWorkflow runs: its join counts a token by the
-    task's ancestry, so the first round waits for every incoming flow and a later round goes on with the
-    loop's token alone. What it does not run is a second token on one incoming flow in the same round (an
-    exclusive gateway merging parallel branches in front of it): the late token meets a join a loop has
-    already passed, and SpiffWorkflow 3.2 fails or runs the loop's remainder twice."""
-    model = check.model
-    for node in model.nodes.values():
-        if node.kind != "parallelGateway":
-            continue
-        incoming = [f for f in model.flows.values() if f.target == node.id]
-        if len(incoming) < 2:
-            continue
-        after = _reachable(model, node.id)
-        looped = [f for f in incoming if f.source in after]
-        if not looped or len(looped) == len(incoming):
-            continue
-        for flow in incoming:
-            if flow in looped:
-                continue
-            split = _parallel_branches_merged(model, flow.source, node.id)
-            if split is not None:
-                check.error(node.line, node.id, f"the parallel gateway is reached again by the loop through "
-                            f"{looped[0].id}, and its incoming flow {flow.id} comes from the exclusive gateway "
-                            f"'{flow.source}', which merges parallel branches of '{split}': a second token "
-                            "reaches it in the same round, after the loop may have passed, and SpiffWorkflow "
-                            "cannot join it. Join those branches with a parallel gateway before they reach "
-                            f"'{node.id}'.")
-                break
-
-
-def _parallel_branches_merged(model: ProcessModel, merge: str, stop: str) -> str | None:
-    """The parallel gateway whose separate branches meet at the exclusive gateway ``merge``, if any."""
-    node = model.nodes.get(merge)
-    if node is None or node.kind not in ("exclusiveGateway", "inclusiveGateway"):
-        return None
-    branches: list[dict[str, set[str]]] = []
-    for flow in (f for f in model.flows.values() if f.target == merge):
-        splits: dict[str, set[str]] = {}
-        stack, seen = [flow], set()
-        while stack:
-            current = stack.pop()
-            if current.id in seen:
-                continue
-            seen.add(current.id)
-            source = model.nodes.get(current.source)
-            if source is None or source.id == stop:
-                continue
-            if source.kind == "parallelGateway" and len(model.outgoing(source.id)) > 1:
-                splits.setdefault(source.id, set()).add(current.id)
-            stack.extend(f for f in model.flows.values() if f.target == source.id)
-        branches.append(splits)
-    for i, first in enumerate(branches):
-        for second in branches[i + 1:]:
-            for split in sorted(first.keys() & second.keys()):
-                if not first[split] & second[split]:
-                    return split
-    return None
 
 
 def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_folder: str,
