@@ -294,6 +294,7 @@ class Engine:
                                           definition.snapshot(), now)
                     if ctx.stores.written:
                         ctx.stores.apply(conn, now)
+                    self._enqueue_thrown(conn, run_id, transition.events, who, now)
                     record = store.insert_run(conn, run_id=run_id, process_id=process_id,
                                               definition_version=definition.version, tier=runner.tier,
                                               status=transition.status, state=transition.state, started_by=str(who),
@@ -454,6 +455,13 @@ class Engine:
 
         return [pid for pid, process in sorted(self.definitions.processes.items()) if name in signal_starts(process)]
 
+    def _enqueue_thrown(self, conn: Any, run_id: str, events: list[LogEvent], who: Actor, now: datetime) -> None:
+        """In a move's write transaction: the signals it threw go into the outbox (tiergate.signals)."""
+        if any(event.event == "signal_thrown" for event in events):
+            from tiergate.signals import enqueue_thrown
+
+            enqueue_thrown(self, conn, run_id, events, who, now)
+
     def _broadcast_thrown(self, run_id: str, events: list[LogEvent], who: Actor) -> None:
         """After a committed move: the signals it threw go to the other runs (tiergate.signals)."""
         if any(event.event == "signal_thrown" for event in events):
@@ -528,12 +536,16 @@ class Engine:
                                reason="not_failed", details={"run": run.id, "status": run.status.value, "see": "status"})
 
     def _act(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
-             change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
+             change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition],
+             claim: Callable[[Any], None] | None = None) -> RunInfo:
+        """Judge ``change`` on the run and write it; ``claim`` runs first in the write transaction of a
+        change (not of a refusal): a signal broadcast's key for this run (``tiergate.signals``)."""
         with tracing.step_span(attempt, run_id, step_id, who):  # a no-op unless OpenTelemetry is configured
-            return self._attempt(run_id, who, step_id, attempt, tried, change)
+            return self._attempt(run_id, who, step_id, attempt, tried, change, claim)
 
     def _attempt(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
-                 change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
+                 change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition],
+                 claim: Callable[[Any], None] | None = None) -> RunInfo:
         # The run as this engine stored it last, if it did: a change computed from it is written
         # only if the run is still exactly that (see store.RecentRuns). Anything else (a refusal,
         # a failed gate, an error) is judged again on the run as read from the database.
@@ -589,9 +601,12 @@ class Engine:
                                 [LogEvent(event, who, step=step_id, detail=detail)], who), now):
                             raise _Retry
                     else:
+                        if claim is not None:
+                            claim(conn)
                         if ctx.stores.written:  # with the move, or not at all (StoreConflict: judged again)
                             ctx.stores.apply(conn, now)
                         deployments.stamp_run(conn, run.id, transition.events)
+                        self._enqueue_thrown(conn, run.id, transition.events, who, now)
                         saved = store.save_transition(conn, run, transition.state, transition.status,
                                                       _through(transition.events, who), now,
                                                       ready_for=claims.ready_key(views, transition.status))
