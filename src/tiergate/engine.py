@@ -25,7 +25,7 @@ from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_defini
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
                              InvalidDataError, LimitExceededError, NotFoundError, ReasonMissingError, RefusedError,
-                             TiergateError, UsageError)
+                             StaleReadError, TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
@@ -555,6 +555,7 @@ class Engine:
         for _ in range(MAX_ATTEMPTS):
             now = self.clock()
             refusal: TiergateError | None = None
+            renewed_key: str | None = None
             try:
                 run, definition = recent, None
                 if recent is not None:
@@ -566,6 +567,8 @@ class Engine:
                 runner = self.runners[run.tier]
                 ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.roles,
                                  stores=self._stores(run.process_id, run.id))
+                # A person's or agent's step never writes a data store from a stale read (StaleReadError).
+                ctx.stores.strict = attempt in ("complete", "skip")
                 # Judged outside any transaction: gates, expressions, decisions and templates never run
                 # under the write lock. The write below happens only if the run is still the one read
                 # (its version and log head), else the attempt is judged again on the run as it is now.
@@ -579,7 +582,7 @@ class Engine:
                     transition = change(runner, definition, run.state, ctx)
                     # The new state's steps: their inbox key is written with the state, and the answer shows them.
                     views = runner.steps(definition, transition.state, run={"id": run.id})
-                except (RefusedError, GateFailedError, LimitExceededError, ReasonMissingError) as err:
+                except (RefusedError, GateFailedError, LimitExceededError, ReasonMissingError, StaleReadError) as err:
                     if recent is not None:
                         raise _Retry from None
                     refusal = err
@@ -587,6 +590,9 @@ class Engine:
                     detail = {"attempt": attempt, **{k: inputs.loggable(v) for k, v in tried.items()},
                               **err.details, "message": err.message}
                     detail.pop("run", None)
+                    if isinstance(err, StaleReadError) and err.refreshed is not None:  # (its inbox key: not under the lock)
+                        renewed_key = claims.ready_key(runner.steps(definition, err.refreshed[0], run={"id": run.id}),
+                                                       err.refreshed[1])
                 with self.db.write() as conn:
                     if refusal is None and step_id is not None and attempt in ("complete", "skip"):
                         try:  # a claim is read in the write: it may have been taken since the run was judged
@@ -596,7 +602,16 @@ class Engine:
                             detail = {"attempt": attempt, **{k: inputs.loggable(v) for k, v in tried.items()},
                                       **err.details, "message": err.message}
                             detail.pop("run", None)
-                    if refusal is not None:
+                    refreshed = getattr(refusal, "refreshed", None)
+                    if refreshed is not None:  # refused, with the step's data store reads renewed
+                        saved = store.save_transition(
+                            conn, run, refreshed[0], refreshed[1],
+                            _through([LogEvent(event, who, step=step_id, detail=detail), *refreshed[2]], who), now,
+                            ready_for=renewed_key)
+                        if saved is None:
+                            raise _Retry
+                        run = saved
+                    elif refusal is not None:
                         if not execution_log.append_detached(conn, run.head, _through(
                                 [LogEvent(event, who, step=step_id, detail=detail)], who), now):
                             raise _Retry
