@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from sqlalchemy import Connection
 
 from tiergate.actors import Actor
-from tiergate.errors import RefusedError, TiergateError, UsageError
+from tiergate.errors import DatabaseError, RefusedError, TiergateError, UsageError
 from tiergate.limits import limit
 from tiergate.log import LogEvent
 from tiergate.store import signals as outbox
@@ -139,6 +139,8 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
                 deliver(run_id)
             except _Reached:  # another deliverer of this broadcast reached it first
                 continue
+            except DatabaseError:  # the database, not the run: a broadcast of the outbox stays pending
+                raise
             except RefusedError as err:  # it moved on (or ended) since it was read: it no longer waits
                 if err.reason not in ("not_waiting", "run_not_active"):
                     failed.append({"run": run_id, "code": err.code, "message": err.message})
@@ -158,6 +160,8 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
                 deliver(run_id)
             except _Reached:
                 continue
+            except DatabaseError:
+                raise
             except TiergateError as err:
                 failed.append({"process": process_id, "code": err.code, "message": err.message})
                 continue
@@ -218,7 +222,10 @@ def broadcast_thrown(engine: Engine, run_id: str, events: list[LogEvent], who: A
     if ids:
         _hold()
     for broadcast_id in ids:
-        deliver(engine, broadcast_id, who)
+        try:
+            deliver(engine, broadcast_id, who)
+        except DatabaseError:  # the move is committed, and so is its broadcast: the worker delivers it
+            continue
 
 
 def _hold() -> None:
