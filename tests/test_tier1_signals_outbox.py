@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from test_tier1_signals import STARTER, THROWER, WAITER, engine_with, event, ready, received
+from test_tier1_signals import (
+    STARTER,
+    THROWER,
+    WAITER,
+    engine_with,
+    event,
+    ready,
+    received,
+)
 from tier1_helpers import chain, user
 
 from tiergate import signals
@@ -124,7 +132,7 @@ def test_a_broadcast_delivered_again_reaches_no_run_twice(
     [row] = _rows(engine, SignalBroadcast)
     assert row.delivered_at is not None and row.attempts == 1
     assert sorted(r.target for r in _rows(engine, SignalDelivery)) == sorted(
-        [r.id for r in watching] + [f"process:starter", engine.runs(process="starter")[0]["id"]])
+        [r.id for r in watching] + ["process:starter", engine.runs(process="starter")[0]["id"]])
 
 
 def test_two_deliverers_at_once_reach_each_run_once(
