@@ -170,3 +170,23 @@ def test_two_deliverers_at_once_reach_each_run_once(
     for run in watching:
         assert len(received(engine, run.id)) == 2           # the first delivery's, and one more
     assert len(_rows(engine, SignalDelivery)) == len(watching)
+
+
+def test_the_worker_leaves_a_broadcast_its_thrower_still_holds(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    from datetime import timedelta
+
+    engine = engine_with(tmp_path, make_engine, {"thrower": THROWER, "repeater": REPEATER})
+    watching = engine.start("repeater", {}, actor="agent:a")
+    throwing = engine.start("thrower", {}, actor="agent:a")
+    engine.complete(throwing.id, "approve", {}, actor="human:alice")
+    now = engine.clock()
+    with engine.db.write() as conn:       # as if its thrower were still delivering it, held for a minute
+        conn.execute(sa.delete(SignalDelivery.__table__))
+        conn.execute(sa.update(SignalBroadcast.__table__).values(delivered_at=None, lease_until=now
+                                                                  + timedelta(seconds=60)))
+    assert run_pass(engine, now=now + timedelta(seconds=30)) == []
+    assert signals.pending(engine)["pending"] == 1 and len(received(engine, watching.id)) == 1
+    [fired] = run_pass(engine, now=now + timedelta(seconds=61))
+    assert fired.broadcast is not None and fired.broadcast["moved"] == [watching.id]
+    assert signals.pending(engine)["pending"] == 0 and len(received(engine, watching.id)) == 2
