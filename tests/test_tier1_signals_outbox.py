@@ -190,3 +190,19 @@ def test_the_worker_leaves_a_broadcast_its_thrower_still_holds(
     [fired] = run_pass(engine, now=now + timedelta(seconds=61))
     assert fired.broadcast is not None and fired.broadcast["moved"] == [watching.id]
     assert signals.pending(engine)["pending"] == 0 and len(received(engine, watching.id)) == 2
+
+
+def test_the_worker_deletes_a_broadcast_a_week_after_it_was_delivered(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    from datetime import timedelta
+
+    engine = engine_with(tmp_path, make_engine, {"thrower": THROWER, "repeater": REPEATER})
+    engine.start("repeater", {}, actor="agent:a")
+    throwing = engine.start("thrower", {}, actor="agent:a")
+    engine.complete(throwing.id, "approve", {}, actor="human:alice")
+    [row] = _rows(engine, SignalBroadcast)
+    assert len(_rows(engine, SignalDelivery)) == 1
+    assert run_pass(engine, now=engine.clock() + timedelta(days=6)) == [] and len(_rows(engine, SignalBroadcast)) == 1
+    assert run_pass(engine, now=engine.clock() + timedelta(days=8)) == []
+    assert _rows(engine, SignalBroadcast) == [] and _rows(engine, SignalDelivery) == []
+    assert signals.pending(engine, all_=True)["broadcasts"] == []

@@ -63,6 +63,10 @@ if TYPE_CHECKING:
 #: A signal's name is matched and logged: a bpmn:signal's name, never a document.
 NAME_CHARS = 200
 
+#: How long a delivered broadcast (and its delivery keys) is kept before the worker deletes it: long
+#: past the moment any deliverer could still be at work on it.
+KEPT = timedelta(days=7)
+
 #: Tests set this to a PATH: after a move that threw a signal is committed, before its broadcast,
 #: the process writes PATH and waits until killed (a crash between the commit and the broadcast).
 HOLD_ENV = "TIERGATE_TEST_SIGNAL_HOLD"
@@ -289,6 +293,11 @@ def deliver_pending(engine: Engine, now: datetime | None = None, most: int = 100
         outcome = deliver(engine, broadcast_id)
         if outcome is not None:
             done.append(outcome)
+    with engine.db.read() as conn:  # the delivered ones are kept a while, for `tiergate signals --all`
+        old = outbox.delivered_before(conn, moment - KEPT)
+    if old:
+        with engine.db.write() as conn:
+            outbox.forget(conn, old)
     return done
 
 

@@ -129,3 +129,16 @@ def created(conn: Connection, run_ids: list[str]) -> dict[str, datetime]:
         found.update({row.id: utc(row.created_at) for row in conn.execute(
             select(runs.c.id, runs.c.created_at).where(runs.c.id.in_(chunk)))})
     return found
+
+
+def delivered_before(conn: Connection, cutoff: datetime, limit: int = 500) -> list[str]:
+    """Broadcasts delivered before ``cutoff`` (oldest first): no deliverer can still be at work on them."""
+    return list(conn.execute(select(_table.c.id).where(_table.c.delivered_at.is_not(None),
+                                                       _table.c.delivered_at < utc(cutoff))
+                             .order_by(_table.c.delivered_at).limit(limit)).scalars())
+
+
+def forget(conn: Connection, broadcast_ids: list[str]) -> None:
+    """Delete these broadcasts and their delivery keys."""
+    conn.execute(_deliveries.delete().where(_deliveries.c.broadcast_id.in_(broadcast_ids)))
+    conn.execute(_table.delete().where(_table.c.id.in_(broadcast_ids)))
