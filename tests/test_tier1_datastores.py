@@ -135,6 +135,23 @@ def test_a_store_never_written_reads_null_and_a_completion_from_a_stale_read_is_
     assert engine.verify_log()["ok"] is True
 
 
+def test_a_stale_step_claimed_by_another_is_refused_for_the_claim_and_left_as_it_was(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = engine_for(tmp_path, make_engine, {"reviewing": REVIEWING})
+    first, second = (engine.start("reviewing", {}, actor="agent:a") for _ in range(2))
+    engine.claim(first.id, "review", actor="agent:b")
+    engine.complete(second.id, "review", {"counter": 1}, actor="agent:a")
+    with pytest.raises(RefusedError) as refused:   # not the claimant: told so, and the step is not touched
+        engine.complete(first.id, "review", {"counter": 5}, actor="agent:c")
+    assert refused.value.reason == "claimed_by_other"
+    assert engine.status(first.id).data == {"counter": None}
+    with pytest.raises(StaleReadError):             # the claimant: the step's read is stale
+        engine.complete(first.id, "review", {"counter": 5}, actor="agent:b")
+    assert engine.status(first.id).data == {"counter": 1}
+    assert engine.complete(first.id, "review", {"counter": 2}, actor="agent:b").status == "completed"
+    assert [s["value"] for s in engine.data_stores("reviewing")] == [2]
+
+
 def test_a_stale_completion_through_the_cli_says_data_store_stale(
         tmp_path: Path, make_engine: Callable[..., Engine], cli: Callable[..., Any]) -> None:
     engine = engine_for(tmp_path, make_engine, {"reviewing": REVIEWING})

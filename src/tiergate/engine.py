@@ -594,7 +594,8 @@ class Engine:
                         renewed_key = claims.ready_key(runner.steps(definition, err.refreshed[0], run={"id": run.id}),
                                                        err.refreshed[1])
                 with self.db.write() as conn:
-                    if refusal is None and step_id is not None and attempt in ("complete", "skip"):
+                    if ((refusal is None or isinstance(refusal, StaleReadError)) and step_id is not None
+                            and attempt in ("complete", "skip")):
                         try:  # a claim is read in the write: it may have been taken since the run was judged
                             claims.require_unclaimed(conn, run.id, step_id, who, now, self.claim_timeout)
                         except RefusedError as err:
