@@ -27,6 +27,9 @@
 
 - ``ScheduledStart``: each run a timer-cycle start event started, keyed by its due time (``tiergate.schedules``).
 
+- ``SignalBroadcast``, ``SignalDelivery``: the outbox of signals thrown inside runs, written with the
+  throwing move, and the key of each run a broadcast reached (``tiergate.signals``).
+
 - ``DataStore``: the current value of each BPMN data store of a process (``tiergate.datastores``),
   with its version counter; every write is also a ``data_store_written`` log entry.
 
