@@ -96,8 +96,8 @@ def test_a_broadcast_left_by_a_process_killed_after_the_commit_is_delivered_by_t
                             env=_env(db_url), capture_output=True, text=True, timeout=300)
     assert worker.returncode == 0, worker.stderr
     [fired] = json.loads(worker.stdout)["data"]["fired"]
-    assert (fired["run"], fired["events"], fired["broadcast"]["broadcast"], fired["broadcast"]["reached"]) == (
-        throwing.id, ["signal_broadcast"], thrown["broadcast"], 3)
+    assert (fired["run"], fired["process"], fired["events"], fired["broadcast"]["broadcast"],
+            fired["broadcast"]["reached"]) == (throwing.id, "thrower", ["signal_broadcast"], thrown["broadcast"], 3)
     assert ready(engine, waiting.id) == ["deploy"]
     [detail] = received(engine, waiting.id)
     assert (detail["sender"], detail["thrown_by"]) == ("human:alice", {"run": throwing.id, "element": "announce"})

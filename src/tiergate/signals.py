@@ -247,11 +247,12 @@ def deliver(engine: Engine, broadcast_id: str, who: Actor | None = None) -> dict
     (None: it is gone or was delivered already)."""
     with engine.db.read() as conn:
         pending = outbox.get(conn, broadcast_id)
+        process = outbox.process_of(conn, pending.run_id) if pending is not None else None
     if pending is None or pending.delivered_at is not None:
         return None
     sender = who or _sender(pending)
     name = pending.signal
-    outcome: dict[str, Any] = {"broadcast": pending.id, "signal": name, "run": pending.run_id,
+    outcome: dict[str, Any] = {"broadcast": pending.id, "signal": name, "run": pending.run_id, "process": process,
                                "element": pending.element, "reached": 0, "moved": [], "started": [], "failed": []}
     if pending.depth >= limit("signal_depth"):
         _refuse(engine, pending, sender, f"signal '{name}' thrown at '{pending.element}' was not broadcast to "

@@ -142,3 +142,10 @@ def forget(conn: Connection, broadcast_ids: list[str]) -> None:
     """Delete these broadcasts and their delivery keys."""
     conn.execute(_deliveries.delete().where(_deliveries.c.broadcast_id.in_(broadcast_ids)))
     conn.execute(_table.delete().where(_table.c.id.in_(broadcast_ids)))
+
+
+def process_of(conn: Connection, run_id: str) -> str | None:
+    from tiergate.store.tables import Run
+
+    runs = Run.__table__  # type: ignore[attr-defined]
+    return conn.execute(select(runs.c.process_id).where(runs.c.id == run_id)).scalar()
