@@ -152,6 +152,25 @@ def test_a_stale_step_claimed_by_another_is_refused_for_the_claim_and_left_as_it
     assert [s["value"] for s in engine.data_stores("reviewing")] == [2]
 
 
+def test_skipping_a_step_that_would_write_back_a_stale_read_is_refused_too(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """A skipped step's output association writes what the step read: from a stale read that would undo
+    the other run's update."""
+    links = (reads("counter_ref") + writes("counter_ref")).replace("{task}", "review")
+    optional = user("review", optional="true").replace("</bpmn:userTask>", links + "</bpmn:userTask>")
+    process = with_store("skipping", '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/>'
+                         '<bpmn:startEvent id="start"/>' + optional + '<bpmn:endEvent id="end"/>'
+                         + chain("start", "review", "end"))
+    engine = engine_for(tmp_path, make_engine, {"skipping": process})
+    first, second = (engine.start("skipping", {}, actor="agent:a") for _ in range(2))
+    engine.complete(second.id, "review", {"counter": 7}, actor="agent:a")
+    with pytest.raises(StaleReadError):
+        engine.skip(first.id, "review", "not needed", actor="agent:a")
+    assert [s["value"] for s in engine.data_stores("skipping")] == [7]
+    assert engine.skip(first.id, "review", "not needed", actor="agent:a").status == "completed"
+    assert [(s["value"], s["version"]) for s in engine.data_stores("skipping")] == [(7, 2)]  # written back as read
+
+
 def test_a_stale_completion_through_the_cli_says_data_store_stale(
         tmp_path: Path, make_engine: Callable[..., Engine], cli: Callable[..., Any]) -> None:
     engine = engine_for(tmp_path, make_engine, {"reviewing": REVIEWING})
