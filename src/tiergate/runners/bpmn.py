@@ -30,7 +30,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import dataview, dumping, instances, instructions, messages, persistence, records, signals
+from tiergate.bpmn import (datastore, dataview, dumping, instances, instructions, messages, persistence, records,
+                          signals)
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
@@ -369,6 +370,7 @@ class BpmnRunner(Runner):
         if task is None:  # the stored step states and the tree disagree: refuse rather than guess
             raise RefusedError(f"step '{step_id}' is not ready in run {ctx.run_id}.", reason="not_ready",
                                details={"run": ctx.run_id, "step": step_id, "waiting_for": []})
+        datastore.refuse_stale(move, task, step_id)  # a store it writes changed since it read it: refused
         move.ready_before.discard(task.id.int)
         ready_at = records.editable(state, step_id).get("ready_at")
         duration = (ctx.now - parse_datetime(ready_at)).total_seconds() if ready_at else None
