@@ -25,8 +25,8 @@ from SpiffWorkflow.util.task import TaskState
 from tiergate import datastores
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import (adhoc, dumping, ending, fresh, instances, kept, messages, persistence, readyscan, records,
-                          signals)
+from tiergate.bpmn import (adhoc, dumping, ending, firstmove, fresh, instances, kept, messages, persistence, readyscan,
+                          records, signals)
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -167,6 +167,8 @@ class Move:
         #: to them (``_ready_changes``): None when they are found by going through every task.
         self.ready_kept: dict[int, str] | None = None
         self.changes: tuple[dict[int, Task], list[Task]] | None = None
+        #: Whether the engine's passes of this move are done already (a first move's template: ``create``).
+        self.passed_already = False
 
     def restore(self) -> RestrictedWorkflow:
         workflow = kept.take(self.state, self.definition.version)
@@ -204,11 +206,48 @@ class Move:
             found = task._tiergate_step = step_of(task)  # type: ignore[attr-defined]
             return found
 
-    def create(self, data: dict[str, Any]) -> RestrictedWorkflow:
+    def create(self, data: dict[str, Any], template: bool = True) -> RestrictedWorkflow:
+        """A new run's workflow with ``data`` at its root: after the engine's first passes when the spec has a
+        first move's template (``tiergate.bpmn.firstmove``), else before them."""
         spec, subprocess_specs = self.definition.specs
+        first = firstmove.template_of(spec, self.probe_passes) \
+            if template and PATH_TRACE.get() is None and firstmove.usable() else None
+        if first is not None:
+            self.workflow = fresh.copy_template(first, spec, subprocess_specs, self.engine, data)
+            self.passed, self.passed_already = set(first.passed), True
+            return self.workflow
         self.workflow = fresh.new_workflow(spec, subprocess_specs, self.engine)
         self.workflow.task_tree.data.update(copy.deepcopy(data))
         return self.workflow
+
+    def probe_passes(self, data: dict[str, Any]) -> tuple[RestrictedWorkflow, set[str], list[Any]] | None:
+        """A new workflow with ``data`` after the engine's first passes, with an engine that counts what they
+        evaluate, the elements they passed and the specs of the tasks they ran; None if they evaluated, logged
+        or failed anything (``tiergate.bpmn.firstmove``)."""
+        probe = fresh.Probe(decisions=self.definition.decision_objects)
+        move = Move(self.definition, {"steps": {}}, self.ctx, [])
+        move.engine = probe
+        ran: list[Any] = []
+        did_run = move.did_run
+        move.did_run = lambda task: (ran.append(task.task_spec), did_run(task))  # type: ignore[method-assign]
+        workflow = move.create(data, template=False)
+        try:
+            closed = move.passes()
+        except Exception:  # noqa: BLE001 - a start that fails fails again, the usual way, for the run
+            return None
+        if closed or probe.calls or probe.journal or probe.over_limit is not None or move.events or move.thrown \
+                or move.tainted or messages.unsent(workflow):
+            return None
+        return workflow, move.passed, ran
+
+    def passes(self) -> bool:
+        """The engine's passes of this move, again after idle event subprocesses closed; whether any closed."""
+        assert self.workflow is not None
+        persistence.advance(self.workflow, self.did_run)
+        if ending.close_idle(self.workflow, self.model):  # the flow ended: idle event subprocesses go
+            persistence.advance(self.workflow, self.did_run)
+            return True
+        return False
 
     def ready_task(self, step_id: str) -> Task | None:
         assert self.workflow is not None
@@ -291,9 +330,8 @@ class Move:
         assert self.workflow is not None
         failure: persistence.StepFailure | None = None
         try:
-            persistence.advance(self.workflow, self.did_run)
-            if ending.close_idle(self.workflow, self.model):  # the flow ended: idle event subprocesses go
-                persistence.advance(self.workflow, self.did_run)
+            if not self.passed_already:
+                self.passes()
         except persistence.StepFailure as exc:
             failure = exc
         if failure is not None:
