@@ -53,9 +53,9 @@ _NOT_PLAIN = TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
 
 def usable() -> bool:
-    """Whether a start may take a template now: not turned off, SpiffWorkflow's loggers off (their records are
-    written by the passes themselves)."""
-    return ENABLED.get() and not any(log.isEnabledFor(logging.DEBUG) for log in _LOGGERS)
+    """Whether a start may take a template now: not turned off, and SpiffWorkflow's loggers off (it logs at INFO
+    and DEBUG only; the records are written by the passes themselves)."""
+    return ENABLED.get() and not any(log.isEnabledFor(logging.INFO) for log in _LOGGERS)
 
 
 #: A probe's first passes (``Move.probe_passes``): given start data, the new workflow after them, the elements
