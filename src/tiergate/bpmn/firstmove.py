@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar
 from copy import deepcopy
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask, MultiInstanceTask
@@ -38,7 +39,7 @@ from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import fresh
+from tiergate.bpmn import firstdump, fresh
 
 #: Turned off by the tests that compare a templated start with the engine's own passes.
 ENABLED: ContextVar[bool] = ContextVar("tiergate_first_move_template", default=True)
@@ -63,14 +64,28 @@ def usable() -> bool:
 Passes = Callable[[dict[str, Any]], "tuple[Any, set[str], list[Any]] | None"]
 
 
-def template_of(spec: Any, passes: Passes) -> fresh.Template | None:
-    """The spec's first-move template (made on first use), or None."""
+@dataclass(frozen=True)
+class First:
+    """A spec's first move: the template of the tree its passes leave, and the shape of its dump (None: a copy
+    is dumped the usual way)."""
+
+    template: fresh.Template
+    shape: firstdump.Shape | None
+
+
+def template_of(spec: Any, subprocess_specs: dict[str, Any], passes: Passes) -> First | None:
+    """The spec's first move (made on first use), or None."""
     kept = spec.__dict__.get(_ATTRIBUTE)
     if kept is not None and kept[0] is spec:  # (a copied spec carries its original's: not used)
         return kept[1]  # type: ignore[no-any-return]
     template = _build(passes)
-    spec.__dict__[_ATTRIBUTE] = (spec, template)  # two threads may both build one: either will do
-    return template
+    first = None
+    if template is not None:
+        copies = [fresh.copy_template(template, spec, subprocess_specs, fresh.Probe(), deepcopy(probe))
+                  for probe in _PROBES]
+        first = First(template, firstdump.shape_of(template, copies))
+    spec.__dict__[_ATTRIBUTE] = (spec, first)  # two threads may both build one: either will do
+    return first
 
 
 def _build(passes: Passes) -> fresh.Template | None:
@@ -83,8 +98,7 @@ def _build(passes: Passes) -> fresh.Template | None:
     template = _template(first, passed)
     if template is None:
         return None
-    copied = fresh.copy_template(template, first.spec, first.subprocess_specs, fresh.Probe(),
-                                 deepcopy(_PROBES[1]))
+    copied = fresh.copy_template(template, first.spec, first.subprocess_specs, fresh.Probe(), deepcopy(_PROBES[1]))
     if not _same(copied, second) or _template(second, passed) is None:
         return None
     return template

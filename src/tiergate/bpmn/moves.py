@@ -25,8 +25,8 @@ from SpiffWorkflow.util.task import TaskState
 from tiergate import datastores
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import (adhoc, dumping, ending, firstmove, fresh, instances, kept, messages, persistence, readyscan,
-                          records, signals)
+from tiergate.bpmn import (adhoc, dumping, ending, firstdump, firstmove, fresh, instances, kept, messages, persistence,
+                          readyscan, records, signals)
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -167,8 +167,8 @@ class Move:
         #: to them (``_ready_changes``): None when they are found by going through every task.
         self.ready_kept: dict[int, str] | None = None
         self.changes: tuple[dict[int, Task], list[Task]] | None = None
-        #: Whether the engine's passes of this move are done already (a first move's template: ``create``).
-        self.passed_already = False
+        #: A new run's first move, when its passes came from a template (``create``): they are not run again.
+        self.first: firstmove.First | None = None
 
     def restore(self) -> RestrictedWorkflow:
         workflow = kept.take(self.state, self.definition.version)
@@ -210,11 +210,11 @@ class Move:
         """A new run's workflow with ``data`` at its root: after the engine's first passes when the spec has a
         first move's template (``tiergate.bpmn.firstmove``), else before them."""
         spec, subprocess_specs = self.definition.specs
-        first = firstmove.template_of(spec, self.probe_passes) \
+        first = firstmove.template_of(spec, subprocess_specs, self.probe_passes) \
             if template and PATH_TRACE.get() is None and firstmove.usable() else None
         if first is not None:
-            self.workflow = fresh.copy_template(first, spec, subprocess_specs, self.engine, data)
-            self.passed, self.passed_already = set(first.passed), True
+            self.workflow = fresh.copy_template(first.template, spec, subprocess_specs, self.engine, data)
+            self.passed, self.first = set(first.template.passed), first
             return self.workflow
         self.workflow = fresh.new_workflow(spec, subprocess_specs, self.engine)
         self.workflow.task_tree.data.update(copy.deepcopy(data))
@@ -330,7 +330,7 @@ class Move:
         assert self.workflow is not None
         failure: persistence.StepFailure | None = None
         try:
-            if not self.passed_already:
+            if self.first is None:
                 self.passes()
         except persistence.StepFailure as exc:
             failure = exc
@@ -353,7 +353,7 @@ class Move:
         self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
         self.state["signals"] = signals.waiting(self.workflow, self.model, element_of)
         self.state["error"] = None
-        self.state["workflow"] = dumping.dump(self.workflow)
+        self.state["workflow"] = self._dump()
         self.state["data"] = self._data_view()
         records.freeze(self.state)
         if persistence.is_completed(self.workflow):
@@ -365,6 +365,14 @@ class Move:
             return RunStatus.COMPLETED
         kept.keep(self.state, self.definition.version, self.workflow)
         return RunStatus.ACTIVE
+
+    def _dump(self) -> Any:
+        """The workflow's dump: a first move's spelled from its shape (``tiergate.bpmn.firstdump``) if it has one."""
+        assert self.workflow is not None
+        first = self.first
+        made = None if first is None or first.shape is None else firstdump.dump(first.template, first.shape,
+                                                                                 self.workflow)
+        return made if made is not None else dumping.dump(self.workflow)
 
     def refuse_over_limit_at(self, failure: persistence.StepFailure) -> None:
         """An attempt whose move went over a budget is refused (the run unchanged), unless it is the worker's."""
