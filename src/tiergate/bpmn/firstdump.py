@@ -34,6 +34,7 @@ _KEYS = ("id", "parent", "children", "last_state_change", "state", "task_spec", 
 _CONSTANT = ("state", "task_spec", "triggered", "internal_data")
 _ID_TEXT = re.compile(r'"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"')
 _MOST = 32  # tasks: a larger tree is dumped the usual way
+_ATOMS = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def dump(template: fresh.Template, shape: Shape, workflow: Any) -> Encoded | Non
         internal = constants["internal_data"]
         value[own] = {"id": own, "parent": None if parent is None else ids[parent], "children": kids,
                       "last_state_change": task.last_state_change, **constants,
-                      "internal_data": _copied(internal) if internal else {}, "data": data, "delta": delta,
+                      "internal_data": fresh.copied(internal) if internal else {}, "data": data, "delta": delta,
                       "typename": typename}
         kids_text = "[" + ", ".join([f'"{kid}"' for kid in kids]) + "]"
         pieces.append(f'"{own}": {{"id": "{own}", "parent": {parent_text}, "children": {kids_text}, '
@@ -89,8 +90,8 @@ def dump(template: fresh.Template, shape: Shape, workflow: Any) -> Encoded | Non
         return None
     text = "".join([ids[piece] if type(piece) is int else piece for piece in shape.head]) + tasks_text \
         + "".join([ids[piece] if type(piece) is int else piece for piece in shape.tail])
-    members = {key: _copied(kept) if kind == _SAME else ids[kept] if kind == _ID else Encoded(value, tasks_text)
-               for key, kind, kept in shape.items}
+    members = {key: (kept if type(kept) in _ATOMS else _copied(kept)) if kind == _SAME else ids[kept]
+               if kind == _ID else Encoded(value, tasks_text) for key, kind, kept in shape.items}
     return Encoded(members, text)
 
 

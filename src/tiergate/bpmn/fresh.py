@@ -61,6 +61,18 @@ class Template:
 
 OWN, ROOT, INHERITED = 0, 1, 2
 _MUTABLE = (dict, list, set)
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def copied(value: dict[str, Any]) -> dict[str, Any]:
+    """``copy.deepcopy`` of a dict: one of text, numbers, flags and None (a start event's internal data, most start
+    data) copied in one step, as ``deepcopy`` copies it (those it keeps as they are); any other deep-copied."""
+    if type(value) is not dict:
+        return copy.deepcopy(value)
+    for item in value.values():
+        if type(item) not in _ATOMS:
+            return copy.deepcopy(value)
+    return dict(value)
 
 
 class Probe(RestrictedScriptEngine):
@@ -111,7 +123,7 @@ def copy_template(template: Template, spec: Any, subprocess_specs: dict[str, Any
     raw = os.urandom(16 * count)
     ids = [_uuid4(int.from_bytes(raw[16 * i:16 * i + 16], "big")) for i in range(count)]
     offset = time.time() - (template.tasks[0].last_state_change if template.stamp is None else template.stamp)
-    root = copy.deepcopy(data) if template.inherits else None
+    root = copied(data) if template.inherits else None  # type: ignore[arg-type]
     tasks = workflow.tasks
     for original, new_id, (parent, children), source in zip(template.tasks, ids, template.links,
                                                             template.inherits or repeat(OWN)):
@@ -128,11 +140,11 @@ def copy_template(template: Template, spec: Any, subprocess_specs: dict[str, Any
             _children=[ids[child] for child in children], _state=original._state,
             triggered=original.triggered, task_spec=original.task_spec, thread_id=original.thread_id,
             data=task_data,
-            internal_data=copy.deepcopy(original.internal_data) if original.internal_data else {},
+            internal_data=copied(original.internal_data) if original.internal_data else {},
             last_state_change=original.last_state_change + offset)
         tasks[task.id] = task
     workflow.task_tree = tasks[ids[0]]  # (the root comes first: ``_build``)
-    workflow.data = copy.deepcopy(template.data)
+    workflow.data = copy.deepcopy(template.data) if template.data else {}
     if template.last_task is not None:
         workflow.last_task = tasks[ids[template.last_task]]
     return workflow
