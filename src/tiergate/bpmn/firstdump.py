@@ -88,8 +88,8 @@ def dump(template: fresh.Template, shape: Shape, workflow: Any) -> Encoded | Non
     tasks_text = "{" + ", ".join(pieces) + "}"
     if len(tasks_text) >= PARTED_MIN_TEXT:
         return None
-    text = "".join([ids[piece] if type(piece) is int else piece for piece in shape.head]) + tasks_text \
-        + "".join([ids[piece] if type(piece) is int else piece for piece in shape.tail])
+    text = "".join([ids[piece] if isinstance(piece, int) else piece for piece in shape.head]) + tasks_text \
+        + "".join([ids[piece] if isinstance(piece, int) else piece for piece in shape.tail])
     members = {key: (kept if type(kept) in _ATOMS else _copied(kept)) if kind == _SAME else ids[kept]
                if kind == _ID else Encoded(value, tasks_text) for key, kind, kept in shape.items}
     return Encoded(members, text)
@@ -146,7 +146,7 @@ def _pieces(text: str, ids: dict[str, int]) -> tuple[str | int, ...]:
         if quoted.group(1) in ids:
             found += [text[at:quoted.start(1)], ids[quoted.group(1)]]
             at = quoted.end(1)
-    return tuple([*found, text[at:]])
+    return (*found, text[at:])
 
 
 def _copied(value: Any) -> Any:

@@ -152,11 +152,11 @@ def _shares_as_inherited(data: dict[str, Any], root: dict[str, Any]) -> bool:
     if list(data) != list(root):
         return False
     for key, value in data.items():
-        mine = root[key]
+        mine, given = root[key], value  # (``given``: not narrowed by the type check below)
         if isinstance(mine, (dict, list, set)):
             if value is mine or type(value) is not type(mine):
                 return False
-            if isinstance(mine, dict) and any(value[k] is not mine[k] for k in mine):
+            if isinstance(mine, dict) and any(given[k] is not item for k, item in mine.items()):
                 return False
             if isinstance(mine, list) and any(a is not b for a, b in zip(value, mine)):
                 return False
