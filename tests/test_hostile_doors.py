@@ -252,6 +252,13 @@ def test_an_oversized_form_from_an_unknown_visitor_writes_nothing(server: Server
             answer = http.post(path, content=b"x" * 300_000,
                                headers={"Content-Type": "application/x-www-form-urlencoded"})
             assert answer.status_code == 413, (path, answer.text)
-            assert answer.json()["error"]["code"] == "body_too_large"
+            # a browser's form gets a page that says what to do, with the pages' security headers
+            assert answer.headers["content-type"] == "text/html; charset=utf-8", answer.headers
+            assert "this form sent more than 278,528 bytes, the limit, so nothing was done." in answer.text
+            assert "<code>body_too_large</code>" in answer.text and "frame-ancestors" in \
+                answer.headers["content-security-policy"]
+            asked = http.post(path, content=b"x" * 300_000, headers={
+                "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
+            assert asked.status_code == 413 and asked.json()["error"]["code"] == "body_too_large"
     assert doorlog.entries(make_engine(demo_home)) == []  # an unauthenticated flood must not write
     _no_traceback(server)

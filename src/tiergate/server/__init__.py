@@ -43,6 +43,7 @@ from tiergate.operations import Operations
 from tiergate import web
 from tiergate.server import api, mcphot, mcpsessions, prometheus
 from tiergate.server.doors import Doors
+from tiergate.server.lastresort import LastResort
 from tiergate.tracing import RequestSpans
 
 DEFAULT_HOST = "127.0.0.1"
@@ -97,7 +98,7 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
 
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"]),
                               *api.routes(operations, max_body=max_body, run_locked=run_locked, on_refused=refused),
-                              *web.routes(engine, operations, run_locked)])
+                              *web.routes(engine, operations, run_locked, max_body=max_body)])
 
     # Spans outermost, so refused requests (401, 413) are traced too; a no-op without OpenTelemetry.
     credentials = Credentials(engine)
@@ -108,7 +109,10 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
     async def hot(scope: Any, receive: Any, send: Any) -> bool:
         return await api_hot(scope, receive, send) or await mcp_hot(scope, receive, send)
 
-    return RequestSpans(Doors(app, credentials, max_body, on_refused=refused, hot=hot))
+    # An exception no door caught: an incident, answered in the request's kind (tiergate.server.lastresort);
+    # inside the Starlette app too, where its own catch would otherwise answer a bare 500 first.
+    app.add_middleware(LastResort, engine=engine)
+    return RequestSpans(LastResort(Doors(app, credentials, max_body, on_refused=refused, hot=hot), engine))
 
 
 def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1) -> None:

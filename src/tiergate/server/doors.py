@@ -36,7 +36,7 @@ from tiergate.envelope import failure
 from tiergate.errors import TiergateError, UnauthorizedError
 from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller
-from tiergate.web import is_web_path
+from tiergate.web import is_web_path, plain
 
 PUBLIC = frozenset({"/healthz", "/api/openapi.json"})
 #: A body up to this size is read on the event loop (microseconds: less than a hop to a worker thread
@@ -182,6 +182,10 @@ class Doors:
             if self.on_refused is not None and scope.get(caller_key) is not None:
                 await run_in_threadpool(self.on_refused, wirejson.too_large(length, "", b""), "api",
                                         scope[caller_key])
+            if is_web_path(scope["path"]) and not plain.wants_json(scope):  # a person's form: a page
+                page = plain.error_page("Too large", plain.form_too_large(self.max_body), "body_too_large")
+                await plain.send_page(send, 413, page)
+                return
             await send_json(send, 413, too_large(self.max_body))
             return
         if scope["path"] == "/mcp" and scope.get("method") == "POST":

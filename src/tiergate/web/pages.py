@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from tiergate import __version__
+from tiergate import __version__, incidents
 from tiergate.credentials import Credential
 from tiergate.engine import Engine
 from tiergate.envelope import failure, success
@@ -39,23 +39,15 @@ from tiergate.jsonutil import to_jsonable
 from tiergate.operations import Caller, Operations
 from tiergate.passwords import Passwords
 from tiergate.server.api import http_status
-from tiergate.server.doors import too_large
+from tiergate.mcpserver import caller_key
 from tiergate.sessions import Sessions, csrf_matches, csrf_token, new_secret
+from tiergate.web.plain import SECURITY_HEADERS, form_too_large
 from tiergate.web.text import markdown
 
 SESSION_COOKIE = "tiergate_session"
 #: A signed-out visitor's cookie: what the sign-in form's CSRF token is bound to.
 VISITOR_COOKIE = "tiergate_visitor"
 FLASH_COOKIE = "tiergate_flash"
-#: What pages may load: only this server's own files (the vendored viewers too); no inline scripts.
-SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "same-origin",
-    "cache-control": "no-store",
-}
 MAX_FORM_FIELDS = 2000
 
 
@@ -131,6 +123,11 @@ class _TooLarge(Exception):
     pass
 
 
+def too_large(limit: int) -> TiergateError:
+    """A form over the body limit, as an error for its page."""
+    return TiergateError(form_too_large(limit), code="body_too_large", details={"limit": limit})
+
+
 class Web:
     """The web pages over one engine: templates, sessions, and how views are run."""
 
@@ -168,6 +165,8 @@ class Web:
     # --- running a view ----------------------------------------------------------------------
 
     def endpoint(self, view: View, *, public: bool = False, as_json: bool = False) -> Callable[[Request], Any]:
+        attempt = f"{view.__module__.rsplit('.', 1)[-1]}.{view.__name__}"  # steps.submit: what a refusal records
+
         async def handle(request: Request) -> Response:
             wants_json = as_json or "application/json" in request.headers.get("accept", "")
             secret = request.cookies.get(SESSION_COOKIE) or ""
@@ -186,11 +185,12 @@ class Web:
             except TiergateError as err:  # the database is away: nobody can be checked
                 return self._finish(visit, self.error_page(visit, err, 503))
             visit.caller = caller
+            request.scope[caller_key] = caller  # for the server's last catch (tiergate.server.lastresort)
             if request.method == "POST":
                 try:
                     visit.form = await self._read_form(request)
                 except _TooLarge:
-                    return JSONResponse(too_large(self.max_body), status_code=413)
+                    return self._finish(visit, self.error_page(visit, too_large(self.max_body), 413))
                 token = visit.value("csrf") or request.headers.get("x-csrf-token")
                 if not csrf_matches(visit.secret, token):
                     refusal = UnauthorizedError("this form is out of date or did not come from this site (its CSRF "
@@ -199,12 +199,32 @@ class Web:
                     return self._finish(visit, self.error_page(visit, refusal, 403))
             try:
                 answer = await view(visit)
+                response = answer if isinstance(answer, Response) else self.render(visit, answer)
             except TiergateError as err:
                 return self._finish(visit, self.error_page(visit, err))
-            response = answer if isinstance(answer, Response) else self.render(visit, answer)
+            except Exception as exc:  # noqa: BLE001 - the pages' last catch: an incident, never a traceback
+                return self._finish(visit, await self._incident(visit, exc, attempt))
             return self._finish(visit, response)
 
         return handle
+
+    async def _incident(self, visit: Visit, error: Exception, attempt: str) -> Response:
+        """The error page of an unforeseen failure: its incident id, no detail (``tiergate.incidents``)."""
+        caller, request = visit.caller, visit.request
+        incident = incidents.report(error, door="web", what=f"{request.method} {request.url.path}",
+                                    actor=caller.principal if caller is not None else None)
+        if caller is not None:
+            await run_in_threadpool(incidents.record, self.engine, incident, door="web", attempt=attempt,
+                                    actor=caller.principal, credential=caller.door)
+        error_answer = incident.envelope()
+        page = Page("error.html", error_answer, status=incidents.STATUS, title="Something went wrong")
+        try:
+            return self.render(visit, page)
+        except Exception:  # noqa: BLE001 - the layout itself failed: the plain page
+            from tiergate.web import plain
+
+            body = plain.error_page(page.title, incident.message, incidents.CODE)
+            return HTMLResponse(body, status_code=incidents.STATUS)
 
     def _sign_in_first(self, visit: Visit, err: UnauthorizedError) -> Response:
         if visit.wants_json:
