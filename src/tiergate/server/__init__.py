@@ -43,7 +43,7 @@ from tiergate.operations import Operations
 from tiergate import web
 from tiergate.server import api, mcphot, mcpsessions, prometheus
 from tiergate.server.doors import Doors
-from tiergate.server.lastresort import LastResort
+from tiergate.server.lastresort import HTTPException, LastResort, no_route
 from tiergate.tracing import RequestSpans
 
 DEFAULT_HOST = "127.0.0.1"
@@ -112,6 +112,7 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
     # An exception no door caught: an incident, answered in the request's kind (tiergate.server.lastresort);
     # inside the Starlette app too, where its own catch would otherwise answer a bare 500 first.
     app.add_middleware(LastResort, engine=engine)
+    app.exception_handlers[HTTPException] = no_route  # no route at the path, or not with the method: 404, 405
     return RequestSpans(LastResort(Doors(app, credentials, max_body, on_refused=refused, hot=hot), engine))
 
 

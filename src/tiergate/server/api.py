@@ -38,7 +38,7 @@ STATUS = {
     "gate_failed": 422, "invalid_data": 422, "body_too_large": 413,
     # who is asking, and whether they may
     "unauthorized": 401, "sign_in_failed": 401, "locked_out": 401, "actor_mismatch": 403, "csrf_failed": 403,
-    "not_found": 404, "conflict": 409,
+    "not_found": 404, "method_not_allowed": 405, "conflict": 409,
     # the server's own definitions, configuration or records: nothing the request can fix; the message
     # says what the operator must fix (`tiergate check`, `tiergate log verify`, the server's log)
     **dict.fromkeys(("internal_error", "error", "io_error", "definition_invalid", "definitions_invalid",

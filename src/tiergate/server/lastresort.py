@@ -15,6 +15,9 @@ when the caller is known, and answers in the request's own kind, with status 500
 
 An exception after the answer began cannot be answered: it is reported, and the connection is
 closed without the rest of the answer.
+
+``no_route`` answers a request that no route takes (Starlette's 404 and 405) in the same kinds:
+a page for a browser, the envelope for the API (``not_found``, ``method_not_allowed``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tiergate import incidents
@@ -102,3 +108,35 @@ def _request_id(kept: list[bytes] | None) -> Any:
         return None
     found = message.get("id") if isinstance(message, dict) else None
     return found if isinstance(found, (str, int)) and not isinstance(found, bool) else None
+
+
+async def no_route(request: Request, problem: Exception) -> Response:
+    """Starlette's handler of ``HTTPException``: no route at this path (404), or not with this method (405)."""
+    status = getattr(problem, "status_code", 404)
+    headers = dict(getattr(problem, "headers", None) or {})
+    method, path = request.method, request.url.path[:200]
+    web = is_web_path(request.url.path)
+    if status == 405:
+        allowed = headers.get("Allow", "")
+        code, title = "method_not_allowed", "Not allowed"
+        message = (f"{method} is not taken at {path}; it takes {allowed}." if allowed else
+                   f"{method} is not taken at {path}.") + (" Use the page's links and forms." if web else
+                                                          " The routes are listed at /api/openapi.json.")
+        details: dict[str, Any] = {"method": method, "allow": sorted(m.strip() for m in allowed.split(",") if m.strip())}
+    elif status == 404:
+        code, title = "not_found", "Not found"
+        message = (f"there is no page at {path}. Go to the inbox, or check the address." if web else
+                   f"there is no route {method} {path}. The routes are listed at /api/openapi.json.")
+        details = {"method": method, "path": path}
+    else:
+        code, title = "usage", "Bad request"
+        message, details = f"{method} {path}: {getattr(problem, 'detail', '')}", {"status": status}
+    if web and not plain.wants_json(request.scope):
+        page = plain.error_page(title, message, code)
+        return Response(page, status_code=status, headers={**headers, **plain.SECURITY_HEADERS},
+                        media_type="text/html; charset=utf-8")
+    return JSONResponse({"ok": False, "error": {"code": code, "message": message, "details": details}},
+                        status_code=status, headers=headers)
+
+
+__all__ = ["HTTPException", "LastResort", "no_route"]

@@ -34,7 +34,7 @@ from tiergate import __version__, incidents
 from tiergate.credentials import Credential
 from tiergate.engine import Engine
 from tiergate.envelope import failure, success
-from tiergate.errors import TiergateError, UnauthorizedError
+from tiergate.errors import TiergateError, UnauthorizedError, UsageError
 from tiergate.jsonutil import to_jsonable
 from tiergate.operations import Caller, Operations
 from tiergate.passwords import Passwords
@@ -191,6 +191,8 @@ class Web:
                     visit.form = await self._read_form(request)
                 except _TooLarge:
                     return self._finish(visit, self.error_page(visit, too_large(self.max_body), 413))
+                except UsageError as err:
+                    return self._finish(visit, self.error_page(visit, err))
                 token = visit.value("csrf") or request.headers.get("x-csrf-token")
                 if not csrf_matches(visit.secret, token):
                     refusal = UnauthorizedError("this form is out of date or did not come from this site (its CSRF "
@@ -259,8 +261,11 @@ class Web:
         form: dict[str, list[str]] = {}
         try:
             pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
-        except ValueError:
-            pairs = []
+        except ValueError:  # more fields than any form of these pages has
+            raise UsageError(f"this form sent more than {MAX_FORM_FIELDS:,} fields, more than any form here has, so "
+                             "nothing was done. Go back, reload the page and send the form again.",
+                             code="invalid_input", details={"problem": "too_many_fields", "limit": MAX_FORM_FIELDS}
+                             ) from None
         for name, value in pairs:
             form.setdefault(name, []).append(value.replace("\r\n", "\n"))
         return form
