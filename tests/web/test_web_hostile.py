@@ -122,3 +122,36 @@ def test_a_page_that_fails_unforeseen_is_an_error_page_with_an_incident_id(
     refusal = doorlog.entries(engine)[-1]
     assert (refusal["door"], refusal["attempt"], refusal["code"], refusal["problem"], refusal["actor"]) == \
         ("web", "runs.show", "internal_error", f"incident {incident}", "human:alice")
+
+
+def test_a_form_sent_after_its_session_ended_is_kept_through_signing_in_again(
+        web: WebServer, people: Any, make_engine: Any, demo_home: HomeBuilder) -> None:
+    people("human:alice")
+    with web.client() as http:
+        web.sign_in(http, "human:alice")
+        run, csrf = _started(web, http)
+        secret = http.cookies.get("tiergate_session")
+        assert http.post("/sign-out", data={"csrf": csrf}).status_code == 303  # ended elsewhere, as if it expired
+        http.cookies.set("tiergate_session", secret, domain="127.0.0.1")
+        log = make_engine(demo_home).log(run)
+        typed = {"csrf": csrf, "summary": "Two lines:\nthe export <fails> & \"stops\".", "severity": "S2"}
+        step = f"/runs/{run}/steps/gather"
+        origin = {"Origin": web.url}
+        # another site's form is not kept: to the sign-in page, as before
+        elsewhere = http.post(step, data=typed, headers={"Origin": "http://evil.example"})
+        assert elsewhere.status_code == 303 and elsewhere.headers["location"].startswith("/sign-in?next=")
+        again = http.post(step, data=typed, headers=origin)
+        _page(again, 401, "your session has ended", "what you typed is kept", 'name="kept.severity" value="S2"')
+        assert "csrf" not in re.findall(r'name="kept\.([^"]+)"', again.text)
+        assert make_engine(demo_home).log(run) == log  # nothing was done
+        form = {"csrf": csrf_of(again.text), "principal": "human:alice", "password": "correct horse battery staple",
+                "next": step, **{f"kept.{k}": v for k, v in typed.items() if k != "csrf"}}
+        filled = http.post("/sign-in", data=form, headers=origin)
+        _page(filled, 200, "What you typed is in the form again", "Two lines:\nthe export &lt;fails&gt; &amp; "
+              "&#34;stops&#34;.", 'id="signed-in-as"')
+        assert re.search(r'<option value="S2"[^>]*selected', filled.text), filled.text
+        assert make_engine(demo_home).log(run) == log  # still nothing done: the person checks it and sends it
+        sent = http.post(step, data={**typed, "csrf": csrf_of(filled.text)})
+        assert sent.status_code == 303, sent.text
+    done = [e for e in make_engine(demo_home).log(run) if e["event"] == "step_completed"]
+    assert len(done) == 1 and done[0]["detail"]["evidence"] == {"summary": typed["summary"], "severity": "S2"}, done

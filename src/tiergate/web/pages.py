@@ -23,7 +23,7 @@ from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Awaitable, Callable
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -104,6 +104,13 @@ class Visit:
 View = Callable[[Visit], Awaitable["Page | Response"]]
 
 
+def _same_site(request: Request) -> bool:
+    """Whether a POST came from a page of this server (its ``Origin`` names this host): only then is
+    what it carried kept across a sign-in, so another site's form cannot put its fields in ours."""
+    origin = request.headers.get("origin") or ""
+    return bool(origin) and urlsplit(origin).netloc == request.headers.get("host", "")
+
+
 def _encode_flash(messages: list[dict[str, str]]) -> str:
     return urlsafe_b64encode(json.dumps(messages[:5]).encode("utf-8")).decode("ascii")
 
@@ -176,6 +183,8 @@ class Web:
                 credential: Credential = await run_in_threadpool(self.sessions.authenticate, secret or None)
                 caller = Caller.from_credential(credential, via="web")
             except UnauthorizedError as err:
+                if not public and request.method == "POST" and not wants_json and _same_site(request):
+                    return self._finish(visit, await self._sign_in_again(visit))
                 if not public:
                     return self._finish(visit, self._sign_in_first(visit, err))
                 visit.secret = request.cookies.get(VISITOR_COOKIE) or ""
@@ -227,6 +236,31 @@ class Web:
 
             body = plain.error_page(page.title, incident.message, incidents.CODE)
             return HTMLResponse(body, status_code=incidents.STATUS)
+
+    async def _sign_in_again(self, visit: Visit) -> Response:
+        """A form of this site sent after its session ended (it expired, or was ended elsewhere): nothing
+        is done, and the sign-in form is answered (401) carrying what was typed (``kept.<field>``), so
+        that signing in shows the form again filled in, to check and send (``signin.sign_in``)."""
+        from tiergate.web.table import form_page
+
+        path = visit.request.url.path
+        visit.secret = visit.request.cookies.get(VISITOR_COOKIE) or ""
+        if not visit.secret:
+            visit.secret = new_secret()
+            visit.cookies[VISITOR_COOKIE] = (visit.secret, None)
+        kept: list[tuple[str, str]] = []
+        if form_page(path) is not None:
+            try:
+                form = await self._read_form(visit.request)
+            except (_TooLarge, UsageError):
+                form = {}
+            kept = [(name, value) for name, values in form.items() if name != "csrf" for value in values]
+        message = ("your session has ended (it expired, or you signed out elsewhere), so nothing was done. Sign in "
+                   "again" + (": what you typed is kept, and shown in the form again to check and send." if kept
+                              else ", then do it again."))
+        page = Page("sign_in.html", {"error": {"code": "unauthorized", "message": message}, "next": path},
+                    status=401, title="Sign in", context={"principal_typed": "", "kept": kept})
+        return self.render(visit, page)
 
     def _sign_in_first(self, visit: Visit, err: UnauthorizedError) -> Response:
         if visit.wants_json:
