@@ -205,7 +205,7 @@ async def _read_body(request: Request, limit: int) -> Body:
         body = await read_json(raw)
     except wirejson.WireRefused as refused:
         raise _Unreadable(refused) from None
-    return _object(body)
+    return _object(body, raw)
 
 
 def _parse_body(raw: bytes) -> Body:
@@ -216,12 +216,13 @@ def _parse_body(raw: bytes) -> Body:
         body = wirejson.read(raw)
     except wirejson.WireRefused as refused:
         raise _Unreadable(refused) from None
-    return _object(body)
+    return _object(body, raw)
 
 
-def _object(body: Any) -> Body:
-    if not isinstance(body, dict):
-        raise UsageError("the request body must be a JSON object.", code="invalid_json")
+def _object(body: Any, raw: bytes) -> Body:
+    if not isinstance(body, dict):  # refused and recorded as a body no parser reads is
+        raise _Unreadable(wirejson.WireRefused("not_an_object", f"it is {_json_type(body)}, not an object",
+                                               wirejson.facts(raw)))
     return body
 
 

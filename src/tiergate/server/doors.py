@@ -34,6 +34,7 @@ from tiergate import wirejson
 from tiergate.credentials import Credentials
 from tiergate.envelope import failure
 from tiergate.errors import TiergateError, UnauthorizedError
+from tiergate.inputs import Facts
 from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller
 from tiergate.web import is_web_path, plain
@@ -210,6 +211,13 @@ class Doors:
                 return
             chunks.append(chunk)
         raw = b"".join(chunks)
+        kind = (header(scope, b"content-type") or b"").split(b";", 1)[0].strip().lower()
+        if kind != b"application/json":  # the SDK would answer plain text, which no MCP client reads
+            shown = kind.decode("latin-1")[:60] or "missing"
+            await self.refuse_rpc(send, wirejson.WireRefused(
+                "content_type", f"the request's Content-Type is {shown}; send the JSON-RPC message as application/json",
+                Facts(digest.hexdigest(), size), wirejson.head_id(raw[:4096])), scope)
+            return
         try:
             await read_json(raw)
         except wirejson.WireRefused as refused:
