@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from tiergate import __version__, doorlog
+from tiergate import __version__, doorlog, incidents
 from tiergate.credentials import Credentials
 from tiergate.engine import Engine
 from tiergate.freshness import Freshness
@@ -164,16 +164,18 @@ def housekeeping(home: Any, database_url: str, stop: threading.Event) -> None:
         seconds = max(0.1, float(keeper.settings.get("housekeeping_seconds") or 15))
     except (TypeError, ValueError):
         seconds = 15.0
-    tasks: tuple[Callable[[], Any], ...] = (lambda: worker.run_pass(keeper),
-                                             lambda: summary.fold(keeper.db),
-                                             lambda: checkpoints.maybe_write(keeper, schedule),
-                                             lambda: webhooks.run_pass(keeper))
+    tasks: tuple[tuple[str, Callable[[], Any]], ...] = (
+        ("timers", lambda: worker.run_pass(keeper)), ("log summary", lambda: summary.fold(keeper.db)),
+        ("checkpoint", lambda: checkpoints.maybe_write(keeper, schedule)),
+        ("webhooks", lambda: webhooks.run_pass(keeper)))
     try:
         while not stop.wait(seconds):
-            for task in tasks:
+            for name, task in tasks:
                 try:
                     task()
                 except TiergateError as err:  # the database away, a bad key or webhook table: said, tried again
                     print(f"tiergate serve: housekeeping: {err.code}: {err.message}", file=sys.stderr, flush=True)
+                except Exception as exc:  # noqa: BLE001 - an incident, and the other tasks and the next pass go on
+                    incidents.report(exc, door="housekeeping", what=name)
     finally:
         keeper.close()
