@@ -137,6 +137,8 @@ def test_a_form_sent_after_its_session_ended_is_kept_through_signing_in_again(
         typed = {"csrf": csrf, "summary": "Two lines:\nthe export <fails> & \"stops\".", "severity": "S2"}
         step = f"/runs/{run}/steps/gather"
         origin = {"Origin": web.url}
+        claim = http.post(f"/runs/{run}/steps/gather/claim", data={"csrf": csrf}, headers=origin)
+        _page(claim, 401, "your session has ended", "then do it again", 'name="next" value="/"')  # no GET there
         # another site's form is not kept: to the sign-in page, as before
         elsewhere = http.post(step, data=typed, headers={"Origin": "http://evil.example"})
         assert elsewhere.status_code == 303 and elsewhere.headers["location"].startswith("/sign-in?next=")

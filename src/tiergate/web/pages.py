@@ -258,14 +258,19 @@ class Web:
         message = ("your session has ended (it expired, or you signed out elsewhere), so nothing was done. Sign in "
                    "again" + (": what you typed is kept, and shown in the form again to check and send." if kept
                               else ", then do it again."))
-        page = Page("sign_in.html", {"error": {"code": "unauthorized", "message": message}, "next": path},
+        page = Page("sign_in.html", {"error": {"code": "unauthorized", "message": message},
+                                     "next": path if form_page(path) is not None else "/"},
                     status=401, title="Sign in", context={"principal_typed": "", "kept": kept})
         return self.render(visit, page)
 
     def _sign_in_first(self, visit: Visit, err: UnauthorizedError) -> Response:
         if visit.wants_json:
             return JSONResponse(failure(err.code, err.message, err.details), status_code=401)
+        from tiergate.web.table import form_page
+
         target = visit.request.url.path + (f"?{visit.request.url.query}" if visit.request.url.query else "")
+        if visit.request.method == "POST" and form_page(visit.request.url.path) is None:
+            target = "/"  # an action (claim, cancel, ...) has no page to come back to: the inbox
         return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
 
     def _finish(self, visit: Visit, response: Response) -> Response:
