@@ -296,3 +296,25 @@ def test_api_bodies_of_the_wrong_kind_depth_or_size_are_refused_and_recorded(
         *[("api", "limit_exceeded", "message_depth")] * 3, ("api", "invalid_json", "not_utf8"),
         ("api", "invalid_json", "not_json")]
     _no_traceback(server)
+
+
+def test_a_nul_character_is_refused_as_input_on_every_database(
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], db_url: str) -> None:
+    """Valid JSON that PostgreSQL keeps in no text field: the client's input (4xx), never the database's 503."""
+    token = _token(cli, demo_home, "agent:bot")
+    with server.client(token) as http:
+        run = http.post("/api/runs", json=START).json()["data"]["id"]
+        answer = http.post(f"/api/runs/{run}/steps/gather/complete",
+                           json={"evidence": {"summary": "The export\u0000 fails for all.", "severity": "S1"}})
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert (error["code"], error["details"]["problem"], error["details"]["pointer"]) == \
+            ("invalid_evidence", "nul_character", "/summary")
+        assert "NUL character (U+0000)" in error["message"]
+        for path in ("/api/runs/a%00b", f"/api/runs/{run}/steps/ga%00/complete", "/api/runs?process=a%00"):
+            answer = http.post(path, json={"evidence": {}}) if path.endswith("complete") else http.get(path)
+            assert answer.status_code < 500, (path, answer.text)  # SQLite finds no such run (404), or no such runs
+            if not db_url.startswith("sqlite"):  # PostgreSQL cannot even look such an id up: said so
+                assert answer.status_code == 400 and answer.json()["error"]["details"]["problem"] == "nul_character"
+        assert http.get(f"/api/runs/{run}").json()["data"]["ready"] == ["gather"]
+    _no_traceback(server)
