@@ -252,6 +252,69 @@ def test_an_oversized_form_from_an_unknown_visitor_writes_nothing(server: Server
             answer = http.post(path, content=b"x" * 300_000,
                                headers={"Content-Type": "application/x-www-form-urlencoded"})
             assert answer.status_code == 413, (path, answer.text)
-            assert answer.json()["error"]["code"] == "body_too_large"
+            # a browser's form gets a page that says what to do, with the pages' security headers
+            assert answer.headers["content-type"] == "text/html; charset=utf-8", answer.headers
+            assert "this form sent more than 278,528 bytes, the limit, so nothing was done." in answer.text
+            assert "<code>body_too_large</code>" in answer.text and "frame-ancestors" in \
+                answer.headers["content-security-policy"]
+            asked = http.post(path, content=b"x" * 300_000, headers={
+                "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
+            assert asked.status_code == 413 and asked.json()["error"]["code"] == "body_too_large"
     assert doorlog.entries(make_engine(demo_home)) == []  # an unauthenticated flood must not write
+    _no_traceback(server)
+
+
+def test_api_bodies_of_the_wrong_kind_depth_or_size_are_refused_and_recorded(
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
+    token = _token(cli, demo_home, "agent:bot")
+    bomb = b'{"process": "demo", "data": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    wide = b'{"process": "demo", "data": {"ticket_id": "T-1", "x": [' + b"1," * 60_000 + b"1]}}"
+    with server.client(token) as http:
+        for content, kind, status, code in (
+                (b"process=demo&data=x", "application/x-www-form-urlencoded", 400, "invalid_json"),
+                (b"\xff\xfe{}", "application/json", 400, "invalid_json"),
+                (bomb[:10_000] + b"]" * 5_000 + b"}", "application/json", 400, "limit_exceeded"),  # in one hop
+                (bomb, "application/json", 400, "limit_exceeded"),  # past the hot path's size
+                (iter([bomb[:100_000], bomb[100_000:]]), "application/json", 400, "limit_exceeded"),  # in chunks
+                (wide, "application/json", 400, "limit_exceeded"),  # over input_values
+                (b"[1, 2]", "application/json", 400, "invalid_json")):
+            answer = http.post("/api/runs", content=content, headers={"Content-Type": kind})
+            assert answer.status_code == status and answer.json()["error"]["code"] == code, answer.text[:300]
+        assert "it is an array, not an object. Send a JSON object" in answer.json()["error"]["message"]
+        # JSON sent as text/plain is read as JSON: the API takes JSON whatever the label
+        assert http.post("/api/runs", content=json.dumps(START), headers={"Content-Type": "text/plain"}).status_code \
+            == 201
+        mcp = http.post("/mcp", content=b'{"jsonrpc": "2.0", "id": 5, "method": "tools/list"}',
+                        headers={"Content-Type": "text/plain", "Accept": "application/json, text/event-stream"})
+        assert mcp.status_code == 400 and mcp.json()["id"] == 5, mcp.text
+        assert mcp.json()["error"]["code"] == -32600 and "Content-Type is text/plain" in mcp.json()["error"]["message"]
+        assert len(http.get("/api/runs").json()["data"]) == 1  # only the run sent as text/plain
+    refusals = doorlog.entries(make_engine(demo_home))
+    assert [(r["door"], r["code"], r["problem"]) for r in refusals] == [  # newest first
+        ("mcp", "-32600", "content_type"), ("api", "invalid_json", "not_an_object"),
+        ("engine", "limit_exceeded", "input_values"),
+        *[("api", "limit_exceeded", "message_depth")] * 3, ("api", "invalid_json", "not_utf8"),
+        ("api", "invalid_json", "not_json")]
+    _no_traceback(server)
+
+
+def test_a_nul_character_is_refused_as_input_on_every_database(
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], db_url: str) -> None:
+    """Valid JSON that PostgreSQL keeps in no text field: the client's input (4xx), never the database's 503."""
+    token = _token(cli, demo_home, "agent:bot")
+    with server.client(token) as http:
+        run = http.post("/api/runs", json=START).json()["data"]["id"]
+        answer = http.post(f"/api/runs/{run}/steps/gather/complete",
+                           json={"evidence": {"summary": "The export\u0000 fails for all.", "severity": "S1"}})
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert (error["code"], error["details"]["problem"], error["details"]["pointer"]) == \
+            ("invalid_evidence", "nul_character", "/summary")
+        assert "NUL character (U+0000)" in error["message"]
+        for path in ("/api/runs/a%00b", f"/api/runs/{run}/steps/ga%00/complete", "/api/runs?process=a%00"):
+            answer = http.post(path, json={"evidence": {}}) if path.endswith("complete") else http.get(path)
+            assert answer.status_code < 500, (path, answer.text)  # SQLite finds no such run (404), or no such runs
+            if not db_url.startswith("sqlite"):  # PostgreSQL cannot even look such an id up: said so
+                assert answer.status_code == 400 and answer.json()["error"]["details"]["problem"] == "nul_character"
+        assert http.get(f"/api/runs/{run}").json()["data"]["ready"] == ["gather"]
     _no_traceback(server)

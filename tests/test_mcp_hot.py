@@ -125,10 +125,19 @@ def _call(run: str = "0123456789ab", **params: Any) -> dict[str, Any]:
 
 
 def test_only_tool_calls_take_the_hot_path(demo_home: HomeBuilder, db_url: str, cli: Callable[..., CLIResult],
-                                           make_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+                                           make_engine: Any, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     """The server's application driven in-process without its lifespan, so the SDK's session manager
-    never starts: what the hot path answers is answered, what it leaves to the SDK fails to start."""
+    never starts: what the hot path answers is answered, what it leaves to the SDK fails to start
+    (answered as an incident by the server's last catch, whose traceback names the SDK's failure)."""
     bot = _issue(cli, demo_home, "agent:bot")
+
+    def sdk_failed(answer: httpx.Response) -> None:
+        assert answer.status_code == 500 and answer.json()["error"]["code"] == -32603, answer.text
+        incident = answer.json()["error"]["data"]["error"]["details"]["incident"]
+        logged = capsys.readouterr().err
+        assert f"tiergate: incident {incident}: mcp POST /mcp" in logged, logged
+        assert "RuntimeError: Task group is not initialized" in logged, logged
 
     async def post(app: Any, body: dict[str, Any], **headers: str) -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8470") as http:
@@ -137,8 +146,7 @@ def test_only_tool_calls_take_the_hot_path(demo_home: HomeBuilder, db_url: str, 
 
     app = build_app(make_engine(demo_home))
     if tracing.tracing_on():  # a tracer provider was set earlier in this process (tests/test_tracing.py):
-        with pytest.raises(RuntimeError, match="Task group is not initialized"):  # the SDK keeps its spans
-            anyio.run(post, app, _call())
+        sdk_failed(anyio.run(post, app, _call()))  # the SDK keeps its spans
         return
     answer = anyio.run(post, app, _call())
     assert answer.status_code == 200 and answer.headers["content-type"] == "application/json", answer.text
@@ -152,15 +160,12 @@ def test_only_tool_calls_take_the_hot_path(demo_home: HomeBuilder, db_url: str, 
     left = [_call() | {"method": "tools/list"}, _call(requestState="x"), _call() | {"id": None}, [_call()],
             {"jsonrpc": "2.0", "method": "initialize", "id": 1, "params": {}}]
     for body in left:
-        with pytest.raises(RuntimeError, match="Task group is not initialized"):
-            anyio.run(post, app, body)
+        sdk_failed(anyio.run(post, app, body))
     for headers in ({"mcp-protocol-version": "2026-07-28"}, {"accept": "text/event-stream"},
                     {"host": "evil.example"}, {"origin": "http://evil.example"}):  # after the same Host passed
-        with pytest.raises(RuntimeError, match="Task group is not initialized"):
-            anyio.run(lambda headers=headers: post(app, _call(), **headers))
+        sdk_failed(anyio.run(lambda headers=headers: post(app, _call(), **headers)))
     monkeypatch.setenv("TIERGATE_MCP_HOT_PATH", "0")
-    with pytest.raises(RuntimeError, match="Task group is not initialized"):
-        anyio.run(post, build_app(make_engine(demo_home)), _call())
+    sdk_failed(anyio.run(post, build_app(make_engine(demo_home)), _call()))
 
 
 def _sdk_bytes(request_id: Any, result: CallToolResult, version: str) -> bytes:

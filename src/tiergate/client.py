@@ -25,9 +25,9 @@ from tiergate.errors import NotFoundError, RefusedError, TiergateError, UsageErr
 URL_VARIABLE, TOKEN_VARIABLE = "TIERGATE_URL", "TIERGATE_TOKEN"
 TIMEOUT_S = 120
 #: Codes that exit 2 (a usage error), as the table in docs/cli.md says; every other failure exits 1.
-_USAGE_CODES = frozenset({"usage", "invalid_json", "actor_missing", "actor_invalid", "reason_missing", "body_too_large",
-                          "invalid_since", "invalid_time", "config_invalid", "key_invalid", "token_missing",
-                          "token_invalid", "url_invalid"})
+_USAGE_CODES = frozenset({"usage", "invalid_json", "actor_missing", "actor_invalid", "reason_missing", "invalid_encoding",
+                          "invalid_since", "invalid_time", "config_invalid", "key_invalid", "webhook_invalid", "token_missing",
+                          "token_invalid", "url_invalid", "method_not_allowed"})
 
 
 class Answer(dict):  # type: ignore[type-arg]

@@ -3,8 +3,9 @@
 Evidence, start data, a retry's data, an outcome and a reason come from actors. Before the
 engine looks at the actor, the run or a gate, each is checked here: its size, nesting depth and
 number of values against ``tiergate.limits``, and its shape: finite numbers only (no NaN or
-Infinity), valid Unicode (no lone surrogates), string keys, and, where it arrives as JSON
-text, no key given twice (two parsers must never disagree on what passed a gate).
+Infinity), valid Unicode (no lone surrogates), no NUL character (PostgreSQL keeps none in text),
+string keys, and, where it arrives as JSON text, no key given twice (two parsers must never
+disagree on what passed a gate).
 
     evidence = accept(JSONText(raw_bytes, "--evidence file ev.json"), "evidence")  # from the CLI
     evidence = accept({"summary": "..."}, "evidence")                               # from a program
@@ -215,6 +216,8 @@ def _walk(value: Any, paths: bool = True) -> int:
                 raise _Refusal("evidence_bytes", f"it is more than {max_bytes} bytes")
             if not item.isascii():
                 _text(item, path)
+            if "\x00" in item:
+                raise _Refusal("nul_character", _NUL, _pointer(path))
         elif isinstance(item, bool) or item is None or isinstance(item, int):
             size += 5
         elif isinstance(item, float):
@@ -231,6 +234,8 @@ def _walk(value: Any, paths: bool = True) -> int:
                         raise _Refusal("key_not_text", f"key {key!r} is not text", _pointer(path))
                     if not key.isascii():
                         _text(key, path)
+                    if "\x00" in key:
+                        raise _Refusal("nul_character", _NUL, _pointer(path))
                     size += len(key) + 4
                     stack.append((sub, depth + 1, path + (key,) if paths else path))
             else:
@@ -242,6 +247,10 @@ def _walk(value: Any, paths: bool = True) -> int:
         else:
             raise _Refusal("not_json", f"a {type(item).__name__} is not a JSON value", _pointer(path))
     return size
+
+
+#: Valid JSON, but text PostgreSQL cannot keep: refused on every database alike.
+_NUL = "the text holds a NUL character (U+0000), which cannot be stored; remove it"
 
 
 def _text(text: str, path: tuple[str, ...]) -> None:

@@ -33,7 +33,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
-from tiergate import __version__
+from tiergate import __version__, incidents
 from tiergate.actors import Actor
 from tiergate.engine import Engine
 from tiergate.freshness import Freshness
@@ -286,8 +286,24 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
             raise UnauthorizedError("no valid token. Send `Authorization: Bearer tg_...`.")
         return found
 
+    door = "mcp-stdio" if fixed is not None else "mcp"
+
+    def crashed(error: Exception, ctx: Context | None, what: str) -> dict[str, Any]:  # type: ignore[type-arg]
+        """An unforeseen failure of a tool, resource or prompt: its incident reported (and recorded
+        for a known caller), and the envelope that names it, with no internal detail."""
+        try:
+            who: Caller | None = caller(ctx)
+        except Exception:  # noqa: BLE001
+            who = None
+        incident = incidents.report(error, door=door, what=what, actor=who.principal if who else None)
+        if who is not None:
+            incidents.record(engine, incident, door=door, attempt=what.rsplit(" ", 1)[-1][:32], actor=who.principal,
+                             credential=who.door)
+        return incident.envelope()
+
     # A CallToolResult; on the hot path (``_Server.call_tool_now``) a success is its EnvelopeText.
-    def call(ctx: Context, body: Callable[[Operations, Caller], Any]) -> Any:  # type: ignore[type-arg]
+    def call(ctx: Context, body: Callable[[Operations, Caller], Any],  # type: ignore[type-arg]
+             what: str = "tools/call") -> Any:
         try:
             who = caller(ctx)
             with lock:
@@ -300,9 +316,8 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
             return _result(failure("invalid_data", f"the arguments cannot be processed: {type(exc).__name__}: "
                                    f"{str(exc)[:200]}. Send plain JSON: finite numbers, valid Unicode, modest "
                                    "nesting.", {"error": type(exc).__name__}))
-        except Exception as exc:  # noqa: BLE001 - the last door: the envelope, and the server stays up
-            return _result(failure("internal_error", f"tiergate failed unexpectedly: {type(exc).__name__}: "
-                                   f"{str(exc)[:300]}. Please report it.", {"error": type(exc).__name__}))
+        except Exception as exc:  # noqa: BLE001 - the last door: the envelope with an incident, the server stays up
+            return _result(crashed(exc, ctx, what))
 
     acting_as = f"acting as {actor}" if actor is not None else "acting as the principal of your token"
     app = _Server(name="tiergate", title="tiergate", version=__version__, instructions=INSTRUCTIONS,
@@ -343,7 +358,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         2 = checklist with evidence gates, 3 = conventions only) with the routing rationale,
         its risk facts, and `inputs`: the JSON Schema the start data of start_run must pass.
         """
-        return call(ctx, lambda ops, who: ops.processes(who))
+        return call(ctx, lambda ops, who: ops.processes(who), "tools/call list_processes")
 
     @app.tool(annotations=changes)
     def start_run(
@@ -360,7 +375,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         that does not pass the `inputs` schema is refused (error code invalid_data, with each
         failing field) and no run is created.
         """
-        return call(ctx, lambda ops, who: ops.start(who, process, data))
+        return call(ctx, lambda ops, who: ops.start(who, process, data), "tools/call start_run")
 
     @app.tool(annotations=read_only)
     def get_guidance(ctx: Context, run: RunId) -> Answer:  # type: ignore[type-arg]
@@ -371,7 +386,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         may do it (`you_may`, `why_not`), and its evidence gate both in plain words
         (`evidence_words`) and as a self-contained JSON Schema (`evidence_schema`).
         """
-        return call(ctx, lambda ops, who: ops.guide(who, run, channel="mcp"))
+        return call(ctx, lambda ops, who: ops.guide(who, run, channel="mcp"), "tools/call get_guidance")
 
     @app.tool(annotations=changes)
     def complete_step(
@@ -392,7 +407,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         call again. On success, returns the run with the steps that are ready next.
         For a tier 3 run, completing step 'work' closes the run.
         """
-        return call(ctx, lambda ops, who: ops.complete(who, run, step, evidence))
+        return call(ctx, lambda ops, who: ops.complete(who, run, step, evidence), "tools/call complete_step")
 
     @app.tool(annotations=changes)
     def skip_step(
@@ -407,7 +422,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         A required step is refused (error code `refused`, details.reason `not_optional`); do
         it with complete_step instead. Returns the run with the steps ready next.
         """
-        return call(ctx, lambda ops, who: ops.skip(who, run, step, reason))
+        return call(ctx, lambda ops, who: ops.skip(who, run, step, reason), "tools/call skip_step")
 
     @app.tool(annotations=changes)
     def send_message(
@@ -423,7 +438,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         Logged `message_received` with you as the sender. A message that matches no waiting run
         (details.reason `no_waiting_run`) or several (`message_ambiguous`) is refused, not delivered.
         """
-        return call(ctx, lambda ops, who: ops.message(who, name, correlate, data))
+        return call(ctx, lambda ops, who: ops.message(who, name, correlate, data), "tools/call send_message")
 
     @app.tool(annotations=changes)
     def send_signal(
@@ -438,13 +453,13 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         Logged `signal_received` on each run. Answers `reached` (how many runs it moved or
         started), `moved`, `started`; a signal that reaches nothing is not an error (reached 0).
         """
-        return call(ctx, lambda ops, who: ops.signal(who, name, data))
+        return call(ctx, lambda ops, who: ops.signal(who, name, data), "tools/call send_signal")
 
     @app.tool(annotations=read_only)
     def get_run(ctx: Context, run: RunId) -> Answer:  # type: ignore[type-arg]
         """The state of a run: its status, each step (done, ready, locked or skipped) with who
         did it and when, the ready steps' instructions and gates, and the run's data."""
-        return call(ctx, lambda ops, who: ops.status(who, run))
+        return call(ctx, lambda ops, who: ops.status(who, run), "tools/call get_run")
 
     @app.tool(annotations=read_only)
     def list_my_runs(
@@ -456,7 +471,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
 
         Use it to pick up your work after a restart: then call get_guidance on an active run.
         """
-        return call(ctx, lambda ops, who: ops.runs(who, status=status, mine=True))
+        return call(ctx, lambda ops, who: ops.runs(who, status=status, mine=True), "tools/call list_my_runs")
 
     @app.tool(annotations=read_only)
     def list_my_work(ctx: Context) -> Answer:  # type: ignore[type-arg]
@@ -466,7 +481,7 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         Steps others have claimed, and steps that need a person or another role, are left out.
         Then call get_guidance(run) and complete_step.
         """
-        return call(ctx, lambda ops, who: ops.inbox(who))
+        return call(ctx, lambda ops, who: ops.inbox(who), "tools/call list_my_work")
 
     def guidance_text(ctx: Context | None, run: str) -> str:  # type: ignore[type-arg]
         who = caller(ctx)
@@ -485,6 +500,9 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
             raise ResourceNotFoundError(f"not_found: {with_next_step(err.message, err.details, 'mcp')}") from None
         except TiergateError as err:
             raise ResourceError(f"{err.code}: {with_next_step(err.message, err.details, 'mcp')}") from None
+        except Exception as exc:  # noqa: BLE001 - the SDK would answer the exception's own text
+            error = crashed(exc, ctx, "resources/read run-guidance")["error"]
+            raise ResourceError(f"{error['code']}: {error['message']}") from None
 
     @app.prompt(name="work_on_run", title="Work on a tiergate run",
                 description="Start working through a tiergate run: the rules, then its current guidance.")
@@ -495,6 +513,9 @@ def build_server(engine: Engine, actor: Actor | None = None, lock: Any = None,
         except TiergateError as err:
             message = with_next_step(err.message, err.details, "mcp")
             raise MCPError(INVALID_PARAMS, message, failure(err.code, message, to_jsonable(err.details))) from None
+        except Exception as exc:  # noqa: BLE001 - JSON-RPC's internal error, with the incident and no detail
+            envelope = crashed(exc, ctx, "prompts/get work_on_run")
+            raise MCPError(incidents.RPC_CODE, envelope["error"]["message"], envelope) from None
         return (f"Work on tiergate run {run} as {actor or 'yourself'}, one step at a time. tiergate decides what comes "
                 "for each ready step, do the work its instructions describe, then call complete_step with "
                 "evidence that passes its gate. If the answer is an error, read error.message and error.details, "

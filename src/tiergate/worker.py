@@ -103,6 +103,8 @@ def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | 
             transition = fire(definition, run.state, ctx)
         except TiergateError as err:
             return Fired(run.id, run.process_id, run.status.value, error=err.message)
+        except Exception as exc:  # noqa: BLE001 - this run is skipped, the pass goes on to the others
+            return _unforeseen(run, exc)
         # The data stores the move wrote and the signals it threw (the outbox), kept only with the move:
         # in a savepoint undone if either fails.
         thrown = any(event.event == "signal_thrown" for event in transition.events)
@@ -166,6 +168,8 @@ def _fire_one_outside_the_lock(engine: Engine, seen: list[str], moment: datetime
         transition = fire(definition, run.state, ctx)
     except TiergateError as err:
         return Fired(run.id, run.process_id, run.status.value, error=err.message)
+    except Exception as exc:  # noqa: BLE001 - this run is skipped, the pass goes on to the others
+        return _unforeseen(run, exc)
     key = _ready_key(runner, definition, run.id, transition)
     try:
         with engine.db.write() as conn:
@@ -183,6 +187,24 @@ def _fire_one_outside_the_lock(engine: Engine, seen: list[str], moment: datetime
         return Fired(run.id, run.process_id, run.status.value, error=_STORE_CHANGED)
     engine._broadcast_thrown(run.id, transition.events, SYSTEM)  # committed: its signals go to the other runs
     return Fired(run.id, run.process_id, transition.status.value, [e.event for e in transition.events])
+
+
+#: Runs whose timers failed unforeseen, reported with a traceback once per process (then in a line per pass).
+_REPORTED: set[str] = set()
+
+
+def _unforeseen(run: Any, error: Exception) -> Fired:
+    """A run whose timers failed where no check foresaw (a damaged state): an incident
+    (``tiergate.incidents``), and the pass goes on to the other due runs."""
+    from tiergate import incidents
+
+    if run.id in _REPORTED:
+        return Fired(run.id, run.process_id, run.status.value,
+                     error=f"its timers failed unforeseen again ({type(error).__name__}); see the first incident")
+    if len(_REPORTED) < 10_000:
+        _REPORTED.add(run.id)
+    incident = incidents.report(error, door="worker", what=f"timers of run {run.id}")
+    return Fired(run.id, run.process_id, run.status.value, error=incident.message)
 
 
 def _ready_key(runner: Any, definition: Any, run_id: str, transition: Any) -> str:

@@ -245,3 +245,33 @@ def test_a_run_started_from_its_form_and_a_step_with_nested_fields_lists_and_a_r
                               "insured": True, "items": [{"name": "Pallet jack", "qty": 2}, {"name": "Shelf", "qty": 6},
                                                                    {"name": "Bolts", "qty": 12}],
                               "priority": "normal"}
+
+
+def test_a_form_sent_after_the_session_ended_comes_back_filled_in_after_signing_in(
+        web: WebServer, people: Callable[..., None], make_engine: Any, demo_home: HomeBuilder, browser: Any,
+        shot: Callable[[str], Any]) -> None:
+    people("human:alice")
+    engine = make_engine(demo_home)
+    run = engine.start("demo", {"ticket_id": "T-7"}, actor="human:carol").id
+    _sign_in(browser, web, "alice")
+    browser.get(f"{web.url}/runs/{run}/steps/gather")
+    typed = "The export fails for every client since Monday.\nSecond line: <b>not bold</b> & \"quoted\"."
+    browser.find_element(By.ID, "f-summary").send_keys(typed)
+    Select(browser.find_element(By.ID, "f-severity")).select_by_visible_text("S2")
+    browser.delete_cookie("tiergate_session")  # the session ends while the person types
+    go(browser, browser.find_element(By.ID, "submit-step"))
+    assert "your session has ended" in browser.find_element(By.ID, "error-message").text
+    shot("session-ended")
+    assert [e["event"] for e in engine.log(run)][-1] == "step_ready"  # nothing done
+    browser.find_element(By.ID, "principal").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    go(browser, browser.find_element(By.ID, "sign-in"))
+    assert "What you typed is in the form again" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    assert browser.find_element(By.ID, "f-summary").get_attribute("value") == typed
+    assert Select(browser.find_element(By.ID, "f-severity")).first_selected_option.text == "S2"
+    assert [e["event"] for e in engine.log(run)][-1] == "step_ready"  # still nothing done until it is sent
+    shot("form-kept")
+    go(browser, browser.find_element(By.ID, "submit-step"))
+    assert browser.current_url == f"{web.url}/"
+    gather = next(s for s in engine.status(run).steps if s.id == "gather")
+    assert gather.state == "done" and gather.evidence == {"summary": typed, "severity": "S2"}

@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from tiergate import __version__, doorlog
+from tiergate import __version__, doorlog, incidents
 from tiergate.credentials import Credentials
 from tiergate.engine import Engine
 from tiergate.freshness import Freshness
@@ -43,6 +43,7 @@ from tiergate.operations import Operations
 from tiergate import web
 from tiergate.server import api, mcphot, mcpsessions, prometheus
 from tiergate.server.doors import Doors
+from tiergate.server.lastresort import HTTPException, LastResort, no_route
 from tiergate.tracing import RequestSpans
 
 DEFAULT_HOST = "127.0.0.1"
@@ -97,7 +98,7 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
 
     app.router.routes.extend([Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"]),
                               *api.routes(operations, max_body=max_body, run_locked=run_locked, on_refused=refused),
-                              *web.routes(engine, operations, run_locked)])
+                              *web.routes(engine, operations, run_locked, max_body=max_body)])
 
     # Spans outermost, so refused requests (401, 413) are traced too; a no-op without OpenTelemetry.
     credentials = Credentials(engine)
@@ -108,7 +109,11 @@ def build_app(engine: Engine, *, host: str = DEFAULT_HOST, max_body: int = MAX_B
     async def hot(scope: Any, receive: Any, send: Any) -> bool:
         return await api_hot(scope, receive, send) or await mcp_hot(scope, receive, send)
 
-    return RequestSpans(Doors(app, credentials, max_body, on_refused=refused, hot=hot))
+    # An exception no door caught: an incident, answered in the request's kind (tiergate.server.lastresort);
+    # inside the Starlette app too, where its own catch would otherwise answer a bare 500 first.
+    app.add_middleware(LastResort, engine=engine)
+    app.exception_handlers[HTTPException] = no_route  # no route at the path, or not with the method: 404, 405
+    return RequestSpans(LastResort(Doors(app, credentials, max_body, on_refused=refused, hot=hot), engine))
 
 
 def serve(engine: Engine, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1) -> None:
@@ -159,16 +164,18 @@ def housekeeping(home: Any, database_url: str, stop: threading.Event) -> None:
         seconds = max(0.1, float(keeper.settings.get("housekeeping_seconds") or 15))
     except (TypeError, ValueError):
         seconds = 15.0
-    tasks: tuple[Callable[[], Any], ...] = (lambda: worker.run_pass(keeper),
-                                             lambda: summary.fold(keeper.db),
-                                             lambda: checkpoints.maybe_write(keeper, schedule),
-                                             lambda: webhooks.run_pass(keeper))
+    tasks: tuple[tuple[str, Callable[[], Any]], ...] = (
+        ("timers", lambda: worker.run_pass(keeper)), ("log summary", lambda: summary.fold(keeper.db)),
+        ("checkpoint", lambda: checkpoints.maybe_write(keeper, schedule)),
+        ("webhooks", lambda: webhooks.run_pass(keeper)))
     try:
         while not stop.wait(seconds):
-            for task in tasks:
+            for name, task in tasks:
                 try:
                     task()
                 except TiergateError as err:  # the database away, a bad key or webhook table: said, tried again
                     print(f"tiergate serve: housekeeping: {err.code}: {err.message}", file=sys.stderr, flush=True)
+                except Exception as exc:  # noqa: BLE001 - an incident, and the other tasks and the next pass go on
+                    incidents.report(exc, door="housekeeping", what=name)
     finally:
         keeper.close()

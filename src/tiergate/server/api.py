@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, compile_path
 from starlette.types import Receive, Scope, Send
 
-from tiergate import __version__, doorlog, wirejson
+from tiergate import __version__, doorlog, incidents, wirejson
 from tiergate.credentials import Credentials, check_shape
 from tiergate.envelope import failure
 from tiergate.errors import LimitExceededError, TiergateError, UsageError
@@ -29,15 +29,31 @@ from tiergate.operations import Caller, Operations
 from tiergate.server.doors import (Answer, bearer, in_worker, json_bytes, read_json, receive_small, send_bytes,
                                    small_body, too_large, unauthorized)
 
-#: HTTP status per error code; other codes are 400, and a refusal's is 409 unless its reason says otherwise.
-STATUS = {"unauthorized": 401, "actor_mismatch": 403, "not_found": 404, "conflict": 409, "data_store_stale": 409,
-          "gate_failed": 422,
-          "invalid_data": 422, "body_too_large": 413, "database_error": 503, "connection_lost": 503,
-          "schema_outdated": 503, "log_tampered": 409,
-          # the database or its disk, not the request: the same request may succeed later
-          **dict.fromkeys(("database_readonly", "disk_full", "database_locked", "not_a_database", "disk_error",
-                           "database_replaced"), 503)}
-REFUSAL_STATUS = {"actor_not_allowed": 403, "same_actor": 403, "claimed_by_other": 409}
+#: HTTP status per error code, by whose the problem is (docs/server.md, "Status codes"); every code a
+#: door can answer is here (tests/test_status_codes.py), and one that is not is taken as bad input (400).
+STATUS = {
+    # the request: what it sent cannot be used as it is
+    **dict.fromkeys(("usage", "invalid_json", "invalid_input", "invalid_evidence", "invalid_encoding", "actor_missing",
+                     "actor_invalid", "reason_missing", "limit_exceeded", "invalid_since", "invalid_time"), 400),
+    "gate_failed": 422, "invalid_data": 422, "body_too_large": 413,
+    # who is asking, and whether they may
+    "unauthorized": 401, "sign_in_failed": 401, "locked_out": 401, "actor_mismatch": 403, "csrf_failed": 403,
+    "not_found": 404, "method_not_allowed": 405, "conflict": 409, "data_store_stale": 409,
+    # the server's own definitions, configuration or records: nothing the request can fix; the message
+    # says what the operator must fix (`tiergate check`, `tiergate log verify`, the server's log)
+    **dict.fromkeys(("internal_error", "error", "io_error", "definition_invalid", "definitions_invalid",
+                     "definition_missing", "dmn_invalid", "bpmn_invalid", "template_error", "yaml_syntax",
+                     "yaml_too_large", "decision_missing", "routing_missing", "feel_syntax", "feel_error",
+                     "evaluation_failed", "config_invalid", "webhook_invalid", "key_invalid", "definition_tampered",
+                     "log_tampered"), 500),
+    # the database or its disk, not the request: the same request may succeed later
+    **dict.fromkeys(("database_error", "connection_lost", "schema_outdated", "database_url", "database_readonly",
+                     "disk_full", "database_locked", "not_a_database", "disk_error", "database_replaced"), 503),
+}
+#: A refusal (``refused``) is 409 (the run is not in a state for it) unless its reason says otherwise.
+REFUSAL_STATUS = {"actor_not_allowed": 403, "same_actor": 403, "claimed_by_other": 409,
+                  # the server's definitions: a role file, a gate or a tier's definition that is broken or missing
+                  "roles_unreadable": 500, "gate_broken": 500, "tier_definition_missing": 500}
 
 Body = dict[str, Any]
 Handler = Callable[[Operations, Caller, dict[str, str], Body], Any]
@@ -171,7 +187,7 @@ ROUTES: tuple[ApiRoute, ...] = (
 def http_status(err: TiergateError) -> int:
     if err.code == "refused":
         return REFUSAL_STATUS.get(str(err.details.get("reason")), 409)
-    return STATUS.get(err.code, 500 if err.code == "error" else 400)
+    return STATUS.get(err.code, 400)
 
 
 async def _read_body(request: Request, limit: int) -> Body:
@@ -189,7 +205,7 @@ async def _read_body(request: Request, limit: int) -> Body:
         body = await read_json(raw)
     except wirejson.WireRefused as refused:
         raise _Unreadable(refused) from None
-    return _object(body)
+    return _object(body, raw)
 
 
 def _parse_body(raw: bytes) -> Body:
@@ -200,12 +216,13 @@ def _parse_body(raw: bytes) -> Body:
         body = wirejson.read(raw)
     except wirejson.WireRefused as refused:
         raise _Unreadable(refused) from None
-    return _object(body)
+    return _object(body, raw)
 
 
-def _object(body: Any) -> Body:
-    if not isinstance(body, dict):
-        raise UsageError("the request body must be a JSON object.", code="invalid_json")
+def _object(body: Any, raw: bytes) -> Body:
+    if not isinstance(body, dict):  # refused and recorded as a body no parser reads is
+        raise _Unreadable(wirejson.WireRefused("not_an_object", f"it is {_json_type(body)}, not an object",
+                                               wirejson.facts(raw)))
     return body
 
 
@@ -247,11 +264,17 @@ def _check_fields(route: ApiRoute, body: Body, operations: Operations, caller: C
                            f"Nothing was changed; send {{\"{missing[0]}\": ...}}.", code="invalid_input",
                            details={"pointer": f"/{missing[0]}", "problem": "missing_field"})
     if error is not None:
-        attempt = {"runs": "start", "messages": "message"}.get(route.path.rsplit("/", 1)[-1],
-                                                               route.path.rsplit("/", 1)[-1])
-        doorlog.record(operations.engine, door=caller.via, attempt=attempt, code=error.code,
+        doorlog.record(operations.engine, door=caller.via, attempt=_attempt(route), code=error.code,
                        problem=error.details["problem"], actor=caller.principal, credential=caller.door)
         raise error
+
+
+def _attempt(route: ApiRoute) -> str:
+    """What a refusal on ``route`` records as its attempt: ``start``, ``complete``, ``message``, ``runs``, ..."""
+    last = route.path.rsplit("/", 1)[-1]
+    if route.method == "POST":
+        return {"runs": "start", "messages": "message", "signals": "signal"}.get(last, last)
+    return "read " + last.strip("{}")
 
 
 def _checked(route: ApiRoute, operations: Operations, caller: Caller, params: dict[str, str], body: Body) -> Any:
@@ -279,9 +302,14 @@ def answer(route: ApiRoute, operations: Operations, caller: Caller, params: dict
     """
     try:
         data = run_locked(_checked, route, operations, caller, params, body)
+        return 201 if route.creates else 200, _SUCCESS + canonical_json(data).encode("utf-8") + b"}", ()
     except TiergateError as err:
         return http_status(err), json_bytes(failure(err.code, err.message, to_jsonable(err.details))), ()
-    return 201 if route.creates else 200, _SUCCESS + canonical_json(data).encode("utf-8") + b"}", ()
+    except Exception as exc:  # noqa: BLE001 - the API's last catch: an incident, never a traceback
+        incident = incidents.report(exc, door=caller.via, what=f"{route.method} {route.path}", actor=caller.principal)
+        incidents.record(operations.engine, incident, door=caller.via, attempt=_attempt(route),
+                         actor=caller.principal, credential=caller.door)
+        return incidents.STATUS, json_bytes(incident.envelope()), ()
 
 
 class _TooLarge(Exception):
@@ -395,6 +423,9 @@ class HotPath:
             caller = Caller.from_credential(self.credentials.authenticate(token))
         except TiergateError as err:
             return unauthorized(err)
+        except Exception as exc:  # noqa: BLE001 - nobody is known yet: the incident is not recorded
+            incident = incidents.report(exc, door="api", what=f"{route.method} {route.path}")
+            return incidents.STATUS, json_bytes(incident.envelope()), ()
         try:
             body = _parse_body(raw)
         except _Unreadable as unreadable:

@@ -34,9 +34,10 @@ from tiergate import wirejson
 from tiergate.credentials import Credentials
 from tiergate.envelope import failure
 from tiergate.errors import TiergateError, UnauthorizedError
+from tiergate.inputs import Facts
 from tiergate.mcpserver import caller_key
 from tiergate.operations import Caller
-from tiergate.web import is_web_path
+from tiergate.web import is_web_path, plain
 
 PUBLIC = frozenset({"/healthz", "/api/openapi.json"})
 #: A body up to this size is read on the event loop (microseconds: less than a hop to a worker thread
@@ -182,6 +183,10 @@ class Doors:
             if self.on_refused is not None and scope.get(caller_key) is not None:
                 await run_in_threadpool(self.on_refused, wirejson.too_large(length, "", b""), "api",
                                         scope[caller_key])
+            if is_web_path(scope["path"]) and not plain.wants_json(scope):  # a person's form: a page
+                page = plain.error_page("Too large", plain.form_too_large(self.max_body), "body_too_large")
+                await plain.send_page(send, 413, page)
+                return
             await send_json(send, 413, too_large(self.max_body))
             return
         if scope["path"] == "/mcp" and scope.get("method") == "POST":
@@ -206,6 +211,13 @@ class Doors:
                 return
             chunks.append(chunk)
         raw = b"".join(chunks)
+        kind = (header(scope, b"content-type") or b"").split(b";", 1)[0].strip().lower()
+        if kind != b"application/json":  # the SDK would answer plain text, which no MCP client reads
+            shown = kind.decode("latin-1")[:60] or "missing"
+            await self.refuse_rpc(send, wirejson.WireRefused(
+                "content_type", f"the request's Content-Type is {shown}; send the JSON-RPC message as application/json",
+                Facts(digest.hexdigest(), size), wirejson.head_id(raw[:4096])), scope)
+            return
         try:
             await read_json(raw)
         except wirejson.WireRefused as refused:

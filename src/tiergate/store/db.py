@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
 from tiergate import jsontext
-from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedError
+from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedError, TiergateError, UsageError
 from tiergate.store.direct import default_sqlite_url  # noqa: F401 - the Engine's default, said once
 from tiergate.store.groupcommit import GroupCommit
 from tiergate.store.revision import HEAD_REVISION  # the newest migration: update it there
@@ -378,13 +378,17 @@ class Database:
                 raise self._failure(exc) from None
             raise self._lost(exc, during_commit=committing) from exc
 
-    def _failure(self, exc: DBAPIError) -> DatabaseError:
+    def _failure(self, exc: DBAPIError) -> TiergateError:
         """A database error as the error tree says it: a known failure by its code, anything else as
         ``database_error`` with the driver's words (never a traceback)."""
         where = f"the database {self.url.render_as_string(hide_password=True)}"
         found = database_failure(exc, where)
         if found is not None:
             return found
+        if "cannot contain NUL" in str(exc.orig):  # PostgreSQL: a value sent (an id, a name) holds a NUL character
+            return UsageError("a value sent holds a NUL character (U+0000), which no id or name has and the database "
+                              "cannot keep. Nothing was recorded; remove it and try again.", code="invalid_input",
+                              details={"problem": "nul_character"})
         words = str(exc.orig).strip().splitlines()[0][:300] if str(exc.orig).strip() else type(exc.orig).__name__
         return DatabaseError(f"{where} answered an error: {words}. Nothing was recorded; run the command again, "
                              "and report it if it persists.", details={"cause": words})

@@ -17,7 +17,7 @@ the inbox). So a page and its API answer cannot disagree.
 The route table is ``tiergate.web.table.ROUTES``: one place, one line per page or action. A new
 page is a view module here, one line in that table, and a template that extends ``base.html``
 (blocks ``nav``, ``head``, ``content``, ``scripts``; set ``nav_current`` to mark its nav link).
-What pages may load is ``tiergate.web.pages.SECURITY_HEADERS`` (only this server's files).
+What pages may load is ``tiergate.web.plain.SECURITY_HEADERS`` (only this server's files).
 """
 
 from __future__ import annotations
@@ -41,10 +41,12 @@ def is_web_path(path: str) -> bool:
     return not any(path == prefix or path.startswith(prefix + "/") for prefix in OTHER_DOORS)
 
 
-def routes(engine: Engine, operations: Operations, run_locked: Callable[..., Any]) -> list[BaseRoute]:
-    """The web pages' routes, from ``tiergate.web.table.ROUTES``, and their static files."""
+def routes(engine: Engine, operations: Operations, run_locked: Callable[..., Any],
+           max_body: int = 2 * 1024 * 1024) -> list[BaseRoute]:
+    """The web pages' routes, from ``tiergate.web.table.ROUTES``, and their static files; a form
+    over ``max_body`` bytes (the server's limit for every door) is answered with an error page."""
     from tiergate.web.pages import Web
     from tiergate.web.table import starlette_routes
 
-    web = Web(engine, operations, run_locked)
+    web = Web(engine, operations, run_locked, max_body=max_body)
     return [*starlette_routes(web), Mount("/static", StaticFiles(directory=STATIC), name="static")]

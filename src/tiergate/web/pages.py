@@ -23,39 +23,31 @@ from base64 import urlsafe_b64decode, urlsafe_b64encode
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Awaitable, Callable
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from tiergate import __version__
+from tiergate import __version__, incidents
 from tiergate.credentials import Credential
 from tiergate.engine import Engine
 from tiergate.envelope import failure, success
-from tiergate.errors import TiergateError, UnauthorizedError
+from tiergate.errors import TiergateError, UnauthorizedError, UsageError
 from tiergate.jsonutil import to_jsonable
 from tiergate.operations import Caller, Operations
 from tiergate.passwords import Passwords
 from tiergate.server.api import http_status
-from tiergate.server.doors import too_large
+from tiergate.mcpserver import caller_key
 from tiergate.sessions import Sessions, csrf_matches, csrf_token, new_secret
+from tiergate.web.plain import SECURITY_HEADERS, form_too_large
 from tiergate.web.text import markdown
 
 SESSION_COOKIE = "tiergate_session"
 #: A signed-out visitor's cookie: what the sign-in form's CSRF token is bound to.
 VISITOR_COOKIE = "tiergate_visitor"
 FLASH_COOKIE = "tiergate_flash"
-#: What pages may load: only this server's own files (the vendored viewers too); no inline scripts.
-SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "same-origin",
-    "cache-control": "no-store",
-}
 MAX_FORM_FIELDS = 2000
 
 
@@ -112,6 +104,13 @@ class Visit:
 View = Callable[[Visit], Awaitable["Page | Response"]]
 
 
+def _same_site(request: Request) -> bool:
+    """Whether a POST came from a page of this server (its ``Origin`` names this host): only then is
+    what it carried kept across a sign-in, so another site's form cannot put its fields in ours."""
+    origin = request.headers.get("origin") or ""
+    return bool(origin) and urlsplit(origin).netloc == request.headers.get("host", "")
+
+
 def _encode_flash(messages: list[dict[str, str]]) -> str:
     return urlsafe_b64encode(json.dumps(messages[:5]).encode("utf-8")).decode("ascii")
 
@@ -129,6 +128,11 @@ def _decode_flash(text: str | None) -> list[dict[str, str]]:
 
 class _TooLarge(Exception):
     pass
+
+
+def too_large(limit: int) -> TiergateError:
+    """A form over the body limit, as an error for its page."""
+    return TiergateError(form_too_large(limit), code="body_too_large", details={"limit": limit})
 
 
 class Web:
@@ -168,6 +172,8 @@ class Web:
     # --- running a view ----------------------------------------------------------------------
 
     def endpoint(self, view: View, *, public: bool = False, as_json: bool = False) -> Callable[[Request], Any]:
+        attempt = f"{view.__module__.rsplit('.', 1)[-1]}.{view.__name__}"  # steps.submit: what a refusal records
+
         async def handle(request: Request) -> Response:
             wants_json = as_json or "application/json" in request.headers.get("accept", "")
             secret = request.cookies.get(SESSION_COOKIE) or ""
@@ -177,6 +183,8 @@ class Web:
                 credential: Credential = await run_in_threadpool(self.sessions.authenticate, secret or None)
                 caller = Caller.from_credential(credential, via="web")
             except UnauthorizedError as err:
+                if not public and request.method == "POST" and not wants_json and _same_site(request):
+                    return self._finish(visit, await self._sign_in_again(visit))
                 if not public:
                     return self._finish(visit, self._sign_in_first(visit, err))
                 visit.secret = request.cookies.get(VISITOR_COOKIE) or ""
@@ -186,11 +194,14 @@ class Web:
             except TiergateError as err:  # the database is away: nobody can be checked
                 return self._finish(visit, self.error_page(visit, err, 503))
             visit.caller = caller
+            request.scope[caller_key] = caller  # for the server's last catch (tiergate.server.lastresort)
             if request.method == "POST":
                 try:
                     visit.form = await self._read_form(request)
                 except _TooLarge:
-                    return JSONResponse(too_large(self.max_body), status_code=413)
+                    return self._finish(visit, self.error_page(visit, too_large(self.max_body), 413))
+                except UsageError as err:
+                    return self._finish(visit, self.error_page(visit, err))
                 token = visit.value("csrf") or request.headers.get("x-csrf-token")
                 if not csrf_matches(visit.secret, token):
                     refusal = UnauthorizedError("this form is out of date or did not come from this site (its CSRF "
@@ -199,17 +210,67 @@ class Web:
                     return self._finish(visit, self.error_page(visit, refusal, 403))
             try:
                 answer = await view(visit)
+                response = answer if isinstance(answer, Response) else self.render(visit, answer)
             except TiergateError as err:
                 return self._finish(visit, self.error_page(visit, err))
-            response = answer if isinstance(answer, Response) else self.render(visit, answer)
+            except Exception as exc:  # noqa: BLE001 - the pages' last catch: an incident, never a traceback
+                return self._finish(visit, await self._incident(visit, exc, attempt))
             return self._finish(visit, response)
 
         return handle
 
+    async def _incident(self, visit: Visit, error: Exception, attempt: str) -> Response:
+        """The error page of an unforeseen failure: its incident id, no detail (``tiergate.incidents``)."""
+        caller, request = visit.caller, visit.request
+        incident = incidents.report(error, door="web", what=f"{request.method} {request.url.path}",
+                                    actor=caller.principal if caller is not None else None)
+        if caller is not None:
+            await run_in_threadpool(incidents.record, self.engine, incident, door="web", attempt=attempt,
+                                    actor=caller.principal, credential=caller.door)
+        error_answer = incident.envelope()
+        page = Page("error.html", error_answer, status=incidents.STATUS, title="Something went wrong")
+        try:
+            return self.render(visit, page)
+        except Exception:  # noqa: BLE001 - the layout itself failed: the plain page
+            from tiergate.web import plain
+
+            body = plain.error_page(page.title, incident.message, incidents.CODE)
+            return HTMLResponse(body, status_code=incidents.STATUS)
+
+    async def _sign_in_again(self, visit: Visit) -> Response:
+        """A form of this site sent after its session ended (it expired, or was ended elsewhere): nothing
+        is done, and the sign-in form is answered (401) carrying what was typed (``kept.<field>``), so
+        that signing in shows the form again filled in, to check and send (``signin.sign_in``)."""
+        from tiergate.web.table import form_page
+
+        path = visit.request.url.path
+        visit.secret = visit.request.cookies.get(VISITOR_COOKIE) or ""
+        if not visit.secret:
+            visit.secret = new_secret()
+            visit.cookies[VISITOR_COOKIE] = (visit.secret, None)
+        kept: list[tuple[str, str]] = []
+        if form_page(path) is not None:
+            try:
+                form = await self._read_form(visit.request)
+            except (_TooLarge, UsageError):
+                form = {}
+            kept = [(name, value) for name, values in form.items() if name != "csrf" for value in values]
+        message = ("your session has ended (it expired, or you signed out elsewhere), so nothing was done. Sign in "
+                   "again" + (": what you typed is kept, and shown in the form again to check and send." if kept
+                              else ", then do it again."))
+        page = Page("sign_in.html", {"error": {"code": "unauthorized", "message": message},
+                                     "next": path if form_page(path) is not None else "/"},
+                    status=401, title="Sign in", context={"principal_typed": "", "kept": kept})
+        return self.render(visit, page)
+
     def _sign_in_first(self, visit: Visit, err: UnauthorizedError) -> Response:
         if visit.wants_json:
             return JSONResponse(failure(err.code, err.message, err.details), status_code=401)
+        from tiergate.web.table import form_page
+
         target = visit.request.url.path + (f"?{visit.request.url.query}" if visit.request.url.query else "")
+        if visit.request.method == "POST" and form_page(visit.request.url.path) is None:
+            target = "/"  # an action (claim, cancel, ...) has no page to come back to: the inbox
         return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
 
     def _finish(self, visit: Visit, response: Response) -> Response:
@@ -239,8 +300,11 @@ class Web:
         form: dict[str, list[str]] = {}
         try:
             pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
-        except ValueError:
-            pairs = []
+        except ValueError:  # more fields than any form of these pages has
+            raise UsageError(f"this form sent more than {MAX_FORM_FIELDS:,} fields, more than any form here has, so "
+                             "nothing was done. Go back, reload the page and send the form again.",
+                             code="invalid_input", details={"problem": "too_many_fields", "limit": MAX_FORM_FIELDS}
+                             ) from None
         for name, value in pairs:
             form.setdefault(name, []).append(value.replace("\r\n", "\n"))
         return form

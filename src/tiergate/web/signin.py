@@ -9,9 +9,11 @@ which part was wrong; repeated ones lock the person out (``tiergate.passwords``)
 from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import Response
 
 from tiergate.errors import UnauthorizedError
+from tiergate.operations import Caller
 from tiergate.web.pages import SESSION_COOKIE, VISITOR_COOKIE, Page, Visit
 
 
@@ -48,6 +50,17 @@ async def sign_in(visit: Visit) -> Page | Response:
     visit.cookies[SESSION_COOKIE] = (secret, hours)
     visit.cookies[VISITOR_COOKIE] = (None, None)
     visit.say(f"Signed in as {who}.")
+    from tiergate.web.table import form_page  # the table imports this module
+
+    kept = {name[5:]: values for name, values in visit.form.items() if name.startswith("kept.") and name[5:]}
+    found = form_page(target) if kept and not visit.wants_json else None
+    if found is not None:  # a form sent after its session ended: shown again, filled in, to check and send
+        view, params = found
+        visit.caller, visit.secret, visit.form = Caller.from_credential(credential, via="web"), secret, kept
+        visit.request = Request({**visit.request.scope, "method": "GET", "path": target, "path_params": params,
+                                 "query_string": b""}, visit.request.receive)
+        visit.say("What you typed is in the form again: check it, then send it.")
+        return await view(visit)
     if visit.wants_json:
         return Page("sign_in.html", {"principal": str(who), "door": credential.door, "next": target})
     return visit.redirect(target)

@@ -37,7 +37,8 @@ def _page(process: dict[str, Any], form: Form, typed: Any = None, errors: dict[s
 
 async def show(visit: Visit) -> Page:
     process = await _process(visit)
-    return _page(process, Form(process.get("inputs") or {}))
+    # a GET has no form; what was typed before a sign-in (tiergate.web.signin) fills it in
+    return _page(process, Form(process.get("inputs") or {}), visit.form or None)
 
 
 async def submit(visit: Visit) -> Page | Response:

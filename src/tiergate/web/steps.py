@@ -47,7 +47,8 @@ def _page(guide: dict[str, Any], step: dict[str, Any], form: Form, typed: Any = 
 
 async def show(visit: Visit) -> Page:
     guide, step = await _ready_step(visit)
-    return _page(guide, step, Form(step.get("evidence_schema") or {}))
+    # a GET has no form; what was typed before a sign-in (tiergate.web.signin) fills it in
+    return _page(guide, step, Form(step.get("evidence_schema") or {}), visit.form or None)
 
 
 async def submit(visit: Visit) -> Page | Response:

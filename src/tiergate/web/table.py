@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from starlette.routing import Route
+from starlette.routing import Route, compile_path
 
 from tiergate.web import inbox, leads, runs, signin, starting, steps
 
@@ -48,6 +48,18 @@ ROUTES: tuple[WebRoute, ...] = (
     WebRoute("GET", "/gaps", leads.gaps, "gaps"),
     WebRoute("GET", "/catalog", leads.catalog, "catalog"),
 )
+
+
+def form_page(path: str) -> tuple["View", dict[str, str]] | None:
+    """The page of the form that ``path`` is sent to (a path taking both GET and POST: a step's form,
+    a start form): its view and path parameters, or None."""
+    posts = {route.path for route in ROUTES if route.method == "POST"}
+    for route in ROUTES:
+        if route.method == "GET" and route.path in posts and route.path != "/sign-in":
+            found = compile_path(route.path)[0].match(path)
+            if found is not None:
+                return route.view, found.groupdict()
+    return None
 
 
 def json_path(path: str) -> str:
