@@ -20,18 +20,22 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from tiergate import claims, deployments, guidance, inputs, tracing
 from tiergate import log as execution_log
-from tiergate.actors import SYSTEM, Actor, canonical_actor, same_actor
+from tiergate.actors import SYSTEM, Actor, same_actor
+from tiergate.authoring import Authoring
+from tiergate.credentials import DIRECT  # the door of an actor that names none: a program or the CLI directly
+from tiergate.deliveries import Deliveries
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions, load_roles
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
-                             InvalidDataError, LimitExceededError, NotFoundError, ReasonMissingError, RefusedError,
+                             InvalidDataError, LimitExceededError, ReasonMissingError, RefusedError,
                              StaleReadError, TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
 from tiergate.runners import Runners
 from tiergate.runners.base import Definition, RunContext, Runner, Transition
-from tiergate.runview import RunInfo, described, ready_in_words, run_not_found, run_summary
+from tiergate.oversight import Oversight
+from tiergate.runview import RunInfo, StepView, described, ready_in_words, run_not_found
 from tiergate.settings import resolve
 from tiergate.datastores import StoreAccess, StoreConflict
 from tiergate.store import runs as store
@@ -40,13 +44,10 @@ from tiergate.store.db import Database, default_sqlite_url
 from tiergate.store.timers import set_due_at
 
 if TYPE_CHECKING:  # loaded by the commands that use them, so `status` does not pay for DMN or metrics
-    from tiergate.definitions.decision_tests import DecisionReport
     from tiergate.router import Route, Router
     from tiergate.definitions.models import Roles
 
 MAX_ATTEMPTS = 8
-#: The door of an actor that names none: a program or the CLI on the database directly.
-DIRECT = "direct"
 
 
 def _through(events: list[LogEvent], who: Actor) -> list[LogEvent]:
@@ -68,7 +69,10 @@ def _store_conflict(err: StoreConflict | None, run_id: str) -> ConflictError:
                          details={"run": run_id, "store": store_id, "see": "status"})
 
 
-class Engine:
+class Engine(Deliveries, Authoring, Oversight):
+    """The one API of tiergate; its reads (``Oversight``), definition changes (``Authoring``) and
+    messages and signals (``Deliveries``) live in their own modules."""
+
     def __init__(self, home: str | Path | None = None, database_url: str | None = None,
                  clock: Callable[[], datetime] | None = None, drafts: bool = False):
         settings = resolve({"home": str(home) if home is not None else None, "database_url": database_url})
@@ -399,82 +403,6 @@ class Engine:
 
         return self._act(run_id, who, step_id, attempt, {}, refuse)
 
-    def message(self, name: str, correlate: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
-                actor: str | Actor | None = None) -> RunInfo:
-        """Deliver message ``name`` to the one active Tier 1 run waiting for it (tiergate.messaging)."""
-        from tiergate.messaging import find_waiting_run
-
-        who = self.actor(actor)
-        for field, value in (("correlate", correlate), ("data", data)):
-            if value is not None and not isinstance(value, dict):
-                from tiergate import doorlog
-
-                error = InvalidDataError(f"a message's {field} must be a JSON object of names and values, not "
-                                         f"{type(value).__name__}. Nothing was delivered; send {{...}}.",
-                                         details={"field": field, "problem": "not_an_object"})
-                doorlog.record(self, door="engine", attempt="message", code=error.code, problem="not_an_object",
-                               facts=inputs.facts_of(value), actor=who, credential=who.door or DIRECT)
-                raise error
-        correlate, data = dict(correlate or {}), data if data is not None else {}
-        with self.db.read() as conn:
-            try:
-                run_id = find_waiting_run(conn, name, correlate)
-            except RefusedError as err:
-                starts = self._started_by_message(name) if err.reason == "no_waiting_run" else []
-                if len(starts) != 1:
-                    raise
-                run_id = ""
-        if not run_id:  # a message start event: the message starts a run (its correlation values are start data)
-            run_id = self.start(starts[0], {**correlate, **(data if isinstance(data, dict) else {})}, actor=who).id
-        return self._act(run_id, who, None, "message", {"message": name, "correlate": correlate, "data": data},
-                         lambda runner, definition, state, ctx: runner.deliver_message(  # type: ignore[attr-defined]
-                             definition, state, name, correlate, data, ctx))
-
-    def signal(self, name: str, data: Any = None, actor: str | Actor | None = None,
-               door: str = "engine") -> dict[str, Any]:
-        """Broadcast signal ``name`` to every Tier 1 run and process that catches it (tiergate.signals)."""
-        from tiergate import doorlog, signals
-
-        try:  # size and shape first; a refusal reaches no run, so it is recorded at the door
-            data = inputs.accept(data, "data")
-        except inputs.InputRefused as err:
-            self._record_door_refusal("signal", actor, err)
-            raise
-        if data is not None and not isinstance(data, dict):
-            raise InvalidDataError("a signal's data must be a JSON object of fields (--data '{\"field\": ...}').")
-        who = self.actor(actor)
-        answer = signals.broadcast(self, name, data or {}, who)
-        if answer["reached"] == 0:  # not an error in BPMN: recorded so that it can be found
-            doorlog.record(self, door=door, attempt="signal", code="signal_unreached", problem=name[:200],
-                           actor=who, credential=who.door or DIRECT)
-        return answer
-
-    def _started_by_signal(self, name: str) -> list[str]:
-        """The Tier 1 processes of the home whose top-level start event waits for signal ``name``."""
-        from tiergate.bpmn.signals import signal_starts
-
-        return [pid for pid, process in sorted(self.definitions.processes.items()) if name in signal_starts(process)]
-
-    def _enqueue_thrown(self, conn: Any, run_id: str, events: list[LogEvent], who: Actor, now: datetime) -> None:
-        """In a move's write transaction: the signals it threw go into the outbox (tiergate.signals)."""
-        if any(event.event == "signal_thrown" for event in events):
-            from tiergate.signals import enqueue_thrown
-
-            enqueue_thrown(self, conn, run_id, events, who, now)
-
-    def _broadcast_thrown(self, run_id: str, events: list[LogEvent], who: Actor) -> None:
-        """After a committed move: the signals it threw go to the other runs (tiergate.signals)."""
-        if any(event.event == "signal_thrown" for event in events):
-            from tiergate.signals import broadcast_thrown
-
-            broadcast_thrown(self, run_id, events, who)
-
-    def _started_by_message(self, name: str) -> list[str]:
-        """The Tier 1 processes of the home whose start event waits for message ``name``."""
-        from tiergate.bpmn.messages import message_starts
-
-        return [pid for pid, process in sorted(self.definitions.processes.items()) if name in message_starts(process)]
-
     def _accept(self, run_id: str, step_id: str | None, attempt: str, actor: str | Actor | None,
                 check: Callable[[], Any]) -> Any:
         """Run ``check`` (an input's size and shape) before any other check; log a refusal by its facts only."""
@@ -743,176 +671,11 @@ class Engine:
                        definition_version=run.definition_version, data=data, steps=views,
                        timers=list(run.state.get("timers") or []) if run.status.value == "active" else [])
 
-    def data_stores(self, process: str | None = None) -> list[dict[str, Any]]:
-        """The BPMN data stores runs have written, each with its current value (``tiergate.datastores``)."""
-        from tiergate.datastores import describe
-        from tiergate.store.datastores import listing
-
-        with self.db.read() as conn:
-            return [describe(value) for value in listing(conn, process)]
-
-    def runs(self, process: str | None = None, status: str | None = None,
-             started_by: str | None = None) -> list[dict[str, Any]]:
-        if status is not None and status not in {s.value for s in RunStatus}:
-            raise UsageError(f"unknown status '{status}'. Use one of: {', '.join(s.value for s in RunStatus)}.",
-                             code="usage")
-        if started_by is not None and started_by != str(SYSTEM):
-            started_by = canonical_actor(started_by)
-        with self.db.read() as conn:
-            records = store.list_runs(conn, process_id=process, status=status, started_by=started_by)
-        return [run_summary(r) for r in records]
-
-    def run_view(self, run_id: str, described: dict[str, Any] | None = None) -> dict[str, Any]:
-        """What a run's page shows: the run, its log and its check, the diagram's element states and
-        the decisions evaluated (``tiergate.runpage``)."""
-        from tiergate.runpage import run_view
-
-        return run_view(self, run_id, described)
-
     # --- the log -------------------------------------------------------------------------
-
-    def log(self, run_id: str | None = None) -> list[dict[str, Any]]:
-        with self.db.read() as conn:
-            if run_id is not None:
-                self._get(conn, run_id)
-            rows = execution_log.entries(conn, run_id)
-        return self._log_rows(rows)
-
-    @staticmethod
-    def _log_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{"id": r["id"], "at": format_time(r["at"]), "run": r["run_id"], "seq": r["seq"],
-                 "process": r["process_id"], "version": r["definition_version"], "tier": r["tier"],
-                 "step": r["step"], "event": r["event"], "actor": f"{r['actor_kind']}:{r['actor_id']}",
-                 "duration_s": r["duration_s"], "detail": r["detail"], "door": r.get("door"),
-                 "hash": r["hash"]} for r in rows]
 
     # --- decisions -----------------------------------------------------------------------
 
-    def decision_tests(self, only: list[str] | None = None) -> list[DecisionReport]:
-        from tiergate.definitions.decision_tests import DecisionReport, run_tests
-
-        decisions = self.draft_definitions.decisions
-        unknown = [d for d in only or [] if d not in decisions]
-        if unknown:
-            raise NotFoundError(f"no decision {', '.join(unknown)} in decisions/. Known: "
-                                f"{', '.join(sorted(decisions)) or 'none'}.", details={"decisions": unknown})
-        broken = [p for p in self.draft_definitions.errors if p.path.startswith("decisions/")]
-        reports = []
-        for problem in broken:
-            report = DecisionReport(decision=Path(problem.path).stem, source=problem.path)
-            report.problems.append(str(problem))
-            reports.append(report)
-        for decision_id in sorted(only or decisions):
-            path = self.home.decisions_dir / "tests" / f"{decision_id}.yaml"
-            reports.append(run_tests(decisions[decision_id], path, self.home.display(path)))
-        return reports
-
-    def decision_impact(self, new_file: str | Path, against: str | Path | None = None) -> dict[str, Any]:
-        """Replay the logged decisions through an edited DMN file and the version in use (``against``,
-        by default the deployed one); ``new_file`` may also be a decision id (its draft file)."""
-        from tiergate.definitions.decisions import Decision
-        from tiergate.impact import impact
-        from tiergate.router import ROUTING_DECISION
-
-        new_path = Path(new_file)
-        if not new_path.suffix and not new_path.exists():
-            new_path = self.home.decisions_dir / f"{new_file}.dmn"
-        for path in (new_path, *([Path(against)] if against is not None else [])):
-            if not path.is_file():
-                raise NotFoundError(f"{path} does not exist. Give the edited DMN file (or a decision id), and "
-                                    "--against the version in use if nothing is deployed.")
-        decision_id = new_path.name.split(".")[0]
-        new = Decision(id=decision_id, xml=new_path.read_bytes(), source=str(new_path), path=new_path)
-        if against is None:
-            xml, folder = deployments.deployed_decision(self, decision_id)
-            old = Decision(id=decision_id, xml=xml, source=f"decisions/{decision_id}.dmn", imports=folder)
-        else:
-            old = Decision(id=decision_id, xml=Path(against).read_bytes(), source=str(against), path=Path(against))
-        for decision in (new, old):
-            decision.model.decision(decision_id)  # a clear error if the file lacks it
-        with self.db.read() as conn:
-            events = ["routed"] if decision_id == ROUTING_DECISION else ["decision_evaluated"]
-            logged = [e for e in self._log_rows(execution_log.entries(conn, events=events))
-                      if e["event"] == "routed" or e["detail"].get("decision") == decision_id]
-        return impact(new, old, self.definitions.catalog, logged, self.home.root)
-
     # --- deployments (tiergate.deployments) ------------------------------------------------
-
-    def deploy(self, actor: str | Actor | None = None, from_number: int | None = None) -> dict[str, Any]:
-        """Record the home's files (or deployment ``from_number``'s again) as the next deployment.
-
-        A deployment the policy refuses has no run to log it in: it is a row of ``door_refusals``."""
-        from tiergate.policy import ChangeRefused
-
-        try:
-            return deployments.deploy(self, actor, from_number=from_number)
-        except ChangeRefused as err:
-            from tiergate import doorlog
-
-            who = self.actor(actor)
-            doorlog.record(self, door="engine", attempt="deploy", code=err.code,
-                           problem=str(err.details.get("kind") or ",".join(err.details.get("kinds", []))) or None,
-                           actor=who, credential=who.door or DIRECT)
-            raise
-
-    def deployments(self) -> list[dict[str, Any]]:
-        with self.db.read() as conn:
-            return deployments.listing(conn)
-
-    def decision_diff(self, old: str, new: str) -> dict[str, Any]:
-        """Rules added, removed and changed per table between two deployments (numbers) or `drafts`."""
-        return deployments.decision_diff(self, old, new)
-
-    def verify_log(self) -> dict[str, Any]:
-        from tiergate.store.datastores import tampered as stores_tampered
-
-        with self.db.read() as conn:
-            runs, entries, broken = execution_log.verify(conn)
-            tampered = store.tampered_definitions(conn)
-            stores = stores_tampered(conn)
-        return {"runs": runs, "entries": entries, "ok": broken is None and not tampered and not stores,
-                "broken": None if broken is None else broken.__dict__, "definitions_tampered": tampered,
-                "data_stores_tampered": stores}
 
     # --- metrics, gaps and the report (tiergate.metrics; definitions in docs/metrics.md) ---
 
-    def metrics(self, process: str | None = None, tier: int | None = None,
-                since: str | datetime | None = None, from_log: bool = False) -> dict[str, Any]:
-        """Completion, deviations, step times and interventions per process, tier and overall.
-
-        Read from the log summary (``from_log`` counts the log's entries instead: same numbers).
-        """
-        from tiergate import metrics as log_metrics
-
-        return log_metrics.measure(self, process=process, tier=tier, since=since, from_log=from_log)
-
-    def refold_summary(self) -> int:
-        """Rebuild the log summary from the whole log; returns the entries folded."""
-        from tiergate import metrics as log_metrics
-
-        return log_metrics.summary.refold(self.db)
-
-    def gaps(self, since: str | datetime | None = None) -> dict[str, Any]:
-        """Find, classify (decisions/gap_classification.dmn) and remember gaps in the log."""
-        from tiergate import metrics as log_metrics
-
-        return log_metrics.find_gaps(self, since=since)
-
-    def gaps_export(self, fmt: str = "md", since: str | datetime | None = None) -> dict[str, Any]:
-        """The open gaps as feedback items, Markdown (``md``) or JSON: {format, items, content}."""
-        from tiergate import metrics as log_metrics
-
-        return log_metrics.export_gaps(self, fmt, since=since)
-
-    def report_data(self, since: str | datetime | None = None,
-                    metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-        """What the report shows, as data: {"metrics", "gaps"} (``metrics``: that answer, if read already)."""
-        from tiergate import metrics as log_metrics
-
-        return log_metrics.report_data(self, since=since, answer=metrics)
-
-    def report(self, path: str | Path, since: str | datetime | None = None) -> dict[str, Any]:
-        """Write the self-contained HTML report for leads."""
-        from tiergate import metrics as log_metrics
-
-        return log_metrics.write_report(self, path, since=since)
