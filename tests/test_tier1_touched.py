@@ -71,7 +71,7 @@ def test_multi_instance_evidence_and_a_completion_condition(tmp_path: Path,
                                                              make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(tier1_home(tmp_path / "home", {"many": MANY}))
     voters = [f"v{i}" for i in range(80)]
-    run = engine.start("many", {"voters": voters, "veto": False}, actor="agent:a")
+    run = engine.start("many", {"voters": voters, "veto": False, "region": "eu"}, actor="agent:a")
     assert _same_as_a_whole_dump(engine, run.id)
     evidence: list[dict[str, Any]] = [
         {"note": "first"},  # a key new to the activity's data
@@ -80,6 +80,11 @@ def test_multi_instance_evidence_and_a_completion_condition(tmp_path: Path,
         {"note": "third", "extra": [1, 2]},  # one more new key
         {"veto": False, "voter": "someone else"},  # a key every open instance has, changed in the activity
         {"note": "fourth"},
+        # a key every open instance has with the activity's value, changed there: every open instance's
+        # delta now lists it (a dump that took their dicts as they were would not), then back again
+        {"region": "us"},
+        {"note": "fifth"},
+        {"region": "eu"},
     ]
     for index, fields in enumerate(evidence):
         engine.complete(run.id, f"vote[{index}]", fields, actor="agent:a")

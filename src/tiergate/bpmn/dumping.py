@@ -94,11 +94,18 @@ class _Entry:
 class _Kept:
     """What one dump of a (sub)workflow leaves for the next: every task's entry by ``id(task)``; the
     entries of parked tasks in groups by their parent (by ``id`` of the parent task: ``[parent,
-    members by id(task), the parent's keys every member's delta was checked against, or None]``),
-    and the tasks that are not parked, by ``id``. The next dump, given the tasks touched since
-    (``tiergate.bpmn.touched``), looks again only at those, at the tasks that are not parked (a few:
-    the multi-instance activity, events, gateways) and at the parked tasks whose parent's data
-    changed (``_follow``)."""
+    members by id(task), the parent's keys every member's delta holds against, or None, the keys of
+    every member's data]``), and the tasks that are not parked, by ``id``. The next dump, given the
+    tasks touched since (``tiergate.bpmn.touched``), looks again only at those, at the tasks that are
+    not parked (a few: the multi-instance activity, events, gateways) and at the parked tasks whose
+    parent's data changed (``_follow``).
+
+    A group's keys are the union of its members' data keys when each was placed (a member's data does
+    not change while it is parked; a member that leaves takes nothing away, so the union may hold more
+    than it needs, never less): when the parent's data changed only in keys none of them has, every
+    member's delta still holds, found with one check instead of one per member. A member's own
+    ``parent_keys`` is then left as it was: its delta holds against those and against the parent's keys
+    now, so a later check from its own is as sound as one from the group's."""
 
     __slots__ = ("entries", "groups", "unparked")
 
@@ -261,7 +268,7 @@ def _follow(tasks: dict[UUID, Task], kept: _Kept, touched_now: dict[int, Task], 
         new.update(group[1])
     doubtful: list[Task] = []
     for group_key, group in list(groups.items()):
-        parent, members, basis = group
+        parent, members, basis, _ = group
         if not members:
             del groups[group_key]
             continue
@@ -271,6 +278,9 @@ def _follow(tasks: dict[UUID, Task], kept: _Kept, touched_now: dict[int, Task], 
         else:
             now = entry(parent).keys
             if basis is now:
+                continue
+            if basis is not None and same_delta(basis, now, group[3]):
+                group[2] = now  # no changed key is any member's own: every member's delta holds (one check)
                 continue
             gone = []
             for key, made in list(members.items()):
@@ -303,10 +313,11 @@ def _place(made: _Entry, groups: dict[int, list[Any]], unparked: dict[int, Task]
         return
     group = groups.get(id(parent))
     if group is None:
-        group = groups[id(parent)] = [parent, {}, made.parent_keys]
+        group = groups[id(parent)] = [parent, {}, made.parent_keys, set()]
     elif group[2] is not made.parent_keys:
         group[2] = None if group[1] else made.parent_keys  # members checked against other keys: each is checked
     group[1][id(task)] = made
+    group[3].update(made.keys)
     made.group = id(parent)
 
 
