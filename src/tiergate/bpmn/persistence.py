@@ -26,7 +26,9 @@ no longer need, after every engine pass:
 * The subprocess of a finished subprocess task is deleted.
 
 The engine steps themselves (``advance``) run one pass at a time and prune between passes, so
-even a loop of scripts that never waits for a person keeps a shallow tree.
+even a loop of scripts that never waits for a person keeps a shallow tree. A workflow kept between
+moves is pruned from the tasks touched since its last prune (``tiergate.bpmn.pruning``), with the
+same result as the full pass (``prune_all``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import touched
+from tiergate.bpmn import pruning, touched
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.jsontext import Encoded
 
@@ -201,6 +203,18 @@ def _bulk(children: list[UUID], kept_above: UUID, by_int: dict[int, Task], keep:
 
 
 def _prune_one(workflow: Any) -> int:
+    """Prune one (sub)workflow: from the tasks touched since its last prune when it is tracked
+    (``tiergate.bpmn.pruning``), else in full."""
+    since = touched.since_prune(workflow)
+    removed = pruning.follow(workflow, since) if since is not None else None
+    if removed is None:
+        removed = prune_all(workflow)
+    touched.pruned(workflow)
+    return removed
+
+
+def prune_all(workflow: Any) -> int:
+    """Prune one (sub)workflow looking at every task."""
     # Sets and maps of the tasks' ids as integers (``UUID.int``): a UUID hashes in Python, an int in
     # C, and a tree with 1,000 open instances is walked on every pass.
     tasks: dict[UUID, Task] = workflow.tasks

@@ -16,6 +16,10 @@ What is not tracked is a change of a task's data or internal data in place: the 
 task's dict only while the task is a person's ready task, which nothing but running it changes
 (see ``tiergate.bpmn.dumping``), and checks its parent's data itself. A workflow without the dict
 (never dumped, or restored from JSON) is not tracked: the hooks do nothing for it.
+
+Pruning follows the same hooks with a dict of its own (``SINCE_PRUNE``: the tasks touched since
+the workflow's last prune), which a prune of a tracked workflow starts afresh when it ends
+(``pruned``); ``tiergate.bpmn.pruning`` then looks only at those tasks and their parents.
 """
 
 from __future__ import annotations
@@ -27,13 +31,33 @@ from SpiffWorkflow.workflow import Workflow
 
 #: The attribute of a (sub)workflow with its touched tasks since its last dump, by ``id()``.
 TOUCHED = "_tiergate_touched"
+#: The attribute of a (sub)workflow with its touched tasks since its last prune, by ``id()``.
+SINCE_PRUNE = "_tiergate_touched_since_prune"
 
 
 def mark(task: Any) -> None:
     """Note that ``task`` (its state, parent or children) changed, if its workflow is tracked."""
-    touched = getattr(task.workflow, TOUCHED, None)
+    workflow = task.workflow
+    touched = getattr(workflow, TOUCHED, None)
     if touched is not None:
         touched[id(task)] = task
+    since = getattr(workflow, SINCE_PRUNE, None)
+    if since is not None:
+        since[id(task)] = task
+
+
+def since_prune(workflow: Any) -> dict[int, Any] | None:
+    """The tasks touched since ``workflow``'s last prune, when that prune ended while it was tracked."""
+    return getattr(workflow, SINCE_PRUNE, None)  # type: ignore[no-any-return]
+
+
+def pruned(workflow: Any) -> None:
+    """A prune of ``workflow`` ended (nothing left to remove): track what changes until the next one,
+    if the workflow is tracked; else forget what was noted (the next prune looks at every task)."""
+    if hasattr(workflow, TOUCHED):
+        setattr(workflow, SINCE_PRUNE, {})
+    elif hasattr(workflow, SINCE_PRUNE):
+        delattr(workflow, SINCE_PRUNE)
 
 
 def start(workflow: Any) -> None:
@@ -52,9 +76,7 @@ _REMOVE_TASK = Workflow._remove_task
 
 def _task_init(self: Any, workflow: Any, task_spec: Any, parent: Any = None, *args: Any, **kwargs: Any) -> None:
     _TASK_INIT(self, workflow, task_spec, parent, *args, **kwargs)
-    touched = getattr(workflow, TOUCHED, None)
-    if touched is not None:
-        touched[id(self)] = self
+    mark(self)
     if parent is not None:
         mark(parent)
 
