@@ -57,7 +57,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import persistence, taskdict, touched
 from tiergate.bpmn.touched import TOUCHED
-from tiergate.jsontext import PARTED_MIN_TEXT, Encoded, Member, Parted, member
+from tiergate.jsontext import PARTED_MIN_TEXT, Encoded, Lazy, Member, Parted, member
 
 _ATTR = "_tiergate_task_dumps"
 _TOKEN = "_tiergate_tasks_token"  # the last dump's Parted (its token): what the next one follows
@@ -361,11 +361,31 @@ def _splice(members: list[tuple[str, Any, str | None]]) -> str:
 
 
 def _encoded(items: list[tuple[str, Any]]) -> Encoded:
-    """The object of ``items`` (plain values, or ``Encoded`` ones whose text is taken), as an ``Encoded``."""
+    """The object of ``items`` (plain values, or ``Encoded`` ones whose text is taken), as an ``Encoded``:
+    the plain values' text is made now (they may be the live workflow's), the whole text, with the
+    ``Encoded`` values' texts, when it is first read (``Lazy``: a state stored in parts never reads it)."""
     if not items:
         return Encoded({}, "{}")
-    return Encoded(dict(items), _splice([(k, v, member(k, v.text) if isinstance(v, Encoded) else None)
-                                         for k, v in items]))
+    pieces: list[str | tuple[str, Encoded]] = []
+    plain: dict[str, Any] = {}
+    for key, value in items:
+        if isinstance(value, Encoded):
+            if plain:
+                pieces.append(json.dumps(plain)[1:-1])
+                plain = {}
+            pieces.append((key, value))
+        else:
+            plain[key] = value
+    if plain:
+        pieces.append(json.dumps(plain)[1:-1])
+    if all(type(piece) is str for piece in pieces):
+        return Encoded(dict(items), "{" + ", ".join(pieces) + "}")  # type: ignore[arg-type]
+
+    def joined() -> str:
+        return "{" + ", ".join([piece if type(piece) is str else member(piece[0], piece[1].text)  # type: ignore[index]
+                                for piece in pieces]) + "}"
+
+    return Lazy(dict(items), joined)
 
 
 def _workflow_items(workflow: Any, registry: Any) -> list[tuple[str, Any]]:
