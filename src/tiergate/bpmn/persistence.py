@@ -365,11 +365,11 @@ def _ready_in_order(wf: Any, top: RestrictedWorkflow) -> list[Task]:
     is answered from the task dictionary: there is nothing to order. (Every READY task is
     reached by the walk, or ``advance`` would never stop: it ends only when none is left.)
     """
+    engine = touched.engine_ready(wf)
     if wf is top and not top.subprocesses:
-        engine = [t for t in wf.tasks.values() if t._state == TaskState.READY and not t.task_spec.manual]
         if len(engine) < 2:
             return engine
-    elif not any(t._state == TaskState.READY and not t.task_spec.manual for t in wf.tasks.values()):
+    elif not engine:
         return []  # nothing for the engine: spare the walk of the tree (1,000 open instances, each pass)
     return wf.get_tasks(state=TaskState.READY)  # type: ignore[no-any-return]
 
@@ -405,7 +405,7 @@ def _one_pass(top: RestrictedWorkflow, did_run: Callable[[Task], None]) -> bool:
 
 
 def _ready_engine_task(top: RestrictedWorkflow) -> bool:
-    return any(t._state == TaskState.READY and not t.task_spec.manual for t in all_tasks(top))
+    return any(touched.engine_ready(wf) for wf in (top, *top.subprocesses.values()))
 
 
 def advance(top: RestrictedWorkflow, did_run: Callable[[Task], None] | None = None,

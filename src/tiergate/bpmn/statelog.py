@@ -25,11 +25,12 @@ from SpiffWorkflow import task as spiff_task
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn.touched import SINCE_PRUNE, TOUCHED
+from tiergate.bpmn.touched import SINCE_PRUNE, TOUCHED, became_ready
 
 #: SpiffWorkflow's own function, kept for the tests that compare the two.
 ORIGINAL = Task._set_state
 _LOG = spiff_task.logger
+_READY = TaskState.READY
 
 
 def set_state(self: Any, value: int) -> None:
@@ -45,6 +46,8 @@ def set_state(self: Any, value: int) -> None:
         since = getattr(workflow, SINCE_PRUNE, None)
         if since is not None:
             since[id(self)] = self
+        if value == _READY:
+            became_ready(self)
         if _LOG.isEnabledFor(logging.INFO):
             _LOG.info(f"State changed to {TaskState.get_name(value)}",
                       extra=self.collect_log_extras({"elapsed": elapsed}))
