@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -232,3 +233,29 @@ def test_pruning_from_the_touched_tasks_is_the_full_pass(
     # tasks were removed by following the touched tasks (a small tree dumped whole is not tracked: the
     # sequence's instances come one at a time)
     assert bool(followed) == (process_id != "sequence")
+
+
+def test_a_long_lists_repr_is_reused_only_while_it_holds_the_same_items() -> None:
+    """``dumping._reprs`` (a parent's values, against which its parked children's deltas are checked)
+    reuses a long list's repr from the task's last dump only for the same list holding the same items."""
+    items: list[Any] = [f"t{i}" for i in range(100)]
+    data: dict[str, Any] = {"items": items, "n": 1}
+    nested = [["a"]] * 70
+    changes: list[Callable[[], None]] = [
+        lambda: None,
+        lambda: items.__setitem__(5, "other"),  # in place
+        lambda: items.__setitem__(5, "other"),  # the same again (an equal string)
+        lambda: items.append("x"),
+        lambda: items.__setitem__(7, 3),
+        lambda: items.__setitem__(9, ["nested"]),  # no longer plain: spelled every time
+        lambda: items[9].append("more"),
+        lambda: data.__setitem__("items", list(items)),
+        lambda: data.__setitem__("nested", nested),
+        lambda: nested[0].append("b"),
+    ]
+    before = None
+    for change in changes:
+        change()
+        keys, lists = dumping._reprs(data, before)  # type: ignore[arg-type]
+        assert keys == {key: repr(value) for key, value in data.items()}
+        before = SimpleNamespace(lists=lists)

@@ -48,7 +48,7 @@ step changed, not 1,000 checks.
 from __future__ import annotations
 
 import json
-from operator import attrgetter
+from operator import attrgetter, is_
 from typing import Any, Callable
 from uuid import UUID
 
@@ -80,7 +80,7 @@ class _Entry:
     kind reused, gets its ``Member`` at once; the others' text is made with their neighbours'
     (``_splice``) unless the tree is large enough to be stored a task a row (``_parted``)."""
 
-    __slots__ = ("task", "sig", "key", "dct", "part", "keys", "parent_keys", "parked", "group")
+    __slots__ = ("task", "sig", "key", "dct", "part", "keys", "parent_keys", "parked", "group", "lists")
 
     def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], keys: dict[str, str],
                  parent_keys: dict[str, str] | None, parked: bool):
@@ -89,6 +89,8 @@ class _Entry:
         #: ``repr`` of each value of the task's data, by key, in order; and its parent's when the dict was made.
         self.keys, self.parent_keys = keys, parent_keys
         self.group: int | None = None  # the key of the ``_Kept`` group it is in (a key, not the group: no ring)
+        #: Long lists of plain items among the task's data, by key: ``(the list, a copy, its repr)`` (``_reprs``).
+        self.lists: dict[str, tuple[list[Any], list[Any], str]] | None = None
 
 
 class _Kept:
@@ -169,10 +171,11 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
             made = before
         else:
             dct = convert(task)
-            keys = {key: repr(value) for key, value in task.data.items()}
+            keys, lists = _reprs(task.data, before)
             if before is not None and before.keys == keys and list(before.keys) == list(keys):
                 keys = before.keys  # the same object: its children see an unchanged parent at once
             made = _Entry(task, sig, dct, keys, parent_keys, parked)
+            made.lists = lists
             fresh.append(made)
         new[id(task)] = made
         return made
@@ -217,6 +220,36 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
                     base=getattr(workflow, _TOKEN, None) if old else None, fresh=[e.part for e in fresh])
     setattr(workflow, _TOKEN, parted.token)
     return parted
+
+
+#: The kinds of item whose ``repr`` is the item's alone and never changes.
+_PLAIN = {str, int, float, bool, type(None)}
+_LONG = 64  # a list this long or longer of such items keeps its repr (``_reprs``)
+
+
+def _reprs(data: dict[str, Any], before: _Entry | None) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """``{key: repr(value)}`` of a task's data, and the long lists of plain items among it with their
+    reprs. A list that is the same object as at the task's last dump, holding the same item objects
+    (compared in C), has the same repr: a multi-instance activity's collection (1,000 items) is
+    not spelled again on every step."""
+    known = before.lists if before is not None else None
+    keys: dict[str, str] = {}
+    lists: dict[str, Any] | None = None
+    for key, value in data.items():
+        if type(value) is not list or len(value) < _LONG:
+            keys[key] = repr(value)
+            continue
+        was = known.get(key) if known else None
+        if was is not None and was[0] is value and len(value) == len(was[1]) and all(map(is_, value, was[1])):
+            keys[key] = was[2]
+        else:
+            keys[key] = repr(value)
+            was = (value, list(value), keys[key]) if set(map(type, value)) <= _PLAIN else None
+        if was is not None:
+            if lists is None:
+                lists = {}
+            lists[key] = was
+    return keys, lists
 
 
 def _small_tree(workflow: Any, tasks: dict[UUID, Task], old: dict[int, _Entry],
