@@ -48,8 +48,8 @@ class Lazy(Encoded):
         dict.__init__(self, value)
         self._make: Callable[[], str] | None = make
 
-    @property  # type: ignore[override]
-    def text(self) -> str:
+    @property
+    def text(self) -> str:  # type: ignore[override]
         make = self._make
         if make is None:
             return _TEXT.__get__(self, Lazy)  # type: ignore[no-any-return]
@@ -200,3 +200,50 @@ def dumps(value: Any) -> str:
     if plain:
         pieces.append(json.dumps(plain)[1:-1])
     return "{" + ", ".join(pieces) + "}"
+
+
+def splice(members: list[tuple[str, Any, str | None]]) -> str:
+    """The text of the object of ``(key, value, member text or None)``: each member text as it is, the
+    values between them encoded together (as one object with its braces left off: ``json.dumps``
+    spells the same members, joined the same way), so one ``json.dumps`` per stretch."""
+    pieces: list[str] = []
+    plain: dict[str, Any] = {}
+    for key, value, text in members:
+        if text is None:
+            plain[key] = value
+            continue
+        if plain:
+            pieces.append(json.dumps(plain)[1:-1])
+            plain = {}
+        pieces.append(text)
+    if plain:
+        pieces.append(json.dumps(plain)[1:-1])
+    return "{" + ", ".join(pieces) + "}"
+
+
+def spliced(items: list[tuple[str, Any]]) -> Encoded:
+    """The object of ``items`` (plain values, or ``Encoded`` ones whose text is taken), as an ``Encoded``:
+    the plain values' text is made now (they may be the live workflow's), the whole text, with the
+    ``Encoded`` values' texts, when it is first read (``Lazy``: a state stored in parts never reads it)."""
+    if not items:
+        return Encoded({}, "{}")
+    pieces: list[str | tuple[str, Encoded]] = []
+    plain: dict[str, Any] = {}
+    for key, value in items:
+        if isinstance(value, Encoded):
+            if plain:
+                pieces.append(json.dumps(plain)[1:-1])
+                plain = {}
+            pieces.append((key, value))
+        else:
+            plain[key] = value
+    if plain:
+        pieces.append(json.dumps(plain)[1:-1])
+    if all(type(piece) is str for piece in pieces):
+        return Encoded(dict(items), "{" + ", ".join(pieces) + "}")  # type: ignore[arg-type]
+
+    def joined() -> str:
+        return "{" + ", ".join([piece if type(piece) is str else member(piece[0], piece[1].text)  # type: ignore[index,union-attr]
+                                for piece in pieces]) + "}"
+
+    return Lazy(dict(items), joined)

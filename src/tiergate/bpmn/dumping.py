@@ -57,7 +57,8 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import persistence, taskdict, touched
 from tiergate.bpmn.touched import TOUCHED
-from tiergate.jsontext import PARTED_MIN_TEXT, Encoded, Lazy, Member, Parted, member
+from tiergate import jsontext
+from tiergate.jsontext import PARTED_MIN_TEXT, Encoded, Member, Parted
 
 _ATTR = "_tiergate_task_dumps"
 _TOKEN = "_tiergate_tasks_token"  # the last dump's Parted (its token): what the next one follows
@@ -78,7 +79,7 @@ class _Entry:
     """A task's dict, and its text as a ``Member`` of the tasks' object (which holds no task: a state
     kept after its run ends must not keep the run's workflow alive). Only a parked task, the only
     kind reused, gets its ``Member`` at once; the others' text is made with their neighbours'
-    (``_splice``) unless the tree is large enough to be stored a task a row (``_parted``)."""
+    (``jsontext.splice``) unless the tree is large enough to be stored a task a row (``_parted``)."""
 
     __slots__ = ("task", "sig", "key", "dct", "part", "keys", "parent_keys", "parked", "group", "lists")
 
@@ -208,7 +209,7 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
     touched.start(workflow)
     if len(entries) < _FEW:  # a small tree's text in a few ``json.dumps`` calls, unless it is long after all
         value = {e.key: e.dct for e in entries}
-        text = _splice([(e.key, e.dct, e.part.member if e.part is not None else None) for e in entries])
+        text = jsontext.splice([(e.key, e.dct, e.part.member if e.part is not None else None) for e in entries])
         if len(text) < PARTED_MIN_TEXT:
             setattr(workflow, _TOKEN, None)
             return Encoded(value, text)
@@ -374,53 +375,6 @@ def _kept_after(new: dict[int, _Entry], entries: list[_Entry], kept: _Kept | Non
     return _Kept(new, kept.groups, unparked)
 
 
-def _splice(members: list[tuple[str, Any, str | None]]) -> str:
-    """The text of the object of ``(key, value, member text or None)``: each member text as it is, the
-    values between them encoded together (as one object with its braces left off: ``json.dumps``
-    spells the same members, joined the same way), so one ``json.dumps`` per stretch."""
-    pieces: list[str] = []
-    plain: dict[str, Any] = {}
-    for key, value, text in members:
-        if text is None:
-            plain[key] = value
-            continue
-        if plain:
-            pieces.append(json.dumps(plain)[1:-1])
-            plain = {}
-        pieces.append(text)
-    if plain:
-        pieces.append(json.dumps(plain)[1:-1])
-    return "{" + ", ".join(pieces) + "}"
-
-
-def _encoded(items: list[tuple[str, Any]]) -> Encoded:
-    """The object of ``items`` (plain values, or ``Encoded`` ones whose text is taken), as an ``Encoded``:
-    the plain values' text is made now (they may be the live workflow's), the whole text, with the
-    ``Encoded`` values' texts, when it is first read (``Lazy``: a state stored in parts never reads it)."""
-    if not items:
-        return Encoded({}, "{}")
-    pieces: list[str | tuple[str, Encoded]] = []
-    plain: dict[str, Any] = {}
-    for key, value in items:
-        if isinstance(value, Encoded):
-            if plain:
-                pieces.append(json.dumps(plain)[1:-1])
-                plain = {}
-            pieces.append((key, value))
-        else:
-            plain[key] = value
-    if plain:
-        pieces.append(json.dumps(plain)[1:-1])
-    if all(type(piece) is str for piece in pieces):
-        return Encoded(dict(items), "{" + ", ".join(pieces) + "}")  # type: ignore[arg-type]
-
-    def joined() -> str:
-        return "{" + ", ".join([piece if type(piece) is str else member(piece[0], piece[1].text)  # type: ignore[index]
-                                for piece in pieces]) + "}"
-
-    return Lazy(dict(items), joined)
-
-
 def _workflow_items(workflow: Any, registry: Any) -> list[tuple[str, Any]]:
     """What SpiffWorkflow's ``WorkflowConverter.to_dict`` writes, in its order."""
     return [("data", registry.convert(registry.clean(workflow.data))), ("correlations", workflow.correlations),
@@ -441,10 +395,10 @@ def dump_with(workflow: Any, registry: Any, fmt: int) -> Encoded:
         items = _workflow_items(sub, registry)
         items += [("parent_task_id", str(sub.parent_task_id)), ("spec", sub.spec.name),
                   ("typename", registry.typenames[type(sub)])]
-        subprocesses.append((str(owner_id), _encoded(items)))
-    items = [("format", fmt), *_workflow_items(workflow, registry), ("subprocesses", _encoded(subprocesses)),
+        subprocesses.append((str(owner_id), jsontext.spliced(items)))
+    items = [("format", fmt), *_workflow_items(workflow, registry), ("subprocesses", jsontext.spliced(subprocesses)),
              ("bpmn_events", registry.convert(workflow.bpmn_events)), ("typename", registry.typenames[type(workflow)])]
-    return _encoded(items)
+    return jsontext.spliced(items)
 
 
 def existed(task: Task) -> bool | None:

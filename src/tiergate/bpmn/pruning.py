@@ -99,12 +99,12 @@ def follow(workflow: Any, since: dict[int, Task]) -> int | None:
         return 0
     above: dict[int, Task] = {}  # the nearest kept ancestor of each task removed
     for task in gone.values():
-        parent = task
-        while parent is not None and parent.id.int in gone:
-            parent = tasks.get(parent._parent) if parent._parent is not None else None
-        if parent is None:
+        up: Task | None = task
+        while up is not None and up.id.int in gone:
+            up = tasks.get(up._parent) if up._parent is not None else None
+        if up is None:
             return None  # no kept ancestor: the full pass's walk from the root would not reach it
-        above[id(parent)] = parent
+        above[id(up)] = up
     for kept in above.values():
         children = _children_after(kept, gone, tasks)
         if children != kept._children:

@@ -153,6 +153,7 @@ def converter(registry: Any) -> Callable[[Task], dict[str, Any]]:
     """How to convert a task for ``registry``: ``task_dict`` if it converts tasks as SpiffWorkflow 3.2 does."""
     typename = registry.typenames.get(Task)
     kind = type(registry)
+    typenames, known = registry.typenames, registry.convert_to_dict
     to_dict = registry.convert_to_dict.get(typename)
     bound = to_dict.args[1] if isinstance(to_dict, partial) and len(to_dict.args) == 2 else None
     ours = (bound is not None and to_dict.func is DictionaryConverter._obj_to_dict and to_dict.args[0] == typename
@@ -160,7 +161,7 @@ def converter(registry: Any) -> Callable[[Task], dict[str, Any]]:
             and getattr(getattr(bound, "__self__", None), "registry", None) is registry
             and kind.convert is DefaultRegistry.convert and kind.clean is DefaultRegistry.clean
             and getattr(registry, "_encoder_mode", None) is False
-            and all(registry.typenames.get(plain) not in registry.convert_to_dict for plain in _PLAIN))
+            and not any(typenames.get(plain) in known for plain in _PLAIN))
     if not ours:
         return registry.convert  # type: ignore[no-any-return]
     return partial(task_dict, registry=registry, typename=typename)
