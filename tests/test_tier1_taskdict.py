@@ -36,7 +36,7 @@ def _compare(workflow: RestrictedWorkflow) -> int:
         for task in owner.tasks.values():
             ours, theirs = convert(task), REGISTRY.convert(task)
             assert ours == theirs and list(ours) == list(theirs)
-            assert json.dumps(ours) == json.dumps(theirs) == taskdict.text(ours)
+            assert json.dumps(ours) == json.dumps(theirs) == taskdict.text(ours) == taskdict.text(ours, task)
             compared += 1
     dumped = dumping.dump(workflow)
     assert dumped.text == json.dumps(persistence.dump(workflow)) == json.dumps(dict(dumped))

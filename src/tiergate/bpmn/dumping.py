@@ -215,7 +215,7 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
             return Encoded(value, text)
     for made in fresh:  # stored a task a row: every member has its own text
         if made.part is None:
-            made.part = Member(made.key, taskdict.text(made.dct))
+            made.part = Member(made.key, taskdict.text(made.dct, made.task))
     value = dict(zip(map(_ENTRY_KEY, entries), map(_ENTRY_DCT, entries)))
     parted = Parted(value, list(map(_ENTRY_PART, entries)),
                     base=getattr(workflow, _TOKEN, None) if old else None, fresh=[e.part for e in fresh])

@@ -108,17 +108,18 @@ def _children_text(task: Task) -> list[str]:
     return list(texts)
 
 
-def text(dct: dict[str, Any]) -> str:
+def text(dct: dict[str, Any], task: Task | None = None) -> str:
     """``json.dumps(dct)`` of a task's dict, with each long list of strings among its members (and its
     members' members: ``internal_data``'s list of merged instances) spelled by one join in C (a
-    multi-instance activity's 1,000 children's ids: ``json.dumps`` escapes each string in turn)."""
+    multi-instance activity's 1,000 children's ids: ``json.dumps`` escapes each string in turn). Given
+    the task the dict was made from, its children's ids, which need no escaping, are not checked."""
     pieces: list[str] = []
     plain: dict[str, Any] = {}
     for key, value in dct.items():
         spelled = None
         if type(key) is str:
             if type(value) is list and len(value) >= _MANY:
-                spelled = _strings(value)
+                spelled = _ids(value) if key == "children" and _known_ids(task, value) else _strings(value)
             elif type(value) is dict and any(type(v) is list and len(v) >= _MANY for v in value.values()) \
                     and all(type(k) is str for k in value):
                 spelled = text(value)
@@ -134,6 +135,17 @@ def text(dct: dict[str, Any]) -> str:
     return "{" + ", ".join(pieces) + "}"
 
 
+def _known_ids(task: Task | None, value: list[Any]) -> bool:
+    """Whether ``value`` is the task's children's ids as ``_children_text`` made them (compared in C)."""
+    kept = task.__dict__.get(_CHILDREN) if task is not None else None
+    return kept is not None and kept[1] == value
+
+
+def _ids(texts: list[str]) -> str:
+    """``json.dumps`` of ids' texts (``str(UUID)``: hex digits and dashes, nothing to escape)."""
+    return '["' + '", "'.join(texts) + '"]'
+
+
 def _strings(items: list[Any]) -> str | None:
     """``json.dumps(items)`` for a list of strings none of which ``json.dumps`` escapes (printable
     ASCII without a quote or a backslash), by one join; None for any other list."""
@@ -143,10 +155,15 @@ def _strings(items: list[Any]) -> str | None:
         joined = '", "'.join(items)
     except TypeError:  # an item that is not a string
         return None
-    if joined.isascii() and joined.isprintable() and "\\" not in joined \
-            and joined.count('"') == 2 * (len(items) - 1):
+    # What is left once the characters json.dumps keeps as they are are deleted (in C): the quotes of
+    # the separators only, or something it escapes.
+    if joined.isascii() and len(joined.encode("ascii").translate(None, _KEPT)) == 2 * (len(items) - 1):
         return '["' + joined + '"]'
     return None
+
+
+#: The characters ``json.dumps`` (ensure_ascii) writes as they are in a string: printable ASCII but ``"`` and ``\``.
+_KEPT = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
 
 
 def converter(registry: Any) -> Callable[[Task], dict[str, Any]]:
