@@ -110,14 +110,34 @@ def test_lanes_must_be_roles_or_kinds() -> None:
     # "Lead" matches the role lead by its slug; a lane may also be named by kind.
 
 
-def test_a_parallel_gateway_that_merges_a_loop_is_an_error() -> None:
-    xml = spread(bpmn("p", '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>' + user("a")
-                      + '<bpmn:exclusiveGateway id="again" default="f_end"/><bpmn:endEvent id="end"/>'
-                      + flow("f0", "start", "split") + flow("f1", "split", "a") + flow("f2", "a", "again")
-                      + flow("f_back", "again", "split", "retry", deviation=True) + flow("f_end", "again", "end")))
+def test_an_expression_declared_in_another_language_is_refused_at_its_line() -> None:
+    def cond(flow_id: str, target: str, language: str, text: str) -> str:
+        return (f'<bpmn:sequenceFlow id="{flow_id}" sourceRef="which" targetRef="{target}">'
+                f'<bpmn:conditionExpression language="{language}">{text}</bpmn:conditionExpression>'
+                '</bpmn:sequenceFlow>')
+
+    xml = spread(bpmn("p", '<bpmn:startEvent id="start"/><bpmn:exclusiveGateway id="which" default="f_d"/>'
+                      + user("a") + user("b") + user("c") + user("d") + '<bpmn:endEvent id="end"/>'
+                      + user("w") + '<bpmn:boundaryEvent id="late" attachedToRef="w"><bpmn:timerEventDefinition>'
+                      '<bpmn:timeDuration language="http://www.w3.org/1999/XPath">PT2H</bpmn:timeDuration>'
+                      '</bpmn:timerEventDefinition></bpmn:boundaryEvent>'
+                      + chain("start", "w", "which") + flow("f_late", "late", "end")
+                      + cond("f_a", "a", "http://www.w3.org/1999/XPath", "true")
+                      + cond("f_b", "b", "javascript", "amount &gt; 100")
+                      + cond("f_c", "c", "python", "amount &gt; 100")   # Python, as declared: fine
+                      + flow("f_d", "which", "d") + chain("a", "end", prefix="x") + chain("b", "end", prefix="y")
+                      + chain("c", "end", prefix="z") + chain("d", "end", prefix="v")))
     found = [(line, text) for line, sev, text in problems_of(xml) if sev == "error"]
-    assert len(found) == 1 and found[0][0] == line_of(xml, 'id="split"')
-    assert "reached again by the loop through f_back" in found[0][1]
+    instead = ("which tiergate does not evaluate: expressions are restricted Python, or FEEL. Write it in Python "
+               "(`amount > 100`, `True`) and remove the language attribute, or in FEEL with "
+               "language=\"https://www.omg.org/spec/FEEL/20140401\" (docs/tier1.md, What expressions and scripts "
+               "may do).")
+    # (the ISO 8601 literal PT2H means the same in every language: not refused)
+    assert found == [
+        (line_of(xml, ">true<"), "f_a: the conditionExpression 'true' is declared "
+                                 f"language=\"http://www.w3.org/1999/XPath\", {instead}"),
+        (line_of(xml, ">amount &gt; 100<"), f"f_b: the conditionExpression 'amount > 100' is declared "
+                                            f"language=\"javascript\", {instead}")]
 
 
 def test_file_level_problems() -> None:

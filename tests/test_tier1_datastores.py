@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from support import CORPUS
-from tier1_helpers import bpmn, chain, tier1_home, user
+from tier1_helpers import bpmn, chain, props, tier1_home, user
 
 from tiergate.datastores import StoreAccess
 from tiergate.engine import Engine
-from tiergate.errors import LimitExceededError, RefusedError
+from tiergate.errors import ConflictError, LimitExceededError, RefusedError, StaleReadError
 from tiergate.worker import run_pass
 
 STORE = '<bpmn:dataStore id="counter" name="Run&#10;counter"/>'
@@ -72,7 +72,11 @@ def test_a_value_written_by_one_run_is_read_by_the_next(tmp_path: Path, make_eng
     assert first.data["seen"] == 1 and first.data["counter"] == 1
     second = engine.start("counting", {}, actor="agent:a")
     assert second.data["seen"] == 2
-    # A person completes the step with a value for the store: the data output association writes it.
+    # `first`'s step read the counter at 1; `second` has moved it on since: completing it is refused, and the
+    # step then shows 2. Completed on that, the data output association writes the value given.
+    with pytest.raises(StaleReadError):
+        engine.complete(first.id, "review", {"counter": 10}, actor="agent:a")
+    assert engine.status(first.id).data["counter"] == 2
     engine.complete(first.id, "review", {"counter": 10}, actor="agent:a")
     third = engine.start("counting", {}, actor="agent:a")
     assert third.data["seen"] == 11
@@ -86,27 +90,128 @@ def test_a_value_written_by_one_run_is_read_by_the_next(tmp_path: Path, make_eng
     assert engine.verify_log()["ok"] is True
 
 
-def test_a_store_never_written_reads_null_and_a_write_after_another_runs_is_marked_stale(
+REVIEWING = with_store("reviewing", (
+    '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/><bpmn:startEvent id="start"/>'
+    + step("review", reads("counter_ref"), writes("counter_ref")) + '<bpmn:endEvent id="end"/>'
+    + chain("start", "review", "end")))
+
+
+def test_a_store_never_written_reads_null_and_a_completion_from_a_stale_read_is_refused(
         tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
-    process = with_store("reviewing", (
-        '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/><bpmn:startEvent id="start"/>'
-        + step("review", reads("counter_ref"), writes("counter_ref")) + '<bpmn:endEvent id="end"/>'
-        + chain("start", "review", "end")))
-    engine = engine_for(tmp_path, make_engine, {"reviewing": process})
+    engine = engine_for(tmp_path, make_engine, {"reviewing": REVIEWING})
     first, second = (engine.start("reviewing", {}, actor="agent:a") for _ in range(2))
     assert first.data == {"counter": None} and engine.data_stores() == []  # reading writes nothing
     engine.complete(second.id, "review", {"counter": {"total": 1}}, actor="agent:a")
-    # `first` read the store (never written) when its step became ready; `second` wrote it since. The write
-    # is made, and its entry says that the value it replaced is not the one the step was shown.
-    done = engine.complete(first.id, "review", {"counter": {"total": 5}}, actor="agent:a")
+    # `first` read the store (never written) when its step became ready; `second` wrote it since. Completing
+    # `first` would overwrite that update with a value decided on the old one: refused, nothing written.
+    log_before = len(engine.log(first.id))
+    with pytest.raises(StaleReadError) as refused:
+        engine.complete(first.id, "review", {"counter": {"total": 5}}, actor="human:alice")
+    err = refused.value
+    assert err.code == "data_store_stale" and isinstance(err, ConflictError)
+    assert "data store 'counter' (Run counter) was written by run " + second.id in err.message
+    assert "version 0, now 1" in err.message and "now shows the store's current value" in err.message
+    [changed] = err.details["stores"]
+    assert (changed["store"], changed["read_version"], changed["version"], changed["written_by_run"],
+            changed["written_at_step"]) == ("counter", 0, 1, second.id, "review")
+    assert [s["value"] for s in engine.data_stores("reviewing")] == [{"total": 1}]   # the store as it was
+    status = engine.status(first.id)
+    assert status.status == "active" and [s.id for s in status.ready_steps] == ["review"]
+    assert status.data == {"counter": {"total": 1}}         # the step now shows the store's current value
+    entries = engine.log(first.id)[log_before:]
+    assert [e["event"] for e in entries] == ["refused"]
+    assert (entries[0]["actor"], entries[0]["step"], entries[0]["detail"]["reason"],
+            entries[0]["detail"]["evidence"]) == ("human:alice", "review", "data_store_stale",
+                                                  {"counter": {"total": 5}})
+    assert entries[0]["detail"]["stores"][0]["version"] == 1
+    # Completed again on what it now shows: written, on top of the other run's update.
+    done = engine.complete(first.id, "review", {"counter": {"total": 6}}, actor="human:alice")
     assert done.status == "completed" and "counter" not in done.data  # written to the store, not kept in the run
     entry = next(e for e in engine.log(first.id) if e["event"] == "data_store_written")
-    assert entry["detail"]["read_version"] == 0 and entry["detail"]["previous"] == 1
-    assert entry["detail"]["stale_read"] is True and entry["detail"]["version"] == 2
-    fresh = next(e for e in engine.log(second.id) if e["event"] == "data_store_written")
-    assert "stale_read" not in fresh["detail"]
-    assert [s["value"] for s in engine.data_stores("reviewing")] == [{"total": 5}]
+    assert (entry["detail"]["read_version"], entry["detail"]["previous"], entry["detail"]["version"]) == (1, 1, 2)
+    assert "stale_read" not in entry["detail"]
+    assert [s["value"] for s in engine.data_stores("reviewing")] == [{"total": 6}]
     assert engine.data_stores("other") == []
+    assert engine.verify_log()["ok"] is True
+
+
+def test_a_stale_step_claimed_by_another_is_refused_for_the_claim_and_left_as_it_was(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    engine = engine_for(tmp_path, make_engine, {"reviewing": REVIEWING})
+    first, second = (engine.start("reviewing", {}, actor="agent:a") for _ in range(2))
+    engine.claim(first.id, "review", actor="agent:b")
+    engine.complete(second.id, "review", {"counter": 1}, actor="agent:a")
+    with pytest.raises(RefusedError) as refused:   # not the claimant: told so, and the step is not touched
+        engine.complete(first.id, "review", {"counter": 5}, actor="agent:c")
+    assert refused.value.reason == "claimed_by_other"
+    assert engine.status(first.id).data == {"counter": None}
+    with pytest.raises(StaleReadError):             # the claimant: the step's read is stale
+        engine.complete(first.id, "review", {"counter": 5}, actor="agent:b")
+    assert engine.status(first.id).data == {"counter": 1}
+    assert engine.complete(first.id, "review", {"counter": 2}, actor="agent:b").status == "completed"
+    assert [s["value"] for s in engine.data_stores("reviewing")] == [2]
+
+
+def test_skipping_a_step_that_would_write_back_a_stale_read_is_refused_too(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """A skipped step's output association writes what the step read: from a stale read that would undo
+    the other run's update."""
+    links = (reads("counter_ref") + writes("counter_ref")).replace("{task}", "review")
+    optional = user("review", optional="true").replace("</bpmn:userTask>", links + "</bpmn:userTask>")
+    process = with_store("skipping", '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/>'
+                         '<bpmn:startEvent id="start"/>' + optional + '<bpmn:endEvent id="end"/>'
+                         + chain("start", "review", "end"))
+    engine = engine_for(tmp_path, make_engine, {"skipping": process})
+    first, second = (engine.start("skipping", {}, actor="agent:a") for _ in range(2))
+    engine.complete(second.id, "review", {"counter": 7}, actor="agent:a")
+    with pytest.raises(StaleReadError):
+        engine.skip(first.id, "review", "not needed", actor="agent:a")
+    assert [s["value"] for s in engine.data_stores("skipping")] == [7]
+    assert engine.skip(first.id, "review", "not needed", actor="agent:a").status == "completed"
+    assert [(s["value"], s["version"]) for s in engine.data_stores("skipping")] == [(7, 2)]  # written back as read
+
+
+def test_a_stale_completion_through_the_cli_says_data_store_stale(
+        tmp_path: Path, make_engine: Callable[..., Engine], cli: Callable[..., Any]) -> None:
+    engine = engine_for(tmp_path, make_engine, {"reviewing": REVIEWING})
+    first, second = (engine.start("reviewing", {}, actor="agent:a") for _ in range(2))
+    engine.complete(second.id, "review", {"counter": 1}, actor="agent:a")
+    engine.close()
+    answer = cli("complete", first.id, "review", "--evidence", '{"counter": 5}', "--actor", "human:alice", "--json",
+                 home=tmp_path / "home")
+    assert answer.returncode == 1 and "Traceback" not in answer.stderr, answer
+    assert answer.json["error"]["code"] == "data_store_stale"
+    assert answer.json["error"]["details"]["stores"][0]["written_by_run"] == second.id
+    shown = cli("status", first.id, "--json", home=tmp_path / "home")
+    assert shown.json["data"]["data"] == {"counter": 1}
+    again = cli("complete", first.id, "review", "--evidence", '{"counter": 6}', "--actor", "human:alice", "--json",
+                home=tmp_path / "home")
+    assert again.returncode == 0, again
+    assert [s["value"] for s in cli("stores", "--json", home=tmp_path / "home").json["data"]] == [6]
+
+
+def test_a_message_s_write_is_judged_on_the_store_as_the_message_arrives(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """No one is refused a message: its receive task reads the store when the message arrives, in the move
+    that writes it, so another run's write before that is seen (a compare-and-set, not a stale read)."""
+    receive = ('<bpmn:receiveTask id="await_reply" messageRef="m_reply">'
+               + props(correlate="ticket") + reads("counter_ref").replace("{task}", "await_reply")
+               + writes("counter_ref").replace("{task}", "await_reply") + '</bpmn:receiveTask>')
+    process = with_store("awaiting", '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/>'
+                         '<bpmn:startEvent id="start"/>' + receive + '<bpmn:endEvent id="end"/>'
+                         + chain("start", "await_reply", "end")).replace(
+        "<bpmn:process ", '<bpmn:message id="m_reply" name="client_reply"/><bpmn:process ', 1)
+    engine = engine_for(tmp_path, make_engine, {"awaiting": process})
+    early, late = (engine.start("awaiting", {"ticket": t}, actor="agent:a") for t in ("T-1", "T-2"))
+    engine.message("client_reply", {"ticket": "T-2"}, {"counter": 1}, actor="agent:ci")
+    done = engine.message("client_reply", {"ticket": "T-1"}, {"counter": 5}, actor="agent:ci")
+    assert done.status == "completed"
+    entry = next(e for e in engine.log(early.id) if e["event"] == "data_store_written")
+    assert (entry["detail"]["read_version"], entry["detail"]["previous"], entry["detail"]["version"]) == (1, 1, 2)
+    assert "stale_read" not in entry["detail"]
+    fresh = next(e for e in engine.log(late.id) if e["event"] == "data_store_written")
+    assert "stale_read" not in fresh["detail"]
+    assert [s["value"] for s in engine.data_stores("awaiting")] == [5]
 
 
 SETTING = with_store("setting", (

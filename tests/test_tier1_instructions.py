@@ -130,6 +130,36 @@ def test_spiff_instructions_for_end_user_are_the_instructions_and_scripts_and_it
     assert [s.instructions for s in again.ready_steps] == [s.instructions for s in run.ready_steps]
 
 
+def test_names_a_calling_process_sets_count_as_set_for_the_process_it_calls(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    # `intake` sets `client` in a gate and calls `review`, whose instructions read `client` (the called
+    # process gets a copy of its caller's data) and `verdict`, which its own gate sets, and `mood`, which
+    # nobody sets: only `mood` is warned of, in both files, and the called file's warning names its caller.
+    review = bpmn("review", one_after_another(
+        user("assess", gate={"type": "object", "properties": {"verdict": {"type": "string"}}}),
+        user("report", docs="Report on {{ client }}: {{ verdict }} ({{ mood }})")))
+    intake = bpmn("intake", '<bpmn:startEvent id="start"/>'
+                  + user("ask", gate={"type": "object", "required": ["client"],
+                                      "properties": {"client": {"type": "string"}}})
+                  + '<bpmn:callActivity id="call_review" calledElement="review"/><bpmn:endEvent id="end"/>'
+                  + chain("start", "ask", "call_review", "end"))
+    engine = make_engine(tier1_home(tmp_path / "home", {"intake": intake, "review": review}))
+    assert [p.message for p in engine.check() if p.severity == "error"] == []
+    tail = ("sets (no step's gate, script, data input or output, data object, multi-instance item, message "
+            "variable, decision or start `inputs` names it): a run shows it as empty until its data has it. Name "
+            "`mood` in the gate of the step that gives it (or in `inputs`), or fix the name.")
+    assert warnings_of(engine, "review") == [
+        f"report: instructions use `mood`, which nothing in this process or the processes that call it (intake) "
+        f"{tail}"]
+    assert warnings_of(engine, "intake") == [f"report: instructions use `mood`, which nothing in this process {tail}"]
+
+    run = engine.start("intake", {}, actor="human:alice")
+    run = engine.complete(run.id, "ask", {"client": "ACME"}, actor="human:alice")
+    run = engine.complete(run.id, "assess", {"verdict": "fine"}, actor="human:alice")
+    assert run.ready_steps[0].instructions == (
+        "Report on ACME: fine ()\n\n(Not set in this run yet, so shown empty: `mood`.)")
+
+
 def test_check_refuses_a_syntax_error_and_the_cli_shows_a_bare_name_as_a_warning(
         tmp_path: Path, cli: Callable[..., CLIResult]) -> None:
     bad = bpmn("bad", one_after_another(user("s", docs="Hello {{ name")))

@@ -73,8 +73,8 @@ def test_a_correlation_expression_is_checked_at_its_line(tmp_path: Path, make_en
     errors = [(p.line, p.message) for p in engine.check() if p.severity == "error"]
     line = xml[:xml.index("reply.format(1)")].count("\n") + 1
     assert errors == [(line, "order_key: correlation property retrieval expression: attribute '.format' is not "
-                             "allowed: only the listed methods of text, list, dict and set values may be called "
-                             "(docs/tier1.md) (see docs/tier1.md for what expressions may do).")]
+                             "allowed: only the listed methods of text, list, dict and set values and of dates and "
+                             "durations may be called (docs/tier1.md) (see docs/tier1.md for what expressions may do).")]
 
 
 def test_a_message_without_what_its_correlation_property_reads_is_refused_and_the_run_still_waits(

@@ -112,8 +112,9 @@ def test_a_call_to_a_function_scripts_do_not_have_is_refused_at_its_line(
     errors = [(p.line, p.message) for p in engine.check() if p.severity == "error"]
     line = xml[:xml.index('<bpmn:scriptTask id="greet">')].count("\n") + 1
     assert errors == [(line + 2, "greet: script: 'shout' cannot be called: only these functions may be called: "
-                                 "abs, all, any, bool, dict, enumerate, float, globals, int, len, list, max, min, print, "
-                                 "range, reversed, round, set, sorted, str, sum, tuple, vars, zip (functions another "
+                                 "abs, all, any, bool, datetime, dict, enumerate, float, globals, int, len, list, max, "
+                                 "min, print, range, reversed, round, set, sorted, str, sum, timedelta, timezone, "
+                                 "tuple, vars, zip (functions another "
                                  "engine's script environment adds have no counterpart here) (see docs/tier1.md for "
                                  "what expressions may do).")]
 

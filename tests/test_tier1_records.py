@@ -75,6 +75,37 @@ def test_frozen_records_spell_their_text_from_the_members_of_the_ones_they_were_
     assert dumps({"a": 1, "steps": third["steps"]}) == json.dumps({"a": 1, "steps": json.loads(third["steps"].text)})
 
 
+@pytest.mark.parametrize("change", ["editable", "set", "update", "setdefault", "swap", "pop and set", "ior"])
+def test_frozen_records_after_any_change_of_their_copy_spell_json_dumps(change: str) -> None:
+    """A copy notes the records set through it, so freezing it spells those alone again; any other change
+    (a key dropped, another added in its place: as many records as before) is found by comparing them all."""
+    state: dict[str, Any] = {"steps": {f"v[{i}]": {"status": "ready", "item": i} for i in range(6)}}
+    records.freeze(state)
+    first = state["steps"]
+    copy_of: dict[str, Any] = {"steps": records.copied(first)}
+    steps = copy_of["steps"]
+    if change == "editable":
+        records.editable(copy_of, "v[4]")["status"] = "done"
+    elif change == "set":
+        steps["v[1]"], steps["v[3]"] = {"status": "done"}, first["v[3]"]  # one replaced, one set to itself
+    elif change == "update":
+        steps.update({"v[0]": {"status": "skipped"}})
+    elif change == "setdefault":
+        steps.setdefault("v[9]", {"status": "locked"})
+    elif change == "swap":  # as many records as before, another key: every member spelled again
+        del steps["v[2]"]
+        steps["w"] = {"status": "ready"}
+    elif change == "pop and set":
+        steps["v[5]"] = steps.pop("v[0]")
+    else:
+        steps |= {"v[2]": {"status": "done"}}
+    records.freeze(copy_of)
+    after = copy_of["steps"]
+    assert type(after) is FrozenRecords and list(after) == list(steps)
+    assert after.text == json.dumps({key: dict(record) for key, record in after.items()})
+    assert first.text == json.dumps({key: dict(record) for key, record in first.items()})  # as it was
+
+
 def _ctx(actor: str) -> RunContext:
     return RunContext(run_id="r-1", actor=Actor.parse(actor), now=datetime.now(timezone.utc))
 

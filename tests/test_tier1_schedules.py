@@ -260,9 +260,10 @@ def test_tiergate_start_goes_past_a_cycle_start_event_at_once(tmp_path: Path,
     assert engine.complete(run.id, "work", {}, actor="agent:a").status == "completed"
 
 
-def test_a_cycle_without_a_date_begins_when_its_file_was_deployed_as_it_is(
+def test_a_cycle_without_a_date_begins_when_it_was_deployed_as_it_is(
         tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
-    """Redeploying other files does not move the schedule on; changing the process's file does."""
+    """Redeploying other files, or the process's file with other changes, does not move the schedule on;
+    changing the cycle does."""
     clock = Clock(T0)
     home = tier1_home(tmp_path / "home", {"nightly": scheduled("R/PT1H"), "other": scheduled("", process="other")})
     engine = make_engine(home, clock=clock)
@@ -273,9 +274,69 @@ def test_a_cycle_without_a_date_begins_when_its_file_was_deployed_as_it_is(
     assert [(s["process"], s["next_due"]) for s in listing(engine)] == [("nightly", format_time(T0 + timedelta(hours=1)))]
     (tmp_path / "home" / "processes" / "nightly.bpmn").write_text(scheduled("R/PT1H", title="New work"))
     engine.deploy(actor="human:alice")
-    assert listing(engine)[0]["next_due"] == format_time(T0 + timedelta(minutes=90))
-    assert _started(engine, T0 + timedelta(hours=1)) == []
-    assert _started(engine, T0 + timedelta(minutes=90)) == [("nightly", format_time(T0 + timedelta(minutes=90)))]
+    assert listing(engine)[0]["next_due"] == format_time(T0 + timedelta(hours=1))
+    (tmp_path / "home" / "processes" / "nightly.bpmn").write_text(scheduled("R/PT2H", title="New work"))
+    engine.deploy(actor="human:alice")
+    assert listing(engine)[0]["next_due"] == format_time(T0 + timedelta(minutes=150))
+    assert _started(engine, T0 + timedelta(hours=2)) == []
+    assert _started(engine, T0 + timedelta(minutes=150)) == [("nightly", format_time(T0 + timedelta(minutes=150)))]
+
+
+def test_a_due_time_passed_before_a_new_version_is_started_with_the_version_live_at_the_pass(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """The cycle unchanged: the schedule goes on across the deployment, its runs from the version live now."""
+    clock = Clock(T0)
+    engine = _deployed(tmp_path, make_engine, "R/2026-01-05T09:00:00Z/P1D", clock)
+    assert _started(engine, T0) == [("nightly", format_time(T0))]
+    due = T0 + timedelta(days=1)
+    clock.moment = due + timedelta(minutes=10)        # due at 09:00; version 2 deployed at 09:10; the pass at 09:20
+    (tmp_path / "home" / "processes" / "nightly.bpmn").write_text(
+        scheduled("R/2026-01-05T09:00:00Z/P1D", title="Do the new work"))
+    engine.deploy(actor="human:alice")
+    clock.moment = due + timedelta(minutes=20)
+    [started] = run_pass(engine, now=clock.moment)
+    assert (started.scheduled, engine.status(started.run).ready_steps[0].title) == (
+        format_time(due), "Do the new work")
+    deployed = [e["detail"].get("deployment") for e in engine.log(started.run) if e["event"] == "started"]
+    assert deployed == [2]
+
+
+def test_a_changed_cycle_starts_nothing_due_before_it_was_deployed(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """A new cycle on the start event replaces the old one from its deployment: the old one's due time
+    not yet started and the new one's due times before the deployment are not started."""
+    clock = Clock(T0)
+    engine = _deployed(tmp_path, make_engine, "R/2026-01-05T09:00:00Z/P1D", clock)
+    assert _started(engine, T0) == [("nightly", format_time(T0))]
+    clock.moment = T0 + timedelta(days=1, minutes=5)     # 09:05 on the next day: 09:00 not started yet
+    (tmp_path / "home" / "processes" / "nightly.bpmn").write_text(scheduled("R/2026-01-01T10:00:00Z/P1D"))
+    engine.deploy(actor="human:alice")
+    # Without the floor, the new cycle's latest due time passed (the 5th, 10:00) would start at once.
+    assert _started(engine, clock.moment) == []
+    [item] = listing(engine, clock.moment)
+    assert (item["cycle"], item["next_due"]) == ("R/2026-01-01T10:00:00Z/P1D",
+                                                 format_time(T0 + timedelta(days=1, hours=1)))
+    assert _started(engine, T0 + timedelta(days=1, hours=1)) == [
+        ("nightly", format_time(T0 + timedelta(days=1, hours=1)))]
+    assert len(_runs(engine)) == 2
+
+
+def test_a_cycle_removed_stops_and_deployed_again_begins_anew(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    clock = Clock(T0)
+    engine = _deployed(tmp_path, make_engine, "R/2026-01-05T09:00:00Z/P1D", clock)
+    assert _started(engine, T0) == [("nightly", format_time(T0))]
+    bpmn_file = tmp_path / "home" / "processes" / "nightly.bpmn"
+    clock.moment = T0 + timedelta(hours=1)
+    bpmn_file.write_text(scheduled(""))                      # removed: no schedule, nothing started
+    engine.deploy(actor="human:alice")
+    assert listing(engine) == [] and _started(engine, T0 + timedelta(days=3)) == []
+    clock.moment = T0 + timedelta(days=3, hours=2)           # back on the 8th at 11:00
+    bpmn_file.write_text(scheduled("R/2026-01-05T09:00:00Z/P1D"))
+    engine.deploy(actor="human:alice")
+    assert _started(engine, clock.moment) == []              # the 8th's 09:00 passed while it was removed
+    assert _started(engine, T0 + timedelta(days=4)) == [("nightly", format_time(T0 + timedelta(days=4)))]
+    assert len(_runs(engine)) == 2
 
 
 def test_a_scheduled_start_that_cannot_start_is_recorded_once_and_tried_again(

@@ -48,6 +48,14 @@ def attacks(marker: Path) -> list[str]:
         "x.__class__.__mro__",
         "'{0.__class__}'.format(x)",
         "type(x)",
+        # dates and durations are values, not the modules: nothing of them leads to Python's objects
+        "datetime.now().__class__.__subclasses__()",
+        "datetime.now.__self__",
+        "timedelta.max.__class__",
+        "datetime.today()",
+        "datetime.now().ctime()",
+        "datetime.now",
+        "timezone.__dict__",
     ]
 
 
@@ -88,6 +96,12 @@ def test_globals_and_vars_give_a_copy_of_the_data_and_nothing_of_the_host() -> N
     ("y = {1, 2}", "holds a set"),
     ("y = float('nan')", "not a JSON number"),
     ("y = x / 0", "ZeroDivisionError"),
+    ("y = datetime(2026, 1, 1).strftime('%999999Y')", "a date format must be text of at most 100 characters"),
+    ("y = f'{datetime(2026, 1, 1):%999999Y}'", "asks for a width or precision above"),
+    ("y = timedelta(days=10**9)", "OverflowError"),
+    ("y = datetime.now().fold", "'.fold' reads a field of an object, not of a datetime value"),
+    ("y = datetime(2026, 1, 1).astimezone()", "needs a time zone here, such as timezone.utc"),
+    ("y = datetime(2026, 1, 1).timestamp()", "would read the machine's"),
     ("y = missing + 1", "name 'missing' is not defined"),
     ("try:\n    y = 1\nexcept Exception:\n    pass", "`try` is not allowed"),
 ])

@@ -11,7 +11,7 @@ from typing import Any
 from support import CLIResult
 from tier1_helpers import bpmn, chain, tier1_home, user
 
-from tiergate import doorlog
+from tiergate import doorlog, signals
 from tiergate.engine import Engine
 from tiergate.limits import limit
 
@@ -86,8 +86,12 @@ def test_a_signal_thrown_in_one_run_moves_another_and_starts_a_run(
     throwing = engine.start("thrower", {}, actor="agent:a")
     after = engine.complete(throwing.id, "approve", {}, actor="human:alice")
     assert [s.id for s in after.ready_steps] == ["follow_up"]
-    assert [(e["step"], e["detail"]) for e in engine.log(throwing.id) if e["event"] == "signal_thrown"] == [
-        ("announce", {"signal": "go_live"})]
+    [thrown] = [(e["step"], e["detail"]) for e in engine.log(throwing.id) if e["event"] == "signal_thrown"]
+    assert thrown == ("announce", {"signal": "go_live", "broadcast": thrown[1]["broadcast"]})
+    [sent] = signals.pending(engine, all_=True)["broadcasts"]   # the outbox's row: delivered after the commit
+    assert (sent["broadcast"], sent["run"], sent["element"], sent["outcome"]["reached"]) == (
+        thrown[1]["broadcast"], throwing.id, "announce", 2) and sent["delivered_at"] is not None
+    assert signals.pending(engine)["pending"] == 0
     assert ready(engine, waiting.id) == ["deploy"]
     elements = engine.run_view(throwing.id, engine.described(engine.status(throwing.id)))["diagram"]["elements"]
     assert elements["announce"] == "finished"  # the run page shows the throw as run

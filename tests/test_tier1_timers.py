@@ -115,6 +115,10 @@ def test_completing_in_time_cancels_the_timers(approval_home: Any, make_engine: 
     ("timeDate", "2026-02-01T09:00:00", datetime(2026, 2, 1, 9, 0, tzinfo=timezone.utc)),
     ("timeDuration", '"PT" + str(hours) + "H"', T0 + timedelta(hours=6)),
     ("timeDuration", "review_period", T0 + timedelta(days=3)),
+    # Dates and durations as values (tiergate.bpmn.datetimes); datetime.now() is the engine's clock.
+    ("timeDuration", "timedelta(hours=hours, minutes=30)", T0 + timedelta(hours=6, minutes=30)),
+    ("timeDate", "datetime.now() + timedelta(days=1)", T0 + timedelta(days=1)),
+    ("timeDate", "datetime(2026, 2, 1, 9)", datetime(2026, 2, 1, 9, 0, tzinfo=timezone.utc)),
 ])
 def test_timer_values_as_modelers_write_them(tmp_path: Path, make_engine: Callable[..., Engine], kind: str,
                                              value: str, due: datetime) -> None:
@@ -130,9 +134,11 @@ def test_timer_values_as_modelers_write_them(tmp_path: Path, make_engine: Callab
     assert [s.id for s in engine.status(run.id).ready_steps] == ["late"]
 
 
-def test_a_cycle_fires_its_count_and_stops(tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+@pytest.mark.parametrize("cycle", ["R3/PT1H", "(3, timedelta(hours=1))"])
+def test_a_cycle_fires_its_count_and_stops(tmp_path: Path, make_engine: Callable[..., Engine], cycle: str) -> None:
+    # (count, timedelta) is how SpiffWorkflow's older processes write a cycle.
     xml = bpmn("cycle", '<bpmn:startEvent id="start"/>' + user("work")
-               + _timer("every_hour", "work", "timeCycle", "R3/PT1H", interrupting=False)
+               + _timer("every_hour", "work", "timeCycle", cycle, interrupting=False)
                + '<bpmn:scriptTask id="count"><bpmn:script>pings = pings + 1</bpmn:script></bpmn:scriptTask>'
                + '<bpmn:endEvent id="pinged"/><bpmn:endEvent id="end"/>' + chain("start", "work", "end")
                + flow("f_ping", "every_hour", "count") + chain("count", "pinged", prefix="p"))

@@ -13,6 +13,13 @@ writes are applied by ``apply`` in the transaction that saves the move, with the
 read and then wrote is written only if it is still at the version read (compare-and-set); if
 another run wrote it meanwhile, ``apply`` raises ``StoreConflict`` and the engine computes the
 move again on the new value.
+
+A person's or agent's step reads the store when it becomes ready and writes it when it is
+completed, moves apart. For such a move (``strict``: a completion or a skip) a write whose step
+read a version that is no longer the store's is refused (``tiergate.bpmn.datastore.refuse_stale``:
+``data_store_stale``, the step's read renewed so it shows the current value); the moves the
+engine makes on its own (a timer, a message, a signal, a retry) write anyway, and their entry
+says ``stale_read``.
 """
 
 from __future__ import annotations
@@ -59,16 +66,27 @@ class StoreAccess:
         #: The version of each store as this move first read it (0: never written).
         self.read_versions: dict[str, int] = {}
         self._values: dict[str, Any] = {}
+        self._found: dict[str, StoredValue | None] = {}
         self.written: list[Written] = []
+        #: A person's or agent's move (a completion, a skip): a write from a stale read is refused.
+        self.strict = False
 
     def read(self, store: str) -> tuple[Any, int | None]:
-        """The store's value as this move sees it (its own writes included) and the version read from the
-        database (None: this move wrote the store before any read of it; its version is known at ``apply``)."""
+        """The store's value as this move sees it (its own writes included) and the version of that value:
+        the one read from the database, moved on by this move's writes since (``apply`` writes them on top
+        of it, or not at all); None if this move wrote the store before any read of it."""
         if store not in self._values:
             found = self._reader(self.process_id, store)
+            self._found[store] = found
             self._values[store] = None if found is None else json.loads(found.text)
             self.read_versions.setdefault(store, 0 if found is None else found.version)
-        return copy.deepcopy(self._values[store]), self.read_versions.get(store)
+        base = self.read_versions.get(store)
+        mine = sum(1 for each in self.written if each.store == store) if base is not None else 0
+        return copy.deepcopy(self._values[store]), None if base is None else base + mine
+
+    def last_write(self, store: str) -> StoredValue | None:
+        """The store's row as this move read it (None: never written, or not read by this move)."""
+        return self._found.get(store)
 
     def write(self, store: str, name: str | None, value: Any, step: str | None,
               read_version: int | None = None, task_id: Any = None) -> dict[str, Any]:
@@ -111,7 +129,9 @@ class StoreAccess:
                 read = each.detail.get("read_version")
                 if read is not None and read != before + number - 1:
                     # The writing task read the store in an earlier move (when it became ready) and
-                    # another run wrote it since: the write is made, and the entry says so.
+                    # another run wrote it since (after this move checked it, if it is strict).
+                    if self.strict:  # judged again: the step's completion is then refused as stale
+                        raise StoreConflict(self.process_id, store, read)
                     each.detail["stale_read"] = True
 
 

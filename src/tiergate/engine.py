@@ -25,7 +25,7 @@ from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_defini
 from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
                              InvalidDataError, LimitExceededError, NotFoundError, ReasonMissingError, RefusedError,
-                             TiergateError, UsageError)
+                             StaleReadError, TiergateError, UsageError)
 from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
@@ -294,6 +294,7 @@ class Engine:
                                           definition.snapshot(), now)
                     if ctx.stores.written:
                         ctx.stores.apply(conn, now)
+                    self._enqueue_thrown(conn, run_id, transition.events, who, now)
                     record = store.insert_run(conn, run_id=run_id, process_id=process_id,
                                               definition_version=definition.version, tier=runner.tier,
                                               status=transition.status, state=transition.state, started_by=str(who),
@@ -454,6 +455,13 @@ class Engine:
 
         return [pid for pid, process in sorted(self.definitions.processes.items()) if name in signal_starts(process)]
 
+    def _enqueue_thrown(self, conn: Any, run_id: str, events: list[LogEvent], who: Actor, now: datetime) -> None:
+        """In a move's write transaction: the signals it threw go into the outbox (tiergate.signals)."""
+        if any(event.event == "signal_thrown" for event in events):
+            from tiergate.signals import enqueue_thrown
+
+            enqueue_thrown(self, conn, run_id, events, who, now)
+
     def _broadcast_thrown(self, run_id: str, events: list[LogEvent], who: Actor) -> None:
         """After a committed move: the signals it threw go to the other runs (tiergate.signals)."""
         if any(event.event == "signal_thrown" for event in events):
@@ -528,12 +536,16 @@ class Engine:
                                reason="not_failed", details={"run": run.id, "status": run.status.value, "see": "status"})
 
     def _act(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
-             change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
+             change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition],
+             claim: Callable[[Any], None] | None = None) -> RunInfo:
+        """Judge ``change`` on the run and write it; ``claim`` runs first in the write transaction of a
+        change (not of a refusal): a signal broadcast's key for this run (``tiergate.signals``)."""
         with tracing.step_span(attempt, run_id, step_id, who):  # a no-op unless OpenTelemetry is configured
-            return self._attempt(run_id, who, step_id, attempt, tried, change)
+            return self._attempt(run_id, who, step_id, attempt, tried, change, claim)
 
     def _attempt(self, run_id: str, who: Actor, step_id: str | None, attempt: str, tried: dict[str, Any],
-                 change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition]) -> RunInfo:
+                 change: Callable[[Runner, Any, dict[str, Any], RunContext], Transition],
+                 claim: Callable[[Any], None] | None = None) -> RunInfo:
         # The run as this engine stored it last, if it did: a change computed from it is written
         # only if the run is still exactly that (see store.RecentRuns). Anything else (a refusal,
         # a failed gate, an error) is judged again on the run as read from the database.
@@ -543,6 +555,7 @@ class Engine:
         for _ in range(MAX_ATTEMPTS):
             now = self.clock()
             refusal: TiergateError | None = None
+            renewed_key: str | None = None
             try:
                 run, definition = recent, None
                 if recent is not None:
@@ -554,6 +567,8 @@ class Engine:
                 runner = self.runners[run.tier]
                 ctx = RunContext(run_id=run.id, actor=who, now=now, roles=self.roles,
                                  stores=self._stores(run.process_id, run.id))
+                # A person's or agent's step never writes a data store from a stale read (StaleReadError).
+                ctx.stores.strict = attempt in ("complete", "skip")
                 # Judged outside any transaction: gates, expressions, decisions and templates never run
                 # under the write lock. The write below happens only if the run is still the one read
                 # (its version and log head), else the attempt is judged again on the run as it is now.
@@ -567,7 +582,7 @@ class Engine:
                     transition = change(runner, definition, run.state, ctx)
                     # The new state's steps: their inbox key is written with the state, and the answer shows them.
                     views = runner.steps(definition, transition.state, run={"id": run.id})
-                except (RefusedError, GateFailedError, LimitExceededError, ReasonMissingError) as err:
+                except (RefusedError, GateFailedError, LimitExceededError, ReasonMissingError, StaleReadError) as err:
                     if recent is not None:
                         raise _Retry from None
                     refusal = err
@@ -575,8 +590,12 @@ class Engine:
                     detail = {"attempt": attempt, **{k: inputs.loggable(v) for k, v in tried.items()},
                               **err.details, "message": err.message}
                     detail.pop("run", None)
+                    if isinstance(err, StaleReadError) and err.refreshed is not None:  # (its inbox key: not under the lock)
+                        renewed_key = claims.ready_key(runner.steps(definition, err.refreshed[0], run={"id": run.id}),
+                                                       err.refreshed[1])
                 with self.db.write() as conn:
-                    if refusal is None and step_id is not None and attempt in ("complete", "skip"):
+                    if ((refusal is None or isinstance(refusal, StaleReadError)) and step_id is not None
+                            and attempt in ("complete", "skip")):
                         try:  # a claim is read in the write: it may have been taken since the run was judged
                             claims.require_unclaimed(conn, run.id, step_id, who, now, self.claim_timeout)
                         except RefusedError as err:
@@ -584,14 +603,26 @@ class Engine:
                             detail = {"attempt": attempt, **{k: inputs.loggable(v) for k, v in tried.items()},
                                       **err.details, "message": err.message}
                             detail.pop("run", None)
-                    if refusal is not None:
+                    refreshed = getattr(refusal, "refreshed", None)
+                    if refreshed is not None:  # refused, with the step's data store reads renewed
+                        saved = store.save_transition(
+                            conn, run, refreshed[0], refreshed[1],
+                            _through([LogEvent(event, who, step=step_id, detail=detail), *refreshed[2]], who), now,
+                            ready_for=renewed_key)
+                        if saved is None:
+                            raise _Retry
+                        run = saved
+                    elif refusal is not None:
                         if not execution_log.append_detached(conn, run.head, _through(
                                 [LogEvent(event, who, step=step_id, detail=detail)], who), now):
                             raise _Retry
                     else:
+                        if claim is not None:
+                            claim(conn)
                         if ctx.stores.written:  # with the move, or not at all (StoreConflict: judged again)
                             ctx.stores.apply(conn, now)
                         deployments.stamp_run(conn, run.id, transition.events)
+                        self._enqueue_thrown(conn, run.id, transition.events, who, now)
                         saved = store.save_transition(conn, run, transition.state, transition.status,
                                                       _through(transition.events, who), now,
                                                       ready_for=claims.ready_key(views, transition.status))

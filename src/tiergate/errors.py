@@ -21,6 +21,7 @@ file and line).
     │   └── ActorMismatchError     a door's credential is one principal, the attempt names another
     ├── UnauthorizedError          no credential, or a revoked, expired or unknown one (HTTP 401)
     ├── ConflictError              someone else changed the run first; re-read and retry
+    │   └── StaleReadError         a step would write a data store another run wrote since it read it
     ├── DatabaseError              the database is unreachable or at the wrong schema
     │   └── SchemaOutdatedError    run `tiergate db upgrade`
     ├── IntegrityError             the execution log's hash chain is broken
@@ -141,6 +142,20 @@ class GateFailedError(TiergateError):
 
 class ConflictError(TiergateError):
     code = "conflict"
+
+
+class StaleReadError(ConflictError):
+    """A completion (or skip) of a step would write a BPMN data store that another run wrote after the
+    step read it (``tiergate.datastores``): refused, logged, and the step's read renewed.
+
+    ``refreshed`` is what the engine saves with the ``refused`` entry: the run's state with the
+    step's data holding the store's current value, its status and the move's other entries."""
+
+    code = "data_store_stale"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, refreshed: Any = None):
+        super().__init__(message, details={"reason": "data_store_stale", **(details or {})})
+        self.refreshed = refreshed
 
 
 class DatabaseError(TiergateError):

@@ -12,6 +12,13 @@ commit) and rolls its run back; a worker killed mid-way leaves neither row, so t
 still due for the next pass. Nothing is started before the first ``tiergate deploy`` (the files are
 drafts), nor for a process no longer in the deployed catalog or no longer with the cycle.
 
+Versions: the schedule is the one the live deployment defines, and its runs start from the live
+deployment, as every start does. A cycle that stays the same across deployments (of other files,
+or of the process's file with other changes) is one schedule: a due time that passed before the new
+deployment is still started, by the next pass, from the version live then (its ``started`` entry
+says the deployment). A changed cycle, or a cycle removed and deployed again, begins at its
+deployment: no due time from before it is started (``_floor``); a removed cycle starts nothing.
+
     from tiergate.schedules import run_pass, listing
     started = run_pass(engine, now)     # [Started(...)] for each run started
     listing(engine, now)                # each schedule: its next due time, what it started
@@ -36,13 +43,14 @@ from tiergate.bpmn.schedule import Cycle, CycleStart, cycle_starts, due_times, p
 from tiergate.errors import TiergateError
 from tiergate.log import format_time, utc
 from tiergate.definitions.home import TIER_FILES
-from tiergate.store.tables import Deployment, ScheduledStart
+from tiergate.store.tables import Deployment, DeploymentFile, ScheduledStart
 
 #: Who starts the runs of a schedule (in their ``started`` entry and as their ``started_by``).
 SCHEDULER = Actor("system", "scheduler")
 
 _table = ScheduledStart.__table__  # type: ignore[attr-defined]
 _deployments = Deployment.__table__  # type: ignore[attr-defined]
+_files = DeploymentFile.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -61,7 +69,7 @@ class _Schedule:
     start: CycleStart
     cycle: Cycle | None
     problem: str | None
-    anchor: datetime      # when its file was deployed as it is: a cycle without a start date begins then
+    anchor: datetime      # since when its cycle has been live as it is: a cycle without a start date begins then
 
 
 class _Taken(Exception):
@@ -86,6 +94,7 @@ def _schedules(engine: Any) -> list[_Schedule]:
         history = [dict(r._mapping) for r in conn.execute(
             select(_deployments.c.number, _deployments.c.at, _deployments.c.manifest)
             .where(_deployments.c.number <= number).order_by(_deployments.c.number.desc()))]
+    bodies: dict[str, str | None] = {}
     for process_id, definition in sorted(definitions.processes.items()):
         if process_id not in catalog:
             continue
@@ -93,8 +102,8 @@ def _schedules(engine: Any) -> list[_Schedule]:
             starts = cycle_starts(definition.model)
         except TiergateError:
             continue
-        anchor = _deployed_since(history, TIER_FILES[1].format(id=process_id))
         for start in starts:
+            anchor = _live_since(engine, history, TIER_FILES[1].format(id=process_id), start, bodies)
             try:
                 out.append(_Schedule(process_id, start, parse(start.cycle, anchor), None, anchor))
             except ValueError as err:
@@ -103,16 +112,52 @@ def _schedules(engine: Any) -> list[_Schedule]:
     return list(out)
 
 
-def _deployed_since(history: list[dict[str, Any]], path: str) -> datetime:
-    """When the file at ``path`` was deployed as it is now: the first of the latest deployments
-    that all have it unchanged (a redeployment of other files does not move a schedule on)."""
-    digest = (history[0]["manifest"] or {}).get(path)
+def _live_since(engine: Any, history: list[dict[str, Any]], path: str, start: CycleStart,
+                bodies: dict[str, str | None]) -> datetime:
+    """Since when the cycle of ``start`` has been live as it is: the first of the latest deployments
+    whose file at ``path`` has that start event with that cycle. A redeployment of other files, or of
+    this one with other changes (a step's title, a gate), does not move the schedule on; a changed
+    cycle, or one removed and deployed again, begins at its deployment."""
     since = history[0]["at"]
+    digest = (history[0]["manifest"] or {}).get(path)
     for row in history[1:]:
-        if (row["manifest"] or {}).get(path) != digest:
+        other = (row["manifest"] or {}).get(path)
+        if other is None:
             break
+        if other != digest:
+            if other not in bodies:
+                bodies[other] = _cycle_in(engine, other, path, start.start_event)
+            if bodies[other] != start.cycle:
+                break
         since = row["at"]
     return utc(since)
+
+
+def _cycle_in(engine: Any, digest: str, path: str, start_event: str) -> str | None:
+    """The timeCycle of start event ``start_event`` in the deployed file with SHA-256 ``digest``, or None."""
+    from tiergate.bpmn.xml import BPMN_NS, parse_bpmn
+
+    with engine.db.read() as conn:
+        body = conn.execute(select(_files.c.body).where(_files.c.sha256 == digest)).scalar()
+    if body is None:
+        return None
+    try:
+        tree = parse_bpmn(body, path)
+    except Exception:  # noqa: BLE001 - an old file that no longer parses had no cycle that is live now
+        return None
+    for element in tree.getroot().iter(f"{{{BPMN_NS}}}startEvent"):
+        if element.get("id") == start_event:
+            text = element.findtext(f"{{{BPMN_NS}}}timerEventDefinition/{{{BPMN_NS}}}timeCycle")
+            return text.strip() if text is not None else None
+    return None
+
+
+def _floor(conn: Connection, schedule: _Schedule) -> datetime | None:
+    """No due time before the cycle went live is started, once its start event has started runs before (under
+    this cycle before it was removed, or another): a schedule new to the process catches up one due time."""
+    before = conn.execute(select(_table.c.due_at).where(
+        _table.c.process_id == schedule.process, _table.c.start_event == schedule.start.start_event).limit(1)).first()
+    return schedule.anchor if before is not None else None
 
 
 def _last(conn: Connection, schedule: _Schedule) -> tuple[datetime, int] | None:
@@ -157,8 +202,8 @@ def run_pass(engine: Any, now: datetime | None = None) -> list[Started]:
         if schedule.cycle is None:
             continue
         with engine.db.read() as conn:
-            last = _last(conn, schedule)
-        due, _following = due_times(schedule.cycle, schedule.anchor, last, moment)
+            last, floor = _last(conn, schedule), _floor(conn, schedule)
+        due, _following = due_times(schedule.cycle, schedule.anchor, last, moment, floor)
         if due is None:
             continue
         run_id = secrets.token_hex(6)
@@ -205,7 +250,7 @@ def listing(engine: Any, now: datetime | None = None) -> list[dict[str, Any]]:
                                 "cycle": schedule.start.cycle, "next_due": None, "started": 0, "last_due": None,
                                 "last_run": None, "finished": False, "error": schedule.problem}
         with engine.db.read() as conn:
-            last = _last(conn, schedule)
+            last, floor = _last(conn, schedule), _floor(conn, schedule)
             item["started"] = int(conn.execute(select(func.count()).select_from(_table).where(
                 _table.c.process_id == schedule.process, _table.c.start_event == schedule.start.start_event,
                 _table.c.cycle == schedule.start.cycle)).scalar() or 0)
@@ -215,7 +260,7 @@ def listing(engine: Any, now: datetime | None = None) -> list[dict[str, Any]]:
                     _table.c.process_id == schedule.process, _table.c.start_event == schedule.start.start_event,
                     _table.c.due_at == utc(last[0]))).scalar()
         if schedule.cycle is not None:
-            due, following = due_times(schedule.cycle, schedule.anchor, last, moment)
+            due, following = due_times(schedule.cycle, schedule.anchor, last, moment, floor)
             next_due = due[0] if due is not None else following
             item["next_due"] = format_time(next_due) if next_due is not None else None
             item["finished"] = next_due is None

@@ -45,6 +45,8 @@ SETTINGS: tuple[Setting, ...] = (
             "before others may take the step (minutes)."),
     Setting("direct_reads", "TIERGATE_DIRECT_READS", True, "`tiergate status` on the database reads the run with "
             "the database driver alone, without loading the engine (quicker to start). 0/false: always load it."),
+    Setting("signal_lease_seconds", "TIERGATE_SIGNAL_LEASE_SECONDS", 60, "How long the process whose move threw a "
+            "signal holds its broadcast to the other runs before `tiergate worker` may deliver it (seconds)."),
     Setting("housekeeping_seconds", "TIERGATE_HOUSEKEEPING_SECONDS", 15, "`tiergate serve`: seconds between its "
             "housekeeping passes (fold the log summary, write a checkpoint when one is due, send webhooks)."),
     Setting("workers", "TIERGATE_WORKERS", 1, "`tiergate serve`: server processes accepting requests on one "

@@ -17,33 +17,59 @@ answer says ``reached: 0`` and the attempt is recorded in ``door_refusals`` (cod
 ``signal_unreached``), so it can be found.
 
 A signal thrown inside a run (intermediate throw or end event) reaches the elements of that run
-as SpiffWorkflow does, inside the move; the move logs ``signal_thrown``, and once the move is
-committed (never under its lock) the engine broadcasts it here to the other runs and to the
-signal start processes, with the throwing move's actor as the sender and no data. Signals thrown
-by the runs a broadcast moves or starts are broadcast in turn, within two budgets
+as SpiffWorkflow does, inside the move; the move logs ``signal_thrown``, and the engine broadcasts
+it here to the other runs and to the signal start processes, with the throwing move's actor as the
+sender and no data. The broadcast is durable (an outbox, ``tiergate.store.signals``): the move's
+transaction also writes a ``signal_broadcasts`` row (its id is the ``broadcast`` of the
+``signal_thrown`` entry); once the move is committed (never under its lock) the same process
+delivers it and marks it delivered. A process that dies between the commit and the end of the
+delivery leaves the row pending: ``tiergate worker`` (and ``tiergate serve``'s housekeeping)
+delivers it once its lease (``signal_lease_seconds``) is over. Each run it reaches is moved in a
+transaction that also writes the key (broadcast, run) of ``signal_deliveries``, so a run is reached
+once by a broadcast however many deliverers try (a second one finds the key taken and leaves the
+run alone). A late delivery reaches the runs waiting then, but not runs created after the throw
+(except those the broadcast itself started). ``tiergate signals`` lists the pending ones.
+
+Signals thrown by the runs a broadcast moves or starts are broadcast in turn, within two budgets
 (``tiergate.limits``): ``signal_depth`` throws in a row and ``signal_runs`` runs in all. A throw
 beyond them is not broadcast and is logged ``refused`` (``signal_budget``) on the throwing run.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from tiergate.errors import RefusedError, TiergateError, UsageError
+from tiergate.actors import Actor
+from tiergate.errors import DatabaseError, RefusedError, TiergateError, UsageError
 from tiergate.limits import limit
 from tiergate.log import LogEvent
+from tiergate.store import signals as outbox
 from tiergate.store.runs import active_tier1_states
+from tiergate.timestamps import format_time
 
 if TYPE_CHECKING:
-    from tiergate.actors import Actor
     from tiergate.engine import Engine
 
 #: A signal's name is matched and logged: a bpmn:signal's name, never a document.
 NAME_CHARS = 200
+
+#: How long a delivered broadcast (and its delivery keys) is kept before the worker deletes it: long
+#: past the moment any deliverer could still be at work on it.
+KEPT = timedelta(days=7)
+
+#: Tests set this to a PATH: after a move that threw a signal is committed, before its broadcast,
+#: the process writes PATH and waits until killed (a crash between the commit and the broadcast).
+HOLD_ENV = "TIERGATE_TEST_SIGNAL_HOLD"
 
 
 @dataclass
@@ -57,22 +83,40 @@ class _Chain:
 _CHAIN: ContextVar[_Chain | None] = ContextVar("tiergate_signal_chain", default=None)
 
 
+class _Reached(Exception):
+    """The broadcast reached this run (or started this process) before: it is left alone."""
+
+
 def waiting_runs(conn: Connection, name: str) -> list[str]:
     """The active Tier 1 runs whose state lists a catch for signal ``name``, oldest id first."""
     return [run_id for run_id, state in active_tier1_states(conn)
             if any(entry.get("signal") == name for entry in state.get("signals") or [])]
 
 
+def lease(engine: Engine) -> timedelta:
+    """How long the one delivering a broadcast holds it before a worker may take it over."""
+    try:
+        return timedelta(seconds=max(0.0, float(engine.settings.get("signal_lease_seconds") or 0)))
+    except (TypeError, ValueError):
+        return timedelta(seconds=60)
+
+
 def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
-              thrown_by: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Move every run waiting for ``name`` and start every process that starts on it; what it reached."""
+              thrown_by: dict[str, Any] | None = None, pending: outbox.Broadcast | None = None) -> dict[str, Any]:
+    """Move every run waiting for ``name`` and start every process that starts on it; what it reached.
+
+    ``pending``: a broadcast of the outbox (a signal thrown by a run): each run it reaches is keyed
+    (broadcast, run) in that run's move, so no run is reached twice by it."""
     if not isinstance(name, str) or not name.strip():
         raise UsageError("a signal needs a name: `tiergate signal NAME [--data JSON]`.", code="usage")
     if len(name) > NAME_CHARS:
         raise UsageError(f"a signal's name is at most {NAME_CHARS} characters (this one has {len(name)}): give the "
                          "name of the bpmn:signal the processes catch.", code="usage", details={"chars": len(name)})
     outer = _CHAIN.get()
-    chain = _Chain(0) if outer is None else _Chain(outer.depth + 1, outer.reached)
+    if pending is not None:
+        chain = _Chain(pending.depth, outer.reached if outer is not None else [0])
+    else:
+        chain = _Chain(0) if outer is None else _Chain(outer.depth + 1, outer.reached)
     token = _CHAIN.set(chain)
     moved: list[str] = []
     started: list[str] = []
@@ -81,15 +125,27 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
     try:
         with engine.db.read() as conn:
             runs = [r for r in waiting_runs(conn, name) if r != (thrown_by or {}).get("run")]
-        processes = engine._started_by_signal(name)
+            before = outbox.reached(conn, pending.id) if pending is not None else {}
+            if pending is not None:
+                runs = _existing_at_throw(conn, pending, [r for r in runs if r not in before], before)
+        processes = [p for p in engine._started_by_signal(name) if f"process:{p}" not in before]
+
+        def deliver(run_id: str) -> None:
+            engine._act(run_id, who, None, "signal", {"signal": name, "data": data},
+                        lambda runner, definition, state, ctx: runner.deliver_signal(  # type: ignore[attr-defined]
+                            definition, state, name, data, ctx, thrown_by),
+                        claim=_key(pending, run_id, run_id, engine))
+
         for run_id in runs:
             if not _spend(chain):
                 skipped.append(run_id)
                 continue
             try:
-                engine._act(run_id, who, None, "signal", {"signal": name, "data": data},
-                            lambda runner, definition, state, ctx: runner.deliver_signal(  # type: ignore[attr-defined]
-                                definition, state, name, data, ctx, thrown_by))
+                deliver(run_id)
+            except _Reached:  # another deliverer of this broadcast reached it first
+                continue
+            except DatabaseError:  # the database, not the run: a broadcast of the outbox stays pending
+                raise
             except RefusedError as err:  # it moved on (or ended) since it was read: it no longer waits
                 if err.reason not in ("not_waiting", "run_not_active"):
                     failed.append({"run": run_id, "code": err.code, "message": err.message})
@@ -103,10 +159,14 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
                 skipped.append(f"process:{process_id}")
                 continue
             try:
-                run_id = engine.start(process_id, dict(data), actor=who).id
-                engine._act(run_id, who, None, "signal", {"signal": name, "data": data},
-                            lambda runner, definition, state, ctx: runner.deliver_signal(  # type: ignore[attr-defined]
-                                definition, state, name, data, ctx, thrown_by))
+                run_id = secrets.token_hex(6)
+                engine._start_routed(process_id, dict(data), who, run_id=run_id,
+                                     claim=_key(pending, f"process:{process_id}", run_id, engine))
+                deliver(run_id)
+            except _Reached:
+                continue
+            except DatabaseError:
+                raise
             except TiergateError as err:
                 failed.append({"process": process_id, "code": err.code, "message": err.message})
                 continue
@@ -118,6 +178,26 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
             "not_reached_over_budget": skipped, "depth": chain.depth}
 
 
+def _key(pending: outbox.Broadcast | None, target: str, run_id: str,
+         engine: Engine) -> Callable[[Connection], None] | None:
+    """For a broadcast of the outbox: the key (broadcast, target), written in the target's own transaction."""
+    if pending is None:
+        return None
+
+    def claim(conn: Connection) -> None:
+        if not outbox.take_target(conn, pending.id, target, run_id, engine.clock()):
+            raise _Reached
+    return claim
+
+
+def _existing_at_throw(conn: Connection, pending: outbox.Broadcast, runs: list[str],
+                       before: dict[str, str]) -> list[str]:
+    """Of ``runs``, those created by the time the signal was thrown, or started by this broadcast."""
+    started_here = set(before.values())
+    born = outbox.created(conn, runs)
+    return [r for r in runs if r in started_here or (r in born and born[r] <= pending.thrown_at)]
+
+
 def _spend(chain: _Chain) -> bool:
     if chain.reached[0] >= limit("signal_runs"):
         return False
@@ -125,39 +205,128 @@ def _spend(chain: _Chain) -> bool:
     return True
 
 
-def broadcast_thrown(engine: Engine, run_id: str, events: list[LogEvent], who: Actor) -> None:
-    """After a move of ``run_id`` is committed: broadcast each signal it threw, within the budgets."""
+def enqueue_thrown(engine: Engine, conn: Connection, run_id: str, events: list[LogEvent], who: Actor,
+                   now: datetime) -> None:
+    """In the transaction that saves a move of ``run_id``: each signal it threw goes into the outbox
+    (its id becomes the ``broadcast`` of the ``signal_thrown`` entry), to be broadcast after the commit."""
+    outer = _CHAIN.get()
+    depth = 0 if outer is None else outer.depth + 1
     for event in events:
         if event.event != "signal_thrown":
             continue
-        name = str(event.detail.get("signal"))
-        outer = _CHAIN.get()
-        depth = 0 if outer is None else outer.depth + 1
-        if depth >= limit("signal_depth"):
-            _refuse(engine, run_id, event, who, f"signal '{name}' thrown at '{event.step}' was not broadcast to "
-                    f"other runs: it is the {depth + 1}th signal thrown in a row by runs that signals moved or "
-                    f"started (budget signal_depth = {limit('signal_depth')}). A signal start process that throws "
-                    "its own signal loops: change the process so it does not.")
+        broadcast_id = outbox.new_id()
+        event.detail = {**event.detail, "broadcast": broadcast_id}
+        event.detail_json = None
+        outbox.enqueue(conn, broadcast_id=broadcast_id, signal=str(event.detail.get("signal")), run_id=run_id,
+                       element=event.step, sender=str(who), door=who.door, depth=depth, now=now, lease=lease(engine))
+
+
+def broadcast_thrown(engine: Engine, run_id: str, events: list[LogEvent], who: Actor) -> None:
+    """After a move of ``run_id`` is committed: deliver each signal it threw (held by this process's lease)."""
+    ids = [str(e.detail["broadcast"]) for e in events if e.event == "signal_thrown" and e.detail.get("broadcast")]
+    if ids:
+        _hold()
+    for broadcast_id in ids:
+        try:
+            deliver(engine, broadcast_id, who)
+        except DatabaseError:  # the move is committed, and so is its broadcast: the worker delivers it
             continue
-        answer = broadcast(engine, name, {}, who, thrown_by={"run": run_id, "element": event.step})
+
+
+def _hold() -> None:
+    path = os.environ.get(HOLD_ENV)
+    if not path:
+        return
+    Path(path).write_text(str(os.getpid()), encoding="utf-8")
+    while True:  # until killed
+        time.sleep(0.05)
+
+
+def deliver(engine: Engine, broadcast_id: str, who: Actor | None = None) -> dict[str, Any] | None:
+    """Deliver one broadcast of the outbox, within the budgets, and mark it delivered; what it reached
+    (None: it is gone or was delivered already)."""
+    with engine.db.read() as conn:
+        pending = outbox.get(conn, broadcast_id)
+        process = outbox.process_of(conn, pending.run_id) if pending is not None else None
+    if pending is None or pending.delivered_at is not None:
+        return None
+    sender = who or _sender(pending)
+    name = pending.signal
+    outcome: dict[str, Any] = {"broadcast": pending.id, "signal": name, "run": pending.run_id, "process": process,
+                               "element": pending.element, "reached": 0, "moved": [], "started": [], "failed": []}
+    if pending.depth >= limit("signal_depth"):
+        _refuse(engine, pending, sender, f"signal '{name}' thrown at '{pending.element}' was not broadcast to "
+                f"other runs: it is the {pending.depth + 1}th signal thrown in a row by runs that signals moved "
+                f"or started (budget signal_depth = {limit('signal_depth')}). A signal start process that throws "
+                "its own signal loops: change the process so it does not.")
+        outcome["not_broadcast"] = "signal_depth"
+    else:
+        answer = broadcast(engine, name, {}, sender, thrown_by={"run": pending.run_id, "element": pending.element},
+                           pending=pending)
+        outcome.update({k: answer[k] for k in ("reached", "moved", "started", "failed")})
         if answer["not_reached_over_budget"]:
-            _refuse(engine, run_id, event, who, f"signal '{name}' thrown at '{event.step}' did not reach "
+            outcome["not_reached_over_budget"] = answer["not_reached_over_budget"]
+            _refuse(engine, pending, sender, f"signal '{name}' thrown at '{pending.element}' did not reach "
                     f"{len(answer['not_reached_over_budget'])} runs or processes waiting for it: the signal's "
                     f"chain moved or started {limit('signal_runs')} runs (budget signal_runs).")
+    with engine.db.write() as conn:
+        outbox.delivered(conn, pending.id, engine.clock(), {k: v for k, v in outcome.items()
+                                                            if k in ("reached", "failed", "not_broadcast")})
+    return outcome
 
 
-def _refuse(engine: Engine, run_id: str, event: LogEvent, who: Actor, message: str) -> None:
+def _sender(pending: outbox.Broadcast) -> Actor:
+    kind, _, name = pending.sender.partition(":")
+    return Actor(kind, name, door=pending.door)  # type: ignore[arg-type]
+
+
+def deliver_pending(engine: Engine, now: datetime | None = None, most: int = 100) -> list[dict[str, Any]]:
+    """Deliver the broadcasts a crashed process left pending (their lease over): `tiergate worker`'s part.
+    Each is taken by one worker (a conditional update of its lease) before it is delivered."""
+    moment = now or engine.clock()
+    with engine.db.read() as conn:
+        ids = outbox.due(conn, moment, most)
+    done = []
+    for broadcast_id in ids:
+        with engine.db.write() as conn:
+            if not outbox.take(conn, broadcast_id, moment, lease(engine)):
+                continue
+        outcome = deliver(engine, broadcast_id)
+        if outcome is not None:
+            done.append(outcome)
+    with engine.db.read() as conn:  # the delivered ones are kept a while, for `tiergate signals --all`
+        old = outbox.delivered_before(conn, moment - KEPT)
+    if old:
+        with engine.db.write() as conn:
+            outbox.forget(conn, old)
+    return done
+
+
+def pending(engine: Engine, *, all_: bool = False, most: int = 100) -> dict[str, Any]:
+    """The broadcasts not delivered yet (``all_``: the latest ones, delivered or not), for `tiergate signals`."""
+    with engine.db.read() as conn:
+        rows = outbox.listing(conn, pending_only=not all_, limit=most)
+        count = outbox.pending_count(conn)
+    return {"pending": count, "broadcasts": [{
+        "broadcast": row.id, "signal": row.signal, "run": row.run_id, "element": row.element, "sender": row.sender,
+        "thrown_at": format_time(row.thrown_at), "depth": row.depth, "attempts": row.attempts,
+        "held_until": format_time(row.lease_until) if row.lease_until and row.delivered_at is None else None,
+        "delivered_at": format_time(row.delivered_at) if row.delivered_at else None,
+        "outcome": row.outcome} for row in rows]}
+
+
+def _refuse(engine: Engine, pending: outbox.Broadcast, who: Actor, message: str) -> None:
     """Log the broadcast that was not made as ``refused`` on the throwing run (its state unchanged)."""
     from tiergate import log as execution_log
     from tiergate.store import runs as store
 
-    detail = {"attempt": "signal", "reason": "signal_budget", "signal": event.detail.get("signal"),
+    detail = {"attempt": "signal", "reason": "signal_budget", "signal": pending.signal, "broadcast": pending.id,
               "message": message}
     for _ in range(8):
         with engine.db.write() as conn:
-            run = store.get_run(conn, run_id)
+            run = store.get_run(conn, pending.run_id)
             if run is None:
                 return
-            entry = LogEvent("refused", who, step=event.step, detail=detail, door=who.door or "direct")
+            entry = LogEvent("refused", who, step=pending.element, detail=detail, door=who.door or "direct")
             if execution_log.append_detached(conn, run.head, [entry], engine.clock()):
                 return

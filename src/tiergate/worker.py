@@ -10,8 +10,9 @@ A worker killed at any point loses nothing: the run it held is rolled back with 
 transaction and is still due for the next worker; every run it had committed keeps its next
 due time, so nothing fires twice.
 
-Each pass first starts the runs that timer-cycle start events have due (``tiergate.schedules``:
-one run per process and due time, whatever the number of workers).
+Each pass first delivers the signal broadcasts that a crashed process left pending (``tiergate.signals``:
+each run reached once by each), then starts the runs that timer-cycle start events have due
+(``tiergate.schedules``: one run per process and due time, whatever the number of workers).
 
     from tiergate.worker import run_pass
     fired = run_pass(Engine(home="."))      # one pass; returns what happened per run
@@ -33,7 +34,7 @@ from tiergate.datastores import StoreConflict
 from tiergate.engine import Engine
 from tiergate.errors import TiergateError
 from tiergate.log import format_time
-from tiergate import checkpoints, schedules, webhooks
+from tiergate import checkpoints, schedules, signals, webhooks
 from tiergate.metrics import summary
 from tiergate.runners.base import RunContext
 from tiergate.store import runs as store
@@ -53,11 +54,14 @@ class Fired:
     error: str | None = None
     #: A run started on schedule (``tiergate.schedules``): the due time it was started for.
     scheduled: str | None = None
+    #: A signal thrown by ``run`` that a crash left undelivered, delivered now (``tiergate.signals``).
+    broadcast: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
-        if out["scheduled"] is None:
-            del out["scheduled"]
+        for key in ("scheduled", "broadcast"):
+            if out[key] is None:
+                del out[key]
         return out
 
 
@@ -99,14 +103,17 @@ def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | 
             transition = fire(definition, run.state, ctx)
         except TiergateError as err:
             return Fired(run.id, run.process_id, run.status.value, error=err.message)
-        # The data stores the move wrote, kept only with the move: in a savepoint undone if either fails.
-        written = conn.begin_nested() if ctx.stores.written else None
+        # The data stores the move wrote and the signals it threw (the outbox), kept only with the move:
+        # in a savepoint undone if either fails.
+        thrown = any(event.event == "signal_thrown" for event in transition.events)
+        written = conn.begin_nested() if ctx.stores.written or thrown else None
         if written is not None:
             try:
                 ctx.stores.apply(conn, moment)
             except StoreConflict:
                 written.rollback()
                 return Fired(run.id, run.process_id, run.status.value, error=_STORE_CHANGED)
+            engine._enqueue_thrown(conn, run.id, transition.events, SYSTEM, moment)
         deployments.stamp_run(conn, run.id, transition.events)
         if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment,
                                      ready_for=_ready_key(runner, definition, run.id, transition)):
@@ -165,6 +172,7 @@ def _fire_one_outside_the_lock(engine: Engine, seen: list[str], moment: datetime
             _hold(len(seen))
             if ctx.stores.written:
                 ctx.stores.apply(conn, moment)
+            engine._enqueue_thrown(conn, run.id, transition.events, SYSTEM, moment)
             if not store.save_transition(conn, run, transition.state, transition.status, transition.events, moment,
                                          ready_for=key):
                 raise _Lost
@@ -183,10 +191,13 @@ def _ready_key(runner: Any, definition: Any, run_id: str, transition: Any) -> st
 
 
 def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None = None) -> list[Fired]:
-    """Start the runs due on schedule (timer-cycle start events, ``tiergate.schedules``), then fire
+    """Deliver the signal broadcasts left pending by a crash (``tiergate.signals``), start the runs due on
+    schedule (timer-cycle start events, ``tiergate.schedules``), then fire
     every timer due by ``now`` (default: the engine's clock), at most ``limit`` runs."""
     seen: list[str] = []
-    results = [Fired(s.run, s.process, s.status, ["started"] if s.error is None else [], s.error,
+    results = [Fired(b["run"], b["process"] or "", "delivered", ["signal_broadcast"], broadcast=b)
+               for b in signals.deliver_pending(engine, now)]
+    results += [Fired(s.run, s.process, s.status, ["started"] if s.error is None else [], s.error,
                      scheduled=format_time(s.due)) for s in schedules.run_pass(engine, now)]
     while limit is None or len(results) < limit:
         outcome = _fire_one(engine, seen, now)

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from tiergate.bpmn import adhoc, datastore, expressions, feel, implicit, prepost, spiffmessages
+from tiergate.bpmn import adhoc, datastore, expressions, feel, implicit, loopjoin, prepost, spiffmessages
 from tiergate.bpmn.model import Node, ProcessModel
 from tiergate.bpmn.steps import ENGINE, KINDS, parse_gate, resolve_lane
 from tiergate.bpmn.timers import is_literal
@@ -117,7 +117,7 @@ def check_elements(check: FileCheck) -> None:
         value = flow.properties.get("deviation")
         if value is not None and value.strip().lower() not in ("true", "false"):
             check.error(flow.line, flow.id, f"deviation must be true or false, not '{value}'.")
-    _check_parallel_merges(check)
+    loopjoin.check_merges(check)
     for line, element, message in implicit.unwritten_choices(model):
         check.error(line, element, message)
     holding = {node.container for node in model.nodes.values()}
@@ -188,6 +188,38 @@ def check_document(check: FileCheck, tree: Any) -> None:
                           "correlation property retrieval expression")
     datastore.check(check, tree)  # data stores run (tiergate.datastores): each must resolve
     _check_unique_ids(check, tree)
+    _check_languages(check, tree)
+
+
+_LANGUAGE_OWNERS_SKIPPED = ("timerEventDefinition", "multiInstanceLoopCharacteristics", "standardLoopCharacteristics")
+
+
+def _check_languages(check: FileCheck, tree: Any) -> None:
+    """An expression whose own ``language`` is neither Python nor FEEL (XPath, JavaScript, JUEL, ...) would be
+    run as Python and fail, or mean something else: refused at its line with what to write."""
+    for tag in feel.EXPRESSIONS:
+        for element in tree.getroot().iter(f"{{{BPMN_NS}}}{tag}"):
+            language = (element.get("language") or "").strip()
+            text = (element.text or "").strip()
+            if not language or not text or "python" in language.lower() or feel.names_feel(language):
+                continue
+            if tag in ("timeDuration", "timeDate", "timeCycle") and is_literal(tag, text):
+                continue   # an ISO 8601 value is the same in every language
+            owner, process = None, None
+            for ancestor in element.iterancestors():
+                name = etree.QName(ancestor).localname
+                if owner is None and ancestor.get("id") and name not in _LANGUAGE_OWNERS_SKIPPED:
+                    owner = ancestor.get("id")
+                if name == "process":
+                    process = ancestor.get("id")
+                    break
+            if process != check.model.id:
+                continue
+            check.error(element.sourceline or 1, owner, f"the {tag} '{text[:60]}' is declared "
+                        f"language=\"{language}\", which tiergate does not evaluate: expressions are restricted "
+                        "Python, or FEEL. Write it in Python (`amount > 100`, `True`) and remove the language "
+                        "attribute, or in FEEL with language=\"https://www.omg.org/spec/FEEL/20140401\" "
+                        "(docs/tier1.md, What expressions and scripts may do).")
 
 
 def _check_unique_ids(check: FileCheck, tree: Any) -> None:
@@ -320,36 +352,6 @@ def _check_schedule(check: FileCheck, node: Node) -> None:
     except ValueError as err:
         check.error(node.timer.line, node.id, f"timeCycle: {err}. `tiergate worker` starts one run of the process "
                     "at each due time of the cycle (docs/tier1.md, timer start events).")
-
-
-def _reachable(model: ProcessModel, start: str) -> set[str]:
-    seen: set[str] = set()
-    stack = [f.target for f in model.outgoing(start)]
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        stack.extend(f.target for f in model.outgoing(current))
-        stack.extend(n.id for n in model.boundary_events(current))
-    return seen
-
-
-def _check_parallel_merges(check: FileCheck) -> None:
-    model = check.model
-    for node in model.nodes.values():
-        if node.kind != "parallelGateway":
-            continue
-        incoming = [f for f in model.flows.values() if f.target == node.id]
-        if len(incoming) < 2:
-            continue
-        after = _reachable(model, node.id)
-        looped = [f for f in incoming if f.source in after]
-        if looped and len(looped) < len(incoming):
-            check.error(node.line, node.id, f"the parallel gateway is reached again by the loop through "
-                        f"{looped[0].id} and also from outside the loop. A parallel gateway waits for a token on "
-                        "every incoming flow, so the second round would wait forever. Merge the loop with an "
-                        "exclusive gateway in front of it.")
 
 
 def check_steps(check: FileCheck, roles: Roles | None, folder: Path, display_folder: str,

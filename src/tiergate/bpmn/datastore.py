@@ -19,7 +19,8 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowDataException
 from SpiffWorkflow.bpmn.specs.data_spec import BpmnDataStoreSpecification, DataObject
 
 from tiergate.bpmn.xml import BPMN_NS
-from tiergate.errors import LimitExceededError
+from tiergate.errors import LimitExceededError, StaleReadError
+from tiergate.timestamps import format_time
 
 #: The longest id (and name) of a data store: its key in the ``data_stores`` table.
 MAX_ID = 255
@@ -194,3 +195,46 @@ def _with_field(spec: Any, field: str | None) -> Any:
     one = TiergateDataStore(spec.bpmn_id, spec.bpmn_name, spec.capacity, spec.is_unlimited)
     one.field = field
     return one
+
+
+def refuse_stale(move: Any, task: Any, step_id: str) -> None:
+    """Before a person's or agent's completion (or skip) of ``task``: if a store it writes was written by
+    another run since the task read it (when it became ready), refuse it (``StaleReadError``).
+
+    Nothing of the completion is made. The task reads its stores again, so the step's data shows
+    their current values and the next completion is judged against those; the refusal carries that
+    state for the engine to save with the ``refused`` entry."""
+    access = getattr(move.ctx, "stores", None)
+    if access is None or not access.strict:
+        return
+    versions = task.internal_data.get(READ_VERSIONS) or {}
+    stale: list[dict[str, Any]] = []
+    for spec in task.task_spec.data_output_associations:
+        if not isinstance(spec, TiergateDataStore) or spec.bpmn_id not in versions:
+            continue  # (a store the task writes without having read it: nothing to be stale)
+        _value, version = access.read(spec.bpmn_id)
+        if version == versions[spec.bpmn_id]:
+            continue
+        last = access.last_write(spec.bpmn_id)
+        stale.append({"store": spec.bpmn_id, "name": spec.bpmn_name, "read_version": versions[spec.bpmn_id],
+                      "version": version, "written_by_run": last.run_id if last else None,
+                      "written_at_step": last.step if last else None,
+                      "written_at": format_time(last.updated_at) if last and last.updated_at else None})
+    if not stale:
+        return
+    for spec in task.task_spec.data_input_associations:  # the step's data: the stores as they are now
+        if isinstance(spec, TiergateDataStore):
+            spec.get(task)
+    status = move.run()
+    run_id = move.ctx.run_id
+    what = "; ".join(f"data store '{s['store']}'" + (f" ({s['name']})" if s["name"] and s["name"] != s["store"] else "")
+                     + f" was written by run {s['written_by_run']}"
+                     + (f" at step '{s['written_at_step']}'" if s["written_at_step"] else "")
+                     + (f" at {s['written_at']}" if s["written_at"] else "")
+                     + f" after this step read it (version {s['read_version']}, now {s['version']})" for s in stale)
+    raise StaleReadError(
+        f"step '{step_id}' of run {run_id} was not completed: {what}. Completing it would overwrite that "
+        f"update with a value decided on the old one. The step now shows the store's current value: read it "
+        f"(tiergate status {run_id}), then complete the step again. Nothing was written.",
+        details={"run": run_id, "step": step_id, "stores": stale, "see": "status"},
+        refreshed=(move.state, status, list(move.events)))

@@ -182,7 +182,8 @@ def load_process(xml: bytes | str, shown: str, process_id: str, *, roles: Roles 
                     f"retry_roles names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not "
                     "a role in tiers/roles.yaml, so nobody of it could retry a failed run.")
     called_decisions = checks.check_decisions(check, decisions or {})
-    instructions.check_instructions(check, tree, resources, {d: (decisions or {})[d] for d in called_decisions})
+    instructions.check_instructions(check, tree, resources, {d: (decisions or {})[d] for d in called_decisions},
+                                    called=called, folder=schema_folder)
     used, decision_imports = pin_decisions(decisions or {}, called_decisions)
     text = xml.decode("utf-8") if isinstance(xml, bytes) else xml
     definition = BpmnDefinition(process_id=process_id, xml=text, source=shown, resources=resources, decisions=used,

@@ -34,6 +34,7 @@ import textwrap
 from functools import lru_cache
 from typing import Any
 
+from tiergate.bpmn import datetimes
 from tiergate.bpmn.interpreter import Break, Continue, Interpreter, Scope, with_line
 from tiergate.bpmn.language import (ALL_METHOD_NAMES, BUILTINS, EXPRESSION_NODES, MAX_JSON_NODES, MAX_LENGTH,
                                     MAX_SOURCE, MUTATING_METHODS, PURE_METHODS, STATEMENT_NODES, WHAT,
@@ -42,6 +43,9 @@ from tiergate.bpmn.language import (ALL_METHOD_NAMES, BUILTINS, EXPRESSION_NODES
 __all__ = ["BUILTINS", "MUTATING_METHODS", "PURE_METHODS", "MAX_LENGTH", "ExpressionError", "check", "check_json",
            "compile_source", "evaluate", "execute"]
 
+
+#: The methods a call may name (``tiergate check`` sees names, not values).
+_METHOD_NAMES = ALL_METHOD_NAMES | datetimes.METHOD_NAMES
 
 # --- checking ------------------------------------------------------------------------------
 
@@ -97,9 +101,9 @@ def compile_source(source: str, mode: str) -> ast.AST:
             called = getattr(node, "tiergate_call", False)
             if node.attr.startswith("_"):
                 problem(node, f"attribute '.{node.attr}' is not allowed: names starting with '_' are never read")
-            elif called and node.attr not in ALL_METHOD_NAMES:
+            elif called and node.attr not in _METHOD_NAMES:
                 problem(node, f"attribute '.{node.attr}' is not allowed: only the listed methods of text, list, "
-                              "dict and set values may be called (docs/tier1.md)")
+                              "dict and set values and of dates and durations may be called (docs/tier1.md)")
             elif not called and not isinstance(node.ctx, ast.Load):
                 problem(node, f"'.{node.attr}' only reads a field of an object; to set or delete it, write "
                               f"x[\"{node.attr}\"]")
@@ -146,7 +150,13 @@ def execute(source: str, variables: dict[str, Any], extra: dict[str, Any] | None
     except Exception as exc:  # noqa: BLE001
         raise with_line(interpreter, exc) from None
     for name, value in scope_vars.items():
-        check_json(value, f"'{name}'")
+        try:
+            check_json(value, f"'{name}'")
+        except ExpressionError:
+            if not datetimes.holds_time(value):
+                raise
+            scope_vars[name] = value = datetimes.as_data(value)   # stored as ISO 8601 text
+            check_json(value, f"'{name}'")
     return scope_vars
 
 

@@ -30,7 +30,7 @@ from tiergate.jsonutil import to_jsonable
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 
 #: The formal expressions of a file a ``language`` attribute may make FEEL.
-_EXPRESSIONS = ("conditionExpression", "completionCondition", "loopCondition", "loopCardinality",
+EXPRESSIONS = ("conditionExpression", "completionCondition", "loopCondition", "loopCardinality",
                 "timeDuration", "timeDate", "timeCycle", "formalExpression")
 
 
@@ -48,7 +48,7 @@ def mark_languages(tree: Any) -> None:
     """Prefix ``=`` to each expression whose ``language`` attribute names FEEL, or that has none in a file
     whose ``expressionLanguage`` (on ``bpmn:definitions``) does (in place)."""
     default = names_feel(tree.getroot().get("expressionLanguage"))
-    for tag in _EXPRESSIONS:
+    for tag in EXPRESSIONS:
         for element in tree.getroot().iter(f"{{{BPMN_NS}}}{tag}"):
             language = element.get("language")
             feel = names_feel(language) if language else default

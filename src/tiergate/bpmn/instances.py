@@ -45,6 +45,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
+from tiergate.bpmn import datetimes
 from tiergate.bpmn.language import ExpressionError
 from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS
 
@@ -77,6 +78,8 @@ class _MergeWithoutItem:
         spec: Any = self
         if spec.data_input is None and spec.cardinality is not None:
             value = my_task.workflow.script_engine.evaluate(my_task, spec.cardinality)
+            if isinstance(value, (list, dict)) and datetimes.holds_time(value):
+                value = datetimes.as_data(value)   # each item becomes an instance's data: dates as ISO text
             if isinstance(value, (list, dict)):  # Camunda: a cardinality that names the input collection
                 if spec.data_output is not None:
                     spec.init_data_output_with_cardinality(my_task)
@@ -169,7 +172,8 @@ class SequentialInstances(_MergeWithoutItem, SequentialMultiInstanceTask):
         value = my_task.workflow.script_engine.evaluate(my_task, self.cardinality)
         key = list(value)[current] if isinstance(value, dict) else current
         data["current"] = current + 1
-        return key, value[key]
+        item = value[key]
+        return key, datetimes.as_data(item) if datetimes.holds_time(item) else item
 
 
 class InstanceParsing:

@@ -6,24 +6,27 @@ as SpiffWorkflow's templates read the task's data (``{{ investigator }}``; the t
 come first when a field is named like one of them). A name that nothing in the file ever sets
 (no gate's field, script, data input or output, data object, multi-instance item, message
 variable, event payload, decision result, form field or start ``inputs``) is a warning, not a
-refusal: start data, a calling process or a message may still bring it, and until the run has
-it, it shows as empty text (``tiergate.runview``).
+refusal: start data or a message may still bring it, and until the run has it, it shows as empty
+text (``tiergate.runview``). What the processes it calls set, and what the processes of processes/
+that call it set (a called process gets a copy of its caller's data), counts as set.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import textwrap
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
 from tiergate.bpmn.model import ZEEBE_NS
 from tiergate.bpmn.steps import parse_gate
-from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS
+from tiergate.bpmn.xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, BpmnError, parse_bpmn
 from tiergate.definitions.decisions import Decision
 from tiergate.runview import RESERVED_NAMES
 from tiergate.templating import check_syntax, unknown_names
@@ -51,9 +54,15 @@ def item_names(definition: Any) -> dict[str, str]:
 
 
 def check_instructions(check: Any, tree: etree._ElementTree, resources: dict[str, Any],
-                       decisions: dict[str, Decision]) -> None:
-    """Each step's instructions: a syntax error is an error; a bare name nothing sets is a warning."""
+                       decisions: dict[str, Decision], *, called: dict[str, str] | None = None,
+                       folder: Path | None = None) -> None:
+    """Each step's instructions: a syntax error is an error; a bare name nothing sets is a warning.
+
+    "Nothing" is this file, the processes it calls (``called``: their steps are steps of its runs),
+    and the processes of ``folder`` (processes/) that call it: a called process gets a copy of its
+    caller's data, so what a caller sets is there when its steps are ready."""
     written: set[str] | None = None
+    callers: list[str] = []
     for node in check.model.steps:
         if not node.documentation:
             continue
@@ -67,12 +76,44 @@ def check_instructions(check: Any, tree: etree._ElementTree, resources: dict[str
             continue
         if written is None:
             written = names_written(tree, resources, decisions)
+            for text in (called or {}).values():
+                written |= _names_of(text, resources)
+            if any(n not in written for n in bare) and folder is not None:
+                for caller, text in _callers(folder, check.model.id):
+                    callers.append(caller)
+                    written |= _names_of(text, resources)
+        by_callers = f" or the processes that call it ({', '.join(callers)})" if callers else ""
         for name in (n for n in bare if n not in written):
-            check.error(node.line, node.id, f"instructions use `{name}`, which nothing in this process sets (no "
-                        "step's gate, script, data input or output, data object, multi-instance item, message "
-                        "variable, decision or start `inputs` names it): a run shows it as empty until its data "
-                        f"has it. Name `{name}` in the gate of the step that gives it (or in `inputs`), or fix "
+            check.error(node.line, node.id, f"instructions use `{name}`, which nothing in this process{by_callers} "
+                        "sets (no step's gate, script, data input or output, data object, multi-instance item, "
+                        "message variable, decision or start `inputs` names it): a run shows it as empty until its "
+                        f"data has it. Name `{name}` in the gate of the step that gives it (or in `inputs`), or fix "
                         "the name.", "warning")
+
+
+def _names_of(text: str, resources: dict[str, Any]) -> set[str]:
+    try:
+        return names_written(parse_bpmn(text, "called"), resources, {})
+    except BpmnError:
+        return set()   # reported where that file is checked
+
+
+def _callers(folder: Path, process_id: str) -> Iterator[tuple[str, str]]:
+    """(id, XML) of each other process file of ``folder`` with a call activity that calls ``process_id``."""
+    calling = re.compile(r"""calledElement\s*=\s*["']\s*""" + re.escape(process_id) + r"""\s*["']""")
+    try:
+        files = sorted(folder.glob("*.bpmn"))
+    except OSError:
+        return
+    for path in files:
+        if path.name == f"{process_id}.bpmn":
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if calling.search(text):
+            yield path.name[:-len(".bpmn")], text
 
 
 def names_written(tree: etree._ElementTree, resources: dict[str, Any], decisions: dict[str, Decision]) -> set[str]:

@@ -12,6 +12,7 @@ import ast
 import time
 from typing import Any, Iterable
 
+from tiergate.bpmn import datetimes
 from tiergate.bpmn.language import (BINARY, BUILTINS, COMPARE, MAX_FORMAT_WIDTH, MAX_INT_BITS, MAX_LENGTH,
                                     MAX_SECONDS, MAX_STEPS, MAX_VALUES, MUTATING_METHODS, PURE_METHODS, UNARY,
                                     ExpressionError, names_defined)
@@ -271,6 +272,9 @@ class Interpreter:
         if isinstance(node, ast.Attribute):  # a field of an object, read with a dot (never getattr)
             mapping = self.expr(node.value, scope)
             if not isinstance(mapping, dict):
+                found, field = datetimes.read_field(mapping, node.attr)
+                if found:
+                    return field
                 raise ExpressionError(f"'.{node.attr}' reads a field of an object, not of a {type(mapping).__name__} "
                                       f"value: call a method with (...), or index a list with [...]", self.line)
             if node.attr not in mapping:
@@ -401,8 +405,11 @@ class Interpreter:
             target = self.expr(node.func.value, scope)
             name = node.func.attr
             kind = type(target)
-            if name in PURE_METHODS.get(kind, ()):
-                pass
+            function = datetimes.class_call(target, name)
+            if function is not None:
+                return self.sized(function(*args, **kwargs))
+            if name in PURE_METHODS.get(kind, ()) or name in datetimes.VALUE_METHODS.get(kind, ()):
+                datetimes.check_method(target, name, args, kwargs)
             elif name in MUTATING_METHODS.get(kind, ()):
                 if not self.allow_mutation:
                     raise ExpressionError(f".{name}() changes a value and may only be used in scripts, not in "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import operator
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from tiergate.limits import limit
@@ -66,6 +67,8 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "reversed": reversed,
     "round": round, "set": set, "sorted": sorted, "str": str, "sum": sum, "tuple": tuple, "zip": zip,
     "vars": names_defined, "globals": names_defined,
+    # Dates and durations, as values (tiergate.bpmn.datetimes says what of them may be used).
+    "datetime": datetime, "timedelta": timedelta, "timezone": timezone,
 }
 
 PURE_METHODS: dict[type, frozenset[str]] = {

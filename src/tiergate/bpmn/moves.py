@@ -25,8 +25,8 @@ from SpiffWorkflow.util.task import TaskState
 from tiergate import datastores
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import (adhoc, dumping, ending, fresh, instances, kept, messages, persistence, readyscan, records,
-                          signals)
+from tiergate.bpmn import (adhoc, dataview, dumping, ending, fresh, instances, kept, messages, persistence, readyscan,
+                          records, signals)
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -315,8 +315,10 @@ class Move:
         self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
         self.state["signals"] = signals.waiting(self.workflow, self.model, element_of)
         self.state["error"] = None
+        data = dataview.view(self)  # before the dump, which starts collecting the next move's touched tasks
         self.state["workflow"] = dumping.dump(self.workflow)
-        self.state["data"] = self._data_view()
+        dataview.keep(self.workflow)
+        self.state["data"] = data
         records.freeze(self.state)
         if persistence.is_completed(self.workflow):
             self.events.append(LogEvent("completed", SYSTEM))
@@ -399,8 +401,10 @@ class Move:
         if not failure.retryable:
             self.state["error"]["retryable"] = False
             hint = "the run cannot go on: cancel it with `tiergate cancel RUN --reason ...`"
+        data = dataview.view(self)  # before the dump, which starts collecting the next move's touched tasks
         self.state["workflow"] = dumping.dump(self.workflow)
-        self.state["data"] = self._data_view()
+        dataview.keep(self.workflow)
+        self.state["data"] = data
         self._timers()
         records.freeze(self.state)
         self.events.append(LogEvent("failed", SYSTEM, step=element, detail={
@@ -533,27 +537,3 @@ class Move:
         timers.sort(key=lambda t: t["due"] or "")
         self.state["timers"] = timers
         self.state["due_at"] = timers[0]["due"] if timers else None
-
-    def _data_view(self) -> dict[str, Any]:
-        assert self.workflow is not None
-        if persistence.is_completed(self.workflow):
-            return to_jsonable(self.workflow.data or (self.workflow.last_task.data if self.workflow.last_task else {}))
-        tasks = persistence.all_tasks(self.workflow)
-        # Each chosen task with its element (looked up once: ``element_of`` of the tree's root may be None).
-        open_states = (TaskState.READY, TaskState.ERROR)
-        chosen = [(t, e) for t in tasks if t._state in open_states and (e := element_of(t)) is not None]
-        if not chosen:
-            waiting = TaskState.WAITING
-            chosen = [(t, e) for t in tasks if t._state == waiting and (e := element_of(t)) is not None]
-        merged: dict[str, Any] = {}
-        seen: tuple[Any, Any, Task | None] = (None, None, None)  # the last parent looked up: instances share one
-        step_of = self.step_of
-        for task, element in chosen or [(self.workflow.task_tree, element_of(self.workflow.task_tree))]:
-            # An instance is a task whose step id carries a key (``step_of``, kept per task).
-            if element is not None and step_of(task) != element:
-                if seen[0] is not task.workflow or seen[1] is not task._parent:
-                    seen = (task.workflow, task._parent, task.parent)
-                if seen[2] is not None:
-                    merged.update(seen[2].data)  # an instance's data leaves out the collection its activity has
-            merged.update(task.data)
-        return to_jsonable(merged)

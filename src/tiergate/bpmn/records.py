@@ -36,8 +36,16 @@ class FrozenRecords(Frozen):
         self.members, self.where = members, where
 
     @classmethod
-    def spliced(cls, steps: dict[str, Any], base: FrozenRecords | None) -> FrozenRecords:
-        """``steps`` (every record frozen, text keys) frozen; ``base``: the frozen records it was copied from."""
+    def spliced(cls, steps: dict[str, Any], base: FrozenRecords | None, edited: Any = None) -> FrozenRecords:
+        """``steps`` (every record frozen, text keys) frozen; ``base``: the frozen records it was copied from;
+        ``edited``: the only keys set since, when known (the same keys, in the same order, as ``base``)."""
+        if base is not None and edited is not None:
+            members = list(base.members)
+            for key in edited:
+                record = steps[key]
+                if record is not base[key]:
+                    members[base.where[key]] = member(key, record.text)
+            return cls(steps, members, base.where)
         keys = list(steps)
         if base is not None and len(keys) == len(base.where) and keys == list(base):
             members, values = list(base.members), list(steps.values())
@@ -50,13 +58,39 @@ class FrozenRecords(Frozen):
 
 
 class Records(dict):  # type: ignore[type-arg]
-    """A move's copy of a run's frozen records (``copied``), with the ones it was copied from (``base``)."""
+    """A move's copy of a run's frozen records (``copied``), with the ones it was copied from (``base``)
+    and the keys set since (``edited``; None once any other change was made: then ``freeze`` compares
+    every record with ``base``'s)."""
 
-    __slots__ = ("base",)
+    __slots__ = ("base", "edited")
 
     def __init__(self, base: FrozenRecords):
         super().__init__(base)
         self.base = base
+        self.edited: set[str] | None = set()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self.edited is not None:
+            self.edited.add(key)
+        super().__setitem__(key, value)
+
+    def _unsure(name: str) -> Any:  # type: ignore[misc]  # (not a method: it builds the ones below)
+        method = getattr(dict, name)
+
+        def changed(self: Records, *args: Any, **kwargs: Any) -> Any:
+            self.edited = None
+            return method(self, *args, **kwargs)
+
+        return changed
+
+    update = _unsure("update")
+    setdefault = _unsure("setdefault")
+    pop = _unsure("pop")
+    popitem = _unsure("popitem")
+    clear = _unsure("clear")
+    __delitem__ = _unsure("__delitem__")
+    __ior__ = _unsure("__ior__")
+    del _unsure
 
 
 def copied(steps: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +119,16 @@ def freeze(state: dict[str, Any]) -> None:
     steps = state.get("steps")
     if not isinstance(steps, dict) or type(steps) is FrozenRecords:
         return
-    changed = [(step, record) for step, record in steps.items() if type(record) is not Frozen]
+    base, edited = getattr(steps, "base", None), getattr(steps, "edited", None)
+    if base is not None and edited is not None and len(steps) == len(base):
+        # copied from frozen records and only records set since (none added): the others are theirs, frozen
+        candidates: Any = [(step, steps[step]) for step in edited]
+    elif base is not None and len(steps) == len(base) and list(steps) == list(base):
+        edited = None  # the records not replaced are the frozen ones copied, found in C
+        candidates = compress(steps.items(), map(is_not, steps.values(), base.values()))
+    else:
+        edited, candidates = None, steps.items()
+    changed = [(step, record) for step, record in candidates if type(record) is not Frozen]
     frozen = all(isinstance(step, str) for step, _ in changed)
     for step, record in changed:
         if isinstance(record, dict) and all(isinstance(key, str) for key in record):
@@ -93,4 +136,4 @@ def freeze(state: dict[str, Any]) -> None:
         else:
             frozen = False
     if frozen:
-        state["steps"] = FrozenRecords.spliced(steps, getattr(steps, "base", None))
+        state["steps"] = FrozenRecords.spliced(steps, base, edited)

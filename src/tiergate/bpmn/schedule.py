@@ -10,6 +10,8 @@ was started). This module is the arithmetic, without I/O:
   from its due time.
 * A pass at ``now`` starts the latest due time that has passed, once: due times missed while no
   worker ran are skipped, not replayed (they count toward ``Rn``).
+* A schedule that replaced another on its start event (a changed cycle), or came back after it was
+  removed, starts no due time from before it went live (``floor``).
 
 Only ISO 8601 literals are schedules (no run exists yet whose data an expression could read), of at
 most ``MAX_TEXT`` characters; so nothing a definition supplies is evaluated here beyond a bounded
@@ -72,10 +74,12 @@ def parse(text: str, anchor: datetime) -> Cycle:
 
 
 def due_times(cycle: Cycle, anchor: datetime, last: tuple[datetime, int] | None,
-              now: datetime) -> tuple[tuple[datetime, int] | None, datetime | None]:
+              now: datetime, floor: datetime | None = None) -> tuple[tuple[datetime, int] | None, datetime | None]:
     """(the due time to start now and its place in the cycle, or None; the next due time after it, or None).
 
-    ``last`` is the due time and place of the latest run started for this cycle, if any."""
+    ``last`` is the due time and place of the latest run started for this cycle, if any. ``floor``: no due
+    time before it is started (a schedule that replaced another, or came back, begins when it went live);
+    the due times before it count toward ``Rn`` as missed ones do."""
     try:
         if last is not None:
             due, seq = last[0] + cycle.interval, last[1] + 1
@@ -83,6 +87,9 @@ def due_times(cycle: Cycle, anchor: datetime, last: tuple[datetime, int] | None,
             due, seq = cycle.first, 0
         else:
             due, seq = anchor + cycle.interval, 0
+        if floor is not None and due < floor:
+            behind = -((due - floor) // cycle.interval)  # whole intervals up to the floor, rounded up
+            due, seq = due + behind * cycle.interval, seq + behind
     except OverflowError:
         return None, None
     if 0 <= cycle.repeats <= seq:

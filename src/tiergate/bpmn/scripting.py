@@ -30,9 +30,10 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import expressions, feel
+from tiergate.bpmn import datetimes, expressions, feel
 from tiergate.bpmn import statelog  # noqa: F401 - installs SpiffWorkflow's quieter task state change
 from tiergate.bpmn import tasklean  # noqa: F401 - installs two tree walks answered from the task dictionary
+from tiergate.bpmn import loopjoin  # noqa: F401 - installs the rounds of a parallel gateway a loop leads back to
 from tiergate.bpmn.expressions import ExpressionError
 from tiergate.definitions.decisions import Decision
 from tiergate.errors import TiergateError
@@ -91,20 +92,26 @@ class RestrictedScriptEngine(PythonScriptEngine):
             expressions.check(expression, "eval")
 
     def evaluate(self, task: Any, expression: Any, external_context: Any = None) -> Any:
+        token = datetimes.CLOCK.set(self.now)   # datetime.now() is the move's clock
         try:
             return self.environment.evaluate(expression, task.data, external_context)
         except ExpressionError as err:
             if err.limit is not None:
                 self.over_limit = (err.limit, f"expression {str(expression).strip()[:80]!r} failed: {err}")
             raise WorkflowTaskException(f"expression {str(expression).strip()!r} failed: {err}", task=task) from None
+        finally:
+            datetimes.CLOCK.reset(token)
 
     def execute(self, task: Any, script: Any, external_context: Any = None) -> bool:
+        token = datetimes.CLOCK.set(self.now)
         try:
             return self.environment.execute(script, task.data, external_context)
         except ExpressionError as err:
             if err.limit is not None:
                 self.over_limit = (err.limit, f"script failed at {err}")
             raise WorkflowTaskException(f"script failed at {err}", task=task) from None
+        finally:
+            datetimes.CLOCK.reset(token)
 
     def call_service(self, task: Any, **kwargs: Any) -> Any:
         raise WorkflowTaskException("service tasks are not supported in Tier 1 processes", task=task)

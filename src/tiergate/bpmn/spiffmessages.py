@@ -29,6 +29,7 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.util import BpmnEvent
 
+from tiergate.bpmn import datetimes
 from tiergate.bpmn.xml import SPIFF_NS
 
 KINDS = ("messagePayload", "messageVariable")
@@ -68,6 +69,8 @@ def apply(definition: Any, node: etree._Element) -> Any:
 def _throw_payload(expression: str) -> Any:
     def throw(self: Any, my_task: Any) -> None:
         payload = copy.deepcopy(my_task.workflow.script_engine.evaluate(my_task, expression))
+        if datetimes.holds_time(payload):   # it becomes the catching task's data: JSON, dates as ISO text
+            payload = datetimes.as_data(payload)
         correlations = self.get_correlations(my_task, payload)
         my_task.workflow.correlations.update(correlations)
         my_task.workflow.top_workflow.catch(BpmnEvent(self, payload=payload, correlations=correlations))

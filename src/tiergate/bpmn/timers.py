@@ -88,11 +88,43 @@ def _engine(my_task: Any) -> Any:
     return my_task.workflow.script_engine
 
 
-def _value(my_task: Any, expression: str) -> str:
+def _value(my_task: Any, expression: str) -> Any:
     value = _engine(my_task).evaluate(my_task, expression)
-    if not isinstance(value, str):
+    if not isinstance(value, (str, datetime, timedelta, tuple)):
         raise ValueError(f"the timer value must be ISO 8601 text, got {type(value).__name__} {value!r}")
     return value
+
+
+def due_date(value: Any) -> datetime:
+    """A timeDate's value: ISO 8601 text or a ``datetime`` (without a zone: UTC)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if not isinstance(value, str):
+        raise ValueError(f"a timeDate must be ISO 8601 text or a datetime, got {type(value).__name__} {value!r}")
+    return parse_datetime(value)
+
+
+def due_after(start: datetime, value: Any) -> datetime:
+    """A timeDuration's due time: ISO 8601 text (``PT4H``) or a ``timedelta`` after ``start``."""
+    if isinstance(value, timedelta):
+        return start + value
+    if not isinstance(value, str):
+        raise ValueError(f"a timeDuration must be ISO 8601 text or a timedelta, got {type(value).__name__} "
+                         f"{value!r}")
+    return add_duration(start, value)
+
+
+def cycle_of(value: Any, now: datetime) -> tuple[int, datetime, timedelta]:
+    """A timeCycle's value: ISO 8601 text (``R3/PT1H``) or SpiffWorkflow's older ``(count, timedelta)``."""
+    if isinstance(value, tuple):
+        if (len(value) != 2 or not isinstance(value[0], int) or isinstance(value[0], bool)
+                or not isinstance(value[1], timedelta) or value[1] <= timedelta(0)):
+            raise ValueError(f"a timeCycle written as a pair must be (count, timedelta(...)) with a positive "
+                             f"duration, not {value!r}")
+        return value[0], now + value[1], value[1]
+    if not isinstance(value, str):
+        raise ValueError(f"a timeCycle must be ISO 8601 text or (count, timedelta), got {type(value).__name__}")
+    return parse_cycle(value, now)
 
 
 def _record(my_task: Any, due: str, cycle: bool = False) -> None:
@@ -113,7 +145,7 @@ class ClockTimeDate(TimeDateEventDefinition):
         due = my_task._get_internal_data("event_value")
         if due is None:
             try:
-                due = parse_datetime(_value(my_task, self.expression)).isoformat()
+                due = due_date(_value(my_task, self.expression)).isoformat()
             except Exception as exc:  # noqa: BLE001 - reported against the timer element
                 _fail(my_task, exc)
             my_task._set_internal_data(event_value=due)
@@ -128,7 +160,7 @@ class ClockDuration(DurationTimerEventDefinition):
         due = my_task._get_internal_data("event_value")
         if due is None:
             try:
-                due = add_duration(_engine(my_task).now, _value(my_task, self.expression)).isoformat()
+                due = due_after(_engine(my_task).now, _value(my_task, self.expression)).isoformat()
             except Exception as exc:  # noqa: BLE001
                 _fail(my_task, exc)
             my_task._set_internal_data(event_value=due)
@@ -166,7 +198,7 @@ class ClockCycle(CycleTimerEventDefinition):
         state = my_task._get_internal_data("event_value")
         if state is None:
             try:
-                cycles, first, interval = parse_cycle(_value(my_task, self.expression), now)
+                cycles, first, interval = cycle_of(_value(my_task, self.expression), now)
             except Exception as exc:  # noqa: BLE001
                 _fail(my_task, exc)
             state = {"cycles": cycles, "next": first.isoformat(), "duration": interval.total_seconds()}

@@ -67,6 +67,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "Deliver message NAME to the one Tier 1 run waiting for it, matched by --correlate values."),
     "signal": ("tiergate.cli.tier1", "signal",
                "Broadcast signal NAME to every Tier 1 run waiting for it, and start every process that starts on it."),
+    "signals": ("tiergate.cli.tier1", "signals",
+                "List the signals thrown inside runs whose broadcast to the other runs is still pending."),
     "timers": ("tiergate.cli.tier1", "timers", "List the Tier 1 timers that would fire by TIME, and what each would log."),
     "stores": ("tiergate.cli.tier1", "stores",
                "Show the BPMN data stores of PROCESS (or of every process): each one's current value and last write."),

@@ -28,6 +28,9 @@ def _show_pass(out: Console, data: dict[str, Any]) -> None:
         what = item["error"] or ", ".join(item["events"]) or "nothing due"
         if item.get("scheduled"):
             what += f" (on schedule, due {item['scheduled'][:16].replace('T', ' ')})"
+        if item.get("broadcast"):
+            sent = item["broadcast"]
+            what += f" (signal '{sent['signal']}' thrown at {sent['element']}, left pending: reached {sent['reached']})"
         grid.add_row(item["run"], item["process"], item["status"], escape(what))
     out.print(grid)
 
@@ -220,6 +223,38 @@ def signal(engine: Engine, name: str, data: str | None, actor: str | None) -> di
     A signal that reaches nothing is not an error: the answer says it reached 0 runs.
     """
     return engine.signal(name, parse_json_option(data, "--data", raw=True), actor=actor)
+
+
+def _show_broadcasts(out: Any, data: dict[str, Any]) -> None:
+    if not data["broadcasts"]:
+        out.print("no signal broadcast is pending: every signal thrown by a run was delivered.")
+        return
+    out.print(f"{data['pending']} signal broadcast(s) pending (`tiergate worker` delivers those whose hold is over)")
+    grid = table("broadcast", "signal", "thrown by", "thrown at", "state")
+    for item in data["broadcasts"]:
+        if item["delivered_at"]:
+            state = f"delivered {item['delivered_at'][:19].replace('T', ' ')}: reached {item['outcome'].get('reached')}"
+        else:
+            state = "pending" + (f", held until {item['held_until'][:19].replace('T', ' ')}" if item["held_until"]
+                                 else "") + (f", {item['attempts']} attempt(s)" if item["attempts"] else "")
+        grid.add_row(item["broadcast"], escape(item["signal"]), f"{item['run']} {escape(item['element'] or '')}",
+                     item["thrown_at"][:19].replace("T", " "), escape(state))
+    out.print(grid)
+
+
+@click.command()
+@click.option("--all", "all_", is_flag=True, help="The latest 100 broadcasts, delivered ones too.")
+@common_options
+@run_command(_show_broadcasts)
+def signals(engine: Engine, all_: bool) -> dict[str, Any]:
+    """List the signals thrown inside runs whose broadcast to the other runs is still pending.
+
+    A broadcast is pending between the commit of the move that threw it and the end of its
+    delivery; one left pending by a crash is delivered by `tiergate worker`.
+    """
+    from tiergate.signals import pending
+
+    return pending(engine, all_=all_)
 
 
 @click.group()

@@ -30,7 +30,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import dumping, instances, instructions, messages, persistence, records, signals
+from tiergate.bpmn import (datastore, dataview, dumping, instances, instructions, messages, persistence, records,
+                          signals)
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
@@ -322,6 +323,7 @@ class BpmnRunner(Runner):
                                reason="unknown_step", details={"run": ctx.run_id, "step": element})
         task.data.update(copy.deepcopy(data))
         dumping.forget(workflow)  # data written beside a timer may land in a parked task: dump every task again
+        dataview.forget(workflow)  # ... and merge every task's data again
         again: Callable[[Task], Any] | None = None  # what is run again on the task (a failure leaves the run failed)
         if task.state == TaskState.ERROR:
             task._set_state(TaskState.READY)
@@ -368,6 +370,7 @@ class BpmnRunner(Runner):
         if task is None:  # the stored step states and the tree disagree: refuse rather than guess
             raise RefusedError(f"step '{step_id}' is not ready in run {ctx.run_id}.", reason="not_ready",
                                details={"run": ctx.run_id, "step": step_id, "waiting_for": []})
+        datastore.refuse_stale(move, task, step_id)  # a store it writes changed since it read it: refused
         move.ready_before.discard(task.id.int)
         ready_at = records.editable(state, step_id).get("ready_at")
         duration = (ctx.now - parse_datetime(ready_at)).total_seconds() if ready_at else None

@@ -30,7 +30,8 @@ from tiergate.server.doors import (Answer, bearer, in_worker, json_bytes, read_j
                                    small_body, too_large, unauthorized)
 
 #: HTTP status per error code; other codes are 400, and a refusal's is 409 unless its reason says otherwise.
-STATUS = {"unauthorized": 401, "actor_mismatch": 403, "not_found": 404, "conflict": 409, "gate_failed": 422,
+STATUS = {"unauthorized": 401, "actor_mismatch": 403, "not_found": 404, "conflict": 409, "data_store_stale": 409,
+          "gate_failed": 422,
           "invalid_data": 422, "body_too_large": 413, "database_error": 503, "connection_lost": 503,
           "schema_outdated": 503, "log_tampered": 409,
           # the database or its disk, not the request: the same request may succeed later

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from tiergate import jsontext
@@ -139,17 +140,41 @@ def split(state: dict[str, Any], before: dict[str, Stored] | None) -> Split | No
     if KEY in state:
         raise ValueError(f"a run's state may not use the key '{KEY}' (it lists the parts stored apart)")
     ancestors = {pointer(_keys(path)[:depth]) for path in found for depth in range(1, len(_keys(path)))}
-    items = [(key, _text(value, pointer([key]), found, ancestors)) for key, value in state.items()]
-    out.root = jsontext.join([*items, (KEY, json.dumps(summary))])
+    out.root = "{" + ", ".join([*_members(state, "", found, ancestors), jsontext.member(KEY, json.dumps(summary))]) + "}"
     return out
+
+
+def _members(value: dict[str, Any], path: str, found: dict[str, Parted], ancestors: set[str]) -> list[str]:
+    """The members of ``value``'s text (at ``path``), as ``json.dumps`` spells them, with ``null`` for
+    each object stored apart. The members between two that are not plain JSON (an object stored apart,
+    one of its ancestors, an ``Encoded``) are encoded together, in one call (``jsontext.dumps``)."""
+    pieces: list[str] = []
+    plain: dict[str, Any] = {}
+    for key, item in value.items():
+        here = path + _pointer(key)
+        if here in found or (here in ancestors and isinstance(item, dict)) or isinstance(item, Encoded) \
+                or jsontext.holds_encoded(item) or not isinstance(key, str):
+            if plain:
+                pieces.append(json.dumps(plain)[1:-1])
+                plain = {}
+            pieces.append(jsontext.member(key, _text(item, here, found, ancestors)))
+        else:
+            plain[key] = item
+    if plain:
+        pieces.append(json.dumps(plain)[1:-1])
+    return pieces
+
+
+@lru_cache(maxsize=4096)
+def _pointer(key: str) -> str:
+    return pointer([key])
 
 
 def _text(value: Any, path: str, found: dict[str, Parted], ancestors: set[str]) -> str:
     if path in found:
         return "null"
     if path in ancestors and isinstance(value, dict):
-        return jsontext.join([(key, _text(item, path + pointer([key]), found, ancestors))
-                              for key, item in value.items()])
+        return "{" + ", ".join(_members(value, path, found, ancestors)) + "}"
     return jsontext.dumps(value)
 
 

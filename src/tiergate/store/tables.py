@@ -27,6 +27,9 @@
 
 - ``ScheduledStart``: each run a timer-cycle start event started, keyed by its due time (``tiergate.schedules``).
 
+- ``SignalBroadcast``, ``SignalDelivery``: the outbox of signals thrown inside runs, written with the
+  throwing move, and the key of each run a broadcast reached (``tiergate.signals``).
+
 - ``DataStore``: the current value of each BPMN data store of a process (``tiergate.datastores``),
   with its version counter; every write is also a ``data_store_written`` log entry.
 
@@ -522,3 +525,42 @@ class ScheduledStart(SQLModel, table=True):
     seq: int = Field(sa_column=Column(Integer, nullable=False))
     run_id: str = Field(sa_column=Column(String(32), nullable=False))
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class SignalBroadcast(SQLModel, table=True):
+    """A signal thrown inside a run, owed to the other runs (``tiergate.signals``: the outbox).
+
+    Written in the transaction of the move that threw it, so a crash after that commit cannot lose
+    it; ``delivered_at`` is set once every run waiting for it was reached. ``lease_until``: until
+    then the one delivering it (the throwing move's process, or a worker that took it) holds it;
+    after, a worker may take it over."""
+
+    __tablename__ = "signal_broadcasts"
+    __table_args__ = (Index("ix_signal_broadcasts_pending", "delivered_at", "lease_until"),)
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    signal: str = Field(sa_column=Column(String(200), nullable=False))
+    run_id: str = Field(sa_column=Column(String(32), nullable=False))
+    element: Optional[str] = Field(default=None, sa_column=Column(String(255), nullable=True))
+    sender: str = Field(sa_column=Column(String(160), nullable=False))
+    door: Optional[str] = Field(default=None, sa_column=Column(String(80), nullable=True))
+    depth: int = Field(sa_column=Column(Integer, nullable=False))
+    thrown_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    lease_until: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    attempts: int = Field(sa_column=Column(Integer, nullable=False))
+    delivered_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    outcome: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class SignalDelivery(SQLModel, table=True):
+    """One run a broadcast reached (``target`` its id) or one process it started (``process:<id>``).
+
+    Inserted in the transaction of the receiving run's move (or of the started run's insert): the key
+    makes each broadcast reach each run once, whoever delivers it and however often."""
+
+    __tablename__ = "signal_deliveries"
+
+    broadcast_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    target: str = Field(sa_column=Column(String(100), primary_key=True))
+    run_id: str = Field(sa_column=Column(String(32), nullable=False))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
