@@ -223,8 +223,9 @@ def splice(members: list[tuple[str, Any, str | None]]) -> str:
 
 def spliced(items: list[tuple[str, Any]]) -> Encoded:
     """The object of ``items`` (plain values, or ``Encoded`` ones whose text is taken), as an ``Encoded``:
-    the plain values' text is made now (they may be the live workflow's), the whole text, with the
-    ``Encoded`` values' texts, when it is first read (``Lazy``: a state stored in parts never reads it)."""
+    the plain values' text is made now (they may be the live workflow's); the whole text too, unless
+    an item's text is not made yet (a ``Lazy`` one: a large task tree), then when it is first read
+    (``Lazy``: a state stored in parts never reads it)."""
     if not items:
         return Encoded({}, "{}")
     pieces: list[str | tuple[str, Encoded]] = []
@@ -239,11 +240,12 @@ def spliced(items: list[tuple[str, Any]]) -> Encoded:
             plain[key] = value
     if plain:
         pieces.append(json.dumps(plain)[1:-1])
-    if all(type(piece) is str for piece in pieces):
-        return Encoded(dict(items), "{" + ", ".join(pieces) + "}")  # type: ignore[arg-type]
 
     def joined() -> str:
         return "{" + ", ".join([piece if type(piece) is str else member(piece[0], piece[1].text)  # type: ignore[index,union-attr]
                                 for piece in pieces]) + "}"
 
+    if not any(isinstance(piece, tuple) and isinstance(piece[1], Lazy) and piece[1]._make is not None
+               for piece in pieces):  # every text is made already: an ``Encoded`` like any other
+        return Encoded(dict(items), joined())
     return Lazy(dict(items), joined)

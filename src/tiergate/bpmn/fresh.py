@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 from uuid import UUID, SafeUUID
 
@@ -35,7 +36,7 @@ from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 TASK_FIELDS = frozenset({"id", "workflow", "_parent", "_children", "_state", "triggered", "task_spec", "thread_id",
                          "data", "internal_data", "last_state_change"})
 #: The workflow's attributes that building it may set differently from restoring it, compared by value.
-_COMPARED = ("data", "locks", "last_task", "success", "completed", "subprocesses", "bpmn_events", "correlations")
+COMPARED = ("data", "locks", "last_task", "success", "completed", "subprocesses", "bpmn_events", "correlations")
 _ATTRIBUTE = "_tiergate_template"
 _SPIFF_WORKFLOW_LOG = logging.getLogger("spiff.workflow")
 
@@ -48,13 +49,37 @@ class Template:
     data: dict[str, Any]
     #: Per task (in ``tasks``' order): the index of its parent (None: the root) and of its children.
     links: tuple[tuple[int | None, tuple[int, ...]], ...] = ()
+    #: A first move's template (``tiergate.bpmn.firstmove``), per task: where its data comes from (``ROOT``:
+    #: a deep copy of the start data; ``INHERITED``: the root's, as the engine's data inheritance copies it;
+    #: ``OWN``: a copy of its own); its last state change to be moved to now (else: the root's); the elements
+    #: its passes ran; and the index of the workflow's last task.
+    inherits: tuple[int, ...] = ()
+    stamp: float | None = None
+    passed: frozenset[str] = frozenset()
+    last_task: int | None = None
 
 
-class _Probe(RestrictedScriptEngine):
+OWN, ROOT, INHERITED = 0, 1, 2
+_MUTABLE = (dict, list, set)
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def copied(value: dict[str, Any]) -> dict[str, Any]:
+    """``copy.deepcopy`` of a dict: one of text, numbers, flags and None (a start event's internal data, most start
+    data) copied in one step, as ``deepcopy`` copies it (those it keeps as they are); any other deep-copied."""
+    if type(value) is not dict:
+        return copy.deepcopy(value)
+    for item in value.values():
+        if type(item) not in _ATOMS:
+            return copy.deepcopy(value)
+    return dict(value)
+
+
+class Probe(RestrictedScriptEngine):
     """The engine a template is built with: it counts what building the workflow evaluated."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.calls = 0
 
     def evaluate(self, task: Any, expression: Any, external_context: Any = None) -> Any:
@@ -90,26 +115,38 @@ def template_of(spec: Any, subprocess_specs: dict[str, Any]) -> Template | None:
 
 
 def copy_template(template: Template, spec: Any, subprocess_specs: dict[str, Any],
-                  engine: RestrictedScriptEngine) -> RestrictedWorkflow:
+                  engine: RestrictedScriptEngine, data: dict[str, Any] | None = None) -> RestrictedWorkflow:
+    """A new workflow from ``template``; a first move's with ``data`` as the start data (``Template.inherits``)."""
     workflow = RestrictedWorkflow(spec, subprocess_specs, script_engine=engine, deserializing=True)
     # New random ids, made as uuid4 makes each (UUID(bytes=os.urandom(16), version=4)), from one read.
     count = len(template.tasks)
     raw = os.urandom(16 * count)
     ids = [_uuid4(int.from_bytes(raw[16 * i:16 * i + 16], "big")) for i in range(count)]
-    offset = time.time() - template.tasks[0].last_state_change
+    offset = time.time() - (template.tasks[0].last_state_change if template.stamp is None else template.stamp)
+    root = copied(data) if template.inherits else None  # type: ignore[arg-type]
     tasks = workflow.tasks
-    for original, new_id, (parent, children) in zip(template.tasks, ids, template.links):
+    for original, new_id, (parent, children), source in zip(template.tasks, ids, template.links,
+                                                            template.inherits or repeat(OWN)):
+        if source == ROOT:
+            task_data = root
+        elif source == INHERITED:  # ``DeepMerge.merge({}, parent.data)``: lists and dicts copied one level deep
+            task_data = {key: copy.copy(value) if isinstance(value, _MUTABLE) else value
+                         for key, value in root.items()}  # type: ignore[union-attr]
+        else:
+            task_data = copy.deepcopy(original.data) if original.data else {}
         task = Task.__new__(type(original))
         task.__dict__.update(
             id=new_id, workflow=workflow, _parent=None if parent is None else ids[parent],
             _children=[ids[child] for child in children], _state=original._state,
             triggered=original.triggered, task_spec=original.task_spec, thread_id=original.thread_id,
-            data=copy.deepcopy(original.data) if original.data else {},
-            internal_data=copy.deepcopy(original.internal_data) if original.internal_data else {},
+            data=task_data,
+            internal_data=copied(original.internal_data) if original.internal_data else {},
             last_state_change=original.last_state_change + offset)
         tasks[task.id] = task
     workflow.task_tree = tasks[ids[0]]  # (the root comes first: ``_build``)
-    workflow.data = copy.deepcopy(template.data)
+    workflow.data = copy.deepcopy(template.data) if template.data else {}
+    if template.last_task is not None:
+        workflow.last_task = tasks[ids[template.last_task]]
     return workflow
 
 
@@ -128,7 +165,7 @@ def _uuid4(value: int) -> UUID:
 
 
 def _build(spec: Any, subprocess_specs: dict[str, Any]) -> Template | None:
-    probe = _Probe()
+    probe = Probe()
     try:
         built = RestrictedWorkflow(spec, subprocess_specs, script_engine=probe)
     except Exception:  # noqa: BLE001 - a spec that fails to build fails again, the usual way, for the run
@@ -149,8 +186,8 @@ def _build(spec: Any, subprocess_specs: dict[str, Any]) -> Template | None:
                   for task in tasks)
     template = Template(spec=spec, tasks=tasks, root=built.task_tree.id, data=copy.deepcopy(built.data),
                         links=links)
-    made = copy_template(template, spec, subprocess_specs, _Probe())
-    if set(vars(made)) != set(vars(built)) or any(getattr(made, name) != getattr(built, name) for name in _COMPARED) \
+    made = copy_template(template, spec, subprocess_specs, Probe())
+    if set(vars(made)) != set(vars(built)) or any(getattr(made, name) != getattr(built, name) for name in COMPARED) \
             or made.event_manager.tasks:
         return None
     return template

@@ -25,8 +25,8 @@ from SpiffWorkflow.util.task import TaskState
 from tiergate import datastores
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import events as bpmn_events
-from tiergate.bpmn import (adhoc, dataview, dumping, ending, fresh, instances, kept, messages, persistence, readyscan,
-                          records, signals)
+from tiergate.bpmn import (adhoc, dataview, dumping, ending, firstdump, firstmove, fresh, instances, kept, messages,
+                          persistence, readyscan, records, signals)
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
@@ -167,6 +167,8 @@ class Move:
         #: to them (``_ready_changes``): None when they are found by going through every task.
         self.ready_kept: dict[int, str] | None = None
         self.changes: tuple[dict[int, Task], list[Task]] | None = None
+        #: A new run's first move, when its passes came from a template (``create``): they are not run again.
+        self.first: firstmove.First | None = None
 
     def restore(self) -> RestrictedWorkflow:
         workflow = kept.take(self.state, self.definition.version)
@@ -204,11 +206,53 @@ class Move:
             found = task._tiergate_step = step_of(task)  # type: ignore[attr-defined]
             return found
 
-    def create(self, data: dict[str, Any]) -> RestrictedWorkflow:
+    def create(self, data: dict[str, Any], template: bool = True) -> RestrictedWorkflow:
+        """A new run's workflow with ``data`` at its root: after the engine's first passes when the spec has a
+        first move's template (``tiergate.bpmn.firstmove``), else before them."""
         spec, subprocess_specs = self.definition.specs
+        first = firstmove.template_of(spec, subprocess_specs, self.probe_passes) \
+            if template and PATH_TRACE.get() is None and firstmove.usable() else None
+        if first is not None:
+            self.workflow = fresh.copy_template(first.template, spec, subprocess_specs, self.engine, data)
+            self.passed, self.first = set(first.template.passed), first
+            return self.workflow
         self.workflow = fresh.new_workflow(spec, subprocess_specs, self.engine)
         self.workflow.task_tree.data.update(copy.deepcopy(data))
         return self.workflow
+
+    def probe_passes(self, data: dict[str, Any]) -> tuple[RestrictedWorkflow, set[str], list[Any]] | None:
+        """A new workflow with ``data`` after the engine's first passes, with an engine that counts what they
+        evaluate, the elements they passed and the specs of the tasks they ran; None if they evaluated, logged
+        or failed anything (``tiergate.bpmn.firstmove``)."""
+        probe = fresh.Probe(decisions=self.definition.decision_objects)
+        move = Move(self.definition, {"steps": {}}, self.ctx, [])
+        move.engine = probe
+        ran: list[Any] = []
+        did_run = move.did_run
+
+        def noting(task: Task) -> None:
+            ran.append(task.task_spec)
+            did_run(task)
+
+        move.did_run = noting  # type: ignore[method-assign]
+        workflow = move.create(data, template=False)
+        try:
+            closed = move.passes()
+        except Exception:  # noqa: BLE001 - a start that fails fails again, the usual way, for the run
+            return None
+        if closed or probe.calls or probe.journal or probe.over_limit is not None or move.events or move.thrown \
+                or move.tainted or messages.unsent(workflow):
+            return None
+        return workflow, move.passed, ran
+
+    def passes(self) -> bool:
+        """The engine's passes of this move, again after idle event subprocesses closed; whether any closed."""
+        assert self.workflow is not None
+        persistence.advance(self.workflow, self.did_run)
+        if ending.close_idle(self.workflow, self.model):  # the flow ended: idle event subprocesses go
+            persistence.advance(self.workflow, self.did_run)
+            return True
+        return False
 
     def ready_task(self, step_id: str) -> Task | None:
         assert self.workflow is not None
@@ -291,9 +335,8 @@ class Move:
         assert self.workflow is not None
         failure: persistence.StepFailure | None = None
         try:
-            persistence.advance(self.workflow, self.did_run)
-            if ending.close_idle(self.workflow, self.model):  # the flow ended: idle event subprocesses go
-                persistence.advance(self.workflow, self.did_run)
+            if self.first is None:
+                self.passes()
         except persistence.StepFailure as exc:
             failure = exc
         if failure is not None:
@@ -316,7 +359,7 @@ class Move:
         self.state["signals"] = signals.waiting(self.workflow, self.model, element_of)
         self.state["error"] = None
         data = dataview.view(self)  # before the dump, which starts collecting the next move's touched tasks
-        self.state["workflow"] = dumping.dump(self.workflow)
+        self.state["workflow"] = self._dump()
         dataview.keep(self.workflow)
         self.state["data"] = data
         records.freeze(self.state)
@@ -329,6 +372,14 @@ class Move:
             return RunStatus.COMPLETED
         kept.keep(self.state, self.definition.version, self.workflow)
         return RunStatus.ACTIVE
+
+    def _dump(self) -> Any:
+        """The workflow's dump: a first move's spelled from its shape (``tiergate.bpmn.firstdump``) if it has one."""
+        assert self.workflow is not None
+        first = self.first
+        made = None if first is None or first.shape is None else firstdump.dump(first.template, first.shape,
+                                                                                 self.workflow)
+        return made if made is not None else dumping.dump(self.workflow)
 
     def refuse_over_limit_at(self, failure: persistence.StepFailure) -> None:
         """An attempt whose move went over a budget is refused (the run unchanged), unless it is the worker's."""

@@ -285,6 +285,8 @@ def prune_all(workflow: Any) -> int:
 
 def prune(workflow: RestrictedWorkflow) -> int:
     """Remove what the engine can no longer need (see the module docstring). Returns tasks removed."""
+    if not workflow.subprocesses and touched.since_prune(workflow) is None and keeps_all(workflow):
+        return 0  # nothing to remove: spare the sets and the walk (a tracked workflow follows its touched tasks)
     removed = _prune_one(workflow)
     for sub in list(workflow.subprocesses.values()):
         removed += _prune_one(sub)
@@ -298,6 +300,26 @@ def prune(workflow: RestrictedWorkflow) -> int:
                 removed += len(sub.tasks)
                 changed = True
     return removed
+
+
+def keeps_all(workflow: Any) -> bool:
+    """Whether ``_prune_one`` would keep every task and change nothing: each task is the root, unfinished, or
+    the parent of an unfinished one, and each one's parent is in the tree (so the rules of the module's
+    docstring keep exactly the tasks there are). Told by the ids' identity, which is cheap: a task's id is
+    its key in ``workflow.tasks``, and the parent id a task holds is that same object when SpiffWorkflow or
+    a template (``tiergate.bpmn.fresh``) made it; when identity cannot tell (a restored tree), False."""
+    tasks = workflow.tasks
+    present = set(map(id, tasks))
+    needed = {id(workflow.task_tree.id)}
+    for task in tasks.values():
+        parent = task._parent
+        if id(task.id) not in present or (parent is not None and id(parent) not in present):
+            return False
+        if not task._state & _DONE:
+            needed.add(id(task.id))
+            if parent is not None:
+                needed.add(id(parent))
+    return needed == present
 
 
 def _find_task(workflow: RestrictedWorkflow, task_id: UUID) -> Task | None:

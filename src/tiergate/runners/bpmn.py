@@ -168,7 +168,8 @@ class BpmnRunner(Runner):
             lines = "\n".join(f"  {e['pointer']}: {e['message']}" for e in errors)
             raise InvalidDataError(f"start data for '{definition.process_id}' is not valid:\n{lines}\nFix those fields.",
                                    details={"errors": errors, "see": "processes"})
-        state: dict[str, Any] = {"workflow": {}, "data": copy.deepcopy(data), "sources": {k: "inputs" for k in data},
+        # ("data": the move's data view replaces it, whatever the move does; here for the state's order of keys)
+        state: dict[str, Any] = {"workflow": {}, "data": {}, "sources": {k: "inputs" for k in data},
                                  "steps": {step_id: {"status": "locked"} for step_id in definition.steps},
                                  "timers": [], "due_at": None, "error": None}
         events = [LogEvent("started", ctx.actor, detail={"data": data})]
