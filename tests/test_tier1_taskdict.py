@@ -10,7 +10,9 @@ task's dict is compared with ``registry.convert(task)``, and the move's dump wit
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 from SpiffWorkflow.bpmn.serializer.config import DEFAULT_CONFIG
@@ -34,7 +36,7 @@ def _compare(workflow: RestrictedWorkflow) -> int:
         for task in owner.tasks.values():
             ours, theirs = convert(task), REGISTRY.convert(task)
             assert ours == theirs and list(ours) == list(theirs)
-            assert json.dumps(ours) == json.dumps(theirs)
+            assert json.dumps(ours) == json.dumps(theirs) == taskdict.text(ours) == taskdict.text(ours, task)
             compared += 1
     dumped = dumping.dump(workflow)
     assert dumped.text == json.dumps(persistence.dump(workflow)) == json.dumps(dict(dumped))
@@ -76,3 +78,50 @@ def test_a_registry_that_converts_tasks_otherwise_keeps_its_own_converter() -> N
     registry = BpmnWorkflowSerializer.configure(config)
     assert taskdict.converter(registry) == registry.convert
     assert taskdict.converter(REGISTRY) != REGISTRY.convert  # SpiffWorkflow's own: made directly
+
+
+class _Parent:
+    """Something with children's ids, as ``taskdict._children_text`` reads a task."""
+
+    def __init__(self, children: list[UUID]):
+        self._children = children
+
+
+def test_a_parents_children_text_follows_each_kind_of_change() -> None:
+    ids = [uuid4() for _ in range(40)]
+    parent = _Parent(list(ids))
+    changes: list[Callable[[list[UUID]], list[UUID]]] = [
+        lambda c: c[1:],  # the first removed (an instance completed)
+        lambda c: c[:7] + c[8:],  # one in the middle
+        lambda c: c[:-1],  # the last
+        lambda c: c + [uuid4(), uuid4()],  # new ones at the end
+        lambda c: [uuid4()] + c,  # one at the start
+        lambda c: c[:3] + [uuid4()] + c[4:],  # one replaced
+        lambda c: c[:5] + [c[5], c[5]] + c[6:],  # an id twice
+        lambda c: list(reversed(c)),
+        lambda c: [UUID(str(x)) for x in c],  # equal ids, other objects
+        lambda c: c[:2],
+        lambda c: [c[0], c[0]],
+        lambda c: c[:1],  # what is shared at the start and at the end overlaps
+        lambda c: [],
+        lambda c: ids[:20],
+    ]
+    for change in changes:
+        parent._children = change(parent._children)
+        assert taskdict._children_text(parent) == [str(x) for x in parent._children]  # type: ignore[arg-type]
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize("strings", [
+    [f"tenant-{i}" for i in range(20)], ['say "hi"'] * 20, ["back\\slash"] * 20, ["caf\u00e9"] * 20,
+    ["\x7f"] * 20, ["\x01"] * 20, ["\n"] * 20, [_Text("sub")] * 20, ['", "'] * 20, [""] * 20,
+    ["a"] * 19 + [None], ["a"] * 19 + [1], [1.5] * 20, [["a"]] * 20, [],
+])
+def test_a_tasks_text_is_json_dumps_with_long_lists_of_strings_joined(strings: list[Any]) -> None:
+    dct = {"id": "x", "children": strings, "internal_data": {"merged": strings, "n": 1},
+           "data": {"list": strings}, "delta": {}}
+    assert taskdict.text(dct) == json.dumps(dct)
+    assert taskdict._internal(dct["internal_data"], REGISTRY) == REGISTRY.convert(dct["internal_data"])

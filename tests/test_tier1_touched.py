@@ -17,14 +17,17 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from test_tier1_events import ERROR_SUBPROCESS, process
 from test_tier1_instances import camunda_mi, repeated
+from test_tier1_kept_restored import _normal
 from test_tier1_timers import APPROVAL
 from tier1_helpers import bpmn, chain, flow, tier1_home, user
 
-from tiergate.bpmn import dumping, kept, persistence, touched
+from tiergate.bpmn import dumping, kept, persistence, pruning, touched
 from tiergate.engine import Engine
 from tiergate.store import runs as store
 from tiergate.worker import run_pass
@@ -71,7 +74,7 @@ def test_multi_instance_evidence_and_a_completion_condition(tmp_path: Path,
                                                              make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(tier1_home(tmp_path / "home", {"many": MANY}))
     voters = [f"v{i}" for i in range(80)]
-    run = engine.start("many", {"voters": voters, "veto": False}, actor="agent:a")
+    run = engine.start("many", {"voters": voters, "veto": False, "region": "eu"}, actor="agent:a")
     assert _same_as_a_whole_dump(engine, run.id)
     evidence: list[dict[str, Any]] = [
         {"note": "first"},  # a key new to the activity's data
@@ -80,6 +83,11 @@ def test_multi_instance_evidence_and_a_completion_condition(tmp_path: Path,
         {"note": "third", "extra": [1, 2]},  # one more new key
         {"veto": False, "voter": "someone else"},  # a key every open instance has, changed in the activity
         {"note": "fourth"},
+        # a key every open instance has with the activity's value, changed there: every open instance's
+        # delta now lists it (a dump that took their dicts as they were would not), then back again
+        {"region": "us"},
+        {"note": "fifth"},
+        {"region": "eu"},
     ]
     for index, fields in enumerate(evidence):
         engine.complete(run.id, f"vote[{index}]", fields, actor="agent:a")
@@ -149,3 +157,105 @@ def test_sequential_instances_and_a_loop_make_new_ready_tasks(tmp_path: Path,
     assert info.status == "completed"
     ready = [e["step"] for e in engine.log(run.id) if e["event"] == "step_ready"]
     assert ready == [f"check[{n}]" for n in range(5)] + ["work"] * 3
+
+#: Branches beside a multi-instance task over enough items to keep the tree tracked: completing ``a``
+#: removes it while its script's task stays (the parent of the waiting join), re-attached under the split
+#: after the split's other children.
+WIDE = bpmn("wide", (
+    '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="split"/>' + user("a") + user("b")
+    + repeated("vote", camunda_mi("voters", "voter", condition="veto"))
+    + '<bpmn:scriptTask id="count"><bpmn:script>total = total + 1</bpmn:script></bpmn:scriptTask>'
+    + '<bpmn:parallelGateway id="join"/>' + user("after") + '<bpmn:endEvent id="end"/>'
+    + chain("start", "split") + flow("fa", "split", "a") + flow("fb", "split", "b") + flow("fv", "split", "vote")
+    + chain("a", "count") + flow("j1", "count", "join") + flow("j2", "b", "join") + flow("j3", "vote", "join")
+    + chain("join", "after", "end")))
+
+
+def _stored_normal(engine: Engine, run_id: str) -> tuple[str, Any]:
+    with engine.db.read() as conn:
+        record = store.get_run(conn, run_id)
+    assert record is not None
+    return record.status.value, _normal(record.state, {})
+
+
+def _restored_next(engine: Engine, run_id: str) -> None:
+    """Drop the workflow the engine kept for the run: its next move restores it from the database, and
+    a restored workflow is not tracked, so every prune of that move is the full pass."""
+    with engine.db.read() as conn:
+        record = store.get_run(conn, run_id)
+    assert record is not None
+    for key in [key for key in kept._kept if key[0] == record.state.get("move")]:
+        del kept._kept[key]
+
+
+@pytest.mark.parametrize("process_id, start, steps", [
+    ("many", {"voters": [f"v{i}" for i in range(30)], "veto": False, "region": "eu"},
+     [("vote[0]", {"note": "a"}), ("vote[5]", {"region": "us"}), ("vote[3]", {"note": "b"}),
+      ("vote[29]", {}), ("vote[12]", {"veto": True}), ("after", {})]),
+    ("wide", {"voters": [f"v{i}" for i in range(70)], "veto": False, "total": 0},
+     [("vote[3]", {"note": "a"}), ("a", {"note": "a done"}), ("vote[0]", {}), ("b", {}),
+      ("vote[9]", {"veto": True}), ("after", {})]),
+    ("branches", {"total": 0, "note": "start"},
+     [("b", {"note": "b done"}), ("a", {"total": 5}), ("c", {"extra": True}), ("after", {})]),
+    ("sequence", {"items": [f"i{n}" for n in range(70)], "stop": False, "again": True},
+     [*[(f"check[{n}]", {"note": f"item {n}", "stop": n == 3}) for n in range(4)],
+      ("work", {"again": True}), ("work", {"again": True}), ("work", {"again": False})]),
+])
+def test_pruning_from_the_touched_tasks_is_the_full_pass(
+        tmp_path: Path, make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch,
+        process_id: str, start: dict[str, Any], steps: list[tuple[str, dict[str, Any]]]) -> None:
+    """A kept workflow is pruned from the tasks touched since its last prune (``tiergate.bpmn.pruning``);
+    the same run restored from the database before every step is pruned in full. Both store the same
+    state after every step: the same tasks, the same children in the same order."""
+    followed: list[int] = []
+    follow = pruning.follow
+
+    def counting(workflow: Any, since: dict[int, Any]) -> int | None:
+        removed = follow(workflow, since)
+        if removed:
+            followed.append(removed)
+        return removed
+
+    monkeypatch.setattr(pruning, "follow", counting)
+    engine = make_engine(tier1_home(tmp_path / "home", {"many": MANY, "branches": BRANCHES, "sequence": SEQUENCE,
+                                                                   "wide": WIDE}))
+    kept_run = engine.start(process_id, start, actor="agent:a").id
+    restored_run = engine.start(process_id, start, actor="agent:a").id
+    for step, fields in steps:
+        _restored_next(engine, restored_run)
+        engine.complete(kept_run, step, fields, actor="agent:a")
+        engine.complete(restored_run, step, fields, actor="agent:a")
+        assert _stored_normal(engine, kept_run) == _stored_normal(engine, restored_run), step
+    assert _stored_normal(engine, kept_run)[0] == "completed"
+    # the same entries (the order of steps skipped together follows their tasks' random ids)
+    logged = [sorted((e["event"], e["step"] or "") for e in engine.log(run)) for run in (kept_run, restored_run)]
+    assert logged[0] == logged[1]
+    # tasks were removed by following the touched tasks (a small tree dumped whole is not tracked: the
+    # sequence's instances come one at a time)
+    assert bool(followed) == (process_id != "sequence")
+
+
+def test_a_long_lists_repr_is_reused_only_while_it_holds_the_same_items() -> None:
+    """``dumping._reprs`` (a parent's values, against which its parked children's deltas are checked)
+    reuses a long list's repr from the task's last dump only for the same list holding the same items."""
+    items: list[Any] = [f"t{i}" for i in range(100)]
+    data: dict[str, Any] = {"items": items, "n": 1}
+    nested = [["a"]] * 70
+    changes: list[Callable[[], None]] = [
+        lambda: None,
+        lambda: items.__setitem__(5, "other"),  # in place
+        lambda: items.__setitem__(5, "other"),  # the same again (an equal string)
+        lambda: items.append("x"),
+        lambda: items.__setitem__(7, 3),
+        lambda: items.__setitem__(9, ["nested"]),  # no longer plain: spelled every time
+        lambda: items[9].append("more"),
+        lambda: data.__setitem__("items", list(items)),
+        lambda: data.__setitem__("nested", nested),
+        lambda: nested[0].append("b"),
+    ]
+    before = None
+    for change in changes:
+        change()
+        keys, lists = dumping._reprs(data, before)  # type: ignore[arg-type]
+        assert keys == {key: repr(value) for key, value in data.items()}
+        before = SimpleNamespace(lists=lists)

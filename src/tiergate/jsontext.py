@@ -16,7 +16,8 @@ rebuilds from it reads the text (``tiergate.bpmn.persistence.restore`` does).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
 _encode_key = json.encoder.encode_basestring_ascii  # what json.dumps (ensure_ascii) uses for a str
@@ -30,6 +31,35 @@ class Encoded(dict):  # type: ignore[type-arg]
     def __init__(self, value: dict[str, Any], text: str):
         super().__init__(value)
         self.text = text
+
+
+_TEXT = Encoded.__dict__["text"]  # the slot, for ``Lazy``
+
+
+class Lazy(Encoded):
+    """An ``Encoded`` whose text is joined from texts already made, when it is first read: a Tier 1
+    run's state stored in parts (``tiergate.store.parts``) never reads its task tree's whole text
+    (500 kB at 1,000 open instances), only its members'. ``make`` must read nothing that can change
+    after the ``Lazy`` is made (texts, not live values). Copies are plain ``Encoded`` ones."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, value: dict[str, Any], make: Callable[[], str]):
+        dict.__init__(self, value)
+        self._make: Callable[[], str] | None = make
+
+    @property
+    def text(self) -> str:  # type: ignore[override]
+        make = self._make
+        if make is None:
+            return _TEXT.__get__(self, Lazy)  # type: ignore[no-any-return]
+        made = make()
+        _TEXT.__set__(self, made)
+        self._make = None
+        return made
+
+    def __reduce__(self) -> Any:
+        return (Encoded, (dict(self), self.text))
 
 
 class Frozen(Encoded):
@@ -83,10 +113,11 @@ class Member:
         self.leaf: bytes | None = None
 
 
-class Parted(Encoded):
+class Parted(Lazy):
     """An ``Encoded`` object whose members may be stored apart, one row each (``tiergate.store.parts``):
     a Tier 1 run's task tree, where a step changes a few of 1,000 tasks. ``members`` are in order;
-    the text is theirs joined. Like every ``Encoded``, never changed once made.
+    the text is theirs joined, when first read (``Lazy``; ``reaches`` measures it without it). Like
+    every ``Encoded``, never changed once made.
 
     Its maker may say what it was made from: ``base`` is the ``token`` of the ``Parted`` it
     followed, every member of this one not in ``fresh`` being a member of that one, unchanged;
@@ -96,9 +127,30 @@ class Parted(Encoded):
 
     def __init__(self, value: dict[str, Any], members: Sequence[Member], *, base: object | None = None,
                  fresh: Sequence[Member] = ()):
-        super().__init__(value, "{" + ", ".join([m.member for m in members]) + "}")
+        super().__init__(value, self._joined)
         self.members = members
         self.token, self.base, self.fresh = object(), base, fresh
+
+    def __reduce__(self) -> Any:
+        return (Parted, (dict(self), list(self.members)))
+
+    def _joined(self) -> str:
+        return "{" + ", ".join(map(_MEMBER, self.members)) + "}"
+
+    def reaches(self, size: int) -> bool:
+        """Whether ``len(self.text) >= size``, without joining the text when it is not made yet: each
+        member adds its own length and 2 (``", "`` between members, the braces around them)."""
+        if self._make is None:
+            return len(self.text) >= size
+        total = 2
+        for index, item in enumerate(self.members):
+            if total >= size:
+                return True
+            total += len(item.member) + (2 if index else 0)
+        return total >= size
+
+
+_MEMBER = attrgetter("member")
 
 
 def member(key: str, text: str) -> str:
@@ -148,3 +200,52 @@ def dumps(value: Any) -> str:
     if plain:
         pieces.append(json.dumps(plain)[1:-1])
     return "{" + ", ".join(pieces) + "}"
+
+
+def splice(members: list[tuple[str, Any, str | None]]) -> str:
+    """The text of the object of ``(key, value, member text or None)``: each member text as it is, the
+    values between them encoded together (as one object with its braces left off: ``json.dumps``
+    spells the same members, joined the same way), so one ``json.dumps`` per stretch."""
+    pieces: list[str] = []
+    plain: dict[str, Any] = {}
+    for key, value, text in members:
+        if text is None:
+            plain[key] = value
+            continue
+        if plain:
+            pieces.append(json.dumps(plain)[1:-1])
+            plain = {}
+        pieces.append(text)
+    if plain:
+        pieces.append(json.dumps(plain)[1:-1])
+    return "{" + ", ".join(pieces) + "}"
+
+
+def spliced(items: list[tuple[str, Any]]) -> Encoded:
+    """The object of ``items`` (plain values, or ``Encoded`` ones whose text is taken), as an ``Encoded``:
+    the plain values' text is made now (they may be the live workflow's); the whole text too, unless
+    an item's text is not made yet (a ``Lazy`` one: a large task tree), then when it is first read
+    (``Lazy``: a state stored in parts never reads it)."""
+    if not items:
+        return Encoded({}, "{}")
+    pieces: list[str | tuple[str, Encoded]] = []
+    plain: dict[str, Any] = {}
+    for key, value in items:
+        if isinstance(value, Encoded):
+            if plain:
+                pieces.append(json.dumps(plain)[1:-1])
+                plain = {}
+            pieces.append((key, value))
+        else:
+            plain[key] = value
+    if plain:
+        pieces.append(json.dumps(plain)[1:-1])
+
+    def joined() -> str:
+        return "{" + ", ".join([piece if type(piece) is str else member(piece[0], piece[1].text)  # type: ignore[index,union-attr]
+                                for piece in pieces]) + "}"
+
+    if not any(isinstance(piece, tuple) and isinstance(piece[1], Lazy) and piece[1]._make is not None
+               for piece in pieces):  # every text is made already: an ``Encoded`` like any other
+        return Encoded(dict(items), joined())
+    return Lazy(dict(items), joined)

@@ -48,7 +48,7 @@ step changed, not 1,000 checks.
 from __future__ import annotations
 
 import json
-from operator import attrgetter
+from operator import attrgetter, is_
 from typing import Any, Callable
 from uuid import UUID
 
@@ -57,7 +57,8 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import persistence, taskdict, touched
 from tiergate.bpmn.touched import TOUCHED
-from tiergate.jsontext import PARTED_MIN_TEXT, Encoded, Member, Parted, member
+from tiergate import jsontext
+from tiergate.jsontext import PARTED_MIN_TEXT, Encoded, Member, Parted
 
 _ATTR = "_tiergate_task_dumps"
 _TOKEN = "_tiergate_tasks_token"  # the last dump's Parted (its token): what the next one follows
@@ -78,9 +79,9 @@ class _Entry:
     """A task's dict, and its text as a ``Member`` of the tasks' object (which holds no task: a state
     kept after its run ends must not keep the run's workflow alive). Only a parked task, the only
     kind reused, gets its ``Member`` at once; the others' text is made with their neighbours'
-    (``_splice``) unless the tree is large enough to be stored a task a row (``_parted``)."""
+    (``jsontext.splice``) unless the tree is large enough to be stored a task a row (``_parted``)."""
 
-    __slots__ = ("task", "sig", "key", "dct", "part", "keys", "parent_keys", "parked", "group")
+    __slots__ = ("task", "sig", "key", "dct", "part", "keys", "parent_keys", "parked", "group", "lists")
 
     def __init__(self, task: Task, sig: tuple[Any, ...], dct: dict[str, Any], keys: dict[str, str],
                  parent_keys: dict[str, str] | None, parked: bool):
@@ -89,16 +90,25 @@ class _Entry:
         #: ``repr`` of each value of the task's data, by key, in order; and its parent's when the dict was made.
         self.keys, self.parent_keys = keys, parent_keys
         self.group: int | None = None  # the key of the ``_Kept`` group it is in (a key, not the group: no ring)
+        #: Long lists of plain items among the task's data, by key: ``(the list, a copy, its repr)`` (``_reprs``).
+        self.lists: dict[str, tuple[list[Any], list[Any], str]] | None = None
 
 
 class _Kept:
     """What one dump of a (sub)workflow leaves for the next: every task's entry by ``id(task)``; the
     entries of parked tasks in groups by their parent (by ``id`` of the parent task: ``[parent,
-    members by id(task), the parent's keys every member's delta was checked against, or None]``),
-    and the tasks that are not parked, by ``id``. The next dump, given the tasks touched since
-    (``tiergate.bpmn.touched``), looks again only at those, at the tasks that are not parked (a few:
-    the multi-instance activity, events, gateways) and at the parked tasks whose parent's data
-    changed (``_follow``)."""
+    members by id(task), the parent's keys every member's delta holds against, or None, the keys of
+    every member's data]``), and the tasks that are not parked, by ``id``. The next dump, given the
+    tasks touched since (``tiergate.bpmn.touched``), looks again only at those, at the tasks that are
+    not parked (a few: the multi-instance activity, events, gateways) and at the parked tasks whose
+    parent's data changed (``_follow``).
+
+    A group's keys are the union of its members' data keys when each was placed (a member's data does
+    not change while it is parked; a member that leaves takes nothing away, so the union may hold more
+    than it needs, never less): when the parent's data changed only in keys none of them has, every
+    member's delta still holds, found with one check instead of one per member. A member's own
+    ``parent_keys`` is then left as it was: its delta holds against those and against the parent's keys
+    now, so a later check from its own is as sound as one from the group's."""
 
     __slots__ = ("entries", "groups", "unparked")
 
@@ -162,10 +172,11 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
             made = before
         else:
             dct = convert(task)
-            keys = {key: repr(value) for key, value in task.data.items()}
+            keys, lists = _reprs(task.data, before)
             if before is not None and before.keys == keys and list(before.keys) == list(keys):
                 keys = before.keys  # the same object: its children see an unchanged parent at once
             made = _Entry(task, sig, dct, keys, parent_keys, parked)
+            made.lists = lists
             fresh.append(made)
         new[id(task)] = made
         return made
@@ -198,18 +209,48 @@ def _tasks(workflow: Any, convert: Callable[[Task], dict[str, Any]]) -> Encoded:
     touched.start(workflow)
     if len(entries) < _FEW:  # a small tree's text in a few ``json.dumps`` calls, unless it is long after all
         value = {e.key: e.dct for e in entries}
-        text = _splice([(e.key, e.dct, e.part.member if e.part is not None else None) for e in entries])
+        text = jsontext.splice([(e.key, e.dct, e.part.member if e.part is not None else None) for e in entries])
         if len(text) < PARTED_MIN_TEXT:
             setattr(workflow, _TOKEN, None)
             return Encoded(value, text)
     for made in fresh:  # stored a task a row: every member has its own text
         if made.part is None:
-            made.part = Member(made.key, json.dumps(made.dct))
+            made.part = Member(made.key, taskdict.text(made.dct, made.task))
     value = dict(zip(map(_ENTRY_KEY, entries), map(_ENTRY_DCT, entries)))
     parted = Parted(value, list(map(_ENTRY_PART, entries)),
                     base=getattr(workflow, _TOKEN, None) if old else None, fresh=[e.part for e in fresh])
     setattr(workflow, _TOKEN, parted.token)
     return parted
+
+
+#: The kinds of item whose ``repr`` is the item's alone and never changes.
+_PLAIN = {str, int, float, bool, type(None)}
+_LONG = 64  # a list this long or longer of such items keeps its repr (``_reprs``)
+
+
+def _reprs(data: dict[str, Any], before: _Entry | None) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """``{key: repr(value)}`` of a task's data, and the long lists of plain items among it with their
+    reprs. A list that is the same object as at the task's last dump, holding the same item objects
+    (compared in C), has the same repr: a multi-instance activity's collection (1,000 items) is
+    not spelled again on every step."""
+    known = before.lists if before is not None else None
+    keys: dict[str, str] = {}
+    lists: dict[str, Any] | None = None
+    for key, value in data.items():
+        if type(value) is not list or len(value) < _LONG:
+            keys[key] = repr(value)
+            continue
+        was = known.get(key) if known else None
+        if was is not None and was[0] is value and len(value) == len(was[1]) and all(map(is_, value, was[1])):
+            keys[key] = was[2]
+        else:
+            keys[key] = repr(value)
+            was = (value, list(value), keys[key]) if set(map(type, value)) <= _PLAIN else None
+        if was is not None:
+            if lists is None:
+                lists = {}
+            lists[key] = was
+    return keys, lists
 
 
 def _small_tree(workflow: Any, tasks: dict[UUID, Task], old: dict[int, _Entry],
@@ -261,7 +302,7 @@ def _follow(tasks: dict[UUID, Task], kept: _Kept, touched_now: dict[int, Task], 
         new.update(group[1])
     doubtful: list[Task] = []
     for group_key, group in list(groups.items()):
-        parent, members, basis = group
+        parent, members, basis, _ = group
         if not members:
             del groups[group_key]
             continue
@@ -271,6 +312,9 @@ def _follow(tasks: dict[UUID, Task], kept: _Kept, touched_now: dict[int, Task], 
         else:
             now = entry(parent).keys
             if basis is now:
+                continue
+            if basis is not None and same_delta(basis, now, group[3]):
+                group[2] = now  # no changed key is any member's own: every member's delta holds (one check)
                 continue
             gone = []
             for key, made in list(members.items()):
@@ -303,10 +347,11 @@ def _place(made: _Entry, groups: dict[int, list[Any]], unparked: dict[int, Task]
         return
     group = groups.get(id(parent))
     if group is None:
-        group = groups[id(parent)] = [parent, {}, made.parent_keys]
+        group = groups[id(parent)] = [parent, {}, made.parent_keys, set()]
     elif group[2] is not made.parent_keys:
         group[2] = None if group[1] else made.parent_keys  # members checked against other keys: each is checked
     group[1][id(task)] = made
+    group[3].update(made.keys)
     made.group = id(parent)
 
 
@@ -330,33 +375,6 @@ def _kept_after(new: dict[int, _Entry], entries: list[_Entry], kept: _Kept | Non
     return _Kept(new, kept.groups, unparked)
 
 
-def _splice(members: list[tuple[str, Any, str | None]]) -> str:
-    """The text of the object of ``(key, value, member text or None)``: each member text as it is, the
-    values between them encoded together (as one object with its braces left off: ``json.dumps``
-    spells the same members, joined the same way), so one ``json.dumps`` per stretch."""
-    pieces: list[str] = []
-    plain: dict[str, Any] = {}
-    for key, value, text in members:
-        if text is None:
-            plain[key] = value
-            continue
-        if plain:
-            pieces.append(json.dumps(plain)[1:-1])
-            plain = {}
-        pieces.append(text)
-    if plain:
-        pieces.append(json.dumps(plain)[1:-1])
-    return "{" + ", ".join(pieces) + "}"
-
-
-def _encoded(items: list[tuple[str, Any]]) -> Encoded:
-    """The object of ``items`` (plain values, or ``Encoded`` ones whose text is taken), as an ``Encoded``."""
-    if not items:
-        return Encoded({}, "{}")
-    return Encoded(dict(items), _splice([(k, v, member(k, v.text) if isinstance(v, Encoded) else None)
-                                         for k, v in items]))
-
-
 def _workflow_items(workflow: Any, registry: Any) -> list[tuple[str, Any]]:
     """What SpiffWorkflow's ``WorkflowConverter.to_dict`` writes, in its order."""
     return [("data", registry.convert(registry.clean(workflow.data))), ("correlations", workflow.correlations),
@@ -377,10 +395,10 @@ def dump_with(workflow: Any, registry: Any, fmt: int) -> Encoded:
         items = _workflow_items(sub, registry)
         items += [("parent_task_id", str(sub.parent_task_id)), ("spec", sub.spec.name),
                   ("typename", registry.typenames[type(sub)])]
-        subprocesses.append((str(owner_id), _encoded(items)))
-    items = [("format", fmt), *_workflow_items(workflow, registry), ("subprocesses", _encoded(subprocesses)),
+        subprocesses.append((str(owner_id), jsontext.spliced(items)))
+    items = [("format", fmt), *_workflow_items(workflow, registry), ("subprocesses", jsontext.spliced(subprocesses)),
              ("bpmn_events", registry.convert(workflow.bpmn_events)), ("typename", registry.typenames[type(workflow)])]
-    return _encoded(items)
+    return jsontext.spliced(items)
 
 
 def existed(task: Task) -> bool | None:

@@ -178,7 +178,7 @@ class Move:
             self.subprocesses_before = set(workflow.subprocesses)
             ready: dict[int, str] | None = getattr(workflow, _READY_STEPS, None)
             if ready is not None:  # what the scan below would find: that move's last scan found it
-                self.ready_before, self.ready_elements, self.ready_kept = set(ready), dict(ready), ready
+                self.ready_before, self.ready_elements, self.ready_kept = set(ready), ready, ready  # (read only)
                 return self.workflow
         else:
             spec, subprocess_specs = self.definition.specs
@@ -480,7 +480,11 @@ class Move:
                             if e.event == "escalated" and e.detail.get("event") and e.detail.get("interrupting")})
         closed = {element: f"closed: the ad-hoc subprocess '{element}' is complete (its completion condition "
                            "holds)" for element in adhoc.met(self.workflow)}
-        for task_id in self.ready_before:
+        looked: Any = self.ready_before
+        if changed is not None:  # an untouched one is skipped below: only the touched ones, in the same order
+            hits = changed.keys() & self.ready_before
+            looked = hits if len(hits) < 2 else [key for key in self.ready_before if key in hits]
+        for task_id in looked:
             task = present.get(task_id)
             if task is not None and not task.has_state(TaskState.CANCELLED):
                 continue

@@ -26,7 +26,9 @@ no longer need, after every engine pass:
 * The subprocess of a finished subprocess task is deleted.
 
 The engine steps themselves (``advance``) run one pass at a time and prune between passes, so
-even a loop of scripts that never waits for a person keeps a shallow tree.
+even a loop of scripts that never waits for a person keeps a shallow tree. A workflow kept between
+moves is pruned from the tasks touched since its last prune (``tiergate.bpmn.pruning``), with the
+same result as the full pass (``prune_all``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn import touched
+from tiergate.bpmn import pruning, touched
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
 from tiergate.jsontext import Encoded
 
@@ -201,6 +203,18 @@ def _bulk(children: list[UUID], kept_above: UUID, by_int: dict[int, Task], keep:
 
 
 def _prune_one(workflow: Any) -> int:
+    """Prune one (sub)workflow: from the tasks touched since its last prune when it is tracked
+    (``tiergate.bpmn.pruning``), else in full."""
+    since = touched.since_prune(workflow)
+    removed = pruning.follow(workflow, since) if since is not None else None
+    if removed is None:
+        removed = prune_all(workflow)
+    touched.pruned(workflow)
+    return removed
+
+
+def prune_all(workflow: Any) -> int:
+    """Prune one (sub)workflow looking at every task."""
     # Sets and maps of the tasks' ids as integers (``UUID.int``): a UUID hashes in Python, an int in
     # C, and a tree with 1,000 open instances is walked on every pass.
     tasks: dict[UUID, Task] = workflow.tasks
@@ -271,8 +285,8 @@ def _prune_one(workflow: Any) -> int:
 
 def prune(workflow: RestrictedWorkflow) -> int:
     """Remove what the engine can no longer need (see the module docstring). Returns tasks removed."""
-    if not workflow.subprocesses and keeps_all(workflow):  # nothing to remove: spare the sets and the walk
-        return 0
+    if not workflow.subprocesses and touched.since_prune(workflow) is None and keeps_all(workflow):
+        return 0  # nothing to remove: spare the sets and the walk (a tracked workflow follows its touched tasks)
     removed = _prune_one(workflow)
     for sub in list(workflow.subprocesses.values()):
         removed += _prune_one(sub)
@@ -373,11 +387,11 @@ def _ready_in_order(wf: Any, top: RestrictedWorkflow) -> list[Task]:
     is answered from the task dictionary: there is nothing to order. (Every READY task is
     reached by the walk, or ``advance`` would never stop: it ends only when none is left.)
     """
+    engine = touched.engine_ready(wf)
     if wf is top and not top.subprocesses:
-        engine = [t for t in wf.tasks.values() if t._state == TaskState.READY and not t.task_spec.manual]
         if len(engine) < 2:
             return engine
-    elif not any(t._state == TaskState.READY and not t.task_spec.manual for t in wf.tasks.values()):
+    elif not engine:
         return []  # nothing for the engine: spare the walk of the tree (1,000 open instances, each pass)
     return wf.get_tasks(state=TaskState.READY)  # type: ignore[no-any-return]
 
@@ -413,7 +427,7 @@ def _one_pass(top: RestrictedWorkflow, did_run: Callable[[Task], None]) -> bool:
 
 
 def _ready_engine_task(top: RestrictedWorkflow) -> bool:
-    return any(t._state == TaskState.READY and not t.task_spec.manual for t in all_tasks(top))
+    return any(touched.engine_ready(wf) for wf in (top, *top.subprocesses.values()))
 
 
 def advance(top: RestrictedWorkflow, did_run: Callable[[Task], None] | None = None,

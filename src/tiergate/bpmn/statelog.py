@@ -25,11 +25,12 @@ from SpiffWorkflow import task as spiff_task
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from tiergate.bpmn.touched import TOUCHED
+from tiergate.bpmn.touched import SINCE_PRUNE, TOUCHED, became_ready
 
 #: SpiffWorkflow's own function, kept for the tests that compare the two.
 ORIGINAL = Task._set_state
 _LOG = spiff_task.logger
+_READY = TaskState.READY
 
 
 def set_state(self: Any, value: int) -> None:
@@ -38,9 +39,15 @@ def set_state(self: Any, value: int) -> None:
         elapsed = time.time() - self.last_state_change
         self.last_state_change = time.time()
         self._state = value
-        touched = getattr(self.workflow, TOUCHED, None)  # a kept workflow's next dump looks at this task
+        workflow = self.workflow  # a kept workflow's next dump, and its next prune, look at this task
+        touched = getattr(workflow, TOUCHED, None)
         if touched is not None:
             touched[id(self)] = self
+        since = getattr(workflow, SINCE_PRUNE, None)
+        if since is not None:
+            since[id(self)] = self
+        if value == _READY:
+            became_ready(self)
         if _LOG.isEnabledFor(logging.INFO):
             _LOG.info(f"State changed to {TaskState.get_name(value)}",
                       extra=self.collect_log_extras({"elapsed": elapsed}))

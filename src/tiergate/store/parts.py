@@ -98,7 +98,7 @@ def digest(leaves: list[bytes]) -> str:
 def _find(value: Any, keys: list[str], found: dict[str, Parted]) -> None:
     """The large ``Parted`` objects in ``value``, looked for through ``Encoded`` objects only."""
     if isinstance(value, Parted):
-        if len(value.text) >= MIN_TEXT:
+        if value.reaches(MIN_TEXT):
             found[pointer(keys)] = value
         return
     if isinstance(value, Frozen):  # a Tier 1 run's step records (tiergate.bpmn.records): plain JSON inside
@@ -125,7 +125,7 @@ def split(state: dict[str, Any], before: dict[str, Stored] | None) -> Split | No
             _find(value, [key], found)
     for path in before or ():  # a state read back holds its parts in plain containers
         value = _at(state, path)
-        if path not in found and isinstance(value, Parted) and len(value.text) >= MIN_TEXT:
+        if path not in found and isinstance(value, Parted) and value.reaches(MIN_TEXT):
             found[path] = value
     if not found:
         if not before:
