@@ -92,7 +92,7 @@ def _same_as_a_whole_view(engine: Engine, run_id: str) -> dict[str, Any]:
 
 
 def _moves_functions() -> tuple[Any, Any]:
-    from tiergate.bpmn.moves import element_of, is_step
+    from tiergate.bpmn.taskkinds import element_of, is_step
 
     return element_of, is_step
 

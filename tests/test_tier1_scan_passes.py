@@ -14,7 +14,7 @@ from test_tier1_instances import camunda_mi, repeated
 from test_tier1_signals import event, process
 from tier1_helpers import chain, tier1_home, user
 
-from tiergate.bpmn import kept, messages, moves, persistence, signals
+from tiergate.bpmn import kept, messages, persistence, signals, taskkinds
 from tiergate.bpmn.definition import load_process
 from tiergate.engine import Engine
 from tiergate.jsonutil import to_jsonable
@@ -34,13 +34,13 @@ def _walked_data_view(workflow: Any) -> dict[str, Any]:
     if workflow.is_completed():
         return to_jsonable(workflow.data or (workflow.last_task.data if workflow.last_task else {}))
     tasks = persistence.all_tasks(workflow)
-    chosen = [t for t in tasks if t.state in (TaskState.READY, TaskState.ERROR) and moves.element_of(t) is not None]
+    chosen = [t for t in tasks if t.state in (TaskState.READY, TaskState.ERROR) and taskkinds.element_of(t) is not None]
     if not chosen:
-        chosen = [t for t in tasks if t.state == TaskState.WAITING and moves.element_of(t) is not None]
+        chosen = [t for t in tasks if t.state == TaskState.WAITING and taskkinds.element_of(t) is not None]
     merged: dict[str, Any] = {}
     for task in chosen or [workflow.task_tree]:
-        element = moves.element_of(task)
-        if element is not None and moves.step_of(task) != element and task.parent is not None:
+        element = taskkinds.element_of(task)
+        if element is not None and taskkinds.step_of(task) != element and task.parent is not None:
             merged.update(task.parent.data)
         merged.update(task.data)
     return to_jsonable(merged)
@@ -73,10 +73,10 @@ def test_the_passes_over_every_task_give_what_the_plain_walks_give(tmp_path: Pat
         assert state["data"] == _walked_data_view(workflow)
         tasks = persistence.all_tasks(workflow)
         waiting = [t for t in tasks if t.state == TaskState.WAITING]
-        assert [e["element"] for e in messages.waiting_catches(tasks, model, moves.element_of)] == [
-            e for t in waiting for _, e in messages.catches(t, moves.element_of)]
+        assert [e["element"] for e in messages.waiting_catches(tasks, model, taskkinds.element_of)] == [
+            e for t in waiting for _, e in messages.catches(t, taskkinds.element_of)]
         assert persistence.is_completed(workflow) is workflow.is_completed() is False
-        assert signals.waiting(workflow, model, moves.element_of) == [{"signal": "go_live", "element": "h_s"}]
+        assert signals.waiting(workflow, model, taskkinds.element_of) == [{"signal": "go_live", "element": "h_s"}]
         assert state["signals"] == [{"signal": "go_live", "element": "h_s"}]
     assert state["data"]["voters"] == voters and "after" in [s for s in state["steps"]]
     info = engine.complete(run.id, "after", {"note": "done"}, actor="agent:a")

@@ -54,7 +54,7 @@ def test_encode_json_spells_json_as_json_dumps_and_reuses_an_encoded_text() -> N
 def test_a_moves_copy_of_a_state_equals_a_deep_copy_and_shares_nothing_it_may_change() -> None:
     import copy
 
-    from tiergate.bpmn.moves import copy_state
+    from tiergate.bpmn.statecopy import copy_state
 
     workflow = Encoded({"tasks": {}}, json.dumps({"tasks": {}}))
     state = {"workflow": workflow, "data": {"a": [1, {"b": 2.5}], "c": None, "d": True},

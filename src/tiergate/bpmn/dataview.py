@@ -87,7 +87,7 @@ class _Kept:
 def view(move: Move) -> dict[str, Any]:
     """The data view of ``move``'s workflow as it is now. Call it before the workflow is dumped (the
     dump starts collecting the next move's touched tasks), then ``keep`` once it is."""
-    from tiergate.bpmn.moves import element_of, is_step
+    from tiergate.bpmn.taskkinds import element_of, is_step
 
     workflow = move.workflow
     assert workflow is not None
@@ -223,7 +223,8 @@ def _follow(kept: _Kept, workflow: Any, element_of: Any, is_step: Any) -> _Kept 
 
 def _parent(task: Task) -> Task | None:
     """The activity whose data an instance takes first (None for a task that is not an instance)."""
-    from tiergate.bpmn.moves import Move, element_of
+    from tiergate.bpmn.moves import Move
+    from tiergate.bpmn.taskkinds import element_of
 
     element = element_of(task)
     if element is None or Move.step_of(task) == element:

@@ -225,7 +225,7 @@ def generated(trees: list[etree._ElementTree]) -> dict[str, tuple[str, str]]:
 
 def mark_generated(specs: list[Any], made: dict[str, tuple[str, str]]) -> None:
     """Mark the task specs of generated elements as the engine's own: no element of their own
-    (``tiergate.bpmn.moves.element_of`` is None), so they are never steps, logged or traced; a
+    (``tiergate.bpmn.taskkinds.element_of`` is None), so they are never steps, logged or traced; a
     generated split keeps the activity it follows (``_tiergate_drawn``), where its flows start."""
     if not made:
         return

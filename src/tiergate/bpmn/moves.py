@@ -16,9 +16,6 @@ from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
-from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
@@ -30,6 +27,7 @@ from tiergate.bpmn import (adhoc, dataview, dumping, ending, firstdump, firstmov
 from tiergate.bpmn.definition import BpmnDefinition
 from tiergate.bpmn.release import release
 from tiergate.bpmn.scripting import RestrictedScriptEngine, RestrictedWorkflow
+from tiergate.bpmn.taskkinds import element_of, is_step, is_timer, step_of
 from tiergate.bpmn.timers import due_of, parse_datetime
 from tiergate.errors import LimitExceededError
 from tiergate.jsonutil import to_jsonable
@@ -38,7 +36,6 @@ from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent, format_time
 from tiergate.runners.base import RunContext
 
-_SPLIT = ".BoundaryEventSplit"
 #: The attribute of a kept workflow with its ready steps' tasks (``Move._sync_ready``).
 _READY_STEPS = "_tiergate_ready_steps"
 
@@ -48,25 +45,6 @@ _READY_STEPS = "_tiergate_ready_steps"
 PATH_TRACE: ContextVar[list[tuple[str | None, str]] | None] = ContextVar("tiergate_path_trace", default=None)
 
 
-def element_of(task: Task) -> str | None:
-    """The BPMN element of a task: kept on its spec, which never changes."""
-    spec = task.task_spec
-    try:
-        return spec._tiergate_element  # type: ignore[no-any-return]
-    except AttributeError:
-        found = spec._tiergate_element = _element_of_spec(spec)
-        return found
-
-
-def _element_of_spec(spec: Any) -> str | None:
-    element = getattr(spec, "bpmn_id", None)
-    if element:
-        return str(element)
-    if spec.name.endswith(_SPLIT):
-        return spec.name[: -len(_SPLIT)]
-    return None
-
-
 def _has_deviations(model: Any) -> bool:
     """Whether any flow of ``model`` is a deviation, worked out once per model (a loaded model is not changed)."""
     known = model.__dict__.get("_tiergate_deviations")
@@ -74,66 +52,6 @@ def _has_deviations(model: Any) -> bool:
         known = model.__dict__["_tiergate_deviations"] = (len(model.flows),
                                                           any(flow.deviation for flow in model.flows.values()))
     return bool(known[1])
-
-
-def copy_state(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy to change. The workflow is only ever replaced whole, and a step's record is only
-    changed key by key (its values are replaced, never changed in place), so a run with many
-    steps (multi-instance) shares its frozen records and copies the others one level deep
-    (``tiergate.bpmn.records``) instead of deep-copying them. The data view is shared too: it
-    is only read during a move, and replaced whole by every move that returns a state
-    (``Move.run``, ``Move.failed``; a cancel keeps it as it is); it holds a multi-instance
-    collection (1,000 items)."""
-    copied: dict[str, Any] = {}
-    for key, value in state.items():
-        if key in ("workflow", "data"):
-            copied[key] = value
-        elif key == "steps" and isinstance(value, dict):
-            copied[key] = records.copied(value)
-        else:
-            copied[key] = _copied(value)
-    return copied
-
-
-_ATOMS = frozenset({str, int, float, bool, type(None)})
-
-
-def _copied(value: Any) -> Any:
-    """``copy.deepcopy`` of a state's part, the JSON kinds (dicts, lists, text, numbers) copied directly."""
-    kind = type(value)
-    if kind in _ATOMS:
-        return value
-    if kind is dict:
-        return {key: _copied(item) for key, item in value.items()}
-    if kind is list:
-        return [_copied(item) for item in value]
-    return copy.deepcopy(value)
-
-
-def step_of(task: Task) -> str | None:
-    """The step id of a task: its element, with the instance key for a multi-instance or loop instance."""
-    element = element_of(task)
-    return None if element is None else instances.step_id(element, instances.instance_key(task))
-
-
-def is_step(task: Task) -> bool:
-    """A people's task (user or manual task) of an element: kept on its spec, which never changes."""
-    spec = task.task_spec
-    try:
-        return spec._tiergate_is_step  # type: ignore[no-any-return]
-    except AttributeError:
-        found = spec._tiergate_is_step = bool(spec.manual) and element_of(task) is not None
-        return found
-
-
-def is_timer(task: Task) -> bool:
-    """A timer event, or an event-based gateway with a timer among its events."""
-    if not isinstance(task.task_spec, CatchingEvent):
-        return False
-    definition = task.task_spec.event_definition
-    if isinstance(definition, MultipleEventDefinition):
-        return any(isinstance(d, TimerEventDefinition) for d in definition.event_definitions)
-    return isinstance(definition, TimerEventDefinition)
 
 
 class Move:

@@ -33,7 +33,9 @@ from tiergate.actors import SYSTEM, same_actor
 from tiergate.bpmn import (datastore, dataview, dumping, instances, instructions, messages, persistence, records,
                           signals)
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
-from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
+from tiergate.bpmn.moves import Move
+from tiergate.bpmn.statecopy import copy_state
+from tiergate.bpmn.taskkinds import element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
 from tiergate.bpmn.timers import parse_datetime
 from tiergate.definitions.home import TIER_FILES
