@@ -30,8 +30,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import (datastore, dataview, dumping, instances, instructions, messages, persistence, records,
-                          signals)
+from tiergate.bpmn import (datastore, dataview, dumping, fresh, instances, instructions, messages, persistence,
+                          records, signals)
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move, copy_state, element_of, is_step, is_timer
 from tiergate.bpmn.retrying import check_retry
@@ -194,7 +194,7 @@ class BpmnRunner(Runner):
             record, sources = records.editable(state, step_id), state.setdefault("sources", {})
             overwritten = {k: {"was": task.data[k], "by": sources.get(k)} for k, v in evidence.items()
                            if k in task.data and task.data[k] != v}
-            task.data.update(copy.deepcopy(evidence))
+            task.data.update(fresh.copied(evidence))  # (deepcopy's copy, one of text and numbers in one step)
             sources.update({key: step_id for key in evidence})
             record.update(status="done", at=format_time(ctx.now), actor=str(ctx.actor), evidence=evidence,
                           times=record.get("times", 0) + 1)
