@@ -88,7 +88,10 @@ class BpmnRunner(Runner):
                 view.distinct_from = f"{other}[{key}]"
             return view
 
-        return self._kept.steps(run.get("id"), definition, stored, made, make)
+        # Kept only for a process with a step that repeats (multi-instance, loops: its records grow with the run);
+        # the few views of any other are made whole, as for a run read back, which gives the same views.
+        repeats = any(rules.repeats for rules in definition.steps.values())
+        return self._kept.steps(run.get("id") if repeats else None, definition, stored, made, make)
 
     def render(self, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
                bare_names: dict[str, dict[str, Any]] | None = None) -> None:
