@@ -19,8 +19,10 @@ import sqlalchemy as sa
 from test_tier1_event_subprocess_messages import recall_process
 from tier1_helpers import bpmn, chain, tier1_home, user
 
+from tiergate import claims
 from tiergate.engine import Engine
 from tiergate.jsontext import Encoded
+from tiergate.lifecycle import RunStatus
 from tiergate.runners.bpmn import BpmnRunner
 
 #: The keys of a Tier 1 run's stored state, in the order every move has written them.
@@ -111,3 +113,26 @@ def test_an_encoded_states_text_holds_the_text_of_every_encoded_inside_it(tmp_pa
                     pairs += 1
         assert parts.split(state, {}) is None  # small: stored whole
     assert pairs > 0
+
+
+TWO = ('<bpmn:startEvent id="start"/>' + user("triage", docs="Read {{ data.ticket }} and rate it.")
+       + user("close", docs="Close {{ data.ticket }} as {{ data.rating | default('unrated') }}.")
+       + '<bpmn:endEvent id="end"/>' + chain("start", "triage", "close", "end"))
+
+
+def test_the_answers_of_a_run_without_repeating_steps_are_what_a_run_read_afresh_shows(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """Its views are made whole for each answer (not kept between answers): the same views, the same inbox key."""
+    engine = make_engine(tier1_home(tmp_path / "home", {"two": bpmn("two", TWO)}))
+    infos = [engine.start("two", {"ticket": "T-7"}, actor="agent:a")]
+    infos.append(engine.complete(infos[0].id, "triage", {"rating": "high"}, actor="agent:a"))
+    assert [s.instructions for s in infos[-1].steps if s.state == "ready"] == ["Close T-7 as high."]
+    for info in infos[-1:]:
+        afresh = engine.status(info.id)
+        assert [s.to_dict() for s in info.steps] == [s.to_dict() for s in afresh.steps]
+        with engine.db.read() as conn:
+            key = conn.execute(sa.text("SELECT ready_for FROM runs WHERE id = :r"), {"r": info.id}).scalar()
+        assert key == claims.ready_key(afresh.steps, RunStatus(afresh.status)) and key != "|"
+    done = engine.complete(infos[0].id, "close", {}, actor="agent:a")
+    assert done.status == "completed" and [s.to_dict() for s in done.steps] == [
+        s.to_dict() for s in engine.status(done.id).steps]
