@@ -66,8 +66,8 @@ class BpmnRunner(Runner):
         self._kept = KeptViews()
 
     def steps(self, definition: BpmnDefinition, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]:
-        """Every step's view; the views of records unchanged since this run's last answer are that
-        answer's (``tiergate.runners.keptviews``: shared, so never changed in place)."""
+        """Every step's view; for a process with a step that repeats, the views of records unchanged since this
+        run's last answer are that answer's (``tiergate.runners.keptviews``: shared, so never changed in place)."""
         stored = state.get("steps", {})
 
         def made() -> list[tuple[StepRules, str, str | None]]:
