@@ -122,17 +122,24 @@ TWO = ('<bpmn:startEvent id="start"/>' + user("triage", docs="Read {{ data.ticke
 
 def test_the_answers_of_a_run_without_repeating_steps_are_what_a_run_read_afresh_shows(
         tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
-    """Its views are made whole for each answer (not kept between answers): the same views, the same inbox key."""
+    """Its views are made whole for each answer (not kept between answers): the same views, the same inbox key;
+    its log entries spelled from the evidence's canonical text verify."""
     engine = make_engine(tier1_home(tmp_path / "home", {"two": bpmn("two", TWO)}))
     infos = [engine.start("two", {"ticket": "T-7"}, actor="agent:a")]
-    infos.append(engine.complete(infos[0].id, "triage", {"rating": "high"}, actor="agent:a"))
-    assert [s.instructions for s in infos[-1].steps if s.state == "ready"] == ["Close T-7 as high."]
+    infos.append(engine.complete(infos[0].id, "triage", {"rating": "high", "ticket": "T-8"}, actor="agent:a"))
+    assert [s.instructions for s in infos[-1].steps if s.state == "ready"] == ["Close T-8 as high."]
+    completed = [e["detail"] for e in engine.log(infos[0].id) if e["event"] == "step_completed"]
+    assert completed == [{"evidence": {"rating": "high", "ticket": "T-8"},
+                          "overwrote": {"ticket": {"was": "T-7", "by": "inputs"}}}]
     for info in infos[-1:]:
         afresh = engine.status(info.id)
         assert [s.to_dict() for s in info.steps] == [s.to_dict() for s in afresh.steps]
         with engine.db.read() as conn:
             key = conn.execute(sa.text("SELECT ready_for FROM runs WHERE id = :r"), {"r": info.id}).scalar()
         assert key == claims.ready_key(afresh.steps, RunStatus(afresh.status)) and key != "|"
-    done = engine.complete(infos[0].id, "close", {}, actor="agent:a")
+    done = engine.complete(infos[0].id, "close", {"note": "ünïcode ✓", "n": 1.5}, actor="agent:a")
     assert done.status == "completed" and [s.to_dict() for s in done.steps] == [
         s.to_dict() for s in engine.status(done.id).steps]
+    assert [e["detail"] for e in engine.log(done.id) if e["event"] == "step_completed"][-1] == {
+        "evidence": {"note": "ünïcode ✓", "n": 1.5}}
+    assert engine.verify_log()["ok"] is True  # each entry's hash re-worked from its stored detail

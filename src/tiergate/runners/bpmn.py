@@ -190,7 +190,7 @@ class BpmnRunner(Runner):
         if not isinstance(evidence, dict):
             raise InvalidDataError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
                              f"{type(evidence).__name__}.", code="invalid_evidence")
-        check_evidence_size(evidence)
+        evidence_json = check_evidence_size(evidence)  # (canonical: the log entry's detail is spelled from it)
         enforce(definition.validator(rules.element), evidence, run_id=ctx.run_id, step_id=step_id)
 
         def apply(task: Task, state: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
@@ -205,7 +205,8 @@ class BpmnRunner(Runner):
             detail: dict[str, Any] = {"evidence": evidence}
             if overwritten:
                 detail["overwrote"] = overwritten
-            events.append(LogEvent("step_completed", ctx.actor, step=step_id, detail=detail, duration_s=duration))
+            events.append(LogEvent("step_completed", ctx.actor, step=step_id, detail=detail, duration_s=duration,
+                                   detail_json=None if overwritten else f'{{"evidence":{evidence_json}}}'))
 
         return self._finish_step(definition, state, step_id, ctx, apply)
 
