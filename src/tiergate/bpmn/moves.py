@@ -272,9 +272,14 @@ class Move:
         self._cancelled_steps()
         self._newly_ready()
         self._sync_ready()
-        self._timers()
-        self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
-        self.state["signals"] = signals.waiting(self.workflow, self.model, element_of)
+        if persistence.is_completed(self.workflow):  # (marks it completed, as ``signals.waiting`` did here)
+            # A finished run waits for nothing: what the scans below would find is replaced by nothing
+            # further down; the keys are set here, in their order.
+            self.state["timers"], self.state["due_at"], self.state["messages"], self.state["signals"] = [], None, [], []
+        else:
+            self._timers()
+            self.state["messages"] = messages.waiting(persistence.all_tasks(self.workflow), self.model, element_of)
+            self.state["signals"] = signals.waiting(self.workflow, self.model, element_of)
         self.state["error"] = None
         data = dataview.view(self)  # before the dump, which starts collecting the next move's touched tasks
         self.state["workflow"] = self._dump()

@@ -30,8 +30,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import (datastore, dataview, dumping, instances, instructions, messages, persistence, records,
-                          signals)
+from tiergate.bpmn import (datastore, dataview, dumping, fresh, instances, instructions, messages, persistence,
+                          records, signals)
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move
 from tiergate.bpmn.statecopy import copy_state
@@ -68,8 +68,8 @@ class BpmnRunner(Runner):
         self._kept = KeptViews()
 
     def steps(self, definition: BpmnDefinition, state: dict[str, Any], *, run: dict[str, Any]) -> list[StepView]:
-        """Every step's view; the views of records unchanged since this run's last answer are that
-        answer's (``tiergate.runners.keptviews``: shared, so never changed in place)."""
+        """Every step's view; for a process with a step that repeats, the views of records unchanged since this
+        run's last answer are that answer's (``tiergate.runners.keptviews``: shared, so never changed in place)."""
         stored = state.get("steps", {})
 
         def made() -> list[tuple[StepRules, str, str | None]]:
@@ -90,7 +90,10 @@ class BpmnRunner(Runner):
                 view.distinct_from = f"{other}[{key}]"
             return view
 
-        return self._kept.steps(run.get("id"), definition, stored, made, make)
+        # Kept only for a process with a step that repeats (multi-instance, loops: its records grow with the run);
+        # the few views of any other are made whole, as for a run read back, which gives the same views.
+        repeats = any(rules.repeats for rules in definition.steps.values())
+        return self._kept.steps(run.get("id") if repeats else None, definition, stored, made, make)
 
     def render(self, views: list[StepView], data: dict[str, Any], *, run_id: str, process_id: str,
                bare_names: dict[str, dict[str, Any]] | None = None) -> None:
@@ -189,14 +192,14 @@ class BpmnRunner(Runner):
         if not isinstance(evidence, dict):
             raise InvalidDataError(f"evidence for step '{step_id}' must be a JSON object of fields, not "
                              f"{type(evidence).__name__}.", code="invalid_evidence")
-        check_evidence_size(evidence)
+        evidence_json = check_evidence_size(evidence)  # (canonical: the log entry's detail is spelled from it)
         enforce(definition.validator(rules.element), evidence, run_id=ctx.run_id, step_id=step_id)
 
         def apply(task: Task, state: dict[str, Any], events: list[LogEvent], duration: float | None) -> None:
             record, sources = records.editable(state, step_id), state.setdefault("sources", {})
             overwritten = {k: {"was": task.data[k], "by": sources.get(k)} for k, v in evidence.items()
                            if k in task.data and task.data[k] != v}
-            task.data.update(copy.deepcopy(evidence))
+            task.data.update(fresh.copied(evidence))  # (deepcopy's copy, one of text and numbers in one step)
             sources.update({key: step_id for key in evidence})
             record.update(status="done", at=format_time(ctx.now), actor=str(ctx.actor), evidence=evidence,
                           times=record.get("times", 0) + 1)
@@ -204,7 +207,8 @@ class BpmnRunner(Runner):
             detail: dict[str, Any] = {"evidence": evidence}
             if overwritten:
                 detail["overwrote"] = overwritten
-            events.append(LogEvent("step_completed", ctx.actor, step=step_id, detail=detail, duration_s=duration))
+            events.append(LogEvent("step_completed", ctx.actor, step=step_id, detail=detail, duration_s=duration,
+                                   detail_json=None if overwritten else f'{{"evidence":{evidence_json}}}'))
 
         return self._finish_step(definition, state, step_id, ctx, apply)
 

@@ -103,6 +103,8 @@ def _find(value: Any, keys: list[str], found: dict[str, Parted]) -> None:
         return
     if isinstance(value, Frozen):  # a Tier 1 run's step records (tiergate.bpmn.records): plain JSON inside
         return
+    if len(value.text) < MIN_TEXT:  # an Encoded's text holds each Encoded's inside it: none is large enough
+        return
     for key, item in value.items():
         if isinstance(item, Encoded):
             _find(item, [*keys, key], found)
