@@ -53,6 +53,9 @@ HotPath = Callable[[Scope, Receive, Send], Awaitable[bool]]
 #: Where a hot path that received a request's body, then left the request to the doors, puts a
 #: ``receive`` that hands that body on (``replay``).
 RECEIVED = "tiergate.received"
+#: Where the doors keep an MCP request's body once it is read whole: the last resort's answer to a
+#: failure names the request's JSON-RPC ``id`` from it (``tiergate.server.lastresort``).
+BODY = "tiergate.body"
 #: An answer made in a worker thread: HTTP status, JSON body, extra headers.
 Answer = tuple[int, bytes, Sequence[tuple[bytes, bytes]]]
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="tiergate"')]
@@ -210,7 +213,7 @@ class Doors:
                 await self.refuse_rpc(send, wirejson.too_large(size, digest.hexdigest(), head), scope)
                 return
             chunks.append(chunk)
-        raw = b"".join(chunks)
+        raw = scope[BODY] = b"".join(chunks)
         kind = (header(scope, b"content-type") or b"").split(b";", 1)[0].strip().lower()
         if kind != b"application/json":  # the SDK would answer plain text, which no MCP client reads
             shown = kind.decode("latin-1")[:60] or "missing"

@@ -9,7 +9,7 @@ an incident (``tiergate.incidents``: the traceback on standard error under a new
 when the caller is known, and answers in the request's own kind, with status 500:
 
 - ``/mcp``: the JSON-RPC error ``-32603`` (internal error) for the request's ``id`` (when its body
-  could be read), whose ``data`` is the envelope with the incident;
+  had been read whole: the doors keep it in the scope), whose ``data`` is the envelope with the incident;
 - the web pages: an error page (the envelope for a request that asks for JSON);
 - anything else (the API, ``/metrics``, ``/healthz``): the envelope.
 
@@ -29,51 +29,36 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tiergate import incidents
 from tiergate.mcpserver import caller_key
+from tiergate.server.doors import BODY
 from tiergate.web import is_web_path, plain
 
 if TYPE_CHECKING:
     from tiergate.engine import Engine
 
-#: How much of an MCP request's body is kept to find its ``id`` if it fails (an id is near the start).
-_KEEP_BYTES = 64 * 1024
-
-
 class LastResort:
-    """ASGI middleware: an exception that escapes ``app`` becomes an incident and an answer."""
+    """ASGI middleware: an exception that escapes ``app`` becomes an incident and an answer.
+
+    It costs a request nothing but a ``try`` (no wrapper of ``receive`` or ``send``, nothing kept):
+    an MCP request's ``id`` is read from the body the doors keep in the scope (``doors.BODY``), and
+    whether the answer had begun is learnt by answering: the server refuses a second start."""
 
     def __init__(self, app: ASGIApp, engine: Engine | None = None):
         self.app = app
         self.engine = engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-        kept: list[bytes] | None = [] if scope["path"] == "/mcp" and scope.get("method") == "POST" else None
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        async def receiving() -> Message:
-            message = await receive()
-            if kept is not None and message["type"] == "http.request" and sum(map(len, kept)) < _KEEP_BYTES:
-                kept.append(message.get("body", b""))
-            return message
-
         try:
-            await self.app(scope, receiving if kept is not None else receive, sending)
+            await self.app(scope, receive, send)
         except Exception as exc:  # noqa: BLE001 - the point of this middleware
-            await self.answer(scope, send, exc, started, kept)
+            if scope["type"] != "http":
+                raise
+            await self.answer(scope, send, exc)
 
-    async def answer(self, scope: Scope, send: Send, error: Exception, started: bool, kept: list[bytes] | None) -> None:
+    async def answer(self, scope: Scope, send: Send, error: Exception) -> None:
         path = scope["path"]
         door = "mcp" if path == "/mcp" else "web" if is_web_path(path) else "api"
         caller = scope.get(caller_key)
@@ -83,27 +68,31 @@ class LastResort:
             await run_in_threadpool(incidents.record, self.engine, incident, door=getattr(caller, "via", door),
                                     attempt=f"{scope.get('method')} {path}"[:32], actor=principal,
                                     credential=getattr(caller, "door", None))
-        if started:
-            return  # the answer began: the server closes the connection
         if door == "web" and not plain.wants_json(scope):
-            await plain.send_page(send, incidents.STATUS, plain.error_page("Something went wrong", incident.message,
-                                                                           incidents.CODE))
-            return
-        body: dict[str, Any] = incident.envelope()
-        if door == "mcp":
-            body = {"jsonrpc": "2.0", "id": _request_id(kept), "error": {
-                "code": incidents.RPC_CODE, "message": f"Internal error: {incident.message}", "data": body}}
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        await send({"type": "http.response.start", "status": incidents.STATUS,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
+            payload = plain.error_page("Something went wrong", incident.message, incidents.CODE)
+            headers = [(b"content-type", b"text/html; charset=utf-8"),
+                       *((name.encode(), value.encode()) for name, value in plain.SECURITY_HEADERS.items())]
+        else:
+            body: dict[str, Any] = incident.envelope()
+            if door == "mcp":
+                body = {"jsonrpc": "2.0", "id": _request_id(scope.get(BODY)), "error": {
+                    "code": incidents.RPC_CODE, "message": f"Internal error: {incident.message}", "data": body}}
+            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            headers = [(b"content-type", b"application/json")]
+        try:
+            await send({"type": "http.response.start", "status": incidents.STATUS,
+                        "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
+        except Exception:  # noqa: BLE001 - the answer had begun (the server refuses a second start): it closes
+            return         # the connection without the rest of the answer
         await send({"type": "http.response.body", "body": payload})
 
 
-def _request_id(kept: list[bytes] | None) -> Any:
-    """The JSON-RPC ``id`` of the request whose body began with ``kept``, or None."""
+def _request_id(raw: Any) -> Any:
+    """The JSON-RPC ``id`` of the request whose body is ``raw`` (bytes, or None if it was not read), or None."""
+    if not isinstance(raw, bytes):
+        return None
     try:
-        message = json.loads(b"".join(kept or ()))
+        message = json.loads(raw)  # at most the server's body limit: the doors read no more
     except (ValueError, RecursionError):
         return None
     found = message.get("id") if isinstance(message, dict) else None

@@ -53,8 +53,8 @@ from tiergate.credentials import Credentials, check_shape
 from tiergate.errors import TiergateError
 from tiergate.mcpserver import EnvelopeText
 from tiergate.operations import Caller
-from tiergate.server.doors import (READ_INLINE_BYTES, RECEIVED, bearer, in_worker, receive_small, replay, send_bytes,
-                                   unauthorized)
+from tiergate.server.doors import (BODY, READ_INLINE_BYTES, RECEIVED, bearer, in_worker, receive_small, replay,
+                                   send_bytes, unauthorized)
 from tiergate.server.mcpsessions import PATH, SESSION_HEADER, Sessions
 from tiergate.server.mcpshape import Shaping
 
@@ -114,6 +114,7 @@ class McpHotPath:
         raw = await receive_small(receive)
         if raw is None:
             return True  # the client went away
+        scope[BODY] = raw  # for the last resort, should what follows fail unforeseen
         found = seen.get(SESSION_HEADER)
         session = found.decode("latin-1") if found is not None else None
         held = session if session is not None and self.sessions is not None and self.sessions.holds(session) else None
