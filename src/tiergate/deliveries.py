@@ -69,7 +69,7 @@ class Deliveries:
         if data is not None and not isinstance(data, dict):
             raise InvalidDataError("a signal's data must be a JSON object of fields (--data '{\"field\": ...}').")
         who = self.actor(actor)
-        answer = signals.broadcast(self, name, data or {}, who)
+        answer = signals.send(self, name, data or {}, who)
         if answer["reached"] == 0:  # not an error in BPMN: recorded so that it can be found
             doorlog.record(self, door=door, attempt="signal", code="signal_unreached", problem=name[:200],
                            actor=who, credential=who.door or DIRECT)
