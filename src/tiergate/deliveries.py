@@ -38,7 +38,7 @@ class Deliveries:
                 error = InvalidDataError(f"a message's {field} must be a JSON object of names and values, not "
                                          f"{type(value).__name__}. Nothing was delivered; send {{...}}.",
                                          details={"field": field, "problem": "not_an_object"})
-                doorlog.record(self, door="engine", attempt="message", code=error.code, problem="not_an_object",
+                doorlog.record(self, door=self.door_of(who), attempt="message", code=error.code, problem="not_an_object",
                                facts=inputs.facts_of(value), actor=who, credential=who.door or DIRECT)
                 raise error
         correlate, data = dict(correlate or {}), data if data is not None else {}
@@ -57,7 +57,7 @@ class Deliveries:
                              definition, state, name, correlate, data, ctx))
 
     def signal(self: Engine, name: str, data: Any = None, actor: str | Actor | None = None,
-               door: str = "engine") -> dict[str, Any]:
+               door: str | None = None) -> dict[str, Any]:
         """Broadcast signal ``name`` to every Tier 1 run and process that catches it (tiergate.signals)."""
         from tiergate import doorlog, signals
 
@@ -71,7 +71,7 @@ class Deliveries:
         who = self.actor(actor)
         answer = signals.send(self, name, data or {}, who)
         if answer["reached"] == 0:  # not an error in BPMN: recorded so that it can be found
-            doorlog.record(self, door=door, attempt="signal", code="signal_unreached", problem=name[:200],
+            doorlog.record(self, door=door or self.door_of(who), attempt="signal", code="signal_unreached", problem=name[:200],
                            actor=who, credential=who.door or DIRECT)
         return answer
 
