@@ -111,4 +111,9 @@ def test_the_broadcasts_over_the_api_and_the_door_of_refusals_the_engine_records
         assert (shown["signal"], shown["run"], shown["from_outside"], shown["sender"], shown["outcome"]["reached"]) \
             == ("go_live", None, True, "human:audrey", 1) and shown["delivered_at"]
         assert http.get("/api/signals", params={"all": "yes"}).status_code == 400
+    remote = {"TIERGATE_URL": signal_server.url, "TIERGATE_TOKEN": auditor}
+    client = cli("signals", "--all", "--json", home=signal_home, env=remote)  # the CLI as a client
+    assert client.returncode == 0 and sent["broadcast"] in [b["broadcast"] for b in client.json["data"]["broadcasts"]]
+    barred = cli("signals", "--json", home=signal_home, env={**remote, "TIERGATE_TOKEN": agent})
+    assert barred.returncode == 1 and barred.json["error"]["details"]["reason"] == "actor_not_allowed", barred
     assert "Traceback" not in signal_server.errlog.read_text()

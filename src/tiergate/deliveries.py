@@ -75,6 +75,12 @@ class Deliveries:
                            actor=who, credential=who.door or DIRECT)
         return answer
 
+    def signal_broadcasts(self: Engine, all_: bool = False) -> dict[str, Any]:
+        """The signal broadcasts still pending (``all_``: the latest ones, delivered too): `tiergate signals`."""
+        from tiergate.signals import pending
+
+        return pending(self, all_=all_)
+
     def _started_by_signal(self: Engine, name: str) -> list[str]:
         """The Tier 1 processes of the home whose top-level start event waits for signal ``name``."""
         from tiergate.bpmn.signals import signal_starts

@@ -243,10 +243,8 @@ class Operations:
     def signals(self, caller: Caller, all_: bool = False) -> dict[str, Any]:
         """The signal broadcasts still pending (``all_``: the latest ones, delivered too), as `tiergate signals`.
         They name runs and senders of every process: for auditors, as the log's check is."""
-        from tiergate.signals import pending
-
         self._auditor(caller, "signals", "the signal broadcasts")
-        return pending(self.engine, all_=all_)
+        return self.engine.signal_broadcasts(all_=all_)
 
     def runs(self, caller: Caller, process: str | None = None, status: str | None = None,
              mine: bool = False) -> list[dict[str, Any]]:

@@ -258,9 +258,7 @@ def signals(engine: Engine, all_: bool) -> dict[str, Any]:
     signal sent with `tiergate signal`, the API or MCP) and the end of its delivery; one left pending
     by a crash is delivered by `tiergate worker`.
     """
-    from tiergate.signals import pending
-
-    return pending(engine, all_=all_)
+    return engine.signal_broadcasts(all_=all_)
 
 
 @click.group()
