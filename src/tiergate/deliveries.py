@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tiergate import inputs
 from tiergate.actors import Actor
 from tiergate.credentials import DIRECT
-from tiergate.errors import InvalidDataError, RefusedError
+from tiergate.errors import InvalidDataError, RefusedError, TiergateError
 from tiergate.log import LogEvent
 
 if TYPE_CHECKING:
@@ -66,8 +66,17 @@ class Deliveries:
         except inputs.InputRefused as err:
             self._record_door_refusal("signal", actor, err)
             raise
-        if data is not None and not isinstance(data, dict):
-            raise InvalidDataError("a signal's data must be a JSON object of fields (--data '{\"field\": ...}').")
+        if data is not None and not isinstance(data, dict):  # it reaches no run: recorded at the caller's door
+            error = InvalidDataError("a signal's data must be a JSON object of fields (--data '{\"field\": ...}').",
+                                     details={"field": "data", "problem": "not_an_object"})
+            try:
+                known: Actor | None = self.actor(actor)
+            except TiergateError:
+                known = None
+            doorlog.record(self, door=door or self.door_of(known or actor), attempt="signal", code=error.code,
+                           problem="not_an_object", facts=inputs.facts_of(data), actor=known,
+                           credential=(known.door or DIRECT) if known is not None else None)
+            raise error
         who = self.actor(actor)
         answer = signals.send(self, name, data or {}, who)
         if answer["reached"] == 0:  # not an error in BPMN: recorded so that it can be found
