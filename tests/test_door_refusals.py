@@ -84,9 +84,9 @@ def test_refused_inputs_that_reach_no_run_are_recorded_by_digest(cli: Cli, demo_
     assert listed.returncode == 1 and "must be a JSON object" in listed.json["error"]["message"], listed
     rows = _refusals(cli, demo_home)
     assert [(r["door"], r["attempt"], r["code"], r["problem"], r["actor"], r["credential"]) for r in rows] == [
-        ("engine", "complete", "invalid_evidence", "not_finite", "human:alice", "direct"),
-        ("engine", "start", "invalid_json", None, "human:alice", "direct"),
-        ("engine", "start", "invalid_data", "duplicate_key", "human:alice", "direct"),
+        ("cli", "complete", "invalid_evidence", "not_finite", "human:alice", "direct"),
+        ("cli", "start", "invalid_json", None, "human:alice", "direct"),
+        ("cli", "start", "invalid_data", "duplicate_key", "human:alice", "direct"),
     ]
     assert rows[2]["sha256"] == hashlib.sha256(twice.encode()).hexdigest() and rows[2]["bytes"] == len(twice)
     assert cli("runs", "--json", home=demo_home).json["data"] == []

@@ -292,7 +292,7 @@ def test_api_bodies_of_the_wrong_kind_depth_or_size_are_refused_and_recorded(
     refusals = doorlog.entries(make_engine(demo_home))
     assert [(r["door"], r["code"], r["problem"]) for r in refusals] == [  # newest first
         ("mcp", "-32600", "content_type"), ("api", "invalid_json", "not_an_object"),
-        ("engine", "limit_exceeded", "input_values"),
+        ("api", "limit_exceeded", "input_values"),  # refused by the engine, recorded at the caller's door
         *[("api", "limit_exceeded", "message_depth")] * 3, ("api", "invalid_json", "not_utf8"),
         ("api", "invalid_json", "not_json")]
     _no_traceback(server)

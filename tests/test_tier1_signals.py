@@ -156,6 +156,9 @@ def test_tiergate_signal_from_the_command_line(tmp_path: Path, cli: Callable[...
     assert bad.returncode != 0 and bad.json["error"]["code"] == "invalid_data"
     long = cli("signal", "x" * 201, "--actor", "agent:ci", "--json", home=home.root)
     assert long.returncode != 0 and long.json["error"]["code"] == "usage" and "Traceback" not in long.stderr
+    refusals = cli("log", "refusals", "--json", home=home.root).json["data"]
+    assert [(r["door"], r["attempt"], r["code"], r["problem"]) for r in refusals][:2] == [  # newest first
+        ("cli", "signal", "invalid_data", "not_an_object"), ("cli", "signal", "signal_unreached", "nobody_listens")]
     for run_id in runs:  # nothing moved by the refused ones
         assert [e["event"] for e in cli("log", run_id, "--json", home=home.root).json["data"]].count(
             "signal_received") == 1

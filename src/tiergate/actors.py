@@ -40,13 +40,16 @@ class Actor:
     #: The door this actor came through (``direct``, ``token:<id>``, ``session:<id>``), recorded
     #: with every log entry of its attempts. Not part of who the actor is: equal actors may differ.
     door: str | None = field(default=None, compare=False, repr=False)
+    #: The way in (``api``, ``mcp``, ``mcp-stdio``, ``web``, ``cli``), as a row of ``door_refusals``
+    #: names it; None: the engine's own (``Engine.via``).
+    via: str | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.id}"
 
-    def through(self, door: str) -> "Actor":
-        """The same actor, arriving through ``door``."""
-        return replace(self, door=door)
+    def through(self, door: str, via: str | None = None) -> "Actor":
+        """The same actor, arriving through ``door`` (by way of ``via``)."""
+        return replace(self, door=door, via=via or self.via)
 
     @classmethod
     def parse(cls, text: str | None) -> "Actor":

@@ -85,7 +85,7 @@ class Authoring:
             from tiergate import doorlog
 
             who = self.actor(actor)
-            doorlog.record(self, door="engine", attempt="deploy", code=err.code,
+            doorlog.record(self, door=self.door_of(who), attempt="deploy", code=err.code,
                            problem=str(err.details.get("kind") or ",".join(err.details.get("kinds", []))) or None,
                            actor=who, credential=who.door or DIRECT)
             raise

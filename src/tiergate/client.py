@@ -139,6 +139,10 @@ class RemoteEngine:
         return Answer(self._call("POST", "/api/runs", {"process": process_id, "data": data or {},
                                                        "actor": _text(actor)}))
 
+    def signal_broadcasts(self, all_: bool = False) -> dict[str, Any]:
+        """``GET /api/signals``: the broadcasts still pending (for auditors)."""
+        return dict(self._call("GET", "/api/signals", query={"all": "1" if all_ else None}))
+
     def signal(self, name: str, data: Any = None, actor: Any = None) -> dict[str, Any]:
         data = _read(data, "data")
         return dict(self._call("POST", "/api/signals", {"name": name, "data": {} if data is None else data,

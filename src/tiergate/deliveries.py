@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tiergate import inputs
 from tiergate.actors import Actor
 from tiergate.credentials import DIRECT
-from tiergate.errors import InvalidDataError, RefusedError
+from tiergate.errors import InvalidDataError, RefusedError, TiergateError
 from tiergate.log import LogEvent
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Deliveries:
                 error = InvalidDataError(f"a message's {field} must be a JSON object of names and values, not "
                                          f"{type(value).__name__}. Nothing was delivered; send {{...}}.",
                                          details={"field": field, "problem": "not_an_object"})
-                doorlog.record(self, door="engine", attempt="message", code=error.code, problem="not_an_object",
+                doorlog.record(self, door=self.door_of(who), attempt="message", code=error.code, problem="not_an_object",
                                facts=inputs.facts_of(value), actor=who, credential=who.door or DIRECT)
                 raise error
         correlate, data = dict(correlate or {}), data if data is not None else {}
@@ -57,7 +57,7 @@ class Deliveries:
                              definition, state, name, correlate, data, ctx))
 
     def signal(self: Engine, name: str, data: Any = None, actor: str | Actor | None = None,
-               door: str = "engine") -> dict[str, Any]:
+               door: str | None = None) -> dict[str, Any]:
         """Broadcast signal ``name`` to every Tier 1 run and process that catches it (tiergate.signals)."""
         from tiergate import doorlog, signals
 
@@ -66,14 +66,29 @@ class Deliveries:
         except inputs.InputRefused as err:
             self._record_door_refusal("signal", actor, err)
             raise
-        if data is not None and not isinstance(data, dict):
-            raise InvalidDataError("a signal's data must be a JSON object of fields (--data '{\"field\": ...}').")
+        if data is not None and not isinstance(data, dict):  # it reaches no run: recorded at the caller's door
+            error = InvalidDataError("a signal's data must be a JSON object of fields (--data '{\"field\": ...}').",
+                                     details={"field": "data", "problem": "not_an_object"})
+            try:
+                known: Actor | None = self.actor(actor)
+            except TiergateError:
+                known = None
+            doorlog.record(self, door=door or self.door_of(known or actor), attempt="signal", code=error.code,
+                           problem="not_an_object", facts=inputs.facts_of(data), actor=known,
+                           credential=(known.door or DIRECT) if known is not None else None)
+            raise error
         who = self.actor(actor)
-        answer = signals.broadcast(self, name, data or {}, who)
+        answer = signals.send(self, name, data or {}, who)
         if answer["reached"] == 0:  # not an error in BPMN: recorded so that it can be found
-            doorlog.record(self, door=door, attempt="signal", code="signal_unreached", problem=name[:200],
+            doorlog.record(self, door=door or self.door_of(who), attempt="signal", code="signal_unreached", problem=name[:200],
                            actor=who, credential=who.door or DIRECT)
         return answer
+
+    def signal_broadcasts(self: Engine, all_: bool = False) -> dict[str, Any]:
+        """The signal broadcasts still pending (``all_``: the latest ones, delivered too): `tiergate signals`."""
+        from tiergate.signals import pending
+
+        return pending(self, all_=all_)
 
     def _started_by_signal(self: Engine, name: str) -> list[str]:
         """The Tier 1 processes of the home whose top-level start event waits for signal ``name``."""

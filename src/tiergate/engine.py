@@ -73,6 +73,10 @@ class Engine(Deliveries, Authoring, Oversight):
     """The one API of tiergate; its reads (``Oversight``), definition changes (``Authoring``) and
     messages and signals (``Deliveries``) live in their own modules."""
 
+    #: The door a refusal the engine records is listed under when the actor does not name its way in
+    #: (``Actor.via``): the CLI on the database sets ``cli``.
+    via: str = "engine"
+
     def __init__(self, home: str | Path | None = None, database_url: str | None = None,
                  clock: Callable[[], datetime] | None = None, drafts: bool = False):
         settings = resolve({"home": str(home) if home is not None else None, "database_url": database_url})
@@ -435,6 +439,10 @@ class Engine(Deliveries, Authoring, Oversight):
             return
         self._record_door_refusal(attempt, who, err)
 
+    def door_of(self, who: Actor | str | None) -> str:
+        """The way ``who`` came in (``Actor.via``), else this engine's (``via``): the door of a refusal's row."""
+        return (who.via if isinstance(who, Actor) else None) or self.via
+
     def _record_door_refusal(self, attempt: str, actor: str | Actor | None, err: inputs.InputRefused) -> None:
         """An input refused before it reached a run: one bounded row of ``door_refusals``, never the content."""
         from tiergate import doorlog
@@ -443,7 +451,7 @@ class Engine(Deliveries, Authoring, Oversight):
             who: Actor | None = self.actor(actor)
         except TiergateError:
             who = None
-        doorlog.record(self, door="engine", attempt=attempt, code=err.code, problem=str(err.details.get("problem")
+        doorlog.record(self, door=self.door_of(who or actor), attempt=attempt, code=err.code, problem=str(err.details.get("problem")
                        or err.details.get("limit") or "") or None, facts=err.facts, actor=who,
                        credential=(who.door or DIRECT) if who is not None else None)
 

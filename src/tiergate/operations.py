@@ -90,7 +90,7 @@ class Operations:
     def _refuse_unread(self, caller: Caller, run: str, step: str | None, attempt: str) -> None:
         assert caller.principal is not None
         try:
-            self.engine.refuse(run, caller.principal.through(caller.door), step, attempt, RefusedError(
+            self.engine.refuse(run, caller.principal.through(caller.door, caller.via), step, attempt, RefusedError(
                 f"{caller.principal} may not read run {run}, so may not act on it.", reason="not_a_reader",
                 details={"run": run}))
         except TiergateError:
@@ -113,7 +113,7 @@ class Operations:
             return
         if process is not None and process in self.readers.owned_processes(caller.principal):
             return
-        hint = "" if what == "gaps" or what == "the log's check" else \
+        hint = "" if what in ("gaps", "the log's check", "the signal broadcasts") else \
             " A member of a process owner's role may read that process's metrics (name the process)."
         error = RefusedError(f"{caller.principal} may not read {what}: that needs the role '{AUDITOR}' "
                              f"(tiers/roles.yaml).{hint}", reason="actor_not_allowed",
@@ -133,8 +133,8 @@ class Operations:
                step: str | None = None, attempt: str = "act") -> Actor:
         """The actor of an attempt through ``caller``'s door, with that door recorded on it."""
         if caller.principal is None:
-            return self.engine.actor(claimed).through(caller.door)
-        who = caller.principal.through(caller.door)
+            return self.engine.actor(claimed).through(caller.door, caller.via)
+        who = caller.principal.through(caller.door, caller.via)
         if claimed is None or isinstance(claimed, str) and not claimed.strip():
             return who
         try:
@@ -238,7 +238,13 @@ class Operations:
         """Broadcast signal ``name`` to every Tier 1 run and process that catches it; the caller is its sender.
         It reaching nothing is not an error: ``reached`` is 0 (recorded in door_refusals, ``signal_unreached``)."""
         who = self.acting(caller, actor, attempt="signal")
-        return self.engine.signal(name, data, actor=who, door=caller.via)
+        return self.engine.signal(name, data, actor=who)
+
+    def signals(self, caller: Caller, all_: bool = False) -> dict[str, Any]:
+        """The signal broadcasts still pending (``all_``: the latest ones, delivered too), as `tiergate signals`.
+        They name runs and senders of every process: for auditors, as the log's check is."""
+        self._auditor(caller, "signals", "the signal broadcasts")
+        return self.engine.signal_broadcasts(all_=all_)
 
     def runs(self, caller: Caller, process: str | None = None, status: str | None = None,
              mine: bool = False) -> list[dict[str, Any]]:

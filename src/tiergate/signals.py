@@ -30,6 +30,10 @@ once by a broadcast however many deliverers try (a second one finds the key take
 run alone). A late delivery reaches the runs waiting then, but not runs created after the throw
 (except those the broadcast itself started). ``tiergate signals`` lists the pending ones.
 
+A signal sent from outside (``Engine.signal``: the CLI, the API, MCP) goes the same way (``send``):
+its broadcast, with its data and no run, is written and committed first, then delivered by the
+same process and marked delivered; the caller's answer is ``broadcast``'s, with the outbox id.
+
 Signals thrown by the runs a broadcast moves or starts are broadcast in turn, within two budgets
 (``tiergate.limits``): ``signal_depth`` throws in a row and ``signal_runs`` runs in all. A throw
 beyond them is not broadcast and is logged ``refused`` (``signal_budget``) on the throwing run.
@@ -71,6 +75,10 @@ KEPT = timedelta(days=7)
 #: the process writes PATH and waits until killed (a crash between the commit and the broadcast).
 HOLD_ENV = "TIERGATE_TEST_SIGNAL_HOLD"
 
+#: Tests set this to a PATH: a signal sent from outside, once it reached its first run, makes the
+#: process write PATH and wait until killed (a crash midway through the broadcast).
+MIDWAY_ENV = "TIERGATE_TEST_SIGNAL_MIDWAY"
+
 
 @dataclass
 class _Chain:
@@ -101,17 +109,52 @@ def lease(engine: Engine) -> timedelta:
         return timedelta(seconds=60)
 
 
+def check_name(name: Any) -> None:
+    """A signal's name: a non-empty text of at most NAME_CHARS characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise UsageError("a signal needs a name: `tiergate signal NAME [--data JSON]`.", code="usage")
+    if len(name) > NAME_CHARS:
+        raise UsageError(f"a signal's name is at most {NAME_CHARS} characters (this one has {len(name)}): give the "
+                         "name of the bpmn:signal the processes catch.", code="usage", details={"chars": len(name)})
+
+
+def send(engine: Engine, name: str, data: dict[str, Any], who: Actor) -> dict[str, Any]:
+    """A signal sent from outside (``tiergate signal``, the API, MCP): recorded in the outbox and
+    committed first, then delivered and marked delivered, as a thrown one is; the answer of
+    ``broadcast`` with the ``broadcast`` id. A process that dies midway leaves it pending for the
+    worker, which reaches the runs not reached yet (and none twice). The database failing midway
+    answers DatabaseError naming the broadcast (``tiergate signals`` shows it)."""
+    check_name(name)
+    outer = _CHAIN.get()
+    broadcast_id = outbox.new_id()
+    with engine.db.write() as conn:
+        outbox.enqueue(conn, broadcast_id=broadcast_id, signal=name, run_id=None, element=None, sender=str(who),
+                       door=who.door, depth=0 if outer is None else outer.depth + 1, now=engine.clock(),
+                       lease=lease(engine), data=data)
+    try:
+        _, answer = _deliver(engine, broadcast_id, who)
+    except DatabaseError as err:
+        raise DatabaseError(f"signal '{name}' is recorded as broadcast {broadcast_id}, but the database failed while "
+                            f"it was being delivered ({err.message}). Some runs may have been reached; `tiergate "
+                            "worker` reaches the others (none twice) once the database is back and the hold "
+                            "(signal_lease_seconds) is over. See it with `tiergate signals`.",
+                            code=err.code, details={**err.details, "broadcast": broadcast_id}) from err
+    if answer is None:  # delivered by someone else meanwhile (a worker, after the hold): its outcome
+        with engine.db.read() as conn:
+            row = outbox.get(conn, broadcast_id)
+        done = (row.outcome if row is not None else None) or {}
+        answer = {"signal": name, "reached": done.get("reached", 0), "moved": [], "started": [],
+                  "failed": done.get("failed", []), "not_reached_over_budget": [], "depth": 0}
+    return {**answer, "broadcast": broadcast_id}
+
+
 def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
               thrown_by: dict[str, Any] | None = None, pending: outbox.Broadcast | None = None) -> dict[str, Any]:
     """Move every run waiting for ``name`` and start every process that starts on it; what it reached.
 
     ``pending``: a broadcast of the outbox (a signal thrown by a run): each run it reaches is keyed
     (broadcast, run) in that run's move, so no run is reached twice by it."""
-    if not isinstance(name, str) or not name.strip():
-        raise UsageError("a signal needs a name: `tiergate signal NAME [--data JSON]`.", code="usage")
-    if len(name) > NAME_CHARS:
-        raise UsageError(f"a signal's name is at most {NAME_CHARS} characters (this one has {len(name)}): give the "
-                         "name of the bpmn:signal the processes catch.", code="usage", details={"chars": len(name)})
+    check_name(name)
     outer = _CHAIN.get()
     if pending is not None:
         chain = _Chain(pending.depth, outer.reached if outer is not None else [0])
@@ -154,6 +197,7 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
                 failed.append({"run": run_id, "code": err.code, "message": err.message})
                 continue
             moved.append(run_id)
+            _midway(pending)
         for process_id in processes:
             if not _spend(chain):
                 skipped.append(f"process:{process_id}")
@@ -171,6 +215,7 @@ def broadcast(engine: Engine, name: str, data: dict[str, Any], who: Actor,
                 failed.append({"process": process_id, "code": err.code, "message": err.message})
                 continue
             started.append(run_id)
+            _midway(pending)
     finally:
         _CHAIN.reset(token)
     return {"signal": name, "reached": len(moved) + len(started), "moved": moved, "started": started,
@@ -233,8 +278,14 @@ def broadcast_thrown(engine: Engine, run_id: str, events: list[LogEvent], who: A
             continue
 
 
-def _hold() -> None:
-    path = os.environ.get(HOLD_ENV)
+def _midway(pending: outbox.Broadcast | None) -> None:
+    """A broadcast of the outbox sent from outside that reached a run: the test-only MIDWAY_ENV hold."""
+    if pending is not None and pending.run_id is None:
+        _hold(MIDWAY_ENV)
+
+
+def _hold(variable: str = HOLD_ENV) -> None:
+    path = os.environ.get(variable)
     if not path:
         return
     Path(path).write_text(str(os.getpid()), encoding="utf-8")
@@ -245,11 +296,18 @@ def _hold() -> None:
 def deliver(engine: Engine, broadcast_id: str, who: Actor | None = None) -> dict[str, Any] | None:
     """Deliver one broadcast of the outbox, within the budgets, and mark it delivered; what it reached
     (None: it is gone or was delivered already)."""
+    return _deliver(engine, broadcast_id, who)[0]
+
+
+def _deliver(engine: Engine, broadcast_id: str,
+             who: Actor | None = None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``deliver``'s outcome, and the answer of ``broadcast`` (the one a sender from outside gets)."""
     with engine.db.read() as conn:
         pending = outbox.get(conn, broadcast_id)
-        process = outbox.process_of(conn, pending.run_id) if pending is not None else None
+        process = outbox.process_of(conn, pending.run_id) if pending is not None and pending.run_id else None
     if pending is None or pending.delivered_at is not None:
-        return None
+        return None, None
+    answer: dict[str, Any] | None = None
     sender = who or _sender(pending)
     name = pending.signal
     outcome: dict[str, Any] = {"broadcast": pending.id, "signal": name, "run": pending.run_id, "process": process,
@@ -261,8 +319,8 @@ def deliver(engine: Engine, broadcast_id: str, who: Actor | None = None) -> dict
                 "its own signal loops: change the process so it does not.")
         outcome["not_broadcast"] = "signal_depth"
     else:
-        answer = broadcast(engine, name, {}, sender, thrown_by={"run": pending.run_id, "element": pending.element},
-                           pending=pending)
+        thrown_by = {"run": pending.run_id, "element": pending.element} if pending.run_id else None
+        answer = broadcast(engine, name, dict(pending.data or {}), sender, thrown_by=thrown_by, pending=pending)
         outcome.update({k: answer[k] for k in ("reached", "moved", "started", "failed")})
         if answer["not_reached_over_budget"]:
             outcome["not_reached_over_budget"] = answer["not_reached_over_budget"]
@@ -272,7 +330,7 @@ def deliver(engine: Engine, broadcast_id: str, who: Actor | None = None) -> dict
     with engine.db.write() as conn:
         outbox.delivered(conn, pending.id, engine.clock(), {k: v for k, v in outcome.items()
                                                             if k in ("reached", "failed", "not_broadcast")})
-    return outcome
+    return outcome, answer
 
 
 def _sender(pending: outbox.Broadcast) -> Actor:
@@ -308,7 +366,7 @@ def pending(engine: Engine, *, all_: bool = False, most: int = 100) -> dict[str,
         rows = outbox.listing(conn, pending_only=not all_, limit=most)
         count = outbox.pending_count(conn)
     return {"pending": count, "broadcasts": [{
-        "broadcast": row.id, "signal": row.signal, "run": row.run_id, "element": row.element, "sender": row.sender,
+        "broadcast": row.id, "signal": row.signal, "run": row.run_id, "from_outside": row.run_id is None, "element": row.element, "sender": row.sender,
         "thrown_at": format_time(row.thrown_at), "depth": row.depth, "attempts": row.attempts,
         "held_until": format_time(row.lease_until) if row.lease_until and row.delivered_at is None else None,
         "delivered_at": format_time(row.delivered_at) if row.delivered_at else None,
@@ -320,6 +378,8 @@ def _refuse(engine: Engine, pending: outbox.Broadcast, who: Actor, message: str)
     from tiergate import log as execution_log
     from tiergate.store import runs as store
 
+    if pending.run_id is None:  # sent from outside: its sender's answer lists the runs not reached
+        return
     detail = {"attempt": "signal", "reason": "signal_budget", "signal": pending.signal, "broadcast": pending.id,
               "message": message}
     for _ in range(8):

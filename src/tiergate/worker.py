@@ -217,7 +217,7 @@ def run_pass(engine: Engine, *, limit: int | None = None, now: datetime | None =
     schedule (timer-cycle start events, ``tiergate.schedules``), then fire
     every timer due by ``now`` (default: the engine's clock), at most ``limit`` runs."""
     seen: list[str] = []
-    results = [Fired(b["run"], b["process"] or "", "delivered", ["signal_broadcast"], broadcast=b)
+    results = [Fired(b["run"] or "", b["process"] or "", "delivered", ["signal_broadcast"], broadcast=b)
                for b in signals.deliver_pending(engine, now)]
     results += [Fired(s.run, s.process, s.status, ["started"] if s.error is None else [], s.error,
                      scheduled=format_time(s.due)) for s in schedules.run_pass(engine, now)]

@@ -68,7 +68,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "signal": ("tiergate.cli.tier1", "signal",
                "Broadcast signal NAME to every Tier 1 run waiting for it, and start every process that starts on it."),
     "signals": ("tiergate.cli.tier1", "signals",
-                "List the signals thrown inside runs whose broadcast to the other runs is still pending."),
+                "List the signal broadcasts (thrown inside runs or sent from outside) still pending."),
     "timers": ("tiergate.cli.tier1", "timers", "List the Tier 1 timers that would fire by TIME, and what each would log."),
     "stores": ("tiergate.cli.tier1", "stores",
                "Show the BPMN data stores of PROCESS (or of every process): each one's current value and last write."),

@@ -174,7 +174,9 @@ def _engine(home: str | None, direct: bool, reads: bool = False) -> Any:
         return DirectReader(home=home)
     from tiergate.engine import Engine  # loaded when a command runs on the database, not for --help or a client
 
-    return Engine(home=home)
+    engine = Engine(home=home)
+    engine.via = "cli"  # the door of the refusals it records (tiergate log refusals)
+    return engine
 
 
 def unexpected(exc: BaseException) -> TiergateError:

@@ -30,7 +30,8 @@ def _show_pass(out: Console, data: dict[str, Any]) -> None:
             what += f" (on schedule, due {item['scheduled'][:16].replace('T', ' ')})"
         if item.get("broadcast"):
             sent = item["broadcast"]
-            what += f" (signal '{sent['signal']}' thrown at {sent['element']}, left pending: reached {sent['reached']})"
+            origin = f"thrown at {sent['element']}" if sent.get("run") else "sent from outside"
+            what += f" (signal '{sent['signal']}' {origin}, left pending: reached {sent['reached']})"
         grid.add_row(item["run"], item["process"], item["status"], escape(what))
     out.print(grid)
 
@@ -205,6 +206,8 @@ def _show_signal(out: Any, data: dict[str, Any]) -> None:
              f"started {', '.join(data['started'])}" if data["started"] else ""]
     out.print(reached + (": " + "; ".join(p for p in parts if p) if data["reached"] else
                          ": no run waits for it and no process starts on it (not an error)."))
+    if data.get("broadcast"):
+        out.print(f"  broadcast {data['broadcast']} (`tiergate signals --all` shows it)")
     for failed in data["failed"]:
         out.print(f"  not moved: {failed.get('run') or failed.get('process')}: {failed['message']}")
     if data["not_reached_over_budget"]:
@@ -227,17 +230,19 @@ def signal(engine: Engine, name: str, data: str | None, actor: str | None) -> di
 
 def _show_broadcasts(out: Any, data: dict[str, Any]) -> None:
     if not data["broadcasts"]:
-        out.print("no signal broadcast is pending: every signal thrown by a run was delivered.")
+        out.print("no signal broadcast is pending: every signal thrown by a run or sent from outside was delivered.")
         return
     out.print(f"{data['pending']} signal broadcast(s) pending (`tiergate worker` delivers those whose hold is over)")
-    grid = table("broadcast", "signal", "thrown by", "thrown at", "state")
+    grid = table("broadcast", "signal", "thrown by", "at", "state")
     for item in data["broadcasts"]:
         if item["delivered_at"]:
             state = f"delivered {item['delivered_at'][:19].replace('T', ' ')}: reached {item['outcome'].get('reached')}"
         else:
             state = "pending" + (f", held until {item['held_until'][:19].replace('T', ' ')}" if item["held_until"]
                                  else "") + (f", {item['attempts']} attempt(s)" if item["attempts"] else "")
-        grid.add_row(item["broadcast"], escape(item["signal"]), f"{item['run']} {escape(item['element'] or '')}",
+        origin = (f"{item['run']} {escape(item['element'] or '')}" if item["run"]
+                  else f"sent by {escape(item['sender'])}")
+        grid.add_row(item["broadcast"], escape(item["signal"]), origin,
                      item["thrown_at"][:19].replace("T", " "), escape(state))
     out.print(grid)
 
@@ -247,14 +252,13 @@ def _show_broadcasts(out: Any, data: dict[str, Any]) -> None:
 @common_options
 @run_command(_show_broadcasts)
 def signals(engine: Engine, all_: bool) -> dict[str, Any]:
-    """List the signals thrown inside runs whose broadcast to the other runs is still pending.
+    """List the signal broadcasts (thrown inside runs or sent from outside) still pending.
 
-    A broadcast is pending between the commit of the move that threw it and the end of its
-    delivery; one left pending by a crash is delivered by `tiergate worker`.
+    A broadcast is pending between the commit of the move that threw it (or of its recording, for a
+    signal sent with `tiergate signal`, the API or MCP) and the end of its delivery; one left pending
+    by a crash is delivered by `tiergate worker`.
     """
-    from tiergate.signals import pending
-
-    return pending(engine, all_=all_)
+    return engine.signal_broadcasts(all_=all_)
 
 
 @click.group()

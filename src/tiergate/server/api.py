@@ -152,6 +152,9 @@ ROUTES: tuple[ApiRoute, ...] = (
              "process that starts on it (the caller is the sender); answers how many it reached (0 is no error).",
              lambda ops, who, q, b: ops.signal(who, b.get("name", ""), b.get("data"), actor=b.get("actor")),
              body=_obj(name=_STR, **{"data?": _ANY_OBJECT, "actor?": _STR}), changes=True),
+    ApiRoute("GET", "/api/signals", "The signal broadcasts still pending (all=1: the latest ones, delivered too), "
+             "as `tiergate signals`; for auditors.",
+             lambda ops, who, q, b: ops.signals(who, all_=_flag(q, "all")), query=("all",)),
     ApiRoute("GET", "/api/inbox", "Every ready step the caller may do now, oldest first, with who claimed it.",
              lambda ops, who, q, b: ops.inbox(who, actor=_q(q, "actor")), query=("actor",), tag="inbox"),
     ApiRoute("POST", "/api/runs/{run}/steps/{step}/claim", "Claim a ready step: others are refused it.",

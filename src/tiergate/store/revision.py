@@ -1,4 +1,4 @@
 """The newest migration: what every start checks the database against, without importing
 Alembic or SQLAlchemy (a test keeps it in step with the migrations folder)."""
 
-HEAD_REVISION = "0027"
+HEAD_REVISION = "0028"

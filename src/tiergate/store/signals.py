@@ -2,7 +2,8 @@
 ``signal_deliveries`` (one row per run each one reached). Only ``tiergate.signals`` uses it.
 
 A broadcast is inserted in the transaction of the move that threw it (``enqueue``), so it is
-committed or rolled back with that move. Delivering it moves each waiting run in that run's own
+committed or rolled back with that move; a signal sent from outside is inserted (and committed)
+alone, before it reaches any run. Delivering it moves each waiting run in that run's own
 transaction, which also inserts the (broadcast, run) key (``take_target``): a second deliverer
 (a worker taking over after a crash, or two workers at once) finds the key taken and leaves that
 run alone. On PostgreSQL the second insert waits for the first one's commit; on SQLite writers
@@ -34,7 +35,7 @@ _deliveries = SignalDelivery.__table__  # type: ignore[attr-defined]
 class Broadcast:
     id: str
     signal: str
-    run_id: str
+    run_id: str | None  # None: a signal sent from outside (tiergate signal, the API, MCP)
     element: str | None
     sender: str
     door: str | None
@@ -44,25 +45,30 @@ class Broadcast:
     attempts: int
     delivered_at: datetime | None
     outcome: dict[str, Any] | None
+    data: dict[str, Any] | None = None
 
 
 def _row(row: Any) -> Broadcast:
     return Broadcast(row.id, row.signal, row.run_id, row.element, row.sender, row.door, int(row.depth),
                      utc(row.thrown_at), utc(row.lease_until) if row.lease_until else None, int(row.attempts),
-                     utc(row.delivered_at) if row.delivered_at else None, row.outcome)
+                     utc(row.delivered_at) if row.delivered_at else None, row.outcome,
+                     row.data)
 
 
 def new_id() -> str:
     return secrets.token_hex(8)
 
 
-def enqueue(conn: Connection, *, broadcast_id: str, signal: str, run_id: str, element: str | None, sender: str,
-            door: str | None, depth: int, now: datetime, lease: timedelta) -> None:
-    """A signal the move being saved threw: owed to the other runs once the move commits."""
+def enqueue(conn: Connection, *, broadcast_id: str, signal: str, run_id: str | None, element: str | None,
+            sender: str, door: str | None, depth: int, now: datetime, lease: timedelta,
+            data: dict[str, Any] | None = None) -> None:
+    """A signal the move being saved threw (owed to the other runs once the move commits), or one sent
+    from outside (``run_id`` None, with its ``data``)."""
     conn.execute(insert(_table).values(id=broadcast_id, signal=signal[:200], run_id=run_id,
                                        element=element[:255] if element else None, sender=sender[:160],
                                        door=door[:80] if door else None, depth=depth, thrown_at=utc(now),
-                                       lease_until=utc(now + lease), attempts=0, delivered_at=None, outcome=None))
+                                       lease_until=utc(now + lease), attempts=0, delivered_at=None, outcome=None,
+                                       data=data))
 
 
 def get(conn: Connection, broadcast_id: str) -> Broadcast | None:

@@ -528,7 +528,8 @@ class ScheduledStart(SQLModel, table=True):
 
 
 class SignalBroadcast(SQLModel, table=True):
-    """A signal thrown inside a run, owed to the other runs (``tiergate.signals``: the outbox).
+    """A signal thrown inside a run (``run_id``) or sent from outside (``run_id`` None, with its ``data``),
+    owed to the runs waiting for it (``tiergate.signals``: the outbox).
 
     Written in the transaction of the move that threw it, so a crash after that commit cannot lose
     it; ``delivered_at`` is set once every run waiting for it was reached. ``lease_until``: until
@@ -540,7 +541,7 @@ class SignalBroadcast(SQLModel, table=True):
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
     signal: str = Field(sa_column=Column(String(200), nullable=False))
-    run_id: str = Field(sa_column=Column(String(32), nullable=False))
+    run_id: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
     element: Optional[str] = Field(default=None, sa_column=Column(String(255), nullable=True))
     sender: str = Field(sa_column=Column(String(160), nullable=False))
     door: Optional[str] = Field(default=None, sa_column=Column(String(80), nullable=True))
@@ -550,6 +551,7 @@ class SignalBroadcast(SQLModel, table=True):
     attempts: int = Field(sa_column=Column(Integer, nullable=False))
     delivered_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     outcome: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    data: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class SignalDelivery(SQLModel, table=True):
