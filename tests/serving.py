@@ -14,7 +14,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import httpx2 as httpx
 import pytest
@@ -70,3 +70,10 @@ def running_server(root: Path, db_url: str, errlog: Path, env: dict[str, str] | 
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def issue_token(cli: Callable[..., Any], home: Any, principal: str) -> str:
+    """A new bearer token for ``principal``, issued with `tiergate tokens issue` on the database directly."""
+    result = cli("tokens", "issue", principal, "--json", home=home)
+    assert result.returncode == 0, result
+    return str(result.json["data"]["token"])

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from serving import Server, running_server
+from serving import Server, issue_token, running_server
 from support import CLIResult, HomeBuilder
 from tiergate import doorlog
 
@@ -22,12 +22,6 @@ GATHER = {"summary": "The export fails for every client.", "severity": "S3"}
 def server(demo_home: HomeBuilder, db_url: str, tmp_path: Path) -> Iterator[Server]:
     with running_server(demo_home.root, db_url, tmp_path / "server.log") as running:
         yield running
-
-
-def _token(cli: Callable[..., CLIResult], home: HomeBuilder, principal: str) -> str:
-    result = cli("tokens", "issue", principal, "--json", home=home)
-    assert result.returncode == 0, result
-    return str(result.json["data"]["token"])
 
 
 def _no_traceback(server: Server) -> None:
@@ -45,7 +39,7 @@ def _no_traceback(server: Server) -> None:
 def test_a_complete_body_with_a_field_of_the_wrong_type_or_name_is_refused_with_its_pointer(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any,
         body: dict[str, Any], pointer: str, problem: str) -> None:
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     with server.client(token) as http:
         run = http.post("/api/runs", json=START).json()["data"]["id"]
         engine = make_engine(demo_home)
@@ -68,7 +62,7 @@ def test_a_complete_body_with_a_field_of_the_wrong_type_or_name_is_refused_with_
 
 def test_missing_or_mistyped_text_fields_of_start_and_assign_are_named(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
-    token = _token(cli, demo_home, "human:alice")
+    token = issue_token(cli, demo_home, "human:alice")
     with server.client(token) as http:
         run = http.post("/api/runs", json=START).json()["data"]["id"]
         runs_before = len(http.get("/api/runs").json()["data"])
@@ -91,7 +85,7 @@ def test_missing_or_mistyped_text_fields_of_start_and_assign_are_named(
 
 def test_an_integer_too_long_to_read_is_refused_in_plain_words(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult]) -> None:
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     with server.client(token) as http:
         run = http.post("/api/runs", json=START).json()["data"]["id"]
         body = b'{"evidence": {"summary": "The export fails for every client.", "severity": ' + b"9" * 5000 + b"}}"
@@ -111,7 +105,7 @@ def test_an_integer_too_long_to_read_is_refused_in_plain_words(
 
 def test_mcp_prompts_unknown_or_with_wrong_arguments_are_invalid_params_without_a_traceback(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult]) -> None:
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
                "MCP-Protocol-Version": "2025-06-18"}
     with server.client(token) as http:
@@ -158,7 +152,7 @@ def test_a_sqlite_file_removed_under_the_server_is_refused_not_written_to_a_lost
     if not db_url.startswith("sqlite"):
         pytest.skip("a SQLite file")
     path = Path(db_url.split("sqlite:///", 1)[1])
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     with server.client(token) as http:
         assert http.post("/api/runs", json=START).status_code == 201
         for suffix in ("", "-wal", "-shm"):
@@ -176,7 +170,7 @@ def test_a_sqlite_file_removed_under_the_server_is_refused_not_written_to_a_lost
 
 def test_a_skip_or_cancel_without_a_reason_is_refused_and_logged_in_the_run(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult]) -> None:
-    token = _token(cli, demo_home, "human:alice")
+    token = issue_token(cli, demo_home, "human:alice")
     with server.client(token) as http:
         run = http.post("/api/runs", json=START).json()["data"]["id"]
         assert http.post(f"/api/runs/{run}/steps/gather/complete", json={"evidence": GATHER}).status_code == 200
@@ -214,7 +208,7 @@ def test_a_step_that_needs_a_role_while_roles_yaml_is_broken_says_so_and_is_logg
 
 def test_query_values_that_mean_nothing_are_refused_not_ignored(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult]) -> None:
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     with server.client(token) as http:
         for path, words in (("/api/runs?mine=yes", "mine='yes' is not a yes or no"),
                             ("/api/metrics?process=demo&tier=abc", "tier 'abc' is not a tier"),
@@ -232,7 +226,7 @@ def test_query_values_that_mean_nothing_are_refused_not_ignored(
 def test_a_message_whose_correlation_or_data_is_not_an_object_is_refused(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any,
         body: dict[str, Any], field: str) -> None:
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     with server.client(token) as http:
         answer = http.post("/api/messages", json=body)
     assert answer.status_code == 422, answer.text
@@ -266,7 +260,7 @@ def test_an_oversized_form_from_an_unknown_visitor_writes_nothing(server: Server
 
 def test_api_bodies_of_the_wrong_kind_depth_or_size_are_refused_and_recorded(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     bomb = b'{"process": "demo", "data": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
     wide = b'{"process": "demo", "data": {"ticket_id": "T-1", "x": [' + b"1," * 60_000 + b"1]}}"
     with server.client(token) as http:
@@ -301,7 +295,7 @@ def test_api_bodies_of_the_wrong_kind_depth_or_size_are_refused_and_recorded(
 def test_a_nul_character_is_refused_as_input_on_every_database(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], db_url: str) -> None:
     """Valid JSON that PostgreSQL keeps in no text field: the client's input (4xx), never the database's 503."""
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     with server.client(token) as http:
         run = http.post("/api/runs", json=START).json()["data"]["id"]
         answer = http.post(f"/api/runs/{run}/steps/gather/complete",

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from sqlalchemy import update
 
-from serving import Server, running_server
+from serving import Server, issue_token, running_server
 from support import CLIResult, HomeBuilder
 from test_no_traceback import _serve as serve_stdio
 from tiergate import doorlog, incidents
@@ -31,12 +31,6 @@ INTERNAL = ("TypeError", "subscriptable", "Traceback", "runview", ".py", "state[
 def server(demo_home: HomeBuilder, db_url: str, tmp_path: Path) -> Iterator[Server]:
     with running_server(demo_home.root, db_url, tmp_path / "server.log") as running:
         yield running
-
-
-def _token(cli: Callable[..., CLIResult], home: HomeBuilder, principal: str) -> str:
-    result = cli("tokens", "issue", principal, "--json", home=home)
-    assert result.returncode == 0, result
-    return str(result.json["data"]["token"])
 
 
 def _damage(engine: Any, run: str) -> None:
@@ -59,7 +53,7 @@ def _incident(error: dict[str, Any]) -> str:
 
 def test_a_damaged_run_is_an_incident_at_every_door_with_its_traceback_only_in_the_servers_log(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     engine = make_engine(demo_home)
     seen: list[str] = []
     with server.client(token) as http:
@@ -108,7 +102,7 @@ def test_a_damaged_run_is_an_incident_at_every_door_with_its_traceback_only_in_t
 
 def test_the_cli_as_a_client_says_internal_error_with_the_incident_and_exits_1(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
-    token = _token(cli, demo_home, "agent:bot")
+    token = issue_token(cli, demo_home, "agent:bot")
     with server.client(token) as http:
         run = http.post("/api/runs", json=START).json()["data"]["id"]
     _damage(make_engine(demo_home), run)

@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
-from serving import running_server
+from serving import issue_token, running_server
 from support import CLIResult, HomeBuilder
 from test_server import Server, _answer, mcp_session
 from test_tier1_signals import STARTER, WAITER, process
@@ -35,15 +35,9 @@ def signal_server(signal_home: HomeBuilder, db_url: str, tmp_path: Path) -> Iter
         yield running
 
 
-def _token(cli: Cli, home: HomeBuilder, principal: str) -> str:
-    issued = cli("tokens", "issue", principal, "--json", home=home)
-    assert issued.returncode == 0, issued
-    return str(issued.json["data"]["token"])
-
-
 def test_a_signal_through_the_api_and_mcp_over_http(signal_server: Server, signal_home: HomeBuilder,
                                                      cli: Cli) -> None:
-    token = _token(cli, signal_home, "agent:ci")
+    token = issue_token(cli, signal_home, "agent:ci")
     with signal_server.client(token) as http:
         run = http.post("/api/runs", json={"process": "waiter", "data": {}}).json()["data"]["id"]
         assert http.post(f"/api/runs/{run}/steps/submit/complete", json={"evidence": {}}).status_code == 200
@@ -75,7 +69,7 @@ def test_a_signal_through_the_api_and_mcp_over_http(signal_server: Server, signa
 
 def test_the_broadcasts_over_the_api_and_the_door_of_refusals_the_engine_records(
         signal_server: Server, signal_home: HomeBuilder, cli: Cli, tmp_path: Path) -> None:
-    agent, auditor = _token(cli, signal_home, "agent:ci"), _token(cli, signal_home, "human:audrey")
+    agent, auditor = issue_token(cli, signal_home, "agent:ci"), issue_token(cli, signal_home, "human:audrey")
     wide = {"x": [0] * 55_000}  # over input_values: refused by the engine before any run is reached
     with signal_server.client(agent) as http:
         refused = http.get("/api/signals")

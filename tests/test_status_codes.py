@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 import httpx2 as httpx
 import pytest
 
-from serving import Server, running_server
+from serving import Server, issue_token, running_server
 from support import CLIResult, HomeBuilder
 from test_cli_usage import _documented_exit_codes
 from tiergate.client import _USAGE_CODES
@@ -63,12 +63,6 @@ def server(demo_home: HomeBuilder, db_url: str, tmp_path: Path) -> Iterator[Serv
         yield running
 
 
-def _token(cli: Callable[..., CLIResult], home: HomeBuilder, principal: str) -> str:
-    result = cli("tokens", "issue", principal, "--json", home=home)
-    assert result.returncode == 0, result
-    return str(result.json["data"]["token"])
-
-
 def _signed_in(server: Server, cli: Callable[..., CLIResult], home: HomeBuilder) -> httpx.Client:
     assert cli("principals", "set-password", "human:alice", "--password-stdin", home=home,
                input="correct horse battery staple\n").returncode == 0
@@ -82,7 +76,7 @@ def _signed_in(server: Server, cli: Callable[..., CLIResult], home: HomeBuilder)
 
 def test_a_checklist_broken_on_the_server_is_the_servers_problem_at_every_door(
         server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult]) -> None:
-    token = _token(cli, demo_home, "human:alice")
+    token = issue_token(cli, demo_home, "human:alice")
     web = _signed_in(server, cli, demo_home)
     demo_home.write("checklists/demo.yaml", "id: demo\nsteps: [1, 2")  # broken while the server runs
     with server.client(token) as http:
