@@ -26,18 +26,16 @@ deployment: no due time from before it is started (``_floor``); a removed cycle 
 
 from __future__ import annotations
 
-import os
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tiergate import testhold
 from tiergate.actors import Actor
 from tiergate.bpmn.schedule import Cycle, CycleStart, cycle_starts, due_times, parse
 from tiergate.errors import TiergateError
@@ -186,12 +184,7 @@ HOLD_ENV = "TIERGATE_TEST_SCHEDULE_HOLD"
 
 
 def _hold() -> None:
-    path = os.environ.get(HOLD_ENV)
-    if not path:
-        return
-    Path(path).write_text(str(os.getpid()), encoding="utf-8")
-    while True:  # until killed
-        time.sleep(0.05)
+    testhold.hold(HOLD_ENV)
 
 
 def run_pass(engine: Any, now: datetime | None = None) -> list[Started]:

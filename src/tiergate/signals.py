@@ -41,18 +41,16 @@ beyond them is not broadcast and is logged ``refused`` (``signal_budget``) on th
 
 from __future__ import annotations
 
-import os
 import secrets
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from tiergate import testhold
 from tiergate.actors import Actor
 from tiergate.errors import DatabaseError, RefusedError, TiergateError, UsageError
 from tiergate.limits import limit
@@ -285,12 +283,7 @@ def _midway(pending: outbox.Broadcast | None) -> None:
 
 
 def _hold(variable: str = HOLD_ENV) -> None:
-    path = os.environ.get(variable)
-    if not path:
-        return
-    Path(path).write_text(str(os.getpid()), encoding="utf-8")
-    while True:  # until killed
-        time.sleep(0.05)
+    testhold.hold(variable)
 
 
 def deliver(engine: Engine, broadcast_id: str, who: Actor | None = None) -> dict[str, Any] | None:

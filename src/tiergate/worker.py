@@ -25,10 +25,9 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Callable
 
-from tiergate import claims, deployments
+from tiergate import claims, deployments, testhold
 from tiergate.actors import SYSTEM
 from tiergate.datastores import StoreConflict
 from tiergate.engine import Engine
@@ -70,11 +69,8 @@ def _hold(claimed: int) -> None:
     if not spec:
         return
     path, _, nth = spec.partition(":")
-    if claimed != int(nth or 1):
-        return
-    Path(path).write_text(str(os.getpid()), encoding="utf-8")
-    while True:  # until killed
-        time.sleep(0.05)
+    if claimed == int(nth or 1):
+        testhold.park(path)
 
 
 def _fire_one(engine: Engine, seen: list[str], now: datetime | None) -> Fired | None:
