@@ -47,6 +47,29 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _TOLD_GOODBYE: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+def _enter_wal(cursor: Any, patience: float = 60.0) -> None:
+    """Switch a SQLite database to write-ahead logging, waiting for other processes doing the same.
+
+    On a new file, two processes switching at once can each hold a read lock the other must wait
+    out; SQLite then answers "database is locked" at once, without calling the busy handler (it
+    would wait forever). Only one of them needs to succeed: the other finds WAL already set.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + patience
+    pause = 0.002
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 def _listen_for_goodbye(dbapi_connection: Any) -> None:
     """Note the server's last words on this connection (see ``_server_hung_up``)."""
     connection = weakref.ref(dbapi_connection)
@@ -255,7 +278,7 @@ class Database:
                 # Let SQLAlchemy's "begin" event below issue BEGIN, so writes can be IMMEDIATE.
                 dbapi_connection.isolation_level = None
                 cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _enter_wal(cursor)
                 cursor.execute("PRAGMA synchronous=FULL")
                 cursor.execute("PRAGMA busy_timeout=60000")
                 cursor.execute("PRAGMA foreign_keys=ON")
