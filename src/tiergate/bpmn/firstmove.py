@@ -47,8 +47,8 @@ ENABLED: ContextVar[bool] = ContextVar("tiergate_first_move_template", default=T
 _ATTRIBUTE = "_tiergate_first_move"
 _LOGGERS = (logging.getLogger("spiff.task"), logging.getLogger("spiff.workflow"), logging.getLogger("spiff.data"))
 #: Two probe runs' start data: nested values, to see which tasks share what with the root.
-_PROBES = ({"tiergate_probe": [{"a": 1}, [2]], "nested": {"b": {"c": "d"}}, "text": "x", "number": 1.5},
-           {"other": {"e": [3, {"f": None}]}, "flag": True, "items": ["g"]})
+PROBES = ({"tiergate_probe": [{"a": 1}, [2]], "nested": {"b": {"c": "d"}}, "text": "x", "number": 1.5},
+          {"other": {"e": [3, {"f": None}]}, "flag": True, "items": ["g"]})
 _RAN_OR_READY = TaskState.COMPLETED | TaskState.READY
 _NOT_PLAIN = TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
@@ -82,14 +82,14 @@ def template_of(spec: Any, subprocess_specs: dict[str, Any], passes: Passes) -> 
     first = None
     if template is not None:
         copies = [fresh.copy_template(template, spec, subprocess_specs, fresh.Probe(), deepcopy(probe))
-                  for probe in _PROBES]
+                  for probe in PROBES]
         first = First(template, firstdump.shape_of(template, copies))
     spec.__dict__[_ATTRIBUTE] = (spec, first)  # two threads may both build one: either will do
     return first
 
 
 def _build(passes: Passes) -> fresh.Template | None:
-    made = [passes(deepcopy(probe)) for probe in _PROBES]
+    made = [passes(deepcopy(probe)) for probe in PROBES]
     if any(one is None for one in made):
         return None
     (first, passed, ran), (second, passed_again, ran_again) = made  # type: ignore[misc]
@@ -98,7 +98,7 @@ def _build(passes: Passes) -> fresh.Template | None:
     template = _template(first, passed)
     if template is None:
         return None
-    copied = fresh.copy_template(template, first.spec, first.subprocess_specs, fresh.Probe(), deepcopy(_PROBES[1]))
+    copied = fresh.copy_template(template, first.spec, first.subprocess_specs, fresh.Probe(), deepcopy(PROBES[1]))
     if not _same(copied, second) or _template(second, passed) is None:
         return None
     return template

@@ -30,8 +30,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import (datastore, dataview, dumping, fresh, instances, instructions, messages, persistence,
-                          records, signals)
+from tiergate.bpmn import (datastore, dataview, dumping, firststate, fresh, instances, instructions, messages,
+                          persistence, records, signals)
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move
 from tiergate.bpmn.statecopy import copy_state
@@ -173,14 +173,11 @@ class BpmnRunner(Runner):
             lines = "\n".join(f"  {e['pointer']}: {e['message']}" for e in errors)
             raise InvalidDataError(f"start data for '{definition.process_id}' is not valid:\n{lines}\nFix those fields.",
                                    details={"errors": errors, "see": "processes"})
-        # ("data": the move's data view replaces it, whatever the move does; here for the state's order of keys)
-        state: dict[str, Any] = {"workflow": {}, "data": {}, "sources": {k: "inputs" for k in data},
-                                 "steps": {step_id: {"status": "locked"} for step_id in definition.steps},
-                                 "timers": [], "due_at": None, "error": None}
+        state = _fresh_state(definition, data)
         events = [LogEvent("started", ctx.actor, detail={"data": data})]
         move = Move(definition, state, ctx, events)
         move.create(data)
-        status = move.run()
+        status = firststate.run(move, lambda data: _fresh_state(definition, data))  # (else ``move.run()``)
         return Transition(state=state, status=status, events=events)
 
     def complete_step(self, definition: BpmnDefinition, state: dict[str, Any], step_id: str, evidence: Any,
@@ -473,6 +470,14 @@ def _named_in_data(rules: StepRules, state: dict[str, Any], ctx: RunContext) -> 
                            f"({', '.join(missing)}; tiers/roles.yaml). Ask a member to do it.",
                            reason="actor_not_allowed", details={"run": ctx.run_id, "step": rules.id,
                                                                 "actor": str(ctx.actor), "roles": wanted})
+
+
+def _fresh_state(definition: BpmnDefinition, data: dict[str, Any]) -> dict[str, Any]:
+    """A new run's state before its first move."""
+    # ("data": the move's data view replaces it, whatever the move does; here for the state's order of keys)
+    return {"workflow": {}, "data": {}, "sources": {k: "inputs" for k in data},
+            "steps": {step_id: {"status": "locked"} for step_id in definition.steps},
+            "timers": [], "due_at": None, "error": None}
 
 
 _NO_RECORD: dict[str, Any] = {}
