@@ -35,6 +35,7 @@ _CONSTANT = ("state", "task_spec", "triggered", "internal_data")
 _ID_TEXT = re.compile(r'"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"')
 _MOST = 32  # tasks: a larger tree is dumped the usual way
 _ATOMS = frozenset({str, int, float, bool, type(None)})
+_NO_DELTA = '{"updates": {}, "deletions": []}'
 
 
 @dataclass(frozen=True)
@@ -69,27 +70,36 @@ def dump(template: fresh.Template, shape: Shape, workflow: Any) -> Encoded | Non
             data_text, delta_text, parent_text = json.dumps(data), "{}", "null"
         else:
             above, mine = tasks[parent].data, task.data
-            updates = {key: mine[key] for key in mine if key not in above or mine[key] != above[key]}
-            deletions = [key for key in above if key not in mine]
-            data, delta = {}, {"updates": updates, "deletions": deletions}
-            data_text, parent_text = "{}", f'"{ids[parent]}"'
-            delta_text = (f'{{"updates": {json.dumps(updates) if updates else "{}"}, '
-                          f'"deletions": {json.dumps(deletions) if deletions else "[]"}}}')
-        kids = [ids[child] for child in children]
+            data, data_text, parent_text = {}, "{}", f'"{ids[parent]}"'
+            if not mine:  # (most tasks: their own, empty, data; the same delta as below, without going through it)
+                deletions = list(above)
+                delta = {"updates": {}, "deletions": deletions}
+                delta_text = f'{{"updates": {{}}, "deletions": {json.dumps(deletions)}}}' if deletions \
+                    else _NO_DELTA
+            else:
+                updates = {key: mine[key] for key in mine if key not in above or mine[key] != above[key]}
+                deletions = [key for key in above if key not in mine]
+                delta = {"updates": updates, "deletions": deletions}
+                delta_text = (f'{{"updates": {json.dumps(updates) if updates else "{}"}, '
+                              f'"deletions": {json.dumps(deletions) if deletions else "[]"}}}')
         internal = constants["internal_data"]
+        if children:
+            kids = [ids[child] for child in children]
+            kids_text = f'["{kids[0]}"]' if len(kids) == 1 else '["' + '", "'.join(kids) + '"]'
+        else:
+            kids, kids_text = [], "[]"
         value[own] = {"id": own, "parent": None if parent is None else ids[parent], "children": kids,
                       "last_state_change": task.last_state_change, **constants,
                       "internal_data": fresh.copied(internal) if internal else {}, "data": data, "delta": delta,
                       "typename": typename}
-        kids_text = "[" + ", ".join([f'"{kid}"' for kid in kids]) + "]"
         pieces.append(f'"{own}": {{"id": "{own}", "parent": {parent_text}, "children": {kids_text}, '
                       f'"last_state_change": {float.__repr__(task.last_state_change)}, {text}, '
                       f'"data": {data_text}, "delta": {delta_text}, "typename": "{typename}"}}')
     tasks_text = "{" + ", ".join(pieces) + "}"
     if len(tasks_text) >= PARTED_MIN_TEXT:
         return None
-    text = "".join([ids[piece] if isinstance(piece, int) else piece for piece in shape.head]) + tasks_text \
-        + "".join([ids[piece] if isinstance(piece, int) else piece for piece in shape.tail])
+    text = "".join([ids[piece] if type(piece) is int else piece for piece in shape.head]) + tasks_text \
+        + "".join([ids[piece] if type(piece) is int else piece for piece in shape.tail])
     members = {key: (kept if type(kept) in _ATOMS else _copied(kept)) if kind == _SAME else ids[kept]
                if kind == _ID else Encoded(value, tasks_text) for key, kind, kept in shape.items}
     return Encoded(members, text)
