@@ -108,10 +108,13 @@ def _apply(recipe: Recipe, move: Move) -> bool:
     for key in root:
         if type(key) is not str:
             return False
-    dumped = firstdump.dump(first.template, first.shape, workflow)
+    try:  # (whatever cannot be made here, ``Move.run`` makes or refuses the usual way: nothing is changed yet)
+        dumped = firstdump.dump(first.template, first.shape, workflow)
+        view = to_jsonable(root) if recipe.view_of_root else {}
+    except Exception:  # noqa: BLE001
+        return False
     if dumped is None:
         return False
-    view = to_jsonable(root) if recipe.view_of_root else {}
     now = format_time(move.ctx.now)
     steps: dict[str, Any] = {}
     members: list[str] = []
@@ -143,6 +146,14 @@ def _apply(recipe: Recipe, move: Move) -> bool:
 def _build(definition: Any, first: firstmove.First,
            fresh_state: Callable[[dict[str, Any]], dict[str, Any]]) -> Recipe | None:
     """The definition's recipe, made from ``Move.run`` on the first probe and proven on both; or None."""
+    try:
+        return _proven(definition, first, fresh_state)
+    except Exception:  # noqa: BLE001 - a recipe that cannot be made or proven is not used: starts run ``Move.run``
+        return None
+
+
+def _proven(definition: Any, first: firstmove.First,
+            fresh_state: Callable[[dict[str, Any]], dict[str, Any]]) -> Recipe | None:
     if first.shape is None:
         return None
     recipe = None
