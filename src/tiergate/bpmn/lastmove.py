@@ -1,0 +1,280 @@
+"""A run's last move, written from a template made per process spec and step, proven against SpiffWorkflow first.
+
+Completing (or skipping) a people's task whose only way on is a plain end event ends the run:
+SpiffWorkflow completes the task, readies and runs the end event, the end join and its ``End``
+task (each inheriting the data before it: ``DeepMerge`` into an empty dict), the end join copies
+its data into the workflow's (``_EndJoin._run_hook``), the tree is pruned to its root and the
+workflow is completed. When nothing on that way evaluates anything (no script, condition,
+decision, data input or output, timer, message, signal, boundary event, multi-instance or loop,
+pre- or post-script, no hook of a spec's own) and nothing else is under way in the run (its tree
+is the chain from its root to the task, then the end's future tasks, empty), the outcome is the
+same for every run but for what this run brings: the root's task dict (its id, data and time,
+its children gone), the workflow's data (the task's data with the evidence merged in, as
+``apply`` merges it), the step record, sources and log entry ``apply`` writes, and the move's
+clock. So the move is written straight from those (``finish``): the state's keys in the order the
+engine's move sets them, the workflow's dump as ``tiergate.bpmn.dumping`` spells a one-task tree,
+the data view of a completed run, the frozen records, and the ``completed`` entry.
+
+**Proven first.** ``of`` keeps, per spec (one definition version) and task spec, what the spec
+allows (``_static``); each completion that fits (``_narrow``) is a probe until ``PROBES`` of them
+came out the same: the template writes its result aside (``aside``, on a copy of the state, the
+workflow untouched), the engine's own move runs as always, and ``prove`` compares the two: the
+status, the log entries and the state, its stored text byte for byte and the kind of every part
+(``Encoded``, ``Frozen`` records, ...). The first difference, or a template that fails, turns the
+template off for the whole spec for good; the engine's result is the one returned in every probe.
+Any completion outside the narrow case, SpiffWorkflow's loggers or a path trace on, or
+``ENABLED`` off (tests), runs the engine's move. ``tests/test_tier1_lastmove.py`` compares whole
+runs both ways.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextvars import ContextVar
+from typing import Any, Callable
+
+from SpiffWorkflow.bpmn.specs.control import SimpleBpmnTask, _EndJoin
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask, MultiInstanceTask
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from tiergate import jsontext
+from tiergate.actors import SYSTEM
+from tiergate.bpmn import kept, persistence, records, taskdict
+from tiergate.bpmn.release import release
+from tiergate.bpmn.statecopy import copy_state
+from tiergate.jsonutil import to_jsonable
+from tiergate.lifecycle import RunStatus
+from tiergate.log import LogEvent
+from tiergate.runners.base import Transition
+from tiergate.store.db import encode_json
+
+#: Turned off by the tests that compare a templated last move with the engine's own.
+ENABLED: ContextVar[bool] = ContextVar("tiergate_last_move_template", default=True)
+#: Completions of a spec's step compared with the engine's own before its template is trusted.
+PROBES = 3
+
+_ATTRIBUTE = "_tiergate_last_moves"
+_LOGGERS = (logging.getLogger("spiff.task"), logging.getLogger("spiff.workflow"), logging.getLogger("spiff.data"))
+_COMPLETED = TaskState.COMPLETED
+_AHEAD = TaskState.FUTURE | TaskState.LIKELY
+#: Hooks a spec may be given of its own (``tiergate.bpmn.prepost`` wraps some): any of them, and it is not plain.
+_HOOKS = ("_update", "_update_hook", "_on_ready", "_on_ready_hook", "_run", "_run_hook", "_on_complete",
+          "_on_complete_hook", "_predict_hook", "_on_cancel")
+_CHAIN = (EndEvent, _EndJoin, SimpleBpmnTask)  # what follows the task: the end event, the end join, ``End``
+Apply = Callable[[Any, dict[str, Any], list[LogEvent], "float | None"], None]
+
+
+class _Lasts:
+    """A spec's last moves by task spec name (None: that step's completion is not one), and whether a probe
+    of any of them differed (then none is used again)."""
+
+    __slots__ = ("spec", "by_task", "broken")
+
+    def __init__(self, spec: Any):
+        self.spec, self.by_task, self.broken = spec, {}, False
+
+
+class Last:
+    """One step's last move: the specs after its task, the elements it passes, and how many probes it passed."""
+
+    __slots__ = ("owner", "chain", "passed", "proven", "_lock")
+
+    def __init__(self, owner: _Lasts, chain: tuple[Any, ...], passed: frozenset[str]):
+        self.owner, self.chain, self.passed = owner, chain, passed
+        self.proven = 0
+        self._lock = threading.Lock()
+
+    @property
+    def trusted(self) -> bool:
+        return self.proven >= PROBES and not self.owner.broken
+
+    def finish(self, move: Any, task: Task, apply: Apply, duration: float | None) -> RunStatus:
+        """The move's outcome from the template, on the move's own state and events; the workflow is let go."""
+        status = _finish(move.state, move.events, move.workflow, task, self.passed, apply, duration)
+        release(move.workflow)  # a finished run is not moved again (as ``Move.run`` does)
+        return status
+
+    def aside(self, move: Any, task: Task, apply: Apply, duration: float | None) -> Transition | None:
+        """A probe: the template's outcome on a copy of the move's state, the workflow untouched; None if it
+        failed (then the spec's templates are off)."""
+        state, events = copy_state(move.state), list(move.events)
+        try:
+            status = _finish(state, events, move.workflow, task, self.passed, apply, duration)
+        except Exception:  # noqa: BLE001 - a template that cannot write the move is not used
+            self.owner.broken = True
+            return None
+        return Transition(state=state, status=status, events=events)
+
+    def prove(self, made: Transition, real: Transition) -> bool:
+        """Compare a probe's outcome with the engine's: one more proof, or the spec's templates off for good."""
+        same = _same(made, real)
+        with self._lock:
+            if same:
+                self.proven += 1
+            else:
+                self.owner.broken = True
+        return same
+
+
+def usable() -> bool:
+    """Whether a completion may take a template now: not turned off, SpiffWorkflow's loggers off (the engine's
+    move would write records), and no path trace (``tiergate.bpmn.moves.PATH_TRACE``)."""
+    from tiergate.bpmn.moves import PATH_TRACE
+
+    return ENABLED.get() and PATH_TRACE.get() is None and not any(log.isEnabledFor(logging.INFO) for log in _LOGGERS)
+
+
+def of(move: Any, task: Task) -> Last | None:
+    """The last move of ``task``'s step if completing it now is the narrow case, else None."""
+    workflow = move.workflow
+    spec = workflow.spec
+    lasts: _Lasts | None = spec.__dict__.get(_ATTRIBUTE)
+    if lasts is None or lasts.spec is not spec:  # (a copied spec carries its original's: not used)
+        lasts = _Lasts(spec)
+        spec.__dict__[_ATTRIBUTE] = lasts  # two threads may both make one: either will do
+    if lasts.broken or not usable():
+        return None
+    name = task.task_spec.name
+    try:
+        last = lasts.by_task[name]
+    except KeyError:
+        last = lasts.by_task[name] = _static(lasts, task.task_spec, move.model)
+    if last is None or not _narrow(workflow, task, last.chain):
+        return None
+    return last
+
+
+def known(spec: Any, name: str) -> Last | None:
+    """The last move kept for the step of task spec ``name`` of ``spec`` (None: none, or not worked out yet)."""
+    lasts: _Lasts | None = spec.__dict__.get(_ATTRIBUTE)
+    return lasts.by_task.get(name) if lasts is not None and lasts.spec is spec else None
+
+
+def broken(spec: Any) -> bool:
+    """Whether a probe of one of ``spec``'s last moves differed from the engine's (then none is used)."""
+    lasts: _Lasts | None = spec.__dict__.get(_ATTRIBUTE)
+    return lasts is not None and lasts.spec is spec and lasts.broken
+
+
+def _plain(spec: Any) -> bool:
+    """Whether a spec does nothing with the run's data beyond SpiffWorkflow's inheritance."""
+    return (not spec.pre_assign and not spec.post_assign and not spec.data_input_associations
+            and not spec.data_output_associations and spec.io_specification is None
+            and not getattr(spec, "_tiergate_scripts", False) and not any(hook in vars(spec) for hook in _HOOKS))
+
+
+def _static(owner: _Lasts, spec: Any, model: Any) -> Last | None:
+    """What a people's task's spec allows: its only way on a plain end event, nothing on the way evaluated."""
+    if not spec.manual or isinstance(spec, (MultiInstanceTask, LoopTask, SubWorkflowTask)) or not _plain(spec):
+        return None
+    chain: list[Any] = []
+    current = spec
+    for kind in _CHAIN:
+        outputs = current.outputs
+        if len(outputs) != 1 or type(outputs[0]) is not kind or not _plain(outputs[0]):
+            return None
+        current = outputs[0]
+        chain.append(current)
+    end = chain[0]
+    if current.outputs or type(end.event_definition) is not NoneEventDefinition:
+        return None
+    element = getattr(end, "bpmn_id", None)
+    return Last(owner, tuple(chain), frozenset([element] if element in model.nodes else []))
+
+
+def _narrow(workflow: Any, task: Task, chain: tuple[Any, ...]) -> bool:
+    """Whether the run's tree is the chain from its root to ``task`` (each finished, one child each) and the
+    end's tasks ahead of it (empty, one child each), and nothing else is under way."""
+    if task.workflow is not workflow or workflow.subprocesses or workflow.bpmn_events or workflow.correlations \
+            or workflow.data or workflow.completed or workflow.event_manager.tasks:
+        return False
+    tasks = workflow.tasks
+    count, up = 1, task
+    while up._parent is not None:
+        parent = tasks.get(up._parent)
+        if parent is None or parent._state != _COMPLETED or parent._children != [up.id]:
+            return False
+        up, count = parent, count + 1
+    if up is not workflow.task_tree or type(up) is not Task:
+        return False
+    down = task
+    for spec in chain:
+        children = down._children
+        child = tasks.get(children[0]) if len(children) == 1 else None
+        if child is None or child.task_spec is not spec or child._parent != down.id or not child._state & _AHEAD \
+                or child.data or child.internal_data or child.triggered:
+            return False
+        down, count = child, count + 1
+    return not down._children and len(tasks) == count
+
+
+class _Held:
+    """What ``apply`` is handed for the task: its data, copied (the workflow's is not changed)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]):
+        self.data = data
+
+
+def _finish(state: dict[str, Any], events: list[LogEvent], workflow: Any, task: Task, passed: frozenset[str],
+            apply: Apply, duration: float | None) -> RunStatus:
+    """Write the move's outcome into ``state`` and ``events``, each key set in the order ``Move.run`` sets it."""
+    held = _Held(dict(task.data))
+    apply(held, state, events, duration)
+    data = held.data  # the end join's data, which becomes the workflow's
+    if passed:
+        state["passed"] = sorted(set(state.get("passed") or ()) | passed)
+    state["timers"], state["due_at"], state["messages"], state["signals"] = [], None, [], []
+    state["error"] = None
+    view = to_jsonable(data)
+    state["workflow"] = _dump(workflow, data)
+    state["data"] = view
+    records.freeze(state)
+    events.append(LogEvent("completed", SYSTEM))
+    state["due_at"], state["timers"], state["messages"] = None, [], []
+    state["signals"] = []
+    kept.forget(state)
+    return RunStatus.COMPLETED
+
+
+_CONVERTERS: dict[int, tuple[Any, Callable[[Task], dict[str, Any]]]] = {}
+
+
+def _dump(workflow: Any, data: dict[str, Any]) -> jsontext.Encoded:
+    """``dumping.dump`` of the workflow once completed: its tree pruned to its root, ``data`` its data."""
+    registry = persistence.REGISTRY
+    known = _CONVERTERS.get(id(registry))
+    if known is None or known[0] is not registry:
+        known = _CONVERTERS[id(registry)] = (registry, taskdict.converter(registry))
+    root = workflow.task_tree
+    made = known[1](root)
+    made["children"] = []  # (the root is kept, its finished descendants pruned)
+    tasks = {made["id"]: made}
+    items = [("format", persistence.FORMAT), ("data", registry.convert(registry.clean(data))), ("correlations", {}),
+             ("last_task", None), ("success", workflow.success), ("completed", True),
+             ("tasks", jsontext.Encoded(tasks, jsontext.dumps(tasks))), ("root", made["id"]),
+             ("subprocesses", jsontext.spliced([])), ("bpmn_events", registry.convert([])),
+             ("typename", registry.typenames[type(workflow)])]
+    return jsontext.spliced(items)
+
+
+def _same(made: Transition, real: Transition) -> bool:
+    """Whether two outcomes are the same: status, log entries, and the state's text and the kind of its parts."""
+    return (made.status == real.status and made.events == real.events
+            and encode_json(made.state) == encode_json(real.state) and _kinds(made.state) == _kinds(real.state))
+
+
+def _kinds(value: Any) -> Any:
+    """A value with its types spelled out (an ``Encoded``'s with its text), to compare two states exactly."""
+    if isinstance(value, dict):
+        text = value.text if isinstance(value, jsontext.Encoded) else None
+        return (type(value).__name__, text, [(key, _kinds(item)) for key, item in value.items()])
+    if isinstance(value, list):
+        return ("list", [_kinds(item) for item in value])
+    return (type(value).__name__, repr(value))
