@@ -29,6 +29,7 @@ runs both ways.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from contextvars import ContextVar
@@ -45,6 +46,7 @@ from SpiffWorkflow.util.task import TaskState
 from tiergate import jsontext
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import kept, persistence, records, taskdict
+from tiergate.bpmn.moves import PATH_TRACE
 from tiergate.bpmn.release import release
 from tiergate.bpmn.statecopy import copy_state
 from tiergate.jsonutil import to_jsonable
@@ -124,8 +126,6 @@ class Last:
 def usable() -> bool:
     """Whether a completion may take a template now: not turned off, SpiffWorkflow's loggers off (the engine's
     move would write records), and no path trace (``tiergate.bpmn.moves.PATH_TRACE``)."""
-    from tiergate.bpmn.moves import PATH_TRACE
-
     return ENABLED.get() and PATH_TRACE.get() is None and not any(log.isEnabledFor(logging.INFO) for log in _LOGGERS)
 
 
@@ -197,7 +197,8 @@ def _narrow(workflow: Any, task: Task, chain: tuple[Any, ...]) -> bool:
     count, up = 1, task
     while up._parent is not None:
         parent = tasks.get(up._parent)
-        if parent is None or parent._state != _COMPLETED or parent._children != [up.id]:
+        if parent is None or parent._state != _COMPLETED or len(parent._children) != 1 \
+                or not _same_id(parent._children[0], up.id):
             return False
         up, count = parent, count + 1
     if up is not workflow.task_tree or type(up) is not Task:
@@ -206,11 +207,16 @@ def _narrow(workflow: Any, task: Task, chain: tuple[Any, ...]) -> bool:
     for spec in chain:
         children = down._children
         child = tasks.get(children[0]) if len(children) == 1 else None
-        if child is None or child.task_spec is not spec or child._parent != down.id or not child._state & _AHEAD \
-                or child.data or child.internal_data or child.triggered:
+        if child is None or child.task_spec is not spec or not _same_id(child._parent, down.id) \
+                or not child._state & _AHEAD or child.data or child.internal_data or child.triggered:
             return False
         down, count = child, count + 1
     return not down._children and len(tasks) == count
+
+
+def _same_id(one: Any, other: Any) -> bool:
+    """Whether two task ids are the same: mostly the same object (SpiffWorkflow's tree shares them)."""
+    return one is other or one == other
 
 
 class _Held:
@@ -247,7 +253,8 @@ _CONVERTERS: dict[int, tuple[Any, Callable[[Task], dict[str, Any]]]] = {}
 
 
 def _dump(workflow: Any, data: dict[str, Any]) -> jsontext.Encoded:
-    """``dumping.dump`` of the workflow once completed: its tree pruned to its root, ``data`` its data."""
+    """``dumping.dump`` of the workflow once completed: its tree pruned to its root, ``data`` its data. The text
+    is spelled as ``jsontext.spliced`` spells that dump's members (``json.dumps``'s separators), in one piece."""
     registry = persistence.REGISTRY
     known = _CONVERTERS.get(id(registry))
     if known is None or known[0] is not registry:
@@ -255,13 +262,44 @@ def _dump(workflow: Any, data: dict[str, Any]) -> jsontext.Encoded:
     root = workflow.task_tree
     made = known[1](root)
     made["children"] = []  # (the root is kept, its finished descendants pruned)
-    tasks = {made["id"]: made}
-    items = [("format", persistence.FORMAT), ("data", registry.convert(registry.clean(data))), ("correlations", {}),
-             ("last_task", None), ("success", workflow.success), ("completed", True),
-             ("tasks", jsontext.Encoded(tasks, jsontext.dumps(tasks))), ("root", made["id"]),
-             ("subprocesses", jsontext.spliced([])), ("bpmn_events", registry.convert([])),
-             ("typename", registry.typenames[type(workflow)])]
-    return jsontext.spliced(items)
+    root_id = made["id"]
+    tasks = {root_id: made}
+    tasks_text = json.dumps(tasks)
+    converted = data if _plain_values(data) else registry.convert(registry.clean(data))
+    typename = registry.typenames[type(workflow)]
+    value = {"format": persistence.FORMAT, "data": converted, "correlations": {}, "last_task": None,
+             "success": workflow.success, "completed": True, "tasks": jsontext.Encoded(tasks, tasks_text),
+             "root": root_id, "subprocesses": jsontext.Encoded({}, "{}"), "bpmn_events": [], "typename": typename}
+    head, tail = _texts(typename)
+    success = "true" if workflow.success is True else json.dumps(workflow.success)
+    # (a task's id is a UUID's text: nothing in it to escape)
+    text = (f'{head}{json.dumps(converted)}, "correlations": {{}}, "last_task": null, "success": {success}, '
+            f'"completed": true, "tasks": {tasks_text}, "root": "{root_id}"{tail}')
+    return jsontext.Encoded(value, text)
+
+
+_TEXTS: dict[str, tuple[str, str]] = {}
+
+
+def _texts(typename: str) -> tuple[str, str]:
+    """The dump's text before its data and after its root's id (they do not change), made once."""
+    known = _TEXTS.get(typename)
+    if known is None:
+        known = _TEXTS[typename] = (f'{{"format": {json.dumps(persistence.FORMAT)}, "data": ',
+                                    f', "subprocesses": {{}}, "bpmn_events": [], "typename": {json.dumps(typename)}}}')
+    return known
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_values(data: dict[str, Any]) -> bool:
+    """Whether the registry would give ``data`` back as it is (text keys, values of JSON's own kinds but
+    lists and dicts, which it copies): then it need not go through it."""
+    for key, item in data.items():
+        if type(key) is not str or type(item) not in _ATOMS:
+            return False
+    return True
 
 
 def _same(made: Transition, real: Transition) -> bool:
