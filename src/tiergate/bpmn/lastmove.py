@@ -64,6 +64,7 @@ _ATTRIBUTE = "_tiergate_last_moves"
 _LOGGERS = (logging.getLogger("spiff.task"), logging.getLogger("spiff.workflow"), logging.getLogger("spiff.data"))
 _COMPLETED = TaskState.COMPLETED
 _AHEAD = TaskState.FUTURE | TaskState.LIKELY
+_MOST = 64  # tasks: a larger tree is not the narrow case (a pruned one holds the open tasks and little else)
 #: Hooks a spec may be given of its own (``tiergate.bpmn.prepost`` wraps some): any of them, and it is not plain.
 _HOOKS = ("_update", "_update_hook", "_on_ready", "_on_ready_hook", "_run", "_run_hook", "_on_complete",
           "_on_complete_hook", "_predict_hook", "_on_cancel")
@@ -84,10 +85,10 @@ class _Lasts:
 class Last:
     """One step's last move: the specs after its task, the elements it passes, and how many probes it passed."""
 
-    __slots__ = ("owner", "chain", "passed", "proven", "_lock")
+    __slots__ = ("owner", "spec", "chain", "passed", "proven", "_lock")
 
-    def __init__(self, owner: _Lasts, chain: tuple[Any, ...], passed: frozenset[str]):
-        self.owner, self.chain, self.passed = owner, chain, passed
+    def __init__(self, owner: _Lasts, spec: Any, chain: tuple[Any, ...], passed: frozenset[str]):
+        self.owner, self.spec, self.chain, self.passed = owner, spec, chain, passed
         self.proven = 0
         self._lock = threading.Lock()
 
@@ -132,6 +133,8 @@ def usable() -> bool:
 def of(move: Any, task: Task) -> Last | None:
     """The last move of ``task``'s step if completing it now is the narrow case, else None."""
     workflow = move.workflow
+    if task.workflow is not workflow:  # a task of a subprocess: its way on is not the run's end
+        return None
     spec = workflow.spec
     lasts: _Lasts | None = spec.__dict__.get(_ATTRIBUTE)
     if lasts is None or lasts.spec is not spec:  # (a copied spec carries its original's: not used)
@@ -144,7 +147,7 @@ def of(move: Any, task: Task) -> Last | None:
         last = lasts.by_task[name]
     except KeyError:
         last = lasts.by_task[name] = _static(lasts, task.task_spec, move.model)
-    if last is None or not _narrow(workflow, task, last.chain):
+    if last is None or last.spec is not task.task_spec or not _narrow(workflow, task, last.chain):
         return None
     return last
 
@@ -184,16 +187,16 @@ def _static(owner: _Lasts, spec: Any, model: Any) -> Last | None:
     if current.outputs or type(end.event_definition) is not NoneEventDefinition:
         return None
     element = getattr(end, "bpmn_id", None)
-    return Last(owner, tuple(chain), frozenset([element] if element in model.nodes else []))
+    return Last(owner, spec, tuple(chain), frozenset([element] if element in model.nodes else []))
 
 
 def _narrow(workflow: Any, task: Task, chain: tuple[Any, ...]) -> bool:
     """Whether the run's tree is the chain from its root to ``task`` (each finished, one child each) and the
     end's tasks ahead of it (empty, one child each), and nothing else is under way."""
-    if task.workflow is not workflow or workflow.subprocesses or workflow.bpmn_events or workflow.correlations \
+    tasks = workflow.tasks
+    if len(tasks) > _MOST or workflow.subprocesses or workflow.bpmn_events or workflow.correlations \
             or workflow.data or workflow.completed or workflow.event_manager.tasks:
         return False
-    tasks = workflow.tasks
     count, up = 1, task
     while up._parent is not None:
         parent = tasks.get(up._parent)
