@@ -10,6 +10,7 @@ template broken on purpose is caught by its probe and never used.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from support import events
+from support import events, row
 from test_tier1_events import ERROR_SUBPROCESS, SIGNAL, event, process
 from test_tier1_fresh import INLINE, _stored_state
 from test_tier1_instances import camunda_mi, repeated
@@ -27,7 +28,7 @@ from test_tier1_prepost import task_with_scripts
 from tier1_helpers import LINEAR, bpmn, chain, flow, tier1_home, user
 from tiergate import jsontext
 from tiergate.actors import SYSTEM, Actor
-from tiergate.bpmn import lastmove
+from tiergate.bpmn import kept, lastmove
 from tiergate.bpmn.definition import BpmnDefinition, load_process
 from tiergate.engine import Engine
 from tiergate.errors import GateFailedError, InvalidDataError
@@ -157,6 +158,31 @@ def test_runs_ended_by_a_template_are_stored_and_logged_as_the_engine_ends_them(
     for step, _, _ in steps[:-1]:  # a step the run goes on from: never a probe
         earlier = lastmove.known(_spec(engine, process_id), step)
         assert earlier is None or earlier.proven == 0
+
+
+def test_a_run_read_back_from_the_database_is_ended_alike(tmp_path: Path,
+                                                         make_engine: Callable[..., Engine]) -> None:
+    """A second engine on the same database has no kept workflow or state: it reads the run's row."""
+    home = tier1_home(tmp_path / "home", {"linear": LINEAR})
+    first, second = make_engine(home), make_engine(home)
+    steps = NARROW["linear"][1]
+    for _ in range(lastmove.PROBES + 2):
+        runs = []
+        for template in (True, False):
+            run = first.start("linear", DATA, actor="agent:a").id
+            first.complete(run, *steps[0][:2], actor=steps[0][2])  # type: ignore[misc]
+            stored = row(first, run)  # the workflow kept in this process for that state: dropped, so it is read back
+            assert kept.take(json.loads(stored["state"]) if isinstance(stored["state"], str) else stored["state"],
+                             stored["definition_version"]) is not None
+            token = lastmove.ENABLED.set(template)
+            try:
+                assert second.complete(run, *steps[1][:2], actor=steps[1][2]).status == "completed"  # type: ignore[misc]
+            finally:
+                lastmove.ENABLED.reset(token)
+            runs.append(run)
+        _same_runs(second, *runs)
+    pinned = [d.specs[0] for d in second._definitions_by_version.values()]  # (read from the database's snapshot)
+    assert len(pinned) == 1 and lastmove.known(pinned[0], "approve").trusted  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("process_id", sorted(WIDE))

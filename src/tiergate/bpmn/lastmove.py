@@ -79,7 +79,8 @@ class _Lasts:
     __slots__ = ("spec", "by_task", "broken")
 
     def __init__(self, spec: Any):
-        self.spec, self.by_task, self.broken = spec, {}, False
+        self.spec, self.broken = spec, False
+        self.by_task: dict[str, Last | None] = {}
 
 
 class Last:
@@ -187,7 +188,7 @@ def _static(owner: _Lasts, spec: Any, model: Any) -> Last | None:
     if current.outputs or type(end.event_definition) is not NoneEventDefinition:
         return None
     element = getattr(end, "bpmn_id", None)
-    return Last(owner, spec, tuple(chain), frozenset([element] if element in model.nodes else []))
+    return Last(owner, spec, tuple(chain), frozenset([element] if element and element in model.nodes else []))
 
 
 def _narrow(workflow: Any, task: Task, chain: tuple[Any, ...]) -> bool:
