@@ -53,7 +53,6 @@ from tiergate.jsonutil import to_jsonable
 from tiergate.lifecycle import RunStatus
 from tiergate.log import LogEvent
 from tiergate.runners.base import Transition
-from tiergate.store.db import encode_json
 
 #: Turned off by the tests that compare a templated last move with the engine's own.
 ENABLED: ContextVar[bool] = ContextVar("tiergate_last_move_template", default=True)
@@ -298,8 +297,8 @@ _ATOMS = frozenset({str, int, float, bool, type(None)})
 
 
 def _plain_values(data: dict[str, Any]) -> bool:
-    """Whether the registry would give ``data`` back as it is (text keys, values of JSON's own kinds but
-    lists and dicts, which it copies): then it need not go through it."""
+    """Whether the registry would give ``data`` back as it is: text keys, each value text, a number, a flag or
+    None (it copies lists and dicts and converts other kinds: then it goes through them)."""
     for key, item in data.items():
         if type(key) is not str or type(item) not in _ATOMS:
             return False
@@ -307,9 +306,10 @@ def _plain_values(data: dict[str, Any]) -> bool:
 
 
 def _same(made: Transition, real: Transition) -> bool:
-    """Whether two outcomes are the same: status, log entries, and the state's text and the kind of its parts."""
+    """Whether two outcomes are the same: status, log entries, the state's text as the store writes it
+    (``store.db.encode_json`` is ``jsontext.dumps``) and the kind of each of its parts."""
     return (made.status == real.status and made.events == real.events
-            and encode_json(made.state) == encode_json(real.state) and _kinds(made.state) == _kinds(real.state))
+            and jsontext.dumps(made.state) == jsontext.dumps(real.state) and _kinds(made.state) == _kinds(real.state))
 
 
 def _kinds(value: Any) -> Any:
