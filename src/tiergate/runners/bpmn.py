@@ -30,8 +30,9 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import (datastore, dataview, dumping, fresh, instances, instructions, lastmove, messages,
-                          persistence, records, signals)
+from tiergate.bpmn import (datastore, dataview, dumping, fresh, instances, instructions, messages, persistence,
+                          records, signals)
+from tiergate.bpmn import lastmove
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move
 from tiergate.bpmn.statecopy import copy_state
