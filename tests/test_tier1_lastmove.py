@@ -131,6 +131,10 @@ def _run(engine: Engine, process_id: str, steps: list[tuple[str, Any, str]]) -> 
 
 def _same_runs(engine: Engine, mine: str, theirs: str) -> None:
     assert _stored_state(engine, mine) == _stored_state(engine, theirs)
+    views = [[(v.id, v.state, v.actor, v.evidence, v.reason, v.title) for v in engine.status(run).steps]
+             for run in (mine, theirs)]
+    assert views[0] == views[1]
+    assert engine.status(mine).data == engine.status(theirs).data
     assert [e[:2] for e in events(engine, mine)] == [e[:2] for e in events(engine, theirs)]
     assert [(_detail(e), e["duration_s"] is None) for e in engine.log(mine)] == \
         [(_detail(e), e["duration_s"] is None) for e in engine.log(theirs)]
