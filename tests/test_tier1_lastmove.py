@@ -47,6 +47,9 @@ JOINED = bpmn("joined", '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="
               + flow("f3", "a", "join") + flow("f4", "b", "join") + chain("join", "c", "end"))
 OPTIONAL = bpmn("optional", '<bpmn:startEvent id="start"/>' + user("work") + user("extra", optional="true")
                 + '<bpmn:endEvent id="end"/>' + chain("start", "work", "extra", "end"))
+PLAIN_AFTER = bpmn("plain_after", '<bpmn:startEvent id="start"/>' + user("work") + '<bpmn:task id="notify"/>'
+                   '<bpmn:intermediateThrowEvent id="noted"/><bpmn:endEvent id="end"/>'
+                   + chain("start", "work", "notify", "noted", "end"))
 #: Processes whose last step ends the run with nothing evaluated: (xml, the steps of a run, the last templated).
 NARROW = {
     "single": (SINGLE, [("triage", {"summary": "wrong rate", "ticket": "T-9"}, "agent:a")]),
@@ -57,6 +60,7 @@ NARROW = {
                         ("c", {"done": True, "nested": {"x": [1, {"y": None}]}}, "agent:a")]),
     "choice": (INLINE["choice"], [("high_path", {"n": 99, "ü": "ß"}, "agent:a")]),
     "optional": (OPTIONAL, [("work", {"note": "w"}, "agent:a"), ("extra", None, "agent:a")]),  # skipped
+    "plain_after": (PLAIN_AFTER, [("work", {"note": "w"}, "agent:a")]),  # a plain task and a none event on the way
 }
 DATA = {"ticket": "T-1", "n": 7, "nested": {"deep": [{"x": 1}], "ü": "ß"}, "none": None, "number": 2.5,
         "tenants": ["acme", "globex"]}
@@ -258,7 +262,7 @@ def _byte_for_byte(mine: Transition, theirs: Transition) -> None:
     assert mine.events == theirs.events and mine.status == theirs.status
 
 
-@pytest.mark.parametrize("process_id", ["single", "manual", "joined", "choice", "optional"])
+@pytest.mark.parametrize("process_id", ["single", "manual", "joined", "choice", "optional", "plain_after"])
 def test_the_templated_state_is_the_engines_byte_for_byte(process_id: str) -> None:
     xml, steps = NARROW[process_id]
     definition, problems = load_process(xml, f"{process_id}.bpmn", process_id)

@@ -1,7 +1,8 @@
 """A run's last move, written from a template made per process spec and step, proven against SpiffWorkflow first.
 
-Completing (or skipping) a people's task whose only way on is a plain end event ends the run:
-SpiffWorkflow completes the task, readies and runs the end event, the end join and its ``End``
+Completing (or skipping) a people's task whose only way on is a plain end event (perhaps through
+plain tasks and none throw events, which run through) ends the run: SpiffWorkflow completes the
+task, readies and runs each element on the way, the end event, the end join and its ``End``
 task (each inheriting the data before it: ``DeepMerge`` into an empty dict), the end join copies
 its data into the workflow's (``_EndJoin._run_hook``), the tree is pruned to its root and the
 workflow is completed. When nothing on that way evaluates anything (no script, condition,
@@ -36,7 +37,7 @@ from contextvars import ContextVar
 from typing import Any, Callable
 
 from SpiffWorkflow.bpmn.specs.control import SimpleBpmnTask, _EndJoin
-from SpiffWorkflow.bpmn.specs.defaults import EndEvent
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent, IntermediateThrowEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask, MultiInstanceTask
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
@@ -47,6 +48,7 @@ from tiergate import jsontext
 from tiergate.actors import SYSTEM
 from tiergate.bpmn import kept, persistence, records, taskdict
 from tiergate.bpmn.moves import PATH_TRACE
+from tiergate.bpmn.parser import PlainTask
 from tiergate.bpmn.release import release
 from tiergate.bpmn.statecopy import copy_state
 from tiergate.jsonutil import to_jsonable
@@ -177,17 +179,28 @@ def _static(owner: _Lasts, spec: Any, model: Any) -> Last | None:
         return None
     chain: list[Any] = []
     current = spec
+    while len(current.outputs) == 1 and _between(current.outputs[0]) and len(chain) < _MOST:
+        current = current.outputs[0]  # a plain task or a none throw event: run through, nothing evaluated
+        chain.append(current)
     for kind in _CHAIN:
         outputs = current.outputs
         if len(outputs) != 1 or type(outputs[0]) is not kind or not _plain(outputs[0]):
             return None
         current = outputs[0]
         chain.append(current)
-    end = chain[0]
-    if current.outputs or type(end.event_definition) is not NoneEventDefinition:
+    if current.outputs or type(chain[-3].event_definition) is not NoneEventDefinition:
         return None
-    element = getattr(end, "bpmn_id", None)
-    return Last(owner, spec, tuple(chain), frozenset([element] if element and element in model.nodes else []))
+    passed = [getattr(one, "bpmn_id", None) for one in chain]
+    return Last(owner, spec, tuple(chain), frozenset(element for element in passed if element and element in model.nodes))
+
+
+def _between(spec: Any) -> bool:
+    """Whether a spec between the task and the end runs through evaluating nothing: a plain task (``bpmn:task``,
+    nobody's step) or an intermediate none throw event."""
+    if type(spec) is PlainTask:
+        return _plain(spec)
+    return type(spec) is IntermediateThrowEvent and type(spec.event_definition) is NoneEventDefinition \
+        and _plain(spec)
 
 
 def _narrow(workflow: Any, task: Task, chain: tuple[Any, ...]) -> bool:
