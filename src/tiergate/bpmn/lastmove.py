@@ -62,6 +62,7 @@ ENABLED: ContextVar[bool] = ContextVar("tiergate_last_move_template", default=Tr
 PROBES = 3
 
 _ATTRIBUTE = "_tiergate_last_moves"
+_LOCK = threading.Lock()  # (a probe's count or verdict: rare, short)
 _LOGGERS = (logging.getLogger("spiff.task"), logging.getLogger("spiff.workflow"), logging.getLogger("spiff.data"))
 _COMPLETED = TaskState.COMPLETED
 _AHEAD = TaskState.FUTURE | TaskState.LIKELY
@@ -87,12 +88,11 @@ class _Lasts:
 class Last:
     """One step's last move: the specs after its task, the elements it passes, and how many probes it passed."""
 
-    __slots__ = ("owner", "spec", "chain", "passed", "proven", "_lock")
+    __slots__ = ("owner", "spec", "chain", "passed", "proven")
 
     def __init__(self, owner: _Lasts, spec: Any, chain: tuple[Any, ...], passed: frozenset[str]):
         self.owner, self.spec, self.chain, self.passed = owner, spec, chain, passed
         self.proven = 0
-        self._lock = threading.Lock()
 
     @property
     def trusted(self) -> bool:
@@ -118,7 +118,7 @@ class Last:
     def prove(self, made: Transition, real: Transition) -> bool:
         """Compare a probe's outcome with the engine's: one more proof, or the spec's templates off for good."""
         same = _same(made, real)
-        with self._lock:
+        with _LOCK:
             if same:
                 self.proven += 1
             else:
