@@ -184,7 +184,8 @@ def test_a_run_read_back_from_the_database_is_ended_alike(tmp_path: Path,
                              stored["definition_version"]) is not None
             token = lastmove.ENABLED.set(template)
             try:
-                assert second.complete(run, *steps[1][:2], actor=steps[1][2]).status == "completed"  # type: ignore[misc]
+                done = second.complete(run, *steps[1][:2], actor=steps[1][2])  # type: ignore[misc]
+                assert done.status == "completed"
             finally:
                 lastmove.ENABLED.reset(token)
             runs.append(run)
@@ -299,7 +300,8 @@ def _off_by_one_key(made: jsontext.Encoded) -> jsontext.Encoded:
 
 BREAKS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     # the dump's text one space off (its value the same)
-    "dump text": lambda mp: mp.setattr(lastmove, "_dump", lambda wf, data, f=lastmove._dump: _off_by_one_key(f(wf, data))),
+    "dump text": lambda mp: mp.setattr(lastmove, "_dump",
+                                       lambda wf, data, f=lastmove._dump: _off_by_one_key(f(wf, data))),
     # the data view with a key the engine's lacks
     "data view": lambda mp: mp.setattr(lastmove, "to_jsonable",
                                        lambda value, f=lastmove.to_jsonable: {**f(value), "extra": 1}),

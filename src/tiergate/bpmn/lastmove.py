@@ -8,7 +8,7 @@ its data into the workflow's (``_EndJoin._run_hook``), the tree is pruned to its
 workflow is completed. When nothing on that way evaluates anything (no script, condition,
 decision, data input or output, timer, message, signal, boundary event, multi-instance or loop,
 pre- or post-script, no hook of a spec's own) and nothing else is under way in the run (its tree
-is the chain from its root to the task, then the end's future tasks, empty), the outcome is the
+is the chain from its root to the task, then the future tasks on its way to the end, empty), the outcome is the
 same for every run but for what this run brings: the root's task dict (its id, data and time,
 its children gone), the workflow's data (the task's data with the evidence merged in, as
 ``apply`` merges it), the step record, sources and log entry ``apply`` writes, and the move's
@@ -191,7 +191,7 @@ def _static(owner: _Lasts, spec: Any, model: Any) -> Last | None:
     if current.outputs or type(chain[-3].event_definition) is not NoneEventDefinition:
         return None
     passed = [getattr(one, "bpmn_id", None) for one in chain]
-    return Last(owner, spec, tuple(chain), frozenset(element for element in passed if element and element in model.nodes))
+    return Last(owner, spec, tuple(chain), frozenset(e for e in passed if e and e in model.nodes))
 
 
 def _between(spec: Any) -> bool:
@@ -205,7 +205,7 @@ def _between(spec: Any) -> bool:
 
 def _narrow(workflow: Any, task: Task, chain: tuple[Any, ...]) -> bool:
     """Whether the run's tree is the chain from its root to ``task`` (each finished, one child each) and the
-    end's tasks ahead of it (empty, one child each), and nothing else is under way."""
+    tasks of ``chain`` ahead of it (future, empty, one child each), and nothing else is under way."""
     tasks = workflow.tasks
     if len(tasks) > _MOST or workflow.subprocesses or workflow.bpmn_events or workflow.correlations \
             or workflow.data or workflow.completed or workflow.event_manager.tasks:
