@@ -18,30 +18,31 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from tiergate import claims, deployments, guidance, inputs, tracing
+from tiergate import claims, deployments, inputs, tracing
 from tiergate import log as execution_log
 from tiergate.actors import SYSTEM, Actor, same_actor
 from tiergate.authoring import Authoring
+from tiergate.catalogview import CatalogView
 from tiergate.credentials import DIRECT  # the door of an actor that names none: a program or the CLI directly
 from tiergate.deliveries import Deliveries
 from tiergate.definitions.home import TIER_FILES, Definitions, Home, load_definitions, load_roles
-from tiergate.definitions.problems import Problem
 from tiergate.errors import (ConflictError, ConnectionLostError, DefinitionError, GateFailedError,
                              InvalidDataError, LimitExceededError, ReasonMissingError, RefusedError,
                              StaleReadError, TiergateError, UsageError)
-from tiergate.guidance import Channel
 from tiergate.lifecycle import RunStatus, require_active
 from tiergate.log import LogEvent, format_time
 from tiergate.runners import Runners
 from tiergate.runners.base import Definition, RunContext, Runner, Transition
+from tiergate.interventions import Interventions
 from tiergate.oversight import Oversight
-from tiergate.runview import RunInfo, StepView, described, ready_in_words, run_not_found
+from tiergate.runview import RunInfo, StepView, run_not_found
 from tiergate.settings import resolve
 from tiergate.datastores import StoreAccess, StoreConflict
 from tiergate.store import runs as store
 from tiergate.store.datastores import read as read_store
 from tiergate.store.db import Database, default_sqlite_url
 from tiergate.store.timers import set_due_at
+from tiergate.worklist import Worklist
 
 if TYPE_CHECKING:  # loaded by the commands that use them, so `status` does not pay for DMN or metrics
     from tiergate.router import Route, Router
@@ -69,9 +70,11 @@ def _store_conflict(err: StoreConflict | None, run_id: str) -> ConflictError:
                          details={"run": run_id, "store": store_id, "see": "status"})
 
 
-class Engine(Deliveries, Authoring, Oversight):
-    """The one API of tiergate; its reads (``Oversight``), definition changes (``Authoring``) and
-    messages and signals (``Deliveries``) live in their own modules."""
+class Engine(Deliveries, Authoring, Oversight, CatalogView, Worklist, Interventions):
+    """The one API of tiergate; its reads (``Oversight``), definition changes (``Authoring``),
+    messages and signals (``Deliveries``), the definitions' listings (``CatalogView``), the inbox,
+    claims and guide (``Worklist``) and skip, cancel and retry (``Interventions``) live in their own
+    modules."""
 
     #: The door a refusal the engine records is listed under when the actor does not name its way in
     #: (``Actor.via``): the CLI on the database sets ``cli``.
@@ -164,48 +167,10 @@ class Engine(Deliveries, Authoring, Oversight):
             self._db.dispose()
             self._db = None
 
-    # --- definitions ---------------------------------------------------------------------
-
-    def check(self) -> list[Problem]:
-        """Every problem of the definitions, and of role members not registered once a server is in use."""
-        from tiergate.registration import member_problems
-
-        self.reload()
-        return [*self.draft_definitions.problems, *member_problems(self)]
-
-    def processes(self) -> list[dict[str, Any]]:
-        catalog = self.definitions.require_catalog()
-        home = self.definitions.home   # the deployed files, or the drafts
-        out = []
-        for entry in catalog.processes:
-            files = [home.display(p) for p in home.definition_files(entry.id)]
-            info = entry.model_dump(mode="json")
-            info["definitions"] = files
-            try:
-                route = self.router().route(entry.id)
-                info["tier"], info["rationale"] = route.tier, route.rationale
-            except TiergateError as err:
-                info["tier"], info["rationale"] = None, f"cannot route: {err.message}"
-            runner = self.runners.get(info["tier"]) if info.get("tier") else None
-            if runner is not None and (home.root / runner.definition_path.format(id=entry.id)).is_file():
-                try:
-                    info.update(runner.describe(runner.load_definition(self.definitions, entry.id)))
-                except TiergateError:
-                    pass  # `tiergate check` reports it
-            out.append(info)
-        return out
-
     def router(self) -> Router:
         from tiergate.router import Router
 
         return Router(self.definitions.decisions, self.definitions.require_catalog())
-
-    def route(self, process_id: str | None = None, data: dict[str, Any] | None = None) -> list[Route]:
-        """Where runs of one process (or of every process) go, and why."""
-        router = self.router()
-        if process_id is not None:
-            return [router.route(process_id, data)]
-        return [router.route(entry.id, data) for entry in router.catalog.processes]
 
     def _runner_and_definition(self, route: Route) -> tuple[Runner, Definition]:
         expected = TIER_FILES[route.tier].format(id=route.process)
@@ -357,55 +322,6 @@ class Engine(Deliveries, Authoring, Oversight):
         from tiergate.change_runs import advance
 
         return advance(self, info)
-
-    def skip(self, run_id: str, step_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
-        reason = self._accept(run_id, step_id, "skip", actor, lambda: inputs.check_reason(reason))
-        who = self.actor(actor)
-        return self._act(run_id, who, step_id, "skip", {"reason": reason},
-                         lambda runner, definition, state, ctx: runner.skip_step(definition, state, step_id,
-                                                                                 reason, ctx))
-
-    def cancel(self, run_id: str, reason: str, actor: str | Actor | None = None) -> RunInfo:
-        reason = self._accept(run_id, None, "cancel", actor, lambda: inputs.check_reason(reason))
-        who = self.actor(actor)
-
-        def cancel(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
-            if not reason or not reason.strip():  # judged with the run, so the attempt is logged
-                raise ReasonMissingError("a cancel needs a reason (--reason): it goes into the log.")
-            return runner.cancel(definition, state, reason, ctx)
-
-        return self._act(run_id, who, None, "cancel", {"reason": reason}, cancel)
-
-    def retry(self, run_id: str, step_id: str, data: dict[str, Any] | None = None,
-              actor: str | Actor | None = None) -> RunInfo:
-        """Run the failed element ``step_id`` of a failed Tier 1 run again, after merging ``data`` into its data."""
-        data = self._accept(run_id, step_id, "retry", actor, lambda: inputs.accept(data, "data"))
-        if data is not None and not isinstance(data, dict):
-            raise InvalidDataError("the retry's data must be a JSON object of fields to set.")
-        who = self.actor(actor)
-
-        def retry(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
-            if not hasattr(runner, "retry"):
-                raise UsageError(f"run {run_id} is a tier {runner.tier} run; `tiergate retry` is for Tier 1 runs.",
-                                 code="usage", details={"run": run_id})
-            entry = self.definitions.catalog.get(definition.process_id) if self.definitions.catalog else None
-            return runner.retry(definition, state, step_id, data or {}, ctx,  # type: ignore[attr-defined]
-                                owner=entry.owner if entry is not None else None)
-
-        return self._act(run_id, who, step_id, "retry", {"data": data or {}}, retry)
-
-    def refuse(self, run_id: str, actor: str | Actor, step_id: str | None, attempt: str,
-               error: RefusedError) -> RunInfo:
-        """Log ``error`` as a refused ``attempt`` on RUN by ``actor`` and raise it.
-
-        For refusals decided before the runner is asked (a door's check, e.g. ``actor_mismatch``).
-        """
-        who = self.actor(actor)
-
-        def refuse(runner: Runner, definition: Any, state: dict[str, Any], ctx: RunContext) -> Transition:
-            raise error
-
-        return self._act(run_id, who, step_id, attempt, {}, refuse)
 
     def _accept(self, run_id: str, step_id: str | None, attempt: str, actor: str | Actor | None,
                 check: Callable[[], Any]) -> Any:
@@ -597,26 +513,6 @@ class Engine(Deliveries, Authoring, Oversight):
         raise ConflictError(f"run {run_id} kept changing while this attempt was made ({MAX_ATTEMPTS} tries). "
                             "Read the run again, then try again.", details={"run": run_id, "see": "status"})
 
-    # --- the inbox and claims (tiergate.claims) ----------------------------------------------
-
-    def inbox(self, actor: str | Actor | None = None) -> list[dict[str, Any]]:
-        """Every ready step of an active run that ``actor`` may do now, oldest first (with who claimed it)."""
-        return claims.inbox(self, self.actor(actor))
-
-    def claim(self, run_id: str, step_id: str, actor: str | Actor | None = None) -> dict[str, Any]:
-        """Take on a ready step: others are refused it (``claimed_by_other``) until released or timed out."""
-        return claims.change_claim(self, run_id, step_id, self.actor(actor), "claim")
-
-    def unclaim(self, run_id: str, step_id: str, actor: str | Actor | None = None) -> dict[str, Any]:
-        """Release a claim (one's own; the process owner's role may release anyone's)."""
-        return claims.change_claim(self, run_id, step_id, self.actor(actor), "unclaim")
-
-    def assign(self, run_id: str, step_id: str, assignee: str | Actor,
-               actor: str | Actor | None = None) -> dict[str, Any]:
-        """Claim a ready step for ``assignee`` (members of the process owner's role only)."""
-        target = assignee if isinstance(assignee, Actor) else Actor.parse(assignee)
-        return claims.change_claim(self, run_id, step_id, self.actor(actor), "assign", target)
-
     def _may_close_without_step(self, run_id: str) -> None:
         info = self.status(run_id)
         if info.tier != 3:  # only a tier 3 run (conventions) closes without a step
@@ -624,32 +520,6 @@ class Engine(Deliveries, Authoring, Oversight):
             raise UsageError(f"run {run_id} is a tier {info.tier} run: name the step to complete. Ready now: "
                              f"{', '.join(ready) or 'none'}. Only a tier 3 run is closed without a step.", code="usage",
                              details={"run": run_id, "tier": info.tier, "ready": ready, "see": "guide"})
-
-    def described(self, info: RunInfo) -> dict[str, Any]:
-        """The run as a dict, each ready step with ``who`` may do it and ``gate_words`` (its gate as
-        `tiergate guide` words it): what every door answers for a run (``runview.described``)."""
-        return described(info, self._resources(info))
-
-    def ready_in_words(self, info: RunInfo) -> dict[str, dict[str, str]]:
-        """Each ready step in words, as `tiergate guide` says it (``runview.ready_in_words``). By step id."""
-        return ready_in_words(info, self._resources(info))
-
-    def _resources(self, info: RunInfo) -> dict[str, Any]:
-        """The shared schema files of the definition ``info``'s run is pinned to."""
-        definition = self._definitions_by_version.get(info.definition_version)
-        if definition is None:
-            with self.db.read() as conn:
-                definition = self._pinned(conn, self._get(conn, info.id))
-        return getattr(definition, "resources", {})
-
-    def guide(self, run_id: str, *, actor: str | Actor | None = None, channel: Channel = "cli") -> dict[str, Any]:
-        """What to read now for RUN: its tier's guidance wrapper rendered, and each ready step's gate in words."""
-        reader = self.actor(actor) if actor is not None or self.default_actor else None
-        with self.db.read() as conn:
-            run = self._get(conn, run_id)
-            definition = self._pinned(conn, run)
-        return guidance.guide(self._info(run, definition), definition, run.state, self.definitions,
-                              channel=channel, actor=reader)
 
     @staticmethod
     def _may_cancel(run: store.RunRecord, who: Actor) -> None:

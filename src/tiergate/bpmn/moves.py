@@ -175,7 +175,7 @@ class Move:
     def ready_task(self, step_id: str) -> Task | None:
         assert self.workflow is not None
         for task in persistence.all_tasks(self.workflow):
-            if task.state == TaskState.READY and is_step(task) and self.step_of(task) == step_id:
+            if task._state == TaskState.READY and is_step(task) and self.step_of(task) == step_id:  # (no property)
                 return task
         return None
 

@@ -30,8 +30,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from tiergate.actors import SYSTEM, same_actor
-from tiergate.bpmn import (datastore, dataview, dumping, firststate, fresh, instances, instructions, messages,
-                          persistence, records, signals)
+from tiergate.bpmn import (datastore, dataview, dumping, firststate, fresh, instances, instructions, lastmove,
+                          messages, persistence, records, signals)
 from tiergate.bpmn.definition import BpmnDefinition, StepRules
 from tiergate.bpmn.moves import Move
 from tiergate.bpmn.statecopy import copy_state
@@ -378,6 +378,10 @@ class BpmnRunner(Runner):
         move.ready_before.discard(task.id.int)
         ready_at = records.editable(state, step_id).get("ready_at")
         duration = (ctx.now - parse_datetime(ready_at)).total_seconds() if ready_at else None
+        last = lastmove.of(move, task)  # the run ends here, nothing evaluated: from a template once proven
+        if last is not None and last.trusted:
+            return Transition(state=state, status=last.finish(move, task, apply, duration), events=events)
+        made = last.aside(move, task, apply, duration) if last is not None else None
         apply(task, state, events, duration)
         try:
             task.run()
@@ -385,9 +389,12 @@ class BpmnRunner(Runner):
             failure = move.step_failure(exc, task)  # a pre- or post-script over its budget is refused instead
             move.journal()
             status = move.failed(failure)
-            return Transition(state=state, status=status, events=events)
-        status = move.run()
-        return Transition(state=state, status=status, events=events)
+        else:
+            status = move.run()
+        result = Transition(state=state, status=status, events=events)
+        if made is not None:
+            last.prove(made, result)  # type: ignore[union-attr]
+        return result
 
     def _ready_step(self, definition: BpmnDefinition, state: dict[str, Any], step_id: str,
                     run_id: str) -> StepRules:

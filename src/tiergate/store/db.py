@@ -1,4 +1,4 @@
-"""Connecting to the database, transactions, and the schema version check.
+"""Connecting to the database, transactions, and the schema version check (``tiergate.store.schema``).
 
 SQLite (the embedded default) and PostgreSQL run the same code. On SQLite every write
 transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock before reading, so two
@@ -8,231 +8,39 @@ is locked". On PostgreSQL, writers race optimistically on the run's ``version`` 
 Connections are pooled on both. A SQLite connection is opened and configured once (WAL,
 ``synchronous=FULL``, busy timeout, foreign keys), not per transaction: opening, configuring and
 closing one (which checkpoints the WAL) cost more than a step's SQL. A pooled PostgreSQL
-connection is checked without a round trip before use (see ``_server_hung_up``).
+connection is checked without a round trip before use (``tiergate.store.connections``).
 
 The hot path (``tiergate.store.runs``, ``tiergate.log``) runs a few fixed statements on the
 DBAPI cursor of the transaction's connection, spelled once per dialect (``DriverSQL``),
-through ``driver_cursor``: SQLAlchemy's statement and result handling costs more than the
-statements themselves on a fast database.
+through ``driver_cursor`` (both in ``tiergate.store.driver``): SQLAlchemy's statement and result
+handling costs more than the statements themselves on a fast database.
 """
 
 from __future__ import annotations
 
 import os
-import select
-import weakref
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ContextManager, Iterator
 
-from sqlalchemy import Connection, create_engine, event, inspect, text
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
-from tiergate import jsontext
-from tiergate.errors import ConnectionLostError, DatabaseError, SchemaOutdatedError, TiergateError, UsageError
+from tiergate.errors import ConnectionLostError, DatabaseError, TiergateError, UsageError
+from tiergate.store.connections import _enter_wal, _listen_for_goodbye, _server_hung_up
 from tiergate.store.direct import default_sqlite_url  # noqa: F401 - the Engine's default, said once
+# Re-exported for the store's modules and the CLI: the hot path's statements, what a failure means.
+from tiergate.store.driver import DriverSQL, bind_time, driver_cursor, encode_json  # noqa: F401
+from tiergate.store.failures import database_failure  # noqa: F401
 from tiergate.store.groupcommit import GroupCommit
-from tiergate.store.revision import HEAD_REVISION  # the newest migration: update it there
+from tiergate.store.schema import MIGRATIONS, Schema  # noqa: F401 - MIGRATIONS re-exported
 from tiergate.timestamps import read_time  # noqa: F401 - re-exported for the store's readers
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 
-
-#: Pooled PostgreSQL connections whose server said it is closing them (a FATAL or PANIC message
-#: while they were idle). The hang-up that follows may reach the socket a moment later.
-_TOLD_GOODBYE: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _enter_wal(cursor: Any, patience: float = 60.0) -> None:
-    """Switch a SQLite database to write-ahead logging, waiting for other processes doing the same.
-
-    On a new file, two processes switching at once can each hold a read lock the other must wait
-    out; SQLite then answers "database is locked" at once, without calling the busy handler (it
-    would wait forever). Only one of them needs to succeed: the other finds WAL already set.
-    """
-    import sqlite3
-    import time
-
-    deadline = time.monotonic() + patience
-    pause = 0.002
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.1)
-
-
-def _listen_for_goodbye(dbapi_connection: Any) -> None:
-    """Note the server's last words on this connection (see ``_server_hung_up``)."""
-    connection = weakref.ref(dbapi_connection)
-
-    def on_notice(diagnostic: Any) -> None:
-        severity = diagnostic.severity_nonlocalized or diagnostic.severity
-        alive = connection()
-        if severity in ("FATAL", "PANIC") and alive is not None:
-            _TOLD_GOODBYE.add(alive)
-
-    dbapi_connection.add_notice_handler(on_notice)
-
-
-def _server_hung_up(dbapi_connection: Any) -> bool:
-    """Whether the PostgreSQL server closed this idle connection, found without a round trip.
-
-    An idle connection has nothing to read unless the server sent something unasked: mostly
-    its goodbye (a FATAL message, then end of file) on shutdown or when its backend was
-    terminated. libpq reads what is there (which copes with TLS records too) and parses it: an
-    error on an idle connection goes to the notice handlers, where ``_listen_for_goodbye`` notes
-    it, so the connection counts as gone even while the end of file is still on its way.
-    Reading the end of file fails, which also counts. Anything else (a notice, a parameter
-    change) is read and harmless; a connection that keeps sending is treated as gone, which
-    costs only a reconnect.
-    """
-    if dbapi_connection.closed or dbapi_connection.broken:
-        return True
-    from psycopg import OperationalError as DriverOperationalError
-    from psycopg.pq import ConnStatus
-
-    pgconn = dbapi_connection.pgconn
-    if not _readable(pgconn.socket):  # nothing sent unasked: the usual case, and the cheap one
-        return pgconn.status != ConnStatus.OK
-    try:
-        for _ in range(8):
-            pgconn.consume_input()
-            if not _readable(pgconn.socket):
-                pgconn.is_busy()  # parses what was read; an error goes to the notice handlers
-                return dbapi_connection in _TOLD_GOODBYE or pgconn.status != ConnStatus.OK
-    except DriverOperationalError:  # end of file: the server hung up
-        return True
-    return True
-
-
-def _readable(socket: int) -> bool:
-    if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select()
-        poller = select.poll()
-        poller.register(socket, select.POLLIN)
-        return bool(poller.poll(0))
-    return bool(select.select([socket], [], [], 0)[0])  # Windows: select() takes sockets
-
-
-class DriverSQL:
-    """One hot-path statement spelled for each dialect, written once with placeholders:
-
-    ``{p}`` a parameter, ``{json}`` a JSON parameter (JSON text: ``encode_json``, or the log's
-    canonical JSON), ``{float}`` a float parameter that may be NULL in every row (PostgreSQL
-    cannot infer its type then).
-    """
-
-    _SPELLING = {"sqlite": {"p": "?", "json": "?", "float": "?"},
-                 "postgresql": {"p": "%s", "json": "CAST(%s AS JSON)", "float": "CAST(%s AS DOUBLE PRECISION)"}}
-
-    def __init__(self, template: str):
-        self.template = template
-        self._by_dialect = {name: template.format(**spelling) for name, spelling in self._SPELLING.items()}
-
-    def __call__(self, dialect: str) -> str:
-        return self._by_dialect[dialect]
-
-
-def encode_json(value: Any) -> str:
-    """A JSON column's text, spelled as SQLAlchemy's JSON type writes it (json.dumps); the text of a
-    ``tiergate.jsontext.Encoded`` inside is reused, not made again. Both engines write every JSON
-    column with it (``json_serializer``), so a value already encoded is bound as an ``Encoded``."""
-    return jsontext.dumps(value)
-
-
-# A step binds the same moment several times (the run's update, each log entry).
-@lru_cache(maxsize=64)
-def bind_time(dialect: str, value: datetime) -> Any:
-    """A UTC datetime as a DateTime(timezone=True) column takes it: SQLite stores SQLAlchemy's
-    text form (naive, UTC), PostgreSQL a timestamptz."""
-    if dialect == "sqlite":
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
-    return value
-
-
-@contextmanager
-def driver_cursor(conn: Connection) -> Iterator[Any]:
-    """A DBAPI cursor in ``conn``'s transaction, for statements from ``DriverSQL``.
-
-    Driver errors come out as SQLAlchemy's, and a lost connection is invalidated so that it
-    does not go back to the pool, as with ``conn.execute``.
-    """
-    dbapi_connection = conn.connection.dbapi_connection
-    cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        yield cursor
-    except conn.dialect.loaded_dbapi.Error as err:
-        lost = conn.dialect.is_disconnect(err, dbapi_connection, cursor)  # type: ignore[arg-type]
-        if lost:
-            conn.invalidate(err)
-        raise DBAPIError.instance(None, None, err, conn.dialect.loaded_dbapi.Error, connection_invalidated=lost,
-                                  dialect=conn.dialect) from err
-    finally:
-        if not conn.invalidated:  # invalidating closed the connection, and with it the cursor
-            cursor.close()
-
-
-#: What a failing database or disk means, by SQLSTATE (PostgreSQL) or by the words of SQLite's
-#: message: (code, what happened, what to do). ``docs/cli.md`` lists the codes.
-_PG_STATES = {
-    "53100": "disk_full", "53200": "disk_full", "25006": "database_readonly", "55P03": "database_locked",
-    "57P01": "database_error", "57P02": "database_error", "57P03": "database_error",
-    "08001": "database_error", "08006": "database_error", "3D000": "database_error",
-    "28P01": "database_error", "28000": "database_error",
-}
-_SQLITE_WORDS = (
-    ("readonly database", "database_readonly"), ("read-only", "database_readonly"),
-    ("database or disk is full", "disk_full"), ("no space left", "disk_full"),
-    ("database is locked", "database_locked"), ("database table is locked", "database_locked"),
-    ("file is not a database", "not_a_database"), ("file is encrypted", "not_a_database"),
-    ("database disk image is malformed", "not_a_database"),
-    ("unable to open database", "database_error"), ("disk i/o error", "disk_error"),
-)
-_ADVICE = {
-    "database_readonly": "the database (or its folder) cannot be written. Give this user write access to the "
-                         "database file and its folder (SQLite also writes -wal and -shm files next to it), or "
-                         "point TIERGATE_DATABASE_URL at a writable database",
-    "disk_full": "the disk holding the database is full. Free space (or grow the volume) and run the command again",
-    "database_locked": "another process held the database's write lock for too long. Run the command again; if it "
-                       "keeps happening, find the process that holds the lock",
-    "not_a_database": "the database file is not a SQLite database (or is damaged). Point TIERGATE_DATABASE_URL at the "
-                      "right file, or restore it from a backup",
-    "database_error": "the database cannot be reached or opened. Check TIERGATE_DATABASE_URL, that the server "
-                            "is running and that the file's folder exists and is readable",
-    "disk_error": "the disk reported an I/O error. Check the disk and the file system, then run the command again",
-}
-
-
-def database_failure(exc: BaseException, where: str) -> DatabaseError | None:
-    """The ``DatabaseError`` a driver or disk failure means (``database_readonly``, ``disk_full``, ...), or None."""
-    orig = getattr(exc, "orig", None) or exc
-    code = None
-    state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
-    if state in _PG_STATES:
-        code = _PG_STATES[state]
-    if code is None:
-        text = str(orig).lower()
-        code = next((found for words, found in _SQLITE_WORDS if words in text), None)
-        if code is None and isinstance(orig, OSError):
-            import errno
-
-            code = {errno.ENOSPC: "disk_full", errno.EROFS: "database_readonly", errno.EACCES: "database_readonly",
-                    errno.EPERM: "database_readonly"}.get(orig.errno or 0)
-    if code is None:
-        return None
-    detail = str(getattr(orig, "strerror", None) or orig).strip().splitlines()[0][:300] if str(orig).strip() else ""
-    return DatabaseError(f"{where}: {_ADVICE[code]} ({detail}).", code=code, details={"cause": detail})
-
-
-class Database:
+class Database(Schema):
     """One database, SQLite or PostgreSQL, with tiergate's schema."""
 
     def __init__(self, url: str):
@@ -474,77 +282,6 @@ class Database:
             self._remember_file()
         with conn:
             yield conn
-
-    # --- schema -----------------------------------------------------------------------
-
-    def alembic_config(self):  # type: ignore[no-untyped-def]
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False).replace("%", "%%"))
-        return config
-
-    head_revision = HEAD_REVISION
-
-    def current_revision(self) -> str | None:
-        with self._connect() as conn:
-            return self._revision(conn)
-
-    @staticmethod
-    def _revision(conn: Connection) -> str | None:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-    def has_tables(self) -> bool:
-        with self._connect() as conn:
-            return bool(inspect(conn).get_table_names())
-
-    def upgrade(self) -> tuple[str | None, str]:
-        """Apply every pending migration. Returns (revision before, revision after)."""
-        from alembic import command
-
-        config = self.alembic_config()
-        with self._connect() as conn:
-            # One write transaction under a lock (BEGIN IMMEDIATE on SQLite, an advisory lock on
-            # PostgreSQL): processes migrating at the same moment queue, the later ones find it done.
-            conn = conn.execution_options(tiergate_write=True)
-            with conn.begin():
-                if not self.is_sqlite:
-                    # PostgreSQL has no database-wide write lock: take tiergate's migration lock.
-                    conn.execute(text("SELECT pg_advisory_xact_lock(7142026)"))
-                before = self._revision(conn)
-                if before != self.head_revision:
-                    config.attributes["connection"] = conn
-                    command.upgrade(config, "head")
-        return before, self.head_revision
-
-    def ensure_ready(self) -> None:
-        """Make sure the schema is current. A new SQLite database initialises itself."""
-        current = self.current_revision()
-        if current == self.head_revision:
-            return
-        if current is None and self.is_sqlite and not self.has_tables():
-            self.upgrade()
-            return
-        if current is None:
-            raise SchemaOutdatedError(
-                f"the database {self.url.render_as_string(hide_password=True)} has no tiergate schema. "
-                "Run `tiergate db upgrade` to create it.", details={"current": None, "head": self.head_revision})
-        from alembic.script import ScriptDirectory
-
-        script = ScriptDirectory.from_config(self.alembic_config())
-        known = {rev.revision for rev in script.walk_revisions()}
-        if current not in known:
-            raise SchemaOutdatedError(
-                f"the database schema is at revision {current}, which this version of tiergate does not know "
-                "(it was written by a newer tiergate). Upgrade tiergate.",
-                details={"current": current, "head": self.head_revision})
-        raise SchemaOutdatedError(
-            f"the database schema is at revision {current}, older than this tiergate's {self.head_revision}. "
-            "Run `tiergate db upgrade` to migrate it (back up production databases first).",
-            details={"current": current, "head": self.head_revision})
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:

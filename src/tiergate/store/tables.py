@@ -1,4 +1,7 @@
-"""The database tables. Every row type of tiergate lives in this one module.
+"""The database tables. Every row type of tiergate is imported from this one module; the run's
+and the log's live here, the others by area in ``tiergate.store.metrics_tables`` (gaps, the log
+summary), ``tiergate.store.door_tables`` (principals, credentials, sessions, door refusals) and
+``tiergate.store.event_tables`` (scheduled starts, signals, webhooks).
 
 - ``Definition``: one snapshot per definition version (content hash). Runs point at it, so a
   run keeps working after its file changes or disappears.
@@ -51,6 +54,15 @@ from typing import Any, Optional
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
+
+# The tables of other areas, re-exported: importing this module registers every table with
+# SQLModel's metadata (what Alembic's comparison and the tests' create_all see).
+from tiergate.store.door_tables import (CredentialEvent, DoorRefusal, Password, Principal, Token,  # noqa: F401
+                                        WebSession)
+from tiergate.store.event_tables import (ScheduledStart, SignalBroadcast, SignalDelivery,  # noqa: F401
+                                         WebhookDelivery, WebhookScan)
+from tiergate.store.metrics_tables import (Gap, SummaryAgentFailure, SummaryBucket, SummaryFold,  # noqa: F401
+                                           SummaryGroup, SummaryRun, SummaryStep)
 
 
 class Definition(SQLModel, table=True):
@@ -163,146 +175,6 @@ class LogEntry(SQLModel, table=True):
     door: Optional[str] = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
-class Gap(SQLModel, table=True):
-    __tablename__ = "gaps"
-    __table_args__ = (UniqueConstraint("key", name="uq_gaps_key"),)
-
-    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
-    key: str = Field(sa_column=Column(String(300), nullable=False))
-    kind: str = Field(sa_column=Column(String(32), nullable=False))
-    process_id: str = Field(sa_column=Column(String(64), nullable=False))
-    tier: int = Field(sa_column=Column(Integer, nullable=False))
-    step: Optional[str] = Field(default=None, sa_column=Column(String(128), nullable=True))
-    category: str = Field(sa_column=Column(String(32), nullable=False))
-    owner: str = Field(sa_column=Column(String(64), nullable=False))
-    matched_rule: Optional[str] = Field(default=None, sa_column=Column(String(128), nullable=True))
-    occurrences: int = Field(sa_column=Column(Integer, nullable=False))
-    measure: float = Field(sa_column=Column(Float, nullable=False))
-    threshold: float = Field(sa_column=Column(Float, nullable=False))
-    summary: str = Field(sa_column=Column(Text, nullable=False))
-    evidence: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    first_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    last_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    times_seen: int = Field(sa_column=Column(Integer, nullable=False))
-    resolved_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-
-
-# --- the log summary (tiergate.metrics.summary folds log entries into these; nothing else writes them) ---
-
-
-class SummaryRun(SQLModel, table=True):
-    """One run as the metrics see it, from its log entries. Flags are 0/1 integers (summed in SQL)."""
-
-    __tablename__ = "summary_runs"
-    # Covering indexes: the runs' counts by start time, their times to completion (with the start,
-    # for staleness), and the few runs that were cancelled or failed, without reading the table.
-    __table_args__ = (Index("ix_summary_runs_group", "process_id", "tier", "at", "completed_ms"),
-                      Index("ix_summary_runs_completed", "process_id", "tier", "completed_ms", "at"),
-                      Index("ix_summary_runs_ended", "ended", "process_id", "tier", "cancelled", "cancelled_by_human",
-                            "failed", "started_by_kind", "at", "completed_at", "run_id"))
-
-    run_id: str = Field(sa_column=Column(String(32), primary_key=True))
-    process_id: str = Field(sa_column=Column(String(64), nullable=False))
-    tier: int = Field(sa_column=Column(Integer, nullable=False))
-    # The run's `started` entry: its time and who started it (NULL until that entry is folded).
-    at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    started_by_kind: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
-    completed_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    # Time to completion in whole milliseconds (tiergate.metrics.sql.whole_ms), once both are known.
-    completed_ms: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    cancelled: int = Field(sa_column=Column(Integer, nullable=False))
-    cancelled_by_human: int = Field(sa_column=Column(Integer, nullable=False))
-    failed: int = Field(sa_column=Column(Integer, nullable=False))
-    deviated: int = Field(sa_column=Column(Integer, nullable=False))
-    flagged: int = Field(sa_column=Column(Integer, nullable=False))
-    ended: int = Field(sa_column=Column(Integer, nullable=False))  # cancelled or failed
-
-
-class SummaryGroup(SQLModel, table=True):
-    """Per process and tier: counts of runs that only a run's whole history decides, kept as runs change."""
-
-    __tablename__ = "summary_groups"
-
-    process_id: str = Field(sa_column=Column(String(64), primary_key=True))
-    tier: int = Field(sa_column=Column(Integer, primary_key=True))
-    runs_with_deviation: int = Field(sa_column=Column(Integer, nullable=False))
-    intervened: int = Field(sa_column=Column(Integer, nullable=False))  # completed runs with a deviation or failure
-    last_completed_run: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
-
-
-class SummaryStep(SQLModel, table=True):
-    """Entries per (process, tier, step, event, actor kind, refusal kind), with their recorded seconds.
-
-    ``step`` and ``refusal`` are '' where the entry has none (key columns cannot be NULL).
-    """
-
-    __tablename__ = "summary_steps"
-
-    process_id: str = Field(sa_column=Column(String(64), primary_key=True))
-    tier: int = Field(sa_column=Column(Integer, primary_key=True))
-    step: str = Field(sa_column=Column(String(128), primary_key=True))
-    event: str = Field(sa_column=Column(String(32), primary_key=True))
-    actor_kind: str = Field(sa_column=Column(String(16), primary_key=True))
-    refusal: str = Field(sa_column=Column(String(32), primary_key=True))
-    entries: int = Field(sa_column=Column(Integer, nullable=False))
-    seconds: float = Field(sa_column=Column(Float, nullable=False))
-    off_path: int = Field(sa_column=Column(Integer, nullable=False))
-    # Entries that are ``direct_door`` deviations (metrics.deviations; migration 0015).
-    direct_door: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
-
-
-class SummaryBucket(SQLModel, table=True):
-    """A group's values counted per bucket of ``tiergate.metrics.ranks``: how many, their sum, and
-    ``counts``, how many fall into each bucket that has any (``[[bucket, values], ...]`` in order).
-
-    ``measure`` is ``step`` (``duration_s`` of step completions, seconds; the group is process,
-    tier, step and actor kind) or ``run`` (time to completion, whole milliseconds; step and
-    actor kind are '').
-    """
-
-    __tablename__ = "summary_buckets"
-
-    measure: str = Field(sa_column=Column(String(8), primary_key=True))
-    process_id: str = Field(sa_column=Column(String(64), primary_key=True))
-    tier: int = Field(sa_column=Column(Integer, primary_key=True))
-    step: str = Field(sa_column=Column(String(128), primary_key=True))
-    actor_kind: str = Field(sa_column=Column(String(16), primary_key=True))
-    entries: int = Field(sa_column=Column(Integer, nullable=False))
-    total: float = Field(sa_column=Column(Float, nullable=False))
-    counts: list[list[int]] = Field(sa_column=Column(JSON, nullable=False))
-
-
-class SummaryAgentFailure(SQLModel, table=True):
-    """A step of a run whose gate an agent failed, and the greatest actor kind that completed it since."""
-
-    __tablename__ = "summary_agent_failures"
-    __table_args__ = (Index("ix_summary_agent_failures_step", "process_id", "tier", "step", "finisher"),
-                      Index("ix_summary_agent_failures_finisher", "finisher", "run_id", "process_id", "tier", "step"))
-
-    run_id: str = Field(sa_column=Column(String(32), primary_key=True))
-    step: str = Field(sa_column=Column(String(128), primary_key=True))
-    process_id: str = Field(sa_column=Column(String(64), nullable=False))
-    tier: int = Field(sa_column=Column(Integer, nullable=False))
-    finisher: Optional[str] = Field(default=None, sa_column=Column(String(16), nullable=True))
-
-
-class SummaryFold(SQLModel, table=True):
-    """How far the summary has read the log: one row (id 1).
-
-    ``high_water``: every entry with an id up to it was folded, except ``holes``: ids below it
-    that were not visible yet (PostgreSQL transactions may commit out of id order), each with
-    the transaction horizon after which a still-missing id is known to have been rolled back.
-    """
-
-    __tablename__ = "summary_fold"
-
-    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    high_water: int = Field(sa_column=Column(Integer, nullable=False))
-    holes: list[Any] = Field(sa_column=Column(JSON, nullable=False))
-    entries: int = Field(sa_column=Column(Integer, nullable=False))
-    updated_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-
-
 class LogTree(SQLModel, table=True):
     """The Merkle tree over the log's entry hashes in id order (RFC 9162), one row (id 1).
 
@@ -319,86 +191,6 @@ class LogTree(SQLModel, table=True):
     frontier: list[Any] = Field(sa_column=Column(JSON, nullable=False))
     root: str = Field(sa_column=Column(String(64), nullable=False))
     updated_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-
-
-# --- principals and their credentials (tiergate.store.credentials) ---
-
-
-class Principal(SQLModel, table=True):
-    """Someone who may come through the server's doors: ``human:alice`` or ``agent:triage-bot``."""
-
-    __tablename__ = "principals"
-
-    id: str = Field(sa_column=Column(String(160), primary_key=True))
-    kind: str = Field(sa_column=Column(String(16), nullable=False))
-    name: str = Field(sa_column=Column(String(200), nullable=False))
-    email: Optional[str] = Field(default=None, sa_column=Column(String(320), nullable=True))
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    created_by: str = Field(sa_column=Column(String(160), nullable=False))
-    disabled_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-
-
-class Token(SQLModel, table=True):
-    """A bearer token of a principal. Only the SHA-256 of the secret is kept (``secret_hash``)."""
-
-    __tablename__ = "tokens"
-    __table_args__ = (UniqueConstraint("secret_hash", name="uq_tokens_secret_hash"),
-                      Index("ix_tokens_principal", "principal_id"))
-
-    id: str = Field(sa_column=Column(String(32), primary_key=True))
-    principal_id: str = Field(sa_column=Column(String(160), nullable=False))
-    secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    created_by: str = Field(sa_column=Column(String(160), nullable=False))
-    expires_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    last_used_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    revoked_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    revoked_by: Optional[str] = Field(default=None, sa_column=Column(String(160), nullable=True))
-
-
-class CredentialEvent(SQLModel, table=True):
-    """Append-only: a principal added or disabled, a token issued or revoked, and who did it, through which door."""
-
-    __tablename__ = "credential_events"
-
-    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
-    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    event: str = Field(sa_column=Column(String(32), nullable=False))
-    principal_id: str = Field(sa_column=Column(String(160), nullable=False))
-    token_id: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
-    actor: str = Field(sa_column=Column(String(160), nullable=False))
-    door: str = Field(sa_column=Column(String(64), nullable=False))
-    detail: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-
-
-class Password(SQLModel, table=True):
-    """A person's password, as an argon2id hash, and the failed sign-ins since the last good one."""
-
-    __tablename__ = "passwords"
-
-    principal_id: str = Field(sa_column=Column(String(160), primary_key=True))
-    hash: str = Field(sa_column=Column(String(255), nullable=False))
-    set_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    set_by: str = Field(sa_column=Column(String(160), nullable=False))
-    failures: int = Field(sa_column=Column(Integer, nullable=False, server_default="0"))
-    locked_until: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-
-
-class WebSession(SQLModel, table=True):
-    """A signed-in person's session on the web pages. Only the SHA-256 of its secret is kept;
-    ``id`` is not secret: log entries name the door ``session:<id>``."""
-
-    __tablename__ = "web_sessions"
-    __table_args__ = (UniqueConstraint("secret_hash", name="uq_web_sessions_secret_hash"),
-                      Index("ix_web_sessions_principal", "principal_id"))
-
-    id: str = Field(sa_column=Column(String(32), primary_key=True))
-    principal_id: str = Field(sa_column=Column(String(160), nullable=False))
-    secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    last_seen_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    ended_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class Claim(SQLModel, table=True):
@@ -438,57 +230,6 @@ class DeploymentFile(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
 
 
-# --- webhooks (tiergate.webhooks) ---
-
-
-class WebhookDelivery(SQLModel, table=True):
-    """One POST owed to one webhook for one log entry: pending, delivered or dead (retries used up)."""
-
-    __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("hook", "entry_id", name="uq_webhook_deliveries_hook_entry"),
-                      Index("ix_webhook_deliveries_due", "status", "next_at"))
-
-    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
-    hook: str = Field(sa_column=Column(String(64), nullable=False))
-    entry_id: int = Field(sa_column=Column(BigInteger, nullable=False))
-    event: str = Field(sa_column=Column(String(32), nullable=False))
-    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    status: str = Field(sa_column=Column(String(16), nullable=False))
-    attempts: int = Field(sa_column=Column(Integer, nullable=False))
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    next_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    delivered_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    last_error: Optional[str] = Field(default=None, sa_column=Column(String(500), nullable=True))
-
-
-class WebhookScan(SQLModel, table=True):
-    """How far the log was read for webhooks: every id up to ``high_water``, except ``holes``
-    (ids not yet visible, as in ``SummaryFold``)."""
-
-    __tablename__ = "webhook_scan"
-
-    id: int = Field(sa_column=Column(Integer, primary_key=True))
-    high_water: int = Field(sa_column=Column(BigInteger, nullable=False))
-    holes: list[Any] = Field(sa_column=Column(JSON, nullable=False))
-
-
-class DoorRefusal(SQLModel, table=True):
-    """One attempt refused at a door before it reached a run; every field bounded, no content."""
-
-    __tablename__ = "door_refusals"
-
-    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
-    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
-    door: str = Field(sa_column=Column(String(16), nullable=False))  # mcp-stdio | mcp | api | cli | engine
-    credential: Optional[str] = Field(default=None, sa_column=Column(String(80), nullable=True))
-    actor: Optional[str] = Field(default=None, sa_column=Column(String(128), nullable=True))
-    attempt: str = Field(sa_column=Column(String(32), nullable=False))
-    code: str = Field(sa_column=Column(String(32), nullable=False))
-    problem: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
-    sha256: Optional[str] = Field(default=None, sa_column=Column(String(64), nullable=True))
-    bytes: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-
-
 class DataStore(SQLModel, table=True):
     """The current value of one BPMN data store of a process, shared by its runs (``tiergate.datastores``).
 
@@ -506,63 +247,3 @@ class DataStore(SQLModel, table=True):
     run_id: str = Field(sa_column=Column(String(32), nullable=False))
     step: Optional[str] = Field(default=None, sa_column=Column(String(255), nullable=True))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class ScheduledStart(SQLModel, table=True):
-    """One run started by a timer-cycle start event at one due time (``tiergate.schedules``).
-
-    The key (process, start event, due time) is the exactly-once guard: the row is inserted in the
-    transaction that inserts the run, so two workers (or a worker that crashed mid-way) never start
-    two runs for one due time. ``seq`` is the due time's place in the cycle (0 for the first), so a
-    finite ``R3/...`` stops after its third."""
-
-    __tablename__ = "scheduled_starts"
-
-    process_id: str = Field(sa_column=Column(String(64), primary_key=True))
-    start_event: str = Field(sa_column=Column(String(255), primary_key=True))
-    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
-    cycle: str = Field(sa_column=Column(String(255), nullable=False))
-    seq: int = Field(sa_column=Column(Integer, nullable=False))
-    run_id: str = Field(sa_column=Column(String(32), nullable=False))
-    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class SignalBroadcast(SQLModel, table=True):
-    """A signal thrown inside a run (``run_id``) or sent from outside (``run_id`` None, with its ``data``),
-    owed to the runs waiting for it (``tiergate.signals``: the outbox).
-
-    Written in the transaction of the move that threw it, so a crash after that commit cannot lose
-    it; ``delivered_at`` is set once every run waiting for it was reached. ``lease_until``: until
-    then the one delivering it (the throwing move's process, or a worker that took it) holds it;
-    after, a worker may take it over."""
-
-    __tablename__ = "signal_broadcasts"
-    __table_args__ = (Index("ix_signal_broadcasts_pending", "delivered_at", "lease_until"),)
-
-    id: str = Field(sa_column=Column(String(32), primary_key=True))
-    signal: str = Field(sa_column=Column(String(200), nullable=False))
-    run_id: Optional[str] = Field(default=None, sa_column=Column(String(32), nullable=True))
-    element: Optional[str] = Field(default=None, sa_column=Column(String(255), nullable=True))
-    sender: str = Field(sa_column=Column(String(160), nullable=False))
-    door: Optional[str] = Field(default=None, sa_column=Column(String(80), nullable=True))
-    depth: int = Field(sa_column=Column(Integer, nullable=False))
-    thrown_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    lease_until: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    attempts: int = Field(sa_column=Column(Integer, nullable=False))
-    delivered_at: Optional[datetime] = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    outcome: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
-    data: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
-
-
-class SignalDelivery(SQLModel, table=True):
-    """One run a broadcast reached (``target`` its id) or one process it started (``process:<id>``).
-
-    Inserted in the transaction of the receiving run's move (or of the started run's insert): the key
-    makes each broadcast reach each run once, whoever delivers it and however often."""
-
-    __tablename__ = "signal_deliveries"
-
-    broadcast_id: str = Field(sa_column=Column(String(32), primary_key=True))
-    target: str = Field(sa_column=Column(String(100), primary_key=True))
-    run_id: str = Field(sa_column=Column(String(32), nullable=False))
-    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
