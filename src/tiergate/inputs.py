@@ -197,6 +197,40 @@ def check_reason(reason: Any, field: str = "reason") -> str:
     return reason
 
 
+#: How an id or a name is called in a message, by the field (the API's path or query parameter, the
+#: MCP tool's argument) that carries it.
+_ID_WORDS = {"run": ("run id", "send the run id as `tiergate runs` lists it"),
+             "step": ("step id", "send a step id as the run's status lists it"),
+             "process": ("process id", "send a process id as `tiergate processes` lists it"),
+             "name": ("name", "send the message's or signal's name as the process's BPMN gives it"),
+             "status": ("status", "send active, completed, cancelled or failed")}
+
+
+def check_id(value: Any, field: str) -> None:
+    """Refuse an id or a name (a run, a step, a process, a signal's name) that no database can look up
+    alike: one holding a NUL character (PostgreSQL refuses it in any statement, SQLite would find
+    nothing) or a lone surrogate (no UTF-8 spelling). No such id can exist, so the answer is the
+    same on every database: ``invalid_input`` naming the field, before anything is looked up."""
+    if not isinstance(value, str) or value.isascii() and "\x00" not in value:
+        return
+    what, fix = _ID_WORDS.get(field, (field, f"send the {field} without it"))
+    shown = json.dumps(value[:80])
+    if "\x00" in value:
+        problem, why = "nul_character", "holds a NUL character (U+0000)"
+    else:
+        try:
+            value.encode("utf-8")
+            return
+        except UnicodeEncodeError as exc:
+            problem, why = "lone_surrogate", f"holds a lone surrogate (U+{ord(value[exc.start]):04X}), not valid Unicode"
+    err = InputMalformed(f"the {what} {shown} {why}, which no {what} has: there is no such {field}. Nothing was "
+                         f"changed; {fix}.", code="invalid_input",
+                         details={"field": field, "problem": problem})
+    err.facts, err.field = facts_of(value), field
+    err.details.update(err.facts.to_dict())
+    raise err
+
+
 def _walk(value: Any, paths: bool = True) -> int:
     """Depth, number of values, a lower bound of the size, finite numbers, valid text, string keys.
 

@@ -81,6 +81,17 @@ def plain_text(value: str, option: str) -> str:
     return value
 
 
+def _plain_arguments(ctx: click.Context, given: dict[str, Any]) -> None:
+    """Each argument (RUN, STEP, PROCESS, ...) as valid Unicode: bytes that were not UTF-8 on the command line
+    name no run, step or process on any database, and are refused naming the argument (``invalid_encoding``)."""
+    for param in ctx.command.params:
+        if isinstance(param, click.Argument) and param.name in given:
+            values = given[param.name]
+            for value in values if isinstance(values, tuple) else (values,):
+                if isinstance(value, str) and not value.isascii():
+                    plain_text(value, param.human_readable_name)
+
+
 def read_text_option(name: str, option: str) -> str:
     """The text of ``@FILE`` (``@-``: standard input) for an option, as UTF-8, or a UsageError."""
     try:
@@ -130,6 +141,7 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
             home = home or (ctx.obj or {}).get("home")
             engine: Engine | None = None
             try:
+                _plain_arguments(ctx, kwargs)
                 engine = _engine(home, direct, reads)
                 data = func(engine, *args, **kwargs)
             except TiergateError as err:
