@@ -134,9 +134,13 @@ def send(engine: Engine, name: str, data: dict[str, Any], who: Actor) -> dict[st
     try:
         _, answer = _deliver(engine, broadcast_id, who)
     except DatabaseError as err:
+        # The database's own words only: its usual advice ("nothing was recorded; run the command again") is
+        # wrong here, where the broadcast is recorded and sending the signal again is another broadcast.
+        cause = err.details.get("cause") or ("its connection broke" if err.code == "connection_lost" else err.code)
         raise DatabaseError(f"signal '{name}' is recorded as broadcast {broadcast_id}, but the database failed while "
-                            f"it was being delivered ({err.message}). Some runs may have been reached; `tiergate "
-                            "worker` reaches the others (none twice) once the database is back and the hold "
+                            f"it was being delivered ({cause}). Some runs may have been reached. Do not send the "
+                            "signal again (that is another broadcast, which would start its processes again): "
+                            "`tiergate worker` reaches the others (none twice) once the database is back and the hold "
                             "(signal_lease_seconds) is over. See it with `tiergate signals`.",
                             code=err.code, details={**err.details, "broadcast": broadcast_id}) from err
     if answer is None:  # delivered by someone else meanwhile (a worker, after the hold): its outcome
