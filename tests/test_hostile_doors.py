@@ -348,3 +348,29 @@ def test_a_command_line_argument_that_is_not_utf8_is_refused_naming_it(
         assert done.returncode == 2 and b"Traceback" not in done.stderr, done
         error = json.loads(done.stdout)["error"]
         assert error["code"] == "invalid_encoding" and error["message"].startswith(f"{name} is not valid UTF-8 text")
+
+
+def test_a_json_rpc_batch_or_a_bare_value_to_mcp_gets_tiergates_own_error(
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
+    """MCP has no batches (since 2025-06-18): a JSON array is answered -32600 saying so, not with the SDK's
+    validation text, and recorded; a bare JSON value likewise, saying what a request is."""
+    token = issue_token(cli, demo_home, "agent:bot")
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+    with server.client(token) as http:
+        batch = http.post("/mcp", headers=headers, content=json.dumps(
+            [{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {"jsonrpc": "2.0", "id": 2, "method": "ping"}]))
+        assert batch.status_code == 400, batch.text
+        error = batch.json()["error"]
+        assert (batch.json()["id"], error["code"], error["data"]["problem"]) == (None, -32600, "batch"), error
+        assert error["message"].startswith("Invalid Request: a batch (a JSON array of messages) is not supported")
+        assert "Send each message as its own request." in error["message"] and "validation" not in error["message"]
+        bare = http.post("/mcp", headers=headers, content=b'"tools/list"')
+        assert bare.status_code == 400 and bare.json()["error"]["code"] == -32600, bare.text
+        assert 'a request is {"jsonrpc": "2.0", "id": ...' in bare.json()["error"]["message"]
+        one = http.post("/mcp", headers=headers, content=json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}))
+        assert one.status_code == 200 and one.json()["id"] == 3  # one message at a time is answered as ever
+    refusals = doorlog.entries(make_engine(demo_home))
+    assert [(r["door"], r["code"], r["problem"], r["actor"]) for r in refusals[:2]] == [
+        ("mcp", "-32600", "not_jsonrpc", "agent:bot"), ("mcp", "-32600", "batch", "agent:bot")]
+    _no_traceback(server)
