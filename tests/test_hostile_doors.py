@@ -374,3 +374,30 @@ def test_a_json_rpc_batch_or_a_bare_value_to_mcp_gets_tiergates_own_error(
     assert [(r["door"], r["code"], r["problem"], r["actor"]) for r in refusals[:2]] == [
         ("mcp", "-32600", "not_jsonrpc", "agent:bot"), ("mcp", "-32600", "batch", "agent:bot")]
     _no_traceback(server)
+
+
+def test_a_step_or_run_id_longer_than_any_is_refused_alike_on_every_database(
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
+    """PostgreSQL refuses to log an attempt naming a step id longer than the log keeps (128 characters),
+    where SQLite logged `unknown_step`: such an id names no step, and is refused before anything, at every door."""
+    token = issue_token(cli, demo_home, "agent:bot")
+    with server.client(token) as http:
+        run = http.post("/api/runs", json=START).json()["data"]["id"]
+        for path, field in ((f"/api/runs/{run}/steps/{'x' * 129}/complete", "step"),
+                            (f"/api/runs/{run}/steps/{'x' * 129}/claim", "step"), (f"/api/runs/{'a' * 33}", "run")):
+            answer = http.post(path, json={}) if "/steps/" in path else http.get(path)
+            assert answer.status_code == 400, (path, answer.text)
+            error = answer.json()["error"]
+            assert (error["code"], error["details"]["field"], error["details"]["problem"]) == \
+                ("invalid_input", field, "too_long"), error
+            assert f"characters, and no {field} id has more than" in error["message"], error
+        ok = http.post(f"/api/runs/{run}/steps/{'x' * 128}/complete", json={})  # as long as any: looked for
+        assert ok.status_code == 409 and ok.json()["error"]["details"]["reason"] == "unknown_step", ok.text
+    done = cli("complete", run, "y" * 200, "--evidence", "{}", "--actor", "agent:bot", "--json", home=demo_home)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done
+    assert (done.json["error"]["code"], done.json["error"]["details"]["problem"]) == ("invalid_input", "too_long")
+    refusals = doorlog.entries(make_engine(demo_home))
+    assert [(r["door"], r["attempt"], r["problem"]) for r in refusals[:4]] == [
+        ("cli", "complete", "too_long"), ("api", "read run", "too_long"), ("api", "claim", "too_long"),
+        ("api", "complete", "too_long")]
+    _no_traceback(server)

@@ -92,6 +92,23 @@ def _plain_arguments(ctx: click.Context, given: dict[str, Any]) -> None:
                     plain_text(value, param.human_readable_name)
 
 
+def _possible_ids(ctx: click.Context, given: dict[str, Any], engine: Any) -> None:
+    """RUN and STEP no run or step can have (longer than the database keeps: ``inputs.check_id``), refused
+    alike on every database before anything is looked up; recorded in ``door_refusals`` on the database."""
+    from tiergate.inputs import InputRefused, check_id
+
+    for name in ("run", "step"):
+        try:
+            check_id(given.get(name), name)
+        except InputRefused as err:
+            if hasattr(engine, "via"):  # on the database (not a client of a server): recorded at the CLI's door
+                from tiergate import doorlog
+
+                doorlog.record(engine, door="cli", attempt=(ctx.command.name or "cli")[:32], code=err.code,
+                               problem=err.details["problem"], facts=err.facts)
+            raise
+
+
 def read_text_option(name: str, option: str) -> str:
     """The text of ``@FILE`` (``@-``: standard input) for an option, as UTF-8, or a UsageError."""
     try:
@@ -143,6 +160,7 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
             try:
                 _plain_arguments(ctx, kwargs)
                 engine = _engine(home, direct, reads)
+                _possible_ids(ctx, kwargs, engine)
                 data = func(engine, *args, **kwargs)
             except TiergateError as err:
                 _fail(err, as_json)
