@@ -5,6 +5,9 @@ output), and nothing changes but the record of the refusal."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -293,8 +296,10 @@ def test_api_bodies_of_the_wrong_kind_depth_or_size_are_refused_and_recorded(
 
 
 def test_a_nul_character_is_refused_as_input_on_every_database(
-        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], db_url: str) -> None:
-    """Valid JSON that PostgreSQL keeps in no text field: the client's input (4xx), never the database's 503."""
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
+    """Valid JSON that PostgreSQL keeps in no text field: the client's input (4xx), never the database's 503.
+    An id or name holding one (no run, step or process has one) is answered alike on every database:
+    400 ``invalid_input`` naming the field, before anything is looked up, and recorded at the door."""
     token = issue_token(cli, demo_home, "agent:bot")
     with server.client(token) as http:
         run = http.post("/api/runs", json=START).json()["data"]["id"]
@@ -305,10 +310,94 @@ def test_a_nul_character_is_refused_as_input_on_every_database(
         assert (error["code"], error["details"]["problem"], error["details"]["pointer"]) == \
             ("invalid_evidence", "nul_character", "/summary")
         assert "NUL character (U+0000)" in error["message"]
-        for path in ("/api/runs/a%00b", f"/api/runs/{run}/steps/ga%00/complete", "/api/runs?process=a%00"):
-            answer = http.post(path, json={"evidence": {}}) if path.endswith("complete") else http.get(path)
-            assert answer.status_code < 500, (path, answer.text)  # SQLite finds no such run (404), or no such runs
-            if not db_url.startswith("sqlite"):  # PostgreSQL cannot even look such an id up: said so
-                assert answer.status_code == 400 and answer.json()["error"]["details"]["problem"] == "nul_character"
+        for path, field in (("/api/runs/a%00b", "run"), (f"/api/runs/{run}/steps/ga%00/complete", "step"),
+                            ("/api/runs?process=a%00", "process"), ("/api/runs/a%00b/log", "run"),
+                            (f"/api/runs/{run}/steps/ga%00/skip", "step")):
+            answer = http.post(path, json={"reason": "r"} if path.endswith("skip") else {"evidence": {}}) \
+                if "/steps/" in path else http.get(path)
+            assert answer.status_code == 400, (path, answer.text)
+            error = answer.json()["error"]
+            assert (error["code"], error["details"]["field"], error["details"]["problem"]) == \
+                ("invalid_input", field, "nul_character"), (path, error)
+            assert f"there is no such {field}. Nothing was changed" in error["message"], error
+        mcp = http.post("/mcp", headers={"Content-Type": "application/json", "MCP-Protocol-Version": "2025-06-18",
+                                         "Accept": "application/json, text/event-stream"},
+                        content=json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+                            "name": "complete_step", "arguments": {"run": run, "step": "g\u0000", "evidence": {}}}}))
+        envelope = mcp.json()["result"]["structuredContent"]
+        assert (envelope["error"]["code"], envelope["error"]["details"]["field"]) == ("invalid_input", "step"), envelope
+        assert 'the step id "g\\u0000" holds a NUL character' in envelope["error"]["message"]
         assert http.get(f"/api/runs/{run}").json()["data"]["ready"] == ["gather"]
+        assert [e["event"] for e in http.get(f"/api/runs/{run}/log").json()["data"]][-1] == "refused"  # evidence's
+    refusals = doorlog.entries(make_engine(demo_home))
+    assert [(r["door"], r["attempt"], r["code"], r["problem"]) for r in refusals[:6]] == [  # newest first
+        ("mcp", "complete", "invalid_input", "nul_character"), ("api", "skip", "invalid_input", "nul_character"),
+        ("api", "read log", "invalid_input", "nul_character"), ("api", "read runs", "invalid_input", "nul_character"),
+        ("api", "complete", "invalid_input", "nul_character"), ("api", "read run", "invalid_input", "nul_character")]
+    _no_traceback(server)
+
+
+def test_a_command_line_argument_that_is_not_utf8_is_refused_naming_it(
+        demo_home: HomeBuilder, db_url: str) -> None:
+    """Bytes that are not UTF-8 name no run or step on any database: the argument is named, exit 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
+    env.update(TIERGATE_DATABASE_URL=db_url, TIERGATE_ACTOR="agent:bot")
+    for args, name in (([b"status", b"a\xffb"], "RUN"), ([b"complete", b"abc", b"g\xed\xa0\x80"], "STEP")):
+        done = subprocess.run([sys.executable, "-m", "tiergate", *args, b"--json"], capture_output=True, env=env,
+                              cwd=demo_home.root, timeout=120)
+        assert done.returncode == 2 and b"Traceback" not in done.stderr, done
+        error = json.loads(done.stdout)["error"]
+        assert error["code"] == "invalid_encoding" and error["message"].startswith(f"{name} is not valid UTF-8 text")
+
+
+def test_a_json_rpc_batch_or_a_bare_value_to_mcp_gets_tiergates_own_error(
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
+    """MCP has no batches (since 2025-06-18): a JSON array is answered -32600 saying so, not with the SDK's
+    validation text, and recorded; a bare JSON value likewise, saying what a request is."""
+    token = issue_token(cli, demo_home, "agent:bot")
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+    with server.client(token) as http:
+        batch = http.post("/mcp", headers=headers, content=json.dumps(
+            [{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {"jsonrpc": "2.0", "id": 2, "method": "ping"}]))
+        assert batch.status_code == 400, batch.text
+        error = batch.json()["error"]
+        assert (batch.json()["id"], error["code"], error["data"]["problem"]) == (None, -32600, "batch"), error
+        assert error["message"].startswith("Invalid Request: a batch (a JSON array of messages) is not supported")
+        assert "Send each message as its own request." in error["message"] and "validation" not in error["message"]
+        bare = http.post("/mcp", headers=headers, content=b'"tools/list"')
+        assert bare.status_code == 400 and bare.json()["error"]["code"] == -32600, bare.text
+        assert 'a request is {"jsonrpc": "2.0", "id": ...' in bare.json()["error"]["message"]
+        one = http.post("/mcp", headers=headers, content=json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}))
+        assert one.status_code == 200 and one.json()["id"] == 3  # one message at a time is answered as ever
+    refusals = doorlog.entries(make_engine(demo_home))
+    assert [(r["door"], r["code"], r["problem"], r["actor"]) for r in refusals[:2]] == [
+        ("mcp", "-32600", "not_jsonrpc", "agent:bot"), ("mcp", "-32600", "batch", "agent:bot")]
+    _no_traceback(server)
+
+
+def test_a_step_or_run_id_longer_than_any_is_refused_alike_on_every_database(
+        server: Server, demo_home: HomeBuilder, cli: Callable[..., CLIResult], make_engine: Any) -> None:
+    """PostgreSQL refuses to log an attempt naming a step id longer than the log keeps (128 characters),
+    where SQLite logged `unknown_step`: such an id names no step, and is refused before anything, at every door."""
+    token = issue_token(cli, demo_home, "agent:bot")
+    with server.client(token) as http:
+        run = http.post("/api/runs", json=START).json()["data"]["id"]
+        for path, field in ((f"/api/runs/{run}/steps/{'x' * 129}/complete", "step"),
+                            (f"/api/runs/{run}/steps/{'x' * 129}/claim", "step"), (f"/api/runs/{'a' * 33}", "run")):
+            answer = http.post(path, json={}) if "/steps/" in path else http.get(path)
+            assert answer.status_code == 400, (path, answer.text)
+            error = answer.json()["error"]
+            assert (error["code"], error["details"]["field"], error["details"]["problem"]) == \
+                ("invalid_input", field, "too_long"), error
+            assert f"characters, and no {field} id has more than" in error["message"], error
+        ok = http.post(f"/api/runs/{run}/steps/{'x' * 128}/complete", json={})  # as long as any: looked for
+        assert ok.status_code == 409 and ok.json()["error"]["details"]["reason"] == "unknown_step", ok.text
+    done = cli("complete", run, "y" * 200, "--evidence", "{}", "--actor", "agent:bot", "--json", home=demo_home)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done
+    assert (done.json["error"]["code"], done.json["error"]["details"]["problem"]) == ("invalid_input", "too_long")
+    refusals = doorlog.entries(make_engine(demo_home))
+    assert [(r["door"], r["attempt"], r["problem"]) for r in refusals[:4]] == [
+        ("cli", "complete", "too_long"), ("api", "read run", "too_long"), ("api", "claim", "too_long"),
+        ("api", "complete", "too_long")]
     _no_traceback(server)

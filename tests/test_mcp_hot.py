@@ -157,10 +157,12 @@ def test_only_tool_calls_take_the_hot_path(demo_home: HomeBuilder, db_url: str, 
     assert cli("tokens", "revoke", revoked["id"], home=demo_home).returncode == 0
     refused = anyio.run(lambda: post(app, _call(), authorization=f"Bearer {revoked['token']}"))
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
-    left = [_call() | {"method": "tools/list"}, _call(requestState="x"), _call() | {"id": None}, [_call()],
+    left = [_call() | {"method": "tools/list"}, _call(requestState="x"), _call() | {"id": None},
             {"jsonrpc": "2.0", "method": "initialize", "id": 1, "params": {}}]
     for body in left:
         sdk_failed(anyio.run(post, app, body))
+    batch = anyio.run(post, app, [_call()])  # neither path: the doors answer it (MCP has no batches)
+    assert batch.status_code == 400 and batch.json()["error"]["data"]["problem"] == "batch", batch.text
     for headers in ({"mcp-protocol-version": "2026-07-28"}, {"accept": "text/event-stream"},
                     {"host": "evil.example"}, {"origin": "http://evil.example"}):  # after the same Host passed
         sdk_failed(anyio.run(lambda headers=headers: post(app, _call(), **headers)))

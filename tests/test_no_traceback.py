@@ -161,6 +161,9 @@ def test_malformed_json_rpc_and_bad_arguments_get_answers(demo_home: HomeBuilder
     assert "Traceback" not in stderr, stderr
     nulls = sorted(a["error"]["code"] for key, a in answers.items() if str(key).startswith("null-"))
     assert nulls == [-32700, -32700, -32600], answers
+    [batch] = [a for key, a in answers.items() if str(key).startswith("null-") and a["error"]["code"] == -32600]
+    assert batch["error"]["data"]["problem"] == "batch" and "a batch (a JSON array of messages) is not supported" \
+        in batch["error"]["message"], batch
     assert answers[3]["error"]["code"] == -32600 and "nested more than 40 levels" in answers[3]["error"]["message"]
     assert answers[3]["error"]["data"]["limit"] == "message_depth"
     nan = answers[5]  # refused by the transport's one strict parser: NaN is not JSON

@@ -111,3 +111,29 @@ def test_the_broadcasts_over_the_api_and_the_door_of_refusals_the_engine_records
     barred = cli("signals", "--json", home=signal_home, env={**remote, "TIERGATE_TOKEN": agent})
     assert barred.returncode == 1 and barred.json["error"]["details"]["reason"] == "actor_not_allowed", barred
     assert "Traceback" not in signal_server.errlog.read_text()
+
+
+def test_a_signal_from_outside_over_the_signal_runs_budget_is_recorded_as_refused_at_its_door(
+        signal_home: HomeBuilder, db_url: str, cli: Cli, tmp_path: Path) -> None:
+    """The runs and processes the budget kept it from are listed in the answer, and the attempt is a row of
+    `tiergate log refusals` at the sender's door (refused, signal_budget), as a thrown one is a `refused`
+    entry on the run that threw it."""
+    token = issue_token(cli, signal_home, "agent:ci")
+    budget = {"TIERGATE_LIMIT_SIGNAL_RUNS": "1"}
+    with running_server(signal_home.root, db_url, tmp_path / "server.log", env=budget) as server, \
+            server.client(token) as http:
+        runs = [http.post("/api/runs", json={"process": "waiter", "data": {}}).json()["data"]["id"] for _ in range(2)]
+        for run in runs:
+            assert http.post(f"/api/runs/{run}/steps/submit/complete", json={"evidence": {}}).status_code == 200
+        sent = http.post("/api/signals", json={"name": "go_live", "data": {}})
+        assert sent.status_code == 200, sent.text
+        answer = sent.json()["data"]
+        assert answer["reached"] == 1 and len(answer["not_reached_over_budget"]) == 2, answer  # a run, the starter
+        assert "Traceback" not in server.errlog.read_text()
+    direct = cli("signal", "go_live", "--actor", "human:bob", "--json", home=signal_home, env=budget)
+    assert direct.returncode == 0 and direct.json["data"]["reached"] == 1, direct  # the run still waiting
+    assert direct.json["data"]["not_reached_over_budget"] == ["process:starter"]
+    rows = cli("log", "refusals", "--json", home=signal_home).json["data"]
+    assert [(r["door"], r["attempt"], r["code"], r["problem"], r["actor"], r["credential"][:6]) for r in rows] == [
+        ("cli", "signal", "refused", "signal_budget", "human:bob", "direct"),
+        ("api", "signal", "refused", "signal_budget", "agent:ci", "token:")]

@@ -465,3 +465,58 @@ def test_the_miwg_models_with_data_stores_are_not_refused_for_them(
         assert not [p for p in problems if "no process" in p.lower()], problems  # the pool itself was checked
         assert not [p for p in problems if "data store" in p.lower() or "datastore" in p.lower()], problems
 
+
+
+SHARING = with_store("sharing", (
+    '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/><bpmn:startEvent id="start"/>'
+    + script("bump", "counter = (counter or 0) + 1\nshare = 12 // parts", reads("counter_ref"), writes("counter_ref"))
+    + user("after") + '<bpmn:endEvent id="end"/>' + chain("start", "bump", "after", "end")))
+
+
+def test_a_retried_element_reads_its_stores_again_and_never_writes_from_its_old_read(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """A script that read the store and failed, retried after another run wrote the store: it runs on the
+    store's value as it is at the retry, so the other run's update is not lost (no stale_read write)."""
+    engine = engine_for(tmp_path, make_engine, {"sharing": SHARING})
+    failed = engine.start("sharing", {"parts": 0}, actor="agent:a")
+    assert failed.status == "failed" and engine.data_stores() == []
+    engine.start("sharing", {"parts": 3}, actor="agent:a")
+    assert [(s["value"], s["version"]) for s in engine.data_stores("sharing")] == [(1, 1)]
+    retried = engine.retry(failed.id, "bump", {"parts": 4}, actor="human:alice")
+    assert retried.status == "active" and [s.id for s in retried.ready_steps] == ["after"]
+    assert [(s["value"], s["version"]) for s in engine.data_stores("sharing")] == [(2, 2)]  # 1 + 1: nothing lost
+    [entry] = [e for e in engine.log(failed.id) if e["event"] == "data_store_written"]
+    assert (entry["detail"]["read_version"], entry["detail"]["previous"], entry["detail"]["version"]) == (1, 1, 2)
+    assert "stale_read" not in entry["detail"]
+    assert engine.verify_log()["ok"] is True
+
+
+def test_a_retry_of_a_step_whose_evidence_was_decided_on_a_stale_read_is_refused(
+        tmp_path: Path, make_engine: Callable[..., Engine], cli: Callable[..., Any]) -> None:
+    """The step read the store, its completion failed (a data object it writes is missing), another run wrote
+    the store: a retry would write the evidence's value, decided on the old one. Refused through the CLI,
+    nothing written, the run still failed, the attempt logged."""
+    process = with_store("noting", (
+        '<bpmn:dataStoreReference id="counter_ref" dataStoreRef="counter"/>'
+        '<bpmn:dataObject id="note"/><bpmn:dataObjectReference id="note_ref" dataObjectRef="note"/>'
+        '<bpmn:startEvent id="start"/>' + step("record", reads("counter_ref"), writes("counter_ref"), writes("note_ref"))
+        + user("after") + '<bpmn:endEvent id="end"/>' + chain("start", "record", "after", "end")))
+    engine = engine_for(tmp_path, make_engine, {"noting": process})
+    run, other = (engine.start("noting", {}, actor="agent:a") for _ in range(2))
+    assert engine.complete(run.id, "record", {"counter": 3}, actor="agent:a").status == "failed"
+    engine.complete(other.id, "record", {"counter": 7, "note": "n"}, actor="agent:a")
+    engine.close()
+    answer = cli("retry", run.id, "record", "--data", '{"note": "seen"}', "--actor", "human:alice", "--json",
+                 home=tmp_path / "home")
+    assert answer.returncode == 1 and "Traceback" not in answer.stderr, answer
+    error = answer.json["error"]
+    assert error["code"] == "data_store_stale" and error["details"]["stores"][0]["written_by_run"] == other.id
+    assert "was not retried" in error["message"] and "the run is still failed" in error["message"]
+    stores = cli("stores", "--json", home=tmp_path / "home").json["data"]
+    assert [(s["value"], s["version"]) for s in stores] == [(7, 1)]
+    shown = cli("status", run.id, "--json", home=tmp_path / "home").json["data"]
+    assert shown["status"] == "failed"
+    log = cli("log", run.id, "--json", home=tmp_path / "home").json["data"]
+    assert (log[-1]["event"], log[-1]["detail"]["attempt"], log[-1]["detail"]["reason"]) == (
+        "refused", "retry", "data_store_stale")
+    assert not [e for e in log if e["event"] == "data_store_written"]

@@ -206,3 +206,54 @@ def test_the_worker_deletes_a_broadcast_a_week_after_it_was_delivered(
     assert run_pass(engine, now=engine.clock() + timedelta(days=8)) == []
     assert _rows(engine, SignalBroadcast) == [] and _rows(engine, SignalDelivery) == []
     assert signals.pending(engine, all_=True)["broadcasts"] == []
+
+
+def _fail_saves_of(engine: Engine, run_id: str) -> None:
+    """A trigger of the database itself that fails every save of ``run_id`` (as a broken disk would)."""
+    with engine.db.write() as conn:
+        if engine.db.is_sqlite:
+            conn.exec_driver_sql(f"CREATE TRIGGER fail_save BEFORE UPDATE ON runs WHEN OLD.id = '{run_id}' "
+                                 "BEGIN SELECT RAISE(ABORT, 'the disk failed under this run (a test)'); END")
+        else:
+            conn.exec_driver_sql("CREATE FUNCTION fail_save() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                                 "RAISE EXCEPTION 'the disk failed under this run (a test)'; END $$")
+            conn.exec_driver_sql(f"CREATE TRIGGER fail_save BEFORE UPDATE ON runs FOR EACH ROW "
+                                 f"WHEN (OLD.id = '{run_id}') EXECUTE FUNCTION fail_save()")
+
+
+def test_a_signal_sent_while_the_database_fails_midway_names_its_broadcast_and_the_worker_finishes_it(
+        tmp_path: Path, make_engine: Callable[..., Engine], db_url: str, cli: Callable[..., Any]) -> None:
+    """`tiergate signal` reaches the first waiting run, then the database fails on the second: the answer is
+    database_error naming the broadcast (never a traceback), `tiergate signals` lists it pending, and once
+    the database is back the worker reaches the others, none twice."""
+    engine = engine_with(tmp_path, make_engine, {"waiter": WAITER, "starter": STARTER})
+    runs = sorted(engine.start("waiter", {}, actor="agent:a").id for _ in range(2))  # reached oldest id first
+    for run_id in runs:
+        engine.complete(run_id, "submit", {}, actor="agent:a")
+    _fail_saves_of(engine, runs[1])
+    home = tmp_path / "home"
+    sent = subprocess.run([sys.executable, "-m", "tiergate", "signal", "go_live", "--actor", "human:bob", "--json"],
+                          cwd=home, env=_env(db_url, TIERGATE_SIGNAL_LEASE_SECONDS="0"), capture_output=True,
+                          text=True, timeout=300)
+    assert sent.returncode == 1 and "Traceback" not in sent.stderr, sent
+    error = json.loads(sent.stdout)["error"]
+    [pending] = cli("signals", "--json", home=home).json["data"]["broadcasts"]
+    assert error["code"] == "database_error" and error["details"]["broadcast"] == pending["broadcast"], error
+    assert error["message"].startswith(f"signal 'go_live' is recorded as broadcast {pending['broadcast']}, but the "
+                                       "database failed while it was being delivered")
+    assert "being delivered (the disk failed under this run (a test)). Some runs may have been reached. Do not send " \
+        "the signal again" in error["message"] and "tiergate signals" in error["message"]
+    assert "run the command again" not in error["message"].lower()  # it was recorded: a new one is another broadcast
+    assert (pending["sender"], pending["from_outside"], pending["delivered_at"]) == ("human:bob", True, None)
+    assert ready(engine, runs[0]) == ["deploy"] and ready(engine, runs[1]) == []  # half delivered
+    assert engine.runs(process="starter") == []
+
+    with engine.db.write() as conn:  # the database is back
+        conn.exec_driver_sql("DROP TRIGGER fail_save" + ("" if engine.db.is_sqlite else " ON runs"))
+    worker = subprocess.run([sys.executable, "-m", "tiergate", "worker", "--once", "--json"], cwd=home,
+                            env=_env(db_url), capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 0, worker.stderr
+    assert ready(engine, runs[1]) == ["deploy"] and len(engine.runs(process="starter")) == 1
+    assert [len(received(engine, run_id)) for run_id in runs] == [1, 1]  # the first one not reached twice
+    assert cli("signals", "--json", home=home).json["data"]["pending"] == 0
+    assert engine.verify_log()["ok"] is True

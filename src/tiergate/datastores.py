@@ -18,8 +18,9 @@ A person's or agent's step reads the store when it becomes ready and writes it w
 completed, moves apart. For such a move (``strict``: a completion or a skip) a write whose step
 read a version that is no longer the store's is refused (``tiergate.bpmn.datastore.refuse_stale``:
 ``data_store_stale``, the step's read renewed so it shows the current value); the moves the
-engine makes on its own (a timer, a message, a signal, a retry) write anyway, and their entry
-says ``stale_read``.
+engine makes on its own (a timer, a message, a signal) write anyway, and their entry says
+``stale_read``. A retry never writes from a stale read (``tiergate.bpmn.datastore.retry_reads``):
+a failed script reads its stores again, a step's value decided on the old read is refused.
 """
 
 from __future__ import annotations

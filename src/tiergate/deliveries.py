@@ -79,7 +79,8 @@ class Deliveries:
             raise error
         who = self.actor(actor)
         answer = signals.send(self, name, data or {}, who)
-        if answer["reached"] == 0:  # not an error in BPMN: recorded so that it can be found
+        if answer["reached"] == 0 and not answer["not_reached_over_budget"]:  # not an error in BPMN: recorded so
+            # that it can be found (one over the signal_runs budget is recorded as refused, signal_budget)
             doorlog.record(self, door=door or self.door_of(who), attempt="signal", code="signal_unreached", problem=name[:200],
                            actor=who, credential=who.door or DIRECT)
         return answer

@@ -197,6 +197,52 @@ def check_reason(reason: Any, field: str = "reason") -> str:
     return reason
 
 
+#: How an id or a name is called in a message, by the field (the API's path or query parameter, the
+#: MCP tool's argument) that carries it.
+_ID_WORDS = {"run": ("run id", "send the run id as `tiergate runs` lists it"),
+             "step": ("step id", "send a step id as the run's status lists it"),
+             "process": ("process id", "send a process id as `tiergate processes` lists it"),
+             "name": ("name", "send the message's or signal's name as the process's BPMN gives it"),
+             "status": ("status", "send active, completed, cancelled or failed")}
+
+
+#: The longest id of each kind the database keeps (the columns ``runs.id`` and ``log_entries.step``):
+#: a longer one names nothing, and PostgreSQL refuses to log an attempt on it where SQLite would not.
+_ID_CHARS = {"run": 32, "step": 128}
+
+
+def check_id(value: Any, field: str) -> None:
+    """Refuse an id or a name (a run, a step, a process, a signal's name) that no database can look up
+    alike: one holding a NUL character (PostgreSQL refuses it in any statement, SQLite would find
+    nothing), a lone surrogate (no UTF-8 spelling), or a run or step id longer than the database keeps
+    (PostgreSQL refuses to log an attempt on it). No such id can exist, so the answer is the same on
+    every database: ``invalid_input`` naming the field, before anything is looked up."""
+    if not isinstance(value, str):
+        return
+    most = _ID_CHARS.get(field)
+    if value.isascii() and "\x00" not in value and (most is None or len(value) <= most):
+        return
+    if most is not None and len(value) > most:
+        problem, why = "too_long", f"has {len(value)} characters, and no {{what}} has more than {most}"
+    elif "\x00" in value:
+        problem, why = "nul_character", "holds a NUL character (U+0000)"
+    else:
+        try:
+            value.encode("utf-8")
+            return
+        except UnicodeEncodeError as exc:
+            problem, why = "lone_surrogate", f"holds a lone surrogate (U+{ord(value[exc.start]):04X}), not valid Unicode"
+    what, fix = _ID_WORDS.get(field, (field, f"send the {field} without it"))
+    shown = json.dumps(value[:80]) + ("..." if len(value) > 80 else "")
+    why = why.format(what=what) if problem == "too_long" else f"{why}, which no {what} has"
+    err = InputMalformed(f"the {what} {shown} {why}: there is no such {field}. Nothing was changed; {fix}.",
+                         code="invalid_input",
+                         details={"field": field, "problem": problem})
+    err.facts, err.field = facts_of(value), field
+    err.details.update(err.facts.to_dict())
+    raise err
+
+
 def _walk(value: Any, paths: bool = True) -> int:
     """Depth, number of values, a lower bound of the size, finite numbers, valid text, string keys.
 

@@ -42,6 +42,9 @@ def read_line(raw: bytes, on_refused: OnRefused | None = None) -> SessionMessage
         parsed = wirejson.read(raw)
     except wirejson.WireRefused as refused:
         return refusal(refused, on_refused)
+    not_one = wirejson.not_a_message(parsed, raw)  # a batch, a bare value: said so, not validated
+    if not_one is not None:
+        return refusal(not_one, on_refused)
     try:
         return SessionMessage(types.jsonrpc_message_adapter.validate_python(parsed, by_name=False))
     except Exception:  # noqa: BLE001 - pydantic's ValidationError, or whatever a malformed shape raises

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tiergate import doorlog
+from tiergate import doorlog, inputs
 from tiergate.actors import Actor
 from tiergate.credentials import DIRECT, Credential, Credentials, canonical_principal
 from tiergate.engine import Engine
@@ -127,6 +127,18 @@ class Operations:
                        problem=error.details.get("reason"),
                        actor=caller.principal, credential=caller.door)
 
+    def _ids(self, caller: Caller, attempt: str, **given: str | None) -> None:
+        """Refuse an id or name no run, step or process can have (a NUL character, a lone surrogate:
+        ``inputs.check_id``) before anything else, the same on every database; recorded at the door."""
+        for field, value in given.items():
+            try:
+                inputs.check_id(value, field)
+            except inputs.InputRefused as err:
+                doorlog.record(self.engine, door=caller.via, attempt=attempt, code=err.code,
+                               problem=err.details["problem"], facts=err.facts, actor=caller.principal,
+                               credential=caller.door)
+                raise
+
     # --- who acts -----------------------------------------------------------------------------
 
     def acting(self, caller: Caller, claimed: str | None = None, *, run: str | None = None,
@@ -179,12 +191,14 @@ class Operations:
 
     def start(self, caller: Caller, process: str, data: dict[str, Any] | None = None,
               actor: str | None = None) -> dict[str, Any]:
+        self._ids(caller, "start", process=process)
         if data is not None and not isinstance(data, dict):
             raise UsageError("the start data must be a JSON object.", code="invalid_data")
         who = self.acting(caller, actor, attempt="start")
         return self.engine.described(self.engine.start(process, data or {}, actor=who))
 
     def status(self, caller: Caller, run: str) -> dict[str, Any]:
+        self._ids(caller, "read run", run=run)
         self.readable(caller, run)
         return self.engine.described(self.engine.status(run))
 
@@ -194,6 +208,7 @@ class Operations:
         return self.engine.run_view(run, self.status(caller, run))
 
     def guide(self, caller: Caller, run: str, actor: str | None = None, channel: Any = "cli") -> dict[str, Any]:
+        self._ids(caller, "guide", run=run)
         reader = (self.acting(caller, actor, run=None, attempt="guide")
                   if caller.principal is not None or actor is not None or self.engine.default_actor else None)
         self.readable(caller, run)
@@ -201,6 +216,7 @@ class Operations:
 
     def complete(self, caller: Caller, run: str, step: str | None, evidence: Any,
                  actor: str | None = None) -> dict[str, Any]:
+        self._ids(caller, "complete", run=run, step=step)
         who = self.acting(caller, actor, run=run, step=step, attempt="complete")
         if step is not None and evidence is None:
             evidence = {}
@@ -208,17 +224,20 @@ class Operations:
                             lambda: self.engine.described(self.engine.complete(run, step, evidence, actor=who)))
 
     def skip(self, caller: Caller, run: str, step: str, reason: str, actor: str | None = None) -> dict[str, Any]:
+        self._ids(caller, "skip", run=run, step=step)
         who = self.acting(caller, actor, run=run, step=step, attempt="skip")
         return self._unread(caller, run, step, "skip",
                             lambda: self.engine.described(self.engine.skip(run, step, reason, actor=who)))
 
     def cancel(self, caller: Caller, run: str, reason: str, actor: str | None = None) -> dict[str, Any]:
+        self._ids(caller, "cancel", run=run)
         who = self.acting(caller, actor, run=run, attempt="cancel")
         self.readable(caller, run, attempt="cancel")
         return self.engine.described(self.engine.cancel(run, reason, actor=who))
 
     def retry(self, caller: Caller, run: str, step: str, data: dict[str, Any] | None = None,
               actor: str | None = None) -> dict[str, Any]:
+        self._ids(caller, "retry", run=run, step=step)
         who = self.acting(caller, actor, run=run, step=step, attempt="retry")
         self.readable(caller, run, attempt="retry", step=step)
         return self.engine.described(self.engine.retry(run, step, data, actor=who))
@@ -226,6 +245,7 @@ class Operations:
     def message(self, caller: Caller, name: str, correlate: dict[str, Any] | None = None,
                 data: dict[str, Any] | None = None, actor: str | None = None) -> dict[str, Any]:
         """Deliver message ``name`` to the one Tier 1 run waiting for it; the caller is its sender."""
+        self._ids(caller, "message", name=name)
         who = self.acting(caller, actor, attempt="message")
         try:
             return self.engine.described(self.engine.message(name, correlate, data, actor=who))
@@ -237,6 +257,7 @@ class Operations:
     def signal(self, caller: Caller, name: str, data: Any = None, actor: str | None = None) -> dict[str, Any]:
         """Broadcast signal ``name`` to every Tier 1 run and process that catches it; the caller is its sender.
         It reaching nothing is not an error: ``reached`` is 0 (recorded in door_refusals, ``signal_unreached``)."""
+        self._ids(caller, "signal", name=name)
         who = self.acting(caller, actor, attempt="signal")
         return self.engine.signal(name, data, actor=who)
 
@@ -249,6 +270,7 @@ class Operations:
     def runs(self, caller: Caller, process: str | None = None, status: str | None = None,
              mine: bool = False) -> list[dict[str, Any]]:
         """Runs, newest first; ``mine``: only those the caller's principal started."""
+        self._ids(caller, "read runs", process=process, status=status)
         started_by = None
         if mine:
             if caller.principal is None:
@@ -267,15 +289,18 @@ class Operations:
         return self.engine.inbox(self.acting(caller, actor, attempt="inbox"))
 
     def claim(self, caller: Caller, run: str, step: str, actor: str | None = None) -> dict[str, Any]:
+        self._ids(caller, "claim", run=run, step=step)
         who = self.acting(caller, actor, run=run, step=step, attempt="claim")
         return self._unread(caller, run, step, "claim", lambda: self.engine.claim(run, step, who))
 
     def unclaim(self, caller: Caller, run: str, step: str, actor: str | None = None) -> dict[str, Any]:
+        self._ids(caller, "unclaim", run=run, step=step)
         who = self.acting(caller, actor, run=run, step=step, attempt="unclaim")
         self.readable(caller, run, attempt="unclaim", step=step)
         return self.engine.unclaim(run, step, who)
 
     def assign(self, caller: Caller, run: str, step: str, assignee: str, actor: str | None = None) -> dict[str, Any]:
+        self._ids(caller, "assign", run=run, step=step)
         who = self.acting(caller, actor, run=run, step=step, attempt="assign")
         target = canonical_principal(assignee)
         return self._unread(caller, run, step, "assign", lambda: self.engine.assign(run, step, target, actor=who))
@@ -284,6 +309,7 @@ class Operations:
 
     def log(self, caller: Caller, run: str | None = None) -> list[dict[str, Any]]:
         if run is not None:
+            self._ids(caller, "read log", run=run)
             self.readable(caller, run)
         entries = self.engine.log(run)
         if run is not None or caller.principal is None or self.readers.reads_all(caller.principal):
@@ -301,6 +327,7 @@ class Operations:
 
     def _metrics(self, caller: Caller, attempt: str, process: str | None = None, tier: int | None = None,
                  since: str | None = None) -> dict[str, Any]:
+        self._ids(caller, attempt, process=process)
         self._auditor(caller, attempt, "metrics" if process is None else f"the metrics of {process}", process)
         return self.engine.metrics(process=process, tier=tier, since=since)
 

@@ -36,7 +36,9 @@ same process and marked delivered; the caller's answer is ``broadcast``'s, with 
 
 Signals thrown by the runs a broadcast moves or starts are broadcast in turn, within two budgets
 (``tiergate.limits``): ``signal_depth`` throws in a row and ``signal_runs`` runs in all. A throw
-beyond them is not broadcast and is logged ``refused`` (``signal_budget``) on the throwing run.
+beyond them is not broadcast and is logged ``refused`` (``signal_budget``) on the throwing run; for
+a signal sent from outside, the runs it did not reach are recorded in ``door_refusals`` at the
+sender's door (``refused``, ``signal_budget``).
 """
 
 from __future__ import annotations
@@ -132,9 +134,13 @@ def send(engine: Engine, name: str, data: dict[str, Any], who: Actor) -> dict[st
     try:
         _, answer = _deliver(engine, broadcast_id, who)
     except DatabaseError as err:
+        # The database's own words only: its usual advice ("nothing was recorded; run the command again") is
+        # wrong here, where the broadcast is recorded and sending the signal again is another broadcast.
+        cause = err.details.get("cause") or ("its connection broke" if err.code == "connection_lost" else err.code)
         raise DatabaseError(f"signal '{name}' is recorded as broadcast {broadcast_id}, but the database failed while "
-                            f"it was being delivered ({err.message}). Some runs may have been reached; `tiergate "
-                            "worker` reaches the others (none twice) once the database is back and the hold "
+                            f"it was being delivered ({cause}). Some runs may have been reached. Do not send the "
+                            "signal again (that is another broadcast, which would start its processes again): "
+                            "`tiergate worker` reaches the others (none twice) once the database is back and the hold "
                             "(signal_lease_seconds) is over. See it with `tiergate signals`.",
                             code=err.code, details={**err.details, "broadcast": broadcast_id}) from err
     if answer is None:  # delivered by someone else meanwhile (a worker, after the hold): its outcome
@@ -371,7 +377,11 @@ def _refuse(engine: Engine, pending: outbox.Broadcast, who: Actor, message: str)
     from tiergate import log as execution_log
     from tiergate.store import runs as store
 
-    if pending.run_id is None:  # sent from outside: its sender's answer lists the runs not reached
+    if pending.run_id is None:  # sent from outside: no run to log it on; its sender's answer lists the runs
+        from tiergate import doorlog  # not reached, and it is recorded at the sender's door, as refusals are
+
+        doorlog.record(engine, door=engine.door_of(who), attempt="signal", code="refused", problem="signal_budget",
+                       actor=who, credential=who.door or "direct")
         return
     detail = {"attempt": "signal", "reason": "signal_budget", "signal": pending.signal, "broadcast": pending.id,
               "message": message}

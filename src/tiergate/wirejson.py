@@ -35,7 +35,7 @@ class WireRefused(Exception):
     def __init__(self, problem: str, message: str, facts: Facts, request_id: str | int | None = None):
         super().__init__(message)
         # not_utf8 | not_json | not_finite | lone_surrogate | duplicate_key | message_depth | message_bytes
-        # | not_jsonrpc (tiergate.mcpstdio)
+        # | not_jsonrpc | batch (tiergate.mcpstdio, the MCP door)
         self.problem = problem
         self.message, self.facts, self.request_id = message, facts, request_id
 
@@ -62,6 +62,19 @@ class _Strict(Exception):
 
 def facts(raw: bytes) -> Facts:
     return Facts(hashlib.sha256(raw).hexdigest(), len(raw))
+
+
+def not_a_message(value: Any, raw: bytes) -> WireRefused | None:
+    """The refusal of JSON that is not one JSON-RPC message (a batch, a bare value), or None for an object:
+    the SDK would answer it with its validation's text, which says nothing a client can act on."""
+    if isinstance(value, dict):
+        return None
+    if isinstance(value, list):
+        return WireRefused("batch", "a batch (a JSON array of messages) is not supported: MCP has had no batches "
+                           "since protocol version 2025-06-18, and this server answers none. Send each message as "
+                           "its own request", facts(raw))
+    return WireRefused("not_jsonrpc", 'the message is not a JSON-RPC request: a request is {"jsonrpc": "2.0", '
+                       '"id": ..., "method": ..., "params": {...}}', facts(raw))
 
 
 def too_large(size: int, digest: str, head: bytes = b"") -> WireRefused:

@@ -47,6 +47,9 @@ def test_requests_no_page_takes_are_answered_with_a_page_or_the_envelope(web: We
         asked = http.delete("/runs/abc", headers={"Accept": "application/json"})
         assert asked.status_code == 405 and asked.json()["error"]["code"] == "method_not_allowed"
         assert "GET" in asked.headers["allow"] and asked.json()["error"]["details"]["allow"] == ["GET", "HEAD"]
+        # A run id no run can have (a NUL character): the same page on every database, before any lookup.
+        _page(http.get("/runs/a%00b"), 400, "holds a NUL character (U+0000), which no run id has",
+              "<code>invalid_input</code>")
     with web.client(Authorization="Bearer tg_" + "x" * 43) as api:  # the API answers the envelope, after its token
         assert api.get("/api/nope").status_code == 401
 

@@ -207,6 +207,50 @@ def refuse_stale(move: Any, task: Any, step_id: str) -> None:
     access = getattr(move.ctx, "stores", None)
     if access is None or not access.strict:
         return
+    stale = _stale(access, task)
+    if not stale:
+        return
+    read_again(task)  # the step's data: the stores as they are now
+    status = move.run()
+    run_id = move.ctx.run_id
+    what = _stale_words(stale)
+    raise StaleReadError(
+        f"step '{step_id}' of run {run_id} was not completed: {what}. Completing it would overwrite that "
+        f"update with a value decided on the old one. The step now shows the store's current value: read it "
+        f"(tiergate status {run_id}), then complete the step again. Nothing was written.",
+        details={"run": run_id, "step": step_id, "stores": stale, "see": "status"},
+        refreshed=(move.state, status, list(move.events)))
+
+
+def read_again(task: Any) -> None:
+    """The task reads its data stores again: their current values in its data, their versions as its read."""
+    for spec in task.task_spec.data_input_associations:
+        if isinstance(spec, TiergateDataStore):
+            spec.get(task)
+
+
+def retry_reads(move: Any, task: Any, element: str, computes: bool) -> None:
+    """Before a retry runs ``task`` again: if a store it writes was written by another run since the task
+    read it, a task that ``computes`` its output (a script that failed) reads its stores again and runs on
+    their current values; any other (a person's step, whose evidence was decided on the old read, or a
+    task that failed while completing) is refused (``StaleReadError``), the run left failed."""
+    access = getattr(move.ctx, "stores", None)
+    stale = _stale(access, task) if access is not None else []
+    if not stale:
+        return
+    if computes:
+        read_again(task)
+        return
+    run_id = move.ctx.run_id
+    raise StaleReadError(
+        f"'{element}' of run {run_id} was not retried: {_stale_words(stale)}. Completing it again would overwrite "
+        f"that update with a value decided on the old one. Nothing was written; the run is still failed. Cancel it "
+        f"(tiergate cancel {run_id} --reason ...) and start a new one on the store's current value.",
+        details={"run": run_id, "step": element, "stores": stale, "see": "stores"})
+
+
+def _stale(access: Any, task: Any) -> list[dict[str, Any]]:
+    """Each store ``task`` writes that another run wrote since the task read it (its versions, who wrote it)."""
     versions = task.internal_data.get(READ_VERSIONS) or {}
     stale: list[dict[str, Any]] = []
     for spec in task.task_spec.data_output_associations:
@@ -220,21 +264,12 @@ def refuse_stale(move: Any, task: Any, step_id: str) -> None:
                       "version": version, "written_by_run": last.run_id if last else None,
                       "written_at_step": last.step if last else None,
                       "written_at": format_time(last.updated_at) if last and last.updated_at else None})
-    if not stale:
-        return
-    for spec in task.task_spec.data_input_associations:  # the step's data: the stores as they are now
-        if isinstance(spec, TiergateDataStore):
-            spec.get(task)
-    status = move.run()
-    run_id = move.ctx.run_id
-    what = "; ".join(f"data store '{s['store']}'" + (f" ({s['name']})" if s["name"] and s["name"] != s["store"] else "")
+    return stale
+
+
+def _stale_words(stale: list[dict[str, Any]]) -> str:
+    return "; ".join(f"data store '{s['store']}'" + (f" ({s['name']})" if s["name"] and s["name"] != s["store"] else "")
                      + f" was written by run {s['written_by_run']}"
                      + (f" at step '{s['written_at_step']}'" if s["written_at_step"] else "")
                      + (f" at {s['written_at']}" if s["written_at"] else "")
                      + f" after this step read it (version {s['read_version']}, now {s['version']})" for s in stale)
-    raise StaleReadError(
-        f"step '{step_id}' of run {run_id} was not completed: {what}. Completing it would overwrite that "
-        f"update with a value decided on the old one. The step now shows the store's current value: read it "
-        f"(tiergate status {run_id}), then complete the step again. Nothing was written.",
-        details={"run": run_id, "step": step_id, "stores": stale, "see": "status"},
-        refreshed=(move.state, status, list(move.events)))

@@ -81,6 +81,34 @@ def plain_text(value: str, option: str) -> str:
     return value
 
 
+def _plain_arguments(ctx: click.Context, given: dict[str, Any]) -> None:
+    """Each argument (RUN, STEP, PROCESS, ...) as valid Unicode: bytes that were not UTF-8 on the command line
+    name no run, step or process on any database, and are refused naming the argument (``invalid_encoding``)."""
+    for param in ctx.command.params:
+        if isinstance(param, click.Argument) and param.name in given:
+            values = given[param.name]
+            for value in values if isinstance(values, tuple) else (values,):
+                if isinstance(value, str) and not value.isascii():
+                    plain_text(value, param.human_readable_name)
+
+
+def _possible_ids(ctx: click.Context, given: dict[str, Any], engine: Any) -> None:
+    """RUN and STEP no run or step can have (longer than the database keeps: ``inputs.check_id``), refused
+    alike on every database before anything is looked up; recorded in ``door_refusals`` on the database."""
+    from tiergate.inputs import InputRefused, check_id
+
+    for name in ("run", "step"):
+        try:
+            check_id(given.get(name), name)
+        except InputRefused as err:
+            if hasattr(engine, "via"):  # on the database (not a client of a server): recorded at the CLI's door
+                from tiergate import doorlog
+
+                doorlog.record(engine, door="cli", attempt=(ctx.command.name or "cli")[:32], code=err.code,
+                               problem=err.details["problem"], facts=err.facts)
+            raise
+
+
 def read_text_option(name: str, option: str) -> str:
     """The text of ``@FILE`` (``@-``: standard input) for an option, as UTF-8, or a UsageError."""
     try:
@@ -130,7 +158,9 @@ def run_command(human: Callable[[Console, Any], None] | None = None, *,
             home = home or (ctx.obj or {}).get("home")
             engine: Engine | None = None
             try:
+                _plain_arguments(ctx, kwargs)
                 engine = _engine(home, direct, reads)
+                _possible_ids(ctx, kwargs, engine)
                 data = func(engine, *args, **kwargs)
             except TiergateError as err:
                 _fail(err, as_json)

@@ -325,6 +325,9 @@ class BpmnRunner(Runner):
         if task is None:
             raise RefusedError(f"the failed task of '{element}' is no longer in run {ctx.run_id}.",
                                reason="unknown_step", details={"run": ctx.run_id, "step": element})
+        # Never a store write from a stale read: a task that computes its output runs again on the stores as
+        # they are now; a person's step (its evidence) or a completed task decided it on the old read: refused.
+        datastore.retry_reads(move, task, element, computes=task.state == TaskState.ERROR and not is_step(task))
         task.data.update(copy.deepcopy(data))
         dumping.forget(workflow)  # data written beside a timer may land in a parked task: dump every task again
         dataview.forget(workflow)  # ... and merge every task's data again

@@ -222,8 +222,10 @@ class Doors:
                 Facts(digest.hexdigest(), size), wirejson.head_id(raw[:4096])), scope)
             return
         try:
-            await read_json(raw)
-        except wirejson.WireRefused as refused:
+            refused = wirejson.not_a_message(await read_json(raw), raw)
+        except wirejson.WireRefused as unreadable:
+            refused = unreadable
+        if refused is not None:
             await self.refuse_rpc(send, refused, scope)
             return
         await self.app(scope, replay(raw, receive), send)
