@@ -248,7 +248,15 @@ class RecentRuns:
                          log_head=kept.log_head, state_json=kept.state_json, parts=kept.parts)
 
     def put(self, record: RunRecord) -> None:
-        if record.state_json is None:
+        """Keep ``record`` (as just committed) for the next change of its run. A run that is over
+        (completed, cancelled) is not kept: every change of one is refused, and a refusal is judged
+        on the run read from the database anyway (``Engine._attempt``). Kept, it would only push
+        out runs still moving, and hold its state until 512 other runs had come: a Tier 1 run's
+        task tree and records, dozens of objects that outlive the cyclic garbage collector's young
+        generations and so bring on its full collections (tens of milliseconds each)."""
+        if record.state_json is None or record.status.is_final:
+            with self._lock:
+                self._runs.pop(record.id, None)
             return
         with self._lock:
             self._runs[record.id] = record
