@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from tier1_helpers import LINEAR, tier1_home
 
@@ -84,3 +85,35 @@ def test_encode_json_is_json_dumps_for_every_shape_around_an_encoded_part() -> N
     ]
     for value in shapes:
         assert encode_json(value) == json.dumps(value), value
+
+
+def test_jsontext_encode_is_json_dumps_text_and_errors() -> None:
+    """The pieces of a Tier 1 state's text are made by ``jsontext.encode``: json.dumps's text, and its errors."""
+    from tiergate.jsontext import encode
+
+    class Number(int):
+        pass
+
+    class Ratio(float):
+        pass
+
+    values: list[object] = [
+        {}, [], "caf\u00e9 \u2603 \"q\" \\ \n", 0, -1, 10**30, 2.5, 1e300, 1e-7, float("nan"), float("inf"),
+        float("-inf"), True, False, None, Number(7), Ratio(0.1), (1, "t"),
+        {"timers": [], "due_at": None, "error": None, "passed": ["start"], "messages": [], "move": "8d62"},
+        {"a": {"b": [1, {"c": [None, 2.5, "\ud83d\ude00"]}]}, "": "", "\u00e9": ["\u2028"]},
+        {1: "int key", 2.5: "float key", None: "null key", True: "bool key", Number(3): "int subclass key"},
+    ]
+    for value in values:
+        assert encode(value) == json.dumps(value), value
+    circular: list[object] = []
+    circular.append(circular)
+    cycle: dict[str, object] = {}
+    cycle["self"] = cycle
+    for bad in ({"s": {1, 2}}, [object()], {(1, 2): "tuple key"}, circular, cycle, {"b": b"bytes"}):
+        with pytest.raises(Exception) as expected:
+            json.dumps(bad)
+        with pytest.raises(Exception) as got:
+            encode(bad)
+        assert (type(got.value), str(got.value)) == (type(expected.value), str(expected.value)), bad
+    assert encode({"x": 1}) == json.dumps({"x": 1})  # nothing kept from a failed call

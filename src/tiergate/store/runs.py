@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from tiergate.actors import SYSTEM
 from tiergate.errors import DefinitionTamperedError
 from tiergate.jsonutil import content_hash
-from tiergate.jsontext import Encoded, holds_encoded
+from tiergate.jsontext import Encoded, encode, holds_encoded
 from tiergate.lifecycle import RunStatus
 from tiergate.log import GENESIS, RunHead, chain, state_hash, utc, write
 from tiergate.log import LogEvent
@@ -281,7 +281,7 @@ def _copy_kept(record: RunRecord) -> dict[str, Any]:
         else:
             kinds.append((key, None, 2))
             plain[key] = value
-    parsed = json.loads(json.dumps(plain))
+    parsed = json.loads(encode(plain))
     return {key: value if kind == 0 else _copy_part(value) if kind == 1 else parsed[key] for key, value, kind in kinds}
 
 
@@ -290,7 +290,7 @@ def _copy_part(value: Any) -> Any:
         return value
     if holds_encoded(value):  # a Tier 1 run's step records (tiergate.bpmn.records)
         return {key: item if isinstance(item, Encoded) else _copy_part(item) for key, item in value.items()}
-    return json.loads(json.dumps(value))
+    return json.loads(encode(value))
 
 
 def active_tier1_states(conn: Connection, page: int = 500) -> Iterator[tuple[str, dict[str, Any]]]:
