@@ -22,7 +22,7 @@ from typing import Any
 
 _encode_key = json.encoder.encode_basestring_ascii  # what json.dumps (ensure_ascii) uses for a str
 _default = json.JSONEncoder().default  # what json.dumps calls for a value it cannot encode (its TypeError)
-_make_encoder = json.encoder.c_make_encoder
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # the C encoder json.dumps makes (None without _json)
 
 
 def encode(value: Any) -> str:
@@ -33,7 +33,9 @@ def encode(value: Any) -> str:
     three Python calls; this makes the same encoder with the same arguments and calls it, which
     saves about half of a small value's time (≈ 1–2 µs). A Tier 1 state's text is spliced from a
     dozen such pieces a run (``dumps``, ``splice``, ``spliced``, ``Frozen.of``, the kept state's copy)."""
-    if _make_encoder is None or isinstance(value, str):
+    if isinstance(value, str):
+        return _encode_key(value)  # json.dumps's own shortcut for a string (JSONEncoder.encode)
+    if _make_encoder is None:
         return json.dumps(value)
     return "".join(_make_encoder({}, _default, _encode_key, None, ": ", ", ", False, False, True)(value, 0))
 
