@@ -271,18 +271,22 @@ def _copy_kept(record: RunRecord) -> dict[str, Any]:
     if not holds_encoded(record.state) and not record.parts:
         return json.loads(record.state_json or encode_json(record.state))  # type: ignore[no-any-return]
     # The plain parts go through JSON together: one encoding and one parse, not one of each per key.
-    kinds: list[tuple[str, Any, int]] = []  # each key's value, and how it is copied: 0 shared, 1 by part, 2 parsed
+    # Each key keeps its place: a plain one's is held (None) until the parse fills it in.
+    copy: dict[str, Any] = {}
     plain: dict[str, Any] = {}
     for key, value in record.state.items():
         if isinstance(value, Encoded):
-            kinds.append((key, value, 0))
-        elif holds_encoded(value):
-            kinds.append((key, value, 1))
+            copy[key] = value
+        elif isinstance(value, dict) and holds_encoded(value):
+            copy[key] = _copy_part(value)
         else:
-            kinds.append((key, None, 2))
+            copy[key] = None
             plain[key] = value
-    parsed = json.loads(encode(plain))
-    return {key: value if kind == 0 else _copy_part(value) if kind == 1 else parsed[key] for key, value, kind in kinds}
+    if plain:
+        parsed = json.loads(encode(plain))
+        for key in plain:
+            copy[key] = parsed[key]
+    return copy
 
 
 def _copy_part(value: Any) -> Any:
