@@ -226,3 +226,27 @@ def test_a_remembered_run_is_not_read_back(engine: Any) -> None:
     reads = [s for s in statements if s.startswith("SELECT") and "FROM runs" in s]
     assert len(reads) == 1 and f"'{other.id}'" in reads[0]
     assert engine.verify_log()["ok"] is True
+
+
+def test_a_run_that_is_over_is_not_remembered(demo_home: HomeBuilder, make_engine: Any) -> None:
+    """A completed or cancelled run leaves the engine's memory; a change of it is then refused on the
+    run read from the database, exactly as by an engine that never saw the run."""
+    a, fresh = make_engine(demo_home), make_engine(demo_home)
+    run = a.start("demo", {"ticket_id": "T-13"}, actor="agent:bot")
+    a.complete(run.id, "gather", EVIDENCE, actor="agent:bot")
+    assert run.id in a._recent_runs._runs  # active: kept for its next step
+    a.skip(run.id, "extra", "nothing extra", actor="agent:bot")
+    assert a.complete(run.id, "review", {"approved": True}, actor="human:alice").status == "completed"
+    assert run.id not in a._recent_runs._runs
+    other = a.start("demo", {"ticket_id": "T-14"}, actor="agent:bot")
+    a.cancel(other.id, "duplicate of T-13", actor="human:alice")
+    assert other.id not in a._recent_runs._runs
+    reasons = []
+    for engine, run_id in ((a, run.id), (fresh, run.id), (a, other.id), (fresh, other.id)):
+        with pytest.raises(Exception) as err:
+            engine.complete(run_id, "gather", EVIDENCE, actor="agent:bot")
+        reasons.append(getattr(err.value, "reason", None))
+    assert reasons == ["run_not_active"] * 4
+    refused = [e for e in a.log(run.id) if e["event"] == "refused"]
+    assert len(refused) == 2 and {e["detail"]["reason"] for e in refused} == {"run_not_active"}
+    assert a.verify_log()["ok"] is True

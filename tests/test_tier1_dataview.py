@@ -76,6 +76,9 @@ def _same_as_a_whole_view(engine: Engine, run_id: str) -> dict[str, Any]:
     with engine.db.read() as conn:
         record = store.get_run(conn, run_id)
     assert record is not None
+    if record.status.is_final:  # a run that is over is not kept (store.RecentRuns.put)
+        assert run_id not in engine._recent_runs._runs
+        return record.state["data"]  # type: ignore[no-any-return]
     recent = engine._recent_runs._runs[run_id]
     assert json.loads(recent.state_json or "")["data"] == record.state["data"] == recent.state["data"]
     if record.status.value != "active":

@@ -12,11 +12,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from tier1_helpers import LINEAR, tier1_home
 
 from tiergate.engine import Engine
 from tiergate.jsontext import Encoded
+from tiergate.jsontext import dumps as jsontext_dumps
 from tiergate.store.db import encode_json
 
 
@@ -84,3 +86,63 @@ def test_encode_json_is_json_dumps_for_every_shape_around_an_encoded_part() -> N
     ]
     for value in shapes:
         assert encode_json(value) == json.dumps(value), value
+
+
+def test_jsontext_encode_is_json_dumps_text_and_errors() -> None:
+    """The pieces of a Tier 1 state's text are made by ``jsontext.encode``: json.dumps's text, and its errors."""
+    from tiergate.jsontext import encode
+
+    class Number(int):
+        pass
+
+    class Ratio(float):
+        pass
+
+    values: list[object] = [
+        {}, [], "caf\u00e9 \u2603 \"q\" \\ \n", 0, -1, 10**30, 2.5, 1e300, 1e-7, float("nan"), float("inf"),
+        float("-inf"), True, False, None, Number(7), Ratio(0.1), (1, "t"),
+        {"timers": [], "due_at": None, "error": None, "passed": ["start"], "messages": [], "move": "8d62"},
+        {"a": {"b": [1, {"c": [None, 2.5, "\ud83d\ude00"]}]}, "": "", "\u00e9": ["\u2028"]},
+        {1: "int key", 2.5: "float key", None: "null key", True: "bool key", Number(3): "int subclass key"},
+    ]
+    for value in values:
+        assert encode(value) == json.dumps(value), value
+    circular: list[object] = []
+    circular.append(circular)
+    cycle: dict[str, object] = {}
+    cycle["self"] = cycle
+    for bad in ({"s": {1, 2}}, [object()], {(1, 2): "tuple key"}, circular, cycle, {"b": b"bytes"}):
+        with pytest.raises(Exception) as expected:
+            json.dumps(bad)
+        with pytest.raises(Exception) as got:
+            encode(bad)
+        assert (type(got.value), str(got.value)) == (type(expected.value), str(expected.value)), bad
+    assert encode({"x": 1}) == json.dumps({"x": 1})  # nothing kept from a failed call
+
+
+def test_a_kept_tier1_state_handed_out_is_its_stored_text_parsed_and_shares_only_what_never_changes(
+        tmp_path: Path, make_engine: Callable[..., Engine]) -> None:
+    """``RecentRuns.take`` hands out a kept state equal to its stored text parsed (keys in the same order),
+    sharing its ``Encoded`` parts and nothing a move may change."""
+    engine = make_engine(tier1_home(tmp_path / "home", {"linear": LINEAR}))
+    run = engine.start("linear", {"ticket": "T-2", "tags": ["a", {"b": [1, 2.5]}]}, actor="agent:a")
+    for step, evidence in (("draft", {"note": "a first draft"}), (None, None)):
+        kept = engine._recent_runs._runs[run.id]
+        stored_text = kept.state_json
+        handed = engine._recent_runs.take(run.id)
+        assert handed is not None and stored_text is not None
+        parsed = json.loads(stored_text)
+        assert handed.state == parsed and list(handed.state) == list(parsed)
+        assert jsontext_dumps(handed.state) == stored_text
+        for key, value in handed.state.items():
+            if isinstance(value, Encoded):
+                assert value is kept.state[key]  # shared: never changed once made
+            elif isinstance(value, (dict, list)) and value:
+                assert value is not kept.state[key]  # a fresh copy
+        for key in ("passed", "timers", "messages"):
+            handed.state[key].append("changed by a caller")
+        assert jsontext_dumps(kept.state) == stored_text  # the kept record is as it was stored
+        engine._recent_runs.put(kept)
+        if step is None:
+            break
+        engine.complete(run.id, step, evidence, actor="agent:a")

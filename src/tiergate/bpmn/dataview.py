@@ -37,7 +37,6 @@ whole merge (``tests/test_tier1_dataview.py`` compares them after every move).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +45,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from tiergate.bpmn import persistence
 from tiergate.bpmn.touched import TOUCHED
-from tiergate.jsontext import Frozen, member
+from tiergate.jsontext import Frozen, encode, member
 from tiergate.jsonutil import _decode, canonical_json, to_jsonable
 
 if TYPE_CHECKING:
@@ -264,7 +263,7 @@ def _frozen(merged: dict[str, Any], before: dict[str, tuple[str, str]] | None
         canonical = canonical_json(merged[key])
         item = value[key] = _decode(canonical)
         old = before.get(key) if before is not None else None
-        dumped = old[1] if old is not None and old[0] == canonical else json.dumps(item)
+        dumped = old[1] if old is not None and old[0] == canonical else encode(item)
         texts[key] = (canonical, dumped)
         members.append(member(key, dumped))
     return Frozen(value, "{" + ", ".join(members) + "}"), texts

@@ -267,7 +267,7 @@ def _small_tree(workflow: Any, tasks: dict[UUID, Task], old: dict[int, _Entry],
             return None  # its dict may be reused
     # Each task's dict names it by ``str(task.id)`` (``TaskConverter.to_dict``, ``taskdict``): the key, made once.
     value = {dct["id"]: dct for dct in [convert(task) for task in tasks.values()]}
-    text = json.dumps(value)
+    text = jsontext.encode(value)
     if len(text) >= PARTED_MIN_TEXT:
         return None
     new: dict[int, _Entry] = {}

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from tiergate.actors import SYSTEM
 from tiergate.errors import DefinitionTamperedError
 from tiergate.jsonutil import content_hash
-from tiergate.jsontext import Encoded, holds_encoded
+from tiergate.jsontext import Encoded, encode, holds_encoded
 from tiergate.lifecycle import RunStatus
 from tiergate.log import GENESIS, RunHead, chain, state_hash, utc, write
 from tiergate.log import LogEvent
@@ -248,7 +248,15 @@ class RecentRuns:
                          log_head=kept.log_head, state_json=kept.state_json, parts=kept.parts)
 
     def put(self, record: RunRecord) -> None:
-        if record.state_json is None:
+        """Keep ``record`` (as just committed) for the next change of its run. A run that is over
+        (completed, cancelled) is not kept: every change of one is refused, and a refusal is judged
+        on the run read from the database anyway (``Engine._attempt``). Kept, it would only push
+        out runs still moving, and hold its state until 512 other runs had come: a Tier 1 run's
+        task tree and records, dozens of objects that outlive the cyclic garbage collector's young
+        generations and so bring on its full collections (tens of milliseconds each)."""
+        if record.state_json is None or record.status.is_final:
+            with self._lock:
+                self._runs.pop(record.id, None)
             return
         with self._lock:
             self._runs[record.id] = record
@@ -263,18 +271,22 @@ def _copy_kept(record: RunRecord) -> dict[str, Any]:
     if not holds_encoded(record.state) and not record.parts:
         return json.loads(record.state_json or encode_json(record.state))  # type: ignore[no-any-return]
     # The plain parts go through JSON together: one encoding and one parse, not one of each per key.
-    kinds: list[tuple[str, Any, int]] = []  # each key's value, and how it is copied: 0 shared, 1 by part, 2 parsed
+    # Each key keeps its place: a plain one's is held (None) until the parse fills it in.
+    copy: dict[str, Any] = {}
     plain: dict[str, Any] = {}
     for key, value in record.state.items():
         if isinstance(value, Encoded):
-            kinds.append((key, value, 0))
-        elif holds_encoded(value):
-            kinds.append((key, value, 1))
+            copy[key] = value
+        elif isinstance(value, dict) and holds_encoded(value):
+            copy[key] = _copy_part(value)
         else:
-            kinds.append((key, None, 2))
+            copy[key] = None
             plain[key] = value
-    parsed = json.loads(json.dumps(plain))
-    return {key: value if kind == 0 else _copy_part(value) if kind == 1 else parsed[key] for key, value, kind in kinds}
+    if plain:
+        parsed = json.loads(encode(plain))
+        for key in plain:
+            copy[key] = parsed[key]
+    return copy
 
 
 def _copy_part(value: Any) -> Any:
@@ -282,7 +294,7 @@ def _copy_part(value: Any) -> Any:
         return value
     if holds_encoded(value):  # a Tier 1 run's step records (tiergate.bpmn.records)
         return {key: item if isinstance(item, Encoded) else _copy_part(item) for key, item in value.items()}
-    return json.loads(json.dumps(value))
+    return json.loads(encode(value))
 
 
 def active_tier1_states(conn: Connection, page: int = 500) -> Iterator[tuple[str, dict[str, Any]]]:
