@@ -22,7 +22,7 @@ from mcp.types import methods as protocol
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from tiergate import doorlog, tracing
 from tiergate.envelope import failure
-from tiergate import mcpserver
+from tiergate import mcpanswers, mcpserver
 from tiergate.mcpserver import _result, _success
 from tiergate.server import build_app
 from tiergate.server.mcpshape import Shaping
@@ -210,7 +210,7 @@ def test_a_success_written_from_its_text_is_the_sdks_bytes(version: str, monkeyp
     shaping = Shaping()
     hot: ContextVar[object] = ContextVar("hot")
     hot.set(object())  # as call_tool_now sets the caller
-    monkeypatch.setattr(mcpserver, "_hot_caller", hot)
+    monkeypatch.setattr(mcpanswers, "_hot_caller", hot)  # _success reads it there
     spelled = ["2026-12-07T05:20:49.123456Z", "é \u2028\u2029 \"q\" \\ \x00\x01\x1f\x7f </> \U0001f600", "10:30.5, 1.5",
                {"n": [0, -1, 2**70], "t": True, "f": False, "z": None, "e": {}, "l": [[]]}, [], None, "", 0]
     for data in spelled:

@@ -21,26 +21,38 @@ logged by the engine exactly as for the CLI. Each run's guidance is also a resou
 
 from __future__ import annotations
 
-import json
 import threading
-from contextvars import ContextVar
 from typing import Annotated, Any, Callable, Literal
 
-import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from mcp.types import INVALID_PARAMS, ToolAnnotations
+from pydantic import Field
 
 from tiergate import __version__, incidents
 from tiergate.actors import Actor
 from tiergate.engine import Engine
-from tiergate.freshness import Freshness
 from tiergate.envelope import failure, with_next_step
 from tiergate.errors import NotFoundError, TiergateError, UnauthorizedError, UsageError
+from tiergate.freshness import Freshness
+from tiergate.jsonutil import to_jsonable
+
+# A tool's answers and the server class, re-exported from here as before the split.
+from tiergate.mcpanswers import (  # noqa: F401
+    Answer,
+    Envelope,
+    EnvelopeText,
+    ErrorBody,
+    _argument_errors,
+    _crashed,
+    _hot_caller,
+    _result,
+    _success,
+    _unknown_arguments,
+)
+from tiergate.mcpdispatch import _Server
 from tiergate.operations import Caller, Operations
-from tiergate.jsonutil import canonical_json, to_jsonable
 
 INSTRUCTIONS = """\
 tiergate keeps you on a defined business process. It decides which step comes next; you do the
@@ -67,180 +79,6 @@ RunId = Annotated[str, Field(description="The run id (12 hex characters), as ret
 StepId = Annotated[str, Field(description="The step id from get_guidance or get_run, e.g. 'gather-context'. "
                                           "For a tier 3 run the only step is 'work'.", min_length=1, max_length=64)]
 
-
-class ErrorBody(BaseModel):
-    code: str = Field(description="Stable machine code: refused, gate_failed, not_found, invalid_data, usage, ...")
-    message: str = Field(description="What is wrong, where, and what to do.")
-    details: dict[str, Any] = Field(description="Specifics: details.reason for refused, details.errors for "
-                                                "gate_failed (each failing field by JSON pointer).")
-
-
-class Envelope(BaseModel):
-    """The answer of every tool: the same envelope as the CLI's --json."""
-
-    ok: bool = Field(description="true on success (then `data`), false on failure (then `error`).")
-    data: Any = Field(default=None, description="The answer, on success.")
-    error: ErrorBody | None = Field(default=None, description="What went wrong, on failure.")
-
-
-Answer = Annotated[CallToolResult, Envelope]
-
-
-def _result(envelope: dict[str, Any], text: str | None = None) -> CallToolResult:
-    # The text is the envelope as compact JSON: fewer tokens for the model than indented JSON, and
-    # json.dumps with indent runs its pure-Python encoder (about 5 times the CPU for a run's answer).
-    if text is None:
-        text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=envelope,
-                          is_error=not envelope["ok"])
-
-
-class EnvelopeText(str):
-    """A success envelope's text (``_success``), whose structured content is that text read back:
-    what a tool answers on the HTTP server's hot path (``_Server.call_tool_now``), which writes the
-    answer from the text alone when it can (``tiergate.server.mcpshape``) and reads it back only
-    when it cannot (``result``)."""
-
-    def result(self) -> CallToolResult:
-        return _result(json.loads(self), str(self))
-
-
-def _success(data: Any) -> CallToolResult | EnvelopeText:
-    """The success envelope of ``data``: its text encoded once, in the canonical spelling (sorted keys,
-    the JSON forms of ``tiergate.jsonutil``), and read back as the structured content (on the hot
-    path, only the text: ``EnvelopeText``)."""
-    text = '{"ok":true,"data":' + canonical_json(data) + "}"
-    if _hot_caller.get() is not None:
-        return EnvelopeText(text)
-    return _result(json.loads(text), text)
-
-
-def _argument_errors(tool: str, error: ValidationError) -> dict[str, Any]:
-    problems = []
-    for item in error.errors():
-        name = ".".join(str(part) for part in item["loc"]) or "arguments"
-        problems.append({"argument": name, "message": "is missing" if item["type"] == "missing" else item["msg"]})
-    listed = "; ".join(f"'{p['argument']}' {p['message']}" for p in problems)
-    return failure("usage", f"{tool}: bad arguments: {listed}. The tool's input schema says what each argument "
-                   "must be.", {"tool": tool, "errors": problems})
-
-
-def _unknown_arguments(tool: str, unknown: list[str], known: list[str]) -> dict[str, Any]:
-    hint = (" The actor is fixed when the server starts: no tool takes one." if "actor" in unknown else "")
-    return failure("usage", f"{tool}: unknown argument{'s' if len(unknown) > 1 else ''} "
-                   f"{', '.join(repr(u) for u in unknown)}; it takes {', '.join(repr(k) for k in known) or 'none'}."
-                   + hint, {"tool": tool, "unknown": unknown, "arguments": known})
-
-
-class _Server(MCPServer):  # type: ignore[type-arg]
-    """MCPServer whose argument errors come back as the tiergate envelope, like every other error,
-    and whose stdio answers every line, malformed ones with the JSON-RPC error (``tiergate.mcpstdio``)."""
-
-    #: Records a line the stdio transport refused (``tiergate.doorlog``); set by ``build_server``.
-    on_refused: Callable[[Any], None] | None = None
-    #: Records a tool call refused for its arguments, before any run: (tool, arguments, context).
-    on_bad_arguments: Callable[[str, Any, Any], None] | None = None
-
-    async def run_stdio_async(self) -> None:
-        from tiergate.mcpstdio import stdio_transport
-
-        async with stdio_transport(self.on_refused) as (read_stream, write_stream):
-            await self._lowlevel_server.run(read_stream, write_stream,
-                                            self._lowlevel_server.create_initialization_options())
-
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        schema = self._tool_input_schema(name)
-        if schema is not None:
-            known = set(schema.get("properties", {}))
-            unknown = sorted(set(arguments) - known)
-            if unknown:
-                await self._record_bad_arguments(name, arguments, context)
-                return _result(_unknown_arguments(name, unknown, sorted(known)))
-        try:
-            return await super().call_tool(name, arguments, context)
-        except ToolError as exc:
-            if isinstance(exc.__cause__, ValidationError):
-                await self._record_bad_arguments(name, arguments, context)
-                return _result(_argument_errors(name, exc.__cause__))
-            raise
-
-    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
-        """The SDK's, with an unknown prompt or argument, or a missing one, answered ``-32602`` with what
-        is wrong (the SDK answers those with code 0 and logs a traceback for each)."""
-        prompt = self._prompt_manager.get_prompt(name)
-        if prompt is None:
-            known = ", ".join(repr(p.name) for p in self._prompt_manager.list_prompts())
-            raise MCPError(INVALID_PARAMS, f"no prompt {name[:80]!r}; this server has {known or 'none'}.")
-        takes = [a.name for a in prompt.arguments or ()]
-        unknown = sorted(set(arguments or {}) - set(takes))
-        missing = [a.name for a in prompt.arguments or () if a.required and a.name not in (arguments or {})]
-        if unknown or missing:
-            problem = (f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(repr(u[:80]) for u in unknown)}"
-                       if unknown else f"the argument {missing[0]!r} is missing")
-            raise MCPError(INVALID_PARAMS, f"prompt {name!r}: {problem}; it takes {', '.join(map(repr, takes))}.")
-        return await super().get_prompt(name, arguments, context)
-
-    async def _record_bad_arguments(self, name: str, arguments: Any, context: Any) -> None:
-        if self.on_bad_arguments is not None:
-            await anyio.to_thread.run_sync(self.on_bad_arguments, name, arguments, context)
-
-    def call_tool_now(self, name: str, arguments: dict[str, Any],
-                      caller: Caller) -> CallToolResult | InputRequiredResult | EnvelopeText | None:
-        """``call_tool`` in this thread as ``caller`` (``tiergate.server.mcphot``), or None for a tool that
-        is not registered (the SDK answers that). What the SDK's ``tools/call`` handler does for a tool
-        of this server, by the tool's own SDK parts: its argument model, its function, its result
-        conversion (with the output schema's check); an error is the same result as the SDK's.
-        A success is its envelope's text (``EnvelopeText``): the output check has nothing to say of
-        it (``{"ok": true, "data": ...}`` with any JSON as data is what ``Envelope`` describes)."""
-        tool = self._tool_manager.get_tool(name)
-        if tool is None or tool.is_async or tool.resolved_params:
-            return None
-        hot = _hot_caller.set(caller)
-        try:
-            unknown = sorted(set(arguments) - set(tool.parameters.get("properties", {})))
-            if unknown:
-                self._record_bad_arguments_now(name, arguments)
-                return _result(_unknown_arguments(name, unknown, sorted(tool.parameters.get("properties", {}))))
-            try:
-                validated = tool.fn_metadata.validate_arguments(arguments)
-            except ValidationError as exc:
-                self._record_bad_arguments_now(name, arguments)
-                return _result(_argument_errors(name, exc))
-            except MCPError:
-                raise
-            except Exception:  # noqa: BLE001 - as the SDK: a crash's text stays on the server
-                return _crashed(name)
-            if tool.context_kwarg is not None:
-                validated = {**validated, tool.context_kwarg: None}
-            try:
-                answered = tool.fn(**validated)
-                if isinstance(answered, EnvelopeText):
-                    return answered
-                result = tool.fn_metadata.convert_result(answered)
-            except MCPError:
-                raise
-            except (ToolError, ResourceError) as exc:  # raised on purpose: its text says what
-                return _crashed(name, exc)
-            except Exception:  # noqa: BLE001
-                return _crashed(name)
-            return result
-        finally:
-            _hot_caller.reset(hot)
-
-    def _record_bad_arguments_now(self, name: str, arguments: Any) -> None:
-        if self.on_bad_arguments is not None:
-            self.on_bad_arguments(name, arguments, None)
-
-
-def _crashed(tool: str, error: Exception | None = None) -> CallToolResult:
-    """The SDK's result for a tool that failed (``Tool.run``'s wording)."""
-    text = f"Error executing tool {tool}" + (f": {error}" if error is not None else "")
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
-
-
-#: The caller of a tool call that ``_Server.call_tool_now`` runs (the HTTP server's hot path), in
-#: that call's own context: the tools read it as they read the caller the SDK's request carries.
-_hot_caller: ContextVar[Caller | None] = ContextVar("tiergate_mcp_hot_caller", default=None)
 
 
 def agent_actor(engine: Engine, claimed: str | None) -> Actor:
