@@ -215,3 +215,18 @@ def test_runs_share_only_frozen_records_and_a_step_changes_none_of_them(tmp_path
     engine.complete(one.id, "draft", {"note": "a first draft"}, actor="agent:a")
     assert [(s.id, s.state) for s in engine.status(other.id).steps] == [("draft", "ready"), ("approve", "locked")]
     assert [(s.id, s.state) for s in engine.status(one.id).steps] == [("draft", "done"), ("approve", "ready")]
+
+
+def test_a_first_move_that_waits_on_the_start_data_has_no_recipe(tmp_path: Path,
+                                                                  make_engine: Callable[..., Engine]) -> None:
+    """A message waited for from the start is correlated with the run's own data, which both probes lack
+    alike: copied from them, every run would wait for the probes' key. Such a start runs ``Move.run``."""
+    from test_tier1_event_subprocess_messages import recall_process
+
+    engine = make_engine(tier1_home(tmp_path / "home", {"recall": recall_process("recall", True)}))
+    started = {ticket: engine.start("recall", {"ticket": ticket}, actor="agent:a") for ticket in ("T-1", "T-2", "T-3")}
+    definition = engine._definitions_by_version[started["T-1"].definition_version]
+    assert definition.specs[0].__dict__["_tiergate_first_state"][3] is None
+    for ticket, info in started.items():
+        state = _stored_state(engine, info.id)
+        assert [wait["correlate"] for wait in state["messages"]] == [{"ticket": ticket}]

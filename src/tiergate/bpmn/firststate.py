@@ -15,7 +15,9 @@ instead of working it all out:
   same frozen records for every run (``tiergate.bpmn.records``: never changed, shared);
 * the workflow's ready steps (``Move._sync_ready``: kept on it for the next move), by the tasks' new ids;
 * the ``step_ready`` entries, with their detail's canonical text made once;
-* the rest of the state (timers, due time, messages, signals, error, elements passed): the same values.
+* the rest of the state (timers, due time, messages, signals, error, elements passed): the same values,
+  and only when nothing is waited for (no timer, message or signal: a wait's due time or correlation is
+  worked out from the run's own data); a first move that waits for one runs ``Move.run``.
 
 The recipe is made from ``Move.run`` itself, on a copy of the template given each of
 ``firstmove``'s two probes' start data (different keys, nested values), and kept only if, for both,
@@ -54,6 +56,12 @@ ENABLED: ContextVar[bool] = ContextVar("tiergate_first_state", default=True)
 _ATTRIBUTE = "_tiergate_first_state"
 _MADE = ("workflow", "data", "steps")  # the state's members ``run`` makes for each run (the others: copied)
 _ATOMS = frozenset({str, int, float, bool, type(None)})
+#: What the members copied as they are may hold, but for the elements passed (the template's path): nothing.
+#: A wait (a timer's due time, a message's correlation) is worked out from the run's data, which the probes
+#: cannot be trusted to vary in the way that matters, so a first move that waits for one runs ``Move.run``.
+_EMPTY = (None, [], {})
+#: What a ready step's record made by the recipe holds: the same for every run (``ready_at``: the start's time).
+_READY_KEYS = frozenset({"status", "ready_at", "topic"})
 #: A fixed time for the probes (any will do: both ways are given the same).
 _PROBE_NOW = datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 
@@ -217,8 +225,8 @@ def _recipe(first: firstmove.First, state: dict[str, Any], events: list[LogEvent
         if type(step) is not str or type(record) is not Frozen:
             return None
         if record.get("ready_at") == now:
-            if any(type(value) not in _ATOMS for value in record.values()):
-                return None
+            if any(type(value) not in _ATOMS for value in record.values()) or not set(record) <= _READY_KEYS:
+                return None  # (an instance's item comes from the data: not a constant)
             ready_records[step] = tuple(record.items())
             records.append((step, None, ""))
         else:
@@ -242,6 +250,8 @@ def _recipe(first: firstmove.First, state: dict[str, Any], events: list[LogEvent
             return None
         made_events.append((event.event, event.step, dict(event.detail), canonical_json(event.detail)))
     constants = {key: deepcopy(state[key]) for key in keys if key not in _MADE and key != "sources"}
+    if any(value not in _EMPTY for key, value in constants.items() if key != "passed"):
+        return None  # a timer, message, signal or due time waited for may hang on the start data: not a constant
     return Recipe(first=first, keys=tuple(keys), constants=constants, records=tuple(records),
                   ready_records=ready_records, where=dict(steps.where), events=tuple(made_events),
                   ready=tuple((position[task_id], step) for task_id, step in ready.items()),
