@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +165,13 @@ def events(engine: Any, run_id: str) -> list[tuple[str | None, str, str]]:
 
 def states(engine: Any, run_id: str) -> dict[str, str]:
     return {s.id: s.state for s in engine.status(run_id).steps}
+
+
+@contextmanager
+def turned_off(flag: ContextVar[bool]) -> Iterator[None]:
+    """``flag`` (a shortcut's ``ENABLED``) False inside the block: the engine's full computation runs."""
+    token = flag.set(False)
+    try:
+        yield
+    finally:
+        flag.reset(token)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support import REPO, events
+from support import REPO, events, turned_off
 from test_tier1_fresh import INLINE, _stored_state
 from tier1_helpers import LINEAR, bpmn, chain, flow, tier1_home, user
 from tiergate.actors import SYSTEM
@@ -46,13 +46,8 @@ DATA = {"ticket": "T-1", "n": 7, "tenants": ["acme", "globex"], "nested": {"deep
         "none": None, "number": 2.5}
 
 
-@contextmanager
-def passes_run() -> Iterator[None]:
-    token = firstmove.ENABLED.set(False)
-    try:
-        yield
-    finally:
-        firstmove.ENABLED.reset(token)
+def passes_run() -> AbstractContextManager[None]:
+    return turned_off(firstmove.ENABLED)
 
 
 def _definitions() -> list[tuple[str, BpmnDefinition]]:

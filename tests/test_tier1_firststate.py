@@ -8,15 +8,15 @@ purpose is caught by the same comparison, which is what keeps it from being used
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from copy import deepcopy
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import events
+from support import events, turned_off
 from test_tier1_firstmove import DATA, DEFINITIONS, PASSES_RUN, PROCESSES, stored_text
 from test_tier1_fresh import _stored_state
 from tier1_helpers import GATE_NOTE, bpmn, chain, flow, props, tier1_home, user
@@ -50,13 +50,8 @@ ALL = DEFINITIONS + _inline()
 TEMPLATED = [(name, definition) for name, definition in ALL if name not in PASSES_RUN]
 
 
-@contextmanager
-def without_recipe() -> Iterator[None]:
-    token = firststate.ENABLED.set(False)
-    try:
-        yield
-    finally:
-        firststate.ENABLED.reset(token)
+def without_recipe() -> AbstractContextManager[None]:
+    return turned_off(firststate.ENABLED)
 
 
 def _data(definition: BpmnDefinition) -> dict[str, Any]:

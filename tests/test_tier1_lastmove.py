@@ -11,8 +11,8 @@ template broken on purpose is caught by its probe and never used.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from support import events, row
+from support import events, row, turned_off
 from test_tier1_events import ERROR_SUBPROCESS, SIGNAL, event, process
 from test_tier1_fresh import INLINE, _stored_state
 from test_tier1_instances import camunda_mi, repeated
@@ -108,14 +108,9 @@ WIDE = {
 }
 
 
-@contextmanager
-def engine_moves() -> Iterator[None]:
+def engine_moves() -> AbstractContextManager[None]:
     """Every last move run by the engine (no template)."""
-    token = lastmove.ENABLED.set(False)
-    try:
-        yield
-    finally:
-        lastmove.ENABLED.reset(token)
+    return turned_off(lastmove.ENABLED)
 
 
 def _spec(engine: Engine, process_id: str) -> Any:
